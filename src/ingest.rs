@@ -1,0 +1,958 @@
+//! Ingest: provider export files → the lake, idempotently.
+//!
+//! Owns: which files are new (content-hash manifest = the `ingest_log` table), which rows are
+//! in force after this ingest (restatement and source precedence, decided per covered
+//! interval), naming IDs from the workspace/key lists, and assembling one atomic commit.
+//! Must not: parse formats itself (`sources`), write Parquet except through `lake`, or price.
+//!
+//! The rules, also in ARCHITECTURE.md:
+//! * A file whose content hash is already in `ingest_log` is skipped ("unchanged").
+//! * Every export says which intervals it covers (its buckets, even empty ones; a CSV covers
+//!   every day from its first to its last date). Within a family (Admin API, Console CSV) the
+//!   most recently ingested file that covers an interval owns it; files of one command count in
+//!   the order given (directories in path order). Rows are in force iff their file owns their
+//!   interval; the others are "superseded" and leave the lake.
+//! * Admin API data beats Console CSV: a CSV day overlapped by any Admin API bucket is not used.
+//! * A newer export whose buckets cover only part of an older, coarser bucket (1h buckets
+//!   inside an ingested 1d bucket) cannot restate it without losing or double counting usage:
+//!   those buckets are quarantined and the older data stays.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::lake::batch::{self, Coverage, CostBuilder, IngestLogRow, QuarantineRow, Stored, UsageBuilder};
+use crate::lake::io::{self as lio, LakeError, StagedFile};
+use crate::lake::txn::{self, Journal, LakeLock, LockMode};
+use crate::lake::{Layout, Table, schema};
+use crate::model::{self, ApiKey, CostRow, SourceFamily, SourceFormat, UsageRow, Workspace};
+use crate::sources::{self, FileError, Quarantined, Sink};
+
+const BATCH_ROWS: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub paths: Vec<PathBuf>,
+    pub format: Option<SourceFormat>,
+    pub jobs: usize,
+    pub wait_for_lock: bool,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Read and committed (some rows may still be quarantined or superseded).
+    New,
+    /// Same content was ingested before: nothing to do.
+    Unchanged,
+    /// Same content as an earlier file of this command.
+    Duplicate,
+    /// The file as a whole could not be read; it is in the quarantine.
+    Quarantined,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub path: String,
+    pub format: Option<String>,
+    pub status: FileStatus,
+    pub content_hash: String,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_quarantined: u64,
+    pub rows_superseded: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FormatTotals {
+    pub files_new: u64,
+    pub files_unchanged: u64,
+    pub rows_loaded: u64,
+    pub rows_quarantined: u64,
+    pub rows_superseded: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    pub ingest_id: String,
+    pub data_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
+    pub files: Vec<FileSummary>,
+    pub by_format: BTreeMap<String, FormatTotals>,
+    /// Rows already in the lake that this ingest restated.
+    pub lake_rows_superseded: u64,
+    pub rows_quarantined: u64,
+    pub committed: bool,
+}
+
+impl IngestSummary {
+    pub fn exit_code(&self) -> i32 {
+        if self.rows_quarantined > 0 || self.files.iter().any(|f| f.status == FileStatus::Quarantined) {
+            crate::exit::QUARANTINED
+        } else {
+            crate::exit::OK
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}: no such file or directory")]
+    MissingPath(PathBuf),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+    move |source| IngestError::Io { path: path.to_path_buf(), source }
+}
+
+/// A new ingest id: sortable by time, unique enough for one data dir (which is locked).
+pub fn new_ingest_id(now: DateTime<Utc>) -> String {
+    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%S%.3fZ").to_string().replace('.', ""), fastrand::u16(..))
+}
+
+/// Expands files and directories (recursively, sorted) into a list of files, without repeats.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, IngestError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IngestError> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io(dir))?.collect::<Result<_, _>>().map_err(io(dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let ft = e.file_type().map_err(io(&p))?;
+            if ft.is_dir() {
+                walk(&p, out)?;
+            } else if ft.is_file() || (ft.is_symlink() && p.is_file()) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|_| IngestError::MissingPath(p.clone()))?;
+        if meta.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut uniq = Vec::new();
+    for p in out {
+        let abs = std::path::absolute(&p).map_err(io(&p))?;
+        if seen.insert(abs.clone()) {
+            uniq.push(abs);
+        }
+    }
+    Ok(uniq)
+}
+
+fn hash_file(path: &Path) -> Result<(String, u64), IngestError> {
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(io(path))?;
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+        h.update(&buf[..k]);
+    }
+    Ok((h.finalize().to_hex().to_string(), n))
+}
+
+/// Names for IDs, and IDs for names (Console CSV), from the workspace and key lists.
+#[derive(Default)]
+struct Dims {
+    workspaces: BTreeMap<String, Stored<Workspace>>,
+    api_keys: BTreeMap<String, Stored<ApiKey>>,
+    ws_by_name: HashMap<String, Option<String>>,
+    key_by_name: HashMap<(Option<String>, String), Option<String>>,
+}
+
+impl Dims {
+    fn index(&mut self) {
+        self.ws_by_name.clear();
+        for w in self.workspaces.values() {
+            self.ws_by_name
+                .entry(w.item.name.clone())
+                .and_modify(|v| *v = None) // ambiguous name: no id
+                .or_insert_with(|| Some(w.item.id.clone()));
+        }
+        self.key_by_name.clear();
+        for k in self.api_keys.values() {
+            self.key_by_name
+                .entry((k.item.workspace_id.clone(), k.item.name.clone()))
+                .and_modify(|v| *v = None)
+                .or_insert_with(|| Some(k.item.id.clone()));
+        }
+    }
+    fn resolve_usage(&self, r: &mut UsageRow) {
+        match (&r.workspace_id, &r.workspace_name) {
+            (Some(id), _) => {
+                if let Some(w) = self.workspaces.get(id) {
+                    r.workspace_name = Some(w.item.name.clone());
+                }
+            }
+            (None, Some(name)) if name != model::DEFAULT_WORKSPACE_NAME => {
+                r.workspace_id = self.ws_by_name.get(name).cloned().flatten();
+            }
+            _ => {}
+        }
+        match (&r.api_key_id, &r.api_key_name) {
+            (Some(id), _) => {
+                if let Some(k) = self.api_keys.get(id) {
+                    r.api_key_name = Some(k.item.name.clone());
+                }
+            }
+            (None, Some(name)) => {
+                r.api_key_id = self.key_by_name.get(&(r.workspace_id.clone(), name.clone())).cloned().flatten();
+            }
+            _ => {}
+        }
+    }
+    fn resolve_cost(&self, r: &mut CostRow) {
+        if let Some(w) = r.workspace_id.as_ref().and_then(|id| self.workspaces.get(id)) {
+            r.workspace_name = Some(w.item.name.clone());
+        }
+    }
+}
+
+/// Which lake table group a coverage interval belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Group {
+    Usage,
+    Cost,
+}
+
+impl Group {
+    fn data(self) -> Table {
+        match self {
+            Group::Usage => Table::Usage,
+            Group::Cost => Table::Cost,
+        }
+    }
+    fn coverage(self) -> Table {
+        match self {
+            Group::Usage => Table::UsageCoverage,
+            Group::Cost => Table::CostCoverage,
+        }
+    }
+    fn of(format: SourceFormat) -> Option<Group> {
+        match format {
+            SourceFormat::AnthropicUsageApi | SourceFormat::AnthropicConsoleUsageCsv => Some(Group::Usage),
+            SourceFormat::AnthropicCostApi => Some(Group::Cost),
+            _ => None,
+        }
+    }
+}
+
+/// What one parse worker learnt about one file.
+#[derive(Default)]
+struct ParsedFile {
+    rows_read: u64,
+    rows_quarantined: u64,
+    coverage: Vec<(SourceFamily, i64, i64)>,
+    quarantine: Vec<Quarantined>,
+    error: Option<FileError>,
+}
+
+/// The sink of one worker: resolves names, batches rows per month, writes worker staging files.
+struct WorkerSink<'a> {
+    dims: &'a Dims,
+    staging: &'a Path,
+    worker: usize,
+    ingest_id: &'a str,
+    source_file: String,
+    usage: BTreeMap<String, UsageBuilder>,
+    cost: BTreeMap<String, CostBuilder>,
+    files: &'a mut BTreeMap<(Table, String), StagedFile>,
+    parsed: ParsedFile,
+    workspaces: Vec<Workspace>,
+    api_keys: Vec<ApiKey>,
+    error: Option<LakeError>,
+}
+
+impl WorkerSink<'_> {
+    fn staged(&mut self, table: Table, month: &str) -> Result<&mut StagedFile, LakeError> {
+        let key = (table, month.to_string());
+        if !self.files.contains_key(&key) {
+            let path = self.staging.join("new").join(format!("{}-{month}-w{}.parquet", table.dir_name(), self.worker));
+            let f = StagedFile::create(path, schema::of(table), table, self.ingest_id)?;
+            self.files.insert(key.clone(), f);
+        }
+        Ok(self.files.get_mut(&key).expect("just inserted"))
+    }
+    fn flush(&mut self, all: bool) {
+        let usage: Vec<String> = self.usage.iter().filter(|(_, b)| !b.is_empty() && (all || b.len() >= BATCH_ROWS)).map(|(m, _)| m.clone()).collect();
+        for m in usage {
+            let batch = self.usage.get_mut(&m).expect("month present").finish();
+            if let Err(e) = self.staged(Table::Usage, &m).and_then(|f| f.write(&batch)) {
+                self.error.get_or_insert(e);
+            }
+        }
+        let cost: Vec<String> = self.cost.iter().filter(|(_, b)| !b.is_empty() && (all || b.len() >= BATCH_ROWS)).map(|(m, _)| m.clone()).collect();
+        for m in cost {
+            let batch = self.cost.get_mut(&m).expect("month present").finish();
+            if let Err(e) = self.staged(Table::Cost, &m).and_then(|f| f.write(&batch)) {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+impl Sink for WorkerSink<'_> {
+    fn usage(&mut self, mut row: UsageRow) {
+        self.dims.resolve_usage(&mut row);
+        self.parsed.rows_read += 1;
+        let m = model::month_key(row.bucket_start);
+        let b = self.usage.entry(m).or_default();
+        b.push(&row, &self.source_file, self.ingest_id);
+        if b.len() >= BATCH_ROWS {
+            self.flush(false);
+        }
+    }
+    fn cost(&mut self, mut row: CostRow) {
+        self.dims.resolve_cost(&mut row);
+        self.parsed.rows_read += 1;
+        let m = model::month_key(row.bucket_start);
+        let b = self.cost.entry(m).or_default();
+        if let Err(reason) = b.push(&row, &self.source_file, self.ingest_id) {
+            self.parsed.rows_read -= 1;
+            self.quarantine(Quarantined { location: format!("result #{}", row.source_row), line: None, field: Some("amount".into()), reason, excerpt: Some(row.amount_raw) });
+            return;
+        }
+        if b.len() >= BATCH_ROWS {
+            self.flush(false);
+        }
+    }
+    fn workspace(&mut self, ws: Workspace) {
+        self.parsed.rows_read += 1;
+        self.workspaces.push(ws);
+    }
+    fn api_key(&mut self, key: ApiKey) {
+        self.parsed.rows_read += 1;
+        self.api_keys.push(key);
+    }
+    fn quarantine(&mut self, q: Quarantined) {
+        self.parsed.rows_read += 1;
+        self.parsed.rows_quarantined += 1;
+        self.parsed.quarantine.push(q);
+    }
+    fn coverage(&mut self, family: SourceFamily, start: DateTime<Utc>, end: DateTime<Utc>) {
+        self.parsed.coverage.push((family, start.timestamp_micros(), end.timestamp_micros()));
+    }
+}
+
+/// A file of this command that needs parsing.
+struct Job {
+    seq: usize,
+    path: PathBuf,
+    source_file: String,
+    format: SourceFormat,
+}
+
+/// The owner of an interval: a file of an ingest.
+type Owner = (String, String); // (ingest_id, source_file)
+
+/// Effective coverage of one (group, month), indexed for overlap queries.
+#[derive(Default)]
+struct Effective {
+    /// family → start → (end, owner index)
+    by_start: BTreeMap<SourceFamily, BTreeMap<i64, Vec<(i64, usize)>>>,
+    owners: Vec<Owner>,
+    owner_idx: HashMap<Owner, usize>,
+    formats: HashMap<usize, String>,
+}
+
+const MAX_BUCKET_US: i64 = 86_400_000_000;
+
+impl Effective {
+    fn owner(&mut self, o: Owner, format: &str) -> usize {
+        if let Some(&i) = self.owner_idx.get(&o) {
+            return i;
+        }
+        let i = self.owners.len();
+        self.owners.push(o.clone());
+        self.owner_idx.insert(o, i);
+        self.formats.insert(i, format.to_string());
+        i
+    }
+    fn insert(&mut self, fam: SourceFamily, s: i64, e: i64, owner: usize) {
+        self.by_start.entry(fam).or_default().entry(s).or_default().push((e, owner));
+    }
+    fn overlapping(&self, fam: SourceFamily, s: i64, e: i64) -> Vec<(i64, i64, usize)> {
+        let mut out = Vec::new();
+        if let Some(m) = self.by_start.get(&fam) {
+            for (&os, v) in m.range(s - MAX_BUCKET_US + 1..e) {
+                for &(oe, o) in v {
+                    if oe > s && os < e {
+                        out.push((os, oe, o));
+                    }
+                }
+            }
+        }
+        out
+    }
+    fn remove(&mut self, fam: SourceFamily, s: i64, e: i64) {
+        if let Some(m) = self.by_start.get_mut(&fam)
+            && let Some(v) = m.get_mut(&s)
+        {
+            v.retain(|&(oe, _)| oe != e);
+            if v.is_empty() {
+                m.remove(&s);
+            }
+        }
+    }
+    fn lookup(&self) -> HashMap<(SourceFamily, i64, i64), usize> {
+        let mut out = HashMap::new();
+        for (&fam, m) in &self.by_start {
+            for (&s, v) in m {
+                for &(e, o) in v {
+                    out.insert((fam, s, e), o);
+                }
+            }
+        }
+        out
+    }
+    fn rows(&self, provider: &str) -> Vec<Coverage> {
+        let mut out = Vec::new();
+        for (&fam, m) in &self.by_start {
+            for (&s, v) in m {
+                for &(e, o) in v {
+                    let (ing, file) = &self.owners[o];
+                    out.push(Coverage {
+                        provider: provider.into(),
+                        family: fam,
+                        start_us: s,
+                        end_us: e,
+                        source_format: self.formats[&o].clone(),
+                        source_file: file.clone(),
+                        ingest_id: ing.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fmt_us(us: i64) -> String {
+    batch::from_micros(us).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Runs one ingest. Everything it changes becomes visible in one commit, or not at all.
+pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, IngestError> {
+    let files = expand_paths(&opts.paths)?;
+    let _lock = LakeLock::acquire(layout, LockMode::Exclusive, opts.wait_for_lock)?;
+    let recovered = txn::recover(layout)?;
+    let now = Utc::now();
+    let ingest_id = new_ingest_id(now);
+    let staging = layout.staging(&ingest_id);
+
+    // 1. Manifest: what has been ingested before.
+    let mut log: Vec<IngestLogRow> = Vec::new();
+    for b in lio::read_all(&layout.ingest_log_file())? {
+        log.extend(batch::ingest_log_rows(&b)?);
+    }
+    let known: HashSet<String> = log.iter().map(|r| r.content_hash.clone()).collect();
+
+    let progress = if opts.progress {
+        let total: u64 = files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg:12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    // 2. Hash and detect.
+    progress.set_message("hashing");
+    let mut summaries: Vec<FileSummary> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut seen_now: HashSet<String> = HashSet::new();
+    let mut quarantine: Vec<QuarantineRow> = Vec::new();
+    let mut new_log: Vec<IngestLogRow> = Vec::new();
+    for path in &files {
+        let (hash, size) = hash_file(path)?;
+        let source_file = path.display().to_string();
+        let mut s = FileSummary {
+            path: source_file.clone(),
+            format: None,
+            status: FileStatus::New,
+            content_hash: hash.clone(),
+            rows_read: 0,
+            rows_loaded: 0,
+            rows_quarantined: 0,
+            rows_superseded: 0,
+            error: None,
+        };
+        if known.contains(&hash) {
+            s.status = FileStatus::Unchanged;
+            s.format = log.iter().find(|r| r.content_hash == hash).and_then(|r| r.source_format.clone());
+            summaries.push(s);
+            continue;
+        }
+        if !seen_now.insert(hash.clone()) {
+            s.status = FileStatus::Duplicate;
+            summaries.push(s);
+            continue;
+        }
+        let detected = match opts.format {
+            Some(f) => Ok(f),
+            None => sources::detect_file(path).map_err(io(path))?,
+        };
+        match detected {
+            Ok(format) => {
+                s.format = Some(format.as_str().into());
+                jobs.push(Job { seq: summaries.len(), path: path.clone(), source_file, format });
+            }
+            Err(e) => {
+                s.status = FileStatus::Quarantined;
+                s.error = Some(e.to_string());
+                quarantine.push(QuarantineRow {
+                    source_file: source_file.clone(),
+                    source_format: None,
+                    location: "file".into(),
+                    line: e.line,
+                    field: None,
+                    reason: e.reason.clone(),
+                    excerpt: None,
+                });
+                progress.inc(size);
+            }
+        }
+        new_log.push(IngestLogRow {
+            content_hash: hash,
+            source_file: s.path.clone(),
+            size_bytes: size,
+            source_format: s.format.clone(),
+            ingest_id: ingest_id.clone(),
+            ingested_at: now,
+            rows_read: 0,
+            rows_loaded: 0,
+            rows_quarantined: 0,
+            rows_superseded: 0,
+            status: String::new(),
+        });
+        summaries.push(s);
+    }
+
+    // 3. Dimension lists first (small, sequential): report rows are named with them.
+    let mut dims = Dims::default();
+    for b in lio::read_all(&layout.provider_file(Table::Workspaces, "anthropic"))? {
+        for w in batch::workspaces_rows(&b)? {
+            dims.workspaces.insert(w.item.id.clone(), w);
+        }
+    }
+    for b in lio::read_all(&layout.provider_file(Table::ApiKeys, "anthropic"))? {
+        for k in batch::api_keys_rows(&b)? {
+            dims.api_keys.insert(k.item.id.clone(), k);
+        }
+    }
+    let mut dims_changed = (false, false);
+    let mut parsed: HashMap<usize, ParsedFile> = HashMap::new();
+    let mut staged_new: Vec<BTreeMap<(Table, String), StagedFile>> = Vec::new();
+    {
+        let mut dummy_files = BTreeMap::new();
+        let empty = Dims::default();
+        for job in jobs.iter().filter(|j| Group::of(j.format).is_none()) {
+            let mut sink = WorkerSink {
+                dims: &empty,
+                staging: &staging,
+                worker: 0,
+                ingest_id: &ingest_id,
+                source_file: job.source_file.clone(),
+                usage: BTreeMap::new(),
+                cost: BTreeMap::new(),
+                files: &mut dummy_files,
+                parsed: ParsedFile::default(),
+                workspaces: Vec::new(),
+                api_keys: Vec::new(),
+                error: None,
+            };
+            let res = sources::parse_file(&job.path, job.format, &mut sink);
+            let (wss, keys, mut p) = (std::mem::take(&mut sink.workspaces), std::mem::take(&mut sink.api_keys), sink.parsed);
+            match res {
+                Ok(()) => {
+                    for w in wss {
+                        dims_changed.0 = true;
+                        dims.workspaces.insert(w.id.clone(), Stored { item: w, source_file: job.source_file.clone(), ingest_id: ingest_id.clone() });
+                    }
+                    for k in keys {
+                        dims_changed.1 = true;
+                        dims.api_keys.insert(k.id.clone(), Stored { item: k, source_file: job.source_file.clone(), ingest_id: ingest_id.clone() });
+                    }
+                }
+                Err(e) => p.error = Some(e),
+            }
+            progress.inc(std::fs::metadata(&job.path).map(|m| m.len()).unwrap_or(0));
+            parsed.insert(job.seq, p);
+        }
+    }
+    dims.index();
+
+    // 4. Reports in parallel; each worker streams rows into its own staging files.
+    progress.set_message("parsing");
+    let report_jobs: Vec<&Job> = jobs.iter().filter(|j| Group::of(j.format).is_some()).collect();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, ParsedFile)>> = Mutex::new(Vec::new());
+    let worker_errors: Mutex<Vec<LakeError>> = Mutex::new(Vec::new());
+    let n_workers = opts.jobs.max(1).min(report_jobs.len().max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n_workers)
+            .map(|w| {
+                let (dims, staging, ingest_id, next, results, report_jobs, progress, worker_errors) =
+                    (&dims, &staging, &ingest_id, &next, &results, &report_jobs, &progress, &worker_errors);
+                scope.spawn(move || {
+                    let mut files = BTreeMap::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = report_jobs.get(i) else { break };
+                        let mut sink = WorkerSink {
+                            dims,
+                            staging,
+                            worker: w,
+                            ingest_id,
+                            source_file: job.source_file.clone(),
+                            usage: BTreeMap::new(),
+                            cost: BTreeMap::new(),
+                            files: &mut files,
+                            parsed: ParsedFile::default(),
+                            workspaces: Vec::new(),
+                            api_keys: Vec::new(),
+                            error: None,
+                        };
+                        let res = sources::parse_file(&job.path, job.format, &mut sink);
+                        sink.flush(true);
+                        if let Some(e) = sink.error.take() {
+                            worker_errors.lock().expect("no poisoned lock").push(e);
+                        }
+                        let mut p = sink.parsed;
+                        p.error = res.err();
+                        progress.inc(std::fs::metadata(&job.path).map(|m| m.len()).unwrap_or(0));
+                        results.lock().expect("no poisoned lock").push((job.seq, p));
+                    }
+                    files
+                })
+            })
+            .collect();
+        for h in handles {
+            staged_new.push(h.join().expect("parse worker panicked"));
+        }
+    });
+    if let Some(e) = worker_errors.into_inner().expect("no poisoned lock").into_iter().next() {
+        return Err(e.into());
+    }
+    for (seq, p) in results.into_inner().expect("no poisoned lock") {
+        parsed.insert(seq, p);
+    }
+    let mut new_files: BTreeMap<(Table, String), Vec<PathBuf>> = BTreeMap::new();
+    for files in staged_new {
+        for (k, f) in files {
+            new_files.entry(k).or_default().push(f.finish()?);
+        }
+    }
+
+    // 5. Quarantine records and file failures.
+    let seq_of_file: HashMap<String, usize> = jobs.iter().map(|j| (j.source_file.clone(), j.seq)).collect();
+    for job in &jobs {
+        let p = parsed.get_mut(&job.seq).expect("every job parsed");
+        let s = &mut summaries[job.seq];
+        for q in p.quarantine.drain(..) {
+            quarantine.push(QuarantineRow {
+                source_file: job.source_file.clone(),
+                source_format: Some(job.format.as_str().into()),
+                location: q.location,
+                line: q.line,
+                field: q.field,
+                reason: q.reason,
+                excerpt: q.excerpt,
+            });
+        }
+        s.rows_read = p.rows_read;
+        s.rows_quarantined = p.rows_quarantined;
+        if let Some(e) = &p.error {
+            let parsed_rows = p.rows_read - p.rows_quarantined;
+            s.status = FileStatus::Quarantined;
+            s.error = Some(e.to_string());
+            s.rows_quarantined = p.rows_read;
+            quarantine.push(QuarantineRow {
+                source_file: job.source_file.clone(),
+                source_format: Some(job.format.as_str().into()),
+                location: "file".into(),
+                line: e.line,
+                field: None,
+                reason: if parsed_rows > 0 {
+                    format!("{e}; the {parsed_rows} row(s) read before it were not loaded (a partial export must not restate complete data)")
+                } else {
+                    e.to_string()
+                },
+                excerpt: None,
+            });
+        }
+    }
+
+    // 6. Who owns each interval after this ingest.
+    progress.set_message("merging");
+    let mut touched: BTreeMap<(Group, String), Vec<(usize, SourceFamily, i64, i64)>> = BTreeMap::new();
+    for job in &jobs {
+        let Some(group) = Group::of(job.format) else { continue };
+        let p = &parsed[&job.seq];
+        if p.error.is_some() {
+            continue;
+        }
+        for &(fam, s, e) in &p.coverage {
+            touched.entry((group, model::month_key(batch::from_micros(s)))).or_default().push((job.seq, fam, s, e));
+        }
+    }
+    // Months with staged rows but no coverage cannot exist: every row lies in a covered bucket.
+    let mut journal = Journal { ingest_id: ingest_id.clone(), renames: Vec::new(), removes: Vec::new() };
+    let final_dir = staging.join("final");
+    let mut staged_count = 0usize;
+    let mut lake_superseded = 0u64;
+    let mut rejected_rows: HashMap<usize, u64> = HashMap::new();
+    for ((group, month), mut intervals) in touched {
+        let cov_path = layout.month_file(group.coverage(), "anthropic", &month);
+        let mut eff = Effective::default();
+        for b in lio::read_all(&cov_path)? {
+            for c in batch::coverage_rows(&b)? {
+                let o = eff.owner((c.ingest_id, c.source_file), &c.source_format);
+                eff.insert(c.family, c.start_us, c.end_us, o);
+            }
+        }
+        intervals.sort_by_key(|&(seq, fam, s, e)| (seq, fam, s, e));
+        intervals.dedup();
+        let mut rejected: HashSet<(usize, SourceFamily, i64, i64)> = HashSet::new();
+        let mut i = 0;
+        while i < intervals.len() {
+            let seq = intervals[i].0;
+            let j = intervals[i..].iter().position(|x| x.0 != seq).map_or(intervals.len(), |k| i + k);
+            let mine = &intervals[i..j];
+            let job = &jobs.iter().find(|jb| jb.seq == seq).expect("job of interval");
+            let owner = eff.owner((ingest_id.clone(), job.source_file.clone()), job.format.as_str());
+            let covered = |fam: SourceFamily, os: i64, oe: i64| -> i64 {
+                mine.iter().filter(|x| x.1 == fam && x.3 > os && x.2 < oe).map(|x| x.3.min(oe) - x.2.max(os)).sum()
+            };
+            for &(_, fam, s, e) in mine {
+                match fam {
+                    SourceFamily::AdminApi => {
+                        let over = eff.overlapping(SourceFamily::AdminApi, s, e);
+                        if let Some(&(os, oe, _)) = over.iter().find(|&&(os, oe, o)| o != owner && covered(fam, os, oe) < oe - os) {
+                            rejected.insert((seq, fam, s, e));
+                            quarantine.push(QuarantineRow {
+                                source_file: job.source_file.clone(),
+                                source_format: Some(job.format.as_str().into()),
+                                location: format!("bucket {} .. {}", fmt_us(s), fmt_us(e)),
+                                line: None,
+                                field: None,
+                                reason: format!(
+                                    "this bucket restates only part of an already-ingested bucket {} .. {}; re-export that whole period at one bucket width",
+                                    fmt_us(os),
+                                    fmt_us(oe)
+                                ),
+                                excerpt: None,
+                            });
+                            continue;
+                        }
+                        for (os, oe, _) in over {
+                            eff.remove(SourceFamily::AdminApi, os, oe);
+                        }
+                        for (os, oe, _) in eff.overlapping(SourceFamily::ConsoleCsv, s, e) {
+                            eff.remove(SourceFamily::ConsoleCsv, os, oe);
+                        }
+                        eff.insert(fam, s, e, owner);
+                    }
+                    SourceFamily::ConsoleCsv => {
+                        if !eff.overlapping(SourceFamily::AdminApi, s, e).is_empty() {
+                            continue; // Admin API data wins for this day.
+                        }
+                        for (os, oe, _) in eff.overlapping(SourceFamily::ConsoleCsv, s, e) {
+                            eff.remove(SourceFamily::ConsoleCsv, os, oe);
+                        }
+                        eff.insert(fam, s, e, owner);
+                    }
+                }
+            }
+            i = j;
+        }
+
+        // 7. Stream old + new rows of the partition through the ownership test.
+        let lookup = eff.lookup();
+        let table = group.data();
+        let target = layout.month_file(table, "anthropic", &month);
+        let staged_path = final_dir.join(table.dir_name()).join(format!("{month}.parquet"));
+        let mut out = StagedFile::create(staged_path, schema::of(table), table, &ingest_id)?;
+        let mut owner_cache: HashMap<(String, String), Option<usize>> = HashMap::new();
+        let mut keep_mask = |b: &arrow::record_batch::RecordBatch, is_new: bool, out_counts: &mut dyn FnMut(usize, bool)| -> Result<BooleanArray, LakeError> {
+            let (st, en, fmt, ing, file) = (
+                batch::ts_col(b, "bucket_start")?,
+                batch::ts_col(b, "bucket_end")?,
+                batch::str_col(b, "source_format")?,
+                batch::str_col(b, "ingest_id")?,
+                batch::str_col(b, "source_file")?,
+            );
+            let mut keep = Vec::with_capacity(b.num_rows());
+            for r in 0..b.num_rows() {
+                let fam = SourceFormat::parse(fmt.value(r)).and_then(|f| f.family()).unwrap_or(SourceFamily::AdminApi);
+                let key = (ing.value(r).to_string(), file.value(r).to_string());
+                let o = *owner_cache.entry(key).or_insert_with_key(|k| eff.owner_idx.get(k).copied());
+                let k = lookup.get(&(fam, st.value(r), en.value(r))).copied();
+                let kept = o.is_some() && k == o;
+                keep.push(kept);
+                if is_new && let Some(&seq) = seq_of_file.get(file.value(r)) {
+                    if kept {
+                        out_counts(seq, true);
+                    } else if rejected.contains(&(seq, fam, st.value(r), en.value(r))) {
+                        *rejected_rows.entry(seq).or_default() += 1;
+                    } else {
+                        out_counts(seq, false);
+                    }
+                }
+            }
+            Ok(BooleanArray::from(keep))
+        };
+        let mut counts: HashMap<usize, (u64, u64)> = HashMap::new();
+        for b in lio::read_batches(&target)? {
+            let b = b?;
+            let mask = keep_mask(&b, false, &mut |_, _| {})?;
+            lake_superseded += mask.false_count() as u64;
+            let kept = filter_record_batch(&b, &mask).map_err(|e| LakeError::Other(e.to_string()))?;
+            if kept.num_rows() > 0 {
+                out.write(&kept)?;
+            }
+        }
+        for p in new_files.get(&(table, month.clone())).into_iter().flatten() {
+            for b in lio::read_batches(p)? {
+                let b = b?;
+                let mask = keep_mask(&b, true, &mut |seq, kept| {
+                    let c = counts.entry(seq).or_default();
+                    if kept { c.0 += 1 } else { c.1 += 1 }
+                })?;
+                let kept = filter_record_batch(&b, &mask).map_err(|e| LakeError::Other(e.to_string()))?;
+                if kept.num_rows() > 0 {
+                    out.write(&kept)?;
+                }
+            }
+        }
+        for (seq, (loaded, superseded)) in counts {
+            summaries[seq].rows_loaded += loaded;
+            summaries[seq].rows_superseded += superseded;
+        }
+        let staged = out.finish()?;
+        journal.renames.push((staged, target));
+        staged_count += 1;
+        if staged_count == 1 {
+            txn::crash_point("mid-stage");
+        }
+        let cov_staged = final_dir.join(group.coverage().dir_name()).join(format!("{month}.parquet"));
+        lio::write_atomic(&cov_staged, schema::coverage(), &[batch::coverage_batch(&eff.rows("anthropic"))], group.coverage(), &ingest_id)?;
+        journal.renames.push((cov_staged, cov_path));
+    }
+    for (seq, n) in rejected_rows {
+        summaries[seq].rows_quarantined += n;
+    }
+    // A broken file's rows were all counted as quarantined; none of them was loaded.
+    for job in &jobs {
+        if parsed[&job.seq].error.is_some() {
+            summaries[job.seq].rows_loaded = 0;
+            summaries[job.seq].rows_superseded = 0;
+        }
+    }
+
+    // 8. Dimension tables, manifest, quarantine.
+    if dims_changed.0 {
+        let p = final_dir.join("workspaces.parquet");
+        let rows: Vec<_> = dims.workspaces.values().cloned().collect();
+        lio::write_atomic(&p, schema::workspaces(), &[batch::workspaces_batch(&rows)], Table::Workspaces, &ingest_id)?;
+        journal.renames.push((p, layout.provider_file(Table::Workspaces, "anthropic")));
+    }
+    if dims_changed.1 {
+        let p = final_dir.join("api_keys.parquet");
+        let rows: Vec<_> = dims.api_keys.values().cloned().collect();
+        lio::write_atomic(&p, schema::api_keys(), &[batch::api_keys_batch(&rows)], Table::ApiKeys, &ingest_id)?;
+        journal.renames.push((p, layout.provider_file(Table::ApiKeys, "anthropic")));
+    }
+    for (s, l) in summaries.iter_mut().filter(|s| s.status == FileStatus::New || s.status == FileStatus::Quarantined).zip(new_log.iter_mut()) {
+        if Group::of(s.format.as_deref().and_then(SourceFormat::parse).unwrap_or(SourceFormat::AnthropicWorkspaces)).is_none()
+            && s.status == FileStatus::New
+        {
+            s.rows_loaded = s.rows_read - s.rows_quarantined;
+        }
+        l.rows_read = s.rows_read;
+        l.rows_loaded = s.rows_loaded;
+        l.rows_quarantined = s.rows_quarantined;
+        l.rows_superseded = s.rows_superseded;
+        l.status = match s.status {
+            FileStatus::Quarantined => "quarantined",
+            _ if s.rows_quarantined > 0 => "loaded_with_quarantine",
+            _ => "loaded",
+        }
+        .into();
+    }
+    let any_new = !new_log.is_empty();
+    if any_new {
+        log.extend(new_log);
+        let p = final_dir.join("ingest_log.parquet");
+        lio::write_atomic(&p, schema::ingest_log(), &[batch::ingest_log_batch(&log)], Table::IngestLog, &ingest_id)?;
+        journal.renames.push((p, layout.ingest_log_file()));
+    }
+    if !quarantine.is_empty() {
+        let p = final_dir.join("quarantine.parquet");
+        lio::write_atomic(&p, schema::quarantine(), &[batch::quarantine_batch(&quarantine, &ingest_id, now)], Table::Quarantine, &ingest_id)?;
+        journal.renames.push((p, layout.quarantine_file(&ingest_id)));
+    }
+    txn::crash_point("staged");
+
+    // 9. Commit.
+    progress.set_message("committing");
+    let committed = !journal.renames.is_empty();
+    if committed {
+        journal.commit(layout)?;
+    } else {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    progress.finish_and_clear();
+
+    let mut by_format: BTreeMap<String, FormatTotals> = BTreeMap::new();
+    for s in &summaries {
+        let t = by_format.entry(s.format.clone().unwrap_or_else(|| "unrecognised".into())).or_default();
+        match s.status {
+            FileStatus::New | FileStatus::Quarantined => t.files_new += 1,
+            FileStatus::Unchanged | FileStatus::Duplicate => t.files_unchanged += 1,
+        }
+        t.rows_loaded += s.rows_loaded;
+        t.rows_quarantined += s.rows_quarantined;
+        t.rows_superseded += s.rows_superseded;
+    }
+    Ok(IngestSummary {
+        ingest_id,
+        data_dir: layout.root.display().to_string(),
+        recovered,
+        rows_quarantined: summaries.iter().map(|s| s.rows_quarantined).sum(),
+        files: summaries,
+        by_format,
+        lake_rows_superseded: lake_superseded,
+        committed,
+    })
+}

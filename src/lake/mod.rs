@@ -1,0 +1,128 @@
+//! The lake: Parquet files under the data dir, and the only code that writes them.
+//!
+//! Owns: the layout (Hive-style `table/provider=…/month=…/part-0.parquet`), the Arrow schemas
+//! of every table, turning canonical rows into Arrow batches and back, Parquet writer settings
+//! (ZSTD, row-group size, lineage metadata), the lock, and crash-safe commits (staging files +
+//! a redo journal, see [`txn`]).
+//! Must not: parse provider formats, decide which rows win (that is `ingest`), or query with
+//! polars (that is `query`). arrow-rs owns the files; polars only reads them.
+
+pub mod batch;
+pub mod io;
+pub mod schema;
+pub mod txn;
+
+use std::path::{Path, PathBuf};
+
+/// Every money column in the lake is `Decimal128(MONEY_PRECISION, MONEY_SCALE)`, in the
+/// currency's major unit (dollars). 12 fractional digits hold cents with 10 more digits, and a
+/// per-token price of a list rate in $/MTok with 6 decimals, exactly.
+pub const MONEY_SCALE: u32 = 12;
+pub const MONEY_PRECISION: u8 = 38;
+
+/// Bumped whenever a table's schema changes; written into every file's key-value metadata.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// The tables of the lake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Usage,
+    UsageCoverage,
+    Cost,
+    CostCoverage,
+    Workspaces,
+    ApiKeys,
+    IngestLog,
+    Quarantine,
+}
+
+impl Table {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Table::Usage => "usage",
+            Table::UsageCoverage => "usage_coverage",
+            Table::Cost => "cost",
+            Table::CostCoverage => "cost_coverage",
+            Table::Workspaces => "workspaces",
+            Table::ApiKeys => "api_keys",
+            Table::IngestLog => "ingest_log",
+            Table::Quarantine => "quarantine",
+        }
+    }
+    /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.
+    pub fn monthly(self) -> bool {
+        matches!(self, Table::Usage | Table::UsageCoverage | Table::Cost | Table::CostCoverage)
+    }
+}
+
+/// Paths inside a data dir.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    pub fn table_dir(&self, t: Table) -> PathBuf {
+        self.root.join(t.dir_name())
+    }
+    /// The single file of a month partition.
+    pub fn month_file(&self, t: Table, provider: &str, month: &str) -> PathBuf {
+        self.table_dir(t)
+            .join(format!("provider={provider}"))
+            .join(format!("month={month}"))
+            .join("part-0.parquet")
+    }
+    /// The single file of a per-provider table (workspaces, api_keys).
+    pub fn provider_file(&self, t: Table, provider: &str) -> PathBuf {
+        self.table_dir(t).join(format!("provider={provider}")).join("part-0.parquet")
+    }
+    pub fn ingest_log_file(&self) -> PathBuf {
+        self.table_dir(Table::IngestLog).join("part-0.parquet")
+    }
+    /// Quarantine is append-only: one file per ingest that quarantined anything.
+    pub fn quarantine_file(&self, ingest_id: &str) -> PathBuf {
+        self.table_dir(Table::Quarantine).join(format!("part-{ingest_id}.parquet"))
+    }
+    pub fn internal(&self) -> PathBuf {
+        self.root.join("_tokenledger")
+    }
+    pub fn staging_root(&self) -> PathBuf {
+        self.internal().join("staging")
+    }
+    pub fn staging(&self, ingest_id: &str) -> PathBuf {
+        self.staging_root().join(ingest_id)
+    }
+    pub fn journal(&self) -> PathBuf {
+        self.internal().join("journal.json")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.internal().join("lock")
+    }
+    /// Months present for a monthly table and provider, sorted.
+    pub fn months(&self, t: Table, provider: &str) -> std::io::Result<Vec<String>> {
+        let dir = self.table_dir(t).join(format!("provider={provider}"));
+        let mut out = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(rd) => {
+                for e in rd {
+                    let name = e?.file_name().to_string_lossy().into_owned();
+                    if let Some(m) = name.strip_prefix("month=") {
+                        out.push(m.to_string());
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Relative form of a lake path for messages and lineage.
+pub fn display_rel(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).display().to_string()
+}

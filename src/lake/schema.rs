@@ -1,0 +1,166 @@
+//! Arrow schemas of the lake's tables. `ARCHITECTURE.md` documents every column; keep the two
+//! in step (a test checks that every column here is named there).
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::{MONEY_PRECISION, MONEY_SCALE, Table};
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+fn s(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+fn i(name: &str) -> Field {
+    Field::new(name, DataType::Int64, false)
+}
+fn t(name: &str, nullable: bool) -> Field {
+    Field::new(name, ts(), nullable)
+}
+fn money(name: &str) -> Field {
+    Field::new(name, DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8), false)
+}
+fn lineage() -> [Field; 4] {
+    [
+        s("source_format", false),
+        s("source_file", false),
+        Field::new("source_row", DataType::Int64, false),
+        s("ingest_id", false),
+    ]
+}
+
+pub fn usage() -> SchemaRef {
+    let mut f = vec![
+        t("bucket_start", false),
+        t("bucket_end", false),
+        s("bucket_width", false),
+        s("provider", false),
+        s("workspace_id", true),
+        s("workspace_name", true),
+        s("api_key_id", true),
+        s("api_key_name", true),
+        s("model", true),
+        s("service_tier", true),
+        s("context_window", true),
+        s("inference_geo", true),
+        s("speed", true),
+        s("account_id", true),
+        s("service_account_id", true),
+        i("uncached_input_tokens"),
+        i("cache_write_5m_tokens"),
+        i("cache_write_1h_tokens"),
+        i("cache_read_tokens"),
+        i("output_tokens"),
+        i("web_search_requests"),
+        Field::new("cache_write_assumed_5m", DataType::Boolean, false),
+    ];
+    f.extend(lineage());
+    Arc::new(Schema::new(f))
+}
+
+pub fn cost() -> SchemaRef {
+    let mut f = vec![
+        t("bucket_start", false),
+        t("bucket_end", false),
+        s("provider", false),
+        s("workspace_id", true),
+        s("workspace_name", true),
+        s("description", true),
+        s("cost_type", false),
+        s("model", true),
+        s("token_type", true),
+        s("service_tier", true),
+        s("context_window", true),
+        s("inference_geo", true),
+        s("currency", false),
+        money("amount"),
+        s("amount_raw", false),
+    ];
+    f.extend(lineage());
+    Arc::new(Schema::new(f))
+}
+
+/// What each export said it covers: an interval owned by one source file of one ingest.
+pub fn coverage() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("provider", false),
+        s("family", false),
+        t("bucket_start", false),
+        t("bucket_end", false),
+        s("source_format", false),
+        s("source_file", false),
+        s("ingest_id", false),
+    ]))
+}
+
+pub fn workspaces() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("provider", false),
+        s("workspace_id", false),
+        s("workspace_name", false),
+        t("created_at", true),
+        t("archived_at", true),
+        s("display_color", true),
+        s("source_file", false),
+        s("ingest_id", false),
+    ]))
+}
+
+pub fn api_keys() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("provider", false),
+        s("api_key_id", false),
+        s("api_key_name", false),
+        s("workspace_id", true),
+        t("created_at", true),
+        s("created_by_id", true),
+        s("partial_key_hint", true),
+        s("status", true),
+        s("source_file", false),
+        s("ingest_id", false),
+    ]))
+}
+
+pub fn ingest_log() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("content_hash", false),
+        s("source_file", false),
+        i("size_bytes"),
+        s("source_format", true),
+        s("ingest_id", false),
+        t("ingested_at", false),
+        i("rows_read"),
+        i("rows_loaded"),
+        i("rows_quarantined"),
+        i("rows_superseded"),
+        s("status", false),
+    ]))
+}
+
+pub fn quarantine() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("ingest_id", false),
+        t("quarantined_at", false),
+        s("source_file", false),
+        s("source_format", true),
+        s("location", false),
+        Field::new("line", DataType::Int64, true),
+        s("field", true),
+        s("reason", false),
+        s("excerpt", true),
+    ]))
+}
+
+pub fn of(t: Table) -> SchemaRef {
+    match t {
+        Table::Usage => usage(),
+        Table::UsageCoverage | Table::CostCoverage => coverage(),
+        Table::Cost => cost(),
+        Table::Workspaces => workspaces(),
+        Table::ApiKeys => api_keys(),
+        Table::IngestLog => ingest_log(),
+        Table::Quarantine => quarantine(),
+    }
+}

@@ -1,0 +1,210 @@
+//! Crash safety: one writer at a time (a file lock), and commits that are all-or-nothing.
+//!
+//! A commit stages every new file under `_tokenledger/staging/<ingest>/` (each fsynced), then
+//! writes `_tokenledger/journal.json` atomically: that rename is the commit point. Applying the
+//! journal renames the staged files over their targets (atomic per file), fsyncs the
+//! directories and deletes the journal. Every command first recovers: a journal left by a
+//! killed run is applied again (roll forward: renames are idempotent), and staging left without
+//! a journal is deleted (roll back). So after any crash the lake is as before or as after.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Layout;
+use super::io::{LakeError, Result, create_dir_all, fsync_dir, io_err};
+
+/// Test hook: `TOKENLEDGER_CRASH_AT=<point>` aborts the process at that point, the same as a
+/// `kill -9` there. Points: `staged`, `mid-stage`, `committed`, `mid-apply`.
+pub fn crash_point(point: &str) {
+    if std::env::var("TOKENLEDGER_CRASH_AT").is_ok_and(|v| v == point) {
+        eprintln!("tokenledger: simulated crash at {point}");
+        std::process::abort();
+    }
+}
+
+/// Held for the whole command; released on drop (and by the OS if the process dies).
+pub struct LakeLock {
+    _file: File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Writers: ingest and everything that commits.
+    Exclusive,
+    /// Readers: queries; they still wait for a writer to finish.
+    Shared,
+}
+
+impl LakeLock {
+    /// Takes the lock. If another run holds it, says so on stderr and waits, unless `wait` is
+    /// false, in which case it fails with a clear error.
+    pub fn acquire(layout: &Layout, mode: LockMode, wait: bool) -> Result<Self> {
+        let internal = layout.internal();
+        create_dir_all(&internal)?;
+        let path = layout.lock_file();
+        let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;
+        let attempt = match mode {
+            LockMode::Exclusive => file.try_lock(),
+            LockMode::Shared => file.try_lock_shared(),
+        };
+        match attempt {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                if !wait {
+                    return Err(LakeError::Other(format!(
+                        "another tokenledger run holds the lock on {} ({}); retry later or drop --no-wait",
+                        layout.root.display(),
+                        if holder.is_empty() { "holder unknown".to_string() } else { holder.to_string() }
+                    )));
+                }
+                eprintln!(
+                    "tokenledger: waiting for another run to release {} ({})",
+                    path.display(),
+                    if holder.is_empty() { "holder unknown" } else { holder }
+                );
+                match mode {
+                    LockMode::Exclusive => file.lock(),
+                    LockMode::Shared => file.lock_shared(),
+                }
+                .map_err(io_err(&path))?;
+            }
+            Err(TryLockError::Error(e)) => return Err(LakeError::Io { path, source: e }),
+        }
+        if mode == LockMode::Exclusive {
+            // Who holds it, for the message another run prints while it waits.
+            let _ = file.set_len(0);
+            let _ = (&file).write_all(
+                format!("pid {} since {}", std::process::id(), chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")).as_bytes(),
+            );
+        }
+        Ok(Self { _file: file })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Journal {
+    pub ingest_id: String,
+    /// (staged file, final path), applied in order.
+    pub renames: Vec<(PathBuf, PathBuf)>,
+    /// Lake files to delete (e.g. a partition that became empty).
+    #[serde(default)]
+    pub removes: Vec<PathBuf>,
+}
+
+impl Journal {
+    /// The commit point: after this returns, the change will be in the lake even if the process
+    /// dies on the next instruction.
+    pub fn commit(&self, layout: &Layout) -> Result<()> {
+        let path = layout.journal();
+        let dir = layout.internal();
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
+        serde_json::to_writer_pretty(&mut tmp, self).map_err(|e| LakeError::Other(format!("journal: {e}")))?;
+        tmp.as_file().sync_all().map_err(io_err(&path))?;
+        tmp.persist(&path).map_err(|e| LakeError::Io { path: path.clone(), source: e.error })?;
+        fsync_dir(&dir)?;
+        crash_point("committed");
+        self.apply(layout)
+    }
+
+    /// Moves staged files into place. Idempotent: a rename already done is skipped.
+    pub fn apply(&self, layout: &Layout) -> Result<()> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (i, (from, to)) in self.renames.iter().enumerate() {
+            let dir = to.parent().expect("lake file has a directory").to_path_buf();
+            if from.exists() {
+                create_dir_all(&dir)?;
+                std::fs::rename(from, to).map_err(io_err(to))?;
+            } else if !to.exists() {
+                return Err(LakeError::Other(format!(
+                    "journal {}: neither staged {} nor target {} exists; the data dir was modified by hand",
+                    layout.journal().display(),
+                    from.display(),
+                    to.display()
+                )));
+            }
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+            if i == 0 {
+                crash_point("mid-apply");
+            }
+        }
+        for p in &self.removes {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LakeError::Io { path: p.clone(), source: e }),
+            }
+            if let Some(d) = p.parent() {
+                dirs.push(d.to_path_buf());
+            }
+        }
+        for d in &dirs {
+            fsync_dir(d)?;
+        }
+        let jp = layout.journal();
+        std::fs::remove_file(&jp).map_err(io_err(&jp))?;
+        fsync_dir(&layout.internal())?;
+        let staging = layout.staging(&self.ingest_id);
+        let _ = std::fs::remove_dir_all(staging);
+        Ok(())
+    }
+}
+
+/// Finishes or undoes whatever a killed run left. Call with the exclusive lock held.
+/// Returns a message when something was recovered.
+pub fn recover(layout: &Layout) -> Result<Option<String>> {
+    let mut msg = None;
+    let jp = layout.journal();
+    if jp.exists() {
+        let text = std::fs::read_to_string(&jp).map_err(io_err(&jp))?;
+        let j: Journal = serde_json::from_str(&text)
+            .map_err(|e| LakeError::Other(format!("{}: unreadable journal ({e}); it was written atomically, so the file was edited by hand", jp.display())))?;
+        j.apply(layout)?;
+        msg = Some(format!("completed ingest {} that was interrupted after its commit", j.ingest_id));
+    }
+    let staging = layout.staging_root();
+    if staging.exists() {
+        let mut rolled_back = Vec::new();
+        for e in std::fs::read_dir(&staging).map_err(io_err(&staging))? {
+            let e = e.map_err(io_err(&staging))?;
+            rolled_back.push(e.file_name().to_string_lossy().into_owned());
+            std::fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
+        }
+        if !rolled_back.is_empty() {
+            let m = format!("discarded uncommitted ingest(s) {}", rolled_back.join(", "));
+            msg = Some(match msg {
+                Some(prev) => format!("{prev}; {m}"),
+                None => m,
+            });
+        }
+    }
+    // Temp files of an interrupted atomic write (before its rename) are garbage.
+    remove_partials(&layout.root)?;
+    Ok(msg)
+}
+
+fn remove_partials(dir: &Path) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(_) => return Ok(()),
+    };
+    for e in rd {
+        let e = e.map_err(io_err(dir))?;
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            if name != "_tokenledger" {
+                remove_partials(&p)?;
+            }
+        } else if name.starts_with(".tmp-") && name.ends_with(".parquet.partial") {
+            std::fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! tokenledger: keeps the books on LLM API spend.
+//!
+//! The pipeline, stage by stage (see `ARCHITECTURE.md` for the map):
+//! `sources` parse provider exports into canonical rows; `ingest` decides which rows are in
+//! force (idempotency, restatement, source precedence) and hands them to `lake`, which owns the
+//! Parquet files and their crash-safe replacement; `query` answers questions over the lake with
+//! polars; `synth` writes realistic synthetic exports for tests, demos and benchmarks.
+
+pub mod cli;
+pub mod ingest;
+pub mod lake;
+pub mod model;
+pub mod query;
+pub mod sources;
+pub mod synth;
+
+/// Exit codes, stable and documented in the README.
+pub mod exit {
+    /// Everything ran and nothing was quarantined.
+    pub const OK: i32 = 0;
+    /// Failure: nothing was committed.
+    pub const FAILURE: i32 = 1;
+    /// Usage error (bad flags or arguments).
+    pub const USAGE: i32 = 2;
+    /// Completed, but some input was quarantined (see `quarantine/` in the data dir).
+    pub const QUARANTINED: i32 = 3;
+}

@@ -1,0 +1,262 @@
+//! Canonical, provider-neutral rows and the closed vocabularies they use.
+//!
+//! Owns: the in-memory shape of one usage row, one cost row, one workspace and one API key,
+//! and the validation of enumerated values (service tier, context window, inference geo…).
+//! Must not: read files, know about Parquet, or price anything. Token counts are `u64`,
+//! money is `rust_decimal::Decimal`; no float ever holds either.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+/// Width of a usage bucket, as exported by the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BucketWidth {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl BucketWidth {
+    pub fn from_seconds(secs: i64) -> Option<Self> {
+        match secs {
+            60 => Some(Self::Minute),
+            3600 => Some(Self::Hour),
+            86400 => Some(Self::Day),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "1m",
+            Self::Hour => "1h",
+            Self::Day => "1d",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "1m" => Some(Self::Minute),
+            "1h" => Some(Self::Hour),
+            "1d" => Some(Self::Day),
+            _ => None,
+        }
+    }
+    pub fn seconds(self) -> i64 {
+        match self {
+            Self::Minute => 60,
+            Self::Hour => 3600,
+            Self::Day => 86400,
+        }
+    }
+}
+
+/// Where a row came from. Also decides precedence: see [`SourceFamily`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceFormat {
+    /// `GET /v1/organizations/usage_report/messages` pages.
+    AnthropicUsageApi,
+    /// `GET /v1/organizations/cost_report` pages.
+    AnthropicCostApi,
+    /// Console "Usage" CSV export (either header generation).
+    AnthropicConsoleUsageCsv,
+    /// `GET /v1/organizations/workspaces`.
+    AnthropicWorkspaces,
+    /// `GET /v1/organizations/api_keys`.
+    AnthropicApiKeys,
+}
+
+impl SourceFormat {
+    pub const ALL: [SourceFormat; 5] = [
+        Self::AnthropicUsageApi,
+        Self::AnthropicCostApi,
+        Self::AnthropicConsoleUsageCsv,
+        Self::AnthropicWorkspaces,
+        Self::AnthropicApiKeys,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AnthropicUsageApi => "anthropic-usage-api",
+            Self::AnthropicCostApi => "anthropic-cost-api",
+            Self::AnthropicConsoleUsageCsv => "anthropic-console-usage-csv",
+            Self::AnthropicWorkspaces => "anthropic-workspaces",
+            Self::AnthropicApiKeys => "anthropic-api-keys",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+    pub fn provider(self) -> &'static str {
+        "anthropic"
+    }
+    /// Precedence family for usage rows; `None` for non-usage formats.
+    pub fn family(self) -> Option<SourceFamily> {
+        match self {
+            Self::AnthropicUsageApi => Some(SourceFamily::AdminApi),
+            Self::AnthropicConsoleUsageCsv => Some(SourceFamily::ConsoleCsv),
+            Self::AnthropicCostApi => Some(SourceFamily::AdminApi),
+            _ => None,
+        }
+    }
+}
+
+/// Source precedence: Admin API data (exact IDs, fine buckets) wins over Console CSV for any UTC
+/// day it covers; within a family the most recently ingested export of a bucket wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceFamily {
+    AdminApi,
+    ConsoleCsv,
+}
+
+impl SourceFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AdminApi => "admin_api",
+            Self::ConsoleCsv => "console_csv",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin_api" => Some(Self::AdminApi),
+            "console_csv" => Some(Self::ConsoleCsv),
+            _ => None,
+        }
+    }
+}
+
+pub const SERVICE_TIERS: &[&str] = &[
+    "standard",
+    "batch",
+    "priority",
+    "priority_on_demand",
+    "flex",
+    "flex_discount",
+];
+pub const CONTEXT_WINDOWS: &[&str] = &["0-200k", "200k-1M"];
+pub const INFERENCE_GEOS: &[&str] = &["global", "us", "not_available"];
+pub const COST_TYPES: &[&str] = &["tokens", "web_search", "code_execution", "session_usage"];
+pub const TOKEN_TYPES: &[&str] = &[
+    "uncached_input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation.ephemeral_1h_input_tokens",
+    "cache_creation.ephemeral_5m_input_tokens",
+];
+pub const API_KEY_STATUSES: &[&str] = &["active", "inactive", "archived"];
+
+/// Name the lake gives the default workspace (its id is null in every export).
+pub const DEFAULT_WORKSPACE_NAME: &str = "Default";
+
+/// Checks `value` against a closed vocabulary; the error names the field and the choices.
+pub fn check_enum(field: &str, value: &str, allowed: &[&str]) -> Result<(), String> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown {field} '{value}' (expected one of: {})",
+            allowed.join(", ")
+        ))
+    }
+}
+
+/// Token counts of one usage row. The five classes are additive (Anthropic semantics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub uncached_input: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub cache_read: u64,
+    pub output: u64,
+    pub web_search_requests: u64,
+}
+
+/// One row of the canonical usage table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    pub bucket_start: DateTime<Utc>,
+    pub bucket_width: BucketWidth,
+    pub provider: &'static str,
+    pub workspace_id: Option<String>,
+    pub workspace_name: Option<String>,
+    pub api_key_id: Option<String>,
+    pub api_key_name: Option<String>,
+    pub model: Option<String>,
+    pub service_tier: Option<String>,
+    pub context_window: Option<String>,
+    pub inference_geo: Option<String>,
+    pub speed: Option<String>,
+    pub account_id: Option<String>,
+    pub service_account_id: Option<String>,
+    pub tokens: Tokens,
+    /// True when the source had one undivided cache-write column (old Console CSV) and the
+    /// lake booked it as 5-minute writes.
+    pub cache_write_assumed_5m: bool,
+    pub source_format: SourceFormat,
+    /// Line (CSV) or ordinal of the result (JSON) in its source file, for lineage.
+    pub source_row: u64,
+}
+
+impl UsageRow {
+    pub fn bucket_end(&self) -> DateTime<Utc> {
+        self.bucket_start + chrono::TimeDelta::seconds(self.bucket_width.seconds())
+    }
+}
+
+/// One row of the provider's cost report. `amount` is in the currency's major unit (dollars),
+/// converted exactly from the export's cents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostRow {
+    pub bucket_start: DateTime<Utc>,
+    pub bucket_end: DateTime<Utc>,
+    pub provider: &'static str,
+    pub workspace_id: Option<String>,
+    pub workspace_name: Option<String>,
+    pub description: Option<String>,
+    pub cost_type: String,
+    pub model: Option<String>,
+    pub token_type: Option<String>,
+    pub service_tier: Option<String>,
+    pub context_window: Option<String>,
+    pub inference_geo: Option<String>,
+    pub currency: String,
+    pub amount: Decimal,
+    /// The amount exactly as the export wrote it (cents, as a string), for lineage.
+    pub amount_raw: String,
+    pub source_format: SourceFormat,
+    pub source_row: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub archived_at: Option<DateTime<Utc>>,
+    pub display_color: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub workspace_id: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub created_by_id: Option<String>,
+    /// Already masked by the provider (`sk-ant-api03-R2D...igAA`); the full key never exists here.
+    pub partial_key_hint: Option<String>,
+    pub status: Option<String>,
+}
+
+/// First day of the month of `t`, as `YYYY-MM` (the lake's partition key).
+pub fn month_key(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m").to_string()
+}
+
+pub fn day_start(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+}
+
+/// Parses an RFC 3339 timestamp into UTC, with an error that quotes the value.
+pub fn parse_ts(field: &str, s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{field} '{s}' is not an RFC 3339 timestamp ({e})"))
+}

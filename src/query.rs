@@ -1,0 +1,279 @@
+//! Query: questions over the lake, answered with polars.
+//!
+//! Owns: scanning the lake's Parquet files (never the provider's raw files), the SQL context
+//! analysts use (`tokenledger sql`), the canned queries in `sql/`, and rendering a result as a
+//! terminal table, CSV or JSON.
+//! Must not: write to the lake, or parse provider formats.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use polars::sql::SQLContext;
+
+use crate::lake::{Layout, Table};
+
+/// The query behind `tokenledger usage`; also run by DuckDB in the interop tests.
+pub const USAGE_TOTALS_SQL: &str = include_str!("../sql/usage_totals.sql");
+
+pub const TABLES: [Table; 8] = [
+    Table::Usage,
+    Table::UsageCoverage,
+    Table::Cost,
+    Table::CostCoverage,
+    Table::Workspaces,
+    Table::ApiKeys,
+    Table::IngestLog,
+    Table::Quarantine,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Polars(#[from] PolarsError),
+    #[error("table {0} is empty: nothing has been ingested into {1} yet (run `tokenledger ingest`)")]
+    NoData(&'static str, String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The Parquet files of a table, sorted; in-flight temp files are excluded.
+pub fn table_files(layout: &Layout, table: Table) -> Result<Vec<PathBuf>, QueryError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), QueryError> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(QueryError::Io { path: dir.into(), source: e }),
+        };
+        for e in rd {
+            let e = e.map_err(|source| QueryError::Io { path: dir.into(), source })?;
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p.extension().is_some_and(|x| x == "parquet") && !e.file_name().to_string_lossy().starts_with('.') {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(&layout.table_dir(table), &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// A lazy scan of one table, or `None` when it has no files yet.
+pub fn scan(layout: &Layout, table: Table) -> Result<Option<LazyFrame>, QueryError> {
+    let files = table_files(layout, table)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::try_from_path(p)).collect::<PolarsResult<_>>()?;
+    let args = ScanArgsParquet {
+        // provider/month are also columns in the files; the Hive keys are only for pruning.
+        hive_options: HiveOptions { enabled: Some(false), ..HiveOptions::new_enabled() },
+        ..Default::default()
+    };
+    Ok(Some(LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?))
+}
+
+/// A SQL context with every non-empty table registered under its directory name.
+pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
+    let ctx = SQLContext::new();
+    for t in TABLES {
+        if let Some(lf) = scan(layout, t)? {
+            ctx.register(t.dir_name(), lf);
+        }
+    }
+    Ok(ctx)
+}
+
+/// Splits a SQL text into statements (on `;` outside quotes and comments).
+pub fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    cur.push(c);
+                }
+                '-' if chars.peek() == Some(&'-') => {
+                    for c in chars.by_ref() {
+                        if c == '\n' {
+                            cur.push('\n');
+                            break;
+                        }
+                    }
+                }
+                ';' => out.push(std::mem::take(&mut cur)),
+                _ => cur.push(c),
+            },
+        }
+    }
+    out.push(cur);
+    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+/// Runs SQL over the lake; with several statements, each runs in order and the last result
+/// is returned (polars runs one statement per call).
+pub fn run_sql(layout: &Layout, sql: &str) -> Result<DataFrame, QueryError> {
+    let mut ctx = context(layout)?;
+    let mut last = None;
+    for stmt in statements(sql) {
+        if stmt.to_ascii_lowercase().contains("from usage") && scan(layout, Table::Usage)?.is_none() {
+            return Err(QueryError::NoData("usage", layout.root.display().to_string()));
+        }
+        last = Some(ctx.execute(&stmt)?.collect()?);
+    }
+    Ok(last.unwrap_or_default())
+}
+
+/// Output formats of every listing command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Exact text of a fixed-point decimal.
+pub fn fmt_decimal(v: i128, scale: usize) -> String {
+    let neg = v < 0;
+    let digits = v.unsigned_abs().to_string();
+    let s = if scale == 0 {
+        digits
+    } else if digits.len() > scale {
+        format!("{}.{}", &digits[..digits.len() - scale], &digits[digits.len() - scale..])
+    } else {
+        format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
+    };
+    if neg { format!("-{s}") } else { s }
+}
+
+enum Cell {
+    Null,
+    Int(String),
+    Dec(String),
+    Text(String),
+}
+
+fn cell(av: AnyValue) -> Cell {
+    match av {
+        AnyValue::Null => Cell::Null,
+        AnyValue::Int8(_) | AnyValue::Int16(_) | AnyValue::Int32(_) | AnyValue::Int64(_) | AnyValue::UInt8(_) | AnyValue::UInt16(_) | AnyValue::UInt32(_) | AnyValue::UInt64(_) => {
+            Cell::Int(av.to_string())
+        }
+        AnyValue::Decimal(v, _, s) => Cell::Dec(fmt_decimal(v, s)),
+        AnyValue::String(s) => Cell::Text(s.to_string()),
+        AnyValue::StringOwned(s) => Cell::Text(s.to_string()),
+        AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..) => Cell::Text(av.to_string().trim_matches('"').replace(' ', "T")),
+        other => Cell::Text(other.to_string().trim_matches('"').to_string()),
+    }
+}
+
+fn grid(df: &DataFrame) -> Result<Vec<Vec<Cell>>, QueryError> {
+    let mut rows = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let mut row = Vec::with_capacity(df.width());
+        for c in df.columns() {
+            row.push(cell(c.get(i)?));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Renders a result. Table: right-aligned numbers; CSV: RFC 4180; JSON: an array of objects
+/// with integers as numbers and decimals as strings (exact).
+pub fn render(df: &DataFrame, format: OutputFormat) -> Result<String, QueryError> {
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let rows = grid(df)?;
+    Ok(match format {
+        OutputFormat::Json => {
+            let arr: Vec<serde_json::Value> = rows
+                .into_iter()
+                .map(|r| {
+                    let mut m = serde_json::Map::new();
+                    for (n, c) in names.iter().zip(r) {
+                        let v = match c {
+                            Cell::Null => serde_json::Value::Null,
+                            Cell::Int(s) => serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)),
+                            Cell::Dec(s) | Cell::Text(s) => serde_json::Value::String(s),
+                        };
+                        m.insert(n.clone(), v);
+                    }
+                    serde_json::Value::Object(m)
+                })
+                .collect();
+            let mut s = serde_json::to_string_pretty(&arr).expect("json values serialize");
+            s.push('\n');
+            s
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(&names).expect("in-memory write");
+            for r in rows {
+                w.write_record(r.iter().map(|c| match c {
+                    Cell::Null => "",
+                    Cell::Int(s) | Cell::Dec(s) | Cell::Text(s) => s.as_str(),
+                }))
+                .expect("in-memory write");
+            }
+            String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 csv")
+        }
+        OutputFormat::Table => {
+            let text: Vec<Vec<(String, bool)>> = rows
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .map(|c| match c {
+                            Cell::Null => (String::new(), false),
+                            Cell::Int(s) => (group_thousands(&s), true),
+                            Cell::Dec(s) => (s, true),
+                            Cell::Text(s) => (s, false),
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+            for r in &text {
+                for (w, (s, _)) in widths.iter_mut().zip(r) {
+                    *w = (*w).max(s.chars().count());
+                }
+            }
+            let mut out = String::new();
+            let line: Vec<String> = names.iter().zip(&widths).map(|(n, w)| format!("{n:<w$}")).collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+            let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            for r in &text {
+                let line: Vec<String> = r.iter().zip(&widths).map(|((s, num), w)| if *num { format!("{s:>w$}") } else { format!("{s:<w$}") }).collect();
+                let _ = writeln!(out, "{}", line.join("  ").trim_end());
+            }
+            let _ = writeln!(out, "({} row{})", text.len(), if text.len() == 1 { "" } else { "s" });
+            out
+        }
+    })
+}
+
+/// `1234567` → `1,234,567` (table output only; CSV and JSON stay plain).
+pub fn group_thousands(s: &str) -> String {
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}

@@ -1,0 +1,170 @@
+//! Lenient JSON values: a field of the wrong type becomes a value we can quarantine with a
+//! reason, instead of an error that would abort the whole page.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// Any JSON scalar. Non-integral numbers are kept only as text (for the error message): no
+/// float ever carries a token count or an amount.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Scalar {
+    #[default]
+    Missing,
+    Null,
+    Bool(bool),
+    UInt(u64),
+    NegInt(i64),
+    NonInteger(String),
+    Str(String),
+    Compound,
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::UInt(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(if v >= 0 { Scalar::UInt(v as u64) } else { Scalar::NegInt(v) })
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::NonInteger(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v))
+            }
+            fn visit_none<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Scalar, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Compound)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Scalar, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Compound)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Scalar {
+    fn describe(&self) -> String {
+        match self {
+            Scalar::Missing => "missing".into(),
+            Scalar::Null => "null".into(),
+            Scalar::Bool(b) => format!("boolean {b}"),
+            Scalar::UInt(v) => format!("number {v}"),
+            Scalar::NegInt(v) => format!("negative number {v}"),
+            Scalar::NonInteger(v) => format!("non-integer number {v}"),
+            Scalar::Str(s) => format!("string {s:?}"),
+            Scalar::Compound => "an object or array".into(),
+        }
+    }
+
+    /// A required non-negative integer (token counts). Must fit Parquet INT64.
+    pub fn count(&self, field: &str) -> Result<u64, String> {
+        match self {
+            Scalar::UInt(v) if *v <= i64::MAX as u64 => Ok(*v),
+            Scalar::UInt(v) => Err(format!("{field} {v} is too large")),
+            Scalar::Missing | Scalar::Null => Err(format!("missing required field {field}")),
+            Scalar::NegInt(_) => Err(format!("{field} is negative: {}", self.describe())),
+            other => Err(format!("{field} must be a non-negative integer, got {}", other.describe())),
+        }
+    }
+
+    /// An optional count: missing or null is zero.
+    pub fn count_or_zero(&self, field: &str) -> Result<u64, String> {
+        match self {
+            Scalar::Missing | Scalar::Null => Ok(0),
+            _ => self.count(field),
+        }
+    }
+
+    /// An optional string dimension: missing and null are `None`.
+    pub fn opt_str(&self, field: &str) -> Result<Option<String>, String> {
+        match self {
+            Scalar::Missing | Scalar::Null => Ok(None),
+            Scalar::Str(s) => Ok(Some(s.clone())),
+            other => Err(format!("{field} must be a string or null, got {}", other.describe())),
+        }
+    }
+
+    /// A required string.
+    pub fn req_str(&self, field: &str) -> Result<String, String> {
+        match self.opt_str(field)? {
+            Some(s) => Ok(s),
+            None => Err(format!("missing required field {field}")),
+        }
+    }
+}
+
+/// An object field that may be missing, null, or of the wrong type without failing the page.
+#[derive(Debug, Clone, Default)]
+pub enum Obj<T> {
+    #[default]
+    Missing,
+    Null,
+    Invalid(String),
+    Ok(T),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: DeserializeOwned> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(m)).map(Obj::Ok)
+            }
+            fn visit_none<E>(self) -> Result<Obj<T>, E> {
+                Ok(Obj::Null)
+            }
+            fn visit_unit<E>(self) -> Result<Obj<T>, E> {
+                Ok(Obj::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Obj<T>, E> {
+                Ok(Obj::Invalid(format!("boolean {v}")))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Obj<T>, E> {
+                Ok(Obj::Invalid(format!("number {v}")))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Obj<T>, E> {
+                Ok(Obj::Invalid(format!("number {v}")))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Obj<T>, E> {
+                Ok(Obj::Invalid(format!("number {v}")))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Obj<T>, E> {
+                Ok(Obj::Invalid(format!("string {v:?}")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Obj<T>, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Obj::Invalid("an array".into()))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}

@@ -1,0 +1,384 @@
+//! Synthetic exports: a whole organisation's Admin API usage pages, workspace and key lists,
+//! and Console CSVs, deterministic for a seed. Tests, the demo and the benchmark use it.
+//!
+//! Owns: generating realistic-shaped provider files (several workspaces and keys, current and
+//! retired models, batch, long context, `us` geo, web search, Console usage without a key,
+//! weekly and daily seasonality). Must not: write to the lake. Integer arithmetic only: the
+//! token counts it invents are exact, like real ones.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use chrono::{Datelike, NaiveDate, TimeDelta, Timelike};
+use serde::Serialize;
+
+use crate::model::{BucketWidth, day_start};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SynthArgs {
+    /// Output directory (created; existing files of the same names are overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// First month (YYYY-MM).
+    #[arg(long, default_value = "2026-10", value_parser = crate::cli::parse_month)]
+    pub start: String,
+    #[arg(long, default_value_t = 1)]
+    pub months: u32,
+    /// Bucket width of the usage pages: 1m, 1h or 1d.
+    #[arg(long, default_value = "1h")]
+    pub width: String,
+    /// Named workspaces (the default workspace comes on top).
+    #[arg(long, default_value_t = 4)]
+    pub workspaces: usize,
+    #[arg(long, default_value_t = 3)]
+    pub keys_per_workspace: usize,
+    /// Average result rows per bucket on a weekday at peak.
+    #[arg(long, default_value_t = 8)]
+    pub rows_per_bucket: usize,
+    /// Buckets per page file (default: the API's maximum `limit` for the width).
+    #[arg(long)]
+    pub page_buckets: Option<usize>,
+    /// Also write the same usage as Console CSVs (daily, names instead of IDs).
+    #[arg(long)]
+    pub console_csv: bool,
+}
+
+const WORKSPACE_NAMES: &[&str] = &["Search", "Support Bot", "Data Platform", "Growth", "Research", "Billing", "Legal AI", "Mobile", "Ops", "Sales Assist"];
+const KEY_ROLES: &[&str] = &["prod", "staging", "batch", "eval", "dev"];
+const MODELS: &[&str] = &[
+    "claude-sonnet-4-5-20250929",
+    "claude-opus-4-5-20251101",
+    "claude-haiku-4-5-20251001",
+    "claude-sonnet-4-6",
+    "claude-opus-4-6",
+    "claude-3-5-haiku-20241022",
+];
+/// Per-mille activity by hour of day (UTC): quiet nights, busy afternoons.
+const HOUR_PERMILLE: [u64; 24] = [350, 300, 280, 280, 300, 380, 500, 650, 800, 900, 950, 1000, 1000, 1000, 980, 950, 900, 850, 750, 650, 550, 480, 420, 380];
+/// Per-mille activity by weekday, Monday first.
+const WEEKDAY_PERMILLE: [u64; 7] = [1000, 1000, 980, 960, 900, 450, 350];
+
+const ID_CHARS: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+fn id(rng: &mut fastrand::Rng, prefix: &str) -> String {
+    let mut s = String::from(prefix);
+    s.push_str("01");
+    for _ in 0..22 {
+        s.push(ID_CHARS[rng.usize(..ID_CHARS.len())] as char);
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct Ws<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    created_at: &'a str,
+    archived_at: Option<&'a str>,
+    display_color: &'a str,
+}
+
+#[derive(Serialize)]
+struct CreatedBy<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Key<'a> {
+    id: &'a str,
+    name: &'a str,
+    workspace_id: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    created_at: &'a str,
+    created_by: CreatedBy<'a>,
+    partial_key_hint: String,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct ListResp<T> {
+    data: Vec<T>,
+    has_more: bool,
+    first_id: Option<String>,
+    last_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CacheCreation {
+    ephemeral_1h_input_tokens: u64,
+    ephemeral_5m_input_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ServerToolUse {
+    web_search_requests: u64,
+}
+
+#[derive(Serialize)]
+struct UsageResult<'a> {
+    api_key_id: Option<&'a str>,
+    workspace_id: Option<&'a str>,
+    model: &'a str,
+    service_tier: &'a str,
+    context_window: &'a str,
+    inference_geo: &'a str,
+    uncached_input_tokens: u64,
+    cache_creation: CacheCreation,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+    server_tool_use: ServerToolUse,
+}
+
+#[derive(Serialize)]
+struct BucketOut<'a> {
+    starting_at: String,
+    ending_at: String,
+    results: Vec<UsageResult<'a>>,
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    data: Vec<BucketOut<'a>>,
+    has_more: bool,
+    next_page: Option<String>,
+}
+
+/// One stream of usage: a key (or Console) × model × tier × context × geo.
+struct Stream {
+    workspace: Option<usize>,
+    key: Option<usize>,
+    model: &'static str,
+    tier: &'static str,
+    context: &'static str,
+    geo: &'static str,
+    /// Uncached input tokens per minute at full activity.
+    base: u64,
+    web_search: bool,
+}
+
+pub struct Org {
+    workspaces: Vec<(String, String)>,
+    keys: Vec<(String, String, Option<usize>)>,
+    streams: Vec<Stream>,
+}
+
+fn build_org(a: &SynthArgs, rng: &mut fastrand::Rng) -> Org {
+    let workspaces: Vec<(String, String)> = (0..a.workspaces)
+        .map(|i| {
+            let base = WORKSPACE_NAMES[i % WORKSPACE_NAMES.len()];
+            let name = if i < WORKSPACE_NAMES.len() { base.to_string() } else { format!("{base} {}", i / WORKSPACE_NAMES.len() + 1) };
+            (id(rng, "wrkspc_"), name)
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for w in std::iter::once(None).chain((0..workspaces.len()).map(Some)) {
+        let n = if w.is_none() { 1 } else { a.keys_per_workspace };
+        for k in 0..n {
+            let slug = match w {
+                Some(i) => workspaces[i].1.to_lowercase().replace(' ', "-"),
+                None => "default".into(),
+            };
+            keys.push((id(rng, "apikey_"), format!("{}-{slug}{}", KEY_ROLES[k % KEY_ROLES.len()], if k >= KEY_ROLES.len() { format!("-{k}") } else { String::new() }), w));
+        }
+    }
+    let n_streams = (a.rows_per_bucket * 10).div_ceil(8).max(1);
+    let streams = (0..n_streams)
+        .map(|i| {
+            // Console usage (no key, default workspace) is one stream in twenty.
+            let console = i % 20 == 19;
+            let key = if console { None } else { Some(rng.usize(..keys.len())) };
+            let workspace = key.and_then(|k| keys[k].2);
+            let model = MODELS[rng.usize(..MODELS.len())];
+            let is_46 = model.contains("4-6");
+            let tier = match rng.u32(..100) {
+                0..=14 => "batch",
+                15..=17 => "priority",
+                _ => "standard",
+            };
+            let context = if model.contains("sonnet") && rng.u32(..100) < 8 { "200k-1M" } else { "0-200k" };
+            let geo = if is_46 && rng.u32(..100) < 25 { "us" } else { "global" };
+            Stream { workspace, key, model, tier, context, geo, base: 200 + rng.u64(..20_000), web_search: rng.u32(..100) < 15 }
+        })
+        .collect();
+    Org { workspaces, keys, streams }
+}
+
+/// Writes the synthetic exports; returns a one-paragraph report of what was written.
+pub fn generate(a: &SynthArgs) -> Result<String> {
+    let width = BucketWidth::parse(&a.width).with_context(|| format!("--width {:?}: use 1m, 1h or 1d", a.width))?;
+    if a.months == 0 || a.months > 120 {
+        bail!("--months must be between 1 and 120");
+    }
+    let start = NaiveDate::parse_from_str(&format!("{}-01", a.start), "%Y-%m-%d").context("--start")?;
+    let mut end = start;
+    for _ in 0..a.months {
+        end = end.checked_add_months(chrono::Months::new(1)).context("date overflow")?;
+    }
+    let mut rng = fastrand::Rng::with_seed(a.seed);
+    let org = build_org(a, &mut rng);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+
+    // Lists.
+    let created = "2025-06-01T10:00:00Z";
+    let ws: Vec<Ws> = org.workspaces.iter().enumerate().map(|(i, (id, name))| Ws {
+        id,
+        name,
+        kind: "workspace",
+        created_at: created,
+        archived_at: None,
+        display_color: ["#6C5BB9", "#D97757", "#2E8B57", "#1F6FEB"][i % 4],
+    }).collect();
+    write_json(&a.out.join("workspaces.json"), &ListResp { first_id: ws.first().map(|w| w.id.to_string()), last_id: ws.last().map(|w| w.id.to_string()), data: ws, has_more: false })?;
+    let keys: Vec<Key> = org.keys.iter().map(|(id, name, w)| Key {
+        id,
+        name,
+        workspace_id: w.map(|i| org.workspaces[i].0.as_str()),
+        kind: "api_key",
+        created_at: created,
+        created_by: CreatedBy { id: "user_01WCz1FkmYMm4gnmykNKUu3Q", kind: "user" },
+        partial_key_hint: format!("sk-ant-api03-{}...{}", &id[7..10], &id[id.len() - 4..]),
+        status: "active",
+    }).collect();
+    write_json(&a.out.join("api_keys.json"), &ListResp { first_id: keys.first().map(|k| k.id.to_string()), last_id: keys.last().map(|k| k.id.to_string()), data: keys, has_more: false })?;
+
+    // Usage pages.
+    let page_buckets = a.page_buckets.unwrap_or(match width {
+        BucketWidth::Minute => 1440,
+        BucketWidth::Hour => 168,
+        BucketWidth::Day => 31,
+    });
+    let usage_dir = a.out.join("usage");
+    std::fs::create_dir_all(&usage_dir)?;
+    let step = TimeDelta::seconds(width.seconds());
+    let minutes = (width.seconds() / 60) as u64;
+    let (mut t, stop) = (day_start(start), day_start(end));
+    let (mut pages, mut rows, mut bytes) = (0u64, 0u64, 0u64);
+    // Daily per (day, stream) totals for the Console CSV.
+    let mut daily: std::collections::BTreeMap<(NaiveDate, usize), [u64; 6]> = Default::default();
+    while t < stop {
+        let mut buckets = Vec::with_capacity(page_buckets);
+        for _ in 0..page_buckets {
+            if t >= stop {
+                break;
+            }
+            let wd = WEEKDAY_PERMILLE[t.weekday().num_days_from_monday() as usize];
+            let hour = if width == BucketWidth::Day { 750 } else { HOUR_PERMILLE[t.hour() as usize] };
+            let activity = wd * hour / 1000; // per mille
+            let mut results = Vec::new();
+            for (si, s) in org.streams.iter().enumerate() {
+                if rng.u64(..1000) >= activity.min(1000) * 8 / 10 {
+                    continue;
+                }
+                let jitter = 500 + rng.u64(..1000); // 0.5×–1.5×, per mille
+                let uncached = s.base * minutes * activity / 1000 * jitter / 1000 + rng.u64(..50);
+                let cw5 = if rng.u32(..100) < 70 { uncached / 8 + rng.u64(..100) } else { 0 };
+                let cw1 = if rng.u32(..100) < 20 { uncached / 20 } else { 0 };
+                let read = if cw5 + cw1 > 0 { uncached * 3 + rng.u64(..500) } else { 0 };
+                let output = uncached / 4 + rng.u64(..200);
+                let web = if s.web_search { rng.u64(..(minutes.min(60) + 3)) } else { 0 };
+                rows += 1;
+                let d = daily.entry((t.date_naive(), si)).or_default();
+                for (acc, v) in d.iter_mut().zip([uncached, cw5, cw1, read, output, web]) {
+                    *acc += v;
+                }
+                results.push(UsageResult {
+                    api_key_id: s.key.map(|k| org.keys[k].0.as_str()),
+                    workspace_id: s.workspace.map(|w| org.workspaces[w].0.as_str()),
+                    model: s.model,
+                    service_tier: s.tier,
+                    context_window: s.context,
+                    inference_geo: s.geo,
+                    uncached_input_tokens: uncached,
+                    cache_creation: CacheCreation { ephemeral_1h_input_tokens: cw1, ephemeral_5m_input_tokens: cw5 },
+                    cache_read_input_tokens: read,
+                    output_tokens: output,
+                    server_tool_use: ServerToolUse { web_search_requests: web },
+                });
+            }
+            buckets.push(BucketOut { starting_at: rfc(t), ending_at: rfc(t + step), results });
+            t += step;
+        }
+        let has_more = t < stop;
+        let first = buckets.first().map(|b| b.starting_at.clone()).unwrap_or_default();
+        let page = Page { data: buckets, has_more, next_page: has_more.then(|| format!("page_{}", hex(&rfc(t)))) };
+        let path = usage_dir.join(format!("usage-{}-{}.json", width.as_str(), first.replace(':', "")));
+        bytes += write_json(&path, &page)?;
+        pages += 1;
+    }
+
+    // Console CSVs, one per month, newer header.
+    let mut csvs = 0;
+    if a.console_csv {
+        let dir = a.out.join("console");
+        std::fs::create_dir_all(&dir)?;
+        let mut by_month: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for ((day, si), v) in &daily {
+            let s = &org.streams[*si];
+            let ws = s.workspace.map_or("Default", |w| org.workspaces[w].1.as_str());
+            let key = s.key.map_or("", |k| org.keys[k].1.as_str());
+            let ctx = if s.context == "0-200k" { "≤ 200k" } else { "> 200k" };
+            by_month.entry(day.format("%Y-%m").to_string()).or_default().push(format!(
+                "{day},{},{key},{ws},{},{ctx},{},{},{},{},{},{},{},",
+                s.model, s.tier, v[0], v[1], v[2], v[3], v[4], v[5], s.geo
+            ));
+        }
+        for (m, lines) in by_month {
+            let p = dir.join(format!("console-usage-{m}.csv"));
+            let mut f = BufWriter::new(std::fs::File::create(&p)?);
+            f.write_all(b"\xEF\xBB\xBFusage_date_utc,model_version,api_key,workspace,usage_type,context_window,usage_input_tokens_no_cache,usage_input_tokens_cache_write_5m,usage_input_tokens_cache_write_1h,usage_input_tokens_cache_read,usage_output_tokens,web_search_count,inference_geo,speed\r\n")?;
+            for l in lines {
+                f.write_all(l.as_bytes())?;
+                f.write_all(b"\r\n")?;
+            }
+            f.flush()?;
+            csvs += 1;
+        }
+    }
+    Ok(format!(
+        "wrote {} workspaces, {} keys, {rows} usage rows in {pages} page(s) of {} buckets ({:.1} MiB){} to {}",
+        org.workspaces.len(),
+        org.keys.len(),
+        width.as_str(),
+        bytes as f64 / 1048576.0,
+        if csvs > 0 { format!(", {csvs} Console CSV(s)") } else { String::new() },
+        a.out.display()
+    ))
+}
+
+fn rfc(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_json<T: Serialize>(path: &std::path::Path, v: &T) -> Result<u64> {
+    let f = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    serde_json::to_writer(&mut w, v)?;
+    w.flush()?;
+    Ok(w.get_ref().metadata().map(|m| m.len()).unwrap_or(0))
+}
+
+/// Exposed for tests: the organisation a seed produces.
+pub fn org_for(a: &SynthArgs) -> Org {
+    build_org(a, &mut fastrand::Rng::with_seed(a.seed))
+}
+
+impl Org {
+    pub fn workspace_count(&self) -> usize {
+        self.workspaces.len()
+    }
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+}
