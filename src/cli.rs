@@ -34,7 +34,12 @@ was quarantined.";
 #[command(name = "tokenledger", version, about = "Keeps the books on LLM API spend: provider exports → Parquet lake → priced, reconciled reports.", after_help = EXAMPLES)]
 pub struct Cli {
     /// Where the lake lives.
-    #[arg(long, global = true, env = "TOKENLEDGER_DATA_DIR", default_value = "./tokenledger-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENLEDGER_DATA_DIR",
+        default_value = "./tokenledger-data"
+    )]
     pub data_dir: PathBuf,
     /// Config file (TOML). Default: ./tokenledger.toml when present; the job runs without one.
     #[arg(long, global = true, env = "TOKENLEDGER_CONFIG")]
@@ -51,10 +56,12 @@ pub enum Command {
     /// The nightly job: ingest the configured inputs, then summarise.
     Run(RunArgs),
     /// Ingest provider exports (files or directories) into the lake.
-    #[command(after_help = "Formats (detected from content): anthropic-usage-api, anthropic-cost-api, \
+    #[command(
+        after_help = "Formats (detected from content): anthropic-usage-api, anthropic-cost-api, \
 anthropic-console-usage-csv, anthropic-workspaces, anthropic-api-keys.\n\
 Re-running is safe: files already ingested (same content) are skipped; newer exports of the same \
-buckets replace older ones.")]
+buckets replace older ones."
+    )]
     Ingest(IngestArgs),
     /// Token totals per month, workspace and model (the query in sql/usage_totals.sql).
     Usage(UsageArgs),
@@ -105,7 +112,12 @@ pub struct IngestArgs {
 }
 
 fn parse_format(s: &str) -> Result<SourceFormat, String> {
-    SourceFormat::parse(s).ok_or_else(|| format!("unknown format {s:?}; one of: {}", SourceFormat::ALL.map(|f| f.as_str()).join(", ")))
+    SourceFormat::parse(s).ok_or_else(|| {
+        format!(
+            "unknown format {s:?}; one of: {}",
+            SourceFormat::ALL.map(|f| f.as_str()).join(", ")
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -164,11 +176,17 @@ pub fn load_config(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>)>
             p
         }
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read config {}", path.display()))?;
-    let cfg: Config = toml::from_str(&text).with_context(|| format!("config {} is invalid", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let cfg: Config =
+        toml::from_str(&text).with_context(|| format!("config {} is invalid", path.display()))?;
     // Relative inputs are relative to the config file.
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let inputs = cfg.inputs.into_iter().map(|p| if p.is_relative() { base.join(p) } else { p }).collect();
+    let inputs = cfg
+        .inputs
+        .into_iter()
+        .map(|p| if p.is_relative() { base.join(p) } else { p })
+        .collect();
     Ok((Config { inputs }, Some(path)))
 }
 
@@ -177,7 +195,11 @@ fn progress_wanted(quiet: bool) -> bool {
 }
 
 fn jobs(j: Option<usize>) -> usize {
-    j.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    j.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// Human summary of an ingest, for stderr.
@@ -203,10 +225,21 @@ pub fn summary_text(s: &IngestSummary) -> String {
         ));
     }
     if s.lake_rows_superseded > 0 {
-        out.push_str(&format!("  {} row(s) already in the lake were restated by newer exports\n", s.lake_rows_superseded));
+        out.push_str(&format!(
+            "  {} row(s) already in the lake were restated by newer exports\n",
+            s.lake_rows_superseded
+        ));
     }
-    for f in s.files.iter().filter(|f| f.status == FileStatus::Quarantined) {
-        out.push_str(&format!("  quarantined file {}: {}\n", f.path, f.error.as_deref().unwrap_or("")));
+    for f in s
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Quarantined)
+    {
+        out.push_str(&format!(
+            "  quarantined file {}: {}\n",
+            f.path,
+            f.error.as_deref().unwrap_or("")
+        ));
     }
     if s.rows_quarantined > 0 {
         out.push_str(&format!(
@@ -217,16 +250,33 @@ pub fn summary_text(s: &IngestSummary) -> String {
     out
 }
 
-fn do_ingest(cli: &Cli, paths: Vec<PathBuf>, format: Option<SourceFormat>, common: &IngestCommon, json: bool) -> Result<i32> {
+fn do_ingest(
+    cli: &Cli,
+    paths: Vec<PathBuf>,
+    format: Option<SourceFormat>,
+    common: &IngestCommon,
+    json: bool,
+) -> Result<i32> {
     let layout = Layout::new(&cli.data_dir);
-    let opts = IngestOptions { paths, format, jobs: jobs(common.jobs), wait_for_lock: !common.no_wait, progress: progress_wanted(cli.quiet) };
+    let opts = IngestOptions {
+        paths,
+        format,
+        jobs: jobs(common.jobs),
+        wait_for_lock: !common.no_wait,
+        progress: progress_wanted(cli.quiet),
+    };
     let summary = match ingest::ingest(&layout, &opts) {
         Ok(s) => s,
         Err(e @ ingest::IngestError::MissingPath(_)) => {
             eprintln!("error: {e}");
             return Ok(crate::exit::USAGE);
         }
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("ingest into {} failed; nothing was committed", cli.data_dir.display()))),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "ingest into {} failed; nothing was committed",
+                cli.data_dir.display()
+            )));
+        }
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -252,9 +302,15 @@ pub fn run(cli: Cli) -> Result<i32> {
     let (config, _config_path) = load_config(cli.config.as_deref())?;
     match &cli.command {
         Command::Run(a) => {
-            let inputs = if a.inputs.is_empty() { config.inputs.clone() } else { a.inputs.clone() };
+            let inputs = if a.inputs.is_empty() {
+                config.inputs.clone()
+            } else {
+                a.inputs.clone()
+            };
             if inputs.is_empty() {
-                bail!("no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml");
+                bail!(
+                    "no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml"
+                );
             }
             let code = do_ingest(&cli, inputs, None, &a.common, a.json)?;
             if !cli.quiet && !a.json {
@@ -276,7 +332,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let df = match &a.month {
                 Some(m) => {
                     use polars::prelude::*;
-                    df.lazy().filter(col("month").eq(lit(m.as_str()))).collect()?
+                    df.lazy()
+                        .filter(col("month").eq(lit(m.as_str())))
+                        .collect()?
                 }
                 None => df,
             };
@@ -288,7 +346,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let _l = read_lock(&layout)?;
             let sql = match (&a.query, &a.file) {
                 (Some(q), _) => q.clone(),
-                (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
                 (None, None) => unreachable!("clap requires one"),
             };
             let df = query::run_sql(&layout, &sql).context("query failed")?;
@@ -310,8 +369,18 @@ pub fn run(cli: Cli) -> Result<i32> {
                 None => lf,
             };
             let df = lf
-                .select([col("ingest_id"), col("source_file"), col("location"), col("field"), col("reason"), col("excerpt")])
-                .sort(["ingest_id", "source_file"], SortMultipleOptions::default().with_maintain_order(true))
+                .select([
+                    col("ingest_id"),
+                    col("source_file"),
+                    col("location"),
+                    col("field"),
+                    col("reason"),
+                    col("excerpt"),
+                ])
+                .sort(
+                    ["ingest_id", "source_file"],
+                    SortMultipleOptions::default().with_maintain_order(true),
+                )
                 .collect()?;
             print!("{}", query::render(&df, a.format)?);
             Ok(crate::exit::OK)

@@ -20,15 +20,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::lake::batch::{self, Coverage, CostBuilder, IngestLogRow, QuarantineRow, Stored, UsageBuilder};
+use crate::lake::batch::{
+    self, CostBuilder, Coverage, IngestLogRow, QuarantineRow, Stored, UsageBuilder,
+};
 use crate::lake::io::{self as lio, LakeError, StagedFile};
 use crate::lake::txn::{self, Journal, LakeLock, LockMode};
 use crate::lake::{Layout, Table, schema};
@@ -98,7 +100,12 @@ pub struct IngestSummary {
 
 impl IngestSummary {
     pub fn exit_code(&self) -> i32 {
-        if self.rows_quarantined > 0 || self.files.iter().any(|f| f.status == FileStatus::Quarantined) {
+        if self.rows_quarantined > 0
+            || self
+                .files
+                .iter()
+                .any(|f| f.status == FileStatus::Quarantined)
+        {
             crate::exit::QUARANTINED
         } else {
             crate::exit::OK
@@ -113,22 +120,37 @@ pub enum IngestError {
     #[error(transparent)]
     Lake(#[from] LakeError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
-    move |source| IngestError::Io { path: path.to_path_buf(), source }
+    move |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A new ingest id: sortable by time, unique enough for one data dir (which is locked).
 pub fn new_ingest_id(now: DateTime<Utc>) -> String {
-    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%S%.3fZ").to_string().replace('.', ""), fastrand::u16(..))
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%S%.3fZ")
+            .to_string()
+            .replace('.', ""),
+        fastrand::u16(..)
+    )
 }
 
 /// Expands files and directories (recursively, sorted) into a list of files, without repeats.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, IngestError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IngestError> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io(dir))?.collect::<Result<_, _>>().map_err(io(dir))?;
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .collect::<Result<_, _>>()
+            .map_err(io(dir))?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let p = e.path();
@@ -222,13 +244,21 @@ impl Dims {
                 }
             }
             (None, Some(name)) => {
-                r.api_key_id = self.key_by_name.get(&(r.workspace_id.clone(), name.clone())).cloned().flatten();
+                r.api_key_id = self
+                    .key_by_name
+                    .get(&(r.workspace_id.clone(), name.clone()))
+                    .cloned()
+                    .flatten();
             }
             _ => {}
         }
     }
     fn resolve_cost(&self, r: &mut CostRow) {
-        if let Some(w) = r.workspace_id.as_ref().and_then(|id| self.workspaces.get(id)) {
+        if let Some(w) = r
+            .workspace_id
+            .as_ref()
+            .and_then(|id| self.workspaces.get(id))
+        {
             r.workspace_name = Some(w.item.name.clone());
         }
     }
@@ -256,7 +286,9 @@ impl Group {
     }
     fn of(format: SourceFormat) -> Option<Group> {
         match format {
-            SourceFormat::AnthropicUsageApi | SourceFormat::AnthropicConsoleUsageCsv => Some(Group::Usage),
+            SourceFormat::AnthropicUsageApi | SourceFormat::AnthropicConsoleUsageCsv => {
+                Some(Group::Usage)
+            }
             SourceFormat::AnthropicCostApi => Some(Group::Cost),
             _ => None,
         }
@@ -293,21 +325,35 @@ impl WorkerSink<'_> {
     fn staged(&mut self, table: Table, month: &str) -> Result<&mut StagedFile, LakeError> {
         let key = (table, month.to_string());
         if !self.files.contains_key(&key) {
-            let path = self.staging.join("new").join(format!("{}-{month}-w{}.parquet", table.dir_name(), self.worker));
+            let path = self.staging.join("new").join(format!(
+                "{}-{month}-w{}.parquet",
+                table.dir_name(),
+                self.worker
+            ));
             let f = StagedFile::create(path, schema::of(table), table, self.ingest_id)?;
             self.files.insert(key.clone(), f);
         }
         Ok(self.files.get_mut(&key).expect("just inserted"))
     }
     fn flush(&mut self, all: bool) {
-        let usage: Vec<String> = self.usage.iter().filter(|(_, b)| !b.is_empty() && (all || b.len() >= BATCH_ROWS)).map(|(m, _)| m.clone()).collect();
+        let usage: Vec<String> = self
+            .usage
+            .iter()
+            .filter(|(_, b)| !b.is_empty() && (all || b.len() >= BATCH_ROWS))
+            .map(|(m, _)| m.clone())
+            .collect();
         for m in usage {
             let batch = self.usage.get_mut(&m).expect("month present").finish();
             if let Err(e) = self.staged(Table::Usage, &m).and_then(|f| f.write(&batch)) {
                 self.error.get_or_insert(e);
             }
         }
-        let cost: Vec<String> = self.cost.iter().filter(|(_, b)| !b.is_empty() && (all || b.len() >= BATCH_ROWS)).map(|(m, _)| m.clone()).collect();
+        let cost: Vec<String> = self
+            .cost
+            .iter()
+            .filter(|(_, b)| !b.is_empty() && (all || b.len() >= BATCH_ROWS))
+            .map(|(m, _)| m.clone())
+            .collect();
         for m in cost {
             let batch = self.cost.get_mut(&m).expect("month present").finish();
             if let Err(e) = self.staged(Table::Cost, &m).and_then(|f| f.write(&batch)) {
@@ -335,7 +381,13 @@ impl Sink for WorkerSink<'_> {
         let b = self.cost.entry(m).or_default();
         if let Err(reason) = b.push(&row, &self.source_file, self.ingest_id) {
             self.parsed.rows_read -= 1;
-            self.quarantine(Quarantined { location: format!("result #{}", row.source_row), line: None, field: Some("amount".into()), reason, excerpt: Some(row.amount_raw) });
+            self.quarantine(Quarantined {
+                location: format!("result #{}", row.source_row),
+                line: None,
+                field: Some("amount".into()),
+                reason,
+                excerpt: Some(row.amount_raw),
+            });
             return;
         }
         if b.len() >= BATCH_ROWS {
@@ -356,7 +408,9 @@ impl Sink for WorkerSink<'_> {
         self.parsed.quarantine.push(q);
     }
     fn coverage(&mut self, family: SourceFamily, start: DateTime<Utc>, end: DateTime<Utc>) {
-        self.parsed.coverage.push((family, start.timestamp_micros(), end.timestamp_micros()));
+        self.parsed
+            .coverage
+            .push((family, start.timestamp_micros(), end.timestamp_micros()));
     }
 }
 
@@ -395,7 +449,12 @@ impl Effective {
         i
     }
     fn insert(&mut self, fam: SourceFamily, s: i64, e: i64, owner: usize) {
-        self.by_start.entry(fam).or_default().entry(s).or_default().push((e, owner));
+        self.by_start
+            .entry(fam)
+            .or_default()
+            .entry(s)
+            .or_default()
+            .push((e, owner));
     }
     fn overlapping(&self, fam: SourceFamily, s: i64, e: i64) -> Vec<(i64, i64, usize)> {
         let mut out = Vec::new();
@@ -454,7 +513,9 @@ impl Effective {
 }
 
 fn fmt_us(us: i64) -> String {
-    batch::from_micros(us).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    batch::from_micros(us)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Runs one ingest. Everything it changes becomes visible in one commit, or not at all.
@@ -474,12 +535,18 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     let known: HashSet<String> = log.iter().map(|r| r.content_hash.clone()).collect();
 
     let progress = if opts.progress {
-        let total: u64 = files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let total: u64 = files
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg:12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg:12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         pb
     } else {
@@ -509,7 +576,10 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         };
         if known.contains(&hash) {
             s.status = FileStatus::Unchanged;
-            s.format = log.iter().find(|r| r.content_hash == hash).and_then(|r| r.source_format.clone());
+            s.format = log
+                .iter()
+                .find(|r| r.content_hash == hash)
+                .and_then(|r| r.source_format.clone());
             summaries.push(s);
             continue;
         }
@@ -525,7 +595,12 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         match detected {
             Ok(format) => {
                 s.format = Some(format.as_str().into());
-                jobs.push(Job { seq: summaries.len(), path: path.clone(), source_file, format });
+                jobs.push(Job {
+                    seq: summaries.len(),
+                    path: path.clone(),
+                    source_file,
+                    format,
+                });
             }
             Err(e) => {
                 s.status = FileStatus::Quarantined;
@@ -592,16 +667,34 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                 error: None,
             };
             let res = sources::parse_file(&job.path, job.format, &mut sink);
-            let (wss, keys, mut p) = (std::mem::take(&mut sink.workspaces), std::mem::take(&mut sink.api_keys), sink.parsed);
+            let (wss, keys, mut p) = (
+                std::mem::take(&mut sink.workspaces),
+                std::mem::take(&mut sink.api_keys),
+                sink.parsed,
+            );
             match res {
                 Ok(()) => {
                     for w in wss {
                         dims_changed.0 = true;
-                        dims.workspaces.insert(w.id.clone(), Stored { item: w, source_file: job.source_file.clone(), ingest_id: ingest_id.clone() });
+                        dims.workspaces.insert(
+                            w.id.clone(),
+                            Stored {
+                                item: w,
+                                source_file: job.source_file.clone(),
+                                ingest_id: ingest_id.clone(),
+                            },
+                        );
                     }
                     for k in keys {
                         dims_changed.1 = true;
-                        dims.api_keys.insert(k.id.clone(), Stored { item: k, source_file: job.source_file.clone(), ingest_id: ingest_id.clone() });
+                        dims.api_keys.insert(
+                            k.id.clone(),
+                            Stored {
+                                item: k,
+                                source_file: job.source_file.clone(),
+                                ingest_id: ingest_id.clone(),
+                            },
+                        );
                     }
                 }
                 Err(e) => p.error = Some(e),
@@ -614,54 +707,81 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
 
     // 4. Reports in parallel; each worker streams rows into its own staging files.
     progress.set_message("parsing");
-    let report_jobs: Vec<&Job> = jobs.iter().filter(|j| Group::of(j.format).is_some()).collect();
+    let report_jobs: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| Group::of(j.format).is_some())
+        .collect();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, ParsedFile)>> = Mutex::new(Vec::new());
     let worker_errors: Mutex<Vec<LakeError>> = Mutex::new(Vec::new());
     let n_workers = opts.jobs.max(1).min(report_jobs.len().max(1));
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n_workers)
-            .map(|w| {
-                let (dims, staging, ingest_id, next, results, report_jobs, progress, worker_errors) =
-                    (&dims, &staging, &ingest_id, &next, &results, &report_jobs, &progress, &worker_errors);
-                scope.spawn(move || {
-                    let mut files = BTreeMap::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(job) = report_jobs.get(i) else { break };
-                        let mut sink = WorkerSink {
-                            dims,
-                            staging,
-                            worker: w,
-                            ingest_id,
-                            source_file: job.source_file.clone(),
-                            usage: BTreeMap::new(),
-                            cost: BTreeMap::new(),
-                            files: &mut files,
-                            parsed: ParsedFile::default(),
-                            workspaces: Vec::new(),
-                            api_keys: Vec::new(),
-                            error: None,
-                        };
-                        let res = sources::parse_file(&job.path, job.format, &mut sink);
-                        sink.flush(true);
-                        if let Some(e) = sink.error.take() {
-                            worker_errors.lock().expect("no poisoned lock").push(e);
+        let handles: Vec<_> =
+            (0..n_workers)
+                .map(|w| {
+                    let (
+                        dims,
+                        staging,
+                        ingest_id,
+                        next,
+                        results,
+                        report_jobs,
+                        progress,
+                        worker_errors,
+                    ) = (
+                        &dims,
+                        &staging,
+                        &ingest_id,
+                        &next,
+                        &results,
+                        &report_jobs,
+                        &progress,
+                        &worker_errors,
+                    );
+                    scope.spawn(move || {
+                        let mut files = BTreeMap::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(job) = report_jobs.get(i) else { break };
+                            let mut sink = WorkerSink {
+                                dims,
+                                staging,
+                                worker: w,
+                                ingest_id,
+                                source_file: job.source_file.clone(),
+                                usage: BTreeMap::new(),
+                                cost: BTreeMap::new(),
+                                files: &mut files,
+                                parsed: ParsedFile::default(),
+                                workspaces: Vec::new(),
+                                api_keys: Vec::new(),
+                                error: None,
+                            };
+                            let res = sources::parse_file(&job.path, job.format, &mut sink);
+                            sink.flush(true);
+                            if let Some(e) = sink.error.take() {
+                                worker_errors.lock().expect("no poisoned lock").push(e);
+                            }
+                            let mut p = sink.parsed;
+                            p.error = res.err();
+                            progress
+                                .inc(std::fs::metadata(&job.path).map(|m| m.len()).unwrap_or(0));
+                            results.lock().expect("no poisoned lock").push((job.seq, p));
                         }
-                        let mut p = sink.parsed;
-                        p.error = res.err();
-                        progress.inc(std::fs::metadata(&job.path).map(|m| m.len()).unwrap_or(0));
-                        results.lock().expect("no poisoned lock").push((job.seq, p));
-                    }
-                    files
+                        files
+                    })
                 })
-            })
-            .collect();
+                .collect();
         for h in handles {
             staged_new.push(h.join().expect("parse worker panicked"));
         }
     });
-    if let Some(e) = worker_errors.into_inner().expect("no poisoned lock").into_iter().next() {
+    if let Some(e) = worker_errors
+        .into_inner()
+        .expect("no poisoned lock")
+        .into_iter()
+        .next()
+    {
         return Err(e.into());
     }
     for (seq, p) in results.into_inner().expect("no poisoned lock") {
@@ -675,7 +795,10 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     }
 
     // 5. Quarantine records and file failures.
-    let seq_of_file: HashMap<String, usize> = jobs.iter().map(|j| (j.source_file.clone(), j.seq)).collect();
+    let seq_of_file: HashMap<String, usize> = jobs
+        .iter()
+        .map(|j| (j.source_file.clone(), j.seq))
+        .collect();
     for job in &jobs {
         let p = parsed.get_mut(&job.seq).expect("every job parsed");
         let s = &mut summaries[job.seq];
@@ -715,19 +838,29 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
 
     // 6. Who owns each interval after this ingest.
     progress.set_message("merging");
-    let mut touched: BTreeMap<(Group, String), Vec<(usize, SourceFamily, i64, i64)>> = BTreeMap::new();
+    let mut touched: BTreeMap<(Group, String), Vec<(usize, SourceFamily, i64, i64)>> =
+        BTreeMap::new();
     for job in &jobs {
-        let Some(group) = Group::of(job.format) else { continue };
+        let Some(group) = Group::of(job.format) else {
+            continue;
+        };
         let p = &parsed[&job.seq];
         if p.error.is_some() {
             continue;
         }
         for &(fam, s, e) in &p.coverage {
-            touched.entry((group, model::month_key(batch::from_micros(s)))).or_default().push((job.seq, fam, s, e));
+            touched
+                .entry((group, model::month_key(batch::from_micros(s))))
+                .or_default()
+                .push((job.seq, fam, s, e));
         }
     }
     // Months with staged rows but no coverage cannot exist: every row lies in a covered bucket.
-    let mut journal = Journal { ingest_id: ingest_id.clone(), renames: Vec::new(), removes: Vec::new() };
+    let mut journal = Journal {
+        ingest_id: ingest_id.clone(),
+        renames: Vec::new(),
+        removes: Vec::new(),
+    };
     let final_dir = staging.join("final");
     let mut staged_count = 0usize;
     let mut lake_superseded = 0u64;
@@ -747,18 +880,33 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         let mut i = 0;
         while i < intervals.len() {
             let seq = intervals[i].0;
-            let j = intervals[i..].iter().position(|x| x.0 != seq).map_or(intervals.len(), |k| i + k);
+            let j = intervals[i..]
+                .iter()
+                .position(|x| x.0 != seq)
+                .map_or(intervals.len(), |k| i + k);
             let mine = &intervals[i..j];
-            let job = &jobs.iter().find(|jb| jb.seq == seq).expect("job of interval");
-            let owner = eff.owner((ingest_id.clone(), job.source_file.clone()), job.format.as_str());
+            let job = &jobs
+                .iter()
+                .find(|jb| jb.seq == seq)
+                .expect("job of interval");
+            let owner = eff.owner(
+                (ingest_id.clone(), job.source_file.clone()),
+                job.format.as_str(),
+            );
             let covered = |fam: SourceFamily, os: i64, oe: i64| -> i64 {
-                mine.iter().filter(|x| x.1 == fam && x.3 > os && x.2 < oe).map(|x| x.3.min(oe) - x.2.max(os)).sum()
+                mine.iter()
+                    .filter(|x| x.1 == fam && x.3 > os && x.2 < oe)
+                    .map(|x| x.3.min(oe) - x.2.max(os))
+                    .sum()
             };
             for &(_, fam, s, e) in mine {
                 match fam {
                     SourceFamily::AdminApi => {
                         let over = eff.overlapping(SourceFamily::AdminApi, s, e);
-                        if let Some(&(os, oe, _)) = over.iter().find(|&&(os, oe, o)| o != owner && covered(fam, os, oe) < oe - os) {
+                        if let Some(&(os, oe, _)) = over
+                            .iter()
+                            .find(|&&(os, oe, o)| o != owner && covered(fam, os, oe) < oe - os)
+                        {
                             rejected.insert((seq, fam, s, e));
                             quarantine.push(QuarantineRow {
                                 source_file: job.source_file.clone(),
@@ -801,10 +949,15 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         let lookup = eff.lookup();
         let table = group.data();
         let target = layout.month_file(table, "anthropic", &month);
-        let staged_path = final_dir.join(table.dir_name()).join(format!("{month}.parquet"));
+        let staged_path = final_dir
+            .join(table.dir_name())
+            .join(format!("{month}.parquet"));
         let mut out = StagedFile::create(staged_path, schema::of(table), table, &ingest_id)?;
         let mut owner_cache: HashMap<(String, String), Option<usize>> = HashMap::new();
-        let mut keep_mask = |b: &arrow::record_batch::RecordBatch, is_new: bool, out_counts: &mut dyn FnMut(usize, bool)| -> Result<BooleanArray, LakeError> {
+        let mut keep_mask = |b: &arrow::record_batch::RecordBatch,
+                             is_new: bool,
+                             out_counts: &mut dyn FnMut(usize, bool)|
+         -> Result<BooleanArray, LakeError> {
             let (st, en, fmt, ing, file) = (
                 batch::ts_col(b, "bucket_start")?,
                 batch::ts_col(b, "bucket_end")?,
@@ -814,9 +967,13 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             );
             let mut keep = Vec::with_capacity(b.num_rows());
             for r in 0..b.num_rows() {
-                let fam = SourceFormat::parse(fmt.value(r)).and_then(|f| f.family()).unwrap_or(SourceFamily::AdminApi);
+                let fam = SourceFormat::parse(fmt.value(r))
+                    .and_then(|f| f.family())
+                    .unwrap_or(SourceFamily::AdminApi);
                 let key = (ing.value(r).to_string(), file.value(r).to_string());
-                let o = *owner_cache.entry(key).or_insert_with_key(|k| eff.owner_idx.get(k).copied());
+                let o = *owner_cache
+                    .entry(key)
+                    .or_insert_with_key(|k| eff.owner_idx.get(k).copied());
                 let k = lookup.get(&(fam, st.value(r), en.value(r))).copied();
                 let kept = o.is_some() && k == o;
                 keep.push(kept);
@@ -837,7 +994,8 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             let b = b?;
             let mask = keep_mask(&b, false, &mut |_, _| {})?;
             lake_superseded += mask.false_count() as u64;
-            let kept = filter_record_batch(&b, &mask).map_err(|e| LakeError::Other(e.to_string()))?;
+            let kept =
+                filter_record_batch(&b, &mask).map_err(|e| LakeError::Other(e.to_string()))?;
             if kept.num_rows() > 0 {
                 out.write(&kept)?;
             }
@@ -849,7 +1007,8 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                     let c = counts.entry(seq).or_default();
                     if kept { c.0 += 1 } else { c.1 += 1 }
                 })?;
-                let kept = filter_record_batch(&b, &mask).map_err(|e| LakeError::Other(e.to_string()))?;
+                let kept =
+                    filter_record_batch(&b, &mask).map_err(|e| LakeError::Other(e.to_string()))?;
                 if kept.num_rows() > 0 {
                     out.write(&kept)?;
                 }
@@ -865,8 +1024,16 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         if staged_count == 1 {
             txn::crash_point("mid-stage");
         }
-        let cov_staged = final_dir.join(group.coverage().dir_name()).join(format!("{month}.parquet"));
-        lio::write_atomic(&cov_staged, schema::coverage(), &[batch::coverage_batch(&eff.rows("anthropic"))], group.coverage(), &ingest_id)?;
+        let cov_staged = final_dir
+            .join(group.coverage().dir_name())
+            .join(format!("{month}.parquet"));
+        lio::write_atomic(
+            &cov_staged,
+            schema::coverage(),
+            &[batch::coverage_batch(&eff.rows("anthropic"))],
+            group.coverage(),
+            &ingest_id,
+        )?;
         journal.renames.push((cov_staged, cov_path));
     }
     for (seq, n) in rejected_rows {
@@ -884,17 +1051,43 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     if dims_changed.0 {
         let p = final_dir.join("workspaces.parquet");
         let rows: Vec<_> = dims.workspaces.values().cloned().collect();
-        lio::write_atomic(&p, schema::workspaces(), &[batch::workspaces_batch(&rows)], Table::Workspaces, &ingest_id)?;
-        journal.renames.push((p, layout.provider_file(Table::Workspaces, "anthropic")));
+        lio::write_atomic(
+            &p,
+            schema::workspaces(),
+            &[batch::workspaces_batch(&rows)],
+            Table::Workspaces,
+            &ingest_id,
+        )?;
+        journal
+            .renames
+            .push((p, layout.provider_file(Table::Workspaces, "anthropic")));
     }
     if dims_changed.1 {
         let p = final_dir.join("api_keys.parquet");
         let rows: Vec<_> = dims.api_keys.values().cloned().collect();
-        lio::write_atomic(&p, schema::api_keys(), &[batch::api_keys_batch(&rows)], Table::ApiKeys, &ingest_id)?;
-        journal.renames.push((p, layout.provider_file(Table::ApiKeys, "anthropic")));
+        lio::write_atomic(
+            &p,
+            schema::api_keys(),
+            &[batch::api_keys_batch(&rows)],
+            Table::ApiKeys,
+            &ingest_id,
+        )?;
+        journal
+            .renames
+            .push((p, layout.provider_file(Table::ApiKeys, "anthropic")));
     }
-    for (s, l) in summaries.iter_mut().filter(|s| s.status == FileStatus::New || s.status == FileStatus::Quarantined).zip(new_log.iter_mut()) {
-        if Group::of(s.format.as_deref().and_then(SourceFormat::parse).unwrap_or(SourceFormat::AnthropicWorkspaces)).is_none()
+    for (s, l) in summaries
+        .iter_mut()
+        .filter(|s| s.status == FileStatus::New || s.status == FileStatus::Quarantined)
+        .zip(new_log.iter_mut())
+    {
+        if Group::of(
+            s.format
+                .as_deref()
+                .and_then(SourceFormat::parse)
+                .unwrap_or(SourceFormat::AnthropicWorkspaces),
+        )
+        .is_none()
             && s.status == FileStatus::New
         {
             s.rows_loaded = s.rows_read - s.rows_quarantined;
@@ -914,13 +1107,27 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     if any_new {
         log.extend(new_log);
         let p = final_dir.join("ingest_log.parquet");
-        lio::write_atomic(&p, schema::ingest_log(), &[batch::ingest_log_batch(&log)], Table::IngestLog, &ingest_id)?;
+        lio::write_atomic(
+            &p,
+            schema::ingest_log(),
+            &[batch::ingest_log_batch(&log)],
+            Table::IngestLog,
+            &ingest_id,
+        )?;
         journal.renames.push((p, layout.ingest_log_file()));
     }
     if !quarantine.is_empty() {
         let p = final_dir.join("quarantine.parquet");
-        lio::write_atomic(&p, schema::quarantine(), &[batch::quarantine_batch(&quarantine, &ingest_id, now)], Table::Quarantine, &ingest_id)?;
-        journal.renames.push((p, layout.quarantine_file(&ingest_id)));
+        lio::write_atomic(
+            &p,
+            schema::quarantine(),
+            &[batch::quarantine_batch(&quarantine, &ingest_id, now)],
+            Table::Quarantine,
+            &ingest_id,
+        )?;
+        journal
+            .renames
+            .push((p, layout.quarantine_file(&ingest_id)));
     }
     txn::crash_point("staged");
 
@@ -936,7 +1143,9 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
 
     let mut by_format: BTreeMap<String, FormatTotals> = BTreeMap::new();
     for s in &summaries {
-        let t = by_format.entry(s.format.clone().unwrap_or_else(|| "unrecognised".into())).or_default();
+        let t = by_format
+            .entry(s.format.clone().unwrap_or_else(|| "unrecognised".into()))
+            .or_default();
         match s.status {
             FileStatus::New | FileStatus::Quarantined => t.files_new += 1,
             FileStatus::Unchanged | FileStatus::Duplicate => t.files_unchanged += 1,

@@ -31,10 +31,15 @@ pub const TABLES: [Table; 8] = [
 pub enum QueryError {
     #[error("{0}")]
     Polars(#[from] PolarsError),
-    #[error("table {0} is empty: nothing has been ingested into {1} yet (run `tokenledger ingest`)")]
+    #[error(
+        "table {0} is empty: nothing has been ingested into {1} yet (run `tokenledger ingest`)"
+    )]
     NoData(&'static str, String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The Parquet files of a table, sorted; in-flight temp files are excluded.
@@ -43,14 +48,24 @@ pub fn table_files(layout: &Layout, table: Table) -> Result<Vec<PathBuf>, QueryE
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(QueryError::Io { path: dir.into(), source: e }),
+            Err(e) => {
+                return Err(QueryError::Io {
+                    path: dir.into(),
+                    source: e,
+                });
+            }
         };
         for e in rd {
-            let e = e.map_err(|source| QueryError::Io { path: dir.into(), source })?;
+            let e = e.map_err(|source| QueryError::Io {
+                path: dir.into(),
+                source,
+            })?;
             let p = e.path();
             if p.is_dir() {
                 walk(&p, out)?;
-            } else if p.extension().is_some_and(|x| x == "parquet") && !e.file_name().to_string_lossy().starts_with('.') {
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && !e.file_name().to_string_lossy().starts_with('.')
+            {
                 out.push(p);
             }
         }
@@ -68,13 +83,22 @@ pub fn scan(layout: &Layout, table: Table) -> Result<Option<LazyFrame>, QueryErr
     if files.is_empty() {
         return Ok(None);
     }
-    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::try_from_path(p)).collect::<PolarsResult<_>>()?;
+    let paths: Vec<PlRefPath> = files
+        .iter()
+        .map(|p| PlRefPath::try_from_path(p))
+        .collect::<PolarsResult<_>>()?;
     let args = ScanArgsParquet {
         // provider/month are also columns in the files; the Hive keys are only for pruning.
-        hive_options: HiveOptions { enabled: Some(false), ..HiveOptions::new_enabled() },
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..HiveOptions::new_enabled()
+        },
         ..Default::default()
     };
-    Ok(Some(LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?))
+    Ok(Some(LazyFrame::scan_parquet_files(
+        paths.into_iter().collect(),
+        args,
+    )?))
 }
 
 /// A SQL context with every non-empty table registered under its directory name.
@@ -121,7 +145,10 @@ pub fn statements(sql: &str) -> Vec<String> {
         }
     }
     out.push(cur);
-    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Runs SQL over the lake; with several statements, each runs in order and the last result
@@ -130,8 +157,12 @@ pub fn run_sql(layout: &Layout, sql: &str) -> Result<DataFrame, QueryError> {
     let mut ctx = context(layout)?;
     let mut last = None;
     for stmt in statements(sql) {
-        if stmt.to_ascii_lowercase().contains("from usage") && scan(layout, Table::Usage)?.is_none() {
-            return Err(QueryError::NoData("usage", layout.root.display().to_string()));
+        if stmt.to_ascii_lowercase().contains("from usage") && scan(layout, Table::Usage)?.is_none()
+        {
+            return Err(QueryError::NoData(
+                "usage",
+                layout.root.display().to_string(),
+            ));
         }
         last = Some(ctx.execute(&stmt)?.collect()?);
     }
@@ -153,7 +184,11 @@ pub fn fmt_decimal(v: i128, scale: usize) -> String {
     let s = if scale == 0 {
         digits
     } else if digits.len() > scale {
-        format!("{}.{}", &digits[..digits.len() - scale], &digits[digits.len() - scale..])
+        format!(
+            "{}.{}",
+            &digits[..digits.len() - scale],
+            &digits[digits.len() - scale..]
+        )
     } else {
         format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
     };
@@ -170,13 +205,20 @@ enum Cell {
 fn cell(av: AnyValue) -> Cell {
     match av {
         AnyValue::Null => Cell::Null,
-        AnyValue::Int8(_) | AnyValue::Int16(_) | AnyValue::Int32(_) | AnyValue::Int64(_) | AnyValue::UInt8(_) | AnyValue::UInt16(_) | AnyValue::UInt32(_) | AnyValue::UInt64(_) => {
-            Cell::Int(av.to_string())
-        }
+        AnyValue::Int8(_)
+        | AnyValue::Int16(_)
+        | AnyValue::Int32(_)
+        | AnyValue::Int64(_)
+        | AnyValue::UInt8(_)
+        | AnyValue::UInt16(_)
+        | AnyValue::UInt32(_)
+        | AnyValue::UInt64(_) => Cell::Int(av.to_string()),
         AnyValue::Decimal(v, _, s) => Cell::Dec(fmt_decimal(v, s)),
         AnyValue::String(s) => Cell::Text(s.to_string()),
         AnyValue::StringOwned(s) => Cell::Text(s.to_string()),
-        AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..) => Cell::Text(av.to_string().trim_matches('"').replace(' ', "T")),
+        AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..) => {
+            Cell::Text(av.to_string().trim_matches('"').replace(' ', "T"))
+        }
         other => Cell::Text(other.to_string().trim_matches('"').to_string()),
     }
 }
@@ -196,7 +238,11 @@ fn grid(df: &DataFrame) -> Result<Vec<Vec<Cell>>, QueryError> {
 /// Renders a result. Table: right-aligned numbers; CSV: RFC 4180; JSON: an array of objects
 /// with integers as numbers and decimals as strings (exact).
 pub fn render(df: &DataFrame, format: OutputFormat) -> Result<String, QueryError> {
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let rows = grid(df)?;
     Ok(match format {
         OutputFormat::Json => {
@@ -207,7 +253,9 @@ pub fn render(df: &DataFrame, format: OutputFormat) -> Result<String, QueryError
                     for (n, c) in names.iter().zip(r) {
                         let v = match c {
                             Cell::Null => serde_json::Value::Null,
-                            Cell::Int(s) => serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)),
+                            Cell::Int(s) => {
+                                serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))
+                            }
                             Cell::Dec(s) | Cell::Text(s) => serde_json::Value::String(s),
                         };
                         m.insert(n.clone(), v);
@@ -252,14 +300,41 @@ pub fn render(df: &DataFrame, format: OutputFormat) -> Result<String, QueryError
                 }
             }
             let mut out = String::new();
-            let line: Vec<String> = names.iter().zip(&widths).map(|(n, w)| format!("{n:<w$}")).collect();
+            let line: Vec<String> = names
+                .iter()
+                .zip(&widths)
+                .map(|(n, w)| format!("{n:<w$}"))
+                .collect();
             let _ = writeln!(out, "{}", line.join("  ").trim_end());
-            let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            let _ = writeln!(
+                out,
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
             for r in &text {
-                let line: Vec<String> = r.iter().zip(&widths).map(|((s, num), w)| if *num { format!("{s:>w$}") } else { format!("{s:<w$}") }).collect();
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(&widths)
+                    .map(|((s, num), w)| {
+                        if *num {
+                            format!("{s:>w$}")
+                        } else {
+                            format!("{s:<w$}")
+                        }
+                    })
+                    .collect();
                 let _ = writeln!(out, "{}", line.join("  ").trim_end());
             }
-            let _ = writeln!(out, "({} row{})", text.len(), if text.len() == 1 { "" } else { "s" });
+            let _ = writeln!(
+                out,
+                "({} row{})",
+                text.len(),
+                if text.len() == 1 { "" } else { "s" }
+            );
             out
         }
     })

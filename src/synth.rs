@@ -46,7 +46,18 @@ pub struct SynthArgs {
     pub console_csv: bool,
 }
 
-const WORKSPACE_NAMES: &[&str] = &["Search", "Support Bot", "Data Platform", "Growth", "Research", "Billing", "Legal AI", "Mobile", "Ops", "Sales Assist"];
+const WORKSPACE_NAMES: &[&str] = &[
+    "Search",
+    "Support Bot",
+    "Data Platform",
+    "Growth",
+    "Research",
+    "Billing",
+    "Legal AI",
+    "Mobile",
+    "Ops",
+    "Sales Assist",
+];
 const KEY_ROLES: &[&str] = &["prod", "staging", "batch", "eval", "dev"];
 const MODELS: &[&str] = &[
     "claude-sonnet-4-5-20250929",
@@ -57,7 +68,10 @@ const MODELS: &[&str] = &[
     "claude-3-5-haiku-20241022",
 ];
 /// Per-mille activity by hour of day (UTC): quiet nights, busy afternoons.
-const HOUR_PERMILLE: [u64; 24] = [350, 300, 280, 280, 300, 380, 500, 650, 800, 900, 950, 1000, 1000, 1000, 980, 950, 900, 850, 750, 650, 550, 480, 420, 380];
+const HOUR_PERMILLE: [u64; 24] = [
+    350, 300, 280, 280, 300, 380, 500, 650, 800, 900, 950, 1000, 1000, 1000, 980, 950, 900, 850,
+    750, 650, 550, 480, 420, 380,
+];
 /// Per-mille activity by weekday, Monday first.
 const WEEKDAY_PERMILLE: [u64; 7] = [1000, 1000, 980, 960, 900, 450, 350];
 
@@ -174,7 +188,11 @@ fn build_org(a: &SynthArgs, rng: &mut fastrand::Rng) -> Org {
     let workspaces: Vec<(String, String)> = (0..a.workspaces)
         .map(|i| {
             let base = WORKSPACE_NAMES[i % WORKSPACE_NAMES.len()];
-            let name = if i < WORKSPACE_NAMES.len() { base.to_string() } else { format!("{base} {}", i / WORKSPACE_NAMES.len() + 1) };
+            let name = if i < WORKSPACE_NAMES.len() {
+                base.to_string()
+            } else {
+                format!("{base} {}", i / WORKSPACE_NAMES.len() + 1)
+            };
             (id(rng, "wrkspc_"), name)
         })
         .collect();
@@ -186,68 +204,147 @@ fn build_org(a: &SynthArgs, rng: &mut fastrand::Rng) -> Org {
                 Some(i) => workspaces[i].1.to_lowercase().replace(' ', "-"),
                 None => "default".into(),
             };
-            keys.push((id(rng, "apikey_"), format!("{}-{slug}{}", KEY_ROLES[k % KEY_ROLES.len()], if k >= KEY_ROLES.len() { format!("-{k}") } else { String::new() }), w));
+            keys.push((
+                id(rng, "apikey_"),
+                format!(
+                    "{}-{slug}{}",
+                    KEY_ROLES[k % KEY_ROLES.len()],
+                    if k >= KEY_ROLES.len() {
+                        format!("-{k}")
+                    } else {
+                        String::new()
+                    }
+                ),
+                w,
+            ));
         }
     }
     let n_streams = (a.rows_per_bucket * 10).div_ceil(8).max(1);
     let streams = (0..n_streams)
         .map(|i| {
-            // Console usage (no key, default workspace) is one stream in twenty.
-            let console = i % 20 == 19;
-            let key = if console { None } else { Some(rng.usize(..keys.len())) };
-            let workspace = key.and_then(|k| keys[k].2);
-            let model = MODELS[rng.usize(..MODELS.len())];
-            let is_46 = model.contains("4-6");
-            let tier = match rng.u32(..100) {
-                0..=14 => "batch",
-                15..=17 => "priority",
-                _ => "standard",
+            // Console usage (no key, default workspace) is one stream in twelve.
+            let console = i % 12 == 5;
+            let key = if console {
+                None
+            } else {
+                Some(rng.usize(..keys.len()))
             };
-            let context = if model.contains("sonnet") && rng.u32(..100) < 8 { "200k-1M" } else { "0-200k" };
-            let geo = if is_46 && rng.u32(..100) < 25 { "us" } else { "global" };
-            Stream { workspace, key, model, tier, context, geo, base: 200 + rng.u64(..20_000), web_search: rng.u32(..100) < 15 }
+            let workspace = key.and_then(|k| keys[k].2);
+            // Every organisation has batch, priority, long-context and `us` usage: the mix is
+            // structural (by stream index), the magnitudes are random.
+            let mut model = MODELS[rng.usize(..MODELS.len())];
+            let tier = if i % 6 == 1 {
+                "batch"
+            } else if i % 9 == 7 {
+                "priority"
+            } else {
+                "standard"
+            };
+            let context = if i % 8 == 2 {
+                model = "claude-sonnet-4-5-20250929";
+                "200k-1M"
+            } else {
+                "0-200k"
+            };
+            let geo = if i % 5 == 3 {
+                model = if i % 2 == 0 {
+                    "claude-opus-4-6"
+                } else {
+                    "claude-sonnet-4-6"
+                };
+                "us"
+            } else {
+                "global"
+            };
+            Stream {
+                workspace,
+                key,
+                model,
+                tier,
+                context,
+                geo,
+                base: 200 + rng.u64(..20_000),
+                web_search: rng.u32(..100) < 15,
+            }
         })
         .collect();
-    Org { workspaces, keys, streams }
+    Org {
+        workspaces,
+        keys,
+        streams,
+    }
 }
 
 /// Writes the synthetic exports; returns a one-paragraph report of what was written.
 pub fn generate(a: &SynthArgs) -> Result<String> {
-    let width = BucketWidth::parse(&a.width).with_context(|| format!("--width {:?}: use 1m, 1h or 1d", a.width))?;
+    let width = BucketWidth::parse(&a.width)
+        .with_context(|| format!("--width {:?}: use 1m, 1h or 1d", a.width))?;
     if a.months == 0 || a.months > 120 {
         bail!("--months must be between 1 and 120");
     }
-    let start = NaiveDate::parse_from_str(&format!("{}-01", a.start), "%Y-%m-%d").context("--start")?;
+    let start =
+        NaiveDate::parse_from_str(&format!("{}-01", a.start), "%Y-%m-%d").context("--start")?;
     let mut end = start;
     for _ in 0..a.months {
-        end = end.checked_add_months(chrono::Months::new(1)).context("date overflow")?;
+        end = end
+            .checked_add_months(chrono::Months::new(1))
+            .context("date overflow")?;
     }
     let mut rng = fastrand::Rng::with_seed(a.seed);
     let org = build_org(a, &mut rng);
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
 
     // Lists.
     let created = "2025-06-01T10:00:00Z";
-    let ws: Vec<Ws> = org.workspaces.iter().enumerate().map(|(i, (id, name))| Ws {
-        id,
-        name,
-        kind: "workspace",
-        created_at: created,
-        archived_at: None,
-        display_color: ["#6C5BB9", "#D97757", "#2E8B57", "#1F6FEB"][i % 4],
-    }).collect();
-    write_json(&a.out.join("workspaces.json"), &ListResp { first_id: ws.first().map(|w| w.id.to_string()), last_id: ws.last().map(|w| w.id.to_string()), data: ws, has_more: false })?;
-    let keys: Vec<Key> = org.keys.iter().map(|(id, name, w)| Key {
-        id,
-        name,
-        workspace_id: w.map(|i| org.workspaces[i].0.as_str()),
-        kind: "api_key",
-        created_at: created,
-        created_by: CreatedBy { id: "user_01WCz1FkmYMm4gnmykNKUu3Q", kind: "user" },
-        partial_key_hint: format!("sk-ant-api03-{}...{}", &id[7..10], &id[id.len() - 4..]),
-        status: "active",
-    }).collect();
-    write_json(&a.out.join("api_keys.json"), &ListResp { first_id: keys.first().map(|k| k.id.to_string()), last_id: keys.last().map(|k| k.id.to_string()), data: keys, has_more: false })?;
+    let ws: Vec<Ws> = org
+        .workspaces
+        .iter()
+        .enumerate()
+        .map(|(i, (id, name))| Ws {
+            id,
+            name,
+            kind: "workspace",
+            created_at: created,
+            archived_at: None,
+            display_color: ["#6C5BB9", "#D97757", "#2E8B57", "#1F6FEB"][i % 4],
+        })
+        .collect();
+    write_json(
+        &a.out.join("workspaces.json"),
+        &ListResp {
+            first_id: ws.first().map(|w| w.id.to_string()),
+            last_id: ws.last().map(|w| w.id.to_string()),
+            data: ws,
+            has_more: false,
+        },
+    )?;
+    let keys: Vec<Key> = org
+        .keys
+        .iter()
+        .map(|(id, name, w)| Key {
+            id,
+            name,
+            workspace_id: w.map(|i| org.workspaces[i].0.as_str()),
+            kind: "api_key",
+            created_at: created,
+            created_by: CreatedBy {
+                id: "user_01WCz1FkmYMm4gnmykNKUu3Q",
+                kind: "user",
+            },
+            partial_key_hint: format!("sk-ant-api03-{}...{}", &id[7..10], &id[id.len() - 4..]),
+            status: "active",
+        })
+        .collect();
+    write_json(
+        &a.out.join("api_keys.json"),
+        &ListResp {
+            first_id: keys.first().map(|k| k.id.to_string()),
+            last_id: keys.last().map(|k| k.id.to_string()),
+            data: keys,
+            has_more: false,
+        },
+    )?;
 
     // Usage pages.
     let page_buckets = a.page_buckets.unwrap_or(match width {
@@ -270,7 +367,11 @@ pub fn generate(a: &SynthArgs) -> Result<String> {
                 break;
             }
             let wd = WEEKDAY_PERMILLE[t.weekday().num_days_from_monday() as usize];
-            let hour = if width == BucketWidth::Day { 750 } else { HOUR_PERMILLE[t.hour() as usize] };
+            let hour = if width == BucketWidth::Day {
+                750
+            } else {
+                HOUR_PERMILLE[t.hour() as usize]
+            };
             let activity = wd * hour / 1000; // per mille
             let mut results = Vec::new();
             for (si, s) in org.streams.iter().enumerate() {
@@ -279,11 +380,27 @@ pub fn generate(a: &SynthArgs) -> Result<String> {
                 }
                 let jitter = 500 + rng.u64(..1000); // 0.5×–1.5×, per mille
                 let uncached = s.base * minutes * activity / 1000 * jitter / 1000 + rng.u64(..50);
-                let cw5 = if rng.u32(..100) < 70 { uncached / 8 + rng.u64(..100) } else { 0 };
-                let cw1 = if rng.u32(..100) < 20 { uncached / 20 } else { 0 };
-                let read = if cw5 + cw1 > 0 { uncached * 3 + rng.u64(..500) } else { 0 };
+                let cw5 = if rng.u32(..100) < 70 {
+                    uncached / 8 + rng.u64(..100)
+                } else {
+                    0
+                };
+                let cw1 = if rng.u32(..100) < 20 {
+                    uncached / 20
+                } else {
+                    0
+                };
+                let read = if cw5 + cw1 > 0 {
+                    uncached * 3 + rng.u64(..500)
+                } else {
+                    0
+                };
                 let output = uncached / 4 + rng.u64(..200);
-                let web = if s.web_search { rng.u64(..(minutes.min(60) + 3)) } else { 0 };
+                let web = if s.web_search {
+                    rng.u64(..(minutes.min(60) + 3))
+                } else {
+                    0
+                };
                 rows += 1;
                 let d = daily.entry((t.date_naive(), si)).or_default();
                 for (acc, v) in d.iter_mut().zip([uncached, cw5, cw1, read, output, web]) {
@@ -297,19 +414,39 @@ pub fn generate(a: &SynthArgs) -> Result<String> {
                     context_window: s.context,
                     inference_geo: s.geo,
                     uncached_input_tokens: uncached,
-                    cache_creation: CacheCreation { ephemeral_1h_input_tokens: cw1, ephemeral_5m_input_tokens: cw5 },
+                    cache_creation: CacheCreation {
+                        ephemeral_1h_input_tokens: cw1,
+                        ephemeral_5m_input_tokens: cw5,
+                    },
                     cache_read_input_tokens: read,
                     output_tokens: output,
-                    server_tool_use: ServerToolUse { web_search_requests: web },
+                    server_tool_use: ServerToolUse {
+                        web_search_requests: web,
+                    },
                 });
             }
-            buckets.push(BucketOut { starting_at: rfc(t), ending_at: rfc(t + step), results });
+            buckets.push(BucketOut {
+                starting_at: rfc(t),
+                ending_at: rfc(t + step),
+                results,
+            });
             t += step;
         }
         let has_more = t < stop;
-        let first = buckets.first().map(|b| b.starting_at.clone()).unwrap_or_default();
-        let page = Page { data: buckets, has_more, next_page: has_more.then(|| format!("page_{}", hex(&rfc(t)))) };
-        let path = usage_dir.join(format!("usage-{}-{}.json", width.as_str(), first.replace(':', "")));
+        let first = buckets
+            .first()
+            .map(|b| b.starting_at.clone())
+            .unwrap_or_default();
+        let page = Page {
+            data: buckets,
+            has_more,
+            next_page: has_more.then(|| format!("page_{}", hex(&rfc(t)))),
+        };
+        let path = usage_dir.join(format!(
+            "usage-{}-{}.json",
+            width.as_str(),
+            first.replace(':', "")
+        ));
         bytes += write_json(&path, &page)?;
         pages += 1;
     }
@@ -322,13 +459,22 @@ pub fn generate(a: &SynthArgs) -> Result<String> {
         let mut by_month: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for ((day, si), v) in &daily {
             let s = &org.streams[*si];
-            let ws = s.workspace.map_or("Default", |w| org.workspaces[w].1.as_str());
+            let ws = s
+                .workspace
+                .map_or("Default", |w| org.workspaces[w].1.as_str());
             let key = s.key.map_or("", |k| org.keys[k].1.as_str());
-            let ctx = if s.context == "0-200k" { "≤ 200k" } else { "> 200k" };
-            by_month.entry(day.format("%Y-%m").to_string()).or_default().push(format!(
-                "{day},{},{key},{ws},{},{ctx},{},{},{},{},{},{},{},",
-                s.model, s.tier, v[0], v[1], v[2], v[3], v[4], v[5], s.geo
-            ));
+            let ctx = if s.context == "0-200k" {
+                "≤ 200k"
+            } else {
+                "> 200k"
+            };
+            by_month
+                .entry(day.format("%Y-%m").to_string())
+                .or_default()
+                .push(format!(
+                    "{day},{},{key},{ws},{},{ctx},{},{},{},{},{},{},{},",
+                    s.model, s.tier, v[0], v[1], v[2], v[3], v[4], v[5], s.geo
+                ));
         }
         for (m, lines) in by_month {
             let p = dir.join(format!("console-usage-{m}.csv"));
@@ -348,7 +494,11 @@ pub fn generate(a: &SynthArgs) -> Result<String> {
         org.keys.len(),
         width.as_str(),
         bytes as f64 / 1048576.0,
-        if csvs > 0 { format!(", {csvs} Console CSV(s)") } else { String::new() },
+        if csvs > 0 {
+            format!(", {csvs} Console CSV(s)")
+        } else {
+            String::new()
+        },
         a.out.display()
     ))
 }
@@ -362,7 +512,8 @@ fn hex(s: &str) -> String {
 }
 
 fn write_json<T: Serialize>(path: &std::path::Path, v: &T) -> Result<u64> {
-    let f = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     serde_json::to_writer(&mut w, v)?;
     w.flush()?;

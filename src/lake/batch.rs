@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Decimal128Builder, Int64Array, Int64Builder, StringArray,
-    StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Decimal128Builder, Int64Array, Int64Builder,
+    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
@@ -33,12 +33,16 @@ pub fn money_to_i128(d: Decimal) -> std::result::Result<i128, String> {
         return Err(format!("{d} has more than {MONEY_SCALE} fractional digits"));
     }
     let factor = 10i128.pow(MONEY_SCALE - d.scale());
-    d.mantissa().checked_mul(factor).ok_or_else(|| format!("{d} is too large for Decimal128"))
+    d.mantissa()
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{d} is too large for Decimal128"))
 }
 
 /// The lake's fixed-point i128 → rust_decimal (exact; fails only beyond 96 bits).
 pub fn money_from_i128(v: i128) -> std::result::Result<Decimal, String> {
-    Decimal::try_from_i128_with_scale(v, MONEY_SCALE).map(|d| d.normalize()).map_err(|e| format!("{v}e-{MONEY_SCALE}: {e}"))
+    Decimal::try_from_i128_with_scale(v, MONEY_SCALE)
+        .map(|d| d.normalize())
+        .map_err(|e| format!("{v}e-{MONEY_SCALE}: {e}"))
 }
 
 /// Accumulates usage rows into a record batch.
@@ -105,7 +109,14 @@ impl UsageBuilder {
             b.append_option(v.as_deref());
         }
         let t = &r.tokens;
-        let counts = [t.uncached_input, t.cache_write_5m, t.cache_write_1h, t.cache_read, t.output, t.web_search_requests];
+        let counts = [
+            t.uncached_input,
+            t.cache_write_5m,
+            t.cache_write_1h,
+            t.cache_read,
+            t.output,
+            t.web_search_requests,
+        ];
         for (b, v) in self.tokens.iter_mut().zip(counts) {
             // Sources reject counts above i64::MAX.
             b.append_value(v as i64);
@@ -124,8 +135,16 @@ impl UsageBuilder {
             Arc::new(self.bucket_width.finish()),
             Arc::new(self.provider.finish()),
         ];
-        cols.extend(self.dims.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        cols.extend(self.tokens.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        cols.extend(
+            self.dims
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        cols.extend(
+            self.tokens
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
         cols.push(Arc::new(self.assumed.finish()));
         cols.push(Arc::new(self.source_format.finish()));
         cols.push(Arc::new(self.source_file.finish()));
@@ -168,7 +187,9 @@ impl Default for CostBuilder {
             cost_type: StringBuilder::new(),
             dims: std::array::from_fn(|_| StringBuilder::new()),
             currency: StringBuilder::new(),
-            amount: Decimal128Builder::new().with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE as i8).expect("valid decimal type"),
+            amount: Decimal128Builder::new()
+                .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE as i8)
+                .expect("valid decimal type"),
             amount_raw: StringBuilder::new(),
             source_format: StringBuilder::new(),
             source_file: StringBuilder::new(),
@@ -187,16 +208,28 @@ impl CostBuilder {
         self.len == 0
     }
     /// Fails only if the amount cannot be held exactly (sources already check this).
-    pub fn push(&mut self, r: &CostRow, source_file: &str, ingest_id: &str) -> std::result::Result<(), String> {
+    pub fn push(
+        &mut self,
+        r: &CostRow,
+        source_file: &str,
+        ingest_id: &str,
+    ) -> std::result::Result<(), String> {
         let amount = money_to_i128(r.amount)?;
         self.bucket_start.append_value(micros(r.bucket_start));
         self.bucket_end.append_value(micros(r.bucket_end));
         self.provider.append_value(r.provider);
         self.workspace_id.append_option(r.workspace_id.as_deref());
-        self.workspace_name.append_option(r.workspace_name.as_deref());
+        self.workspace_name
+            .append_option(r.workspace_name.as_deref());
         self.description.append_option(r.description.as_deref());
         self.cost_type.append_value(&r.cost_type);
-        let dims = [&r.model, &r.token_type, &r.service_tier, &r.context_window, &r.inference_geo];
+        let dims = [
+            &r.model,
+            &r.token_type,
+            &r.service_tier,
+            &r.context_window,
+            &r.inference_geo,
+        ];
         for (b, v) in self.dims.iter_mut().zip(dims) {
             b.append_option(v.as_deref());
         }
@@ -220,7 +253,11 @@ impl CostBuilder {
             Arc::new(self.description.finish()),
             Arc::new(self.cost_type.finish()),
         ];
-        cols.extend(self.dims.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        cols.extend(
+            self.dims
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
         cols.push(Arc::new(self.currency.finish()));
         cols.push(Arc::new(self.amount.finish()));
         cols.push(Arc::new(self.amount_raw.finish()));
@@ -236,17 +273,34 @@ impl CostBuilder {
 // ---- column access -------------------------------------------------------------------------
 
 fn missing(b: &RecordBatch, name: &str) -> LakeError {
-    LakeError::Column { path: format!("batch with columns {:?}", b.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>()).into(), column: name.into() }
+    LakeError::Column {
+        path: format!(
+            "batch with columns {:?}",
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect::<Vec<_>>()
+        )
+        .into(),
+        column: name.into(),
+    }
 }
 
 pub fn str_col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
-    b.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| missing(b, name))
+    b.column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| missing(b, name))
 }
 pub fn ts_col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a TimestampMicrosecondArray> {
-    b.column_by_name(name).and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()).ok_or_else(|| missing(b, name))
+    b.column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .ok_or_else(|| missing(b, name))
 }
 pub fn i64_col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a Int64Array> {
-    b.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>()).ok_or_else(|| missing(b, name))
+    b.column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| missing(b, name))
 }
 
 fn opt_s(a: &StringArray, i: usize) -> Option<String> {
@@ -277,7 +331,9 @@ pub fn coverage_batch(rows: &[Coverage]) -> RecordBatch {
         start.append_value(r.start_us);
         end.append_value(r.end_us);
     }
-    let s = |f: &dyn Fn(&Coverage) -> &str| Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef;
+    let s = |f: &dyn Fn(&Coverage) -> &str| {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef
+    };
     RecordBatch::try_new(
         schema::coverage(),
         vec![
@@ -307,7 +363,9 @@ pub fn coverage_rows(b: &RecordBatch) -> Result<Vec<Coverage>> {
         .map(|i| {
             Ok(Coverage {
                 provider: p.value(i).into(),
-                family: SourceFamily::parse(fam.value(i)).ok_or_else(|| LakeError::Other(format!("unknown coverage family {:?}", fam.value(i))))?,
+                family: SourceFamily::parse(fam.value(i)).ok_or_else(|| {
+                    LakeError::Other(format!("unknown coverage family {:?}", fam.value(i)))
+                })?,
                 start_us: st.value(i),
                 end_us: en.value(i),
                 source_format: sf.value(i).into(),
@@ -338,14 +396,26 @@ pub fn workspaces_batch(rows: &[Stored<Workspace>]) -> RecordBatch {
     RecordBatch::try_new(
         schema::workspaces(),
         vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "anthropic"))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.item.id))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.item.name))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|_| "anthropic"),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.item.id),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.item.name),
+            )),
             Arc::new(created.finish()),
             Arc::new(archived.finish()),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.item.display_color.as_deref()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.source_file))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.ingest_id))),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.item.display_color.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.source_file),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.ingest_id),
+            )),
         ],
     )
     .expect("workspaces schema")
@@ -381,20 +451,32 @@ pub fn api_keys_batch(rows: &[Stored<ApiKey>]) -> RecordBatch {
     for r in rows {
         created.append_option(r.item.created_at.map(micros));
     }
-    let opt = |f: &dyn Fn(&ApiKey) -> Option<&str>| Arc::new(StringArray::from_iter(rows.iter().map(|r| f(&r.item)))) as ArrayRef;
+    let opt = |f: &dyn Fn(&ApiKey) -> Option<&str>| {
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| f(&r.item)))) as ArrayRef
+    };
     RecordBatch::try_new(
         schema::api_keys(),
         vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "anthropic"))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.item.id))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.item.name))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|_| "anthropic"),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.item.id),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.item.name),
+            )),
             opt(&|k| k.workspace_id.as_deref()),
             Arc::new(created.finish()),
             opt(&|k| k.created_by_id.as_deref()),
             opt(&|k| k.partial_key_hint.as_deref()),
             opt(&|k| k.status.as_deref()),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.source_file))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.ingest_id))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.source_file),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.ingest_id),
+            )),
         ],
     )
     .expect("api_keys schema")
@@ -451,21 +533,35 @@ pub fn ingest_log_batch(rows: &[IngestLogRow]) -> RecordBatch {
     for r in rows {
         at.append_value(micros(r.ingested_at));
     }
-    let n = |f: &dyn Fn(&IngestLogRow) -> u64| Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| f(r) as i64))) as ArrayRef;
+    let n = |f: &dyn Fn(&IngestLogRow) -> u64| {
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| f(r) as i64),
+        )) as ArrayRef
+    };
     RecordBatch::try_new(
         schema::ingest_log(),
         vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.content_hash))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.source_file))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.content_hash),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.source_file),
+            )),
             n(&|r| r.size_bytes),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.source_format.as_deref()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.ingest_id))),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.source_format.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.ingest_id),
+            )),
             Arc::new(at.finish()),
             n(&|r| r.rows_read),
             n(&|r| r.rows_loaded),
             n(&|r| r.rows_quarantined),
             n(&|r| r.rows_superseded),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.status))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.status),
+            )),
         ],
     )
     .expect("ingest_log schema")
@@ -521,15 +617,31 @@ pub fn quarantine_batch(rows: &[QuarantineRow], ingest_id: &str, at: DateTime<Ut
     RecordBatch::try_new(
         schema::quarantine(),
         vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| ingest_id))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|_| ingest_id),
+            )),
             Arc::new(ts.finish()),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.source_file))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.source_format.as_deref()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.location))),
-            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.line.map(|l| l as i64)))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.field.as_deref()))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.reason))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.excerpt.as_deref()))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.source_file),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.source_format.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.location),
+            )),
+            Arc::new(Int64Array::from_iter(
+                rows.iter().map(|r| r.line.map(|l| l as i64)),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.field.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.reason),
+            )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.excerpt.as_deref()),
+            )),
         ],
     )
     .expect("quarantine schema")

@@ -16,12 +16,23 @@ use super::{SCHEMA_VERSION, Table};
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parquet { path: PathBuf, source: parquet::errors::ParquetError },
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
     #[error("{path}: {source}")]
-    Arrow { path: PathBuf, source: arrow::error::ArrowError },
-    #[error("{path}: column {column} is missing or has an unexpected type (written by another version?)")]
+    Arrow {
+        path: PathBuf,
+        source: arrow::error::ArrowError,
+    },
+    #[error(
+        "{path}: column {column} is missing or has an unexpected type (written by another version?)"
+    )]
     Column { path: PathBuf, column: String },
     #[error("{0}")]
     Other(String),
@@ -30,29 +41,45 @@ pub enum LakeError {
 pub type Result<T> = std::result::Result<T, LakeError>;
 
 pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
-    move |source| LakeError::Io { path: path.to_path_buf(), source }
+    move |source| LakeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 pub fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> LakeError + '_ {
-    move |source| LakeError::Parquet { path: path.to_path_buf(), source }
+    move |source| LakeError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writer settings shared by every table: ZSTD, bounded row groups, lineage metadata.
 pub fn writer_props(table: Table, ingest_id: &str) -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid zstd level"),
+        ))
         .set_max_row_group_row_count(Some(128 * 1024))
         .set_created_by(format!("tokenledger {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(vec![
             KeyValue::new("tokenledger.table".into(), table.dir_name().to_string()),
-            KeyValue::new("tokenledger.schema_version".into(), SCHEMA_VERSION.to_string()),
-            KeyValue::new("tokenledger.written_by_ingest".into(), ingest_id.to_string()),
+            KeyValue::new(
+                "tokenledger.schema_version".into(),
+                SCHEMA_VERSION.to_string(),
+            ),
+            KeyValue::new(
+                "tokenledger.written_by_ingest".into(),
+                ingest_id.to_string(),
+            ),
         ]))
         .build()
 }
 
 /// fsync a directory so a rename or create inside it is durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 pub fn create_dir_all(dir: &Path) -> Result<()> {
@@ -73,8 +100,13 @@ impl StagedFile {
             create_dir_all(dir)?;
         }
         let file = File::create(&path).map_err(io_err(&path))?;
-        let writer = ArrowWriter::try_new(file, schema, Some(writer_props(table, ingest_id))).map_err(pq_err(&path))?;
-        Ok(Self { path, writer, rows: 0 })
+        let writer = ArrowWriter::try_new(file, schema, Some(writer_props(table, ingest_id)))
+            .map_err(pq_err(&path))?;
+        Ok(Self {
+            path,
+            writer,
+            rows: 0,
+        })
     }
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
@@ -97,18 +129,32 @@ impl StagedFile {
 
 /// Writes `batches` to `path` atomically: temp file in the same directory, fsync, rename,
 /// fsync the directory. A reader sees the old file or the new one, never a torn one.
-pub fn write_atomic(path: &Path, schema: SchemaRef, batches: &[RecordBatch], table: Table, ingest_id: &str) -> Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    table: Table,
+    ingest_id: &str,
+) -> Result<()> {
     let dir = path.parent().expect("lake files live in a directory");
     create_dir_all(dir)?;
-    let tmp = tempfile::Builder::new().prefix(".tmp-").suffix(".parquet.partial").tempfile_in(dir).map_err(io_err(dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .suffix(".parquet.partial")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
     let file = tmp.reopen().map_err(io_err(tmp.path()))?;
-    let mut w = ArrowWriter::try_new(file, schema, Some(writer_props(table, ingest_id))).map_err(pq_err(path))?;
+    let mut w = ArrowWriter::try_new(file, schema, Some(writer_props(table, ingest_id)))
+        .map_err(pq_err(path))?;
     for b in batches {
         w.write(b).map_err(pq_err(path))?;
     }
     let file = w.into_inner().map_err(pq_err(path))?;
     file.sync_all().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| LakeError::Io { path: path.to_path_buf(), source: e.error })?;
+    tmp.persist(path).map_err(|e| LakeError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     fsync_dir(dir)
 }
 
@@ -116,8 +162,15 @@ pub fn write_atomic(path: &Path, schema: SchemaRef, batches: &[RecordBatch], tab
 pub fn read_batches(path: &Path) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Box::new(std::iter::empty())),
-        Err(e) => return Err(LakeError::Io { path: path.to_path_buf(), source: e }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        Err(e) => {
+            return Err(LakeError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            });
+        }
     };
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(pq_err(path))?
@@ -125,7 +178,12 @@ pub fn read_batches(path: &Path) -> Result<Box<dyn Iterator<Item = Result<Record
         .build()
         .map_err(pq_err(path))?;
     let p = path.to_path_buf();
-    Ok(Box::new(reader.map(move |r| r.map_err(|source| LakeError::Arrow { path: p.clone(), source }))))
+    Ok(Box::new(reader.map(move |r| {
+        r.map_err(|source| LakeError::Arrow {
+            path: p.clone(),
+            source,
+        })
+    })))
 }
 
 /// Reads a whole (small) Parquet file.

@@ -51,7 +51,10 @@ impl Table {
     }
     /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.
     pub fn monthly(self) -> bool {
-        matches!(self, Table::Usage | Table::UsageCoverage | Table::Cost | Table::CostCoverage)
+        matches!(
+            self,
+            Table::Usage | Table::UsageCoverage | Table::Cost | Table::CostCoverage
+        )
     }
 }
 
@@ -77,14 +80,17 @@ impl Layout {
     }
     /// The single file of a per-provider table (workspaces, api_keys).
     pub fn provider_file(&self, t: Table, provider: &str) -> PathBuf {
-        self.table_dir(t).join(format!("provider={provider}")).join("part-0.parquet")
+        self.table_dir(t)
+            .join(format!("provider={provider}"))
+            .join("part-0.parquet")
     }
     pub fn ingest_log_file(&self) -> PathBuf {
         self.table_dir(Table::IngestLog).join("part-0.parquet")
     }
     /// Quarantine is append-only: one file per ingest that quarantined anything.
     pub fn quarantine_file(&self, ingest_id: &str) -> PathBuf {
-        self.table_dir(Table::Quarantine).join(format!("part-{ingest_id}.parquet"))
+        self.table_dir(Table::Quarantine)
+            .join(format!("part-{ingest_id}.parquet"))
     }
     pub fn internal(&self) -> PathBuf {
         self.root.join("_tokenledger")

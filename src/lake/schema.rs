@@ -20,7 +20,11 @@ fn t(name: &str, nullable: bool) -> Field {
     Field::new(name, ts(), nullable)
 }
 fn money(name: &str) -> Field {
-    Field::new(name, DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8), false)
+    Field::new(
+        name,
+        DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8),
+        false,
+    )
 }
 fn lineage() -> [Field; 4] {
     [

@@ -45,7 +45,13 @@ impl LakeLock {
         let internal = layout.internal();
         create_dir_all(&internal)?;
         let path = layout.lock_file();
-        let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         let attempt = match mode {
             LockMode::Exclusive => file.try_lock(),
             LockMode::Shared => file.try_lock_shared(),
@@ -59,13 +65,21 @@ impl LakeLock {
                     return Err(LakeError::Other(format!(
                         "another tokenledger run holds the lock on {} ({}); retry later or drop --no-wait",
                         layout.root.display(),
-                        if holder.is_empty() { "holder unknown".to_string() } else { holder.to_string() }
+                        if holder.is_empty() {
+                            "holder unknown".to_string()
+                        } else {
+                            holder.to_string()
+                        }
                     )));
                 }
                 eprintln!(
                     "tokenledger: waiting for another run to release {} ({})",
                     path.display(),
-                    if holder.is_empty() { "holder unknown" } else { holder }
+                    if holder.is_empty() {
+                        "holder unknown"
+                    } else {
+                        holder
+                    }
                 );
                 match mode {
                     LockMode::Exclusive => file.lock(),
@@ -79,7 +93,12 @@ impl LakeLock {
             // Who holds it, for the message another run prints while it waits.
             let _ = file.set_len(0);
             let _ = (&file).write_all(
-                format!("pid {} since {}", std::process::id(), chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")).as_bytes(),
+                format!(
+                    "pid {} since {}",
+                    std::process::id(),
+                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+                )
+                .as_bytes(),
             );
         }
         Ok(Self { _file: file })
@@ -103,9 +122,13 @@ impl Journal {
         let path = layout.journal();
         let dir = layout.internal();
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
-        serde_json::to_writer_pretty(&mut tmp, self).map_err(|e| LakeError::Other(format!("journal: {e}")))?;
+        serde_json::to_writer_pretty(&mut tmp, self)
+            .map_err(|e| LakeError::Other(format!("journal: {e}")))?;
         tmp.as_file().sync_all().map_err(io_err(&path))?;
-        tmp.persist(&path).map_err(|e| LakeError::Io { path: path.clone(), source: e.error })?;
+        tmp.persist(&path).map_err(|e| LakeError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
         fsync_dir(&dir)?;
         crash_point("committed");
         self.apply(layout)
@@ -115,7 +138,10 @@ impl Journal {
     pub fn apply(&self, layout: &Layout) -> Result<()> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for (i, (from, to)) in self.renames.iter().enumerate() {
-            let dir = to.parent().expect("lake file has a directory").to_path_buf();
+            let dir = to
+                .parent()
+                .expect("lake file has a directory")
+                .to_path_buf();
             if from.exists() {
                 create_dir_all(&dir)?;
                 std::fs::rename(from, to).map_err(io_err(to))?;
@@ -138,7 +164,12 @@ impl Journal {
             match std::fs::remove_file(p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(LakeError::Io { path: p.clone(), source: e }),
+                Err(e) => {
+                    return Err(LakeError::Io {
+                        path: p.clone(),
+                        source: e,
+                    });
+                }
             }
             if let Some(d) = p.parent() {
                 dirs.push(d.to_path_buf());
@@ -166,7 +197,10 @@ pub fn recover(layout: &Layout) -> Result<Option<String>> {
         let j: Journal = serde_json::from_str(&text)
             .map_err(|e| LakeError::Other(format!("{}: unreadable journal ({e}); it was written atomically, so the file was edited by hand", jp.display())))?;
         j.apply(layout)?;
-        msg = Some(format!("completed ingest {} that was interrupted after its commit", j.ingest_id));
+        msg = Some(format!(
+            "completed ingest {} that was interrupted after its commit",
+            j.ingest_id
+        ));
     }
     let staging = layout.staging_root();
     if staging.exists() {

@@ -8,14 +8,16 @@ use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use super::lenient::{Obj, Scalar};
-use super::{excerpt, FileError, Quarantined, Sink};
+use super::{FileError, Quarantined, Sink, excerpt};
 use crate::model::{
-    self, check_enum, ApiKey, BucketWidth, CostRow, SourceFamily, SourceFormat, Tokens, UsageRow,
-    Workspace, DEFAULT_WORKSPACE_NAME,
+    self, ApiKey, BucketWidth, CostRow, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens,
+    UsageRow, Workspace, check_enum,
 };
 
 #[derive(Deserialize, Default)]
@@ -144,7 +146,14 @@ impl<'de, R: DeserializeOwned, H: BucketHandler<R>> Visitor<'de> for DataSeed<'_
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         while let Some(b) = seq.next_element::<RawBucket<R>>()? {
-            self.0.bucket(i, Bucket { starting_at: b.starting_at, ending_at: b.ending_at, results: b.results });
+            self.0.bucket(
+                i,
+                Bucket {
+                    starting_at: b.starting_at,
+                    ending_at: b.ending_at,
+                    results: b.results,
+                },
+            );
             i += 1;
         }
         Ok(())
@@ -168,7 +177,11 @@ fn json_error(e: serde_json::Error) -> FileError {
         serde_json::error::Category::Io => format!("read error: {e}"),
         _ => format!("invalid JSON: {e}"),
     };
-    FileError { line: Some(e.line() as u64), column: Some(e.column() as u64), reason }
+    FileError {
+        line: Some(e.line() as u64),
+        column: Some(e.column() as u64),
+        reason,
+    }
 }
 
 fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
@@ -176,7 +189,9 @@ fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
     handler: &mut H,
 ) -> Result<(), FileError> {
     let mut de = serde_json::Deserializer::from_reader(reader);
-    let saw_data = PageSeed::<R, H>(handler, PhantomData).deserialize(&mut de).map_err(json_error)?;
+    let saw_data = PageSeed::<R, H>(handler, PhantomData)
+        .deserialize(&mut de)
+        .map_err(json_error)?;
     de.end().map_err(json_error)?;
     if !saw_data {
         return Err(FileError::new("report page has no \"data\" array"));
@@ -185,7 +200,11 @@ fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
 }
 
 /// Validates a bucket's times; on failure every result of the bucket is quarantined.
-fn bucket_times(b_index: usize, s: &Scalar, e: &Scalar) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), Quarantined> {
+fn bucket_times(
+    b_index: usize,
+    s: &Scalar,
+    e: &Scalar,
+) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), Quarantined> {
     let bad = |field: &str, reason: String| Quarantined {
         location: format!("data[{b_index}]"),
         line: None,
@@ -203,7 +222,10 @@ fn bucket_times(b_index: usize, s: &Scalar, e: &Scalar) -> Result<(DateTime<Utc>
         .map_err(|r| bad("ending_at", r))?;
     let secs = (end - start).num_seconds();
     let width = BucketWidth::from_seconds(secs).ok_or_else(|| {
-        bad("ending_at", format!("bucket of {secs} s is not 1m, 1h or 1d ({start} .. {end})"))
+        bad(
+            "ending_at",
+            format!("bucket of {secs} s is not 1m, 1h or 1d ({start} .. {end})"),
+        )
     })?;
     Ok((start, end, width))
 }
@@ -226,25 +248,45 @@ fn field_err(field: &str) -> impl Fn(String) -> (String, String) + '_ {
 }
 
 impl UsageHandler<'_> {
-    fn row(&self, start: DateTime<Utc>, width: BucketWidth, r: UsageResult) -> Result<UsageRow, (String, String)> {
+    fn row(
+        &self,
+        start: DateTime<Utc>,
+        width: BucketWidth,
+        r: UsageResult,
+    ) -> Result<UsageRow, (String, String)> {
         let cc = match r.cache_creation {
             Obj::Ok(c) => c,
             Obj::Missing | Obj::Null => {
-                return Err(("cache_creation".into(), "missing required field cache_creation".into()));
+                return Err((
+                    "cache_creation".into(),
+                    "missing required field cache_creation".into(),
+                ));
             }
             Obj::Invalid(what) => {
-                return Err(("cache_creation".into(), format!("cache_creation must be an object, got {what}")));
+                return Err((
+                    "cache_creation".into(),
+                    format!("cache_creation must be an object, got {what}"),
+                ));
             }
         };
         let web = match r.server_tool_use {
-            Obj::Ok(s) => s.web_search_requests.count_or_zero("server_tool_use.web_search_requests").map_err(field_err("server_tool_use.web_search_requests"))?,
+            Obj::Ok(s) => s
+                .web_search_requests
+                .count_or_zero("server_tool_use.web_search_requests")
+                .map_err(field_err("server_tool_use.web_search_requests"))?,
             Obj::Missing | Obj::Null => 0,
             Obj::Invalid(what) => {
-                return Err(("server_tool_use".into(), format!("server_tool_use must be an object, got {what}")));
+                return Err((
+                    "server_tool_use".into(),
+                    format!("server_tool_use must be an object, got {what}"),
+                ));
             }
         };
         let tokens = Tokens {
-            uncached_input: r.uncached_input_tokens.count("uncached_input_tokens").map_err(field_err("uncached_input_tokens"))?,
+            uncached_input: r
+                .uncached_input_tokens
+                .count("uncached_input_tokens")
+                .map_err(field_err("uncached_input_tokens"))?,
             cache_write_5m: cc
                 .ephemeral_5m_input_tokens
                 .count("cache_creation.ephemeral_5m_input_tokens")
@@ -253,26 +295,46 @@ impl UsageHandler<'_> {
                 .ephemeral_1h_input_tokens
                 .count("cache_creation.ephemeral_1h_input_tokens")
                 .map_err(field_err("cache_creation.ephemeral_1h_input_tokens"))?,
-            cache_read: r.cache_read_input_tokens.count("cache_read_input_tokens").map_err(field_err("cache_read_input_tokens"))?,
-            output: r.output_tokens.count("output_tokens").map_err(field_err("output_tokens"))?,
+            cache_read: r
+                .cache_read_input_tokens
+                .count("cache_read_input_tokens")
+                .map_err(field_err("cache_read_input_tokens"))?,
+            output: r
+                .output_tokens
+                .count("output_tokens")
+                .map_err(field_err("output_tokens"))?,
             web_search_requests: web,
         };
-        let workspace_id = r.workspace_id.opt_str("workspace_id").map_err(field_err("workspace_id"))?;
+        let workspace_id = r
+            .workspace_id
+            .opt_str("workspace_id")
+            .map_err(field_err("workspace_id"))?;
         Ok(UsageRow {
             bucket_start: start,
             bucket_width: width,
             provider: "anthropic",
-            workspace_name: workspace_id.is_none().then(|| DEFAULT_WORKSPACE_NAME.to_string()),
+            workspace_name: workspace_id
+                .is_none()
+                .then(|| DEFAULT_WORKSPACE_NAME.to_string()),
             workspace_id,
-            api_key_id: r.api_key_id.opt_str("api_key_id").map_err(field_err("api_key_id"))?,
+            api_key_id: r
+                .api_key_id
+                .opt_str("api_key_id")
+                .map_err(field_err("api_key_id"))?,
             api_key_name: None,
             model: r.model.opt_str("model").map_err(field_err("model"))?,
             service_tier: opt_enum("service_tier", &r.service_tier, model::SERVICE_TIERS)?,
             context_window: opt_enum("context_window", &r.context_window, model::CONTEXT_WINDOWS)?,
             inference_geo: opt_enum("inference_geo", &r.inference_geo, model::INFERENCE_GEOS)?,
             speed: r.speed.opt_str("speed").map_err(field_err("speed"))?,
-            account_id: r.account_id.opt_str("account_id").map_err(field_err("account_id"))?,
-            service_account_id: r.service_account_id.opt_str("service_account_id").map_err(field_err("service_account_id"))?,
+            account_id: r
+                .account_id
+                .opt_str("account_id")
+                .map_err(field_err("account_id"))?,
+            service_account_id: r
+                .service_account_id
+                .opt_str("service_account_id")
+                .map_err(field_err("service_account_id"))?,
             tokens,
             cache_write_assumed_5m: false,
             source_format: SourceFormat::AnthropicUsageApi,
@@ -302,7 +364,10 @@ impl BucketHandler<UsageResult> for UsageHandler<'_> {
             let location = format!("data[{bi}].results[{ri}]");
             let res = match r {
                 Obj::Ok(r) => self.row(start, width, r),
-                Obj::Invalid(what) => Err(("results".into(), format!("result must be an object, got {what}"))),
+                Obj::Invalid(what) => Err((
+                    "results".into(),
+                    format!("result must be an object, got {what}"),
+                )),
                 Obj::Missing | Obj::Null => Err(("results".into(), "result is null".into())),
             };
             match res {
@@ -312,7 +377,10 @@ impl BucketHandler<UsageResult> for UsageHandler<'_> {
                     line: None,
                     field: Some(field),
                     reason,
-                    excerpt: Some(excerpt(&format!("bucket starting_at {}", start.to_rfc3339()))),
+                    excerpt: Some(excerpt(&format!(
+                        "bucket starting_at {}",
+                        start.to_rfc3339()
+                    ))),
                 }),
             }
         }
@@ -334,10 +402,14 @@ struct CostHandler<'a> {
 pub fn cents_to_dollars(raw: &str) -> Result<Decimal, String> {
     let t = raw.trim();
     let valid = !t.is_empty()
-        && t.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && c == '-'))
+        && t.chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && c == '-'))
         && t.matches('.').count() <= 1;
     if !valid {
-        return Err(format!("amount {raw:?} is not a plain decimal number of cents"));
+        return Err(format!(
+            "amount {raw:?} is not a plain decimal number of cents"
+        ));
     }
     let mut d = Decimal::from_str_exact(t).map_err(|e| format!("amount {raw:?}: {e}"))?;
     if d.scale() + 2 > crate::lake::MONEY_SCALE {
@@ -346,12 +418,18 @@ pub fn cents_to_dollars(raw: &str) -> Result<Decimal, String> {
             crate::lake::MONEY_SCALE - 2
         ));
     }
-    d.set_scale(d.scale() + 2).map_err(|e| format!("amount {raw:?}: {e}"))?;
+    d.set_scale(d.scale() + 2)
+        .map_err(|e| format!("amount {raw:?}: {e}"))?;
     Ok(d)
 }
 
 impl CostHandler<'_> {
-    fn row(&self, start: DateTime<Utc>, end: DateTime<Utc>, r: CostResult) -> Result<CostRow, (String, String)> {
+    fn row(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        r: CostResult,
+    ) -> Result<CostRow, (String, String)> {
         let amount_raw = match &r.amount {
             Scalar::Str(s) => s.clone(),
             Scalar::UInt(_) | Scalar::NegInt(_) | Scalar::NonInteger(_) => {
@@ -362,24 +440,43 @@ impl CostHandler<'_> {
                         .into(),
                 ));
             }
-            Scalar::Missing | Scalar::Null => return Err(("amount".into(), "missing required field amount".into())),
+            Scalar::Missing | Scalar::Null => {
+                return Err(("amount".into(), "missing required field amount".into()));
+            }
             _ => return Err(("amount".into(), "amount must be a decimal string".into())),
         };
         let amount = cents_to_dollars(&amount_raw).map_err(field_err("amount"))?;
-        let currency = r.currency.req_str("currency").map_err(field_err("currency"))?;
+        let currency = r
+            .currency
+            .req_str("currency")
+            .map_err(field_err("currency"))?;
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
-            return Err(("currency".into(), format!("currency {currency:?} is not an ISO 4217 code")));
+            return Err((
+                "currency".into(),
+                format!("currency {currency:?} is not an ISO 4217 code"),
+            ));
         }
-        let cost_type = r.cost_type.req_str("cost_type").map_err(field_err("cost_type"))?;
+        let cost_type = r
+            .cost_type
+            .req_str("cost_type")
+            .map_err(field_err("cost_type"))?;
         check_enum("cost_type", &cost_type, model::COST_TYPES).map_err(field_err("cost_type"))?;
-        let workspace_id = r.workspace_id.opt_str("workspace_id").map_err(field_err("workspace_id"))?;
+        let workspace_id = r
+            .workspace_id
+            .opt_str("workspace_id")
+            .map_err(field_err("workspace_id"))?;
         Ok(CostRow {
             bucket_start: start,
             bucket_end: end,
             provider: "anthropic",
-            workspace_name: workspace_id.is_none().then(|| DEFAULT_WORKSPACE_NAME.to_string()),
+            workspace_name: workspace_id
+                .is_none()
+                .then(|| DEFAULT_WORKSPACE_NAME.to_string()),
             workspace_id,
-            description: r.description.opt_str("description").map_err(field_err("description"))?,
+            description: r
+                .description
+                .opt_str("description")
+                .map_err(field_err("description"))?,
             cost_type,
             model: r.model.opt_str("model").map_err(field_err("model"))?,
             token_type: opt_enum("token_type", &r.token_type, model::TOKEN_TYPES)?,
@@ -405,7 +502,10 @@ impl BucketHandler<CostResult> for CostHandler<'_> {
                     location: format!("data[{bi}]"),
                     line: None,
                     field: Some("ending_at".into()),
-                    reason: format!("cost report buckets are daily, this one is {} ({s} .. {e})", w.as_str()),
+                    reason: format!(
+                        "cost report buckets are daily, this one is {} ({s} .. {e})",
+                        w.as_str()
+                    ),
                     excerpt: None,
                 });
                 return;
@@ -421,7 +521,10 @@ impl BucketHandler<CostResult> for CostHandler<'_> {
             self.ordinal += 1;
             let res = match r {
                 Obj::Ok(r) => self.row(start, end, r),
-                Obj::Invalid(what) => Err(("results".into(), format!("result must be an object, got {what}"))),
+                Obj::Invalid(what) => Err((
+                    "results".into(),
+                    format!("result must be an object, got {what}"),
+                )),
                 Obj::Missing | Obj::Null => Err(("results".into(), "result is null".into())),
             };
             match res {
@@ -510,7 +613,13 @@ fn parse_list<T: DeserializeOwned, R: BufRead>(
             Obj::Missing | Obj::Null => Err(("data".into(), "item is null".into())),
         };
         if let Err((field, reason)) = res {
-            sink.quarantine(Quarantined { location: format!("data[{i}]"), line: None, field: Some(field), reason, excerpt: None });
+            sink.quarantine(Quarantined {
+                location: format!("data[{i}]"),
+                line: None,
+                field: Some(field),
+                reason,
+                excerpt: None,
+            });
         }
     }
     Ok(())
@@ -524,7 +633,10 @@ pub fn parse_workspaces<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<()
             name: w.name.req_str("name").map_err(field_err("name"))?,
             created_at: opt_ts("created_at", &w.created_at)?,
             archived_at: opt_ts("archived_at", &w.archived_at)?,
-            display_color: w.display_color.opt_str("display_color").map_err(field_err("display_color"))?,
+            display_color: w
+                .display_color
+                .opt_str("display_color")
+                .map_err(field_err("display_color"))?,
         };
         sink.workspace(ws);
         Ok(())
@@ -535,9 +647,17 @@ pub fn parse_workspaces<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<()
 pub fn parse_api_keys<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<(), FileError> {
     parse_list::<ApiKeyItem, _>(reader, sink, |k, sink| {
         let created_by_id = match k.created_by {
-            Obj::Ok(c) => c.id.opt_str("created_by.id").map_err(field_err("created_by.id"))?,
+            Obj::Ok(c) => {
+                c.id.opt_str("created_by.id")
+                    .map_err(field_err("created_by.id"))?
+            }
             Obj::Missing | Obj::Null => None,
-            Obj::Invalid(w) => return Err(("created_by".into(), format!("created_by must be an object, got {w}"))),
+            Obj::Invalid(w) => {
+                return Err((
+                    "created_by".into(),
+                    format!("created_by must be an object, got {w}"),
+                ));
+            }
         };
         let status = k.status.opt_str("status").map_err(field_err("status"))?;
         if let Some(s) = &status {
@@ -546,10 +666,16 @@ pub fn parse_api_keys<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<(), 
         let key = ApiKey {
             id: k.id.req_str("id").map_err(field_err("id"))?,
             name: k.name.req_str("name").map_err(field_err("name"))?,
-            workspace_id: k.workspace_id.opt_str("workspace_id").map_err(field_err("workspace_id"))?,
+            workspace_id: k
+                .workspace_id
+                .opt_str("workspace_id")
+                .map_err(field_err("workspace_id"))?,
             created_at: opt_ts("created_at", &k.created_at)?,
             created_by_id,
-            partial_key_hint: k.partial_key_hint.opt_str("partial_key_hint").map_err(field_err("partial_key_hint"))?,
+            partial_key_hint: k
+                .partial_key_hint
+                .opt_str("partial_key_hint")
+                .map_err(field_err("partial_key_hint"))?,
             status,
         };
         sink.api_key(key);

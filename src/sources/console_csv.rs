@@ -8,10 +8,10 @@ use std::io::BufRead;
 
 use chrono::NaiveDate;
 
-use super::{excerpt, FileError, Quarantined, Sink};
+use super::{FileError, Quarantined, Sink, excerpt};
 use crate::model::{
-    self, check_enum, day_start, BucketWidth, SourceFamily, SourceFormat, Tokens, UsageRow,
-    DEFAULT_WORKSPACE_NAME,
+    self, BucketWidth, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens, UsageRow,
+    check_enum, day_start,
 };
 
 struct Columns {
@@ -71,7 +71,10 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, FileError> {
         return Err(FileError {
             line: Some(1),
             column: None,
-            reason: format!("unknown Console usage CSV header: missing column(s) {}", missing.join(", ")),
+            reason: format!(
+                "unknown Console usage CSV header: missing column(s) {}",
+                missing.join(", ")
+            ),
         });
     }
     Ok(Columns {
@@ -94,12 +97,18 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, FileError> {
 /// Console display text for the context window → the API's value.
 pub fn context_window_from_display(s: &str) -> Result<Option<String>, String> {
     let t = s.trim();
-    let norm: String = t.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let norm: String = t
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
     match norm.as_str() {
         "" => Ok(None),
         "≤200k" | "<=200k" | "0-200k" => Ok(Some("0-200k".into())),
         ">200k" | "200k-1m" => Ok(Some("200k-1M".into())),
-        _ => Err(format!("unknown context_window {s:?} (expected ≤ 200k, > 200k, 0-200k or 200k-1M)")),
+        _ => Err(format!(
+            "unknown context_window {s:?} (expected ≤ 200k, > 200k, 0-200k or 200k-1M)"
+        )),
     }
 }
 
@@ -111,11 +120,18 @@ fn count(rec: &csv::StringRecord, i: usize, field: &str) -> Result<u64, (String,
     match v.parse::<i64>() {
         Ok(n) if n >= 0 => Ok(n as u64),
         Ok(n) => Err((field.into(), format!("{field} is negative: {n}"))),
-        Err(_) => Err((field.into(), format!("{field} must be a non-negative integer, got {v:?}"))),
+        Err(_) => Err((
+            field.into(),
+            format!("{field} must be a non-negative integer, got {v:?}"),
+        )),
     }
 }
 
-fn opt_count(rec: &csv::StringRecord, i: Option<usize>, field: &str) -> Result<u64, (String, String)> {
+fn opt_count(
+    rec: &csv::StringRecord,
+    i: Option<usize>,
+    field: &str,
+) -> Result<u64, (String, String)> {
     match i {
         Some(i) if !rec.get(i).unwrap_or("").trim().is_empty() => count(rec, i, field),
         _ => Ok(0),
@@ -123,23 +139,40 @@ fn opt_count(rec: &csv::StringRecord, i: Option<usize>, field: &str) -> Result<u
 }
 
 fn opt_text(rec: &csv::StringRecord, i: Option<usize>) -> Option<String> {
-    i.and_then(|i| rec.get(i)).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    i.and_then(|i| rec.get(i))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn row(cols: &Columns, rec: &csv::StringRecord, line: u64) -> Result<UsageRow, (String, String)> {
     let date_s = rec.get(cols.date).unwrap_or("").trim();
-    let date = NaiveDate::parse_from_str(date_s, "%Y-%m-%d")
-        .map_err(|_| ("usage_date_utc".to_string(), format!("usage_date_utc {date_s:?} is not a YYYY-MM-DD date")))?;
-    let model = opt_text(rec, Some(cols.model))
-        .ok_or_else(|| ("model_version".to_string(), "missing required field model_version".to_string()))?;
-    let tier = opt_text(rec, Some(cols.usage_type))
-        .ok_or_else(|| ("usage_type".to_string(), "missing required field usage_type".to_string()))?;
-    check_enum("usage_type", &tier, model::SERVICE_TIERS).map_err(|r| ("usage_type".to_string(), r))?;
+    let date = NaiveDate::parse_from_str(date_s, "%Y-%m-%d").map_err(|_| {
+        (
+            "usage_date_utc".to_string(),
+            format!("usage_date_utc {date_s:?} is not a YYYY-MM-DD date"),
+        )
+    })?;
+    let model = opt_text(rec, Some(cols.model)).ok_or_else(|| {
+        (
+            "model_version".to_string(),
+            "missing required field model_version".to_string(),
+        )
+    })?;
+    let tier = opt_text(rec, Some(cols.usage_type)).ok_or_else(|| {
+        (
+            "usage_type".to_string(),
+            "missing required field usage_type".to_string(),
+        )
+    })?;
+    check_enum("usage_type", &tier, model::SERVICE_TIERS)
+        .map_err(|r| ("usage_type".to_string(), r))?;
     let context_window = context_window_from_display(rec.get(cols.context_window).unwrap_or(""))
         .map_err(|r| ("context_window".to_string(), r))?;
     let inference_geo = opt_text(rec, cols.inference_geo);
     if let Some(g) = &inference_geo {
-        check_enum("inference_geo", g, model::INFERENCE_GEOS).map_err(|r| ("inference_geo".to_string(), r))?;
+        check_enum("inference_geo", g, model::INFERENCE_GEOS)
+            .map_err(|r| ("inference_geo".to_string(), r))?;
     }
     let (w5, w1, assumed) = match cols.cache_write {
         CacheWrite::Split(a, b) => (
@@ -188,14 +221,23 @@ fn row(cols: &Columns, rec: &csv::StringRecord, line: u64) -> Result<UsageRow, (
 /// file (a day inside that range with no rows is a day with no usage).
 pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(), FileError> {
     // Skip a UTF-8 byte-order mark.
-    let buf = reader.fill_buf().map_err(|e| FileError::new(format!("read error: {e}")))?;
+    let buf = reader
+        .fill_buf()
+        .map_err(|e| FileError::new(format!("read error: {e}")))?;
     if buf.starts_with(b"\xEF\xBB\xBF") {
         reader.consume(3);
     }
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(reader.by_ref());
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(reader.by_ref());
     let header = rdr
         .headers()
-        .map_err(|e| FileError { line: Some(1), column: None, reason: format!("unreadable CSV header: {e}") })?
+        .map_err(|e| FileError {
+            line: Some(1),
+            column: None,
+            reason: format!("unreadable CSV header: {e}"),
+        })?
         .clone();
     let cols = columns(&header)?;
     let mut days = BTreeSet::new();
@@ -212,7 +254,11 @@ pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(),
                         location: format!("line {line}"),
                         line: Some(line),
                         field: None,
-                        reason: format!("row has {} fields, the header has {}", rec.len(), header.len()),
+                        reason: format!(
+                            "row has {} fields, the header has {}",
+                            rec.len(),
+                            header.len()
+                        ),
                         excerpt: Some(joined),
                     });
                     continue;
@@ -234,7 +280,11 @@ pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(),
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(line);
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    return Err(FileError { line: Some(line), column: None, reason: format!("read error: {e}") });
+                    return Err(FileError {
+                        line: Some(line),
+                        column: None,
+                        reason: format!("read error: {e}"),
+                    });
                 }
                 sink.quarantine(Quarantined {
                     location: format!("line {line}"),
@@ -250,7 +300,11 @@ pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(),
         let mut d = first;
         while d <= last {
             let start = day_start(d);
-            sink.coverage(SourceFamily::ConsoleCsv, start, start + chrono::TimeDelta::days(1));
+            sink.coverage(
+                SourceFamily::ConsoleCsv,
+                start,
+                start + chrono::TimeDelta::days(1),
+            );
             d = d.succ_opt().expect("date in range");
         }
     }

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Any JSON scalar. Non-integral numbers are kept only as text (for the error message): no
 /// float ever carries a token count or an amount.
@@ -37,7 +37,11 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar::UInt(v))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(if v >= 0 { Scalar::UInt(v as u64) } else { Scalar::NegInt(v) })
+                Ok(if v >= 0 {
+                    Scalar::UInt(v as u64)
+                } else {
+                    Scalar::NegInt(v)
+                })
             }
             fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
                 Ok(Scalar::NonInteger(v.to_string()))
@@ -88,7 +92,10 @@ impl Scalar {
             Scalar::UInt(v) => Err(format!("{field} {v} is too large")),
             Scalar::Missing | Scalar::Null => Err(format!("missing required field {field}")),
             Scalar::NegInt(_) => Err(format!("{field} is negative: {}", self.describe())),
-            other => Err(format!("{field} must be a non-negative integer, got {}", other.describe())),
+            other => Err(format!(
+                "{field} must be a non-negative integer, got {}",
+                other.describe()
+            )),
         }
     }
 
@@ -105,7 +112,10 @@ impl Scalar {
         match self {
             Scalar::Missing | Scalar::Null => Ok(None),
             Scalar::Str(s) => Ok(Some(s.clone())),
-            other => Err(format!("{field} must be a string or null, got {}", other.describe())),
+            other => Err(format!(
+                "{field} must be a string or null, got {}",
+                other.describe()
+            )),
         }
     }
 

@@ -53,7 +53,11 @@ impl fmt::Display for FileError {
 
 impl FileError {
     pub fn new(reason: impl Into<String>) -> Self {
-        Self { line: None, column: None, reason: reason.into() }
+        Self {
+            line: None,
+            column: None,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -123,23 +127,24 @@ pub fn detect(head: &[u8]) -> Result<SourceFormat, FileError> {
     }
     if trimmed.starts_with('{') {
         let squeezed: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
-        let has = |k: &str| squeezed.contains(k);
-        if has("\"starting_at\"") {
-            if has("\"uncached_input_tokens\"") {
-                return Ok(SourceFormat::AnthropicUsageApi);
-            }
-            if has("\"amount\"") || has("\"cost_type\"") {
+        // Keys, not values: `"uncached_input_tokens"` is also a `token_type` value in cost pages.
+        let has = |k: &str| squeezed.contains(&format!("\"{k}\":"));
+        if has("starting_at") {
+            if has("amount") || has("cost_type") {
                 return Ok(SourceFormat::AnthropicCostApi);
+            }
+            if has("uncached_input_tokens") || has("output_tokens") {
+                return Ok(SourceFormat::AnthropicUsageApi);
             }
             return Err(FileError::new(
                 "an Admin API report page without result rows: cannot tell usage from cost; \
                  pass --format anthropic-usage-api or --format anthropic-cost-api",
             ));
         }
-        if has("\"type\":\"api_key\"") || has("\"partial_key_hint\"") {
+        if squeezed.contains("\"type\":\"api_key\"") || has("partial_key_hint") {
             return Ok(SourceFormat::AnthropicApiKeys);
         }
-        if has("\"type\":\"workspace\"") {
+        if squeezed.contains("\"type\":\"workspace\"") {
             return Ok(SourceFormat::AnthropicWorkspaces);
         }
         return Err(FileError::new(
@@ -174,8 +179,8 @@ pub fn detect_file(path: &Path) -> std::io::Result<Result<SourceFormat, FileErro
 
 /// Parses one file of a known format into `sink`.
 pub fn parse_file(path: &Path, format: SourceFormat, sink: &mut dyn Sink) -> Result<(), FileError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| FileError::new(format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| FileError::new(format!("cannot open: {e}")))?;
     parse_reader(BufReader::with_capacity(256 * 1024, file), format, sink)
 }
 

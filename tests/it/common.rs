@@ -1,0 +1,126 @@
+//! Helpers: run the real binary, read the lake back through the real CLI.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tokenledger");
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn tl(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("TOKENLEDGER_CRASH_AT")
+        .env_remove("TOKENLEDGER_CONFIG")
+        .output()
+        .expect("run tokenledger")
+}
+
+pub fn tl_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.arg("--data-dir").arg(data).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run tokenledger")
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `tokenledger ingest --json` → (exit code, summary).
+pub fn ingest(data: &Path, paths: &[&Path]) -> (i32, serde_json::Value) {
+    let mut args = vec!["ingest".to_string(), "--json".into(), "-q".into()];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = tl(data, &args);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ingest --json printed no JSON ({e}); stderr: {}",
+            stderr(&o)
+        )
+    });
+    (code(&o), v)
+}
+
+/// Runs SQL through `tokenledger sql --format json`.
+pub fn sql(data: &Path, q: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let o = tl(data, &["sql", q, "--format", "json"]);
+    assert_eq!(code(&o), 0, "sql failed: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r.as_object().expect("object").clone())
+        .collect()
+}
+
+pub const TOKEN_COLS: [&str; 6] = [
+    "uncached_input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "output_tokens",
+    "web_search_requests",
+];
+
+/// Token totals of the usage table (plus the row count), read with tokenledger's own query engine.
+pub fn totals(data: &Path, filter: &str) -> BTreeMap<String, i64> {
+    let cols: Vec<String> = TOKEN_COLS
+        .iter()
+        .map(|c| format!("SUM({c}) AS {c}"))
+        .collect();
+    let q = format!(
+        "SELECT {}, COUNT(*) AS usage_rows FROM usage {filter}",
+        cols.join(", ")
+    );
+    let rows = sql(data, &q);
+    rows[0]
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+        .collect()
+}
+
+/// Every lake file (path → content hash), excluding the lock file.
+pub fn snapshot(data: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if p.file_name().is_some_and(|n| n != "lock") {
+                let bytes = std::fs::read(&p).expect("read");
+                out.insert(
+                    p.strip_prefix(root).unwrap().display().to_string(),
+                    blake3::hash(&bytes).to_hex().to_string(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(data, data, &mut out);
+    out
+}
+
+/// Writes synthetic exports and returns their directory.
+pub fn synth(dir: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join("exports");
+    let mut args = vec!["synth", "--out", out.to_str().unwrap(), "-q"];
+    args.extend_from_slice(extra);
+    let o = Command::new(BIN).args(&args).output().expect("synth");
+    assert_eq!(code(&o), 0, "synth failed: {}", stderr(&o));
+    out
+}

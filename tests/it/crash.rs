@@ -1,0 +1,147 @@
+//! Crash safety: a run killed anywhere leaves the lake as before or as after, and a re-run
+//! converges on the same lake as a clean ingest.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn lake_state(
+    data: &Path,
+) -> (
+    std::collections::BTreeMap<String, i64>,
+    Vec<serde_json::Map<String, serde_json::Value>>,
+) {
+    (
+        totals(data, ""),
+        sql(data, "SELECT COUNT(*) AS n FROM usage_coverage"),
+    )
+}
+
+#[test]
+fn killed_at_each_commit_step_then_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = synth(
+        tmp.path(),
+        &["--width", "1h", "--months", "2", "--seed", "21"],
+    );
+    let sample = fixtures().join("sample");
+    // Reference: a clean ingest of the sample, then the synthetic exports.
+    let clean = tmp.path().join("clean");
+    ingest(&clean, &[&sample]);
+    let before = lake_state(&clean);
+    ingest(&clean, &[&exports]);
+    let after = lake_state(&clean);
+    assert_ne!(before.0, after.0);
+
+    for (point, committed) in [
+        ("mid-stage", false),
+        ("staged", false),
+        ("committed", true),
+        ("mid-apply", true),
+    ] {
+        let data = tmp.path().join(point);
+        ingest(&data, &[&sample]);
+        let o = tl_env(
+            &data,
+            &["ingest", "-q", exports.to_str().unwrap()],
+            &[("TOKENLEDGER_CRASH_AT", point)],
+        );
+        assert!(
+            !o.status.success(),
+            "{point}: the simulated crash must kill the run"
+        );
+        // Any next command recovers first; the lake is exactly before or exactly after.
+        let state = lake_state(&data);
+        if committed {
+            assert_eq!(
+                state, after,
+                "{point}: a committed ingest is completed by recovery"
+            );
+        } else {
+            assert_eq!(
+                state, before,
+                "{point}: an uncommitted ingest leaves no trace"
+            );
+        }
+        assert!(!data.join("_tokenledger/journal.json").exists());
+        assert!(
+            std::fs::read_dir(data.join("_tokenledger/staging"))
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(true),
+            "{point}: staging cleaned"
+        );
+        // Re-run: converges on the clean lake.
+        let (code, _) = ingest(&data, &[&exports]);
+        assert_eq!(code, 0);
+        assert_eq!(lake_state(&data), after, "{point}");
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_then_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = synth(
+        tmp.path(),
+        &[
+            "--width",
+            "1m",
+            "--rows-per-bucket",
+            "4",
+            "--page-buckets",
+            "720",
+            "--seed",
+            "8",
+        ],
+    );
+    let clean = tmp.path().join("clean");
+    let t0 = Instant::now();
+    ingest(&clean, &[&exports]);
+    let full = t0.elapsed();
+    let expected = lake_state(&clean);
+    assert!(
+        expected.0["usage_rows"] > 50_000,
+        "big enough to be killed mid-way: {:?}",
+        expected.0
+    );
+
+    for (i, frac) in [10u32, 35, 60, 90].into_iter().enumerate() {
+        let data = tmp.path().join(format!("k{i}"));
+        let mut child = std::process::Command::new(BIN)
+            .args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "ingest",
+                "-q",
+                exports.to_str().unwrap(),
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full * frac / 100);
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        // Whatever point it reached, the lake is empty (before) or complete (after).
+        if data.join("usage").exists() || data.join("_tokenledger").exists() {
+            let o = tl(
+                &data,
+                &[
+                    "sql",
+                    "SELECT COUNT(*) AS n FROM ingest_log",
+                    "--format",
+                    "json",
+                ],
+            );
+            if code(&o) == 0 {
+                let (t, _) = lake_state(&data);
+                assert!(
+                    t == expected.0,
+                    "kill at {frac}% ({status}): lake is half-written: {t:?}"
+                );
+            }
+        }
+        let (code, _) = ingest(&data, &[&exports]);
+        assert_eq!(code, 0);
+        assert_eq!(lake_state(&data), expected, "kill at {frac}% then re-run");
+    }
+    let _ = Duration::ZERO;
+}

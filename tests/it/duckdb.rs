@@ -1,0 +1,106 @@
+//! Interop: DuckDB (the Python package) reads the lake with no code of ours, and its totals
+//! equal tokenledger's.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::*;
+
+fn duckdb(script: &str) -> serde_json::Value {
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .expect("python3");
+    assert!(
+        o.status.success(),
+        "DuckDB failed (install it with `pip install duckdb`): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("json from python")
+}
+
+fn prelude(data: &Path) -> String {
+    format!(
+        "import duckdb, json\nc = duckdb.connect()\nc.execute(\"SET TimeZone='UTC'\")\nUSAGE = {:?}\nCOST = {:?}\n",
+        format!("{}/usage/**/*.parquet", data.display()),
+        format!("{}/cost/**/*.parquet", data.display())
+    )
+}
+
+#[test]
+fn duckdb_reads_the_lake_and_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let exports = synth(
+        tmp.path(),
+        &["--width", "1h", "--months", "2", "--seed", "99"],
+    );
+    ingest(&data, &[&exports, &fixtures().join("sample")]);
+
+    // Hive-partitioned glob, straight from the Parquet files.
+    let cols: Vec<String> = TOKEN_COLS
+        .iter()
+        .map(|c| format!("SUM({c})::BIGINT"))
+        .collect();
+    let script = format!(
+        "{}r = c.execute(\"SELECT {}, COUNT(*) FROM read_parquet('\" + USAGE + \"', hive_partitioning=true)\").fetchone()\n\
+         months = [m for (m,) in c.execute(\"SELECT DISTINCT month FROM read_parquet('\" + USAGE + \"', hive_partitioning=true) ORDER BY 1\").fetchall()]\n\
+         cost = c.execute(\"SELECT CAST(SUM(amount) AS VARCHAR), typeof(SUM(amount)) FROM read_parquet('\" + COST + \"')\").fetchone()\n\
+         print(json.dumps({{'totals': list(r), 'months': months, 'cost': list(cost)}}))",
+        prelude(&data),
+        cols.join(", ")
+    );
+    let v = duckdb(&script);
+    let ours = totals(&data, "");
+    let theirs: Vec<i64> = v["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    for (i, c) in TOKEN_COLS.iter().enumerate() {
+        assert_eq!(theirs[i], ours[*c], "{c}");
+    }
+    assert_eq!(theirs[6], ours["usage_rows"]);
+    assert_eq!(
+        v["months"],
+        serde_json::json!(["2026-08", "2026-09", "2026-10", "2026-11"])
+    );
+    // Money stays DECIMAL in DuckDB: exact, not DOUBLE.
+    assert!(
+        v["cost"][1].as_str().unwrap().starts_with("DECIMAL(38,12)"),
+        "{v}"
+    );
+    assert_eq!(v["cost"][0], "2.145825000000");
+}
+
+#[test]
+fn the_shipped_sql_gives_the_same_answer_in_both_engines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let exports = synth(
+        tmp.path(),
+        &["--width", "1d", "--seed", "13", "--console-csv"],
+    );
+    ingest(&data, &[&fixtures().join("sample"), &exports]);
+    let sql_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/usage_totals.sql");
+    let script = format!(
+        "{}c.execute(\"CREATE VIEW usage AS SELECT * FROM read_parquet('\" + USAGE + \"')\")\n\
+         rel = c.execute(open({:?}).read())\nnames = [d[0] for d in rel.description]\n\
+         print(json.dumps([dict(zip(names, [int(x) if isinstance(x, int) else x for x in row])) for row in rel.fetchall()]))",
+        prelude(&data),
+        sql_file.display().to_string()
+    );
+    let theirs = duckdb(&script);
+    let o = tl(&data, &["usage", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let key =
+        |r: &serde_json::Value| format!("{}|{}|{}", r["month"], r["workspace_id"], r["model"]);
+    let mut a: Vec<_> = ours.as_array().unwrap().clone();
+    let mut b: Vec<_> = theirs.as_array().unwrap().clone();
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    assert!(a.len() > 10);
+    assert_eq!(a, b);
+}

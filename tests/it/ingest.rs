@@ -1,0 +1,397 @@
+//! Ingest end to end through the binary: idempotency, restatement, precedence, exit codes.
+
+use std::path::Path;
+
+use crate::common::*;
+
+/// Hand-computed from fixtures/sample (see fixtures/README.md).
+fn sample_expectations() -> [(&'static str, [i64; 7]); 3] {
+    // uncached, 5m, 1h, read, output, web, rows
+    [
+        ("2026-08", [54981, 16369, 0, 1600, 18932, 0, 2]),
+        ("2026-09", [350681, 16969, 500, 12000, 43432, 3, 5]),
+        ("2026-10", [393000, 3000, 1000, 59200, 40000, 12, 8]),
+    ]
+}
+
+fn month_totals(data: &Path, month: &str) -> [i64; 7] {
+    let t = totals(
+        data,
+        &format!("WHERE strftime(bucket_start, '%Y-%m') = '{month}'"),
+    );
+    let mut out = [0; 7];
+    for (i, c) in TOKEN_COLS.iter().enumerate() {
+        out[i] = t[*c];
+    }
+    out[6] = t["usage_rows"];
+    out
+}
+
+#[test]
+fn sample_lands_with_hand_checked_totals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (code, summary) = ingest(&data, &[&fixtures().join("sample")]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["files"].as_array().unwrap().len(), 7);
+    for (month, expected) in sample_expectations() {
+        assert_eq!(month_totals(&data, month), expected, "month {month}");
+    }
+    // Names come from the key/workspace lists; IDs are resolved for CSV names.
+    let rows = sql(
+        &data,
+        "SELECT DISTINCT api_key_id, api_key_name FROM usage WHERE api_key_name = 'closer-app'",
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["api_key_id"] == "apikey_01Xw3PzQ9vR2mN7bK5jH1gFd"),
+        "{rows:?}"
+    );
+    let rows = sql(
+        &data,
+        "SELECT COUNT(*) AS n FROM usage WHERE api_key_id IS NULL AND workspace_name = 'Default'",
+    );
+    assert_eq!(
+        rows[0]["n"], 2,
+        "Console usage without a key is kept (Oct 1 API row, Sep 30 CSV row)"
+    );
+    // Lineage: every row names its file and ingest.
+    let rows = sql(
+        &data,
+        "SELECT COUNT(*) AS n FROM usage WHERE source_file LIKE '%fixtures/sample/%' AND ingest_id IS NOT NULL",
+    );
+    assert_eq!(rows[0]["n"], 15);
+    // Multi-page export: both pages, and the empty Oct 3 bucket is recorded as covered.
+    let rows = sql(
+        &data,
+        "SELECT COUNT(*) AS n FROM usage_coverage WHERE family = 'admin_api'",
+    );
+    assert_eq!(rows[0]["n"], 5);
+}
+
+#[test]
+fn ingesting_twice_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let exports = synth(
+        tmp.path(),
+        &["--width", "1h", "--console-csv", "--seed", "7"],
+    );
+    let (c1, _) = ingest(&data, &[&exports, &fixtures().join("sample")]);
+    assert_eq!(c1, 0);
+    let before = snapshot(&data);
+    let (c2, s2) = ingest(&data, &[&exports, &fixtures().join("sample")]);
+    assert_eq!(c2, 0);
+    assert!(
+        s2["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "unchanged"),
+        "{s2}"
+    );
+    assert_eq!(s2["committed"], false);
+    assert_eq!(
+        snapshot(&data),
+        before,
+        "second ingest must not touch a single file"
+    );
+    // A copy of an already-ingested file under another name is recognised by content.
+    let copy = tmp.path().join("copy.json");
+    std::fs::copy(fixtures().join("sample/usage-2026-10-p1.json"), &copy).unwrap();
+    let (c3, s3) = ingest(&data, &[&copy]);
+    assert_eq!(c3, 0);
+    assert_eq!(s3["files"][0]["status"], "unchanged");
+    assert_eq!(snapshot(&data), before);
+}
+
+#[test]
+fn a_newer_export_restates_the_same_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    let day1 = "WHERE strftime(bucket_start, '%Y-%m-%d') = '2026-10-01'";
+    let before_other_days = totals(
+        &data,
+        "WHERE strftime(bucket_start, '%Y-%m-%d') > '2026-10-01'",
+    );
+    assert_eq!(totals(&data, day1)["usage_rows"], 3);
+    let (code, s) = ingest(
+        &data,
+        &[&fixtures().join("formats/usage-2026-10-01-restated.json")],
+    );
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["lake_rows_superseded"], 3);
+    let t = totals(&data, day1);
+    // Only the newer numbers remain: 1600 + 120000 uncached, 550 + 30000 output; the Console row is gone.
+    assert_eq!(
+        (
+            t["usage_rows"],
+            t["uncached_input_tokens"],
+            t["output_tokens"]
+        ),
+        (2, 121600, 30550)
+    );
+    assert_eq!(
+        totals(
+            &data,
+            "WHERE strftime(bucket_start, '%Y-%m-%d') > '2026-10-01'"
+        ),
+        before_other_days
+    );
+}
+
+#[test]
+fn a_partial_restatement_of_a_coarser_bucket_is_quarantined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    let before = totals(&data, "");
+    let (code, s) = ingest(
+        &data,
+        &[&fixtures().join("formats/usage-2026-10-02-partial-hours.json")],
+    );
+    assert_eq!(code, 3, "{s}");
+    assert_eq!(
+        totals(&data, ""),
+        before,
+        "the complete daily data stays; the hour is not added on top"
+    );
+    let q = sql(
+        &data,
+        "SELECT reason FROM quarantine WHERE source_file LIKE '%partial-hours%'",
+    );
+    assert_eq!(q.len(), 1);
+    assert!(
+        q[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("restates only part"),
+        "{q:?}"
+    );
+}
+
+#[test]
+fn finer_buckets_that_cover_a_whole_day_replace_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let daily = synth(&tmp.path().join("d"), &["--width", "1d", "--seed", "3"]);
+    let hourly = synth(&tmp.path().join("h"), &["--width", "1h", "--seed", "4"]);
+    let (c, _) = ingest(&data, &[&daily]);
+    assert_eq!(c, 0);
+    let (c, _) = ingest(&data, &[&hourly]);
+    assert_eq!(c, 0);
+    let clean = tmp.path().join("clean");
+    ingest(&clean, &[&hourly]);
+    assert_eq!(
+        totals(&data, ""),
+        totals(&clean, ""),
+        "after the hourly export only hourly rows remain"
+    );
+    let widths = sql(&data, "SELECT DISTINCT bucket_width FROM usage");
+    assert_eq!(widths.len(), 1);
+    assert_eq!(widths[0]["bucket_width"], "1h");
+}
+
+#[test]
+fn admin_api_wins_over_console_csv_in_either_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = synth(
+        tmp.path(),
+        &["--width", "1h", "--console-csv", "--seed", "11"],
+    );
+    let api_only = tmp.path().join("api_only");
+    ingest(
+        &api_only,
+        &[
+            &exports.join("usage"),
+            &exports.join("workspaces.json"),
+            &exports.join("api_keys.json"),
+        ],
+    );
+    let expected = totals(&api_only, "");
+    assert!(expected["usage_rows"] > 100);
+
+    // CSV first, then the API pages: the CSV days leave the lake.
+    let a = tmp.path().join("a");
+    let (c, s) = ingest(&a, &[&exports.join("console")]);
+    assert_eq!(c, 0, "{s}");
+    assert!(totals(&a, "")["usage_rows"] > 0);
+    ingest(
+        &a,
+        &[
+            &exports.join("usage"),
+            &exports.join("workspaces.json"),
+            &exports.join("api_keys.json"),
+        ],
+    );
+    assert_eq!(totals(&a, ""), expected);
+
+    // API first, then the CSV: nothing of the CSV is loaded.
+    let b = tmp.path().join("b");
+    ingest(
+        &b,
+        &[
+            &exports.join("usage"),
+            &exports.join("workspaces.json"),
+            &exports.join("api_keys.json"),
+        ],
+    );
+    let (c, s) = ingest(&b, &[&exports.join("console")]);
+    assert_eq!(c, 0);
+    assert_eq!(
+        s["by_format"]["anthropic-console-usage-csv"]["rows_loaded"],
+        0
+    );
+    assert!(
+        s["by_format"]["anthropic-console-usage-csv"]["rows_superseded"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(totals(&b, ""), expected);
+
+    // Same tokens either way: the CSV is the daily sum of the same usage.
+    let csv_only = tmp.path().join("csv_only");
+    ingest(&csv_only, &[&exports.join("console")]);
+    let csv = totals(&csv_only, "");
+    for c in TOKEN_COLS {
+        assert_eq!(csv[c], expected[c], "{c}");
+    }
+}
+
+#[test]
+fn exit_codes_and_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let o = tl(
+        &data,
+        &["ingest", tmp.path().join("nope.json").to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 2, "a missing path is a usage error");
+    assert!(stderr(&o).contains("nope.json"));
+    let o = tl(&data, &["ingest"]);
+    assert_eq!(code(&o), 2);
+    let o = tl(&data, &["usage", "--month", "2026-13"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("YYYY-MM"));
+    let o = tl(&data, &["ingest", "--format", "xml", "x"]);
+    assert_eq!(code(&o), 2);
+    let o = tl(&data, &["--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
+}
+
+#[test]
+fn a_second_writer_waits_or_fails_clearly() {
+    use tokenledger::lake::Layout;
+    use tokenledger::lake::txn::{LakeLock, LockMode};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let layout = Layout::new(&data);
+    let held = LakeLock::acquire(&layout, LockMode::Exclusive, false).unwrap();
+    let sample = fixtures().join("sample");
+    let o = tl(&data, &["ingest", "--no-wait", sample.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("another tokenledger run holds the lock"),
+        "{}",
+        stderr(&o)
+    );
+    // Without --no-wait it waits, says so, and goes ahead once the lock is free.
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "ingest",
+            "-q",
+            sample.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it must wait while the lock is held"
+    );
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for another run"));
+    assert_eq!(totals(&data, "")["usage_rows"], 15);
+}
+
+#[test]
+fn summary_is_json_on_stdout_and_text_on_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let o = tl(
+        &data,
+        &[
+            "ingest",
+            "--json",
+            fixtures().join("sample").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["by_format"]["anthropic-usage-api"]["rows_loaded"], 8);
+    assert_eq!(
+        v["by_format"]["anthropic-console-usage-csv"]["rows_loaded"],
+        7
+    );
+    assert!(stderr(&o).contains("7 new"));
+    let o = tl(
+        &data,
+        &["-q", "ingest", fixtures().join("sample").to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 0);
+    assert!(
+        o.stderr.is_empty() && o.stdout.is_empty(),
+        "quiet under cron"
+    );
+}
+
+#[test]
+fn synthetic_exports_are_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = synth(
+        &tmp.path().join("a"),
+        &["--seed", "5", "--width", "1h", "--console-csv"],
+    );
+    let b = synth(
+        &tmp.path().join("b"),
+        &["--seed", "5", "--width", "1h", "--console-csv"],
+    );
+    let c = synth(&tmp.path().join("c"), &["--seed", "6", "--width", "1h"]);
+    assert_eq!(snapshot(&a), snapshot(&b));
+    assert_ne!(snapshot(&a.join("usage")), snapshot(&c.join("usage")));
+    // The organisation has what the generator promises: batch, long context, us geo, Console use.
+    let data = tmp.path().join("data");
+    ingest(&data, &[&a]);
+    let rows = sql(
+        &data,
+        "SELECT COUNT(DISTINCT service_tier) AS tiers, SUM(CASE WHEN context_window = '200k-1M' THEN 1 ELSE 0 END) AS long_ctx, SUM(CASE WHEN inference_geo = 'us' THEN 1 ELSE 0 END) AS us, SUM(CASE WHEN api_key_id IS NULL THEN 1 ELSE 0 END) AS console, COUNT(DISTINCT workspace_name) AS ws FROM usage",
+    );
+    let r = &rows[0];
+    assert!(
+        r["tiers"].as_i64().unwrap() >= 2
+            && r["long_ctx"].as_i64().unwrap() > 0
+            && r["us"].as_i64().unwrap() > 0
+            && r["console"].as_i64().unwrap() > 0,
+        "{r:?}"
+    );
+    assert!(r["ws"].as_i64().unwrap() >= 3);
+    // Weekly seasonality: weekend days carry less usage than weekdays.
+    let days = sql(
+        &data,
+        "SELECT strftime(bucket_start, '%u') AS dow, SUM(output_tokens) AS out FROM usage GROUP BY strftime(bucket_start, '%u')",
+    );
+    let get = |d: &str| {
+        days.iter()
+            .filter(|r| r["dow"] == d)
+            .map(|r| r["out"].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    assert!(get("7") * 2 < get("3"), "{days:?}");
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary (links polars once). Each module is one capability.
+
+mod common;
+mod crash;
+mod duckdb;
+mod formats;
+mod ingest;
+mod quarantine;
