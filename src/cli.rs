@@ -8,14 +8,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use serde::Deserialize;
 
 use crate::ingest::{self, FileStatus, IngestOptions, IngestSummary};
 use crate::lake::Layout;
 use crate::lake::txn::{self, LakeLock, LockMode};
 use crate::model::SourceFormat;
 use crate::query::{self, OutputFormat};
-use crate::synth;
+use crate::config::Config;
+use crate::pricing::PriceBook;
+use crate::report::Dim;
+use crate::{rating, reconcile, report, synth};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -23,6 +25,9 @@ Examples:
   tokenledger ingest exports/2026-10/                 # files and directories, format from content
   tokenledger ingest page.json --format anthropic-usage-api --json
   tokenledger usage --month 2026-10 --format csv
+  tokenledger report --month 2026-10 --by team,model --format csv
+  tokenledger reconcile --month 2026-10
+  tokenledger prices --as-of 2026-03-12
   tokenledger sql \"SELECT model, SUM(output_tokens) FROM usage GROUP BY model\"
   tokenledger quarantine                              # every rejected row, with file, place, reason
   tokenledger synth --out /tmp/org --months 2 --width 1h
@@ -70,6 +75,17 @@ buckets replace older ones."
     Sql(SqlArgs),
     /// List quarantined input: file, row/line, field and reason.
     Quarantine(QuarantineArgs),
+    /// Show the price book in force on a date (default book + overrides).
+    Prices(PricesArgs),
+    /// Price every usage row (the derived table rated_usage); re-rates what is stale.
+    Rate(RateArgs),
+    /// Monthly chargeback: tokens and list cost by workspace, model, key, tier, day or team.
+    #[command(after_help = "Rounding: each line is rounded to cents (half away from zero) and the lines are adjusted by \
+largest remainder so that they add up exactly to the rounded total; list_cost_usd_exact keeps full precision.\n\
+Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens).")]
+    Report(ReportArgs),
+    /// Compare our list cost with the provider's cost report; explain every difference.
+    Reconcile(ReconcileArgs),
     /// Write a synthetic organisation's exports (deterministic for a seed).
     Synth(synth::SynthArgs),
 }
@@ -148,46 +164,60 @@ pub struct SqlArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PricesArgs {
+    /// Date the book is shown for (YYYY-MM-DD, UTC). Default: today.
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Every dated row (all dates), not only those in force.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    /// Only this month (YYYY-MM); default: every month with usage.
+    #[arg(long, value_parser = parse_month)]
+    pub month: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The month (YYYY-MM, UTC).
+    #[arg(long, value_parser = parse_month)]
+    pub month: String,
+    /// Dimensions, comma-separated: workspace, model, api-key, service-tier, day, team.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Dim::Workspace, Dim::Model])]
+    pub by: Vec<Dim>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Print the SQL the report runs (from sql/report.sql) and exit.
+    #[arg(long)]
+    pub show_sql: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The month (YYYY-MM, UTC).
+    #[arg(long, value_parser = parse_month)]
+    pub month: String,
+    /// Differences up to this many dollars per line count as matched.
+    #[arg(long, default_value = "0.005")]
+    pub tolerance: rust_decimal::Decimal,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct QuarantineArgs {
     /// Only this ingest's entries.
     #[arg(long)]
     pub ingest: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
-}
-
-/// `tokenledger.toml`. Unknown keys are an error, so a typo is not silently ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Export files or directories `run` ingests.
-    #[serde(default)]
-    pub inputs: Vec<PathBuf>,
-}
-
-pub fn load_config(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>)> {
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let p = PathBuf::from("tokenledger.toml");
-            if !p.exists() {
-                return Ok((Config::default(), None));
-            }
-            p
-        }
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read config {}", path.display()))?;
-    let cfg: Config =
-        toml::from_str(&text).with_context(|| format!("config {} is invalid", path.display()))?;
-    // Relative inputs are relative to the config file.
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let inputs = cfg
-        .inputs
-        .into_iter()
-        .map(|p| if p.is_relative() { base.join(p) } else { p })
-        .collect();
-    Ok((Config { inputs }, Some(path)))
 }
 
 fn progress_wanted(quiet: bool) -> bool {
@@ -298,8 +328,71 @@ fn read_lock(layout: &Layout) -> Result<LakeLock> {
     Ok(LakeLock::acquire(layout, LockMode::Shared, true)?)
 }
 
+/// The price book: the embedded default, then `[prices]` from the config, then `price_file`.
+pub fn price_book(config: &Config, config_path: Option<&Path>) -> Result<PriceBook> {
+    let mut overrides = Vec::new();
+    if let Some(p) = config_path {
+        overrides.push((format!("{} [prices]", p.display()), config.prices.clone()));
+    }
+    if let Some(f) = &config.price_file {
+        overrides.push((f.display().to_string(), PriceBook::read_file(f)?));
+    }
+    Ok(PriceBook::load(&overrides)?)
+}
+
+fn terminal_width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).or(Some(100))
+}
+
+/// Rates what is stale (exclusive lock), then hands back a shared lock for reading.
+fn rate_then_read(layout: &Layout, book: &PriceBook, months: &[String]) -> Result<(rating::RateSummary, LakeLock)> {
+    let summary = {
+        let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
+        if let Some(m) = txn::recover(layout)? {
+            eprintln!("tokenledger: {m}");
+        }
+        rating::ensure_rated(layout, book, months)?
+    };
+    Ok((summary, LakeLock::acquire(layout, LockMode::Shared, true)?))
+}
+
+fn print_report(layout: &Layout, month: &str, by: &[Dim], config: &Config, format: OutputFormat) -> Result<i32> {
+    let r = report::report(layout, month, by, &config.teams)?;
+    print!("{}", query::render_grid(&r.grid, format, terminal_width(), &report::OPTIONAL_COLUMNS));
+    if r.unpriced_rows > 0 {
+        eprintln!("tokenledger: {} line(s) UNPRICED: no list price in force; add a [[prices.model]] override (exit code 3)", r.unpriced_rows);
+        return Ok(crate::exit::QUARANTINED);
+    }
+    Ok(crate::exit::OK)
+}
+
+fn print_reconcile(layout: &Layout, month: &str, tolerance: rust_decimal::Decimal, format: OutputFormat) -> Result<i32> {
+    let tol = crate::lake::batch::money_to_i128(tolerance).map_err(|e| anyhow::anyhow!("--tolerance {e}"))?;
+    let r = reconcile::reconcile(layout, month, tol)?;
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        OutputFormat::Csv => print!("{}", query::render_grid(&reconcile::lines_grid(&r), format, None, &[])),
+        OutputFormat::Table => {
+            println!(
+                "reconcile {}: {} line(s) matched within ${}, {} explained, {} unexplained",
+                r.month, r.lines_matched, r.tolerance_usd.trim_end_matches('0'), r.lines_explained, r.lines_unexplained
+            );
+            if !r.lines.is_empty() {
+                println!();
+                print!("{}", query::render_grid(&reconcile::lines_grid(&r), format, terminal_width(), &["workspace_id"]));
+            }
+            println!();
+            print!("{}", query::render_grid(&reconcile::workspace_grid(&r), format, terminal_width(), &[]));
+        }
+    }
+    Ok(r.exit_code())
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
-    let (config, _config_path) = load_config(cli.config.as_deref())?;
+    let (config, config_path) = Config::load(cli.config.as_deref())?;
     match &cli.command {
         Command::Run(a) => {
             let inputs = if a.inputs.is_empty() {
@@ -312,14 +405,34 @@ pub fn run(cli: Cli) -> Result<i32> {
                     "no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml"
                 );
             }
-            let code = do_ingest(&cli, inputs, None, &a.common, a.json)?;
-            if !cli.quiet && !a.json {
-                let layout = Layout::new(&cli.data_dir);
-                let _l = read_lock(&layout)?;
-                match query::run_sql(&layout, query::USAGE_TOTALS_SQL) {
-                    Ok(df) => print!("{}", query::render(&df, OutputFormat::Table)?),
-                    Err(query::QueryError::NoData(..)) => println!("no usage in the lake yet"),
-                    Err(e) => return Err(e.into()),
+            let mut code = do_ingest(&cli, inputs, None, &a.common, a.json)?;
+            if code == crate::exit::USAGE {
+                return Ok(code);
+            }
+            let layout = Layout::new(&cli.data_dir);
+            let book = price_book(&config, config_path.as_deref())?;
+            let (rated, _l) = rate_then_read(&layout, &book, &[])?;
+            if !cli.quiet {
+                eprintln!("rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current", rated.rows, rated.months_rated.len(), rated.unpriced_rows, rated.months_fresh.len());
+            }
+            // The report and reconciliation of every month with usage.
+            for month in layout.months(crate::lake::Table::Usage, "anthropic")? {
+                if cli.quiet || a.json {
+                    let r = report::report(&layout, &month, &[Dim::Workspace, Dim::Model], &config.teams)?;
+                    let unexplained = reconcile::has_cost_report(&layout, &month)?
+                        && reconcile::reconcile(&layout, &month, crate::lake::batch::money_to_i128(rust_decimal::Decimal::new(5, 3)).expect("exact"))?.exit_code() != 0;
+                    if r.unpriced_rows > 0 || unexplained {
+                        code = code.max(crate::exit::QUARANTINED);
+                    }
+                    continue;
+                }
+                println!("\n== {month}: list cost by workspace and model ==");
+                code = code.max(print_report(&layout, &month, &[Dim::Workspace, Dim::Model], &config, OutputFormat::Table)?);
+                if reconcile::has_cost_report(&layout, &month)? {
+                    println!("\n== {month}: reconciliation with the provider's cost report ==");
+                    code = code.max(print_reconcile(&layout, &month, rust_decimal::Decimal::new(5, 3), OutputFormat::Table)?);
+                } else {
+                    println!("\n(no cost report ingested for {month}: nothing to reconcile)");
                 }
             }
             Ok(code)
@@ -384,6 +497,41 @@ pub fn run(cli: Cli) -> Result<i32> {
                 .collect()?;
             print!("{}", query::render(&df, a.format)?);
             Ok(crate::exit::OK)
+        }
+        Command::Prices(a) => {
+            let book = price_book(&config, config_path.as_deref())?;
+            let day = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            print!("{}", query::render_grid(&crate::pricing::book_grid(&book, if a.all { None } else { Some(day) }), a.format, terminal_width(), &[]));
+            Ok(crate::exit::OK)
+        }
+        Command::Rate(a) => {
+            let layout = Layout::new(&cli.data_dir);
+            let book = price_book(&config, config_path.as_deref())?;
+            let months: Vec<String> = a.month.iter().cloned().collect();
+            let (s, _l) = rate_then_read(&layout, &book, &months)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            }
+            if !cli.quiet {
+                eprintln!("rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current (price book {})", s.rows, s.months_rated.len(), s.unpriced_rows, s.months_fresh.len(), book.fingerprint);
+            }
+            Ok(if s.unpriced_rows > 0 { crate::exit::QUARANTINED } else { crate::exit::OK })
+        }
+        Command::Report(a) => {
+            if a.show_sql {
+                print!("{}", report::sql_for(&a.month, &a.by));
+                return Ok(crate::exit::OK);
+            }
+            let layout = Layout::new(&cli.data_dir);
+            let book = price_book(&config, config_path.as_deref())?;
+            let (_s, _l) = rate_then_read(&layout, &book, std::slice::from_ref(&a.month))?;
+            print_report(&layout, &a.month, &a.by, &config, a.format)
+        }
+        Command::Reconcile(a) => {
+            let layout = Layout::new(&cli.data_dir);
+            let book = price_book(&config, config_path.as_deref())?;
+            let (_s, _l) = rate_then_read(&layout, &book, std::slice::from_ref(&a.month))?;
+            print_reconcile(&layout, &a.month, a.tolerance, a.format)
         }
         Command::Synth(a) => {
             let report = synth::generate(a)?;

@@ -4,13 +4,20 @@
 //! `sources` parse provider exports into canonical rows; `ingest` decides which rows are in
 //! force (idempotency, restatement, source precedence) and hands them to `lake`, which owns the
 //! Parquet files and their crash-safe replacement; `query` answers questions over the lake with
-//! polars; `synth` writes realistic synthetic exports for tests, demos and benchmarks.
+//! polars; `pricing` holds the dated price book, `rating` prices every usage row exactly into a
+//! derived table, `report` and `reconcile` present it; `synth` writes realistic synthetic exports for tests, demos and benchmarks.
 
 pub mod cli;
+pub mod config;
 pub mod ingest;
 pub mod lake;
 pub mod model;
+pub mod money;
+pub mod pricing;
 pub mod query;
+pub mod rating;
+pub mod reconcile;
+pub mod report;
 pub mod sources;
 pub mod synth;
 

@@ -6,6 +6,7 @@
 //! Must not: write to the lake, or parse provider formats.
 
 use std::fmt::Write as _;
+
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -44,6 +45,11 @@ pub enum QueryError {
 
 /// The Parquet files of a table, sorted; in-flight temp files are excluded.
 pub fn table_files(layout: &Layout, table: Table) -> Result<Vec<PathBuf>, QueryError> {
+    table_files_in(layout, table.dir_name())
+}
+
+/// The Parquet files under a table directory of the lake (e.g. a derived table).
+pub fn table_files_in(layout: &Layout, dir: &str) -> Result<Vec<PathBuf>, QueryError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), QueryError> {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
@@ -72,7 +78,7 @@ pub fn table_files(layout: &Layout, table: Table) -> Result<Vec<PathBuf>, QueryE
         Ok(())
     }
     let mut out = Vec::new();
-    walk(&layout.table_dir(table), &mut out)?;
+    walk(&layout.root.join(dir), &mut out)?;
     out.sort();
     Ok(out)
 }
@@ -83,6 +89,11 @@ pub fn scan(layout: &Layout, table: Table) -> Result<Option<LazyFrame>, QueryErr
     if files.is_empty() {
         return Ok(None);
     }
+    scan_files(&files).map(Some)
+}
+
+/// A lazy scan of the given Parquet files (Hive keys not parsed: they are columns already).
+pub fn scan_files(files: &[PathBuf]) -> Result<LazyFrame, QueryError> {
     let paths: Vec<PlRefPath> = files
         .iter()
         .map(|p| PlRefPath::try_from_path(p))
@@ -95,10 +106,7 @@ pub fn scan(layout: &Layout, table: Table) -> Result<Option<LazyFrame>, QueryErr
         },
         ..Default::default()
     };
-    Ok(Some(LazyFrame::scan_parquet_files(
-        paths.into_iter().collect(),
-        args,
-    )?))
+    Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?)
 }
 
 /// A SQL context with every non-empty table registered under its directory name.
@@ -195,68 +203,88 @@ pub fn fmt_decimal(v: i128, scale: usize) -> String {
     if neg { format!("-{s}") } else { s }
 }
 
-enum Cell {
+/// One value of a result, typed enough to render it right.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
     Null,
-    Int(String),
-    Dec(String),
+    Int(i128),
+    /// Fixed point: value and scale.
+    Dec(i128, usize),
     Text(String),
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Int(v) => v.to_string(),
+            Cell::Dec(v, s) => fmt_decimal(*v, *s),
+            Cell::Text(s) => s.clone(),
+        }
+    }
 }
 
 fn cell(av: AnyValue) -> Cell {
     match av {
         AnyValue::Null => Cell::Null,
-        AnyValue::Int8(_)
-        | AnyValue::Int16(_)
-        | AnyValue::Int32(_)
-        | AnyValue::Int64(_)
-        | AnyValue::UInt8(_)
-        | AnyValue::UInt16(_)
-        | AnyValue::UInt32(_)
-        | AnyValue::UInt64(_) => Cell::Int(av.to_string()),
-        AnyValue::Decimal(v, _, s) => Cell::Dec(fmt_decimal(v, s)),
+        AnyValue::Int8(v) => Cell::Int(v.into()),
+        AnyValue::Int16(v) => Cell::Int(v.into()),
+        AnyValue::Int32(v) => Cell::Int(v.into()),
+        AnyValue::Int64(v) => Cell::Int(v.into()),
+        AnyValue::UInt8(v) => Cell::Int(v.into()),
+        AnyValue::UInt16(v) => Cell::Int(v.into()),
+        AnyValue::UInt32(v) => Cell::Int(v.into()),
+        AnyValue::UInt64(v) => Cell::Int(v.into()),
+        AnyValue::Decimal(v, _, s) => Cell::Dec(v, s),
         AnyValue::String(s) => Cell::Text(s.to_string()),
         AnyValue::StringOwned(s) => Cell::Text(s.to_string()),
-        AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..) => {
-            Cell::Text(av.to_string().trim_matches('"').replace(' ', "T"))
-        }
+        AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..) => Cell::Text(av.to_string().trim_matches('"').replace(' ', "T")),
         other => Cell::Text(other.to_string().trim_matches('"').to_string()),
     }
 }
 
-fn grid(df: &DataFrame) -> Result<Vec<Vec<Cell>>, QueryError> {
-    let mut rows = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let mut row = Vec::with_capacity(df.width());
-        for c in df.columns() {
-            row.push(cell(c.get(i)?));
-        }
-        rows.push(row);
-    }
-    Ok(rows)
+/// A result ready to render: column names and typed cells.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Grid {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+    /// Table format only: a last row set apart (totals).
+    pub footer: Option<Vec<Cell>>,
 }
 
-/// Renders a result. Table: right-aligned numbers; CSV: RFC 4180; JSON: an array of objects
-/// with integers as numbers and decimals as strings (exact).
-pub fn render(df: &DataFrame, format: OutputFormat) -> Result<String, QueryError> {
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let rows = grid(df)?;
-    Ok(match format {
+impl Grid {
+    pub fn from_df(df: &DataFrame) -> Result<Self, QueryError> {
+        let mut rows = Vec::with_capacity(df.height());
+        for i in 0..df.height() {
+            let mut row = Vec::with_capacity(df.width());
+            for c in df.columns() {
+                row.push(cell(c.get(i)?));
+            }
+            rows.push(row);
+        }
+        Ok(Grid { columns: df.get_column_names().iter().map(|s| s.to_string()).collect(), rows, footer: None })
+    }
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+}
+
+/// Renders a result. Table: right-aligned numbers, thousands separators, a totals row if any;
+/// CSV: RFC 4180, plain numbers; JSON: an array of objects, integers as numbers and decimals as
+/// strings (exact). A table wider than `width` drops the columns in `optional` first.
+pub fn render_grid(g: &Grid, format: OutputFormat, width: Option<usize>, optional: &[&str]) -> String {
+    match format {
         OutputFormat::Json => {
-            let arr: Vec<serde_json::Value> = rows
-                .into_iter()
+            let arr: Vec<serde_json::Value> = g
+                .rows
+                .iter()
                 .map(|r| {
                     let mut m = serde_json::Map::new();
-                    for (n, c) in names.iter().zip(r) {
+                    for (n, c) in g.columns.iter().zip(r) {
                         let v = match c {
                             Cell::Null => serde_json::Value::Null,
-                            Cell::Int(s) => {
-                                serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))
-                            }
-                            Cell::Dec(s) | Cell::Text(s) => serde_json::Value::String(s),
+                            Cell::Int(v) => i64::try_from(*v).map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
+                            other => serde_json::Value::String(other.text()),
                         };
                         m.insert(n.clone(), v);
                     }
@@ -269,75 +297,72 @@ pub fn render(df: &DataFrame, format: OutputFormat) -> Result<String, QueryError
         }
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(&names).expect("in-memory write");
-            for r in rows {
-                w.write_record(r.iter().map(|c| match c {
-                    Cell::Null => "",
-                    Cell::Int(s) | Cell::Dec(s) | Cell::Text(s) => s.as_str(),
-                }))
-                .expect("in-memory write");
+            w.write_record(&g.columns).expect("in-memory write");
+            for r in &g.rows {
+                w.write_record(r.iter().map(Cell::text)).expect("in-memory write");
             }
             String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 csv")
         }
         OutputFormat::Table => {
-            let text: Vec<Vec<(String, bool)>> = rows
-                .into_iter()
-                .map(|r| {
-                    r.into_iter()
-                        .map(|c| match c {
-                            Cell::Null => (String::new(), false),
-                            Cell::Int(s) => (group_thousands(&s), true),
-                            Cell::Dec(s) => (s, true),
-                            Cell::Text(s) => (s, false),
-                        })
-                        .collect()
-                })
-                .collect();
-            let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
-            for r in &text {
-                for (w, (s, _)) in widths.iter_mut().zip(r) {
-                    *w = (*w).max(s.chars().count());
+            let show = |c: &Cell| -> (String, bool) {
+                match c {
+                    Cell::Null => (String::new(), false),
+                    Cell::Int(v) => (group_thousands(&v.to_string()), true),
+                    Cell::Dec(..) => (c.text(), true),
+                    Cell::Text(s) => (s.clone(), s == "UNPRICED"),
+                }
+            };
+            let mut body: Vec<Vec<(String, bool)>> = g.rows.iter().map(|r| r.iter().map(show).collect()).collect();
+            let mut footer: Option<Vec<(String, bool)>> = g.footer.as_ref().map(|r| r.iter().map(show).collect());
+            let mut names = g.columns.clone();
+            let widths = |names: &[String], body: &[Vec<(String, bool)>], footer: &Option<Vec<(String, bool)>>| -> Vec<usize> {
+                let mut w: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+                for r in body.iter().chain(footer.iter()) {
+                    for (w, (s, _)) in w.iter_mut().zip(r) {
+                        *w = (*w).max(s.chars().count());
+                    }
+                }
+                w
+            };
+            let mut ws = widths(&names, &body, &footer);
+            // Compact when narrow: drop optional columns until it fits.
+            if let Some(limit) = width {
+                for opt in optional {
+                    if ws.iter().sum::<usize>() + 2 * ws.len() <= limit {
+                        break;
+                    }
+                    if let Some(i) = names.iter().position(|n| n == opt) {
+                        names.remove(i);
+                        for r in body.iter_mut().chain(footer.iter_mut()) {
+                            r.remove(i);
+                        }
+                        ws = widths(&names, &body, &footer);
+                    }
                 }
             }
             let mut out = String::new();
-            let line: Vec<String> = names
-                .iter()
-                .zip(&widths)
-                .map(|(n, w)| format!("{n:<w$}"))
-                .collect();
-            let _ = writeln!(out, "{}", line.join("  ").trim_end());
-            let _ = writeln!(
-                out,
-                "{}",
-                widths
-                    .iter()
-                    .map(|w| "-".repeat(*w))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-            );
-            for r in &text {
-                let line: Vec<String> = r
-                    .iter()
-                    .zip(&widths)
-                    .map(|((s, num), w)| {
-                        if *num {
-                            format!("{s:>w$}")
-                        } else {
-                            format!("{s:<w$}")
-                        }
-                    })
-                    .collect();
-                let _ = writeln!(out, "{}", line.join("  ").trim_end());
+            let line = |cells: Vec<String>| cells.join("  ").trim_end().to_string();
+            let _ = writeln!(out, "{}", line(names.iter().zip(&ws).map(|(n, w)| format!("{n:<w$}")).collect()));
+            let rule = line(ws.iter().map(|w| "-".repeat(*w)).collect());
+            let _ = writeln!(out, "{rule}");
+            let fmt_row = |r: &Vec<(String, bool)>| line(r.iter().zip(&ws).map(|((s, num), w)| if *num { format!("{s:>w$}") } else { format!("{s:<w$}") }).collect());
+            for r in &body {
+                let _ = writeln!(out, "{}", fmt_row(r));
             }
-            let _ = writeln!(
-                out,
-                "({} row{})",
-                text.len(),
-                if text.len() == 1 { "" } else { "s" }
-            );
+            if let Some(f) = &footer {
+                let _ = writeln!(out, "{rule}");
+                let _ = writeln!(out, "{}", fmt_row(f));
+            } else {
+                let _ = writeln!(out, "({} row{})", body.len(), if body.len() == 1 { "" } else { "s" });
+            }
             out
         }
-    })
+    }
+}
+
+/// Renders a polars result (see [`render_grid`]).
+pub fn render(df: &DataFrame, format: OutputFormat) -> Result<String, QueryError> {
+    Ok(render_grid(&Grid::from_df(df)?, format, None, &[]))
 }
 
 /// `1234567` → `1,234,567` (table output only; CSV and JSON stay plain).

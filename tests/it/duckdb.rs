@@ -71,7 +71,7 @@ fn duckdb_reads_the_lake_and_agrees() {
         v["cost"][1].as_str().unwrap().starts_with("DECIMAL(38,12)"),
         "{v}"
     );
-    assert_eq!(v["cost"][0], "2.145825000000");
+    assert_eq!(v["cost"][0], "2.195012500000");
 }
 
 #[test]

@@ -84,7 +84,8 @@ fn cost_amounts_are_exact_dollars_from_cent_strings() {
         SourceFormat::AnthropicCostApi,
         "token_type values must not make it look like usage"
     );
-    assert_eq!(s.cost.len(), 19);
+    assert_eq!(s.cost.len(), 24);
+    assert_eq!(s.coverage.len(), 5, "Oct 1-5, Oct 3 empty");
     let fifth = s.cost.iter().find(|c| c.amount_raw == "0.1875").unwrap();
     assert_eq!(fifth.amount.to_string(), "0.001875");
     let code = s
@@ -97,8 +98,8 @@ fn cost_amounts_are_exact_dollars_from_cent_strings() {
         (None, None)
     );
     let total: rust_decimal::Decimal = s.cost.iter().map(|c| c.amount).sum();
-    // Hand-added: 41.2435 cents on Oct 1 + 173.339 cents on Oct 2.
-    assert_eq!(total.to_string(), "2.145825");
+    // Hand-added (fixtures/README.md): 41.2435¢ + 173.339¢ + 0.45¢ + 4.46875¢.
+    assert_eq!(total.to_string(), "2.1950125");
 }
 
 #[test]

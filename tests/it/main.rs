@@ -2,6 +2,7 @@
 
 mod common;
 mod crash;
+mod docs;
 mod duckdb;
 mod formats;
 mod ingest;

@@ -1,0 +1,21 @@
+-- Reconciliation, our side: list cost per day × workspace × model × tier from rated_usage,
+-- one column per charge (the cost report's token_type names), plus token counts of UNPRICED
+-- rows. What `tokenledger reconcile --month {{month}}` reads.
+SELECT
+  strftime(bucket_start, '%Y-%m-%d') AS day,
+  workspace_id,
+  workspace_name,
+  model_canonical AS model,
+  service_tier,
+  pricing_status,
+  SUM(cost_uncached_input) AS uncached_input_tokens,
+  SUM(cost_cache_write_5m) AS cache_write_5m,
+  SUM(cost_cache_write_1h) AS cache_write_1h,
+  SUM(cost_cache_read) AS cache_read_input_tokens,
+  SUM(cost_output) AS output_tokens,
+  SUM(cost_web_search) AS web_search,
+  SUM(uncached_input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens + output_tokens) AS tokens,
+  SUM(web_search_requests) AS web_search_requests
+FROM rated_usage
+WHERE strftime(bucket_start, '%Y-%m') = '{{month}}'
+GROUP BY strftime(bucket_start, '%Y-%m-%d'), workspace_id, workspace_name, model_canonical, service_tier, pricing_status

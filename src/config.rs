@@ -1,0 +1,71 @@
+//! The optional config file (`tokenledger.toml`).
+//!
+//! Owns: reading and validating the file; resolving relative paths against its directory.
+//! Must not: have side effects. The job runs with no config at all.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::pricing::BookFile;
+
+/// `tokenledger.toml`. Unknown keys are an error, so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Export files or directories `run` ingests.
+    #[serde(default)]
+    pub inputs: Vec<PathBuf>,
+    /// Price-book overrides, in the same shape as the default book (`[[prices.model]]`, …).
+    #[serde(default)]
+    pub prices: BookFile,
+    /// A separate price-book override file (same shape); its rows win over `[prices]` too.
+    #[serde(default)]
+    pub price_file: Option<PathBuf>,
+    /// Teams for chargeback: each names the workspaces and API keys it pays for.
+    #[serde(default, rename = "team")]
+    pub teams: Vec<Team>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub name: String,
+    /// Workspace names (`Default` for the default workspace).
+    #[serde(default)]
+    pub workspaces: Vec<String>,
+    /// API key names; a key's team wins over its workspace's team.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("config {0} is invalid: {1}")]
+    Parse(PathBuf, String),
+}
+
+impl Config {
+    /// Loads `explicit`, or `./tokenledger.toml` when present, or the empty config.
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("tokenledger.toml");
+                if !p.exists() {
+                    return Ok((Config::default(), None));
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        cfg.inputs = cfg.inputs.into_iter().map(rel).collect();
+        cfg.price_file = cfg.price_file.map(rel);
+        Ok((cfg, Some(path)))
+    }
+}

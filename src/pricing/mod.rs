@@ -1,0 +1,438 @@
+//! Pricing: the dated price book and the rate of one usage row.
+//!
+//! Owns: loading the embedded default book and the user's overrides, resolving model aliases
+//! and dated snapshots to one model, and computing the per-class rates in force on a UTC date
+//! with every modifier stacked (long context → batch × geo). Must not: read the lake or sum
+//! anything; `rating` applies rates to rows.
+//!
+//! Rates are exact decimals per million tokens with at most 6 fractional digits, so a row's cost
+//! in the lake's fixed point (12 digits) is `tokens × rate × 10⁶`, an exact integer product.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+/// The embedded default book (Anthropic list prices).
+pub const DEFAULT_BOOK: &str = include_str!("anthropic.toml");
+
+/// Token classes, in the lake's column order.
+pub const CLASSES: [&str; 5] = ["uncached_input", "cache_write_5m", "cache_write_1h", "cache_read", "output"];
+
+/// A price-book file (the default, `[prices]` in the config, or a prices file).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookFile {
+    #[serde(default)]
+    pub model: Vec<ModelRow>,
+    #[serde(default)]
+    pub long_context: Vec<LongContextRow>,
+    #[serde(default)]
+    pub modifier: Vec<ModifierRow>,
+    #[serde(default)]
+    pub unit_price: Vec<UnitPriceRow>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRow {
+    #[serde(default = "anthropic")]
+    pub provider: String,
+    pub models: Vec<String>,
+    pub input: Decimal,
+    pub cache_write_5m: Decimal,
+    pub cache_write_1h: Decimal,
+    pub cache_read: Decimal,
+    pub output: Decimal,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+    #[serde(default)]
+    pub check: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongContextRow {
+    #[serde(default = "anthropic")]
+    pub provider: String,
+    pub models: Vec<String>,
+    pub input: Decimal,
+    pub output: Decimal,
+    /// Explicit cache rates; default: 1.25×, 2× and 0.1× the premium input.
+    pub cache_write_5m: Option<Decimal>,
+    pub cache_write_1h: Option<Decimal>,
+    pub cache_read: Option<Decimal>,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModifierRow {
+    #[serde(default = "anthropic")]
+    pub provider: String,
+    /// Applies to rows of this service tier …
+    pub service_tier: Option<String>,
+    /// … or of this inference geo.
+    pub inference_geo: Option<String>,
+    pub factor: Decimal,
+    /// Model ids, or `"*"` for all.
+    pub models: Vec<String>,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitPriceRow {
+    #[serde(default = "anthropic")]
+    pub provider: String,
+    /// `web_search_request` or `code_execution_hour`.
+    pub kind: String,
+    pub price: Decimal,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+    #[serde(default)]
+    pub check: bool,
+}
+
+fn anthropic() -> String {
+    "anthropic".into()
+}
+
+/// Where a row of the book came from. Overrides win over the default.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    Default,
+    Override(String),
+}
+
+impl Origin {
+    pub fn label(&self) -> String {
+        match self {
+            Origin::Default => "default".into(),
+            Origin::Override(s) => format!("override ({s})"),
+        }
+    }
+}
+
+/// One dated row of the loaded book, for one model.
+#[derive(Debug, Clone)]
+pub struct Dated<T> {
+    pub provider: String,
+    pub model: String,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+    pub origin: Origin,
+    pub check: bool,
+    pub value: T,
+}
+
+impl<T> Dated<T> {
+    fn in_force(&self, d: NaiveDate) -> bool {
+        self.valid_from.is_none_or(|f| f <= d) && self.valid_to.is_none_or(|t| d < t)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Modifier {
+    pub service_tier: Option<String>,
+    pub inference_geo: Option<String>,
+    pub factor: Decimal,
+}
+
+/// The loaded book: every row expanded per model, defaults and overrides together.
+#[derive(Debug, Clone, Default)]
+pub struct PriceBook {
+    pub models: Vec<Dated<[Decimal; 5]>>,
+    pub long_context: Vec<Dated<[Decimal; 5]>>,
+    pub modifiers: Vec<Dated<Modifier>>,
+    pub unit_prices: Vec<Dated<(String, Decimal)>>,
+    /// BLAKE3 of the book's sources: rated data carries it, so a changed book re-rates.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PriceError {
+    #[error("price book {origin}: {message}")]
+    Invalid { origin: String, message: String },
+    #[error("cannot read price file {0}: {1}")]
+    Read(String, std::io::Error),
+}
+
+/// Rates in force for one kind of usage row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rate {
+    /// Per million tokens, every modifier applied, in [`CLASSES`] order.
+    pub per_mtok: [Decimal; 5],
+    /// Per web search request.
+    pub web_search: Decimal,
+    /// Fixed-point multipliers: cost (scale 12) = count × `fp[i]`.
+    pub fp: [i128; 6],
+    /// Said on the report when the rate needed an assumption (priority tier at standard list).
+    pub note: Option<String>,
+}
+
+/// `claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`; `…-latest` → the alias too.
+pub fn canonical_model(id: &str) -> String {
+    let id = id.trim();
+    if let Some((head, tail)) = id.rsplit_once('-')
+        && ((tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_digit())) || tail == "latest")
+    {
+        return head.to_string();
+    }
+    id.to_string()
+}
+
+fn check_rate(origin: &str, what: &str, d: Decimal) -> Result<Decimal, PriceError> {
+    if d.is_sign_negative() {
+        return Err(PriceError::Invalid { origin: origin.into(), message: format!("{what} is negative ({d})") });
+    }
+    if d.scale() > 6 && d.normalize().scale() > 6 {
+        return Err(PriceError::Invalid {
+            origin: origin.into(),
+            message: format!("{what} = {d} has more than 6 decimals per MTok; tokenledger keeps per-token costs exact only up to 6"),
+        });
+    }
+    Ok(d.normalize())
+}
+
+impl PriceBook {
+    /// The default book plus overrides (later ones win over earlier ones, all over the default).
+    pub fn load(overrides: &[(String, BookFile)]) -> Result<Self, PriceError> {
+        let default: BookFile = toml::from_str(DEFAULT_BOOK).map_err(|e| PriceError::Invalid { origin: "embedded default".into(), message: e.to_string() })?;
+        let mut book = PriceBook::default();
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(DEFAULT_BOOK.as_bytes());
+        book.add(&default, Origin::Default)?;
+        for (i, (name, f)) in overrides.iter().enumerate() {
+            hasher.update(format!("{i}:{name}:{f:?}").as_bytes());
+            book.add(f, Origin::Override(name.clone()))?;
+        }
+        book.fingerprint = hasher.finalize().to_hex()[..16].to_string();
+        Ok(book)
+    }
+
+    /// Reads an override file.
+    pub fn read_file(path: &Path) -> Result<BookFile, PriceError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PriceError::Read(path.display().to_string(), e))?;
+        toml::from_str(&text).map_err(|e| PriceError::Invalid { origin: path.display().to_string(), message: e.to_string() })
+    }
+
+    fn add(&mut self, f: &BookFile, origin: Origin) -> Result<(), PriceError> {
+        let o = origin.label();
+        for r in &f.model {
+            let rates = [
+                check_rate(&o, "input", r.input)?,
+                check_rate(&o, "cache_write_5m", r.cache_write_5m)?,
+                check_rate(&o, "cache_write_1h", r.cache_write_1h)?,
+                check_rate(&o, "cache_read", r.cache_read)?,
+                check_rate(&o, "output", r.output)?,
+            ];
+            for m in &r.models {
+                self.models.push(Dated { provider: r.provider.clone(), model: canonical_model(m), valid_from: r.valid_from, valid_to: r.valid_to, origin: origin.clone(), check: r.check, value: rates });
+            }
+        }
+        for r in &f.long_context {
+            let input = check_rate(&o, "long_context.input", r.input)?;
+            let rates = [
+                input,
+                check_rate(&o, "long_context.cache_write_5m", r.cache_write_5m.unwrap_or(input * Decimal::new(125, 2)))?,
+                check_rate(&o, "long_context.cache_write_1h", r.cache_write_1h.unwrap_or(input * Decimal::TWO))?,
+                check_rate(&o, "long_context.cache_read", r.cache_read.unwrap_or(input * Decimal::new(1, 1)))?,
+                check_rate(&o, "long_context.output", r.output)?,
+            ];
+            for m in &r.models {
+                self.long_context.push(Dated { provider: r.provider.clone(), model: canonical_model(m), valid_from: r.valid_from, valid_to: r.valid_to, origin: origin.clone(), check: false, value: rates });
+            }
+        }
+        for r in &f.modifier {
+            if r.service_tier.is_some() == r.inference_geo.is_some() {
+                return Err(PriceError::Invalid { origin: o, message: "a [[modifier]] names exactly one of service_tier or inference_geo".into() });
+            }
+            let factor = check_rate(&o, "modifier.factor", r.factor)?;
+            for m in &r.models {
+                let model = if m == "*" { "*".to_string() } else { canonical_model(m) };
+                self.modifiers.push(Dated {
+                    provider: r.provider.clone(),
+                    model,
+                    valid_from: r.valid_from,
+                    valid_to: r.valid_to,
+                    origin: origin.clone(),
+                    check: false,
+                    value: Modifier { service_tier: r.service_tier.clone(), inference_geo: r.inference_geo.clone(), factor },
+                });
+            }
+        }
+        for r in &f.unit_price {
+            if r.kind != "web_search_request" && r.kind != "code_execution_hour" {
+                return Err(PriceError::Invalid { origin: o, message: format!("unknown unit_price kind {:?} (web_search_request or code_execution_hour)", r.kind) });
+            }
+            let price = check_rate(&o, &r.kind, r.price)?;
+            self.unit_prices.push(Dated { provider: r.provider.clone(), model: "*".into(), valid_from: r.valid_from, valid_to: r.valid_to, origin: origin.clone(), check: r.check, value: (r.kind.clone(), price) });
+        }
+        Ok(())
+    }
+
+    /// The row in force: overrides beat the default; then the latest `valid_from`.
+    fn pick<'a, T>(rows: impl Iterator<Item = &'a Dated<T>>, d: NaiveDate) -> Option<&'a Dated<T>>
+    where
+        T: 'a,
+    {
+        rows.filter(|r| r.in_force(d)).max_by(|a, b| (&a.origin, a.valid_from).cmp(&(&b.origin, b.valid_from)))
+    }
+
+    pub fn base(&self, provider: &str, model: &str, d: NaiveDate) -> Option<&Dated<[Decimal; 5]>> {
+        Self::pick(self.models.iter().filter(|r| r.provider == provider && r.model == model), d)
+    }
+
+    pub fn long_context(&self, provider: &str, model: &str, d: NaiveDate) -> Option<&Dated<[Decimal; 5]>> {
+        Self::pick(self.long_context.iter().filter(|r| r.provider == provider && r.model == model), d)
+    }
+
+    /// The factor for a tier or geo value on a model: a model-specific row beats `"*"`.
+    fn factor(&self, provider: &str, model: &str, d: NaiveDate, tier: Option<&str>, geo: Option<&str>) -> Option<Decimal> {
+        let matches = |r: &&Dated<Modifier>| {
+            r.provider == provider
+                && (tier.is_some() && r.value.service_tier.as_deref() == tier || geo.is_some() && r.value.inference_geo.as_deref() == geo)
+        };
+        Self::pick(self.modifiers.iter().filter(matches).filter(|r| r.model == model), d)
+            .or_else(|| Self::pick(self.modifiers.iter().filter(matches).filter(|r| r.model == "*"), d))
+            .map(|r| r.value.factor)
+    }
+
+    pub fn unit_price(&self, provider: &str, kind: &str, d: NaiveDate) -> Option<Decimal> {
+        Self::pick(self.unit_prices.iter().filter(|r| r.provider == provider && r.value.0 == kind), d).map(|r| r.value.1)
+    }
+
+    /// Rates for one kind of usage row on UTC day `d`; `Err` is the reason it is unpriced.
+    pub fn rate(&self, provider: &str, model: Option<&str>, d: NaiveDate, tier: Option<&str>, context: Option<&str>, geo: Option<&str>) -> Result<Rate, String> {
+        let Some(model_raw) = model else {
+            return Err("usage export not grouped by model: no model to price".into());
+        };
+        let model = canonical_model(model_raw);
+        let base = self.base(provider, &model, d).ok_or_else(|| format!("no list price for model {model_raw} on {d}"))?;
+        let mut per = base.value;
+        if context == Some("200k-1M")
+            && let Some(lc) = self.long_context(provider, &model, d)
+        {
+            per = lc.value;
+        }
+        let mut factor = Decimal::ONE;
+        let mut note = None;
+        match tier {
+            None | Some("standard") => {}
+            Some(t @ ("priority" | "priority_on_demand")) => match self.factor(provider, &model, d, Some(t), None) {
+                Some(f) => factor *= f,
+                None => note = Some(format!("{t} tier has no list price: rated at standard list")),
+            },
+            Some(t) => match self.factor(provider, &model, d, Some(t), None) {
+                Some(f) => factor *= f,
+                None => return Err(format!("no list price for service tier {t} (add a [[prices.modifier]] with service_tier = \"{t}\")")),
+            },
+        }
+        if let Some(g) = geo
+            && g != "global"
+            && let Some(f) = self.factor(provider, &model, d, None, Some(g))
+        {
+            factor *= f;
+        }
+        let web = self.unit_price(provider, "web_search_request", d).ok_or_else(|| format!("no web search price on {d}"))?;
+        let mut per_mtok = [Decimal::ZERO; 5];
+        let mut fp = [0i128; 6];
+        for i in 0..5 {
+            let r = (per[i] * factor).normalize();
+            per_mtok[i] = r;
+            fp[i] = fixed(r, 6).ok_or_else(|| format!("rate {r}/MTok for {model} ({}) has more than 6 decimals", CLASSES[i]))?;
+        }
+        fp[5] = fixed(web, 12).ok_or_else(|| format!("web search price {web} has more than 12 decimals"))?;
+        Ok(Rate { per_mtok, web_search: web.normalize(), fp, note })
+    }
+}
+
+/// `d × 10^scale` as an exact integer, or `None` if `d` has more fractional digits.
+fn fixed(d: Decimal, scale: u32) -> Option<i128> {
+    let d = d.normalize();
+    if d.scale() > scale {
+        return None;
+    }
+    d.mantissa().checked_mul(10i128.pow(scale - d.scale()))
+}
+
+/// A memo of rates by (day, model, tier, context, geo): rating asks the same few questions
+/// millions of times, so a hit allocates nothing.
+pub struct RateCache<'a> {
+    book: &'a PriceBook,
+    key: String,
+    memo: HashMap<NaiveDate, HashMap<String, Result<Rate, String>>>,
+}
+
+impl<'a> RateCache<'a> {
+    pub fn new(book: &'a PriceBook) -> Self {
+        Self { book, key: String::new(), memo: HashMap::new() }
+    }
+    pub fn get(&mut self, provider: &str, model: Option<&str>, d: NaiveDate, tier: Option<&str>, ctx: Option<&str>, geo: Option<&str>) -> &Result<Rate, String> {
+        self.key.clear();
+        for part in [Some(provider), model, tier, ctx, geo] {
+            match part {
+                Some(p) => self.key.push_str(p),
+                None => self.key.push('\u{0}'),
+            }
+            self.key.push('\u{1f}');
+        }
+        let day = self.memo.entry(d).or_default();
+        if !day.contains_key(self.key.as_str()) {
+            day.insert(self.key.clone(), self.book.rate(provider, model, d, tier, ctx, geo));
+        }
+        &day[self.key.as_str()]
+    }
+}
+
+/// The book as a grid: per model, the rates in force on `day` (or every dated row).
+pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> crate::query::Grid {
+    use crate::query::{Cell, Grid};
+    let dec = |d: Decimal| Cell::Dec(fixed(d, 6).unwrap_or(0), 6);
+    let date = |d: Option<NaiveDate>| d.map(|d| Cell::Text(d.to_string())).unwrap_or(Cell::Null);
+    let mut rows: Vec<&Dated<[Decimal; 5]>> = match day {
+        Some(d) => {
+            let mut seen = std::collections::BTreeSet::new();
+            book.models.iter().filter(|r| seen.insert((r.provider.clone(), r.model.clone()))).filter_map(|r| book.base(&r.provider, &r.model, d)).collect()
+        }
+        None => book.models.iter().collect(),
+    };
+    rows.sort_by(|a, b| (&a.provider, &a.model, a.valid_from).cmp(&(&b.provider, &b.model, b.valid_from)));
+    let mut g = Grid {
+        columns: [
+            "provider", "model", "input", "cache_write_5m", "cache_write_1h", "cache_read", "output", "long_context_input", "long_context_output", "batch_factor", "us_geo_factor", "valid_from",
+            "valid_to", "origin", "check",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: Vec::new(),
+        footer: None,
+    };
+    for r in rows {
+        let at = day.or(r.valid_from).unwrap_or(NaiveDate::MIN);
+        let lc = book.long_context(&r.provider, &r.model, at);
+        let f = |tier: Option<&str>, geo: Option<&str>| book.factor(&r.provider, &r.model, at, tier, geo).map(dec).unwrap_or(Cell::Null);
+        let mut row = vec![Cell::Text(r.provider.clone()), Cell::Text(r.model.clone())];
+        row.extend(r.value.iter().map(|v| dec(*v)));
+        row.push(lc.map(|l| dec(l.value[0])).unwrap_or(Cell::Null));
+        row.push(lc.map(|l| dec(l.value[4])).unwrap_or(Cell::Null));
+        row.push(f(Some("batch"), None));
+        row.push(f(None, Some("us")));
+        row.extend([date(r.valid_from), date(r.valid_to), Cell::Text(r.origin.label()), Cell::Text(if r.check { "check".into() } else { String::new() })]);
+        g.rows.push(row);
+    }
+    for u in &book.unit_prices {
+        if day.is_none_or(|d| u.in_force(d)) {
+            let mut row = vec![Cell::Text(u.provider.clone()), Cell::Text(format!("({} per unit)", u.value.0)), Cell::Dec(fixed(u.value.1, 6).unwrap_or(0), 6)];
+            row.extend(std::iter::repeat_n(Cell::Null, 8));
+            row.extend([date(u.valid_from), date(u.valid_to), Cell::Text(u.origin.label()), Cell::Text(if u.check { "check".into() } else { String::new() })]);
+            g.rows.push(row);
+        }
+    }
+    g
+}

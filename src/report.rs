@@ -1,0 +1,182 @@
+//! Report: the monthly chargeback — list cost and tokens by the dimensions a user picks.
+//!
+//! Owns: `sql/report.sql` and its parameters, team mapping from the config, presentation
+//! rounding (largest remainder, `money`), the totals row and UNPRICED lines.
+//! Must not: price (it reads `rated_usage`), or re-read provider files.
+
+use polars::prelude::*;
+
+use crate::config::Team;
+use crate::lake::Layout;
+use crate::money;
+use crate::query::{self, Cell, Grid, QueryError};
+use crate::rating;
+
+pub const REPORT_SQL: &str = include_str!("../sql/report.sql");
+
+/// A `--by` dimension and the columns it contributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dim {
+    Workspace,
+    Model,
+    ApiKey,
+    ServiceTier,
+    Day,
+    Team,
+}
+
+impl Dim {
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Dim::Workspace => &["workspace_id", "workspace_name"],
+            Dim::Model => &["model"],
+            Dim::ApiKey => &["api_key_id", "api_key_name"],
+            Dim::ServiceTier => &["service_tier"],
+            Dim::Day => &["day"],
+            Dim::Team => &["team"],
+        }
+    }
+}
+
+/// Token columns a narrow terminal may drop first.
+pub const OPTIONAL_COLUMNS: [&str; 9] = [
+    "list_cost_usd_exact",
+    "web_search_requests",
+    "cache_write_1h_tokens",
+    "cache_write_5m_tokens",
+    "cache_read_tokens",
+    "workspace_id",
+    "api_key_id",
+    "uncached_input_tokens",
+    "output_tokens",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Polars(#[from] PolarsError),
+    #[error("{0}")]
+    Config(String),
+}
+
+fn team_frames(teams: &[Team]) -> Result<(DataFrame, DataFrame), ReportError> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut wss: Vec<(String, String)> = Vec::new();
+    for t in teams {
+        for k in &t.api_keys {
+            if let Some((_, other)) = keys.iter().find(|(n, _)| n == k) {
+                return Err(ReportError::Config(format!("API key {k:?} is in two teams ({other:?} and {:?}); a key pays to one team", t.name)));
+            }
+            keys.push((k.clone(), t.name.clone()));
+        }
+        for w in &t.workspaces {
+            if let Some((_, other)) = wss.iter().find(|(n, _)| n == w) {
+                return Err(ReportError::Config(format!("workspace {w:?} is in two teams ({other:?} and {:?})", t.name)));
+            }
+            wss.push((w.clone(), t.name.clone()));
+        }
+    }
+    let frame = |v: &[(String, String)]| -> PolarsResult<DataFrame> {
+        df!(
+            "name" => v.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
+            "team" => v.iter().map(|x| x.1.clone()).collect::<Vec<_>>()
+        )
+    };
+    Ok((frame(&keys)?, frame(&wss)?))
+}
+
+/// The query text for a month and dimensions (also what `--show-sql` prints).
+pub fn sql_for(month: &str, dims: &[Dim]) -> String {
+    let cols: Vec<&str> = dims.iter().flat_map(|d| d.columns().iter().copied()).collect();
+    REPORT_SQL.replace("{{month}}", month).replace("{{dims}}", &cols.join(", "))
+}
+
+/// Result of a report: the grid to render and whether anything is unpriced.
+pub struct Report {
+    pub grid: Grid,
+    pub unpriced_rows: usize,
+    pub total_cents: i128,
+}
+
+/// Runs the report over `rated_usage` (which must be current: see `rating::ensure_rated`).
+pub fn report(layout: &Layout, month: &str, dims: &[Dim], teams: &[Team]) -> Result<Report, ReportError> {
+    let files: Vec<_> = query::table_files_in(layout, rating::RATED_DIR)?;
+    let grid = if files.is_empty() {
+        Grid::default()
+    } else {
+        let ctx = polars::sql::SQLContext::new();
+        ctx.register("rated_usage", query::scan_files(&files)?);
+        let (k, w) = team_frames(teams)?;
+        ctx.register("team_keys", k.lazy());
+        ctx.register("team_workspaces", w.lazy());
+        let mut ctx = ctx;
+        let df = ctx.execute(&sql_for(month, dims))?.collect()?;
+        Grid::from_df(&df)?
+    };
+    Ok(finish(grid, dims))
+}
+
+/// Adds `list_cost_usd` (rounded, adding up) and the totals row; marks UNPRICED lines.
+fn finish(mut g: Grid, dims: &[Dim]) -> Report {
+    let status = g.col("pricing_status");
+    let exact = g.col("list_cost_usd_exact");
+    let mut amounts = Vec::new();
+    let mut idx = Vec::new();
+    let mut unpriced = 0;
+    for (i, r) in g.rows.iter().enumerate() {
+        let priced = status.is_some_and(|s| r[s] == Cell::Text("priced".into()));
+        if priced {
+            let v = match exact.map(|e| &r[e]) {
+                Some(Cell::Dec(v, s)) => rescale(*v, *s),
+                _ => 0,
+            };
+            amounts.push(v);
+            idx.push(i);
+        } else {
+            unpriced += 1;
+        }
+    }
+    let cents = money::allocate_cents(&amounts);
+    let total_exact: i128 = amounts.iter().sum();
+    let total_cents: i128 = cents.iter().sum();
+    let mut rounded = vec![Cell::Null; g.rows.len()];
+    for (k, &i) in idx.iter().enumerate() {
+        rounded[i] = Cell::Dec(cents[k], 2);
+    }
+    let ex = exact.unwrap_or(g.columns.len());
+    for (i, r) in g.rows.iter_mut().enumerate() {
+        if status.is_some_and(|s| r[s] != Cell::Text("priced".into())) {
+            r[ex] = Cell::Null;
+            r.insert(ex, Cell::Text("UNPRICED".into()));
+        } else {
+            r.insert(ex, rounded[i].clone());
+        }
+    }
+    g.columns.insert(ex, "list_cost_usd".into());
+    // Totals row: tokens summed over every line (priced or not), cost over priced lines.
+    let ndims: usize = dims.iter().map(|d| d.columns().len()).sum();
+    let mut footer = vec![Cell::Null; g.columns.len()];
+    if !g.columns.is_empty() {
+        footer[0] = Cell::Text("TOTAL".into());
+    }
+    for (c, name) in g.columns.iter().enumerate().skip(ndims) {
+        if name.ends_with("_tokens") || name == "web_search_requests" {
+            let s: i128 = g.rows.iter().map(|r| if let Cell::Int(v) = r[c] { v } else { 0 }).sum();
+            footer[c] = Cell::Int(s);
+        }
+    }
+    footer[ex] = Cell::Dec(total_cents, 2);
+    footer[ex + 1] = Cell::Dec(total_exact, crate::lake::MONEY_SCALE as usize);
+    if unpriced > 0 {
+        footer[ndims] = Cell::Text(format!("{unpriced} UNPRICED"));
+    }
+    g.footer = Some(footer);
+    Report { grid: g, unpriced_rows: unpriced, total_cents }
+}
+
+fn rescale(v: i128, s: usize) -> i128 {
+    let target = crate::lake::MONEY_SCALE as usize;
+    if s <= target { v * 10i128.pow((target - s) as u32) } else { v / 10i128.pow((s - target) as u32) }
+}
