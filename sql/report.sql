@@ -1,7 +1,7 @@
 -- Chargeback report: list cost and tokens of one month, grouped by the --by dimensions.
--- What `tokenledger report --month {{month}} --by …` runs (polars SQL):
---   {{month}}  the month, YYYY-MM (UTC)
---   {{dims}}   the grouping columns, e.g. `workspace_id, workspace_name, model`
+-- What `tokenledger report --month M --by …` runs (polars SQL; `--show-sql` prints it filled in).
+-- Placeholders: the month (YYYY-MM, UTC) and the grouping columns of the --by dimensions,
+-- e.g. `workspace_id, workspace_name, model`.
 -- `rated_usage` holds one priced row per usage row (see ARCHITECTURE.md); `team_keys` and
 -- `team_workspaces` map API-key and workspace names to teams (from tokenledger.toml).
 -- Rounding to cents happens after this query, in Rust (largest remainder, see src/money.rs).

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Config;
 use crate::ingest::{self, FileStatus, IngestOptions, IngestSummary};
 use crate::lake::Layout;
 use crate::lake::txn::{self, LakeLock, LockMode};
 use crate::model::SourceFormat;
-use crate::query::{self, OutputFormat};
-use crate::config::Config;
 use crate::pricing::PriceBook;
+use crate::query::{self, OutputFormat};
 use crate::report::Dim;
 use crate::{rating, reconcile, report, synth};
 
@@ -80,9 +80,11 @@ buckets replace older ones."
     /// Price every usage row (the derived table rated_usage); re-rates what is stale.
     Rate(RateArgs),
     /// Monthly chargeback: tokens and list cost by workspace, model, key, tier, day or team.
-    #[command(after_help = "Rounding: each line is rounded to cents (half away from zero) and the lines are adjusted by \
+    #[command(
+        after_help = "Rounding: each line is rounded to cents (half away from zero) and the lines are adjusted by \
 largest remainder so that they add up exactly to the rounded total; list_cost_usd_exact keeps full precision.\n\
-Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens).")]
+Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens)."
+    )]
     Report(ReportArgs),
     /// Compare our list cost with the provider's cost report; explain every difference.
     Reconcile(ReconcileArgs),
@@ -344,11 +346,18 @@ fn terminal_width() -> Option<usize> {
     if !std::io::stdout().is_terminal() {
         return None;
     }
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).or(Some(100))
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or(Some(100))
 }
 
 /// Rates what is stale (exclusive lock), then hands back a shared lock for reading.
-fn rate_then_read(layout: &Layout, book: &PriceBook, months: &[String]) -> Result<(rating::RateSummary, LakeLock)> {
+fn rate_then_read(
+    layout: &Layout,
+    book: &PriceBook,
+    months: &[String],
+) -> Result<(rating::RateSummary, LakeLock)> {
     let summary = {
         let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
         if let Some(m) = txn::recover(layout)? {
@@ -359,33 +368,84 @@ fn rate_then_read(layout: &Layout, book: &PriceBook, months: &[String]) -> Resul
     Ok((summary, LakeLock::acquire(layout, LockMode::Shared, true)?))
 }
 
-fn print_report(layout: &Layout, month: &str, by: &[Dim], config: &Config, format: OutputFormat) -> Result<i32> {
-    let r = report::report(layout, month, by, &config.teams)?;
-    print!("{}", query::render_grid(&r.grid, format, terminal_width(), &report::OPTIONAL_COLUMNS));
+fn print_report(
+    layout: &Layout,
+    month: &str,
+    by: &[Dim],
+    config: &Config,
+    format: OutputFormat,
+) -> Result<i32> {
+    let mut r = report::report(layout, month, by, &config.teams)?;
+    if format != OutputFormat::Table {
+        // Machine formats: no price is null (pricing_status says UNPRICED), never a word in a money column.
+        if let Some(c) = r.grid.col("list_cost_usd") {
+            for row in &mut r.grid.rows {
+                if row[c] == query::Cell::Text("UNPRICED".into()) {
+                    row[c] = query::Cell::Null;
+                }
+            }
+        }
+    }
+    print!(
+        "{}",
+        query::render_grid(&r.grid, format, terminal_width(), &report::OPTIONAL_COLUMNS)
+    );
     if r.unpriced_rows > 0 {
-        eprintln!("tokenledger: {} line(s) UNPRICED: no list price in force; add a [[prices.model]] override (exit code 3)", r.unpriced_rows);
+        eprintln!(
+            "tokenledger: {} line(s) UNPRICED: no list price in force; add a [[prices.model]] override (exit code 3)",
+            r.unpriced_rows
+        );
         return Ok(crate::exit::QUARANTINED);
     }
     Ok(crate::exit::OK)
 }
 
-fn print_reconcile(layout: &Layout, month: &str, tolerance: rust_decimal::Decimal, format: OutputFormat) -> Result<i32> {
-    let tol = crate::lake::batch::money_to_i128(tolerance).map_err(|e| anyhow::anyhow!("--tolerance {e}"))?;
+fn print_reconcile(
+    layout: &Layout,
+    month: &str,
+    tolerance: rust_decimal::Decimal,
+    format: OutputFormat,
+) -> Result<i32> {
+    let tol = crate::lake::batch::money_to_i128(tolerance)
+        .map_err(|e| anyhow::anyhow!("--tolerance {e}"))?;
     let r = reconcile::reconcile(layout, month, tol)?;
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-        OutputFormat::Csv => print!("{}", query::render_grid(&reconcile::lines_grid(&r), format, None, &[])),
+        OutputFormat::Csv => print!(
+            "{}",
+            query::render_grid(&reconcile::lines_grid(&r), format, None, &[])
+        ),
         OutputFormat::Table => {
             println!(
                 "reconcile {}: {} line(s) matched within ${}, {} explained, {} unexplained",
-                r.month, r.lines_matched, r.tolerance_usd.trim_end_matches('0'), r.lines_explained, r.lines_unexplained
+                r.month,
+                r.lines_matched,
+                r.tolerance_usd.trim_end_matches('0'),
+                r.lines_explained,
+                r.lines_unexplained
             );
             if !r.lines.is_empty() {
                 println!();
-                print!("{}", query::render_grid(&reconcile::lines_grid(&r), format, terminal_width(), &["workspace_id"]));
+                print!(
+                    "{}",
+                    query::render_grid(
+                        &reconcile::lines_grid(&r),
+                        format,
+                        terminal_width(),
+                        &["workspace_id"]
+                    )
+                );
             }
             println!();
-            print!("{}", query::render_grid(&reconcile::workspace_grid(&r), format, terminal_width(), &[]));
+            print!(
+                "{}",
+                query::render_grid(
+                    &reconcile::workspace_grid(&r),
+                    format,
+                    terminal_width(),
+                    &[]
+                )
+            );
         }
     }
     Ok(r.exit_code())
@@ -413,24 +473,53 @@ pub fn run(cli: Cli) -> Result<i32> {
             let book = price_book(&config, config_path.as_deref())?;
             let (rated, _l) = rate_then_read(&layout, &book, &[])?;
             if !cli.quiet {
-                eprintln!("rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current", rated.rows, rated.months_rated.len(), rated.unpriced_rows, rated.months_fresh.len());
+                eprintln!(
+                    "rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current",
+                    rated.rows,
+                    rated.months_rated.len(),
+                    rated.unpriced_rows,
+                    rated.months_fresh.len()
+                );
             }
             // The report and reconciliation of every month with usage.
             for month in layout.months(crate::lake::Table::Usage, "anthropic")? {
                 if cli.quiet || a.json {
-                    let r = report::report(&layout, &month, &[Dim::Workspace, Dim::Model], &config.teams)?;
+                    let r = report::report(
+                        &layout,
+                        &month,
+                        &[Dim::Workspace, Dim::Model],
+                        &config.teams,
+                    )?;
                     let unexplained = reconcile::has_cost_report(&layout, &month)?
-                        && reconcile::reconcile(&layout, &month, crate::lake::batch::money_to_i128(rust_decimal::Decimal::new(5, 3)).expect("exact"))?.exit_code() != 0;
+                        && reconcile::reconcile(
+                            &layout,
+                            &month,
+                            crate::lake::batch::money_to_i128(rust_decimal::Decimal::new(5, 3))
+                                .expect("exact"),
+                        )?
+                        .exit_code()
+                            != 0;
                     if r.unpriced_rows > 0 || unexplained {
                         code = code.max(crate::exit::QUARANTINED);
                     }
                     continue;
                 }
                 println!("\n== {month}: list cost by workspace and model ==");
-                code = code.max(print_report(&layout, &month, &[Dim::Workspace, Dim::Model], &config, OutputFormat::Table)?);
+                code = code.max(print_report(
+                    &layout,
+                    &month,
+                    &[Dim::Workspace, Dim::Model],
+                    &config,
+                    OutputFormat::Table,
+                )?);
                 if reconcile::has_cost_report(&layout, &month)? {
                     println!("\n== {month}: reconciliation with the provider's cost report ==");
-                    code = code.max(print_reconcile(&layout, &month, rust_decimal::Decimal::new(5, 3), OutputFormat::Table)?);
+                    code = code.max(print_reconcile(
+                        &layout,
+                        &month,
+                        rust_decimal::Decimal::new(5, 3),
+                        OutputFormat::Table,
+                    )?);
                 } else {
                     println!("\n(no cost report ingested for {month}: nothing to reconcile)");
                 }
@@ -501,7 +590,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Prices(a) => {
             let book = price_book(&config, config_path.as_deref())?;
             let day = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            print!("{}", query::render_grid(&crate::pricing::book_grid(&book, if a.all { None } else { Some(day) }), a.format, terminal_width(), &[]));
+            print!(
+                "{}",
+                query::render_grid(
+                    &crate::pricing::book_grid(&book, if a.all { None } else { Some(day) }),
+                    a.format,
+                    terminal_width(),
+                    &[]
+                )
+            );
             Ok(crate::exit::OK)
         }
         Command::Rate(a) => {
@@ -513,9 +610,20 @@ pub fn run(cli: Cli) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             }
             if !cli.quiet {
-                eprintln!("rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current (price book {})", s.rows, s.months_rated.len(), s.unpriced_rows, s.months_fresh.len(), book.fingerprint);
+                eprintln!(
+                    "rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current (price book {})",
+                    s.rows,
+                    s.months_rated.len(),
+                    s.unpriced_rows,
+                    s.months_fresh.len(),
+                    book.fingerprint
+                );
             }
-            Ok(if s.unpriced_rows > 0 { crate::exit::QUARANTINED } else { crate::exit::OK })
+            Ok(if s.unpriced_rows > 0 {
+                crate::exit::QUARANTINED
+            } else {
+                crate::exit::OK
+            })
         }
         Command::Report(a) => {
             if a.show_sql {

@@ -60,8 +60,10 @@ impl Config {
                 p
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+        let mut cfg: Config =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         cfg.inputs = cfg.inputs.into_iter().map(rel).collect();

@@ -24,7 +24,11 @@ pub fn exact(v: i128) -> String {
 pub fn round_cents(v: i128) -> i128 {
     let q = v / CENT;
     let r = v % CENT;
-    if r.abs() * 2 >= CENT { q + v.signum() } else { q }
+    if r.abs() * 2 >= CENT {
+        q + v.signum()
+    } else {
+        q
+    }
 }
 
 /// `1234` cents → `"12.34"`.
@@ -51,36 +55,4 @@ pub fn allocate_cents(amounts: &[i128]) -> Vec<i128> {
         k += 1;
     }
     cents
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fp(s: &str) -> i128 {
-        crate::lake::batch::money_to_i128(s.parse().unwrap()).unwrap()
-    }
-
-    #[test]
-    fn rounding_half_away_from_zero() {
-        assert_eq!(round_cents(fp("0.005")), 1);
-        assert_eq!(round_cents(fp("0.004999999999")), 0);
-        assert_eq!(round_cents(fp("-0.005")), -1);
-        assert_eq!(round_cents(fp("2.145825")), 215);
-    }
-
-    #[test]
-    fn three_thirds_add_up() {
-        let third = fp("0.333333333333");
-        let cents = allocate_cents(&[third, third, third]);
-        assert_eq!(cents.iter().sum::<i128>(), round_cents(third * 3));
-        assert_eq!(cents, vec![34, 33, 33]);
-    }
-
-    #[test]
-    fn exact_text() {
-        assert_eq!(exact(fp("1.5")), "1.500000000000");
-        assert_eq!(exact(fp("-0.000000000001")), "-0.000000000001");
-        assert_eq!(cents_text(-5), "-0.05");
-    }
 }

@@ -106,7 +106,10 @@ pub fn scan_files(files: &[PathBuf]) -> Result<LazyFrame, QueryError> {
         },
         ..Default::default()
     };
-    Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?)
+    Ok(LazyFrame::scan_parquet_files(
+        paths.into_iter().collect(),
+        args,
+    )?)
 }
 
 /// A SQL context with every non-empty table registered under its directory name.
@@ -116,6 +119,10 @@ pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
         if let Some(lf) = scan(layout, t)? {
             ctx.register(t.dir_name(), lf);
         }
+    }
+    let rated = table_files_in(layout, crate::rating::RATED_DIR)?;
+    if !rated.is_empty() {
+        ctx.register(crate::rating::RATED_DIR, scan_files(&rated)?);
     }
     Ok(ctx)
 }
@@ -238,7 +245,9 @@ fn cell(av: AnyValue) -> Cell {
         AnyValue::Decimal(v, _, s) => Cell::Dec(v, s),
         AnyValue::String(s) => Cell::Text(s.to_string()),
         AnyValue::StringOwned(s) => Cell::Text(s.to_string()),
-        AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..) => Cell::Text(av.to_string().trim_matches('"').replace(' ', "T")),
+        AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..) => {
+            Cell::Text(av.to_string().trim_matches('"').replace(' ', "T"))
+        }
         other => Cell::Text(other.to_string().trim_matches('"').to_string()),
     }
 }
@@ -262,7 +271,15 @@ impl Grid {
             }
             rows.push(row);
         }
-        Ok(Grid { columns: df.get_column_names().iter().map(|s| s.to_string()).collect(), rows, footer: None })
+        Ok(Grid {
+            columns: df
+                .get_column_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            rows,
+            footer: None,
+        })
     }
     pub fn col(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
@@ -272,7 +289,12 @@ impl Grid {
 /// Renders a result. Table: right-aligned numbers, thousands separators, a totals row if any;
 /// CSV: RFC 4180, plain numbers; JSON: an array of objects, integers as numbers and decimals as
 /// strings (exact). A table wider than `width` drops the columns in `optional` first.
-pub fn render_grid(g: &Grid, format: OutputFormat, width: Option<usize>, optional: &[&str]) -> String {
+pub fn render_grid(
+    g: &Grid,
+    format: OutputFormat,
+    width: Option<usize>,
+    optional: &[&str],
+) -> String {
     match format {
         OutputFormat::Json => {
             let arr: Vec<serde_json::Value> = g
@@ -283,7 +305,9 @@ pub fn render_grid(g: &Grid, format: OutputFormat, width: Option<usize>, optiona
                     for (n, c) in g.columns.iter().zip(r) {
                         let v = match c {
                             Cell::Null => serde_json::Value::Null,
-                            Cell::Int(v) => i64::try_from(*v).map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
+                            Cell::Int(v) => i64::try_from(*v)
+                                .map(serde_json::Value::from)
+                                .unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
                             other => serde_json::Value::String(other.text()),
                         };
                         m.insert(n.clone(), v);
@@ -299,7 +323,8 @@ pub fn render_grid(g: &Grid, format: OutputFormat, width: Option<usize>, optiona
             let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record(&g.columns).expect("in-memory write");
             for r in &g.rows {
-                w.write_record(r.iter().map(Cell::text)).expect("in-memory write");
+                w.write_record(r.iter().map(Cell::text))
+                    .expect("in-memory write");
             }
             String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 csv")
         }
@@ -312,10 +337,18 @@ pub fn render_grid(g: &Grid, format: OutputFormat, width: Option<usize>, optiona
                     Cell::Text(s) => (s.clone(), s == "UNPRICED"),
                 }
             };
-            let mut body: Vec<Vec<(String, bool)>> = g.rows.iter().map(|r| r.iter().map(show).collect()).collect();
-            let mut footer: Option<Vec<(String, bool)>> = g.footer.as_ref().map(|r| r.iter().map(show).collect());
+            let mut body: Vec<Vec<(String, bool)>> = g
+                .rows
+                .iter()
+                .map(|r| r.iter().map(show).collect())
+                .collect();
+            let mut footer: Option<Vec<(String, bool)>> =
+                g.footer.as_ref().map(|r| r.iter().map(show).collect());
             let mut names = g.columns.clone();
-            let widths = |names: &[String], body: &[Vec<(String, bool)>], footer: &Option<Vec<(String, bool)>>| -> Vec<usize> {
+            let widths = |names: &[String],
+                          body: &[Vec<(String, bool)>],
+                          footer: &Option<Vec<(String, bool)>>|
+             -> Vec<usize> {
                 let mut w: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
                 for r in body.iter().chain(footer.iter()) {
                     for (w, (s, _)) in w.iter_mut().zip(r) {
@@ -342,10 +375,33 @@ pub fn render_grid(g: &Grid, format: OutputFormat, width: Option<usize>, optiona
             }
             let mut out = String::new();
             let line = |cells: Vec<String>| cells.join("  ").trim_end().to_string();
-            let _ = writeln!(out, "{}", line(names.iter().zip(&ws).map(|(n, w)| format!("{n:<w$}")).collect()));
+            let _ = writeln!(
+                out,
+                "{}",
+                line(
+                    names
+                        .iter()
+                        .zip(&ws)
+                        .map(|(n, w)| format!("{n:<w$}"))
+                        .collect()
+                )
+            );
             let rule = line(ws.iter().map(|w| "-".repeat(*w)).collect());
             let _ = writeln!(out, "{rule}");
-            let fmt_row = |r: &Vec<(String, bool)>| line(r.iter().zip(&ws).map(|((s, num), w)| if *num { format!("{s:>w$}") } else { format!("{s:<w$}") }).collect());
+            let fmt_row = |r: &Vec<(String, bool)>| {
+                line(
+                    r.iter()
+                        .zip(&ws)
+                        .map(|((s, num), w)| {
+                            if *num {
+                                format!("{s:>w$}")
+                            } else {
+                                format!("{s:<w$}")
+                            }
+                        })
+                        .collect(),
+                )
+            };
             for r in &body {
                 let _ = writeln!(out, "{}", fmt_row(r));
             }
@@ -353,7 +409,12 @@ pub fn render_grid(g: &Grid, format: OutputFormat, width: Option<usize>, optiona
                 let _ = writeln!(out, "{rule}");
                 let _ = writeln!(out, "{}", fmt_row(f));
             } else {
-                let _ = writeln!(out, "({} row{})", body.len(), if body.len() == 1 { "" } else { "s" });
+                let _ = writeln!(
+                    out,
+                    "({} row{})",
+                    body.len(),
+                    if body.len() == 1 { "" } else { "s" }
+                );
             }
             out
         }

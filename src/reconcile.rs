@@ -87,7 +87,11 @@ pub struct Reconciliation {
 
 impl Reconciliation {
     pub fn exit_code(&self) -> i32 {
-        if self.lines_unexplained > 0 { crate::exit::QUARANTINED } else { crate::exit::OK }
+        if self.lines_unexplained > 0 {
+            crate::exit::QUARANTINED
+        } else {
+            crate::exit::OK
+        }
     }
 }
 
@@ -120,7 +124,11 @@ fn fixed(c: &Cell) -> i128 {
     match c {
         Cell::Dec(v, s) => {
             let t = MONEY_SCALE as usize;
-            if *s <= t { v * 10i128.pow((t - s) as u32) } else { v / 10i128.pow((s - t) as u32) }
+            if *s <= t {
+                v * 10i128.pow((t - s) as u32)
+            } else {
+                v / 10i128.pow((s - t) as u32)
+            }
         }
         Cell::Int(v) => v * 10i128.pow(MONEY_SCALE),
         _ => 0,
@@ -138,10 +146,16 @@ fn run(ctx: &mut polars::sql::SQLContext, sql: &str, month: &str) -> Result<Grid
 /// Reconciles one month. `tolerance` is in the lake's fixed point (scale 12).
 /// Whether the provider's cost report covers any day of `month`.
 pub fn has_cost_report(layout: &Layout, month: &str) -> Result<bool, ReconcileError> {
-    Ok(layout.month_file(Table::CostCoverage, "anthropic", month).exists())
+    Ok(layout
+        .month_file(Table::CostCoverage, "anthropic", month)
+        .exists())
 }
 
-pub fn reconcile(layout: &Layout, month: &str, tolerance: i128) -> Result<Reconciliation, ReconcileError> {
+pub fn reconcile(
+    layout: &Layout,
+    month: &str,
+    tolerance: i128,
+) -> Result<Reconciliation, ReconcileError> {
     let mut ctx = polars::sql::SQLContext::new();
     let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
     let rated = query::table_files_in(layout, rating::RATED_DIR)?;
@@ -157,8 +171,14 @@ pub fn reconcile(layout: &Layout, month: &str, tolerance: i128) -> Result<Reconc
             let tier = text(&r[c("service_tier")]);
             let is_priority = matches!(tier.as_deref(), Some("priority" | "priority_on_demand"));
             for (col, charge) in CHARGES {
-                let m = if charge == "web_search" { None } else { model.clone() };
-                let e = acc.entry((day.clone(), ws.clone(), m, charge.to_string())).or_default();
+                let m = if charge == "web_search" {
+                    None
+                } else {
+                    model.clone()
+                };
+                let e = acc
+                    .entry((day.clone(), ws.clone(), m, charge.to_string()))
+                    .or_default();
                 e.workspace_name = text(&r[c("workspace_name")]);
                 if priced {
                     let v = fixed(&r[c(col)]);
@@ -167,7 +187,11 @@ pub fn reconcile(layout: &Layout, month: &str, tolerance: i128) -> Result<Reconc
                         e.priority += v;
                     }
                 } else {
-                    e.unpriced_units += if charge == "web_search" { int(&r[c("web_search_requests")]) } else { int(&r[c("tokens")]) };
+                    e.unpriced_units += if charge == "web_search" {
+                        int(&r[c("web_search_requests")])
+                    } else {
+                        int(&r[c("tokens")])
+                    };
                 }
             }
         }
@@ -182,8 +206,19 @@ pub fn reconcile(layout: &Layout, month: &str, tolerance: i128) -> Result<Reconc
                 "tokens" => text(&r[c("token_type")]).unwrap_or_else(|| "tokens".into()),
                 other => other.to_string(),
             };
-            let model = if cost_type == "tokens" { text(&r[c("model")]).map(|m| canonical_model(&m)) } else { None };
-            let e = acc.entry((text(&r[c("day")]).unwrap_or_default(), text(&r[c("workspace_id")]), model, charge)).or_default();
+            let model = if cost_type == "tokens" {
+                text(&r[c("model")]).map(|m| canonical_model(&m))
+            } else {
+                None
+            };
+            let e = acc
+                .entry((
+                    text(&r[c("day")]).unwrap_or_default(),
+                    text(&r[c("workspace_id")]),
+                    model,
+                    charge,
+                ))
+                .or_default();
             e.provider += fixed(&r[c("amount")]);
             if e.workspace_name.is_none() {
                 e.workspace_name = text(&r[c("workspace_name")]);
@@ -192,11 +227,20 @@ pub fn reconcile(layout: &Layout, month: &str, tolerance: i128) -> Result<Reconc
     }
     let mut covered: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let sides = query::statements(COVERAGE_SQL);
-    for ((side, table), sql) in [("usage", Table::UsageCoverage), ("cost", Table::CostCoverage)].into_iter().zip(&sides) {
+    for ((side, table), sql) in [
+        ("usage", Table::UsageCoverage),
+        ("cost", Table::CostCoverage),
+    ]
+    .into_iter()
+    .zip(&sides)
+    {
         if let Some(lf) = query::scan(layout, table)? {
             ctx.register(table.dir_name(), lf);
             for r in run(&mut ctx, sql, month)?.rows {
-                covered.entry(side).or_default().insert(text(&r[0]).unwrap_or_default());
+                covered
+                    .entry(side)
+                    .or_default()
+                    .insert(text(&r[0]).unwrap_or_default());
             }
         }
     }
@@ -211,7 +255,9 @@ pub fn reconcile(layout: &Layout, month: &str, tolerance: i128) -> Result<Reconc
             continue; // nothing on either side (e.g. a token class the row did not use)
         }
         let diff = a.ours - a.provider;
-        let w = per_ws.entry(ws.clone()).or_insert((a.workspace_name.clone(), 0, 0, 0));
+        let w = per_ws
+            .entry(ws.clone())
+            .or_insert((a.workspace_name.clone(), 0, 0, 0));
         w.1 += a.ours;
         w.2 += a.provider;
         tot_ours += a.ours;
@@ -219,15 +265,37 @@ pub fn reconcile(layout: &Layout, month: &str, tolerance: i128) -> Result<Reconc
         let (status, cause) = if diff.abs() <= tolerance && a.unpriced_units == 0 {
             (Status::Matched, String::new())
         } else if a.unpriced_units > 0 {
-            (Status::Explained, format!("unpriced model: {} unit(s) with no list price in force (add a price override)", a.unpriced_units))
+            (
+                Status::Explained,
+                format!(
+                    "unpriced model: {} unit(s) with no list price in force (add a price override)",
+                    a.unpriced_units
+                ),
+            )
         } else if a.ours == 0 && (charge == "code_execution" || charge == "session_usage") {
-            (Status::Explained, format!("only in the cost report: {} is not in the usage export", charge.replace('_', " ")))
+            (
+                Status::Explained,
+                format!(
+                    "only in the cost report: {} is not in the usage export",
+                    charge.replace('_', " ")
+                ),
+            )
         } else if a.priority != 0 && (diff - a.priority).abs() <= tolerance {
-            (Status::Explained, "priority tier: rated at standard list here; the cost report omits Priority Tier".into())
+            (
+                Status::Explained,
+                "priority tier: rated at standard list here; the cost report omits Priority Tier"
+                    .into(),
+            )
         } else if a.provider == 0 && !has_day("cost", &day) {
-            (Status::Explained, "no cost report for this day (missing on the provider side)".into())
+            (
+                Status::Explained,
+                "no cost report for this day (missing on the provider side)".into(),
+            )
         } else if a.ours == 0 && !has_day("usage", &day) {
-            (Status::Explained, "no usage export for this day (missing on our side)".into())
+            (
+                Status::Explained,
+                "no usage export for this day (missing on our side)".into(),
+            )
         } else {
             (Status::Unexplained, "unexplained".into())
         };
@@ -288,7 +356,20 @@ pub fn reconcile(layout: &Layout, month: &str, tolerance: i128) -> Result<Reconc
 pub fn lines_grid(r: &Reconciliation) -> Grid {
     let opt = |s: &Option<String>| s.clone().map(Cell::Text).unwrap_or(Cell::Null);
     Grid {
-        columns: ["day", "workspace_id", "workspace_name", "model", "charge", "ours_usd", "provider_usd", "difference_usd", "status", "cause"].map(String::from).to_vec(),
+        columns: [
+            "day",
+            "workspace_id",
+            "workspace_name",
+            "model",
+            "charge",
+            "ours_usd",
+            "provider_usd",
+            "difference_usd",
+            "status",
+            "cause",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: r
             .lines
             .iter()
@@ -314,19 +395,41 @@ pub fn lines_grid(r: &Reconciliation) -> Grid {
 /// Per-workspace totals as a grid, each money column rounded so that it adds up to its total.
 pub fn workspace_grid(r: &Reconciliation) -> Grid {
     let col = |k: usize| -> Vec<i128> { r.per_workspace.iter().map(|w| w.exact[k]).collect() };
-    let diff: Vec<i128> = r.per_workspace.iter().map(|w| w.exact[0] - w.exact[1]).collect();
+    let diff: Vec<i128> = r
+        .per_workspace
+        .iter()
+        .map(|w| w.exact[0] - w.exact[1])
+        .collect();
     let cols = [col(0), col(1), diff, col(2)];
     let cents: Vec<Vec<i128>> = cols.iter().map(|c| money::allocate_cents(c)).collect();
     let mut rows = Vec::new();
     for (i, w) in r.per_workspace.iter().enumerate() {
-        let mut row = vec![w.workspace_id.clone().map(Cell::Text).unwrap_or(Cell::Null), w.workspace_name.clone().map(Cell::Text).unwrap_or(Cell::Null)];
+        let mut row = vec![
+            w.workspace_id.clone().map(Cell::Text).unwrap_or(Cell::Null),
+            w.workspace_name
+                .clone()
+                .map(Cell::Text)
+                .unwrap_or(Cell::Null),
+        ];
         row.extend(cents.iter().map(|c| Cell::Dec(c[i], 2)));
         rows.push(row);
     }
     let mut footer = vec![Cell::Text("TOTAL".into()), Cell::Null];
-    footer.extend(cols.iter().map(|c| Cell::Dec(money::round_cents(c.iter().sum()), 2)));
+    footer.extend(
+        cols.iter()
+            .map(|c| Cell::Dec(money::round_cents(c.iter().sum()), 2)),
+    );
     Grid {
-        columns: ["workspace_id", "workspace_name", "ours_usd", "provider_usd", "difference_usd", "unexplained_usd"].map(String::from).to_vec(),
+        columns: [
+            "workspace_id",
+            "workspace_name",
+            "ours_usd",
+            "provider_usd",
+            "difference_usd",
+            "unexplained_usd",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
         footer: Some(footer),
     }

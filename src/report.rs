@@ -67,17 +67,28 @@ fn team_frames(teams: &[Team]) -> Result<(DataFrame, DataFrame), ReportError> {
     for t in teams {
         for k in &t.api_keys {
             if let Some((_, other)) = keys.iter().find(|(n, _)| n == k) {
-                return Err(ReportError::Config(format!("API key {k:?} is in two teams ({other:?} and {:?}); a key pays to one team", t.name)));
+                return Err(ReportError::Config(format!(
+                    "API key {k:?} is in two teams ({other:?} and {:?}); a key pays to one team",
+                    t.name
+                )));
             }
             keys.push((k.clone(), t.name.clone()));
         }
         for w in &t.workspaces {
             if let Some((_, other)) = wss.iter().find(|(n, _)| n == w) {
-                return Err(ReportError::Config(format!("workspace {w:?} is in two teams ({other:?} and {:?})", t.name)));
+                return Err(ReportError::Config(format!(
+                    "workspace {w:?} is in two teams ({other:?} and {:?})",
+                    t.name
+                )));
             }
             wss.push((w.clone(), t.name.clone()));
         }
     }
+    // polars 0.55.2 drops left rows with a null key (Console usage has no key name) when the
+    // right side of a LEFT JOIN is empty; a sentinel row no real name can equal avoids that.
+    let sentinel = ("\u{0}no team\u{0}".to_string(), "(unassigned)".to_string());
+    keys.push(sentinel.clone());
+    wss.push(sentinel);
     let frame = |v: &[(String, String)]| -> PolarsResult<DataFrame> {
         df!(
             "name" => v.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
@@ -89,8 +100,13 @@ fn team_frames(teams: &[Team]) -> Result<(DataFrame, DataFrame), ReportError> {
 
 /// The query text for a month and dimensions (also what `--show-sql` prints).
 pub fn sql_for(month: &str, dims: &[Dim]) -> String {
-    let cols: Vec<&str> = dims.iter().flat_map(|d| d.columns().iter().copied()).collect();
-    REPORT_SQL.replace("{{month}}", month).replace("{{dims}}", &cols.join(", "))
+    let cols: Vec<&str> = dims
+        .iter()
+        .flat_map(|d| d.columns().iter().copied())
+        .collect();
+    REPORT_SQL
+        .replace("{{month}}", month)
+        .replace("{{dims}}", &cols.join(", "))
 }
 
 /// Result of a report: the grid to render and whether anything is unpriced.
@@ -101,7 +117,12 @@ pub struct Report {
 }
 
 /// Runs the report over `rated_usage` (which must be current: see `rating::ensure_rated`).
-pub fn report(layout: &Layout, month: &str, dims: &[Dim], teams: &[Team]) -> Result<Report, ReportError> {
+pub fn report(
+    layout: &Layout,
+    month: &str,
+    dims: &[Dim],
+    teams: &[Team],
+) -> Result<Report, ReportError> {
     let files: Vec<_> = query::table_files_in(layout, rating::RATED_DIR)?;
     let grid = if files.is_empty() {
         Grid::default()
@@ -163,7 +184,11 @@ fn finish(mut g: Grid, dims: &[Dim]) -> Report {
     }
     for (c, name) in g.columns.iter().enumerate().skip(ndims) {
         if name.ends_with("_tokens") || name == "web_search_requests" {
-            let s: i128 = g.rows.iter().map(|r| if let Cell::Int(v) = r[c] { v } else { 0 }).sum();
+            let s: i128 = g
+                .rows
+                .iter()
+                .map(|r| if let Cell::Int(v) = r[c] { v } else { 0 })
+                .sum();
             footer[c] = Cell::Int(s);
         }
     }
@@ -173,10 +198,18 @@ fn finish(mut g: Grid, dims: &[Dim]) -> Report {
         footer[ndims] = Cell::Text(format!("{unpriced} UNPRICED"));
     }
     g.footer = Some(footer);
-    Report { grid: g, unpriced_rows: unpriced, total_cents }
+    Report {
+        grid: g,
+        unpriced_rows: unpriced,
+        total_cents,
+    }
 }
 
 fn rescale(v: i128, s: usize) -> i128 {
     let target = crate::lake::MONEY_SCALE as usize;
-    if s <= target { v * 10i128.pow((target - s) as u32) } else { v / 10i128.pow((s - target) as u32) }
+    if s <= target {
+        v * 10i128.pow((target - s) as u32)
+    } else {
+        v / 10i128.pow((s - target) as u32)
+    }
 }

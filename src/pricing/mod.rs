@@ -19,7 +19,13 @@ use serde::Deserialize;
 pub const DEFAULT_BOOK: &str = include_str!("anthropic.toml");
 
 /// Token classes, in the lake's column order.
-pub const CLASSES: [&str; 5] = ["uncached_input", "cache_write_5m", "cache_write_1h", "cache_read", "output"];
+pub const CLASSES: [&str; 5] = [
+    "uncached_input",
+    "cache_write_5m",
+    "cache_write_1h",
+    "cache_read",
+    "output",
+];
 
 /// A price-book file (the default, `[prices]` in the config, or a prices file).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -188,12 +194,17 @@ pub fn canonical_model(id: &str) -> String {
 
 fn check_rate(origin: &str, what: &str, d: Decimal) -> Result<Decimal, PriceError> {
     if d.is_sign_negative() {
-        return Err(PriceError::Invalid { origin: origin.into(), message: format!("{what} is negative ({d})") });
+        return Err(PriceError::Invalid {
+            origin: origin.into(),
+            message: format!("{what} is negative ({d})"),
+        });
     }
     if d.scale() > 6 && d.normalize().scale() > 6 {
         return Err(PriceError::Invalid {
             origin: origin.into(),
-            message: format!("{what} = {d} has more than 6 decimals per MTok; tokenledger keeps per-token costs exact only up to 6"),
+            message: format!(
+                "{what} = {d} has more than 6 decimals per MTok; tokenledger keeps per-token costs exact only up to 6"
+            ),
         });
     }
     Ok(d.normalize())
@@ -202,7 +213,10 @@ fn check_rate(origin: &str, what: &str, d: Decimal) -> Result<Decimal, PriceErro
 impl PriceBook {
     /// The default book plus overrides (later ones win over earlier ones, all over the default).
     pub fn load(overrides: &[(String, BookFile)]) -> Result<Self, PriceError> {
-        let default: BookFile = toml::from_str(DEFAULT_BOOK).map_err(|e| PriceError::Invalid { origin: "embedded default".into(), message: e.to_string() })?;
+        let default: BookFile = toml::from_str(DEFAULT_BOOK).map_err(|e| PriceError::Invalid {
+            origin: "embedded default".into(),
+            message: e.to_string(),
+        })?;
         let mut book = PriceBook::default();
         let mut hasher = blake3::Hasher::new();
         hasher.update(DEFAULT_BOOK.as_bytes());
@@ -217,8 +231,12 @@ impl PriceBook {
 
     /// Reads an override file.
     pub fn read_file(path: &Path) -> Result<BookFile, PriceError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PriceError::Read(path.display().to_string(), e))?;
-        toml::from_str(&text).map_err(|e| PriceError::Invalid { origin: path.display().to_string(), message: e.to_string() })
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PriceError::Read(path.display().to_string(), e))?;
+        toml::from_str(&text).map_err(|e| PriceError::Invalid {
+            origin: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     fn add(&mut self, f: &BookFile, origin: Origin) -> Result<(), PriceError> {
@@ -232,29 +250,65 @@ impl PriceBook {
                 check_rate(&o, "output", r.output)?,
             ];
             for m in &r.models {
-                self.models.push(Dated { provider: r.provider.clone(), model: canonical_model(m), valid_from: r.valid_from, valid_to: r.valid_to, origin: origin.clone(), check: r.check, value: rates });
+                self.models.push(Dated {
+                    provider: r.provider.clone(),
+                    model: canonical_model(m),
+                    valid_from: r.valid_from,
+                    valid_to: r.valid_to,
+                    origin: origin.clone(),
+                    check: r.check,
+                    value: rates,
+                });
             }
         }
         for r in &f.long_context {
             let input = check_rate(&o, "long_context.input", r.input)?;
             let rates = [
                 input,
-                check_rate(&o, "long_context.cache_write_5m", r.cache_write_5m.unwrap_or(input * Decimal::new(125, 2)))?,
-                check_rate(&o, "long_context.cache_write_1h", r.cache_write_1h.unwrap_or(input * Decimal::TWO))?,
-                check_rate(&o, "long_context.cache_read", r.cache_read.unwrap_or(input * Decimal::new(1, 1)))?,
+                check_rate(
+                    &o,
+                    "long_context.cache_write_5m",
+                    r.cache_write_5m.unwrap_or(input * Decimal::new(125, 2)),
+                )?,
+                check_rate(
+                    &o,
+                    "long_context.cache_write_1h",
+                    r.cache_write_1h.unwrap_or(input * Decimal::TWO),
+                )?,
+                check_rate(
+                    &o,
+                    "long_context.cache_read",
+                    r.cache_read.unwrap_or(input * Decimal::new(1, 1)),
+                )?,
                 check_rate(&o, "long_context.output", r.output)?,
             ];
             for m in &r.models {
-                self.long_context.push(Dated { provider: r.provider.clone(), model: canonical_model(m), valid_from: r.valid_from, valid_to: r.valid_to, origin: origin.clone(), check: false, value: rates });
+                self.long_context.push(Dated {
+                    provider: r.provider.clone(),
+                    model: canonical_model(m),
+                    valid_from: r.valid_from,
+                    valid_to: r.valid_to,
+                    origin: origin.clone(),
+                    check: false,
+                    value: rates,
+                });
             }
         }
         for r in &f.modifier {
             if r.service_tier.is_some() == r.inference_geo.is_some() {
-                return Err(PriceError::Invalid { origin: o, message: "a [[modifier]] names exactly one of service_tier or inference_geo".into() });
+                return Err(PriceError::Invalid {
+                    origin: o,
+                    message: "a [[modifier]] names exactly one of service_tier or inference_geo"
+                        .into(),
+                });
             }
             let factor = check_rate(&o, "modifier.factor", r.factor)?;
             for m in &r.models {
-                let model = if m == "*" { "*".to_string() } else { canonical_model(m) };
+                let model = if m == "*" {
+                    "*".to_string()
+                } else {
+                    canonical_model(m)
+                };
                 self.modifiers.push(Dated {
                     provider: r.provider.clone(),
                     model,
@@ -262,16 +316,34 @@ impl PriceBook {
                     valid_to: r.valid_to,
                     origin: origin.clone(),
                     check: false,
-                    value: Modifier { service_tier: r.service_tier.clone(), inference_geo: r.inference_geo.clone(), factor },
+                    value: Modifier {
+                        service_tier: r.service_tier.clone(),
+                        inference_geo: r.inference_geo.clone(),
+                        factor,
+                    },
                 });
             }
         }
         for r in &f.unit_price {
             if r.kind != "web_search_request" && r.kind != "code_execution_hour" {
-                return Err(PriceError::Invalid { origin: o, message: format!("unknown unit_price kind {:?} (web_search_request or code_execution_hour)", r.kind) });
+                return Err(PriceError::Invalid {
+                    origin: o,
+                    message: format!(
+                        "unknown unit_price kind {:?} (web_search_request or code_execution_hour)",
+                        r.kind
+                    ),
+                });
             }
             let price = check_rate(&o, &r.kind, r.price)?;
-            self.unit_prices.push(Dated { provider: r.provider.clone(), model: "*".into(), valid_from: r.valid_from, valid_to: r.valid_to, origin: origin.clone(), check: r.check, value: (r.kind.clone(), price) });
+            self.unit_prices.push(Dated {
+                provider: r.provider.clone(),
+                model: "*".into(),
+                valid_from: r.valid_from,
+                valid_to: r.valid_to,
+                origin: origin.clone(),
+                check: r.check,
+                value: (r.kind.clone(), price),
+            });
         }
         Ok(())
     }
@@ -281,39 +353,93 @@ impl PriceBook {
     where
         T: 'a,
     {
-        rows.filter(|r| r.in_force(d)).max_by(|a, b| (&a.origin, a.valid_from).cmp(&(&b.origin, b.valid_from)))
+        rows.filter(|r| r.in_force(d))
+            .max_by(|a, b| (&a.origin, a.valid_from).cmp(&(&b.origin, b.valid_from)))
     }
 
     pub fn base(&self, provider: &str, model: &str, d: NaiveDate) -> Option<&Dated<[Decimal; 5]>> {
-        Self::pick(self.models.iter().filter(|r| r.provider == provider && r.model == model), d)
+        Self::pick(
+            self.models
+                .iter()
+                .filter(|r| r.provider == provider && r.model == model),
+            d,
+        )
     }
 
-    pub fn long_context(&self, provider: &str, model: &str, d: NaiveDate) -> Option<&Dated<[Decimal; 5]>> {
-        Self::pick(self.long_context.iter().filter(|r| r.provider == provider && r.model == model), d)
+    pub fn long_context(
+        &self,
+        provider: &str,
+        model: &str,
+        d: NaiveDate,
+    ) -> Option<&Dated<[Decimal; 5]>> {
+        Self::pick(
+            self.long_context
+                .iter()
+                .filter(|r| r.provider == provider && r.model == model),
+            d,
+        )
     }
 
     /// The factor for a tier or geo value on a model: a model-specific row beats `"*"`.
-    fn factor(&self, provider: &str, model: &str, d: NaiveDate, tier: Option<&str>, geo: Option<&str>) -> Option<Decimal> {
+    fn factor(
+        &self,
+        provider: &str,
+        model: &str,
+        d: NaiveDate,
+        tier: Option<&str>,
+        geo: Option<&str>,
+    ) -> Option<Decimal> {
         let matches = |r: &&Dated<Modifier>| {
             r.provider == provider
-                && (tier.is_some() && r.value.service_tier.as_deref() == tier || geo.is_some() && r.value.inference_geo.as_deref() == geo)
+                && (tier.is_some() && r.value.service_tier.as_deref() == tier
+                    || geo.is_some() && r.value.inference_geo.as_deref() == geo)
         };
-        Self::pick(self.modifiers.iter().filter(matches).filter(|r| r.model == model), d)
-            .or_else(|| Self::pick(self.modifiers.iter().filter(matches).filter(|r| r.model == "*"), d))
-            .map(|r| r.value.factor)
+        Self::pick(
+            self.modifiers
+                .iter()
+                .filter(matches)
+                .filter(|r| r.model == model),
+            d,
+        )
+        .or_else(|| {
+            Self::pick(
+                self.modifiers
+                    .iter()
+                    .filter(matches)
+                    .filter(|r| r.model == "*"),
+                d,
+            )
+        })
+        .map(|r| r.value.factor)
     }
 
     pub fn unit_price(&self, provider: &str, kind: &str, d: NaiveDate) -> Option<Decimal> {
-        Self::pick(self.unit_prices.iter().filter(|r| r.provider == provider && r.value.0 == kind), d).map(|r| r.value.1)
+        Self::pick(
+            self.unit_prices
+                .iter()
+                .filter(|r| r.provider == provider && r.value.0 == kind),
+            d,
+        )
+        .map(|r| r.value.1)
     }
 
     /// Rates for one kind of usage row on UTC day `d`; `Err` is the reason it is unpriced.
-    pub fn rate(&self, provider: &str, model: Option<&str>, d: NaiveDate, tier: Option<&str>, context: Option<&str>, geo: Option<&str>) -> Result<Rate, String> {
+    pub fn rate(
+        &self,
+        provider: &str,
+        model: Option<&str>,
+        d: NaiveDate,
+        tier: Option<&str>,
+        context: Option<&str>,
+        geo: Option<&str>,
+    ) -> Result<Rate, String> {
         let Some(model_raw) = model else {
             return Err("usage export not grouped by model: no model to price".into());
         };
         let model = canonical_model(model_raw);
-        let base = self.base(provider, &model, d).ok_or_else(|| format!("no list price for model {model_raw} on {d}"))?;
+        let base = self
+            .base(provider, &model, d)
+            .ok_or_else(|| format!("no list price for model {model_raw} on {d}"))?;
         let mut per = base.value;
         if context == Some("200k-1M")
             && let Some(lc) = self.long_context(provider, &model, d)
@@ -324,13 +450,23 @@ impl PriceBook {
         let mut note = None;
         match tier {
             None | Some("standard") => {}
-            Some(t @ ("priority" | "priority_on_demand")) => match self.factor(provider, &model, d, Some(t), None) {
-                Some(f) => factor *= f,
-                None => note = Some(format!("{t} tier has no list price: rated at standard list")),
-            },
+            Some(t @ ("priority" | "priority_on_demand")) => {
+                match self.factor(provider, &model, d, Some(t), None) {
+                    Some(f) => factor *= f,
+                    None => {
+                        note = Some(format!(
+                            "{t} tier has no list price: rated at standard list"
+                        ))
+                    }
+                }
+            }
             Some(t) => match self.factor(provider, &model, d, Some(t), None) {
                 Some(f) => factor *= f,
-                None => return Err(format!("no list price for service tier {t} (add a [[prices.modifier]] with service_tier = \"{t}\")")),
+                None => {
+                    return Err(format!(
+                        "no list price for service tier {t} (add a [[prices.modifier]] with service_tier = \"{t}\")"
+                    ));
+                }
             },
         }
         if let Some(g) = geo
@@ -339,16 +475,29 @@ impl PriceBook {
         {
             factor *= f;
         }
-        let web = self.unit_price(provider, "web_search_request", d).ok_or_else(|| format!("no web search price on {d}"))?;
+        let web = self
+            .unit_price(provider, "web_search_request", d)
+            .ok_or_else(|| format!("no web search price on {d}"))?;
         let mut per_mtok = [Decimal::ZERO; 5];
         let mut fp = [0i128; 6];
         for i in 0..5 {
             let r = (per[i] * factor).normalize();
             per_mtok[i] = r;
-            fp[i] = fixed(r, 6).ok_or_else(|| format!("rate {r}/MTok for {model} ({}) has more than 6 decimals", CLASSES[i]))?;
+            fp[i] = fixed(r, 6).ok_or_else(|| {
+                format!(
+                    "rate {r}/MTok for {model} ({}) has more than 6 decimals",
+                    CLASSES[i]
+                )
+            })?;
         }
-        fp[5] = fixed(web, 12).ok_or_else(|| format!("web search price {web} has more than 12 decimals"))?;
-        Ok(Rate { per_mtok, web_search: web.normalize(), fp, note })
+        fp[5] = fixed(web, 12)
+            .ok_or_else(|| format!("web search price {web} has more than 12 decimals"))?;
+        Ok(Rate {
+            per_mtok,
+            web_search: web.normalize(),
+            fp,
+            note,
+        })
     }
 }
 
@@ -371,9 +520,21 @@ pub struct RateCache<'a> {
 
 impl<'a> RateCache<'a> {
     pub fn new(book: &'a PriceBook) -> Self {
-        Self { book, key: String::new(), memo: HashMap::new() }
+        Self {
+            book,
+            key: String::new(),
+            memo: HashMap::new(),
+        }
     }
-    pub fn get(&mut self, provider: &str, model: Option<&str>, d: NaiveDate, tier: Option<&str>, ctx: Option<&str>, geo: Option<&str>) -> &Result<Rate, String> {
+    pub fn get(
+        &mut self,
+        provider: &str,
+        model: Option<&str>,
+        d: NaiveDate,
+        tier: Option<&str>,
+        ctx: Option<&str>,
+        geo: Option<&str>,
+    ) -> &Result<Rate, String> {
         self.key.clear();
         for part in [Some(provider), model, tier, ctx, geo] {
             match part {
@@ -384,7 +545,10 @@ impl<'a> RateCache<'a> {
         }
         let day = self.memo.entry(d).or_default();
         if !day.contains_key(self.key.as_str()) {
-            day.insert(self.key.clone(), self.book.rate(provider, model, d, tier, ctx, geo));
+            day.insert(
+                self.key.clone(),
+                self.book.rate(provider, model, d, tier, ctx, geo),
+            );
         }
         &day[self.key.as_str()]
     }
@@ -398,15 +562,34 @@ pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> crate::query::Grid
     let mut rows: Vec<&Dated<[Decimal; 5]>> = match day {
         Some(d) => {
             let mut seen = std::collections::BTreeSet::new();
-            book.models.iter().filter(|r| seen.insert((r.provider.clone(), r.model.clone()))).filter_map(|r| book.base(&r.provider, &r.model, d)).collect()
+            book.models
+                .iter()
+                .filter(|r| seen.insert((r.provider.clone(), r.model.clone())))
+                .filter_map(|r| book.base(&r.provider, &r.model, d))
+                .collect()
         }
         None => book.models.iter().collect(),
     };
-    rows.sort_by(|a, b| (&a.provider, &a.model, a.valid_from).cmp(&(&b.provider, &b.model, b.valid_from)));
+    rows.sort_by(|a, b| {
+        (&a.provider, &a.model, a.valid_from).cmp(&(&b.provider, &b.model, b.valid_from))
+    });
     let mut g = Grid {
         columns: [
-            "provider", "model", "input", "cache_write_5m", "cache_write_1h", "cache_read", "output", "long_context_input", "long_context_output", "batch_factor", "us_geo_factor", "valid_from",
-            "valid_to", "origin", "check",
+            "provider",
+            "model",
+            "input",
+            "cache_write_5m",
+            "cache_write_1h",
+            "cache_read",
+            "output",
+            "long_context_input",
+            "long_context_output",
+            "batch_factor",
+            "us_geo_factor",
+            "valid_from",
+            "valid_to",
+            "origin",
+            "check",
         ]
         .map(String::from)
         .to_vec(),
@@ -416,21 +599,47 @@ pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> crate::query::Grid
     for r in rows {
         let at = day.or(r.valid_from).unwrap_or(NaiveDate::MIN);
         let lc = book.long_context(&r.provider, &r.model, at);
-        let f = |tier: Option<&str>, geo: Option<&str>| book.factor(&r.provider, &r.model, at, tier, geo).map(dec).unwrap_or(Cell::Null);
+        let f = |tier: Option<&str>, geo: Option<&str>| {
+            book.factor(&r.provider, &r.model, at, tier, geo)
+                .map(dec)
+                .unwrap_or(Cell::Null)
+        };
         let mut row = vec![Cell::Text(r.provider.clone()), Cell::Text(r.model.clone())];
         row.extend(r.value.iter().map(|v| dec(*v)));
         row.push(lc.map(|l| dec(l.value[0])).unwrap_or(Cell::Null));
         row.push(lc.map(|l| dec(l.value[4])).unwrap_or(Cell::Null));
         row.push(f(Some("batch"), None));
         row.push(f(None, Some("us")));
-        row.extend([date(r.valid_from), date(r.valid_to), Cell::Text(r.origin.label()), Cell::Text(if r.check { "check".into() } else { String::new() })]);
+        row.extend([
+            date(r.valid_from),
+            date(r.valid_to),
+            Cell::Text(r.origin.label()),
+            Cell::Text(if r.check {
+                "check".into()
+            } else {
+                String::new()
+            }),
+        ]);
         g.rows.push(row);
     }
     for u in &book.unit_prices {
         if day.is_none_or(|d| u.in_force(d)) {
-            let mut row = vec![Cell::Text(u.provider.clone()), Cell::Text(format!("({} per unit)", u.value.0)), Cell::Dec(fixed(u.value.1, 6).unwrap_or(0), 6)];
+            let mut row = vec![
+                Cell::Text(u.provider.clone()),
+                Cell::Text(format!("({} per unit)", u.value.0)),
+                Cell::Dec(fixed(u.value.1, 6).unwrap_or(0), 6),
+            ];
             row.extend(std::iter::repeat_n(Cell::Null, 8));
-            row.extend([date(u.valid_from), date(u.valid_to), Cell::Text(u.origin.label()), Cell::Text(if u.check { "check".into() } else { String::new() })]);
+            row.extend([
+                date(u.valid_from),
+                date(u.valid_to),
+                Cell::Text(u.origin.label()),
+                Cell::Text(if u.check {
+                    "check".into()
+                } else {
+                    String::new()
+                }),
+            ]);
             g.rows.push(row);
         }
     }

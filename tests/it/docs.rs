@@ -4,11 +4,21 @@ use tokenledger::lake::{Table, schema};
 
 #[test]
 fn every_lake_column_is_documented() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md")).unwrap();
     for t in tokenledger::query::TABLES {
-        assert!(doc.contains(&format!("{}/", t.dir_name())), "table {} missing from the layout", t.dir_name());
+        assert!(
+            doc.contains(&format!("{}/", t.dir_name())),
+            "table {} missing from the layout",
+            t.dir_name()
+        );
         for f in schema::of(t).fields() {
-            assert!(doc.contains(f.name().as_str()), "column {}.{} is not documented in ARCHITECTURE.md", t.dir_name(), f.name());
+            assert!(
+                doc.contains(f.name().as_str()),
+                "column {}.{} is not documented in ARCHITECTURE.md",
+                t.dir_name(),
+                f.name()
+            );
         }
     }
     let _ = Table::Usage;

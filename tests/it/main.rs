@@ -6,4 +6,8 @@ mod docs;
 mod duckdb;
 mod formats;
 mod ingest;
+mod money;
+mod pricing;
 mod quarantine;
+mod reconcile;
+mod report;

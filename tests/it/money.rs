@@ -1,0 +1,52 @@
+//! The rounding rule (src/money.rs) and money invariants.
+
+use proptest::prelude::*;
+use tokenledger::lake::batch::money_to_i128;
+use tokenledger::money::{allocate_cents, cents_text, exact, round_cents};
+
+fn fp(s: &str) -> i128 {
+    money_to_i128(s.parse().unwrap()).unwrap()
+}
+
+#[test]
+fn rounding_is_half_away_from_zero() {
+    assert_eq!(round_cents(fp("0.005")), 1);
+    assert_eq!(round_cents(fp("0.004999999999")), 0);
+    assert_eq!(round_cents(fp("-0.005")), -1);
+    assert_eq!(round_cents(fp("2.9201125")), 292);
+}
+
+#[test]
+fn three_thirds_add_up_to_a_dollar() {
+    let third = fp("0.333333333333");
+    assert_eq!(allocate_cents(&[third, third, third]), vec![34, 33, 33]);
+    assert_eq!(
+        allocate_cents(&[
+            fp("0.333333333334"),
+            fp("0.333333333333"),
+            fp("0.333333333333")
+        ])
+        .iter()
+        .sum::<i128>(),
+        100
+    );
+}
+
+#[test]
+fn exact_text() {
+    assert_eq!(exact(fp("1.5")), "1.500000000000");
+    assert_eq!(exact(fp("-0.000000000001")), "-0.000000000001");
+    assert_eq!(cents_text(-5), "-0.05");
+}
+
+proptest! {
+    #[test]
+    fn rounded_rows_always_add_up_to_the_rounded_total(v in proptest::collection::vec(-10_000_000_000_000i128..10_000_000_000_000i128, 0..40)) {
+        let cents = allocate_cents(&v);
+        prop_assert_eq!(cents.iter().sum::<i128>(), round_cents(v.iter().sum()));
+        for (c, x) in cents.iter().zip(&v) {
+            // No row moves more than a cent from its own rounding.
+            prop_assert!((c - round_cents(*x)).abs() <= 1);
+        }
+    }
+}

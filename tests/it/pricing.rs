@@ -1,0 +1,509 @@
+//! The price book: hand-computed rates for every modifier, their combinations and the date
+//! boundaries; overrides; aliases. Then rating invariants as properties.
+
+use chrono::NaiveDate;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use tokenledger::pricing::{BookFile, PriceBook, canonical_model};
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+fn book() -> PriceBook {
+    PriceBook::load(&[]).unwrap()
+}
+/// Per-MTok rates as text: [input, 5m, 1h, read, output].
+fn rates(b: &PriceBook, model: &str, day: &str, tier: &str, ctx: &str, geo: &str) -> [String; 5] {
+    let r = b
+        .rate(
+            "anthropic",
+            Some(model),
+            d(day),
+            Some(tier),
+            Some(ctx),
+            Some(geo),
+        )
+        .unwrap_or_else(|e| panic!("{model}: {e}"));
+    r.per_mtok.map(|x| x.normalize().to_string())
+}
+fn s(v: [&str; 5]) -> [String; 5] {
+    v.map(String::from)
+}
+
+#[test]
+fn base_rates_and_aliases() {
+    let b = book();
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5",
+            "2026-10-01",
+            "standard",
+            "0-200k",
+            "global"
+        ),
+        s(["3", "3.75", "6", "0.3", "15"])
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5-20250929",
+            "2026-10-01",
+            "standard",
+            "0-200k",
+            "global"
+        ),
+        s(["3", "3.75", "6", "0.3", "15"])
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-3-haiku-20240307",
+            "2024-06-01",
+            "standard",
+            "0-200k",
+            "global"
+        ),
+        s(["0.25", "0.3", "0.5", "0.03", "1.25"])
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-opus-4-1",
+            "2025-09-01",
+            "standard",
+            "0-200k",
+            "global"
+        ),
+        s(["15", "18.75", "30", "1.5", "75"])
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-3-5-haiku-20241022",
+            "2025-01-01",
+            "standard",
+            "0-200k",
+            "global"
+        ),
+        s(["0.8", "1", "1.6", "0.08", "4"])
+    );
+    assert_eq!(
+        canonical_model("claude-3-5-sonnet-latest"),
+        "claude-3-5-sonnet"
+    );
+    assert_eq!(canonical_model("claude-opus-4-20250514"), "claude-opus-4");
+}
+
+#[test]
+fn every_modifier_and_their_stacking() {
+    let b = book();
+    // Batch: 50% off every class.
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5",
+            "2026-10-01",
+            "batch",
+            "0-200k",
+            "global"
+        ),
+        s(["1.5", "1.875", "3", "0.15", "7.5"])
+    );
+    // Long context: premium input 6, output 22.50; cache classes from the premium input.
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5",
+            "2026-10-01",
+            "standard",
+            "200k-1M",
+            "global"
+        ),
+        s(["6", "7.5", "12", "0.6", "22.5"])
+    );
+    // Long context × batch.
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5",
+            "2026-10-01",
+            "batch",
+            "200k-1M",
+            "global"
+        ),
+        s(["3", "3.75", "6", "0.3", "11.25"])
+    );
+    // US geo: 1.1× for 4.6 and later only.
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-6",
+            "2026-10-01",
+            "standard",
+            "0-200k",
+            "us"
+        ),
+        s(["3.3", "4.125", "6.6", "0.33", "16.5"])
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5",
+            "2026-10-01",
+            "standard",
+            "0-200k",
+            "us"
+        ),
+        s(["3", "3.75", "6", "0.3", "15"])
+    );
+    // Batch × geo.
+    assert_eq!(
+        rates(&b, "claude-opus-4-6", "2026-10-01", "batch", "0-200k", "us"),
+        s(["2.75", "3.4375", "5.5", "0.275", "13.75"])
+    );
+    // Long context × batch × geo, Opus 4.6, the day before the rule change.
+    assert_eq!(
+        rates(
+            &b,
+            "claude-opus-4-6",
+            "2026-03-12",
+            "batch",
+            "200k-1M",
+            "us"
+        ),
+        s(["5.5", "6.875", "11", "0.55", "20.625"])
+    );
+}
+
+#[test]
+fn long_context_rule_changes_on_2026_03_13() {
+    let b = book();
+    assert_eq!(
+        rates(
+            &b,
+            "claude-opus-4-6",
+            "2026-03-12",
+            "standard",
+            "200k-1M",
+            "global"
+        ),
+        s(["10", "12.5", "20", "1", "37.5"])
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-opus-4-6",
+            "2026-03-13",
+            "standard",
+            "200k-1M",
+            "global"
+        ),
+        s(["5", "6.25", "10", "0.5", "25"])
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-6",
+            "2026-03-12",
+            "standard",
+            "200k-1M",
+            "global"
+        ),
+        s(["6", "7.5", "12", "0.6", "22.5"])
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-6",
+            "2026-03-13",
+            "standard",
+            "200k-1M",
+            "global"
+        ),
+        s(["3", "3.75", "6", "0.3", "15"])
+    );
+    // Sonnet 4.5 keeps its premium after the date.
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5",
+            "2026-03-13",
+            "standard",
+            "200k-1M",
+            "global"
+        ),
+        s(["6", "7.5", "12", "0.6", "22.5"])
+    );
+}
+
+#[test]
+fn web_search_is_not_discounted() {
+    let b = book();
+    let r = b
+        .rate(
+            "anthropic",
+            Some("claude-opus-4-6"),
+            d("2026-10-01"),
+            Some("batch"),
+            Some("0-200k"),
+            Some("us"),
+        )
+        .unwrap();
+    assert_eq!(r.web_search, Decimal::new(1, 2));
+}
+
+#[test]
+fn priority_is_rated_at_standard_and_said_so_other_tiers_are_unpriced() {
+    let b = book();
+    let r = b
+        .rate(
+            "anthropic",
+            Some("claude-haiku-4-5"),
+            d("2026-10-04"),
+            Some("priority"),
+            Some("0-200k"),
+            Some("global"),
+        )
+        .unwrap();
+    assert_eq!(r.per_mtok[0], Decimal::ONE);
+    assert!(r.note.unwrap().contains("standard list"));
+    let e = b
+        .rate(
+            "anthropic",
+            Some("claude-haiku-4-5"),
+            d("2026-10-04"),
+            Some("flex"),
+            None,
+            None,
+        )
+        .unwrap_err();
+    assert!(e.contains("service tier flex"), "{e}");
+    let e = b
+        .rate(
+            "anthropic",
+            Some("claude-mystery-9"),
+            d("2026-10-04"),
+            Some("standard"),
+            None,
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        e.contains("no list price for model claude-mystery-9"),
+        "{e}"
+    );
+    assert!(
+        b.rate("anthropic", None, d("2026-10-04"), None, None, None)
+            .is_err(),
+        "no model, no price"
+    );
+}
+
+#[test]
+fn overrides_win_and_prices_change_mid_month() {
+    let o: BookFile = toml::from_str(
+        r#"
+        [[model]]
+        models = ["claude-sonnet-4-5"]
+        input = "2.5"
+        cache_write_5m = "3.125"
+        cache_write_1h = "5"
+        cache_read = "0.25"
+        output = "12.5"
+        valid_from = "2026-10-15"
+
+        [[model]]
+        models = ["claude-mystery-9"]
+        input = "1"
+        cache_write_5m = "1.25"
+        cache_write_1h = "2"
+        cache_read = "0.1"
+        output = "5"
+        "#,
+    )
+    .unwrap();
+    let b = PriceBook::load(&[("test".into(), o)]).unwrap();
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5",
+            "2026-10-14",
+            "standard",
+            "0-200k",
+            "global"
+        )[0],
+        "3"
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-sonnet-4-5-20250929",
+            "2026-10-15",
+            "standard",
+            "0-200k",
+            "global"
+        )[0],
+        "2.5"
+    );
+    assert_eq!(
+        rates(
+            &b,
+            "claude-mystery-9",
+            "2026-10-01",
+            "batch",
+            "0-200k",
+            "global"
+        )[4],
+        "2.5"
+    );
+    assert_ne!(b.fingerprint, book().fingerprint, "a changed book re-rates");
+}
+
+#[test]
+fn a_rate_that_cannot_be_exact_is_refused() {
+    let o: BookFile = toml::from_str(
+        r#"
+        [[model]]
+        models = ["claude-x"]
+        input = "0.0000001"
+        cache_write_5m = "1"
+        cache_write_1h = "1"
+        cache_read = "1"
+        output = "1"
+        "#,
+    )
+    .unwrap();
+    let e = PriceBook::load(&[("prices.toml".into(), o)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("prices.toml") && e.contains("more than 6 decimals"),
+        "{e}"
+    );
+    let e = toml::from_str::<BookFile>("[[model]]\nmodels=['x']\ninput = 3.0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(!e.is_empty(), "a float price is rejected by the parser");
+}
+
+// ---- rating invariants ------------------------------------------------------------------
+
+mod props {
+    use super::*;
+    use tokenledger::lake::batch::UsageBuilder;
+    use tokenledger::model::{BucketWidth, SourceFormat, Tokens, UsageRow};
+    use tokenledger::pricing::RateCache;
+    use tokenledger::rating::rate_batch;
+
+    const MODELS: [&str; 5] = [
+        "claude-sonnet-4-5-20250929",
+        "claude-opus-4-6",
+        "claude-haiku-4-5",
+        "claude-3-5-haiku",
+        "claude-sonnet-4-6",
+    ];
+    const TIERS: [&str; 3] = ["standard", "batch", "priority"];
+    const CTX: [&str; 2] = ["0-200k", "200k-1M"];
+    const GEO: [&str; 2] = ["global", "us"];
+
+    fn row(k: (usize, usize, usize, usize, u32), t: [u64; 6]) -> UsageRow {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + chrono::Days::new(k.4 as u64);
+        UsageRow {
+            bucket_start: tokenledger::model::day_start(day),
+            bucket_width: BucketWidth::Day,
+            provider: "anthropic",
+            workspace_id: None,
+            workspace_name: None,
+            api_key_id: None,
+            api_key_name: None,
+            model: Some(MODELS[k.0].into()),
+            service_tier: Some(TIERS[k.1].into()),
+            context_window: Some(CTX[k.2].into()),
+            inference_geo: Some(GEO[k.3].into()),
+            speed: None,
+            account_id: None,
+            service_account_id: None,
+            tokens: Tokens {
+                uncached_input: t[0],
+                cache_write_5m: t[1],
+                cache_write_1h: t[2],
+                cache_read: t[3],
+                output: t[4],
+                web_search_requests: t[5],
+            },
+            cache_write_assumed_5m: false,
+            source_format: SourceFormat::AnthropicUsageApi,
+            source_row: 0,
+        }
+    }
+
+    fn costs(rows: &[UsageRow]) -> Vec<i128> {
+        let book = book();
+        let mut b = UsageBuilder::default();
+        for r in rows {
+            b.push(r, "f", "i");
+        }
+        let batch = b.finish();
+        let rated = rate_batch(&batch, &mut RateCache::new(&book), "fp").unwrap();
+        let total = rated
+            .column_by_name("list_cost")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::Decimal128Array>()
+            .unwrap();
+        let parts: Vec<&arrow::array::Decimal128Array> = tokenledger::rating::COST_COLS
+            .iter()
+            .map(|c| {
+                rated
+                    .column_by_name(c)
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<arrow::array::Decimal128Array>()
+                    .unwrap()
+            })
+            .collect();
+        (0..rows.len())
+            .map(|i| {
+                let sum: i128 = parts.iter().map(|p| p.value(i)).sum();
+                assert_eq!(sum, total.value(i), "list_cost is the sum of its classes");
+                total.value(i)
+            })
+            .collect()
+    }
+
+    fn key() -> impl Strategy<Value = (usize, usize, usize, usize, u32)> {
+        (
+            0..MODELS.len(),
+            0..TIERS.len(),
+            0..CTX.len(),
+            0..GEO.len(),
+            0u32..30,
+        )
+    }
+    fn toks() -> impl Strategy<Value = [u64; 6]> {
+        prop::array::uniform6(0u64..5_000_000_000)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn scaling_tokens_scales_cost_exactly(k in key(), t in toks(), factor in 1u64..1000) {
+            let scaled = t.map(|x| x * factor);
+            let c = costs(&[row(k, t), row(k, scaled)]);
+            prop_assert_eq!(c[1], c[0] * factor as i128);
+        }
+
+        #[test]
+        fn sum_of_row_costs_is_the_cost_of_summed_tokens(k in key(), parts in proptest::collection::vec(toks(), 1..12)) {
+            let rows: Vec<UsageRow> = parts.iter().map(|t| row(k, *t)).collect();
+            let mut summed = [0u64; 6];
+            for t in &parts {
+                for i in 0..6 { summed[i] += t[i]; }
+            }
+            let each: i128 = costs(&rows).iter().sum();
+            prop_assert_eq!(each, costs(&[row(k, summed)])[0]);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `tokenledger reconcile`: every difference explained or listed.
+
+use crate::common::*;
+
+fn reconcile(data: &std::path::Path) -> (i32, serde_json::Value) {
+    let o = tl(
+        data,
+        &["reconcile", "--month", "2026-10", "--format", "json"],
+    );
+    (
+        code(&o),
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o))),
+    )
+}
+
+#[test]
+fn the_sample_month_is_fully_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    let (c, r) = reconcile(&data);
+    assert_eq!(c, 0, "{r:#}");
+    assert_eq!(r["lines_unexplained"], 0);
+    let lines = r["lines"].as_array().unwrap();
+    let cause = |charge: &str| {
+        lines
+            .iter()
+            .find(|l| l["charge"] == charge)
+            .map(|l| l["cause"].as_str().unwrap().to_string())
+    };
+    assert!(
+        cause("code_execution")
+            .unwrap()
+            .contains("only in the cost report")
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["cause"].as_str().unwrap().contains("priority tier"))
+            .count()
+            >= 2
+    );
+    assert!(r["lines_matched"].as_u64().unwrap() >= 20);
+    assert_eq!(r["provider_usd"], "2.195012500000");
+    assert_eq!(r["ours_usd"], "2.920112500000");
+}
+
+#[test]
+fn an_extra_charge_is_listed_as_unexplained_and_exits_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    ingest(&data, &[&fixtures().join("reconcile")]);
+    let (c, r) = reconcile(&data);
+    assert_eq!(c, 3);
+    let bad: Vec<_> = r["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["status"] == "unexplained")
+        .collect();
+    assert_eq!(bad.len(), 1, "{r:#}");
+    let l = bad[0];
+    assert_eq!(l["day"], "2026-10-04");
+    assert_eq!(l["workspace_name"], "Search");
+    assert_eq!(l["model"], "claude-opus-4-5");
+    assert_eq!(l["difference_usd"], "-2.500000000000");
+    let search = r["per_workspace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["workspace_name"] == "Search")
+        .unwrap();
+    assert_eq!(search["unexplained_usd"], "-2.500000000000");
+    // The table says the same for people.
+    let o = tl(&data, &["reconcile", "--month", "2026-10"]);
+    assert_eq!(code(&o), 3);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 unexplained"));
+}
+
+#[test]
+fn days_missing_on_either_side_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Usage for Oct 1-5, but only the restated Oct 4 cost page: the other days have no cost report.
+    ingest(
+        &data,
+        &[
+            &fixtures().join("sample/usage-2026-10-p1.json"),
+            &fixtures().join("sample/usage-2026-10-p2.json"),
+            &fixtures().join("reconcile"),
+        ],
+    );
+    let (_, r) = reconcile(&data);
+    let lines = r["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l["day"] == "2026-10-01"
+            && l["cause"]
+                .as_str()
+                .unwrap()
+                .contains("no cost report for this day")),
+        "{r:#}"
+    );
+}

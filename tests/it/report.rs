@@ -1,0 +1,367 @@
+//! `tokenledger report`: hand-priced fixture month, formats, dimensions, UNPRICED, re-pricing,
+//! and an independent DuckDB computation of the same costs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use rust_decimal::Decimal;
+
+use crate::common::*;
+
+fn report_json(data: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+    let mut args = vec!["report", "--month", "2026-10", "--format", "json"];
+    args.extend_from_slice(extra);
+    let o = tl(data, &args);
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    (code(&o), v.as_array().unwrap().clone())
+}
+
+fn dec(v: &serde_json::Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("money is a string: {v}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn october_matches_the_hand_priced_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    let (c, rows) = report_json(&data, &[]);
+    assert_eq!(c, 0);
+    // fixtures/README.md, "Hand-priced list cost of October".
+    let want: BTreeMap<(&str, &str), &str> = [
+        (("Search", "claude-sonnet-4-5"), "1.744435"),
+        (("Search", "claude-opus-4-6"), "0.0446875"),
+        (("Support Bot", "claude-haiku-4-5"), "0.9851"),
+        (("Default", "claude-opus-4-5"), "0.0325"),
+        (("Default", "claude-sonnet-4-6"), "0.11339"),
+    ]
+    .into();
+    assert_eq!(rows.len(), want.len());
+    let mut cents = 0;
+    for r in &rows {
+        let k = (
+            r["workspace_name"].as_str().unwrap(),
+            r["model"].as_str().unwrap(),
+        );
+        assert_eq!(
+            dec(&r["list_cost_usd_exact"]),
+            want[&k].parse::<Decimal>().unwrap(),
+            "{k:?}"
+        );
+        assert_eq!(r["pricing_status"], "priced");
+        cents += (dec(&r["list_cost_usd"]) * Decimal::ONE_HUNDRED)
+            .normalize()
+            .to_string()
+            .parse::<i64>()
+            .unwrap();
+    }
+    assert_eq!(
+        cents, 292,
+        "rounded lines add up to the rounded total ($2.9201125 → $2.92)"
+    );
+    let default = rows
+        .iter()
+        .find(|r| r["model"] == "claude-opus-4-5")
+        .unwrap();
+    assert!(default["workspace_id"].is_null() && default["workspace_name"] == "Default");
+}
+
+#[test]
+fn formats_and_dimensions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    let o = tl(
+        &data,
+        &[
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "api-key,service-tier",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let csv = String::from_utf8(o.stdout).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "api_key_id,api_key_name,service_tier,pricing_status,uncached_input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,cache_read_tokens,output_tokens,web_search_requests,list_cost_usd,list_cost_usd_exact"
+    );
+    assert!(
+        csv.contains(",\"(Console, no key)\",standard,priced,2500,"),
+        "Console usage is shown as such:\n{csv}"
+    );
+    // CSV cents tie to the rounded total.
+    let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+    let cents: i64 = rdr
+        .records()
+        .map(|r| r.unwrap()[10].replace('.', "").parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(cents, 292);
+    let (_, by_day) = report_json(&data, &["--by", "day"]);
+    assert_eq!(
+        by_day
+            .iter()
+            .map(|r| r["day"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["2026-10-01", "2026-10-02", "2026-10-04", "2026-10-05"]
+    );
+    // Table: readable, right-aligned, with a totals row.
+    let o = tl(&data, &["report", "--month", "2026-10"]);
+    let table = String::from_utf8(o.stdout).unwrap();
+    let total = table.lines().last().unwrap();
+    assert!(
+        total.starts_with("TOTAL") && total.contains(" 2.92 ") && total.contains("888,000"),
+        "{table}"
+    );
+    // The SQL behind it is shown on request.
+    let o = tl(&data, &["report", "--month", "2026-10", "--show-sql"]);
+    assert!(
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .contains("FROM rated_usage r")
+    );
+}
+
+#[test]
+fn teams_from_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    let cfg = tmp.path().join("tokenledger.toml");
+    std::fs::write(&cfg, "[[team]]\nname = \"search-team\"\nworkspaces = [\"Search\"]\n\n[[team]]\nname = \"sales\"\napi_keys = [\"closer-app\"]\n").unwrap();
+    let o = tl(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "team",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let get = |t: &str| {
+        rows.iter()
+            .find(|r| r["team"] == t)
+            .map(|r| dec(&r["list_cost_usd_exact"]))
+    };
+    assert_eq!(get("search-team"), Some("1.7891225".parse().unwrap()));
+    assert_eq!(get("sales"), Some("0.11339".parse().unwrap()));
+    // Support Bot and the Console row of the default workspace belong to nobody.
+    assert_eq!(get("(unassigned)"), Some("1.0176".parse().unwrap()));
+    std::fs::write(&cfg, "[[team]]\nname = \"a\"\napi_keys = [\"closer-app\"]\n[[team]]\nname = \"b\"\napi_keys = [\"closer-app\"]\n").unwrap();
+    let o = tl(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "team",
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("closer-app") && stderr(&o).contains("two teams"));
+}
+
+fn mystery_page(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("mystery.json");
+    std::fs::write(
+        &p,
+        r#"{"data":[{"starting_at":"2026-10-06T00:00:00Z","ending_at":"2026-10-07T00:00:00Z","results":[
+        {"api_key_id":null,"workspace_id":null,"model":"claude-mystery-9","service_tier":"standard","context_window":"0-200k","inference_geo":"global",
+         "uncached_input_tokens":1000000,"cache_creation":{"ephemeral_1h_input_tokens":0,"ephemeral_5m_input_tokens":0},"cache_read_input_tokens":0,"output_tokens":100000,"server_tool_use":null}]}],
+        "has_more":false,"next_page":null}"#,
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn unknown_model_is_unpriced_never_zero_until_a_price_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(
+        &data,
+        &[&fixtures().join("sample"), &mystery_page(tmp.path())],
+    );
+    let (c, rows) = report_json(&data, &[]);
+    assert_eq!(c, 3, "exit 3 while anything is unpriced");
+    let m = rows
+        .iter()
+        .find(|r| r["model"] == "claude-mystery-9")
+        .unwrap();
+    assert_eq!(m["pricing_status"], "UNPRICED");
+    assert!(
+        m["list_cost_usd"].is_null() && m["list_cost_usd_exact"].is_null(),
+        "never $0: {m}"
+    );
+    assert_eq!(m["uncached_input_tokens"], 1_000_000);
+    let o = tl(&data, &["report", "--month", "2026-10"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("UNPRICED"));
+    assert!(stderr(&o).contains("UNPRICED"));
+
+    // Add the price: exit 0, priced, and the rest unchanged.
+    let cfg = tmp.path().join("tokenledger.toml");
+    std::fs::write(&cfg, "[[prices.model]]\nmodels = [\"claude-mystery-9\"]\ninput = \"2\"\ncache_write_5m = \"2.5\"\ncache_write_1h = \"4\"\ncache_read = \"0.2\"\noutput = \"10\"\n").unwrap();
+    let o = tl(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let m = rows
+        .iter()
+        .find(|r| r["model"] == "claude-mystery-9")
+        .unwrap();
+    assert_eq!(
+        dec(&m["list_cost_usd_exact"]),
+        "3".parse().unwrap(),
+        "1M × $2 + 100k × $10"
+    );
+}
+
+#[test]
+fn repricing_is_safe_and_repeatable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    let (_, before) = report_json(&data, &[]);
+    let rated = snapshot(&data.join("rated_usage"));
+    let (_, again) = report_json(&data, &[]);
+    assert_eq!(before, again);
+    assert_eq!(
+        snapshot(&data.join("rated_usage")),
+        rated,
+        "nothing stale: nothing rewritten"
+    );
+    // A price change from Oct 3 re-rates October; only the Oct 4 Sonnet 4.5 usage moves.
+    let cfg = tmp.path().join("tokenledger.toml");
+    std::fs::write(&cfg, "[[prices.model]]\nmodels = [\"claude-sonnet-4-5\"]\ninput = \"1\"\ncache_write_5m = \"1.25\"\ncache_write_1h = \"2\"\ncache_read = \"0.1\"\noutput = \"5\"\nvalid_from = \"2026-10-03\"\n").unwrap();
+    let o = tl(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+            "--format",
+            "json",
+        ],
+    );
+    let after: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let sonnet = |rows: &[serde_json::Value]| {
+        dec(&rows
+            .iter()
+            .find(|r| r["model"] == "claude-sonnet-4-5")
+            .unwrap()["list_cost_usd_exact"])
+    };
+    // Oct 4: 1000 × (3 − 1) + 100 × (15 − 5) = 3,000 micro-dollars less.
+    assert_eq!(sonnet(&before) - sonnet(&after), "0.003".parse().unwrap());
+    // Back to the default book: the original numbers again.
+    let (_, back) = report_json(&data, &[]);
+    assert_eq!(back, before);
+}
+
+#[test]
+fn duckdb_prices_the_same_month_independently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let exports = synth(
+        tmp.path(),
+        &["--width", "1h", "--seed", "77", "--workspaces", "5"],
+    );
+    ingest(&data, &[&fixtures().join("sample"), &exports]);
+    let (_, ours) = report_json(&data, &[]);
+    let o = tl(&data, &["prices", "--all", "--format", "csv"]);
+    let prices = tmp.path().join("prices.csv");
+    std::fs::write(&prices, &o.stdout).unwrap();
+    // Base rates come from the book; the modifiers are written out again here, in SQL, from
+    // the reference (batch ×0.5; long context for Sonnet 4/4.5 at 6/22.50 with cache classes
+    // from the premium input; `us` ×1.1 for 4.6+; web search $0.01). DECIMAL throughout.
+    let script = format!(
+        r#"
+import duckdb, json
+c = duckdb.connect()
+c.execute("SET TimeZone='UTC'")
+c.execute("CREATE TABLE p AS SELECT model, CAST(input AS DECIMAL(18,6)) i, CAST(cache_write_5m AS DECIMAL(18,6)) w5, CAST(cache_write_1h AS DECIMAL(18,6)) w1, CAST(cache_read AS DECIMAL(18,6)) r, CAST(output AS DECIMAL(18,6)) o, CAST(valid_from AS DATE) vf, CAST(valid_to AS DATE) vt FROM read_csv('{prices}', all_varchar=true) WHERE model NOT LIKE '(%'")
+rows = c.execute('''
+WITH u AS (
+  SELECT workspace_name, regexp_replace(model, '-[0-9]{{8}}$', '') AS m, CAST(bucket_start AS DATE) AS d, service_tier, context_window, inference_geo,
+         uncached_input_tokens t0, cache_write_5m_tokens t1, cache_write_1h_tokens t2, cache_read_tokens t3, output_tokens t4, web_search_requests ws
+  FROM read_parquet('{usage}') WHERE strftime(bucket_start, '%Y-%m') = '2026-10'),
+j AS (
+  SELECT u.*, p.i, p.w5, p.w1, p.r, p.o,
+    (CASE WHEN service_tier = 'batch' THEN 0.5 ELSE 1 END)::DECIMAL(4,2) *
+    (CASE WHEN inference_geo = 'us' AND m IN ('claude-opus-4-6','claude-sonnet-4-6','claude-opus-4-7','claude-opus-4-8','claude-opus-5','claude-sonnet-5','claude-sonnet-5-5','claude-opus-5-5') THEN 1.1 ELSE 1 END)::DECIMAL(4,2) AS f,
+    (context_window = '200k-1M' AND m IN ('claude-sonnet-4','claude-sonnet-4-5')) AS lc
+  FROM u JOIN p ON p.model = u.m AND (p.vf IS NULL OR p.vf <= u.d) AND (p.vt IS NULL OR u.d < p.vt))
+SELECT workspace_name, m,
+  CAST(SUM(
+    CASE WHEN lc THEN (t0*6.0 + t1*7.5 + t2*12.0 + t3*0.6 + t4*22.5)::DECIMAL(38,6)
+         ELSE (t0*i + t1*w5 + t2*w1 + t3*r + t4*o)::DECIMAL(38,6) END * f
+    + ws * 10000.0
+  ) AS VARCHAR) AS micro_usd
+FROM j GROUP BY ALL
+''').fetchall()
+print(json.dumps(rows))
+"#,
+        prices = prices.display(),
+        usage = format!("{}/usage/**/*.parquet", data.display()),
+    );
+    let o = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let theirs: Vec<(String, String, String)> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(theirs.len(), ours.len(), "same workspace × model lines");
+    let million = Decimal::from(1_000_000);
+    for (ws, model, micro) in theirs {
+        let mine = ours
+            .iter()
+            .find(|r| r["workspace_name"] == ws.as_str() && r["model"] == model.as_str())
+            .unwrap_or_else(|| panic!("{ws} {model} missing"));
+        let d: Decimal = micro.parse::<Decimal>().unwrap() / million;
+        assert_eq!(
+            dec(&mine["list_cost_usd_exact"]),
+            d.normalize(),
+            "{ws} × {model}"
+        );
+        let own_rounding =
+            d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        assert!(
+            (dec(&mine["list_cost_usd"]) - own_rounding).abs() <= "0.01".parse().unwrap(),
+            "{ws} × {model}: allocation moves a line by a cent at most"
+        );
+    }
+}
