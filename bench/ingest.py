@@ -6,6 +6,32 @@ Prints figures; asserts nothing. Peak RSS comes from wait4() of each child proce
 import argparse, json, os, shutil, subprocess, sys, time
 
 
+PRICES_SQL = """CREATE TABLE p AS SELECT model, CAST(input AS DECIMAL(18,6)) i, CAST(cache_write_5m AS DECIMAL(18,6)) w5,
+  CAST(cache_write_1h AS DECIMAL(18,6)) w1, CAST(cache_read AS DECIMAL(18,6)) r, CAST(output AS DECIMAL(18,6)) o,
+  CAST(valid_from AS DATE) vf, CAST(valid_to AS DATE) vt
+  FROM read_csv('@PRICES@', all_varchar=true) WHERE model NOT LIKE '(%'"""
+
+# The same report in DuckDB: usage joined to prices by date, modifiers, DECIMAL sums per workspace × model.
+REPORT_SQL = """
+WITH u AS (
+  SELECT workspace_id, workspace_name, regexp_replace(model, '-[0-9]{8}$', '') AS m, CAST(bucket_start AS DATE) AS d,
+         service_tier, context_window, inference_geo,
+         uncached_input_tokens t0, cache_write_5m_tokens t1, cache_write_1h_tokens t2, cache_read_tokens t3,
+         output_tokens t4, web_search_requests ws
+  FROM read_parquet('@USAGE@') WHERE strftime(bucket_start, '%Y-%m') = '@MONTH@'),
+j AS (
+  SELECT u.*, p.i, p.w5, p.w1, p.r, p.o,
+    (CASE WHEN service_tier = 'batch' THEN 0.5 ELSE 1 END)::DECIMAL(4,2) *
+    (CASE WHEN inference_geo = 'us' AND m IN ('claude-opus-4-6','claude-sonnet-4-6') THEN 1.1 ELSE 1 END)::DECIMAL(4,2) AS f,
+    (context_window = '200k-1M' AND m IN ('claude-sonnet-4','claude-sonnet-4-5')) AS lc
+  FROM u JOIN p ON p.model = u.m AND (p.vf IS NULL OR p.vf <= u.d) AND (p.vt IS NULL OR u.d < p.vt))
+SELECT workspace_id, workspace_name, m, SUM(t0), SUM(t1), SUM(t2), SUM(t3), SUM(t4), SUM(ws),
+  SUM(CASE WHEN lc THEN (t0*6.0 + t1*7.5 + t2*12.0 + t3*0.6 + t4*22.5)::DECIMAL(38,6)
+           ELSE (t0*i + t1*w5 + t2*w1 + t3*r + t4*o)::DECIMAL(38,6) END * f + ws * 10000.0)
+FROM j GROUP BY ALL
+"""
+
+
 def run(cmd, env=None):
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -54,8 +80,26 @@ def main():
     wall2, rss2, _ = run([a.bin, "--data-dir", data, "ingest", "--json", "-q", usage])
     print(f"tokenledger re-ingest (all unchanged): {wall2:.2f} s, peak RSS {rss2:.0f} MiB", flush=True)
 
+    # Rating + report of the month (rated_usage does not exist yet: rated from scratch).
+    month = sorted(os.listdir(os.path.join(data, "usage", "provider=anthropic")))[0].split("=")[1]
+    wall4, rss4, out4 = run([a.bin, "--data-dir", data, "report", "--month", month, "--format", "csv"])
+    wall5, rss5, _ = run([a.bin, "--data-dir", data, "report", "--month", month, "--format", "csv"])
+    print(f"tokenledger rate + report --month {month}: {wall4:.2f} s ({rows / wall4:,.0f} rows/s), peak RSS {rss4:.0f} MiB "
+          f"({len(out4.splitlines()) - 1} lines); report alone (rated data current): {wall5:.2f} s, peak RSS {rss5:.0f} MiB", flush=True)
+
     if a.skip_duckdb:
         return
+    prices = os.path.join(a.work, "prices.csv")
+    with open(prices, "wb") as f:
+        f.write(subprocess.run([a.bin, "prices", "--all", "--format", "csv"], check=True, capture_output=True).stdout)
+    sql = REPORT_SQL.replace("@PRICES@", prices).replace("@USAGE@", f"{data}/usage/**/*.parquet").replace("@MONTH@", month)
+    script = "import duckdb\nc = duckdb.connect()\nc.execute(\"SET TimeZone='UTC'\")\n" + \
+        "c.execute(" + repr(PRICES_SQL.replace("@PRICES@", prices)) + ")\n" + \
+        "print(len(c.execute(" + repr(sql) + ").fetchall()))\n"
+    wall6, rss6, out6 = run([sys.executable, "-c", script])
+    print(f"duckdb equivalent SQL (prices joined by date, DECIMAL): {wall6:.2f} s, peak RSS {rss6:.0f} MiB ({out6.decode().strip()} lines)", flush=True)
+    print(f"ratio: tokenledger rate+report takes {wall4 / wall6:.2f}x DuckDB's time; report alone {wall5 / wall6:.2f}x", flush=True)
+
     out_pq = os.path.join(a.work, "duckdb.parquet")
     script = f"""
 import duckdb
