@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
@@ -461,9 +461,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 a.inputs.clone()
             };
             if inputs.is_empty() {
-                bail!(
-                    "no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml"
-                );
+                eprintln!("error: no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml");
+                return Ok(crate::exit::USAGE);
             }
             let mut code = do_ingest(&cli, inputs, None, &a.common, a.json)?;
             if code == crate::exit::USAGE {

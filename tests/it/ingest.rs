@@ -277,6 +277,9 @@ fn exit_codes_and_usage_errors() {
     assert!(stderr(&o).contains("YYYY-MM"));
     let o = tl(&data, &["ingest", "--format", "xml", "x"]);
     assert_eq!(code(&o), 2);
+    let o = tl(&data, &["run"]);
+    assert_eq!(code(&o), 2, "run with no inputs and no config");
+    assert!(stderr(&o).contains("--inputs"));
     let o = tl(&data, &["--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
 }
