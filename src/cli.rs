@@ -461,7 +461,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 a.inputs.clone()
             };
             if inputs.is_empty() {
-                eprintln!("error: no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml");
+                eprintln!(
+                    "error: no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml"
+                );
                 return Ok(crate::exit::USAGE);
             }
             let mut code = do_ingest(&cli, inputs, None, &a.common, a.json)?;

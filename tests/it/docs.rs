@@ -24,6 +24,9 @@ fn every_lake_column_is_documented() {
     for f in tokenledger::rating::schema().fields() {
         let name = f.name().as_str();
         let carried = schema::of(Table::Usage).field_with_name(name).is_ok();
-        assert!(carried || doc.contains(name), "column rated_usage.{name} is not documented in ARCHITECTURE.md");
+        assert!(
+            carried || doc.contains(name),
+            "column rated_usage.{name} is not documented in ARCHITECTURE.md"
+        );
     }
 }

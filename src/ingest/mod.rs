@@ -28,14 +28,16 @@ use arrow::compute::filter_record_batch;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::lake::batch::{
-    self, CostBuilder, Coverage, IngestLogRow, QuarantineRow, Stored, UsageBuilder,
-};
+use crate::lake::batch::{self, CostBuilder, IngestLogRow, QuarantineRow, Stored, UsageBuilder};
 use crate::lake::io::{self as lio, LakeError, StagedFile};
 use crate::lake::txn::{self, Journal, LakeLock, LockMode};
 use crate::lake::{Layout, Table, schema};
 use crate::model::{self, ApiKey, CostRow, SourceFamily, SourceFormat, UsageRow, Workspace};
 use crate::sources::{self, FileError, Quarantined, Sink};
+
+mod coverage;
+
+use coverage::Effective;
 
 const BATCH_ROWS: usize = 64 * 1024;
 
@@ -422,96 +424,6 @@ struct Job {
     format: SourceFormat,
 }
 
-/// The owner of an interval: a file of an ingest.
-type Owner = (String, String); // (ingest_id, source_file)
-
-/// Effective coverage of one (group, month), indexed for overlap queries.
-#[derive(Default)]
-struct Effective {
-    /// family → start → (end, owner index)
-    by_start: BTreeMap<SourceFamily, BTreeMap<i64, Vec<(i64, usize)>>>,
-    owners: Vec<Owner>,
-    owner_idx: HashMap<Owner, usize>,
-    formats: HashMap<usize, String>,
-}
-
-const MAX_BUCKET_US: i64 = 86_400_000_000;
-
-impl Effective {
-    fn owner(&mut self, o: Owner, format: &str) -> usize {
-        if let Some(&i) = self.owner_idx.get(&o) {
-            return i;
-        }
-        let i = self.owners.len();
-        self.owners.push(o.clone());
-        self.owner_idx.insert(o, i);
-        self.formats.insert(i, format.to_string());
-        i
-    }
-    fn insert(&mut self, fam: SourceFamily, s: i64, e: i64, owner: usize) {
-        self.by_start
-            .entry(fam)
-            .or_default()
-            .entry(s)
-            .or_default()
-            .push((e, owner));
-    }
-    fn overlapping(&self, fam: SourceFamily, s: i64, e: i64) -> Vec<(i64, i64, usize)> {
-        let mut out = Vec::new();
-        if let Some(m) = self.by_start.get(&fam) {
-            for (&os, v) in m.range(s - MAX_BUCKET_US + 1..e) {
-                for &(oe, o) in v {
-                    if oe > s && os < e {
-                        out.push((os, oe, o));
-                    }
-                }
-            }
-        }
-        out
-    }
-    fn remove(&mut self, fam: SourceFamily, s: i64, e: i64) {
-        if let Some(m) = self.by_start.get_mut(&fam)
-            && let Some(v) = m.get_mut(&s)
-        {
-            v.retain(|&(oe, _)| oe != e);
-            if v.is_empty() {
-                m.remove(&s);
-            }
-        }
-    }
-    fn lookup(&self) -> HashMap<(SourceFamily, i64, i64), usize> {
-        let mut out = HashMap::new();
-        for (&fam, m) in &self.by_start {
-            for (&s, v) in m {
-                for &(e, o) in v {
-                    out.insert((fam, s, e), o);
-                }
-            }
-        }
-        out
-    }
-    fn rows(&self, provider: &str) -> Vec<Coverage> {
-        let mut out = Vec::new();
-        for (&fam, m) in &self.by_start {
-            for (&s, v) in m {
-                for &(e, o) in v {
-                    let (ing, file) = &self.owners[o];
-                    out.push(Coverage {
-                        provider: provider.into(),
-                        family: fam,
-                        start_us: s,
-                        end_us: e,
-                        source_format: self.formats[&o].clone(),
-                        source_file: file.clone(),
-                        ingest_id: ing.clone(),
-                    });
-                }
-            }
-        }
-        out
-    }
-}
-
 fn fmt_us(us: i64) -> String {
     batch::from_micros(us)
         .format("%Y-%m-%dT%H:%M:%SZ")
@@ -874,75 +786,37 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                 eff.insert(c.family, c.start_us, c.end_us, o);
             }
         }
-        intervals.sort_by_key(|&(seq, fam, s, e)| (seq, fam, s, e));
-        intervals.dedup();
-        let mut rejected: HashSet<(usize, SourceFamily, i64, i64)> = HashSet::new();
-        let mut i = 0;
-        while i < intervals.len() {
-            let seq = intervals[i].0;
-            let j = intervals[i..]
-                .iter()
-                .position(|x| x.0 != seq)
-                .map_or(intervals.len(), |k| i + k);
-            let mine = &intervals[i..j];
-            let job = &jobs
+        let owner_of = |seq: usize| {
+            let job = jobs
                 .iter()
                 .find(|jb| jb.seq == seq)
                 .expect("job of interval");
-            let owner = eff.owner(
+            (
                 (ingest_id.clone(), job.source_file.clone()),
-                job.format.as_str(),
-            );
-            let covered = |fam: SourceFamily, os: i64, oe: i64| -> i64 {
-                mine.iter()
-                    .filter(|x| x.1 == fam && x.3 > os && x.2 < oe)
-                    .map(|x| x.3.min(oe) - x.2.max(os))
-                    .sum()
-            };
-            for &(_, fam, s, e) in mine {
-                match fam {
-                    SourceFamily::AdminApi => {
-                        let over = eff.overlapping(SourceFamily::AdminApi, s, e);
-                        if let Some(&(os, oe, _)) = over
-                            .iter()
-                            .find(|&&(os, oe, o)| o != owner && covered(fam, os, oe) < oe - os)
-                        {
-                            rejected.insert((seq, fam, s, e));
-                            quarantine.push(QuarantineRow {
-                                source_file: job.source_file.clone(),
-                                source_format: Some(job.format.as_str().into()),
-                                location: format!("bucket {} .. {}", fmt_us(s), fmt_us(e)),
-                                line: None,
-                                field: None,
-                                reason: format!(
-                                    "this bucket restates only part of an already-ingested bucket {} .. {}; re-export that whole period at one bucket width",
-                                    fmt_us(os),
-                                    fmt_us(oe)
-                                ),
-                                excerpt: None,
-                            });
-                            continue;
-                        }
-                        for (os, oe, _) in over {
-                            eff.remove(SourceFamily::AdminApi, os, oe);
-                        }
-                        for (os, oe, _) in eff.overlapping(SourceFamily::ConsoleCsv, s, e) {
-                            eff.remove(SourceFamily::ConsoleCsv, os, oe);
-                        }
-                        eff.insert(fam, s, e, owner);
-                    }
-                    SourceFamily::ConsoleCsv => {
-                        if !eff.overlapping(SourceFamily::AdminApi, s, e).is_empty() {
-                            continue; // Admin API data wins for this day.
-                        }
-                        for (os, oe, _) in eff.overlapping(SourceFamily::ConsoleCsv, s, e) {
-                            eff.remove(SourceFamily::ConsoleCsv, os, oe);
-                        }
-                        eff.insert(fam, s, e, owner);
-                    }
-                }
-            }
-            i = j;
+                job.format.as_str().to_string(),
+            )
+        };
+        let rejections = coverage::claim(&mut eff, &mut intervals, owner_of);
+        let mut rejected: HashSet<(usize, SourceFamily, i64, i64)> = HashSet::new();
+        for r in rejections {
+            let job = jobs
+                .iter()
+                .find(|jb| jb.seq == r.seq)
+                .expect("job of interval");
+            rejected.insert((r.seq, r.family, r.start, r.end));
+            quarantine.push(QuarantineRow {
+                source_file: job.source_file.clone(),
+                source_format: Some(job.format.as_str().into()),
+                location: format!("bucket {} .. {}", fmt_us(r.start), fmt_us(r.end)),
+                line: None,
+                field: None,
+                reason: format!(
+                    "this bucket restates only part of an already-ingested bucket {} .. {}; re-export that whole period at one bucket width",
+                    fmt_us(r.overlapped.0),
+                    fmt_us(r.overlapped.1)
+                ),
+                excerpt: None,
+            });
         }
 
         // 7. Stream old + new rows of the partition through the ownership test.

@@ -1,0 +1,179 @@
+//! Coverage: which file owns which interval of time, after an ingest.
+//!
+//! Owns: the effective-coverage index of one (table group, month) and the restatement and
+//! precedence rules applied to it (see the parent module). Must not: read or write files.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::lake::batch::Coverage;
+use crate::model::SourceFamily;
+
+/// The owner of an interval: a file of an ingest.
+pub(super) type Owner = (String, String); // (ingest_id, source_file)
+
+/// Effective coverage of one (group, month), indexed for overlap queries.
+#[derive(Default)]
+pub(super) struct Effective {
+    /// family → start → (end, owner index)
+    pub(super) by_start: BTreeMap<SourceFamily, BTreeMap<i64, Vec<(i64, usize)>>>,
+    pub(super) owners: Vec<Owner>,
+    pub(super) owner_idx: HashMap<Owner, usize>,
+    pub(super) formats: HashMap<usize, String>,
+}
+
+const MAX_BUCKET_US: i64 = 86_400_000_000;
+
+impl Effective {
+    pub(super) fn owner(&mut self, o: Owner, format: &str) -> usize {
+        if let Some(&i) = self.owner_idx.get(&o) {
+            return i;
+        }
+        let i = self.owners.len();
+        self.owners.push(o.clone());
+        self.owner_idx.insert(o, i);
+        self.formats.insert(i, format.to_string());
+        i
+    }
+    pub(super) fn insert(&mut self, fam: SourceFamily, s: i64, e: i64, owner: usize) {
+        self.by_start
+            .entry(fam)
+            .or_default()
+            .entry(s)
+            .or_default()
+            .push((e, owner));
+    }
+    pub(super) fn overlapping(&self, fam: SourceFamily, s: i64, e: i64) -> Vec<(i64, i64, usize)> {
+        let mut out = Vec::new();
+        if let Some(m) = self.by_start.get(&fam) {
+            for (&os, v) in m.range(s - MAX_BUCKET_US + 1..e) {
+                for &(oe, o) in v {
+                    if oe > s && os < e {
+                        out.push((os, oe, o));
+                    }
+                }
+            }
+        }
+        out
+    }
+    pub(super) fn remove(&mut self, fam: SourceFamily, s: i64, e: i64) {
+        if let Some(m) = self.by_start.get_mut(&fam)
+            && let Some(v) = m.get_mut(&s)
+        {
+            v.retain(|&(oe, _)| oe != e);
+            if v.is_empty() {
+                m.remove(&s);
+            }
+        }
+    }
+    pub(super) fn lookup(&self) -> HashMap<(SourceFamily, i64, i64), usize> {
+        let mut out = HashMap::new();
+        for (&fam, m) in &self.by_start {
+            for (&s, v) in m {
+                for &(e, o) in v {
+                    out.insert((fam, s, e), o);
+                }
+            }
+        }
+        out
+    }
+    pub(super) fn rows(&self, provider: &str) -> Vec<Coverage> {
+        let mut out = Vec::new();
+        for (&fam, m) in &self.by_start {
+            for (&s, v) in m {
+                for &(e, o) in v {
+                    let (ing, file) = &self.owners[o];
+                    out.push(Coverage {
+                        provider: provider.into(),
+                        family: fam,
+                        start_us: s,
+                        end_us: e,
+                        source_format: self.formats[&o].clone(),
+                        source_file: file.clone(),
+                        ingest_id: ing.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A bucket of a new file that could not be applied: it covers only part of an older,
+/// coarser bucket of the same family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Rejection {
+    pub seq: usize,
+    pub family: SourceFamily,
+    pub start: i64,
+    pub end: i64,
+    pub overlapped: (i64, i64),
+}
+
+/// Applies the new files' intervals `(file seq, family, start, end)` to `eff`, in file order:
+/// restatement within a family, Admin API over Console CSV, whole-bucket replacement only.
+/// `owner_of(seq)` names the file (owner key and format) of a sequence number.
+pub(super) fn claim(
+    eff: &mut Effective,
+    intervals: &mut Vec<(usize, SourceFamily, i64, i64)>,
+    owner_of: impl Fn(usize) -> (Owner, String),
+) -> Vec<Rejection> {
+    intervals.sort_by_key(|&(seq, fam, s, e)| (seq, fam, s, e));
+    intervals.dedup();
+    let mut rejected = Vec::new();
+    let mut i = 0;
+    while i < intervals.len() {
+        let seq = intervals[i].0;
+        let j = intervals[i..]
+            .iter()
+            .position(|x| x.0 != seq)
+            .map_or(intervals.len(), |k| i + k);
+        let mine = &intervals[i..j];
+        let (key, format) = owner_of(seq);
+        let owner = eff.owner(key, &format);
+        // How much of [os, oe) this file's own buckets cover.
+        let covered = |fam: SourceFamily, os: i64, oe: i64| -> i64 {
+            mine.iter()
+                .filter(|x| x.1 == fam && x.3 > os && x.2 < oe)
+                .map(|x| x.3.min(oe) - x.2.max(os))
+                .sum()
+        };
+        for &(_, fam, s, e) in mine {
+            match fam {
+                SourceFamily::AdminApi => {
+                    let over = eff.overlapping(SourceFamily::AdminApi, s, e);
+                    if let Some(&(os, oe, _)) = over
+                        .iter()
+                        .find(|&&(os, oe, o)| o != owner && covered(fam, os, oe) < oe - os)
+                    {
+                        rejected.push(Rejection {
+                            seq,
+                            family: fam,
+                            start: s,
+                            end: e,
+                            overlapped: (os, oe),
+                        });
+                        continue;
+                    }
+                    for (os, oe, _) in over {
+                        eff.remove(SourceFamily::AdminApi, os, oe);
+                    }
+                    for (os, oe, _) in eff.overlapping(SourceFamily::ConsoleCsv, s, e) {
+                        eff.remove(SourceFamily::ConsoleCsv, os, oe);
+                    }
+                    eff.insert(fam, s, e, owner);
+                }
+                SourceFamily::ConsoleCsv => {
+                    if !eff.overlapping(SourceFamily::AdminApi, s, e).is_empty() {
+                        continue; // Admin API data wins for this day.
+                    }
+                    for (os, oe, _) in eff.overlapping(SourceFamily::ConsoleCsv, s, e) {
+                        eff.remove(SourceFamily::ConsoleCsv, os, oe);
+                    }
+                    eff.insert(fam, s, e, owner);
+                }
+            }
+        }
+        i = j;
+    }
+    rejected
+}
