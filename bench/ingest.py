@@ -55,7 +55,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("--rows-per-bucket", type=int, default=85)
+    ap.add_argument("--rows-per-bucket", type=int, default=90)
     ap.add_argument("--months", type=int, default=1)
     ap.add_argument("--skip-duckdb", action="store_true")
     a = ap.parse_args()
@@ -87,13 +87,25 @@ def main():
     print(f"tokenledger rate + report --month {month}: {wall4:.2f} s ({rows / wall4:,.0f} rows/s), peak RSS {rss4:.0f} MiB "
           f"({len(out4.splitlines()) - 1} lines); report alone (rated data current): {wall5:.2f} s, peak RSS {rss5:.0f} MiB", flush=True)
 
+    # The nightly case: one more day arrives (a restated last day and the next one), is
+    # ingested, and only the new parts are rated before the report.
+    nightly = os.path.join(a.work, "nightly")
+    if not os.path.isdir(nightly):
+        subprocess.run([a.bin, "synth", "--out", nightly, "--width", "1m", "--start", month, "--months", "1",
+                        "--rows-per-bucket", str(a.rows_per_bucket), "--workspaces", "8", "--keys-per-workspace", "4",
+                        "--seed", "2027", "-q"], check=True)
+    last_page = sorted(os.listdir(os.path.join(nightly, "usage")))[-1]
+    w7, r7, _ = run([a.bin, "--data-dir", data, "ingest", "--json", "-q", os.path.join(nightly, "usage", last_page)])
+    w8, r8, _ = run([a.bin, "--data-dir", data, "report", "--month", month, "--format", "csv"])
+    print(f"nightly: ingest one restated day {w7:.2f} s (peak RSS {r7:.0f} MiB), then rate (new parts only) + report {w8:.2f} s (peak RSS {r8:.0f} MiB)", flush=True)
+
     if a.skip_duckdb:
         return
     prices = os.path.join(a.work, "prices.csv")
     with open(prices, "wb") as f:
         f.write(subprocess.run([a.bin, "prices", "--all", "--format", "csv"], check=True, capture_output=True).stdout)
     sql = REPORT_SQL.replace("@PRICES@", prices).replace("@USAGE@", f"{data}/usage/**/*.parquet").replace("@MONTH@", month)
-    script = "import duckdb\nc = duckdb.connect()\nc.execute(\"SET TimeZone='UTC'\")\n" + \
+    script = "import duckdb\nc = duckdb.connect()\nc.execute(\"SET TimeZone='UTC'\")\nc.execute(\"SET enable_progress_bar=false\")\n" + \
         "c.execute(" + repr(PRICES_SQL.replace("@PRICES@", prices)) + ")\n" + \
         "print(len(c.execute(" + repr(sql) + ").fetchall()))\n"
     wall6, rss6, out6 = run([sys.executable, "-c", script])
@@ -104,9 +116,11 @@ def main():
     script = f"""
 import duckdb
 c = duckdb.connect()
+c.execute("SET enable_progress_bar=false")
+c.execute("SET preserve_insertion_order=false")
 c.execute('''COPY (
   SELECT b.starting_at, b.ending_at, unnest(b.results, recursive := true)
-  FROM (SELECT unnest(data) AS b FROM read_json('{usage}/*.json', maximum_object_size=2000000000))
+  FROM (SELECT unnest(data) AS b FROM read_json('{usage}/*.json', maximum_object_size=67108864))
 ) TO '{out_pq}' (FORMAT parquet, COMPRESSION zstd)''')
 print(c.execute("SELECT count(*) FROM read_parquet('{out_pq}')").fetchone()[0])
 """

@@ -9,4 +9,4 @@ WORK=${WORK:-/tmp/tokenledger-bench}
 mkdir -p "$WORK"
 cargo build --release --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/tokenledger"
-exec python3 bench/ingest.py --bin "$BIN" --work "$WORK" --rows-per-bucket "${ROWS_PER_BUCKET:-85}" "$@"
+exec python3 bench/ingest.py --bin "$BIN" --work "$WORK" --rows-per-bucket "${ROWS_PER_BUCKET:-90}" "$@"

@@ -363,7 +363,7 @@ fn rate_then_read(
         if let Some(m) = txn::recover(layout)? {
             eprintln!("tokenledger: {m}");
         }
-        rating::ensure_rated(layout, book, months)?
+        rating::ensure_rated(layout, book, months, jobs(None))?
     };
     Ok((summary, LakeLock::acquire(layout, LockMode::Shared, true)?))
 }

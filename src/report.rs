@@ -123,7 +123,8 @@ pub fn report(
     dims: &[Dim],
     teams: &[Team],
 ) -> Result<Report, ReportError> {
-    let files: Vec<_> = query::table_files_in(layout, rating::RATED_DIR)?;
+    // Only the month's partition: other months are never read.
+    let files = query::table_files_in(layout, &format!("{}/provider=anthropic/month={month}", rating::RATED_DIR))?;
     let grid = if files.is_empty() {
         Grid::default()
     } else {

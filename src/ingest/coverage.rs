@@ -19,9 +19,8 @@ pub(super) struct Effective {
     pub(super) owners: Vec<Owner>,
     pub(super) owner_idx: HashMap<Owner, usize>,
     pub(super) formats: HashMap<usize, String>,
+    widest: i64,
 }
-
-const MAX_BUCKET_US: i64 = 86_400_000_000;
 
 impl Effective {
     pub(super) fn owner(&mut self, o: Owner, format: &str) -> usize {
@@ -35,6 +34,8 @@ impl Effective {
         i
     }
     pub(super) fn insert(&mut self, fam: SourceFamily, s: i64, e: i64, owner: usize) {
+        // The widest interval ever inserted bounds how far back an overlap query must look.
+        self.widest = self.widest.max(e - s);
         self.by_start
             .entry(fam)
             .or_default()
@@ -45,7 +46,7 @@ impl Effective {
     pub(super) fn overlapping(&self, fam: SourceFamily, s: i64, e: i64) -> Vec<(i64, i64, usize)> {
         let mut out = Vec::new();
         if let Some(m) = self.by_start.get(&fam) {
-            for (&os, v) in m.range(s - MAX_BUCKET_US + 1..e) {
+            for (&os, v) in m.range(s - self.widest + 1..e) {
                 for &(oe, o) in v {
                     if oe > s && os < e {
                         out.push((os, oe, o));

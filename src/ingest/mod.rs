@@ -41,6 +41,9 @@ use coverage::Effective;
 
 const BATCH_ROWS: usize = 64 * 1024;
 
+/// The columns that decide whether a stored row is still in force.
+const MASK_COLUMNS: [&str; 5] = ["bucket_start", "bucket_end", "source_format", "ingest_id", "source_file"];
+
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub paths: Vec<PathBuf>,
@@ -132,6 +135,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
     move |source| IngestError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Phase timings on stderr when `TOKENLEDGER_TIMINGS` is set (for benchmarks; off by default).
+struct Phases(Option<std::time::Instant>);
+
+impl Phases {
+    fn new() -> Self {
+        Self(std::env::var_os("TOKENLEDGER_TIMINGS").map(|_| std::time::Instant::now()))
+    }
+    fn done(&mut self, what: &str) {
+        if let Some(t) = self.0 {
+            eprintln!("timing: {what:<14} {:>8.3} s", t.elapsed().as_secs_f64());
+            self.0 = Some(std::time::Instant::now());
+        }
     }
 }
 
@@ -321,9 +339,34 @@ struct WorkerSink<'a> {
     workspaces: Vec<Workspace>,
     api_keys: Vec<ApiKey>,
     error: Option<LakeError>,
+    last_month: (Option<DateTime<Utc>>, String),
 }
 
-impl WorkerSink<'_> {
+impl<'a> WorkerSink<'a> {
+    fn new(dims: &'a Dims, staging: &'a Path, worker: usize, ingest_id: &'a str, source_file: String, files: &'a mut BTreeMap<(Table, String), StagedFile>) -> Self {
+        Self {
+            dims,
+            staging,
+            worker,
+            ingest_id,
+            source_file,
+            usage: BTreeMap::new(),
+            cost: BTreeMap::new(),
+            files,
+            parsed: ParsedFile::default(),
+            workspaces: Vec::new(),
+            api_keys: Vec::new(),
+            error: None,
+            last_month: (None, String::new()),
+        }
+    }
+    /// `YYYY-MM` of a bucket start, formatted once per bucket rather than once per row.
+    fn month(&mut self, t: DateTime<Utc>) -> String {
+        if self.last_month.0 != Some(t) {
+            self.last_month = (Some(t), model::month_key(t));
+        }
+        self.last_month.1.clone()
+    }
     fn staged(&mut self, table: Table, month: &str) -> Result<&mut StagedFile, LakeError> {
         let key = (table, month.to_string());
         if !self.files.contains_key(&key) {
@@ -369,7 +412,7 @@ impl Sink for WorkerSink<'_> {
     fn usage(&mut self, mut row: UsageRow) {
         self.dims.resolve_usage(&mut row);
         self.parsed.rows_read += 1;
-        let m = model::month_key(row.bucket_start);
+        let m = self.month(row.bucket_start);
         let b = self.usage.entry(m).or_default();
         b.push(&row, &self.source_file, self.ingest_id);
         if b.len() >= BATCH_ROWS {
@@ -466,6 +509,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     };
 
     // 2. Hash and detect.
+    let mut phase = Phases::new();
     progress.set_message("hashing");
     let mut summaries: Vec<FileSummary> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
@@ -564,20 +608,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         let mut dummy_files = BTreeMap::new();
         let empty = Dims::default();
         for job in jobs.iter().filter(|j| Group::of(j.format).is_none()) {
-            let mut sink = WorkerSink {
-                dims: &empty,
-                staging: &staging,
-                worker: 0,
-                ingest_id: &ingest_id,
-                source_file: job.source_file.clone(),
-                usage: BTreeMap::new(),
-                cost: BTreeMap::new(),
-                files: &mut dummy_files,
-                parsed: ParsedFile::default(),
-                workspaces: Vec::new(),
-                api_keys: Vec::new(),
-                error: None,
-            };
+            let mut sink = WorkerSink::new(&empty, &staging, 0, &ingest_id, job.source_file.clone(), &mut dummy_files);
             let res = sources::parse_file(&job.path, job.format, &mut sink);
             let (wss, keys, mut p) = (
                 std::mem::take(&mut sink.workspaces),
@@ -618,6 +649,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     dims.index();
 
     // 4. Reports in parallel; each worker streams rows into its own staging files.
+    phase.done("hash + detect");
     progress.set_message("parsing");
     let report_jobs: Vec<&Job> = jobs
         .iter()
@@ -655,20 +687,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(job) = report_jobs.get(i) else { break };
-                            let mut sink = WorkerSink {
-                                dims,
-                                staging,
-                                worker: w,
-                                ingest_id,
-                                source_file: job.source_file.clone(),
-                                usage: BTreeMap::new(),
-                                cost: BTreeMap::new(),
-                                files: &mut files,
-                                parsed: ParsedFile::default(),
-                                workspaces: Vec::new(),
-                                api_keys: Vec::new(),
-                                error: None,
-                            };
+                            let mut sink = WorkerSink::new(dims, staging, w, ingest_id, job.source_file.clone(), &mut files);
                             let res = sources::parse_file(&job.path, job.format, &mut sink);
                             sink.flush(true);
                             if let Some(e) = sink.error.take() {
@@ -749,6 +768,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     }
 
     // 6. Who owns each interval after this ingest.
+    phase.done("parse + stage");
     progress.set_message("merging");
     let mut touched: BTreeMap<(Group, String), Vec<(usize, SourceFamily, i64, i64)>> =
         BTreeMap::new();
@@ -822,12 +842,8 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         // 7. Stream old + new rows of the partition through the ownership test.
         let lookup = eff.lookup();
         let table = group.data();
-        let target = layout.month_file(table, "anthropic", &month);
-        let staged_path = final_dir
-            .join(table.dir_name())
-            .join(format!("{month}.parquet"));
-        let mut out = StagedFile::create(staged_path, schema::of(table), table, &ingest_id)?;
-        let mut owner_cache: HashMap<(String, String), Option<usize>> = HashMap::new();
+        // Rows come in long runs of one file: remember the last file's owner and sequence.
+        let mut last: Option<(String, String, Option<usize>, Option<usize>)> = None;
         let mut keep_mask = |b: &arrow::record_batch::RecordBatch,
                              is_new: bool,
                              out_counts: &mut dyn FnMut(usize, bool)|
@@ -844,14 +860,17 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                 let fam = SourceFormat::parse(fmt.value(r))
                     .and_then(|f| f.family())
                     .unwrap_or(SourceFamily::AdminApi);
-                let key = (ing.value(r).to_string(), file.value(r).to_string());
-                let o = *owner_cache
-                    .entry(key)
-                    .or_insert_with_key(|k| eff.owner_idx.get(k).copied());
+                let (i, f) = (ing.value(r), file.value(r));
+                if !last.as_ref().is_some_and(|l| l.0 == i && l.1 == f) {
+                    let key = (i.to_string(), f.to_string());
+                    let o = eff.owner_idx.get(&key).copied();
+                    last = Some((key.0, key.1, o, seq_of_file.get(f).copied()));
+                }
+                let (o, seq_here) = last.as_ref().map(|l| (l.2, l.3)).expect("set above");
                 let k = lookup.get(&(fam, st.value(r), en.value(r))).copied();
                 let kept = o.is_some() && k == o;
                 keep.push(kept);
-                if is_new && let Some(&seq) = seq_of_file.get(file.value(r)) {
+                if is_new && let Some(seq) = seq_here {
                     if kept {
                         out_counts(seq, true);
                     } else if rejected.contains(&(seq, fam, st.value(r), en.value(r))) {
@@ -863,28 +882,55 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             }
             Ok(BooleanArray::from(keep))
         };
+        // Each part file, old or new, is tested on the five ownership columns only. A part
+        // whose rows all stay is kept (old) or moved into place (new) untouched; a part whose
+        // rows all go is removed; only a mixed part is rewritten. The nightly case (new
+        // buckets) rewrites nothing that is already in the lake.
         let mut counts: HashMap<usize, (u64, u64)> = HashMap::new();
-        for b in lio::read_batches(&target)? {
-            let b = b?;
-            let mask = keep_mask(&b, false, &mut |_, _| {})?;
-            lake_superseded += mask.false_count() as u64;
-            let kept =
-                filter_record_batch(&b, &mask).map_err(|e| LakeError::Other(e.to_string()))?;
-            if kept.num_rows() > 0 {
-                out.write(&kept)?;
-            }
-        }
-        for p in new_files.get(&(table, month.clone())).into_iter().flatten() {
-            for b in lio::read_batches(p)? {
-                let b = b?;
-                let mask = keep_mask(&b, true, &mut |seq, kept| {
+        let old_parts = layout.month_parts(table, "anthropic", &month).map_err(lio::io_err(&layout.root))?;
+        let new_parts = new_files.get(&(table, month.clone())).cloned().unwrap_or_default();
+        let mut n_out = 0usize;
+        let mut part_name = || {
+            n_out += 1;
+            layout.month_dir(table, "anthropic", &month).join(format!("part-{ingest_id}-{n_out}.parquet"))
+        };
+        for (is_new, part) in old_parts.iter().map(|p| (false, p)).chain(new_parts.iter().map(|p| (true, p))) {
+            let mut mask: Vec<bool> = Vec::new();
+            for b in lio::read_batches_projected(part, &MASK_COLUMNS)? {
+                let m = keep_mask(&b?, is_new, &mut |seq, kept| {
                     let c = counts.entry(seq).or_default();
                     if kept { c.0 += 1 } else { c.1 += 1 }
                 })?;
-                let kept =
-                    filter_record_batch(&b, &mask).map_err(|e| LakeError::Other(e.to_string()))?;
-                if kept.num_rows() > 0 {
-                    out.write(&kept)?;
+                mask.extend(m.iter().map(|v| v == Some(true)));
+            }
+            let kept = mask.iter().filter(|k| **k).count();
+            if !is_new {
+                lake_superseded += (mask.len() - kept) as u64;
+            }
+            if kept == mask.len() && kept > 0 {
+                if is_new {
+                    journal.renames.push((part.clone(), part_name()));
+                }
+            } else if kept == 0 {
+                if !is_new {
+                    journal.removes.push(part.clone());
+                }
+            } else {
+                let staged_path = final_dir.join(table.dir_name()).join(format!("{month}-{}.parquet", journal.renames.len()));
+                let mut out = StagedFile::create(staged_path, schema::of(table), table, &ingest_id)?;
+                let mut offset = 0;
+                for b in lio::read_batches(part)? {
+                    let b = b?;
+                    let m = BooleanArray::from(mask[offset..offset + b.num_rows()].to_vec());
+                    offset += b.num_rows();
+                    let k = filter_record_batch(&b, &m).map_err(|e| LakeError::Other(e.to_string()))?;
+                    if k.num_rows() > 0 {
+                        out.write(&k)?;
+                    }
+                }
+                journal.renames.push((out.finish()?, part_name()));
+                if !is_new {
+                    journal.removes.push(part.clone());
                 }
             }
         }
@@ -892,8 +938,6 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             summaries[seq].rows_loaded += loaded;
             summaries[seq].rows_superseded += superseded;
         }
-        let staged = out.finish()?;
-        journal.renames.push((staged, target));
         staged_count += 1;
         if staged_count == 1 {
             txn::crash_point("mid-stage");
@@ -1006,6 +1050,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     txn::crash_point("staged");
 
     // 9. Commit.
+    phase.done("merge + write");
     progress.set_message("committing");
     let committed = !journal.renames.is_empty();
     if committed {
@@ -1014,6 +1059,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         let _ = std::fs::remove_dir_all(&staging);
     }
     progress.finish_and_clear();
+    phase.done("commit");
 
     let mut by_format: BTreeMap<String, FormatTotals> = BTreeMap::new();
     for s in &summaries {

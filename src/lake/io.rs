@@ -9,7 +9,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::{SCHEMA_VERSION, Table};
 
@@ -60,6 +61,11 @@ pub fn writer_props(table: Table, ingest_id: &str) -> WriterProperties {
             ZstdLevel::try_new(3).expect("valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(128 * 1024))
+        // Statistics only on the time columns, where they prune scans; min/max over every
+        // string value costs more at write time than it saves readers.
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_column_statistics_enabled(ColumnPath::from("bucket_start"), EnabledStatistics::Page)
+        .set_column_statistics_enabled(ColumnPath::from("bucket_end"), EnabledStatistics::Page)
         .set_created_by(format!("tokenledger {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(vec![
             KeyValue::new("tokenledger.table".into(), table.dir_name().to_string()),
@@ -184,6 +190,21 @@ pub fn read_batches(path: &Path) -> Result<Box<dyn Iterator<Item = Result<Record
             source,
         })
     })))
+}
+
+/// Streams only the named columns of a Parquet file (same batch boundaries as
+/// [`read_batches`]); a missing file yields nothing.
+pub fn read_batches_projected(path: &Path, columns: &[&str]) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Box::new(std::iter::empty())),
+        Err(e) => return Err(LakeError::Io { path: path.to_path_buf(), source: e }),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
+    let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(pq_err(path))?;
+    let p = path.to_path_buf();
+    Ok(Box::new(reader.map(move |r| r.map_err(|source| LakeError::Arrow { path: p.clone(), source }))))
 }
 
 /// Reads a whole (small) Parquet file.

@@ -1,6 +1,6 @@
 //! The lake: Parquet files under the data dir, and the only code that writes them.
 //!
-//! Owns: the layout (Hive-style `table/provider=…/month=…/part-0.parquet`), the Arrow schemas
+//! Owns: the layout (Hive-style `table/provider=…/month=…/part-….parquet`), the Arrow schemas
 //! of every table, turning canonical rows into Arrow batches and back, Parquet writer settings
 //! (ZSTD, row-group size, lineage metadata), the lock, and crash-safe commits (staging files +
 //! a redo journal, see [`txn`]).
@@ -71,7 +71,32 @@ impl Layout {
     pub fn table_dir(&self, t: Table) -> PathBuf {
         self.root.join(t.dir_name())
     }
-    /// The single file of a month partition.
+    /// The directory of a month partition.
+    pub fn month_dir(&self, t: Table, provider: &str, month: &str) -> PathBuf {
+        self.table_dir(t).join(format!("provider={provider}")).join(format!("month={month}"))
+    }
+    /// The part files of a month partition (data tables hold several: `part-<ingest>-<n>`),
+    /// sorted; in-flight temp files are not parts.
+    pub fn month_parts(&self, t: Table, provider: &str, month: &str) -> std::io::Result<Vec<PathBuf>> {
+        let dir = self.month_dir(t, provider, month);
+        let mut out = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(rd) => {
+                for e in rd {
+                    let e = e?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.starts_with("part-") && name.ends_with(".parquet") {
+                        out.push(e.path());
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        out.sort();
+        Ok(out)
+    }
+    /// The single file of a month partition of a small table (coverage).
     pub fn month_file(&self, t: Table, provider: &str, month: &str) -> PathBuf {
         self.table_dir(t)
             .join(format!("provider={provider}"))

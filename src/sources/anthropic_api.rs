@@ -184,15 +184,23 @@ fn json_error(e: serde_json::Error) -> FileError {
     }
 }
 
-fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
-    reader: Rd,
-    handler: &mut H,
-) -> Result<(), FileError> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let saw_data = PageSeed::<R, H>(handler, PhantomData)
-        .deserialize(&mut de)
-        .map_err(json_error)?;
-    de.end().map_err(json_error)?;
+/// JSON input: a whole file already in memory (fast path: serde_json scans slices with memchr)
+/// or a stream (for files too big to hold; memory stays bounded by one bucket).
+pub enum Input<'a, R: BufRead> {
+    Bytes(&'a [u8]),
+    Reader(R),
+}
+
+fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(input: Input<'_, Rd>, handler: &mut H) -> Result<(), FileError> {
+    fn go<'de, R: DeserializeOwned, H: BucketHandler<R>, J: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<J>, handler: &mut H) -> Result<bool, FileError> {
+        let saw = PageSeed::<R, H>(handler, PhantomData).deserialize(&mut de).map_err(json_error)?;
+        de.end().map_err(json_error)?;
+        Ok(saw)
+    }
+    let saw_data = match input {
+        Input::Bytes(b) => go::<R, H, _>(serde_json::Deserializer::from_slice(b), handler)?,
+        Input::Reader(r) => go::<R, H, _>(serde_json::Deserializer::from_reader(r), handler)?,
+    };
     if !saw_data {
         return Err(FileError::new("report page has no \"data\" array"));
     }
@@ -202,8 +210,8 @@ fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
 /// Validates a bucket's times; on failure every result of the bucket is quarantined.
 fn bucket_times(
     b_index: usize,
-    s: &Scalar,
-    e: &Scalar,
+    s: &mut Scalar,
+    e: &mut Scalar,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), Quarantined> {
     let bad = |field: &str, reason: String| Quarantined {
         location: format!("data[{b_index}]"),
@@ -235,7 +243,7 @@ struct UsageHandler<'a> {
     ordinal: u64,
 }
 
-fn opt_enum(field: &str, v: &Scalar, allowed: &[&str]) -> Result<Option<String>, (String, String)> {
+fn opt_enum(field: &str, v: &mut Scalar, allowed: &[&str]) -> Result<Option<String>, (String, String)> {
     let s = v.opt_str(field).map_err(|r| (field.to_string(), r))?;
     if let Some(s) = &s {
         check_enum(field, s, allowed).map_err(|r| (field.to_string(), r))?;
@@ -252,7 +260,7 @@ impl UsageHandler<'_> {
         &self,
         start: DateTime<Utc>,
         width: BucketWidth,
-        r: UsageResult,
+        mut r: UsageResult,
     ) -> Result<UsageRow, (String, String)> {
         let cc = match r.cache_creation {
             Obj::Ok(c) => c,
@@ -323,9 +331,9 @@ impl UsageHandler<'_> {
                 .map_err(field_err("api_key_id"))?,
             api_key_name: None,
             model: r.model.opt_str("model").map_err(field_err("model"))?,
-            service_tier: opt_enum("service_tier", &r.service_tier, model::SERVICE_TIERS)?,
-            context_window: opt_enum("context_window", &r.context_window, model::CONTEXT_WINDOWS)?,
-            inference_geo: opt_enum("inference_geo", &r.inference_geo, model::INFERENCE_GEOS)?,
+            service_tier: opt_enum("service_tier", &mut r.service_tier, model::SERVICE_TIERS)?,
+            context_window: opt_enum("context_window", &mut r.context_window, model::CONTEXT_WINDOWS)?,
+            inference_geo: opt_enum("inference_geo", &mut r.inference_geo, model::INFERENCE_GEOS)?,
             speed: r.speed.opt_str("speed").map_err(field_err("speed"))?,
             account_id: r
                 .account_id
@@ -344,8 +352,8 @@ impl UsageHandler<'_> {
 }
 
 impl BucketHandler<UsageResult> for UsageHandler<'_> {
-    fn bucket(&mut self, bi: usize, b: Bucket<UsageResult>) {
-        let times = bucket_times(bi, &b.starting_at, &b.ending_at);
+    fn bucket(&mut self, bi: usize, mut b: Bucket<UsageResult>) {
+        let times = bucket_times(bi, &mut b.starting_at, &mut b.ending_at);
         let (start, end, width) = match times {
             Ok(t) => t,
             Err(q) => {
@@ -388,9 +396,9 @@ impl BucketHandler<UsageResult> for UsageHandler<'_> {
 }
 
 /// Parses one `usage_report/messages` page.
-pub fn parse_usage<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<(), FileError> {
+pub fn parse_usage<R: BufRead>(input: Input<'_, R>, sink: &mut dyn Sink) -> Result<(), FileError> {
     let mut h = UsageHandler { sink, ordinal: 0 };
-    run_page::<UsageResult, _, _>(reader, &mut h)
+    run_page::<UsageResult, _, _>(input, &mut h)
 }
 
 struct CostHandler<'a> {
@@ -428,7 +436,7 @@ impl CostHandler<'_> {
         &self,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        r: CostResult,
+        mut r: CostResult,
     ) -> Result<CostRow, (String, String)> {
         let amount_raw = match &r.amount {
             Scalar::Str(s) => s.clone(),
@@ -479,10 +487,10 @@ impl CostHandler<'_> {
                 .map_err(field_err("description"))?,
             cost_type,
             model: r.model.opt_str("model").map_err(field_err("model"))?,
-            token_type: opt_enum("token_type", &r.token_type, model::TOKEN_TYPES)?,
-            service_tier: opt_enum("service_tier", &r.service_tier, model::SERVICE_TIERS)?,
-            context_window: opt_enum("context_window", &r.context_window, model::CONTEXT_WINDOWS)?,
-            inference_geo: opt_enum("inference_geo", &r.inference_geo, model::INFERENCE_GEOS)?,
+            token_type: opt_enum("token_type", &mut r.token_type, model::TOKEN_TYPES)?,
+            service_tier: opt_enum("service_tier", &mut r.service_tier, model::SERVICE_TIERS)?,
+            context_window: opt_enum("context_window", &mut r.context_window, model::CONTEXT_WINDOWS)?,
+            inference_geo: opt_enum("inference_geo", &mut r.inference_geo, model::INFERENCE_GEOS)?,
             currency: currency.to_ascii_uppercase(),
             amount,
             amount_raw,
@@ -493,8 +501,8 @@ impl CostHandler<'_> {
 }
 
 impl BucketHandler<CostResult> for CostHandler<'_> {
-    fn bucket(&mut self, bi: usize, b: Bucket<CostResult>) {
-        let (start, end) = match bucket_times(bi, &b.starting_at, &b.ending_at) {
+    fn bucket(&mut self, bi: usize, mut b: Bucket<CostResult>) {
+        let (start, end) = match bucket_times(bi, &mut b.starting_at, &mut b.ending_at) {
             Ok((s, e, BucketWidth::Day)) => (s, e),
             Ok((s, e, w)) => {
                 self.ordinal += b.results.len() as u64;
@@ -542,9 +550,9 @@ impl BucketHandler<CostResult> for CostHandler<'_> {
 }
 
 /// Parses one `cost_report` page.
-pub fn parse_cost<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<(), FileError> {
+pub fn parse_cost<R: BufRead>(input: Input<'_, R>, sink: &mut dyn Sink) -> Result<(), FileError> {
     let mut h = CostHandler { sink, ordinal: 0 };
-    run_page::<CostResult, _, _>(reader, &mut h)
+    run_page::<CostResult, _, _>(input, &mut h)
 }
 
 #[derive(Deserialize)]
@@ -591,18 +599,22 @@ struct ApiKeyItem {
     status: Scalar,
 }
 
-fn opt_ts(field: &str, v: &Scalar) -> Result<Option<DateTime<Utc>>, (String, String)> {
+fn opt_ts(field: &str, v: &mut Scalar) -> Result<Option<DateTime<Utc>>, (String, String)> {
     v.opt_str(field)
         .and_then(|s| s.map(|s| model::parse_ts(field, &s)).transpose())
         .map_err(|r| (field.to_string(), r))
 }
 
 fn parse_list<T: DeserializeOwned, R: BufRead>(
-    reader: R,
+    input: Input<'_, R>,
     sink: &mut dyn Sink,
     mut each: impl FnMut(T, &mut dyn Sink) -> Result<(), (String, String)>,
 ) -> Result<(), FileError> {
-    let page: ListPage<T> = serde_json::from_reader(reader).map_err(json_error)?;
+    let page: ListPage<T> = match input {
+        Input::Bytes(b) => serde_json::from_slice(b),
+        Input::Reader(r) => serde_json::from_reader(r),
+    }
+    .map_err(json_error)?;
     let Some(data) = page.data else {
         return Err(FileError::new("list response has no \"data\" array"));
     };
@@ -626,13 +638,14 @@ fn parse_list<T: DeserializeOwned, R: BufRead>(
 }
 
 /// Parses a `GET /v1/organizations/workspaces` response.
-pub fn parse_workspaces<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<(), FileError> {
-    parse_list::<WorkspaceItem, _>(reader, sink, |w, sink| {
+pub fn parse_workspaces<R: BufRead>(
+    reader: Input<'_, R>, sink: &mut dyn Sink) -> Result<(), FileError> {
+    parse_list::<WorkspaceItem, _>(reader, sink, |mut w, sink| {
         let ws = Workspace {
             id: w.id.req_str("id").map_err(field_err("id"))?,
             name: w.name.req_str("name").map_err(field_err("name"))?,
-            created_at: opt_ts("created_at", &w.created_at)?,
-            archived_at: opt_ts("archived_at", &w.archived_at)?,
+            created_at: opt_ts("created_at", &mut w.created_at)?,
+            archived_at: opt_ts("archived_at", &mut w.archived_at)?,
             display_color: w
                 .display_color
                 .opt_str("display_color")
@@ -644,10 +657,11 @@ pub fn parse_workspaces<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<()
 }
 
 /// Parses a `GET /v1/organizations/api_keys` response.
-pub fn parse_api_keys<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<(), FileError> {
-    parse_list::<ApiKeyItem, _>(reader, sink, |k, sink| {
+pub fn parse_api_keys<R: BufRead>(
+    reader: Input<'_, R>, sink: &mut dyn Sink) -> Result<(), FileError> {
+    parse_list::<ApiKeyItem, _>(reader, sink, |mut k, sink| {
         let created_by_id = match k.created_by {
-            Obj::Ok(c) => {
+            Obj::Ok(mut c) => {
                 c.id.opt_str("created_by.id")
                     .map_err(field_err("created_by.id"))?
             }
@@ -670,7 +684,7 @@ pub fn parse_api_keys<R: BufRead>(reader: R, sink: &mut dyn Sink) -> Result<(), 
                 .workspace_id
                 .opt_str("workspace_id")
                 .map_err(field_err("workspace_id"))?,
-            created_at: opt_ts("created_at", &k.created_at)?,
+            created_at: opt_ts("created_at", &mut k.created_at)?,
             created_by_id,
             partial_key_hint: k
                 .partial_key_hint

@@ -107,20 +107,18 @@ impl Scalar {
         }
     }
 
-    /// An optional string dimension: missing and null are `None`.
-    pub fn opt_str(&self, field: &str) -> Result<Option<String>, String> {
-        match self {
+    /// An optional string dimension: missing and null are `None`. Moves the parsed string
+    /// out (no copy).
+    pub fn opt_str(&mut self, field: &str) -> Result<Option<String>, String> {
+        match std::mem::take(self) {
             Scalar::Missing | Scalar::Null => Ok(None),
-            Scalar::Str(s) => Ok(Some(s.clone())),
-            other => Err(format!(
-                "{field} must be a string or null, got {}",
-                other.describe()
-            )),
+            Scalar::Str(s) => Ok(Some(s)),
+            other => Err(format!("{field} must be a string or null, got {}", other.describe())),
         }
     }
 
     /// A required string.
-    pub fn req_str(&self, field: &str) -> Result<String, String> {
+    pub fn req_str(&mut self, field: &str) -> Result<String, String> {
         match self.opt_str(field)? {
             Some(s) => Ok(s),
             None => Err(format!("missing required field {field}")),
