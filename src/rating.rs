@@ -99,7 +99,11 @@ pub fn schema() -> SchemaRef {
 
 /// Directory of one month of `rated_usage`.
 pub fn month_dir(layout: &Layout, month: &str) -> std::path::PathBuf {
-    layout.root.join(RATED_DIR).join("provider=anthropic").join(format!("month={month}"))
+    layout
+        .root
+        .join(RATED_DIR)
+        .join("provider=anthropic")
+        .join(format!("month={month}"))
 }
 
 fn kv(path: &std::path::Path, key: &str) -> Result<Option<String>, LakeError> {
@@ -139,14 +143,27 @@ pub struct RateSummary {
 /// new names), so a rated part named like its usage part and stamped with the price book's
 /// fingerprint is current. Only missing or stale parts are rated (in parallel), and rated parts
 /// whose usage part is gone are deleted.
-pub fn ensure_rated(layout: &Layout, book: &PriceBook, months: &[String], jobs: usize) -> Result<RateSummary, LakeError> {
-    let all = layout.months(Table::Usage, "anthropic").map_err(lio::io_err(&layout.root))?;
-    let months: Vec<String> = if months.is_empty() { all } else { months.iter().filter(|m| all.contains(m)).cloned().collect() };
+pub fn ensure_rated(
+    layout: &Layout,
+    book: &PriceBook,
+    months: &[String],
+    jobs: usize,
+) -> Result<RateSummary, LakeError> {
+    let all = layout
+        .months(Table::Usage, "anthropic")
+        .map_err(lio::io_err(&layout.root))?;
+    let months: Vec<String> = if months.is_empty() {
+        all
+    } else {
+        months.iter().filter(|m| all.contains(m)).cloned().collect()
+    };
     let mut s = RateSummary::default();
     let want = format!("book:{}", book.fingerprint);
     for m in months {
         let dir = month_dir(layout, &m);
-        let usage = layout.month_parts(Table::Usage, "anthropic", &m).map_err(lio::io_err(&layout.root))?;
+        let usage = layout
+            .month_parts(Table::Usage, "anthropic", &m)
+            .map_err(lio::io_err(&layout.root))?;
         let mut todo = Vec::new();
         for u in &usage {
             let target = dir.join(u.file_name().expect("part has a name"));
@@ -166,7 +183,11 @@ pub fn ensure_rated(layout: &Layout, book: &PriceBook, months: &[String], jobs: 
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
                 let name = e.file_name();
-                if name.to_string_lossy().starts_with("part-") && !usage.iter().any(|u| u.file_name() == Some(name.as_os_str())) {
+                if name.to_string_lossy().starts_with("part-")
+                    && !usage
+                        .iter()
+                        .any(|u| u.file_name() == Some(name.as_os_str()))
+                {
                     std::fs::remove_file(e.path()).map_err(lio::io_err(&e.path()))?;
                 }
             }
@@ -176,7 +197,12 @@ pub fn ensure_rated(layout: &Layout, book: &PriceBook, months: &[String], jobs: 
 }
 
 /// Rates usage parts into rated parts, `jobs` at a time.
-fn rate_parts(book: &PriceBook, todo: &[(std::path::PathBuf, std::path::PathBuf)], stamp: &str, jobs: usize) -> Result<(u64, u64), LakeError> {
+fn rate_parts(
+    book: &PriceBook,
+    todo: &[(std::path::PathBuf, std::path::PathBuf)],
+    stamp: &str,
+    jobs: usize,
+) -> Result<(u64, u64), LakeError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<(u64, u64), LakeError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs.clamp(1, todo.len()))
@@ -186,13 +212,18 @@ fn rate_parts(book: &PriceBook, todo: &[(std::path::PathBuf, std::path::PathBuf)
                     let (mut rows, mut unpriced) = (0u64, 0u64);
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((src, target)) = todo.get(i) else { break };
+                        let Some((src, target)) = todo.get(i) else {
+                            break;
+                        };
                         // Streams: one batch in memory at a time, written as it is rated.
                         let mut w = RatedWriter::create(target, stamp)?;
                         for b in lio::read_batches(src)? {
                             let rated = rate_batch(&b?, &mut cache, &book.fingerprint)?;
                             rows += rated.num_rows() as u64;
-                            unpriced += str_col(&rated, "pricing_status")?.iter().filter(|s| *s == Some("UNPRICED")).count() as u64;
+                            unpriced += str_col(&rated, "pricing_status")?
+                                .iter()
+                                .filter(|s| *s == Some("UNPRICED"))
+                                .count() as u64;
                             w.write(&rated)?;
                         }
                         w.finish()?;
@@ -201,7 +232,10 @@ fn rate_parts(book: &PriceBook, todo: &[(std::path::PathBuf, std::path::PathBuf)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("rating worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rating worker panicked"))
+            .collect()
     });
     let mut total = (0, 0);
     for r in results {
@@ -226,38 +260,62 @@ impl RatedWriter {
         use parquet::file::metadata::KeyValue;
         let dir = target.parent().expect("has a dir");
         lio::create_dir_all(dir)?;
-        let tmp = tempfile::Builder::new().prefix(".tmp-").suffix(".parquet.partial").tempfile_in(dir).map_err(lio::io_err(dir))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .suffix(".parquet.partial")
+            .tempfile_in(dir)
+            .map_err(lio::io_err(dir))?;
         // Derived data, rebuilt at will: the fastest ZSTD level (Snappy measured no faster here
         // and 60% larger).
         let props = lio::writer_props(Table::Usage, "rating")
             .into_builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(1).expect("valid level"),
+            ))
             // Statistics only where they prune (time); min/max of strings costs compares per row.
             .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
-            .set_column_statistics_enabled(parquet::schema::types::ColumnPath::from("bucket_start"), parquet::file::properties::EnabledStatistics::Chunk);
+            .set_column_statistics_enabled(
+                parquet::schema::types::ColumnPath::from("bucket_start"),
+                parquet::file::properties::EnabledStatistics::Chunk,
+            );
         // Per-row costs are nearly all distinct: a dictionary only costs interning time.
         let mut props = props;
         for c in COST_COLS.iter().chain(["list_cost", "source_row"].iter()) {
-            props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(*c), false);
+            props = props
+                .set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(*c), false);
         }
         let props = props
             .set_key_value_metadata(Some(vec![
                 KeyValue::new("tokenledger.table".into(), RATED_DIR.to_string()),
-                KeyValue::new("tokenledger.schema_version".into(), crate::lake::SCHEMA_VERSION.to_string()),
+                KeyValue::new(
+                    "tokenledger.schema_version".into(),
+                    crate::lake::SCHEMA_VERSION.to_string(),
+                ),
                 KeyValue::new("tokenledger.rated_from".into(), stamp.to_string()),
             ]))
             .build();
         let file = tmp.reopen().map_err(lio::io_err(tmp.path()))?;
-        let writer = parquet::arrow::ArrowWriter::try_new(file, schema(), Some(props)).map_err(lio::pq_err(target))?;
-        Ok(Self { target: target.to_path_buf(), tmp, writer })
+        let writer = parquet::arrow::ArrowWriter::try_new(file, schema(), Some(props))
+            .map_err(lio::pq_err(target))?;
+        Ok(Self {
+            target: target.to_path_buf(),
+            tmp,
+            writer,
+        })
     }
     fn write(&mut self, b: &RecordBatch) -> Result<(), LakeError> {
         self.writer.write(b).map_err(lio::pq_err(&self.target))
     }
     fn finish(self) -> Result<(), LakeError> {
-        let f = self.writer.into_inner().map_err(lio::pq_err(&self.target))?;
+        let f = self
+            .writer
+            .into_inner()
+            .map_err(lio::pq_err(&self.target))?;
         f.sync_all().map_err(lio::io_err(&self.target))?;
-        self.tmp.persist(&self.target).map_err(|e| LakeError::Io { path: self.target.clone(), source: e.error })?;
+        self.tmp.persist(&self.target).map_err(|e| LakeError::Io {
+            path: self.target.clone(),
+            source: e.error,
+        })?;
         lio::fsync_dir(self.target.parent().expect("has a dir"))
     }
 }

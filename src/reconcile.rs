@@ -158,7 +158,10 @@ pub fn reconcile(
 ) -> Result<Reconciliation, ReconcileError> {
     let mut ctx = polars::sql::SQLContext::new();
     let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
-    let rated = query::table_files_in(layout, &format!("{}/provider=anthropic/month={month}", rating::RATED_DIR))?;
+    let rated = query::table_files_in(
+        layout,
+        &format!("{}/provider=anthropic/month={month}", rating::RATED_DIR),
+    )?;
     if !rated.is_empty() {
         ctx.register("rated_usage", query::scan_files(&rated)?);
         let g = run(&mut ctx, OURS_SQL, month)?;

@@ -124,7 +124,10 @@ pub fn report(
     teams: &[Team],
 ) -> Result<Report, ReportError> {
     // Only the month's partition: other months are never read.
-    let files = query::table_files_in(layout, &format!("{}/provider=anthropic/month={month}", rating::RATED_DIR))?;
+    let files = query::table_files_in(
+        layout,
+        &format!("{}/provider=anthropic/month={month}", rating::RATED_DIR),
+    )?;
     let grid = if files.is_empty() {
         Grid::default()
     } else {

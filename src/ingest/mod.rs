@@ -42,7 +42,13 @@ use coverage::Effective;
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// The columns that decide whether a stored row is still in force.
-const MASK_COLUMNS: [&str; 5] = ["bucket_start", "bucket_end", "source_format", "ingest_id", "source_file"];
+const MASK_COLUMNS: [&str; 5] = [
+    "bucket_start",
+    "bucket_end",
+    "source_format",
+    "ingest_id",
+    "source_file",
+];
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -329,7 +335,8 @@ struct ParsedFile {
 struct WorkerSink<'a> {
     dims: &'a Dims,
     staging: &'a Path,
-    worker: usize,
+    /// The file's sequence number in this ingest: staged parts are per source file.
+    seq: usize,
     ingest_id: &'a str,
     source_file: String,
     usage: BTreeMap<String, UsageBuilder>,
@@ -343,11 +350,18 @@ struct WorkerSink<'a> {
 }
 
 impl<'a> WorkerSink<'a> {
-    fn new(dims: &'a Dims, staging: &'a Path, worker: usize, ingest_id: &'a str, source_file: String, files: &'a mut BTreeMap<(Table, String), StagedFile>) -> Self {
+    fn new(
+        dims: &'a Dims,
+        staging: &'a Path,
+        seq: usize,
+        ingest_id: &'a str,
+        source_file: String,
+        files: &'a mut BTreeMap<(Table, String), StagedFile>,
+    ) -> Self {
         Self {
             dims,
             staging,
-            worker,
+            seq,
             ingest_id,
             source_file,
             usage: BTreeMap::new(),
@@ -371,9 +385,9 @@ impl<'a> WorkerSink<'a> {
         let key = (table, month.to_string());
         if !self.files.contains_key(&key) {
             let path = self.staging.join("new").join(format!(
-                "{}-{month}-w{}.parquet",
+                "{}-{month}-s{:06}.parquet",
                 table.dir_name(),
-                self.worker
+                self.seq
             ));
             let f = StagedFile::create(path, schema::of(table), table, self.ingest_id)?;
             self.files.insert(key.clone(), f);
@@ -603,12 +617,21 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     }
     let mut dims_changed = (false, false);
     let mut parsed: HashMap<usize, ParsedFile> = HashMap::new();
-    let mut staged_new: Vec<BTreeMap<(Table, String), StagedFile>> = Vec::new();
+    // One staged part per (source file, table, month): a later restatement of that file's
+    // buckets then removes whole parts instead of rewriting them.
+    let mut staged_new: Vec<Vec<((Table, String), PathBuf)>> = Vec::new();
     {
         let mut dummy_files = BTreeMap::new();
         let empty = Dims::default();
         for job in jobs.iter().filter(|j| Group::of(j.format).is_none()) {
-            let mut sink = WorkerSink::new(&empty, &staging, 0, &ingest_id, job.source_file.clone(), &mut dummy_files);
+            let mut sink = WorkerSink::new(
+                &empty,
+                &staging,
+                0,
+                &ingest_id,
+                job.source_file.clone(),
+                &mut dummy_files,
+            );
             let res = sources::parse_file(&job.path, job.format, &mut sink);
             let (wss, keys, mut p) = (
                 std::mem::take(&mut sink.workspaces),
@@ -662,7 +685,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     std::thread::scope(|scope| {
         let handles: Vec<_> =
             (0..n_workers)
-                .map(|w| {
+                .map(|_| {
                     let (
                         dims,
                         staging,
@@ -683,23 +706,40 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                         &worker_errors,
                     );
                     scope.spawn(move || {
-                        let mut files = BTreeMap::new();
+                        let mut done = Vec::new();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(job) = report_jobs.get(i) else { break };
-                            let mut sink = WorkerSink::new(dims, staging, w, ingest_id, job.source_file.clone(), &mut files);
+                            let mut files = BTreeMap::new();
+                            let mut sink = WorkerSink::new(
+                                dims,
+                                staging,
+                                job.seq,
+                                ingest_id,
+                                job.source_file.clone(),
+                                &mut files,
+                            );
                             let res = sources::parse_file(&job.path, job.format, &mut sink);
                             sink.flush(true);
                             if let Some(e) = sink.error.take() {
                                 worker_errors.lock().expect("no poisoned lock").push(e);
                             }
-                            let mut p = sink.parsed;
+                            let p = std::mem::take(&mut sink.parsed);
+                            for (k, f) in files {
+                                match f.finish() {
+                                    Ok(path) => done.push((k, path)),
+                                    Err(e) => {
+                                        worker_errors.lock().expect("no poisoned lock").push(e)
+                                    }
+                                }
+                            }
+                            let mut p = p;
                             p.error = res.err();
                             progress
                                 .inc(std::fs::metadata(&job.path).map(|m| m.len()).unwrap_or(0));
                             results.lock().expect("no poisoned lock").push((job.seq, p));
                         }
-                        files
+                        done
                     })
                 })
                 .collect();
@@ -720,9 +760,13 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     }
     let mut new_files: BTreeMap<(Table, String), Vec<PathBuf>> = BTreeMap::new();
     for files in staged_new {
-        for (k, f) in files {
-            new_files.entry(k).or_default().push(f.finish()?);
+        for (k, path) in files {
+            new_files.entry(k).or_default().push(path);
         }
+    }
+    // In file order, so that part numbers follow the order the files were given.
+    for v in new_files.values_mut() {
+        v.sort();
     }
 
     // 5. Quarantine records and file failures.
@@ -887,14 +931,25 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         // rows all go is removed; only a mixed part is rewritten. The nightly case (new
         // buckets) rewrites nothing that is already in the lake.
         let mut counts: HashMap<usize, (u64, u64)> = HashMap::new();
-        let old_parts = layout.month_parts(table, "anthropic", &month).map_err(lio::io_err(&layout.root))?;
-        let new_parts = new_files.get(&(table, month.clone())).cloned().unwrap_or_default();
+        let old_parts = layout
+            .month_parts(table, "anthropic", &month)
+            .map_err(lio::io_err(&layout.root))?;
+        let new_parts = new_files
+            .get(&(table, month.clone()))
+            .cloned()
+            .unwrap_or_default();
         let mut n_out = 0usize;
         let mut part_name = || {
             n_out += 1;
-            layout.month_dir(table, "anthropic", &month).join(format!("part-{ingest_id}-{n_out}.parquet"))
+            layout
+                .month_dir(table, "anthropic", &month)
+                .join(format!("part-{ingest_id}-{n_out}.parquet"))
         };
-        for (is_new, part) in old_parts.iter().map(|p| (false, p)).chain(new_parts.iter().map(|p| (true, p))) {
+        for (is_new, part) in old_parts
+            .iter()
+            .map(|p| (false, p))
+            .chain(new_parts.iter().map(|p| (true, p)))
+        {
             let mut mask: Vec<bool> = Vec::new();
             for b in lio::read_batches_projected(part, &MASK_COLUMNS)? {
                 let m = keep_mask(&b?, is_new, &mut |seq, kept| {
@@ -916,14 +971,18 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                     journal.removes.push(part.clone());
                 }
             } else {
-                let staged_path = final_dir.join(table.dir_name()).join(format!("{month}-{}.parquet", journal.renames.len()));
-                let mut out = StagedFile::create(staged_path, schema::of(table), table, &ingest_id)?;
+                let staged_path = final_dir
+                    .join(table.dir_name())
+                    .join(format!("{month}-{}.parquet", journal.renames.len()));
+                let mut out =
+                    StagedFile::create(staged_path, schema::of(table), table, &ingest_id)?;
                 let mut offset = 0;
                 for b in lio::read_batches(part)? {
                     let b = b?;
                     let m = BooleanArray::from(mask[offset..offset + b.num_rows()].to_vec());
                     offset += b.num_rows();
-                    let k = filter_record_batch(&b, &m).map_err(|e| LakeError::Other(e.to_string()))?;
+                    let k =
+                        filter_record_batch(&b, &m).map_err(|e| LakeError::Other(e.to_string()))?;
                     if k.num_rows() > 0 {
                         out.write(&k)?;
                     }

@@ -73,11 +73,18 @@ impl Layout {
     }
     /// The directory of a month partition.
     pub fn month_dir(&self, t: Table, provider: &str, month: &str) -> PathBuf {
-        self.table_dir(t).join(format!("provider={provider}")).join(format!("month={month}"))
+        self.table_dir(t)
+            .join(format!("provider={provider}"))
+            .join(format!("month={month}"))
     }
     /// The part files of a month partition (data tables hold several: `part-<ingest>-<n>`),
     /// sorted; in-flight temp files are not parts.
-    pub fn month_parts(&self, t: Table, provider: &str, month: &str) -> std::io::Result<Vec<PathBuf>> {
+    pub fn month_parts(
+        &self,
+        t: Table,
+        provider: &str,
+        month: &str,
+    ) -> std::io::Result<Vec<PathBuf>> {
         let dir = self.month_dir(t, provider, month);
         let mut out = Vec::new();
         match std::fs::read_dir(&dir) {

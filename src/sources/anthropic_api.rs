@@ -191,9 +191,17 @@ pub enum Input<'a, R: BufRead> {
     Reader(R),
 }
 
-fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(input: Input<'_, Rd>, handler: &mut H) -> Result<(), FileError> {
-    fn go<'de, R: DeserializeOwned, H: BucketHandler<R>, J: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<J>, handler: &mut H) -> Result<bool, FileError> {
-        let saw = PageSeed::<R, H>(handler, PhantomData).deserialize(&mut de).map_err(json_error)?;
+fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
+    input: Input<'_, Rd>,
+    handler: &mut H,
+) -> Result<(), FileError> {
+    fn go<'de, R: DeserializeOwned, H: BucketHandler<R>, J: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<J>,
+        handler: &mut H,
+    ) -> Result<bool, FileError> {
+        let saw = PageSeed::<R, H>(handler, PhantomData)
+            .deserialize(&mut de)
+            .map_err(json_error)?;
         de.end().map_err(json_error)?;
         Ok(saw)
     }
@@ -243,7 +251,11 @@ struct UsageHandler<'a> {
     ordinal: u64,
 }
 
-fn opt_enum(field: &str, v: &mut Scalar, allowed: &[&str]) -> Result<Option<String>, (String, String)> {
+fn opt_enum(
+    field: &str,
+    v: &mut Scalar,
+    allowed: &[&str],
+) -> Result<Option<String>, (String, String)> {
     let s = v.opt_str(field).map_err(|r| (field.to_string(), r))?;
     if let Some(s) = &s {
         check_enum(field, s, allowed).map_err(|r| (field.to_string(), r))?;
@@ -332,7 +344,11 @@ impl UsageHandler<'_> {
             api_key_name: None,
             model: r.model.opt_str("model").map_err(field_err("model"))?,
             service_tier: opt_enum("service_tier", &mut r.service_tier, model::SERVICE_TIERS)?,
-            context_window: opt_enum("context_window", &mut r.context_window, model::CONTEXT_WINDOWS)?,
+            context_window: opt_enum(
+                "context_window",
+                &mut r.context_window,
+                model::CONTEXT_WINDOWS,
+            )?,
             inference_geo: opt_enum("inference_geo", &mut r.inference_geo, model::INFERENCE_GEOS)?,
             speed: r.speed.opt_str("speed").map_err(field_err("speed"))?,
             account_id: r
@@ -489,7 +505,11 @@ impl CostHandler<'_> {
             model: r.model.opt_str("model").map_err(field_err("model"))?,
             token_type: opt_enum("token_type", &mut r.token_type, model::TOKEN_TYPES)?,
             service_tier: opt_enum("service_tier", &mut r.service_tier, model::SERVICE_TIERS)?,
-            context_window: opt_enum("context_window", &mut r.context_window, model::CONTEXT_WINDOWS)?,
+            context_window: opt_enum(
+                "context_window",
+                &mut r.context_window,
+                model::CONTEXT_WINDOWS,
+            )?,
             inference_geo: opt_enum("inference_geo", &mut r.inference_geo, model::INFERENCE_GEOS)?,
             currency: currency.to_ascii_uppercase(),
             amount,
@@ -639,7 +659,9 @@ fn parse_list<T: DeserializeOwned, R: BufRead>(
 
 /// Parses a `GET /v1/organizations/workspaces` response.
 pub fn parse_workspaces<R: BufRead>(
-    reader: Input<'_, R>, sink: &mut dyn Sink) -> Result<(), FileError> {
+    reader: Input<'_, R>,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
     parse_list::<WorkspaceItem, _>(reader, sink, |mut w, sink| {
         let ws = Workspace {
             id: w.id.req_str("id").map_err(field_err("id"))?,
@@ -658,7 +680,9 @@ pub fn parse_workspaces<R: BufRead>(
 
 /// Parses a `GET /v1/organizations/api_keys` response.
 pub fn parse_api_keys<R: BufRead>(
-    reader: Input<'_, R>, sink: &mut dyn Sink) -> Result<(), FileError> {
+    reader: Input<'_, R>,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
     parse_list::<ApiKeyItem, _>(reader, sink, |mut k, sink| {
         let created_by_id = match k.created_by {
             Obj::Ok(mut c) => {

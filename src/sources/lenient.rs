@@ -113,7 +113,10 @@ impl Scalar {
         match std::mem::take(self) {
             Scalar::Missing | Scalar::Null => Ok(None),
             Scalar::Str(s) => Ok(Some(s)),
-            other => Err(format!("{field} must be a string or null, got {}", other.describe())),
+            other => Err(format!(
+                "{field} must be a string or null, got {}",
+                other.describe()
+            )),
         }
     }
 

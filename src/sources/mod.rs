@@ -183,31 +183,48 @@ pub const IN_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Parses one file of a known format into `sink`.
 pub fn parse_file(path: &Path, format: SourceFormat, sink: &mut dyn Sink) -> Result<(), FileError> {
-    let file = std::fs::File::open(path).map_err(|e| FileError::new(format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| FileError::new(format!("cannot open: {e}")))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     if size <= IN_MEMORY_LIMIT {
         let mut bytes = Vec::with_capacity(size as usize);
-        BufReader::new(file).read_to_end(&mut bytes).map_err(|e| FileError::new(format!("read error: {e}")))?;
+        BufReader::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(|e| FileError::new(format!("read error: {e}")))?;
         return parse_bytes(&bytes, format, sink);
     }
     parse_reader(BufReader::with_capacity(256 * 1024, file), format, sink)
 }
 
 /// Parses a whole file held in memory.
-pub fn parse_bytes(bytes: &[u8], format: SourceFormat, sink: &mut dyn Sink) -> Result<(), FileError> {
+pub fn parse_bytes(
+    bytes: &[u8],
+    format: SourceFormat,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
     use anthropic_api::Input::Bytes;
     type Nothing = std::io::Empty;
     match format {
-        SourceFormat::AnthropicUsageApi => anthropic_api::parse_usage::<Nothing>(Bytes(bytes), sink),
+        SourceFormat::AnthropicUsageApi => {
+            anthropic_api::parse_usage::<Nothing>(Bytes(bytes), sink)
+        }
         SourceFormat::AnthropicCostApi => anthropic_api::parse_cost::<Nothing>(Bytes(bytes), sink),
-        SourceFormat::AnthropicWorkspaces => anthropic_api::parse_workspaces::<Nothing>(Bytes(bytes), sink),
-        SourceFormat::AnthropicApiKeys => anthropic_api::parse_api_keys::<Nothing>(Bytes(bytes), sink),
+        SourceFormat::AnthropicWorkspaces => {
+            anthropic_api::parse_workspaces::<Nothing>(Bytes(bytes), sink)
+        }
+        SourceFormat::AnthropicApiKeys => {
+            anthropic_api::parse_api_keys::<Nothing>(Bytes(bytes), sink)
+        }
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(bytes, sink),
     }
 }
 
 /// Parses a stream of a known format into `sink`.
-pub fn parse_reader<R: BufRead>(reader: R, format: SourceFormat, sink: &mut dyn Sink) -> Result<(), FileError> {
+pub fn parse_reader<R: BufRead>(
+    reader: R,
+    format: SourceFormat,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
     use anthropic_api::Input::Reader;
     match format {
         SourceFormat::AnthropicUsageApi => anthropic_api::parse_usage(Reader(reader), sink),
