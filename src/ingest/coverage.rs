@@ -99,6 +99,9 @@ impl Effective {
     }
 }
 
+/// An interval a new file claims: (file sequence number, family, start µs, end µs).
+pub(super) type Claim = (usize, SourceFamily, i64, i64);
+
 /// A bucket of a new file that could not be applied: it covers only part of an older,
 /// coarser bucket of the same family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +118,7 @@ pub(super) struct Rejection {
 /// `owner_of(seq)` names the file (owner key and format) of a sequence number.
 pub(super) fn claim(
     eff: &mut Effective,
-    intervals: &mut Vec<(usize, SourceFamily, i64, i64)>,
+    intervals: &mut Vec<Claim>,
     owner_of: impl Fn(usize) -> (Owner, String),
 ) -> Vec<Rejection> {
     intervals.sort_by_key(|&(seq, fam, s, e)| (seq, fam, s, e));

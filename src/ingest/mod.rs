@@ -814,8 +814,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     // 6. Who owns each interval after this ingest.
     phase.done("parse + stage");
     progress.set_message("merging");
-    let mut touched: BTreeMap<(Group, String), Vec<(usize, SourceFamily, i64, i64)>> =
-        BTreeMap::new();
+    let mut touched: BTreeMap<(Group, String), Vec<coverage::Claim>> = BTreeMap::new();
     for job in &jobs {
         let Some(group) = Group::of(job.format) else {
             continue;
@@ -861,7 +860,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             )
         };
         let rejections = coverage::claim(&mut eff, &mut intervals, owner_of);
-        let mut rejected: HashSet<(usize, SourceFamily, i64, i64)> = HashSet::new();
+        let mut rejected: HashSet<coverage::Claim> = HashSet::new();
         for r in rejections {
             let job = jobs
                 .iter()

@@ -243,7 +243,7 @@ pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(),
     let mut days = BTreeSet::new();
     let mut rec = csv::StringRecord::new();
     loop {
-        let line = rdr.position().line() + 0;
+        let line = rdr.position().line();
         match rdr.read_record(&mut rec) {
             Ok(false) => break,
             Ok(true) => {

@@ -304,6 +304,7 @@ fn duckdb_prices_the_same_month_independently() {
     // Base rates come from the book; the modifiers are written out again here, in SQL, from
     // the reference (batch ×0.5; long context for Sonnet 4/4.5 at 6/22.50 with cache classes
     // from the premium input; `us` ×1.1 for 4.6+; web search $0.01). DECIMAL throughout.
+    let usage = format!("{}/usage/**/*.parquet", data.display());
     let script = format!(
         r#"
 import duckdb, json
@@ -332,7 +333,6 @@ FROM j GROUP BY ALL
 print(json.dumps(rows))
 "#,
         prices = prices.display(),
-        usage = format!("{}/usage/**/*.parquet", data.display()),
     );
     let o = Command::new("python3")
         .args(["-c", &script])
