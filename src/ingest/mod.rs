@@ -28,7 +28,9 @@ use arrow::compute::filter_record_batch;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::lake::batch::{self, CostBuilder, IngestLogRow, QuarantineRow, Stored, UsageBuilder};
+use crate::lake::batch::{
+    self, CostBuilder, IngestLogRow, Names, QuarantineRow, Stored, UsageBuilder,
+};
 use crate::lake::io::{self as lio, LakeError, StagedFile};
 use crate::lake::txn::{self, Journal, LakeLock, LockMode};
 use crate::lake::{Layout, Table, schema};
@@ -251,33 +253,36 @@ impl Dims {
                 .or_insert_with(|| Some(k.item.id.clone()));
         }
     }
-    fn resolve_usage(&self, r: &mut UsageRow) {
+    /// Names for IDs (Admin API rows) and IDs for names (Console CSV rows), lent from the
+    /// lists: nothing is copied per row.
+    fn resolve_usage<'a>(&'a self, r: &'a UsageRow) -> Names<'a> {
+        let mut n = Names::of(r);
         match (&r.workspace_id, &r.workspace_name) {
             (Some(id), _) => {
                 if let Some(w) = self.workspaces.get(id) {
-                    r.workspace_name = Some(w.item.name.clone());
+                    n.workspace_name = Some(&w.item.name);
                 }
             }
             (None, Some(name)) if name != model::DEFAULT_WORKSPACE_NAME => {
-                r.workspace_id = self.ws_by_name.get(name).cloned().flatten();
+                n.workspace_id = self.ws_by_name.get(name).and_then(|v| v.as_deref());
             }
             _ => {}
         }
         match (&r.api_key_id, &r.api_key_name) {
             (Some(id), _) => {
                 if let Some(k) = self.api_keys.get(id) {
-                    r.api_key_name = Some(k.item.name.clone());
+                    n.api_key_name = Some(&k.item.name);
                 }
             }
             (None, Some(name)) => {
-                r.api_key_id = self
+                n.api_key_id = self
                     .key_by_name
-                    .get(&(r.workspace_id.clone(), name.clone()))
-                    .cloned()
-                    .flatten();
+                    .get(&(n.workspace_id.map(str::to_owned), name.clone()))
+                    .and_then(|v| v.as_deref());
             }
             _ => {}
         }
+        n
     }
     fn resolve_cost(&self, r: &mut CostRow) {
         if let Some(w) = r
@@ -423,12 +428,16 @@ impl<'a> WorkerSink<'a> {
 }
 
 impl Sink for WorkerSink<'_> {
-    fn usage(&mut self, mut row: UsageRow) {
-        self.dims.resolve_usage(&mut row);
+    fn usage(&mut self, row: UsageRow) {
         self.parsed.rows_read += 1;
         let m = self.month(row.bucket_start);
         let b = self.usage.entry(m).or_default();
-        b.push(&row, &self.source_file, self.ingest_id);
+        b.push_named(
+            &row,
+            self.dims.resolve_usage(&row),
+            &self.source_file,
+            self.ingest_id,
+        );
         if b.len() >= BATCH_ROWS {
             self.flush(false);
         }

@@ -45,6 +45,27 @@ pub fn money_from_i128(v: i128) -> std::result::Result<Decimal, String> {
         .map_err(|e| format!("{v}e-{MONEY_SCALE}: {e}"))
 }
 
+/// The workspace and API key of a usage row, as stored (IDs and names).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Names<'a> {
+    pub workspace_id: Option<&'a str>,
+    pub workspace_name: Option<&'a str>,
+    pub api_key_id: Option<&'a str>,
+    pub api_key_name: Option<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    /// The names the row itself carries.
+    pub fn of(r: &'a UsageRow) -> Self {
+        Self {
+            workspace_id: r.workspace_id.as_deref(),
+            workspace_name: r.workspace_name.as_deref(),
+            api_key_id: r.api_key_id.as_deref(),
+            api_key_name: r.api_key_name.as_deref(),
+        }
+    }
+}
+
 /// Accumulates usage rows into a record batch.
 pub struct UsageBuilder {
     bucket_start: TimestampMicrosecondBuilder,
@@ -88,25 +109,30 @@ impl UsageBuilder {
         self.len == 0
     }
     pub fn push(&mut self, r: &UsageRow, source_file: &str, ingest_id: &str) {
+        self.push_named(r, Names::of(r), source_file, ingest_id)
+    }
+    /// Pushes a row with its workspace and key named by the caller (borrowed, not copied into
+    /// the row first).
+    pub fn push_named(&mut self, r: &UsageRow, n: Names<'_>, source_file: &str, ingest_id: &str) {
         self.bucket_start.append_value(micros(r.bucket_start));
         self.bucket_end.append_value(micros(r.bucket_end()));
         self.bucket_width.append_value(r.bucket_width.as_str());
         self.provider.append_value(r.provider);
         let dims = [
-            &r.workspace_id,
-            &r.workspace_name,
-            &r.api_key_id,
-            &r.api_key_name,
-            &r.model,
-            &r.service_tier,
-            &r.context_window,
-            &r.inference_geo,
-            &r.speed,
-            &r.account_id,
-            &r.service_account_id,
+            n.workspace_id,
+            n.workspace_name,
+            n.api_key_id,
+            n.api_key_name,
+            r.model.as_deref(),
+            r.service_tier.as_deref(),
+            r.context_window.as_deref(),
+            r.inference_geo.as_deref(),
+            r.speed.as_deref(),
+            r.account_id.as_deref(),
+            r.service_account_id.as_deref(),
         ];
         for (b, v) in self.dims.iter_mut().zip(dims) {
-            b.append_option(v.as_deref());
+            b.append_option(v);
         }
         let t = &r.tokens;
         let counts = [
