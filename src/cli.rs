@@ -70,8 +70,8 @@ buckets replace older ones."
     Ingest(IngestArgs),
     /// Token totals per month, workspace and model (the query in sql/usage_totals.sql).
     Usage(UsageArgs),
-    /// Run SQL over the lake (polars SQL). Tables: usage, cost, workspaces, api_keys,
-    /// usage_coverage, cost_coverage, ingest_log, quarantine.
+    /// Run SQL over the lake (polars SQL). Tables: usage, cost, rated_usage, workspaces,
+    /// api_keys, usage_coverage, cost_coverage, ingest_log, quarantine.
     Sql(SqlArgs),
     /// List quarantined input: file, row/line, field and reason.
     Quarantine(QuarantineArgs),

@@ -1,6 +1,12 @@
 use clap::Parser;
 
 fn main() {
+    // Like any Unix filter: `tokenledger report | head` ends quietly when the reader goes away
+    // instead of panicking on a broken pipe.
+    // SAFETY: called first thing, before any other thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = tokenledger::cli::Cli::parse();
     match tokenledger::cli::run(cli) {
         Ok(code) => std::process::exit(code),
