@@ -342,6 +342,17 @@ pub fn price_book(config: &Config, config_path: Option<&Path>) -> Result<PriceBo
     Ok(PriceBook::load(&overrides)?)
 }
 
+fn rate_summary_text(s: &rating::RateSummary, book: &PriceBook) -> String {
+    format!(
+        "rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current (price book {})",
+        s.rows,
+        s.months_rated.len(),
+        s.unpriced_rows,
+        s.months_fresh.len(),
+        book.fingerprint
+    )
+}
+
 fn terminal_width() -> Option<usize> {
     if !std::io::stdout().is_terminal() {
         return None;
@@ -474,13 +485,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let book = price_book(&config, config_path.as_deref())?;
             let (rated, _l) = rate_then_read(&layout, &book, &[])?;
             if !cli.quiet {
-                eprintln!(
-                    "rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current",
-                    rated.rows,
-                    rated.months_rated.len(),
-                    rated.unpriced_rows,
-                    rated.months_fresh.len()
-                );
+                eprintln!("{}", rate_summary_text(&rated, &book));
             }
             // The report and reconciliation of every month with usage.
             for month in layout.months(crate::lake::Table::Usage, "anthropic")? {
@@ -611,14 +616,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             }
             if !cli.quiet {
-                eprintln!(
-                    "rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current (price book {})",
-                    s.rows,
-                    s.months_rated.len(),
-                    s.unpriced_rows,
-                    s.months_fresh.len(),
-                    book.fingerprint
-                );
+                eprintln!("{}", rate_summary_text(&s, &book));
             }
             Ok(if s.unpriced_rows > 0 {
                 crate::exit::QUARANTINED

@@ -60,14 +60,6 @@ pub const COST_COLS: [&str; 6] = [
     "cost_output",
     "cost_web_search",
 ];
-const TOKEN_COLS: [&str; 6] = [
-    "uncached_input_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "cache_read_tokens",
-    "output_tokens",
-    "web_search_requests",
-];
 
 fn money_type() -> DataType {
     DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8)
@@ -343,7 +335,7 @@ pub fn rate_batch(
     let tier = str_col(b, "service_tier")?;
     let ctx = str_col(b, "context_window")?;
     let geo = str_col(b, "inference_geo")?;
-    let tokens: Vec<&Int64Array> = TOKEN_COLS
+    let tokens: Vec<&Int64Array> = lschema::TOKEN_COLUMNS
         .iter()
         .map(|c| i64_col(b, c))
         .collect::<Result<_, _>>()?;

@@ -959,7 +959,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             .chain(new_parts.iter().map(|p| (true, p)))
         {
             let mut mask: Vec<bool> = Vec::new();
-            for b in lio::read_batches_projected(part, &MASK_COLUMNS)? {
+            for b in lio::read_batches_projected(part, Some(&MASK_COLUMNS))? {
                 let m = keep_mask(&b?, is_new, &mut |seq, kept| {
                     let c = counts.entry(seq).or_default();
                     if kept { c.0 += 1 } else { c.1 += 1 }

@@ -166,37 +166,14 @@ pub fn write_atomic(
 
 /// Streams a Parquet file's record batches; a missing file yields nothing.
 pub fn read_batches(path: &Path) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Box::new(std::iter::empty()));
-        }
-        Err(e) => {
-            return Err(LakeError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            });
-        }
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(pq_err(path))?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(pq_err(path))?;
-    let p = path.to_path_buf();
-    Ok(Box::new(reader.map(move |r| {
-        r.map_err(|source| LakeError::Arrow {
-            path: p.clone(),
-            source,
-        })
-    })))
+    read_batches_projected(path, None)
 }
 
-/// Streams only the named columns of a Parquet file (same batch boundaries as
-/// [`read_batches`]); a missing file yields nothing.
+/// Streams a Parquet file's record batches, only the named columns when given (batch
+/// boundaries do not depend on the projection); a missing file yields nothing.
 pub fn read_batches_projected(
     path: &Path,
-    columns: &[&str],
+    columns: Option<&[&str]>,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -210,11 +187,13 @@ pub fn read_batches_projected(
             });
         }
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
-    let mask =
-        parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
+    if let Some(cols) = columns {
+        let mask =
+            parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
+        builder = builder.with_projection(mask);
+    }
     let reader = builder
-        .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()
         .map_err(pq_err(path))?;

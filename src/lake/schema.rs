@@ -7,6 +7,16 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::{MONEY_PRECISION, MONEY_SCALE, Table};
 
+/// The usage table's count columns: five token classes and web search requests, in order.
+pub const TOKEN_COLUMNS: [&str; 6] = [
+    "uncached_input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "output_tokens",
+    "web_search_requests",
+];
+
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }

@@ -65,14 +65,7 @@ pub fn sql(data: &Path, q: &str) -> Vec<serde_json::Map<String, serde_json::Valu
         .collect()
 }
 
-pub const TOKEN_COLS: [&str; 6] = [
-    "uncached_input_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "cache_read_tokens",
-    "output_tokens",
-    "web_search_requests",
-];
+pub const TOKEN_COLS: [&str; 6] = tokenledger::lake::schema::TOKEN_COLUMNS;
 
 /// Token totals of the usage table (plus the row count), read with tokenledger's own query engine.
 pub fn totals(data: &Path, filter: &str) -> BTreeMap<String, i64> {
