@@ -211,6 +211,24 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, IngestError> {
     Ok(uniq)
 }
 
+/// Content hashes of many files, `jobs` at a time, in the order given.
+fn hash_files(files: &[PathBuf], jobs: usize) -> Result<Vec<(String, u64)>, IngestError> {
+    let next = AtomicUsize::new(0);
+    let out: Vec<Mutex<Option<Result<(String, u64), IngestError>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, files.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = files.get(i) else { break };
+                    *out[i].lock().expect("no poisoned lock") = Some(hash_file(p));
+                }
+            });
+        }
+    });
+    out.into_iter().map(|m| m.into_inner().expect("no poisoned lock").expect("every file hashed")).collect()
+}
+
 fn hash_file(path: &Path) -> Result<(String, u64), IngestError> {
     let mut f = std::fs::File::open(path).map_err(io(path))?;
     let mut h = blake3::Hasher::new();
@@ -539,8 +557,8 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     let mut seen_now: HashSet<String> = HashSet::new();
     let mut quarantine: Vec<QuarantineRow> = Vec::new();
     let mut new_log: Vec<IngestLogRow> = Vec::new();
-    for path in &files {
-        let (hash, size) = hash_file(path)?;
+    let hashes = hash_files(&files, opts.jobs)?;
+    for (path, (hash, size)) in files.iter().zip(hashes) {
         let source_file = path.display().to_string();
         let mut s = FileSummary {
             path: source_file.clone(),

@@ -58,7 +58,7 @@ pub fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> Lake
 pub fn writer_props(table: Table, ingest_id: &str) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid zstd level"),
+            ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(128 * 1024))
         // Statistics only on the time columns, where they prune scans; min/max over every
