@@ -487,8 +487,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             if !cli.quiet {
                 eprintln!("{}", rate_summary_text(&rated, &book));
             }
-            // The report and reconciliation of every month with usage.
-            for month in layout.months(crate::lake::Table::Usage, "anthropic")? {
+            // The months this run changed (re-rated) and the latest month: their report and
+            // reconciliation, and their UNPRICED / unexplained lines in the exit code.
+            let mut months = rated.months_rated.clone();
+            if let Some(latest) = layout.months(crate::lake::Table::Usage, "anthropic")?.pop()
+                && !months.contains(&latest)
+            {
+                months.push(latest);
+            }
+            months.sort();
+            for month in months {
                 if cli.quiet || a.json {
                     let r = report::report(
                         &layout,

@@ -214,7 +214,8 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, IngestError> {
 /// Content hashes of many files, `jobs` at a time, in the order given.
 fn hash_files(files: &[PathBuf], jobs: usize) -> Result<Vec<(String, u64)>, IngestError> {
     let next = AtomicUsize::new(0);
-    let out: Vec<Mutex<Option<Result<(String, u64), IngestError>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    let out: Vec<Mutex<Option<Result<(String, u64), IngestError>>>> =
+        files.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, files.len().max(1)) {
             scope.spawn(|| {
@@ -226,7 +227,13 @@ fn hash_files(files: &[PathBuf], jobs: usize) -> Result<Vec<(String, u64)>, Inge
             });
         }
     });
-    out.into_iter().map(|m| m.into_inner().expect("no poisoned lock").expect("every file hashed")).collect()
+    out.into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("no poisoned lock")
+                .expect("every file hashed")
+        })
+        .collect()
 }
 
 fn hash_file(path: &Path) -> Result<(String, u64), IngestError> {

@@ -72,6 +72,21 @@ fn an_extra_charge_is_listed_as_unexplained_and_exits_3() {
         .find(|w| w["workspace_name"] == "Search")
         .unwrap();
     assert_eq!(search["unexplained_usd"], "-2.500000000000");
+    // The nightly job says so too, quietly, through its exit code.
+    let o = tl(
+        &data,
+        &[
+            "-q",
+            "run",
+            "--inputs",
+            fixtures().join("sample").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 3);
+    assert!(
+        o.stdout.is_empty() && o.stderr.is_empty(),
+        "quiet under cron"
+    );
     // The table says the same for people.
     let o = tl(&data, &["reconcile", "--month", "2026-10"]);
     assert_eq!(code(&o), 3);
