@@ -214,26 +214,30 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, IngestError> {
 /// Content hashes of many files, `jobs` at a time, in the order given.
 fn hash_files(files: &[PathBuf], jobs: usize) -> Result<Vec<(String, u64)>, IngestError> {
     let next = AtomicUsize::new(0);
-    let out: Vec<Mutex<Option<Result<(String, u64), IngestError>>>> =
-        files.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, files.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(p) = files.get(i) else { break };
-                    *out[i].lock().expect("no poisoned lock") = Some(hash_file(p));
-                }
-            });
-        }
-    });
-    out.into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("no poisoned lock")
-                .expect("every file hashed")
-        })
-        .collect()
+    let mut done: Vec<(usize, (String, u64))> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.clamp(1, files.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| -> Result<Vec<(usize, (String, u64))>, IngestError> {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(p) = files.get(i) else { break };
+                        mine.push((i, hash_file(p)?));
+                    }
+                    Ok(mine)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("hash worker panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, h)| h).collect())
 }
 
 fn hash_file(path: &Path) -> Result<(String, u64), IngestError> {
