@@ -211,13 +211,16 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, IngestError> {
     Ok(uniq)
 }
 
+/// A file's BLAKE3 content hash (hex) and size in bytes.
+type Hashed = (String, u64);
+
 /// Content hashes of many files, `jobs` at a time, in the order given.
-fn hash_files(files: &[PathBuf], jobs: usize) -> Result<Vec<(String, u64)>, IngestError> {
+fn hash_files(files: &[PathBuf], jobs: usize) -> Result<Vec<Hashed>, IngestError> {
     let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, (String, u64))> = std::thread::scope(|scope| {
+    let mut done: Vec<(usize, Hashed)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs.clamp(1, files.len().max(1)))
             .map(|_| {
-                scope.spawn(|| -> Result<Vec<(usize, (String, u64))>, IngestError> {
+                scope.spawn(|| -> Result<Vec<(usize, Hashed)>, IngestError> {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -240,7 +243,7 @@ fn hash_files(files: &[PathBuf], jobs: usize) -> Result<Vec<(String, u64)>, Inge
     Ok(done.into_iter().map(|(_, h)| h).collect())
 }
 
-fn hash_file(path: &Path) -> Result<(String, u64), IngestError> {
+fn hash_file(path: &Path) -> Result<Hashed, IngestError> {
     let mut f = std::fs::File::open(path).map_err(io(path))?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
