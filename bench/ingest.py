@@ -87,6 +87,19 @@ def main():
     print(f"tokenledger rate + report --month {month}: {wall4:.2f} s ({rows / wall4:,.0f} rows/s), peak RSS {rss4:.0f} MiB "
           f"({len(out4.splitlines()) - 1} lines); report alone (rated data current): {wall5:.2f} s, peak RSS {rss5:.0f} MiB", flush=True)
 
+    if not a.skip_duckdb:
+        # The same report in DuckDB, on the same lake (before the nightly step changes it).
+        prices = os.path.join(a.work, "prices.csv")
+        with open(prices, "wb") as f:
+            f.write(subprocess.run([a.bin, "prices", "--all", "--format", "csv"], check=True, capture_output=True).stdout)
+        sql = REPORT_SQL.replace("@PRICES@", prices).replace("@USAGE@", f"{data}/usage/**/*.parquet").replace("@MONTH@", month)
+        script = "import duckdb\nc = duckdb.connect()\nc.execute(\"SET TimeZone='UTC'\")\nc.execute(\"SET enable_progress_bar=false\")\n" + \
+            "c.execute(" + repr(PRICES_SQL.replace("@PRICES@", prices)) + ")\n" + \
+            "print(len(c.execute(" + repr(sql) + ").fetchall()))\n"
+        wall6, rss6, out6 = run([sys.executable, "-c", script])
+        print(f"duckdb equivalent SQL (prices joined by date, DECIMAL): {wall6:.2f} s, peak RSS {rss6:.0f} MiB ({out6.decode().strip()} lines)", flush=True)
+        print(f"ratio: tokenledger rate+report takes {wall4 / wall6:.2f}x DuckDB's time; report alone {wall5 / wall6:.2f}x", flush=True)
+
     # The nightly case: one more day arrives (a restated last day and the next one), is
     # ingested, and only the new parts are rated before the report.
     nightly = os.path.join(a.work, "nightly")
@@ -101,17 +114,6 @@ def main():
 
     if a.skip_duckdb:
         return
-    prices = os.path.join(a.work, "prices.csv")
-    with open(prices, "wb") as f:
-        f.write(subprocess.run([a.bin, "prices", "--all", "--format", "csv"], check=True, capture_output=True).stdout)
-    sql = REPORT_SQL.replace("@PRICES@", prices).replace("@USAGE@", f"{data}/usage/**/*.parquet").replace("@MONTH@", month)
-    script = "import duckdb\nc = duckdb.connect()\nc.execute(\"SET TimeZone='UTC'\")\nc.execute(\"SET enable_progress_bar=false\")\n" + \
-        "c.execute(" + repr(PRICES_SQL.replace("@PRICES@", prices)) + ")\n" + \
-        "print(len(c.execute(" + repr(sql) + ").fetchall()))\n"
-    wall6, rss6, out6 = run([sys.executable, "-c", script])
-    print(f"duckdb equivalent SQL (prices joined by date, DECIMAL): {wall6:.2f} s, peak RSS {rss6:.0f} MiB ({out6.decode().strip()} lines)", flush=True)
-    print(f"ratio: tokenledger rate+report takes {wall4 / wall6:.2f}x DuckDB's time; report alone {wall5 / wall6:.2f}x", flush=True)
-
     # DuckDB read_json -> Parquet, tuned (no insertion order) and at its defaults.
     for label, tune in (("tuned: preserve_insertion_order=false", True), ("defaults", False)):
         out_pq = os.path.join(a.work, "duckdb.parquet")
