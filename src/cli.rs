@@ -634,7 +634,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Report(a) => {
             if a.show_sql {
-                print!("{}", report::sql_for(&a.month, &a.by));
+                println!(
+                    "-- step 1, once per rated part file:\n{}",
+                    report::sql_for(&a.month, &a.by)
+                );
+                print!(
+                    "-- step 2, over the partial results of step 1:\n{}",
+                    report::combine_sql_for(&a.by)
+                );
                 return Ok(crate::exit::OK);
             }
             let layout = Layout::new(&cli.data_dir);

@@ -13,6 +13,7 @@ use crate::query::{self, Cell, Grid, QueryError};
 use crate::rating;
 
 pub const REPORT_SQL: &str = include_str!("../sql/report.sql");
+pub const COMBINE_SQL: &str = include_str!("../sql/report_combine.sql");
 
 /// A `--by` dimension and the columns it contributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,6 +110,15 @@ pub fn sql_for(month: &str, dims: &[Dim]) -> String {
         .replace("{{dims}}", &cols.join(", "))
 }
 
+/// The combining query for the dimensions.
+pub fn combine_sql_for(dims: &[Dim]) -> String {
+    let cols: Vec<&str> = dims
+        .iter()
+        .flat_map(|d| d.columns().iter().copied())
+        .collect();
+    COMBINE_SQL.replace("{{dims}}", &cols.join(", "))
+}
+
 /// Result of a report: the grid to render and whether anything is unpriced.
 pub struct Report {
     pub grid: Grid,
@@ -131,13 +141,21 @@ pub fn report(
     let grid = if files.is_empty() {
         Grid::default()
     } else {
-        let ctx = polars::sql::SQLContext::new();
-        ctx.register("rated_usage", query::scan_files(&files)?);
+        // sql/report.sql per rated part, then sql/report_combine.sql over the partial sums:
+        // memory follows the size of a part, not of the month.
         let (k, w) = team_frames(teams)?;
-        ctx.register("team_keys", k.lazy());
-        ctx.register("team_workspaces", w.lazy());
-        let mut ctx = ctx;
-        let df = ctx.execute(&sql_for(month, dims))?.collect()?;
+        let sql = sql_for(month, dims);
+        let mut partials = Vec::with_capacity(files.len());
+        for f in &files {
+            let mut ctx = polars::sql::SQLContext::new();
+            ctx.register("rated_usage", query::scan_files(std::slice::from_ref(f))?);
+            ctx.register("team_keys", k.clone().lazy());
+            ctx.register("team_workspaces", w.clone().lazy());
+            partials.push(ctx.execute(&sql)?.collect()?.lazy());
+        }
+        let mut ctx = polars::sql::SQLContext::new();
+        ctx.register("partials", concat(partials, UnionArgs::default())?);
+        let df = ctx.execute(&combine_sql_for(dims))?.collect()?;
         Grid::from_df(&df)?
     };
     Ok(finish(grid, dims))
