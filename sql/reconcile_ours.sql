@@ -1,6 +1,7 @@
 -- Reconciliation, our side: list cost per day × workspace × model × tier from rated_usage,
 -- one column per charge (the cost report's token_type names), plus token counts of UNPRICED
--- rows. What `tokenledger reconcile --month {{month}}` reads.
+-- rows. What `tokenledger reconcile --month M` reads, once per rated part file (the sums are
+-- added up across parts).
 SELECT
   strftime(bucket_start, '%Y-%m-%d') AS day,
   workspace_id,

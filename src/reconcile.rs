@@ -162,8 +162,12 @@ pub fn reconcile(
         layout,
         &format!("{}/provider=anthropic/month={month}", rating::RATED_DIR),
     )?;
-    if !rated.is_empty() {
-        ctx.register("rated_usage", query::scan_files(&rated)?);
+    // Once per rated part: the sums are added up here, so memory follows a part, not the month.
+    for part in &rated {
+        ctx.register(
+            "rated_usage",
+            query::scan_files(std::slice::from_ref(part))?,
+        );
         let g = run(&mut ctx, OURS_SQL, month)?;
         let c = |n: &str| g.col(n).expect("column of reconcile_ours.sql");
         for r in &g.rows {
