@@ -44,6 +44,9 @@ pub struct SynthArgs {
     /// Also write the same usage as Console CSVs (daily, names instead of IDs).
     #[arg(long)]
     pub console_csv: bool,
+    /// Do not write the provider's cost report (written by default, at list prices).
+    #[arg(long)]
+    pub no_cost_report: bool,
 }
 
 const WORKSPACE_NAMES: &[&str] = &[
@@ -235,7 +238,7 @@ fn build_org(a: &SynthArgs, rng: &mut fastrand::Rng) -> Org {
             let mut model = MODELS[rng.usize(..MODELS.len())];
             let tier = if i % 6 == 1 {
                 "batch"
-            } else if i % 9 == 7 {
+            } else if i % 9 == 4 {
                 "priority"
             } else {
                 "standard"
@@ -451,6 +454,14 @@ pub fn generate(a: &SynthArgs) -> Result<String> {
         pages += 1;
     }
 
+    // The provider's cost report: daily, grouped by workspace and description, at list prices
+    // (the embedded price book), without Priority Tier (the provider omits it), plus a
+    // code-execution charge that only the cost report has.
+    let mut cost_pages = 0;
+    if !a.no_cost_report {
+        cost_pages = write_cost_report(a, &org, &daily, &mut rng)?;
+    }
+
     // Console CSVs, one per month, newer header.
     let mut csvs = 0;
     if a.console_csv {
@@ -488,19 +499,191 @@ pub fn generate(a: &SynthArgs) -> Result<String> {
             csvs += 1;
         }
     }
+    let mut extras = String::new();
+    if csvs > 0 {
+        extras.push_str(&format!(", {csvs} Console CSV(s)"));
+    }
+    if cost_pages > 0 {
+        extras.push_str(&format!(", {cost_pages} cost report page(s)"));
+    }
     Ok(format!(
-        "wrote {} workspaces, {} keys, {rows} usage rows in {pages} page(s) of {} buckets ({:.1} MiB){} to {}",
+        "wrote {} workspaces, {} keys, {rows} usage rows in {pages} page(s) of {} buckets ({:.1} MiB){extras} to {}",
         org.workspaces.len(),
         org.keys.len(),
         width.as_str(),
         bytes as f64 / 1048576.0,
-        if csvs > 0 {
-            format!(", {csvs} Console CSV(s)")
-        } else {
-            String::new()
-        },
         a.out.display()
     ))
+}
+
+#[derive(Serialize)]
+struct CostResult {
+    amount: String,
+    currency: &'static str,
+    cost_type: &'static str,
+    description: String,
+    model: Option<&'static str>,
+    token_type: Option<&'static str>,
+    service_tier: Option<&'static str>,
+    context_window: Option<&'static str>,
+    inference_geo: Option<&'static str>,
+    workspace_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CostBucket {
+    starting_at: String,
+    ending_at: String,
+    results: Vec<CostResult>,
+}
+
+#[derive(Serialize)]
+struct CostPage {
+    data: Vec<CostBucket>,
+    has_more: bool,
+    next_page: Option<String>,
+}
+
+const TOKEN_TYPES: [&str; 5] = [
+    "uncached_input_tokens",
+    "cache_creation.ephemeral_5m_input_tokens",
+    "cache_creation.ephemeral_1h_input_tokens",
+    "cache_read_input_tokens",
+    "output_tokens",
+];
+
+/// Cents, exactly, as the cost report writes them.
+fn cents(dollars: rust_decimal::Decimal) -> String {
+    (dollars * rust_decimal::Decimal::ONE_HUNDRED)
+        .normalize()
+        .to_string()
+}
+
+fn write_cost_report(
+    a: &SynthArgs,
+    org: &Org,
+    daily: &std::collections::BTreeMap<(NaiveDate, usize), [u64; 6]>,
+    rng: &mut fastrand::Rng,
+) -> Result<usize> {
+    use rust_decimal::Decimal;
+    let book = crate::pricing::PriceBook::load(&[])?;
+    let dir = a.out.join("cost");
+    std::fs::create_dir_all(&dir)?;
+    // (day, workspace, model, tier, context, geo) → token counts; (day, workspace) → web searches.
+    type Key = (
+        NaiveDate,
+        Option<usize>,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let mut tokens: std::collections::BTreeMap<Key, [u64; 5]> = Default::default();
+    let mut web: std::collections::BTreeMap<(NaiveDate, Option<usize>), u64> = Default::default();
+    let mut days = std::collections::BTreeSet::new();
+    for ((day, si), v) in daily {
+        days.insert(*day);
+        let s = &org.streams[*si];
+        if s.tier == "priority" {
+            continue; // Priority Tier is not in the cost report.
+        }
+        let t = tokens
+            .entry((*day, s.workspace, s.model, s.tier, s.context, s.geo))
+            .or_default();
+        for i in 0..5 {
+            t[i] += v[i];
+        }
+        *web.entry((*day, s.workspace)).or_default() += v[5];
+    }
+    let mut by_month: std::collections::BTreeMap<String, Vec<CostBucket>> = Default::default();
+    for day in days {
+        let mut results = Vec::new();
+        for ((_, ws, model, tier, ctx, geo), t) in tokens
+            .range((day, None, "", "", "", "")..)
+            .take_while(|(k, _)| k.0 == day)
+        {
+            let rate = book
+                .rate(
+                    "anthropic",
+                    Some(model),
+                    day,
+                    Some(tier),
+                    Some(ctx),
+                    Some(geo),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?;
+            for (i, tt) in TOKEN_TYPES.iter().enumerate() {
+                if t[i] == 0 {
+                    continue;
+                }
+                let amount = Decimal::from(t[i]) * rate.per_mtok[i] / Decimal::from(1_000_000);
+                results.push(CostResult {
+                    amount: cents(amount),
+                    currency: "USD",
+                    cost_type: "tokens",
+                    description: format!("{model} Usage - {tt}"),
+                    model: Some(model),
+                    token_type: Some(tt),
+                    service_tier: Some(tier),
+                    context_window: Some(ctx),
+                    inference_geo: Some(geo),
+                    workspace_id: ws.map(|w| org.workspaces[w].0.clone()),
+                });
+            }
+        }
+        for ((_, ws), n) in web.range((day, None)..).take_while(|(k, _)| k.0 == day) {
+            if *n > 0 {
+                results.push(CostResult {
+                    amount: cents(Decimal::from(*n) * Decimal::new(1, 2)),
+                    currency: "USD",
+                    cost_type: "web_search",
+                    description: "Web Search Usage".into(),
+                    model: None,
+                    token_type: None,
+                    service_tier: None,
+                    context_window: None,
+                    inference_geo: None,
+                    workspace_id: ws.map(|w| org.workspaces[w].0.clone()),
+                });
+            }
+        }
+        if !org.workspaces.is_empty() && rng.u32(..100) < 30 {
+            let hours = 1 + rng.u64(..40);
+            results.push(CostResult {
+                amount: cents(Decimal::from(hours) * Decimal::new(5, 2)),
+                currency: "USD",
+                cost_type: "code_execution",
+                description: "Code Execution Usage".into(),
+                model: None,
+                token_type: None,
+                service_tier: None,
+                context_window: None,
+                inference_geo: None,
+                workspace_id: Some(org.workspaces[rng.usize(..org.workspaces.len())].0.clone()),
+            });
+        }
+        let start = day_start(day);
+        by_month
+            .entry(day.format("%Y-%m").to_string())
+            .or_default()
+            .push(CostBucket {
+                starting_at: rfc(start),
+                ending_at: rfc(start + TimeDelta::days(1)),
+                results,
+            });
+    }
+    let n = by_month.len();
+    for (m, data) in by_month {
+        write_json(
+            &dir.join(format!("cost-{m}.json")),
+            &CostPage {
+                data,
+                has_more: false,
+                next_page: None,
+            },
+        )?;
+    }
+    Ok(n)
 }
 
 fn rfc(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -117,3 +117,42 @@ fn days_missing_on_either_side_are_named() {
         "{r:#}"
     );
 }
+
+#[test]
+fn a_synthetic_month_reconciles_with_its_own_cost_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let exports = synth(
+        tmp.path(),
+        &["--width", "1h", "--seed", "31", "--rows-per-bucket", "12"],
+    );
+    assert!(exports.join("cost/cost-2026-10.json").exists());
+    let (c, _) = ingest(&data, &[&exports]);
+    assert_eq!(c, 0);
+    let (c, r) = reconcile(&data);
+    assert_eq!(c, 0, "{:#}", r["lines"]);
+    assert_eq!(r["lines_unexplained"], 0);
+    assert!(
+        r["lines_matched"].as_u64().unwrap() > 300,
+        "{}",
+        r["lines_matched"]
+    );
+    let causes: std::collections::BTreeSet<String> = r["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["cause"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        causes.contains("priority tier") && causes.contains("only in the cost report"),
+        "{causes:?}"
+    );
+}
