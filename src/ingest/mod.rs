@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arrow::array::BooleanArray;
-use arrow::compute::filter_record_batch;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -38,13 +36,12 @@ use crate::model::{self, ApiKey, CostRow, SourceFamily, SourceFormat, UsageRow, 
 use crate::sources::{self, FileError, Quarantined, Sink};
 
 mod coverage;
-
-use coverage::Effective;
+mod merge;
 
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// The columns that decide whether a stored row is still in force.
-const MASK_COLUMNS: [&str; 5] = [
+pub(super) const MASK_COLUMNS: [&str; 5] = [
     "bucket_start",
     "bucket_end",
     "source_format",
@@ -881,177 +878,35 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     let mut staged_count = 0usize;
     let mut lake_superseded = 0u64;
     let mut rejected_rows: HashMap<usize, u64> = HashMap::new();
-    for ((group, month), mut intervals) in touched {
-        let cov_path = layout.month_file(group.coverage(), "anthropic", &month);
-        let mut eff = Effective::default();
-        for b in lio::read_all(&cov_path)? {
-            for c in batch::coverage_rows(&b)? {
-                let o = eff.owner((c.ingest_id, c.source_file), &c.source_format);
-                eff.insert(c.family, c.start_us, c.end_us, o);
-            }
-        }
-        let owner_of = |seq: usize| {
-            let job = jobs
-                .iter()
-                .find(|jb| jb.seq == seq)
-                .expect("job of interval");
-            (
-                (ingest_id.clone(), job.source_file.clone()),
-                job.format.as_str().to_string(),
-            )
-        };
-        let rejections = coverage::claim(&mut eff, &mut intervals, owner_of);
-        let mut rejected: HashSet<coverage::Claim> = HashSet::new();
-        for r in rejections {
-            let job = jobs
-                .iter()
-                .find(|jb| jb.seq == r.seq)
-                .expect("job of interval");
-            rejected.insert((r.seq, r.family, r.start, r.end));
-            quarantine.push(QuarantineRow {
-                source_file: job.source_file.clone(),
-                source_format: Some(job.format.as_str().into()),
-                location: format!("bucket {} .. {}", fmt_us(r.start), fmt_us(r.end)),
-                line: None,
-                field: None,
-                reason: format!(
-                    "this bucket restates only part of an already-ingested bucket {} .. {}; re-export that whole period at one bucket width",
-                    fmt_us(r.overlapped.0),
-                    fmt_us(r.overlapped.1)
-                ),
-                excerpt: None,
-            });
-        }
-
-        // 7. Stream old + new rows of the partition through the ownership test.
-        let lookup = eff.lookup();
-        let table = group.data();
-        // Rows come in long runs of one file: remember the last file's owner and sequence.
-        let mut last: Option<(String, String, Option<usize>, Option<usize>)> = None;
-        let mut keep_mask = |b: &arrow::record_batch::RecordBatch,
-                             is_new: bool,
-                             out_counts: &mut dyn FnMut(usize, bool)|
-         -> Result<BooleanArray, LakeError> {
-            let (st, en, fmt, ing, file) = (
-                batch::ts_col(b, "bucket_start")?,
-                batch::ts_col(b, "bucket_end")?,
-                batch::str_col(b, "source_format")?,
-                batch::str_col(b, "ingest_id")?,
-                batch::str_col(b, "source_file")?,
-            );
-            let mut keep = Vec::with_capacity(b.num_rows());
-            for r in 0..b.num_rows() {
-                let fam = SourceFormat::parse(fmt.value(r))
-                    .and_then(|f| f.family())
-                    .unwrap_or(SourceFamily::AdminApi);
-                let (i, f) = (ing.value(r), file.value(r));
-                if !last.as_ref().is_some_and(|l| l.0 == i && l.1 == f) {
-                    let key = (i.to_string(), f.to_string());
-                    let o = eff.owner_idx.get(&key).copied();
-                    last = Some((key.0, key.1, o, seq_of_file.get(f).copied()));
-                }
-                let (o, seq_here) = last.as_ref().map(|l| (l.2, l.3)).expect("set above");
-                let k = lookup.get(&(fam, st.value(r), en.value(r))).copied();
-                let kept = o.is_some() && k == o;
-                keep.push(kept);
-                if is_new && let Some(seq) = seq_here {
-                    if kept {
-                        out_counts(seq, true);
-                    } else if rejected.contains(&(seq, fam, st.value(r), en.value(r))) {
-                        *rejected_rows.entry(seq).or_default() += 1;
-                    } else {
-                        out_counts(seq, false);
-                    }
-                }
-            }
-            Ok(BooleanArray::from(keep))
-        };
-        // Each part file, old or new, is tested on the five ownership columns only. A part
-        // whose rows all stay is kept (old) or moved into place (new) untouched; a part whose
-        // rows all go is removed; only a mixed part is rewritten. The nightly case (new
-        // buckets) rewrites nothing that is already in the lake.
-        let mut counts: HashMap<usize, (u64, u64)> = HashMap::new();
-        let old_parts = layout
-            .month_parts(table, "anthropic", &month)
-            .map_err(lio::io_err(&layout.root))?;
+    for ((group, month), intervals) in touched {
         let new_parts = new_files
-            .get(&(table, month.clone()))
+            .get(&(group.data(), month.clone()))
             .cloned()
             .unwrap_or_default();
-        let mut n_out = 0usize;
-        let mut part_name = || {
-            n_out += 1;
-            layout
-                .month_dir(table, "anthropic", &month)
-                .join(format!("part-{ingest_id}-{n_out}.parquet"))
-        };
-        for (is_new, part) in old_parts
-            .iter()
-            .map(|p| (false, p))
-            .chain(new_parts.iter().map(|p| (true, p)))
-        {
-            let mut mask: Vec<bool> = Vec::new();
-            for b in lio::read_batches_projected(part, Some(&MASK_COLUMNS))? {
-                let m = keep_mask(&b?, is_new, &mut |seq, kept| {
-                    let c = counts.entry(seq).or_default();
-                    if kept { c.0 += 1 } else { c.1 += 1 }
-                })?;
-                mask.extend(m.iter().map(|v| v == Some(true)));
-            }
-            let kept = mask.iter().filter(|k| **k).count();
-            if !is_new {
-                lake_superseded += (mask.len() - kept) as u64;
-            }
-            if kept == mask.len() && kept > 0 {
-                if is_new {
-                    journal.renames.push((part.clone(), part_name()));
-                }
-            } else if kept == 0 {
-                if !is_new {
-                    journal.removes.push(part.clone());
-                }
-            } else {
-                let staged_path = final_dir
-                    .join(table.dir_name())
-                    .join(format!("{month}-{}.parquet", journal.renames.len()));
-                let mut out =
-                    StagedFile::create(staged_path, schema::of(table), table, &ingest_id)?;
-                let mut offset = 0;
-                for b in lio::read_batches(part)? {
-                    let b = b?;
-                    let m = BooleanArray::from(mask[offset..offset + b.num_rows()].to_vec());
-                    offset += b.num_rows();
-                    let k =
-                        filter_record_batch(&b, &m).map_err(|e| LakeError::Other(e.to_string()))?;
-                    if k.num_rows() > 0 {
-                        out.write(&k)?;
-                    }
-                }
-                journal.renames.push((out.finish()?, part_name()));
-                if !is_new {
-                    journal.removes.push(part.clone());
-                }
-            }
-        }
-        for (seq, (loaded, superseded)) in counts {
-            summaries[seq].rows_loaded += loaded;
-            summaries[seq].rows_superseded += superseded;
+        let out = merge::merge_month(merge::MonthInput {
+            layout,
+            group,
+            month: &month,
+            intervals,
+            jobs: &jobs,
+            ingest_id: &ingest_id,
+            seq_of_file: &seq_of_file,
+            new_parts,
+            final_dir: &final_dir,
+        })?;
+        journal.renames.extend(out.renames);
+        journal.removes.extend(out.removes);
+        quarantine.extend(out.quarantine);
+        lake_superseded += out.lake_superseded;
+        for (seq, c) in out.per_file {
+            summaries[seq].rows_loaded += c.loaded;
+            summaries[seq].rows_superseded += c.superseded;
+            *rejected_rows.entry(seq).or_default() += c.rejected;
         }
         staged_count += 1;
         if staged_count == 1 {
             txn::crash_point("mid-stage");
         }
-        let cov_staged = final_dir
-            .join(group.coverage().dir_name())
-            .join(format!("{month}.parquet"));
-        lio::write_atomic(
-            &cov_staged,
-            schema::coverage(),
-            &[batch::coverage_batch(&eff.rows("anthropic"))],
-            group.coverage(),
-            &ingest_id,
-        )?;
-        journal.renames.push((cov_staged, cov_path));
     }
     for (seq, n) in rejected_rows {
         summaries[seq].rows_quarantined += n;

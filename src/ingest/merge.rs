@@ -1,0 +1,224 @@
+//! Merge: one month of one table group after an ingest.
+//!
+//! Owns: deciding, from the month's coverage and the new files' claims, which rows are in force,
+//! and turning that into part-file moves, removals and (only for mixed parts) rewrites, staged
+//! for the commit. Must not: commit (the caller owns the journal), or parse sources.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+
+use super::coverage::{self, Claim, Effective};
+use super::{Group, Job, MASK_COLUMNS, fmt_us};
+use crate::lake::batch::{self, QuarantineRow};
+use crate::lake::io::{self as lio, LakeError, StagedFile};
+use crate::lake::{Layout, schema};
+use crate::model::{SourceFamily, SourceFormat};
+
+pub(super) struct MonthInput<'a> {
+    pub layout: &'a Layout,
+    pub group: Group,
+    pub month: &'a str,
+    /// What the new files of this ingest claim in this month.
+    pub intervals: Vec<Claim>,
+    pub jobs: &'a [Job],
+    pub ingest_id: &'a str,
+    pub seq_of_file: &'a HashMap<String, usize>,
+    /// Staged parts of the new files for this month.
+    pub new_parts: Vec<PathBuf>,
+    pub final_dir: &'a Path,
+}
+
+/// How the rows of one new file fared in this month.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct FileCounts {
+    pub loaded: u64,
+    pub superseded: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct MonthOutcome {
+    /// (staged or new part, lake path): moves for the journal.
+    pub renames: Vec<(PathBuf, PathBuf)>,
+    /// Lake parts this ingest replaces.
+    pub removes: Vec<PathBuf>,
+    pub quarantine: Vec<QuarantineRow>,
+    /// Rows already in the lake that newer exports restated.
+    pub lake_superseded: u64,
+    pub per_file: HashMap<usize, FileCounts>,
+}
+
+fn job(jobs: &[Job], seq: usize) -> &Job {
+    jobs.iter()
+        .find(|j| j.seq == seq)
+        .expect("every claim comes from a job")
+}
+
+pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeError> {
+    let MonthInput {
+        layout,
+        group,
+        month,
+        jobs,
+        ingest_id,
+        seq_of_file,
+        final_dir,
+        ..
+    } = inp;
+    let mut out = MonthOutcome::default();
+
+    // Who owns each interval after this ingest.
+    let cov_path = layout.month_file(group.coverage(), "anthropic", month);
+    let mut eff = Effective::default();
+    for b in lio::read_all(&cov_path)? {
+        for c in batch::coverage_rows(&b)? {
+            let o = eff.owner((c.ingest_id, c.source_file), &c.source_format);
+            eff.insert(c.family, c.start_us, c.end_us, o);
+        }
+    }
+    let owner_of = |seq: usize| {
+        let j = job(jobs, seq);
+        (
+            (ingest_id.to_string(), j.source_file.clone()),
+            j.format.as_str().to_string(),
+        )
+    };
+    let mut rejected: HashSet<Claim> = HashSet::new();
+    for r in coverage::claim(&mut eff, &mut inp.intervals, owner_of) {
+        let j = job(jobs, r.seq);
+        rejected.insert((r.seq, r.family, r.start, r.end));
+        out.quarantine.push(QuarantineRow {
+            source_file: j.source_file.clone(),
+            source_format: Some(j.format.as_str().into()),
+            location: format!("bucket {} .. {}", fmt_us(r.start), fmt_us(r.end)),
+            line: None,
+            field: None,
+            reason: format!(
+                "this bucket restates only part of an already-ingested bucket {} .. {}; re-export that whole period at one bucket width",
+                fmt_us(r.overlapped.0),
+                fmt_us(r.overlapped.1)
+            ),
+            excerpt: None,
+        });
+    }
+
+    // The ownership test of one batch of stored rows (old or new).
+    let lookup = eff.lookup();
+    // Rows come in long runs of one file: remember the last file's owner and sequence.
+    let mut last: Option<(String, String, Option<usize>, Option<usize>)> = None;
+    let mut keep_mask = |b: &RecordBatch,
+                         is_new: bool,
+                         per_file: &mut HashMap<usize, FileCounts>|
+     -> Result<Vec<bool>, LakeError> {
+        let (st, en, fmt, ing, file) = (
+            batch::ts_col(b, "bucket_start")?,
+            batch::ts_col(b, "bucket_end")?,
+            batch::str_col(b, "source_format")?,
+            batch::str_col(b, "ingest_id")?,
+            batch::str_col(b, "source_file")?,
+        );
+        let mut keep = Vec::with_capacity(b.num_rows());
+        for r in 0..b.num_rows() {
+            let fam = SourceFormat::parse(fmt.value(r))
+                .and_then(|f| f.family())
+                .unwrap_or(SourceFamily::AdminApi);
+            let (i, f) = (ing.value(r), file.value(r));
+            if !last.as_ref().is_some_and(|l| l.0 == i && l.1 == f) {
+                let key = (i.to_string(), f.to_string());
+                let o = eff.owner_idx.get(&key).copied();
+                last = Some((key.0, key.1, o, seq_of_file.get(f).copied()));
+            }
+            let (o, seq_here) = last.as_ref().map(|l| (l.2, l.3)).expect("set above");
+            let kept = o.is_some() && lookup.get(&(fam, st.value(r), en.value(r))).copied() == o;
+            keep.push(kept);
+            if is_new && let Some(seq) = seq_here {
+                let c = per_file.entry(seq).or_default();
+                if kept {
+                    c.loaded += 1;
+                } else if rejected.contains(&(seq, fam, st.value(r), en.value(r))) {
+                    c.rejected += 1;
+                } else {
+                    c.superseded += 1;
+                }
+            }
+        }
+        Ok(keep)
+    };
+
+    // Each part file, old or new, is tested on the five ownership columns only. A part whose
+    // rows all stay is kept (old) or moved into place (new) untouched; a part whose rows all go
+    // is removed; only a mixed part is rewritten. The nightly case (new buckets) rewrites
+    // nothing that is already in the lake.
+    let table = group.data();
+    let old_parts = layout
+        .month_parts(table, "anthropic", month)
+        .map_err(lio::io_err(&layout.root))?;
+    let mut n_out = 0usize;
+    let mut part_name = || {
+        n_out += 1;
+        layout
+            .month_dir(table, "anthropic", month)
+            .join(format!("part-{ingest_id}-{n_out}.parquet"))
+    };
+    for (is_new, part) in old_parts
+        .iter()
+        .map(|p| (false, p))
+        .chain(inp.new_parts.iter().map(|p| (true, p)))
+    {
+        let mut mask: Vec<bool> = Vec::new();
+        for b in lio::read_batches_projected(part, Some(&MASK_COLUMNS))? {
+            mask.extend(keep_mask(&b?, is_new, &mut out.per_file)?);
+        }
+        let kept = mask.iter().filter(|k| **k).count();
+        if !is_new {
+            out.lake_superseded += (mask.len() - kept) as u64;
+        }
+        if kept == mask.len() && kept > 0 {
+            if is_new {
+                out.renames.push((part.clone(), part_name()));
+            }
+        } else if kept == 0 {
+            if !is_new {
+                out.removes.push(part.clone());
+            }
+        } else {
+            let name = part_name();
+            let staged_path = final_dir
+                .join(table.dir_name())
+                .join(name.file_name().expect("part has a name"));
+            let mut w = StagedFile::create(staged_path, schema::of(table), table, ingest_id)?;
+            let mut offset = 0;
+            for b in lio::read_batches(part)? {
+                let b = b?;
+                let m = BooleanArray::from(mask[offset..offset + b.num_rows()].to_vec());
+                offset += b.num_rows();
+                let k = filter_record_batch(&b, &m).map_err(|e| LakeError::Other(e.to_string()))?;
+                if k.num_rows() > 0 {
+                    w.write(&k)?;
+                }
+            }
+            out.renames.push((w.finish()?, name));
+            if !is_new {
+                out.removes.push(part.clone());
+            }
+        }
+    }
+
+    // The month's coverage after this ingest.
+    let cov_staged = final_dir
+        .join(group.coverage().dir_name())
+        .join(format!("{month}.parquet"));
+    lio::write_atomic(
+        &cov_staged,
+        schema::coverage(),
+        &[batch::coverage_batch(&eff.rows("anthropic"))],
+        group.coverage(),
+        ingest_id,
+    )?;
+    out.renames.push((cov_staged, cov_path));
+    Ok(out)
+}
