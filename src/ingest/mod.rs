@@ -361,7 +361,6 @@ struct ParsedFile {
     rows_read: u64,
     rows_quarantined: u64,
     coverage: Vec<(SourceFamily, i64, i64)>,
-    quarantine: Vec<Quarantined>,
     error: Option<FileError>,
 }
 
@@ -381,23 +380,30 @@ struct WorkerSink<'a> {
     api_keys: Vec<ApiKey>,
     error: Option<LakeError>,
     last_month: (Option<DateTime<Utc>>, String),
+    format: SourceFormat,
+    now: DateTime<Utc>,
+    /// Bad rows, written to a staged quarantine part every QUARANTINE_BATCH rows: a file with
+    /// millions of bad rows never sits in memory.
+    quarantine_buf: Vec<QuarantineRow>,
 }
+
+const QUARANTINE_BATCH: usize = 8192;
 
 impl<'a> WorkerSink<'a> {
     fn new(
         dims: &'a Dims,
         staging: &'a Path,
-        seq: usize,
+        job: &Job,
         ingest_id: &'a str,
-        source_file: String,
+        now: DateTime<Utc>,
         files: &'a mut BTreeMap<(Table, String), StagedFile>,
     ) -> Self {
         Self {
             dims,
             staging,
-            seq,
+            seq: job.seq,
             ingest_id,
-            source_file,
+            source_file: job.source_file.clone(),
             usage: BTreeMap::new(),
             cost: BTreeMap::new(),
             files,
@@ -406,6 +412,9 @@ impl<'a> WorkerSink<'a> {
             api_keys: Vec::new(),
             error: None,
             last_month: (None, String::new()),
+            format: job.format,
+            now,
+            quarantine_buf: Vec::new(),
         }
     }
     /// `YYYY-MM` of a bucket start, formatted once per bucket rather than once per row.
@@ -428,7 +437,23 @@ impl<'a> WorkerSink<'a> {
         }
         Ok(self.files.get_mut(&key).expect("just inserted"))
     }
+    fn flush_quarantine(&mut self) {
+        if self.quarantine_buf.is_empty() {
+            return;
+        }
+        let batch = batch::quarantine_batch(&self.quarantine_buf, self.ingest_id, self.now);
+        self.quarantine_buf.clear();
+        if let Err(e) = self
+            .staged(Table::Quarantine, "")
+            .and_then(|f| f.write(&batch))
+        {
+            self.error.get_or_insert(e);
+        }
+    }
     fn flush(&mut self, all: bool) {
+        if all {
+            self.flush_quarantine();
+        }
         let usage: Vec<String> = self
             .usage
             .iter()
@@ -502,7 +527,18 @@ impl Sink for WorkerSink<'_> {
     fn quarantine(&mut self, q: Quarantined) {
         self.parsed.rows_read += 1;
         self.parsed.rows_quarantined += 1;
-        self.parsed.quarantine.push(q);
+        self.quarantine_buf.push(QuarantineRow {
+            source_file: self.source_file.clone(),
+            source_format: Some(self.format.as_str().into()),
+            location: q.location,
+            line: q.line,
+            field: q.field,
+            reason: q.reason,
+            excerpt: q.excerpt,
+        });
+        if self.quarantine_buf.len() >= QUARANTINE_BATCH {
+            self.flush_quarantine();
+        }
     }
     fn coverage(&mut self, family: SourceFamily, start: DateTime<Utc>, end: DateTime<Utc>) {
         self.parsed
@@ -659,23 +695,26 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     // buckets then removes whole parts instead of rewriting them.
     let mut staged_new: Vec<Vec<((Table, String), PathBuf)>> = Vec::new();
     {
-        let mut dummy_files = BTreeMap::new();
         let empty = Dims::default();
         for job in jobs.iter().filter(|j| Group::of(j.format).is_none()) {
-            let mut sink = WorkerSink::new(
-                &empty,
-                &staging,
-                0,
-                &ingest_id,
-                job.source_file.clone(),
-                &mut dummy_files,
-            );
+            // A list file stages nothing but, possibly, its quarantine part.
+            let mut files = BTreeMap::new();
+            let mut sink = WorkerSink::new(&empty, &staging, job, &ingest_id, now, &mut files);
             let res = sources::parse_file(&job.path, job.format, &mut sink);
+            sink.flush(true);
+            if let Some(e) = sink.error.take() {
+                return Err(e.into());
+            }
             let (wss, keys, mut p) = (
                 std::mem::take(&mut sink.workspaces),
                 std::mem::take(&mut sink.api_keys),
                 sink.parsed,
             );
+            let mut staged = Vec::new();
+            for (k, f) in files {
+                staged.push((k, f.finish()?));
+            }
+            staged_new.push(staged);
             match res {
                 Ok(()) => {
                     for w in wss {
@@ -749,14 +788,8 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(job) = report_jobs.get(i) else { break };
                             let mut files = BTreeMap::new();
-                            let mut sink = WorkerSink::new(
-                                dims,
-                                staging,
-                                job.seq,
-                                ingest_id,
-                                job.source_file.clone(),
-                                &mut files,
-                            );
+                            let mut sink =
+                                WorkerSink::new(dims, staging, job, ingest_id, now, &mut files);
                             let res = sources::parse_file(&job.path, job.format, &mut sink);
                             sink.flush(true);
                             if let Some(e) = sink.error.take() {
@@ -815,17 +848,6 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     for job in &jobs {
         let p = parsed.get_mut(&job.seq).expect("every job parsed");
         let s = &mut summaries[job.seq];
-        for q in p.quarantine.drain(..) {
-            quarantine.push(QuarantineRow {
-                source_file: job.source_file.clone(),
-                source_format: Some(job.format.as_str().into()),
-                location: q.location,
-                line: q.line,
-                field: q.field,
-                reason: q.reason,
-                excerpt: q.excerpt,
-            });
-        }
         s.rows_read = p.rows_read;
         s.rows_quarantined = p.rows_quarantined;
         if let Some(e) = &p.error {
@@ -1000,6 +1022,17 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         journal
             .renames
             .push((p, layout.quarantine_file(&ingest_id)));
+    }
+    // Bad rows the parse workers staged, part by part.
+    for (n, part) in new_files
+        .get(&(Table::Quarantine, String::new()))
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        journal
+            .renames
+            .push((part.clone(), layout.quarantine_part(&ingest_id, n + 1)));
     }
     txn::crash_point("staged");
 

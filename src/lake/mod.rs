@@ -119,10 +119,16 @@ impl Layout {
     pub fn ingest_log_file(&self) -> PathBuf {
         self.table_dir(Table::IngestLog).join("part-0.parquet")
     }
-    /// Quarantine is append-only: one file per ingest that quarantined anything.
+    /// Quarantine is append-only: files of an ingest are never rewritten. This one holds the
+    /// ingest's file-level records; the parse workers' row records are `quarantine_part`s.
     pub fn quarantine_file(&self, ingest_id: &str) -> PathBuf {
         self.table_dir(Table::Quarantine)
             .join(format!("part-{ingest_id}.parquet"))
+    }
+    /// A part of bad rows staged by a parse worker during an ingest.
+    pub fn quarantine_part(&self, ingest_id: &str, n: usize) -> PathBuf {
+        self.table_dir(Table::Quarantine)
+            .join(format!("part-{ingest_id}-{n}.parquet"))
     }
     pub fn internal(&self) -> PathBuf {
         self.root.join("_tokenledger")

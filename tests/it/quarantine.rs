@@ -111,3 +111,35 @@ fn broken_corpus_is_quarantined_row_by_row_and_good_rows_kept() {
     assert_eq!(exit, 0);
     assert_eq!(snapshot(&data), before);
 }
+
+#[test]
+fn many_bad_rows_are_all_listed() {
+    // More bad rows than one staged quarantine batch holds (8,192): they are written out in
+    // batches as they are found, never all held in memory, and every one is listed.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut csv = String::from(
+        "usage_date_utc,model_version,api_key,workspace,usage_type,context_window,usage_input_tokens_no_cache,usage_input_tokens_cache_write_5m,usage_input_tokens_cache_write_1h,usage_input_tokens_cache_read,usage_output_tokens,web_search_count,inference_geo,speed\n",
+    );
+    csv.push_str("2026-10-20,claude-haiku-4-5,k,Default,standard,≤ 200k,100,0,0,0,10,0,global,\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!(
+            "2026-10-20,claude-haiku-4-5,k,Default,standard,≤ 200k,-{},0,0,0,10,0,global,\n",
+            i + 1
+        ));
+    }
+    let file = tmp.path().join("many-bad.csv");
+    std::fs::write(&file, csv).unwrap();
+    let (exit, s) = ingest(&data, &[&file]);
+    assert_eq!(exit, 3);
+    assert_eq!(s["rows_quarantined"], 20_000);
+    let n = sql(
+        &data,
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT location) AS lines FROM quarantine",
+    );
+    assert_eq!(
+        (n[0]["n"].as_i64(), n[0]["lines"].as_i64()),
+        (Some(20_000), Some(20_000))
+    );
+    assert_eq!(totals(&data, "")["usage_rows"], 1);
+}
