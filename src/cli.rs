@@ -321,7 +321,9 @@ fn do_ingest(
 
 /// Reads take a shared lock; a crashed writer's journal is recovered first.
 fn read_lock(layout: &Layout) -> Result<LakeLock> {
-    if layout.journal().exists() || layout.staging_root().exists() {
+    // Only a committed-but-unapplied journal concerns readers (staging is invisible to them);
+    // it is completed under the exclusive lock before reading.
+    if layout.journal().exists() {
         let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
         if let Some(m) = txn::recover(layout)? {
             eprintln!("tokenledger: {m}");
@@ -544,6 +546,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Usage(a) => {
             let layout = Layout::new(&cli.data_dir);
             let _l = read_lock(&layout)?;
+            if query::scan(&layout, crate::lake::Table::Usage)?.is_none() {
+                if !cli.quiet {
+                    eprintln!(
+                        "no usage in {} yet: run `tokenledger ingest` first",
+                        layout.root.display()
+                    );
+                }
+                return Ok(crate::exit::OK);
+            }
             let df = query::run_sql(&layout, query::USAGE_TOTALS_SQL)?;
             let df = match &a.month {
                 Some(m) => {

@@ -56,3 +56,15 @@ pub fn allocate_cents(amounts: &[i128]) -> Vec<i128> {
     }
     cents
 }
+
+/// A fixed-point value of any scale (e.g. a polars decimal sum) in the lake's scale, exactly;
+/// `None` if that would drop digits (never rounds).
+pub fn to_lake_scale(v: i128, scale: usize) -> Option<i128> {
+    let target = MONEY_SCALE as usize;
+    if scale <= target {
+        v.checked_mul(10i128.pow((target - scale) as u32))
+    } else {
+        let f = 10i128.pow((scale - target) as u32);
+        (v % f == 0).then(|| v / f)
+    }
+}

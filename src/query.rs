@@ -33,9 +33,13 @@ pub enum QueryError {
     #[error("{0}")]
     Polars(#[from] PolarsError),
     #[error(
-        "table {0} is empty: nothing has been ingested into {1} yet (run `tokenledger ingest`)"
+        "{message}\n(tables with data in {dir}: {tables}; a table missing here has nothing ingested yet)"
     )]
-    NoData(&'static str, String),
+    Sql {
+        message: String,
+        dir: String,
+        tables: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -172,14 +176,23 @@ pub fn run_sql(layout: &Layout, sql: &str) -> Result<DataFrame, QueryError> {
     let mut ctx = context(layout)?;
     let mut last = None;
     for stmt in statements(sql) {
-        if stmt.to_ascii_lowercase().contains("from usage") && scan(layout, Table::Usage)?.is_none()
-        {
-            return Err(QueryError::NoData(
-                "usage",
-                layout.root.display().to_string(),
-            ));
-        }
-        last = Some(ctx.execute(&stmt)?.collect()?);
+        let df = ctx
+            .execute(&stmt)
+            .and_then(|lf| lf.collect())
+            .map_err(|e| {
+                let mut tables = ctx.get_tables();
+                tables.sort();
+                QueryError::Sql {
+                    message: e.to_string(),
+                    dir: layout.root.display().to_string(),
+                    tables: if tables.is_empty() {
+                        "none".into()
+                    } else {
+                        tables.join(", ")
+                    },
+                }
+            })?;
+        last = Some(df);
     }
     Ok(last.unwrap_or_default())
 }

@@ -101,6 +101,8 @@ pub enum ReconcileError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Polars(#[from] PolarsError),
+    #[error("amount {0} cannot be held exactly at 12 decimals")]
+    Inexact(String),
 }
 
 type Key = (String, Option<String>, Option<String>, String); // day, workspace_id, model, charge
@@ -120,18 +122,16 @@ fn text(c: &Cell) -> Option<String> {
         _ => None,
     }
 }
-fn fixed(c: &Cell) -> i128 {
+/// A money cell at the lake's scale, exactly (an error rather than a rounded value).
+fn fixed(c: &Cell) -> Result<i128, ReconcileError> {
     match c {
         Cell::Dec(v, s) => {
-            let t = MONEY_SCALE as usize;
-            if *s <= t {
-                v * 10i128.pow((t - s) as u32)
-            } else {
-                v / 10i128.pow((s - t) as u32)
-            }
+            money::to_lake_scale(*v, *s).ok_or_else(|| ReconcileError::Inexact(format!("{v}e-{s}")))
         }
-        Cell::Int(v) => v * 10i128.pow(MONEY_SCALE),
-        _ => 0,
+        Cell::Int(v) => {
+            money::to_lake_scale(*v, 0).ok_or_else(|| ReconcileError::Inexact(v.to_string()))
+        }
+        _ => Ok(0),
     }
 }
 fn int(c: &Cell) -> i128 {
@@ -188,7 +188,7 @@ pub fn reconcile(
                     .or_default();
                 e.workspace_name = text(&r[c("workspace_name")]);
                 if priced {
-                    let v = fixed(&r[c(col)]);
+                    let v = fixed(&r[c(col)])?;
                     e.ours += v;
                     if is_priority {
                         e.priority += v;
@@ -226,7 +226,7 @@ pub fn reconcile(
                     charge,
                 ))
                 .or_default();
-            e.provider += fixed(&r[c("amount")]);
+            e.provider += fixed(&r[c("amount")])?;
             if e.workspace_name.is_none() {
                 e.workspace_name = text(&r[c("workspace_name")]);
             }

@@ -58,6 +58,7 @@ pub enum ReportError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Polars(#[from] PolarsError),
+    /// A configuration problem (teams) or a sum that cannot be held exactly.
     #[error("{0}")]
     Config(String),
 }
@@ -158,11 +159,11 @@ pub fn report(
         let df = ctx.execute(&combine_sql_for(dims))?.collect()?;
         Grid::from_df(&df)?
     };
-    Ok(finish(grid, dims))
+    finish(grid, dims)
 }
 
 /// Adds `list_cost_usd` (rounded, adding up) and the totals row; marks UNPRICED lines.
-fn finish(mut g: Grid, dims: &[Dim]) -> Report {
+fn finish(mut g: Grid, dims: &[Dim]) -> Result<Report, ReportError> {
     let status = g.col("pricing_status");
     let exact = g.col("list_cost_usd_exact");
     let mut amounts = Vec::new();
@@ -172,7 +173,11 @@ fn finish(mut g: Grid, dims: &[Dim]) -> Report {
         let priced = status.is_some_and(|s| r[s] == Cell::Text("priced".into()));
         if priced {
             let v = match exact.map(|e| &r[e]) {
-                Some(Cell::Dec(v, s)) => rescale(*v, *s),
+                Some(Cell::Dec(v, s)) => money::to_lake_scale(*v, *s).ok_or_else(|| {
+                    ReportError::Config(format!(
+                        "sum {v}e-{s} cannot be held exactly at 12 decimals"
+                    ))
+                })?,
                 _ => 0,
             };
             amounts.push(v);
@@ -220,18 +225,9 @@ fn finish(mut g: Grid, dims: &[Dim]) -> Report {
         footer[ndims] = Cell::Text(format!("{unpriced} UNPRICED"));
     }
     g.footer = Some(footer);
-    Report {
+    Ok(Report {
         grid: g,
         unpriced_rows: unpriced,
         total_cents,
-    }
-}
-
-fn rescale(v: i128, s: usize) -> i128 {
-    let target = crate::lake::MONEY_SCALE as usize;
-    if s <= target {
-        v * 10i128.pow((target - s) as u32)
-    } else {
-        v / 10i128.pow((s - target) as u32)
-    }
+    })
 }

@@ -277,6 +277,13 @@ fn exit_codes_and_usage_errors() {
     assert!(stderr(&o).contains("YYYY-MM"));
     let o = tl(&data, &["ingest", "--format", "xml", "x"]);
     assert_eq!(code(&o), 2);
+    let o = tl(&data, &["sql", "SELECT * FROM nope"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("'nope' was not found") && stderr(&o).contains("tables with data"),
+        "{}",
+        stderr(&o)
+    );
     let o = tl(&data, &["run"]);
     assert_eq!(code(&o), 2, "run with no inputs and no config");
     assert!(stderr(&o).contains("--inputs"));
