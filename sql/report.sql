@@ -3,18 +3,21 @@
 -- Placeholders: the month (YYYY-MM, UTC) and the grouping columns of the --by dimensions,
 -- e.g. `workspace_id, workspace_name, model`.
 -- `rated_usage` holds one priced row per usage row (see ARCHITECTURE.md); `team_keys` and
--- `team_workspaces` map API-key and workspace names to teams (from tokenledger.toml).
+-- `team_workspaces` map API-key and workspace names to teams (from tokenledger.toml);
+-- `workspace_names` and `api_key_names` are the id → name columns of the lake's latest
+-- `workspaces` and `api_keys` lists.
 -- Rounding to cents happens after this query, in Rust (largest remainder, see src/money.rs).
-WITH rated AS (
+WITH named AS (
+  -- Names from the latest workspace and key lists (a list ingested after the usage still
+  -- names it); the names stored with the row are those known when it was ingested.
   SELECT
+    r.bucket_start,
     r.workspace_id,
-    r.workspace_name,
+    COALESCE(wn.workspace_name, r.workspace_name) AS workspace_name,
     r.api_key_id,
-    COALESCE(r.api_key_name, '(Console, no key)') AS api_key_name,
-    r.model_canonical AS model,
+    COALESCE(kn.api_key_name, r.api_key_name) AS api_key_name,
+    r.model_canonical,
     r.service_tier,
-    strftime(r.bucket_start, '%Y-%m-%d') AS day,
-    COALESCE(tk.team, tw.team, '(unassigned)') AS team,
     r.pricing_status,
     r.uncached_input_tokens,
     r.cache_write_5m_tokens,
@@ -24,9 +27,31 @@ WITH rated AS (
     r.web_search_requests,
     r.list_cost
   FROM rated_usage r
-  LEFT JOIN team_keys tk ON r.api_key_name = tk.name
-  LEFT JOIN team_workspaces tw ON r.workspace_name = tw.name
+  LEFT JOIN workspace_names wn ON r.workspace_id = wn.workspace_id
+  LEFT JOIN api_key_names kn ON r.api_key_id = kn.api_key_id
   WHERE strftime(r.bucket_start, '%Y-%m') = '{{month}}'
+),
+rated AS (
+  SELECT
+    n.workspace_id,
+    n.workspace_name,
+    n.api_key_id,
+    COALESCE(n.api_key_name, '(Console, no key)') AS api_key_name,
+    n.model_canonical AS model,
+    n.service_tier,
+    strftime(n.bucket_start, '%Y-%m-%d') AS day,
+    COALESCE(tk.team, tw.team, '(unassigned)') AS team,
+    n.pricing_status,
+    n.uncached_input_tokens,
+    n.cache_write_5m_tokens,
+    n.cache_write_1h_tokens,
+    n.cache_read_tokens,
+    n.output_tokens,
+    n.web_search_requests,
+    n.list_cost
+  FROM named n
+  LEFT JOIN team_keys tk ON n.api_key_name = tk.name
+  LEFT JOIN team_workspaces tw ON n.workspace_name = tw.name
 )
 SELECT
   {{dims}},

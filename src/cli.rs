@@ -147,11 +147,7 @@ pub struct UsageArgs {
     pub format: OutputFormat,
 }
 
-pub fn parse_month(s: &str) -> Result<String, String> {
-    chrono::NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-        .map(|_| s.to_string())
-        .map_err(|_| format!("{s:?} is not a month; use YYYY-MM, e.g. 2026-10"))
-}
+pub use crate::vocab::parse_month;
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
@@ -242,13 +238,14 @@ pub fn summary_text(s: &IngestSummary) -> String {
     }
     let count = |st: FileStatus| s.files.iter().filter(|f| f.status == st).count();
     out.push_str(&format!(
-        "ingest {}: {} file(s): {} new, {} unchanged, {} duplicate, {} quarantined\n",
+        "ingest {}: {} file(s): {} new, {} unchanged, {} duplicate, {} quarantined, {} skipped\n",
         s.ingest_id,
         s.files.len(),
         count(FileStatus::New),
         count(FileStatus::Unchanged),
         count(FileStatus::Duplicate),
-        count(FileStatus::Quarantined)
+        count(FileStatus::Quarantined),
+        count(FileStatus::Skipped)
     ));
     for (fmt, t) in &s.by_format {
         out.push_str(&format!(
@@ -262,16 +259,21 @@ pub fn summary_text(s: &IngestSummary) -> String {
             s.lake_rows_superseded
         ));
     }
-    for f in s
-        .files
-        .iter()
-        .filter(|f| f.status == FileStatus::Quarantined)
-    {
-        out.push_str(&format!(
-            "  quarantined file {}: {}\n",
-            f.path,
-            f.error.as_deref().unwrap_or("")
-        ));
+    for f in &s.files {
+        let what = match f.status {
+            FileStatus::Quarantined => "quarantined file",
+            FileStatus::Skipped => "skipped",
+            FileStatus::Ignored => "ignored",
+            FileStatus::EmptyAmbiguous => "not loaded",
+            _ => "",
+        };
+        if !what.is_empty() {
+            let why = f.error.as_deref().unwrap_or("");
+            out.push_str(&format!("  {what} {}: {why}\n", f.path));
+        }
+        for n in &f.notes {
+            out.push_str(&format!("  note: {}: {n}\n", f.path));
+        }
     }
     if s.rows_quarantined > 0 {
         out.push_str(&format!(
@@ -284,6 +286,7 @@ pub fn summary_text(s: &IngestSummary) -> String {
 
 fn do_ingest(
     cli: &Cli,
+    config: &Config,
     paths: Vec<PathBuf>,
     format: Option<SourceFormat>,
     common: &IngestCommon,
@@ -296,6 +299,7 @@ fn do_ingest(
         jobs: jobs(common.jobs),
         wait_for_lock: !common.no_wait,
         progress: progress_wanted(cli.quiet),
+        limits: config.ingest.limits(chrono::Utc::now().date_naive()),
     };
     let summary = match ingest::ingest(&layout, &opts) {
         Ok(s) => s,
@@ -365,20 +369,27 @@ fn terminal_width() -> Option<usize> {
         .or(Some(100))
 }
 
-/// Rates what is stale (exclusive lock), then hands back a shared lock for reading.
+/// Rates what is stale, then hands back the lock to read under. When nothing is stale the
+/// reading needs only a shared lock (a read-only lake needs none); when something is, the
+/// exclusive lock that rated is kept for the reading, so no ingest can commit in between.
 fn rate_then_read(
     layout: &Layout,
     book: &PriceBook,
     months: &[String],
 ) -> Result<(rating::RateSummary, LakeLock)> {
-    let summary = {
-        let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
-        if let Some(m) = txn::recover(layout)? {
-            eprintln!("tokenledger: {m}");
-        }
-        rating::ensure_rated(layout, book, months, jobs(None))?
-    };
-    Ok((summary, LakeLock::acquire(layout, LockMode::Shared, true)?))
+    let shared = read_lock(layout)?;
+    if !rating::needs_rating(layout, book, months)? {
+        // Nothing to write: ensure_rated only lists what is current.
+        let s = rating::ensure_rated(layout, book, months, jobs(None))?;
+        return Ok((s, shared));
+    }
+    drop(shared);
+    let w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
+    if let Some(m) = txn::recover(layout)? {
+        eprintln!("tokenledger: {m}");
+    }
+    let s = rating::ensure_rated(layout, book, months, jobs(None))?;
+    Ok((s, w))
 }
 
 fn print_report(
@@ -479,7 +490,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 );
                 return Ok(crate::exit::USAGE);
             }
-            let mut code = do_ingest(&cli, inputs, None, &a.common, a.json)?;
+            let mut code = do_ingest(&cli, &config, inputs, None, &a.common, a.json)?;
             if code == crate::exit::USAGE {
                 return Ok(code);
             }
@@ -542,7 +553,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(code)
         }
-        Command::Ingest(a) => do_ingest(&cli, a.paths.clone(), a.format, &a.common, a.json),
+        Command::Ingest(a) => {
+            do_ingest(&cli, &config, a.paths.clone(), a.format, &a.common, a.json)
+        }
         Command::Usage(a) => {
             let layout = Layout::new(&cli.data_dir);
             let _l = read_lock(&layout)?;

@@ -25,6 +25,38 @@ pub struct Config {
     /// Teams for chargeback: each names the workspaces and API keys it pays for.
     #[serde(default, rename = "team")]
     pub teams: Vec<Team>,
+    /// Plausibility limits of ingested exports.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+}
+
+/// `[ingest]`: what an export may plausibly claim (see `sources::Limits`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// No bucket before this UTC day (default 2023-01-01).
+    pub earliest: Option<chrono::NaiveDate>,
+    /// No bucket after today + this many days (default 1).
+    pub days_ahead: Option<u32>,
+    /// A file spanning more days is quarantined whole (default 93).
+    pub max_span_days: Option<u32>,
+}
+
+impl IngestConfig {
+    /// The limits in force today.
+    pub fn limits(&self, today: chrono::NaiveDate) -> crate::sources::Limits {
+        let mut l = crate::sources::Limits::for_today(today);
+        if let Some(e) = self.earliest {
+            l.earliest = e;
+        }
+        if let Some(d) = self.days_ahead {
+            l.latest = today + chrono::TimeDelta::days(d.into());
+        }
+        if let Some(m) = self.max_span_days {
+            l.max_span_days = m.into();
+        }
+        l
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

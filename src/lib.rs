@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod report;
 pub mod sources;
 pub mod synth;
+pub mod vocab;
 
 /// Exit codes, stable and documented in the README.
 pub mod exit {

@@ -17,7 +17,7 @@ use crate::lake::{Layout, Table};
 /// The query behind `tokenledger usage`; also run by DuckDB in the interop tests.
 pub const USAGE_TOTALS_SQL: &str = include_str!("../sql/usage_totals.sql");
 
-pub const TABLES: [Table; 8] = [
+pub const TABLES: [Table; 9] = [
     Table::Usage,
     Table::UsageCoverage,
     Table::Cost,
@@ -26,6 +26,7 @@ pub const TABLES: [Table; 8] = [
     Table::ApiKeys,
     Table::IngestLog,
     Table::Quarantine,
+    Table::RatedUsage,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -110,10 +111,42 @@ pub fn scan_files(files: &[PathBuf]) -> Result<LazyFrame, QueryError> {
         },
         ..Default::default()
     };
-    Ok(LazyFrame::scan_parquet_files(
-        paths.into_iter().collect(),
-        args,
-    )?)
+    let mut lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?;
+    // Token counts are INT64 per row, but a SUM over many rows can pass i64: widen them to
+    // DECIMAL(38,0) so every sum is exact (polars would wrap an i64 sum silently).
+    let schema = lf.collect_schema()?;
+    let widen: Vec<Expr> = crate::lake::schema::TOKEN_COLUMNS
+        .iter()
+        .filter(|c| schema.get(c).is_some_and(|t| t.is_integer()))
+        .map(|c| col(*c).cast(DataType::Decimal(38, 0)))
+        .collect();
+    if !widen.is_empty() {
+        lf = lf.with_columns(widen);
+    }
+    Ok(lf)
+}
+
+/// The id → name columns of the latest workspace and API-key lists, for naming rows at read
+/// time. Each frame has a sentinel row no id can equal: polars 0.55.2 drops left rows with a
+/// null key in a LEFT JOIN against an empty frame.
+pub fn name_frames(layout: &Layout) -> Result<(DataFrame, DataFrame), QueryError> {
+    let frame = |table: Table, id: &str, name: &str| -> Result<DataFrame, QueryError> {
+        let sentinel = df!(id => ["\u{0}no id\u{0}"], name => [None::<&str>])?
+            .lazy()
+            .select([col(id), col(name).cast(DataType::String)]);
+        let lf = match scan(layout, table)? {
+            Some(lf) => concat(
+                [lf.select([col(id), col(name)]), sentinel],
+                UnionArgs::default(),
+            )?,
+            None => sentinel,
+        };
+        Ok(lf.collect()?)
+    };
+    Ok((
+        frame(Table::Workspaces, "workspace_id", "workspace_name")?,
+        frame(Table::ApiKeys, "api_key_id", "api_key_name")?,
+    ))
 }
 
 /// A SQL context with every non-empty table registered under its directory name.
@@ -123,10 +156,6 @@ pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
         if let Some(lf) = scan(layout, t)? {
             ctx.register(t.dir_name(), lf);
         }
-    }
-    let rated = table_files_in(layout, crate::rating::RATED_DIR)?;
-    if !rated.is_empty() {
-        ctx.register(crate::rating::RATED_DIR, scan_files(&rated)?);
     }
     Ok(ctx)
 }
@@ -255,11 +284,22 @@ fn cell(av: AnyValue) -> Cell {
         AnyValue::UInt16(v) => Cell::Int(v.into()),
         AnyValue::UInt32(v) => Cell::Int(v.into()),
         AnyValue::UInt64(v) => Cell::Int(v.into()),
+        // Scale 0 is a (widened) integer: token sums.
+        AnyValue::Decimal(v, _, 0) => Cell::Int(v),
         AnyValue::Decimal(v, _, s) => Cell::Dec(v, s),
         AnyValue::String(s) => Cell::Text(s.to_string()),
         AnyValue::StringOwned(s) => Cell::Text(s.to_string()),
-        AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..) => {
-            Cell::Text(av.to_string().trim_matches('"').replace(' ', "T"))
+        AnyValue::Datetime(v, unit, _) | AnyValue::DatetimeOwned(v, unit, _) => {
+            let t = match unit {
+                TimeUnit::Milliseconds => chrono::DateTime::from_timestamp_millis(v),
+                TimeUnit::Microseconds => chrono::DateTime::from_timestamp_micros(v),
+                TimeUnit::Nanoseconds => Some(chrono::DateTime::from_timestamp_nanos(v)),
+            };
+            // The lake's times are UTC: RFC 3339 with `Z`, as DuckDB and Spark read them.
+            match t {
+                Some(t) => Cell::Text(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                None => Cell::Text(v.to_string()),
+            }
         }
         other => Cell::Text(other.to_string().trim_matches('"').to_string()),
     }
@@ -336,8 +376,11 @@ pub fn render_grid(
             let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record(&g.columns).expect("in-memory write");
             for r in &g.rows {
-                w.write_record(r.iter().map(Cell::text))
-                    .expect("in-memory write");
+                w.write_record(r.iter().map(|c| match c {
+                    Cell::Text(s) => csv_safe(s),
+                    other => other.text(),
+                }))
+                .expect("in-memory write");
             }
             String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 csv")
         }
@@ -347,7 +390,7 @@ pub fn render_grid(
                     Cell::Null => (String::new(), false),
                     Cell::Int(v) => (group_thousands(&v.to_string()), true),
                     Cell::Dec(..) => (c.text(), true),
-                    Cell::Text(s) => (s.clone(), s == "UNPRICED"),
+                    Cell::Text(s) => (table_text(s), s == "UNPRICED"),
                 }
             };
             let mut body: Vec<Vec<(String, bool)>> = g
@@ -432,6 +475,37 @@ pub fn render_grid(
             out
         }
     }
+}
+
+/// A text cell for CSV: one that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`,
+/// tab, CR first) gets a leading `'`, as OWASP advises; numbers are never text cells.
+pub fn csv_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Longest text shown in a table cell; CSV and JSON carry the whole value.
+pub const TABLE_TEXT_MAX: usize = 60;
+
+/// A text cell for the terminal: control characters escaped (no escape sequence from an
+/// export ever reaches the terminal), and shortened to [`TABLE_TEXT_MAX`] characters.
+pub fn table_text(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n >= TABLE_TEXT_MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Renders a polars result (see [`render_grid`]).

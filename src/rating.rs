@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Decimal128Builder, Int64Array, StringArray, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -20,82 +20,21 @@ use crate::lake::io::{self as lio, LakeError};
 use crate::lake::{Layout, MONEY_PRECISION, MONEY_SCALE, Table, schema as lschema};
 use crate::pricing::{PriceBook, RateCache, canonical_model};
 
-pub const RATED_DIR: &str = "rated_usage";
+pub const RATED_DIR: &str = Table::RatedUsage.dir_name();
+
+pub use crate::lake::schema::{COST_COLS, RATE_COLS};
 
 /// Columns carried over unchanged from `usage`.
-const CARRIED: [&str; 18] = [
-    "bucket_start",
-    "bucket_end",
-    "bucket_width",
-    "provider",
-    "workspace_id",
-    "workspace_name",
-    "api_key_id",
-    "api_key_name",
-    "model",
-    "service_tier",
-    "context_window",
-    "inference_geo",
-    "uncached_input_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "cache_read_tokens",
-    "output_tokens",
-    "web_search_requests",
-];
+use crate::lake::schema::RATED_CARRIED as CARRIED;
 
-pub const RATE_COLS: [&str; 6] = [
-    "rate_uncached_input",
-    "rate_cache_write_5m",
-    "rate_cache_write_1h",
-    "rate_cache_read",
-    "rate_output",
-    "rate_web_search",
-];
-pub const COST_COLS: [&str; 6] = [
-    "cost_uncached_input",
-    "cost_cache_write_5m",
-    "cost_cache_write_1h",
-    "cost_cache_read",
-    "cost_output",
-    "cost_web_search",
-];
-
-fn money_type() -> DataType {
-    DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8)
-}
-
-/// Schema of `rated_usage`.
+/// Schema of `rated_usage` (owned by the lake's schema registry).
 pub fn schema() -> SchemaRef {
-    let usage = lschema::usage();
-    let mut f: Vec<Field> = CARRIED
-        .iter()
-        .map(|c| usage.field_with_name(c).expect("usage column").clone())
-        .collect();
-    // Lineage: a rated part mirrors the usage part of the same name row for row; source_row is
-    // repeated so a rated row can be traced without counting.
-    f.push(Field::new("source_row", DataType::Int64, false));
-    f.push(Field::new("model_canonical", DataType::Utf8, true));
-    f.push(Field::new("pricing_status", DataType::Utf8, false));
-    f.push(Field::new("pricing_note", DataType::Utf8, true));
-    for c in RATE_COLS {
-        f.push(Field::new(c, money_type(), true));
-    }
-    for c in COST_COLS {
-        f.push(Field::new(c, money_type(), true));
-    }
-    f.push(Field::new("list_cost", money_type(), true));
-    f.push(Field::new("price_book", DataType::Utf8, false));
-    Arc::new(Schema::new(f))
+    lschema::rated_usage()
 }
 
 /// Directory of one month of `rated_usage`.
 pub fn month_dir(layout: &Layout, month: &str) -> std::path::PathBuf {
-    layout
-        .root
-        .join(RATED_DIR)
-        .join("provider=anthropic")
-        .join(format!("month={month}"))
+    layout.month_dir(Table::RatedUsage, "anthropic", month)
 }
 
 fn kv(path: &std::path::Path, key: &str) -> Result<Option<String>, LakeError> {
@@ -126,6 +65,40 @@ pub struct RateSummary {
     pub months_fresh: Vec<String>,
     pub rows: u64,
     pub unpriced_rows: u64,
+}
+
+/// Whether `ensure_rated` would write anything for `months` (all usage months when empty):
+/// a usage part without a current rated mirror, or a rated part without its usage part.
+pub fn needs_rating(
+    layout: &Layout,
+    book: &PriceBook,
+    months: &[String],
+) -> Result<bool, LakeError> {
+    let all = layout
+        .months(Table::Usage, "anthropic")
+        .map_err(lio::io_err(&layout.root))?;
+    let want = format!("book:{}", book.fingerprint);
+    for m in all
+        .iter()
+        .filter(|m| months.is_empty() || months.contains(m))
+    {
+        let usage = layout
+            .month_parts(Table::Usage, "anthropic", m)
+            .map_err(lio::io_err(&layout.root))?;
+        for u in &usage {
+            let target = layout.rated_mirror(u, "anthropic", m);
+            if kv(&target, "tokenledger.rated_from")?.as_deref() != Some(want.as_str()) {
+                return Ok(true);
+            }
+        }
+        let rated = layout
+            .month_parts(Table::RatedUsage, "anthropic", m)
+            .map_err(lio::io_err(&layout.root))?;
+        if rated.len() != usage.len() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Makes `rated_usage` current for `months` (all usage months when empty). Call with the

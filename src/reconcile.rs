@@ -103,6 +103,16 @@ pub enum ReconcileError {
     Polars(#[from] PolarsError),
     #[error("amount {0} cannot be held exactly at 12 decimals")]
     Inexact(String),
+    #[error("column {0} of the reconciliation query is {1}, not a number")]
+    NotANumber(&'static str, String),
+    #[error("the sum of {0} overflows 128 bits; no total is printed rather than a wrong one")]
+    Overflow(&'static str),
+}
+
+/// `acc + v`, or an error naming what was summed.
+fn add(acc: &mut i128, v: i128, what: &'static str) -> Result<(), ReconcileError> {
+    *acc = acc.checked_add(v).ok_or(ReconcileError::Overflow(what))?;
+    Ok(())
 }
 
 type Key = (String, Option<String>, Option<String>, String); // day, workspace_id, model, charge
@@ -123,7 +133,7 @@ fn text(c: &Cell) -> Option<String> {
     }
 }
 /// A money cell at the lake's scale, exactly (an error rather than a rounded value).
-fn fixed(c: &Cell) -> Result<i128, ReconcileError> {
+fn fixed(c: &Cell, what: &'static str) -> Result<i128, ReconcileError> {
     match c {
         Cell::Dec(v, s) => {
             money::to_lake_scale(*v, *s).ok_or_else(|| ReconcileError::Inexact(format!("{v}e-{s}")))
@@ -131,11 +141,14 @@ fn fixed(c: &Cell) -> Result<i128, ReconcileError> {
         Cell::Int(v) => {
             money::to_lake_scale(*v, 0).ok_or_else(|| ReconcileError::Inexact(v.to_string()))
         }
-        _ => Ok(0),
+        other => Err(ReconcileError::NotANumber(what, format!("{other:?}"))),
     }
 }
-fn int(c: &Cell) -> i128 {
-    if let Cell::Int(v) = c { *v } else { 0 }
+fn int(c: &Cell, what: &'static str) -> Result<i128, ReconcileError> {
+    match c {
+        Cell::Int(v) => Ok(*v),
+        other => Err(ReconcileError::NotANumber(what, format!("{other:?}"))),
+    }
 }
 
 fn run(ctx: &mut polars::sql::SQLContext, sql: &str, month: &str) -> Result<Grid, ReconcileError> {
@@ -188,17 +201,18 @@ pub fn reconcile(
                     .or_default();
                 e.workspace_name = text(&r[c("workspace_name")]);
                 if priced {
-                    let v = fixed(&r[c(col)])?;
-                    e.ours += v;
+                    let v = fixed(&r[c(col)], "rated_usage cost")?;
+                    add(&mut e.ours, v, "rated_usage cost")?;
                     if is_priority {
-                        e.priority += v;
+                        add(&mut e.priority, v, "rated_usage cost")?;
                     }
                 } else {
-                    e.unpriced_units += if charge == "web_search" {
-                        int(&r[c("web_search_requests")])
+                    let units = if charge == "web_search" {
+                        int(&r[c("web_search_requests")], "web_search_requests")?
                     } else {
-                        int(&r[c("tokens")])
+                        int(&r[c("tokens")], "tokens")?
                     };
+                    add(&mut e.unpriced_units, units, "unpriced token counts")?;
                 }
             }
         }
@@ -226,7 +240,11 @@ pub fn reconcile(
                     charge,
                 ))
                 .or_default();
-            e.provider += fixed(&r[c("amount")])?;
+            add(
+                &mut e.provider,
+                fixed(&r[c("amount")], "cost.amount")?,
+                "cost.amount",
+            )?;
             if e.workspace_name.is_none() {
                 e.workspace_name = text(&r[c("workspace_name")]);
             }
@@ -252,6 +270,8 @@ pub fn reconcile(
         }
     }
     let has_day = |side: &str, d: &str| covered.get(side).is_some_and(|s| s.contains(d));
+    // Names from the latest workspace list (a list ingested after the data still names it).
+    let names = workspace_names(layout)?;
 
     let mut lines = Vec::new();
     let (mut matched, mut explained, mut unexplained) = (0, 0, 0);
@@ -261,14 +281,19 @@ pub fn reconcile(
         if a.ours == 0 && a.provider == 0 && a.unpriced_units == 0 {
             continue; // nothing on either side (e.g. a token class the row did not use)
         }
-        let diff = a.ours - a.provider;
-        let w = per_ws
-            .entry(ws.clone())
-            .or_insert((a.workspace_name.clone(), 0, 0, 0));
-        w.1 += a.ours;
-        w.2 += a.provider;
-        tot_ours += a.ours;
-        tot_prov += a.provider;
+        let diff = a
+            .ours
+            .checked_sub(a.provider)
+            .ok_or(ReconcileError::Overflow("difference"))?;
+        let name = ws
+            .as_ref()
+            .and_then(|id| names.get(id).cloned())
+            .or(a.workspace_name.clone());
+        let w = per_ws.entry(ws.clone()).or_insert((name.clone(), 0, 0, 0));
+        add(&mut w.1, a.ours, "rated_usage cost")?;
+        add(&mut w.2, a.provider, "cost.amount")?;
+        add(&mut tot_ours, a.ours, "rated_usage cost")?;
+        add(&mut tot_prov, a.provider, "cost.amount")?;
         let (status, cause) = if diff.abs() <= tolerance && a.unpriced_units == 0 {
             (Status::Matched, String::new())
         } else if a.unpriced_units > 0 {
@@ -314,14 +339,14 @@ pub fn reconcile(
             Status::Explained => explained += 1,
             Status::Unexplained => {
                 unexplained += 1;
-                w.3 += diff;
-                tot_unexpl += diff;
+                add(&mut w.3, diff, "difference")?;
+                add(&mut tot_unexpl, diff, "difference")?;
             }
         }
         lines.push(Line {
             day,
             workspace_id: ws,
-            workspace_name: a.workspace_name,
+            workspace_name: name,
             model,
             charge,
             ours: a.ours,
@@ -341,7 +366,11 @@ pub fn reconcile(
         lines_unexplained: unexplained,
         ours_usd: money::exact(tot_ours),
         provider_usd: money::exact(tot_prov),
-        difference_usd: money::exact(tot_ours - tot_prov),
+        difference_usd: money::exact(
+            tot_ours
+                .checked_sub(tot_prov)
+                .ok_or(ReconcileError::Overflow("difference"))?,
+        ),
         unexplained_usd: money::exact(tot_unexpl),
         per_workspace: per_ws
             .into_iter()
@@ -357,6 +386,20 @@ pub fn reconcile(
             .collect(),
         lines,
     })
+}
+
+fn workspace_names(
+    layout: &Layout,
+) -> Result<std::collections::HashMap<String, String>, ReconcileError> {
+    let (ws, _) = query::name_frames(layout)?;
+    let g = Grid::from_df(&ws)?;
+    Ok(g.rows
+        .into_iter()
+        .filter_map(|r| match (&r[0], &r[1]) {
+            (Cell::Text(id), Cell::Text(n)) => Some((id.clone(), n.clone())),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The differences as a grid (table and CSV output).

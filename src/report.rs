@@ -127,7 +127,25 @@ pub struct Report {
     pub total_cents: i128,
 }
 
+/// The columns of a report for `dims`, before `list_cost_usd` is added.
+fn columns(dims: &[Dim]) -> Vec<String> {
+    let mut c: Vec<String> = dims
+        .iter()
+        .flat_map(|d| d.columns().iter().map(|s| s.to_string()))
+        .collect();
+    c.push("pricing_status".into());
+    c.extend(
+        crate::lake::schema::TOKEN_COLUMNS
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    c.push("list_cost_usd_exact".into());
+    c
+}
+
 /// Runs the report over `rated_usage` (which must be current: see `rating::ensure_rated`).
+/// Workspace and key names come from the latest lists in the lake, so a list that arrived
+/// after the usage still names every line.
 pub fn report(
     layout: &Layout,
     month: &str,
@@ -140,11 +158,15 @@ pub fn report(
         &format!("{}/provider=anthropic/month={month}", rating::RATED_DIR),
     )?;
     let grid = if files.is_empty() {
-        Grid::default()
+        Grid {
+            columns: columns(dims),
+            ..Grid::default()
+        }
     } else {
         // sql/report.sql per rated part, then sql/report_combine.sql over the partial sums:
         // memory follows the size of a part, not of the month.
         let (k, w) = team_frames(teams)?;
+        let (wn, kn) = query::name_frames(layout)?;
         let sql = sql_for(month, dims);
         let mut partials = Vec::with_capacity(files.len());
         for f in &files {
@@ -152,6 +174,8 @@ pub fn report(
             ctx.register("rated_usage", query::scan_files(std::slice::from_ref(f))?);
             ctx.register("team_keys", k.clone().lazy());
             ctx.register("team_workspaces", w.clone().lazy());
+            ctx.register("workspace_names", wn.clone().lazy());
+            ctx.register("api_key_names", kn.clone().lazy());
             partials.push(ctx.execute(&sql)?.collect()?.lazy());
         }
         let mut ctx = polars::sql::SQLContext::new();
@@ -160,6 +184,17 @@ pub fn report(
         Grid::from_df(&df)?
     };
     finish(grid, dims)
+}
+
+/// A sum that says so when it cannot be held, instead of wrapping.
+fn checked_sum(vals: impl Iterator<Item = i128>, what: &str) -> Result<i128, ReportError> {
+    let mut t: i128 = 0;
+    for v in vals {
+        t = t
+            .checked_add(v)
+            .ok_or_else(|| ReportError::Config(format!("the sum of {what} overflows 128 bits")))?;
+    }
+    Ok(t)
 }
 
 /// Adds `list_cost_usd` (rounded, adding up) and the totals row; marks UNPRICED lines.
@@ -178,7 +213,15 @@ fn finish(mut g: Grid, dims: &[Dim]) -> Result<Report, ReportError> {
                         "sum {v}e-{s} cannot be held exactly at 12 decimals"
                     ))
                 })?,
-                _ => 0,
+                Some(Cell::Int(v)) => money::to_lake_scale(*v, 0).ok_or_else(|| {
+                    ReportError::Config(format!("sum {v} cannot be held at 12 decimals"))
+                })?,
+                other => {
+                    return Err(ReportError::Config(format!(
+                        "a priced line has list cost {other:?}: expected an exact decimal \
+                         (rated_usage written by another version? run `tokenledger rate`)"
+                    )));
+                }
             };
             amounts.push(v);
             idx.push(i);
@@ -186,8 +229,8 @@ fn finish(mut g: Grid, dims: &[Dim]) -> Result<Report, ReportError> {
             unpriced += 1;
         }
     }
+    let total_exact = checked_sum(amounts.iter().copied(), "rated_usage.list_cost")?;
     let cents = money::allocate_cents(&amounts);
-    let total_exact: i128 = amounts.iter().sum();
     let total_cents: i128 = cents.iter().sum();
     let mut rounded = vec![Cell::Null; g.rows.len()];
     for (k, &i) in idx.iter().enumerate() {
@@ -210,13 +253,23 @@ fn finish(mut g: Grid, dims: &[Dim]) -> Result<Report, ReportError> {
         footer[0] = Cell::Text("TOTAL".into());
     }
     for (c, name) in g.columns.iter().enumerate().skip(ndims) {
-        if name.ends_with("_tokens") || name == "web_search_requests" {
-            let s: i128 = g
-                .rows
-                .iter()
-                .map(|r| if let Cell::Int(v) = r[c] { v } else { 0 })
-                .sum();
-            footer[c] = Cell::Int(s);
+        if crate::lake::schema::TOKEN_COLUMNS.contains(&name.as_str()) {
+            let mut vals = Vec::with_capacity(g.rows.len());
+            for r in &g.rows {
+                match &r[c] {
+                    Cell::Int(v) => vals.push(*v),
+                    Cell::Null => {}
+                    other => {
+                        return Err(ReportError::Config(format!(
+                            "column {name} holds {other:?}, not a token count"
+                        )));
+                    }
+                }
+            }
+            footer[c] = Cell::Int(checked_sum(
+                vals.into_iter(),
+                &format!("rated_usage.{name}"),
+            )?);
         }
     }
     footer[ex] = Cell::Dec(total_cents, 2);

@@ -23,7 +23,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// First month (YYYY-MM).
-    #[arg(long, default_value = "2026-10", value_parser = crate::cli::parse_month)]
+    #[arg(long, default_value = "2026-10", value_parser = crate::vocab::parse_month)]
     pub start: String,
     #[arg(long, default_value_t = 1)]
     pub months: u32,

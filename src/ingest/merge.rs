@@ -15,7 +15,7 @@ use super::coverage::{self, Claim, Effective};
 use super::{Group, Job, MASK_COLUMNS, fmt_us};
 use crate::lake::batch::{self, QuarantineRow};
 use crate::lake::io::{self as lio, LakeError, StagedFile};
-use crate::lake::{Layout, schema};
+use crate::lake::{Layout, Table, schema};
 use crate::model::{SourceFamily, SourceFormat};
 
 pub(super) struct MonthInput<'a> {
@@ -56,6 +56,16 @@ fn job(jobs: &[Job], seq: usize) -> &Job {
     jobs.iter()
         .find(|j| j.seq == seq)
         .expect("every claim comes from a job")
+}
+
+/// A part leaving the lake, and what is derived from it: the rated mirror of a usage part
+/// goes in the same commit, so no reader ever sees priced rows of restated usage.
+fn removal(layout: &Layout, table: Table, month: &str, part: &Path) -> Vec<PathBuf> {
+    let mut out = vec![part.to_path_buf()];
+    if table == Table::Usage {
+        out.push(layout.rated_mirror(part, "anthropic", month));
+    }
+    out
 }
 
 pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeError> {
@@ -183,7 +193,7 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             }
         } else if kept == 0 {
             if !is_new {
-                out.removes.push(part.clone());
+                out.removes.extend(removal(layout, table, month, part));
             }
         } else {
             let name = part_name();
@@ -203,7 +213,7 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             }
             out.renames.push((w.finish()?, name));
             if !is_new {
-                out.removes.push(part.clone());
+                out.removes.extend(removal(layout, table, month, part));
             }
         }
     }

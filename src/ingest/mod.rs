@@ -33,10 +33,11 @@ use crate::lake::io::{self as lio, LakeError, StagedFile};
 use crate::lake::txn::{self, Journal, LakeLock, LockMode};
 use crate::lake::{Layout, Table, schema};
 use crate::model::{self, ApiKey, CostRow, SourceFamily, SourceFormat, UsageRow, Workspace};
-use crate::sources::{self, FileError, Quarantined, Sink};
+use crate::sources::{self, Detected, FileError, Limits, Quarantined, Sink, mask_secrets};
 
 mod coverage;
 mod merge;
+pub mod walk;
 
 const BATCH_ROWS: usize = 64 * 1024;
 
@@ -56,6 +57,8 @@ pub struct IngestOptions {
     pub jobs: usize,
     pub wait_for_lock: bool,
     pub progress: bool,
+    /// The plausible window of dates and the longest span of one export.
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +72,14 @@ pub enum FileStatus {
     Duplicate,
     /// The file as a whole could not be read; it is in the quarantine.
     Quarantined,
+    /// Not read: not a regular file, a symlink out of the input tree, or unreadable (reason in
+    /// `error`). Needs a look (exit 3); nothing is written to the lake for it.
+    Skipped,
+    /// Not read, as expected (the data dir inside an input dir).
+    Ignored,
+    /// A report page of empty buckets with no hint of which report it is: nothing loaded,
+    /// nothing restated (see `error` for how to give the hint).
+    EmptyAmbiguous,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +94,26 @@ pub struct FileSummary {
     pub rows_superseded: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Assumptions made reading the file (an older header, a hinted empty page).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl FileSummary {
+    fn new(path: String, status: FileStatus) -> Self {
+        Self {
+            path,
+            format: None,
+            status,
+            content_hash: String::new(),
+            rows_read: 0,
+            rows_loaded: 0,
+            rows_quarantined: 0,
+            rows_superseded: 0,
+            error: None,
+            notes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -114,7 +145,7 @@ impl IngestSummary {
             || self
                 .files
                 .iter()
-                .any(|f| f.status == FileStatus::Quarantined)
+                .any(|f| matches!(f.status, FileStatus::Quarantined | FileStatus::Skipped))
         {
             crate::exit::QUARANTINED
         } else {
@@ -169,78 +200,59 @@ pub fn new_ingest_id(now: DateTime<Utc>) -> String {
     )
 }
 
-/// Expands files and directories (recursively, sorted) into a list of files, without repeats.
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, IngestError> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IngestError> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .collect::<Result<_, _>>()
-            .map_err(io(dir))?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let p = e.path();
-            let ft = e.file_type().map_err(io(&p))?;
-            if ft.is_dir() {
-                walk(&p, out)?;
-            } else if ft.is_file() || (ft.is_symlink() && p.is_file()) {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        let meta = std::fs::metadata(p).map_err(|_| IngestError::MissingPath(p.clone()))?;
-        if meta.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    let mut seen = HashSet::new();
-    let mut uniq = Vec::new();
-    for p in out {
-        let abs = std::path::absolute(&p).map_err(io(&p))?;
-        if seen.insert(abs.clone()) {
-            uniq.push(abs);
-        }
-    }
-    Ok(uniq)
-}
-
-/// A file's BLAKE3 content hash (hex) and size in bytes.
-type Hashed = (String, u64);
+/// A file's BLAKE3 content hash (hex) and size in bytes, or why it could not be read.
+type Hashed = Result<(String, u64), String>;
 
 /// Content hashes of many files, `jobs` at a time, in the order given.
-fn hash_files(files: &[PathBuf], jobs: usize) -> Result<Vec<Hashed>, IngestError> {
+fn hash_files(files: &[PathBuf], jobs: usize) -> Vec<Hashed> {
+    parallel_map(files, jobs, |p| {
+        hash_file(p).map_err(|e| match e {
+            IngestError::Io { source, .. } => format!("cannot read: {source}"),
+            other => other.to_string(),
+        })
+    })
+}
+
+/// `f` over `items`, `jobs` threads at a time; results in the order of `items`.
+fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, Hashed)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs.clamp(1, files.len().max(1)))
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.clamp(1, items.len().max(1)))
             .map(|_| {
-                scope.spawn(|| -> Result<Vec<(usize, Hashed)>, IngestError> {
+                scope.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(p) = files.get(i) else { break };
-                        mine.push((i, hash_file(p)?));
+                        let Some(x) = items.get(i) else { break };
+                        mine.push((i, f(x)));
                     }
-                    Ok(mine)
+                    mine
                 })
             })
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().expect("hash worker panicked"))
-            .collect::<Result<Vec<_>, _>>()
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
+            .flat_map(|w| w.join().expect("worker panicked"))
+            .collect()
+    });
     done.sort_by_key(|(i, _)| *i);
-    Ok(done.into_iter().map(|(_, h)| h).collect())
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
-fn hash_file(path: &Path) -> Result<Hashed, IngestError> {
+/// Which report a page of empty buckets is, from its file name or folder (`usage`/`cost`).
+fn empty_page_hint(path: &Path) -> Option<SourceFormat> {
+    let names = [path.file_name(), path.parent().and_then(Path::file_name)];
+    names.into_iter().flatten().find_map(|n| {
+        let n = n.to_string_lossy().to_ascii_lowercase();
+        match (n.contains("usage"), n.contains("cost")) {
+            (true, false) => Some(SourceFormat::AnthropicUsageApi),
+            (false, true) => Some(SourceFormat::AnthropicCostApi),
+            _ => None,
+        }
+    })
+}
+
+fn hash_file(path: &Path) -> Result<(String, u64), IngestError> {
     let mut f = std::fs::File::open(path).map_err(io(path))?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -362,6 +374,7 @@ struct ParsedFile {
     rows_quarantined: u64,
     coverage: Vec<(SourceFamily, i64, i64)>,
     error: Option<FileError>,
+    notes: Vec<String>,
 }
 
 /// The sink of one worker: resolves names, batches rows per month, writes worker staging files.
@@ -527,14 +540,15 @@ impl Sink for WorkerSink<'_> {
     fn quarantine(&mut self, q: Quarantined) {
         self.parsed.rows_read += 1;
         self.parsed.rows_quarantined += 1;
+        // Reasons quote values and excerpts quote rows: neither may carry a secret further.
         self.quarantine_buf.push(QuarantineRow {
             source_file: self.source_file.clone(),
             source_format: Some(self.format.as_str().into()),
             location: q.location,
             line: q.line,
             field: q.field,
-            reason: q.reason,
-            excerpt: q.excerpt,
+            reason: mask_secrets(&q.reason),
+            excerpt: q.excerpt.map(|e| mask_secrets(&e)),
         });
         if self.quarantine_buf.len() >= QUARANTINE_BATCH {
             self.flush_quarantine();
@@ -545,6 +559,39 @@ impl Sink for WorkerSink<'_> {
             .coverage
             .push((family, start.timestamp_micros(), end.timestamp_micros()));
     }
+    fn note(&mut self, note: String) {
+        self.parsed.notes.push(note);
+    }
+    fn reset(&mut self) {
+        // The staged files are recreated (same names) as the file is parsed again.
+        self.files.clear();
+        self.usage.clear();
+        self.cost.clear();
+        self.quarantine_buf.clear();
+        self.workspaces.clear();
+        self.api_keys.clear();
+        self.parsed = ParsedFile::default();
+    }
+}
+
+fn progress_bar(wanted: bool, files: &[PathBuf]) -> indicatif::ProgressBar {
+    if !wanted {
+        return indicatif::ProgressBar::hidden();
+    }
+    let total: u64 = files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg:12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb
 }
 
 /// A file of this command that needs parsing.
@@ -563,7 +610,8 @@ fn fmt_us(us: i64) -> String {
 
 /// Runs one ingest. Everything it changes becomes visible in one commit, or not at all.
 pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, IngestError> {
-    let files = expand_paths(&opts.paths)?;
+    let walked = walk::walk(&opts.paths, Some(&layout.root)).map_err(IngestError::MissingPath)?;
+    let files = walked.files;
     let _lock = LakeLock::acquire(layout, LockMode::Exclusive, opts.wait_for_lock)?;
     let recovered = txn::recover(layout)?;
     let now = Utc::now();
@@ -577,47 +625,40 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     }
     let known: HashSet<String> = log.iter().map(|r| r.content_hash.clone()).collect();
 
-    let progress = if opts.progress {
-        let total: u64 = files
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        let pb = indicatif::ProgressBar::new(total);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg:12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let progress = progress_bar(opts.progress, &files);
 
     // 2. Hash and detect.
     let mut phase = Phases::new();
     progress.set_message("hashing");
     let mut summaries: Vec<FileSummary> = Vec::new();
+    for sk in &walked.skipped {
+        let status = if sk.needs_review {
+            FileStatus::Skipped
+        } else {
+            FileStatus::Ignored
+        };
+        let mut s = FileSummary::new(sk.path.display().to_string(), status);
+        s.error = Some(sk.reason.clone());
+        summaries.push(s);
+    }
     let mut jobs: Vec<Job> = Vec::new();
     let mut seen_now: HashSet<String> = HashSet::new();
     let mut quarantine: Vec<QuarantineRow> = Vec::new();
     let mut new_log: Vec<IngestLogRow> = Vec::new();
-    let hashes = hash_files(&files, opts.jobs)?;
-    for (path, (hash, size)) in files.iter().zip(hashes) {
+    let hashes = hash_files(&files, opts.jobs);
+    for (path, hashed) in files.iter().zip(hashes) {
         let source_file = path.display().to_string();
-        let mut s = FileSummary {
-            path: source_file.clone(),
-            format: None,
-            status: FileStatus::New,
-            content_hash: hash.clone(),
-            rows_read: 0,
-            rows_loaded: 0,
-            rows_quarantined: 0,
-            rows_superseded: 0,
-            error: None,
+        let mut s = FileSummary::new(source_file.clone(), FileStatus::New);
+        let (hash, size) = match hashed {
+            Ok(h) => h,
+            Err(reason) => {
+                s.status = FileStatus::Skipped;
+                s.error = Some(reason);
+                summaries.push(s);
+                continue;
+            }
         };
+        s.content_hash = hash.clone();
         if known.contains(&hash) {
             s.status = FileStatus::Unchanged;
             s.format = log
@@ -633,8 +674,42 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             continue;
         }
         let detected = match opts.format {
-            Some(f) => Ok(f),
-            None => sources::detect_file(path).map_err(io(path))?,
+            Some(f) => Ok(Detected::Format(f)),
+            None => match sources::detect_file(path) {
+                Ok(d) => d,
+                Err(e) => {
+                    s.status = FileStatus::Skipped;
+                    s.error = Some(format!("cannot read: {e}"));
+                    summaries.push(s);
+                    continue;
+                }
+            },
+        };
+        let detected = match detected {
+            Ok(Detected::EmptyReportPage) => match empty_page_hint(path) {
+                Some(f) => {
+                    s.notes.push(format!(
+                        "a page of empty buckets, read as {} because its name or folder says so: \
+                         those periods are restated to zero",
+                        f.as_str()
+                    ));
+                    Ok(f)
+                }
+                None => {
+                    s.status = FileStatus::EmptyAmbiguous;
+                    s.error = Some(
+                        "a report page whose buckets are all empty (a quiet day?) cannot tell a \
+                         usage report from a cost report: nothing loaded, nothing restated. To \
+                         restate those days to zero, pass --format anthropic-usage-api (or \
+                         anthropic-cost-api), or put 'usage' or 'cost' in the file's name or folder"
+                            .into(),
+                    );
+                    summaries.push(s);
+                    continue;
+                }
+            },
+            Ok(Detected::Format(f)) => Ok(f),
+            Err(e) => Err(e),
         };
         match detected {
             Ok(format) => {
@@ -647,15 +722,17 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                 });
             }
             Err(e) => {
+                // Never the content: the size, a hash prefix and what it looked like.
+                let reason = format!("{} [{size} bytes, blake3 {}]", e.reason, &hash[..16]);
                 s.status = FileStatus::Quarantined;
-                s.error = Some(e.to_string());
+                s.error = Some(reason.clone());
                 quarantine.push(QuarantineRow {
                     source_file: source_file.clone(),
                     source_format: None,
                     location: "file".into(),
                     line: e.line,
                     field: None,
-                    reason: e.reason.clone(),
+                    reason,
                     excerpt: None,
                 });
                 progress.inc(size);
@@ -700,7 +777,7 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             // A list file stages nothing but, possibly, its quarantine part.
             let mut files = BTreeMap::new();
             let mut sink = WorkerSink::new(&empty, &staging, job, &ingest_id, now, &mut files);
-            let res = sources::parse_file(&job.path, job.format, &mut sink);
+            let res = sources::parse_file(&job.path, job.format, &opts.limits, &mut sink);
             sink.flush(true);
             if let Some(e) = sink.error.take() {
                 return Err(e.into());
@@ -790,7 +867,8 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                             let mut files = BTreeMap::new();
                             let mut sink =
                                 WorkerSink::new(dims, staging, job, ingest_id, now, &mut files);
-                            let res = sources::parse_file(&job.path, job.format, &mut sink);
+                            let res =
+                                sources::parse_file(&job.path, job.format, &opts.limits, &mut sink);
                             sink.flush(true);
                             if let Some(e) = sink.error.take() {
                                 worker_errors.lock().expect("no poisoned lock").push(e);
@@ -850,10 +928,11 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
         let s = &mut summaries[job.seq];
         s.rows_read = p.rows_read;
         s.rows_quarantined = p.rows_quarantined;
+        s.notes.append(&mut p.notes);
         if let Some(e) = &p.error {
             let parsed_rows = p.rows_read - p.rows_quarantined;
             s.status = FileStatus::Quarantined;
-            s.error = Some(e.to_string());
+            s.error = Some(mask_secrets(&e.to_string()));
             s.rows_quarantined = p.rows_read;
             quarantine.push(QuarantineRow {
                 source_file: job.source_file.clone(),
@@ -861,11 +940,14 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
                 location: "file".into(),
                 line: e.line,
                 field: None,
-                reason: if parsed_rows > 0 {
-                    format!("{e}; the {parsed_rows} row(s) read before it were not loaded (a partial export must not restate complete data)")
+                reason: mask_secrets(&if parsed_rows > 0 {
+                    format!(
+                        "{e}; the {parsed_rows} row(s) read were not loaded (a partial or \
+                             inconsistent export must not restate complete data)"
+                    )
                 } else {
                     e.to_string()
-                },
+                }),
                 excerpt: None,
             });
         }
@@ -1051,11 +1133,16 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     let mut by_format: BTreeMap<String, FormatTotals> = BTreeMap::new();
     for s in &summaries {
         let t = by_format
-            .entry(s.format.clone().unwrap_or_else(|| "unrecognised".into()))
+            .entry(s.format.clone().unwrap_or_else(|| match s.status {
+                FileStatus::Skipped | FileStatus::Ignored => "not read".into(),
+                FileStatus::EmptyAmbiguous => "empty report page".into(),
+                _ => "unrecognised".into(),
+            }))
             .or_default();
         match s.status {
             FileStatus::New | FileStatus::Quarantined => t.files_new += 1,
             FileStatus::Unchanged | FileStatus::Duplicate => t.files_unchanged += 1,
+            FileStatus::Skipped | FileStatus::Ignored | FileStatus::EmptyAmbiguous => {}
         }
         t.rows_loaded += s.rows_loaded;
         t.rows_quarantined += s.rows_quarantined;

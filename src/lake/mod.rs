@@ -34,10 +34,12 @@ pub enum Table {
     ApiKeys,
     IngestLog,
     Quarantine,
+    /// Derived: usage priced (`rating` writes it; part by part a mirror of `usage`).
+    RatedUsage,
 }
 
 impl Table {
-    pub fn dir_name(self) -> &'static str {
+    pub const fn dir_name(self) -> &'static str {
         match self {
             Table::Usage => "usage",
             Table::UsageCoverage => "usage_coverage",
@@ -47,13 +49,18 @@ impl Table {
             Table::ApiKeys => "api_keys",
             Table::IngestLog => "ingest_log",
             Table::Quarantine => "quarantine",
+            Table::RatedUsage => "rated_usage",
         }
     }
     /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.
     pub fn monthly(self) -> bool {
         matches!(
             self,
-            Table::Usage | Table::UsageCoverage | Table::Cost | Table::CostCoverage
+            Table::Usage
+                | Table::UsageCoverage
+                | Table::Cost
+                | Table::CostCoverage
+                | Table::RatedUsage
         )
     }
 }
@@ -102,6 +109,11 @@ impl Layout {
         }
         out.sort();
         Ok(out)
+    }
+    /// The rated part that mirrors a usage part (same name, `rated_usage` partition).
+    pub fn rated_mirror(&self, usage_part: &Path, provider: &str, month: &str) -> PathBuf {
+        self.month_dir(Table::RatedUsage, provider, month)
+            .join(usage_part.file_name().expect("a part has a name"))
     }
     /// The single file of a month partition of a small table (coverage).
     pub fn month_file(&self, t: Table, provider: &str, month: &str) -> PathBuf {

@@ -167,6 +167,73 @@ pub fn quarantine() -> SchemaRef {
     ]))
 }
 
+/// Columns `rated_usage` carries over unchanged from `usage`.
+pub const RATED_CARRIED: [&str; 18] = [
+    "bucket_start",
+    "bucket_end",
+    "bucket_width",
+    "provider",
+    "workspace_id",
+    "workspace_name",
+    "api_key_id",
+    "api_key_name",
+    "model",
+    "service_tier",
+    "context_window",
+    "inference_geo",
+    "uncached_input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "output_tokens",
+    "web_search_requests",
+];
+
+pub const RATE_COLS: [&str; 6] = [
+    "rate_uncached_input",
+    "rate_cache_write_5m",
+    "rate_cache_write_1h",
+    "rate_cache_read",
+    "rate_output",
+    "rate_web_search",
+];
+pub const COST_COLS: [&str; 6] = [
+    "cost_uncached_input",
+    "cost_cache_write_5m",
+    "cost_cache_write_1h",
+    "cost_cache_read",
+    "cost_output",
+    "cost_web_search",
+];
+
+fn money_null(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8),
+        true,
+    )
+}
+
+/// Derived: one priced row per usage row.
+pub fn rated_usage() -> SchemaRef {
+    let u = usage();
+    let mut f: Vec<Field> = RATED_CARRIED
+        .iter()
+        .map(|c| u.field_with_name(c).expect("usage column").clone())
+        .collect();
+    // Lineage: a rated part mirrors the usage part of the same name row for row; source_row is
+    // repeated so a rated row can be traced without counting.
+    f.push(i("source_row"));
+    f.push(s("model_canonical", true));
+    f.push(s("pricing_status", false));
+    f.push(s("pricing_note", true));
+    f.extend(RATE_COLS.iter().map(|c| money_null(c)));
+    f.extend(COST_COLS.iter().map(|c| money_null(c)));
+    f.push(money_null("list_cost"));
+    f.push(s("price_book", false));
+    Arc::new(Schema::new(f))
+}
+
 pub fn of(t: Table) -> SchemaRef {
     match t {
         Table::Usage => usage(),
@@ -176,5 +243,6 @@ pub fn of(t: Table) -> SchemaRef {
         Table::ApiKeys => api_keys(),
         Table::IngestLog => ingest_log(),
         Table::Quarantine => quarantine(),
+        Table::RatedUsage => rated_usage(),
     }
 }

@@ -26,8 +26,17 @@ pub fn crash_point(point: &str) {
 }
 
 /// Held for the whole command; released on drop (and by the OS if the process dies).
+/// `None` inside: a read-only lake, which nobody can write, so nothing needs locking.
 pub struct LakeLock {
-    _file: File,
+    _file: Option<File>,
+}
+
+/// Errors that say the data dir cannot be written (an archive, a read-only mount).
+fn read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,15 +52,25 @@ impl LakeLock {
     /// false, in which case it fails with a clear error.
     pub fn acquire(layout: &Layout, mode: LockMode, wait: bool) -> Result<Self> {
         let internal = layout.internal();
-        create_dir_all(&internal)?;
         let path = layout.lock_file();
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let opened = std::fs::create_dir_all(&internal).and_then(|()| {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+        });
+        let file = match opened {
+            Ok(f) => f,
+            // A reader of a lake it cannot write: share an existing lock file if there is one
+            // (a writer with more rights may hold it), else nobody can be writing.
+            Err(e) if mode == LockMode::Shared && read_only(&e) => match File::open(&path) {
+                Ok(f) => f,
+                Err(_) => return Ok(Self { _file: None }),
+            },
+            Err(e) => return Err(LakeError::Io { path, source: e }),
+        };
         let attempt = match mode {
             LockMode::Exclusive => file.try_lock(),
             LockMode::Shared => file.try_lock_shared(),
@@ -101,7 +120,7 @@ impl LakeLock {
                 .as_bytes(),
             );
         }
-        Ok(Self { _file: file })
+        Ok(Self { _file: Some(file) })
     }
 }
 
@@ -122,7 +141,15 @@ impl Journal {
         let path = layout.journal();
         let dir = layout.internal();
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
-        serde_json::to_writer_pretty(&mut tmp, self)
+        // Paths relative to the data dir: recovery works from any working directory, and
+        // after the data dir is moved.
+        let rel = |p: &PathBuf| p.strip_prefix(&layout.root).unwrap_or(p).to_path_buf();
+        let stored = Journal {
+            ingest_id: self.ingest_id.clone(),
+            renames: self.renames.iter().map(|(a, b)| (rel(a), rel(b))).collect(),
+            removes: self.removes.iter().map(rel).collect(),
+        };
+        serde_json::to_writer_pretty(&mut tmp, &stored)
             .map_err(|e| LakeError::Other(format!("journal: {e}")))?;
         tmp.as_file().sync_all().map_err(io_err(&path))?;
         tmp.persist(&path).map_err(|e| LakeError::Io {
@@ -134,10 +161,13 @@ impl Journal {
         self.apply(layout)
     }
 
-    /// Moves staged files into place. Idempotent: a rename already done is skipped.
+    /// Moves staged files into place. Idempotent: a rename already done is skipped. Relative
+    /// paths are relative to the data dir.
     pub fn apply(&self, layout: &Layout) -> Result<()> {
         let mut dirs: Vec<PathBuf> = Vec::new();
+        let abs = |p: &PathBuf| layout.root.join(p);
         for (i, (from, to)) in self.renames.iter().enumerate() {
+            let (from, to) = (&abs(from), &abs(to));
             let dir = to
                 .parent()
                 .expect("lake file has a directory")
@@ -161,8 +191,14 @@ impl Journal {
             }
         }
         for p in &self.removes {
+            let p = &abs(p);
             match std::fs::remove_file(p) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let Some(d) = p.parent() {
+                        dirs.push(d.to_path_buf());
+                    }
+                }
+                // Already removed (a re-applied journal), or derived and never written.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(LakeError::Io {
@@ -170,9 +206,6 @@ impl Journal {
                         source: e,
                     });
                 }
-            }
-            if let Some(d) = p.parent() {
-                dirs.push(d.to_path_buf());
             }
         }
         for d in &dirs {

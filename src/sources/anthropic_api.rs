@@ -14,7 +14,7 @@ use serde::de::{
 };
 
 use super::lenient::{Obj, Scalar};
-use super::{FileError, Quarantined, Sink, excerpt};
+use super::{FileError, Limits, Quarantined, Sink, excerpt, mask_key_hint};
 use crate::model::{
     self, ApiKey, BucketWidth, CostRow, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens,
     UsageRow, Workspace, check_enum,
@@ -64,7 +64,20 @@ struct UsageResult {
     output_tokens: Scalar,
     #[serde(default)]
     server_tool_use: Obj<ServerToolUse>,
+    // Dimensions of the Enterprise analytics report: rows grouped by them can overlap, so a
+    // page that carries them is refused rather than read with them dropped.
+    #[serde(default)]
+    product: Scalar,
+    #[serde(default)]
+    rbac_group_id: Scalar,
+    #[serde(default)]
+    slack_channel_id: Scalar,
 }
+
+/// A row of a page of the Enterprise analytics report, which this parser must not read.
+const ENTERPRISE_ROW: &str = "rows carry product / rbac_group_id / slack_channel_id: this is an \
+    Enterprise analytics usage_report page, whose rows can overlap (one user in several groups); \
+    tokenledger does not read it yet: export the Admin API usage_report/messages instead";
 
 #[derive(Deserialize)]
 struct CostResult {
@@ -88,6 +101,8 @@ struct CostResult {
     inference_geo: Scalar,
     #[serde(default)]
     workspace_id: Scalar,
+    #[serde(default)]
+    list_amount: Scalar,
 }
 
 /// One time bucket of a report page, as read.
@@ -100,34 +115,55 @@ struct Bucket<R> {
 /// Called once per bucket with its index in `data[]`.
 trait BucketHandler<R> {
     fn bucket(&mut self, index: usize, bucket: Bucket<R>);
+    /// A problem that makes the whole file unusable; buckets after it are skipped.
+    fn fatal(&mut self) -> &mut Option<FileError>;
+    /// A bucket object without `results`.
+    fn missing_results(&mut self, index: usize);
+}
+
+/// What the page object said besides its buckets.
+#[derive(Default)]
+struct PageInfo {
+    saw_data: bool,
+    /// A top-level key of the Enterprise analytics report (`data_refreshed_at`, …).
+    enterprise_key: Option<String>,
 }
 
 struct PageSeed<'a, R, H>(&'a mut H, PhantomData<R>);
 struct DataSeed<'a, R, H>(&'a mut H, PhantomData<R>);
 
 impl<'de, R: DeserializeOwned, H: BucketHandler<R>> DeserializeSeed<'de> for PageSeed<'_, R, H> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+    type Value = PageInfo;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PageInfo, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de, R: DeserializeOwned, H: BucketHandler<R>> Visitor<'de> for PageSeed<'_, R, H> {
-    type Value = bool;
+    type Value = PageInfo;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a report page object with a data array")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut saw_data = false;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PageInfo, A::Error> {
+        let mut info = PageInfo::default();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == "data" {
+                if info.saw_data {
+                    // Two `data` arrays: reading both would count their buckets twice.
+                    return Err(serde::de::Error::custom(
+                        "the page has the key \"data\" twice; its buckets would be counted twice",
+                    ));
+                }
                 map.next_value_seed(DataSeed::<R, H>(self.0, PhantomData))?;
-                saw_data = true;
+                info.saw_data = true;
             } else {
+                if matches!(key.as_ref(), "data_refreshed_at" | "organization_id") {
+                    info.enterprise_key = Some(key.into_owned());
+                }
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(saw_data)
+        Ok(info)
     }
 }
 
@@ -146,14 +182,28 @@ impl<'de, R: DeserializeOwned, H: BucketHandler<R>> Visitor<'de> for DataSeed<'_
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         while let Some(b) = seq.next_element::<RawBucket<R>>()? {
-            self.0.bucket(
-                i,
-                Bucket {
-                    starting_at: b.starting_at,
-                    ending_at: b.ending_at,
-                    results: b.results,
-                },
-            );
+            if self.0.fatal().is_some() {
+                continue; // the file fails anyway: read on only to check the JSON
+            }
+            match b.results {
+                Some(results) => self.0.bucket(
+                    i,
+                    Bucket {
+                        starting_at: b.starting_at,
+                        ending_at: b.ending_at,
+                        results,
+                    },
+                ),
+                None if b.group.is_set() || b.usage.is_set() || b.cost.is_set() => {
+                    *self.0.fatal() = Some(FileError::new(format!(
+                        "data[{i}] is a flat item with group/usage/cost and no results[]: a page of \
+                         the Usage & Cost Analytics API, which tokenledger does not read yet; \
+                         export usage_report/messages and cost_report instead"
+                    )));
+                }
+                // Without results[] the bucket says nothing: it must not restate anything.
+                None => self.0.missing_results(i),
+            }
             i += 1;
         }
         Ok(())
@@ -167,8 +217,15 @@ struct RawBucket<R> {
     starting_at: Scalar,
     #[serde(default)]
     ending_at: Scalar,
-    #[serde(default = "Vec::new")]
-    results: Vec<Obj<R>>,
+    #[serde(default)]
+    results: Option<Vec<Obj<R>>>,
+    // Keys of the Analytics API's flat items, only to recognise them.
+    #[serde(default)]
+    group: Scalar,
+    #[serde(default)]
+    usage: Scalar,
+    #[serde(default)]
+    cost: Scalar,
 }
 
 fn json_error(e: serde_json::Error) -> FileError {
@@ -177,11 +234,9 @@ fn json_error(e: serde_json::Error) -> FileError {
         serde_json::error::Category::Io => format!("read error: {e}"),
         _ => format!("invalid JSON: {e}"),
     };
-    FileError {
-        line: Some(e.line() as u64),
-        column: Some(e.column() as u64),
-        reason,
-    }
+    let mut err = FileError::at(Some(e.line() as u64), Some(e.column() as u64), reason);
+    err.huge_number = e.to_string().starts_with("number out of range");
+    err
 }
 
 /// JSON input: a whole file already in memory (fast path: serde_json scans slices with memchr)
@@ -198,28 +253,40 @@ fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
     fn go<'de, R: DeserializeOwned, H: BucketHandler<R>, J: serde_json::de::Read<'de>>(
         mut de: serde_json::Deserializer<J>,
         handler: &mut H,
-    ) -> Result<bool, FileError> {
-        let saw = PageSeed::<R, H>(handler, PhantomData)
+    ) -> Result<PageInfo, FileError> {
+        let info = PageSeed::<R, H>(handler, PhantomData)
             .deserialize(&mut de)
             .map_err(json_error)?;
         de.end().map_err(json_error)?;
-        Ok(saw)
+        Ok(info)
     }
-    let saw_data = match input {
+    let info = match input {
         Input::Bytes(b) => go::<R, H, _>(serde_json::Deserializer::from_slice(b), handler)?,
         Input::Reader(r) => go::<R, H, _>(serde_json::Deserializer::from_reader(r), handler)?,
     };
-    if !saw_data {
+    if let Some(e) = handler.fatal().take() {
+        return Err(e);
+    }
+    if let Some(k) = info.enterprise_key {
+        return Err(FileError::new(format!(
+            "the page has a top-level {k:?}: an Enterprise analytics report page, whose rows can \
+             overlap (one user in several groups); tokenledger does not read it yet: export the \
+             Admin API usage_report/messages and cost_report instead"
+        )));
+    }
+    if !info.saw_data {
         return Err(FileError::new("report page has no \"data\" array"));
     }
     Ok(())
 }
 
-/// Validates a bucket's times; on failure every result of the bucket is quarantined.
+/// Validates a bucket's times (RFC 3339, normalised to UTC; a width of 1m, 1h or 1d, aligned
+/// to it; inside the plausible window); on failure every result of the bucket is quarantined.
 fn bucket_times(
     b_index: usize,
     s: &mut Scalar,
     e: &mut Scalar,
+    limits: &Limits,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), Quarantined> {
     let bad = |field: &str, reason: String| Quarantined {
         location: format!("data[{b_index}]"),
@@ -243,12 +310,60 @@ fn bucket_times(
             format!("bucket of {secs} s is not 1m, 1h or 1d ({start} .. {end})"),
         )
     })?;
+    limits
+        .check_bucket(start, end, width)
+        .map_err(|r| bad("starting_at", r))?;
     Ok((start, end, width))
+}
+
+/// The quarantine record of a bucket without `results`.
+fn no_results(b_index: usize) -> Quarantined {
+    Quarantined {
+        location: format!("data[{b_index}]"),
+        line: None,
+        field: Some("results".into()),
+        reason: "bucket has no results array: not a well-formed bucket, so it does not restate \
+                 this period (an empty bucket says \"results\": [])"
+            .into(),
+        excerpt: None,
+    }
+}
+
+/// Result rows of one bucket whose dimensions repeat: `(first, second)` ordinals in the bucket.
+fn repeated<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> Option<(usize, usize)> {
+    let mut seen = std::collections::HashMap::new();
+    for (i, k) in keys.enumerate() {
+        if let Some(&j) = seen.get(&k) {
+            return Some((j, i));
+        }
+        seen.insert(k, i);
+    }
+    None
+}
+
+/// Quarantines every result of a bucket whose rows repeat a dimension combination: summing
+/// them would count usage twice, keeping one would guess. The bucket restates nothing.
+fn quarantine_repeated(sink: &mut dyn Sink, bi: usize, n: usize, (a, b): (usize, usize)) {
+    for ri in 0..n {
+        sink.quarantine(Quarantined {
+            location: format!("data[{bi}].results[{ri}]"),
+            line: None,
+            field: None,
+            reason: format!(
+                "results[{a}] and results[{b}] of this bucket have the same dimensions; the \
+                 provider sends one row per combination, so the bucket ({n} rows) is not loaded \
+                 and does not restate this period"
+            ),
+            excerpt: None,
+        });
+    }
 }
 
 struct UsageHandler<'a> {
     sink: &'a mut dyn Sink,
     ordinal: u64,
+    limits: &'a Limits,
+    fatal: Option<FileError>,
 }
 
 fn opt_enum(
@@ -274,6 +389,9 @@ impl UsageHandler<'_> {
         width: BucketWidth,
         mut r: UsageResult,
     ) -> Result<UsageRow, (String, String)> {
+        if r.product.is_set() || r.rbac_group_id.is_set() || r.slack_channel_id.is_set() {
+            return Err(("product".into(), ENTERPRISE_ROW.into()));
+        }
         let cc = match r.cache_creation {
             Obj::Ok(c) => c,
             Obj::Missing | Obj::Null => {
@@ -367,9 +485,30 @@ impl UsageHandler<'_> {
     }
 }
 
+/// The dimensions that identify a usage row within its bucket.
+fn usage_key(r: &UsageRow) -> [Option<&str>; 9] {
+    [
+        r.workspace_id.as_deref(),
+        r.api_key_id.as_deref(),
+        r.model.as_deref(),
+        r.service_tier.as_deref(),
+        r.context_window.as_deref(),
+        r.inference_geo.as_deref(),
+        r.speed.as_deref(),
+        r.account_id.as_deref(),
+        r.service_account_id.as_deref(),
+    ]
+}
+
 impl BucketHandler<UsageResult> for UsageHandler<'_> {
+    fn fatal(&mut self) -> &mut Option<FileError> {
+        &mut self.fatal
+    }
+    fn missing_results(&mut self, bi: usize) {
+        self.sink.quarantine(no_results(bi));
+    }
     fn bucket(&mut self, bi: usize, mut b: Bucket<UsageResult>) {
-        let times = bucket_times(bi, &mut b.starting_at, &mut b.ending_at);
+        let times = bucket_times(bi, &mut b.starting_at, &mut b.ending_at, self.limits);
         let (start, end, width) = match times {
             Ok(t) => t,
             Err(q) => {
@@ -382,10 +521,10 @@ impl BucketHandler<UsageResult> for UsageHandler<'_> {
                 return;
             }
         };
-        self.sink.coverage(SourceFamily::AdminApi, start, end);
+        let n = b.results.len();
+        let mut rows = Vec::with_capacity(n);
         for (ri, r) in b.results.into_iter().enumerate() {
             self.ordinal += 1;
-            let location = format!("data[{bi}].results[{ri}]");
             let res = match r {
                 Obj::Ok(r) => self.row(start, width, r),
                 Obj::Invalid(what) => Err((
@@ -394,10 +533,27 @@ impl BucketHandler<UsageResult> for UsageHandler<'_> {
                 )),
                 Obj::Missing | Obj::Null => Err(("results".into(), "result is null".into())),
             };
+            if let Err((field, reason)) = &res
+                && reason == ENTERPRISE_ROW
+            {
+                self.fatal = Some(FileError::new(format!(
+                    "data[{bi}].results[{ri}]: {field}: {reason}"
+                )));
+                return;
+            }
+            rows.push(res);
+        }
+        let ok = rows.iter().filter_map(|r| r.as_ref().ok());
+        if let Some(pair) = repeated(ok.map(usage_key)) {
+            quarantine_repeated(self.sink, bi, n, pair);
+            return;
+        }
+        self.sink.coverage(SourceFamily::AdminApi, start, end);
+        for (ri, res) in rows.into_iter().enumerate() {
             match res {
                 Ok(row) => self.sink.usage(row),
                 Err((field, reason)) => self.sink.quarantine(Quarantined {
-                    location,
+                    location: format!("data[{bi}].results[{ri}]"),
                     line: None,
                     field: Some(field),
                     reason,
@@ -412,15 +568,30 @@ impl BucketHandler<UsageResult> for UsageHandler<'_> {
 }
 
 /// Parses one `usage_report/messages` page.
-pub fn parse_usage<R: BufRead>(input: Input<'_, R>, sink: &mut dyn Sink) -> Result<(), FileError> {
-    let mut h = UsageHandler { sink, ordinal: 0 };
+pub fn parse_usage<R: BufRead>(
+    input: Input<'_, R>,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
+    let mut h = UsageHandler {
+        sink,
+        ordinal: 0,
+        limits,
+        fatal: None,
+    };
     run_page::<UsageResult, _, _>(input, &mut h)
 }
 
 struct CostHandler<'a> {
     sink: &'a mut dyn Sink,
     ordinal: u64,
+    limits: &'a Limits,
+    fatal: Option<FileError>,
 }
+
+/// No single cost line may reach this many dollars: far beyond any real bill, and low enough
+/// that no sum of lines can overflow the lake's `DECIMAL(38,12)`.
+pub const MAX_AMOUNT_DOLLARS: i64 = 1_000_000_000_000_000;
 
 /// The cost report's `amount` is a decimal string in cents; the lake keeps dollars, exactly.
 pub fn cents_to_dollars(raw: &str) -> Result<Decimal, String> {
@@ -444,6 +615,11 @@ pub fn cents_to_dollars(raw: &str) -> Result<Decimal, String> {
     }
     d.set_scale(d.scale() + 2)
         .map_err(|e| format!("amount {raw:?}: {e}"))?;
+    if d.abs() >= Decimal::from(MAX_AMOUNT_DOLLARS) {
+        return Err(format!(
+            "amount {raw:?} cents is ${d}, implausibly large (limit ${MAX_AMOUNT_DOLLARS} per line); refusing it so sums stay exact"
+        ));
+    }
     Ok(d)
 }
 
@@ -454,6 +630,14 @@ impl CostHandler<'_> {
         end: DateTime<Utc>,
         mut r: CostResult,
     ) -> Result<CostRow, (String, String)> {
+        if r.list_amount.is_set() {
+            return Err((
+                "list_amount".into(),
+                "rows carry list_amount: an Enterprise or Analytics cost page, which tokenledger \
+                 does not read yet"
+                    .into(),
+            ));
+        }
         let amount_raw = match &r.amount {
             Scalar::Str(s) => s.clone(),
             Scalar::UInt(_) | Scalar::NegInt(_) | Scalar::NonInteger(_) => {
@@ -477,7 +661,16 @@ impl CostHandler<'_> {
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
             return Err((
                 "currency".into(),
-                format!("currency {currency:?} is not an ISO 4217 code"),
+                format!("currency {:?} is not an ISO 4217 code", excerpt(&currency)),
+            ));
+        }
+        if !currency.eq_ignore_ascii_case("USD") {
+            return Err((
+                "currency".into(),
+                format!(
+                    "currency {}: only USD amounts are summed (no exchange rates yet), so this row is not loaded",
+                    currency.to_ascii_uppercase()
+                ),
             ));
         }
         let cost_type = r
@@ -520,9 +713,30 @@ impl CostHandler<'_> {
     }
 }
 
+/// The dimensions that identify a cost row within its bucket.
+fn cost_key(r: &CostRow) -> [Option<&str>; 8] {
+    [
+        r.workspace_id.as_deref(),
+        r.description.as_deref(),
+        Some(r.cost_type.as_str()),
+        r.model.as_deref(),
+        r.token_type.as_deref(),
+        r.service_tier.as_deref(),
+        r.context_window.as_deref(),
+        r.inference_geo.as_deref(),
+    ]
+}
+
 impl BucketHandler<CostResult> for CostHandler<'_> {
+    fn fatal(&mut self) -> &mut Option<FileError> {
+        &mut self.fatal
+    }
+    fn missing_results(&mut self, bi: usize) {
+        self.sink.quarantine(no_results(bi));
+    }
     fn bucket(&mut self, bi: usize, mut b: Bucket<CostResult>) {
-        let (start, end) = match bucket_times(bi, &mut b.starting_at, &mut b.ending_at) {
+        let (start, end) = match bucket_times(bi, &mut b.starting_at, &mut b.ending_at, self.limits)
+        {
             Ok((s, e, BucketWidth::Day)) => (s, e),
             Ok((s, e, w)) => {
                 self.ordinal += b.results.len() as u64;
@@ -544,17 +758,26 @@ impl BucketHandler<CostResult> for CostHandler<'_> {
                 return;
             }
         };
-        self.sink.coverage(SourceFamily::AdminApi, start, end);
-        for (ri, r) in b.results.into_iter().enumerate() {
+        let n = b.results.len();
+        let mut rows = Vec::with_capacity(n);
+        for r in b.results {
             self.ordinal += 1;
-            let res = match r {
+            rows.push(match r {
                 Obj::Ok(r) => self.row(start, end, r),
                 Obj::Invalid(what) => Err((
                     "results".into(),
                     format!("result must be an object, got {what}"),
                 )),
                 Obj::Missing | Obj::Null => Err(("results".into(), "result is null".into())),
-            };
+            });
+        }
+        let ok = rows.iter().filter_map(|r| r.as_ref().ok());
+        if let Some(pair) = repeated(ok.map(cost_key)) {
+            quarantine_repeated(self.sink, bi, n, pair);
+            return;
+        }
+        self.sink.coverage(SourceFamily::AdminApi, start, end);
+        for (ri, res) in rows.into_iter().enumerate() {
             match res {
                 Ok(row) => self.sink.cost(row),
                 Err((field, reason)) => self.sink.quarantine(Quarantined {
@@ -570,8 +793,17 @@ impl BucketHandler<CostResult> for CostHandler<'_> {
 }
 
 /// Parses one `cost_report` page.
-pub fn parse_cost<R: BufRead>(input: Input<'_, R>, sink: &mut dyn Sink) -> Result<(), FileError> {
-    let mut h = CostHandler { sink, ordinal: 0 };
+pub fn parse_cost<R: BufRead>(
+    input: Input<'_, R>,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
+    let mut h = CostHandler {
+        sink,
+        ordinal: 0,
+        limits,
+        fatal: None,
+    };
     run_page::<CostResult, _, _>(input, &mut h)
 }
 
@@ -713,7 +945,8 @@ pub fn parse_api_keys<R: BufRead>(
             partial_key_hint: k
                 .partial_key_hint
                 .opt_str("partial_key_hint")
-                .map_err(field_err("partial_key_hint"))?,
+                .map_err(field_err("partial_key_hint"))?
+                .map(|h| mask_key_hint(&h)),
             status,
         };
         sink.api_key(key);

@@ -3,12 +3,12 @@
 //! single `usage_input_tokens_cache_write` column, booked as 5-minute writes and flagged
 //! (`cache_write_assumed_5m`). Rows carry names, not IDs; `Default` is the default workspace.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
 
 use chrono::NaiveDate;
 
-use super::{FileError, Quarantined, Sink, excerpt};
+use super::{FileError, Limits, Quarantined, Sink, excerpt};
 use crate::model::{
     self, BucketWidth, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens, UsageRow,
     check_enum, day_start,
@@ -20,7 +20,8 @@ struct Columns {
     api_key: usize,
     workspace: usize,
     usage_type: usize,
-    context_window: usize,
+    /// Absent in the mid-2025 header: standard context then.
+    context_window: Option<usize>,
     no_cache: usize,
     /// (5m, 1h) for the newer header, or the single column of the older one.
     cache_write: CacheWrite,
@@ -51,7 +52,6 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, FileError> {
     let api_key = req("api_key");
     let workspace = req("workspace");
     let usage_type = req("usage_type");
-    let context_window = req("context_window");
     let no_cache = req("usage_input_tokens_no_cache");
     let cache_read = req("usage_input_tokens_cache_read");
     let output = req("usage_output_tokens");
@@ -68,14 +68,14 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, FileError> {
         }
     };
     if !missing.is_empty() {
-        return Err(FileError {
-            line: Some(1),
-            column: None,
-            reason: format!(
+        return Err(FileError::at(
+            Some(1),
+            None,
+            format!(
                 "unknown Console usage CSV header: missing column(s) {}",
                 missing.join(", ")
             ),
-        });
+        ));
     }
     Ok(Columns {
         date,
@@ -83,7 +83,7 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, FileError> {
         api_key,
         workspace,
         usage_type,
-        context_window,
+        context_window: find("context_window"),
         no_cache,
         cache_write,
         cache_read,
@@ -145,14 +145,56 @@ fn opt_text(rec: &csv::StringRecord, i: Option<usize>) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn row(cols: &Columns, rec: &csv::StringRecord, line: u64) -> Result<UsageRow, (String, String)> {
+/// What the file's header made the parser assume, said once per file in the ingest summary.
+fn header_notes(cols: &Columns) -> Vec<String> {
+    let mut notes = Vec::new();
+    if matches!(cols.cache_write, CacheWrite::Single(_)) {
+        notes.push(
+            "older Console header: one undivided cache-write column, booked as 5-minute cache \
+             writes (cache_write_assumed_5m)"
+                .to_string(),
+        );
+    }
+    let absent: Vec<&str> = [
+        ("context_window", cols.context_window),
+        ("inference_geo", cols.inference_geo),
+        ("speed", cols.speed),
+    ]
+    .iter()
+    .filter(|(_, c)| c.is_none())
+    .map(|(n, _)| *n)
+    .collect();
+    if !absent.is_empty() {
+        notes.push(format!(
+            "Console header without {}: standard context window and global inference geo assumed",
+            absent.join(", ")
+        ));
+    }
+    notes
+}
+
+fn row(
+    cols: &Columns,
+    rec: &csv::StringRecord,
+    line: u64,
+    limits: &Limits,
+) -> Result<UsageRow, (String, String)> {
     let date_s = rec.get(cols.date).unwrap_or("").trim();
-    let date = NaiveDate::parse_from_str(date_s, "%Y-%m-%d").map_err(|_| {
-        (
-            "usage_date_utc".to_string(),
-            format!("usage_date_utc {date_s:?} is not a YYYY-MM-DD date"),
-        )
-    })?;
+    let date = NaiveDate::parse_from_str(date_s, "%Y-%m-%d")
+        .ok()
+        .filter(|_| date_s.len() == 10)
+        .ok_or_else(|| {
+            (
+                "usage_date_utc".to_string(),
+                format!(
+                    "usage_date_utc {:?} is not a YYYY-MM-DD date",
+                    excerpt(date_s)
+                ),
+            )
+        })?;
+    limits
+        .check_day(date)
+        .map_err(|r| ("usage_date_utc".to_string(), r))?;
     let model = opt_text(rec, Some(cols.model)).ok_or_else(|| {
         (
             "model_version".to_string(),
@@ -167,8 +209,11 @@ fn row(cols: &Columns, rec: &csv::StringRecord, line: u64) -> Result<UsageRow, (
     })?;
     check_enum("usage_type", &tier, model::SERVICE_TIERS)
         .map_err(|r| ("usage_type".to_string(), r))?;
-    let context_window = context_window_from_display(rec.get(cols.context_window).unwrap_or(""))
-        .map_err(|r| ("context_window".to_string(), r))?;
+    let context_window = match cols.context_window {
+        Some(c) => context_window_from_display(rec.get(c).unwrap_or(""))
+            .map_err(|r| ("context_window".to_string(), r))?,
+        None => None,
+    };
     let inference_geo = opt_text(rec, cols.inference_geo);
     if let Some(g) = &inference_geo {
         check_enum("inference_geo", g, model::INFERENCE_GEOS)
@@ -219,7 +264,26 @@ fn row(cols: &Columns, rec: &csv::StringRecord, line: u64) -> Result<UsageRow, (
 
 /// Parses a Console usage CSV. Coverage is every day from the first to the last date in the
 /// file (a day inside that range with no rows is a day with no usage).
-pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(), FileError> {
+/// The dimensions that identify a Console usage row within its day.
+type RowKey = [Option<String>; 7];
+
+fn row_key(r: &UsageRow) -> RowKey {
+    [
+        r.workspace_name.clone(),
+        r.api_key_name.clone(),
+        r.model.clone(),
+        r.service_tier.clone(),
+        r.context_window.clone(),
+        r.inference_geo.clone(),
+        r.speed.clone(),
+    ]
+}
+
+pub fn parse_usage<R: BufRead>(
+    mut reader: R,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
     // Skip a UTF-8 byte-order mark.
     let buf = reader
         .fill_buf()
@@ -233,14 +297,15 @@ pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(),
         .from_reader(reader.by_ref());
     let header = rdr
         .headers()
-        .map_err(|e| FileError {
-            line: Some(1),
-            column: None,
-            reason: format!("unreadable CSV header: {e}"),
-        })?
+        .map_err(|e| FileError::at(Some(1), None, format!("unreadable CSV header: {e}")))?
         .clone();
     let cols = columns(&header)?;
+    for n in header_notes(&cols) {
+        sink.note(n);
+    }
     let mut days = BTreeSet::new();
+    // (day, dimensions) → first line: a repeated row would be counted twice.
+    let mut first_line_of: HashMap<(NaiveDate, RowKey), u64> = HashMap::new();
     let mut rec = csv::StringRecord::new();
     loop {
         let line = rdr.position().line();
@@ -263,9 +328,23 @@ pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(),
                     });
                     continue;
                 }
-                match row(&cols, &rec, line) {
+                match row(&cols, &rec, line, limits) {
                     Ok(r) => {
-                        days.insert(r.bucket_start.date_naive());
+                        let day = r.bucket_start.date_naive();
+                        let key = (day, row_key(&r));
+                        if let Some(first) = first_line_of.get(&key) {
+                            return Err(FileError::at(
+                                Some(line),
+                                None,
+                                format!(
+                                    "line {line} repeats the day and dimensions of line {first} \
+                                     (the Console sends one row per combination); the file is \
+                                     not loaded, as its rows would be counted twice"
+                                ),
+                            ));
+                        }
+                        first_line_of.insert(key, line);
+                        days.insert(day);
                         sink.usage(r);
                     }
                     Err((field, reason)) => sink.quarantine(Quarantined {
@@ -280,11 +359,7 @@ pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(),
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(line);
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    return Err(FileError {
-                        line: Some(line),
-                        column: None,
-                        reason: format!("read error: {e}"),
-                    });
+                    return Err(FileError::at(Some(line), None, format!("read error: {e}")));
                 }
                 sink.quarantine(Quarantined {
                     location: format!("line {line}"),
@@ -297,6 +372,15 @@ pub fn parse_usage<R: BufRead>(mut reader: R, sink: &mut dyn Sink) -> Result<(),
         }
     }
     if let (Some(first), Some(last)) = (days.first().copied(), days.last().copied()) {
+        let span = (last - first).num_days() + 1;
+        if span > limits.max_span_days {
+            return Err(FileError::new(format!(
+                "the file's rows span {span} days ({first} .. {last}), more than one export can \
+                 plausibly cover ({} days, [ingest] max_span_days); a typo'd date? split the \
+                 export or raise the limit",
+                limits.max_span_days
+            )));
+        }
         let mut d = first;
         while d <= last {
             let start = day_start(d);

@@ -92,6 +92,11 @@ impl Scalar {
             Scalar::UInt(v) => Err(format!("{field} {v} is too large")),
             Scalar::Missing | Scalar::Null => Err(format!("missing required field {field}")),
             Scalar::NegInt(_) => Err(format!("{field} is negative: {}", self.describe())),
+            Scalar::Str(s) if s.starts_with(super::numbers::HUGE_MARK) => Err(format!(
+                "{field} {} is out of range (a count must be an integer of at most {} digits)",
+                super::excerpt(&s[1..]),
+                i64::MAX.to_string().len()
+            )),
             other => Err(format!(
                 "{field} must be a non-negative integer, got {}",
                 other.describe()
@@ -105,6 +110,11 @@ impl Scalar {
             Scalar::Missing | Scalar::Null => Ok(0),
             _ => self.count(field),
         }
+    }
+
+    /// Whether the field is present with a value (not missing, not null).
+    pub fn is_set(&self) -> bool {
+        !matches!(self, Scalar::Missing | Scalar::Null)
     }
 
     /// An optional string dimension: missing and null are `None`. Moves the parsed string

@@ -9,6 +9,13 @@
 pub mod anthropic_api;
 pub mod console_csv;
 mod lenient;
+mod limits;
+mod numbers;
+mod redact;
+
+pub use limits::Limits;
+pub use numbers::quote_huge_numbers;
+pub use redact::{mask_key_hint, mask_secrets};
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
@@ -39,6 +46,9 @@ pub struct FileError {
     pub line: Option<u64>,
     pub column: Option<u64>,
     pub reason: String,
+    /// A JSON number too large for the parser: the file is re-read with such numbers quoted,
+    /// so only their rows are quarantined.
+    pub huge_number: bool,
 }
 
 impl fmt::Display for FileError {
@@ -53,10 +63,14 @@ impl fmt::Display for FileError {
 
 impl FileError {
     pub fn new(reason: impl Into<String>) -> Self {
+        Self::at(None, None, reason)
+    }
+    pub fn at(line: Option<u64>, column: Option<u64>, reason: impl Into<String>) -> Self {
         Self {
-            line: None,
-            column: None,
+            line,
+            column,
             reason: reason.into(),
+            huge_number: false,
         }
     }
 }
@@ -68,6 +82,10 @@ pub trait Sink {
     fn workspace(&mut self, ws: Workspace);
     fn api_key(&mut self, key: ApiKey);
     fn quarantine(&mut self, q: Quarantined);
+    /// An assumption the parser made about the whole file (said in the ingest summary).
+    fn note(&mut self, _note: String) {}
+    /// Forget everything emitted for this file so far: it is about to be parsed again.
+    fn reset(&mut self);
     /// The export covers `[start, end)` for `family` (even if it has no rows there: an empty
     /// bucket restates usage to zero).
     fn coverage(&mut self, family: SourceFamily, start: DateTime<Utc>, end: DateTime<Utc>);
@@ -82,6 +100,7 @@ pub struct VecSink {
     pub api_keys: Vec<ApiKey>,
     pub quarantined: Vec<Quarantined>,
     pub coverage: Vec<(SourceFamily, DateTime<Utc>, DateTime<Utc>)>,
+    pub notes: Vec<String>,
 }
 
 impl Sink for VecSink {
@@ -103,12 +122,43 @@ impl Sink for VecSink {
     fn coverage(&mut self, family: SourceFamily, start: DateTime<Utc>, end: DateTime<Utc>) {
         self.coverage.push((family, start, end))
     }
+    fn note(&mut self, note: String) {
+        self.notes.push(note)
+    }
+    fn reset(&mut self) {
+        *self = VecSink::default();
+    }
 }
 
 const PEEK: usize = 64 * 1024;
 
+/// What the content of a file says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detected {
+    Format(SourceFormat),
+    /// An Admin API report page whose buckets are all empty (a quiet day): it could be a usage
+    /// or a cost report, and only a hint (`--format`, the file's name or folder) can tell.
+    EmptyReportPage,
+}
+
+/// A short description of content tokenledger does not recognise: its type, never its text
+/// (an unrecognised file may be a `.env` full of secrets).
+fn describe(text: &str) -> String {
+    let t = text.trim_start();
+    let first = t.lines().next().unwrap_or("");
+    if t.starts_with('{') {
+        "a JSON object".into()
+    } else if t.starts_with('[') {
+        "a JSON array".into()
+    } else if first.contains(',') {
+        format!("CSV-like text ({} columns)", first.split(',').count())
+    } else {
+        "text".into()
+    }
+}
+
 /// Detects the format from the first 64 KiB of content (never from the name).
-pub fn detect(head: &[u8]) -> Result<SourceFormat, FileError> {
+pub fn detect(head: &[u8]) -> Result<Detected, FileError> {
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
@@ -126,35 +176,12 @@ pub fn detect(head: &[u8]) -> Result<SourceFormat, FileError> {
         return Err(FileError::new("empty file"));
     }
     if trimmed.starts_with('{') {
-        let squeezed: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
-        // Keys, not values: `"uncached_input_tokens"` is also a `token_type` value in cost pages.
-        let has = |k: &str| squeezed.contains(&format!("\"{k}\":"));
-        if has("starting_at") {
-            if has("amount") || has("cost_type") {
-                return Ok(SourceFormat::AnthropicCostApi);
-            }
-            if has("uncached_input_tokens") || has("output_tokens") {
-                return Ok(SourceFormat::AnthropicUsageApi);
-            }
-            return Err(FileError::new(
-                "an Admin API report page without result rows: cannot tell usage from cost; \
-                 pass --format anthropic-usage-api or --format anthropic-cost-api",
-            ));
-        }
-        if squeezed.contains("\"type\":\"api_key\"") || has("partial_key_hint") {
-            return Ok(SourceFormat::AnthropicApiKeys);
-        }
-        if squeezed.contains("\"type\":\"workspace\"") {
-            return Ok(SourceFormat::AnthropicWorkspaces);
-        }
-        return Err(FileError::new(
-            "JSON, but not an Admin API usage/cost report page or a workspaces/api_keys list",
-        ));
+        return detect_json(trimmed);
     }
     let first_line = trimmed.lines().next().unwrap_or("");
     if first_line.contains("usage_date_utc") {
         if first_line.contains("model_version") && first_line.contains("usage_output_tokens") {
-            return Ok(SourceFormat::AnthropicConsoleUsageCsv);
+            return Ok(Detected::Format(SourceFormat::AnthropicConsoleUsageCsv));
         }
         if first_line.contains("cost_usd") {
             return Err(FileError::new(
@@ -162,27 +189,122 @@ pub fn detect(head: &[u8]) -> Result<SourceFormat, FileError> {
             ));
         }
     }
-    let shown: String = first_line.chars().take(120).collect();
     Err(FileError::new(format!(
-        "unrecognised content (first line: {shown:?}); supported: {}",
+        "unrecognised content ({}); supported: {}",
+        describe(trimmed),
         SourceFormat::ALL.map(|f| f.as_str()).join(", ")
     )))
 }
 
-/// Reads the head of a file for [`detect`].
-pub fn detect_file(path: &Path) -> std::io::Result<Result<SourceFormat, FileError>> {
+fn detect_json(trimmed: &str) -> Result<Detected, FileError> {
+    let squeezed: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+    // Keys, not values: `"uncached_input_tokens"` is also a `token_type` value in cost pages.
+    let has = |k: &str| squeezed.contains(&format!("\"{k}\":"));
+    if has("starting_at") {
+        if !has("results") && (has("group") || has("usage") || has("cost")) {
+            return Err(FileError::new(
+                "a page of the Usage & Cost Analytics API (/v1/organizations/analytics/usage or \
+                 /analytics/cost: flat items with group{…} and usage{…}/cost{…}, no results[]), \
+                 which tokenledger does not read yet; export usage_report/messages and \
+                 cost_report instead",
+            ));
+        }
+        if has("data_refreshed_at") || has("rbac_group_id") || has("slack_channel_id") {
+            return Err(FileError::new(
+                "an Enterprise analytics usage_report/cost_report page (rows carry product and \
+                 rbac_group_id, and rows of overlapping groups would be counted twice), which \
+                 tokenledger does not read yet; export the Admin API usage_report/messages and \
+                 cost_report instead",
+            ));
+        }
+        if has("amount") || has("cost_type") {
+            return Ok(Detected::Format(SourceFormat::AnthropicCostApi));
+        }
+        if has("uncached_input_tokens") || has("output_tokens") {
+            return Ok(Detected::Format(SourceFormat::AnthropicUsageApi));
+        }
+        if has("results") {
+            return Ok(Detected::EmptyReportPage);
+        }
+        return Err(FileError::new(
+            "JSON with time buckets but no results[]: not an Admin API report page tokenledger knows",
+        ));
+    }
+    if squeezed.contains("\"type\":\"api_key\"") || has("partial_key_hint") {
+        return Ok(Detected::Format(SourceFormat::AnthropicApiKeys));
+    }
+    if squeezed.contains("\"type\":\"workspace\"") {
+        return Ok(Detected::Format(SourceFormat::AnthropicWorkspaces));
+    }
+    Err(FileError::new(
+        "JSON, but not an Admin API usage/cost report page or a workspaces/api_keys list",
+    ))
+}
+
+/// Reads the head of a file for [`detect`]. A page that looks empty in its first 64 KiB (a
+/// quiet night of 1-minute buckets) is read on to the end before it is called empty.
+pub fn detect_file(path: &Path) -> std::io::Result<Result<Detected, FileError>> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = Vec::with_capacity(PEEK);
     (&mut f).take(PEEK as u64).read_to_end(&mut buf)?;
-    Ok(detect(&buf))
+    let first = detect(&buf);
+    if first != Ok(Detected::EmptyReportPage) || buf.len() < PEEK {
+        return Ok(first);
+    }
+    let keep = 64;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut tail = buf[buf.len() - keep..].to_vec();
+    loop {
+        let n = f.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(first);
+        }
+        let mut window = std::mem::take(&mut tail);
+        window.extend_from_slice(&chunk[..n]);
+        let found = |k: &[u8]| memchr::memmem::find(&window, k).is_some();
+        if found(b"\"amount\"") || found(b"\"cost_type\"") {
+            return Ok(Ok(Detected::Format(SourceFormat::AnthropicCostApi)));
+        }
+        if found(b"\"uncached_input_tokens\"") || found(b"\"output_tokens\"") {
+            return Ok(Ok(Detected::Format(SourceFormat::AnthropicUsageApi)));
+        }
+        tail = window[window.len().saturating_sub(keep)..].to_vec();
+    }
 }
 
 /// Files up to this size are read whole and parsed from memory (several times faster);
 /// larger ones are streamed, so memory stays bounded whatever the input size.
 pub const IN_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Parses one file of a known format into `sink`.
-pub fn parse_file(path: &Path, format: SourceFormat, sink: &mut dyn Sink) -> Result<(), FileError> {
+/// Parses one file of a known format into `sink`, within `limits`. A JSON file with numbers
+/// too large to parse is read a second time with those numbers quoted (the sink is reset in
+/// between), so that only the rows holding them are quarantined.
+pub fn parse_file(
+    path: &Path,
+    format: SourceFormat,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
+    let mut guard = limits::Guard::new(sink, *limits);
+    let first = parse_file_once(path, format, limits, &mut guard, false);
+    let res = match first {
+        Err(e) if e.huge_number => {
+            guard.reset();
+            parse_file_once(path, format, limits, &mut guard, true)
+        }
+        other => other,
+    };
+    res?;
+    guard.finish()
+}
+
+fn parse_file_once(
+    path: &Path,
+    format: SourceFormat,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+    quote_numbers: bool,
+) -> Result<(), FileError> {
     let file =
         std::fs::File::open(path).map_err(|e| FileError::new(format!("cannot open: {e}")))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
@@ -191,31 +313,42 @@ pub fn parse_file(path: &Path, format: SourceFormat, sink: &mut dyn Sink) -> Res
         BufReader::new(file)
             .read_to_end(&mut bytes)
             .map_err(|e| FileError::new(format!("read error: {e}")))?;
-        return parse_bytes(&bytes, format, sink);
+        if quote_numbers {
+            bytes = quote_huge_numbers(&bytes);
+        }
+        return parse_bytes(&bytes, format, limits, sink);
     }
-    parse_reader(BufReader::with_capacity(256 * 1024, file), format, sink)
+    let reader = BufReader::with_capacity(256 * 1024, file);
+    if quote_numbers {
+        let quoted = BufReader::with_capacity(256 * 1024, numbers::QuoteHugeNumbers::new(reader));
+        return parse_reader(quoted, format, limits, sink);
+    }
+    parse_reader(reader, format, limits, sink)
 }
 
 /// Parses a whole file held in memory.
 pub fn parse_bytes(
     bytes: &[u8],
     format: SourceFormat,
+    limits: &Limits,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
     use anthropic_api::Input::Bytes;
     type Nothing = std::io::Empty;
     match format {
         SourceFormat::AnthropicUsageApi => {
-            anthropic_api::parse_usage::<Nothing>(Bytes(bytes), sink)
+            anthropic_api::parse_usage::<Nothing>(Bytes(bytes), limits, sink)
         }
-        SourceFormat::AnthropicCostApi => anthropic_api::parse_cost::<Nothing>(Bytes(bytes), sink),
+        SourceFormat::AnthropicCostApi => {
+            anthropic_api::parse_cost::<Nothing>(Bytes(bytes), limits, sink)
+        }
         SourceFormat::AnthropicWorkspaces => {
             anthropic_api::parse_workspaces::<Nothing>(Bytes(bytes), sink)
         }
         SourceFormat::AnthropicApiKeys => {
             anthropic_api::parse_api_keys::<Nothing>(Bytes(bytes), sink)
         }
-        SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(bytes, sink),
+        SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(bytes, limits, sink),
     }
 }
 
@@ -223,22 +356,25 @@ pub fn parse_bytes(
 pub fn parse_reader<R: BufRead>(
     reader: R,
     format: SourceFormat,
+    limits: &Limits,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
     use anthropic_api::Input::Reader;
     match format {
-        SourceFormat::AnthropicUsageApi => anthropic_api::parse_usage(Reader(reader), sink),
-        SourceFormat::AnthropicCostApi => anthropic_api::parse_cost(Reader(reader), sink),
+        SourceFormat::AnthropicUsageApi => anthropic_api::parse_usage(Reader(reader), limits, sink),
+        SourceFormat::AnthropicCostApi => anthropic_api::parse_cost(Reader(reader), limits, sink),
         SourceFormat::AnthropicWorkspaces => anthropic_api::parse_workspaces(Reader(reader), sink),
         SourceFormat::AnthropicApiKeys => anthropic_api::parse_api_keys(Reader(reader), sink),
-        SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(reader, sink),
+        SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(reader, limits, sink),
     }
 }
 
 /// Shortens raw text for a quarantine excerpt.
+/// Anything that looks like a secret is masked first.
 pub(crate) fn excerpt(s: &str) -> String {
+    let s = mask_secrets(s);
     if s.chars().count() <= 200 {
-        s.to_string()
+        s
     } else {
         let mut out: String = s.chars().take(197).collect();
         out.push_str("...");

@@ -1,0 +1,121 @@
+//! JSON numbers beyond what a parser can hold (`1e400`, a 500-digit integer) make serde_json
+//! fail the whole document. Re-reading such a file through [`QuoteHugeNumbers`] turns each of
+//! those numbers into a string, so that only the row that holds it is quarantined (a token
+//! count must be an integer) and the good rows of the file load.
+
+use std::io::{self, BufRead, Read};
+
+/// First character of a string that holds a number too large to parse.
+pub const HUGE_MARK: char = '\u{0}';
+
+/// Longest number token kept as a number; longer ones are quoted without being parsed.
+const MAX_NUMBER_LEN: usize = 400;
+
+/// A reader that copies JSON text, quoting every number token that does not fit an `f64`.
+pub struct QuoteHugeNumbers<R> {
+    inner: R,
+    in_string: bool,
+    escaped: bool,
+    number: Vec<u8>,
+    out: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl<R: BufRead> QuoteHugeNumbers<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            in_string: false,
+            escaped: false,
+            number: Vec::new(),
+            out: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+
+    fn flush_number(&mut self) {
+        if self.number.is_empty() {
+            return;
+        }
+        let fits = self.number.len() <= MAX_NUMBER_LEN
+            && std::str::from_utf8(&self.number)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .is_some_and(f64::is_finite);
+        if fits {
+            self.out.extend_from_slice(&self.number);
+        } else {
+            // A NUL first (escaped) marks the string as a number we quoted: see `HUGE_MARK`.
+            self.out.extend_from_slice(b"\"\\u0000");
+            self.out.extend_from_slice(&self.number);
+            self.out.push(b'"');
+        }
+        self.number.clear();
+    }
+
+    /// Transforms the next chunk of input into `out`.
+    fn fill(&mut self) -> io::Result<()> {
+        self.out.clear();
+        self.pos = 0;
+        let chunk = self.inner.fill_buf()?;
+        if chunk.is_empty() {
+            self.done = true;
+            self.flush_number();
+            return Ok(());
+        }
+        let chunk = chunk.to_vec();
+        self.inner.consume(chunk.len());
+        for &b in &chunk {
+            if self.in_string {
+                self.out.push(b);
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+            } else if b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E') {
+                // `e`/`E` only continue a number; in `true`/`false`/`null` they are letters.
+                if self.number.is_empty() && !(b.is_ascii_digit() || b == b'-') {
+                    self.out.push(b);
+                } else {
+                    self.number.push(b);
+                }
+            } else {
+                self.flush_number();
+                if b == b'"' {
+                    self.in_string = true;
+                }
+                self.out.push(b);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Read for QuoteHugeNumbers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.out.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..n + self.pos]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// `bytes` with every out-of-range number quoted (see [`QuoteHugeNumbers`]).
+pub fn quote_huge_numbers(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 64);
+    QuoteHugeNumbers::new(bytes)
+        .read_to_end(&mut out)
+        .expect("reading from memory cannot fail");
+    out
+}
