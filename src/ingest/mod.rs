@@ -659,7 +659,15 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
             }
         };
         s.content_hash = hash.clone();
-        if known.contains(&hash) {
+        // A file quarantined whole is read again when the operator now says what it is.
+        // (Once read as that format, it is known like any other file.)
+        let mut logged = log.iter().filter(|r| r.content_hash == hash);
+        let retry = opts.format.is_some_and(|f| {
+            logged.all(|r| {
+                r.status == "quarantined" && r.source_format.as_deref() != Some(f.as_str())
+            })
+        });
+        if known.contains(&hash) && !retry {
             s.status = FileStatus::Unchanged;
             s.format = log
                 .iter()

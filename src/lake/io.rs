@@ -146,9 +146,12 @@ impl AtomicFile {
     pub fn create(path: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
         let dir = path.parent().expect("lake files live in a directory");
         create_dir_all(dir)?;
+        // 0666 less the umask, like any file the user creates: a lake shared with readers (an
+        // archive, a team mount) must be readable by them; tempfile's default is 0600.
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .suffix(".parquet.partial")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(io_err(dir))?;
         let file = tmp.reopen().map_err(io_err(tmp.path()))?;

@@ -197,78 +197,142 @@ pub fn detect(head: &[u8]) -> Result<Detected, FileError> {
 }
 
 fn detect_json(trimmed: &str) -> Result<Detected, FileError> {
-    let squeezed: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
-    // Keys, not values: `"uncached_input_tokens"` is also a `token_type` value in cost pages.
-    let has = |k: &str| squeezed.contains(&format!("\"{k}\":"));
-    if has("starting_at") {
-        if !has("results") && (has("group") || has("usage") || has("cost")) {
-            return Err(FileError::new(
-                "a page of the Usage & Cost Analytics API (/v1/organizations/analytics/usage or \
-                 /analytics/cost: flat items with group{…} and usage{…}/cost{…}, no results[]), \
-                 which tokenledger does not read yet; export usage_report/messages and \
-                 cost_report instead",
-            ));
-        }
-        if has("data_refreshed_at") || has("rbac_group_id") || has("slack_channel_id") {
-            return Err(FileError::new(
-                "an Enterprise analytics usage_report/cost_report page (rows carry product and \
-                 rbac_group_id, and rows of overlapping groups would be counted twice), which \
-                 tokenledger does not read yet; export the Admin API usage_report/messages and \
-                 cost_report instead",
-            ));
-        }
-        if has("amount") || has("cost_type") {
-            return Ok(Detected::Format(SourceFormat::AnthropicCostApi));
-        }
-        if has("uncached_input_tokens") || has("output_tokens") {
-            return Ok(Detected::Format(SourceFormat::AnthropicUsageApi));
-        }
-        if has("results") {
-            return Ok(Detected::EmptyReportPage);
-        }
-        return Err(FileError::new(
-            "JSON with time buckets but no results[]: not an Admin API report page tokenledger knows",
-        ));
-    }
-    if squeezed.contains("\"type\":\"api_key\"") || has("partial_key_hint") {
-        return Ok(Detected::Format(SourceFormat::AnthropicApiKeys));
-    }
-    if squeezed.contains("\"type\":\"workspace\"") {
-        return Ok(Detected::Format(SourceFormat::AnthropicWorkspaces));
-    }
-    Err(FileError::new(
-        "JSON, but not an Admin API usage/cost report page or a workspaces/api_keys list",
-    ))
+    let mut m = Markers::default();
+    m.scan(trimmed.as_bytes());
+    m.decide()
 }
 
-/// Reads the head of a file for [`detect`]. A page that looks empty in its first 64 KiB (a
-/// quiet night of 1-minute buckets) is read on to the end before it is called empty.
+/// The JSON keys (and `type` values) that tell the Admin API's shapes apart, found with
+/// whitespace removed. Keys, not values: `"uncached_input_tokens"` is also a `token_type`
+/// value in cost pages, so only `"uncached_input_tokens":` counts.
+#[derive(Debug, Default)]
+struct Markers {
+    found: u32,
+}
+
+const MARKERS: [&[u8]; 15] = [
+    b"\"starting_at\":",
+    b"\"results\":",
+    b"\"group\":",
+    b"\"usage\":",
+    b"\"cost\":",
+    b"\"data_refreshed_at\":",
+    b"\"rbac_group_id\":",
+    b"\"slack_channel_id\":",
+    b"\"amount\":",
+    b"\"cost_type\":",
+    b"\"uncached_input_tokens\":",
+    b"\"output_tokens\":",
+    b"\"partial_key_hint\":",
+    b"\"type\":\"api_key\"",
+    b"\"type\":\"workspace\"",
+];
+
+impl Markers {
+    /// Adds the markers found in `text` (a part of the file; parts may be fed in order).
+    fn scan(&mut self, text: &[u8]) {
+        let squeezed: Vec<u8> = text
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        for (i, m) in MARKERS.iter().enumerate() {
+            if self.found & (1 << i) == 0 && memchr::memmem::find(&squeezed, m).is_some() {
+                self.found |= 1 << i;
+            }
+        }
+    }
+    /// Whether the key `"name":` (or, for `type=…`, the pair `"type":"…"`) was seen.
+    fn has(&self, name: &str) -> bool {
+        let marker = match name.strip_prefix("type=") {
+            Some(v) => format!("\"type\":\"{v}\""),
+            None => format!("\"{name}\":"),
+        };
+        let i = MARKERS
+            .iter()
+            .position(|m| *m == marker.as_bytes())
+            .expect("a known marker");
+        self.found & (1 << i) != 0
+    }
+    /// The verdict; `EmptyReportPage` and "not recognised" may change with more of the file.
+    fn decide(&self) -> Result<Detected, FileError> {
+        let has = |k: &str| self.has(k);
+        if has("starting_at") {
+            if !has("results") && (has("group") || has("usage") || has("cost")) {
+                return Err(FileError::new(
+                    "a page of the Usage & Cost Analytics API (/v1/organizations/analytics/usage or \
+                     /analytics/cost: flat items with group{…} and usage{…}/cost{…}, no results[]), \
+                     which tokenledger does not read yet; export usage_report/messages and \
+                     cost_report instead",
+                ));
+            }
+            if has("data_refreshed_at") || has("rbac_group_id") || has("slack_channel_id") {
+                return Err(FileError::new(
+                    "an Enterprise analytics usage_report/cost_report page (rows carry product and \
+                     rbac_group_id, and rows of overlapping groups would be counted twice), which \
+                     tokenledger does not read yet; export the Admin API usage_report/messages and \
+                     cost_report instead",
+                ));
+            }
+            if has("amount") || has("cost_type") {
+                return Ok(Detected::Format(SourceFormat::AnthropicCostApi));
+            }
+            if has("uncached_input_tokens") || has("output_tokens") {
+                return Ok(Detected::Format(SourceFormat::AnthropicUsageApi));
+            }
+            if has("results") {
+                return Ok(Detected::EmptyReportPage);
+            }
+            return Err(FileError::new(
+                "JSON with time buckets but no results[]: not an Admin API report page tokenledger knows",
+            ));
+        }
+        if has("type=api_key") || has("partial_key_hint") {
+            return Ok(Detected::Format(SourceFormat::AnthropicApiKeys));
+        }
+        if has("type=workspace") {
+            return Ok(Detected::Format(SourceFormat::AnthropicWorkspaces));
+        }
+        Err(FileError::new(
+            "JSON, but not an Admin API usage/cost report page or a workspaces/api_keys list",
+        ))
+    }
+}
+
+/// Reads the head of a file for [`detect`]. A JSON file the head cannot decide (a quiet night
+/// of 1-minute buckets before the first row, a list whose first item has a huge name) is read
+/// on, part by part, before it is called empty or unrecognised.
 pub fn detect_file(path: &Path) -> std::io::Result<Result<Detected, FileError>> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = Vec::with_capacity(PEEK);
     (&mut f).take(PEEK as u64).read_to_end(&mut buf)?;
     let first = detect(&buf);
-    if first != Ok(Detected::EmptyReportPage) || buf.len() < PEEK {
+    let undecided = match &first {
+        Ok(Detected::EmptyReportPage) => true,
+        Ok(Detected::Format(_)) => false,
+        Err(e) => e.reason.starts_with("JSON"),
+    };
+    if !undecided || buf.len() < PEEK {
         return Ok(first);
     }
+    let mut m = Markers::default();
+    m.scan(&buf);
     let keep = 64;
     let mut chunk = vec![0u8; 1 << 20];
-    let mut tail = buf[buf.len() - keep..].to_vec();
+    let mut window = buf[buf.len() - keep..].to_vec();
     loop {
         let n = f.read(&mut chunk)?;
         if n == 0 {
-            return Ok(first);
+            return Ok(m.decide());
         }
-        let mut window = std::mem::take(&mut tail);
         window.extend_from_slice(&chunk[..n]);
-        let found = |k: &[u8]| memchr::memmem::find(&window, k).is_some();
-        if found(b"\"amount\"") || found(b"\"cost_type\"") {
-            return Ok(Ok(Detected::Format(SourceFormat::AnthropicCostApi)));
+        m.scan(&window);
+        match m.decide() {
+            Ok(Detected::Format(f)) => return Ok(Ok(Detected::Format(f))),
+            Err(e) if !e.reason.starts_with("JSON") => return Ok(Err(e)),
+            _ => {}
         }
-        if found(b"\"uncached_input_tokens\"") || found(b"\"output_tokens\"") {
-            return Ok(Ok(Detected::Format(SourceFormat::AnthropicUsageApi)));
-        }
-        tail = window[window.len().saturating_sub(keep)..].to_vec();
+        window.drain(..window.len() - keep);
     }
 }
 

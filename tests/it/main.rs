@@ -5,6 +5,7 @@ mod crash;
 mod docs;
 mod duckdb;
 mod formats;
+mod hostile;
 mod ingest;
 mod money;
 mod pricing;
