@@ -14,7 +14,7 @@ mod numbers;
 mod redact;
 
 pub use limits::Limits;
-pub use numbers::quote_huge_numbers;
+pub use numbers::{QuoteHugeNumbers, quote_huge_numbers};
 pub use redact::{mask_key_hint, mask_secrets};
 
 use std::fmt;
@@ -340,58 +340,74 @@ pub fn detect_file(path: &Path) -> std::io::Result<Result<Detected, FileError>> 
 /// larger ones are streamed, so memory stays bounded whatever the input size.
 pub const IN_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Parses one file of a known format into `sink`, within `limits`. A JSON file with numbers
-/// too large to parse is read a second time with those numbers quoted (the sink is reset in
-/// between), so that only the rows holding them are quarantined.
+/// Parses one file of a known format into `sink`, within `limits` (see [`parse_bytes`]).
+/// Files up to [`IN_MEMORY_LIMIT`] are parsed from memory; larger ones are streamed, and
+/// re-opened for the second reading when numbers had to be quoted.
 pub fn parse_file(
     path: &Path,
     format: SourceFormat,
     limits: &Limits,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
-    let mut guard = limits::Guard::new(sink, *limits);
-    let first = parse_file_once(path, format, limits, &mut guard, false);
-    let res = match first {
-        Err(e) if e.huge_number => {
-            guard.reset();
-            parse_file_once(path, format, limits, &mut guard, true)
-        }
-        other => other,
-    };
-    res?;
-    guard.finish()
-}
-
-fn parse_file_once(
-    path: &Path,
-    format: SourceFormat,
-    limits: &Limits,
-    sink: &mut dyn Sink,
-    quote_numbers: bool,
-) -> Result<(), FileError> {
-    let file =
-        std::fs::File::open(path).map_err(|e| FileError::new(format!("cannot open: {e}")))?;
+    let open =
+        || std::fs::File::open(path).map_err(|e| FileError::new(format!("cannot open: {e}")));
+    let file = open()?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     if size <= IN_MEMORY_LIMIT {
         let mut bytes = Vec::with_capacity(size as usize);
         BufReader::new(file)
             .read_to_end(&mut bytes)
             .map_err(|e| FileError::new(format!("read error: {e}")))?;
-        if quote_numbers {
-            bytes = quote_huge_numbers(&bytes);
-        }
         return parse_bytes(&bytes, format, limits, sink);
     }
-    let reader = BufReader::with_capacity(256 * 1024, file);
-    if quote_numbers {
-        let quoted = BufReader::with_capacity(256 * 1024, numbers::QuoteHugeNumbers::new(reader));
-        return parse_reader(quoted, format, limits, sink);
+    let buffered = |f| BufReader::with_capacity(256 * 1024, f);
+    let mut guard = limits::Guard::new(sink, *limits);
+    match parse_raw_reader(buffered(file), format, limits, &mut guard) {
+        Err(e) if e.huge_number => {
+            guard.reset();
+            let quoted = BufReader::new(numbers::QuoteHugeNumbers::new(buffered(open()?)));
+            parse_raw_reader(quoted, format, limits, &mut guard)?;
+        }
+        other => other?,
     }
-    parse_reader(reader, format, limits, sink)
+    guard.finish()
 }
 
-/// Parses a whole file held in memory.
+/// Parses a whole file held in memory into `sink`, within `limits`: buckets outside the
+/// plausible window are quarantined, and a file whose buckets overlap or span too long fails
+/// whole. A JSON file with numbers too large to parse is read a second time with those numbers
+/// quoted (the sink is reset in between), so that only the rows holding them are quarantined.
 pub fn parse_bytes(
+    bytes: &[u8],
+    format: SourceFormat,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
+    let mut guard = limits::Guard::new(sink, *limits);
+    match parse_raw_bytes(bytes, format, limits, &mut guard) {
+        Err(e) if e.huge_number => {
+            guard.reset();
+            parse_raw_bytes(&quote_huge_numbers(bytes), format, limits, &mut guard)?;
+        }
+        other => other?,
+    }
+    guard.finish()
+}
+
+/// Parses a stream of a known format into `sink`, like [`parse_bytes`]; a stream cannot be
+/// read twice, so a number too large to parse fails it (files: use [`parse_file`]).
+pub fn parse_reader<R: BufRead>(
+    reader: R,
+    format: SourceFormat,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
+    let mut guard = limits::Guard::new(sink, *limits);
+    parse_raw_reader(reader, format, limits, &mut guard)?;
+    guard.finish()
+}
+
+fn parse_raw_bytes(
     bytes: &[u8],
     format: SourceFormat,
     limits: &Limits,
@@ -416,8 +432,7 @@ pub fn parse_bytes(
     }
 }
 
-/// Parses a stream of a known format into `sink`.
-pub fn parse_reader<R: BufRead>(
+fn parse_raw_reader<R: BufRead>(
     reader: R,
     format: SourceFormat,
     limits: &Limits,

@@ -1047,3 +1047,37 @@ fn sql_prints_times_as_rfc3339() {
     assert!(out.contains("2026-08-05T00:00:00Z"), "{out}");
     assert!(!out.contains("TUTC"), "{out}");
 }
+
+proptest::proptest! {
+    /// Quoting huge numbers is the same whatever the read sizes of the stream (the >64 MiB
+    /// path reads it in chunks), and leaves every other byte as it was.
+    #[test]
+    fn quoting_huge_numbers_does_not_depend_on_chunking(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just("1e400".to_string()),
+                proptest::strategy::Just("\"a\\\"1e999\"".to_string()),
+                proptest::strategy::Just("-12".to_string()),
+                proptest::strategy::Just("true".to_string()),
+                proptest::strategy::Just(",".to_string()),
+                "[0-9]{1,400}",
+                "[a-z\" :{}\\[\\]]{0,8}",
+            ],
+            0..40,
+        ),
+        cap in 1usize..64,
+    ) {
+        use std::io::Read;
+        let text = parts.join(" ");
+        let whole = tokenledger::sources::quote_huge_numbers(text.as_bytes());
+        let mut chunked = Vec::new();
+        let reader = std::io::BufReader::with_capacity(cap, text.as_bytes());
+        tokenledger::sources::QuoteHugeNumbers::new(reader).read_to_end(&mut chunked).unwrap();
+        proptest::prop_assert_eq!(&whole, &chunked);
+        // JSON that parses as it is comes out unchanged; quoting only ever adds bytes.
+        if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+            proptest::prop_assert_eq!(&whole, text.as_bytes());
+        }
+        proptest::prop_assert!(whole.len() >= text.len());
+    }
+}
