@@ -78,18 +78,46 @@ impl Sink for CountSink {
 }
 
 const NUMBERS: &[&str] = &[
-    "0", "-1", "1e400", "-1e400", "9223372036854775807", "9223372036854775808",
-    "18446744073709551616", "0.5", "1e-400", "12345678901234567890123456789012345678901234567890",
-    "1E2", "-0", "00012",
+    "0",
+    "-1",
+    "1e400",
+    "-1e400",
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551616",
+    "0.5",
+    "1e-400",
+    "12345678901234567890123456789012345678901234567890",
+    "1E2",
+    "-0",
+    "00012",
 ];
 
 const STRINGS: &[&str] = &[
-    "", "0000-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T00:00:00Z",
-    "+262142-12-31T00:00:00Z", "2026-10-05T00:00:00+02:00", "2026-10-31T12:00:00Z",
-    "2026-13-01T00:00:00Z", "2026-10-01", "200000-01-01", "2062-10-01", "\u{1b}[31m",
-    "=cmd|' /C calc'!A0", "sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-    "≤ 200k", "> 200k", "200k-1M", "EUR", "batch", "priority", "\u{0}", "\\ud800",
-    "9999999999999999999999999999", "-0.0000000000001",
+    "",
+    "0000-01-01T00:00:00Z",
+    "1969-12-31T23:59:59Z",
+    "9999-12-31T00:00:00Z",
+    "+262142-12-31T00:00:00Z",
+    "2026-10-05T00:00:00+02:00",
+    "2026-10-31T12:00:00Z",
+    "2026-13-01T00:00:00Z",
+    "2026-10-01",
+    "200000-01-01",
+    "2062-10-01",
+    "\u{1b}[31m",
+    "=cmd|' /C calc'!A0",
+    "sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    "≤ 200k",
+    "> 200k",
+    "200k-1M",
+    "EUR",
+    "batch",
+    "priority",
+    "\u{0}",
+    "\\ud800",
+    "9999999999999999999999999999",
+    "-0.0000000000001",
 ];
 
 /// One mutation of `seed`, structure-aware where it can be.
@@ -192,7 +220,10 @@ fn seeds(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         let p = e.path();
         if p.is_dir() {
             seeds(&p, out);
-        } else if p.extension().is_some_and(|x| x == "json" || x == "csv" || x == "bin") {
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "json" || x == "csv" || x == "bin")
+        {
             out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
         }
     }
@@ -214,7 +245,12 @@ struct Figures {
 }
 
 /// One parse, timed and measured; `Err` is a panic message.
-fn run(bytes: &[u8], format: Option<SourceFormat>, stream: bool, limits: &Limits) -> Result<(bool, CountSink), String> {
+fn run(
+    bytes: &[u8],
+    format: Option<SourceFormat>,
+    stream: bool,
+    limits: &Limits,
+) -> Result<(bool, CountSink), String> {
     std::panic::catch_unwind(|| {
         let format = match format {
             Some(f) => f,
@@ -225,7 +261,13 @@ fn run(bytes: &[u8], format: Option<SourceFormat>, stream: bool, limits: &Limits
         };
         let mut sink = CountSink::default();
         let ok = if stream {
-            sources::parse_reader(std::io::BufReader::with_capacity(512, bytes), format, limits, &mut sink).is_ok()
+            sources::parse_reader(
+                std::io::BufReader::with_capacity(512, bytes),
+                format,
+                limits,
+                &mut sink,
+            )
+            .is_ok()
         } else {
             sources::parse_bytes(bytes, format, limits, &mut sink).is_ok()
         };
@@ -243,14 +285,22 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let per_parser: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
-    let out_dir = PathBuf::from(args.get(3).cloned().unwrap_or_else(|| "target/fuzz-findings".into()));
+    let out_dir = PathBuf::from(
+        args.get(3)
+            .cloned()
+            .unwrap_or_else(|| "target/fuzz-findings".into()),
+    );
     let mut corpus = Vec::new();
-    seeds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"), &mut corpus);
+    seeds(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
+        &mut corpus,
+    );
     std::panic::set_hook(Box::new(|_| {})); // panics are counted, not printed
     let limits = Limits::for_today(chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
     // Detection, then each parser forced on every mutant (what `--format` does).
-    let targets: Vec<Option<SourceFormat>> =
-        std::iter::once(None).chain(SourceFormat::ALL.into_iter().map(Some)).collect();
+    let targets: Vec<Option<SourceFormat>> = std::iter::once(None)
+        .chain(SourceFormat::ALL.into_iter().map(Some))
+        .collect();
     let mut rng = fastrand::Rng::with_seed(seed);
     let hang = Duration::from_secs(1);
     let memory_limit = 512 << 20;
@@ -331,7 +381,17 @@ fn main() {
     }
     println!(
         "\n{:<30} {:>8} {:>7} {:>6} {:>7} {:>9} {:>10} {:>11} {:>10} {:>11} {:>10}",
-        "target", "inputs", "panics", "hangs", "memory", "parsed", "refused", "rows", "quarant.", "slowest ms", "peak MiB"
+        "target",
+        "inputs",
+        "panics",
+        "hangs",
+        "memory",
+        "parsed",
+        "refused",
+        "rows",
+        "quarant.",
+        "slowest ms",
+        "peak MiB"
     );
     let mut totals = (0u64, 0u64, 0u64, 0u64);
     for (name, f) in &per_target {

@@ -27,6 +27,44 @@ pub const CLASSES: [&str; 5] = [
     "output",
 ];
 
+/// Prices are exact decimals written as strings (`"3.75"`). TOML floats are binary fractions
+/// (`3.3` is not 3.3), so a price written as a number is refused — rust_decimal's own serde
+/// support would accept it.
+mod exact {
+    use rust_decimal::Decimal;
+    use serde::de::{self, Deserializer, Visitor};
+
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Decimal;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a price as a string of decimal digits, e.g. \"3.75\"")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Decimal, E> {
+            Decimal::from_str_exact(v.trim())
+                .map_err(|e| E::custom(format!("{v:?} is not an exact decimal: {e}")))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
+            Err(E::custom(format!(
+                "the price {v} is a TOML number; write it as a string (\"{v}\") so it stays exact"
+            )))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Decimal, E> {
+            Err(E::custom(format!(
+                "the price {v} is a TOML number; write it as a string (\"{v}\")"
+            )))
+        }
+    }
+
+    pub fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        d.deserialize_any(V)
+    }
+
+    pub fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        decimal(d).map(Some)
+    }
+}
+
 /// A price-book file (the default, `[prices]` in the config, or a prices file).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,10 +85,15 @@ pub struct ModelRow {
     #[serde(default = "anthropic")]
     pub provider: String,
     pub models: Vec<String>,
+    #[serde(deserialize_with = "exact::decimal")]
     pub input: Decimal,
+    #[serde(deserialize_with = "exact::decimal")]
     pub cache_write_5m: Decimal,
+    #[serde(deserialize_with = "exact::decimal")]
     pub cache_write_1h: Decimal,
+    #[serde(deserialize_with = "exact::decimal")]
     pub cache_read: Decimal,
+    #[serde(deserialize_with = "exact::decimal")]
     pub output: Decimal,
     pub valid_from: Option<NaiveDate>,
     pub valid_to: Option<NaiveDate>,
@@ -64,11 +107,16 @@ pub struct LongContextRow {
     #[serde(default = "anthropic")]
     pub provider: String,
     pub models: Vec<String>,
+    #[serde(deserialize_with = "exact::decimal")]
     pub input: Decimal,
+    #[serde(deserialize_with = "exact::decimal")]
     pub output: Decimal,
     /// Explicit cache rates; default: 1.25×, 2× and 0.1× the premium input.
+    #[serde(default, deserialize_with = "exact::opt_decimal")]
     pub cache_write_5m: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::opt_decimal")]
     pub cache_write_1h: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::opt_decimal")]
     pub cache_read: Option<Decimal>,
     pub valid_from: Option<NaiveDate>,
     pub valid_to: Option<NaiveDate>,
@@ -83,6 +131,7 @@ pub struct ModifierRow {
     pub service_tier: Option<String>,
     /// … or of this inference geo.
     pub inference_geo: Option<String>,
+    #[serde(deserialize_with = "exact::decimal")]
     pub factor: Decimal,
     /// Model ids, or `"*"` for all.
     pub models: Vec<String>,
@@ -97,6 +146,7 @@ pub struct UnitPriceRow {
     pub provider: String,
     /// `web_search_request` or `code_execution_hour`.
     pub kind: String,
+    #[serde(deserialize_with = "exact::decimal")]
     pub price: Decimal,
     pub valid_from: Option<NaiveDate>,
     pub valid_to: Option<NaiveDate>,

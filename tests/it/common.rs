@@ -67,8 +67,41 @@ pub fn sql(data: &Path, q: &str) -> Vec<serde_json::Map<String, serde_json::Valu
 
 pub const TOKEN_COLS: [&str; 6] = tokenledger::lake::schema::TOKEN_COLUMNS;
 
+/// A total read back from the lake: `None` is SQL NULL (a sum over no rows), never 0, so a
+/// lake with no rows never compares equal to one whose rows add up to zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Count(pub Option<i128>);
+
+impl Count {
+    fn of(v: &serde_json::Value) -> Count {
+        match v {
+            serde_json::Value::Null => Count(None),
+            // Sums past i64 arrive as exact decimal strings.
+            serde_json::Value::String(s) => Count(Some(s.parse().expect("an integer total"))),
+            other => Count(Some(other.as_i64().expect("an integer total").into())),
+        }
+    }
+    /// The value of a total that must exist.
+    pub fn value(self) -> i64 {
+        let v = self.0.expect("a total over rows that exist, not NULL");
+        i64::try_from(v).expect("a total within i64")
+    }
+}
+
+impl PartialEq<i64> for Count {
+    fn eq(&self, o: &i64) -> bool {
+        self.0 == Some(i128::from(*o))
+    }
+}
+
+impl PartialOrd<i64> for Count {
+    fn partial_cmp(&self, o: &i64) -> Option<std::cmp::Ordering> {
+        self.0.map(|v| v.cmp(&i128::from(*o)))
+    }
+}
+
 /// Token totals of the usage table (plus the row count), read with tokenledger's own query engine.
-pub fn totals(data: &Path, filter: &str) -> BTreeMap<String, i64> {
+pub fn totals(data: &Path, filter: &str) -> BTreeMap<String, Count> {
     let cols: Vec<String> = TOKEN_COLS
         .iter()
         .map(|c| format!("SUM({c}) AS {c}"))
@@ -80,7 +113,7 @@ pub fn totals(data: &Path, filter: &str) -> BTreeMap<String, i64> {
     let rows = sql(data, &q);
     rows[0]
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+        .map(|(k, v)| (k.clone(), Count::of(v)))
         .collect()
 }
 

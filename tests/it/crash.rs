@@ -9,7 +9,7 @@ use crate::common::*;
 fn lake_state(
     data: &Path,
 ) -> (
-    std::collections::BTreeMap<String, i64>,
+    std::collections::BTreeMap<String, Count>,
     Vec<serde_json::Map<String, serde_json::Value>>,
 ) {
     (
@@ -122,24 +122,31 @@ fn sigkill_at_random_moments_then_rerun() {
         std::thread::sleep(full * frac / 100);
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
-        // Whatever point it reached, the lake is empty (before) or complete (after).
-        if data.join("usage").exists() || data.join("_tokenledger").exists() {
-            let o = tl(
-                &data,
-                &[
-                    "sql",
-                    "SELECT COUNT(*) AS n FROM ingest_log",
-                    "--format",
-                    "json",
-                ],
+        // Whatever point it reached, the lake is empty (before) or complete (after), and
+        // that is checked after every kill. "Before" is a lake with no manifest and no parts.
+        let committed = data.join("ingest_log/part-0.parquet").exists()
+            || data.join("_tokenledger/journal.json").exists();
+        if committed {
+            let (t, _) = lake_state(&data);
+            assert!(
+                t == expected.0,
+                "kill at {frac}% ({status}): lake is half-written: {t:?}"
             );
-            if code(&o) == 0 {
-                let (t, _) = lake_state(&data);
-                assert!(
-                    t == expected.0,
-                    "kill at {frac}% ({status}): lake is half-written: {t:?}"
-                );
-            }
+        } else {
+            let parts = tl(
+                &data,
+                &["sql", "SELECT COUNT(*) AS n FROM usage", "--format", "json"],
+            );
+            assert_ne!(
+                code(&parts),
+                0,
+                "kill at {frac}%: no manifest, yet usage rows are visible"
+            );
+            assert!(
+                stderr(&parts).contains("tables with data in"),
+                "kill at {frac}%: an empty lake, not a broken one: {}",
+                stderr(&parts)
+            );
         }
         let (code, _) = ingest(&data, &[&exports]);
         assert_eq!(code, 0);

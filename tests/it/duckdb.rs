@@ -59,9 +59,9 @@ fn duckdb_reads_the_lake_and_agrees() {
         .map(|x| x.as_i64().unwrap())
         .collect();
     for (i, c) in TOKEN_COLS.iter().enumerate() {
-        assert_eq!(theirs[i], ours[*c], "{c}");
+        assert_eq!(ours[*c], theirs[i], "{c}");
     }
-    assert_eq!(theirs[6], ours["usage_rows"]);
+    assert_eq!(ours["usage_rows"], theirs[6]);
     assert_eq!(
         v["months"],
         serde_json::json!(["2026-08", "2026-09", "2026-10", "2026-11"])

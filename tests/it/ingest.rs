@@ -21,9 +21,9 @@ fn month_totals(data: &Path, month: &str) -> [i64; 7] {
     );
     let mut out = [0; 7];
     for (i, c) in TOKEN_COLS.iter().enumerate() {
-        out[i] = t[*c];
+        out[i] = t[*c].value();
     }
-    out[6] = t["usage_rows"];
+    out[6] = t["usage_rows"].value();
     out
 }
 
@@ -126,9 +126,9 @@ fn a_newer_export_restates_the_same_bucket() {
     // Only the newer numbers remain: 1600 + 120000 uncached, 550 + 30000 output; the Console row is gone.
     assert_eq!(
         (
-            t["usage_rows"],
-            t["uncached_input_tokens"],
-            t["output_tokens"]
+            t["usage_rows"].value(),
+            t["uncached_input_tokens"].value(),
+            t["output_tokens"].value()
         ),
         (2, 121600, 30550)
     );

@@ -6,6 +6,8 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use tokenledger::pricing::{BookFile, PriceBook, canonical_model};
 
+use crate::common::{code, stderr, tl};
+
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
@@ -381,10 +383,40 @@ fn a_rate_that_cannot_be_exact_is_refused() {
         e.contains("prices.toml") && e.contains("more than 6 decimals"),
         "{e}"
     );
-    let e = toml::from_str::<BookFile>("[[model]]\nmodels=['x']\ninput = 3.0\n")
-        .unwrap_err()
-        .to_string();
-    assert!(!e.is_empty(), "a float price is rejected by the parser");
+}
+
+#[test]
+fn a_float_price_is_refused_with_the_file_and_key_named() {
+    // Every other field is valid: the float is the only thing wrong with this row.
+    let row = |input: &str| {
+        format!(
+            "[[prices.model]]\nmodels = [\"claude-sonnet-4-5\"]\ninput = {input}\ncache_write_5m = \"3.75\"\n\
+             cache_write_1h = \"6\"\ncache_read = \"0.30\"\noutput = \"15\"\n"
+        )
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("tokenledger.toml");
+    std::fs::write(&cfg, row("\"3.30\"")).unwrap();
+    let data = tmp.path().join("data");
+    let prices = |cfg: &std::path::Path| {
+        let o = tl(&data, &["--config", cfg.to_str().unwrap(), "prices"]);
+        (code(&o), stderr(&o))
+    };
+    assert_eq!(
+        prices(&cfg).0,
+        0,
+        "the string form loads: {}",
+        prices(&cfg).1
+    );
+    std::fs::write(&cfg, row("3.3")).unwrap();
+    let (c, e) = prices(&cfg);
+    assert_eq!(c, 1, "{e}");
+    assert!(e.contains("tokenledger.toml"), "names the file: {e}");
+    assert!(e.contains("input = 3.3"), "shows the key: {e}");
+    assert!(e.contains("write it as a string"), "says what to do: {e}");
+    // An integer is a number too.
+    std::fs::write(&cfg, row("3")).unwrap();
+    assert!(prices(&cfg).1.contains("write it as a string"));
 }
 
 // ---- rating invariants ------------------------------------------------------------------

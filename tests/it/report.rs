@@ -298,19 +298,68 @@ fn duckdb_prices_the_same_month_independently() {
     );
     ingest(&data, &[&fixtures().join("sample"), &exports]);
     let (_, ours) = report_json(&data, &[]);
-    let o = tl(&data, &["prices", "--all", "--format", "csv"]);
-    let prices = tmp.path().join("prices.csv");
-    std::fs::write(&prices, &o.stdout).unwrap();
-    // Base rates come from the book; the modifiers are written out again here, in SQL, from
-    // the reference (batch ×0.5; long context for Sonnet 4/4.5 at 6/22.50 with cache classes
-    // from the premium input; `us` ×1.1 for 4.6+; web search $0.01). DECIMAL throughout.
+    // Every rate is typed here from ../shared/reference/anthropic-billing.md §5, not read from
+    // tokenledger: base rates per model, then the modifiers in SQL (batch ×0.5; long context
+    // for Sonnet 4/4.5 at 6/22.50 with cache classes from the premium input; `us` ×1.1 for
+    // 4.6+; web search $0.01). DECIMAL throughout.
+    let table: &[(&[&str], [&str; 5])] = &[
+        (
+            &[
+                "claude-opus-4-5",
+                "claude-opus-4-6",
+                "claude-opus-4-7",
+                "claude-opus-4-8",
+                "claude-opus-5",
+            ],
+            ["5", "6.25", "10", "0.50", "25"],
+        ),
+        (
+            &["claude-opus-4-1", "claude-opus-4", "claude-3-opus"],
+            ["15", "18.75", "30", "1.50", "75"],
+        ),
+        (
+            &[
+                "claude-sonnet-4-6",
+                "claude-sonnet-4-5",
+                "claude-sonnet-4",
+                "claude-3-7-sonnet",
+                "claude-3-5-sonnet",
+            ],
+            ["3", "3.75", "6", "0.30", "15"],
+        ),
+        (&["claude-haiku-4-5"], ["1", "1.25", "2", "0.10", "5"]),
+        (&["claude-3-5-haiku"], ["0.80", "1", "1.60", "0.08", "4"]),
+        (
+            &["claude-3-haiku"],
+            ["0.25", "0.30", "0.50", "0.03", "1.25"],
+        ),
+        (
+            &["claude-sonnet-5", "claude-sonnet-5-5"],
+            ["2", "2.50", "4", "0.20", "10"],
+        ),
+        (&["claude-opus-5-5"], ["4", "5", "8", "0.20", "20"]),
+    ];
+    let values: Vec<String> = table
+        .iter()
+        .flat_map(|(models, r)| {
+            models.iter().map(move |m| {
+                format!(
+                    "('{m}', {})",
+                    r.map(|x| format!("CAST('{x}' AS DECIMAL(18,6))"))
+                        .join(", ")
+                )
+            })
+        })
+        .collect();
+    let values = values.join(",\n  ");
     let usage = format!("{}/usage/**/*.parquet", data.display());
     let script = format!(
         r#"
 import duckdb, json
 c = duckdb.connect()
 c.execute("SET TimeZone='UTC'")
-c.execute("CREATE TABLE p AS SELECT model, CAST(input AS DECIMAL(18,6)) i, CAST(cache_write_5m AS DECIMAL(18,6)) w5, CAST(cache_write_1h AS DECIMAL(18,6)) w1, CAST(cache_read AS DECIMAL(18,6)) r, CAST(output AS DECIMAL(18,6)) o, CAST(valid_from AS DATE) vf, CAST(valid_to AS DATE) vt FROM read_csv('{prices}', all_varchar=true) WHERE model NOT LIKE '(%'")
+c.execute("""CREATE TABLE p AS SELECT * FROM (VALUES
+  {values}) t(model, i, w5, w1, r, o)""")
 rows = c.execute('''
 WITH u AS (
   SELECT workspace_name, regexp_replace(model, '-[0-9]{{8}}$', '') AS m, CAST(bucket_start AS DATE) AS d, service_tier, context_window, inference_geo,
@@ -321,7 +370,7 @@ j AS (
     (CASE WHEN service_tier = 'batch' THEN 0.5 ELSE 1 END)::DECIMAL(4,2) *
     (CASE WHEN inference_geo = 'us' AND m IN ('claude-opus-4-6','claude-sonnet-4-6','claude-opus-4-7','claude-opus-4-8','claude-opus-5','claude-sonnet-5','claude-sonnet-5-5','claude-opus-5-5') THEN 1.1 ELSE 1 END)::DECIMAL(4,2) AS f,
     (context_window = '200k-1M' AND m IN ('claude-sonnet-4','claude-sonnet-4-5')) AS lc
-  FROM u JOIN p ON p.model = u.m AND (p.vf IS NULL OR p.vf <= u.d) AND (p.vt IS NULL OR u.d < p.vt))
+  FROM u JOIN p ON p.model = u.m)
 SELECT workspace_name, m,
   CAST(SUM(
     CASE WHEN lc THEN (t0*6.0 + t1*7.5 + t2*12.0 + t3*0.6 + t4*22.5)::DECIMAL(38,6)
@@ -332,7 +381,6 @@ FROM j GROUP BY ALL
 ''').fetchall()
 print(json.dumps(rows))
 "#,
-        prices = prices.display(),
     );
     let o = Command::new("python3")
         .args(["-c", &script])
