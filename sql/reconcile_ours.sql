@@ -1,6 +1,6 @@
 -- Reconciliation, our side: list cost per day × workspace × model × tier from rated_usage,
--- one column per charge (the cost report's token_type names), plus token counts of UNPRICED
--- rows. What `tokenledger reconcile --month M` reads, once per rated part file (the sums are
+-- one column per charge (the cost columns of rated_usage; reconcile pairs each with the cost
+-- report's token_type), plus token counts of UNPRICED rows. What `tokenledger reconcile --month M` reads, once per rated part file (the sums are
 -- added up across parts).
 SELECT
   strftime(bucket_start, '%Y-%m-%d') AS day,
@@ -9,12 +9,12 @@ SELECT
   model_canonical AS model,
   service_tier,
   pricing_status,
-  SUM(cost_uncached_input) AS uncached_input_tokens,
-  SUM(cost_cache_write_5m) AS cache_write_5m,
-  SUM(cost_cache_write_1h) AS cache_write_1h,
-  SUM(cost_cache_read) AS cache_read_input_tokens,
-  SUM(cost_output) AS output_tokens,
-  SUM(cost_web_search) AS web_search,
+  SUM(cost_uncached_input) AS cost_uncached_input,
+  SUM(cost_cache_write_5m) AS cost_cache_write_5m,
+  SUM(cost_cache_write_1h) AS cost_cache_write_1h,
+  SUM(cost_cache_read) AS cost_cache_read,
+  SUM(cost_output) AS cost_output,
+  SUM(cost_web_search) AS cost_web_search,
   SUM(uncached_input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens + output_tokens) AS tokens,
   SUM(web_search_requests) AS web_search_requests
 FROM rated_usage

@@ -1,23 +1,24 @@
-//! The command line: flags, config, and turning results into output and exit codes.
+//! The command line: flags → [`Settings`], one library call per command, output, exit code.
 //!
-//! Owns: argument parsing (clap derive), the optional config file, output on stdout/stderr,
-//! progress bars (TTY only), exit codes. Must not: contain pipeline logic of its own.
+//! Owns: argument parsing (clap derive), what is printed on stdout and stderr, progress bars
+//! (TTY only), and the one mapping from outcomes to exit codes ([`exit_code`]).
+//! Must not: contain pipeline logic (that is `run`), or use polars.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
-use crate::ingest::{self, FileStatus, IngestOptions, IngestSummary};
-use crate::lake::Layout;
-use crate::lake::txn::{self, LakeLock, LockMode};
 use crate::model::SourceFormat;
-use crate::pricing::PriceBook;
-use crate::query::{self, OutputFormat};
+use crate::money::Money;
+use crate::present::{self, OutputFormat};
+use crate::query;
 use crate::report::Dim;
-use crate::{rating, reconcile, report, synth};
+use crate::run::{self, Review, RunError};
+use crate::settings::{Flags, Settings};
+use crate::synth;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -32,20 +33,15 @@ Examples:
   tokenledger quarantine                              # every rejected row, with file, place, reason
   tokenledger synth --out /tmp/org --months 2 --width 1h
 
-Exit codes: 0 clean, 1 failure (nothing committed), 2 usage error, 3 completed but some input
-was quarantined.";
+Exit codes: 0 clean, 1 failure (nothing committed), 2 usage error, 3 needs review: input was
+quarantined or skipped, usage is UNPRICED, or a difference is unexplained.";
 
 #[derive(Debug, Parser)]
 #[command(name = "tokenledger", version, about = "Keeps the books on LLM API spend: provider exports → Parquet lake → priced, reconciled reports.", after_help = EXAMPLES)]
 pub struct Cli {
-    /// Where the lake lives.
-    #[arg(
-        long,
-        global = true,
-        env = "TOKENLEDGER_DATA_DIR",
-        default_value = "./tokenledger-data"
-    )]
-    pub data_dir: PathBuf,
+    /// Where the lake lives [default: data_dir of the config, else ./tokenledger-data].
+    #[arg(long, global = true, env = "TOKENLEDGER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Config file (TOML). Default: ./tokenledger.toml when present; the job runs without one.
     #[arg(long, global = true, env = "TOKENLEDGER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -58,7 +54,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The nightly job: ingest the configured inputs, then summarise.
+    /// The nightly job: ingest the configured inputs, rate, report and reconcile what changed.
     Run(RunArgs),
     /// Ingest provider exports (files or directories) into the lake.
     #[command(
@@ -89,7 +85,7 @@ Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens
     /// Compare our list cost with the provider's cost report; explain every difference.
     Reconcile(ReconcileArgs),
     /// Write a synthetic organisation's exports (deterministic for a seed).
-    Synth(synth::SynthArgs),
+    Synth(SynthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,7 +93,7 @@ pub struct RunArgs {
     /// Export files or directories to ingest (default: `inputs` from the config).
     #[arg(long, num_args = 1..)]
     pub inputs: Vec<PathBuf>,
-    /// Print the run summary as JSON on stdout.
+    /// Print the ingest summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -120,7 +116,7 @@ pub struct IngestArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Skip detection and read every file as this format.
-    #[arg(long, value_parser = parse_format)]
+    #[arg(long, value_parser = parse_source_format)]
     pub format: Option<SourceFormat>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
@@ -129,7 +125,7 @@ pub struct IngestArgs {
     pub common: IngestCommon,
 }
 
-fn parse_format(s: &str) -> Result<SourceFormat, String> {
+fn parse_source_format(s: &str) -> Result<SourceFormat, String> {
     SourceFormat::parse(s).ok_or_else(|| {
         format!(
             "unknown format {s:?}; one of: {}",
@@ -138,16 +134,26 @@ fn parse_format(s: &str) -> Result<SourceFormat, String> {
     })
 }
 
+/// `--format table|csv|json`.
+fn output_format() -> impl TypedValueParser<Value = OutputFormat> {
+    PossibleValuesParser::new(OutputFormat::NAMES).map(|s| s.parse().expect("a listed name"))
+}
+
+/// `--by workspace,model,…`.
+fn dimension() -> impl TypedValueParser<Value = Dim> {
+    PossibleValuesParser::new(Dim::NAMES).map(|s| s.parse().expect("a listed name"))
+}
+
+pub use crate::vocab::parse_month;
+
 #[derive(Debug, Args)]
 pub struct UsageArgs {
     /// Only this month (YYYY-MM).
     #[arg(long, value_parser = parse_month)]
     pub month: Option<String>,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
 }
-
-pub use crate::vocab::parse_month;
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
@@ -157,7 +163,7 @@ pub struct SqlArgs {
     /// Read the query from a file (e.g. sql/usage_totals.sql).
     #[arg(long, conflicts_with = "query")]
     pub file: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
 }
 
@@ -169,7 +175,7 @@ pub struct PricesArgs {
     /// Every dated row (all dates), not only those in force.
     #[arg(long)]
     pub all: bool,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
 }
 
@@ -188,9 +194,9 @@ pub struct ReportArgs {
     #[arg(long, value_parser = parse_month)]
     pub month: String,
     /// Dimensions, comma-separated: workspace, model, api-key, service-tier, day, team.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Dim::Workspace, Dim::Model])]
+    #[arg(long, value_parser = dimension(), value_delimiter = ',', default_value = "workspace,model")]
     pub by: Vec<Dim>,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
     /// Print the SQL the report runs (from sql/report.sql) and exit.
     #[arg(long)]
@@ -202,11 +208,18 @@ pub struct ReconcileArgs {
     /// The month (YYYY-MM, UTC).
     #[arg(long, value_parser = parse_month)]
     pub month: String,
-    /// Differences up to this many dollars per line count as matched.
-    #[arg(long, default_value = "0.005")]
-    pub tolerance: rust_decimal::Decimal,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    /// Differences up to this many dollars per line count as matched
+    /// [default: [reconcile] tolerance of the config, else 0.005].
+    #[arg(long, value_parser = parse_money)]
+    pub tolerance: Option<Money>,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
+}
+
+fn parse_money(s: &str) -> Result<Money, String> {
+    let d = rust_decimal::Decimal::from_str_exact(s.trim())
+        .map_err(|e| format!("{s:?} is not an exact decimal: {e}"))?;
+    Money::from_decimal(d)
 }
 
 #[derive(Debug, Args)]
@@ -214,149 +227,285 @@ pub struct QuarantineArgs {
     /// Only this ingest's entries.
     #[arg(long)]
     pub ingest: Option<String>,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
 }
 
-fn progress_wanted(quiet: bool) -> bool {
-    !quiet && std::io::stderr().is_terminal()
+#[derive(Debug, Clone, Args)]
+pub struct SynthArgs {
+    /// Output directory (created; existing files of the same names are overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// First month (YYYY-MM).
+    #[arg(long, default_value = "2026-10", value_parser = parse_month)]
+    pub start: String,
+    #[arg(long, default_value_t = 1)]
+    pub months: u32,
+    /// Bucket width of the usage pages: 1m, 1h or 1d.
+    #[arg(long, default_value = "1h")]
+    pub width: String,
+    /// Named workspaces (the default workspace comes on top).
+    #[arg(long, default_value_t = 4)]
+    pub workspaces: usize,
+    #[arg(long, default_value_t = 3)]
+    pub keys_per_workspace: usize,
+    /// Average result rows per bucket on a weekday at peak.
+    #[arg(long, default_value_t = 8)]
+    pub rows_per_bucket: usize,
+    /// Buckets per page file (default: the API's maximum `limit` for the width).
+    #[arg(long)]
+    pub page_buckets: Option<usize>,
+    /// Also write the same usage as Console CSVs (daily, names instead of IDs).
+    #[arg(long)]
+    pub console_csv: bool,
+    /// Do not write the provider's cost report (written by default, at list prices).
+    #[arg(long)]
+    pub no_cost_report: bool,
 }
 
-fn jobs(j: Option<usize>) -> usize {
-    j.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
+impl From<SynthArgs> for synth::SynthOptions {
+    fn from(a: SynthArgs) -> Self {
+        synth::SynthOptions {
+            out: a.out,
+            seed: a.seed,
+            start: a.start,
+            months: a.months,
+            width: a.width,
+            workspaces: a.workspaces,
+            keys_per_workspace: a.keys_per_workspace,
+            rows_per_bucket: a.rows_per_bucket,
+            page_buckets: a.page_buckets,
+            console_csv: a.console_csv,
+            no_cost_report: a.no_cost_report,
+        }
+    }
 }
 
-/// Human summary of an ingest, for stderr.
-pub fn summary_text(s: &IngestSummary) -> String {
-    let mut out = String::new();
-    if let Some(r) = &s.recovered {
-        out.push_str(&format!("recovered: {r}\n"));
+/// The one mapping from outcomes to exit codes: 0 clean, 3 needs review.
+pub fn exit_code(reviews: &[Review]) -> i32 {
+    if reviews.is_empty() {
+        crate::exit::OK
+    } else {
+        crate::exit::NEEDS_REVIEW
     }
-    let count = |st: FileStatus| s.files.iter().filter(|f| f.status == st).count();
-    out.push_str(&format!(
-        "ingest {}: {} file(s): {} new, {} unchanged, {} duplicate, {} quarantined, {} skipped\n",
-        s.ingest_id,
-        s.files.len(),
-        count(FileStatus::New),
-        count(FileStatus::Unchanged),
-        count(FileStatus::Duplicate),
-        count(FileStatus::Quarantined),
-        count(FileStatus::Skipped)
-    ));
-    for (fmt, t) in &s.by_format {
-        out.push_str(&format!(
-            "  {fmt:<30} files new {:>4}  unchanged {:>4}  rows loaded {:>10}  quarantined {:>6}  superseded {:>8}\n",
-            t.files_new, t.files_unchanged, t.rows_loaded, t.rows_quarantined, t.rows_superseded
-        ));
+}
+
+/// A library error as an exit code: usage errors are 2 (said on stderr), the rest fail.
+fn failed(e: RunError, settings: &Settings) -> Result<i32> {
+    match e {
+        RunError::Usage(m) => {
+            eprintln!("error: {m}");
+            Ok(crate::exit::USAGE)
+        }
+        RunError::Ingest(e) => Err(anyhow::Error::new(e).context(format!(
+            "ingest into {} failed; nothing was committed",
+            settings.data_dir().display()
+        ))),
+        other => Err(other.into()),
     }
-    if s.lake_rows_superseded > 0 {
-        out.push_str(&format!(
-            "  {} row(s) already in the lake were restated by newer exports\n",
-            s.lake_rows_superseded
-        ));
-    }
-    for f in &s.files {
-        let what = match f.status {
-            FileStatus::Quarantined => "quarantined file",
-            FileStatus::Skipped => "skipped",
-            FileStatus::Ignored => "ignored",
-            FileStatus::EmptyAmbiguous => "not loaded",
-            _ => "",
+}
+
+impl Cli {
+    fn flags(&self) -> Flags {
+        let (inputs, common) = match &self.command {
+            Command::Run(a) => (a.inputs.clone(), Some(&a.common)),
+            Command::Ingest(a) => (Vec::new(), Some(&a.common)),
+            _ => (Vec::new(), None),
         };
-        if !what.is_empty() {
-            let why = f.error.as_deref().unwrap_or("");
-            out.push_str(&format!("  {what} {}: {why}\n", f.path));
-        }
-        for n in &f.notes {
-            out.push_str(&format!("  note: {}: {n}\n", f.path));
+        Flags {
+            data_dir: self.data_dir.clone(),
+            config: self.config.clone(),
+            quiet: self.quiet,
+            progress: std::io::stderr().is_terminal(),
+            jobs: common.and_then(|c| c.jobs),
+            no_wait: common.is_some_and(|c| c.no_wait),
+            inputs,
+            tolerance: match &self.command {
+                Command::Reconcile(a) => a.tolerance,
+                _ => None,
+            },
         }
     }
-    if s.rows_quarantined > 0 {
-        out.push_str(&format!(
-            "  {} row(s) quarantined: see `tokenledger quarantine --ingest {}` (exit code 3)\n",
-            s.rows_quarantined, s.ingest_id
-        ));
-    }
-    out
 }
 
-fn do_ingest(
-    cli: &Cli,
-    config: &Config,
+/// Runs one command; the exit code (errors are exit code 1, printed by `main`).
+pub fn run(cli: Cli) -> Result<i32> {
+    let settings = Settings::load(cli.flags())?;
+    let s = &settings;
+    match cli.command {
+        Command::Run(a) => cmd_run(s, a.json),
+        Command::Ingest(a) => cmd_ingest(s, a.paths, a.format, a.json),
+        Command::Usage(a) => print_frame(
+            s,
+            a.format,
+            || query::usage_totals(&s.layout, a.month.as_deref()),
+            &format!(
+                "no usage in {} yet: run `tokenledger ingest` first",
+                s.data_dir().display()
+            ),
+        ),
+        Command::Sql(a) => cmd_sql(s, a),
+        Command::Quarantine(a) => print_frame(
+            s,
+            a.format,
+            || query::quarantine(&s.layout, a.ingest.as_deref()),
+            "quarantine is empty",
+        ),
+        Command::Prices(a) => cmd_prices(s, a),
+        Command::Rate(a) => cmd_rate(s, a),
+        Command::Report(a) => cmd_report(s, a),
+        Command::Reconcile(a) => cmd_reconcile(s, a),
+        Command::Synth(a) => {
+            let report = synth::generate(&a.into())?;
+            if !s.quiet {
+                eprintln!("{report}");
+            }
+            Ok(crate::exit::OK)
+        }
+    }
+}
+
+fn say_recovered(s: &Settings, recovered: &Option<String>) {
+    if let Some(m) = recovered
+        && !s.quiet
+    {
+        eprintln!("tokenledger: {m}");
+    }
+}
+
+fn cmd_ingest(
+    s: &Settings,
     paths: Vec<PathBuf>,
     format: Option<SourceFormat>,
-    common: &IngestCommon,
     json: bool,
 ) -> Result<i32> {
-    let layout = Layout::new(&cli.data_dir);
-    let opts = IngestOptions {
-        paths,
-        format,
-        jobs: jobs(common.jobs),
-        wait_for_lock: !common.no_wait,
-        progress: progress_wanted(cli.quiet),
-        limits: config.ingest.limits(chrono::Utc::now().date_naive()),
-    };
-    let summary = match ingest::ingest(&layout, &opts) {
-        Ok(s) => s,
-        Err(e @ ingest::IngestError::MissingPath(_)) => {
-            eprintln!("error: {e}");
-            return Ok(crate::exit::USAGE);
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "ingest into {} failed; nothing was committed",
-                cli.data_dir.display()
-            )));
-        }
+    let summary = match run::ingest(s, paths, format) {
+        Ok(x) => x,
+        Err(e) => return failed(e, s),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
-    if !cli.quiet {
-        eprint!("{}", summary_text(&summary));
+    if !s.quiet {
+        eprint!("{}", present::ingest_summary(&summary));
     }
-    Ok(summary.exit_code())
+    Ok(exit_code(&run::ingest_reviews(&summary)))
 }
 
-/// Reads take a shared lock; a crashed writer's journal is recovered first.
-fn read_lock(layout: &Layout) -> Result<LakeLock> {
-    // Only a committed-but-unapplied journal concerns readers (staging is invisible to them);
-    // it is completed under the exclusive lock before reading.
-    if layout.journal().exists() {
-        let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
-        if let Some(m) = txn::recover(layout)? {
-            eprintln!("tokenledger: {m}");
+fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
+    let out = match run::run(s) {
+        Ok(x) => x,
+        Err(e) => return failed(e, s),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out.ingest)?);
+    }
+    if !s.quiet {
+        eprint!("{}", present::ingest_summary(&out.ingest));
+        eprintln!("{}", present::rate_summary(&out.rated, &out.price_book));
+    }
+    if !s.quiet && !json {
+        for m in &out.months {
+            println!("\n== {}: list cost by workspace and model ==", m.month);
+            print_report(&m.report, OutputFormat::Table);
+            match &m.reconciliation {
+                Some(r) => {
+                    println!(
+                        "\n== {}: reconciliation with the provider's cost report ==",
+                        m.month
+                    );
+                    print_reconcile(r, OutputFormat::Table)?;
+                }
+                None => println!(
+                    "\n(no cost report ingested for {}: nothing to reconcile)",
+                    m.month
+                ),
+            }
         }
     }
-    Ok(LakeLock::acquire(layout, LockMode::Shared, true)?)
+    Ok(exit_code(&out.reviews()))
 }
 
-/// The price book: the embedded default, then `[prices]` from the config, then `price_file`.
-pub fn price_book(config: &Config, config_path: Option<&Path>) -> Result<PriceBook> {
-    let mut overrides = Vec::new();
-    if let Some(p) = config_path {
-        overrides.push((format!("{} [prices]", p.display()), config.prices.clone()));
+/// Reads under a snapshot and prints the frame, or says why there is none.
+fn print_frame(
+    s: &Settings,
+    format: OutputFormat,
+    read: impl FnOnce() -> Result<Option<query::Frame>, query::QueryError>,
+    empty: &str,
+) -> Result<i32> {
+    let snap = crate::lake::txn::Snapshot::read(&s.layout)?;
+    say_recovered(s, &snap.recovered);
+    match read().context("query failed")? {
+        Some(f) => print!("{}", present::render_grid(&f.grid()?, format, None, &[])),
+        None if !s.quiet => eprintln!("{empty}"),
+        None => {}
     }
-    if let Some(f) = &config.price_file {
-        overrides.push((f.display().to_string(), PriceBook::read_file(f)?));
-    }
-    Ok(PriceBook::load(&overrides)?)
+    Ok(crate::exit::OK)
 }
 
-fn rate_summary_text(s: &rating::RateSummary, book: &PriceBook) -> String {
-    format!(
-        "rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current (price book {})",
-        s.rows,
-        s.months_rated.len(),
-        s.unpriced_rows,
-        s.months_fresh.len(),
-        book.fingerprint
-    )
+fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
+    let text = match (a.query, &a.file) {
+        (Some(q), _) => q,
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    print_frame(s, a.format, || query::sql(&s.layout, &text).map(Some), "")
+}
+
+fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
+    let book = s.price_book()?;
+    let day = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let grid = present::book_grid(&book, if a.all { None } else { Some(day) });
+    print!(
+        "{}",
+        present::render_grid(&grid, a.format, terminal_width(), &[])
+    );
+    Ok(crate::exit::OK)
+}
+
+fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
+    let book = s.price_book()?;
+    let months: Vec<String> = a.month.into_iter().collect();
+    let rated = run::rate(s, &book, &months)?;
+    say_recovered(s, &rated.snapshot.recovered);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rated.summary)?);
+    }
+    if !s.quiet {
+        eprintln!(
+            "{}",
+            present::rate_summary(&rated.summary, &book.fingerprint)
+        );
+    }
+    Ok(exit_code(&rated.summary.reviews()))
+}
+
+fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
+    if a.show_sql {
+        print!("{}", crate::report::show_sql(&a.month, &a.by));
+        return Ok(crate::exit::OK);
+    }
+    let (r, rated) = run::report(s, &a.month, &a.by)?;
+    say_recovered(s, &rated.snapshot.recovered);
+    print_report(&r, a.format);
+    if r.unpriced_lines > 0 {
+        eprintln!(
+            "tokenledger: {} line(s) UNPRICED: no list price in force; add a [[prices.model]] override (exit code 3)",
+            r.unpriced_lines
+        );
+    }
+    Ok(exit_code(&r.reviews()))
+}
+
+fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
+    let (r, rated) = run::reconcile(s, &a.month)?;
+    say_recovered(s, &rated.snapshot.recovered);
+    print_reconcile(&r, a.format)?;
+    Ok(exit_code(&r.reviews()))
 }
 
 fn terminal_width() -> Option<usize> {
@@ -369,322 +518,11 @@ fn terminal_width() -> Option<usize> {
         .or(Some(100))
 }
 
-/// Rates what is stale, then hands back the lock to read under. When nothing is stale the
-/// reading needs only a shared lock (a read-only lake needs none); when something is, the
-/// exclusive lock that rated is kept for the reading, so no ingest can commit in between.
-fn rate_then_read(
-    layout: &Layout,
-    book: &PriceBook,
-    months: &[String],
-) -> Result<(rating::RateSummary, LakeLock)> {
-    let shared = read_lock(layout)?;
-    if !rating::needs_rating(layout, book, months)? {
-        // Nothing to write: ensure_rated only lists what is current.
-        let s = rating::ensure_rated(layout, book, months, jobs(None))?;
-        return Ok((s, shared));
-    }
-    drop(shared);
-    let w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
-    if let Some(m) = txn::recover(layout)? {
-        eprintln!("tokenledger: {m}");
-    }
-    let s = rating::ensure_rated(layout, book, months, jobs(None))?;
-    Ok((s, w))
+fn print_report(r: &crate::report::Report, format: OutputFormat) {
+    print!("{}", present::report_text(r, format, terminal_width()));
 }
 
-fn print_report(
-    layout: &Layout,
-    month: &str,
-    by: &[Dim],
-    config: &Config,
-    format: OutputFormat,
-) -> Result<i32> {
-    let mut r = report::report(layout, month, by, &config.teams)?;
-    if format != OutputFormat::Table {
-        // Machine formats: no price is null (pricing_status says UNPRICED), never a word in a money column.
-        if let Some(c) = r.grid.col("list_cost_usd") {
-            for row in &mut r.grid.rows {
-                if row[c] == query::Cell::Text("UNPRICED".into()) {
-                    row[c] = query::Cell::Null;
-                }
-            }
-        }
-    }
-    print!(
-        "{}",
-        query::render_grid(&r.grid, format, terminal_width(), &report::OPTIONAL_COLUMNS)
-    );
-    if r.unpriced_rows > 0 {
-        eprintln!(
-            "tokenledger: {} line(s) UNPRICED: no list price in force; add a [[prices.model]] override (exit code 3)",
-            r.unpriced_rows
-        );
-        return Ok(crate::exit::QUARANTINED);
-    }
-    Ok(crate::exit::OK)
-}
-
-fn print_reconcile(
-    layout: &Layout,
-    month: &str,
-    tolerance: rust_decimal::Decimal,
-    format: OutputFormat,
-) -> Result<i32> {
-    let tol = crate::lake::batch::money_to_i128(tolerance)
-        .map_err(|e| anyhow::anyhow!("--tolerance {e}"))?;
-    let r = reconcile::reconcile(layout, month, tol)?;
-    match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-        OutputFormat::Csv => print!(
-            "{}",
-            query::render_grid(&reconcile::lines_grid(&r), format, None, &[])
-        ),
-        OutputFormat::Table => {
-            println!(
-                "reconcile {}: {} line(s) matched within ${}, {} explained, {} unexplained",
-                r.month,
-                r.lines_matched,
-                r.tolerance_usd.trim_end_matches('0'),
-                r.lines_explained,
-                r.lines_unexplained
-            );
-            if !r.lines.is_empty() {
-                println!();
-                print!(
-                    "{}",
-                    query::render_grid(
-                        &reconcile::lines_grid(&r),
-                        format,
-                        terminal_width(),
-                        &["workspace_id"]
-                    )
-                );
-            }
-            println!();
-            print!(
-                "{}",
-                query::render_grid(
-                    &reconcile::workspace_grid(&r),
-                    format,
-                    terminal_width(),
-                    &[]
-                )
-            );
-        }
-    }
-    Ok(r.exit_code())
-}
-
-pub fn run(cli: Cli) -> Result<i32> {
-    let (config, config_path) = Config::load(cli.config.as_deref())?;
-    match &cli.command {
-        Command::Run(a) => {
-            let inputs = if a.inputs.is_empty() {
-                config.inputs.clone()
-            } else {
-                a.inputs.clone()
-            };
-            if inputs.is_empty() {
-                eprintln!(
-                    "error: no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml"
-                );
-                return Ok(crate::exit::USAGE);
-            }
-            let mut code = do_ingest(&cli, &config, inputs, None, &a.common, a.json)?;
-            if code == crate::exit::USAGE {
-                return Ok(code);
-            }
-            let layout = Layout::new(&cli.data_dir);
-            let book = price_book(&config, config_path.as_deref())?;
-            let (rated, _l) = rate_then_read(&layout, &book, &[])?;
-            if !cli.quiet {
-                eprintln!("{}", rate_summary_text(&rated, &book));
-            }
-            // The months this run changed (re-rated) and the latest month: their report and
-            // reconciliation, and their UNPRICED / unexplained lines in the exit code.
-            let mut months = rated.months_rated.clone();
-            if let Some(latest) = layout.months(crate::lake::Table::Usage, "anthropic")?.pop()
-                && !months.contains(&latest)
-            {
-                months.push(latest);
-            }
-            months.sort();
-            for month in months {
-                if cli.quiet || a.json {
-                    let r = report::report(
-                        &layout,
-                        &month,
-                        &[Dim::Workspace, Dim::Model],
-                        &config.teams,
-                    )?;
-                    let unexplained = reconcile::has_cost_report(&layout, &month)?
-                        && reconcile::reconcile(
-                            &layout,
-                            &month,
-                            crate::lake::batch::money_to_i128(rust_decimal::Decimal::new(5, 3))
-                                .expect("exact"),
-                        )?
-                        .exit_code()
-                            != 0;
-                    if r.unpriced_rows > 0 || unexplained {
-                        code = code.max(crate::exit::QUARANTINED);
-                    }
-                    continue;
-                }
-                println!("\n== {month}: list cost by workspace and model ==");
-                code = code.max(print_report(
-                    &layout,
-                    &month,
-                    &[Dim::Workspace, Dim::Model],
-                    &config,
-                    OutputFormat::Table,
-                )?);
-                if reconcile::has_cost_report(&layout, &month)? {
-                    println!("\n== {month}: reconciliation with the provider's cost report ==");
-                    code = code.max(print_reconcile(
-                        &layout,
-                        &month,
-                        rust_decimal::Decimal::new(5, 3),
-                        OutputFormat::Table,
-                    )?);
-                } else {
-                    println!("\n(no cost report ingested for {month}: nothing to reconcile)");
-                }
-            }
-            Ok(code)
-        }
-        Command::Ingest(a) => {
-            do_ingest(&cli, &config, a.paths.clone(), a.format, &a.common, a.json)
-        }
-        Command::Usage(a) => {
-            let layout = Layout::new(&cli.data_dir);
-            let _l = read_lock(&layout)?;
-            if query::scan(&layout, crate::lake::Table::Usage)?.is_none() {
-                if !cli.quiet {
-                    eprintln!(
-                        "no usage in {} yet: run `tokenledger ingest` first",
-                        layout.root.display()
-                    );
-                }
-                return Ok(crate::exit::OK);
-            }
-            let df = query::run_sql(&layout, query::USAGE_TOTALS_SQL)?;
-            let df = match &a.month {
-                Some(m) => {
-                    use polars::prelude::*;
-                    df.lazy()
-                        .filter(col("month").eq(lit(m.as_str())))
-                        .collect()?
-                }
-                None => df,
-            };
-            print!("{}", query::render(&df, a.format)?);
-            Ok(crate::exit::OK)
-        }
-        Command::Sql(a) => {
-            let layout = Layout::new(&cli.data_dir);
-            let _l = read_lock(&layout)?;
-            let sql = match (&a.query, &a.file) {
-                (Some(q), _) => q.clone(),
-                (None, Some(f)) => std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read {}", f.display()))?,
-                (None, None) => unreachable!("clap requires one"),
-            };
-            let df = query::run_sql(&layout, &sql).context("query failed")?;
-            print!("{}", query::render(&df, a.format)?);
-            Ok(crate::exit::OK)
-        }
-        Command::Quarantine(a) => {
-            let layout = Layout::new(&cli.data_dir);
-            let _l = read_lock(&layout)?;
-            let Some(lf) = query::scan(&layout, crate::lake::Table::Quarantine)? else {
-                if !cli.quiet {
-                    eprintln!("quarantine is empty");
-                }
-                return Ok(crate::exit::OK);
-            };
-            use polars::prelude::*;
-            let lf = match &a.ingest {
-                Some(id) => lf.filter(col("ingest_id").eq(lit(id.as_str()))),
-                None => lf,
-            };
-            let df = lf
-                .select([
-                    col("ingest_id"),
-                    col("source_file"),
-                    col("location"),
-                    col("field"),
-                    col("reason"),
-                    col("excerpt"),
-                ])
-                .sort(
-                    ["ingest_id", "source_file"],
-                    SortMultipleOptions::default().with_maintain_order(true),
-                )
-                .collect()?;
-            print!("{}", query::render(&df, a.format)?);
-            Ok(crate::exit::OK)
-        }
-        Command::Prices(a) => {
-            let book = price_book(&config, config_path.as_deref())?;
-            let day = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            print!(
-                "{}",
-                query::render_grid(
-                    &crate::pricing::book_grid(&book, if a.all { None } else { Some(day) }),
-                    a.format,
-                    terminal_width(),
-                    &[]
-                )
-            );
-            Ok(crate::exit::OK)
-        }
-        Command::Rate(a) => {
-            let layout = Layout::new(&cli.data_dir);
-            let book = price_book(&config, config_path.as_deref())?;
-            let months: Vec<String> = a.month.iter().cloned().collect();
-            let (s, _l) = rate_then_read(&layout, &book, &months)?;
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            }
-            if !cli.quiet {
-                eprintln!("{}", rate_summary_text(&s, &book));
-            }
-            Ok(if s.unpriced_rows > 0 {
-                crate::exit::QUARANTINED
-            } else {
-                crate::exit::OK
-            })
-        }
-        Command::Report(a) => {
-            if a.show_sql {
-                println!(
-                    "-- step 1, once per rated part file:\n{}",
-                    report::sql_for(&a.month, &a.by)
-                );
-                print!(
-                    "-- step 2, over the partial results of step 1:\n{}",
-                    report::combine_sql_for(&a.by)
-                );
-                return Ok(crate::exit::OK);
-            }
-            let layout = Layout::new(&cli.data_dir);
-            let book = price_book(&config, config_path.as_deref())?;
-            let (_s, _l) = rate_then_read(&layout, &book, std::slice::from_ref(&a.month))?;
-            print_report(&layout, &a.month, &a.by, &config, a.format)
-        }
-        Command::Reconcile(a) => {
-            let layout = Layout::new(&cli.data_dir);
-            let book = price_book(&config, config_path.as_deref())?;
-            let (_s, _l) = rate_then_read(&layout, &book, std::slice::from_ref(&a.month))?;
-            print_reconcile(&layout, &a.month, a.tolerance, a.format)
-        }
-        Command::Synth(a) => {
-            let report = synth::generate(a)?;
-            if !cli.quiet {
-                eprintln!("{report}");
-            }
-            Ok(crate::exit::OK)
-        }
-    }
+fn print_reconcile(r: &crate::reconcile::Reconciliation, format: OutputFormat) -> Result<()> {
+    print!("{}", present::reconcile_text(r, format, terminal_width())?);
+    Ok(())
 }

@@ -10,9 +10,12 @@ use serde::Deserialize;
 use crate::pricing::BookFile;
 
 /// `tokenledger.toml`. Unknown keys are an error, so a typo is not silently ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The lake (overridden by `--data-dir` / `TOKENLEDGER_DATA_DIR`).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
     /// Export files or directories `run` ingests.
     #[serde(default)]
     pub inputs: Vec<PathBuf>,
@@ -28,6 +31,28 @@ pub struct Config {
     /// Plausibility limits of ingested exports.
     #[serde(default)]
     pub ingest: IngestConfig,
+    /// Reconciliation settings.
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
+}
+
+/// `[reconcile]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// Differences up to this many dollars per line count as matched (default "0.005").
+    #[serde(default, deserialize_with = "money")]
+    pub tolerance: Option<crate::money::Money>,
+}
+
+/// An amount of money written as a string (`"0.005"`), exactly.
+fn money<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<crate::money::Money>, D::Error> {
+    let s = String::deserialize(d)?;
+    let dec = rust_decimal::Decimal::from_str_exact(s.trim())
+        .map_err(|e| serde::de::Error::custom(format!("{s:?} is not an exact decimal: {e}")))?;
+    crate::money::Money::from_decimal(dec)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// `[ingest]`: what an export may plausibly claim (see `sources::Limits`).
@@ -100,6 +125,7 @@ impl Config {
         let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         cfg.inputs = cfg.inputs.into_iter().map(rel).collect();
         cfg.price_file = cfg.price_file.map(rel);
+        cfg.data_dir = cfg.data_dir.map(rel);
         Ok((cfg, Some(path)))
     }
 }

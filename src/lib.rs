@@ -9,15 +9,19 @@
 
 pub mod cli;
 pub mod config;
+pub mod grid;
 pub mod ingest;
 pub mod lake;
 pub mod model;
 pub mod money;
+pub mod present;
 pub mod pricing;
 pub mod query;
 pub mod rating;
 pub mod reconcile;
 pub mod report;
+pub mod run;
+pub mod settings;
 pub mod sources;
 pub mod synth;
 pub mod vocab;
@@ -30,6 +34,7 @@ pub mod exit {
     pub const FAILURE: i32 = 1;
     /// Usage error (bad flags or arguments).
     pub const USAGE: i32 = 2;
-    /// Completed, but some input was quarantined (see `quarantine/` in the data dir).
-    pub const QUARANTINED: i32 = 3;
+    /// Completed, but needs review: input was quarantined or skipped, usage is unpriced, or a
+    /// difference is unexplained (the reasons are `run::Review`s).
+    pub const NEEDS_REVIEW: i32 = 3;
 }

@@ -1,8 +1,9 @@
-//! Money: fixed-point amounts and the one rounding rule.
+//! Money: exact amounts and the one rounding rule.
 //!
-//! Owns: the lake's fixed-point representation (i128 at [`crate::lake::MONEY_SCALE`] = 12
-//! fractional digits of a dollar), exact text, and rounding for presentation. Must not: be
-//! used before presentation to round anything that is stored or summed.
+//! Owns: [`Money`], the lake's fixed point (an `i128` count of 10⁻¹² dollars, the same value
+//! as a Parquet `DECIMAL(38,12)`): parsing, exact rescaling, checked sums, exact text, and
+//! rounding for presentation. Must not: import anything of the crate, or be used before
+//! presentation to round anything that is stored or summed.
 //!
 //! The rounding rule: an amount is presented in cents rounded half away from zero. A column of
 //! rounded rows is adjusted by the largest-remainder method so that it adds up exactly to the
@@ -10,17 +11,121 @@
 //! to reach the rounded total go one each to the rows with the largest truncated remainders
 //! (ties: the earlier row). No row moves by more than one cent from its own rounding.
 
-use crate::lake::MONEY_SCALE;
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+/// Fractional digits of a dollar the lake keeps: cents with 10 more digits, which hold a
+/// per-token price of a list rate in $/MTok with 6 decimals exactly.
+pub const SCALE: u32 = 12;
+/// Digits of the lake's money columns (`DECIMAL(38,12)`).
+pub const PRECISION: u8 = 38;
 
 /// Fixed-point units in one cent.
-const CENT: i128 = 10i128.pow(MONEY_SCALE - 2);
+const CENT: i128 = 10i128.pow(SCALE - 2);
 
-/// Exact text of a fixed-point amount (all 12 fractional digits).
-pub fn exact(v: i128) -> String {
-    crate::query::fmt_decimal(v, MONEY_SCALE as usize)
+/// An exact amount of dollars (or of the currency's major unit), scale 12.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(i128);
+
+impl Money {
+    pub const ZERO: Money = Money(0);
+
+    /// From units of 10⁻¹² (the lake's `Decimal128` value).
+    pub const fn from_units(units: i128) -> Money {
+        Money(units)
+    }
+    /// Units of 10⁻¹² (the lake's `Decimal128` value).
+    pub const fn units(self) -> i128 {
+        self.0
+    }
+    /// A fixed-point value of any scale (e.g. a polars decimal sum), exactly; `None` if that
+    /// would drop digits or overflow (never rounds).
+    pub fn from_scaled(v: i128, scale: u32) -> Option<Money> {
+        if scale <= SCALE {
+            v.checked_mul(10i128.pow(SCALE - scale)).map(Money)
+        } else {
+            let f = 10i128.checked_pow(scale - SCALE)?;
+            (v % f == 0).then(|| Money(v / f))
+        }
+    }
+    /// A rust_decimal amount, exactly, or why not.
+    pub fn from_decimal(d: Decimal) -> Result<Money, String> {
+        if d.scale() > SCALE {
+            let n = d.normalize();
+            if n.scale() > SCALE {
+                return Err(format!("{d} has more than {SCALE} fractional digits"));
+            }
+            return Money::from_decimal(n);
+        }
+        Money::from_scaled(d.mantissa(), d.scale())
+            .ok_or_else(|| format!("{d} is too large for DECIMAL(38,12)"))
+    }
+    /// As rust_decimal (exact; fails only beyond its 96 bits).
+    pub fn to_decimal(self) -> Result<Decimal, String> {
+        Decimal::try_from_i128_with_scale(self.0, SCALE)
+            .map(|d| d.normalize())
+            .map_err(|e| format!("{self}: {e}"))
+    }
+    pub fn checked_add(self, o: Money) -> Option<Money> {
+        self.0.checked_add(o.0).map(Money)
+    }
+    pub fn checked_sub(self, o: Money) -> Option<Money> {
+        self.0.checked_sub(o.0).map(Money)
+    }
+    /// The sum of `items`, or `None` when it overflows.
+    pub fn sum(items: impl IntoIterator<Item = Money>) -> Option<Money> {
+        items
+            .into_iter()
+            .try_fold(Money::ZERO, |acc, m| acc.checked_add(m))
+    }
+    pub fn abs(self) -> Money {
+        Money(self.0.abs())
+    }
+    /// Whole cents, rounded half away from zero (presentation only).
+    pub fn round_cents(self) -> i128 {
+        round_cents(self.0)
+    }
 }
 
-/// Rounds to whole cents, half away from zero.
+/// All 12 fractional digits: `1.230000000000`.
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&fixed_text(self.0, SCALE as usize))
+    }
+}
+
+/// Money serialises as its exact text (JSON numbers would go through a float).
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Exact text of a fixed-point value (`v` × 10⁻ˢᶜᵃˡᵉ).
+pub fn fixed_text(v: i128, scale: usize) -> String {
+    let neg = v < 0;
+    let digits = v.unsigned_abs().to_string();
+    let s = if scale == 0 {
+        digits
+    } else if digits.len() > scale {
+        format!(
+            "{}.{}",
+            &digits[..digits.len() - scale],
+            &digits[digits.len() - scale..]
+        )
+    } else {
+        format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
+    };
+    if neg { format!("-{s}") } else { s }
+}
+
+/// Exact text of a fixed-point amount at the lake's scale (all 12 fractional digits).
+pub fn exact(v: i128) -> String {
+    fixed_text(v, SCALE as usize)
+}
+
+/// Rounds fixed-point units to whole cents, half away from zero.
 pub fn round_cents(v: i128) -> i128 {
     let q = v / CENT;
     let r = v % CENT;
@@ -33,7 +138,7 @@ pub fn round_cents(v: i128) -> i128 {
 
 /// `1234` cents → `"12.34"`.
 pub fn cents_text(c: i128) -> String {
-    crate::query::fmt_decimal(c, 2)
+    fixed_text(c, 2)
 }
 
 /// Rounds each amount to cents so that the rounded rows add up to the rounded total.
@@ -57,14 +162,8 @@ pub fn allocate_cents(amounts: &[i128]) -> Vec<i128> {
     cents
 }
 
-/// A fixed-point value of any scale (e.g. a polars decimal sum) in the lake's scale, exactly;
-/// `None` if that would drop digits (never rounds).
+/// A fixed-point value of any scale in the lake's scale, exactly; `None` if that would drop
+/// digits (never rounds). See [`Money::from_scaled`].
 pub fn to_lake_scale(v: i128, scale: usize) -> Option<i128> {
-    let target = MONEY_SCALE as usize;
-    if scale <= target {
-        v.checked_mul(10i128.pow((target - scale) as u32))
-    } else {
-        let f = 10i128.pow((scale - target) as u32);
-        (v % f == 0).then(|| v / f)
-    }
+    Money::from_scaled(v, scale as u32).map(Money::units)
 }

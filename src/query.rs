@@ -5,14 +5,14 @@
 //! terminal table, CSV or JSON.
 //! Must not: write to the lake, or parse provider formats.
 
-use std::fmt::Write as _;
-
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use polars::sql::SQLContext;
 
+use crate::grid::{Cell, Grid};
 use crate::lake::{Layout, Table};
+use crate::money::Money;
 
 /// The query behind `tokenledger usage`; also run by DuckDB in the interop tests.
 pub const USAGE_TOTALS_SQL: &str = include_str!("../sql/usage_totals.sql");
@@ -45,6 +45,12 @@ pub enum QueryError {
     Io {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("column {column} of a query result is {got}, expected {want}")]
+    Type {
+        column: String,
+        want: String,
+        got: String,
     },
 }
 
@@ -129,8 +135,8 @@ pub fn scan_files(files: &[PathBuf]) -> Result<LazyFrame, QueryError> {
 /// The id → name columns of the latest workspace and API-key lists, for naming rows at read
 /// time. Each frame has a sentinel row no id can equal: polars 0.55.2 drops left rows with a
 /// null key in a LEFT JOIN against an empty frame.
-pub fn name_frames(layout: &Layout) -> Result<(DataFrame, DataFrame), QueryError> {
-    let frame = |table: Table, id: &str, name: &str| -> Result<DataFrame, QueryError> {
+pub fn name_frames(layout: &Layout) -> Result<(Frame, Frame), QueryError> {
+    let frame = |table: Table, id: &str, name: &str| -> Result<Frame, QueryError> {
         let sentinel = df!(id => ["\u{0}no id\u{0}"], name => [None::<&str>])?
             .lazy()
             .select([col(id), col(name).cast(DataType::String)]);
@@ -141,7 +147,7 @@ pub fn name_frames(layout: &Layout) -> Result<(DataFrame, DataFrame), QueryError
             )?,
             None => sentinel,
         };
-        Ok(lf.collect()?)
+        Ok(Frame(lf.collect()?))
     };
     Ok((
         frame(Table::Workspaces, "workspace_id", "workspace_name")?,
@@ -226,53 +232,6 @@ pub fn run_sql(layout: &Layout, sql: &str) -> Result<DataFrame, QueryError> {
     Ok(last.unwrap_or_default())
 }
 
-/// Output formats of every listing command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Csv,
-    Json,
-}
-
-/// Exact text of a fixed-point decimal.
-pub fn fmt_decimal(v: i128, scale: usize) -> String {
-    let neg = v < 0;
-    let digits = v.unsigned_abs().to_string();
-    let s = if scale == 0 {
-        digits
-    } else if digits.len() > scale {
-        format!(
-            "{}.{}",
-            &digits[..digits.len() - scale],
-            &digits[digits.len() - scale..]
-        )
-    } else {
-        format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
-    };
-    if neg { format!("-{s}") } else { s }
-}
-
-/// One value of a result, typed enough to render it right.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Int(i128),
-    /// Fixed point: value and scale.
-    Dec(i128, usize),
-    Text(String),
-}
-
-impl Cell {
-    fn text(&self) -> String {
-        match self {
-            Cell::Null => String::new(),
-            Cell::Int(v) => v.to_string(),
-            Cell::Dec(v, s) => fmt_decimal(*v, *s),
-            Cell::Text(s) => s.clone(),
-        }
-    }
-}
-
 fn cell(av: AnyValue) -> Cell {
     match av {
         AnyValue::Null => Cell::Null,
@@ -305,223 +264,203 @@ fn cell(av: AnyValue) -> Cell {
     }
 }
 
-/// A result ready to render: column names and typed cells.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Grid {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Cell>>,
-    /// Table format only: a last row set apart (totals).
-    pub footer: Option<Vec<Cell>>,
+/// A SQL session of one stage: lake files and small tables registered under names, queries
+/// run one statement at a time. Stages use it instead of polars itself, so polars stays in
+/// this module.
+pub struct Sql {
+    ctx: SQLContext,
 }
 
-impl Grid {
-    pub fn from_df(df: &DataFrame) -> Result<Self, QueryError> {
-        let mut rows = Vec::with_capacity(df.height());
-        for i in 0..df.height() {
-            let mut row = Vec::with_capacity(df.width());
-            for c in df.columns() {
-                row.push(cell(c.get(i)?));
-            }
-            rows.push(row);
+impl Default for Sql {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sql {
+    pub fn new() -> Self {
+        Sql {
+            ctx: SQLContext::new(),
         }
-        Ok(Grid {
-            columns: df
-                .get_column_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            rows,
-            footer: None,
+    }
+    /// Registers Parquet files (token counts widened, see [`scan_files`]) as table `name`.
+    pub fn files(&mut self, name: &str, files: &[PathBuf]) -> Result<(), QueryError> {
+        self.ctx.register(name, scan_files(files)?);
+        Ok(())
+    }
+    /// Registers a lake table when it has data; returns whether it has.
+    pub fn table(&mut self, layout: &Layout, table: Table) -> Result<bool, QueryError> {
+        match scan(layout, table)? {
+            Some(lf) => {
+                self.ctx.register(table.dir_name(), lf);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    /// Registers a small table of text columns (teams, names) as `name`.
+    pub fn strings(
+        &mut self,
+        name: &str,
+        columns: &[(&str, Vec<Option<String>>)],
+    ) -> Result<(), QueryError> {
+        let cols: Vec<Column> = columns
+            .iter()
+            .map(|(n, v)| Column::new((*n).into(), v.clone()))
+            .collect();
+        let height = columns.first().map_or(0, |c| c.1.len());
+        self.ctx
+            .register(name, DataFrame::new(height, cols)?.lazy());
+        Ok(())
+    }
+    /// Registers a result as table `name`.
+    pub fn frame(&mut self, name: &str, f: Frame) {
+        self.ctx.register(name, f.0.lazy());
+    }
+    /// Runs one statement.
+    pub fn run(&mut self, sql: &str) -> Result<Frame, QueryError> {
+        Ok(Frame(self.ctx.execute(sql)?.collect()?))
+    }
+}
+
+/// A query result, read back strictly: a column of an unexpected type is an error naming it,
+/// never a silent zero.
+#[derive(Debug, Clone, Default)]
+pub struct Frame(DataFrame);
+
+impl Frame {
+    pub fn height(&self) -> usize {
+        self.0.height()
+    }
+    /// Frames of the same columns, one after the other.
+    pub fn concat(frames: Vec<Frame>) -> Result<Frame, QueryError> {
+        let mut it = frames.into_iter();
+        let Some(mut first) = it.next() else {
+            return Ok(Frame::default());
+        };
+        for f in it {
+            first.0.vstack_mut(&f.0)?;
+        }
+        Ok(first)
+    }
+    fn values<T>(
+        &self,
+        name: &str,
+        want: &str,
+        each: impl Fn(AnyValue) -> Option<Option<T>>,
+    ) -> Result<Vec<Option<T>>, QueryError> {
+        let c = self.0.column(name)?;
+        let mut out = Vec::with_capacity(c.len());
+        for i in 0..c.len() {
+            let v = c.get(i)?;
+            let shown = format!("{v:?}");
+            out.push(each(v).ok_or_else(|| QueryError::Type {
+                column: name.to_string(),
+                want: want.to_string(),
+                got: shown,
+            })?);
+        }
+        Ok(out)
+    }
+    /// A text column (NULL is `None`).
+    pub fn text(&self, name: &str) -> Result<Vec<Option<String>>, QueryError> {
+        self.values(name, "text", |v| match v {
+            AnyValue::Null => Some(None),
+            AnyValue::String(s) => Some(Some(s.to_string())),
+            AnyValue::StringOwned(s) => Some(Some(s.to_string())),
+            _ => None,
         })
     }
-    pub fn col(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c == name)
+    /// A money column: decimals of any scale, rescaled exactly to 12 digits (NULL is `None`).
+    pub fn money(&self, name: &str) -> Result<Vec<Option<Money>>, QueryError> {
+        self.values(name, "an exact decimal", |v| match v {
+            AnyValue::Null => Some(None),
+            AnyValue::Decimal(v, _, s) => Money::from_scaled(v, s as u32).map(Some),
+            _ => None,
+        })
+    }
+    /// A count column: integers, or decimals of scale 0 (widened sums); NULL is `None`.
+    pub fn count(&self, name: &str) -> Result<Vec<Option<i128>>, QueryError> {
+        self.values(name, "an integer", |v| match v {
+            AnyValue::Null => Some(None),
+            AnyValue::Decimal(v, _, 0) => Some(Some(v)),
+            AnyValue::Int64(v) => Some(Some(v.into())),
+            AnyValue::Int32(v) => Some(Some(v.into())),
+            AnyValue::UInt32(v) => Some(Some(v.into())),
+            AnyValue::UInt64(v) => Some(Some(v.into())),
+            _ => None,
+        })
+    }
+    /// The generic grid of this result (what `tokenledger sql` prints).
+    pub fn grid(&self) -> Result<Grid, QueryError> {
+        grid(&self.0)
     }
 }
 
-/// Renders a result. Table: right-aligned numbers, thousands separators, a totals row if any;
-/// CSV: RFC 4180, plain numbers; JSON: an array of objects, integers as numbers and decimals as
-/// strings (exact). A table wider than `width` drops the columns in `optional` first.
-pub fn render_grid(
-    g: &Grid,
-    format: OutputFormat,
-    width: Option<usize>,
-    optional: &[&str],
-) -> String {
-    match format {
-        OutputFormat::Json => {
-            let arr: Vec<serde_json::Value> = g
-                .rows
-                .iter()
-                .map(|r| {
-                    let mut m = serde_json::Map::new();
-                    for (n, c) in g.columns.iter().zip(r) {
-                        let v = match c {
-                            Cell::Null => serde_json::Value::Null,
-                            Cell::Int(v) => i64::try_from(*v)
-                                .map(serde_json::Value::from)
-                                .unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
-                            other => serde_json::Value::String(other.text()),
-                        };
-                        m.insert(n.clone(), v);
-                    }
-                    serde_json::Value::Object(m)
-                })
-                .collect();
-            let mut s = serde_json::to_string_pretty(&arr).expect("json values serialize");
-            s.push('\n');
-            s
+/// A polars result as a grid (the generic `sql` output; stages decode their own results
+/// strictly with [`Frame`]).
+pub fn grid(df: &DataFrame) -> Result<Grid, QueryError> {
+    let mut rows = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let mut row = Vec::with_capacity(df.width());
+        for c in df.columns() {
+            row.push(cell(c.get(i)?));
         }
-        OutputFormat::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(&g.columns).expect("in-memory write");
-            for r in &g.rows {
-                w.write_record(r.iter().map(|c| match c {
-                    Cell::Text(s) => csv_safe(s),
-                    other => other.text(),
-                }))
-                .expect("in-memory write");
-            }
-            String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 csv")
-        }
-        OutputFormat::Table => {
-            let show = |c: &Cell| -> (String, bool) {
-                match c {
-                    Cell::Null => (String::new(), false),
-                    Cell::Int(v) => (group_thousands(&v.to_string()), true),
-                    Cell::Dec(..) => (c.text(), true),
-                    Cell::Text(s) => (table_text(s), s == "UNPRICED"),
-                }
-            };
-            let mut body: Vec<Vec<(String, bool)>> = g
-                .rows
-                .iter()
-                .map(|r| r.iter().map(show).collect())
-                .collect();
-            let mut footer: Option<Vec<(String, bool)>> =
-                g.footer.as_ref().map(|r| r.iter().map(show).collect());
-            let mut names = g.columns.clone();
-            let widths = |names: &[String],
-                          body: &[Vec<(String, bool)>],
-                          footer: &Option<Vec<(String, bool)>>|
-             -> Vec<usize> {
-                let mut w: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
-                for r in body.iter().chain(footer.iter()) {
-                    for (w, (s, _)) in w.iter_mut().zip(r) {
-                        *w = (*w).max(s.chars().count());
-                    }
-                }
-                w
-            };
-            let mut ws = widths(&names, &body, &footer);
-            // Compact when narrow: drop optional columns until it fits.
-            if let Some(limit) = width {
-                for opt in optional {
-                    if ws.iter().sum::<usize>() + 2 * ws.len() <= limit {
-                        break;
-                    }
-                    if let Some(i) = names.iter().position(|n| n == opt) {
-                        names.remove(i);
-                        for r in body.iter_mut().chain(footer.iter_mut()) {
-                            r.remove(i);
-                        }
-                        ws = widths(&names, &body, &footer);
-                    }
-                }
-            }
-            let mut out = String::new();
-            let line = |cells: Vec<String>| cells.join("  ").trim_end().to_string();
-            let _ = writeln!(
-                out,
-                "{}",
-                line(
-                    names
-                        .iter()
-                        .zip(&ws)
-                        .map(|(n, w)| format!("{n:<w$}"))
-                        .collect()
-                )
-            );
-            let rule = line(ws.iter().map(|w| "-".repeat(*w)).collect());
-            let _ = writeln!(out, "{rule}");
-            let fmt_row = |r: &Vec<(String, bool)>| {
-                line(
-                    r.iter()
-                        .zip(&ws)
-                        .map(|((s, num), w)| {
-                            if *num {
-                                format!("{s:>w$}")
-                            } else {
-                                format!("{s:<w$}")
-                            }
-                        })
-                        .collect(),
-                )
-            };
-            for r in &body {
-                let _ = writeln!(out, "{}", fmt_row(r));
-            }
-            if let Some(f) = &footer {
-                let _ = writeln!(out, "{rule}");
-                let _ = writeln!(out, "{}", fmt_row(f));
-            } else {
-                let _ = writeln!(
-                    out,
-                    "({} row{})",
-                    body.len(),
-                    if body.len() == 1 { "" } else { "s" }
-                );
-            }
-            out
-        }
+        rows.push(row);
     }
+    Ok(Grid {
+        columns: df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        rows,
+        footer: None,
+    })
 }
 
-/// A text cell for CSV: one that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`,
-/// tab, CR first) gets a leading `'`, as OWASP advises; numbers are never text cells.
-pub fn csv_safe(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
+/// `tokenledger usage`: token totals per month × workspace × model (`sql/usage_totals.sql`),
+/// for one month or all; `None` when the lake has no usage yet.
+pub fn usage_totals(layout: &Layout, month: Option<&str>) -> Result<Option<Frame>, QueryError> {
+    if scan(layout, Table::Usage)?.is_none() {
+        return Ok(None);
     }
+    let df = run_sql(layout, USAGE_TOTALS_SQL)?;
+    let df = match month {
+        Some(m) => df.lazy().filter(col("month").eq(lit(m))).collect()?,
+        None => df,
+    };
+    Ok(Some(Frame(df)))
 }
 
-/// Longest text shown in a table cell; CSV and JSON carry the whole value.
-pub const TABLE_TEXT_MAX: usize = 60;
-
-/// A text cell for the terminal: control characters escaped (no escape sequence from an
-/// export ever reaches the terminal), and shortened to [`TABLE_TEXT_MAX`] characters.
-pub fn table_text(s: &str) -> String {
-    let mut out = String::new();
-    for (n, c) in s.chars().enumerate() {
-        if n >= TABLE_TEXT_MAX {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// `tokenledger sql`: an analyst's query (the last statement's result).
+pub fn sql(layout: &Layout, text: &str) -> Result<Frame, QueryError> {
+    run_sql(layout, text).map(Frame)
 }
 
-/// Renders a polars result (see [`render_grid`]).
-pub fn render(df: &DataFrame, format: OutputFormat) -> Result<String, QueryError> {
-    Ok(render_grid(&Grid::from_df(df)?, format, None, &[]))
-}
-
-/// `1234567` → `1,234,567` (table output only; CSV and JSON stay plain).
-pub fn group_thousands(s: &str) -> String {
-    let (sign, digits) = s.strip_prefix('-').map_or(("", s), |d| ("-", d));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{sign}{out}")
+/// `tokenledger quarantine`: every rejected file and row, of one ingest or all; `None` when
+/// nothing was ever quarantined.
+pub fn quarantine(layout: &Layout, ingest_id: Option<&str>) -> Result<Option<Frame>, QueryError> {
+    let Some(lf) = scan(layout, Table::Quarantine)? else {
+        return Ok(None);
+    };
+    let lf = match ingest_id {
+        Some(id) => lf.filter(col("ingest_id").eq(lit(id))),
+        None => lf,
+    };
+    let df = lf
+        .select([
+            col("ingest_id"),
+            col("source_file"),
+            col("location"),
+            col("field"),
+            col("reason"),
+            col("excerpt"),
+        ])
+        .sort(
+            ["ingest_id", "source_file"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    Ok(Some(Frame(df)))
 }

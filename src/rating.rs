@@ -22,7 +22,8 @@ use crate::pricing::{PriceBook, RateCache, canonical_model};
 
 pub const RATED_DIR: &str = Table::RatedUsage.dir_name();
 
-pub use crate::lake::schema::{COST_COLS, RATE_COLS};
+pub use crate::lake::schema::{COST_COLUMNS, RATE_COLUMNS};
+use crate::vocab::{PricingStatus, TokenClass};
 
 /// Columns carried over unchanged from `usage`.
 use crate::lake::schema::RATED_CARRIED as CARRIED;
@@ -65,6 +66,19 @@ pub struct RateSummary {
     pub months_fresh: Vec<String>,
     pub rows: u64,
     pub unpriced_rows: u64,
+}
+
+impl RateSummary {
+    /// Usage rated UNPRICED is a reason to look (per month: see the report).
+    pub fn reviews(&self) -> Vec<crate::vocab::Review> {
+        (self.unpriced_rows > 0)
+            .then(|| crate::vocab::Review::Unpriced {
+                month: self.months_rated.join(", "),
+                lines: self.unpriced_rows as usize,
+            })
+            .into_iter()
+            .collect()
+    }
 }
 
 /// Whether `ensure_rated` would write anything for `months` (all usage months when empty):
@@ -187,7 +201,7 @@ fn rate_parts(
                             rows += rated.num_rows() as u64;
                             unpriced += str_col(&rated, "pricing_status")?
                                 .iter()
-                                .filter(|s| *s == Some("UNPRICED"))
+                                .filter(|s| *s == Some(PricingStatus::Unpriced.as_str()))
                                 .count() as u64;
                             w.write(&rated)?;
                         }
@@ -228,7 +242,10 @@ fn rated_props(stamp: &str) -> parquet::file::properties::WriterProperties {
         .set_statistics_enabled(EnabledStatistics::None)
         .set_column_statistics_enabled(ColumnPath::from("bucket_start"), EnabledStatistics::Chunk);
     // Per-row costs are nearly all distinct: a dictionary only costs interning time.
-    for c in COST_COLS.iter().chain(["list_cost", "source_row"].iter()) {
+    for c in COST_COLUMNS
+        .iter()
+        .chain(["list_cost", "source_row"].iter())
+    {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*c), false);
     }
     props
@@ -290,24 +307,24 @@ pub fn rate_batch(
             opt(geo, i),
         ) {
             Ok(rate) => {
-                status.append_value("priced");
+                status.append_value(PricingStatus::Priced.as_str());
                 note.append_option(rate.note.as_deref());
                 let mut sum: i128 = 0;
-                for k in 0..6 {
-                    // Rates per MTok with ≤ 6 decimals, so count × fp is the exact cost at scale 12.
-                    let c = tokens[k].value(i) as i128 * rate.fp[k];
+                for (k, _) in TokenClass::ALL.iter().enumerate() {
+                    // Rates per MTok with ≤ 6 decimals: count × per_token is the exact cost at
+                    // scale 12, and the rate per MTok at scale 12 is per_token × 10⁶.
+                    let c = tokens[k].value(i) as i128 * rate.per_token[k];
                     sum += c;
                     costs[k].append_value(c);
-                    rates[k].append_value(if k < 5 {
-                        rate.fp[k] * 1_000_000
-                    } else {
-                        rate.fp[5]
-                    });
+                    rates[k].append_value(rate.per_token[k] * 1_000_000);
                 }
-                total.append_value(sum);
+                let web = tokens[5].value(i) as i128 * rate.per_search;
+                costs[5].append_value(web);
+                rates[5].append_value(rate.per_search);
+                total.append_value(sum + web);
             }
             Err(reason) => {
-                status.append_value("UNPRICED");
+                status.append_value(PricingStatus::Unpriced.as_str());
                 note.append_value(reason);
                 for k in 0..6 {
                     costs[k].append_null();
@@ -319,6 +336,7 @@ pub fn rate_batch(
     }
     let mut cols: Vec<ArrayRef> = CARRIED
         .iter()
+        .chain(lschema::TOKEN_COLUMNS.iter())
         .map(|c| b.column_by_name(c).expect("usage column").clone())
         .collect();
     cols.push(

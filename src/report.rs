@@ -1,22 +1,22 @@
 //! Report: the monthly chargeback — list cost and tokens by the dimensions a user picks.
 //!
-//! Owns: `sql/report.sql` and its parameters, team mapping from the config, presentation
-//! rounding (largest remainder, `money`), the totals row and UNPRICED lines.
-//! Must not: price (it reads `rated_usage`), or re-read provider files.
-
-use polars::prelude::*;
+//! Owns: `sql/report.sql` and its parameters, team mapping from the config, and the typed
+//! result: one line per combination of the chosen dimensions with its token counts and exact
+//! list cost (`None` when unpriced, never $0), and the totals.
+//! Must not: price (it reads `rated_usage`), re-read provider files, round (that is
+//! `present`), or use polars other than through `query`.
 
 use crate::config::Team;
-use crate::lake::Layout;
-use crate::money;
-use crate::query::{self, Cell, Grid, QueryError};
-use crate::rating;
+use crate::lake::{Layout, Table};
+use crate::money::Money;
+use crate::query::{self, Frame, QueryError, Sql};
+use crate::vocab::{COUNT_COLUMNS, PricingStatus};
 
 pub const REPORT_SQL: &str = include_str!("../sql/report.sql");
 pub const COMBINE_SQL: &str = include_str!("../sql/report_combine.sql");
 
 /// A `--by` dimension and the columns it contributes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dim {
     Workspace,
     Model,
@@ -27,6 +27,15 @@ pub enum Dim {
 }
 
 impl Dim {
+    pub const NAMES: [&'static str; 6] = [
+        "workspace",
+        "model",
+        "api-key",
+        "service-tier",
+        "day",
+        "team",
+    ];
+
     pub fn columns(self) -> &'static [&'static str] {
         match self {
             Dim::Workspace => &["workspace_id", "workspace_name"],
@@ -39,31 +48,70 @@ impl Dim {
     }
 }
 
-/// Token columns a narrow terminal may drop first.
-pub const OPTIONAL_COLUMNS: [&str; 9] = [
-    "list_cost_usd_exact",
-    "web_search_requests",
-    "cache_write_1h_tokens",
-    "cache_write_5m_tokens",
-    "cache_read_tokens",
-    "workspace_id",
-    "api_key_id",
-    "uncached_input_tokens",
-    "output_tokens",
-];
+impl std::str::FromStr for Dim {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Dim, String> {
+        Dim::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| {
+                [
+                    Dim::Workspace,
+                    Dim::Model,
+                    Dim::ApiKey,
+                    Dim::ServiceTier,
+                    Dim::Day,
+                    Dim::Team,
+                ][i]
+            })
+            .ok_or_else(|| format!("unknown dimension {s:?}; one of: {}", Dim::NAMES.join(", ")))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
     Query(#[from] QueryError),
-    #[error(transparent)]
-    Polars(#[from] PolarsError),
-    /// A configuration problem (teams) or a sum that cannot be held exactly.
+    /// A configuration problem (teams).
     #[error("{0}")]
     Config(String),
+    #[error("the sum of {0} overflows 128 bits; no total is printed rather than a wrong one")]
+    Overflow(String),
+    #[error(
+        "a line has pricing status {0:?} (rated_usage written by another version? run `tokenledger rate`)"
+    )]
+    Status(String),
 }
 
-fn team_frames(teams: &[Team]) -> Result<(DataFrame, DataFrame), ReportError> {
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Values of the dimension columns, in [`Report::dim_columns`] order.
+    pub dims: Vec<Option<String>>,
+    pub status: PricingStatus,
+    /// Token classes then web search requests ([`COUNT_COLUMNS`] order).
+    pub counts: [i128; 6],
+    /// Exact list cost; `None` when unpriced.
+    pub list_cost: Option<Money>,
+}
+
+/// The chargeback of one month.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub month: String,
+    pub dim_columns: Vec<&'static str>,
+    pub lines: Vec<Line>,
+    /// Counts over every line, priced or not.
+    pub total_counts: [i128; 6],
+    /// List cost over the priced lines.
+    pub total_cost: Money,
+    pub unpriced_lines: usize,
+}
+
+/// Team lookup tables by API-key name and by workspace name.
+type TeamTables = [Vec<(String, String)>; 2];
+
+fn team_tables(teams: &[Team]) -> Result<TeamTables, ReportError> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut wss: Vec<(String, String)> = Vec::new();
     for t in teams {
@@ -91,56 +139,48 @@ fn team_frames(teams: &[Team]) -> Result<(DataFrame, DataFrame), ReportError> {
     let sentinel = ("\u{0}no team\u{0}".to_string(), "(unassigned)".to_string());
     keys.push(sentinel.clone());
     wss.push(sentinel);
-    let frame = |v: &[(String, String)]| -> PolarsResult<DataFrame> {
-        df!(
-            "name" => v.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
-            "team" => v.iter().map(|x| x.1.clone()).collect::<Vec<_>>()
-        )
-    };
-    Ok((frame(&keys)?, frame(&wss)?))
+    Ok([keys, wss])
+}
+
+fn dim_columns(dims: &[Dim]) -> Vec<&'static str> {
+    dims.iter()
+        .flat_map(|d| d.columns().iter().copied())
+        .collect()
 }
 
 /// The query text for a month and dimensions (also what `--show-sql` prints).
 pub fn sql_for(month: &str, dims: &[Dim]) -> String {
-    let cols: Vec<&str> = dims
-        .iter()
-        .flat_map(|d| d.columns().iter().copied())
-        .collect();
     REPORT_SQL
         .replace("{{month}}", month)
-        .replace("{{dims}}", &cols.join(", "))
+        .replace("{{dims}}", &dim_columns(dims).join(", "))
 }
 
 /// The combining query for the dimensions.
 pub fn combine_sql_for(dims: &[Dim]) -> String {
-    let cols: Vec<&str> = dims
-        .iter()
-        .flat_map(|d| d.columns().iter().copied())
-        .collect();
-    COMBINE_SQL.replace("{{dims}}", &cols.join(", "))
+    COMBINE_SQL.replace("{{dims}}", &dim_columns(dims).join(", "))
 }
 
-/// Result of a report: the grid to render and whether anything is unpriced.
-pub struct Report {
-    pub grid: Grid,
-    pub unpriced_rows: usize,
-    pub total_cents: i128,
+/// What `--show-sql` prints: both steps, filled in.
+pub fn show_sql(month: &str, dims: &[Dim]) -> String {
+    format!(
+        "-- step 1, once per rated part file:\n{}\n-- step 2, over the partial results of step 1:\n{}",
+        sql_for(month, dims),
+        combine_sql_for(dims)
+    )
 }
 
-/// The columns of a report for `dims`, before `list_cost_usd` is added.
-fn columns(dims: &[Dim]) -> Vec<String> {
-    let mut c: Vec<String> = dims
-        .iter()
-        .flat_map(|d| d.columns().iter().map(|s| s.to_string()))
-        .collect();
-    c.push("pricing_status".into());
-    c.extend(
-        crate::lake::schema::TOKEN_COLUMNS
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    c.push("list_cost_usd_exact".into());
-    c
+impl Report {
+    /// Unpriced usage is a reason to look.
+    pub fn reviews(&self) -> Vec<crate::vocab::Review> {
+        let lines = self.unpriced_lines;
+        (lines > 0)
+            .then(|| crate::vocab::Review::Unpriced {
+                month: self.month.clone(),
+                lines,
+            })
+            .into_iter()
+            .collect()
+    }
 }
 
 /// Runs the report over `rated_usage` (which must be current: see `rating::ensure_rated`).
@@ -153,134 +193,99 @@ pub fn report(
     teams: &[Team],
 ) -> Result<Report, ReportError> {
     // Only the month's partition: other months are never read.
-    let files = query::table_files_in(
-        layout,
-        &format!("{}/provider=anthropic/month={month}", rating::RATED_DIR),
-    )?;
-    let grid = if files.is_empty() {
-        Grid {
-            columns: columns(dims),
-            ..Grid::default()
-        }
+    let files = layout
+        .month_parts(Table::RatedUsage, "anthropic", month)
+        .map_err(|source| QueryError::Io {
+            path: layout.month_dir(Table::RatedUsage, "anthropic", month),
+            source,
+        })?;
+    let frame = if files.is_empty() {
+        Frame::default()
     } else {
         // sql/report.sql per rated part, then sql/report_combine.sql over the partial sums:
         // memory follows the size of a part, not of the month.
-        let (k, w) = team_frames(teams)?;
+        let [keys, wss] = team_tables(teams)?;
         let (wn, kn) = query::name_frames(layout)?;
         let sql = sql_for(month, dims);
         let mut partials = Vec::with_capacity(files.len());
         for f in &files {
-            let mut ctx = polars::sql::SQLContext::new();
-            ctx.register("rated_usage", query::scan_files(std::slice::from_ref(f))?);
-            ctx.register("team_keys", k.clone().lazy());
-            ctx.register("team_workspaces", w.clone().lazy());
-            ctx.register("workspace_names", wn.clone().lazy());
-            ctx.register("api_key_names", kn.clone().lazy());
-            partials.push(ctx.execute(&sql)?.collect()?.lazy());
-        }
-        let mut ctx = polars::sql::SQLContext::new();
-        ctx.register("partials", concat(partials, UnionArgs::default())?);
-        let df = ctx.execute(&combine_sql_for(dims))?.collect()?;
-        Grid::from_df(&df)?
-    };
-    finish(grid, dims)
-}
-
-/// A sum that says so when it cannot be held, instead of wrapping.
-fn checked_sum(vals: impl Iterator<Item = i128>, what: &str) -> Result<i128, ReportError> {
-    let mut t: i128 = 0;
-    for v in vals {
-        t = t
-            .checked_add(v)
-            .ok_or_else(|| ReportError::Config(format!("the sum of {what} overflows 128 bits")))?;
-    }
-    Ok(t)
-}
-
-/// Adds `list_cost_usd` (rounded, adding up) and the totals row; marks UNPRICED lines.
-fn finish(mut g: Grid, dims: &[Dim]) -> Result<Report, ReportError> {
-    let status = g.col("pricing_status");
-    let exact = g.col("list_cost_usd_exact");
-    let mut amounts = Vec::new();
-    let mut idx = Vec::new();
-    let mut unpriced = 0;
-    for (i, r) in g.rows.iter().enumerate() {
-        let priced = status.is_some_and(|s| r[s] == Cell::Text("priced".into()));
-        if priced {
-            let v = match exact.map(|e| &r[e]) {
-                Some(Cell::Dec(v, s)) => money::to_lake_scale(*v, *s).ok_or_else(|| {
-                    ReportError::Config(format!(
-                        "sum {v}e-{s} cannot be held exactly at 12 decimals"
-                    ))
-                })?,
-                Some(Cell::Int(v)) => money::to_lake_scale(*v, 0).ok_or_else(|| {
-                    ReportError::Config(format!("sum {v} cannot be held at 12 decimals"))
-                })?,
-                other => {
-                    return Err(ReportError::Config(format!(
-                        "a priced line has list cost {other:?}: expected an exact decimal \
-                         (rated_usage written by another version? run `tokenledger rate`)"
-                    )));
-                }
-            };
-            amounts.push(v);
-            idx.push(i);
-        } else {
-            unpriced += 1;
-        }
-    }
-    let total_exact = checked_sum(amounts.iter().copied(), "rated_usage.list_cost")?;
-    let cents = money::allocate_cents(&amounts);
-    let total_cents: i128 = cents.iter().sum();
-    let mut rounded = vec![Cell::Null; g.rows.len()];
-    for (k, &i) in idx.iter().enumerate() {
-        rounded[i] = Cell::Dec(cents[k], 2);
-    }
-    let ex = exact.unwrap_or(g.columns.len());
-    for (i, r) in g.rows.iter_mut().enumerate() {
-        if status.is_some_and(|s| r[s] != Cell::Text("priced".into())) {
-            r[ex] = Cell::Null;
-            r.insert(ex, Cell::Text("UNPRICED".into()));
-        } else {
-            r.insert(ex, rounded[i].clone());
-        }
-    }
-    g.columns.insert(ex, "list_cost_usd".into());
-    // Totals row: tokens summed over every line (priced or not), cost over priced lines.
-    let ndims: usize = dims.iter().map(|d| d.columns().len()).sum();
-    let mut footer = vec![Cell::Null; g.columns.len()];
-    if !g.columns.is_empty() {
-        footer[0] = Cell::Text("TOTAL".into());
-    }
-    for (c, name) in g.columns.iter().enumerate().skip(ndims) {
-        if crate::lake::schema::TOKEN_COLUMNS.contains(&name.as_str()) {
-            let mut vals = Vec::with_capacity(g.rows.len());
-            for r in &g.rows {
-                match &r[c] {
-                    Cell::Int(v) => vals.push(*v),
-                    Cell::Null => {}
-                    other => {
-                        return Err(ReportError::Config(format!(
-                            "column {name} holds {other:?}, not a token count"
-                        )));
-                    }
-                }
+            let mut s = Sql::new();
+            s.files("rated_usage", std::slice::from_ref(f))?;
+            for (name, rows) in [("team_keys", &keys), ("team_workspaces", &wss)] {
+                s.strings(
+                    name,
+                    &[
+                        ("name", rows.iter().map(|r| Some(r.0.clone())).collect()),
+                        ("team", rows.iter().map(|r| Some(r.1.clone())).collect()),
+                    ],
+                )?;
             }
-            footer[c] = Cell::Int(checked_sum(
-                vals.into_iter(),
-                &format!("rated_usage.{name}"),
-            )?);
+            s.frame("workspace_names", wn.clone());
+            s.frame("api_key_names", kn.clone());
+            partials.push(s.run(&sql)?);
+        }
+        let mut s = Sql::new();
+        s.frame("partials", Frame::concat(partials)?);
+        s.run(&combine_sql_for(dims))?
+    };
+    decode(month, dims, &frame)
+}
+
+/// The typed report from the combined result, strictly (an unexpected type is an error).
+fn decode(month: &str, dims: &[Dim], f: &Frame) -> Result<Report, ReportError> {
+    let dim_columns = dim_columns(dims);
+    let mut lines: Vec<Line> = (0..f.height())
+        .map(|_| Line {
+            dims: Vec::with_capacity(dim_columns.len()),
+            status: PricingStatus::Priced,
+            counts: [0; 6],
+            list_cost: None,
+        })
+        .collect();
+    if f.height() > 0 {
+        for c in &dim_columns {
+            for (l, v) in lines.iter_mut().zip(f.text(c)?) {
+                l.dims.push(v);
+            }
+        }
+        for (l, s) in lines.iter_mut().zip(f.text("pricing_status")?) {
+            let s = s.unwrap_or_default();
+            l.status = PricingStatus::parse(&s).ok_or(ReportError::Status(s))?;
+        }
+        for (k, c) in COUNT_COLUMNS.iter().enumerate() {
+            for (l, v) in lines.iter_mut().zip(f.count(c)?) {
+                l.counts[k] = v.unwrap_or(0);
+            }
+        }
+        for (l, v) in lines.iter_mut().zip(f.money("list_cost_usd_exact")?) {
+            l.list_cost = match (l.status, v) {
+                (PricingStatus::Priced, Some(m)) => Some(m),
+                (PricingStatus::Priced, None) => {
+                    return Err(ReportError::Status("priced, with no list cost".into()));
+                }
+                (PricingStatus::Unpriced, _) => None,
+            };
         }
     }
-    footer[ex] = Cell::Dec(total_cents, 2);
-    footer[ex + 1] = Cell::Dec(total_exact, crate::lake::MONEY_SCALE as usize);
-    if unpriced > 0 {
-        footer[ndims] = Cell::Text(format!("{unpriced} UNPRICED"));
+    let mut total_counts = [0i128; 6];
+    for (k, c) in COUNT_COLUMNS.iter().enumerate() {
+        for l in &lines {
+            total_counts[k] = total_counts[k]
+                .checked_add(l.counts[k])
+                .ok_or_else(|| ReportError::Overflow(format!("rated_usage.{c}")))?;
+        }
     }
-    g.footer = Some(footer);
+    let total_cost = Money::sum(lines.iter().filter_map(|l| l.list_cost))
+        .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?;
     Ok(Report {
-        grid: g,
-        unpriced_rows: unpriced,
-        total_cents,
+        month: month.to_string(),
+        dim_columns,
+        unpriced_lines: lines
+            .iter()
+            .filter(|l| l.status == PricingStatus::Unpriced)
+            .count(),
+        lines,
+        total_counts,
+        total_cost,
     })
 }

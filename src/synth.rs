@@ -15,37 +15,27 @@ use serde::Serialize;
 
 use crate::model::{BucketWidth, day_start};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct SynthArgs {
+/// What to generate (`tokenledger synth` fills it from its flags).
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
     /// Output directory (created; existing files of the same names are overwritten).
-    #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// First month (YYYY-MM).
-    #[arg(long, default_value = "2026-10", value_parser = crate::vocab::parse_month)]
     pub start: String,
-    #[arg(long, default_value_t = 1)]
     pub months: u32,
     /// Bucket width of the usage pages: 1m, 1h or 1d.
-    #[arg(long, default_value = "1h")]
     pub width: String,
     /// Named workspaces (the default workspace comes on top).
-    #[arg(long, default_value_t = 4)]
     pub workspaces: usize,
-    #[arg(long, default_value_t = 3)]
     pub keys_per_workspace: usize,
     /// Average result rows per bucket on a weekday at peak.
-    #[arg(long, default_value_t = 8)]
     pub rows_per_bucket: usize,
     /// Buckets per page file (default: the API's maximum `limit` for the width).
-    #[arg(long)]
     pub page_buckets: Option<usize>,
     /// Also write the same usage as Console CSVs (daily, names instead of IDs).
-    #[arg(long)]
     pub console_csv: bool,
     /// Do not write the provider's cost report (written by default, at list prices).
-    #[arg(long)]
     pub no_cost_report: bool,
 }
 
@@ -187,7 +177,7 @@ pub struct Org {
     streams: Vec<Stream>,
 }
 
-fn build_org(a: &SynthArgs, rng: &mut fastrand::Rng) -> Org {
+fn build_org(a: &SynthOptions, rng: &mut fastrand::Rng) -> Org {
     let workspaces: Vec<(String, String)> = (0..a.workspaces)
         .map(|i| {
             let base = WORKSPACE_NAMES[i % WORKSPACE_NAMES.len()];
@@ -279,7 +269,7 @@ fn build_org(a: &SynthArgs, rng: &mut fastrand::Rng) -> Org {
 }
 
 /// Writes the synthetic exports; returns a one-paragraph report of what was written.
-pub fn generate(a: &SynthArgs) -> Result<String> {
+pub fn generate(a: &SynthOptions) -> Result<String> {
     let width = BucketWidth::parse(&a.width)
         .with_context(|| format!("--width {:?}: use 1m, 1h or 1d", a.width))?;
     if a.months == 0 || a.months > 120 {
@@ -560,7 +550,7 @@ fn cents(dollars: rust_decimal::Decimal) -> String {
 }
 
 fn write_cost_report(
-    a: &SynthArgs,
+    a: &SynthOptions,
     org: &Org,
     daily: &std::collections::BTreeMap<(NaiveDate, usize), [u64; 6]>,
     rng: &mut fastrand::Rng,
@@ -704,7 +694,7 @@ fn write_json<T: Serialize>(path: &std::path::Path, v: &T) -> Result<u64> {
 }
 
 /// Exposed for tests: the organisation a seed produces.
-pub fn org_for(a: &SynthArgs) -> Org {
+pub fn org_for(a: &SynthOptions) -> Org {
     build_org(a, &mut fastrand::Rng::with_seed(a.seed))
 }
 

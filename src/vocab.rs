@@ -1,6 +1,8 @@
 //! The words every stage shares, parsed once at the edge.
 //!
-//! Owns: `Month` (a calendar month, `YYYY-MM`). Must not: import anything of the crate.
+//! Owns: `Month` (a calendar month, `YYYY-MM`), `TokenClass` (the five additive token classes
+//! and every name each one has: lake column, price field, rated columns, the cost report's
+//! `token_type`), `Provider`, `PricingStatus`. Must not: import anything of the crate.
 
 use std::fmt;
 
@@ -61,4 +63,170 @@ impl std::str::FromStr for Month {
 /// A clap value parser: the month, checked, in its canonical text.
 pub fn parse_month(s: &str) -> Result<String, String> {
     Month::parse(s).map(|m| m.key())
+}
+
+/// The five additive token classes of a usage row (Anthropic semantics), in the lake's
+/// column order. Every list of token classes in the crate is `TokenClass::ALL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TokenClass {
+    UncachedInput,
+    CacheWrite5m,
+    CacheWrite1h,
+    CacheRead,
+    Output,
+}
+
+impl TokenClass {
+    pub const ALL: [TokenClass; 5] = [
+        TokenClass::UncachedInput,
+        TokenClass::CacheWrite5m,
+        TokenClass::CacheWrite1h,
+        TokenClass::CacheRead,
+        TokenClass::Output,
+    ];
+
+    /// The count column in `usage` and `rated_usage`.
+    pub const fn column(self) -> &'static str {
+        match self {
+            TokenClass::UncachedInput => "uncached_input_tokens",
+            TokenClass::CacheWrite5m => "cache_write_5m_tokens",
+            TokenClass::CacheWrite1h => "cache_write_1h_tokens",
+            TokenClass::CacheRead => "cache_read_tokens",
+            TokenClass::Output => "output_tokens",
+        }
+    }
+    /// The field of a `[[model]]` row of the price book ($/MTok).
+    pub const fn price_field(self) -> &'static str {
+        match self {
+            TokenClass::UncachedInput => "input",
+            TokenClass::CacheWrite5m => "cache_write_5m",
+            TokenClass::CacheWrite1h => "cache_write_1h",
+            TokenClass::CacheRead => "cache_read",
+            TokenClass::Output => "output",
+        }
+    }
+    /// The rate column of `rated_usage` ($/MTok in force).
+    pub const fn rate_column(self) -> &'static str {
+        match self {
+            TokenClass::UncachedInput => "rate_uncached_input",
+            TokenClass::CacheWrite5m => "rate_cache_write_5m",
+            TokenClass::CacheWrite1h => "rate_cache_write_1h",
+            TokenClass::CacheRead => "rate_cache_read",
+            TokenClass::Output => "rate_output",
+        }
+    }
+    /// The cost column of `rated_usage` (tokens × rate, exact).
+    pub const fn cost_column(self) -> &'static str {
+        match self {
+            TokenClass::UncachedInput => "cost_uncached_input",
+            TokenClass::CacheWrite5m => "cost_cache_write_5m",
+            TokenClass::CacheWrite1h => "cost_cache_write_1h",
+            TokenClass::CacheRead => "cost_cache_read",
+            TokenClass::Output => "cost_output",
+        }
+    }
+    /// The cost report's `token_type` for this class.
+    pub const fn cost_report_type(self) -> &'static str {
+        match self {
+            TokenClass::UncachedInput => "uncached_input_tokens",
+            TokenClass::CacheWrite5m => "cache_creation.ephemeral_5m_input_tokens",
+            TokenClass::CacheWrite1h => "cache_creation.ephemeral_1h_input_tokens",
+            TokenClass::CacheRead => "cache_read_input_tokens",
+            TokenClass::Output => "output_tokens",
+        }
+    }
+}
+
+/// Web search requests: counted beside the token classes and priced per request.
+pub const WEB_SEARCH_COLUMN: &str = "web_search_requests";
+pub const WEB_SEARCH_RATE_COLUMN: &str = "rate_web_search";
+pub const WEB_SEARCH_COST_COLUMN: &str = "cost_web_search";
+
+/// The count columns of `usage`: the five token classes, then web search requests.
+pub const COUNT_COLUMNS: [&str; 6] = {
+    let mut a = [WEB_SEARCH_COLUMN; 6];
+    let mut i = 0;
+    while i < 5 {
+        a[i] = TokenClass::ALL[i].column();
+        i += 1;
+    }
+    a
+};
+
+/// The rate columns of `rated_usage`: per token class, then per web search.
+pub const RATE_COLUMNS: [&str; 6] = {
+    let mut a = [WEB_SEARCH_RATE_COLUMN; 6];
+    let mut i = 0;
+    while i < 5 {
+        a[i] = TokenClass::ALL[i].rate_column();
+        i += 1;
+    }
+    a
+};
+
+/// The cost columns of `rated_usage`: per token class, then web search.
+pub const COST_COLUMNS: [&str; 6] = {
+    let mut a = [WEB_SEARCH_COST_COLUMN; 6];
+    let mut i = 0;
+    while i < 5 {
+        a[i] = TokenClass::ALL[i].cost_column();
+        i += 1;
+    }
+    a
+};
+
+/// A provider whose exports tokenledger reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Provider {
+    Anthropic,
+}
+
+impl Provider {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// Whether a usage row has a list price: never a $0 stand-in for "no price".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PricingStatus {
+    Priced,
+    Unpriced,
+}
+
+impl PricingStatus {
+    /// The value in `rated_usage.pricing_status`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PricingStatus::Priced => "priced",
+            PricingStatus::Unpriced => "UNPRICED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<PricingStatus> {
+        match s {
+            "priced" => Some(PricingStatus::Priced),
+            "UNPRICED" => Some(PricingStatus::Unpriced),
+            _ => None,
+        }
+    }
+}
+
+/// A reason a person must look at the outcome ("needs review": exit code 3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Review {
+    /// Input went to the quarantine (`tokenledger quarantine --ingest ID`).
+    Quarantined {
+        ingest_id: String,
+        rows: u64,
+        files: usize,
+    },
+    /// Paths that were not read: FIFOs, symlinks out of the input tree, unreadable files.
+    Skipped { files: usize },
+    /// Usage with no list price in force.
+    Unpriced { month: String, lines: usize },
+    /// Differences with the provider's cost report that have no known cause.
+    Unexplained { month: String, lines: usize },
 }

@@ -139,21 +139,6 @@ pub struct IngestSummary {
     pub committed: bool,
 }
 
-impl IngestSummary {
-    pub fn exit_code(&self) -> i32 {
-        if self.rows_quarantined > 0
-            || self
-                .files
-                .iter()
-                .any(|f| matches!(f.status, FileStatus::Quarantined | FileStatus::Skipped))
-        {
-            crate::exit::QUARANTINED
-        } else {
-            crate::exit::OK
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{0}: no such file or directory")]

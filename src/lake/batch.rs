@@ -9,7 +9,6 @@ use arrow::array::{
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 
 use super::io::{LakeError, Result};
 use super::{MONEY_PRECISION, MONEY_SCALE, schema};
@@ -25,24 +24,6 @@ pub fn micros(t: DateTime<Utc>) -> i64 {
 
 pub fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).expect("lake timestamps are in range")
-}
-
-/// rust_decimal → the lake's fixed-point i128 at [`MONEY_SCALE`]. Exact or an error.
-pub fn money_to_i128(d: Decimal) -> std::result::Result<i128, String> {
-    if d.scale() > MONEY_SCALE {
-        return Err(format!("{d} has more than {MONEY_SCALE} fractional digits"));
-    }
-    let factor = 10i128.pow(MONEY_SCALE - d.scale());
-    d.mantissa()
-        .checked_mul(factor)
-        .ok_or_else(|| format!("{d} is too large for Decimal128"))
-}
-
-/// The lake's fixed-point i128 → rust_decimal (exact; fails only beyond 96 bits).
-pub fn money_from_i128(v: i128) -> std::result::Result<Decimal, String> {
-    Decimal::try_from_i128_with_scale(v, MONEY_SCALE)
-        .map(|d| d.normalize())
-        .map_err(|e| format!("{v}e-{MONEY_SCALE}: {e}"))
 }
 
 /// The workspace and API key of a usage row, as stored (IDs and names).
@@ -240,7 +221,7 @@ impl CostBuilder {
         source_file: &str,
         ingest_id: &str,
     ) -> std::result::Result<(), String> {
-        let amount = money_to_i128(r.amount)?;
+        let amount = crate::money::Money::from_decimal(r.amount)?.units();
         self.bucket_start.append_value(micros(r.bucket_start));
         self.bucket_end.append_value(micros(r.bucket_end));
         self.provider.append_value(r.provider);

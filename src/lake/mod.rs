@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 /// Every money column in the lake is `Decimal128(MONEY_PRECISION, MONEY_SCALE)`, in the
 /// currency's major unit (dollars). 12 fractional digits hold cents with 10 more digits, and a
 /// per-token price of a list rate in $/MTok with 6 decimals, exactly.
-pub const MONEY_SCALE: u32 = 12;
-pub const MONEY_PRECISION: u8 = 38;
+pub const MONEY_SCALE: u32 = crate::money::SCALE;
+pub const MONEY_PRECISION: u8 = crate::money::PRECISION;
 
 /// Bumped whenever a table's schema changes; written into every file's key-value metadata.
 pub const SCHEMA_VERSION: &str = "1";

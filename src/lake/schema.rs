@@ -8,14 +8,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use super::{MONEY_PRECISION, MONEY_SCALE, Table};
 
 /// The usage table's count columns: five token classes and web search requests, in order.
-pub const TOKEN_COLUMNS: [&str; 6] = [
-    "uncached_input_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "cache_read_tokens",
-    "output_tokens",
-    "web_search_requests",
-];
+pub use crate::vocab::COUNT_COLUMNS as TOKEN_COLUMNS;
+pub use crate::vocab::{COST_COLUMNS, RATE_COLUMNS};
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -62,14 +56,13 @@ pub fn usage() -> SchemaRef {
         s("speed", true),
         s("account_id", true),
         s("service_account_id", true),
-        i("uncached_input_tokens"),
-        i("cache_write_5m_tokens"),
-        i("cache_write_1h_tokens"),
-        i("cache_read_tokens"),
-        i("output_tokens"),
-        i("web_search_requests"),
-        Field::new("cache_write_assumed_5m", DataType::Boolean, false),
     ];
+    f.extend(TOKEN_COLUMNS.iter().map(|c| i(c)));
+    f.push(Field::new(
+        "cache_write_assumed_5m",
+        DataType::Boolean,
+        false,
+    ));
     f.extend(lineage());
     Arc::new(Schema::new(f))
 }
@@ -167,8 +160,9 @@ pub fn quarantine() -> SchemaRef {
     ]))
 }
 
-/// Columns `rated_usage` carries over unchanged from `usage`.
-pub const RATED_CARRIED: [&str; 18] = [
+/// Dimension columns `rated_usage` carries over unchanged from `usage` (the count columns
+/// follow them).
+pub const RATED_CARRIED: [&str; 12] = [
     "bucket_start",
     "bucket_end",
     "bucket_width",
@@ -181,29 +175,6 @@ pub const RATED_CARRIED: [&str; 18] = [
     "service_tier",
     "context_window",
     "inference_geo",
-    "uncached_input_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "cache_read_tokens",
-    "output_tokens",
-    "web_search_requests",
-];
-
-pub const RATE_COLS: [&str; 6] = [
-    "rate_uncached_input",
-    "rate_cache_write_5m",
-    "rate_cache_write_1h",
-    "rate_cache_read",
-    "rate_output",
-    "rate_web_search",
-];
-pub const COST_COLS: [&str; 6] = [
-    "cost_uncached_input",
-    "cost_cache_write_5m",
-    "cost_cache_write_1h",
-    "cost_cache_read",
-    "cost_output",
-    "cost_web_search",
 ];
 
 fn money_null(name: &str) -> Field {
@@ -219,6 +190,7 @@ pub fn rated_usage() -> SchemaRef {
     let u = usage();
     let mut f: Vec<Field> = RATED_CARRIED
         .iter()
+        .chain(TOKEN_COLUMNS.iter())
         .map(|c| u.field_with_name(c).expect("usage column").clone())
         .collect();
     // Lineage: a rated part mirrors the usage part of the same name row for row; source_row is
@@ -227,8 +199,8 @@ pub fn rated_usage() -> SchemaRef {
     f.push(s("model_canonical", true));
     f.push(s("pricing_status", false));
     f.push(s("pricing_note", true));
-    f.extend(RATE_COLS.iter().map(|c| money_null(c)));
-    f.extend(COST_COLS.iter().map(|c| money_null(c)));
+    f.extend(RATE_COLUMNS.iter().map(|c| money_null(c)));
+    f.extend(COST_COLUMNS.iter().map(|c| money_null(c)));
     f.push(money_null("list_cost"));
     f.push(s("price_book", false));
     Arc::new(Schema::new(f))

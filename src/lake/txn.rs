@@ -275,3 +275,37 @@ fn remove_partials(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A consistent view of the lake for reading: holds a lock for as long as it lives, so no
+/// writer commits while the caller reads. `recovered` says what a crashed run left and this
+/// finished first.
+pub struct Snapshot {
+    _lock: LakeLock,
+    pub recovered: Option<String>,
+}
+
+impl Snapshot {
+    /// A reader's view. Only a committed-but-unapplied journal concerns readers (staging is
+    /// invisible to them); it is completed under the exclusive lock before reading.
+    pub fn read(layout: &Layout) -> Result<Snapshot> {
+        let mut recovered = None;
+        if layout.journal().exists() {
+            let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
+            recovered = recover(layout)?;
+        }
+        Ok(Snapshot {
+            _lock: LakeLock::acquire(layout, LockMode::Shared, true)?,
+            recovered,
+        })
+    }
+    /// A writer's view: the exclusive lock, after recovery. Reading under it after writing
+    /// leaves no gap in which another writer could commit.
+    pub fn write(layout: &Layout, wait: bool) -> Result<Snapshot> {
+        let lock = LakeLock::acquire(layout, LockMode::Exclusive, wait)?;
+        let recovered = recover(layout)?;
+        Ok(Snapshot {
+            _lock: lock,
+            recovered,
+        })
+    }
+}

@@ -15,17 +15,10 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use crate::vocab::TokenClass;
+
 /// The embedded default book (Anthropic list prices).
 pub const DEFAULT_BOOK: &str = include_str!("anthropic.toml");
-
-/// Token classes, in the lake's column order.
-pub const CLASSES: [&str; 5] = [
-    "uncached_input",
-    "cache_write_5m",
-    "cache_write_1h",
-    "cache_read",
-    "output",
-];
 
 /// Prices are exact decimals written as strings (`"3.75"`). TOML floats are binary fractions
 /// (`3.3` is not 3.3), so a price written as a number is refused — rust_decimal's own serde
@@ -187,7 +180,7 @@ pub struct Dated<T> {
 }
 
 impl<T> Dated<T> {
-    fn in_force(&self, d: NaiveDate) -> bool {
+    pub fn in_force(&self, d: NaiveDate) -> bool {
         self.valid_from.is_none_or(|f| f <= d) && self.valid_to.is_none_or(|t| d < t)
     }
 }
@@ -221,12 +214,15 @@ pub enum PriceError {
 /// Rates in force for one kind of usage row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rate {
-    /// Per million tokens, every modifier applied, in [`CLASSES`] order.
+    /// Per million tokens, every modifier applied, in [`TokenClass::ALL`] order.
     pub per_mtok: [Decimal; 5],
     /// Per web search request.
     pub web_search: Decimal,
-    /// Fixed-point multipliers: cost (scale 12) = count × `fp[i]`.
-    pub fp: [i128; 6],
+    /// Cost of one token of each class in the lake's fixed point (scale 12): a cost is
+    /// `count × per_token[i]`, an exact integer product.
+    pub per_token: [i128; 5],
+    /// Cost of one web search request in the lake's fixed point.
+    pub per_search: i128,
     /// Said on the report when the rate needed an assumption (priority tier at standard list).
     pub note: Option<String>,
 }
@@ -431,7 +427,7 @@ impl PriceBook {
     }
 
     /// The factor for a tier or geo value on a model: a model-specific row beats `"*"`.
-    fn factor(
+    pub fn factor(
         &self,
         provider: &str,
         model: &str,
@@ -529,23 +525,25 @@ impl PriceBook {
             .unit_price(provider, "web_search_request", d)
             .ok_or_else(|| format!("no web search price on {d}"))?;
         let mut per_mtok = [Decimal::ZERO; 5];
-        let mut fp = [0i128; 6];
-        for i in 0..5 {
+        let mut per_token = [0i128; 5];
+        for (i, class) in TokenClass::ALL.iter().enumerate() {
             let r = (per[i] * factor).normalize();
             per_mtok[i] = r;
-            fp[i] = fixed(r, 6).ok_or_else(|| {
+            // $/MTok at scale 6 is $/token at scale 12.
+            per_token[i] = fixed(r, 6).ok_or_else(|| {
                 format!(
                     "rate {r}/MTok for {model} ({}) has more than 6 decimals",
-                    CLASSES[i]
+                    class.price_field()
                 )
             })?;
         }
-        fp[5] = fixed(web, 12)
+        let per_search = fixed(web, 12)
             .ok_or_else(|| format!("web search price {web} has more than 12 decimals"))?;
         Ok(Rate {
             per_mtok,
             web_search: web.normalize(),
-            fp,
+            per_token,
+            per_search,
             note,
         })
     }
@@ -602,96 +600,4 @@ impl<'a> RateCache<'a> {
         }
         &day[self.key.as_str()]
     }
-}
-
-/// The book as a grid: per model, the rates in force on `day` (or every dated row).
-pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> crate::query::Grid {
-    use crate::query::{Cell, Grid};
-    let dec = |d: Decimal| Cell::Dec(fixed(d, 6).unwrap_or(0), 6);
-    let date = |d: Option<NaiveDate>| d.map(|d| Cell::Text(d.to_string())).unwrap_or(Cell::Null);
-    let mut rows: Vec<&Dated<[Decimal; 5]>> = match day {
-        Some(d) => {
-            let mut seen = std::collections::BTreeSet::new();
-            book.models
-                .iter()
-                .filter(|r| seen.insert((r.provider.clone(), r.model.clone())))
-                .filter_map(|r| book.base(&r.provider, &r.model, d))
-                .collect()
-        }
-        None => book.models.iter().collect(),
-    };
-    rows.sort_by(|a, b| {
-        (&a.provider, &a.model, a.valid_from).cmp(&(&b.provider, &b.model, b.valid_from))
-    });
-    let mut g = Grid {
-        columns: [
-            "provider",
-            "model",
-            "input",
-            "cache_write_5m",
-            "cache_write_1h",
-            "cache_read",
-            "output",
-            "long_context_input",
-            "long_context_output",
-            "batch_factor",
-            "us_geo_factor",
-            "valid_from",
-            "valid_to",
-            "origin",
-            "check",
-        ]
-        .map(String::from)
-        .to_vec(),
-        rows: Vec::new(),
-        footer: None,
-    };
-    for r in rows {
-        let at = day.or(r.valid_from).unwrap_or(NaiveDate::MIN);
-        let lc = book.long_context(&r.provider, &r.model, at);
-        let f = |tier: Option<&str>, geo: Option<&str>| {
-            book.factor(&r.provider, &r.model, at, tier, geo)
-                .map(dec)
-                .unwrap_or(Cell::Null)
-        };
-        let mut row = vec![Cell::Text(r.provider.clone()), Cell::Text(r.model.clone())];
-        row.extend(r.value.iter().map(|v| dec(*v)));
-        row.push(lc.map(|l| dec(l.value[0])).unwrap_or(Cell::Null));
-        row.push(lc.map(|l| dec(l.value[4])).unwrap_or(Cell::Null));
-        row.push(f(Some("batch"), None));
-        row.push(f(None, Some("us")));
-        row.extend([
-            date(r.valid_from),
-            date(r.valid_to),
-            Cell::Text(r.origin.label()),
-            Cell::Text(if r.check {
-                "check".into()
-            } else {
-                String::new()
-            }),
-        ]);
-        g.rows.push(row);
-    }
-    for u in &book.unit_prices {
-        if day.is_none_or(|d| u.in_force(d)) {
-            let mut row = vec![
-                Cell::Text(u.provider.clone()),
-                Cell::Text(format!("({} per unit)", u.value.0)),
-                Cell::Dec(fixed(u.value.1, 6).unwrap_or(0), 6),
-            ];
-            row.extend(std::iter::repeat_n(Cell::Null, 8));
-            row.extend([
-                date(u.valid_from),
-                date(u.valid_to),
-                Cell::Text(u.origin.label()),
-                Cell::Text(if u.check {
-                    "check".into()
-                } else {
-                    String::new()
-                }),
-            ]);
-            g.rows.push(row);
-        }
-    }
-    g
 }

@@ -1,11 +1,11 @@
 //! The rounding rule (src/money.rs) and money invariants.
 
 use proptest::prelude::*;
-use tokenledger::lake::batch::money_to_i128;
+use tokenledger::money::Money;
 use tokenledger::money::{allocate_cents, cents_text, exact, round_cents};
 
 fn fp(s: &str) -> i128 {
-    money_to_i128(s.parse().unwrap()).unwrap()
+    Money::from_decimal(s.parse().unwrap()).unwrap().units()
 }
 
 #[test]

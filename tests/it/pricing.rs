@@ -484,7 +484,7 @@ mod props {
             .as_any()
             .downcast_ref::<arrow::array::Decimal128Array>()
             .unwrap();
-        let parts: Vec<&arrow::array::Decimal128Array> = tokenledger::rating::COST_COLS
+        let parts: Vec<&arrow::array::Decimal128Array> = tokenledger::rating::COST_COLUMNS
             .iter()
             .map(|c| {
                 rated

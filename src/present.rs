@@ -1,0 +1,604 @@
+//! Presentation: typed results → terminal table, CSV, JSON (and, next, HTML and mail).
+//!
+//! Owns: the generic `Grid` of cells, rendering it (alignment, thousands separators, totals,
+//! narrow terminals), the output rules every format keeps (CSV formula cells neutralised,
+//! control characters escaped in tables, long text shortened in tables only), and turning each
+//! stage's typed result into a grid — rounding money to cents here, and only here.
+//! Must not: import polars, read the lake, or be imported by a stage.
+
+use std::fmt::Write as _;
+
+/// Output formats of every listing command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+impl OutputFormat {
+    pub const NAMES: [&'static str; 3] = ["table", "csv", "json"];
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "table" => Ok(OutputFormat::Table),
+            "csv" => Ok(OutputFormat::Csv),
+            "json" => Ok(OutputFormat::Json),
+            _ => Err(format!("unknown format {s:?}; one of: table, csv, json")),
+        }
+    }
+}
+
+pub use crate::grid::{Cell, Grid};
+
+/// Renders a result. Table: right-aligned numbers, thousands separators, a totals row if any;
+/// CSV: RFC 4180, plain numbers; JSON: an array of objects, integers as numbers and decimals as
+/// strings (exact). A table wider than `width` drops the columns in `optional` first.
+pub fn render_grid(
+    g: &Grid,
+    format: OutputFormat,
+    width: Option<usize>,
+    optional: &[&str],
+) -> String {
+    match format {
+        OutputFormat::Json => {
+            let arr: Vec<serde_json::Value> = g
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut m = serde_json::Map::new();
+                    for (n, c) in g.columns.iter().zip(r) {
+                        let v = match c {
+                            Cell::Null => serde_json::Value::Null,
+                            Cell::Int(v) => i64::try_from(*v)
+                                .map(serde_json::Value::from)
+                                .unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
+                            other => serde_json::Value::String(other.text()),
+                        };
+                        m.insert(n.clone(), v);
+                    }
+                    serde_json::Value::Object(m)
+                })
+                .collect();
+            let mut s = serde_json::to_string_pretty(&arr).expect("json values serialize");
+            s.push('\n');
+            s
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(&g.columns).expect("in-memory write");
+            for r in &g.rows {
+                w.write_record(r.iter().map(|c| match c {
+                    Cell::Text(s) => csv_safe(s),
+                    other => other.text(),
+                }))
+                .expect("in-memory write");
+            }
+            String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 csv")
+        }
+        OutputFormat::Table => {
+            let show = |c: &Cell| -> (String, bool) {
+                match c {
+                    Cell::Null => (String::new(), false),
+                    Cell::Int(v) => (group_thousands(&v.to_string()), true),
+                    Cell::Dec(..) => (c.text(), true),
+                    Cell::Text(s) => (table_text(s), s == "UNPRICED"),
+                }
+            };
+            let mut body: Vec<Vec<(String, bool)>> = g
+                .rows
+                .iter()
+                .map(|r| r.iter().map(show).collect())
+                .collect();
+            let mut footer: Option<Vec<(String, bool)>> =
+                g.footer.as_ref().map(|r| r.iter().map(show).collect());
+            let mut names = g.columns.clone();
+            let widths = |names: &[String],
+                          body: &[Vec<(String, bool)>],
+                          footer: &Option<Vec<(String, bool)>>|
+             -> Vec<usize> {
+                let mut w: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+                for r in body.iter().chain(footer.iter()) {
+                    for (w, (s, _)) in w.iter_mut().zip(r) {
+                        *w = (*w).max(s.chars().count());
+                    }
+                }
+                w
+            };
+            let mut ws = widths(&names, &body, &footer);
+            // Compact when narrow: drop optional columns until it fits.
+            if let Some(limit) = width {
+                for opt in optional {
+                    if ws.iter().sum::<usize>() + 2 * ws.len() <= limit {
+                        break;
+                    }
+                    if let Some(i) = names.iter().position(|n| n == opt) {
+                        names.remove(i);
+                        for r in body.iter_mut().chain(footer.iter_mut()) {
+                            r.remove(i);
+                        }
+                        ws = widths(&names, &body, &footer);
+                    }
+                }
+            }
+            let mut out = String::new();
+            let line = |cells: Vec<String>| cells.join("  ").trim_end().to_string();
+            let _ = writeln!(
+                out,
+                "{}",
+                line(
+                    names
+                        .iter()
+                        .zip(&ws)
+                        .map(|(n, w)| format!("{n:<w$}"))
+                        .collect()
+                )
+            );
+            let rule = line(ws.iter().map(|w| "-".repeat(*w)).collect());
+            let _ = writeln!(out, "{rule}");
+            let fmt_row = |r: &Vec<(String, bool)>| {
+                line(
+                    r.iter()
+                        .zip(&ws)
+                        .map(|((s, num), w)| {
+                            if *num {
+                                format!("{s:>w$}")
+                            } else {
+                                format!("{s:<w$}")
+                            }
+                        })
+                        .collect(),
+                )
+            };
+            for r in &body {
+                let _ = writeln!(out, "{}", fmt_row(r));
+            }
+            if let Some(f) = &footer {
+                let _ = writeln!(out, "{rule}");
+                let _ = writeln!(out, "{}", fmt_row(f));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "({} row{})",
+                    body.len(),
+                    if body.len() == 1 { "" } else { "s" }
+                );
+            }
+            out
+        }
+    }
+}
+
+/// A text cell for CSV: one that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`,
+/// tab, CR first) gets a leading `'`, as OWASP advises; numbers are never text cells.
+pub fn csv_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Longest text shown in a table cell; CSV and JSON carry the whole value.
+pub const TABLE_TEXT_MAX: usize = 60;
+
+/// A text cell for the terminal: control characters escaped (no escape sequence from an
+/// export ever reaches the terminal), and shortened to [`TABLE_TEXT_MAX`] characters.
+pub fn table_text(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n >= TABLE_TEXT_MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `1234567` → `1,234,567` (table output only; CSV and JSON stay plain).
+pub fn group_thousands(s: &str) -> String {
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+// ---- stage results as grids -------------------------------------------------------------
+
+use crate::money::{self, Money};
+use crate::vocab::{COUNT_COLUMNS, PricingStatus};
+
+/// Report columns a narrow terminal may drop first.
+pub const REPORT_OPTIONAL_COLUMNS: [&str; 9] = [
+    "list_cost_usd_exact",
+    "web_search_requests",
+    "cache_write_1h_tokens",
+    "cache_write_5m_tokens",
+    "cache_read_tokens",
+    "workspace_id",
+    "api_key_id",
+    "uncached_input_tokens",
+    "output_tokens",
+];
+
+fn opt_text(v: &Option<String>) -> Cell {
+    v.clone().map(Cell::Text).unwrap_or(Cell::Null)
+}
+
+fn exact(m: Money) -> Cell {
+    Cell::Dec(m.units(), money::SCALE as usize)
+}
+
+/// The chargeback as a grid: `list_cost_usd` rounded to cents so the lines add up to the
+/// rounded total (largest remainder), beside `list_cost_usd_exact`; a totals row. An unpriced
+/// line has no cost (null in CSV and JSON; the word UNPRICED only in a table).
+pub fn report_grid(r: &crate::report::Report, format: OutputFormat) -> Grid {
+    let mut columns: Vec<String> = r.dim_columns.iter().map(|c| c.to_string()).collect();
+    columns.push("pricing_status".into());
+    columns.extend(COUNT_COLUMNS.iter().map(|c| c.to_string()));
+    columns.push("list_cost_usd".into());
+    columns.push("list_cost_usd_exact".into());
+    let priced: Vec<i128> = r
+        .lines
+        .iter()
+        .filter_map(|l| l.list_cost.map(Money::units))
+        .collect();
+    let mut cents = money::allocate_cents(&priced).into_iter();
+    let rows = r
+        .lines
+        .iter()
+        .map(|l| {
+            let mut row: Vec<Cell> = l.dims.iter().map(opt_text).collect();
+            row.push(Cell::Text(l.status.as_str().into()));
+            row.extend(l.counts.iter().map(|c| Cell::Int(*c)));
+            match l.list_cost {
+                Some(m) => {
+                    row.push(Cell::Dec(cents.next().expect("one per priced line"), 2));
+                    row.push(exact(m));
+                }
+                None if format == OutputFormat::Table => {
+                    row.push(Cell::Text(PricingStatus::Unpriced.as_str().into()));
+                    row.push(Cell::Null);
+                }
+                None => row.extend([Cell::Null, Cell::Null]),
+            }
+            row
+        })
+        .collect();
+    let ndims = r.dim_columns.len();
+    let mut footer = vec![Cell::Null; columns.len()];
+    footer[0] = Cell::Text("TOTAL".into());
+    if r.unpriced_lines > 0 {
+        footer[ndims] = Cell::Text(format!("{} UNPRICED", r.unpriced_lines));
+    }
+    for (k, t) in r.total_counts.iter().enumerate() {
+        footer[ndims + 1 + k] = Cell::Int(*t);
+    }
+    let n = columns.len();
+    footer[n - 2] = Cell::Dec(r.total_cost.round_cents(), 2);
+    footer[n - 1] = exact(r.total_cost);
+    Grid {
+        columns,
+        rows,
+        footer: Some(footer),
+    }
+}
+
+/// The reconciliation's differences (every line that did not match).
+pub fn reconcile_lines(r: &crate::reconcile::Reconciliation) -> Grid {
+    Grid {
+        columns: [
+            "day",
+            "workspace_id",
+            "workspace_name",
+            "model",
+            "charge",
+            "ours_usd",
+            "provider_usd",
+            "difference_usd",
+            "status",
+            "cause",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: r
+            .lines
+            .iter()
+            .map(|l| {
+                vec![
+                    Cell::Text(l.day.clone()),
+                    opt_text(&l.workspace_id),
+                    opt_text(&l.workspace_name),
+                    opt_text(&l.model),
+                    Cell::Text(l.charge.clone()),
+                    exact(l.ours_usd),
+                    exact(l.provider_usd),
+                    exact(l.difference_usd),
+                    Cell::Text(l.status.as_str().into()),
+                    Cell::Text(l.cause.clone()),
+                ]
+            })
+            .collect(),
+        footer: None,
+    }
+}
+
+/// Per-workspace totals, each money column rounded so that it adds up to its total.
+pub fn reconcile_workspaces(r: &crate::reconcile::Reconciliation) -> Grid {
+    let col = |f: fn(&crate::reconcile::WorkspaceTotal) -> Money| -> Vec<i128> {
+        r.per_workspace.iter().map(|w| f(w).units()).collect()
+    };
+    let cols = [
+        col(|w| w.ours_usd),
+        col(|w| w.provider_usd),
+        col(|w| w.difference_usd),
+        col(|w| w.unexplained_usd),
+    ];
+    let cents: Vec<Vec<i128>> = cols.iter().map(|c| money::allocate_cents(c)).collect();
+    let rows = r
+        .per_workspace
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let mut row = vec![opt_text(&w.workspace_id), opt_text(&w.workspace_name)];
+            row.extend(cents.iter().map(|c| Cell::Dec(c[i], 2)));
+            row
+        })
+        .collect();
+    let mut footer = vec![Cell::Text("TOTAL".into()), Cell::Null];
+    footer.extend(
+        [
+            r.ours_usd,
+            r.provider_usd,
+            r.difference_usd,
+            r.unexplained_usd,
+        ]
+        .iter()
+        .map(|m| Cell::Dec(m.round_cents(), 2)),
+    );
+    Grid {
+        columns: [
+            "workspace_id",
+            "workspace_name",
+            "ours_usd",
+            "provider_usd",
+            "difference_usd",
+            "unexplained_usd",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+        footer: Some(footer),
+    }
+}
+
+// ---- the price book ---------------------------------------------------------------------
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::pricing::PriceBook;
+
+/// The book as a grid: per model, the rates in force on `day` (or every dated row).
+pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> Grid {
+    // Exact: the decimal's own digits, never a rounded or defaulted value.
+    let dec = |d: Decimal| {
+        let d = d.normalize();
+        match 6u32.checked_sub(d.scale()) {
+            Some(up) => Cell::Dec(d.mantissa() * 10i128.pow(up), 6),
+            None => Cell::Dec(d.mantissa(), d.scale() as usize),
+        }
+    };
+    let date = |d: Option<NaiveDate>| d.map(|d| Cell::Text(d.to_string())).unwrap_or(Cell::Null);
+    let mut rows: Vec<&crate::pricing::Dated<[Decimal; 5]>> = match day {
+        Some(d) => {
+            let mut seen = std::collections::BTreeSet::new();
+            book.models
+                .iter()
+                .filter(|r| seen.insert((r.provider.clone(), r.model.clone())))
+                .filter_map(|r| book.base(&r.provider, &r.model, d))
+                .collect()
+        }
+        None => book.models.iter().collect(),
+    };
+    rows.sort_by(|a, b| {
+        (&a.provider, &a.model, a.valid_from).cmp(&(&b.provider, &b.model, b.valid_from))
+    });
+    let mut g = Grid {
+        columns: [
+            "provider",
+            "model",
+            "input",
+            "cache_write_5m",
+            "cache_write_1h",
+            "cache_read",
+            "output",
+            "long_context_input",
+            "long_context_output",
+            "batch_factor",
+            "us_geo_factor",
+            "valid_from",
+            "valid_to",
+            "origin",
+            "check",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: Vec::new(),
+        footer: None,
+    };
+    for r in rows {
+        let at = day.or(r.valid_from).unwrap_or(NaiveDate::MIN);
+        let lc = book.long_context(&r.provider, &r.model, at);
+        let f = |tier: Option<&str>, geo: Option<&str>| {
+            book.factor(&r.provider, &r.model, at, tier, geo)
+                .map(dec)
+                .unwrap_or(Cell::Null)
+        };
+        let mut row = vec![Cell::Text(r.provider.clone()), Cell::Text(r.model.clone())];
+        row.extend(r.value.iter().map(|v| dec(*v)));
+        row.push(lc.map(|l| dec(l.value[0])).unwrap_or(Cell::Null));
+        row.push(lc.map(|l| dec(l.value[4])).unwrap_or(Cell::Null));
+        row.push(f(Some("batch"), None));
+        row.push(f(None, Some("us")));
+        row.extend([
+            date(r.valid_from),
+            date(r.valid_to),
+            Cell::Text(r.origin.label()),
+            Cell::Text(if r.check {
+                "check".into()
+            } else {
+                String::new()
+            }),
+        ]);
+        g.rows.push(row);
+    }
+    for u in &book.unit_prices {
+        if day.is_none_or(|d| u.in_force(d)) {
+            let mut row = vec![
+                Cell::Text(u.provider.clone()),
+                Cell::Text(format!("({} per unit)", u.value.0)),
+                dec(u.value.1),
+            ];
+            row.extend(std::iter::repeat_n(Cell::Null, 8));
+            row.extend([
+                date(u.valid_from),
+                date(u.valid_to),
+                Cell::Text(u.origin.label()),
+                Cell::Text(if u.check {
+                    "check".into()
+                } else {
+                    String::new()
+                }),
+            ]);
+            g.rows.push(row);
+        }
+    }
+    g
+}
+
+// ---- what commands say ------------------------------------------------------------------
+
+use crate::ingest::{FileStatus, IngestSummary};
+
+/// Human summary of an ingest, for stderr.
+pub fn ingest_summary(s: &IngestSummary) -> String {
+    let mut out = String::new();
+    if let Some(r) = &s.recovered {
+        out.push_str(&format!("recovered: {r}\n"));
+    }
+    let count = |st: FileStatus| s.files.iter().filter(|f| f.status == st).count();
+    out.push_str(&format!(
+        "ingest {}: {} file(s): {} new, {} unchanged, {} duplicate, {} quarantined, {} skipped\n",
+        s.ingest_id,
+        s.files.len(),
+        count(FileStatus::New),
+        count(FileStatus::Unchanged),
+        count(FileStatus::Duplicate),
+        count(FileStatus::Quarantined),
+        count(FileStatus::Skipped)
+    ));
+    for (fmt, t) in &s.by_format {
+        out.push_str(&format!(
+            "  {fmt:<30} files new {:>4}  unchanged {:>4}  rows loaded {:>10}  quarantined {:>6}  superseded {:>8}\n",
+            t.files_new, t.files_unchanged, t.rows_loaded, t.rows_quarantined, t.rows_superseded
+        ));
+    }
+    if s.lake_rows_superseded > 0 {
+        out.push_str(&format!(
+            "  {} row(s) already in the lake were restated by newer exports\n",
+            s.lake_rows_superseded
+        ));
+    }
+    for f in &s.files {
+        let what = match f.status {
+            FileStatus::Quarantined => "quarantined file",
+            FileStatus::Skipped => "skipped",
+            FileStatus::Ignored => "ignored",
+            FileStatus::EmptyAmbiguous => "not loaded",
+            _ => "",
+        };
+        if !what.is_empty() {
+            let why = f.error.as_deref().unwrap_or("");
+            out.push_str(&format!("  {what} {}: {why}\n", f.path));
+        }
+        for n in &f.notes {
+            out.push_str(&format!("  note: {}: {n}\n", f.path));
+        }
+    }
+    if s.rows_quarantined > 0 {
+        out.push_str(&format!(
+            "  {} row(s) quarantined: see `tokenledger quarantine --ingest {}` (exit code 3)\n",
+            s.rows_quarantined, s.ingest_id
+        ));
+    }
+    out
+}
+
+pub fn rate_summary(s: &crate::rating::RateSummary, book: &str) -> String {
+    format!(
+        "rated {} row(s) in {} month(s) ({} unpriced); {} month(s) already current (price book {book})",
+        s.rows,
+        s.months_rated.len(),
+        s.unpriced_rows,
+        s.months_fresh.len(),
+    )
+}
+
+/// The chargeback as text in `format` (a table fits `width` by dropping optional columns).
+pub fn report_text(
+    r: &crate::report::Report,
+    format: OutputFormat,
+    width: Option<usize>,
+) -> String {
+    render_grid(
+        &report_grid(r, format),
+        format,
+        width,
+        &REPORT_OPTIONAL_COLUMNS,
+    )
+}
+
+/// The reconciliation as text: JSON is the whole typed result; CSV the differences; a table
+/// the headline, the differences and the per-workspace totals.
+pub fn reconcile_text(
+    r: &crate::reconcile::Reconciliation,
+    format: OutputFormat,
+    width: Option<usize>,
+) -> Result<String, serde_json::Error> {
+    let lines = reconcile_lines(r);
+    Ok(match format {
+        OutputFormat::Json => serde_json::to_string_pretty(r)? + "\n",
+        OutputFormat::Csv => render_grid(&lines, format, None, &[]),
+        OutputFormat::Table => {
+            let mut out = format!(
+                "reconcile {}: {} line(s) matched within ${}, {} explained, {} unexplained\n",
+                r.month,
+                r.lines_matched,
+                r.tolerance_usd.to_string().trim_end_matches('0'),
+                r.lines_explained,
+                r.lines_unexplained
+            );
+            if !r.lines.is_empty() {
+                out.push('\n');
+                out.push_str(&render_grid(&lines, format, width, &["workspace_id"]));
+            }
+            out.push('\n');
+            out.push_str(&render_grid(&reconcile_workspaces(r), format, width, &[]));
+            out
+        }
+    })
+}

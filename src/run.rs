@@ -1,0 +1,221 @@
+//! Run: every command as a library function over resolved [`Settings`], and the nightly
+//! pipeline (`tokenledger run`): ingest → rate → report and reconcile the months that changed.
+//!
+//! Owns: the order of the stages, the lock each command reads or writes under (a consistent
+//! snapshot, no gap between rating and reading), which months a run reports, and the typed
+//! outcome — what changed, and every reason a person must look ([`Review`], exit code 3).
+//! Must not: parse flags, print, or choose exit codes (that is `cli`), or do a stage's work.
+
+use std::path::PathBuf;
+
+use crate::ingest::{self, FileStatus, IngestError, IngestOptions, IngestSummary};
+use crate::lake::io::LakeError;
+use crate::lake::txn::Snapshot;
+use crate::lake::{Layout, Table};
+use crate::model::SourceFormat;
+use crate::pricing::{PriceBook, PriceError};
+use crate::rating::{self, RateSummary};
+use crate::reconcile::{self, ReconcileError, Reconciliation};
+use crate::report::{self, Dim, Report, ReportError};
+use crate::settings::Settings;
+
+pub use crate::vocab::Review;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The command cannot run as given (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Ingest(IngestError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Price(#[from] PriceError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+}
+
+impl From<IngestError> for RunError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::MissingPath(_) => RunError::Usage(e.to_string()),
+            other => RunError::Ingest(other),
+        }
+    }
+}
+
+/// What an ingest asks a person to look at.
+pub fn ingest_reviews(s: &IngestSummary) -> Vec<Review> {
+    let mut out = Vec::new();
+    let count = |st| s.files.iter().filter(|f| f.status == st).count();
+    let files = count(FileStatus::Quarantined);
+    if s.rows_quarantined > 0 || files > 0 {
+        out.push(Review::Quarantined {
+            ingest_id: s.ingest_id.clone(),
+            rows: s.rows_quarantined,
+            files,
+        });
+    }
+    let skipped = count(FileStatus::Skipped);
+    if skipped > 0 {
+        out.push(Review::Skipped { files: skipped });
+    }
+    out
+}
+
+/// Ingests `paths` (one commit, or none).
+pub fn ingest(
+    settings: &Settings,
+    paths: Vec<PathBuf>,
+    format: Option<SourceFormat>,
+) -> Result<IngestSummary, RunError> {
+    let opts = IngestOptions {
+        paths,
+        format,
+        jobs: settings.jobs,
+        wait_for_lock: settings.wait_for_lock,
+        progress: settings.progress,
+        limits: settings.limits,
+    };
+    Ok(ingest::ingest(&settings.layout, &opts)?)
+}
+
+/// Rated data current for `months` (all when empty), and the snapshot to read it under: the
+/// shared lock when nothing was stale (a read-only lake needs no more), else the exclusive lock
+/// that rated, kept for the reading, so no ingest commits in between.
+pub struct Rated {
+    pub summary: RateSummary,
+    pub snapshot: Snapshot,
+}
+
+pub fn rate(settings: &Settings, book: &PriceBook, months: &[String]) -> Result<Rated, RunError> {
+    let layout = &settings.layout;
+    let shared = Snapshot::read(layout)?;
+    if !rating::needs_rating(layout, book, months)? {
+        // Nothing to write: ensure_rated only lists what is current.
+        let summary = rating::ensure_rated(layout, book, months, settings.jobs)?;
+        return Ok(Rated {
+            summary,
+            snapshot: shared,
+        });
+    }
+    let recovered = shared.recovered.clone();
+    drop(shared);
+    let mut snapshot = Snapshot::write(layout, settings.wait_for_lock)?;
+    snapshot.recovered = snapshot.recovered.take().or(recovered);
+    let summary = rating::ensure_rated(layout, book, months, settings.jobs)?;
+    Ok(Rated { summary, snapshot })
+}
+
+/// The chargeback of `month`, rated first.
+pub fn report(settings: &Settings, month: &str, dims: &[Dim]) -> Result<(Report, Rated), RunError> {
+    let book = settings.price_book()?;
+    let rated = rate(settings, &book, &[month.to_string()])?;
+    let r = report::report(&settings.layout, month, dims, &settings.teams)?;
+    Ok((r, rated))
+}
+
+/// The reconciliation of `month` with the provider's cost report, rated first.
+pub fn reconcile(settings: &Settings, month: &str) -> Result<(Reconciliation, Rated), RunError> {
+    let book = settings.price_book()?;
+    let rated = rate(settings, &book, &[month.to_string()])?;
+    let r = reconcile::reconcile(&settings.layout, month, settings.tolerance, &book)?;
+    Ok((r, rated))
+}
+
+/// One month a run reports on.
+#[derive(Debug, Clone)]
+pub struct MonthOutcome {
+    pub month: String,
+    pub report: Report,
+    /// `None` when no cost report covers the month.
+    pub reconciliation: Option<Reconciliation>,
+}
+
+/// What the nightly run did.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub ingest: IngestSummary,
+    pub rated: RateSummary,
+    pub price_book: String,
+    pub recovered: Option<String>,
+    pub months: Vec<MonthOutcome>,
+}
+
+impl RunOutcome {
+    /// Every reason to look, from every stage.
+    pub fn reviews(&self) -> Vec<Review> {
+        let mut out = ingest_reviews(&self.ingest);
+        for m in &self.months {
+            out.extend(m.report.reviews());
+            out.extend(m.reconciliation.iter().flat_map(|r| r.reviews()));
+        }
+        out
+    }
+}
+
+/// The months a run reports: those it re-rated, and the latest month with usage.
+fn months_to_report(layout: &Layout, rated: &RateSummary) -> Result<Vec<String>, RunError> {
+    let mut months = rated.months_rated.clone();
+    let all = layout
+        .months(Table::Usage, "anthropic")
+        .map_err(crate::lake::io::io_err(&layout.root))?;
+    if let Some(latest) = all.last()
+        && !months.contains(latest)
+    {
+        months.push(latest.clone());
+    }
+    months.sort();
+    Ok(months)
+}
+
+/// The nightly job: ingest the configured inputs, rate what changed, then report and
+/// reconcile the months that changed (and the latest).
+pub fn run(settings: &Settings) -> Result<RunOutcome, RunError> {
+    if settings.inputs.is_empty() {
+        return Err(RunError::Usage(
+            "no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml".into(),
+        ));
+    }
+    let ingest = ingest(settings, settings.inputs.clone(), None)?;
+    let book = settings.price_book()?;
+    let rated = rate(settings, &book, &[])?;
+    let layout = &settings.layout;
+    let mut months = Vec::new();
+    for month in months_to_report(layout, &rated.summary)? {
+        let report = report::report(
+            layout,
+            &month,
+            &[Dim::Workspace, Dim::Model],
+            &settings.teams,
+        )?;
+        let reconciliation = if reconcile::has_cost_report(layout, &month)? {
+            Some(reconcile::reconcile(
+                layout,
+                &month,
+                settings.tolerance,
+                &book,
+            )?)
+        } else {
+            None
+        };
+        months.push(MonthOutcome {
+            month,
+            report,
+            reconciliation,
+        });
+    }
+    Ok(RunOutcome {
+        recovered: ingest
+            .recovered
+            .clone()
+            .or(rated.snapshot.recovered.clone()),
+        ingest,
+        rated: rated.summary,
+        price_book: book.fingerprint,
+        months,
+    })
+}

@@ -1,0 +1,120 @@
+//! Settings: everything a command needs to know, resolved once.
+//!
+//! Owns: merging, in this order of precedence, command-line flags (and the environment
+//! variables clap reads for them) > `tokenledger.toml` > defaults, into one [`Settings`] value
+//! that every stage reads. Must not: parse the command line (that is `cli`), or do any work.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError, Team};
+use crate::lake::Layout;
+use crate::money::Money;
+use crate::pricing::{PriceBook, PriceError};
+use crate::reconcile::DEFAULT_TOLERANCE;
+use crate::sources::Limits;
+
+/// What the command line said, before anything is resolved (`None`: not given).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub data_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub quiet: bool,
+    /// Progress bars wanted (a TTY, not quiet).
+    pub progress: bool,
+    pub jobs: Option<usize>,
+    pub no_wait: bool,
+    pub inputs: Vec<PathBuf>,
+    pub tolerance: Option<Money>,
+}
+
+/// The resolved settings of one command.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub layout: Layout,
+    pub config_path: Option<PathBuf>,
+    /// Export files or directories `run` ingests.
+    pub inputs: Vec<PathBuf>,
+    pub teams: Vec<Team>,
+    pub limits: Limits,
+    /// Reconciliation tolerance per line.
+    pub tolerance: Money,
+    pub jobs: usize,
+    pub wait_for_lock: bool,
+    pub quiet: bool,
+    pub progress: bool,
+    config: Config,
+}
+
+/// The data dir when neither `--data-dir`, `TOKENLEDGER_DATA_DIR` nor the config names one.
+pub const DEFAULT_DATA_DIR: &str = "./tokenledger-data";
+
+impl Settings {
+    /// Loads the config (`flags.config`, else `./tokenledger.toml` when present) and resolves.
+    pub fn load(flags: Flags) -> Result<Settings, ConfigError> {
+        let (config, path) = Config::load(flags.config.as_deref())?;
+        Ok(Settings::resolve(
+            flags,
+            config,
+            path,
+            chrono::Utc::now().date_naive(),
+        ))
+    }
+
+    /// Flags > config > defaults; `today` fixes the plausible window of dates.
+    pub fn resolve(
+        flags: Flags,
+        config: Config,
+        config_path: Option<PathBuf>,
+        today: chrono::NaiveDate,
+    ) -> Settings {
+        let data_dir = flags
+            .data_dir
+            .or_else(|| config.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let inputs = if flags.inputs.is_empty() {
+            config.inputs.clone()
+        } else {
+            flags.inputs
+        };
+        Settings {
+            layout: Layout::new(data_dir),
+            config_path,
+            inputs,
+            teams: config.teams.clone(),
+            limits: config.ingest.limits(today),
+            tolerance: flags
+                .tolerance
+                .or(config.reconcile.tolerance)
+                .unwrap_or(DEFAULT_TOLERANCE),
+            jobs: flags.jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            }),
+            wait_for_lock: !flags.no_wait,
+            quiet: flags.quiet,
+            progress: flags.progress && !flags.quiet,
+            config,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// The price book: the embedded default, then `[prices]` from the config, then
+    /// `price_file` (later ones win).
+    pub fn price_book(&self) -> Result<PriceBook, PriceError> {
+        let mut overrides = Vec::new();
+        if let Some(p) = &self.config_path {
+            overrides.push((
+                format!("{} [prices]", p.display()),
+                self.config.prices.clone(),
+            ));
+        }
+        if let Some(f) = &self.config.price_file {
+            overrides.push((f.display().to_string(), PriceBook::read_file(f)?));
+        }
+        PriceBook::load(&overrides)
+    }
+}
