@@ -607,10 +607,10 @@ pub fn cents_to_dollars(raw: &str) -> Result<Decimal, String> {
         ));
     }
     let mut d = Decimal::from_str_exact(t).map_err(|e| format!("amount {raw:?}: {e}"))?;
-    if d.scale() + 2 > crate::lake::MONEY_SCALE {
+    if d.scale() + 2 > crate::money::SCALE {
         return Err(format!(
             "amount {raw:?} has more than {} fractional digits of a cent; refusing to round",
-            crate::lake::MONEY_SCALE - 2
+            crate::money::SCALE - 2
         ));
     }
     d.set_scale(d.scale() + 2)

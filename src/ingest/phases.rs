@@ -1,0 +1,618 @@
+//! The phases of one ingest, in order: plan (hash, detect) → parse & stage (lists first, then
+//! reports in parallel) → record failures → claim coverage and merge each touched month →
+//! write the small tables → commit → summarise.
+//!
+//! Owns: the state one ingest carries from phase to phase. Must not: decide ownership itself
+//! (`coverage`), merge a month's parts itself (`merge`), or parse (`sources`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use super::walk::Walk;
+use super::{
+    Dims, FileStatus, FileSummary, FormatTotals, Group, IngestError, IngestOptions, IngestSummary,
+    Job, ParsedFile, WorkerSink, coverage, empty_page_hint, hash_files, merge, new_ingest_id,
+    parallel_map, progress_bar,
+};
+use crate::lake::batch::{self, IngestLogRow, QuarantineRow, Stored};
+use crate::lake::io::{self as lio, LakeError};
+use crate::lake::txn::{self, Journal};
+use crate::lake::{Layout, Table, schema};
+use crate::model::{self, ApiKey, SourceFormat, Workspace};
+use crate::sources::{self, Detected, FileError, mask_secrets};
+
+/// Staged part files of one source file: ((table, month), path).
+type Staged = Vec<((Table, String), PathBuf)>;
+
+/// What parsing one file produced.
+struct JobResult {
+    parsed: ParsedFile,
+    staged: Staged,
+    workspaces: Vec<Workspace>,
+    api_keys: Vec<ApiKey>,
+}
+
+/// Phase timings on stderr when `TOKENLEDGER_TIMINGS` is set (for benchmarks; off by default).
+struct Phases(Option<std::time::Instant>);
+
+impl Phases {
+    fn new() -> Self {
+        Self(std::env::var_os("TOKENLEDGER_TIMINGS").map(|_| std::time::Instant::now()))
+    }
+    fn done(&mut self, what: &str) {
+        if let Some(t) = self.0 {
+            eprintln!("timing: {what:<14} {:>8.3} s", t.elapsed().as_secs_f64());
+            self.0 = Some(std::time::Instant::now());
+        }
+    }
+}
+
+/// One ingest in progress.
+pub(super) struct Ingest<'a> {
+    layout: &'a Layout,
+    opts: &'a IngestOptions,
+    ingest_id: String,
+    now: DateTime<Utc>,
+    staging: PathBuf,
+    progress: indicatif::ProgressBar,
+    phase: Phases,
+    /// The manifest before this ingest, then with this ingest's rows.
+    log: Vec<IngestLogRow>,
+    summaries: Vec<FileSummary>,
+    jobs: Vec<Job>,
+    quarantine: Vec<QuarantineRow>,
+    new_log: Vec<IngestLogRow>,
+    parsed: HashMap<usize, ParsedFile>,
+    /// Staged parts of the new files, per (table, month), in file order.
+    new_files: BTreeMap<(Table, String), Vec<PathBuf>>,
+    journal: Journal,
+    lake_superseded: u64,
+}
+
+impl<'a> Ingest<'a> {
+    /// Starts an ingest (the caller holds the exclusive lock): reads the manifest.
+    pub fn start(
+        layout: &'a Layout,
+        opts: &'a IngestOptions,
+        files: &[PathBuf],
+    ) -> Result<Self, IngestError> {
+        let now = Utc::now();
+        let ingest_id = new_ingest_id(now);
+        let mut log = Vec::new();
+        for b in lio::read_all(&layout.ingest_log_file())? {
+            log.extend(batch::ingest_log_rows(&b)?);
+        }
+        Ok(Ingest {
+            layout,
+            opts,
+            staging: layout.staging(&ingest_id),
+            journal: Journal {
+                ingest_id: ingest_id.clone(),
+                renames: Vec::new(),
+                removes: Vec::new(),
+            },
+            ingest_id,
+            now,
+            progress: progress_bar(opts.progress, files),
+            phase: Phases::new(),
+            log,
+            summaries: Vec::new(),
+            jobs: Vec::new(),
+            quarantine: Vec::new(),
+            new_log: Vec::new(),
+            parsed: HashMap::new(),
+            new_files: BTreeMap::new(),
+            lake_superseded: 0,
+        })
+    }
+
+    /// Phase 1: what was skipped, what is new (content hash), and what each new file is.
+    pub fn plan(&mut self, walked: Walk) {
+        self.progress.set_message("hashing");
+        for sk in &walked.skipped {
+            let status = if sk.needs_review {
+                FileStatus::Skipped
+            } else {
+                FileStatus::Ignored
+            };
+            let mut s = FileSummary::new(sk.path.display().to_string(), status);
+            s.error = Some(sk.reason.clone());
+            self.summaries.push(s);
+        }
+        let known: HashSet<String> = self.log.iter().map(|r| r.content_hash.clone()).collect();
+        let mut seen_now: HashSet<String> = HashSet::new();
+        let hashes = hash_files(&walked.files, self.opts.jobs);
+        for (path, hashed) in walked.files.iter().zip(hashes) {
+            let mut s = FileSummary::new(path.display().to_string(), FileStatus::New);
+            match hashed {
+                Err(reason) => {
+                    s.status = FileStatus::Skipped;
+                    s.error = Some(reason);
+                    self.summaries.push(s);
+                }
+                Ok((hash, size)) => {
+                    s.content_hash = hash.clone();
+                    if known.contains(&hash) && !self.retry(&hash) {
+                        s.status = FileStatus::Unchanged;
+                        s.format = self.logged_format(&hash);
+                        self.summaries.push(s);
+                    } else if !seen_now.insert(hash.clone()) {
+                        s.status = FileStatus::Duplicate;
+                        self.summaries.push(s);
+                    } else {
+                        self.plan_file(path, s, hash, size);
+                    }
+                }
+            }
+        }
+    }
+
+    fn logged_format(&self, hash: &str) -> Option<String> {
+        self.log
+            .iter()
+            .find(|r| r.content_hash == hash)
+            .and_then(|r| r.source_format.clone())
+    }
+
+    /// A file quarantined whole is read again when the operator now says what it is (once read
+    /// as that format, it is known like any other file).
+    fn retry(&self, hash: &str) -> bool {
+        let mut logged = self.log.iter().filter(|r| r.content_hash == hash);
+        self.opts.format.is_some_and(|f| {
+            logged.all(|r| {
+                r.status == "quarantined" && r.source_format.as_deref() != Some(f.as_str())
+            })
+        })
+    }
+
+    /// Detects a new file's format: a job, a quarantined file, or a quiet page left alone.
+    fn plan_file(&mut self, path: &std::path::Path, mut s: FileSummary, hash: String, size: u64) {
+        let detected = match self.opts.format {
+            Some(f) => Ok(Detected::Format(f)),
+            None => match sources::detect_file(path) {
+                Ok(d) => d,
+                Err(e) => {
+                    s.status = FileStatus::Skipped;
+                    s.error = Some(format!("cannot read: {e}"));
+                    self.summaries.push(s);
+                    return;
+                }
+            },
+        };
+        let detected = match detected {
+            Ok(Detected::EmptyReportPage) => match empty_page_hint(path) {
+                Some(f) => {
+                    s.notes.push(format!(
+                        "a page of empty buckets, read as {} because its name or folder says so: \
+                         those periods are restated to zero",
+                        f.as_str()
+                    ));
+                    Ok(f)
+                }
+                None => {
+                    s.status = FileStatus::EmptyAmbiguous;
+                    s.error = Some(
+                        "a report page whose buckets are all empty (a quiet day?) cannot tell a \
+                         usage report from a cost report: nothing loaded, nothing restated. To \
+                         restate those days to zero, pass --format anthropic-usage-api (or \
+                         anthropic-cost-api), or put 'usage' or 'cost' in the file's name or folder"
+                            .into(),
+                    );
+                    self.summaries.push(s);
+                    return;
+                }
+            },
+            Ok(Detected::Format(f)) => Ok(f),
+            Err(e) => Err(e),
+        };
+        match detected {
+            Ok(format) => {
+                s.format = Some(format.as_str().into());
+                self.jobs.push(Job {
+                    seq: self.summaries.len(),
+                    path: path.to_path_buf(),
+                    source_file: s.path.clone(),
+                    format,
+                });
+            }
+            Err(e) => self.unrecognised(&mut s, e, &hash, size),
+        }
+        self.new_log.push(IngestLogRow {
+            content_hash: hash,
+            source_file: s.path.clone(),
+            size_bytes: size,
+            source_format: s.format.clone(),
+            ingest_id: self.ingest_id.clone(),
+            ingested_at: self.now,
+            rows_read: 0,
+            rows_loaded: 0,
+            rows_quarantined: 0,
+            rows_superseded: 0,
+            status: String::new(),
+        });
+        self.summaries.push(s);
+    }
+
+    /// A file whose content is not a known format: never its content in the record (it may
+    /// be a `.env`), only its size, a hash prefix and what it looked like.
+    fn unrecognised(&mut self, s: &mut FileSummary, e: FileError, hash: &str, size: u64) {
+        let reason = format!("{} [{size} bytes, blake3 {}]", e.reason, &hash[..16]);
+        s.status = FileStatus::Quarantined;
+        s.error = Some(reason.clone());
+        self.quarantine.push(QuarantineRow {
+            source_file: s.path.clone(),
+            source_format: None,
+            location: "file".into(),
+            line: e.line,
+            field: None,
+            reason,
+            excerpt: None,
+        });
+        self.progress.inc(size);
+    }
+
+    /// Parses one file into its own staged parts.
+    fn parse_job(&self, job: &Job, dims: &Dims) -> Result<JobResult, LakeError> {
+        let mut files = BTreeMap::new();
+        let mut sink = WorkerSink::new(
+            dims,
+            &self.staging,
+            job,
+            &self.ingest_id,
+            self.now,
+            &mut files,
+        );
+        let res = sources::parse_file(&job.path, job.format, &self.opts.limits, &mut sink);
+        sink.flush(true);
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        let mut out = JobResult {
+            parsed: std::mem::take(&mut sink.parsed),
+            staged: Vec::new(),
+            workspaces: std::mem::take(&mut sink.workspaces),
+            api_keys: std::mem::take(&mut sink.api_keys),
+        };
+        out.parsed.error = res.err();
+        for (k, f) in files {
+            out.staged.push((k, f.finish()?));
+        }
+        self.progress
+            .inc(std::fs::metadata(&job.path).map(|m| m.len()).unwrap_or(0));
+        Ok(out)
+    }
+
+    fn keep(&mut self, seq: usize, r: JobResult) {
+        for (k, path) in r.staged {
+            self.new_files.entry(k).or_default().push(path);
+        }
+        self.parsed.insert(seq, r.parsed);
+    }
+
+    /// Phase 2a: the lists in the lake, then the new lists (small, sequential): report rows are
+    /// named with them. Returns the lists and which of them changed.
+    pub fn parse_lists(&mut self) -> Result<(Dims, [bool; 2]), IngestError> {
+        let mut dims = Dims::default();
+        let layout = self.layout;
+        for b in lio::read_all(&layout.provider_file(Table::Workspaces, "anthropic"))? {
+            for w in batch::workspaces_rows(&b)? {
+                dims.workspaces.insert(w.item.id.clone(), w);
+            }
+        }
+        for b in lio::read_all(&layout.provider_file(Table::ApiKeys, "anthropic"))? {
+            for k in batch::api_keys_rows(&b)? {
+                dims.api_keys.insert(k.item.id.clone(), k);
+            }
+        }
+        let mut changed = [false, false];
+        let lists: Vec<Job> = self
+            .jobs
+            .iter()
+            .filter(|j| Group::of(j.format).is_none())
+            .cloned()
+            .collect();
+        for job in &lists {
+            // A list file stages nothing but, possibly, its quarantine part.
+            let r = self.parse_job(job, &Dims::default())?;
+            if r.parsed.error.is_none() {
+                let stored = |item| Stored {
+                    item,
+                    source_file: job.source_file.clone(),
+                    ingest_id: self.ingest_id.clone(),
+                };
+                for w in &r.workspaces {
+                    changed[0] = true;
+                    dims.workspaces.insert(w.id.clone(), stored(w.clone()));
+                }
+                for k in &r.api_keys {
+                    changed[1] = true;
+                    let s = Stored {
+                        item: k.clone(),
+                        source_file: job.source_file.clone(),
+                        ingest_id: self.ingest_id.clone(),
+                    };
+                    dims.api_keys.insert(k.id.clone(), s);
+                }
+            }
+            self.keep(job.seq, r);
+        }
+        dims.index();
+        Ok((dims, changed))
+    }
+
+    /// Phase 2b: the usage and cost reports, in parallel; each streams its rows into its own
+    /// staged parts (one per file, table and month, so a later restatement removes whole parts).
+    pub fn parse_reports(&mut self, dims: &Dims) -> Result<(), IngestError> {
+        self.phase.done("hash + detect");
+        self.progress.set_message("parsing");
+        let reports: Vec<&Job> = self
+            .jobs
+            .iter()
+            .filter(|j| Group::of(j.format).is_some())
+            .collect();
+        let results = parallel_map(&reports, self.opts.jobs, |job| self.parse_job(job, dims));
+        let seqs: Vec<usize> = reports.iter().map(|j| j.seq).collect();
+        for (seq, r) in seqs.into_iter().zip(results) {
+            self.keep(seq, r?);
+        }
+        // In file order, so that part numbers follow the order the files were given.
+        for v in self.new_files.values_mut() {
+            v.sort();
+        }
+        Ok(())
+    }
+
+    /// Phase 3: per-file counts, and a file that failed as a whole goes to the quarantine with
+    /// everything it emitted (a partial export must not restate complete data).
+    pub fn record_failures(&mut self) {
+        for job in &self.jobs {
+            let p = self.parsed.get_mut(&job.seq).expect("every job parsed");
+            let s = &mut self.summaries[job.seq];
+            s.rows_read = p.rows_read;
+            s.rows_quarantined = p.rows_quarantined;
+            s.notes.append(&mut p.notes);
+            let Some(e) = &p.error else { continue };
+            let parsed_rows = p.rows_read - p.rows_quarantined;
+            s.status = FileStatus::Quarantined;
+            s.error = Some(mask_secrets(&e.to_string()));
+            s.rows_quarantined = p.rows_read;
+            let reason = if parsed_rows > 0 {
+                format!(
+                    "{e}; the {parsed_rows} row(s) read were not loaded (a partial or \
+                     inconsistent export must not restate complete data)"
+                )
+            } else {
+                e.to_string()
+            };
+            self.quarantine.push(QuarantineRow {
+                source_file: job.source_file.clone(),
+                source_format: Some(job.format.as_str().into()),
+                location: "file".into(),
+                line: e.line,
+                field: None,
+                reason: mask_secrets(&reason),
+                excerpt: None,
+            });
+        }
+    }
+
+    /// The intervals each new, readable report file claims, per (table group, month).
+    fn claims(&self) -> BTreeMap<(Group, String), Vec<coverage::Claim>> {
+        let mut touched: BTreeMap<(Group, String), Vec<coverage::Claim>> = BTreeMap::new();
+        for job in &self.jobs {
+            let Some(group) = Group::of(job.format) else {
+                continue;
+            };
+            let p = &self.parsed[&job.seq];
+            if p.error.is_some() {
+                continue;
+            }
+            for &(fam, s, e) in &p.coverage {
+                touched
+                    .entry((group, model::month_key(batch::from_micros(s))))
+                    .or_default()
+                    .push((job.seq, fam, s, e));
+            }
+        }
+        touched
+    }
+
+    /// Phase 4: who owns each interval after this ingest, and each touched month's parts
+    /// merged into the journal. Every row lies in a covered bucket, so the claims name every
+    /// month with staged rows.
+    pub fn claim(&mut self) -> Result<(), IngestError> {
+        self.phase.done("parse + stage");
+        self.progress.set_message("merging");
+        let seq_of_file: HashMap<String, usize> = self
+            .jobs
+            .iter()
+            .map(|j| (j.source_file.clone(), j.seq))
+            .collect();
+        let final_dir = self.staging.join("final");
+        let mut rejected_rows: HashMap<usize, u64> = HashMap::new();
+        for (n, ((group, month), intervals)) in self.claims().into_iter().enumerate() {
+            let new_parts = self
+                .new_files
+                .get(&(group.data(), month.clone()))
+                .cloned()
+                .unwrap_or_default();
+            let out = merge::merge_month(merge::MonthInput {
+                layout: self.layout,
+                group,
+                month: &month,
+                intervals,
+                jobs: &self.jobs,
+                ingest_id: &self.ingest_id,
+                seq_of_file: &seq_of_file,
+                new_parts,
+                final_dir: &final_dir,
+            })?;
+            self.journal.renames.extend(out.renames);
+            self.journal.removes.extend(out.removes);
+            self.quarantine.extend(out.quarantine);
+            self.lake_superseded += out.lake_superseded;
+            for (seq, c) in out.per_file {
+                self.summaries[seq].rows_loaded += c.loaded;
+                self.summaries[seq].rows_superseded += c.superseded;
+                *rejected_rows.entry(seq).or_default() += c.rejected;
+            }
+            if n == 0 {
+                txn::crash_point("mid-stage");
+            }
+        }
+        for (seq, n) in rejected_rows {
+            self.summaries[seq].rows_quarantined += n;
+        }
+        // A broken file's rows were all counted as quarantined; none of them was loaded.
+        for job in &self.jobs {
+            if self.parsed[&job.seq].error.is_some() {
+                self.summaries[job.seq].rows_loaded = 0;
+                self.summaries[job.seq].rows_superseded = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages one small table (lists, manifest, quarantine of this ingest) for the commit.
+    fn stage_table(
+        &mut self,
+        table: Table,
+        name: &str,
+        b: arrow::record_batch::RecordBatch,
+        target: PathBuf,
+    ) -> Result<(), IngestError> {
+        let p = self.staging.join("final").join(name);
+        lio::write_atomic(&p, schema::of(table), &[b], table, &self.ingest_id)?;
+        self.journal.renames.push((p, target));
+        Ok(())
+    }
+
+    /// Phase 5: the lists that changed, the manifest, and this ingest's quarantine.
+    pub fn write_tables(&mut self, (dims, changed): (Dims, [bool; 2])) -> Result<(), IngestError> {
+        let layout = self.layout;
+        if changed[0] {
+            let rows: Vec<_> = dims.workspaces.values().cloned().collect();
+            let target = layout.provider_file(Table::Workspaces, "anthropic");
+            self.stage_table(
+                Table::Workspaces,
+                "workspaces.parquet",
+                batch::workspaces_batch(&rows),
+                target,
+            )?;
+        }
+        if changed[1] {
+            let rows: Vec<_> = dims.api_keys.values().cloned().collect();
+            let target = layout.provider_file(Table::ApiKeys, "anthropic");
+            self.stage_table(
+                Table::ApiKeys,
+                "api_keys.parquet",
+                batch::api_keys_batch(&rows),
+                target,
+            )?;
+        }
+        self.finish_log();
+        if !self.new_log.is_empty() {
+            let mut log = std::mem::take(&mut self.log);
+            log.append(&mut self.new_log);
+            let b = batch::ingest_log_batch(&log);
+            self.stage_table(
+                Table::IngestLog,
+                "ingest_log.parquet",
+                b,
+                layout.ingest_log_file(),
+            )?;
+        }
+        if !self.quarantine.is_empty() {
+            let b = batch::quarantine_batch(&self.quarantine, &self.ingest_id, self.now);
+            let target = layout.quarantine_file(&self.ingest_id);
+            self.stage_table(Table::Quarantine, "quarantine.parquet", b, target)?;
+        }
+        // Bad rows the parse workers staged, part by part.
+        let parts = self.new_files.get(&(Table::Quarantine, String::new()));
+        for (n, part) in parts.into_iter().flatten().enumerate() {
+            let target = layout.quarantine_part(&self.ingest_id, n + 1);
+            self.journal.renames.push((part.clone(), target));
+        }
+        txn::crash_point("staged");
+        Ok(())
+    }
+
+    /// The manifest rows of this ingest's files, from their summaries.
+    fn finish_log(&mut self) {
+        let read = |s: &FileSummary| matches!(s.status, FileStatus::New | FileStatus::Quarantined);
+        for (s, l) in self
+            .summaries
+            .iter_mut()
+            .filter(|s| read(s))
+            .zip(self.new_log.iter_mut())
+        {
+            let list = s
+                .format
+                .as_deref()
+                .and_then(SourceFormat::parse)
+                .is_some_and(|f| Group::of(f).is_none());
+            if list && s.status == FileStatus::New {
+                s.rows_loaded = s.rows_read - s.rows_quarantined;
+            }
+            l.rows_read = s.rows_read;
+            l.rows_loaded = s.rows_loaded;
+            l.rows_quarantined = s.rows_quarantined;
+            l.rows_superseded = s.rows_superseded;
+            l.status = match s.status {
+                FileStatus::Quarantined => "quarantined",
+                _ if s.rows_quarantined > 0 => "loaded_with_quarantine",
+                _ => "loaded",
+            }
+            .into();
+        }
+    }
+
+    /// Phase 6: the commit point (the journal), or nothing to commit.
+    pub fn commit(&mut self) -> Result<bool, IngestError> {
+        self.phase.done("merge + write");
+        self.progress.set_message("committing");
+        let committed = !self.journal.renames.is_empty();
+        if committed {
+            self.journal.commit(self.layout)?;
+        } else {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+        self.progress.finish_and_clear();
+        self.phase.done("commit");
+        Ok(committed)
+    }
+
+    /// Phase 7: the summary of every file and format.
+    pub fn summarise(self, recovered: Option<String>, committed: bool) -> IngestSummary {
+        let mut by_format: BTreeMap<String, FormatTotals> = BTreeMap::new();
+        for s in &self.summaries {
+            let t = by_format
+                .entry(s.format.clone().unwrap_or_else(|| match s.status {
+                    FileStatus::Skipped | FileStatus::Ignored => "not read".into(),
+                    FileStatus::EmptyAmbiguous => "empty report page".into(),
+                    _ => "unrecognised".into(),
+                }))
+                .or_default();
+            match s.status {
+                FileStatus::New | FileStatus::Quarantined => t.files_new += 1,
+                FileStatus::Unchanged | FileStatus::Duplicate => t.files_unchanged += 1,
+                FileStatus::Skipped | FileStatus::Ignored | FileStatus::EmptyAmbiguous => {}
+            }
+            t.rows_loaded += s.rows_loaded;
+            t.rows_quarantined += s.rows_quarantined;
+            t.rows_superseded += s.rows_superseded;
+        }
+        IngestSummary {
+            ingest_id: self.ingest_id,
+            data_dir: self.layout.root.display().to_string(),
+            recovered,
+            rows_quarantined: self.summaries.iter().map(|s| s.rows_quarantined).sum(),
+            files: self.summaries,
+            by_format,
+            lake_rows_superseded: self.lake_superseded,
+            committed,
+        }
+    }
+}
