@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod lake;
 pub mod model;
 pub mod money;
+pub mod par;
 pub mod present;
 pub mod pricing;
 pub mod query;

@@ -17,10 +17,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::lake::batch::{self, i64_col, str_col, ts_col};
 use crate::lake::io::{self as lio, LakeError};
+use crate::lake::txn::Journal;
 use crate::lake::{Layout, MONEY_PRECISION, MONEY_SCALE, Table, schema as lschema};
 use crate::pricing::{PriceBook, RateCache, canonical_model};
-
-pub const RATED_DIR: &str = Table::RatedUsage.dir_name();
+use std::path::PathBuf;
 
 pub use crate::lake::schema::{COST_COLUMNS, RATE_COLUMNS};
 use crate::vocab::{PricingStatus, TokenClass};
@@ -31,11 +31,6 @@ use crate::lake::schema::RATED_CARRIED as CARRIED;
 /// Schema of `rated_usage` (owned by the lake's schema registry).
 pub fn schema() -> SchemaRef {
     lschema::rated_usage()
-}
-
-/// Directory of one month of `rated_usage`.
-pub fn month_dir(layout: &Layout, month: &str) -> std::path::PathBuf {
-    layout.month_dir(Table::RatedUsage, "anthropic", month)
 }
 
 fn kv(path: &std::path::Path, key: &str) -> Result<Option<String>, LakeError> {
@@ -136,86 +131,95 @@ pub fn ensure_rated(
     } else {
         months.iter().filter(|m| all.contains(m)).cloned().collect()
     };
+    // Every write goes through the lake's journal: rated parts are staged, then renamed into
+    // place (and orphans removed) in one commit; a killed rating leaves the lake as before.
+    let id = format!("rate-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
+    let staging = layout.staging(&id);
+    let mut journal = Journal {
+        ingest_id: id,
+        renames: Vec::new(),
+        removes: Vec::new(),
+    };
     let mut s = RateSummary::default();
-    let want = format!("book:{}", book.fingerprint);
+    let stamp = format!("book:{}", book.fingerprint);
     for m in months {
-        let dir = month_dir(layout, &m);
         let usage = layout
             .month_parts(Table::Usage, "anthropic", &m)
             .map_err(lio::io_err(&layout.root))?;
         let mut todo = Vec::new();
         for u in &usage {
-            let target = dir.join(u.file_name().expect("part has a name"));
-            if kv(&target, "tokenledger.rated_from")?.as_deref() != Some(want.as_str()) {
-                todo.push((u.clone(), target));
+            let target = layout.rated_mirror(u, "anthropic", &m);
+            if kv(&target, "tokenledger.rated_from")?.as_deref() != Some(stamp.as_str()) {
+                let staged = staging
+                    .join(&m)
+                    .join(target.file_name().expect("a part name"));
+                todo.push((u.clone(), staged, target));
             }
         }
         if todo.is_empty() {
             s.months_fresh.push(m.clone());
         } else {
-            let (rows, unpriced) = rate_parts(book, &todo, &want, jobs)?;
+            let (rows, unpriced) = rate_parts(book, &todo, &stamp, jobs)?;
             s.rows += rows;
             s.unpriced_rows += unpriced;
             s.months_rated.push(m.clone());
+            journal
+                .renames
+                .extend(todo.into_iter().map(|(_, staged, target)| (staged, target)));
         }
-        // Rated parts of usage parts that were restated away.
-        if let Ok(rd) = std::fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                let name = e.file_name();
-                if name.to_string_lossy().starts_with("part-")
-                    && !usage
-                        .iter()
-                        .any(|u| u.file_name() == Some(name.as_os_str()))
-                {
-                    std::fs::remove_file(e.path()).map_err(lio::io_err(&e.path()))?;
-                }
-            }
-        }
+        // Rated parts of usage parts that were restated away (an ingest removes them in its
+        // own commit; this also cleans a lake written by an older version).
+        let rated = layout
+            .month_parts(Table::RatedUsage, "anthropic", &m)
+            .map_err(lio::io_err(&layout.root))?;
+        let mirrored =
+            |r: &std::path::PathBuf| usage.iter().any(|u| u.file_name() == r.file_name());
+        journal
+            .removes
+            .extend(rated.into_iter().filter(|r| !mirrored(r)));
+    }
+    if journal.renames.is_empty() && journal.removes.is_empty() {
+        let _ = std::fs::remove_dir_all(&staging);
+    } else {
+        crate::lake::txn::crash_point("rate-staged");
+        journal.commit(layout)?;
     }
     Ok(s)
 }
 
-/// Rates usage parts into rated parts, `jobs` at a time.
+/// Rates usage parts into staged rated parts, `jobs` at a time: (rows, unpriced rows).
 fn rate_parts(
     book: &PriceBook,
-    todo: &[(std::path::PathBuf, std::path::PathBuf)],
+    todo: &[(PathBuf, PathBuf, PathBuf)],
     stamp: &str,
     jobs: usize,
 ) -> Result<(u64, u64), LakeError> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<(u64, u64), LakeError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..jobs.clamp(1, todo.len()))
-            .map(|_| {
-                scope.spawn(|| -> Result<(u64, u64), LakeError> {
-                    let mut cache = RateCache::new(book);
-                    let (mut rows, mut unpriced) = (0u64, 0u64);
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((src, target)) = todo.get(i) else {
-                            break;
-                        };
-                        // Streams: one batch in memory at a time, written as it is rated.
-                        let mut w = lio::AtomicFile::create(target, schema(), rated_props(stamp))?;
-                        for b in lio::read_batches(src)? {
-                            let rated = rate_batch(&b?, &mut cache, &book.fingerprint)?;
-                            rows += rated.num_rows() as u64;
-                            unpriced += str_col(&rated, "pricing_status")?
-                                .iter()
-                                .filter(|s| *s == Some(PricingStatus::Unpriced.as_str()))
-                                .count() as u64;
-                            w.write(&rated)?;
-                        }
-                        w.commit()?;
-                    }
-                    Ok((rows, unpriced))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("rating worker panicked"))
-            .collect()
-    });
+    let props = lio::writer_props_with(
+        Table::RatedUsage,
+        "rating",
+        &[("tokenledger.rated_from", stamp)],
+    );
+    let results = crate::par::map(
+        todo,
+        jobs,
+        |(src, staged, _)| -> Result<(u64, u64), LakeError> {
+            let mut cache = RateCache::new(book);
+            let (mut rows, mut unpriced) = (0u64, 0u64);
+            // Streams: one batch in memory at a time, written as it is rated.
+            let mut w = lio::StagedFile::create_with(staged.clone(), schema(), props.clone())?;
+            for b in lio::read_batches(src)? {
+                let rated = rate_batch(&b?, &mut cache, &book.fingerprint)?;
+                rows += rated.num_rows() as u64;
+                unpriced += str_col(&rated, "pricing_status")?
+                    .iter()
+                    .filter(|s| *s == Some(PricingStatus::Unpriced.as_str()))
+                    .count() as u64;
+                w.write(&rated)?;
+            }
+            w.finish()?;
+            Ok((rows, unpriced))
+        },
+    );
     let mut total = (0, 0);
     for r in results {
         let (a, b) = r?;
@@ -223,41 +227,6 @@ fn rate_parts(
         total.1 += b;
     }
     Ok(total)
-}
-
-/// Writer settings of `rated_usage`: the lake's, tuned for derived data that is rebuilt at will,
-/// plus the stamp that says what the part was rated with.
-fn rated_props(stamp: &str) -> parquet::file::properties::WriterProperties {
-    use parquet::basic::{Compression, ZstdLevel};
-    use parquet::file::metadata::KeyValue;
-    use parquet::file::properties::EnabledStatistics;
-    use parquet::schema::types::ColumnPath;
-    let mut props = lio::writer_props(Table::Usage, "rating")
-        .into_builder()
-        // The fastest ZSTD level (Snappy measured no faster here and 60% larger).
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid level"),
-        ))
-        // Statistics only where they prune (time); min/max of strings costs compares per row.
-        .set_statistics_enabled(EnabledStatistics::None)
-        .set_column_statistics_enabled(ColumnPath::from("bucket_start"), EnabledStatistics::Chunk);
-    // Per-row costs are nearly all distinct: a dictionary only costs interning time.
-    for c in COST_COLUMNS
-        .iter()
-        .chain(["list_cost", "source_row"].iter())
-    {
-        props = props.set_column_dictionary_enabled(ColumnPath::from(*c), false);
-    }
-    props
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new("tokenledger.table".into(), RATED_DIR.to_string()),
-            KeyValue::new(
-                "tokenledger.schema_version".into(),
-                crate::lake::SCHEMA_VERSION.to_string(),
-            ),
-            KeyValue::new("tokenledger.rated_from".into(), stamp.to_string()),
-        ]))
-        .build()
 }
 
 fn opt(a: &StringArray, i: usize) -> Option<&str> {

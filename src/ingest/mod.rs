@@ -20,7 +20,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -173,38 +172,12 @@ type Hashed = Result<(String, u64), String>;
 
 /// Content hashes of many files, `jobs` at a time, in the order given.
 fn hash_files(files: &[PathBuf], jobs: usize) -> Vec<Hashed> {
-    parallel_map(files, jobs, |p| {
+    crate::par::map(files, jobs, |p| {
         hash_file(p).map_err(|e| match e {
             IngestError::Io { source, .. } => format!("cannot read: {source}"),
             other => other.to_string(),
         })
     })
-}
-
-/// `f` over `items`, `jobs` threads at a time; results in the order of `items`.
-fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs.clamp(1, items.len().max(1)))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(x) = items.get(i) else { break };
-                        mine.push((i, f(x)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("worker panicked"))
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Which report a page of empty buckets is, from its file name or folder (`usage`/`cost`).

@@ -14,7 +14,7 @@ use super::walk::Walk;
 use super::{
     Dims, FileStatus, FileSummary, FormatTotals, Group, IngestError, IngestOptions, IngestSummary,
     Job, ParsedFile, WorkerSink, coverage, empty_page_hint, hash_files, merge, new_ingest_id,
-    parallel_map, progress_bar,
+    progress_bar,
 };
 use crate::lake::batch::{self, IngestLogRow, QuarantineRow, Stored};
 use crate::lake::io::{self as lio, LakeError};
@@ -352,7 +352,7 @@ impl<'a> Ingest<'a> {
             .iter()
             .filter(|j| Group::of(j.format).is_some())
             .collect();
-        let results = parallel_map(&reports, self.opts.jobs, |job| self.parse_job(job, dims));
+        let results = crate::par::map(&reports, self.opts.jobs, |job| self.parse_job(job, dims));
         let seqs: Vec<usize> = reports.iter().map(|j| j.seq).collect();
         for (seq, r) in seqs.into_iter().zip(results) {
             self.keep(seq, r?);

@@ -56,7 +56,33 @@ pub fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> Lake
 
 /// Writer settings shared by every table: ZSTD, bounded row groups, lineage metadata.
 pub fn writer_props(table: Table, ingest_id: &str) -> WriterProperties {
-    WriterProperties::builder()
+    writer_props_with(table, ingest_id, &[])
+}
+
+/// The one writer-properties builder: every table's settings, plus `stamps` (extra key-value
+/// metadata, e.g. what a derived part was computed from).
+pub fn writer_props_with(
+    table: Table,
+    written_by: &str,
+    stamps: &[(&str, &str)],
+) -> WriterProperties {
+    let mut kv = vec![
+        KeyValue::new("tokenledger.table".into(), table.dir_name().to_string()),
+        KeyValue::new(
+            "tokenledger.schema_version".into(),
+            SCHEMA_VERSION.to_string(),
+        ),
+        KeyValue::new(
+            "tokenledger.written_by_ingest".into(),
+            written_by.to_string(),
+        ),
+    ];
+    kv.extend(
+        stamps
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())),
+    );
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
@@ -67,18 +93,17 @@ pub fn writer_props(table: Table, ingest_id: &str) -> WriterProperties {
         .set_column_statistics_enabled(ColumnPath::from("bucket_start"), EnabledStatistics::Page)
         .set_column_statistics_enabled(ColumnPath::from("bucket_end"), EnabledStatistics::Page)
         .set_created_by(format!("tokenledger {}", env!("CARGO_PKG_VERSION")))
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new("tokenledger.table".into(), table.dir_name().to_string()),
-            KeyValue::new(
-                "tokenledger.schema_version".into(),
-                SCHEMA_VERSION.to_string(),
-            ),
-            KeyValue::new(
-                "tokenledger.written_by_ingest".into(),
-                ingest_id.to_string(),
-            ),
-        ]))
-        .build()
+        .set_key_value_metadata(Some(kv));
+    if table == Table::RatedUsage {
+        // Per-row costs are nearly all distinct: a dictionary only costs interning time.
+        for c in super::schema::COST_COLUMNS
+            .iter()
+            .chain(["list_cost", "source_row"].iter())
+        {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+        }
+    }
+    b.build()
 }
 
 /// fsync a directory so a rename or create inside it is durable.
@@ -102,12 +127,14 @@ pub struct StagedFile {
 
 impl StagedFile {
     pub fn create(path: PathBuf, schema: SchemaRef, table: Table, ingest_id: &str) -> Result<Self> {
+        Self::create_with(path, schema, writer_props(table, ingest_id))
+    }
+    pub fn create_with(path: PathBuf, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
         if let Some(dir) = path.parent() {
             create_dir_all(dir)?;
         }
         let file = File::create(&path).map_err(io_err(&path))?;
-        let writer = ArrowWriter::try_new(file, schema, Some(writer_props(table, ingest_id)))
-            .map_err(pq_err(&path))?;
+        let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(pq_err(&path))?;
         Ok(Self {
             path,
             writer,

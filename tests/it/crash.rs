@@ -153,3 +153,49 @@ fn sigkill_at_random_moments_then_rerun() {
         assert_eq!(lake_state(&data), expected, "kill at {frac}% then re-run");
     }
 }
+
+#[test]
+fn a_killed_rating_leaves_rated_usage_as_before_or_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = fixtures().join("sample");
+    let rated = |data: &Path| {
+        let o = tl(
+            data,
+            &[
+                "sql",
+                "SELECT COUNT(*) AS n, SUM(list_cost) AS c FROM rated_usage",
+                "--format",
+                "json",
+            ],
+        );
+        (code(&o), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let clean = tmp.path().join("clean");
+    ingest(&clean, &[&sample]);
+    assert_eq!(code(&tl(&clean, &["rate", "-q"])), 0);
+    let after = rated(&clean);
+    assert_eq!(after.0, 0);
+    for point in ["rate-staged", "committed", "mid-apply"] {
+        let data = tmp.path().join(point);
+        ingest(&data, &[&sample]);
+        let o = tl_env(&data, &["rate", "-q"], &[("TOKENLEDGER_CRASH_AT", point)]);
+        assert!(
+            !o.status.success(),
+            "{point}: the simulated crash must kill the run"
+        );
+        let now = rated(&data);
+        if point == "rate-staged" {
+            assert_ne!(
+                now.0, 0,
+                "{point}: nothing rated is visible (no rated_usage table)"
+            );
+        } else {
+            assert_eq!(
+                now, after,
+                "{point}: a committed rating is completed by recovery"
+            );
+        }
+        assert_eq!(code(&tl(&data, &["rate", "-q"])), 0);
+        assert_eq!(rated(&data), after, "{point}: re-run converges");
+    }
+}
