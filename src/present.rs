@@ -44,132 +44,160 @@ pub fn render_grid(
     optional: &[&str],
 ) -> String {
     match format {
-        OutputFormat::Json => {
-            let arr: Vec<serde_json::Value> = g
-                .rows
-                .iter()
-                .map(|r| {
-                    let mut m = serde_json::Map::new();
-                    for (n, c) in g.columns.iter().zip(r) {
-                        let v = match c {
-                            Cell::Null => serde_json::Value::Null,
-                            Cell::Int(v) => i64::try_from(*v)
-                                .map(serde_json::Value::from)
-                                .unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
-                            other => serde_json::Value::String(other.text()),
-                        };
-                        m.insert(n.clone(), v);
-                    }
-                    serde_json::Value::Object(m)
-                })
-                .collect();
-            let mut s = serde_json::to_string_pretty(&arr).expect("json values serialize");
-            s.push('\n');
-            s
-        }
-        OutputFormat::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(&g.columns).expect("in-memory write");
-            for r in &g.rows {
-                w.write_record(r.iter().map(|c| match c {
-                    Cell::Text(s) => csv_safe(s),
-                    other => other.text(),
-                }))
-                .expect("in-memory write");
+        OutputFormat::Json => render_json(g),
+        OutputFormat::Csv => render_csv(g),
+        OutputFormat::Table => render_table(g, width, optional),
+    }
+}
+
+/// An array of objects; integers as numbers (strings past i64), decimals as exact strings.
+fn render_json(g: &Grid) -> String {
+    let arr: Vec<serde_json::Value> = g
+        .rows
+        .iter()
+        .map(|r| {
+            let mut m = serde_json::Map::new();
+            for (n, c) in g.columns.iter().zip(r) {
+                let v = match c {
+                    Cell::Null => serde_json::Value::Null,
+                    Cell::Int(v) => i64::try_from(*v)
+                        .map(serde_json::Value::from)
+                        .unwrap_or_else(|_| serde_json::Value::String(v.to_string())),
+                    other => serde_json::Value::String(other.text()),
+                };
+                m.insert(n.clone(), v);
             }
-            String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 csv")
-        }
-        OutputFormat::Table => {
-            let show = |c: &Cell| -> (String, bool) {
-                match c {
-                    Cell::Null => (String::new(), false),
-                    Cell::Int(v) => (group_thousands(&v.to_string()), true),
-                    Cell::Dec(..) => (c.text(), true),
-                    Cell::Text(s) => (table_text(s), s == "UNPRICED"),
-                }
-            };
-            let mut body: Vec<Vec<(String, bool)>> = g
+            serde_json::Value::Object(m)
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&arr).expect("json values serialize");
+    s.push('\n');
+    s
+}
+
+/// RFC 4180, plain numbers, formula-like text neutralised.
+fn render_csv(g: &Grid) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&g.columns).expect("in-memory write");
+    for r in &g.rows {
+        w.write_record(r.iter().map(|c| match c {
+            Cell::Text(s) => csv_safe(s),
+            other => other.text(),
+        }))
+        .expect("in-memory write");
+    }
+    String::from_utf8(w.into_inner().expect("in-memory flush")).expect("utf-8 csv")
+}
+
+/// A table cell as shown, and whether it is right-aligned (numbers, UNPRICED).
+type Shown = (String, bool);
+
+fn show(c: &Cell) -> Shown {
+    match c {
+        Cell::Null => (String::new(), false),
+        Cell::Int(v) => (group_thousands(&v.to_string()), true),
+        Cell::Dec(..) => (c.text(), true),
+        Cell::Text(s) => (table_text(s), s == PricingStatus::Unpriced.as_str()),
+    }
+}
+
+/// The laid-out table: header, body, optional footer, column widths.
+struct Table {
+    names: Vec<String>,
+    body: Vec<Vec<Shown>>,
+    footer: Option<Vec<Shown>>,
+    widths: Vec<usize>,
+}
+
+impl Table {
+    fn new(g: &Grid) -> Table {
+        let mut t = Table {
+            names: g.columns.clone(),
+            body: g
                 .rows
                 .iter()
                 .map(|r| r.iter().map(show).collect())
-                .collect();
-            let mut footer: Option<Vec<(String, bool)>> =
-                g.footer.as_ref().map(|r| r.iter().map(show).collect());
-            let mut names = g.columns.clone();
-            let widths = |names: &[String],
-                          body: &[Vec<(String, bool)>],
-                          footer: &Option<Vec<(String, bool)>>|
-             -> Vec<usize> {
-                let mut w: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
-                for r in body.iter().chain(footer.iter()) {
-                    for (w, (s, _)) in w.iter_mut().zip(r) {
-                        *w = (*w).max(s.chars().count());
-                    }
+                .collect(),
+            footer: g.footer.as_ref().map(|r| r.iter().map(show).collect()),
+            widths: Vec::new(),
+        };
+        t.measure();
+        t
+    }
+    fn measure(&mut self) {
+        let mut w: Vec<usize> = self.names.iter().map(|n| n.chars().count()).collect();
+        for r in self.body.iter().chain(self.footer.iter()) {
+            for (w, (s, _)) in w.iter_mut().zip(r) {
+                *w = (*w).max(s.chars().count());
+            }
+        }
+        self.widths = w;
+    }
+    /// Drops the `optional` columns, in order, until the table fits `limit` characters.
+    fn fit(&mut self, limit: usize, optional: &[&str]) {
+        for opt in optional {
+            if self.widths.iter().sum::<usize>() + 2 * self.widths.len() <= limit {
+                break;
+            }
+            if let Some(i) = self.names.iter().position(|n| n == opt) {
+                self.names.remove(i);
+                for r in self.body.iter_mut().chain(self.footer.iter_mut()) {
+                    r.remove(i);
                 }
-                w
-            };
-            let mut ws = widths(&names, &body, &footer);
-            // Compact when narrow: drop optional columns until it fits.
-            if let Some(limit) = width {
-                for opt in optional {
-                    if ws.iter().sum::<usize>() + 2 * ws.len() <= limit {
-                        break;
-                    }
-                    if let Some(i) = names.iter().position(|n| n == opt) {
-                        names.remove(i);
-                        for r in body.iter_mut().chain(footer.iter_mut()) {
-                            r.remove(i);
-                        }
-                        ws = widths(&names, &body, &footer);
-                    }
-                }
+                self.measure();
             }
-            let mut out = String::new();
-            let line = |cells: Vec<String>| cells.join("  ").trim_end().to_string();
-            let _ = writeln!(
-                out,
-                "{}",
-                line(
-                    names
-                        .iter()
-                        .zip(&ws)
-                        .map(|(n, w)| format!("{n:<w$}"))
-                        .collect()
-                )
-            );
-            let rule = line(ws.iter().map(|w| "-".repeat(*w)).collect());
-            let _ = writeln!(out, "{rule}");
-            let fmt_row = |r: &Vec<(String, bool)>| {
-                line(
-                    r.iter()
-                        .zip(&ws)
-                        .map(|((s, num), w)| {
-                            if *num {
-                                format!("{s:>w$}")
-                            } else {
-                                format!("{s:<w$}")
-                            }
-                        })
-                        .collect(),
-                )
-            };
-            for r in &body {
-                let _ = writeln!(out, "{}", fmt_row(r));
-            }
-            if let Some(f) = &footer {
-                let _ = writeln!(out, "{rule}");
-                let _ = writeln!(out, "{}", fmt_row(f));
-            } else {
-                let _ = writeln!(
-                    out,
-                    "({} row{})",
-                    body.len(),
-                    if body.len() == 1 { "" } else { "s" }
-                );
-            }
-            out
         }
     }
+    fn line(cells: Vec<String>) -> String {
+        cells.join("  ").trim_end().to_string()
+    }
+    fn row(&self, r: &[Shown]) -> String {
+        Self::line(
+            r.iter()
+                .zip(&self.widths)
+                .map(|((s, num), w)| {
+                    if *num {
+                        format!("{s:>w$}")
+                    } else {
+                        format!("{s:<w$}")
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Right-aligned numbers with thousands separators, a rule, a totals row or a row count; a
+/// table wider than `width` drops the `optional` columns first.
+fn render_table(g: &Grid, width: Option<usize>, optional: &[&str]) -> String {
+    let mut t = Table::new(g);
+    if let Some(limit) = width {
+        t.fit(limit, optional);
+    }
+    let mut out = String::new();
+    let header = t
+        .names
+        .iter()
+        .zip(&t.widths)
+        .map(|(n, w)| format!("{n:<w$}"))
+        .collect();
+    let _ = writeln!(out, "{}", Table::line(header));
+    let rule = Table::line(t.widths.iter().map(|w| "-".repeat(*w)).collect());
+    let _ = writeln!(out, "{rule}");
+    for r in &t.body {
+        let _ = writeln!(out, "{}", t.row(r));
+    }
+    match &t.footer {
+        Some(f) => {
+            let _ = writeln!(out, "{rule}");
+            let _ = writeln!(out, "{}", t.row(f));
+        }
+        None => {
+            let n = t.body.len();
+            let _ = writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" });
+        }
+    }
+    out
 }
 
 /// A text cell for CSV: one that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`,

@@ -68,21 +68,15 @@ fn removal(layout: &Layout, table: Table, month: &str, part: &Path) -> Vec<PathB
     out
 }
 
-pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeError> {
-    let MonthInput {
-        layout,
-        group,
-        month,
-        jobs,
-        ingest_id,
-        seq_of_file,
-        final_dir,
-        ..
-    } = inp;
-    let mut out = MonthOutcome::default();
-
-    // Who owns each interval after this ingest.
-    let cov_path = layout.month_file(group.coverage(), "anthropic", month);
+/// The month's coverage after this ingest's claims: partial restatements of coarser buckets
+/// are rejected and quarantined (`out`), the rest applied.
+fn claim_month(
+    inp: &mut MonthInput<'_>,
+    out: &mut MonthOutcome,
+) -> Result<(Effective, HashSet<Claim>), LakeError> {
+    let cov_path = inp
+        .layout
+        .month_file(inp.group.coverage(), "anthropic", inp.month);
     let mut eff = Effective::default();
     for b in lio::read_all(&cov_path)? {
         for c in batch::coverage_rows(&b)? {
@@ -90,6 +84,7 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             eff.insert(c.family, c.start_us, c.end_us, o);
         }
     }
+    let (jobs, ingest_id) = (inp.jobs, inp.ingest_id);
     let owner_of = |seq: usize| {
         let j = job(jobs, seq);
         (
@@ -115,15 +110,26 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             excerpt: None,
         });
     }
+    Ok((eff, rejected))
+}
 
-    // The ownership test of one batch of stored rows (old or new).
-    let lookup = eff.lookup();
-    // Rows come in long runs of one file: remember the last file's owner and sequence.
-    let mut last: Option<(String, String, Option<usize>, Option<usize>)> = None;
-    let mut keep_mask = |b: &RecordBatch,
-                         is_new: bool,
-                         per_file: &mut HashMap<usize, FileCounts>|
-     -> Result<Vec<bool>, LakeError> {
+/// The ownership test of stored rows (old or new): a row is in force iff its file owns its
+/// interval. Rows come in long runs of one file, so the last file's owner is remembered.
+struct Ownership<'a> {
+    eff: &'a Effective,
+    lookup: HashMap<(SourceFamily, i64, i64), usize>,
+    rejected: &'a HashSet<Claim>,
+    seq_of_file: &'a HashMap<String, usize>,
+    last: Option<(String, String, Option<usize>, Option<usize>)>,
+}
+
+impl Ownership<'_> {
+    fn mask(
+        &mut self,
+        b: &RecordBatch,
+        is_new: bool,
+        per_file: &mut HashMap<usize, FileCounts>,
+    ) -> Result<Vec<bool>, LakeError> {
         let (st, en, fmt, ing, file) = (
             batch::ts_col(b, "bucket_start")?,
             batch::ts_col(b, "bucket_end")?,
@@ -137,19 +143,20 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
                 .and_then(|f| f.family())
                 .unwrap_or(SourceFamily::AdminApi);
             let (i, f) = (ing.value(r), file.value(r));
-            if !last.as_ref().is_some_and(|l| l.0 == i && l.1 == f) {
+            if !self.last.as_ref().is_some_and(|l| l.0 == i && l.1 == f) {
                 let key = (i.to_string(), f.to_string());
-                let o = eff.owner_idx.get(&key).copied();
-                last = Some((key.0, key.1, o, seq_of_file.get(f).copied()));
+                let o = self.eff.owner_idx.get(&key).copied();
+                self.last = Some((key.0, key.1, o, self.seq_of_file.get(f).copied()));
             }
-            let (o, seq_here) = last.as_ref().map(|l| (l.2, l.3)).expect("set above");
-            let kept = o.is_some() && lookup.get(&(fam, st.value(r), en.value(r))).copied() == o;
+            let (o, seq_here) = self.last.as_ref().map(|l| (l.2, l.3)).expect("set above");
+            let interval = (fam, st.value(r), en.value(r));
+            let kept = o.is_some() && self.lookup.get(&interval).copied() == o;
             keep.push(kept);
             if is_new && let Some(seq) = seq_here {
                 let c = per_file.entry(seq).or_default();
                 if kept {
                     c.loaded += 1;
-                } else if rejected.contains(&(seq, fam, st.value(r), en.value(r))) {
+                } else if self.rejected.contains(&(seq, fam, interval.1, interval.2)) {
                     c.rejected += 1;
                 } else {
                     c.superseded += 1;
@@ -157,8 +164,50 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             }
         }
         Ok(keep)
-    };
+    }
+}
 
+/// Writes the rows of `part` that `mask` keeps into a staged part.
+fn rewrite(
+    part: &Path,
+    mask: &[bool],
+    staged: PathBuf,
+    table: Table,
+    ingest_id: &str,
+) -> Result<PathBuf, LakeError> {
+    let mut w = StagedFile::create(staged, schema::of(table), table, ingest_id)?;
+    let mut offset = 0;
+    for b in lio::read_batches(part)? {
+        let b = b?;
+        let m = BooleanArray::from(mask[offset..offset + b.num_rows()].to_vec());
+        offset += b.num_rows();
+        let k = filter_record_batch(&b, &m).map_err(|e| LakeError::Other(e.to_string()))?;
+        if k.num_rows() > 0 {
+            w.write(&k)?;
+        }
+    }
+    w.finish()
+}
+
+pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeError> {
+    let mut out = MonthOutcome::default();
+    let (eff, rejected) = claim_month(&mut inp, &mut out)?;
+    let MonthInput {
+        layout,
+        group,
+        month,
+        ingest_id,
+        seq_of_file,
+        final_dir,
+        ..
+    } = inp;
+    let mut own = Ownership {
+        eff: &eff,
+        lookup: eff.lookup(),
+        rejected: &rejected,
+        seq_of_file,
+        last: None,
+    };
     // Each part file, old or new, is tested on the five ownership columns only. A part whose
     // rows all stay is kept (old) or moved into place (new) untouched; a part whose rows all go
     // is removed; only a mixed part is rewritten. The nightly case (new buckets) rewrites
@@ -174,14 +223,11 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             .month_dir(table, "anthropic", month)
             .join(format!("part-{ingest_id}-{n_out}.parquet"))
     };
-    for (is_new, part) in old_parts
-        .iter()
-        .map(|p| (false, p))
-        .chain(inp.new_parts.iter().map(|p| (true, p)))
-    {
+    let parts = old_parts.iter().map(|p| (false, p));
+    for (is_new, part) in parts.chain(inp.new_parts.iter().map(|p| (true, p))) {
         let mut mask: Vec<bool> = Vec::new();
         for b in lio::read_batches_projected(part, Some(&MASK_COLUMNS))? {
-            mask.extend(keep_mask(&b?, is_new, &mut out.per_file)?);
+            mask.extend(own.mask(&b?, is_new, &mut out.per_file)?);
         }
         let kept = mask.iter().filter(|k| **k).count();
         if !is_new {
@@ -191,41 +237,30 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             if is_new {
                 out.renames.push((part.clone(), part_name()));
             }
-        } else if kept == 0 {
-            if !is_new {
-                out.removes.extend(removal(layout, table, month, part));
-            }
-        } else {
+            continue;
+        }
+        if kept > 0 {
             let name = part_name();
-            let staged_path = final_dir
+            let staged = final_dir
                 .join(table.dir_name())
                 .join(name.file_name().expect("part has a name"));
-            let mut w = StagedFile::create(staged_path, schema::of(table), table, ingest_id)?;
-            let mut offset = 0;
-            for b in lio::read_batches(part)? {
-                let b = b?;
-                let m = BooleanArray::from(mask[offset..offset + b.num_rows()].to_vec());
-                offset += b.num_rows();
-                let k = filter_record_batch(&b, &m).map_err(|e| LakeError::Other(e.to_string()))?;
-                if k.num_rows() > 0 {
-                    w.write(&k)?;
-                }
-            }
-            out.renames.push((w.finish()?, name));
-            if !is_new {
-                out.removes.extend(removal(layout, table, month, part));
-            }
+            out.renames
+                .push((rewrite(part, &mask, staged, table, ingest_id)?, name));
+        }
+        if !is_new {
+            out.removes.extend(removal(layout, table, month, part));
         }
     }
-
     // The month's coverage after this ingest.
+    let cov_path = layout.month_file(group.coverage(), "anthropic", month);
     let cov_staged = final_dir
         .join(group.coverage().dir_name())
         .join(format!("{month}.parquet"));
+    let rows = batch::coverage_batch(&eff.rows("anthropic"));
     lio::write_atomic(
         &cov_staged,
         schema::coverage(),
-        &[batch::coverage_batch(&eff.rows("anthropic"))],
+        &[rows],
         group.coverage(),
         ingest_id,
     )?;
