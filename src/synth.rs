@@ -270,6 +270,46 @@ fn build_org(a: &SynthOptions, rng: &mut fastrand::Rng) -> Org {
 
 /// Writes the synthetic exports; returns a one-paragraph report of what was written.
 pub fn generate(a: &SynthOptions) -> Result<String> {
+    let (width, start, end) = span(a)?;
+    let mut rng = fastrand::Rng::with_seed(a.seed);
+    let org = build_org(a, &mut rng);
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    write_lists(a, &org)?;
+    let usage = write_usage(a, &org, width, (start, end), &mut rng)?;
+    // The provider's cost report: daily, grouped by workspace and description, at list prices
+    // (the embedded price book), without Priority Tier (the provider omits it), plus a
+    // code-execution charge that only the cost report has.
+    let mut cost_pages = 0;
+    if !a.no_cost_report {
+        cost_pages = write_cost_report(a, &org, &usage.daily, &mut rng)?;
+    }
+    let csvs = if a.console_csv {
+        write_console_csvs(a, &org, &usage.daily)?
+    } else {
+        0
+    };
+    let mut extras = String::new();
+    if csvs > 0 {
+        extras.push_str(&format!(", {csvs} Console CSV(s)"));
+    }
+    if cost_pages > 0 {
+        extras.push_str(&format!(", {cost_pages} cost report page(s)"));
+    }
+    Ok(format!(
+        "wrote {} workspaces, {} keys, {} usage rows in {} page(s) of {} buckets ({:.1} MiB){extras} to {}",
+        org.workspaces.len(),
+        org.keys.len(),
+        usage.rows,
+        usage.pages,
+        width.as_str(),
+        usage.bytes as f64 / 1048576.0,
+        a.out.display()
+    ))
+}
+
+/// The bucket width and the [start, end) of the months to generate.
+fn span(a: &SynthOptions) -> Result<(BucketWidth, NaiveDate, NaiveDate)> {
     let width = BucketWidth::parse(&a.width)
         .with_context(|| format!("--width {:?}: use 1m, 1h or 1d", a.width))?;
     if a.months == 0 || a.months > 120 {
@@ -283,12 +323,11 @@ pub fn generate(a: &SynthOptions) -> Result<String> {
             .checked_add_months(chrono::Months::new(1))
             .context("date overflow")?;
     }
-    let mut rng = fastrand::Rng::with_seed(a.seed);
-    let org = build_org(a, &mut rng);
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    Ok((width, start, end))
+}
 
-    // Lists.
+/// The workspace and API-key lists.
+fn write_lists(a: &SynthOptions, org: &Org) -> Result<()> {
     let created = "2025-06-01T10:00:00Z";
     let ws: Vec<Ws> = org
         .workspaces
@@ -339,7 +378,100 @@ pub fn generate(a: &SynthOptions) -> Result<String> {
         },
     )?;
 
-    // Usage pages.
+    Ok(())
+}
+
+/// Daily per (day, stream) totals (the Console CSV and the cost report are built from them).
+type Daily = std::collections::BTreeMap<(NaiveDate, usize), [u64; 6]>;
+
+/// What the usage pages hold.
+struct UsageWritten {
+    pages: u64,
+    rows: u64,
+    bytes: u64,
+    daily: Daily,
+}
+
+/// The result rows of one bucket starting at `t`, with weekly and daily seasonality.
+fn bucket_results<'o>(
+    org: &'o Org,
+    t: chrono::DateTime<chrono::Utc>,
+    width: BucketWidth,
+    rng: &mut fastrand::Rng,
+    written: &mut UsageWritten,
+) -> Vec<UsageResult<'o>> {
+    let minutes = (width.seconds() / 60) as u64;
+    let (daily, rows) = (&mut written.daily, &mut written.rows);
+    let wd = WEEKDAY_PERMILLE[t.weekday().num_days_from_monday() as usize];
+    let hour = if width == BucketWidth::Day {
+        750
+    } else {
+        HOUR_PERMILLE[t.hour() as usize]
+    };
+    let activity = wd * hour / 1000; // per mille
+    let mut results = Vec::new();
+    for (si, s) in org.streams.iter().enumerate() {
+        if rng.u64(..1000) >= activity.min(1000) * 8 / 10 {
+            continue;
+        }
+        let jitter = 500 + rng.u64(..1000); // 0.5×–1.5×, per mille
+        let uncached = s.base * minutes * activity / 1000 * jitter / 1000 + rng.u64(..50);
+        let cw5 = if rng.u32(..100) < 70 {
+            uncached / 8 + rng.u64(..100)
+        } else {
+            0
+        };
+        let cw1 = if rng.u32(..100) < 20 {
+            uncached / 20
+        } else {
+            0
+        };
+        let read = if cw5 + cw1 > 0 {
+            uncached * 3 + rng.u64(..500)
+        } else {
+            0
+        };
+        let output = uncached / 4 + rng.u64(..200);
+        let web = if s.web_search {
+            rng.u64(..(minutes.min(60) + 3))
+        } else {
+            0
+        };
+        *rows += 1;
+        let d = daily.entry((t.date_naive(), si)).or_default();
+        for (acc, v) in d.iter_mut().zip([uncached, cw5, cw1, read, output, web]) {
+            *acc += v;
+        }
+        results.push(UsageResult {
+            api_key_id: s.key.map(|k| org.keys[k].0.as_str()),
+            workspace_id: s.workspace.map(|w| org.workspaces[w].0.as_str()),
+            model: s.model,
+            service_tier: s.tier,
+            context_window: s.context,
+            inference_geo: s.geo,
+            uncached_input_tokens: uncached,
+            cache_creation: CacheCreation {
+                ephemeral_1h_input_tokens: cw1,
+                ephemeral_5m_input_tokens: cw5,
+            },
+            cache_read_input_tokens: read,
+            output_tokens: output,
+            server_tool_use: ServerToolUse {
+                web_search_requests: web,
+            },
+        });
+    }
+    results
+}
+
+/// The usage report pages, `page_buckets` buckets each.
+fn write_usage(
+    a: &SynthOptions,
+    org: &Org,
+    width: BucketWidth,
+    (start, end): (NaiveDate, NaiveDate),
+    rng: &mut fastrand::Rng,
+) -> Result<UsageWritten> {
     let page_buckets = a.page_buckets.unwrap_or(match width {
         BucketWidth::Minute => 1440,
         BucketWidth::Hour => 168,
@@ -348,76 +480,20 @@ pub fn generate(a: &SynthOptions) -> Result<String> {
     let usage_dir = a.out.join("usage");
     std::fs::create_dir_all(&usage_dir)?;
     let step = TimeDelta::seconds(width.seconds());
-    let minutes = (width.seconds() / 60) as u64;
     let (mut t, stop) = (day_start(start), day_start(end));
-    let (mut pages, mut rows, mut bytes) = (0u64, 0u64, 0u64);
-    // Daily per (day, stream) totals for the Console CSV.
-    let mut daily: std::collections::BTreeMap<(NaiveDate, usize), [u64; 6]> = Default::default();
+    let mut w = UsageWritten {
+        pages: 0,
+        rows: 0,
+        bytes: 0,
+        daily: Default::default(),
+    };
     while t < stop {
         let mut buckets = Vec::with_capacity(page_buckets);
         for _ in 0..page_buckets {
             if t >= stop {
                 break;
             }
-            let wd = WEEKDAY_PERMILLE[t.weekday().num_days_from_monday() as usize];
-            let hour = if width == BucketWidth::Day {
-                750
-            } else {
-                HOUR_PERMILLE[t.hour() as usize]
-            };
-            let activity = wd * hour / 1000; // per mille
-            let mut results = Vec::new();
-            for (si, s) in org.streams.iter().enumerate() {
-                if rng.u64(..1000) >= activity.min(1000) * 8 / 10 {
-                    continue;
-                }
-                let jitter = 500 + rng.u64(..1000); // 0.5×–1.5×, per mille
-                let uncached = s.base * minutes * activity / 1000 * jitter / 1000 + rng.u64(..50);
-                let cw5 = if rng.u32(..100) < 70 {
-                    uncached / 8 + rng.u64(..100)
-                } else {
-                    0
-                };
-                let cw1 = if rng.u32(..100) < 20 {
-                    uncached / 20
-                } else {
-                    0
-                };
-                let read = if cw5 + cw1 > 0 {
-                    uncached * 3 + rng.u64(..500)
-                } else {
-                    0
-                };
-                let output = uncached / 4 + rng.u64(..200);
-                let web = if s.web_search {
-                    rng.u64(..(minutes.min(60) + 3))
-                } else {
-                    0
-                };
-                rows += 1;
-                let d = daily.entry((t.date_naive(), si)).or_default();
-                for (acc, v) in d.iter_mut().zip([uncached, cw5, cw1, read, output, web]) {
-                    *acc += v;
-                }
-                results.push(UsageResult {
-                    api_key_id: s.key.map(|k| org.keys[k].0.as_str()),
-                    workspace_id: s.workspace.map(|w| org.workspaces[w].0.as_str()),
-                    model: s.model,
-                    service_tier: s.tier,
-                    context_window: s.context,
-                    inference_geo: s.geo,
-                    uncached_input_tokens: uncached,
-                    cache_creation: CacheCreation {
-                        ephemeral_1h_input_tokens: cw1,
-                        ephemeral_5m_input_tokens: cw5,
-                    },
-                    cache_read_input_tokens: read,
-                    output_tokens: output,
-                    server_tool_use: ServerToolUse {
-                        web_search_requests: web,
-                    },
-                });
-            }
+            let results = bucket_results(org, t, width, rng, &mut w);
             buckets.push(BucketOut {
                 starting_at: rfc(t),
                 ending_at: rfc(t + step),
@@ -440,70 +516,49 @@ pub fn generate(a: &SynthOptions) -> Result<String> {
             width.as_str(),
             first.replace(':', "")
         ));
-        bytes += write_json(&path, &page)?;
-        pages += 1;
+        w.bytes += write_json(&path, &page)?;
+        w.pages += 1;
     }
+    Ok(w)
+}
 
-    // The provider's cost report: daily, grouped by workspace and description, at list prices
-    // (the embedded price book), without Priority Tier (the provider omits it), plus a
-    // code-execution charge that only the cost report has.
-    let mut cost_pages = 0;
-    if !a.no_cost_report {
-        cost_pages = write_cost_report(a, &org, &daily, &mut rng)?;
-    }
-
-    // Console CSVs, one per month, newer header.
+/// Console CSVs, one per month, newer header; returns how many.
+fn write_console_csvs(a: &SynthOptions, org: &Org, daily: &Daily) -> Result<usize> {
     let mut csvs = 0;
-    if a.console_csv {
-        let dir = a.out.join("console");
-        std::fs::create_dir_all(&dir)?;
-        let mut by_month: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for ((day, si), v) in &daily {
-            let s = &org.streams[*si];
-            let ws = s
-                .workspace
-                .map_or("Default", |w| org.workspaces[w].1.as_str());
-            let key = s.key.map_or("", |k| org.keys[k].1.as_str());
-            let ctx = if s.context == "0-200k" {
-                "≤ 200k"
-            } else {
-                "> 200k"
-            };
-            by_month
-                .entry(day.format("%Y-%m").to_string())
-                .or_default()
-                .push(format!(
-                    "{day},{},{key},{ws},{},{ctx},{},{},{},{},{},{},{},",
-                    s.model, s.tier, v[0], v[1], v[2], v[3], v[4], v[5], s.geo
-                ));
+    let dir = a.out.join("console");
+    std::fs::create_dir_all(&dir)?;
+    let mut by_month: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for ((day, si), v) in daily {
+        let s = &org.streams[*si];
+        let ws = s
+            .workspace
+            .map_or("Default", |w| org.workspaces[w].1.as_str());
+        let key = s.key.map_or("", |k| org.keys[k].1.as_str());
+        let ctx = if s.context == "0-200k" {
+            "≤ 200k"
+        } else {
+            "> 200k"
+        };
+        by_month
+            .entry(day.format("%Y-%m").to_string())
+            .or_default()
+            .push(format!(
+                "{day},{},{key},{ws},{},{ctx},{},{},{},{},{},{},{},",
+                s.model, s.tier, v[0], v[1], v[2], v[3], v[4], v[5], s.geo
+            ));
+    }
+    for (m, lines) in by_month {
+        let p = dir.join(format!("console-usage-{m}.csv"));
+        let mut f = BufWriter::new(std::fs::File::create(&p)?);
+        f.write_all(b"\xEF\xBB\xBFusage_date_utc,model_version,api_key,workspace,usage_type,context_window,usage_input_tokens_no_cache,usage_input_tokens_cache_write_5m,usage_input_tokens_cache_write_1h,usage_input_tokens_cache_read,usage_output_tokens,web_search_count,inference_geo,speed\r\n")?;
+        for l in lines {
+            f.write_all(l.as_bytes())?;
+            f.write_all(b"\r\n")?;
         }
-        for (m, lines) in by_month {
-            let p = dir.join(format!("console-usage-{m}.csv"));
-            let mut f = BufWriter::new(std::fs::File::create(&p)?);
-            f.write_all(b"\xEF\xBB\xBFusage_date_utc,model_version,api_key,workspace,usage_type,context_window,usage_input_tokens_no_cache,usage_input_tokens_cache_write_5m,usage_input_tokens_cache_write_1h,usage_input_tokens_cache_read,usage_output_tokens,web_search_count,inference_geo,speed\r\n")?;
-            for l in lines {
-                f.write_all(l.as_bytes())?;
-                f.write_all(b"\r\n")?;
-            }
-            f.flush()?;
-            csvs += 1;
-        }
+        f.flush()?;
+        csvs += 1;
     }
-    let mut extras = String::new();
-    if csvs > 0 {
-        extras.push_str(&format!(", {csvs} Console CSV(s)"));
-    }
-    if cost_pages > 0 {
-        extras.push_str(&format!(", {cost_pages} cost report page(s)"));
-    }
-    Ok(format!(
-        "wrote {} workspaces, {} keys, {rows} usage rows in {pages} page(s) of {} buckets ({:.1} MiB){extras} to {}",
-        org.workspaces.len(),
-        org.keys.len(),
-        width.as_str(),
-        bytes as f64 / 1048576.0,
-        a.out.display()
-    ))
+    Ok(csvs)
 }
 
 #[derive(Serialize)]

@@ -165,9 +165,20 @@ fn header_notes(cols: &Columns) -> Vec<String> {
     .map(|(n, _)| *n)
     .collect();
     if !absent.is_empty() {
+        let mut assumed = Vec::new();
+        if cols.context_window.is_none() {
+            assumed.push("standard context window");
+        }
+        if cols.inference_geo.is_none() {
+            assumed.push("global inference geo");
+        }
+        if cols.speed.is_none() {
+            assumed.push("no speed");
+        }
         notes.push(format!(
-            "Console header without {}: standard context window and global inference geo assumed",
-            absent.join(", ")
+            "Console header without {}: {} assumed",
+            absent.join(", "),
+            assumed.join(", ")
         ));
     }
     notes

@@ -1030,7 +1030,7 @@ fn a_mid_2025_console_header_loads_with_its_assumptions_said() {
         fs["notes"][0]
             .as_str()
             .unwrap()
-            .contains("standard context window and global inference geo assumed"),
+            .contains("standard context window, global inference geo, no speed assumed"),
         "{fs}"
     );
     assert_eq!(day_output(&data, "2025-07-14"), Some(9100 + 15000));
