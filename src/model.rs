@@ -195,6 +195,24 @@ pub struct UsageRow {
 }
 
 impl UsageRow {
+    /// The dimension values of the row, in the lake's column order (workspace id and name, key
+    /// id and name, model, tier, context window, geo, speed, account, service account). Two
+    /// rows of one bucket with the same dimensions are the same row.
+    pub fn dimensions(&self) -> [Option<&str>; 11] {
+        [
+            self.workspace_id.as_deref(),
+            self.workspace_name.as_deref(),
+            self.api_key_id.as_deref(),
+            self.api_key_name.as_deref(),
+            self.model.as_deref(),
+            self.service_tier.as_deref(),
+            self.context_window.as_deref(),
+            self.inference_geo.as_deref(),
+            self.speed.as_deref(),
+            self.account_id.as_deref(),
+            self.service_account_id.as_deref(),
+        ]
+    }
     pub fn bucket_end(&self) -> DateTime<Utc> {
         self.bucket_start + chrono::TimeDelta::seconds(self.bucket_width.seconds())
     }

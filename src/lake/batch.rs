@@ -99,19 +99,14 @@ impl UsageBuilder {
         self.bucket_end.append_value(micros(r.bucket_end()));
         self.bucket_width.append_value(r.bucket_width.as_str());
         self.provider.append_value(r.provider);
-        let dims = [
+        // The row's dimensions, with the names (and ids) resolved from the lists.
+        let mut dims = r.dimensions();
+        dims[..4].copy_from_slice(&[
             n.workspace_id,
             n.workspace_name,
             n.api_key_id,
             n.api_key_name,
-            r.model.as_deref(),
-            r.service_tier.as_deref(),
-            r.context_window.as_deref(),
-            r.inference_geo.as_deref(),
-            r.speed.as_deref(),
-            r.account_id.as_deref(),
-            r.service_account_id.as_deref(),
-        ];
+        ]);
         for (b, v) in self.dims.iter_mut().zip(dims) {
             b.append_option(v);
         }

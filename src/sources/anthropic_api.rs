@@ -485,21 +485,6 @@ impl UsageHandler<'_> {
     }
 }
 
-/// The dimensions that identify a usage row within its bucket.
-fn usage_key(r: &UsageRow) -> [Option<&str>; 9] {
-    [
-        r.workspace_id.as_deref(),
-        r.api_key_id.as_deref(),
-        r.model.as_deref(),
-        r.service_tier.as_deref(),
-        r.context_window.as_deref(),
-        r.inference_geo.as_deref(),
-        r.speed.as_deref(),
-        r.account_id.as_deref(),
-        r.service_account_id.as_deref(),
-    ]
-}
-
 impl BucketHandler<UsageResult> for UsageHandler<'_> {
     fn fatal(&mut self) -> &mut Option<FileError> {
         &mut self.fatal
@@ -544,7 +529,7 @@ impl BucketHandler<UsageResult> for UsageHandler<'_> {
             rows.push(res);
         }
         let ok = rows.iter().filter_map(|r| r.as_ref().ok());
-        if let Some(pair) = repeated(ok.map(usage_key)) {
+        if let Some(pair) = repeated(ok.map(UsageRow::dimensions)) {
             quarantine_repeated(self.sink, bi, n, pair);
             return;
         }

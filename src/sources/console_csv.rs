@@ -275,21 +275,6 @@ fn row(
 
 /// Parses a Console usage CSV. Coverage is every day from the first to the last date in the
 /// file (a day inside that range with no rows is a day with no usage).
-/// The dimensions that identify a Console usage row within its day.
-type RowKey = [Option<String>; 7];
-
-fn row_key(r: &UsageRow) -> RowKey {
-    [
-        r.workspace_name.clone(),
-        r.api_key_name.clone(),
-        r.model.clone(),
-        r.service_tier.clone(),
-        r.context_window.clone(),
-        r.inference_geo.clone(),
-        r.speed.clone(),
-    ]
-}
-
 pub fn parse_usage<R: BufRead>(
     mut reader: R,
     limits: &Limits,
@@ -316,7 +301,7 @@ pub fn parse_usage<R: BufRead>(
     }
     let mut days = BTreeSet::new();
     // (day, dimensions) → first line: a repeated row would be counted twice.
-    let mut first_line_of: HashMap<(NaiveDate, RowKey), u64> = HashMap::new();
+    let mut first_line_of: HashMap<(NaiveDate, [Option<String>; 11]), u64> = HashMap::new();
     let mut rec = csv::StringRecord::new();
     loop {
         let line = rdr.position().line();
@@ -342,7 +327,7 @@ pub fn parse_usage<R: BufRead>(
                 match row(&cols, &rec, line, limits) {
                     Ok(r) => {
                         let day = r.bucket_start.date_naive();
-                        let key = (day, row_key(&r));
+                        let key = (day, r.dimensions().map(|d| d.map(str::to_owned)));
                         if let Some(first) = first_line_of.get(&key) {
                             return Err(FileError::at(
                                 Some(line),
