@@ -589,14 +589,6 @@ struct CostPage {
     next_page: Option<String>,
 }
 
-const TOKEN_TYPES: [&str; 5] = [
-    "uncached_input_tokens",
-    "cache_creation.ephemeral_5m_input_tokens",
-    "cache_creation.ephemeral_1h_input_tokens",
-    "cache_read_input_tokens",
-    "output_tokens",
-];
-
 /// Cents, exactly, as the cost report writes them.
 fn cents(dollars: rust_decimal::Decimal) -> String {
     (dollars * rust_decimal::Decimal::ONE_HUNDRED)
@@ -657,7 +649,11 @@ fn write_cost_report(
                     Some(geo),
                 )
                 .map_err(|e| anyhow::anyhow!(e))?;
-            for (i, tt) in TOKEN_TYPES.iter().enumerate() {
+            for (i, tt) in crate::vocab::TokenClass::ALL
+                .map(|c| c.cost_report_type())
+                .iter()
+                .enumerate()
+            {
                 if t[i] == 0 {
                     continue;
                 }

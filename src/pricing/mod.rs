@@ -147,6 +147,35 @@ pub struct UnitPriceRow {
     pub check: bool,
 }
 
+impl ModelRow {
+    /// The price of one token class ($/MTok).
+    pub fn rate(&self, c: TokenClass) -> Decimal {
+        match c {
+            TokenClass::UncachedInput => self.input,
+            TokenClass::CacheWrite5m => self.cache_write_5m,
+            TokenClass::CacheWrite1h => self.cache_write_1h,
+            TokenClass::CacheRead => self.cache_read,
+            TokenClass::Output => self.output,
+        }
+    }
+}
+
+impl LongContextRow {
+    /// The premium price of one token class; cache classes default to 1.25×, 2× and 0.1× the
+    /// premium input, as the standard ones do.
+    pub fn rate(&self, c: TokenClass) -> Decimal {
+        match c {
+            TokenClass::UncachedInput => self.input,
+            TokenClass::CacheWrite5m => self
+                .cache_write_5m
+                .unwrap_or(self.input * Decimal::new(125, 2)),
+            TokenClass::CacheWrite1h => self.cache_write_1h.unwrap_or(self.input * Decimal::TWO),
+            TokenClass::CacheRead => self.cache_read.unwrap_or(self.input * Decimal::new(1, 1)),
+            TokenClass::Output => self.output,
+        }
+    }
+}
+
 fn anthropic() -> String {
     "anthropic".into()
 }
@@ -288,58 +317,82 @@ impl PriceBook {
     fn add(&mut self, f: &BookFile, origin: Origin) -> Result<(), PriceError> {
         let o = origin.label();
         for r in &f.model {
-            let rates = [
-                check_rate(&o, "input", r.input)?,
-                check_rate(&o, "cache_write_5m", r.cache_write_5m)?,
-                check_rate(&o, "cache_write_1h", r.cache_write_1h)?,
-                check_rate(&o, "cache_read", r.cache_read)?,
-                check_rate(&o, "output", r.output)?,
-            ];
-            for m in &r.models {
-                self.models.push(Dated {
-                    provider: r.provider.clone(),
-                    model: canonical_model(m),
-                    valid_from: r.valid_from,
-                    valid_to: r.valid_to,
-                    origin: origin.clone(),
-                    check: r.check,
-                    value: rates,
-                });
+            let mut rates = [Decimal::ZERO; 5];
+            for (i, c) in TokenClass::ALL.iter().enumerate() {
+                rates[i] = check_rate(&o, c.price_field(), r.rate(*c))?;
             }
+            self.push_models(
+                &r.models,
+                &r.provider,
+                (r.valid_from, r.valid_to),
+                &origin,
+                r.check,
+                rates,
+            );
         }
         for r in &f.long_context {
-            let input = check_rate(&o, "long_context.input", r.input)?;
-            let rates = [
-                input,
-                check_rate(
-                    &o,
-                    "long_context.cache_write_5m",
-                    r.cache_write_5m.unwrap_or(input * Decimal::new(125, 2)),
-                )?,
-                check_rate(
-                    &o,
-                    "long_context.cache_write_1h",
-                    r.cache_write_1h.unwrap_or(input * Decimal::TWO),
-                )?,
-                check_rate(
-                    &o,
-                    "long_context.cache_read",
-                    r.cache_read.unwrap_or(input * Decimal::new(1, 1)),
-                )?,
-                check_rate(&o, "long_context.output", r.output)?,
-            ];
-            for m in &r.models {
-                self.long_context.push(Dated {
-                    provider: r.provider.clone(),
-                    model: canonical_model(m),
-                    valid_from: r.valid_from,
-                    valid_to: r.valid_to,
-                    origin: origin.clone(),
-                    check: false,
-                    value: rates,
-                });
+            let mut rates = [Decimal::ZERO; 5];
+            for (i, c) in TokenClass::ALL.iter().enumerate() {
+                let what = format!("long_context.{}", c.price_field());
+                rates[i] = check_rate(&o, &what, r.rate(*c))?;
             }
+            self.push_long_context(
+                &r.models,
+                &r.provider,
+                (r.valid_from, r.valid_to),
+                &origin,
+                rates,
+            );
         }
+        self.add_modifiers(f, &origin)?;
+        self.add_unit_prices(f, &origin)
+    }
+
+    fn push_models(
+        &mut self,
+        models: &[String],
+        provider: &str,
+        (valid_from, valid_to): (Option<NaiveDate>, Option<NaiveDate>),
+        origin: &Origin,
+        check: bool,
+        value: [Decimal; 5],
+    ) {
+        for m in models {
+            self.models.push(Dated {
+                provider: provider.to_string(),
+                model: canonical_model(m),
+                valid_from,
+                valid_to,
+                origin: origin.clone(),
+                check,
+                value,
+            });
+        }
+    }
+
+    fn push_long_context(
+        &mut self,
+        models: &[String],
+        provider: &str,
+        (valid_from, valid_to): (Option<NaiveDate>, Option<NaiveDate>),
+        origin: &Origin,
+        value: [Decimal; 5],
+    ) {
+        for m in models {
+            self.long_context.push(Dated {
+                provider: provider.to_string(),
+                model: canonical_model(m),
+                valid_from,
+                valid_to,
+                origin: origin.clone(),
+                check: false,
+                value,
+            });
+        }
+    }
+
+    fn add_modifiers(&mut self, f: &BookFile, origin: &Origin) -> Result<(), PriceError> {
+        let o = origin.label();
         for r in &f.modifier {
             if r.service_tier.is_some() == r.inference_geo.is_some() {
                 return Err(PriceError::Invalid {
@@ -370,6 +423,11 @@ impl PriceBook {
                 });
             }
         }
+        Ok(())
+    }
+
+    fn add_unit_prices(&mut self, f: &BookFile, origin: &Origin) -> Result<(), PriceError> {
+        let o = origin.label();
         for r in &f.unit_price {
             if r.kind != "web_search_request" && r.kind != "code_execution_hour" {
                 return Err(PriceError::Invalid {
