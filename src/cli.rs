@@ -19,6 +19,7 @@ use crate::report::Dim;
 use crate::run::{self, Review, RunError};
 use crate::settings::{Flags, Settings};
 use crate::synth;
+use crate::vocab::Month;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -144,13 +145,13 @@ fn dimension() -> impl TypedValueParser<Value = Dim> {
     PossibleValuesParser::new(Dim::NAMES).map(|s| s.parse().expect("a listed name"))
 }
 
-pub use crate::vocab::parse_month;
+use crate::vocab::parse_month;
 
 #[derive(Debug, Args)]
 pub struct UsageArgs {
     /// Only this month (YYYY-MM).
-    #[arg(long, value_parser = parse_month)]
-    pub month: Option<String>,
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Option<Month>,
     #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
 }
@@ -182,8 +183,8 @@ pub struct PricesArgs {
 #[derive(Debug, Args)]
 pub struct RateArgs {
     /// Only this month (YYYY-MM); default: every month with usage.
-    #[arg(long, value_parser = parse_month)]
-    pub month: Option<String>,
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Option<Month>,
     #[arg(long)]
     pub json: bool,
 }
@@ -191,8 +192,8 @@ pub struct RateArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The month (YYYY-MM, UTC).
-    #[arg(long, value_parser = parse_month)]
-    pub month: String,
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Month,
     /// Dimensions, comma-separated: workspace, model, api-key, service-tier, day, team.
     #[arg(long, value_parser = dimension(), value_delimiter = ',', default_value = "workspace,model")]
     pub by: Vec<Dim>,
@@ -206,8 +207,8 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
     /// The month (YYYY-MM, UTC).
-    #[arg(long, value_parser = parse_month)]
-    pub month: String,
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Month,
     /// Differences up to this many dollars per line count as matched
     /// [default: [reconcile] tolerance of the config, else 0.005].
     #[arg(long, value_parser = parse_money)]
@@ -340,7 +341,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Usage(a) => print_frame(
             s,
             a.format,
-            || query::usage_totals(&s.layout, a.month.as_deref()),
+            || query::usage_totals(&s.layout, a.month.map(|m| m.key()).as_deref()),
             &format!(
                 "no usage in {} yet: run `tokenledger ingest` first",
                 s.data_dir().display()
@@ -469,7 +470,7 @@ fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
 
 fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
     let book = s.price_book()?;
-    let months: Vec<String> = a.month.into_iter().collect();
+    let months: Vec<String> = a.month.iter().map(|m| m.key()).collect();
     let rated = run::rate(s, &book, &months)?;
     say_recovered(s, &rated.snapshot.recovered);
     if a.json {
@@ -486,10 +487,10 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
 
 fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
     if a.show_sql {
-        print!("{}", crate::report::show_sql(&a.month, &a.by));
+        print!("{}", crate::report::show_sql(&a.month.key(), &a.by));
         return Ok(crate::exit::OK);
     }
-    let (r, rated) = run::report(s, &a.month, &a.by)?;
+    let (r, rated) = run::report(s, a.month, &a.by)?;
     say_recovered(s, &rated.snapshot.recovered);
     print_report(&r, a.format);
     if r.unpriced_lines > 0 {
@@ -502,7 +503,7 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
 }
 
 fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
-    let (r, rated) = run::reconcile(s, &a.month)?;
+    let (r, rated) = run::reconcile(s, a.month)?;
     say_recovered(s, &rated.snapshot.recovered);
     print_reconcile(&r, a.format)?;
     Ok(exit_code(&r.reviews()))

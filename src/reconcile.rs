@@ -14,7 +14,7 @@ use crate::lake::{Layout, Table};
 use crate::money::Money;
 use crate::pricing::{PriceBook, canonical_model};
 use crate::query::{self, Frame, QueryError, Sql};
-use crate::vocab::{PricingStatus, TokenClass, WEB_SEARCH_COST_COLUMN};
+use crate::vocab::{Month, PricingStatus, TokenClass, WEB_SEARCH_COST_COLUMN};
 
 pub const OURS_SQL: &str = include_str!("../sql/reconcile_ours.sql");
 pub const PROVIDER_SQL: &str = include_str!("../sql/reconcile_provider.sql");
@@ -75,7 +75,7 @@ pub struct WorkspaceTotal {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Reconciliation {
-    pub month: String,
+    pub month: Month,
     pub tolerance_usd: Money,
     pub lines_matched: usize,
     pub lines_explained: usize,
@@ -99,7 +99,7 @@ impl Reconciliation {
         let lines = self.lines_unexplained;
         (lines > 0)
             .then(|| crate::vocab::Review::Unexplained {
-                month: self.month.clone(),
+                month: self.month.key(),
                 lines,
             })
             .into_iter()
@@ -336,22 +336,23 @@ fn only_in_cost_report(charge: &str, day: &str, amount: Money, book: &PriceBook)
 /// Reconciles one month: every line that does not match within `tolerance`, with its cause.
 pub fn reconcile(
     layout: &Layout,
-    month: &str,
+    month: Month,
     tolerance: Money,
     book: &PriceBook,
 ) -> Result<Reconciliation, ReconcileError> {
     let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
-    ours(layout, month, &mut acc)?;
-    provider(layout, month, &mut acc)?;
+    let key = month.key();
+    ours(layout, &key, &mut acc)?;
+    provider(layout, &key, &mut acc)?;
     let cx = Context {
         tolerance,
-        covered: covered_days(layout, month)?,
+        covered: covered_days(layout, &key)?,
         book,
     };
     // Names from the latest workspace list (a list ingested after the data still names it).
     let names = workspace_names(layout)?;
     let mut r = Reconciliation {
-        month: month.to_string(),
+        month,
         tolerance_usd: tolerance,
         lines_matched: 0,
         lines_explained: 0,

@@ -10,7 +10,7 @@ use crate::config::Team;
 use crate::lake::{Layout, Table};
 use crate::money::Money;
 use crate::query::{self, Frame, QueryError, Sql};
-use crate::vocab::{COUNT_COLUMNS, PricingStatus};
+use crate::vocab::{COUNT_COLUMNS, Month, PricingStatus};
 
 pub const REPORT_SQL: &str = include_str!("../sql/report.sql");
 pub const COMBINE_SQL: &str = include_str!("../sql/report_combine.sql");
@@ -98,7 +98,7 @@ pub struct Line {
 /// The chargeback of one month.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    pub month: String,
+    pub month: Month,
     pub dim_columns: Vec<&'static str>,
     pub lines: Vec<Line>,
     /// Counts over every line, priced or not.
@@ -175,7 +175,7 @@ impl Report {
         let lines = self.unpriced_lines;
         (lines > 0)
             .then(|| crate::vocab::Review::Unpriced {
-                month: self.month.clone(),
+                month: self.month.key(),
                 lines,
             })
             .into_iter()
@@ -188,15 +188,15 @@ impl Report {
 /// after the usage still names every line.
 pub fn report(
     layout: &Layout,
-    month: &str,
+    month: Month,
     dims: &[Dim],
     teams: &[Team],
 ) -> Result<Report, ReportError> {
     // Only the month's partition: other months are never read.
     let files = layout
-        .month_parts(Table::RatedUsage, "anthropic", month)
+        .month_parts(Table::RatedUsage, "anthropic", &month.key())
         .map_err(|source| QueryError::Io {
-            path: layout.month_dir(Table::RatedUsage, "anthropic", month),
+            path: layout.month_dir(Table::RatedUsage, "anthropic", &month.key()),
             source,
         })?;
     let frame = if files.is_empty() {
@@ -206,7 +206,7 @@ pub fn report(
         // memory follows the size of a part, not of the month.
         let [keys, wss] = team_tables(teams)?;
         let (wn, kn) = query::name_frames(layout)?;
-        let sql = sql_for(month, dims);
+        let sql = sql_for(&month.key(), dims);
         let mut partials = Vec::with_capacity(files.len());
         for f in &files {
             let mut s = Sql::new();
@@ -232,7 +232,7 @@ pub fn report(
 }
 
 /// The typed report from the combined result, strictly (an unexpected type is an error).
-fn decode(month: &str, dims: &[Dim], f: &Frame) -> Result<Report, ReportError> {
+fn decode(month: Month, dims: &[Dim], f: &Frame) -> Result<Report, ReportError> {
     let dim_columns = dim_columns(dims);
     let mut lines: Vec<Line> = (0..f.height())
         .map(|_| Line {
@@ -278,7 +278,7 @@ fn decode(month: &str, dims: &[Dim], f: &Frame) -> Result<Report, ReportError> {
     let total_cost = Money::sum(lines.iter().filter_map(|l| l.list_cost))
         .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?;
     Ok(Report {
-        month: month.to_string(),
+        month,
         dim_columns,
         unpriced_lines: lines
             .iter()

@@ -18,6 +18,7 @@ use crate::rating::{self, RateSummary};
 use crate::reconcile::{self, ReconcileError, Reconciliation};
 use crate::report::{self, Dim, Report, ReportError};
 use crate::settings::Settings;
+use crate::vocab::Month;
 
 pub use crate::vocab::Review;
 
@@ -111,17 +112,21 @@ pub fn rate(settings: &Settings, book: &PriceBook, months: &[String]) -> Result<
 }
 
 /// The chargeback of `month`, rated first.
-pub fn report(settings: &Settings, month: &str, dims: &[Dim]) -> Result<(Report, Rated), RunError> {
+pub fn report(
+    settings: &Settings,
+    month: Month,
+    dims: &[Dim],
+) -> Result<(Report, Rated), RunError> {
     let book = settings.price_book()?;
-    let rated = rate(settings, &book, &[month.to_string()])?;
+    let rated = rate(settings, &book, &[month.key()])?;
     let r = report::report(&settings.layout, month, dims, &settings.teams)?;
     Ok((r, rated))
 }
 
 /// The reconciliation of `month` with the provider's cost report, rated first.
-pub fn reconcile(settings: &Settings, month: &str) -> Result<(Reconciliation, Rated), RunError> {
+pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, Rated), RunError> {
     let book = settings.price_book()?;
-    let rated = rate(settings, &book, &[month.to_string()])?;
+    let rated = rate(settings, &book, &[month.key()])?;
     let r = reconcile::reconcile(&settings.layout, month, settings.tolerance, &book)?;
     Ok((r, rated))
 }
@@ -129,7 +134,7 @@ pub fn reconcile(settings: &Settings, month: &str) -> Result<(Reconciliation, Ra
 /// One month a run reports on.
 #[derive(Debug, Clone)]
 pub struct MonthOutcome {
-    pub month: String,
+    pub month: Month,
     pub report: Report,
     /// `None` when no cost report covers the month.
     pub reconciliation: Option<Reconciliation>,
@@ -158,7 +163,7 @@ impl RunOutcome {
 }
 
 /// The months a run reports: those it re-rated, and the latest month with usage.
-fn months_to_report(layout: &Layout, rated: &RateSummary) -> Result<Vec<String>, RunError> {
+fn months_to_report(layout: &Layout, rated: &RateSummary) -> Result<Vec<Month>, RunError> {
     let mut months = rated.months_rated.clone();
     let all = layout
         .months(Table::Usage, "anthropic")
@@ -169,7 +174,17 @@ fn months_to_report(layout: &Layout, rated: &RateSummary) -> Result<Vec<String>,
         months.push(latest.clone());
     }
     months.sort();
-    Ok(months)
+    months
+        .iter()
+        .map(|m| {
+            Month::parse(m).map_err(|e| {
+                RunError::Usage(format!(
+                    "{}: a month partition named {e}",
+                    layout.root.display()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The nightly job: ingest the configured inputs, rate what changed, then report and
@@ -188,14 +203,14 @@ pub fn run(settings: &Settings) -> Result<RunOutcome, RunError> {
     for month in months_to_report(layout, &rated.summary)? {
         let report = report::report(
             layout,
-            &month,
+            month,
             &[Dim::Workspace, Dim::Model],
             &settings.teams,
         )?;
-        let reconciliation = if reconcile::has_cost_report(layout, &month)? {
+        let reconciliation = if reconcile::has_cost_report(layout, &month.key())? {
             Some(reconcile::reconcile(
                 layout,
-                &month,
+                month,
                 settings.tolerance,
                 &book,
             )?)

@@ -53,6 +53,13 @@ impl fmt::Display for Month {
     }
 }
 
+/// A month serialises as its `YYYY-MM` text.
+impl serde::Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl std::str::FromStr for Month {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
