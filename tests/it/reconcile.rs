@@ -28,10 +28,12 @@ fn the_sample_month_is_fully_explained() {
             .find(|l| l["charge"] == charge)
             .map(|l| l["cause"].as_str().unwrap().to_string())
     };
+    let code_exec = cause("code_execution").unwrap();
+    assert!(code_exec.contains("only in the cost report"), "{code_exec}");
+    // 12.5 cents at the book's $0.05 per container-hour (code_execution_hour) is 2.5 hours.
     assert!(
-        cause("code_execution")
-            .unwrap()
-            .contains("only in the cost report")
+        code_exec.contains("2.5 container-hour(s) billed at $0.05/h"),
+        "{code_exec}"
     );
     assert!(
         lines
