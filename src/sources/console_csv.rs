@@ -273,6 +273,94 @@ fn row(
     })
 }
 
+/// What the parse has seen so far: the days with rows, and the first line of each (day,
+/// dimensions), since a repeated row would be counted twice.
+#[derive(Default)]
+struct Seen {
+    days: BTreeSet<NaiveDate>,
+    first_line_of: HashMap<(NaiveDate, [Option<String>; 11]), u64>,
+}
+
+/// One record: a usage row or a quarantined line; `Err` when it fails the whole file.
+fn record(
+    cols: &Columns,
+    header_len: usize,
+    rec: &csv::StringRecord,
+    line: u64,
+    limits: &Limits,
+    seen: &mut Seen,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
+    let joined = excerpt(&rec.iter().collect::<Vec<_>>().join(","));
+    let bad = |field: Option<String>, reason: String| Quarantined {
+        location: format!("line {line}"),
+        line: Some(line),
+        field,
+        reason,
+        excerpt: Some(joined.clone()),
+    };
+    if rec.len() != header_len {
+        let reason = format!("row has {} fields, the header has {header_len}", rec.len());
+        sink.quarantine(bad(None, reason));
+        return Ok(());
+    }
+    let r = match row(cols, rec, line, limits) {
+        Ok(r) => r,
+        Err((field, reason)) => {
+            sink.quarantine(bad(Some(field), reason));
+            return Ok(());
+        }
+    };
+    let day = r.bucket_start.date_naive();
+    let key = (day, r.dimensions().map(|d| d.map(str::to_owned)));
+    if let Some(first) = seen.first_line_of.get(&key) {
+        return Err(FileError::at(
+            Some(line),
+            None,
+            format!(
+                "line {line} repeats the day and dimensions of line {first} (the Console sends \
+                 one row per combination); the file is not loaded, as its rows would be counted twice"
+            ),
+        ));
+    }
+    seen.first_line_of.insert(key, line);
+    seen.days.insert(day);
+    sink.usage(r);
+    Ok(())
+}
+
+/// Coverage: every day from the first to the last date of the file, unless that spans more
+/// than one export can plausibly cover.
+fn cover(
+    days: &BTreeSet<NaiveDate>,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+) -> Result<(), FileError> {
+    let (Some(first), Some(last)) = (days.first().copied(), days.last().copied()) else {
+        return Ok(());
+    };
+    let span = (last - first).num_days() + 1;
+    if span > limits.max_span_days {
+        return Err(FileError::new(format!(
+            "the file's rows span {span} days ({first} .. {last}), more than one export can \
+             plausibly cover ({} days, [ingest] max_span_days); a typo'd date? split the \
+             export or raise the limit",
+            limits.max_span_days
+        )));
+    }
+    let mut d = first;
+    while d <= last {
+        let start = day_start(d);
+        sink.coverage(
+            SourceFamily::ConsoleCsv,
+            start,
+            start + chrono::TimeDelta::days(1),
+        );
+        d = d.succ_opt().expect("date in range");
+    }
+    Ok(())
+}
+
 /// Parses a Console usage CSV. Coverage is every day from the first to the last date in the
 /// file (a day inside that range with no rows is a day with no usage).
 pub fn parse_usage<R: BufRead>(
@@ -299,9 +387,7 @@ pub fn parse_usage<R: BufRead>(
     for n in header_notes(&cols) {
         sink.note(n);
     }
-    let mut days = BTreeSet::new();
-    // (day, dimensions) → first line: a repeated row would be counted twice.
-    let mut first_line_of: HashMap<(NaiveDate, [Option<String>; 11]), u64> = HashMap::new();
+    let mut seen = Seen::default();
     let mut rec = csv::StringRecord::new();
     loop {
         let line = rdr.position().line();
@@ -309,48 +395,7 @@ pub fn parse_usage<R: BufRead>(
             Ok(false) => break,
             Ok(true) => {
                 let line = rec.position().map(|p| p.line()).unwrap_or(line);
-                let joined = excerpt(&rec.iter().collect::<Vec<_>>().join(","));
-                if rec.len() != header.len() {
-                    sink.quarantine(Quarantined {
-                        location: format!("line {line}"),
-                        line: Some(line),
-                        field: None,
-                        reason: format!(
-                            "row has {} fields, the header has {}",
-                            rec.len(),
-                            header.len()
-                        ),
-                        excerpt: Some(joined),
-                    });
-                    continue;
-                }
-                match row(&cols, &rec, line, limits) {
-                    Ok(r) => {
-                        let day = r.bucket_start.date_naive();
-                        let key = (day, r.dimensions().map(|d| d.map(str::to_owned)));
-                        if let Some(first) = first_line_of.get(&key) {
-                            return Err(FileError::at(
-                                Some(line),
-                                None,
-                                format!(
-                                    "line {line} repeats the day and dimensions of line {first} \
-                                     (the Console sends one row per combination); the file is \
-                                     not loaded, as its rows would be counted twice"
-                                ),
-                            ));
-                        }
-                        first_line_of.insert(key, line);
-                        days.insert(day);
-                        sink.usage(r);
-                    }
-                    Err((field, reason)) => sink.quarantine(Quarantined {
-                        location: format!("line {line}"),
-                        line: Some(line),
-                        field: Some(field),
-                        reason,
-                        excerpt: Some(joined),
-                    }),
-                }
+                record(&cols, header.len(), &rec, line, limits, &mut seen, sink)?;
             }
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(line);
@@ -367,26 +412,5 @@ pub fn parse_usage<R: BufRead>(
             }
         }
     }
-    if let (Some(first), Some(last)) = (days.first().copied(), days.last().copied()) {
-        let span = (last - first).num_days() + 1;
-        if span > limits.max_span_days {
-            return Err(FileError::new(format!(
-                "the file's rows span {span} days ({first} .. {last}), more than one export can \
-                 plausibly cover ({} days, [ingest] max_span_days); a typo'd date? split the \
-                 export or raise the limit",
-                limits.max_span_days
-            )));
-        }
-        let mut d = first;
-        while d <= last {
-            let start = day_start(d);
-            sink.coverage(
-                SourceFamily::ConsoleCsv,
-                start,
-                start + chrono::TimeDelta::days(1),
-            );
-            d = d.succ_opt().expect("date in range");
-        }
-    }
-    Ok(())
+    cover(&seen.days, limits, sink)
 }
