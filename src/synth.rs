@@ -260,7 +260,26 @@ fn build_org(a: &SynthOptions, rng: &mut fastrand::Rng) -> Org {
                 web_search: rng.u32(..100) < 15,
             }
         })
-        .collect();
+        .collect::<Vec<Stream>>();
+    // The provider sends one row per combination of dimensions in a bucket: streams with the
+    // same dimensions are one stream (their volumes added), never two rows of one bucket.
+    let mut merged: Vec<Stream> = Vec::with_capacity(streams.len());
+    let mut index = std::collections::HashMap::new();
+    for s in streams {
+        let dims = (s.workspace, s.key, s.model, s.tier, s.context, s.geo);
+        match index.get(&dims) {
+            Some(&i) => {
+                let m: &mut Stream = &mut merged[i];
+                m.base += s.base;
+                m.web_search |= s.web_search;
+            }
+            None => {
+                index.insert(dims, merged.len());
+                merged.push(s);
+            }
+        }
+    }
+    let streams = merged;
     Org {
         workspaces,
         keys,

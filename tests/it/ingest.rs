@@ -405,3 +405,27 @@ fn synthetic_exports_are_deterministic() {
     };
     assert!(get("7") * 2 < get("3"), "{days:?}");
 }
+
+#[test]
+fn synthetic_organisations_are_valid_exports() {
+    // One row per combination of dimensions in a bucket, as the provider sends: a dense
+    // synthetic organisation ingests with nothing quarantined.
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = synth(
+        tmp.path(),
+        &[
+            "--width",
+            "1h",
+            "--rows-per-bucket",
+            "90",
+            "--workspaces",
+            "8",
+            "--seed",
+            "2026",
+        ],
+    );
+    let data = tmp.path().join("data");
+    let (code, s) = ingest(&data, &[&exports]);
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["rows_quarantined"], 0);
+}
