@@ -239,6 +239,66 @@ fn money_builder(n: usize) -> Decimal128Builder {
         .expect("valid decimal type")
 }
 
+/// The columns pricing adds to a batch, built row by row.
+struct Priced {
+    canon: StringBuilder,
+    status: StringBuilder,
+    note: StringBuilder,
+    rates: Vec<Decimal128Builder>,
+    costs: Vec<Decimal128Builder>,
+    total: Decimal128Builder,
+}
+
+impl Priced {
+    fn new(n: usize) -> Self {
+        Priced {
+            canon: StringBuilder::with_capacity(n, n * 20),
+            status: StringBuilder::with_capacity(n, n * 8),
+            note: StringBuilder::new(),
+            rates: (0..6).map(|_| money_builder(n)).collect(),
+            costs: (0..6).map(|_| money_builder(n)).collect(),
+            total: money_builder(n),
+        }
+    }
+    /// A priced row: `counts` in [`lschema::TOKEN_COLUMNS`] order.
+    fn priced(&mut self, rate: &crate::pricing::Rate, counts: [i64; 6]) {
+        self.status.append_value(PricingStatus::Priced.as_str());
+        self.note.append_option(rate.note.as_deref());
+        let mut sum: i128 = 0;
+        for (k, _) in TokenClass::ALL.iter().enumerate() {
+            // Rates per MTok with ≤ 6 decimals: count × per_token is the exact cost at scale
+            // 12, and the rate per MTok at scale 12 is per_token × 10⁶.
+            let c = counts[k] as i128 * rate.per_token[k];
+            sum += c;
+            self.costs[k].append_value(c);
+            self.rates[k].append_value(rate.per_token[k] * 1_000_000);
+        }
+        let web = counts[5] as i128 * rate.per_search;
+        self.costs[5].append_value(web);
+        self.rates[5].append_value(rate.per_search);
+        self.total.append_value(sum + web);
+    }
+    /// No price in force: null cost and rates (never $0), and the reason.
+    fn unpriced(&mut self, reason: &str) {
+        self.status.append_value(PricingStatus::Unpriced.as_str());
+        self.note.append_value(reason);
+        for k in 0..6 {
+            self.costs[k].append_null();
+            self.rates[k].append_null();
+        }
+        self.total.append_null();
+    }
+    fn finish(mut self, cols: &mut Vec<ArrayRef>) {
+        cols.push(Arc::new(self.canon.finish()));
+        cols.push(Arc::new(self.status.finish()));
+        cols.push(Arc::new(self.note.finish()));
+        for r in self.rates.iter_mut().chain(self.costs.iter_mut()) {
+            cols.push(Arc::new(r.finish()));
+        }
+        cols.push(Arc::new(self.total.finish()));
+    }
+}
+
 /// Prices one batch of usage rows.
 pub fn rate_batch(
     b: &RecordBatch,
@@ -256,51 +316,15 @@ pub fn rate_batch(
         .iter()
         .map(|c| i64_col(b, c))
         .collect::<Result<_, _>>()?;
-
-    let mut canon = StringBuilder::with_capacity(n, n * 20);
-    let mut status = StringBuilder::with_capacity(n, n * 8);
-    let mut note = StringBuilder::new();
-    let mut rates: Vec<Decimal128Builder> = (0..6).map(|_| money_builder(n)).collect();
-    let mut costs: Vec<Decimal128Builder> = (0..6).map(|_| money_builder(n)).collect();
-    let mut total = money_builder(n);
+    let mut p = Priced::new(n);
     for i in 0..n {
         let day = batch::from_micros(start.value(i)).date_naive();
         let m = opt(model, i);
-        canon.append_option(m.map(canonical_model));
-        match cache.get(
-            provider.value(i),
-            m,
-            day,
-            opt(tier, i),
-            opt(ctx, i),
-            opt(geo, i),
-        ) {
-            Ok(rate) => {
-                status.append_value(PricingStatus::Priced.as_str());
-                note.append_option(rate.note.as_deref());
-                let mut sum: i128 = 0;
-                for (k, _) in TokenClass::ALL.iter().enumerate() {
-                    // Rates per MTok with ≤ 6 decimals: count × per_token is the exact cost at
-                    // scale 12, and the rate per MTok at scale 12 is per_token × 10⁶.
-                    let c = tokens[k].value(i) as i128 * rate.per_token[k];
-                    sum += c;
-                    costs[k].append_value(c);
-                    rates[k].append_value(rate.per_token[k] * 1_000_000);
-                }
-                let web = tokens[5].value(i) as i128 * rate.per_search;
-                costs[5].append_value(web);
-                rates[5].append_value(rate.per_search);
-                total.append_value(sum + web);
-            }
-            Err(reason) => {
-                status.append_value(PricingStatus::Unpriced.as_str());
-                note.append_value(reason);
-                for k in 0..6 {
-                    costs[k].append_null();
-                    rates[k].append_null();
-                }
-                total.append_null();
-            }
+        p.canon.append_option(m.map(canonical_model));
+        let (t, c, g) = (opt(tier, i), opt(ctx, i), opt(geo, i));
+        match cache.get(provider.value(i), m, day, t, c, g) {
+            Ok(rate) => p.priced(rate, std::array::from_fn(|k| tokens[k].value(i))),
+            Err(reason) => p.unpriced(reason),
         }
     }
     let mut cols: Vec<ArrayRef> = CARRIED
@@ -313,16 +337,7 @@ pub fn rate_batch(
             .expect("usage column")
             .clone(),
     );
-    cols.push(Arc::new(canon.finish()));
-    cols.push(Arc::new(status.finish()));
-    cols.push(Arc::new(note.finish()));
-    for mut r in rates {
-        cols.push(Arc::new(r.finish()));
-    }
-    for mut c in costs {
-        cols.push(Arc::new(c.finish()));
-    }
-    cols.push(Arc::new(total.finish()));
+    p.finish(&mut cols);
     cols.push(Arc::new(StringArray::from_iter_values(
         std::iter::repeat_n(book_fp, n),
     )));

@@ -197,7 +197,7 @@ impl<'a> Ingest<'a> {
                         "a report page whose buckets are all empty (a quiet day?) cannot tell a \
                          usage report from a cost report: nothing loaded, nothing restated. To \
                          restate those days to zero, pass --format anthropic-usage-api (or \
-                         anthropic-cost-api), or put 'usage' or 'cost' in the file's name or folder"
+                         anthropic-cost-api), or put 'usage' or 'cost' in the file or folder name"
                             .into(),
                     );
                     self.summaries.push(s);

@@ -382,6 +382,63 @@ fn field_err(field: &str) -> impl Fn(String) -> (String, String) + '_ {
     move |r| (field.to_string(), r)
 }
 
+/// The token counts of a usage result: the five classes (cache writes nested under
+/// `cache_creation`) and web searches (under `server_tool_use`, optional).
+fn usage_tokens(r: &mut UsageResult) -> Result<Tokens, (String, String)> {
+    let cc = match std::mem::take(&mut r.cache_creation) {
+        Obj::Ok(c) => c,
+        Obj::Missing | Obj::Null => {
+            return Err((
+                "cache_creation".into(),
+                "missing required field cache_creation".into(),
+            ));
+        }
+        Obj::Invalid(what) => {
+            return Err((
+                "cache_creation".into(),
+                format!("cache_creation must be an object, got {what}"),
+            ));
+        }
+    };
+    let web = match std::mem::take(&mut r.server_tool_use) {
+        Obj::Ok(s) => s
+            .web_search_requests
+            .count_or_zero("server_tool_use.web_search_requests")
+            .map_err(field_err("server_tool_use.web_search_requests"))?,
+        Obj::Missing | Obj::Null => 0,
+        Obj::Invalid(what) => {
+            return Err((
+                "server_tool_use".into(),
+                format!("server_tool_use must be an object, got {what}"),
+            ));
+        }
+    };
+    let tokens = Tokens {
+        uncached_input: r
+            .uncached_input_tokens
+            .count("uncached_input_tokens")
+            .map_err(field_err("uncached_input_tokens"))?,
+        cache_write_5m: cc
+            .ephemeral_5m_input_tokens
+            .count("cache_creation.ephemeral_5m_input_tokens")
+            .map_err(field_err("cache_creation.ephemeral_5m_input_tokens"))?,
+        cache_write_1h: cc
+            .ephemeral_1h_input_tokens
+            .count("cache_creation.ephemeral_1h_input_tokens")
+            .map_err(field_err("cache_creation.ephemeral_1h_input_tokens"))?,
+        cache_read: r
+            .cache_read_input_tokens
+            .count("cache_read_input_tokens")
+            .map_err(field_err("cache_read_input_tokens"))?,
+        output: r
+            .output_tokens
+            .count("output_tokens")
+            .map_err(field_err("output_tokens"))?,
+        web_search_requests: web,
+    };
+    Ok(tokens)
+}
+
 impl UsageHandler<'_> {
     fn row(
         &self,
@@ -392,57 +449,7 @@ impl UsageHandler<'_> {
         if r.product.is_set() || r.rbac_group_id.is_set() || r.slack_channel_id.is_set() {
             return Err(("product".into(), ENTERPRISE_ROW.into()));
         }
-        let cc = match r.cache_creation {
-            Obj::Ok(c) => c,
-            Obj::Missing | Obj::Null => {
-                return Err((
-                    "cache_creation".into(),
-                    "missing required field cache_creation".into(),
-                ));
-            }
-            Obj::Invalid(what) => {
-                return Err((
-                    "cache_creation".into(),
-                    format!("cache_creation must be an object, got {what}"),
-                ));
-            }
-        };
-        let web = match r.server_tool_use {
-            Obj::Ok(s) => s
-                .web_search_requests
-                .count_or_zero("server_tool_use.web_search_requests")
-                .map_err(field_err("server_tool_use.web_search_requests"))?,
-            Obj::Missing | Obj::Null => 0,
-            Obj::Invalid(what) => {
-                return Err((
-                    "server_tool_use".into(),
-                    format!("server_tool_use must be an object, got {what}"),
-                ));
-            }
-        };
-        let tokens = Tokens {
-            uncached_input: r
-                .uncached_input_tokens
-                .count("uncached_input_tokens")
-                .map_err(field_err("uncached_input_tokens"))?,
-            cache_write_5m: cc
-                .ephemeral_5m_input_tokens
-                .count("cache_creation.ephemeral_5m_input_tokens")
-                .map_err(field_err("cache_creation.ephemeral_5m_input_tokens"))?,
-            cache_write_1h: cc
-                .ephemeral_1h_input_tokens
-                .count("cache_creation.ephemeral_1h_input_tokens")
-                .map_err(field_err("cache_creation.ephemeral_1h_input_tokens"))?,
-            cache_read: r
-                .cache_read_input_tokens
-                .count("cache_read_input_tokens")
-                .map_err(field_err("cache_read_input_tokens"))?,
-            output: r
-                .output_tokens
-                .count("output_tokens")
-                .map_err(field_err("output_tokens"))?,
-            web_search_requests: web,
-        };
+        let tokens = usage_tokens(&mut r)?;
         let workspace_id = r
             .workspace_id
             .opt_str("workspace_id")
