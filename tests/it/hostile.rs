@@ -856,6 +856,11 @@ fn a_crash_is_recovered_from_any_working_directory() {
 
 #[test]
 fn a_read_only_lake_is_queryable() {
+    // The lake is written under the usual umask, so that other users can read it: files are
+    // created 0666 and directories 0777, less the umask. (umask is per process; 022 is what
+    // every other test expects too.)
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o022) };
     let tmp = tempfile::tempdir().unwrap();
     open_up(tmp.path(), 0o755);
     let data = sample_lake(tmp.path());
