@@ -420,17 +420,52 @@ use rust_decimal::Decimal;
 
 use crate::pricing::PriceBook;
 
-/// The book as a grid: per model, the rates in force on `day` (or every dated row).
-pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> Grid {
-    // Exact: the decimal's own digits, never a rounded or defaulted value.
-    let dec = |d: Decimal| {
-        let d = d.normalize();
-        match 6u32.checked_sub(d.scale()) {
-            Some(up) => Cell::Dec(d.mantissa() * 10i128.pow(up), 6),
-            None => Cell::Dec(d.mantissa(), d.scale() as usize),
-        }
-    };
+/// A rate exactly: the decimal's own digits (six decimals shown), never rounded or defaulted.
+fn rate_cell(d: Decimal) -> Cell {
+    let d = d.normalize();
+    match 6u32.checked_sub(d.scale()) {
+        Some(up) => Cell::Dec(d.mantissa() * 10i128.pow(up), 6),
+        None => Cell::Dec(d.mantissa(), d.scale() as usize),
+    }
+}
+
+/// Validity, origin and the `check` flag: the last columns of every row of the book.
+fn dated_cells<T>(r: &crate::pricing::Dated<T>) -> [Cell; 4] {
     let date = |d: Option<NaiveDate>| d.map(|d| Cell::Text(d.to_string())).unwrap_or(Cell::Null);
+    let check = if r.check { "check" } else { "" };
+    [
+        date(r.valid_from),
+        date(r.valid_to),
+        Cell::Text(r.origin.label()),
+        Cell::Text(check.into()),
+    ]
+}
+
+/// One model's row: base rates, long-context rates, batch and `us` factors in force at `at`.
+fn model_row(
+    book: &PriceBook,
+    r: &crate::pricing::Dated<[Decimal; 5]>,
+    at: NaiveDate,
+) -> Vec<Cell> {
+    let lc = book.long_context(&r.provider, &r.model, at);
+    let f = |tier: Option<&str>, geo: Option<&str>| {
+        book.factor(&r.provider, &r.model, at, tier, geo)
+            .map(rate_cell)
+            .unwrap_or(Cell::Null)
+    };
+    let mut row = vec![Cell::Text(r.provider.clone()), Cell::Text(r.model.clone())];
+    row.extend(r.value.iter().map(|v| rate_cell(*v)));
+    row.push(lc.map(|l| rate_cell(l.value[0])).unwrap_or(Cell::Null));
+    row.push(lc.map(|l| rate_cell(l.value[4])).unwrap_or(Cell::Null));
+    row.push(f(Some("batch"), None));
+    row.push(f(None, Some("us")));
+    row.extend(dated_cells(r));
+    row
+}
+
+/// The book as a grid: per model, the rates in force on `day` (or every dated row), then the
+/// unit prices.
+pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> Grid {
     let mut rows: Vec<&crate::pricing::Dated<[Decimal; 5]>> = match day {
         Some(d) => {
             let mut seen = std::collections::BTreeSet::new();
@@ -445,75 +480,45 @@ pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> Grid {
     rows.sort_by(|a, b| {
         (&a.provider, &a.model, a.valid_from).cmp(&(&b.provider, &b.model, b.valid_from))
     });
+    let columns = [
+        "provider",
+        "model",
+        "input",
+        "cache_write_5m",
+        "cache_write_1h",
+        "cache_read",
+        "output",
+        "long_context_input",
+        "long_context_output",
+        "batch_factor",
+        "us_geo_factor",
+        "valid_from",
+        "valid_to",
+        "origin",
+        "check",
+    ];
     let mut g = Grid {
-        columns: [
-            "provider",
-            "model",
-            "input",
-            "cache_write_5m",
-            "cache_write_1h",
-            "cache_read",
-            "output",
-            "long_context_input",
-            "long_context_output",
-            "batch_factor",
-            "us_geo_factor",
-            "valid_from",
-            "valid_to",
-            "origin",
-            "check",
-        ]
-        .map(String::from)
-        .to_vec(),
+        columns: columns.map(String::from).to_vec(),
         rows: Vec::new(),
         footer: None,
     };
     for r in rows {
         let at = day.or(r.valid_from).unwrap_or(NaiveDate::MIN);
-        let lc = book.long_context(&r.provider, &r.model, at);
-        let f = |tier: Option<&str>, geo: Option<&str>| {
-            book.factor(&r.provider, &r.model, at, tier, geo)
-                .map(dec)
-                .unwrap_or(Cell::Null)
-        };
-        let mut row = vec![Cell::Text(r.provider.clone()), Cell::Text(r.model.clone())];
-        row.extend(r.value.iter().map(|v| dec(*v)));
-        row.push(lc.map(|l| dec(l.value[0])).unwrap_or(Cell::Null));
-        row.push(lc.map(|l| dec(l.value[4])).unwrap_or(Cell::Null));
-        row.push(f(Some("batch"), None));
-        row.push(f(None, Some("us")));
-        row.extend([
-            date(r.valid_from),
-            date(r.valid_to),
-            Cell::Text(r.origin.label()),
-            Cell::Text(if r.check {
-                "check".into()
-            } else {
-                String::new()
-            }),
-        ]);
-        g.rows.push(row);
+        g.rows.push(model_row(book, r, at));
     }
-    for u in &book.unit_prices {
-        if day.is_none_or(|d| u.in_force(d)) {
-            let mut row = vec![
-                Cell::Text(u.provider.clone()),
-                Cell::Text(format!("({} per unit)", u.value.0)),
-                dec(u.value.1),
-            ];
-            row.extend(std::iter::repeat_n(Cell::Null, 8));
-            row.extend([
-                date(u.valid_from),
-                date(u.valid_to),
-                Cell::Text(u.origin.label()),
-                Cell::Text(if u.check {
-                    "check".into()
-                } else {
-                    String::new()
-                }),
-            ]);
-            g.rows.push(row);
-        }
+    for u in book
+        .unit_prices
+        .iter()
+        .filter(|u| day.is_none_or(|d| u.in_force(d)))
+    {
+        let mut row = vec![
+            Cell::Text(u.provider.clone()),
+            Cell::Text(format!("({} per unit)", u.value.0)),
+            rate_cell(u.value.1),
+        ];
+        row.extend(std::iter::repeat_n(Cell::Null, 8));
+        row.extend(dated_cells(u));
+        g.rows.push(row);
     }
     g
 }

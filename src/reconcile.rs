@@ -333,6 +333,83 @@ fn only_in_cost_report(charge: &str, day: &str, amount: Money, book: &PriceBook)
     }
 }
 
+impl WorkspaceTotal {
+    fn new(workspace_id: Option<String>, workspace_name: Option<String>) -> Self {
+        WorkspaceTotal {
+            workspace_id,
+            workspace_name,
+            ours_usd: Money::ZERO,
+            provider_usd: Money::ZERO,
+            difference_usd: Money::ZERO,
+            unexplained_usd: Money::ZERO,
+        }
+    }
+}
+
+impl Reconciliation {
+    fn new(month: Month, tolerance: Money) -> Self {
+        Reconciliation {
+            month,
+            tolerance_usd: tolerance,
+            lines_matched: 0,
+            lines_explained: 0,
+            lines_unexplained: 0,
+            ours_usd: Money::ZERO,
+            provider_usd: Money::ZERO,
+            difference_usd: Money::ZERO,
+            unexplained_usd: Money::ZERO,
+            per_workspace: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Counts one accumulated line into the totals and, unless it matched, the lines.
+    fn add_line(
+        &mut self,
+        per_ws: &mut BTreeMap<Option<String>, WorkspaceTotal>,
+        key: Key,
+        a: Acc,
+        name: Option<String>,
+        cx: &Context,
+    ) -> Result<(), ReconcileError> {
+        let diff = sub(a.ours, a.provider)?;
+        let w = per_ws
+            .entry(key.1.clone())
+            .or_insert_with(|| WorkspaceTotal::new(key.1.clone(), name.clone()));
+        add(&mut w.ours_usd, a.ours, "rated_usage cost")?;
+        add(&mut w.provider_usd, a.provider, "cost.amount")?;
+        add(&mut self.ours_usd, a.ours, "rated_usage cost")?;
+        add(&mut self.provider_usd, a.provider, "cost.amount")?;
+        let (status, cause) = classify(&key, &a, diff, cx)?;
+        match status {
+            Status::Matched => {
+                self.lines_matched += 1;
+                return Ok(());
+            }
+            Status::Explained => self.lines_explained += 1,
+            Status::Unexplained => {
+                self.lines_unexplained += 1;
+                add(&mut w.unexplained_usd, diff, "difference")?;
+                add(&mut self.unexplained_usd, diff, "difference")?;
+            }
+        }
+        let (day, workspace_id, model, charge) = key;
+        self.lines.push(Line {
+            day,
+            workspace_id,
+            workspace_name: name,
+            model,
+            charge,
+            ours_usd: a.ours,
+            provider_usd: a.provider,
+            difference_usd: diff,
+            status,
+            cause,
+        });
+        Ok(())
+    }
+}
+
 /// Reconciles one month: every line that does not match within `tolerance`, with its cause.
 pub fn reconcile(
     layout: &Layout,
@@ -351,68 +428,18 @@ pub fn reconcile(
     };
     // Names from the latest workspace list (a list ingested after the data still names it).
     let names = workspace_names(layout)?;
-    let mut r = Reconciliation {
-        month,
-        tolerance_usd: tolerance,
-        lines_matched: 0,
-        lines_explained: 0,
-        lines_unexplained: 0,
-        ours_usd: Money::ZERO,
-        provider_usd: Money::ZERO,
-        difference_usd: Money::ZERO,
-        unexplained_usd: Money::ZERO,
-        per_workspace: Vec::new(),
-        lines: Vec::new(),
-    };
+    let mut r = Reconciliation::new(month, tolerance);
     let mut per_ws: BTreeMap<Option<String>, WorkspaceTotal> = BTreeMap::new();
     for (key, a) in acc {
         if a.ours == Money::ZERO && a.provider == Money::ZERO && a.unpriced_units == 0 {
             continue; // nothing on either side (e.g. a token class the row did not use)
         }
-        let diff = sub(a.ours, a.provider)?;
         let name = key
             .1
             .as_ref()
             .and_then(|id| names.get(id).cloned())
             .or(a.workspace_name.clone());
-        let w = per_ws.entry(key.1.clone()).or_insert(WorkspaceTotal {
-            workspace_id: key.1.clone(),
-            workspace_name: name.clone(),
-            ours_usd: Money::ZERO,
-            provider_usd: Money::ZERO,
-            difference_usd: Money::ZERO,
-            unexplained_usd: Money::ZERO,
-        });
-        add(&mut w.ours_usd, a.ours, "rated_usage cost")?;
-        add(&mut w.provider_usd, a.provider, "cost.amount")?;
-        add(&mut r.ours_usd, a.ours, "rated_usage cost")?;
-        add(&mut r.provider_usd, a.provider, "cost.amount")?;
-        let (status, cause) = classify(&key, &a, diff, &cx)?;
-        match status {
-            Status::Matched => {
-                r.lines_matched += 1;
-                continue;
-            }
-            Status::Explained => r.lines_explained += 1,
-            Status::Unexplained => {
-                r.lines_unexplained += 1;
-                add(&mut w.unexplained_usd, diff, "difference")?;
-                add(&mut r.unexplained_usd, diff, "difference")?;
-            }
-        }
-        let (day, workspace_id, model, charge) = key;
-        r.lines.push(Line {
-            day,
-            workspace_id,
-            workspace_name: name,
-            model,
-            charge,
-            ours_usd: a.ours,
-            provider_usd: a.provider,
-            difference_usd: diff,
-            status,
-            cause,
-        });
+        r.add_line(&mut per_ws, key, a, name, &cx)?;
     }
     r.difference_usd = sub(r.ours_usd, r.provider_usd)?;
     for w in per_ws.values_mut() {
