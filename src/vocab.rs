@@ -149,38 +149,25 @@ pub const WEB_SEARCH_COLUMN: &str = "web_search_requests";
 pub const WEB_SEARCH_RATE_COLUMN: &str = "rate_web_search";
 pub const WEB_SEARCH_COST_COLUMN: &str = "cost_web_search";
 
+/// A column list per token class (by `$per_class`), then the web search column.
+macro_rules! columns {
+    ($per_class:ident, $web:expr) => {{
+        let mut a = [$web; 6];
+        let mut i = 0;
+        while i < 5 {
+            a[i] = TokenClass::ALL[i].$per_class();
+            i += 1;
+        }
+        a
+    }};
+}
+
 /// The count columns of `usage`: the five token classes, then web search requests.
-pub const COUNT_COLUMNS: [&str; 6] = {
-    let mut a = [WEB_SEARCH_COLUMN; 6];
-    let mut i = 0;
-    while i < 5 {
-        a[i] = TokenClass::ALL[i].column();
-        i += 1;
-    }
-    a
-};
-
+pub const COUNT_COLUMNS: [&str; 6] = columns!(column, WEB_SEARCH_COLUMN);
 /// The rate columns of `rated_usage`: per token class, then per web search.
-pub const RATE_COLUMNS: [&str; 6] = {
-    let mut a = [WEB_SEARCH_RATE_COLUMN; 6];
-    let mut i = 0;
-    while i < 5 {
-        a[i] = TokenClass::ALL[i].rate_column();
-        i += 1;
-    }
-    a
-};
-
+pub const RATE_COLUMNS: [&str; 6] = columns!(rate_column, WEB_SEARCH_RATE_COLUMN);
 /// The cost columns of `rated_usage`: per token class, then web search.
-pub const COST_COLUMNS: [&str; 6] = {
-    let mut a = [WEB_SEARCH_COST_COLUMN; 6];
-    let mut i = 0;
-    while i < 5 {
-        a[i] = TokenClass::ALL[i].cost_column();
-        i += 1;
-    }
-    a
-};
+pub const COST_COLUMNS: [&str; 6] = columns!(cost_column, WEB_SEARCH_COST_COLUMN);
 
 /// A provider whose exports tokenledger reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -176,6 +176,26 @@ impl LongContextRow {
     }
 }
 
+/// One dated row of the book per model a `[[model]]` or `[[long_context]]` row names.
+fn dated<'a>(
+    models: &'a [String],
+    provider: &'a str,
+    (valid_from, valid_to): (Option<NaiveDate>, Option<NaiveDate>),
+    origin: &'a Origin,
+    check: bool,
+    value: [Decimal; 5],
+) -> impl Iterator<Item = Dated<[Decimal; 5]>> + 'a {
+    models.iter().map(move |m| Dated {
+        provider: provider.to_string(),
+        model: canonical_model(m),
+        valid_from,
+        valid_to,
+        origin: origin.clone(),
+        check,
+        value,
+    })
+}
+
 fn anthropic() -> String {
     "anthropic".into()
 }
@@ -321,14 +341,15 @@ impl PriceBook {
             for (i, c) in TokenClass::ALL.iter().enumerate() {
                 rates[i] = check_rate(&o, c.price_field(), r.rate(*c))?;
             }
-            self.push_models(
+            let validity = (r.valid_from, r.valid_to);
+            self.models.extend(dated(
                 &r.models,
                 &r.provider,
-                (r.valid_from, r.valid_to),
+                validity,
                 &origin,
                 r.check,
                 rates,
-            );
+            ));
         }
         for r in &f.long_context {
             let mut rates = [Decimal::ZERO; 5];
@@ -336,59 +357,18 @@ impl PriceBook {
                 let what = format!("long_context.{}", c.price_field());
                 rates[i] = check_rate(&o, &what, r.rate(*c))?;
             }
-            self.push_long_context(
+            let validity = (r.valid_from, r.valid_to);
+            self.long_context.extend(dated(
                 &r.models,
                 &r.provider,
-                (r.valid_from, r.valid_to),
+                validity,
                 &origin,
+                false,
                 rates,
-            );
+            ));
         }
         self.add_modifiers(f, &origin)?;
         self.add_unit_prices(f, &origin)
-    }
-
-    fn push_models(
-        &mut self,
-        models: &[String],
-        provider: &str,
-        (valid_from, valid_to): (Option<NaiveDate>, Option<NaiveDate>),
-        origin: &Origin,
-        check: bool,
-        value: [Decimal; 5],
-    ) {
-        for m in models {
-            self.models.push(Dated {
-                provider: provider.to_string(),
-                model: canonical_model(m),
-                valid_from,
-                valid_to,
-                origin: origin.clone(),
-                check,
-                value,
-            });
-        }
-    }
-
-    fn push_long_context(
-        &mut self,
-        models: &[String],
-        provider: &str,
-        (valid_from, valid_to): (Option<NaiveDate>, Option<NaiveDate>),
-        origin: &Origin,
-        value: [Decimal; 5],
-    ) {
-        for m in models {
-            self.long_context.push(Dated {
-                provider: provider.to_string(),
-                model: canonical_model(m),
-                valid_from,
-                valid_to,
-                origin: origin.clone(),
-                check: false,
-                value,
-            });
-        }
     }
 
     fn add_modifiers(&mut self, f: &BookFile, origin: &Origin) -> Result<(), PriceError> {

@@ -19,6 +19,7 @@ use crate::model::{
     self, ApiKey, BucketWidth, CostRow, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens,
     UsageRow, Workspace, check_enum,
 };
+use crate::vocab::TokenClass;
 
 #[derive(Deserialize, Default)]
 struct CacheCreation {
@@ -413,27 +414,17 @@ fn usage_tokens(r: &mut UsageResult) -> Result<Tokens, (String, String)> {
             ));
         }
     };
+    // The fields of a usage result carry the cost report's token-type names.
+    let count = |v: &Scalar, c: TokenClass| {
+        let field = c.cost_report_type();
+        v.count(field).map_err(field_err(field))
+    };
     let tokens = Tokens {
-        uncached_input: r
-            .uncached_input_tokens
-            .count("uncached_input_tokens")
-            .map_err(field_err("uncached_input_tokens"))?,
-        cache_write_5m: cc
-            .ephemeral_5m_input_tokens
-            .count("cache_creation.ephemeral_5m_input_tokens")
-            .map_err(field_err("cache_creation.ephemeral_5m_input_tokens"))?,
-        cache_write_1h: cc
-            .ephemeral_1h_input_tokens
-            .count("cache_creation.ephemeral_1h_input_tokens")
-            .map_err(field_err("cache_creation.ephemeral_1h_input_tokens"))?,
-        cache_read: r
-            .cache_read_input_tokens
-            .count("cache_read_input_tokens")
-            .map_err(field_err("cache_read_input_tokens"))?,
-        output: r
-            .output_tokens
-            .count("output_tokens")
-            .map_err(field_err("output_tokens"))?,
+        uncached_input: count(&r.uncached_input_tokens, TokenClass::UncachedInput)?,
+        cache_write_5m: count(&cc.ephemeral_5m_input_tokens, TokenClass::CacheWrite5m)?,
+        cache_write_1h: count(&cc.ephemeral_1h_input_tokens, TokenClass::CacheWrite1h)?,
+        cache_read: count(&r.cache_read_input_tokens, TokenClass::CacheRead)?,
+        output: count(&r.output_tokens, TokenClass::Output)?,
         web_search_requests: web,
     };
     Ok(tokens)
