@@ -381,7 +381,7 @@ impl Frame {
     }
     /// A count column: integers, or decimals of scale 0 (widened sums); NULL is `None`.
     pub fn count(&self, name: &str) -> Result<Vec<Option<i128>>, QueryError> {
-        self.values(name, "an integer", |v| match v {
+        self.values(name, "an integer count", |v| match v {
             AnyValue::Null => Some(None),
             AnyValue::Decimal(v, _, 0) => Some(Some(v)),
             AnyValue::Int64(v) => Some(Some(v.into())),

@@ -606,6 +606,23 @@ pub fn cents_to_dollars(raw: &str) -> Result<Decimal, String> {
     Ok(d)
 }
 
+/// The cost report's amount: a decimal string of cents, never a JSON number.
+fn amount_text(amount: &Scalar) -> Result<String, (String, String)> {
+    match amount {
+        Scalar::Str(s) => Ok(s.clone()),
+        Scalar::UInt(_) | Scalar::NegInt(_) | Scalar::NonInteger(_) => Err((
+            "amount".into(),
+            "amount is a JSON number; the cost report sends a decimal string and a number \
+             may already have lost precision, so it is not guessed"
+                .into(),
+        )),
+        Scalar::Missing | Scalar::Null => {
+            Err(("amount".into(), "missing required field amount".into()))
+        }
+        _ => Err(("amount".into(), "amount must be a decimal string".into())),
+    }
+}
+
 impl CostHandler<'_> {
     fn row(
         &self,
@@ -621,41 +638,13 @@ impl CostHandler<'_> {
                     .into(),
             ));
         }
-        let amount_raw = match &r.amount {
-            Scalar::Str(s) => s.clone(),
-            Scalar::UInt(_) | Scalar::NegInt(_) | Scalar::NonInteger(_) => {
-                return Err((
-                    "amount".into(),
-                    "amount is a JSON number; the cost report sends a decimal string and a number \
-                     may already have lost precision, so it is not guessed"
-                        .into(),
-                ));
-            }
-            Scalar::Missing | Scalar::Null => {
-                return Err(("amount".into(), "missing required field amount".into()));
-            }
-            _ => return Err(("amount".into(), "amount must be a decimal string".into())),
-        };
+        let amount_raw = amount_text(&r.amount)?;
         let amount = cents_to_dollars(&amount_raw).map_err(field_err("amount"))?;
         let currency = r
             .currency
             .req_str("currency")
             .map_err(field_err("currency"))?;
-        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
-            return Err((
-                "currency".into(),
-                format!("currency {:?} is not an ISO 4217 code", excerpt(&currency)),
-            ));
-        }
-        if !currency.eq_ignore_ascii_case("USD") {
-            return Err((
-                "currency".into(),
-                format!(
-                    "currency {}: only USD amounts are summed (no exchange rates yet), so this row is not loaded",
-                    currency.to_ascii_uppercase()
-                ),
-            ));
-        }
+        let currency = super::usd_only(&currency).map_err(field_err("currency"))?;
         let cost_type = r
             .cost_type
             .req_str("cost_type")
@@ -687,7 +676,7 @@ impl CostHandler<'_> {
                 model::CONTEXT_WINDOWS,
             )?,
             inference_geo: opt_enum("inference_geo", &mut r.inference_geo, model::INFERENCE_GEOS)?,
-            currency: currency.to_ascii_uppercase(),
+            currency,
             amount,
             amount_raw,
             source_format: SourceFormat::AnthropicCostApi,

@@ -184,52 +184,39 @@ fn header_notes(cols: &Columns) -> Vec<String> {
     notes
 }
 
-fn row(
-    cols: &Columns,
+/// A row refused: (field, reason).
+type Refusal = (String, String);
+
+fn refused(field: &str) -> impl FnOnce(String) -> Refusal + '_ {
+    move |reason| (field.to_string(), reason)
+}
+
+fn required(rec: &csv::StringRecord, col: usize, field: &str) -> Result<String, Refusal> {
+    opt_text(rec, Some(col))
+        .ok_or_else(|| refused(field)(format!("missing required field {field}")))
+}
+
+fn usage_date(
     rec: &csv::StringRecord,
-    line: u64,
+    cols: &Columns,
     limits: &Limits,
-) -> Result<UsageRow, (String, String)> {
+) -> Result<NaiveDate, Refusal> {
     let date_s = rec.get(cols.date).unwrap_or("").trim();
     let date = NaiveDate::parse_from_str(date_s, "%Y-%m-%d")
         .ok()
         .filter(|_| date_s.len() == 10)
         .ok_or_else(|| {
-            (
-                "usage_date_utc".to_string(),
-                format!(
-                    "usage_date_utc {:?} is not a YYYY-MM-DD date",
-                    excerpt(date_s)
-                ),
-            )
+            let quoted = excerpt(date_s);
+            refused("usage_date_utc")(format!(
+                "usage_date_utc {quoted:?} is not a YYYY-MM-DD date"
+            ))
         })?;
-    limits
-        .check_day(date)
-        .map_err(|r| ("usage_date_utc".to_string(), r))?;
-    let model = opt_text(rec, Some(cols.model)).ok_or_else(|| {
-        (
-            "model_version".to_string(),
-            "missing required field model_version".to_string(),
-        )
-    })?;
-    let tier = opt_text(rec, Some(cols.usage_type)).ok_or_else(|| {
-        (
-            "usage_type".to_string(),
-            "missing required field usage_type".to_string(),
-        )
-    })?;
-    check_enum("usage_type", &tier, model::SERVICE_TIERS)
-        .map_err(|r| ("usage_type".to_string(), r))?;
-    let context_window = match cols.context_window {
-        Some(c) => context_window_from_display(rec.get(c).unwrap_or(""))
-            .map_err(|r| ("context_window".to_string(), r))?,
-        None => None,
-    };
-    let inference_geo = opt_text(rec, cols.inference_geo);
-    if let Some(g) = &inference_geo {
-        check_enum("inference_geo", g, model::INFERENCE_GEOS)
-            .map_err(|r| ("inference_geo".to_string(), r))?;
-    }
+    limits.check_day(date).map_err(refused("usage_date_utc"))?;
+    Ok(date)
+}
+
+/// The token counts; the flag says the cache writes were assumed to be 5-minute ones.
+fn tokens(rec: &csv::StringRecord, cols: &Columns) -> Result<(Tokens, bool), Refusal> {
     let (w5, w1, assumed) = match cols.cache_write {
         CacheWrite::Split(a, b) => (
             count(rec, a, "usage_input_tokens_cache_write_5m")?,
@@ -246,17 +233,38 @@ fn row(
         output: count(rec, cols.output, "usage_output_tokens")?,
         web_search_requests: opt_count(rec, cols.web_search, "web_search_count")?,
     };
-    let workspace = opt_text(rec, Some(cols.workspace));
-    let (workspace_id, workspace_name) = match workspace.as_deref() {
-        None | Some(DEFAULT_WORKSPACE_NAME) => (None, Some(DEFAULT_WORKSPACE_NAME.to_string())),
-        Some(name) => (None, Some(name.to_string())),
+    Ok((tokens, assumed))
+}
+
+fn row(
+    cols: &Columns,
+    rec: &csv::StringRecord,
+    line: u64,
+    limits: &Limits,
+) -> Result<UsageRow, Refusal> {
+    let date = usage_date(rec, cols, limits)?;
+    let model = required(rec, cols.model, "model_version")?;
+    let tier = required(rec, cols.usage_type, "usage_type")?;
+    check_enum("usage_type", &tier, model::SERVICE_TIERS).map_err(refused("usage_type"))?;
+    let context_window = match cols.context_window {
+        Some(c) => context_window_from_display(rec.get(c).unwrap_or(""))
+            .map_err(refused("context_window"))?,
+        None => None,
     };
+    let inference_geo = opt_text(rec, cols.inference_geo);
+    if let Some(g) = &inference_geo {
+        check_enum("inference_geo", g, model::INFERENCE_GEOS).map_err(refused("inference_geo"))?;
+    }
+    let (tokens, cache_write_assumed_5m) = tokens(rec, cols)?;
+    // The Console names workspaces; the default workspace is named too.
+    let workspace_name =
+        opt_text(rec, Some(cols.workspace)).unwrap_or_else(|| DEFAULT_WORKSPACE_NAME.to_string());
     Ok(UsageRow {
         bucket_start: day_start(date),
         bucket_width: BucketWidth::Day,
         provider: "anthropic",
-        workspace_id,
-        workspace_name,
+        workspace_id: None,
+        workspace_name: Some(workspace_name),
         api_key_id: None,
         api_key_name: opt_text(rec, Some(cols.api_key)),
         model: Some(model),
@@ -267,7 +275,7 @@ fn row(
         account_id: None,
         service_account_id: None,
         tokens,
-        cache_write_assumed_5m: assumed,
+        cache_write_assumed_5m,
         source_format: SourceFormat::AnthropicConsoleUsageCsv,
         source_row: line,
     })

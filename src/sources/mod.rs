@@ -460,3 +460,21 @@ pub(crate) fn excerpt(s: &str) -> String {
         out
     }
 }
+
+/// A currency code accepted for summing: USD only (no exchange rates), upper-cased. Anything else
+/// is refused with the reason, so a foreign amount is never added to dollars.
+pub(crate) fn usd_only(currency: &str) -> Result<String, String> {
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(format!(
+            "currency {:?} is not an ISO 4217 code",
+            excerpt(currency)
+        ));
+    }
+    if !currency.eq_ignore_ascii_case("USD") {
+        return Err(format!(
+            "currency {}: only USD amounts are summed (no exchange rates yet), so this row is not loaded",
+            currency.to_ascii_uppercase()
+        ));
+    }
+    Ok(currency.to_ascii_uppercase())
+}

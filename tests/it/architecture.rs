@@ -93,15 +93,15 @@ fn uses(code: &str, krate: &str) -> bool {
 }
 
 #[test]
-fn polars_lives_in_query_and_clap_in_cli() {
+fn polars_lives_in_query_and_clap_in_flags() {
     for (m, (code, _)) in modules() {
         assert!(
             m == "query" || !uses(&code, "polars"),
             "Architecture invariant: polars is used only in query (found in {m})"
         );
         assert!(
-            m == "cli" || !uses(&code, "clap"),
-            "Architecture invariant: clap is used only in cli (found in {m})"
+            m == "flags" || !uses(&code, "clap"),
+            "Architecture invariant: clap is used only in flags (found in {m})"
         );
     }
 }

@@ -15,6 +15,9 @@ use serde::Serialize;
 
 use crate::model::{BucketWidth, day_start};
 
+mod cost;
+use cost::write_cost_report;
+
 /// What to generate (`tokenledger synth` fills it from its flags).
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
@@ -94,7 +97,14 @@ struct Ws<'a> {
 struct CreatedBy<'a> {
     id: &'a str,
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: Actor,
+}
+
+/// Who created an API key (the Admin API's `created_by.type`).
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Actor {
+    User,
 }
 
 #[derive(Serialize)]
@@ -178,7 +188,20 @@ pub struct Org {
 }
 
 fn build_org(a: &SynthOptions, rng: &mut fastrand::Rng) -> Org {
-    let workspaces: Vec<(String, String)> = (0..a.workspaces)
+    let workspaces = workspaces(a.workspaces, rng);
+    let keys = keys(&workspaces, a.keys_per_workspace, rng);
+    let n_streams = (a.rows_per_bucket * 10).div_ceil(8).max(1);
+    let streams = (0..n_streams).map(|i| stream(i, &keys, rng)).collect();
+    Org {
+        workspaces,
+        keys,
+        streams: merge_streams(streams),
+    }
+}
+
+/// `n` named workspaces: (id, name).
+fn workspaces(n: usize, rng: &mut fastrand::Rng) -> Vec<(String, String)> {
+    (0..n)
         .map(|i| {
             let base = WORKSPACE_NAMES[i % WORKSPACE_NAMES.len()];
             let name = if i < WORKSPACE_NAMES.len() {
@@ -188,81 +211,83 @@ fn build_org(a: &SynthOptions, rng: &mut fastrand::Rng) -> Org {
             };
             (id(rng, "wrkspc_"), name)
         })
-        .collect();
+        .collect()
+}
+
+/// One key in the default workspace, `per_workspace` in each named one: (id, name, workspace).
+fn keys(
+    workspaces: &[(String, String)],
+    per_workspace: usize,
+    rng: &mut fastrand::Rng,
+) -> Vec<(String, String, Option<usize>)> {
     let mut keys = Vec::new();
     for w in std::iter::once(None).chain((0..workspaces.len()).map(Some)) {
-        let n = if w.is_none() { 1 } else { a.keys_per_workspace };
+        let slug = match w {
+            Some(i) => workspaces[i].1.to_lowercase().replace(' ', "-"),
+            None => "default".into(),
+        };
+        let n = if w.is_none() { 1 } else { per_workspace };
         for k in 0..n {
-            let slug = match w {
-                Some(i) => workspaces[i].1.to_lowercase().replace(' ', "-"),
-                None => "default".into(),
+            let role = KEY_ROLES[k % KEY_ROLES.len()];
+            let name = if k >= KEY_ROLES.len() {
+                format!("{role}-{slug}-{k}")
+            } else {
+                format!("{role}-{slug}")
             };
-            keys.push((
-                id(rng, "apikey_"),
-                format!(
-                    "{}-{slug}{}",
-                    KEY_ROLES[k % KEY_ROLES.len()],
-                    if k >= KEY_ROLES.len() {
-                        format!("-{k}")
-                    } else {
-                        String::new()
-                    }
-                ),
-                w,
-            ));
+            keys.push((id(rng, "apikey_"), name, w));
         }
     }
-    let n_streams = (a.rows_per_bucket * 10).div_ceil(8).max(1);
-    let streams = (0..n_streams)
-        .map(|i| {
-            // Console usage (no key, default workspace) is one stream in twelve.
-            let console = i % 12 == 5;
-            let key = if console {
-                None
-            } else {
-                Some(rng.usize(..keys.len()))
-            };
-            let workspace = key.and_then(|k| keys[k].2);
-            // Every organisation has batch, priority, long-context and `us` usage: the mix is
-            // structural (by stream index), the magnitudes are random.
-            let mut model = MODELS[rng.usize(..MODELS.len())];
-            let tier = if i % 6 == 1 {
-                "batch"
-            } else if i % 9 == 4 {
-                "priority"
-            } else {
-                "standard"
-            };
-            let context = if i % 8 == 2 {
-                model = "claude-sonnet-4-5-20250929";
-                "200k-1M"
-            } else {
-                "0-200k"
-            };
-            let geo = if i % 5 == 3 {
-                model = if i % 2 == 0 {
-                    "claude-opus-4-6"
-                } else {
-                    "claude-sonnet-4-6"
-                };
-                "us"
-            } else {
-                "global"
-            };
-            Stream {
-                workspace,
-                key,
-                model,
-                tier,
-                context,
-                geo,
-                base: 200 + rng.u64(..20_000),
-                web_search: rng.u32(..100) < 15,
-            }
-        })
-        .collect::<Vec<Stream>>();
-    // The provider sends one row per combination of dimensions in a bucket: streams with the
-    // same dimensions are one stream (their volumes added), never two rows of one bucket.
+    keys
+}
+
+/// Stream `i`. Every organisation has batch, priority, long-context and `us` usage: the mix is
+/// structural (by stream index), the magnitudes are random. Console usage (no key, default
+/// workspace) is one stream in twelve.
+fn stream(i: usize, keys: &[(String, String, Option<usize>)], rng: &mut fastrand::Rng) -> Stream {
+    let key = if i % 12 == 5 {
+        None
+    } else {
+        Some(rng.usize(..keys.len()))
+    };
+    let mut model = MODELS[rng.usize(..MODELS.len())];
+    let tier = if i % 6 == 1 {
+        "batch"
+    } else if i % 9 == 4 {
+        "priority"
+    } else {
+        "standard"
+    };
+    let context = if i % 8 == 2 {
+        model = "claude-sonnet-4-5-20250929";
+        "200k-1M"
+    } else {
+        "0-200k"
+    };
+    let geo = if i % 5 == 3 {
+        model = if i.is_multiple_of(2) {
+            "claude-opus-4-6"
+        } else {
+            "claude-sonnet-4-6"
+        };
+        "us"
+    } else {
+        "global"
+    };
+    Stream {
+        workspace: key.and_then(|k| keys[k].2),
+        key,
+        model,
+        tier,
+        context,
+        geo,
+        base: 200 + rng.u64(..20_000),
+        web_search: rng.u32(..100) < 15,
+    }
+}
+
+/// The provider sends one row per combination of dimensions in a bucket: streams with the
+/// same dimensions are one stream (their volumes added), never two rows of one bucket.
+fn merge_streams(streams: Vec<Stream>) -> Vec<Stream> {
     let mut merged: Vec<Stream> = Vec::with_capacity(streams.len());
     let mut index = std::collections::HashMap::new();
     for s in streams {
@@ -279,12 +304,7 @@ fn build_org(a: &SynthOptions, rng: &mut fastrand::Rng) -> Org {
             }
         }
     }
-    let streams = merged;
-    Org {
-        workspaces,
-        keys,
-        streams,
-    }
+    merged
 }
 
 /// Writes the synthetic exports; returns a one-paragraph report of what was written.
@@ -361,15 +381,7 @@ fn write_lists(a: &SynthOptions, org: &Org) -> Result<()> {
             display_color: ["#6C5BB9", "#D97757", "#2E8B57", "#1F6FEB"][i % 4],
         })
         .collect();
-    write_json(
-        &a.out.join("workspaces.json"),
-        &ListResp {
-            first_id: ws.first().map(|w| w.id.to_string()),
-            last_id: ws.last().map(|w| w.id.to_string()),
-            data: ws,
-            has_more: false,
-        },
-    )?;
+    write_list(&a.out.join("workspaces.json"), ws, |w| w.id)?;
     let keys: Vec<Key> = org
         .keys
         .iter()
@@ -381,23 +393,29 @@ fn write_lists(a: &SynthOptions, org: &Org) -> Result<()> {
             created_at: created,
             created_by: CreatedBy {
                 id: "user_01WCz1FkmYMm4gnmykNKUu3Q",
-                kind: "user",
+                kind: Actor::User,
             },
             partial_key_hint: format!("sk-ant-api03-{}...{}", &id[7..10], &id[id.len() - 4..]),
             status: "active",
         })
         .collect();
-    write_json(
-        &a.out.join("api_keys.json"),
-        &ListResp {
-            first_id: keys.first().map(|k| k.id.to_string()),
-            last_id: keys.last().map(|k| k.id.to_string()),
-            data: keys,
-            has_more: false,
-        },
-    )?;
-
+    write_list(&a.out.join("api_keys.json"), keys, |k| k.id)?;
     Ok(())
+}
+
+/// One page of an Admin API list endpoint holding all of `data`.
+fn write_list<T: Serialize>(
+    path: &std::path::Path,
+    data: Vec<T>,
+    id: impl Fn(&T) -> &str,
+) -> Result<u64> {
+    let page = ListResp {
+        first_id: data.first().map(|x| id(x).to_string()),
+        last_id: data.last().map(|x| id(x).to_string()),
+        data,
+        has_more: false,
+    };
+    write_json(path, &page)
 }
 
 /// Daily per (day, stream) totals (the Console CSV and the cost report are built from them).
@@ -578,172 +596,6 @@ fn write_console_csvs(a: &SynthOptions, org: &Org, daily: &Daily) -> Result<usiz
         csvs += 1;
     }
     Ok(csvs)
-}
-
-#[derive(Serialize)]
-struct CostResult {
-    amount: String,
-    currency: &'static str,
-    cost_type: &'static str,
-    description: String,
-    model: Option<&'static str>,
-    token_type: Option<&'static str>,
-    service_tier: Option<&'static str>,
-    context_window: Option<&'static str>,
-    inference_geo: Option<&'static str>,
-    workspace_id: Option<String>,
-}
-
-#[derive(Serialize)]
-struct CostBucket {
-    starting_at: String,
-    ending_at: String,
-    results: Vec<CostResult>,
-}
-
-#[derive(Serialize)]
-struct CostPage {
-    data: Vec<CostBucket>,
-    has_more: bool,
-    next_page: Option<String>,
-}
-
-/// Cents, exactly, as the cost report writes them.
-fn cents(dollars: rust_decimal::Decimal) -> String {
-    (dollars * rust_decimal::Decimal::ONE_HUNDRED)
-        .normalize()
-        .to_string()
-}
-
-fn write_cost_report(
-    a: &SynthOptions,
-    org: &Org,
-    daily: &std::collections::BTreeMap<(NaiveDate, usize), [u64; 6]>,
-    rng: &mut fastrand::Rng,
-) -> Result<usize> {
-    use rust_decimal::Decimal;
-    let book = crate::pricing::PriceBook::load(&[])?;
-    let dir = a.out.join("cost");
-    std::fs::create_dir_all(&dir)?;
-    // (day, workspace, model, tier, context, geo) → token counts; (day, workspace) → web searches.
-    type Key = (
-        NaiveDate,
-        Option<usize>,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-    );
-    let mut tokens: std::collections::BTreeMap<Key, [u64; 5]> = Default::default();
-    let mut web: std::collections::BTreeMap<(NaiveDate, Option<usize>), u64> = Default::default();
-    let mut days = std::collections::BTreeSet::new();
-    for ((day, si), v) in daily {
-        days.insert(*day);
-        let s = &org.streams[*si];
-        if s.tier == "priority" {
-            continue; // Priority Tier is not in the cost report.
-        }
-        let t = tokens
-            .entry((*day, s.workspace, s.model, s.tier, s.context, s.geo))
-            .or_default();
-        for i in 0..5 {
-            t[i] += v[i];
-        }
-        *web.entry((*day, s.workspace)).or_default() += v[5];
-    }
-    let mut by_month: std::collections::BTreeMap<String, Vec<CostBucket>> = Default::default();
-    for day in days {
-        let mut results = Vec::new();
-        for ((_, ws, model, tier, ctx, geo), t) in tokens
-            .range((day, None, "", "", "", "")..)
-            .take_while(|(k, _)| k.0 == day)
-        {
-            let rate = book
-                .rate(
-                    "anthropic",
-                    Some(model),
-                    day,
-                    Some(tier),
-                    Some(ctx),
-                    Some(geo),
-                )
-                .map_err(|e| anyhow::anyhow!(e))?;
-            for (i, tt) in crate::vocab::TokenClass::ALL
-                .map(|c| c.cost_report_type())
-                .iter()
-                .enumerate()
-            {
-                if t[i] == 0 {
-                    continue;
-                }
-                let amount = Decimal::from(t[i]) * rate.per_mtok[i] / Decimal::from(1_000_000);
-                results.push(CostResult {
-                    amount: cents(amount),
-                    currency: "USD",
-                    cost_type: "tokens",
-                    description: format!("{model} Usage - {tt}"),
-                    model: Some(model),
-                    token_type: Some(tt),
-                    service_tier: Some(tier),
-                    context_window: Some(ctx),
-                    inference_geo: Some(geo),
-                    workspace_id: ws.map(|w| org.workspaces[w].0.clone()),
-                });
-            }
-        }
-        for ((_, ws), n) in web.range((day, None)..).take_while(|(k, _)| k.0 == day) {
-            if *n > 0 {
-                results.push(CostResult {
-                    amount: cents(Decimal::from(*n) * Decimal::new(1, 2)),
-                    currency: "USD",
-                    cost_type: "web_search",
-                    description: "Web Search Usage".into(),
-                    model: None,
-                    token_type: None,
-                    service_tier: None,
-                    context_window: None,
-                    inference_geo: None,
-                    workspace_id: ws.map(|w| org.workspaces[w].0.clone()),
-                });
-            }
-        }
-        if !org.workspaces.is_empty() && rng.u32(..100) < 30 {
-            let hours = 1 + rng.u64(..40);
-            results.push(CostResult {
-                amount: cents(Decimal::from(hours) * Decimal::new(5, 2)),
-                currency: "USD",
-                cost_type: "code_execution",
-                description: "Code Execution Usage".into(),
-                model: None,
-                token_type: None,
-                service_tier: None,
-                context_window: None,
-                inference_geo: None,
-                workspace_id: Some(org.workspaces[rng.usize(..org.workspaces.len())].0.clone()),
-            });
-        }
-        let start = day_start(day);
-        by_month
-            .entry(day.format("%Y-%m").to_string())
-            .or_default()
-            .push(CostBucket {
-                starting_at: rfc(start),
-                ending_at: rfc(start + TimeDelta::days(1)),
-                results,
-            });
-    }
-    let n = by_month.len();
-    for (m, data) in by_month {
-        write_json(
-            &dir.join(format!("cost-{m}.json")),
-            &CostPage {
-                data,
-                has_more: false,
-                next_page: None,
-            },
-        )?;
-    }
-    Ok(n)
 }
 
 fn rfc(t: chrono::DateTime<chrono::Utc>) -> String {

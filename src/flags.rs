@@ -1,0 +1,307 @@
+//! The command line's grammar: every command, flag and value parser (clap derive), and the
+//! mapping of flags onto [`Flags`] for [`crate::settings`].
+//!
+//! Owns: names, help texts and examples, and parsing values at the edge (months, dates, money,
+//! formats). Must not: run anything, read files or print (that is `cli`), or use polars.
+//! Architecture invariant: a flag becomes a typed value here or is refused as a usage error (exit 2).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::SourceFormat;
+use crate::money::Money;
+use crate::present::OutputFormat;
+use crate::report::Dim;
+use crate::settings::Flags;
+use crate::synth;
+use crate::vocab::Month;
+
+const EXAMPLES: &str = "\
+Examples:
+  tokenledger run --inputs fixtures/sample            # the whole job on the shipped samples
+  tokenledger ingest exports/2026-10/                 # files and directories, format from content
+  tokenledger ingest page.json --format anthropic-usage-api --json
+  tokenledger usage --month 2026-10 --format csv
+  tokenledger report --month 2026-10 --by team,model --format csv
+  tokenledger reconcile --month 2026-10
+  tokenledger prices --as-of 2026-03-12
+  tokenledger sql \"SELECT model, SUM(output_tokens) FROM usage GROUP BY model\"
+  tokenledger quarantine                              # every rejected row, with file, place, reason
+  tokenledger synth --out /tmp/org --months 2 --width 1h
+
+Exit codes: 0 clean, 1 failure (nothing committed), 2 usage error, 3 needs review: input was
+quarantined or skipped, usage is UNPRICED, or a difference is unexplained.";
+
+#[derive(Debug, Parser)]
+#[command(name = "tokenledger", version, about = "Keeps the books on LLM API spend: provider exports → Parquet lake → priced, reconciled reports.", after_help = EXAMPLES)]
+pub struct Cli {
+    /// Where the lake lives [default: data_dir of the config, else ./tokenledger-data].
+    #[arg(long, global = true, env = "TOKENLEDGER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file (TOML). Default: ./tokenledger.toml when present; the job runs without one.
+    #[arg(long, global = true, env = "TOKENLEDGER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Quiet: no progress and no summary on stderr (errors still print). For cron.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The nightly job: ingest the configured inputs, rate, report and reconcile what changed.
+    Run(RunArgs),
+    /// Ingest provider exports (files or directories) into the lake.
+    #[command(
+        after_help = "Formats (detected from content): anthropic-usage-api, anthropic-cost-api, \
+anthropic-console-usage-csv, anthropic-workspaces, anthropic-api-keys.\n\
+Re-running is safe: files already ingested (same content) are skipped; newer exports of the same \
+buckets replace older ones."
+    )]
+    Ingest(IngestArgs),
+    /// Token totals per month, workspace and model (the query in sql/usage_totals.sql).
+    Usage(UsageArgs),
+    /// Run SQL over the lake (polars SQL). Tables: usage, cost, rated_usage, workspaces,
+    /// api_keys, usage_coverage, cost_coverage, ingest_log, quarantine.
+    Sql(SqlArgs),
+    /// List quarantined input: file, row/line, field and reason.
+    Quarantine(QuarantineArgs),
+    /// Show the price book in force on a date (default book + overrides).
+    Prices(PricesArgs),
+    /// Price every usage row (the derived table rated_usage); re-rates what is stale.
+    Rate(RateArgs),
+    /// Monthly chargeback: tokens and list cost by workspace, model, key, tier, day or team.
+    #[command(
+        after_help = "Rounding: each line is rounded to cents (half away from zero) and the lines are adjusted by \
+largest remainder so that they add up exactly to the rounded total; list_cost_usd_exact keeps full precision.\n\
+Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens)."
+    )]
+    Report(ReportArgs),
+    /// Compare our list cost with the provider's cost report; explain every difference.
+    Reconcile(ReconcileArgs),
+    /// Write a synthetic organisation's exports (deterministic for a seed).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Export files or directories to ingest (default: `inputs` from the config).
+    #[arg(long, num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+    /// Print the ingest summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: IngestCommon,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestCommon {
+    /// Parse with this many threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Fail at once if another run holds the lock, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files and directories (recursive).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Skip detection and read every file as this format.
+    #[arg(long, value_parser = parse_source_format)]
+    pub format: Option<SourceFormat>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: IngestCommon,
+}
+
+fn parse_source_format(s: &str) -> Result<SourceFormat, String> {
+    SourceFormat::parse(s).ok_or_else(|| {
+        format!(
+            "unknown format {s:?}; one of: {}",
+            SourceFormat::ALL.map(|f| f.as_str()).join(", ")
+        )
+    })
+}
+
+/// `--format table|csv|json`.
+fn output_format() -> impl TypedValueParser<Value = OutputFormat> {
+    PossibleValuesParser::new(OutputFormat::NAMES).map(|s| s.parse().expect("a listed name"))
+}
+
+/// `--by workspace,model,…`.
+fn dimension() -> impl TypedValueParser<Value = Dim> {
+    PossibleValuesParser::new(Dim::NAMES).map(|s| s.parse().expect("a listed name"))
+}
+
+use crate::vocab::parse_month;
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Only this month (YYYY-MM).
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Option<Month>,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query (or several, separated by `;`: the last one's result is printed).
+    #[arg(required_unless_present = "file")]
+    pub query: Option<String>,
+    /// Read the query from a file (e.g. sql/usage_totals.sql).
+    #[arg(long, conflicts_with = "query")]
+    pub file: Option<PathBuf>,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PricesArgs {
+    /// Date the book is shown for (YYYY-MM-DD, UTC). Default: today.
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Every dated row (all dates), not only those in force.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    /// Only this month (YYYY-MM); default: every month with usage.
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Option<Month>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The month (YYYY-MM, UTC).
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Month,
+    /// Dimensions, comma-separated: workspace, model, api-key, service-tier, day, team.
+    #[arg(long, value_parser = dimension(), value_delimiter = ',', default_value = "workspace,model")]
+    pub by: Vec<Dim>,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+    /// Print the SQL the report runs (from sql/report.sql) and exit.
+    #[arg(long)]
+    pub show_sql: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The month (YYYY-MM, UTC).
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Month,
+    /// Differences up to this many dollars per line count as matched
+    /// [default: [reconcile] tolerance of the config, else 0.005].
+    #[arg(long, value_parser = parse_money)]
+    pub tolerance: Option<Money>,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+}
+
+fn parse_money(s: &str) -> Result<Money, String> {
+    let d = rust_decimal::Decimal::from_str_exact(s.trim())
+        .map_err(|e| format!("{s:?} is not an exact decimal: {e}"))?;
+    Money::from_decimal(d)
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    /// Only this ingest's entries.
+    #[arg(long)]
+    pub ingest: Option<String>,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SynthArgs {
+    /// Output directory (created; existing files of the same names are overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// First month (YYYY-MM).
+    #[arg(long, default_value = "2026-10", value_parser = parse_month)]
+    pub start: String,
+    #[arg(long, default_value_t = 1)]
+    pub months: u32,
+    /// Bucket width of the usage pages: 1m, 1h or 1d.
+    #[arg(long, default_value = "1h")]
+    pub width: String,
+    /// Named workspaces (the default workspace comes on top).
+    #[arg(long, default_value_t = 4)]
+    pub workspaces: usize,
+    #[arg(long, default_value_t = 3)]
+    pub keys_per_workspace: usize,
+    /// Average result rows per bucket on a weekday at peak.
+    #[arg(long, default_value_t = 8)]
+    pub rows_per_bucket: usize,
+    /// Buckets per page file (default: the API's maximum `limit` for the width).
+    #[arg(long)]
+    pub page_buckets: Option<usize>,
+    /// Also write the same usage as Console CSVs (daily, names instead of IDs).
+    #[arg(long)]
+    pub console_csv: bool,
+    /// Do not write the provider's cost report (written by default, at list prices).
+    #[arg(long)]
+    pub no_cost_report: bool,
+}
+
+impl From<SynthArgs> for synth::SynthOptions {
+    fn from(a: SynthArgs) -> Self {
+        synth::SynthOptions {
+            out: a.out,
+            seed: a.seed,
+            start: a.start,
+            months: a.months,
+            width: a.width,
+            workspaces: a.workspaces,
+            keys_per_workspace: a.keys_per_workspace,
+            rows_per_bucket: a.rows_per_bucket,
+            page_buckets: a.page_buckets,
+            console_csv: a.console_csv,
+            no_cost_report: a.no_cost_report,
+        }
+    }
+}
+
+impl Cli {
+    /// The flags that settings resolve (the rest are per-command arguments).
+    pub fn flags(&self) -> Flags {
+        let (inputs, common) = match &self.command {
+            Command::Run(a) => (a.inputs.clone(), Some(&a.common)),
+            Command::Ingest(a) => (Vec::new(), Some(&a.common)),
+            _ => (Vec::new(), None),
+        };
+        Flags {
+            data_dir: self.data_dir.clone(),
+            config: self.config.clone(),
+            quiet: self.quiet,
+            progress: std::io::stderr().is_terminal(),
+            jobs: common.and_then(|c| c.jobs),
+            no_wait: common.is_some_and(|c| c.no_wait),
+            inputs,
+            tolerance: match &self.command {
+                Command::Reconcile(a) => a.tolerance,
+                _ => None,
+            },
+        }
+    }
+}
