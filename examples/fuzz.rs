@@ -66,6 +66,9 @@ impl Sink for CountSink {
     fn api_key(&mut self, _: ApiKey) {
         self.rows += 1;
     }
+    fn ledger(&mut self, _: tokenledger::model::LedgerItem) {
+        self.rows += 1;
+    }
     fn quarantine(&mut self, _: Quarantined) {
         self.quarantined += 1;
     }

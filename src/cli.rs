@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 pub use crate::flags::Cli;
-use crate::flags::{Command, PricesArgs, RateArgs, ReconcileArgs, ReportArgs, SqlArgs};
+use crate::flags::{
+    Command, CreditsArgs, PricesArgs, RateArgs, ReconcileArgs, ReportArgs, SqlArgs,
+};
 use crate::model::SourceFormat;
 use crate::present::{self, OutputFormat};
 use crate::query;
@@ -69,6 +71,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Rate(a) => cmd_rate(s, a),
         Command::Report(a) => cmd_report(s, a),
         Command::Reconcile(a) => cmd_reconcile(s, a),
+        Command::Credits(a) => cmd_credits(s, a),
         Command::Synth(a) => {
             let report = synth::generate(&a.into())?;
             if !s.quiet {
@@ -218,6 +221,16 @@ fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
     say_recovered(s, &rated.snapshot.recovered);
     print_reconcile(&r, a.format)?;
     Ok(exit_code(&r.reviews()))
+}
+
+fn cmd_credits(s: &Settings, a: CreditsArgs) -> Result<i32> {
+    let as_of = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let (ledger, inputs, rated) = run::credits(s, as_of)?;
+    say_recovered(s, &rated.snapshot.recovered);
+    let text =
+        present::credits::credits_text(&ledger, inputs.unpriced_rows, a.format, terminal_width())?;
+    print!("{text}");
+    Ok(exit_code(&run::credit_reviews(&ledger, &inputs)))
 }
 
 fn terminal_width() -> Option<usize> {

@@ -34,6 +34,25 @@ pub struct Config {
     /// Reconciliation settings.
     #[serde(default)]
     pub reconcile: ReconcileConfig,
+    #[serde(default)]
+    pub credits: CreditsConfig,
+}
+
+/// `[credits]`: when the ledger's findings fire, and the auto-reload configured at the provider
+/// (amounts as strings, like prices).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsConfig {
+    /// Lots expiring within these many days with money left are findings (default 60, 30, 7).
+    pub horizons: Option<Vec<u32>>,
+    /// A runway shorter than this many days is a finding (default 30).
+    pub runway_min_days: Option<u32>,
+    /// More auto-reloads than this in one day is a finding (default 2).
+    pub max_reloads_per_day: Option<u32>,
+    #[serde(default, deserialize_with = "money")]
+    pub auto_reload_threshold_usd: Option<crate::money::Money>,
+    #[serde(default, deserialize_with = "money")]
+    pub auto_reload_amount_usd: Option<crate::money::Money>,
 }
 
 /// `[reconcile]`.

@@ -28,12 +28,42 @@ Examples:
   tokenledger report --month 2026-10 --by team,model --format csv
   tokenledger reconcile --month 2026-10
   tokenledger prices --as-of 2026-03-12
+  tokenledger credits --as-of 2026-10-31             # lots, balance, burn, runway, at-risk credit
   tokenledger sql \"SELECT model, SUM(output_tokens) FROM usage GROUP BY model\"
   tokenledger quarantine                              # every rejected row, with file, place, reason
   tokenledger synth --out /tmp/org --months 2 --width 1h
 
 Exit codes: 0 clean, 1 failure (nothing committed), 2 usage error, 3 needs review: input was
-quarantined or skipped, usage is UNPRICED, or a difference is unexplained.";
+quarantined or skipped, usage is UNPRICED, a difference is unexplained, or credits have findings.";
+
+const CREDITS_RULES: &str = "\
+The rules (finance can redo them by hand; all days are the provider's UTC days):
+  - Each UTC day's total list cost of a provider (sql/credits_daily.sql) consumes that provider's
+    lots usable that day (purchased_at <= day < expires_at): soonest expiry first, then earliest
+    purchase, then lot_id. Cost no lot covers is 'uncovered'.
+  - prepaid and auto_reload lots expire one year after purchase unless expires_at says otherwise
+    (a 29 February purchase expires on 28 February); promotional lots must state expires_at.
+  - A monthly lot grants amount_usd each cycle (purchased_at + k months); what a cycle leaves is
+    lapsed when the next one starts (it never rolls over). Its row shows the current cycle.
+  - Burn = the list cost of the 30 days ending on the as-of date, divided by 30.
+  - at_risk_usd = what the lot would still hold at its expiry if that burn continued from the day
+    after the as-of date in the same order; lapsed_usd = what has already expired unused.
+  - Runway = the first day after the as-of date whose burn no usable lot fully covers.
+  - Balance = what the lots usable on the as-of date still hold after that day's usage; a Console
+    balance (balance-snapshots CSV) that differs by more than a cent fails its assertion.
+  - Status: expired unused / exhausted / at risk / expiring soon (within the largest horizon,
+    default 60 days) / active.
+  - Auto-reload advice (the provider's practice, on the 30-day burn): threshold >= 48 hours of
+    burn, top-up 1-2 weeks of burn; [credits] auto_reload_threshold_usd / _amount_usd are checked.
+Findings (exit code 3): lots expiring within [credits] horizons (default 60, 30, 7 days) with money
+left, lots at risk, a runway under runway_min_days (30), a failed balance assertion, more than
+max_reloads_per_day (2) auto-reloads in a day.
+Tables round to cents: every column adds up to its rounded total and consumed = amount - remaining
+on every row; --format csv and json carry every amount exactly.
+
+Examples:
+  tokenledger credits
+  tokenledger credits --as-of 2026-10-31 --format csv > credits.csv";
 
 #[derive(Debug, Parser)]
 #[command(name = "tokenledger", version, about = "Keeps the books on LLM API spend: provider exports → Parquet lake → priced, reconciled reports.", after_help = EXAMPLES)]
@@ -58,7 +88,8 @@ pub enum Command {
     /// Ingest provider exports (files or directories) into the lake.
     #[command(
         after_help = "Formats (detected from content): anthropic-usage-api, anthropic-cost-api, \
-anthropic-console-usage-csv, anthropic-workspaces, anthropic-api-keys.\n\
+anthropic-console-usage-csv, anthropic-workspaces, anthropic-api-keys, credit-lots-csv, \
+balance-snapshots-csv, stripe-invoice, invoice-csv (see the README for the CSV columns).\n\
 Re-running is safe: files already ingested (same content) are skipped; newer exports of the same \
 buckets replace older ones."
     )]
@@ -83,6 +114,9 @@ Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens
     Report(ReportArgs),
     /// Compare our list cost with the provider's cost report; explain every difference.
     Reconcile(ReconcileArgs),
+    /// The credit ledger: every lot's consumption, expiry and money at risk; balance, burn, runway.
+    #[command(after_help = CREDITS_RULES)]
+    Credits(CreditsArgs),
     /// Write a synthetic organisation's exports (deterministic for a seed).
     Synth(SynthArgs),
 }
@@ -174,6 +208,15 @@ pub struct PricesArgs {
     /// Every dated row (all dates), not only those in force.
     #[arg(long)]
     pub all: bool,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CreditsArgs {
+    /// The day the ledger is drawn up at (YYYY-MM-DD, UTC; its usage included). Default: today.
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
     #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
 }

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod credits;
 pub mod flags;
 pub mod grid;
 pub mod ingest;

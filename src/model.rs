@@ -62,15 +62,27 @@ pub enum SourceFormat {
     AnthropicWorkspaces,
     /// `GET /v1/organizations/api_keys`.
     AnthropicApiKeys,
+    /// Our credits CSV: `lot_id,provider,kind,purchased_at,amount_usd[,expires_at]`.
+    CreditLotsCsv,
+    /// Console balances as seen: `as_of,provider,balance_usd`.
+    BalanceSnapshotsCsv,
+    /// Stripe invoice objects (the API's or the dashboard's JSON), one or many per file.
+    StripeInvoice,
+    /// Our invoice CSV for providers without Stripe: one row per invoice line.
+    InvoiceCsv,
 }
 
 impl SourceFormat {
-    pub const ALL: [SourceFormat; 5] = [
+    pub const ALL: [SourceFormat; 9] = [
         Self::AnthropicUsageApi,
         Self::AnthropicCostApi,
         Self::AnthropicConsoleUsageCsv,
         Self::AnthropicWorkspaces,
         Self::AnthropicApiKeys,
+        Self::CreditLotsCsv,
+        Self::BalanceSnapshotsCsv,
+        Self::StripeInvoice,
+        Self::InvoiceCsv,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,6 +91,10 @@ impl SourceFormat {
             Self::AnthropicConsoleUsageCsv => "anthropic-console-usage-csv",
             Self::AnthropicWorkspaces => "anthropic-workspaces",
             Self::AnthropicApiKeys => "anthropic-api-keys",
+            Self::CreditLotsCsv => "credit-lots-csv",
+            Self::BalanceSnapshotsCsv => "balance-snapshots-csv",
+            Self::StripeInvoice => "stripe-invoice",
+            Self::InvoiceCsv => "invoice-csv",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -277,4 +293,124 @@ pub fn parse_ts(field: &str, s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{field} '{s}' is not an RFC 3339 timestamp ({e})"))
+}
+
+/// What a credit lot is (the `kind` column of the credits CSV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreditKind {
+    /// Bought in the Console; expires one year after purchase.
+    Prepaid,
+    /// A prepaid purchase made by auto-reload; expires one year after purchase.
+    AutoReload,
+    /// Granted; its expiry must be stated.
+    Promotional,
+    /// A subscription's programmatic credit: `amount` per billing cycle (from `purchased_at`,
+    /// monthly), unused credit lapses at cycle end; `expires_at` ends the subscription.
+    Monthly,
+}
+
+impl CreditKind {
+    pub const ALL: [CreditKind; 4] = [
+        Self::Prepaid,
+        Self::AutoReload,
+        Self::Promotional,
+        Self::Monthly,
+    ];
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepaid => "prepaid",
+            Self::AutoReload => "auto_reload",
+            Self::Promotional => "promotional",
+            Self::Monthly => "monthly",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One purchase or grant of credit. Dates are UTC days: the lot is usable on the days
+/// `purchased_at <= day < expires_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditLot {
+    pub lot_id: String,
+    pub provider: String,
+    pub kind: CreditKind,
+    pub purchased_at: NaiveDate,
+    /// Dollars (for `monthly`: per cycle).
+    pub amount: Decimal,
+    /// Stated, or the rule's (prepaid: a year after purchase); `None` only for a monthly
+    /// subscription that has not ended.
+    pub expires_at: Option<NaiveDate>,
+    /// Whether `expires_at` was in the file (else the one-year rule made it).
+    pub expiry_stated: bool,
+    pub source_row: u64,
+}
+
+/// A prepaid lot's expiry: one year after purchase, a 29 February purchase on 28 February.
+pub fn one_year_after(d: NaiveDate) -> NaiveDate {
+    d.checked_add_months(chrono::Months::new(12))
+        .expect("dates in the plausible window have a year after them")
+}
+
+/// The balance the provider's Console showed on a day (an assertion on the ledger).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceSnapshot {
+    pub as_of: NaiveDate,
+    pub provider: String,
+    pub balance: Decimal,
+    pub source_row: u64,
+}
+
+/// One invoice, amounts in dollars, exact (Stripe's integer cents / 100).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoice {
+    pub provider: String,
+    pub number: String,
+    pub invoice_id: Option<String>,
+    pub currency: String,
+    /// The period the invoice bills, `[start, end)`.
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub subtotal: Decimal,
+    pub discount: Decimal,
+    pub tax: Decimal,
+    pub total: Decimal,
+    /// The customer balance before the invoice (negative: a credit the customer holds).
+    pub starting_balance: Decimal,
+    pub amount_due: Decimal,
+    pub lines: Vec<InvoiceLine>,
+    /// Whether `lines` are all the invoice's lines (Stripe pages long line lists).
+    pub lines_complete: bool,
+    pub source_row: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceLine {
+    pub line_no: u64,
+    pub description: Option<String>,
+    pub amount: Decimal,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub quantity: Option<i64>,
+}
+
+impl Invoice {
+    /// Negative lines: credits applied on the invoice (promotional or prepaid credit).
+    pub fn credits_applied(&self) -> Decimal {
+        self.lines
+            .iter()
+            .map(|l| l.amount)
+            .filter(|a| a.is_sign_negative())
+            .sum()
+    }
+}
+
+/// What a credits or invoice file holds (small, keyed: a later file replaces by key).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerItem {
+    Lot(CreditLot),
+    Snapshot(BalanceSnapshot),
+    Invoice(Invoice),
 }

@@ -82,6 +82,28 @@ impl Money {
     pub fn abs(self) -> Money {
         Money(self.0.abs())
     }
+    /// `self × n`, exactly, or `None` on overflow.
+    pub fn checked_mul(self, n: i128) -> Option<Money> {
+        self.0.checked_mul(n).map(Money)
+    }
+    /// `self ÷ n` (n > 0) to the nearest unit of 10⁻¹², half away from zero: for means such
+    /// as a burn rate, which no fixed point holds exactly. Never used on stored amounts.
+    pub fn div_round(self, n: i128) -> Money {
+        assert!(n > 0, "division by a positive count");
+        let (q, r) = (self.0 / n, self.0 % n);
+        Money(if r.abs() * 2 >= n {
+            q + self.0.signum()
+        } else {
+            q
+        })
+    }
+    /// Rounded to the cent, as text: `12.35` (presentation only).
+    pub fn cents(self) -> String {
+        cents_text(self.round_cents())
+    }
+    pub fn is_positive(self) -> bool {
+        self.0 > 0
+    }
     /// Whole cents, rounded half away from zero (presentation only).
     pub fn round_cents(self) -> i128 {
         round_cents(self.0)

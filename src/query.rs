@@ -17,7 +17,7 @@ use crate::money::Money;
 /// The query behind `tokenledger usage`; also run by DuckDB in the interop tests.
 pub const USAGE_TOTALS_SQL: &str = include_str!("../sql/usage_totals.sql");
 
-pub const TABLES: [Table; 9] = [
+pub const TABLES: [Table; 13] = [
     Table::Usage,
     Table::UsageCoverage,
     Table::Cost,
@@ -27,6 +27,10 @@ pub const TABLES: [Table; 9] = [
     Table::IngestLog,
     Table::Quarantine,
     Table::RatedUsage,
+    Table::CreditLots,
+    Table::BalanceSnapshots,
+    Table::Invoices,
+    Table::InvoiceLines,
 ];
 
 #[derive(Debug, thiserror::Error)]

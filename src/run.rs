@@ -37,6 +37,8 @@ pub enum RunError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
+    #[error(transparent)]
+    Credits(#[from] crate::credits::CreditsError),
 }
 
 impl From<IngestError> for RunError {
@@ -129,6 +131,36 @@ pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, R
     let rated = rate(settings, &book, &[month.key()])?;
     let r = reconcile::reconcile(&settings.layout, month, settings.tolerance, &book)?;
     Ok((r, rated))
+}
+
+/// The credits ledger as of `as_of`, every month rated first (burn and consumption read all
+/// of `rated_usage`).
+pub fn credits(
+    settings: &Settings,
+    as_of: chrono::NaiveDate,
+) -> Result<(crate::credits::Ledger, crate::credits::Inputs, Rated), RunError> {
+    let book = settings.price_book()?;
+    let rated = rate(settings, &book, &[])?;
+    let opts = settings.credit_options(as_of);
+    let (ledger, inputs) = crate::credits::credits(&settings.layout, &opts)?;
+    Ok((ledger, inputs, rated))
+}
+
+/// The reasons to look a credits ledger gives.
+pub fn credit_reviews(l: &crate::credits::Ledger, inputs: &crate::credits::Inputs) -> Vec<Review> {
+    let mut out = Vec::new();
+    if !l.findings.is_empty() {
+        out.push(Review::Credits {
+            findings: l.findings.len(),
+        });
+    }
+    if inputs.unpriced_rows > 0 {
+        out.push(Review::Unpriced {
+            month: "all".into(),
+            lines: inputs.unpriced_rows as usize,
+        });
+    }
+    out
 }
 
 /// One month a run reports on.

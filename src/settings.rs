@@ -102,6 +102,23 @@ impl Settings {
         &self.layout.root
     }
 
+    /// What the credits ledger is asked, as of `as_of`: `[credits]` over the defaults.
+    pub fn credit_options(&self, as_of: chrono::NaiveDate) -> crate::credits::Options {
+        let c = &self.config.credits;
+        let mut o = crate::credits::Options::new(as_of);
+        if let Some(h) = &c.horizons {
+            o.horizons = h.iter().map(|&d| d.into()).collect();
+        }
+        if let Some(d) = c.runway_min_days {
+            o.runway_min_days = d.into();
+        }
+        if let Some(n) = c.max_reloads_per_day {
+            o.max_reloads_per_day = n as usize;
+        }
+        o.auto_reload = c.auto_reload_threshold_usd.zip(c.auto_reload_amount_usd);
+        o
+    }
+
     /// The price book: the embedded default, then `[prices]` from the config, then
     /// `price_file` (later ones win).
     pub fn price_book(&self) -> Result<PriceBook, PriceError> {

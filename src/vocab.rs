@@ -223,4 +223,9 @@ pub enum Review {
     Unpriced { month: String, lines: usize },
     /// Differences with the provider's cost report that have no known cause.
     Unexplained { month: String, lines: usize },
+    /// Credit findings: lots expiring with money left or at risk, a short runway, a balance
+    /// the Console showed that the ledger does not reach, an auto-reload storm.
+    Credits { findings: usize },
+    /// An invoice whose tie-out to the cost report and our list cost leaves an unexplained rest.
+    InvoiceUnexplained { invoice: String },
 }

@@ -28,10 +28,13 @@ use crate::lake::batch::{self, CostBuilder, Names, QuarantineRow, Stored, UsageB
 use crate::lake::io::{LakeError, StagedFile};
 use crate::lake::txn::{self, LakeLock, LockMode};
 use crate::lake::{Layout, Table, schema};
-use crate::model::{self, ApiKey, CostRow, SourceFamily, SourceFormat, UsageRow, Workspace};
+use crate::model::{
+    self, ApiKey, CostRow, LedgerItem, SourceFamily, SourceFormat, UsageRow, Workspace,
+};
 use crate::sources::{FileError, Limits, Quarantined, Sink, mask_secrets};
 
 mod coverage;
+mod ledger;
 mod merge;
 mod phases;
 pub mod walk;
@@ -332,6 +335,7 @@ struct WorkerSink<'a> {
     parsed: ParsedFile,
     workspaces: Vec<Workspace>,
     api_keys: Vec<ApiKey>,
+    ledger: Vec<LedgerItem>,
     error: Option<LakeError>,
     last_month: (Option<DateTime<Utc>>, String),
     format: SourceFormat,
@@ -364,6 +368,7 @@ impl<'a> WorkerSink<'a> {
             parsed: ParsedFile::default(),
             workspaces: Vec::new(),
             api_keys: Vec::new(),
+            ledger: Vec::new(),
             error: None,
             last_month: (None, String::new()),
             format: job.format,
@@ -478,6 +483,10 @@ impl Sink for WorkerSink<'_> {
         self.parsed.rows_read += 1;
         self.api_keys.push(key);
     }
+    fn ledger(&mut self, item: LedgerItem) {
+        self.parsed.rows_read += 1;
+        self.ledger.push(item);
+    }
     fn quarantine(&mut self, q: Quarantined) {
         self.parsed.rows_read += 1;
         self.parsed.rows_quarantined += 1;
@@ -511,6 +520,7 @@ impl Sink for WorkerSink<'_> {
         self.quarantine_buf.clear();
         self.workspaces.clear();
         self.api_keys.clear();
+        self.ledger.clear();
         self.parsed = ParsedFile::default();
     }
 }
@@ -557,11 +567,11 @@ pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, In
     let recovered = txn::recover(layout)?;
     let mut run = phases::Ingest::start(layout, opts, &walked.files)?;
     run.plan(walked);
-    let dims = run.parse_lists()?;
-    run.parse_reports(&dims.0)?;
+    let lists = run.parse_lists()?;
+    run.parse_reports(&lists.dims)?;
     run.record_failures();
     run.claim()?;
-    run.write_tables(dims)?;
+    run.write_tables(lists)?;
     let committed = run.commit()?;
     Ok(run.summarise(recovered, committed))
 }

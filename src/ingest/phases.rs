@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use super::ledger::Ledger;
 use super::walk::Walk;
 use super::{
     Dims, FileStatus, FileSummary, FormatTotals, Group, IngestError, IngestOptions, IngestSummary,
@@ -20,7 +21,7 @@ use crate::lake::batch::{self, IngestLogRow, QuarantineRow, Stored};
 use crate::lake::io::{self as lio, LakeError};
 use crate::lake::txn::{self, Journal};
 use crate::lake::{Layout, Table, schema};
-use crate::model::{self, ApiKey, SourceFormat, Workspace};
+use crate::model::{self, ApiKey, LedgerItem, SourceFormat, Workspace};
 use crate::sources::{self, Detected, FileError, mask_secrets};
 
 /// Staged part files of one source file: ((table, month), path).
@@ -32,6 +33,16 @@ struct JobResult {
     staged: Staged,
     workspaces: Vec<Workspace>,
     api_keys: Vec<ApiKey>,
+    ledger: Vec<LedgerItem>,
+}
+
+/// The small keyed tables after the list-like files of this ingest: the workspace and key
+/// lists (report rows are named with them) and the ledger; what changed is rewritten.
+pub(super) struct Lists {
+    pub dims: Dims,
+    /// workspaces, api keys
+    changed: [bool; 2],
+    ledger: Ledger,
 }
 
 /// Phase timings on stderr when `TOKENLEDGER_TIMINGS` is set (for benchmarks; off by default).
@@ -274,6 +285,7 @@ impl<'a> Ingest<'a> {
             staged: Vec::new(),
             workspaces: std::mem::take(&mut sink.workspaces),
             api_keys: std::mem::take(&mut sink.api_keys),
+            ledger: std::mem::take(&mut sink.ledger),
         };
         out.parsed.error = res.err();
         for (k, f) in files {
@@ -291,9 +303,9 @@ impl<'a> Ingest<'a> {
         self.parsed.insert(seq, r.parsed);
     }
 
-    /// Phase 2a: the lists in the lake, then the new lists (small, sequential): report rows are
-    /// named with them. Returns the lists and which of them changed.
-    pub fn parse_lists(&mut self) -> Result<(Dims, [bool; 2]), IngestError> {
+    /// Phase 2a: the lists and the ledger in the lake, then the new list, credits and invoice
+    /// files (small, sequential): report rows are named with the lists.
+    pub fn parse_lists(&mut self) -> Result<Lists, IngestError> {
         let mut dims = Dims::default();
         let layout = self.layout;
         for b in lio::read_all(&layout.provider_file(Table::Workspaces, "anthropic"))? {
@@ -307,6 +319,7 @@ impl<'a> Ingest<'a> {
             }
         }
         let mut changed = [false, false];
+        let mut ledger = Ledger::read(layout)?;
         let lists: Vec<Job> = self
             .jobs
             .iter()
@@ -335,11 +348,21 @@ impl<'a> Ingest<'a> {
                     };
                     dims.api_keys.insert(k.id.clone(), s);
                 }
+                ledger.apply(
+                    r.ledger.clone(),
+                    job.format,
+                    &job.source_file,
+                    &self.ingest_id,
+                );
             }
             self.keep(job.seq, r);
         }
         dims.index();
-        Ok((dims, changed))
+        Ok(Lists {
+            dims,
+            changed,
+            ledger,
+        })
     }
 
     /// Phase 2b: the usage and cost reports, in parallel; each streams its rows into its own
@@ -489,8 +512,55 @@ impl<'a> Ingest<'a> {
         Ok(())
     }
 
+    /// The ledger tables that changed, each rewritten whole.
+    fn write_ledger(&mut self, ledger: &Ledger) -> Result<(), IngestError> {
+        use crate::lake::ledger as ll;
+        let layout = self.layout;
+        let [lots, snapshots, invoices] = ledger.changed;
+        if lots {
+            let rows: Vec<_> = ledger.lots.values().cloned().collect();
+            let b = ll::credit_lots_batch(&rows);
+            self.stage_table(
+                Table::CreditLots,
+                "credit_lots.parquet",
+                b,
+                layout.table_file(Table::CreditLots),
+            )?;
+        }
+        if snapshots {
+            let rows: Vec<_> = ledger.snapshots.values().cloned().collect();
+            let b = ll::balance_snapshots_batch(&rows);
+            let target = layout.table_file(Table::BalanceSnapshots);
+            self.stage_table(
+                Table::BalanceSnapshots,
+                "balance_snapshots.parquet",
+                b,
+                target,
+            )?;
+        }
+        if invoices {
+            let rows: Vec<_> = ledger.invoices.values().cloned().collect();
+            let (b, lines) = (ll::invoices_batch(&rows), ll::invoice_lines_batch(&rows));
+            self.stage_table(
+                Table::Invoices,
+                "invoices.parquet",
+                b,
+                layout.table_file(Table::Invoices),
+            )?;
+            let target = layout.table_file(Table::InvoiceLines);
+            self.stage_table(Table::InvoiceLines, "invoice_lines.parquet", lines, target)?;
+        }
+        Ok(())
+    }
+
     /// Phase 5: the lists that changed, the manifest, and this ingest's quarantine.
-    pub fn write_tables(&mut self, (dims, changed): (Dims, [bool; 2])) -> Result<(), IngestError> {
+    pub fn write_tables(&mut self, lists: Lists) -> Result<(), IngestError> {
+        let Lists {
+            dims,
+            changed,
+            ledger,
+        } = lists;
+        self.write_ledger(&ledger)?;
         let layout = self.layout;
         if changed[0] {
             let rows: Vec<_> = dims.workspaces.values().cloned().collect();

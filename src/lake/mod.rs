@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod io;
+pub mod ledger;
 pub mod schema;
 pub mod txn;
 
@@ -36,6 +37,13 @@ pub enum Table {
     Quarantine,
     /// Derived: usage priced (`rating` writes it; part by part a mirror of `usage`).
     RatedUsage,
+    /// Credit lots bought or granted (our credits CSV).
+    CreditLots,
+    /// Console balances as seen, the ledger's assertions.
+    BalanceSnapshots,
+    /// Invoices (Stripe or our invoice CSV), one row each; lines in `InvoiceLines`.
+    Invoices,
+    InvoiceLines,
 }
 
 impl Table {
@@ -50,6 +58,10 @@ impl Table {
             Table::IngestLog => "ingest_log",
             Table::Quarantine => "quarantine",
             Table::RatedUsage => "rated_usage",
+            Table::CreditLots => "credit_lots",
+            Table::BalanceSnapshots => "balance_snapshots",
+            Table::Invoices => "invoices",
+            Table::InvoiceLines => "invoice_lines",
         }
     }
     /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.
@@ -127,6 +139,10 @@ impl Layout {
         self.table_dir(t)
             .join(format!("provider={provider}"))
             .join("part-0.parquet")
+    }
+    /// The single file of a flat table (the ledger tables: lots, snapshots, invoices).
+    pub fn table_file(&self, t: Table) -> PathBuf {
+        self.table_dir(t).join("part-0.parquet")
     }
     pub fn ingest_log_file(&self) -> PathBuf {
         self.table_dir(Table::IngestLog).join("part-0.parquet")

@@ -216,5 +216,9 @@ pub fn of(t: Table) -> SchemaRef {
         Table::IngestLog => ingest_log(),
         Table::Quarantine => quarantine(),
         Table::RatedUsage => rated_usage(),
+        Table::CreditLots => super::ledger::credit_lots(),
+        Table::BalanceSnapshots => super::ledger::balance_snapshots(),
+        Table::Invoices => super::ledger::invoices(),
+        Table::InvoiceLines => super::ledger::invoice_lines(),
     }
 }

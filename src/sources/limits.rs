@@ -140,6 +140,9 @@ impl Sink for Guard<'_> {
     fn api_key(&mut self, key: ApiKey) {
         self.inner.api_key(key)
     }
+    fn ledger(&mut self, item: crate::model::LedgerItem) {
+        self.inner.ledger(item)
+    }
     fn quarantine(&mut self, q: Quarantined) {
         self.inner.quarantine(q)
     }

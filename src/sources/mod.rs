@@ -8,6 +8,7 @@
 
 pub mod anthropic_api;
 pub mod console_csv;
+pub mod ledger;
 mod lenient;
 mod limits;
 mod numbers;
@@ -23,7 +24,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ApiKey, CostRow, SourceFamily, SourceFormat, UsageRow, Workspace};
+use crate::model::{ApiKey, CostRow, LedgerItem, SourceFamily, SourceFormat, UsageRow, Workspace};
 
 /// A bad row (or a bad file), kept with where it was and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +82,8 @@ pub trait Sink {
     fn cost(&mut self, row: CostRow);
     fn workspace(&mut self, ws: Workspace);
     fn api_key(&mut self, key: ApiKey);
+    /// A credit lot, balance snapshot or invoice.
+    fn ledger(&mut self, item: LedgerItem);
     fn quarantine(&mut self, q: Quarantined);
     /// An assumption the parser made about the whole file (said in the ingest summary).
     fn note(&mut self, _note: String) {}
@@ -98,6 +101,7 @@ pub struct VecSink {
     pub cost: Vec<CostRow>,
     pub workspaces: Vec<Workspace>,
     pub api_keys: Vec<ApiKey>,
+    pub ledger: Vec<LedgerItem>,
     pub quarantined: Vec<Quarantined>,
     pub coverage: Vec<(SourceFamily, DateTime<Utc>, DateTime<Utc>)>,
     pub notes: Vec<String>,
@@ -115,6 +119,9 @@ impl Sink for VecSink {
     }
     fn api_key(&mut self, key: ApiKey) {
         self.api_keys.push(key)
+    }
+    fn ledger(&mut self, item: LedgerItem) {
+        self.ledger.push(item)
     }
     fn quarantine(&mut self, q: Quarantined) {
         self.quarantined.push(q)
@@ -179,6 +186,9 @@ pub fn detect(head: &[u8]) -> Result<Detected, FileError> {
         return detect_json(trimmed);
     }
     let first_line = trimmed.lines().next().unwrap_or("");
+    if let Some(f) = ledger::detect_header(first_line) {
+        return Ok(Detected::Format(f));
+    }
     if first_line.contains("usage_date_utc") {
         if first_line.contains("model_version") && first_line.contains("usage_output_tokens") {
             return Ok(Detected::Format(SourceFormat::AnthropicConsoleUsageCsv));
@@ -210,7 +220,7 @@ struct Markers {
     found: u32,
 }
 
-const MARKERS: [&[u8]; 15] = [
+const MARKERS: [&[u8]; 17] = [
     b"\"starting_at\":",
     b"\"results\":",
     b"\"group\":",
@@ -226,6 +236,8 @@ const MARKERS: [&[u8]; 15] = [
     b"\"partial_key_hint\":",
     b"\"type\":\"api_key\"",
     b"\"type\":\"workspace\"",
+    b"\"object\":\"invoice\"",
+    b"\"amount_due\":",
 ];
 
 impl Markers {
@@ -244,8 +256,8 @@ impl Markers {
     }
     /// Whether the key `"name":` (or, for `type=…`, the pair `"type":"…"`) was seen.
     fn has(&self, name: &str) -> bool {
-        let marker = match name.strip_prefix("type=") {
-            Some(v) => format!("\"type\":\"{v}\""),
+        let marker = match name.split_once('=') {
+            Some((k, v)) => format!("\"{k}\":\"{v}\""),
             None => format!("\"{name}\":"),
         };
         let i = MARKERS
@@ -257,6 +269,9 @@ impl Markers {
     /// The verdict; `EmptyReportPage` and "not recognised" may change with more of the file.
     fn decide(&self) -> Result<Detected, FileError> {
         let has = |k: &str| self.has(k);
+        if has("object=invoice") && has("amount_due") {
+            return Ok(Detected::Format(SourceFormat::StripeInvoice));
+        }
         if has("starting_at") {
             if !has("results") && (has("group") || has("usage") || has("cost")) {
                 return Err(FileError::new(
@@ -294,7 +309,8 @@ impl Markers {
             return Ok(Detected::Format(SourceFormat::AnthropicWorkspaces));
         }
         Err(FileError::new(
-            "JSON, but not an Admin API usage/cost report page or a workspaces/api_keys list",
+            "JSON, but not an Admin API usage/cost report page, a workspaces/api_keys list or a \
+             Stripe invoice",
         ))
     }
 }
@@ -429,6 +445,10 @@ fn parse_raw_bytes(
             anthropic_api::parse_api_keys::<Nothing>(Bytes(bytes), sink)
         }
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(bytes, limits, sink),
+        SourceFormat::CreditLotsCsv => ledger::parse_lots(bytes, limits, sink),
+        SourceFormat::BalanceSnapshotsCsv => ledger::parse_snapshots(bytes, limits, sink),
+        SourceFormat::StripeInvoice => ledger::parse_stripe(bytes, limits, sink),
+        SourceFormat::InvoiceCsv => ledger::parse_invoice_csv(bytes, limits, sink),
     }
 }
 
@@ -445,6 +465,24 @@ fn parse_raw_reader<R: BufRead>(
         SourceFormat::AnthropicWorkspaces => anthropic_api::parse_workspaces(Reader(reader), sink),
         SourceFormat::AnthropicApiKeys => anthropic_api::parse_api_keys(Reader(reader), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(reader, limits, sink),
+        // Credits and invoice files are small and read whole (at most IN_MEMORY_LIMIT).
+        SourceFormat::CreditLotsCsv
+        | SourceFormat::BalanceSnapshotsCsv
+        | SourceFormat::StripeInvoice
+        | SourceFormat::InvoiceCsv => {
+            let mut bytes = Vec::new();
+            reader
+                .take(IN_MEMORY_LIMIT + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| FileError::new(format!("read error: {e}")))?;
+            if bytes.len() as u64 > IN_MEMORY_LIMIT {
+                return Err(FileError::new(format!(
+                    "larger than {} MiB: not a credits or invoice file",
+                    IN_MEMORY_LIMIT >> 20
+                )));
+            }
+            parse_raw_bytes(&bytes, format, limits, sink)
+        }
     }
 }
 

@@ -117,6 +117,7 @@ fn each_module_imports_only_what_its_invariant_allows() {
         "rating",
         "report",
         "reconcile",
+        "credits",
         "query",
     ];
     let forbidden: &[(&str, &[&str])] = &[
@@ -197,6 +198,18 @@ fn each_module_imports_only_what_its_invariant_allows() {
         (
             "reconcile",
             &["rating", "report", "ingest", "sources", "run"],
+        ),
+        (
+            "credits",
+            &[
+                "rating",
+                "report",
+                "reconcile",
+                "ingest",
+                "sources",
+                "pricing",
+                "run",
+            ],
         ),
         (
             "synth",

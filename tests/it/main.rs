@@ -3,6 +3,7 @@
 mod architecture;
 mod common;
 mod crash;
+mod credits;
 mod docs;
 mod duckdb;
 mod formats;

@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+pub mod credits;
+
 /// Output formats of every listing command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {

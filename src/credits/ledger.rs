@@ -1,0 +1,739 @@
+//! The credit ledger as a pure function: lots, balance snapshots and daily list cost in, the
+//! state of every lot, the balance, burn, runway, reloads and findings out. No IO.
+//!
+//! The rules (the same text is in `tokenledger credits --help` and the README):
+//! - each UTC day's total list cost of a provider consumes that provider's lots usable that
+//!   day (`purchased_at <= day < expires_at`), soonest expiry first, then earliest purchase,
+//!   then `lot_id`; cost no lot covers is *uncovered*;
+//! - a `monthly` lot grants its amount each cycle (`purchased_at` + k months); a cycle's credit
+//!   is usable until the next cycle starts and then lapses (it never rolls over);
+//! - burn = the list cost of the 30 days ending on the as-of date, ÷ 30;
+//! - `at_risk_usd` = what the lot would still hold at its expiry if that burn continued from
+//!   the day after the as-of date in the same order (for an expired lot: what it held when it
+//!   expired, shown as `lapsed_usd`);
+//! - runway = the first day after the as-of date whose burn no usable lot fully covers.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, Months, NaiveDate, TimeDelta};
+use serde::Serialize;
+
+use crate::model::{BalanceSnapshot, CreditKind, CreditLot};
+use crate::money::Money;
+
+/// The burn window, in days.
+pub const BURN_DAYS: i64 = 30;
+/// How far the projection looks for a runway when monthly credit never runs out.
+const RUNWAY_HORIZON_DAYS: i64 = 3 * 366;
+/// A balance assertion holds within a cent.
+pub const ASSERTION_TOLERANCE: Money = Money::from_units(10_000_000_000);
+
+/// What the ledger is asked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub as_of: NaiveDate,
+    /// Lots expiring within these many days with money left are findings (default 60, 30, 7).
+    pub horizons: Vec<i64>,
+    /// A runway shorter than this many days is a finding (default 30). A lot expiring within
+    /// the largest horizon is `expiring soon`.
+    pub runway_min_days: i64,
+    /// More auto-reloads than this in one day is a storm.
+    pub max_reloads_per_day: usize,
+    /// The auto-reload configured at the provider, if known: (threshold, top-up amount).
+    pub auto_reload: Option<(Money, Money)>,
+}
+
+impl Options {
+    pub fn new(as_of: NaiveDate) -> Self {
+        Options {
+            as_of,
+            horizons: vec![60, 30, 7],
+            runway_min_days: 30,
+            max_reloads_per_day: 2,
+            auto_reload: None,
+        }
+    }
+    fn soon(&self) -> i64 {
+        self.horizons.iter().copied().max().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LotStatus {
+    Active,
+    ExpiringSoon,
+    AtRisk,
+    ExpiredUnused,
+    Exhausted,
+}
+
+impl LotStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::ExpiringSoon => "expiring soon",
+            Self::AtRisk => "at risk",
+            Self::ExpiredUnused => "expired unused",
+            Self::Exhausted => "exhausted",
+        }
+    }
+}
+
+/// One lot as of the as-of date (a monthly lot: its current, or last, cycle).
+#[derive(Debug, Clone, Serialize)]
+pub struct LotRow {
+    pub provider: String,
+    pub lot_id: String,
+    pub kind: CreditKind,
+    pub purchased_at: NaiveDate,
+    /// The lot's expiry (a monthly lot: the end of its current cycle).
+    pub expires_at: Option<NaiveDate>,
+    /// Monthly lots: the current cycle `[cycle_start, expires_at)`.
+    pub cycle_start: Option<NaiveDate>,
+    pub amount_usd: Money,
+    pub consumed_usd: Money,
+    pub remaining_usd: Money,
+    pub at_risk_usd: Money,
+    /// Credit lost to expiry so far (a monthly lot: every past cycle's unused credit).
+    pub lapsed_usd: Money,
+    pub status: LotStatus,
+    pub days_to_expiry: Option<i64>,
+}
+
+/// One provider's position.
+#[derive(Debug, Clone, Serialize)]
+pub struct Position {
+    pub provider: String,
+    pub balance_usd: Money,
+    pub burn_per_day_usd: Money,
+    /// The first day the burn is not fully covered; `None`: no burn, or beyond the horizon.
+    pub runway_date: Option<NaiveDate>,
+    pub runway_days: Option<i64>,
+    /// List cost no lot covered, all history up to the as-of date.
+    pub uncovered_usd: Money,
+    pub uncovered_last_30d_usd: Money,
+    /// The first and last day of usage the ledger saw.
+    pub usage_from: Option<NaiveDate>,
+    pub usage_to: Option<NaiveDate>,
+}
+
+/// A balance the Console showed, checked against the ledger.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assertion {
+    pub provider: String,
+    pub as_of: NaiveDate,
+    pub snapshot_usd: Money,
+    pub computed_usd: Money,
+    /// snapshot − computed.
+    pub difference_usd: Money,
+    pub holds: bool,
+    /// The lots holding the computed balance that day.
+    pub lots: Vec<String>,
+}
+
+/// Auto-reloads made in one ISO week (Monday first).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadWeek {
+    pub provider: String,
+    pub week_start: NaiveDate,
+    pub reloads: usize,
+    pub amount_usd: Money,
+}
+
+/// Auto-reload settings from the published practice, on the 30-day burn.
+#[derive(Debug, Clone, Serialize)]
+pub struct Advice {
+    pub provider: String,
+    /// At least 48 hours of burn.
+    pub threshold_min_usd: Money,
+    /// One to two weeks of burn.
+    pub top_up_min_usd: Money,
+    pub top_up_max_usd: Money,
+    /// What the configured values lack, if anything.
+    pub verdict: Vec<String>,
+}
+
+/// What the nightly run and the mail act on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    Expiring {
+        provider: String,
+        lot_id: String,
+        expires_at: NaiveDate,
+        days_left: i64,
+        horizon_days: i64,
+        remaining_usd: Money,
+    },
+    AtRisk {
+        provider: String,
+        lot_id: String,
+        expires_at: NaiveDate,
+        at_risk_usd: Money,
+    },
+    LowRunway {
+        provider: String,
+        runway_date: NaiveDate,
+        runway_days: i64,
+        min_days: i64,
+    },
+    BalanceMismatch {
+        provider: String,
+        as_of: NaiveDate,
+        snapshot_usd: Money,
+        computed_usd: Money,
+        difference_usd: Money,
+        lots: Vec<String>,
+    },
+    ReloadStorm {
+        provider: String,
+        day: NaiveDate,
+        reloads: usize,
+        amount_usd: Money,
+    },
+}
+
+/// The whole answer of `tokenledger credits`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ledger {
+    pub as_of: NaiveDate,
+    pub lots: Vec<LotRow>,
+    pub positions: Vec<Position>,
+    pub assertions: Vec<Assertion>,
+    pub reloads: Vec<ReloadWeek>,
+    pub advice: Vec<Advice>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the sum of {0} overflows 128 bits; no figure is printed rather than a wrong one")]
+    Overflow(&'static str),
+}
+
+fn add(a: Money, b: Money, what: &'static str) -> Result<Money, LedgerError> {
+    a.checked_add(b).ok_or(LedgerError::Overflow(what))
+}
+
+/// A usable amount of credit: a lot, or one cycle of a monthly lot.
+#[derive(Debug, Clone)]
+struct Piece {
+    lot: usize,
+    start: NaiveDate,
+    /// Exclusive; `NaiveDate::MAX` never.
+    end: NaiveDate,
+    amount: Money,
+    left: Money,
+}
+
+impl Piece {
+    fn usable(&self, day: NaiveDate) -> bool {
+        self.start <= day && day < self.end && self.left.is_positive()
+    }
+}
+
+/// The consumption order: soonest expiry, earliest purchase, lot id (then cycle start).
+fn order(pieces: &[Piece], lots: &[CreditLot]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..pieces.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let (p, q) = (&pieces[a], &pieces[b]);
+        let (l, m) = (&lots[p.lot], &lots[q.lot]);
+        (p.end, l.purchased_at, &l.lot_id, p.start).cmp(&(
+            q.end,
+            m.purchased_at,
+            &m.lot_id,
+            q.start,
+        ))
+    });
+    idx
+}
+
+/// The pieces of one provider's lots known on the as-of date, monthly cycles up to `until`.
+fn pieces(lots: &[CreditLot], as_of: NaiveDate, until: NaiveDate) -> Vec<Piece> {
+    let mut out = Vec::new();
+    for (i, l) in lots.iter().enumerate() {
+        if l.purchased_at > as_of {
+            continue; // not bought yet on the as-of date
+        }
+        let amount = Money::from_decimal(l.amount).expect("lot amounts fit the lake's scale");
+        if l.kind != CreditKind::Monthly {
+            let end = l.expires_at.unwrap_or(NaiveDate::MAX);
+            out.push(Piece {
+                lot: i,
+                start: l.purchased_at,
+                end,
+                amount,
+                left: amount,
+            });
+            continue;
+        }
+        let stop = l.expires_at.unwrap_or(NaiveDate::MAX).min(until);
+        for k in 0.. {
+            let start = cycle(l.purchased_at, k);
+            if start >= stop {
+                break;
+            }
+            let end = cycle(l.purchased_at, k + 1).min(l.expires_at.unwrap_or(NaiveDate::MAX));
+            out.push(Piece {
+                lot: i,
+                start,
+                end,
+                amount,
+                left: amount,
+            });
+        }
+    }
+    out
+}
+
+/// The start of cycle `k` of a subscription that began on `d` (month arithmetic from the
+/// anchor, so a 31 January start renews on 28/29 February, then 31 March).
+fn cycle(d: NaiveDate, k: u32) -> NaiveDate {
+    d.checked_add_months(Months::new(k))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// Consumes `demand` from the usable pieces in order; returns what no piece covered.
+fn consume(pieces: &mut [Piece], ord: &[usize], day: NaiveDate, mut demand: Money) -> Money {
+    for &i in ord {
+        if !demand.is_positive() {
+            break;
+        }
+        let p = &mut pieces[i];
+        if p.usable(day) {
+            let take = demand.min(p.left);
+            p.left = Money::from_units(p.left.units() - take.units());
+            demand = Money::from_units(demand.units() - take.units());
+        }
+    }
+    demand
+}
+
+/// One provider's history up to the as-of date: pieces consumed, uncovered cost, assertions.
+struct History {
+    pieces: Vec<Piece>,
+    uncovered: Money,
+    uncovered_30: Money,
+    assertions: Vec<Assertion>,
+}
+
+fn history(
+    lots: &[CreditLot],
+    snapshots: &[&BalanceSnapshot],
+    daily: &BTreeMap<NaiveDate, Money>,
+    opts: &Options,
+    until: NaiveDate,
+) -> Result<History, LedgerError> {
+    let mut pieces = pieces(lots, opts.as_of, until);
+    let ord = order(&pieces, lots);
+    let window_start = opts.as_of - TimeDelta::days(BURN_DAYS - 1);
+    let mut h = History {
+        pieces: Vec::new(),
+        uncovered: Money::ZERO,
+        uncovered_30: Money::ZERO,
+        assertions: Vec::new(),
+    };
+    let mut snaps = snapshots
+        .iter()
+        .filter(|s| s.as_of <= opts.as_of)
+        .peekable();
+    let mut assertions = Vec::new();
+    let mut check = |pieces: &[Piece], s: &BalanceSnapshot| -> Result<(), LedgerError> {
+        let holding: Vec<&Piece> = pieces
+            .iter()
+            .filter(|p| p.start <= s.as_of && s.as_of < p.end)
+            .collect();
+        let computed =
+            Money::sum(holding.iter().map(|p| p.left)).ok_or(LedgerError::Overflow("balance"))?;
+        let snapshot =
+            Money::from_decimal(s.balance).expect("snapshot amounts fit the lake's scale");
+        let difference = snapshot
+            .checked_sub(computed)
+            .ok_or(LedgerError::Overflow("balance"))?;
+        let mut names: Vec<String> = holding
+            .iter()
+            .filter(|p| p.left.is_positive())
+            .map(|p| lots[p.lot].lot_id.clone())
+            .collect();
+        names.dedup();
+        assertions.push(Assertion {
+            provider: s.provider.clone(),
+            as_of: s.as_of,
+            snapshot_usd: snapshot,
+            computed_usd: computed,
+            difference_usd: difference,
+            holds: difference.abs() <= ASSERTION_TOLERANCE,
+            lots: names,
+        });
+        Ok(())
+    };
+    for (&day, &cost) in daily.range(..=opts.as_of) {
+        while let Some(s) = snaps.next_if(|s| s.as_of < day) {
+            check(&pieces, s)?;
+        }
+        let short = consume(&mut pieces, &ord, day, cost);
+        h.uncovered = add(h.uncovered, short, "uncovered cost")?;
+        if day >= window_start {
+            h.uncovered_30 = add(h.uncovered_30, short, "uncovered cost")?;
+        }
+    }
+    for s in snaps {
+        check(&pieces, s)?;
+    }
+    h.pieces = pieces;
+    h.assertions = assertions;
+    Ok(h)
+}
+
+/// The projection after the as-of date at a constant burn: what each piece holds when it
+/// ends, and the first day not fully covered.
+fn project(
+    pieces: &[Piece],
+    lots: &[CreditLot],
+    as_of: NaiveDate,
+    burn: Money,
+) -> (Vec<Money>, Option<NaiveDate>) {
+    let mut p = pieces.to_vec();
+    let ord = order(&p, lots);
+    let first = as_of + TimeDelta::days(1);
+    let horizon = first + TimeDelta::days(RUNWAY_HORIZON_DAYS);
+    // Between two boundaries (a piece starting or ending) the usable set does not change, so
+    // a segment's whole demand is consumed in order at once: the same as day by day.
+    let mut bounds: Vec<NaiveDate> = p
+        .iter()
+        .flat_map(|x| [x.start, x.end])
+        .filter(|d| *d > first && *d < horizon)
+        .chain([first, horizon])
+        .collect();
+    bounds.sort();
+    bounds.dedup();
+    let mut runway = None;
+    // A piece ending tomorrow has no usable day left: all it holds lapses.
+    let mut at_end: Vec<Money> = p.iter().map(|x| x.left).collect();
+    for w in bounds.windows(2) {
+        let (t0, t1) = (w[0], w[1]);
+        let days = (t1 - t0).num_days() as i128;
+        let available: i128 = ord
+            .iter()
+            .filter(|&&i| p[i].usable(t0))
+            .map(|&i| p[i].left.units())
+            .sum();
+        let demand = burn.units().saturating_mul(days);
+        if runway.is_none() && burn.is_positive() && available < demand {
+            runway = Some(t0 + TimeDelta::days((available / burn.units()) as i64));
+        }
+        let mut rest = Money::from_units(demand.min(available));
+        for &i in &ord {
+            if !rest.is_positive() {
+                break;
+            }
+            if p[i].usable(t0) {
+                let take = rest.min(p[i].left);
+                p[i].left = Money::from_units(p[i].left.units() - take.units());
+                rest = Money::from_units(rest.units() - take.units());
+            }
+        }
+        for (i, x) in p.iter().enumerate() {
+            if x.end == t1 {
+                at_end[i] = x.left;
+            }
+        }
+    }
+    for (i, x) in p.iter().enumerate() {
+        if x.end >= horizon {
+            at_end[i] = x.left;
+        }
+    }
+    (at_end, runway)
+}
+
+/// The 30-day burn of one provider.
+fn burn(daily: &BTreeMap<NaiveDate, Money>, as_of: NaiveDate) -> Result<Money, LedgerError> {
+    let from = as_of - TimeDelta::days(BURN_DAYS - 1);
+    let sum = Money::sum(daily.range(from..=as_of).map(|(_, m)| *m))
+        .ok_or(LedgerError::Overflow("burn"))?;
+    Ok(sum.div_round(BURN_DAYS as i128))
+}
+
+/// The ledger of every provider's lots.
+pub fn compute(
+    lots: &[CreditLot],
+    snapshots: &[BalanceSnapshot],
+    daily: &BTreeMap<(String, NaiveDate), Money>,
+    opts: &Options,
+) -> Result<Ledger, LedgerError> {
+    let mut providers: Vec<String> = lots
+        .iter()
+        .map(|l| l.provider.clone())
+        .chain(daily.keys().map(|k| k.0.clone()))
+        .collect();
+    providers.sort();
+    providers.dedup();
+    let mut out = Ledger {
+        as_of: opts.as_of,
+        lots: Vec::new(),
+        positions: Vec::new(),
+        assertions: Vec::new(),
+        reloads: Vec::new(),
+        advice: Vec::new(),
+        findings: Vec::new(),
+    };
+    for p in providers {
+        let mine: Vec<CreditLot> = lots.iter().filter(|l| l.provider == p).cloned().collect();
+        let snaps: Vec<&BalanceSnapshot> = {
+            let mut v: Vec<&BalanceSnapshot> =
+                snapshots.iter().filter(|s| s.provider == p).collect();
+            v.sort_by_key(|s| s.as_of);
+            v
+        };
+        let days: BTreeMap<NaiveDate, Money> = daily
+            .iter()
+            .filter(|(k, _)| k.0 == p)
+            .map(|(k, v)| (k.1, *v))
+            .collect();
+        provider_ledger(&p, &mine, &snaps, &days, opts, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn provider_ledger(
+    provider: &str,
+    lots: &[CreditLot],
+    snaps: &[&BalanceSnapshot],
+    daily: &BTreeMap<NaiveDate, Money>,
+    opts: &Options,
+    out: &mut Ledger,
+) -> Result<(), LedgerError> {
+    let until = opts.as_of + TimeDelta::days(RUNWAY_HORIZON_DAYS + 2);
+    let h = history(lots, snaps, daily, opts, until)?;
+    let burn = burn(daily, opts.as_of)?;
+    let (at_end, runway) = project(&h.pieces, lots, opts.as_of, burn);
+    let balance = Money::sum(
+        h.pieces
+            .iter()
+            .filter(|x| x.start <= opts.as_of && opts.as_of < x.end)
+            .map(|x| x.left),
+    )
+    .ok_or(LedgerError::Overflow("balance"))?;
+    for (i, lot) in lots.iter().enumerate() {
+        if lot.purchased_at > opts.as_of {
+            continue;
+        }
+        out.lots.push(lot_row(lot, i, &h.pieces, &at_end, opts)?);
+    }
+    let runway_days = runway.map(|d| (d - opts.as_of).num_days());
+    out.positions.push(Position {
+        provider: provider.to_string(),
+        balance_usd: balance,
+        burn_per_day_usd: burn,
+        runway_date: runway,
+        runway_days,
+        uncovered_usd: h.uncovered,
+        uncovered_last_30d_usd: h.uncovered_30,
+        usage_from: daily.range(..=opts.as_of).next().map(|(d, _)| *d),
+        usage_to: daily.range(..=opts.as_of).next_back().map(|(d, _)| *d),
+    });
+    if let (Some(d), Some(n)) = (runway, runway_days)
+        && n < opts.runway_min_days
+        && !lots.is_empty()
+    {
+        out.findings.push(Finding::LowRunway {
+            provider: provider.into(),
+            runway_date: d,
+            runway_days: n,
+            min_days: opts.runway_min_days,
+        });
+    }
+    for a in &h.assertions {
+        if !a.holds {
+            out.findings.push(Finding::BalanceMismatch {
+                provider: a.provider.clone(),
+                as_of: a.as_of,
+                snapshot_usd: a.snapshot_usd,
+                computed_usd: a.computed_usd,
+                difference_usd: a.difference_usd,
+                lots: a.lots.clone(),
+            });
+        }
+    }
+    out.assertions.extend(h.assertions);
+    reloads(provider, lots, opts, out)?;
+    out.advice.push(advice(provider, burn, opts));
+    Ok(())
+}
+
+fn lot_row(
+    lot: &CreditLot,
+    i: usize,
+    pieces: &[Piece],
+    at_end: &[Money],
+    opts: &Options,
+) -> Result<LotRow, LedgerError> {
+    let mine: Vec<usize> = (0..pieces.len()).filter(|&k| pieces[k].lot == i).collect();
+    // The piece the row shows: the cycle in force on the as-of date, else the last one.
+    let shown = mine
+        .iter()
+        .copied()
+        .find(|&k| pieces[k].start <= opts.as_of && opts.as_of < pieces[k].end)
+        .or(mine
+            .iter()
+            .copied()
+            .rfind(|&k| pieces[k].start <= opts.as_of))
+        .expect("a lot bought by the as-of date has a piece");
+    let p = &pieces[shown];
+    let expired = p.end <= opts.as_of;
+    let mut lapsed = Money::ZERO;
+    for &k in &mine {
+        if pieces[k].end <= opts.as_of {
+            lapsed = add(lapsed, pieces[k].left, "lapsed credit")?;
+        }
+    }
+    let at_risk = if expired { Money::ZERO } else { at_end[shown] };
+    let expires_at = (p.end != NaiveDate::MAX).then_some(p.end);
+    let days_to_expiry = expires_at.map(|e| (e - opts.as_of).num_days());
+    let status = if expired {
+        if p.left.is_positive() {
+            LotStatus::ExpiredUnused
+        } else {
+            LotStatus::Exhausted
+        }
+    } else if !p.left.is_positive() {
+        LotStatus::Exhausted
+    } else if at_risk.is_positive() {
+        LotStatus::AtRisk
+    } else if days_to_expiry.is_some_and(|d| d <= opts.soon()) {
+        LotStatus::ExpiringSoon
+    } else {
+        LotStatus::Active
+    };
+    Ok(LotRow {
+        provider: lot.provider.clone(),
+        lot_id: lot.lot_id.clone(),
+        kind: lot.kind,
+        purchased_at: lot.purchased_at,
+        expires_at,
+        cycle_start: (lot.kind == CreditKind::Monthly).then_some(p.start),
+        amount_usd: p.amount,
+        consumed_usd: Money::from_units(p.amount.units() - p.left.units()),
+        remaining_usd: p.left,
+        at_risk_usd: at_risk,
+        lapsed_usd: lapsed,
+        status,
+        days_to_expiry,
+    })
+}
+
+/// Findings of lots: expiring within a horizon with money left, and at risk.
+pub fn lot_findings(ledger: &mut Ledger, opts: &Options) {
+    let mut horizons = opts.horizons.clone();
+    horizons.sort();
+    let mut found = Vec::new();
+    for l in &ledger.lots {
+        let (Some(exp), Some(days)) = (l.expires_at, l.days_to_expiry) else {
+            continue;
+        };
+        if days <= 0 || !l.remaining_usd.is_positive() {
+            continue;
+        }
+        // A monthly cycle ends every month by design: only what it lapses is a finding.
+        if let Some(&h) = horizons.iter().find(|&&h| days <= h)
+            && l.kind != CreditKind::Monthly
+        {
+            found.push(Finding::Expiring {
+                provider: l.provider.clone(),
+                lot_id: l.lot_id.clone(),
+                expires_at: exp,
+                days_left: days,
+                horizon_days: h,
+                remaining_usd: l.remaining_usd,
+            });
+        }
+        if l.at_risk_usd.is_positive() {
+            found.push(Finding::AtRisk {
+                provider: l.provider.clone(),
+                lot_id: l.lot_id.clone(),
+                expires_at: exp,
+                at_risk_usd: l.at_risk_usd,
+            });
+        }
+    }
+    ledger.findings.splice(0..0, found);
+}
+
+fn reloads(
+    provider: &str,
+    lots: &[CreditLot],
+    opts: &Options,
+    out: &mut Ledger,
+) -> Result<(), LedgerError> {
+    let mut weeks: BTreeMap<NaiveDate, (usize, Money)> = BTreeMap::new();
+    let mut days: BTreeMap<NaiveDate, (usize, Money)> = BTreeMap::new();
+    for l in lots
+        .iter()
+        .filter(|l| l.kind == CreditKind::AutoReload && l.purchased_at <= opts.as_of)
+    {
+        let amount = Money::from_decimal(l.amount).expect("lot amounts fit the lake's scale");
+        let monday = l.purchased_at
+            - TimeDelta::days(l.purchased_at.weekday().num_days_from_monday() as i64);
+        for (map, key) in [(&mut weeks, monday), (&mut days, l.purchased_at)] {
+            let e = map.entry(key).or_insert((0, Money::ZERO));
+            e.0 += 1;
+            e.1 = add(e.1, amount, "auto-reloads")?;
+        }
+    }
+    for (week_start, (reloads, amount_usd)) in weeks {
+        out.reloads.push(ReloadWeek {
+            provider: provider.into(),
+            week_start,
+            reloads,
+            amount_usd,
+        });
+    }
+    for (day, (reloads, amount_usd)) in days {
+        if reloads > opts.max_reloads_per_day {
+            out.findings.push(Finding::ReloadStorm {
+                provider: provider.into(),
+                day,
+                reloads,
+                amount_usd,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn advice(provider: &str, burn: Money, opts: &Options) -> Advice {
+    let times = |n: i128| burn.checked_mul(n).unwrap_or(Money::from_units(i128::MAX));
+    let (threshold_min, lo, hi) = (times(2), times(7), times(14));
+    let mut verdict = Vec::new();
+    if let Some((threshold, amount)) = opts.auto_reload {
+        if threshold < threshold_min {
+            verdict.push(format!(
+                "threshold ${} is under 48 hours of burn (${}): raise it",
+                threshold.cents(),
+                threshold_min.cents()
+            ));
+        }
+        if amount < lo {
+            verdict.push(format!(
+                "top-up ${} is under one week of burn (${}): reloads will come often",
+                amount.cents(),
+                lo.cents()
+            ));
+        } else if amount > hi {
+            verdict.push(format!(
+                "top-up ${} is over two weeks of burn (${}): more credit sits until it expires",
+                amount.cents(),
+                hi.cents()
+            ));
+        }
+    }
+    Advice {
+        provider: provider.into(),
+        threshold_min_usd: threshold_min,
+        top_up_min_usd: lo,
+        top_up_max_usd: hi,
+        verdict,
+    }
+}
