@@ -139,6 +139,13 @@ fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
                 ),
             }
         }
+        if let Some(l) = &out.credits {
+            println!("\n== credits ==");
+            print!(
+                "{}",
+                present::credits::credits_text(l, 0, OutputFormat::Table, terminal_width())?
+            );
+        }
     }
     Ok(exit_code(&out.reviews()))
 }
@@ -219,7 +226,21 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
 fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
     let (r, rated) = run::reconcile(s, a.month)?;
     say_recovered(s, &rated.snapshot.recovered);
-    print_reconcile(&r, a.format)?;
+    if a.tie_out {
+        let text = match a.format {
+            OutputFormat::Json => serde_json::to_string_pretty(&r.tie_outs)? + "\n",
+            OutputFormat::Csv => present::render_grid(
+                &present::tieout::tie_outs_grid(&r.tie_outs),
+                a.format,
+                None,
+                &[],
+            ),
+            OutputFormat::Table => present::tieout::tie_outs_text(&r.tie_outs, terminal_width()),
+        };
+        print!("{text}");
+    } else {
+        print_reconcile(&r, a.format)?;
+    }
     Ok(exit_code(&r.reviews()))
 }
 

@@ -36,6 +36,20 @@ Examples:
 Exit codes: 0 clean, 1 failure (nothing committed), 2 usage error, 3 needs review: input was
 quarantined or skipped, usage is UNPRICED, a difference is unexplained, or credits have findings.";
 
+const TIE_OUT_RULES: &str = "\
+The tie-out (each invoice whose period starts in the month): our list cost of the invoice period
+(rated usage, UTC days) → + parts only the cost report has (code execution, session usage),
+Priority Tier (rated here, omitted there), unpriced usage, days one side lacks, rounding of
+matched lines, unexplained → the provider's cost report → + unexplained → the invoice's charges
+(positive lines) → + credits applied (negative lines) → subtotal → − discounts + tax → total →
++ customer balance applied → amount due. Rounded to cents, every subtotal is the one above plus
+the parts between. Exit code 3 when an unexplained part exceeds the tolerance (the cost report vs
+the invoice: half a cent per invoice line, since the invoice rounds each line).
+
+Examples:
+  tokenledger reconcile --month 2026-10
+  tokenledger reconcile --month 2026-10 --tie-out --format csv > tie-out.csv";
+
 const CREDITS_RULES: &str = "\
 The rules (finance can redo them by hand; all days are the provider's UTC days):
   - Each UTC day's total list cost of a provider (sql/credits_daily.sql) consumes that provider's
@@ -112,7 +126,9 @@ largest remainder so that they add up exactly to the rounded total; list_cost_us
 Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens)."
     )]
     Report(ReportArgs),
-    /// Compare our list cost with the provider's cost report; explain every difference.
+    /// Compare our list cost with the provider's cost report; explain every difference; tie
+    /// each invoice of the month out to both.
+    #[command(after_help = TIE_OUT_RULES)]
     Reconcile(ReconcileArgs),
     /// The credit ledger: every lot's consumption, expiry and money at risk; balance, burn, runway.
     #[command(after_help = CREDITS_RULES)]
@@ -254,6 +270,9 @@ pub struct ReconcileArgs {
     /// [default: [reconcile] tolerance of the config, else 0.005].
     #[arg(long, value_parser = parse_money)]
     pub tolerance: Option<Money>,
+    /// Only the invoice tie-out (one ladder row per line; with --format csv, for finance).
+    #[arg(long)]
+    pub tie_out: bool,
     #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
 }

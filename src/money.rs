@@ -166,10 +166,16 @@ pub fn cents_text(c: i128) -> String {
 /// Rounds each amount to cents so that the rounded rows add up to the rounded total.
 pub fn allocate_cents(amounts: &[i128]) -> Vec<i128> {
     let total: i128 = amounts.iter().sum();
-    let target = round_cents(total);
+    allocate_cents_to(amounts, round_cents(total))
+}
+
+/// Rounds each amount to cents so that the rounded rows add up to `target` cents (a total
+/// rounded elsewhere, e.g. the difference of two rounded subtotals, which is within a cent or
+/// two of the exact sum). Largest remainder up, or smallest remainder down when the floors
+/// already exceed the target; ties go to the earlier row.
+pub fn allocate_cents_to(amounts: &[i128], target: i128) -> Vec<i128> {
     let floor = |v: i128| v.div_euclid(CENT);
     let mut cents: Vec<i128> = amounts.iter().map(|&v| floor(v)).collect();
-    // 0 ≤ missing ≤ rows: Σ floors ≤ floor(total) ≤ round(total), and each floor is within a cent.
     let mut missing = target - cents.iter().sum::<i128>();
     // Order by remainder, largest first; stable, so ties go to the earlier row.
     let mut order: Vec<usize> = (0..amounts.len()).collect();
@@ -179,6 +185,12 @@ pub fn allocate_cents(amounts: &[i128]) -> Vec<i128> {
     while missing > 0 && n > 0 {
         cents[order[k % n]] += 1;
         missing -= 1;
+        k += 1;
+    }
+    k = 0;
+    while missing < 0 && n > 0 {
+        cents[order[n - 1 - k % n]] -= 1;
+        missing += 1;
         k += 1;
     }
     cents

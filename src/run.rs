@@ -128,8 +128,15 @@ pub fn report(
 /// The reconciliation of `month` with the provider's cost report, rated first.
 pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, Rated), RunError> {
     let book = settings.price_book()?;
-    let rated = rate(settings, &book, &[month.key()])?;
-    let r = reconcile::reconcile(&settings.layout, month, settings.tolerance, &book)?;
+    let invoices = reconcile::invoices_of(&settings.layout, month)?;
+    let mut months: Vec<String> = reconcile::period_months(&invoices)
+        .iter()
+        .map(|m| m.key())
+        .collect();
+    months.push(month.key());
+    let rated = rate(settings, &book, &months)?;
+    let mut r = reconcile::reconcile(&settings.layout, month, settings.tolerance, &book)?;
+    reconcile::add_tie_outs(&settings.layout, &mut r, &invoices, &book)?;
     Ok((r, rated))
 }
 
@@ -180,6 +187,8 @@ pub struct RunOutcome {
     pub price_book: String,
     pub recovered: Option<String>,
     pub months: Vec<MonthOutcome>,
+    /// The credits ledger as of today (`None`: no credit lots in the lake).
+    pub credits: Option<crate::credits::Ledger>,
 }
 
 impl RunOutcome {
@@ -189,6 +198,11 @@ impl RunOutcome {
         for m in &self.months {
             out.extend(m.report.reviews());
             out.extend(m.reconciliation.iter().flat_map(|r| r.reviews()));
+        }
+        if let Some(l) = self.credits.as_ref().filter(|l| !l.findings.is_empty()) {
+            out.push(Review::Credits {
+                findings: l.findings.len(),
+            });
         }
         out
     }
@@ -240,12 +254,10 @@ pub fn run(settings: &Settings) -> Result<RunOutcome, RunError> {
             &settings.teams,
         )?;
         let reconciliation = if reconcile::has_cost_report(layout, &month.key())? {
-            Some(reconcile::reconcile(
-                layout,
-                month,
-                settings.tolerance,
-                &book,
-            )?)
+            let mut r = reconcile::reconcile(layout, month, settings.tolerance, &book)?;
+            let invoices = reconcile::invoices_of(layout, month)?;
+            reconcile::add_tie_outs(layout, &mut r, &invoices, &book)?;
+            Some(r)
         } else {
             None
         };
@@ -255,7 +267,12 @@ pub fn run(settings: &Settings) -> Result<RunOutcome, RunError> {
             reconciliation,
         });
     }
+    // The credits ledger as of today, when there are lots to keep.
+    let today = chrono::Utc::now().date_naive();
+    let (ledger, inputs) = crate::credits::credits(layout, &settings.credit_options(today))?;
+    let credits = (!inputs.lots.is_empty()).then_some(ledger);
     Ok(RunOutcome {
+        credits,
         recovered: ingest
             .recovered
             .clone()

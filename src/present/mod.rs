@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 pub mod credits;
+pub mod tieout;
 
 /// Output formats of every listing command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -633,6 +634,10 @@ pub fn reconcile_text(
             }
             out.push('\n');
             out.push_str(&render_grid(&reconcile_workspaces(r), format, width, &[]));
+            if r.tie_outs.is_empty() {
+                out.push_str("\n(no invoice for this month: nothing to tie out)\n");
+            }
+            out.push_str(&tieout::tie_outs_text(&r.tie_outs, width));
             out
         }
     })

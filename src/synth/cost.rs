@@ -181,21 +181,31 @@ fn other_results(
     results
 }
 
-/// Writes one cost report page per month under `cost/`; returns the number of pages.
+/// Each month's cost report charges, exactly: [tokens and web search, code execution]; what
+/// the provider's invoice for the month bills.
+pub(super) type MonthCharges = BTreeMap<String, [Decimal; 2]>;
+
+/// Writes one cost report page per month under `cost/`; returns the month's charges.
 pub(super) fn write_cost_report(
     a: &SynthOptions,
     org: &Org,
     daily: &Daily,
     rng: &mut fastrand::Rng,
-) -> Result<usize> {
+) -> Result<MonthCharges> {
     let book = PriceBook::load(&[])?;
     let dir = a.out.join("cost");
     std::fs::create_dir_all(&dir)?;
     let g = group(org, daily);
     let mut by_month: BTreeMap<String, Vec<CostBucket>> = BTreeMap::new();
+    let mut charges = MonthCharges::new();
     for &day in &g.days {
         let mut results = token_results(&book, org, &g, day)?;
         results.extend(other_results(org, &g, day, rng));
+        let c = charges.entry(day.format("%Y-%m").to_string()).or_default();
+        for r in &results {
+            let dollars = r.amount.parse::<Decimal>()? / Decimal::ONE_HUNDRED;
+            c[usize::from(r.cost_type == "code_execution")] += dollars;
+        }
         let start = day_start(day);
         let bucket = CostBucket {
             starting_at: rfc(start),
@@ -207,7 +217,6 @@ pub(super) fn write_cost_report(
             .or_default()
             .push(bucket);
     }
-    let n = by_month.len();
     for (m, data) in by_month {
         let page = CostPage {
             data,
@@ -216,5 +225,5 @@ pub(super) fn write_cost_report(
         };
         write_json(&dir.join(format!("cost-{m}.json")), &page)?;
     }
-    Ok(n)
+    Ok(charges)
 }

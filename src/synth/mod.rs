@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::model::{BucketWidth, day_start};
 
 mod cost;
+mod ledger;
 use cost::write_cost_report;
 
 /// What to generate (`tokenledger synth` fills it from its flags).
@@ -319,10 +320,13 @@ pub fn generate(a: &SynthOptions) -> Result<String> {
     // The provider's cost report: daily, grouped by workspace and description, at list prices
     // (the embedded price book), without Priority Tier (the provider omits it), plus a
     // code-execution charge that only the cost report has.
-    let mut cost_pages = 0;
+    let (mut cost_pages, mut invoices) = (0, 0);
     if !a.no_cost_report {
-        cost_pages = write_cost_report(a, &org, &usage.daily, &mut rng)?;
+        let charges = write_cost_report(a, &org, &usage.daily, &mut rng)?;
+        cost_pages = charges.len();
+        invoices = ledger::write_invoices(a, &charges)?;
     }
+    ledger::write_credits(a, start, end)?;
     let csvs = if a.console_csv {
         write_console_csvs(a, &org, &usage.daily)?
     } else {
@@ -333,8 +337,11 @@ pub fn generate(a: &SynthOptions) -> Result<String> {
         extras.push_str(&format!(", {csvs} Console CSV(s)"));
     }
     if cost_pages > 0 {
-        extras.push_str(&format!(", {cost_pages} cost report page(s)"));
+        extras.push_str(&format!(
+            ", {cost_pages} cost report page(s), {invoices} invoice(s)"
+        ));
     }
+    extras.push_str(", credits.csv");
     Ok(format!(
         "wrote {} workspaces, {} keys, {} usage rows in {} page(s) of {} buckets ({:.1} MiB){extras} to {}",
         org.workspaces.len(),

@@ -108,3 +108,53 @@ fn the_shipped_sql_gives_the_same_answer_in_both_engines() {
     assert!(a.len() > 10);
     assert_eq!(a, b);
 }
+
+#[test]
+fn duckdb_reads_the_ledger_tables_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(
+        &data,
+        &[&fixtures().join("sample"), &fixtures().join("ledger")],
+    );
+    let glob = |t: &str| format!("{}/{t}/**/*.parquet", data.display());
+    let script = format!(
+        "{}lots = c.execute(\"SELECT lot_id, CAST(purchased_at AS VARCHAR), CAST(expires_at AS VARCHAR), CAST(amount_usd AS VARCHAR), typeof(amount_usd) FROM read_parquet('{}') ORDER BY lot_id\").fetchall()\n\
+         inv = c.execute(\"SELECT invoice_number, CAST(total_usd AS VARCHAR), CAST(amount_due_usd AS VARCHAR), CAST(period_start AS VARCHAR) FROM read_parquet('{}')\").fetchall()\n\
+         lines = c.execute(\"SELECT CAST(SUM(amount_usd) AS VARCHAR), COUNT(*) FROM read_parquet('{}')\").fetchone()\n\
+         print(json.dumps({{'lots': [list(r) for r in lots], 'inv': [list(r) for r in inv], 'lines': list(lines)}}))",
+        prelude(&data),
+        glob("credit_lots"),
+        glob("invoices"),
+        glob("invoice_lines"),
+    );
+    let v = duckdb(&script);
+    let lots = v["lots"].as_array().unwrap();
+    assert_eq!(lots.len(), 4);
+    assert_eq!(
+        lots[0],
+        serde_json::json!([
+            "LOT-2025-11-A",
+            "2025-11-15",
+            "2026-11-15",
+            "5000.000000000000",
+            "DECIMAL(38,12)"
+        ])
+    );
+    // The monthly subscription has not ended: no expiry.
+    assert_eq!(lots[3][2], serde_json::Value::Null);
+    assert_eq!(
+        v["inv"][0],
+        serde_json::json!([
+            "ANTH-2026-0010",
+            "1.650000000000",
+            "0.650000000000",
+            "2026-10-01 00:00:00+00"
+        ])
+    );
+    // Σ lines = subtotal (207 + 13 − 50 cents).
+    assert_eq!(v["lines"], serde_json::json!(["1.700000000000", 3]));
+    // And tokenledger's own SQL agrees to the digit.
+    let ours = sql(&data, "SELECT SUM(amount_usd) AS s FROM invoice_lines");
+    assert_eq!(ours[0]["s"], "1.700000000000");
+}

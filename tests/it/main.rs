@@ -9,6 +9,7 @@ mod duckdb;
 mod formats;
 mod hostile;
 mod ingest;
+mod ledger;
 mod money;
 mod pricing;
 mod quarantine;

@@ -6,6 +6,8 @@
 //! Must not: price (reads `rated_usage`), change the lake, round (that is `present`), or use
 //! polars other than through `query`.
 
+pub mod tieout;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
@@ -16,9 +18,9 @@ use crate::pricing::{PriceBook, canonical_model};
 use crate::query::{self, Frame, QueryError, Sql};
 use crate::vocab::{Month, PricingStatus, TokenClass, WEB_SEARCH_COST_COLUMN};
 
-pub const OURS_SQL: &str = include_str!("../sql/reconcile_ours.sql");
-pub const PROVIDER_SQL: &str = include_str!("../sql/reconcile_provider.sql");
-pub const COVERAGE_SQL: &str = include_str!("../sql/reconcile_coverage.sql");
+pub const OURS_SQL: &str = include_str!("../../sql/reconcile_ours.sql");
+pub const PROVIDER_SQL: &str = include_str!("../../sql/reconcile_provider.sql");
+pub const COVERAGE_SQL: &str = include_str!("../../sql/reconcile_coverage.sql");
 
 /// Differences up to this much per line count as matched (half a cent).
 pub const DEFAULT_TOLERANCE: Money = Money::from_units(5_000_000_000);
@@ -47,6 +49,44 @@ impl Status {
             Status::Unexplained => "unexplained",
         }
     }
+}
+
+/// What a difference between our list cost and the cost report is, summed per day for the
+/// invoice tie-out (amounts there are `provider − ours`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// Matched lines: each within the tolerance.
+    Rounding,
+    /// Code execution and session usage: only the cost report has them.
+    OnlyInCostReport,
+    /// Rated at standard list here; the cost report omits Priority Tier.
+    PriorityTier,
+    /// No list price here; the provider billed it.
+    Unpriced,
+    /// A day one side has no export for.
+    MissingDay,
+    Unexplained,
+}
+
+impl Part {
+    pub const ALL: [Part; 6] = [
+        Part::OnlyInCostReport,
+        Part::PriorityTier,
+        Part::Unpriced,
+        Part::MissingDay,
+        Part::Rounding,
+        Part::Unexplained,
+    ];
+}
+
+/// One UTC day's totals and the parts of its difference.
+#[derive(Debug, Clone, Default)]
+pub struct DayParts {
+    pub ours: Money,
+    pub provider: Money,
+    /// `provider − ours` per [`Part`].
+    pub parts: BTreeMap<Part, Money>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +127,14 @@ pub struct Reconciliation {
     pub per_workspace: Vec<WorkspaceTotal>,
     /// Every line that did not match (matched lines are only counted).
     pub lines: Vec<Line>,
+    /// The three-way tie-out of each invoice whose period starts in the month.
+    pub tie_outs: Vec<tieout::TieOut>,
+    /// Per UTC day (`YYYY-MM-DD`): totals and the parts of the difference (for the tie-out).
+    #[serde(skip)]
+    pub days: BTreeMap<String, DayParts>,
+    /// UTC days each side covers: [usage, cost report].
+    #[serde(skip)]
+    pub covered: [BTreeSet<String>; 2],
 }
 
 impl Reconciliation {
@@ -94,16 +142,22 @@ impl Reconciliation {
     pub fn needs_review(&self) -> bool {
         self.lines_unexplained > 0
     }
-    /// Unexplained differences are a reason to look.
+    /// Unexplained differences, and invoices that do not tie out, are reasons to look.
     pub fn reviews(&self) -> Vec<crate::vocab::Review> {
         let lines = self.lines_unexplained;
-        (lines > 0)
+        let mut out: Vec<crate::vocab::Review> = (lines > 0)
             .then(|| crate::vocab::Review::Unexplained {
                 month: self.month.key(),
                 lines,
             })
             .into_iter()
-            .collect()
+            .collect();
+        for t in self.tie_outs.iter().filter(|t| t.needs_review) {
+            out.push(crate::vocab::Review::InvoiceUnexplained {
+                invoice: t.invoice_number.clone(),
+            });
+        }
+        out
     }
 }
 
@@ -117,6 +171,8 @@ pub enum ReconcileError {
         "a line has pricing status {0:?} (rated_usage written by another version? run `tokenledger rate`)"
     )]
     Status(String),
+    #[error(transparent)]
+    Lake(#[from] crate::lake::io::LakeError),
 }
 
 /// `acc + v`, or an error naming what was summed.
@@ -283,34 +339,47 @@ fn classify(
     a: &Acc,
     diff: Money,
     cx: &Context,
-) -> Result<(Status, String), ReconcileError> {
+) -> Result<(Status, Part, String), ReconcileError> {
     let (day, _, _, charge) = key;
     if diff.abs() <= cx.tolerance && a.unpriced_units == 0 {
-        return Ok((Status::Matched, String::new()));
+        return Ok((Status::Matched, Part::Rounding, String::new()));
     }
-    let explained = |c: String| Ok((Status::Explained, c));
+    let explained = |p: Part, c: String| Ok((Status::Explained, p, c));
     if a.unpriced_units > 0 {
-        return explained(format!(
-            "unpriced model: {} unit(s) with no list price in force (add a price override)",
-            a.unpriced_units
-        ));
+        return explained(
+            Part::Unpriced,
+            format!(
+                "unpriced model: {} unit(s) with no list price in force (add a price override)",
+                a.unpriced_units
+            ),
+        );
     }
     if a.ours == Money::ZERO && (charge == "code_execution" || charge == "session_usage") {
-        return explained(only_in_cost_report(charge, day, a.provider, cx.book));
+        return explained(
+            Part::OnlyInCostReport,
+            only_in_cost_report(charge, day, a.provider, cx.book),
+        );
     }
     if a.priority != Money::ZERO && sub(diff, a.priority)?.abs() <= cx.tolerance {
         return explained(
+            Part::PriorityTier,
             "priority tier: rated at standard list here; the cost report omits Priority Tier"
                 .into(),
         );
     }
     if a.provider == Money::ZERO && !cx.covered[1].contains(day) {
-        return explained("no cost report for this day (missing on the provider side)".into());
+        return explained(
+            Part::MissingDay,
+            "no cost report for this day (missing on the provider side)".into(),
+        );
     }
     if a.ours == Money::ZERO && !cx.covered[0].contains(day) {
-        return explained("no usage export for this day (missing on our side)".into());
+        return explained(
+            Part::MissingDay,
+            "no usage export for this day (missing on our side)".into(),
+        );
     }
-    Ok((Status::Unexplained, "unexplained".into()))
+    Ok((Status::Unexplained, Part::Unexplained, "unexplained".into()))
 }
 
 /// A charge the usage export cannot show; for code execution, the container-hours it bills at
@@ -360,6 +429,9 @@ impl Reconciliation {
             unexplained_usd: Money::ZERO,
             per_workspace: Vec::new(),
             lines: Vec::new(),
+            tie_outs: Vec::new(),
+            days: BTreeMap::new(),
+            covered: [BTreeSet::new(), BTreeSet::new()],
         }
     }
 
@@ -380,7 +452,12 @@ impl Reconciliation {
         add(&mut w.provider_usd, a.provider, "cost.amount")?;
         add(&mut self.ours_usd, a.ours, "rated_usage cost")?;
         add(&mut self.provider_usd, a.provider, "cost.amount")?;
-        let (status, cause) = classify(&key, &a, diff, cx)?;
+        let (status, part, cause) = classify(&key, &a, diff, cx)?;
+        let day = self.days.entry(key.0.clone()).or_default();
+        add(&mut day.ours, a.ours, "rated_usage cost")?;
+        add(&mut day.provider, a.provider, "cost.amount")?;
+        let p = day.parts.entry(part).or_default();
+        add(p, sub(a.provider, a.ours)?, "difference")?;
         match status {
             Status::Matched => {
                 self.lines_matched += 1;
@@ -446,6 +523,7 @@ pub fn reconcile(
         w.difference_usd = sub(w.ours_usd, w.provider_usd)?;
     }
     r.per_workspace = per_ws.into_values().collect();
+    r.covered = cx.covered;
     Ok(r)
 }
 
@@ -457,4 +535,57 @@ fn workspace_names(layout: &Layout) -> Result<HashMap<String, String>, Reconcile
         .zip(ws.text("workspace_name")?)
         .filter_map(|(id, n)| Some((id?, n?)))
         .collect())
+}
+
+/// The invoices in the lake whose period starts in `month` (UTC).
+pub fn invoices_of(
+    layout: &Layout,
+    month: Month,
+) -> Result<Vec<crate::model::Invoice>, ReconcileError> {
+    let lines = crate::lake::io::read_all(&layout.table_file(Table::InvoiceLines))?;
+    let mut out = Vec::new();
+    for b in crate::lake::io::read_all(&layout.table_file(Table::Invoices))? {
+        for s in crate::lake::ledger::invoices_rows(&b, &lines)? {
+            if crate::model::month_key(s.item.invoice.period_start) == month.key() {
+                out.push(s.item.invoice);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every month the periods of `invoices` touch (they must be rated before the tie-out).
+pub fn period_months(invoices: &[crate::model::Invoice]) -> Vec<Month> {
+    let mut months: Vec<Month> = invoices
+        .iter()
+        .flat_map(tieout::period_days)
+        .filter_map(|d| Month::parse(&d.format("%Y-%m").to_string()).ok())
+        .collect();
+    months.sort();
+    months.dedup();
+    months
+}
+
+/// Adds the tie-out of each invoice of `r`'s month; other months a period touches are
+/// reconciled for it (they must be rated).
+pub fn add_tie_outs(
+    layout: &Layout,
+    r: &mut Reconciliation,
+    invoices: &[crate::model::Invoice],
+    book: &PriceBook,
+) -> Result<(), ReconcileError> {
+    let mut others: BTreeMap<Month, Reconciliation> = BTreeMap::new();
+    for m in period_months(invoices) {
+        if m != r.month {
+            others.insert(m, reconcile(layout, m, r.tolerance_usd, book)?);
+        }
+    }
+    let mut recs: Vec<&Reconciliation> = others.values().collect();
+    recs.push(r);
+    let ties = invoices
+        .iter()
+        .map(|inv| tieout::tie_out(inv, &recs, r.tolerance_usd))
+        .collect();
+    r.tie_outs = ties;
+    Ok(())
 }
