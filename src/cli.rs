@@ -245,8 +245,7 @@ fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
 }
 
 fn cmd_credits(s: &Settings, a: CreditsArgs) -> Result<i32> {
-    let as_of = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let (ledger, inputs, rated) = run::credits(s, as_of)?;
+    let (ledger, inputs, rated) = run::credits(s)?;
     say_recovered(s, &rated.snapshot.recovered);
     let text =
         present::credits::credits_text(&ledger, inputs.unpriced_rows, a.format, terminal_width())?;

@@ -145,6 +145,9 @@ pub struct RunArgs {
     /// Print the ingest summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The day the run draws the credits ledger up at (YYYY-MM-DD, UTC). Default: today.
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
     #[command(flatten)]
     pub common: IngestCommon,
 }
@@ -362,6 +365,11 @@ impl Cli {
             inputs,
             tolerance: match &self.command {
                 Command::Reconcile(a) => a.tolerance,
+                _ => None,
+            },
+            as_of: match &self.command {
+                Command::Run(a) => a.as_of,
+                Command::Credits(a) => a.as_of,
                 _ => None,
             },
         }

@@ -140,15 +140,14 @@ pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, R
     Ok((r, rated))
 }
 
-/// The credits ledger as of `as_of`, every month rated first (burn and consumption read all
+/// The credits ledger as of `settings.as_of`, every month rated first (burn and consumption read all
 /// of `rated_usage`).
 pub fn credits(
     settings: &Settings,
-    as_of: chrono::NaiveDate,
 ) -> Result<(crate::credits::Ledger, crate::credits::Inputs, Rated), RunError> {
     let book = settings.price_book()?;
     let rated = rate(settings, &book, &[])?;
-    let opts = settings.credit_options(as_of);
+    let opts = settings.credit_options(settings.as_of);
     let (ledger, inputs) = crate::credits::credits(&settings.layout, &opts)?;
     Ok((ledger, inputs, rated))
 }
@@ -267,9 +266,9 @@ pub fn run(settings: &Settings) -> Result<RunOutcome, RunError> {
             reconciliation,
         });
     }
-    // The credits ledger as of today, when there are lots to keep.
-    let today = chrono::Utc::now().date_naive();
-    let (ledger, inputs) = crate::credits::credits(layout, &settings.credit_options(today))?;
+    // The credits ledger as of the as-of date, when there are lots to keep.
+    let opts = settings.credit_options(settings.as_of);
+    let (ledger, inputs) = crate::credits::credits(layout, &opts)?;
     let credits = (!inputs.lots.is_empty()).then_some(ledger);
     Ok(RunOutcome {
         credits,

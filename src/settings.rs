@@ -25,6 +25,8 @@ pub struct Flags {
     pub no_wait: bool,
     pub inputs: Vec<PathBuf>,
     pub tolerance: Option<Money>,
+    /// The day the credits ledger is drawn up at.
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 /// The resolved settings of one command.
@@ -42,6 +44,8 @@ pub struct Settings {
     pub wait_for_lock: bool,
     pub quiet: bool,
     pub progress: bool,
+    /// The day `run` and `credits` draw the credits ledger up at (default: today, UTC).
+    pub as_of: chrono::NaiveDate,
     config: Config,
 }
 
@@ -94,6 +98,7 @@ impl Settings {
             wait_for_lock: !flags.no_wait,
             quiet: flags.quiet,
             progress: flags.progress && !flags.quiet,
+            as_of: flags.as_of.unwrap_or(today),
             config,
         }
     }

@@ -379,3 +379,30 @@ fn the_credits_command_foots_ties_and_reruns_clean() {
     );
     assert_eq!(again, l);
 }
+
+#[test]
+fn the_readme_demo_run_shows_the_tie_out_and_credits_at_risk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let sample = fixtures().join("sample");
+    let ledger = fixtures().join("ledger");
+    let args = [
+        "run",
+        "--inputs",
+        sample.to_str().unwrap(),
+        ledger.to_str().unwrap(),
+    ];
+    let o = tl(&data, &args);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(code(&o), 3, "findings to look at: {}", stderr(&o));
+    assert!(
+        out.contains("invoice ANTH-2026-0010 (anthropic, 2026-10-01 .. 2026-11-01): ties out"),
+        "{out}"
+    );
+    assert!(out.contains("== credits =="), "{out}");
+    assert!(out.contains("will expire unused"), "{out}");
+    // Again: nothing new is read, the same findings stand.
+    let o = tl(&data, &args);
+    assert_eq!(code(&o), 3);
+    assert!(stderr(&o).contains("0 new"), "{}", stderr(&o));
+}
