@@ -294,20 +294,44 @@ fn cycle(d: NaiveDate, k: u32) -> NaiveDate {
         .unwrap_or(NaiveDate::MAX)
 }
 
-/// Consumes `demand` from the usable pieces in order; returns what no piece covered.
-fn consume(pieces: &mut [Piece], ord: &[usize], day: NaiveDate, mut demand: Money) -> Money {
-    for &i in ord {
-        if !demand.is_positive() {
-            break;
-        }
-        let p = &mut pieces[i];
-        if p.usable(day) {
-            let take = demand.min(p.left);
-            p.left = Money::from_units(p.left.units() - take.units());
-            demand = Money::from_units(demand.units() - take.units());
+/// The consumption order with the dead at its front skipped: pieces that expired or ran empty
+/// never become usable again, so each day's scan starts after them (history and projection
+/// stay linear in the number of pieces, not quadratic).
+struct Queue {
+    ord: Vec<usize>,
+    head: usize,
+}
+
+impl Queue {
+    fn new(pieces: &[Piece], lots: &[CreditLot]) -> Self {
+        Queue {
+            ord: order(pieces, lots),
+            head: 0,
         }
     }
-    demand
+    /// Consumes up to `demand` from the pieces usable on `day`, in order; returns what no piece
+    /// covered.
+    fn consume(&mut self, pieces: &mut [Piece], day: NaiveDate, mut demand: Money) -> Money {
+        let mut alive_seen = false;
+        for k in self.head..self.ord.len() {
+            if !demand.is_positive() {
+                break;
+            }
+            let p = &mut pieces[self.ord[k]];
+            if p.usable(day) {
+                let take = demand.min(p.left);
+                p.left = Money::from_units(p.left.units() - take.units());
+                demand = Money::from_units(demand.units() - take.units());
+            }
+            let dead = !p.left.is_positive() || p.end <= day;
+            if dead && !alive_seen {
+                self.head = k + 1;
+            } else {
+                alive_seen = true;
+            }
+        }
+        demand
+    }
 }
 
 /// One provider's history up to the as-of date: pieces consumed, uncovered cost, assertions.
@@ -326,7 +350,7 @@ fn history(
     until: NaiveDate,
 ) -> Result<History, LedgerError> {
     let mut pieces = pieces(lots, opts.as_of, until);
-    let ord = order(&pieces, lots);
+    let mut queue = Queue::new(&pieces, lots);
     let window_start = opts.as_of - TimeDelta::days(BURN_DAYS - 1);
     let mut h = History {
         pieces: Vec::new(),
@@ -372,7 +396,7 @@ fn history(
         while let Some(s) = snaps.next_if(|s| s.as_of < day) {
             check(&pieces, s)?;
         }
-        let short = consume(&mut pieces, &ord, day, cost);
+        let short = queue.consume(&mut pieces, day, cost);
         h.uncovered = add(h.uncovered, short, "uncovered cost")?;
         if day >= window_start {
             h.uncovered_30 = add(h.uncovered_30, short, "uncovered cost")?;
@@ -395,7 +419,6 @@ fn project(
     burn: Money,
 ) -> (Vec<Money>, Option<NaiveDate>) {
     let mut p = pieces.to_vec();
-    let ord = order(&p, lots);
     let first = as_of + TimeDelta::days(1);
     let horizon = first + TimeDelta::days(RUNWAY_HORIZON_DAYS);
     // Between two boundaries (a piece starting or ending) the usable set does not change, so
@@ -409,43 +432,20 @@ fn project(
     bounds.sort();
     bounds.dedup();
     let mut runway = None;
-    // A piece ending tomorrow has no usable day left: all it holds lapses.
-    let mut at_end: Vec<Money> = p.iter().map(|x| x.left).collect();
+    let mut queue = Queue::new(&p, lots);
     for w in bounds.windows(2) {
         let (t0, t1) = (w[0], w[1]);
-        let days = (t1 - t0).num_days() as i128;
-        let available: i128 = ord
-            .iter()
-            .filter(|&&i| p[i].usable(t0))
-            .map(|&i| p[i].left.units())
-            .sum();
-        let demand = burn.units().saturating_mul(days);
-        if runway.is_none() && burn.is_positive() && available < demand {
-            runway = Some(t0 + TimeDelta::days((available / burn.units()) as i64));
-        }
-        let mut rest = Money::from_units(demand.min(available));
-        for &i in &ord {
-            if !rest.is_positive() {
-                break;
-            }
-            if p[i].usable(t0) {
-                let take = rest.min(p[i].left);
-                p[i].left = Money::from_units(p[i].left.units() - take.units());
-                rest = Money::from_units(rest.units() - take.units());
-            }
-        }
-        for (i, x) in p.iter().enumerate() {
-            if x.end == t1 {
-                at_end[i] = x.left;
-            }
+        let demand = Money::from_units(burn.units().saturating_mul((t1 - t0).num_days() as i128));
+        let short = queue.consume(&mut p, t0, demand);
+        if runway.is_none() && short.is_positive() {
+            // Covered: demand − short; whole days of burn in it, then the first day short.
+            let covered = demand.units() - short.units();
+            runway = Some(t0 + TimeDelta::days((covered / burn.units()) as i64));
         }
     }
-    for (i, x) in p.iter().enumerate() {
-        if x.end >= horizon {
-            at_end[i] = x.left;
-        }
-    }
-    (at_end, runway)
+    // A piece is consumed only while usable, so what it holds now is what it held at its end
+    // (for one ending tomorrow: everything; beyond the horizon: what is left there).
+    (p.iter().map(|x| x.left).collect(), runway)
 }
 
 /// The 30-day burn of one provider.

@@ -25,6 +25,10 @@ const MAX_DOLLARS: i64 = 1_000_000_000_000_000;
 /// No expiry later than this (a typo'd year would otherwise keep a lot alive forever).
 const LATEST_EXPIRY_YEARS: u32 = 10;
 
+/// Rows one credits or balances file may hold: a person's ledger has hundreds; more is not one
+/// (and would make the daily consumption needlessly slow).
+pub const MAX_ROWS: usize = 10_000;
+
 /// The providers credits and invoices may name.
 pub const PROVIDERS: &[&str] = &["anthropic", "openai"];
 
@@ -200,6 +204,11 @@ impl Table {
         }
         let mut rows = Vec::new();
         for rec in rdr.records() {
+            if rows.len() >= MAX_ROWS {
+                return Err(FileError::new(format!(
+                    "more than {MAX_ROWS} rows: not a credits, balances or invoice file a person keeps"
+                )));
+            }
             match rec {
                 Ok(r) if r.iter().all(|f| f.trim().is_empty()) => {}
                 Ok(r) if r.len() != header.len() => {

@@ -406,3 +406,25 @@ fn the_readme_demo_run_shows_the_tie_out_and_credits_at_risk() {
     assert_eq!(code(&o), 3);
     assert!(stderr(&o).contains("0 new"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_credits_file_too_large_to_be_a_ledger_is_refused_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut text = String::from("lot_id,provider,kind,purchased_at,amount_usd\n");
+    for i in 0..=tokenledger::sources::ledger::MAX_ROWS {
+        text.push_str(&format!("L{i},anthropic,prepaid,2026-01-01,1\n"));
+    }
+    let dir = tmp.path().join("in");
+    write(&dir, "credits.csv", &text);
+    let (c, s) = ingest(&data, &[&dir]);
+    assert_eq!(c, 3);
+    assert!(
+        s["files"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10000 rows"),
+        "{s:#}"
+    );
+    assert!(sql(&data, "SELECT COUNT(*) AS n FROM ingest_log")[0]["n"] == 1);
+}
