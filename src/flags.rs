@@ -111,7 +111,8 @@ buckets replace older ones."
     /// Token totals per month, workspace and model (the query in sql/usage_totals.sql).
     Usage(UsageArgs),
     /// Run SQL over the lake (polars SQL). Tables: usage, cost, rated_usage, workspaces,
-    /// api_keys, usage_coverage, cost_coverage, ingest_log, quarantine.
+    /// api_keys, usage_coverage, cost_coverage, ingest_log, quarantine, credit_lots,
+    /// balance_snapshots, invoices, invoice_lines.
     Sql(SqlArgs),
     /// List quarantined input: file, row/line, field and reason.
     Quarantine(QuarantineArgs),

@@ -537,7 +537,8 @@ fn workspace_names(layout: &Layout) -> Result<HashMap<String, String>, Reconcile
         .collect())
 }
 
-/// The invoices in the lake whose period starts in `month` (UTC).
+/// The Anthropic invoices in the lake whose period starts in `month` (UTC): the provider whose
+/// usage and cost report the lake holds (another provider's invoice has nothing to tie to yet).
 pub fn invoices_of(
     layout: &Layout,
     month: Month,
@@ -546,7 +547,10 @@ pub fn invoices_of(
     let mut out = Vec::new();
     for b in crate::lake::io::read_all(&layout.table_file(Table::Invoices))? {
         for s in crate::lake::ledger::invoices_rows(&b, &lines)? {
-            if crate::model::month_key(s.item.invoice.period_start) == month.key() {
+            let inv = &s.item.invoice;
+            if inv.provider == "anthropic"
+                && crate::model::month_key(inv.period_start) == month.key()
+            {
                 out.push(s.item.invoice);
             }
         }
