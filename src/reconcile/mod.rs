@@ -70,6 +70,17 @@ pub enum Part {
 }
 
 impl Part {
+    /// Its line in the invoice tie-out (amounts there are `provider − ours`).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Part::OnlyInCostReport => "+ only in the cost report: code execution, session usage",
+            Part::PriorityTier => "+ Priority Tier: rated at list here, not in the cost report",
+            Part::Unpriced => "+ usage with no list price here",
+            Part::MissingDay => "+ days one side has no export for",
+            Part::Rounding => "+ rounding: lines matched within the tolerance",
+            Part::Unexplained => "+ unexplained: our list cost vs the cost report",
+        }
+    }
     pub const ALL: [Part; 6] = [
         Part::OnlyInCostReport,
         Part::PriorityTier,

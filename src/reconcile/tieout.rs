@@ -149,43 +149,14 @@ pub fn tie_out(inv: &Invoice, recs: &[&Reconciliation], tolerance: Money) -> Tie
     let mut rows = Vec::new();
     use RowKind::{Known, Unexplained as U};
     subtotal(&mut rows, "our list cost of the period (rated usage)", ours);
-    step(
-        &mut rows,
-        &[
-            (
-                "+ only in the cost report: code execution, session usage",
-                Known,
-                part(Part::OnlyInCostReport),
-            ),
-            (
-                "+ Priority Tier: rated at list here, not in the cost report",
-                Known,
-                part(Part::PriorityTier),
-            ),
-            (
-                "+ usage with no list price here",
-                Known,
-                part(Part::Unpriced),
-            ),
-            (
-                "+ days one side has no export for",
-                Known,
-                part(Part::MissingDay),
-            ),
-            (
-                "+ rounding: lines matched within the tolerance",
-                Known,
-                part(Part::Rounding),
-            ),
-            (
-                "+ unexplained: our list cost vs the cost report",
-                U,
-                part(Part::Unexplained),
-            ),
-        ],
-        ours,
-        provider,
-    );
+    let parts: Vec<(&'static str, RowKind, Money)> = Part::ALL
+        .iter()
+        .map(|&k| {
+            let kind = if k == Part::Unexplained { U } else { Known };
+            (k.label(), kind, part(k))
+        })
+        .collect();
+    step(&mut rows, &parts, ours, provider);
     subtotal(
         &mut rows,
         "the provider's cost report of the period",
