@@ -341,13 +341,11 @@ pub fn balance_snapshots_rows(b: &RecordBatch) -> Result<Vec<Stored<BalanceSnaps
     stored(b, items)
 }
 
-/// Invoices with their lines (`lines` batches of the same lake state).
-pub fn invoices_rows(
-    b: &RecordBatch,
-    lines: &[RecordBatch],
-) -> Result<Vec<Stored<SourcedInvoice>>> {
-    let mut by_key: std::collections::HashMap<(String, String), Vec<InvoiceLine>> =
-        Default::default();
+type LinesByInvoice = std::collections::HashMap<(String, String), Vec<InvoiceLine>>;
+
+/// The invoice lines of `lines` batches, by (provider, invoice number).
+fn lines_by_invoice(lines: &[RecordBatch]) -> Result<LinesByInvoice> {
+    let mut by_key = LinesByInvoice::new();
     for lb in lines {
         let (prov, num, no) = (
             str_col(lb, "provider")?,
@@ -374,6 +372,15 @@ pub fn invoices_rows(
                 });
         }
     }
+    Ok(by_key)
+}
+
+/// Invoices with their lines (`lines` batches of the same lake state).
+pub fn invoices_rows(
+    b: &RecordBatch,
+    lines: &[RecordBatch],
+) -> Result<Vec<Stored<SourcedInvoice>>> {
+    let mut by_key = lines_by_invoice(lines)?;
     let (prov, num, id, cur) = (
         str_col(b, "provider")?,
         str_col(b, "invoice_number")?,

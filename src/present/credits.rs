@@ -185,6 +185,26 @@ fn credits_table(l: &Ledger, unpriced_rows: i128, width: Option<usize>) -> Strin
             &OPTIONAL,
         ));
     }
+    out.push_str(&positions_text(l));
+    if unpriced_rows > 0 {
+        let _ = writeln!(
+            out,
+            "{unpriced_rows} usage row(s) have no list price: they consume no credit here (exit code 3)"
+        );
+    }
+    out.push_str(&checks_text(l));
+    if !l.findings.is_empty() {
+        let _ = writeln!(out, "\n{} finding(s) (exit code 3):", l.findings.len());
+        for f in &l.findings {
+            let _ = writeln!(out, "  - {}", finding_text(f));
+        }
+    }
+    out
+}
+
+/// Each provider's balance, burn, runway and uncovered usage.
+fn positions_text(l: &Ledger) -> String {
+    let mut out = String::new();
     for p in &l.positions {
         let runway = match (p.runway_date, p.runway_days) {
             (Some(d), Some(n)) => format!("{d} ({n} days)"),
@@ -202,12 +222,12 @@ fn credits_table(l: &Ledger, unpriced_rows: i128, width: Option<usize>) -> Strin
             p.uncovered_last_30d_usd.cents(),
         );
     }
-    if unpriced_rows > 0 {
-        let _ = writeln!(
-            out,
-            "{unpriced_rows} usage row(s) have no list price: they consume no credit here (exit code 3)"
-        );
-    }
+    out
+}
+
+/// Balance assertions, reloads per week and auto-reload advice.
+fn checks_text(l: &Ledger) -> String {
+    let mut out = String::new();
     for a in &l.assertions {
         let verdict = if a.holds { "holds" } else { "FAILS" };
         let _ = writeln!(
@@ -241,12 +261,6 @@ fn credits_table(l: &Ledger, unpriced_rows: i128, width: Option<usize>) -> Strin
         );
         for v in &a.verdict {
             let _ = writeln!(out, "  configured: {v}");
-        }
-    }
-    if !l.findings.is_empty() {
-        let _ = writeln!(out, "\n{} finding(s) (exit code 3):", l.findings.len());
-        for f in &l.findings {
-            let _ = writeln!(out, "  - {}", finding_text(f));
         }
     }
     out

@@ -90,16 +90,25 @@ fn sum(v: impl IntoIterator<Item = Money>) -> Money {
     Money::sum(v).expect("period totals fit 128 bits")
 }
 
-/// Ties `inv` out against the reconciliations of the months its period touches.
-pub fn tie_out(inv: &Invoice, recs: &[&Reconciliation], tolerance: Money) -> TieOut {
+/// The period's side of the tie-out: our list cost, the cost report, the parts between, and
+/// what the lake lacks.
+struct PeriodSums {
+    ours: Money,
+    provider: Money,
+    parts: BTreeMap<Part, Money>,
+    notes: Vec<String>,
+}
+
+fn period_sums(inv: &Invoice, recs: &[&Reconciliation]) -> PeriodSums {
     let days: Vec<String> = period_days(inv).iter().map(|d| d.to_string()).collect();
     let mut in_period: BTreeMap<&str, &DayParts> = BTreeMap::new();
     for r in recs {
-        for (d, p) in &r.days {
-            if days.binary_search(d).is_ok() {
-                in_period.insert(d, p);
-            }
-        }
+        in_period.extend(
+            r.days
+                .iter()
+                .filter(|(d, _)| days.binary_search(d).is_ok())
+                .map(|(d, p)| (d.as_str(), p)),
+        );
     }
     let mut notes = Vec::new();
     for (i, side) in ["usage export", "cost report"].iter().enumerate() {
@@ -114,9 +123,22 @@ pub fn tie_out(inv: &Invoice, recs: &[&Reconciliation], tolerance: Money) -> Tie
             ));
         }
     }
-    let ours = sum(in_period.values().map(|p| p.ours));
-    let provider = sum(in_period.values().map(|p| p.provider));
     let part = |k: Part| sum(in_period.values().filter_map(|p| p.parts.get(&k).copied()));
+    PeriodSums {
+        ours: sum(in_period.values().map(|p| p.ours)),
+        provider: sum(in_period.values().map(|p| p.provider)),
+        parts: Part::ALL.iter().map(|&k| (k, part(k))).collect(),
+        notes,
+    }
+}
+
+fn diff(a: Money, b: Money) -> Money {
+    Money::from_units(a.units() - b.units())
+}
+
+/// The invoice's own steps, from its charges to the amount due.
+fn invoice_steps(rows: &mut Vec<Row>, inv: &Invoice, notes: &mut Vec<String>) -> Money {
+    use RowKind::{Known, Unexplained as U};
     let credits = m(inv.credits_applied());
     let charges = if inv.lines_complete {
         sum(inv
@@ -129,7 +151,7 @@ pub fn tie_out(inv: &Invoice, recs: &[&Reconciliation], tolerance: Money) -> Tie
             "the invoice's lines were paged (has_more): charges are subtotal − the credits seen"
                 .into(),
         );
-        Money::from_units(m(inv.subtotal).units() - credits.units())
+        diff(m(inv.subtotal), credits)
     };
     let (sub, disc, tax, total, due) = (
         m(inv.subtotal),
@@ -145,107 +167,107 @@ pub fn tie_out(inv: &Invoice, recs: &[&Reconciliation], tolerance: Money) -> Tie
     } else {
         Money::from_units(-total.units())
     };
-    let diff = |a: Money, b: Money| Money::from_units(a.units() - b.units());
-    let mut rows = Vec::new();
-    use RowKind::{Known, Unexplained as U};
-    subtotal(&mut rows, "our list cost of the period (rated usage)", ours);
-    let parts: Vec<(&'static str, RowKind, Money)> = Part::ALL
-        .iter()
-        .map(|&k| {
-            let kind = if k == Part::Unexplained { U } else { Known };
-            (k.label(), kind, part(k))
-        })
-        .collect();
-    step(&mut rows, &parts, ours, provider);
-    subtotal(
-        &mut rows,
-        "the provider's cost report of the period",
-        provider,
-    );
-    step(
-        &mut rows,
-        &[(
-            "+ unexplained: cost report vs the invoice's charges",
-            U,
-            diff(charges, provider),
-        )],
-        provider,
-        charges,
-    );
-    subtotal(&mut rows, "invoice charges (positive lines)", charges);
+    subtotal(rows, "invoice charges (positive lines)", charges);
     let lines_rest = diff(sub, sum([charges, credits]));
-    step(
-        &mut rows,
-        &[
-            (
-                "+ credits applied on the invoice (negative lines)",
-                Known,
-                credits,
-            ),
-            ("+ unexplained: invoice lines vs subtotal", U, lines_rest),
-        ],
-        charges,
-        sub,
-    );
-    subtotal(&mut rows, "invoice subtotal", sub);
+    let to_subtotal = [
+        (
+            "+ credits applied on the invoice (negative lines)",
+            Known,
+            credits,
+        ),
+        ("+ unexplained: invoice lines vs subtotal", U, lines_rest),
+    ];
+    step(rows, &to_subtotal, charges, sub);
+    subtotal(rows, "invoice subtotal", sub);
     let arithmetic = diff(
         total,
         Money::from_units(sub.units() - disc.units() + tax.units()),
     );
+    let to_total = [
+        ("− discounts", Known, Money::from_units(-disc.units())),
+        ("+ tax", Known, tax),
+        (
+            "+ unexplained: invoice total ≠ subtotal − discounts + tax",
+            U,
+            arithmetic,
+        ),
+    ];
+    step(rows, &to_total, sub, total);
+    subtotal(rows, "invoice total", total);
+    let to_due = [
+        (
+            "+ customer balance applied (starting balance)",
+            Known,
+            applied,
+        ),
+        (
+            "+ unexplained: amount due vs total and balance",
+            U,
+            diff(due, sum([total, applied])),
+        ),
+    ];
+    step(rows, &to_due, total, due);
+    subtotal(rows, "amount due", due);
+    charges
+}
+
+/// The step between the cost report and the invoice's charges.
+const COST_REPORT_VS_INVOICE: &str = "+ unexplained: cost report vs the invoice's charges";
+
+/// Ties `inv` out against the reconciliations of the months its period touches.
+pub fn tie_out(inv: &Invoice, recs: &[&Reconciliation], tolerance: Money) -> TieOut {
+    use RowKind::{Known, Unexplained as U};
+    let mut p = period_sums(inv, recs);
+    let mut rows = Vec::new();
+    subtotal(
+        &mut rows,
+        "our list cost of the period (rated usage)",
+        p.ours,
+    );
+    let parts: Vec<(&'static str, RowKind, Money)> = Part::ALL
+        .iter()
+        .map(|&k| {
+            (
+                k.label(),
+                if k == Part::Unexplained { U } else { Known },
+                p.parts[&k],
+            )
+        })
+        .collect();
+    step(&mut rows, &parts, p.ours, p.provider);
+    subtotal(
+        &mut rows,
+        "the provider's cost report of the period",
+        p.provider,
+    );
+    let mut invoice_rows = Vec::new();
+    let charges = invoice_steps(&mut invoice_rows, inv, &mut p.notes);
     step(
         &mut rows,
-        &[
-            ("− discounts", Known, Money::from_units(-disc.units())),
-            ("+ tax", Known, tax),
-            (
-                "+ unexplained: invoice total ≠ subtotal − discounts + tax",
-                U,
-                arithmetic,
-            ),
-        ],
-        sub,
-        total,
+        &[(COST_REPORT_VS_INVOICE, U, diff(charges, p.provider))],
+        p.provider,
+        charges,
     );
-    subtotal(&mut rows, "invoice total", total);
-    step(
-        &mut rows,
-        &[
-            (
-                "+ customer balance applied (starting balance)",
-                Known,
-                applied,
-            ),
-            (
-                "+ unexplained: amount due vs total and balance",
-                U,
-                diff(due, sum([total, applied])),
-            ),
-        ],
-        total,
-        due,
-    );
-    subtotal(&mut rows, "amount due", due);
+    rows.extend(invoice_rows);
     // The cost report has fractional cents and the invoice rounds each line to a cent.
     let line_tolerance = Money::from_units(5_000_000_000 * inv.lines.len().max(1) as i128);
-    let cr_tolerance = tolerance.max(line_tolerance);
-    let unexplained = sum(rows.iter().filter(|r| r.kind == U).map(|r| r.amount_usd));
-    let needs_review = rows.iter().filter(|r| r.kind == U).any(|r| {
-        let limit = if r.step.starts_with("+ unexplained: cost report") {
-            cr_tolerance
+    let limit = |r: &Row| {
+        if r.step == COST_REPORT_VS_INVOICE {
+            tolerance.max(line_tolerance)
         } else {
             tolerance
-        };
-        r.amount_usd.abs() > limit
-    });
+        }
+    };
+    let unexplained: Vec<&Row> = rows.iter().filter(|r| r.kind == U).collect();
     TieOut {
         provider: inv.provider.clone(),
         invoice_number: inv.number.clone(),
         period_start: inv.period_start,
         period_end: inv.period_end,
-        rows,
-        unexplained_usd: unexplained,
+        unexplained_usd: sum(unexplained.iter().map(|r| r.amount_usd)),
+        needs_review: unexplained.iter().any(|r| r.amount_usd.abs() > limit(r)),
         tolerance_usd: tolerance,
-        needs_review,
-        notes,
+        notes: p.notes,
+        rows,
     }
 }

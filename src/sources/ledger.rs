@@ -146,6 +146,50 @@ fn provider(raw: &str) -> Result<String, Refusal> {
     }
 }
 
+/// Column name → index; an unknown, repeated or missing column refuses the file.
+fn header_columns(
+    header: &csv::StringRecord,
+    required: &[&str],
+    optional: &[&str],
+) -> Result<HashMap<String, usize>, FileError> {
+    let mut cols = HashMap::new();
+    for (i, h) in header.iter().enumerate() {
+        let h = h.trim();
+        if !required.contains(&h) && !optional.contains(&h) {
+            return Err(FileError::at(
+                Some(1),
+                None,
+                format!(
+                    "unknown column {:?} (a misspelt column would be silently ignored); the \
+                         columns are {}",
+                    excerpt(h),
+                    required
+                        .iter()
+                        .chain(optional)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ));
+        }
+        if cols.insert(h.to_string(), i).is_some() {
+            return Err(FileError::at(
+                Some(1),
+                None,
+                format!("column {h:?} appears twice"),
+            ));
+        }
+    }
+    if let Some(missing) = required.iter().find(|c| !cols.contains_key(**c)) {
+        return Err(FileError::at(
+            Some(1),
+            None,
+            format!("missing column {missing:?}"),
+        ));
+    }
+    Ok(cols)
+}
+
 /// A CSV read whole: the column index of each name, and the records with their lines.
 struct Table {
     cols: HashMap<String, usize>,
@@ -167,41 +211,7 @@ impl Table {
             .headers()
             .map_err(|e| FileError::at(Some(1), None, format!("unreadable CSV header: {e}")))?
             .clone();
-        let mut cols = HashMap::new();
-        for (i, h) in header.iter().enumerate() {
-            let h = h.trim();
-            if !required.contains(&h) && !optional.contains(&h) {
-                return Err(FileError::at(
-                    Some(1),
-                    None,
-                    format!(
-                        "unknown column {:?} (a misspelt column would be silently ignored); the \
-                         columns are {}",
-                        excerpt(h),
-                        required
-                            .iter()
-                            .chain(optional)
-                            .copied()
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    ),
-                ));
-            }
-            if cols.insert(h.to_string(), i).is_some() {
-                return Err(FileError::at(
-                    Some(1),
-                    None,
-                    format!("column {h:?} appears twice"),
-                ));
-            }
-        }
-        if let Some(missing) = required.iter().find(|c| !cols.contains_key(**c)) {
-            return Err(FileError::at(
-                Some(1),
-                None,
-                format!("missing column {missing:?}"),
-            ));
-        }
+        let cols = header_columns(&header, required, optional)?;
         let mut rows = Vec::new();
         for rec in rdr.records() {
             if rows.len() >= MAX_ROWS {
@@ -441,45 +451,27 @@ pub fn parse_invoice_csv(
     Ok(())
 }
 
-fn csv_invoice(
-    t: &Table,
-    number: &str,
-    rows: &[(u64, &csv::StringRecord)],
-    limits: &Limits,
-) -> Result<Invoice, (u64, Refusal)> {
-    let (first_line, first) = rows[0];
-    let at = |line: u64| move |r: Refusal| (line, r);
-    if number.is_empty() {
-        return Err((
-            first_line,
-            refuse("invoice_number", "missing required field invoice_number"),
-        ));
-    }
-    let head = |rec: &csv::StringRecord| -> Result<_, Refusal> {
-        let currency = usd_only(t.get(rec, "currency")).map_err(|r| refuse("currency", r))?;
-        let start = utc_day("period_start", t.get(rec, "period_start"))?;
-        let end = utc_day("period_end", t.get(rec, "period_end"))?;
-        Ok((provider(t.get(rec, "provider"))?, currency, start, end))
-    };
-    let h = head(first).map_err(at(first_line))?;
-    let (ref prov, ref currency, start, end) = h;
+/// What every row of one CSV invoice must agree on: provider, currency, period.
+type InvoiceHead = (String, String, NaiveDate, NaiveDate);
+
+fn invoice_head(t: &Table, rec: &csv::StringRecord) -> Result<InvoiceHead, Refusal> {
+    let currency = usd_only(t.get(rec, "currency")).map_err(|r| refuse("currency", r))?;
+    let start = utc_day("period_start", t.get(rec, "period_start"))?;
+    let end = utc_day("period_end", t.get(rec, "period_end"))?;
     if end <= start {
-        return Err((
-            first_line,
-            refuse(
-                "period_end",
-                format!("period_end {end} is not after period_start {start}"),
-            ),
-        ));
+        let reason = format!("period_end {end} is not after period_start {start}");
+        return Err(refuse("period_end", reason));
     }
-    limits
-        .check_day(start)
-        .map_err(|r| (first_line, refuse("period_start", r)))?;
-    let mut inv = Invoice {
-        provider: prov.clone(),
+    Ok((provider(t.get(rec, "provider"))?, currency, start, end))
+}
+
+/// An invoice with no amounts yet.
+fn empty_invoice(number: &str, (provider, currency, start, end): InvoiceHead, row: u64) -> Invoice {
+    Invoice {
+        provider,
         number: number.to_string(),
         invoice_id: None,
-        currency: currency.clone(),
+        currency,
         period_start: day_start(start),
         period_end: day_start(end),
         subtotal: Decimal::ZERO,
@@ -490,60 +482,70 @@ fn csv_invoice(
         amount_due: Decimal::ZERO,
         lines: Vec::new(),
         lines_complete: true,
-        source_row: first_line,
-    };
-    for (n, (line, rec)) in rows.iter().enumerate() {
-        if head(rec).map_err(at(*line))? != h {
-            return Err((
-                *line,
-                refuse(
-                    "invoice_number",
-                    "rows of one invoice disagree on provider, currency or period",
-                ),
+        source_row: row,
+    }
+}
+
+/// Adds one CSV line to `inv`, by its kind.
+fn add_invoice_line(inv: &mut Invoice, t: &Table, rec: &csv::StringRecord) -> Result<(), Refusal> {
+    let amount = dollars("amount_usd", t.get(rec, "amount_usd"))?;
+    let kind = t.get(rec, "line_kind");
+    if matches!(kind, "credit" | "discount") && amount > Decimal::ZERO {
+        let reason = format!("a {kind} line lowers the bill: write it as a negative amount");
+        return Err(refuse("amount_usd", reason));
+    }
+    match kind {
+        "charge" | "credit" => {
+            inv.subtotal += amount;
+            inv.lines.push(InvoiceLine {
+                line_no: inv.lines.len() as u64 + 1,
+                description: Some(t.get(rec, "description").to_string()).filter(|d| !d.is_empty()),
+                amount,
+                period_start: None,
+                period_end: None,
+                quantity: None,
+            });
+        }
+        "discount" => inv.discount -= amount,
+        "tax" => inv.tax += amount,
+        "balance" => inv.starting_balance += amount,
+        other => {
+            let kinds = INVOICE_LINE_KINDS.join(", ");
+            return Err(refuse(
+                "line_kind",
+                format!("line_kind {:?} is not one of {kinds}", excerpt(other)),
             ));
         }
-        let amount = dollars("amount_usd", t.get(rec, "amount_usd")).map_err(at(*line))?;
-        let kind = t.get(rec, "line_kind");
-        if matches!(kind, "credit" | "discount") && amount > Decimal::ZERO {
-            return Err((
-                *line,
-                refuse(
-                    "amount_usd",
-                    format!("a {kind} line lowers the bill: write it as a negative amount"),
-                ),
-            ));
+    }
+    Ok(())
+}
+
+fn csv_invoice(
+    t: &Table,
+    number: &str,
+    rows: &[(u64, &csv::StringRecord)],
+    limits: &Limits,
+) -> Result<Invoice, (u64, Refusal)> {
+    let (first_line, first) = rows[0];
+    let at = |line: u64| move |r: Refusal| (line, r);
+    if number.is_empty() {
+        let r = refuse("invoice_number", "missing required field invoice_number");
+        return Err((first_line, r));
+    }
+    let head = invoice_head(t, first).map_err(at(first_line))?;
+    limits
+        .check_day(head.2)
+        .map_err(|r| (first_line, refuse("period_start", r)))?;
+    let mut inv = empty_invoice(number, head.clone(), first_line);
+    for (line, rec) in rows {
+        if invoice_head(t, rec).map_err(at(*line))? != head {
+            let r = refuse(
+                "invoice_number",
+                "rows of one invoice disagree on provider, currency or period",
+            );
+            return Err((*line, r));
         }
-        match kind {
-            "charge" | "credit" => {
-                inv.subtotal += amount;
-                let description =
-                    Some(t.get(rec, "description").to_string()).filter(|d| !d.is_empty());
-                inv.lines.push(InvoiceLine {
-                    line_no: n as u64 + 1,
-                    description,
-                    amount,
-                    period_start: None,
-                    period_end: None,
-                    quantity: None,
-                });
-            }
-            "discount" => inv.discount -= amount,
-            "tax" => inv.tax += amount,
-            "balance" => inv.starting_balance += amount,
-            other => {
-                return Err((
-                    *line,
-                    refuse(
-                        "line_kind",
-                        format!(
-                            "line_kind {:?} is not one of {}",
-                            excerpt(other),
-                            INVOICE_LINE_KINDS.join(", ")
-                        ),
-                    ),
-                ));
-            }
-        }
+        add_invoice_line(&mut inv, t, rec).map_err(at(*line))?;
     }
     inv.total = inv.subtotal - inv.discount + inv.tax;
     inv.amount_due = inv.total + inv.starting_balance;
@@ -669,7 +671,8 @@ pub fn parse_stripe(bytes: &[u8], limits: &Limits, sink: &mut dyn Sink) -> Resul
     Ok(())
 }
 
-fn stripe_invoice(v: serde_json::Value, limits: &Limits) -> Result<Invoice, Refusal> {
+/// A Stripe invoice object, decoded strictly; refuses what is not a final bill.
+fn decode_stripe(v: serde_json::Value) -> Result<(StripeInvoice, String), Refusal> {
     let s: StripeInvoice = serde_json::from_value(v).map_err(|e| {
         refuse(
             "invoice",
@@ -689,56 +692,61 @@ fn stripe_invoice(v: serde_json::Value, limits: &Limits) -> Result<Invoice, Refu
             format!("a {status} invoice is not a bill: not tied out"),
         ));
     }
-    let number = s.number.filter(|n| !n.is_empty()).ok_or_else(|| {
+    let number = s.number.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
         refuse(
             "number",
             "an invoice without a number (a draft?) cannot be matched or restated",
         )
     })?;
-    let currency = usd_only(&s.currency).map_err(|r| refuse("currency", r))?;
+    Ok((s, number))
+}
+
+/// A `[start, end)` of time.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// The lines, and the span of their periods.
+fn stripe_lines(list: &StripeList) -> Result<(Vec<InvoiceLine>, Option<Span>), Refusal> {
     let mut lines = Vec::new();
-    let (mut lo, mut hi): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
-    let stripe_lines = s.lines.unwrap_or(StripeList {
-        data: Vec::new(),
-        has_more: false,
-    });
-    for (n, l) in stripe_lines.data.into_iter().enumerate() {
-        let (ps, pe) = match &l.period {
-            Some(p) => (
-                Some(unix("period.start", p.start)?),
-                Some(unix("period.end", p.end)?),
-            ),
-            None => (None, None),
+    let mut span: Option<Span> = None;
+    for (n, l) in list.data.iter().enumerate() {
+        let period = match &l.period {
+            Some(p) => Some((unix("period.start", p.start)?, unix("period.end", p.end)?)),
+            None => None,
         };
-        lo = match (lo, ps) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        hi = match (hi, pe) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        if let Some((a, b)) = period {
+            span = Some(span.map_or((a, b), |(lo, hi)| (lo.min(a), hi.max(b))));
+        }
         lines.push(InvoiceLine {
             line_no: n as u64 + 1,
-            description: l.description,
+            description: l.description.clone(),
             amount: cents(l.amount),
-            period_start: ps,
-            period_end: pe,
+            period_start: period.map(|p| p.0),
+            period_end: period.map(|p| p.1),
             quantity: l.quantity,
         });
     }
+    Ok((lines, span))
+}
+
+fn stripe_invoice(v: serde_json::Value, limits: &Limits) -> Result<Invoice, Refusal> {
+    let (s, number) = decode_stripe(v)?;
+    let currency = usd_only(&s.currency).map_err(|r| refuse("currency", r))?;
+    let list = s.lines.unwrap_or(StripeList {
+        data: Vec::new(),
+        has_more: false,
+    });
+    let (lines, span) = stripe_lines(&list)?;
     // The invoice's own period when it spans time; else (a one-off invoice) its lines' span.
     let own = match (s.period_start, s.period_end) {
         (Some(a), Some(b)) if b > a => Some((unix("period_start", a)?, unix("period_end", b)?)),
         _ => None,
     };
-    let (period_start, period_end) =
-        own.or(lo.zip(hi).filter(|(a, b)| b > a)).ok_or_else(|| {
-            refuse(
-                "period_start",
-                "no billing period: neither period_start/period_end nor line periods span time",
-            )
-        })?;
+    let (period_start, period_end) = own.or(span.filter(|(a, b)| b > a)).ok_or_else(|| {
+        refuse(
+            "period_start",
+            "no billing period: neither period_start/period_end nor line periods span time",
+        )
+    })?;
     limits
         .check_day(period_start.date_naive())
         .map_err(|r| refuse("period_start", r))?;
@@ -771,7 +779,7 @@ fn stripe_invoice(v: serde_json::Value, limits: &Limits) -> Result<Invoice, Refu
         starting_balance: cents(s.starting_balance.unwrap_or(0)),
         amount_due: cents(s.amount_due),
         lines,
-        lines_complete: !stripe_lines.has_more,
+        lines_complete: !list.has_more,
         source_row: 0,
     })
 }
