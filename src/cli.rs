@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 
 pub use crate::flags::Cli;
 use crate::flags::{
-    Command, CreditsArgs, PricesArgs, RateArgs, ReconcileArgs, ReportArgs, SqlArgs,
+    AnomaliesArgs, AnomalyAction, Command, CreditsArgs, PricesArgs, RateArgs, ReconcileArgs,
+    ReportArgs, SqlArgs,
 };
 use crate::model::SourceFormat;
 use crate::present::{self, OutputFormat};
@@ -72,6 +73,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Report(a) => cmd_report(s, a),
         Command::Reconcile(a) => cmd_reconcile(s, a),
         Command::Credits(a) => cmd_credits(s, a),
+        Command::Anomalies(a) => cmd_anomalies(s, a),
         Command::Synth(a) => {
             let report = synth::generate(&a.into())?;
             if !s.quiet {
@@ -251,6 +253,37 @@ fn cmd_credits(s: &Settings, a: CreditsArgs) -> Result<i32> {
         present::credits::credits_text(&ledger, inputs.unpriced_rows, a.format, terminal_width())?;
     print!("{text}");
     Ok(exit_code(&run::credit_reviews(&ledger, &inputs)))
+}
+
+fn cmd_anomalies(s: &Settings, a: AnomaliesArgs) -> Result<i32> {
+    if let Some(AnomalyAction::Ack { id, note }) = a.action {
+        let row = match run::ack_anomaly(s, &id, &note) {
+            Ok(r) => r,
+            Err(e) => return failed(e, s),
+        };
+        if !s.quiet {
+            eprintln!("acknowledged {id}: {} ({note})", row.finding.sentence);
+        }
+        return Ok(crate::exit::OK);
+    }
+    let (mut rows, rated) = match run::anomalies(s, (a.from, a.to), a.scope) {
+        Ok(x) => x,
+        Err(e) => return failed(e, s),
+    };
+    say_recovered(s, &rated.snapshot.recovered);
+    if a.alerts {
+        rows.retain(|r| r.alert);
+    }
+    print!(
+        "{}",
+        present::anomalies::anomalies_text(&rows, a.format, terminal_width())?
+    );
+    let alerts = rows.iter().filter(|r| r.alert).count();
+    Ok(if alerts > 0 {
+        crate::exit::NEEDS_REVIEW
+    } else {
+        crate::exit::OK
+    })
 }
 
 fn terminal_width() -> Option<usize> {

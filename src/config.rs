@@ -36,6 +36,30 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     #[serde(default)]
     pub credits: CreditsConfig,
+    #[serde(default)]
+    pub anomalies: AnomaliesConfig,
+}
+
+/// `[anomalies]`: what alerts (detection thresholds have defaults; amounts are strings).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomaliesConfig {
+    /// A finding alerts only with at least this much impact (default "50").
+    #[serde(default, deserialize_with = "money")]
+    pub min_impact_usd: Option<crate::money::Money>,
+    /// "low", "medium" or "high" (default "low").
+    pub min_severity: Option<String>,
+    /// Robust z-score a spike must reach (default 6) and its ratio to the usual (default 2.5).
+    pub min_score: Option<f64>,
+    pub min_ratio: Option<f64>,
+    /// Days of history before a series can spike (default 14).
+    pub min_history_days: Option<u32>,
+    /// New keys, new models, reactivations and bursts under this are not findings ("20").
+    #[serde(default, deserialize_with = "money")]
+    pub floor_usd: Option<crate::money::Money>,
+    /// Monthly limits: `org = "10000"`, or a workspace id or name = dollars.
+    #[serde(default)]
+    pub limits: std::collections::BTreeMap<String, String>,
 }
 
 /// `[credits]`: when the ledger's findings fire, and the auto-reload configured at the provider

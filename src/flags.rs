@@ -50,6 +50,28 @@ Examples:
   tokenledger reconcile --month 2026-10
   tokenledger reconcile --month 2026-10 --tie-out --format csv > tie-out.csv";
 
+const ANOMALY_RULES: &str = "\
+Series: list cost per UTC day for every API key, workspace, model and the organisation
+(sql/anomaly_daily.sql), and per hour for keys with hourly or minute buckets (sql/anomaly_hourly.sql).
+  spike             a day against the median of the same kind of day (weekday/weekend) of the 28
+                    before, after 14 days of history: robust score >= 6 (MAD-based) and >= 2.5x the
+                    usual; a day like the same position last month (a month-end job) is not one
+  new_key           a key first seen after the lake's first day, spending >= $20 in its first days
+  new_model_on_key  an established key spends >= $20 on a model it never used
+  reactivated       a key spends >= $20 after more than 14 days without spend
+  burst             two or more hours >= 8x the key's median for that hour of day (14 days before)
+  limit             month-to-date spend of a workspace or the org crossing 50/75/90% of
+                    [anomalies.limits], with the month-end projection
+Alerting (what the nightly run mails): impact >= [anomalies] min_impact_usd (default $50) and
+severity >= min_severity; an anomaly lasting several days alerts on its first day only; an
+acknowledged finding (anomalies ack ID --note ...) is kept, shown as acked, and never alerts.
+Exit code 3 when any finding alerts.
+
+Examples:
+  tokenledger anomalies --from 2026-10-01 --scope key
+  tokenledger anomalies --alerts --format csv
+  tokenledger anomalies ack 3f2a9c1d0b7e --note \"load test\"";
+
 const CREDITS_RULES: &str = "\
 The rules (finance can redo them by hand; all days are the provider's UTC days):
   - Each UTC day's total list cost of a provider (sql/credits_daily.sql) consumes that provider's
@@ -131,6 +153,9 @@ Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens
     /// each invoice of the month out to both.
     #[command(after_help = TIE_OUT_RULES)]
     Reconcile(ReconcileArgs),
+    /// Key spikes, new keys, new models on a key, reactivations, overnight bursts, spend limits.
+    #[command(after_help = ANOMALY_RULES)]
+    Anomalies(AnomaliesArgs),
     /// The credit ledger: every lot's consumption, expiry and money at risk; balance, burn, runway.
     #[command(after_help = CREDITS_RULES)]
     Credits(CreditsArgs),
@@ -233,6 +258,38 @@ pub struct PricesArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AnomaliesArgs {
+    #[command(subcommand)]
+    pub action: Option<AnomalyAction>,
+    /// First day (YYYY-MM-DD, UTC). Default: the lake's first day.
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (YYYY-MM-DD, UTC). Default: the lake's last day.
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Only one scope: key, workspace, model or org.
+    #[arg(long, value_parser = PossibleValuesParser::new(["key", "api_key", "workspace", "model", "org"]).map(|s| crate::anomalies::Scope::parse(&s).expect("a listed scope")))]
+    pub scope: Option<crate::anomalies::Scope>,
+    /// Only the findings that alert.
+    #[arg(long)]
+    pub alerts: bool,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnomalyAction {
+    /// Mark a finding as expected: it stays listed, as acked, and never alerts again.
+    Ack {
+        /// The finding's id (the `id` column of `tokenledger anomalies`).
+        id: String,
+        /// Why it is expected (e.g. "load test").
+        #[arg(long)]
+        note: String,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct CreditsArgs {
     /// The day the ledger is drawn up at (YYYY-MM-DD, UTC; its usage included). Default: today.
     #[arg(long)]
@@ -328,6 +385,11 @@ pub struct SynthArgs {
     /// Do not write the provider's cost report (written by default, at list prices).
     #[arg(long)]
     pub no_cost_report: bool,
+    /// Inject anomalies: `traps` (tiny noisy keys, steady growth, a month-end batch job: nothing
+    /// should alert) or `all` (traps plus labelled spikes, an overnight burst, a new key and a
+    /// new model on an old key, listed in <out>-labels.csv beside the exports).
+    #[arg(long, default_value = "none", value_parser = PossibleValuesParser::new(["none", "traps", "all"]).map(|s| synth::Injection::parse(&s).expect("a listed value")))]
+    pub anomalies: synth::Injection,
 }
 
 impl From<SynthArgs> for synth::SynthOptions {
@@ -344,6 +406,7 @@ impl From<SynthArgs> for synth::SynthOptions {
             page_buckets: a.page_buckets,
             console_csv: a.console_csv,
             no_cost_report: a.no_cost_report,
+            anomalies: a.anomalies,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! polars; `pricing` holds the dated price book, `rating` prices every usage row exactly into a
 //! derived table, `report` and `reconcile` present it; `synth` writes realistic synthetic exports for tests, demos and benchmarks.
 
+pub mod anomalies;
 pub mod cli;
 pub mod config;
 pub mod credits;

@@ -39,6 +39,8 @@ pub enum RunError {
     Reconcile(#[from] ReconcileError),
     #[error(transparent)]
     Credits(#[from] crate::credits::CreditsError),
+    #[error(transparent)]
+    Anomalies(#[from] crate::anomalies::AnomalyError),
 }
 
 impl From<IngestError> for RunError {
@@ -167,6 +169,41 @@ pub fn credit_reviews(l: &crate::credits::Ledger, inputs: &crate::credits::Input
         });
     }
     out
+}
+
+/// The anomalies of `[from, to]` (every month rated first).
+pub fn anomalies(
+    settings: &Settings,
+    span: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
+    scope: Option<crate::anomalies::Scope>,
+) -> Result<(Vec<crate::anomalies::Row>, Rated), RunError> {
+    let book = settings.price_book()?;
+    let policy = settings
+        .anomaly_policy()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    let rated = rate(settings, &book, &[])?;
+    let rows = crate::anomalies::anomalies(&settings.layout, &policy, span, scope)?;
+    Ok((rows, rated))
+}
+
+/// Marks finding `id` as expected, under the exclusive lock.
+pub fn ack_anomaly(
+    settings: &Settings,
+    id: &str,
+    note: &str,
+) -> Result<crate::anomalies::Row, RunError> {
+    let book = settings.price_book()?;
+    let policy = settings
+        .anomaly_policy()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    drop(rate(settings, &book, &[])?);
+    let _lock = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    match crate::anomalies::ack(&settings.layout, &policy, id, note) {
+        Err(crate::anomalies::AnomalyError::UnknownId(m)) => Err(RunError::Usage(format!(
+            "no finding has id {m:?}: `tokenledger anomalies` lists the ids"
+        ))),
+        other => Ok(other?),
+    }
 }
 
 /// One month a run reports on.

@@ -124,6 +124,42 @@ impl Settings {
         o
     }
 
+    /// The anomaly policy: `[anomalies]` over the defaults.
+    pub fn anomaly_policy(&self) -> Result<crate::anomalies::Policy, ConfigError> {
+        let c = &self.config.anomalies;
+        let bad = |what: String| {
+            let path = self
+                .config_path
+                .clone()
+                .unwrap_or_else(|| "tokenledger.toml".into());
+            ConfigError::Parse(path, what)
+        };
+        let mut p = crate::anomalies::Policy::default();
+        if let Some(m) = c.min_impact_usd {
+            p.min_impact_usd = m;
+        }
+        if let Some(s) = &c.min_severity {
+            p.min_severity = crate::anomalies::Severity::parse(s).ok_or_else(|| {
+                bad(format!(
+                    "[anomalies] min_severity {s:?}: use low, medium or high"
+                ))
+            })?;
+        }
+        let th = &mut p.thresholds;
+        th.min_score = c.min_score.unwrap_or(th.min_score);
+        th.min_ratio = c.min_ratio.unwrap_or(th.min_ratio);
+        th.min_history_days = c.min_history_days.map_or(th.min_history_days, i64::from);
+        th.floor_usd = c.floor_usd.unwrap_or(th.floor_usd);
+        for (k, v) in &c.limits {
+            let d = rust_decimal::Decimal::from_str_exact(v.trim())
+                .map_err(|e| bad(format!("[anomalies.limits] {k} = {v:?}: {e}")))?;
+            let m =
+                Money::from_decimal(d).map_err(|e| bad(format!("[anomalies.limits] {k}: {e}")))?;
+            p.limits.insert(k.clone(), m);
+        }
+        Ok(p)
+    }
+
     /// The price book: the embedded default, then `[prices]` from the config, then
     /// `price_file` (later ones win).
     pub fn price_book(&self) -> Result<PriceBook, PriceError> {

@@ -226,6 +226,8 @@ pub enum Review {
     /// Credit findings: lots expiring with money left or at risk, a short runway, a balance
     /// the Console showed that the ledger does not reach, an auto-reload storm.
     Credits { findings: usize },
+    /// Anomaly findings that alert (impact and severity over the policy, not acknowledged).
+    Anomalies { alerts: usize },
     /// An invoice whose tie-out to the cost report and our list cost leaves an unexplained rest.
     InvoiceUnexplained { invoice: String },
 }

@@ -44,6 +44,8 @@ pub enum Table {
     /// Invoices (Stripe or our invoice CSV), one row each; lines in `InvoiceLines`.
     Invoices,
     InvoiceLines,
+    /// Anomaly findings a person marked as expected (`tokenledger anomalies ack`).
+    AnomalyAcks,
 }
 
 impl Table {
@@ -62,6 +64,7 @@ impl Table {
             Table::BalanceSnapshots => "balance_snapshots",
             Table::Invoices => "invoices",
             Table::InvoiceLines => "invoice_lines",
+            Table::AnomalyAcks => "anomaly_acks",
         }
     }
     /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.

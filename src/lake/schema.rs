@@ -206,6 +206,14 @@ pub fn rated_usage() -> SchemaRef {
     Arc::new(Schema::new(f))
 }
 
+pub fn anomaly_acks() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("id", false),
+        s("note", false),
+        t("acked_at", false),
+    ]))
+}
+
 pub fn of(t: Table) -> SchemaRef {
     match t {
         Table::Usage => usage(),
@@ -220,5 +228,6 @@ pub fn of(t: Table) -> SchemaRef {
         Table::BalanceSnapshots => super::ledger::balance_snapshots(),
         Table::Invoices => super::ledger::invoices(),
         Table::InvoiceLines => super::ledger::invoice_lines(),
+        Table::AnomalyAcks => anomaly_acks(),
     }
 }

@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 
+pub mod anomalies;
 pub mod credits;
 pub mod tieout;
 

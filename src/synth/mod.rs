@@ -16,8 +16,10 @@ use serde::Serialize;
 use crate::model::{BucketWidth, day_start};
 
 mod cost;
+mod inject;
 mod ledger;
 use cost::write_cost_report;
+pub use inject::{Injection, labels_path};
 
 /// What to generate (`tokenledger synth` fills it from its flags).
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct SynthOptions {
     pub console_csv: bool,
     /// Do not write the provider's cost report (written by default, at list prices).
     pub no_cost_report: bool,
+    /// Anomalies and traps to inject (labels in `labels.csv`).
+    pub anomalies: Injection,
 }
 
 const WORKSPACE_NAMES: &[&str] = &[
@@ -180,6 +184,8 @@ struct Stream {
     /// Uncached input tokens per minute at full activity.
     base: u64,
     web_search: bool,
+    /// Injected changes of volume (anomalies and traps, `synth --anomalies`).
+    effects: Vec<inject::Effect>,
 }
 
 pub struct Org {
@@ -283,6 +289,7 @@ fn stream(i: usize, keys: &[(String, String, Option<usize>)], rng: &mut fastrand
         geo,
         base: 200 + rng.u64(..20_000),
         web_search: rng.u32(..100) < 15,
+        effects: Vec::new(),
     }
 }
 
@@ -312,10 +319,14 @@ fn merge_streams(streams: Vec<Stream>) -> Vec<Stream> {
 pub fn generate(a: &SynthOptions) -> Result<String> {
     let (width, start, end) = span(a)?;
     let mut rng = fastrand::Rng::with_seed(a.seed);
-    let org = build_org(a, &mut rng);
+    let mut org = build_org(a, &mut rng);
+    let labels = inject::inject(&mut org, a.anomalies, (start, end), &mut rng);
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     write_lists(a, &org)?;
+    if a.anomalies != Injection::None {
+        inject::write_labels(a, &org, &labels)?;
+    }
     let usage = write_usage(a, &org, width, (start, end), &mut rng)?;
     // The provider's cost report: daily, grouped by workspace and description, at list prices
     // (the embedded price book), without Priority Tier (the provider omits it), plus a
@@ -455,11 +466,15 @@ fn bucket_results<'o>(
     let activity = wd * hour / 1000; // per mille
     let mut results = Vec::new();
     for (si, s) in org.streams.iter().enumerate() {
-        if rng.u64(..1000) >= activity.min(1000) * 8 / 10 {
+        let Some((effect, forced)) = inject::factor(&s.effects, t) else {
+            continue;
+        };
+        if !forced && rng.u64(..1000) >= activity.min(1000) * 8 / 10 {
             continue;
         }
         let jitter = 500 + rng.u64(..1000); // 0.5×–1.5×, per mille
-        let uncached = s.base * minutes * activity / 1000 * jitter / 1000 + rng.u64(..50);
+        let uncached =
+            s.base * minutes * activity / 1000 * jitter / 1000 * effect / 1000 + rng.u64(..50);
         let cw5 = if rng.u32(..100) < 70 {
             uncached / 8 + rng.u64(..100)
         } else {

@@ -118,6 +118,7 @@ fn each_module_imports_only_what_its_invariant_allows() {
         "report",
         "reconcile",
         "credits",
+        "anomalies",
         "query",
     ];
     let forbidden: &[(&str, &[&str])] = &[
@@ -198,6 +199,19 @@ fn each_module_imports_only_what_its_invariant_allows() {
         (
             "reconcile",
             &["rating", "report", "ingest", "sources", "run"],
+        ),
+        (
+            "anomalies",
+            &[
+                "rating",
+                "report",
+                "reconcile",
+                "credits",
+                "ingest",
+                "sources",
+                "pricing",
+                "run",
+            ],
         ),
         (
             "credits",

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (links polars once). Each module is one capability.
 
+mod anomalies;
 mod architecture;
 mod common;
 mod crash;

@@ -1,0 +1,608 @@
+//! Detection as pure functions over daily and hourly list-cost series: no IO, no alerting.
+//!
+//! The expectations, written so a person can redo them:
+//! - `spike`: the day's cost against the median of the same kind of day (weekday or weekend) in
+//!   the 28 days before it, once the series has 14 days of history; score = (actual − median) /
+//!   (1.4826 × MAD), the MAD floored at 10% of the median and at $1 so that a flat series does not
+//!   divide by zero. A day whose same calendar position last month (the last day of the month, or
+//!   the same day of the month) was itself a spike of at least half its size is a recurring job
+//!   (a month-end batch), not a spike.
+//! - `new_key`: a key first seen a week or more after the lake's first day. `new_model_on_key`: a key with 14
+//!   days of history spends on a model it never used. `reactivated`: a key that spent nothing for
+//!   14 days spends again.
+//! - `burst`: three or more hours at 8× the key's usual level for that hour of the same kind of
+//!   day (the larger of the median and the mean over the 28 days before) and at least twice its
+//!   busy level (the 90th percentile of all its hours then), together at least the floor.
+//! - `limit`: month-to-date spend of a workspace or the organisation crossing 50/75/90% of a
+//!   configured monthly limit, with the month-end projection (month-to-date ÷ days elapsed × days
+//!   in the month).
+//!
+//! Statistics use floats (scores); money (actual, expected, impact) stays exact `Money`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate, TimeDelta};
+use serde::Serialize;
+
+use crate::money::Money;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    ApiKey,
+    Workspace,
+    Model,
+    Org,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ApiKey => "api_key",
+            Scope::Workspace => "workspace",
+            Scope::Model => "model",
+            Scope::Org => "org",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Scope> {
+        [Scope::ApiKey, Scope::Workspace, Scope::Model, Scope::Org]
+            .into_iter()
+            .find(|x| x.as_str() == s || (s == "key" && *x == Scope::ApiKey))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Spike,
+    NewKey,
+    NewModelOnKey,
+    Reactivated,
+    Burst,
+    Limit,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Spike => "spike",
+            Kind::NewKey => "new_key",
+            Kind::NewModelOnKey => "new_model_on_key",
+            Kind::Reactivated => "reactivated",
+            Kind::Burst => "burst",
+            Kind::Limit => "limit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Severity> {
+        [Severity::Low, Severity::Medium, Severity::High]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+/// The thresholds of detection (alerting applies its own on top).
+#[derive(Debug, Clone)]
+pub struct Thresholds {
+    /// Days of history before a series can spike.
+    pub min_history_days: i64,
+    /// Robust z-score a spike must reach.
+    pub min_score: f64,
+    /// And actual ÷ expected at least this.
+    pub min_ratio: f64,
+    /// New keys, new models, reactivations and bursts below this many dollars are not findings.
+    pub floor_usd: Money,
+    /// An hour of a burst is at least this many times its usual level for that hour.
+    pub burst_ratio: f64,
+    /// A key first seen within this many days of the lake's first day is not new (the lake
+    /// simply starts there; a quiet key may first spend on its second day).
+    pub new_key_grace_days: i64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            min_history_days: 14,
+            min_score: 6.0,
+            min_ratio: 2.5,
+            floor_usd: Money::from_units(20 * 10i128.pow(12)),
+            burst_ratio: 8.0,
+            new_key_grace_days: 7,
+        }
+    }
+}
+
+/// One thing that looks wrong, scored, in dollars.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub date: NaiveDate,
+    pub scope: Scope,
+    pub scope_id: String,
+    pub scope_name: Option<String>,
+    pub api_key_id: Option<String>,
+    pub kind: Kind,
+    pub actual_usd: Money,
+    pub expected_usd: Money,
+    pub impact_usd: Money,
+    /// (actual − expected) ÷ expected × 100, rounded to a tenth; `None` when expected is 0.
+    pub impact_pct: Option<f64>,
+    pub score: f64,
+    pub severity: Severity,
+    /// The dimension behind most of the impact (a key's model; a workspace's key).
+    pub driver: Option<String>,
+    pub sentence: String,
+}
+
+/// A daily series: day → cost, and day → cost by driver (model for a key, key for a workspace).
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub name: Option<String>,
+    pub api_key_id: Option<String>,
+    pub days: BTreeMap<NaiveDate, Money>,
+    pub by_driver: BTreeMap<(NaiveDate, String), Money>,
+}
+
+fn sub(a: Money, b: Money) -> Money {
+    Money::from_units(a.units() - b.units())
+}
+
+fn f(m: Money) -> f64 {
+    m.units() as f64 / 1e12
+}
+
+/// The median of exact amounts (the mean of the middle two, to 10⁻¹², for an even count).
+pub fn median(v: &mut [Money]) -> Money {
+    v.sort();
+    let n = v.len();
+    if n == 0 {
+        Money::ZERO
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        Money::from_units(v[n / 2 - 1].units() + v[n / 2].units()).div_round(2)
+    }
+}
+
+fn weekend(d: NaiveDate) -> bool {
+    d.weekday().num_days_from_monday() >= 5
+}
+
+fn last_of_month(d: NaiveDate) -> bool {
+    (d + TimeDelta::days(1)).month() != d.month()
+}
+
+/// The same calendar position a month earlier: the last day of the previous month for a last
+/// day, else the same day of the month (clamped).
+fn month_before(d: NaiveDate) -> Option<NaiveDate> {
+    let first = d.with_day(1)?;
+    let prev_last = first - TimeDelta::days(1);
+    if last_of_month(d) {
+        Some(prev_last)
+    } else {
+        prev_last.with_day(d.day().min(prev_last.day()))
+    }
+}
+
+fn severity(impact: Money, ratio: f64, floor: Money) -> Severity {
+    if impact.units() >= floor.units() * 10 || ratio >= 10.0 {
+        Severity::High
+    } else if impact.units() >= floor.units() * 3 || ratio >= 4.0 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
+/// The driver of a day's impact: the dimension whose cost rose most against its own median,
+/// with its share of the day's spend.
+fn driver(s: &Series, day: NaiveDate, history: &[NaiveDate]) -> Option<(String, f64)> {
+    let mut best: Option<(String, Money, Money)> = None;
+    let names: BTreeSet<&String> = s
+        .by_driver
+        .range((day, String::new())..)
+        .take_while(|((d, _), _)| *d == day)
+        .map(|((_, n), _)| n)
+        .collect();
+    for n in names {
+        let actual = s
+            .by_driver
+            .get(&(day, n.clone()))
+            .copied()
+            .unwrap_or(Money::ZERO);
+        let mut prev: Vec<Money> = history
+            .iter()
+            .map(|d| {
+                s.by_driver
+                    .get(&(*d, n.clone()))
+                    .copied()
+                    .unwrap_or(Money::ZERO)
+            })
+            .collect();
+        let rise = sub(actual, median(&mut prev));
+        if best.as_ref().is_none_or(|(_, b, _)| rise > *b) {
+            best = Some((n.clone(), rise, actual));
+        }
+    }
+    let total = s.days.get(&day).copied().unwrap_or(Money::ZERO);
+    best.filter(|(_, r, _)| r.is_positive())
+        .map(|(n, _, actual)| {
+            let share = if total.is_positive() {
+                f(actual) / f(total)
+            } else {
+                0.0
+            };
+            (n, share)
+        })
+}
+
+/// The expectation of a day: the median of the same kind of day in the 28 days before.
+fn expected_on(s: &Series, day: NaiveDate, first: NaiveDate) -> Money {
+    let mut v: Vec<Money> = (1..=28)
+        .map(|k| day - TimeDelta::days(k))
+        .filter(|d| *d >= first && weekend(*d) == weekend(day))
+        .map(|d| s.days.get(&d).copied().unwrap_or(Money::ZERO))
+        .collect();
+    median(&mut v)
+}
+
+/// Spikes of one series.
+pub fn spikes(scope: Scope, id: &str, s: &Series, th: &Thresholds) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(&first) = s.days.keys().next() else {
+        return out;
+    };
+    let last = *s.days.keys().next_back().expect("non-empty");
+    let cost = |d: NaiveDate| s.days.get(&d).copied().unwrap_or(Money::ZERO);
+    for day in first.iter_days().take_while(|d| *d <= last) {
+        let actual = cost(day);
+        if (day - first).num_days() < th.min_history_days || !actual.is_positive() {
+            continue;
+        }
+        let history: Vec<NaiveDate> = (1..=28)
+            .map(|k| day - TimeDelta::days(k))
+            .filter(|d| *d >= first && weekend(*d) == weekend(day))
+            .collect();
+        let mut values: Vec<Money> = history.iter().map(|d| cost(*d)).collect();
+        let expected = median(&mut values);
+        let mut dev: Vec<f64> = values.iter().map(|v| (f(*v) - f(expected)).abs()).collect();
+        dev.sort_by(|a, b| a.total_cmp(b));
+        let mad = dev.get(dev.len() / 2).copied().unwrap_or(0.0);
+        let spread = (1.4826 * mad).max(0.1 * f(expected)).max(1.0);
+        let score = (f(actual) - f(expected)) / spread;
+        let ratio = if expected.is_positive() {
+            f(actual) / f(expected)
+        } else {
+            f64::INFINITY
+        };
+        if score < th.min_score || ratio < th.min_ratio {
+            continue;
+        }
+        // A recurring job: last month's same position was a spike of at least half the size.
+        let recurring = month_before(day).is_some_and(|p| {
+            p >= first
+                && f(cost(p)) >= 0.5 * f(actual)
+                && f(cost(p)) >= th.min_ratio * f(expected_on(s, p, first))
+        });
+        if recurring {
+            continue;
+        }
+        let impact = sub(actual, expected);
+        let drv = driver(s, day, &history);
+        let label = s.name.clone().unwrap_or_else(|| id.to_string());
+        let mut sentence = format!(
+            "{} {label} spent ${} on {day}, ${} above its usual ${} (median of the {} previous {}s)",
+            scope_word(scope),
+            actual.cents(),
+            impact.cents(),
+            expected.cents(),
+            history.len(),
+            if weekend(day) {
+                "weekend day"
+            } else {
+                "weekday"
+            },
+        );
+        if let Some((d, share)) = &drv {
+            sentence.push_str(&format!("; {:.0}% of it on {d}", share * 100.0));
+        }
+        out.push(Finding {
+            date: day,
+            scope,
+            scope_id: id.to_string(),
+            scope_name: s.name.clone(),
+            api_key_id: s.api_key_id.clone(),
+            kind: Kind::Spike,
+            actual_usd: actual,
+            expected_usd: expected,
+            impact_usd: impact,
+            impact_pct: expected
+                .is_positive()
+                .then_some((ratio - 1.0) * 1000.0_f64)
+                .map(|p| p.round() / 10.0),
+            score: (score * 10.0).round() / 10.0,
+            severity: severity(impact, ratio, th.floor_usd),
+            driver: drv.map(|d| d.0),
+            sentence,
+        });
+    }
+    out
+}
+
+fn scope_word(s: Scope) -> &'static str {
+    match s {
+        Scope::ApiKey => "key",
+        Scope::Workspace => "workspace",
+        Scope::Model => "model",
+        Scope::Org => "the organisation",
+    }
+}
+
+/// A finding with no expectation (expected $0): what a new key, model or burst is measured by.
+fn plain(
+    (scope, id, s): (Scope, &str, &Series),
+    day: NaiveDate,
+    kind: Kind,
+    actual: Money,
+    sentence: String,
+    th: &Thresholds,
+) -> Finding {
+    Finding {
+        date: day,
+        scope,
+        scope_id: id.to_string(),
+        scope_name: s.name.clone(),
+        api_key_id: s.api_key_id.clone(),
+        kind,
+        actual_usd: actual,
+        expected_usd: Money::ZERO,
+        impact_usd: actual,
+        impact_pct: None,
+        score: 0.0,
+        severity: severity(actual, 1.0, th.floor_usd),
+        driver: None,
+        sentence,
+    }
+}
+
+/// New keys, new models on a key, and reactivated keys (`lake_first`: the lake's first day).
+pub fn key_events(id: &str, s: &Series, lake_first: NaiveDate, th: &Thresholds) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(&first) = s.days.keys().next() else {
+        return out;
+    };
+    let name = s.name.clone().unwrap_or_else(|| id.to_string());
+    if (first - lake_first).num_days() >= th.new_key_grace_days {
+        // The first day (or the first three) the key spends above the floor.
+        let early: Vec<(&NaiveDate, &Money)> =
+            s.days.range(first..first + TimeDelta::days(3)).collect();
+        if let Some((d, m)) = early.into_iter().find(|(_, m)| **m >= th.floor_usd) {
+            let sentence = format!(
+                "new key {name} first spent on {first}; ${} on {d}",
+                m.cents()
+            );
+            let mut x = plain((Scope::ApiKey, id, s), *d, Kind::NewKey, *m, sentence, th);
+            x.driver = s
+                .by_driver
+                .range((*d, String::new())..)
+                .take_while(|((dd, _), _)| dd == d)
+                .max_by_key(|(_, v)| **v)
+                .map(|((_, n), _)| n.clone());
+            out.push(x);
+        }
+    }
+    let mut seen_models: BTreeSet<&str> = BTreeSet::new();
+    let mut last_spend: Option<NaiveDate> = None;
+    let mut by_day: BTreeMap<NaiveDate, Vec<(&str, Money)>> = BTreeMap::new();
+    for ((d, m), v) in &s.by_driver {
+        by_day.entry(*d).or_default().push((m.as_str(), *v));
+    }
+    for (day, models) in by_day {
+        let total = s.days.get(&day).copied().unwrap_or(Money::ZERO);
+        let established = (day - first).num_days() >= th.min_history_days;
+        if established {
+            for (m, v) in &models {
+                if !seen_models.contains(m) && *v >= th.floor_usd {
+                    let sentence = format!(
+                        "key {name} spent ${} on {m} on {day}, a model it had never used",
+                        v.cents()
+                    );
+                    let mut x = plain(
+                        (Scope::ApiKey, id, s),
+                        day,
+                        Kind::NewModelOnKey,
+                        *v,
+                        sentence,
+                        th,
+                    );
+                    x.driver = Some(m.to_string());
+                    out.push(x);
+                }
+            }
+        }
+        if let Some(prev) = last_spend
+            && (day - prev).num_days() > th.min_history_days
+            && total >= th.floor_usd
+        {
+            let quiet = (day - prev).num_days() - 1;
+            let sentence = format!(
+                "key {name} spent ${} on {day} after {quiet} days without spend",
+                total.cents()
+            );
+            out.push(plain(
+                (Scope::ApiKey, id, s),
+                day,
+                Kind::Reactivated,
+                total,
+                sentence,
+                th,
+            ));
+        }
+        seen_models.extend(models.iter().map(|(m, _)| *m));
+        if total.is_positive() {
+            last_spend = Some(day);
+        }
+    }
+    out
+}
+
+/// Bursts of one key's hourly series: (day, hour) → cost. A day with hours far above the key's
+/// median for that hour over the 14 days before (and above the floor in sum) is one finding.
+pub fn bursts(
+    id: &str,
+    s: &Series,
+    hours: &BTreeMap<(NaiveDate, u32), Money>,
+    th: &Thresholds,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(&(first, _)) = hours.keys().next() else {
+        return out;
+    };
+    let days: BTreeSet<NaiveDate> = hours.keys().map(|k| k.0).collect();
+    let name = s.name.clone().unwrap_or_else(|| id.to_string());
+    for day in days {
+        if (day - first).num_days() < th.min_history_days {
+            continue;
+        }
+        // The key's busy level: the 90th percentile of all its hours (idle ones included) in the
+        // 28 days before. A burst hour is at least twice that, as well as far above its own hour.
+        let mut all: Vec<Money> = (1..=28)
+            .flat_map(|k| (0..24).map(move |h| (day - TimeDelta::days(k), h)))
+            .map(|key| hours.get(&key).copied().unwrap_or(Money::ZERO))
+            .collect();
+        all.sort();
+        let busy = all[all.len() * 9 / 10];
+        let (mut excess, mut actual_sum, mut expected_sum, mut n_hours) = (0i128, 0i128, 0i128, 0);
+        for h in 0..24u32 {
+            let Some(&actual) = hours.get(&(day, h)) else {
+                continue;
+            };
+            // The same hour of the same kind of day (weekday or weekend) in the 28 days before.
+            let mut prev: Vec<Money> = (1..=28)
+                .map(|k| day - TimeDelta::days(k))
+                .filter(|d| weekend(*d) == weekend(day))
+                .map(|d| hours.get(&(d, h)).copied().unwrap_or(Money::ZERO))
+                .collect();
+            // The usual level: the median, or the mean when the hour is mostly idle (a median
+            // of 0 would make any active hour a burst).
+            let n = prev.len().max(1) as i128;
+            let mean = Money::sum(prev.iter().copied())
+                .unwrap_or(Money::ZERO)
+                .div_round(n);
+            let usual = median(&mut prev).max(mean);
+            let floor = f(th.floor_usd) / 24.0;
+            if f(actual) >= th.burst_ratio * f(usual).max(floor / th.burst_ratio)
+                && f(actual) >= floor
+                && f(actual) >= 2.0 * f(busy)
+            {
+                excess += actual.units() - usual.units();
+                actual_sum += actual.units();
+                expected_sum += usual.units();
+                n_hours += 1;
+            }
+        }
+        let impact = Money::from_units(excess);
+        if n_hours >= 3 && impact >= th.floor_usd {
+            let (actual, expected) = (
+                Money::from_units(actual_sum),
+                Money::from_units(expected_sum),
+            );
+            let sentence = format!(
+                "key {name} ran {n_hours} hour(s) on {day} far above its usual level for those hours: ${} against ${}",
+                actual.cents(),
+                expected.cents()
+            );
+            let mut x = plain(
+                (Scope::ApiKey, id, s),
+                day,
+                Kind::Burst,
+                actual,
+                sentence,
+                th,
+            );
+            x.expected_usd = expected;
+            x.impact_usd = impact;
+            x.impact_pct = expected
+                .is_positive()
+                .then(|| (f(impact) / f(expected) * 1000.0).round() / 10.0);
+            x.score = n_hours as f64;
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// Month-to-date spend crossing 50/75/90% of `limit` (one finding per threshold crossed).
+pub fn limits(scope: Scope, id: &str, s: &Series, limit: Money, th: &Thresholds) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut months: BTreeMap<(i32, u32), Vec<(NaiveDate, Money)>> = BTreeMap::new();
+    for (d, m) in &s.days {
+        months
+            .entry((d.year(), d.month()))
+            .or_default()
+            .push((*d, *m));
+    }
+    let name = s.name.clone().unwrap_or_else(|| id.to_string());
+    for ((y, mo), days) in months {
+        let mut mtd = 0i128;
+        let mut crossed = 0;
+        let month_days = NaiveDate::from_ymd_opt(y, mo, 1)
+            .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+            .map_or(30, |n| (n - TimeDelta::days(1)).day()) as i128;
+        for (d, m) in days {
+            mtd += m.units();
+            let pct = mtd * 100 / limit.units().max(1);
+            let level = [90, 75, 50].into_iter().find(|l| pct >= *l as i128);
+            if let Some(l) = level.filter(|l| *l > crossed) {
+                crossed = l;
+                let projected = Money::from_units(mtd)
+                    .checked_mul(month_days)
+                    .unwrap_or(Money::ZERO)
+                    .div_round(d.day() as i128);
+                let sentence = format!(
+                    "{} {name}: ${} spent by {d}, {l}% of its ${} monthly limit; ${} projected by month end",
+                    scope_word(scope),
+                    Money::from_units(mtd).cents(),
+                    limit.cents(),
+                    projected.cents()
+                );
+                let mut x = plain(
+                    (scope, id, s),
+                    d,
+                    Kind::Limit,
+                    Money::from_units(mtd),
+                    sentence,
+                    th,
+                );
+                x.expected_usd = limit;
+                x.impact_usd = sub(projected, limit);
+                x.score = l as f64;
+                x.severity = if l >= 90 {
+                    Severity::High
+                } else if l >= 75 {
+                    Severity::Medium
+                } else {
+                    Severity::Low
+                };
+                out.push(x);
+            }
+        }
+    }
+    out
+}

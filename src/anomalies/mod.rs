@@ -1,0 +1,355 @@
+//! Anomalies: key spikes, new keys, new models on a key, reactivated keys, overnight bursts and
+//! spend limits, each explained in dollars; then alerting, which decides what is worth a
+//! person's attention, once.
+//!
+//! Owns: building the daily series per API key, workspace, model and the organisation
+//! (`sql/anomaly_daily.sql`) and the hourly series per key (`sql/anomaly_hourly.sql`) from
+//! `rated_usage`; detection ([`detect`], pure); alerting (minimum impact and severity, an
+//! ongoing anomaly alerts on its first day only, acknowledged findings never alert); the
+//! `anomaly_acks` table. Must not: price, change usage, or round (that is `present`).
+
+pub mod detect;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::array::{StringArray, TimestampMicrosecondArray};
+use arrow::record_batch::RecordBatch;
+use chrono::{NaiveDate, Utc};
+use serde::Serialize;
+
+pub use detect::{Finding, Kind, Scope, Series, Severity, Thresholds};
+
+use crate::lake::io::{self as lio, LakeError};
+use crate::lake::{Layout, Table};
+use crate::money::Money;
+use crate::query::{QueryError, Sql};
+
+pub const DAILY_SQL: &str = include_str!("../../sql/anomaly_daily.sql");
+pub const HOURLY_SQL: &str = include_str!("../../sql/anomaly_hourly.sql");
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnomalyError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("{0:?} from an anomaly query is not a date or an hour")]
+    Value(String),
+    #[error("no finding has id {0:?}: `tokenledger anomalies` lists the ids")]
+    UnknownId(String),
+}
+
+/// What decides an alert (`[anomalies]` in the config).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub thresholds: Thresholds,
+    /// A finding alerts only with at least this much impact (default $50).
+    pub min_impact_usd: Money,
+    pub min_severity: Severity,
+    /// Monthly spend limits: `org`, or a workspace id or name → dollars.
+    pub limits: BTreeMap<String, Money>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            thresholds: Thresholds::default(),
+            min_impact_usd: Money::from_units(50 * 10i128.pow(12)),
+            min_severity: Severity::Low,
+            limits: BTreeMap::new(),
+        }
+    }
+}
+
+/// A finding with what alerting made of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Stable: the same finding has the same id on every run (for `anomalies ack`).
+    pub id: String,
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub alert: bool,
+    pub acked: Option<String>,
+}
+
+/// Everything a daily pass reads.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Per scope and id.
+    pub series: BTreeMap<(Scope, String), Series>,
+    /// Per key: (day, hour) → cost.
+    pub hours: BTreeMap<String, BTreeMap<(NaiveDate, u32), Money>>,
+    pub first_day: Option<NaiveDate>,
+}
+
+fn date(s: Option<String>) -> Result<NaiveDate, AnomalyError> {
+    let s = s.unwrap_or_default();
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| AnomalyError::Value(s))
+}
+
+fn add(series: &mut Series, day: NaiveDate, driver: &str, cost: Money) {
+    let d = series.days.entry(day).or_default();
+    *d = Money::from_units(d.units() + cost.units());
+    let e = series
+        .by_driver
+        .entry((day, driver.to_string()))
+        .or_default();
+    *e = Money::from_units(e.units() + cost.units());
+}
+
+/// Reads the series of every scope from `rated_usage` (which must be current).
+pub fn inputs(layout: &Layout) -> Result<Inputs, AnomalyError> {
+    let mut inp = Inputs::default();
+    let mut s = Sql::new();
+    if !s.table(layout, Table::RatedUsage)? {
+        return Ok(inp);
+    }
+    let f = s.run(DAILY_SQL)?;
+    let (day, key, key_name) = (
+        f.text("day")?,
+        f.text("api_key_id")?,
+        f.text("api_key_name")?,
+    );
+    let (ws, ws_name, model) = (
+        f.text("workspace_id")?,
+        f.text("workspace_name")?,
+        f.text("model")?,
+    );
+    let cost = f.money("list_cost_usd")?;
+    for i in 0..f.height() {
+        let d = date(day[i].clone())?;
+        let c = cost[i].unwrap_or(Money::ZERO);
+        let m = model[i].clone().unwrap_or_else(|| "(no model)".into());
+        let wid = ws[i].clone().unwrap_or_else(|| "default".into());
+        let wname = ws_name[i].clone().unwrap_or_else(|| wid.clone());
+        let kname = key_name[i].clone();
+        inp.first_day = Some(inp.first_day.map_or(d, |x| x.min(d)));
+        if let Some(k) = &key[i] {
+            let e = inp.series.entry((Scope::ApiKey, k.clone())).or_default();
+            e.name = kname.clone().or(e.name.take());
+            e.api_key_id = Some(k.clone());
+            add(e, d, &m, c);
+        }
+        let by_key = kname
+            .or(key[i].clone())
+            .unwrap_or_else(|| "(Console)".into());
+        let e = inp.series.entry((Scope::Workspace, wid)).or_default();
+        e.name = Some(wname.clone());
+        add(e, d, &by_key, c);
+        let e = inp.series.entry((Scope::Model, m.clone())).or_default();
+        e.name = Some(m.clone());
+        add(e, d, &wname, c);
+        let e = inp.series.entry((Scope::Org, "org".into())).or_default();
+        e.name = Some("organisation".into());
+        add(e, d, &wname, c);
+    }
+    let f = s.run(HOURLY_SQL)?;
+    let (hour, key, cost) = (
+        f.text("hour")?,
+        f.text("api_key_id")?,
+        f.money("list_cost_usd")?,
+    );
+    for i in 0..f.height() {
+        let h = hour[i].clone().unwrap_or_default();
+        let (d, hh) = h
+            .split_once(' ')
+            .ok_or_else(|| AnomalyError::Value(h.clone()))?;
+        let hh: u32 = hh.parse().map_err(|_| AnomalyError::Value(h.clone()))?;
+        let k = key[i].clone().unwrap_or_default();
+        let e = inp
+            .hours
+            .entry(k)
+            .or_default()
+            .entry((date(Some(d.to_string()))?, hh))
+            .or_default();
+        *e = Money::from_units(e.units() + cost[i].unwrap_or(Money::ZERO).units());
+    }
+    Ok(inp)
+}
+
+/// Every finding of every scope, by date.
+pub fn detect_all(inp: &Inputs, policy: &Policy) -> Vec<Finding> {
+    let th = &policy.thresholds;
+    let mut out = Vec::new();
+    let empty = BTreeMap::new();
+    for ((scope, id), s) in &inp.series {
+        out.extend(detect::spikes(*scope, id, s, th));
+        if *scope == Scope::ApiKey {
+            if let Some(first) = inp.first_day {
+                out.extend(detect::key_events(id, s, first, th));
+            }
+            out.extend(detect::bursts(
+                id,
+                s,
+                inp.hours.get(id).unwrap_or(&empty),
+                th,
+            ));
+        }
+        let limit = match scope {
+            Scope::Org => policy.limits.get("org"),
+            Scope::Workspace => policy
+                .limits
+                .get(id)
+                .or(s.name.as_ref().and_then(|n| policy.limits.get(n))),
+            _ => None,
+        };
+        if let Some(l) = limit {
+            out.extend(detect::limits(*scope, id, s, *l, th));
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.date, a.scope, &a.scope_id, a.kind).cmp(&(b.date, b.scope, &b.scope_id, b.kind))
+    });
+    out
+}
+
+/// The stable id of a finding: what, where, when.
+pub fn finding_id(f: &Finding) -> String {
+    let key = format!(
+        "{}|{}|{}|{}",
+        f.kind.as_str(),
+        f.scope.as_str(),
+        f.scope_id,
+        f.date
+    );
+    blake3::hash(key.as_bytes()).to_hex()[..12].to_string()
+}
+
+/// An anomaly that passed the thresholds within this many days before is the same anomaly
+/// going on (it alerted when it began).
+pub const ONGOING_DAYS: i64 = 7;
+
+/// Alerting: impact and severity at least the policy's, not acknowledged, and not a later day
+/// of an anomaly already going on (the same scope, id and kind passed within a week before).
+pub fn alerting(
+    findings: Vec<Finding>,
+    policy: &Policy,
+    acks: &BTreeMap<String, String>,
+) -> Vec<Row> {
+    let passes =
+        |f: &Finding| f.impact_usd >= policy.min_impact_usd && f.severity >= policy.min_severity;
+    let passing: BTreeSet<(Scope, &str, NaiveDate)> = findings
+        .iter()
+        .filter(|f| passes(f))
+        .map(|f| (f.scope, f.scope_id.as_str(), f.date))
+        .collect();
+    let ongoing = |f: &Finding| {
+        (1..=ONGOING_DAYS).any(|k| {
+            passing.contains(&(
+                f.scope,
+                f.scope_id.as_str(),
+                f.date - chrono::TimeDelta::days(k),
+            ))
+        })
+    };
+    let marks: Vec<(bool, bool)> = findings.iter().map(|f| (passes(f), ongoing(f))).collect();
+    findings
+        .into_iter()
+        .zip(marks)
+        .map(|(f, (passes, ongoing))| {
+            let id = finding_id(&f);
+            let acked = acks.get(&id).cloned();
+            Row {
+                alert: passes && !ongoing && acked.is_none(),
+                acked,
+                id,
+                finding: f,
+            }
+        })
+        .collect()
+}
+
+/// The anomalies of `[from, to]`, all scopes or one.
+pub fn anomalies(
+    layout: &Layout,
+    policy: &Policy,
+    (from, to): (Option<NaiveDate>, Option<NaiveDate>),
+    scope: Option<Scope>,
+) -> Result<Vec<Row>, AnomalyError> {
+    let inp = inputs(layout)?;
+    let rows = alerting(detect_all(&inp, policy), policy, &acks(layout)?);
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            from.is_none_or(|d| r.finding.date >= d) && to.is_none_or(|d| r.finding.date <= d)
+        })
+        .filter(|r| scope.is_none_or(|s| r.finding.scope == s))
+        .collect())
+}
+
+// ---- acknowledgements ----------------------------------------------------------------------
+
+/// id → (note, acked_at in µs) of every acknowledged finding.
+fn acks_stored(layout: &Layout) -> Result<BTreeMap<String, (String, i64)>, AnomalyError> {
+    use crate::lake::batch::{str_col, ts_col};
+    let mut out = BTreeMap::new();
+    for b in lio::read_all(&layout.table_file(Table::AnomalyAcks))? {
+        let (id, note, at) = (
+            str_col(&b, "id")?,
+            str_col(&b, "note")?,
+            ts_col(&b, "acked_at")?,
+        );
+        for i in 0..b.num_rows() {
+            out.insert(
+                id.value(i).to_string(),
+                (note.value(i).to_string(), at.value(i)),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// id → note of every acknowledged finding.
+pub fn acks(layout: &Layout) -> Result<BTreeMap<String, String>, AnomalyError> {
+    Ok(acks_stored(layout)?
+        .into_iter()
+        .map(|(k, (n, _))| (k, n))
+        .collect())
+}
+
+/// Marks finding `id` as expected (the caller holds the exclusive lock): it is kept and shown
+/// as acknowledged, and never alerts again. Acknowledging twice keeps the latest note.
+pub fn ack(layout: &Layout, policy: &Policy, id: &str, note: &str) -> Result<Row, AnomalyError> {
+    let all = anomalies(layout, policy, (None, None), None)?;
+    let row = all
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| AnomalyError::UnknownId(id.into()))?;
+    let mut acks = acks_stored(layout)?;
+    acks.insert(
+        id.to_string(),
+        (note.to_string(), Utc::now().timestamp_micros()),
+    );
+    let ids: Vec<&str> = acks.keys().map(String::as_str).collect();
+    let notes: Vec<&str> = acks.values().map(|v| v.0.as_str()).collect();
+    let at: Vec<i64> = acks.values().map(|v| v.1).collect();
+    let b = RecordBatch::try_new(
+        crate::lake::schema::of(Table::AnomalyAcks),
+        vec![
+            std::sync::Arc::new(StringArray::from(ids)),
+            std::sync::Arc::new(StringArray::from(notes)),
+            std::sync::Arc::new(TimestampMicrosecondArray::from(at).with_timezone("UTC")),
+        ],
+    )
+    .expect("anomaly_acks schema");
+    lio::write_atomic(
+        &layout.table_file(Table::AnomalyAcks),
+        b.schema(),
+        &[b],
+        Table::AnomalyAcks,
+        "ack",
+    )?;
+    Ok(Row {
+        acked: Some(note.to_string()),
+        alert: false,
+        ..row
+    })
+}
+
+/// Keys of the findings that alert, as (date, api key) pairs (for evaluations).
+pub fn alerted_key_days(rows: &[Row]) -> BTreeSet<(NaiveDate, String)> {
+    rows.iter()
+        .filter(|r| r.alert && r.finding.scope == Scope::ApiKey)
+        .map(|r| (r.finding.date, r.finding.scope_id.clone()))
+        .collect()
+}

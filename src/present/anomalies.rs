@@ -1,0 +1,107 @@
+//! Anomaly findings as table, CSV or JSON: stable columns; money to the cent in tables, exact
+//! in CSV and JSON; scores and percentages are statistics, shown as such (never money).
+
+use super::{Cell, Grid, OutputFormat, render_grid};
+use crate::anomalies::Row;
+use crate::money::{self, Money};
+
+pub const COLUMNS: [&str; 17] = [
+    "id",
+    "date",
+    "scope",
+    "scope_id",
+    "scope_name",
+    "api_key_id",
+    "kind",
+    "actual_usd",
+    "expected_usd",
+    "impact_usd",
+    "impact_pct",
+    "score",
+    "severity",
+    "driver",
+    "alert",
+    "acked",
+    "sentence",
+];
+
+/// Dropped first on a narrow terminal.
+const OPTIONAL: [&str; 7] = [
+    "scope_id",
+    "api_key_id",
+    "id",
+    "impact_pct",
+    "score",
+    "driver",
+    "acked",
+];
+
+fn usd(m: Money, format: OutputFormat) -> Cell {
+    if format == OutputFormat::Table {
+        Cell::Dec(m.round_cents(), 2)
+    } else {
+        Cell::Dec(m.units(), money::SCALE as usize)
+    }
+}
+
+fn text(s: &Option<String>) -> Cell {
+    s.as_ref().map_or(Cell::Null, |s| Cell::Text(s.clone()))
+}
+
+pub fn anomalies_grid(rows: &[Row], format: OutputFormat) -> Grid {
+    let mut g = Grid {
+        columns: COLUMNS.map(String::from).to_vec(),
+        rows: Vec::new(),
+        footer: None,
+    };
+    for r in rows {
+        let f = &r.finding;
+        g.rows.push(vec![
+            Cell::Text(r.id.clone()),
+            Cell::Text(f.date.to_string()),
+            Cell::Text(f.scope.as_str().into()),
+            Cell::Text(f.scope_id.clone()),
+            text(&f.scope_name),
+            text(&f.api_key_id),
+            Cell::Text(f.kind.as_str().into()),
+            usd(f.actual_usd, format),
+            usd(f.expected_usd, format),
+            usd(f.impact_usd, format),
+            f.impact_pct
+                .map_or(Cell::Null, |p| Cell::Text(format!("{p:.1}"))),
+            Cell::Text(format!("{:.1}", f.score)),
+            Cell::Text(f.severity.as_str().into()),
+            text(&f.driver),
+            Cell::Text(if r.alert { "yes" } else { "no" }.into()),
+            text(&r.acked),
+            Cell::Text(f.sentence.clone()),
+        ]);
+    }
+    g
+}
+
+pub fn anomalies_text(
+    rows: &[Row],
+    format: OutputFormat,
+    width: Option<usize>,
+) -> Result<String, serde_json::Error> {
+    Ok(match format {
+        OutputFormat::Json => serde_json::to_string_pretty(rows)? + "\n",
+        OutputFormat::Csv => render_grid(&anomalies_grid(rows, format), format, None, &[]),
+        OutputFormat::Table if rows.is_empty() => "no anomalies in that span\n".into(),
+        OutputFormat::Table => {
+            let alerts = rows.iter().filter(|r| r.alert).count();
+            let mut out = format!(
+                "{} finding(s), {alerts} alert(s) (exit code 3 when any alerts)\n",
+                rows.len()
+            );
+            out.push_str(&render_grid(
+                &anomalies_grid(rows, format),
+                format,
+                width,
+                &OPTIONAL,
+            ));
+            out
+        }
+    })
+}

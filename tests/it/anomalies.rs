@@ -1,0 +1,357 @@
+//! Anomaly detection: precision and recall on synthetic organisations with labelled anomalies
+//! and traps (across seeds), zero alerts on a clean organisation, the detectors' rules on hand
+//! series, and acknowledgements.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use tokenledger::anomalies::detect::{self, Kind, Scope, Series, Thresholds};
+use tokenledger::money::Money;
+
+use crate::common::*;
+
+/// Labelled anomalies start after this many days (the detectors' warm-up).
+const WARM_UP_DAYS: i64 = 35;
+
+fn org(dir: &Path, seed: u64, mode: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let exports = dir.join(format!("exports-{seed}"));
+    let o = tl(
+        &dir.join("unused"),
+        &[
+            "-q",
+            "synth",
+            "--out",
+            exports.to_str().unwrap(),
+            "--months",
+            "3",
+            "--start",
+            "2026-06",
+            "--width",
+            "1h",
+            "--anomalies",
+            mode,
+            "--seed",
+            &seed.to_string(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let data = dir.join(format!("data-{seed}"));
+    assert_eq!(ingest(&data, &[&exports]).0, 0);
+    (exports, data)
+}
+
+/// (date, key) of every alert on an API key after the warm-up, and of all alerts of any scope.
+fn alerts(data: &Path) -> (BTreeSet<(String, String)>, usize) {
+    let o = tl(
+        data,
+        &["anomalies", "--format", "json", "--from", "2026-07-06"],
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let alerting: Vec<&serde_json::Value> = rows.iter().filter(|r| r["alert"] == true).collect();
+    let keys = alerting
+        .iter()
+        .filter(|r| r["scope"] == "api_key")
+        .map(|r| {
+            (
+                r["date"].as_str().unwrap().to_string(),
+                r["scope_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (keys, alerting.len())
+}
+
+fn labels(exports: &Path) -> BTreeSet<(String, String)> {
+    let mut r = csv::Reader::from_path(tokenledger::synth::labels_path(exports)).unwrap();
+    r.records()
+        .map(|x| x.unwrap())
+        .map(|x| (x[0].to_string(), x[1].to_string()))
+        .collect()
+}
+
+#[test]
+fn precision_and_recall_meet_the_bar_across_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+    for seed in [21, 22, 23, 24, 25] {
+        let (exports, data) = org(tmp.path(), seed, "all");
+        let truth = labels(&exports);
+        assert_eq!(
+            truth.len(),
+            7,
+            "seed {seed}: spikes ×4, a burst, a new key, a new model"
+        );
+        let first =
+            NaiveDate::from_ymd_opt(2026, 6, 1).unwrap() + chrono::TimeDelta::days(WARM_UP_DAYS);
+        assert!(
+            truth
+                .iter()
+                .all(|(d, _)| d.as_str() >= first.to_string().as_str())
+        );
+        let (got, _) = alerts(&data);
+        tp += got.intersection(&truth).count();
+        fp += got.difference(&truth).count();
+        fn_ += truth.difference(&got).count();
+    }
+    let precision = tp as f64 / (tp + fp) as f64;
+    let recall = tp as f64 / (tp + fn_) as f64;
+    eprintln!(
+        "anomalies over 5 seeds: tp {tp}, fp {fp}, fn {fn_}: precision {precision:.3}, recall {recall:.3}"
+    );
+    assert!(
+        precision >= 0.9,
+        "precision {precision:.3} (tp {tp}, fp {fp})"
+    );
+    assert!(recall >= 0.95, "recall {recall:.3} (tp {tp}, fn {fn_})");
+}
+
+#[test]
+fn a_clean_organisation_with_traps_raises_no_alert() {
+    // Tiny noisy keys, weekends, a key growing 3% a day, a month-end batch job.
+    let tmp = tempfile::tempdir().unwrap();
+    for seed in [31, 32] {
+        let (_, data) = org(tmp.path(), seed, "traps");
+        let (keys, all) = alerts(&data);
+        assert!(
+            keys.is_empty() && all == 0,
+            "seed {seed}: {keys:?} ({all} alerts of any scope)"
+        );
+        // The trap keys are there and spend.
+        let n = sql(
+            &data,
+            "SELECT COUNT(DISTINCT api_key_name) AS n FROM usage WHERE api_key_name LIKE 'trap-%'",
+        );
+        assert_eq!(n[0]["n"], 3);
+    }
+}
+
+#[test]
+fn an_acknowledged_finding_is_kept_and_never_alerts_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, data) = org(tmp.path(), 21, "all");
+    let o = tl(&data, &["anomalies", "--alerts", "--format", "json"]);
+    assert_eq!(code(&o), 3, "alerts are exit 3");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let id = rows[0]["id"].as_str().unwrap().to_string();
+    let o = tl(&data, &["anomalies", "ack", &id, "--note", "load test"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = tl(&data, &["anomalies", "--format", "json"]);
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let same = all.iter().find(|r| r["id"] == id.as_str()).expect("kept");
+    assert_eq!(same["acked"], "load test");
+    assert_eq!(same["alert"], false);
+    // Stable ids: the same findings, the same ids, on a second run.
+    let again: Vec<serde_json::Value> =
+        serde_json::from_slice(&tl(&data, &["anomalies", "--format", "json"]).stdout).unwrap();
+    assert_eq!(all, again);
+    let o = tl(&data, &["anomalies", "ack", "nosuchid", "--note", "x"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
+// ---- the rules on hand series ---------------------------------------------------------------
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+fn usd(x: i64) -> Money {
+    Money::from_units(x as i128 * 10i128.pow(12))
+}
+/// A key's series from `(day, dollars)` over `[from, to]` by a function of the day.
+fn series(from: &str, to: &str, cost: impl Fn(NaiveDate, i64) -> i64) -> Series {
+    let mut s = Series {
+        name: Some("k".into()),
+        api_key_id: Some("k".into()),
+        ..Default::default()
+    };
+    for (i, day) in d(from).iter_days().take_while(|x| *x <= d(to)).enumerate() {
+        let c = usd(cost(day, i as i64));
+        if c.is_positive() {
+            s.days.insert(day, c);
+            s.by_driver.insert((day, "claude-sonnet-4-6".into()), c);
+        }
+    }
+    s
+}
+fn weekend(day: NaiveDate) -> bool {
+    use chrono::Datelike;
+    day.weekday().num_days_from_monday() >= 5
+}
+
+#[test]
+fn weekends_and_steady_growth_are_not_spikes_but_a_jump_is() {
+    let th = Thresholds::default();
+    // $100 on weekdays, $20 on weekends: the weekend is its own kind of day.
+    let s = series("2026-06-01", "2026-08-31", |day, _| {
+        if weekend(day) { 20 } else { 100 }
+    });
+    assert!(detect::spikes(Scope::ApiKey, "k", &s, &th).is_empty());
+    // 3% a day for three months (×14): the median of 28 days lags by ~1.5×, under 2.5×.
+    let s = series("2026-06-01", "2026-08-31", |_, i| {
+        (100.0 * 1.03f64.powi(i as i32)) as i64
+    });
+    assert!(detect::spikes(Scope::ApiKey, "k", &s, &th).is_empty());
+    // A weekday at $800 against $100: a spike of $700, score and ratio far over the bar.
+    let s = series("2026-06-01", "2026-07-31", |day, _| {
+        if day == d("2026-07-15") {
+            800
+        } else if weekend(day) {
+            20
+        } else {
+            100
+        }
+    });
+    let f = detect::spikes(Scope::ApiKey, "k", &s, &th);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (
+            f[0].date,
+            f[0].actual_usd,
+            f[0].expected_usd,
+            f[0].impact_usd
+        ),
+        (d("2026-07-15"), usd(800), usd(100), usd(700))
+    );
+    assert_eq!(f[0].impact_pct, Some(700.0));
+    assert!(
+        f[0].sentence
+            .contains("spent $800.00 on 2026-07-15, $700.00 above its usual $100.00"),
+        "{}",
+        f[0].sentence
+    );
+    assert!(
+        f[0].sentence.contains("100% of it on claude-sonnet-4-6"),
+        "{}",
+        f[0].sentence
+    );
+}
+
+#[test]
+fn a_month_end_batch_job_spikes_once_then_is_recurring() {
+    use chrono::Datelike;
+    let th = Thresholds::default();
+    let last = |day: NaiveDate| (day + chrono::TimeDelta::days(1)).month() != day.month();
+    let s = series("2026-06-01", "2026-09-30", |day, _| {
+        if last(day) { 1500 } else { 100 }
+    });
+    let f = detect::spikes(Scope::ApiKey, "k", &s, &th);
+    // June 30 is new; July 31, August 31 and September 30 repeat the month before.
+    let days: Vec<NaiveDate> = f.iter().map(|x| x.date).collect();
+    assert_eq!(days, vec![d("2026-06-30")]);
+}
+
+#[test]
+fn new_keys_new_models_and_reactivated_keys() {
+    let th = Thresholds::default();
+    let lake_first = d("2026-06-01");
+    // A key from the lake's first week is not new; one from 2026-07-10 is.
+    let early = series("2026-06-03", "2026-07-31", |_, _| 100);
+    assert!(
+        detect::key_events("k", &early, lake_first, &th)
+            .iter()
+            .all(|f| f.kind != Kind::NewKey)
+    );
+    let late = series("2026-07-10", "2026-07-31", |_, _| 100);
+    let f = detect::key_events("k", &late, lake_first, &th);
+    assert_eq!(
+        f.iter()
+            .filter(|f| f.kind == Kind::NewKey)
+            .map(|f| f.date)
+            .collect::<Vec<_>>(),
+        vec![d("2026-07-10")]
+    );
+    // An established key spends $300 on a model it never used.
+    let mut s = series("2026-06-01", "2026-07-31", |_, _| 100);
+    s.by_driver
+        .insert((d("2026-07-20"), "claude-opus-4-6".into()), usd(300));
+    let f: Vec<_> = detect::key_events("k", &s, lake_first, &th)
+        .into_iter()
+        .filter(|f| f.kind == Kind::NewModelOnKey)
+        .collect();
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        (f[0].date, f[0].actual_usd, f[0].driver.as_deref()),
+        (d("2026-07-20"), usd(300), Some("claude-opus-4-6"))
+    );
+    // Quiet from 07-01 to 07-20, spending again on 07-21: reactivated.
+    let s = series("2026-06-01", "2026-07-31", |day, _| {
+        if day >= d("2026-07-01") && day <= d("2026-07-20") {
+            0
+        } else {
+            100
+        }
+    });
+    let f: Vec<_> = detect::key_events("k", &s, lake_first, &th)
+        .into_iter()
+        .filter(|f| f.kind == Kind::Reactivated)
+        .collect();
+    assert_eq!(
+        f.iter().map(|f| f.date).collect::<Vec<_>>(),
+        vec![d("2026-07-21")]
+    );
+    assert!(
+        f[0].sentence.contains("after 20 days without spend"),
+        "{}",
+        f[0].sentence
+    );
+}
+
+#[test]
+fn a_monthly_limit_is_reported_at_50_75_and_90_percent_with_a_projection() {
+    let th = Thresholds::default();
+    // $100 a day against $2,000 for October (31 days): 50% on day 10 ($1,000), 75% on day 15,
+    // 90% on day 18 ($1,800, projected 1800 × 31 / 18 = $3,100).
+    let s = series("2026-10-01", "2026-10-31", |_, _| 100);
+    let f = detect::limits(Scope::Workspace, "w", &s, usd(2000), &th);
+    let got: Vec<(NaiveDate, f64)> = f.iter().map(|x| (x.date, x.score)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (d("2026-10-10"), 50.0),
+            (d("2026-10-15"), 75.0),
+            (d("2026-10-18"), 90.0)
+        ]
+    );
+    assert_eq!(
+        f[2].impact_usd,
+        usd(1100),
+        "projected $3,100 − the $2,000 limit"
+    );
+    assert!(
+        f[2].sentence.contains("$3100.00 projected"),
+        "{}",
+        f[2].sentence
+    );
+}
+
+#[test]
+fn an_overnight_burst_is_found_and_a_busy_day_is_not() {
+    let th = Thresholds::default();
+    let s = series("2026-06-01", "2026-07-31", |_, _| 100);
+    let mut hours: BTreeMap<(NaiveDate, u32), Money> = BTreeMap::new();
+    for day in d("2026-06-01")
+        .iter_days()
+        .take_while(|x| *x <= d("2026-07-31"))
+    {
+        for h in 9..18 {
+            hours.insert((day, h), usd(10));
+        }
+    }
+    // 2026-07-20: $200 an hour from midnight to 6, where the key is usually idle.
+    for h in 0..6 {
+        hours.insert((d("2026-07-20"), h), usd(200));
+    }
+    // 2026-07-21: a busy day, $30 an hour at the usual hours.
+    for h in 9..18 {
+        hours.insert((d("2026-07-21"), h), usd(30));
+    }
+    let f = detect::bursts("k", &s, &hours, &th);
+    assert_eq!(
+        f.iter().map(|x| x.date).collect::<Vec<_>>(),
+        vec![d("2026-07-20")],
+        "{f:?}"
+    );
+    assert_eq!(f[0].impact_usd, usd(1200));
+    assert_eq!(f[0].score, 6.0, "six hours");
+}
