@@ -576,8 +576,12 @@ pub fn limits(scope: Scope, id: &str, s: &Series, limit: Money, th: &Thresholds)
                     .unwrap_or(Money::ZERO)
                     .div_round(d.day() as i128);
                 let sentence = format!(
-                    "{} {name}: ${} spent by {d}, {l}% of its ${} monthly limit; ${} projected by month end",
-                    scope_word(scope),
+                    "{}: ${} spent by {d}, {l}% of its ${} monthly limit; ${} projected by month end",
+                    if scope == Scope::Org {
+                        "the organisation".to_string()
+                    } else {
+                        format!("{} {name}", scope_word(scope))
+                    },
                     Money::from_units(mtd).cents(),
                     limit.cents(),
                     projected.cents()

@@ -226,21 +226,25 @@ pub fn alerting(
     policy: &Policy,
     acks: &BTreeMap<String, String>,
 ) -> Vec<Row> {
-    let passes =
-        |f: &Finding| f.impact_usd >= policy.min_impact_usd && f.severity >= policy.min_severity;
+    // A limit crossing (50/75/90%) happens once a month per level and always matters.
+    let passes = |f: &Finding| {
+        f.severity >= policy.min_severity
+            && (f.kind == Kind::Limit || f.impact_usd >= policy.min_impact_usd)
+    };
     let passing: BTreeSet<(Scope, &str, NaiveDate)> = findings
         .iter()
-        .filter(|f| passes(f))
+        .filter(|f| f.kind != Kind::Limit && passes(f))
         .map(|f| (f.scope, f.scope_id.as_str(), f.date))
         .collect();
     let ongoing = |f: &Finding| {
-        (1..=ONGOING_DAYS).any(|k| {
-            passing.contains(&(
-                f.scope,
-                f.scope_id.as_str(),
-                f.date - chrono::TimeDelta::days(k),
-            ))
-        })
+        f.kind != Kind::Limit
+            && (1..=ONGOING_DAYS).any(|k| {
+                passing.contains(&(
+                    f.scope,
+                    f.scope_id.as_str(),
+                    f.date - chrono::TimeDelta::days(k),
+                ))
+            })
     };
     let marks: Vec<(bool, bool)> = findings.iter().map(|f| (passes(f), ongoing(f))).collect();
     findings
