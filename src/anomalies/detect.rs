@@ -474,30 +474,35 @@ pub fn bursts(
     let Some(&(first, _)) = hours.keys().next() else {
         return out;
     };
-    let days: BTreeSet<NaiveDate> = hours.keys().map(|k| k.0).collect();
+    let last = hours.keys().next_back().map_or(first, |k| k.0);
+    // A dense grid, day by day from the first: lookups are the hot path (keys × days × hours).
+    let n_days = (last - first).num_days() as usize + 1;
+    let mut grid = vec![[0i128; 24]; n_days];
+    for ((d, h), m) in hours {
+        grid[(*d - first).num_days() as usize][*h as usize % 24] = m.units();
+    }
     let name = s.name.clone().unwrap_or_else(|| id.to_string());
-    for day in days {
-        if (day - first).num_days() < th.min_history_days {
+    let floor = th.floor_usd.units() / 24;
+    for (i, day) in first.iter_days().take(n_days).enumerate() {
+        if (i as i64) < th.min_history_days || grid[i].iter().filter(|v| **v >= floor).count() < 3 {
             continue;
         }
+        let before = &grid[i.saturating_sub(28)..i];
         // The key's busy level: the 90th percentile of all its hours (idle ones included) in the
         // 28 days before. A burst hour is at least twice that, as well as far above its own hour.
-        let mut all: Vec<Money> = (1..=28)
-            .flat_map(|k| (0..24).map(move |h| (day - TimeDelta::days(k), h)))
-            .map(|key| hours.get(&key).copied().unwrap_or(Money::ZERO))
-            .collect();
-        all.sort();
-        let busy = all[all.len() * 9 / 10];
+        let mut all: Vec<i128> = before.iter().flatten().copied().collect();
+        let k = all.len() * 9 / 10;
+        let busy = *all.select_nth_unstable(k).1;
         let (mut excess, mut actual_sum, mut expected_sum, mut n_hours) = (0i128, 0i128, 0i128, 0);
-        for h in 0..24u32 {
-            let Some(&actual) = hours.get(&(day, h)) else {
+        for h in 0..24 {
+            let actual = grid[i][h];
+            if actual < floor || actual < 2 * busy {
                 continue;
-            };
+            }
             // The same hour of the same kind of day (weekday or weekend) in the 28 days before.
-            let mut prev: Vec<Money> = (1..=28)
-                .map(|k| day - TimeDelta::days(k))
-                .filter(|d| weekend(*d) == weekend(day))
-                .map(|d| hours.get(&(d, h)).copied().unwrap_or(Money::ZERO))
+            let mut prev: Vec<Money> = (1..=before.len())
+                .filter(|k| weekend(day - TimeDelta::days(*k as i64)) == weekend(day))
+                .map(|k| Money::from_units(grid[i - k][h]))
                 .collect();
             // The usual level: the median, or the mean when the hour is mostly idle (a median
             // of 0 would make any active hour a burst).
@@ -505,15 +510,11 @@ pub fn bursts(
             let mean = Money::sum(prev.iter().copied())
                 .unwrap_or(Money::ZERO)
                 .div_round(n);
-            let usual = median(&mut prev).max(mean);
-            let floor = f(th.floor_usd) / 24.0;
-            if f(actual) >= th.burst_ratio * f(usual).max(floor / th.burst_ratio)
-                && f(actual) >= floor
-                && f(actual) >= 2.0 * f(busy)
-            {
-                excess += actual.units() - usual.units();
-                actual_sum += actual.units();
-                expected_sum += usual.units();
+            let usual = median(&mut prev).max(mean).units();
+            if actual as f64 >= th.burst_ratio * (usual as f64).max(floor as f64 / th.burst_ratio) {
+                excess += actual - usual;
+                actual_sum += actual;
+                expected_sum += usual;
                 n_hours += 1;
             }
         }
