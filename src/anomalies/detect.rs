@@ -262,6 +262,33 @@ fn expected_on(s: &Series, day: NaiveDate, first: NaiveDate) -> Money {
     median(&mut v)
 }
 
+/// "key prod-search spent $812.40 on 2026-10-14, $755.30 above its usual $57.10 (median of the
+/// 20 previous weekdays); 96% of it on claude-opus-4-6".
+fn spike_sentence(
+    (scope, id, s): (Scope, &str, &Series),
+    day: NaiveDate,
+    (actual, expected, n): (Money, Money, usize),
+    drv: &Option<(String, f64)>,
+) -> String {
+    let label = s.name.clone().unwrap_or_else(|| id.to_string());
+    let kind = if weekend(day) {
+        "weekend day"
+    } else {
+        "weekday"
+    };
+    let mut out = format!(
+        "{} {label} spent ${} on {day}, ${} above its usual ${} (median of the {n} previous {kind}s)",
+        scope_word(scope),
+        actual.cents(),
+        sub(actual, expected).cents(),
+        expected.cents(),
+    );
+    if let Some((d, share)) = drv {
+        out.push_str(&format!("; {:.0}% of it on {d}", share * 100.0));
+    }
+    out
+}
+
 /// Spikes of one series.
 pub fn spikes(scope: Scope, id: &str, s: &Series, th: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -305,23 +332,7 @@ pub fn spikes(scope: Scope, id: &str, s: &Series, th: &Thresholds) -> Vec<Findin
         }
         let impact = sub(actual, expected);
         let drv = driver(s, day, &history);
-        let label = s.name.clone().unwrap_or_else(|| id.to_string());
-        let mut sentence = format!(
-            "{} {label} spent ${} on {day}, ${} above its usual ${} (median of the {} previous {}s)",
-            scope_word(scope),
-            actual.cents(),
-            impact.cents(),
-            expected.cents(),
-            history.len(),
-            if weekend(day) {
-                "weekend day"
-            } else {
-                "weekday"
-            },
-        );
-        if let Some((d, share)) = &drv {
-            sentence.push_str(&format!("; {:.0}% of it on {d}", share * 100.0));
-        }
+        let sentence = spike_sentence((scope, id, s), day, (actual, expected, history.len()), &drv);
         out.push(Finding {
             date: day,
             scope,
@@ -462,6 +473,42 @@ pub fn key_events(id: &str, s: &Series, lake_first: NaiveDate, th: &Thresholds) 
     out
 }
 
+/// The hours of day `i` of `grid` far above their usual level: (excess, actual, usual, hours).
+fn burst_hours(
+    grid: &[[i128; 24]],
+    i: usize,
+    day: NaiveDate,
+    (busy, floor): (i128, i128),
+    th: &Thresholds,
+) -> (i128, i128, i128, usize) {
+    let before = &grid[i.saturating_sub(28)..i];
+    let (mut excess, mut actual_sum, mut expected_sum, mut n_hours) = (0i128, 0i128, 0i128, 0);
+    for (h, &actual) in grid[i].iter().enumerate() {
+        if actual < floor || actual < 2 * busy {
+            continue;
+        }
+        // The same hour of the same kind of day (weekday or weekend) in the 28 days before.
+        let mut prev: Vec<Money> = (1..=before.len())
+            .filter(|k| weekend(day - TimeDelta::days(*k as i64)) == weekend(day))
+            .map(|k| Money::from_units(grid[i - k][h]))
+            .collect();
+        // The usual level: the median, or the mean when the hour is mostly idle (a median
+        // of 0 would make any active hour a burst).
+        let n = prev.len().max(1) as i128;
+        let mean = Money::sum(prev.iter().copied())
+            .unwrap_or(Money::ZERO)
+            .div_round(n);
+        let usual = median(&mut prev).max(mean).units();
+        if actual as f64 >= th.burst_ratio * (usual as f64).max(floor as f64 / th.burst_ratio) {
+            excess += actual - usual;
+            actual_sum += actual;
+            expected_sum += usual;
+            n_hours += 1;
+        }
+    }
+    (excess, actual_sum, expected_sum, n_hours)
+}
+
 /// Bursts of one key's hourly series: (day, hour) → cost. A day with hours far above the key's
 /// median for that hour over the 14 days before (and above the floor in sum) is one finding.
 pub fn bursts(
@@ -493,31 +540,8 @@ pub fn bursts(
         let mut all: Vec<i128> = before.iter().flatten().copied().collect();
         let k = all.len() * 9 / 10;
         let busy = *all.select_nth_unstable(k).1;
-        let (mut excess, mut actual_sum, mut expected_sum, mut n_hours) = (0i128, 0i128, 0i128, 0);
-        for h in 0..24 {
-            let actual = grid[i][h];
-            if actual < floor || actual < 2 * busy {
-                continue;
-            }
-            // The same hour of the same kind of day (weekday or weekend) in the 28 days before.
-            let mut prev: Vec<Money> = (1..=before.len())
-                .filter(|k| weekend(day - TimeDelta::days(*k as i64)) == weekend(day))
-                .map(|k| Money::from_units(grid[i - k][h]))
-                .collect();
-            // The usual level: the median, or the mean when the hour is mostly idle (a median
-            // of 0 would make any active hour a burst).
-            let n = prev.len().max(1) as i128;
-            let mean = Money::sum(prev.iter().copied())
-                .unwrap_or(Money::ZERO)
-                .div_round(n);
-            let usual = median(&mut prev).max(mean).units();
-            if actual as f64 >= th.burst_ratio * (usual as f64).max(floor as f64 / th.burst_ratio) {
-                excess += actual - usual;
-                actual_sum += actual;
-                expected_sum += usual;
-                n_hours += 1;
-            }
-        }
+        let (excess, actual_sum, expected_sum, n_hours) =
+            burst_hours(&grid, i, day, (busy, floor), th);
         let impact = Money::from_units(excess);
         if n_hours >= 3 && impact >= th.floor_usd {
             let (actual, expected) = (

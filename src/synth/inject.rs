@@ -114,18 +114,8 @@ fn keys_by_volume(org: &Org) -> Vec<usize> {
     keys
 }
 
-/// Adds the traps and, for `All`, the anomalies; returns the labels.
-pub fn inject(
-    org: &mut Org,
-    how: Injection,
-    (start, end): (NaiveDate, NaiveDate),
-    rng: &mut fastrand::Rng,
-) -> Vec<Label> {
-    if how == Injection::None {
-        return Vec::new();
-    }
-    let ws = (!org.workspaces.is_empty()).then_some(0);
-    // Traps: a tiny noisy key, a key growing 3% a day, a month-end batch job.
+/// The traps: a tiny noisy key, a key growing 3% a day, a month-end batch job.
+fn traps(org: &mut Org, ws: Option<usize>, start: NaiveDate, rng: &mut fastrand::Rng) {
     let tiny = add_key(org, "trap-tiny-noisy", ws, rng);
     let mut s = new_stream(tiny, ws, "claude-haiku-4-5-20251001", 3);
     s.effects.push(Effect::Noisy);
@@ -141,6 +131,54 @@ pub fn inject(
     let mut s = new_stream(batch, ws, "claude-sonnet-4-5-20250929", 300);
     s.effects.push(Effect::MonthEnd { factor: 15 });
     org.streams.push(s);
+}
+
+/// A leaked key that spends from day `d_key`, and key `k` starting on a model it never used on
+/// day `d_model`.
+fn new_key_and_model(
+    org: &mut Org,
+    ws: Option<usize>,
+    k: usize,
+    d_key: NaiveDate,
+    d_model: NaiveDate,
+    rng: &mut fastrand::Rng,
+) -> Vec<Label> {
+    let mut labels = Vec::new();
+    let nk = add_key(org, "leaked-key", ws, rng);
+    let mut s = new_stream(nk, ws, "claude-opus-4-6", 150_000);
+    s.effects.push(Effect::StartsOn(d_key));
+    org.streams.push(s);
+    labels.push((d_key, nk, "new_key"));
+    let used: Vec<&str> = org
+        .streams
+        .iter()
+        .filter(|s| s.key == Some(k))
+        .map(|s| s.model)
+        .collect();
+    // The dearest model it does not use (opus first).
+    let dearest = [MODELS[4], MODELS[1], MODELS[3], MODELS[0], MODELS[2]];
+    if let Some(m) = dearest.into_iter().find(|m| !used.contains(m)) {
+        let w = org.keys[k].2;
+        let mut s = new_stream(k, w, m, 60_000);
+        s.effects.push(Effect::StartsOn(d_model));
+        org.streams.push(s);
+        labels.push((d_model, k, "new_model_on_key"));
+    }
+    labels
+}
+
+/// Adds the traps and, for `All`, the anomalies; returns the labels.
+pub fn inject(
+    org: &mut Org,
+    how: Injection,
+    (start, end): (NaiveDate, NaiveDate),
+    rng: &mut fastrand::Rng,
+) -> Vec<Label> {
+    if how == Injection::None {
+        return Vec::new();
+    }
+    let ws = (!org.workspaces.is_empty()).then_some(0);
+    traps(org, ws, start, rng);
     if how == Injection::Traps {
         return Vec::new();
     }
@@ -152,31 +190,7 @@ pub fn inject(
     let mut labels = Vec::new();
     let big = keys_by_volume(org);
     let pick = |i: usize| big[i % big.len()];
-    // A new key that spends from its first day, as a leaked key would.
-    let nk = add_key(org, "leaked-key", ws, rng);
-    let d = day(rng);
-    let mut s = new_stream(nk, ws, "claude-opus-4-6", 150_000);
-    s.effects.push(Effect::StartsOn(d));
-    org.streams.push(s);
-    labels.push((d, nk, "new_key"));
-    // An old key starts on a model it never used.
-    let k = pick(1);
-    let used: Vec<&str> = org
-        .streams
-        .iter()
-        .filter(|s| s.key == Some(k))
-        .map(|s| s.model)
-        .collect();
-    // The dearest model it does not use (opus first).
-    let dearest = [MODELS[4], MODELS[1], MODELS[3], MODELS[0], MODELS[2]];
-    if let Some(m) = dearest.into_iter().find(|m| !used.contains(m)) {
-        let d = day(rng);
-        let w = org.keys[k].2;
-        let mut s = new_stream(k, w, m, 60_000);
-        s.effects.push(Effect::StartsOn(d));
-        org.streams.push(s);
-        labels.push((d, k, "new_model_on_key"));
-    }
+    labels.extend(new_key_and_model(org, ws, pick(1), day(rng), day(rng), rng));
     // Spikes of several sizes on the larger keys (after the streams above exist, so a spike
     // scales all of its key).
     let mut spiked = Vec::new();
