@@ -357,13 +357,19 @@ impl Frame {
         let c = self.0.column(name)?;
         let mut out = Vec::with_capacity(c.len());
         for i in 0..c.len() {
-            let v = c.get(i)?;
-            let shown = format!("{v:?}");
-            out.push(each(v).ok_or_else(|| QueryError::Type {
-                column: name.to_string(),
-                want: want.to_string(),
-                got: shown,
-            })?);
+            // The value is described only when it is refused (formatting every value would
+            // cost more than decoding it).
+            let decoded = each(c.get(i)?);
+            out.push(match decoded {
+                Some(x) => x,
+                None => {
+                    return Err(QueryError::Type {
+                        column: name.to_string(),
+                        want: want.to_string(),
+                        got: format!("{:?}", c.get(i)?),
+                    });
+                }
+            });
         }
         Ok(out)
     }
