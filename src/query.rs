@@ -375,6 +375,10 @@ impl Frame {
     }
     /// A text column (NULL is `None`).
     pub fn text(&self, name: &str) -> Result<Vec<Option<String>>, QueryError> {
+        // A string column is read through its typed array (no value-by-value dispatch).
+        if let Ok(strings) = self.0.column(name)?.str() {
+            return Ok(strings.iter().map(|v| v.map(str::to_string)).collect());
+        }
         self.values(name, "text", |v| match v {
             AnyValue::Null => Some(None),
             AnyValue::String(s) => Some(Some(s.to_string())),
@@ -384,6 +388,25 @@ impl Frame {
     }
     /// A money column: decimals of any scale, rescaled exactly to 12 digits (NULL is `None`).
     pub fn money(&self, name: &str) -> Result<Vec<Option<Money>>, QueryError> {
+        if let Ok(d) = self.0.column(name)?.decimal() {
+            let scale = d.scale() as u32;
+            let mut out = Vec::with_capacity(d.len());
+            for v in d.physical().iter() {
+                out.push(match v {
+                    None => None,
+                    Some(v) => {
+                        Some(
+                            Money::from_scaled(v, scale).ok_or_else(|| QueryError::Type {
+                                column: name.to_string(),
+                                want: "an exact decimal at most 12 digits past the point".into(),
+                                got: format!("{v} at scale {scale}"),
+                            })?,
+                        )
+                    }
+                });
+            }
+            return Ok(out);
+        }
         self.values(name, "an exact decimal", |v| match v {
             AnyValue::Null => Some(None),
             AnyValue::Decimal(v, _, s) => Money::from_scaled(v, s as u32).map(Some),

@@ -270,8 +270,18 @@ pub fn anomalies(
     (from, to): (Option<NaiveDate>, Option<NaiveDate>),
     scope: Option<Scope>,
 ) -> Result<Vec<Row>, AnomalyError> {
+    let timings = std::env::var_os("TOKENLEDGER_TIMINGS").is_some();
+    let t = std::time::Instant::now();
     let inp = inputs(layout)?;
+    let read = t.elapsed();
     let rows = alerting(detect_all(&inp, policy), policy, &acks(layout)?);
+    if timings {
+        eprintln!(
+            "timing: anomalies read {:.3} s, detect + alert {:.3} s",
+            read.as_secs_f64(),
+            (t.elapsed() - read).as_secs_f64()
+        );
+    }
     Ok(rows
         .into_iter()
         .filter(|r| {
