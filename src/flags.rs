@@ -51,8 +51,8 @@ Examples:
   tokenledger reconcile --month 2026-10 --tie-out --format csv > tie-out.csv";
 
 const ANOMALY_RULES: &str = "\
-Series: list cost per UTC day for every API key, workspace, model and the organisation
-(sql/anomaly_daily.sql), and per hour for keys with hourly or minute buckets (sql/anomaly_hourly.sql).
+Series: list cost per day (business timezone) for every API key, workspace, model and the
+organisation, and per hour for keys with hourly or minute buckets (sql/anomaly_buckets.sql).
   spike             a day against the median of the same kind of day (weekday/weekend) of the 28
                     before, after 14 days of history: robust score >= 6 (MAD-based) and >= 2.5x the
                     usual; a day like the same position last month (a month-end job) is not one

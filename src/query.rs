@@ -328,6 +328,20 @@ impl Sql {
     }
 }
 
+/// An interned text column: `codes[row]` indexes `values`.
+#[derive(Debug, Clone, Default)]
+pub struct Codes {
+    pub codes: Vec<Option<u32>>,
+    pub values: Vec<String>,
+}
+
+impl Codes {
+    /// The value of row `i`.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.codes[i].map(|c| self.values[c as usize].as_str())
+    }
+}
+
 /// A query result, read back strictly: a column of an unexpected type is an error naming it,
 /// never a silent zero.
 #[derive(Debug, Clone, Default)]
@@ -385,6 +399,44 @@ impl Frame {
             AnyValue::StringOwned(s) => Some(Some(s.to_string())),
             _ => None,
         })
+    }
+    /// A text column interned: one code per row (NULL is `None`) into the distinct values, in
+    /// order of first appearance (no string is copied per row).
+    pub fn codes(&self, name: &str) -> Result<Codes, QueryError> {
+        let strings = self.0.column(name)?.str().map_err(|_| QueryError::Type {
+            column: name.to_string(),
+            want: "text".into(),
+            got: format!("{:?}", self.0.column(name).map(|c| c.dtype().clone())),
+        })?;
+        let mut index: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut out = Codes::default();
+        for v in strings.iter() {
+            out.codes.push(v.map(|v| {
+                *index.entry(v).or_insert_with(|| {
+                    out.values.push(v.to_string());
+                    (out.values.len() - 1) as u32
+                })
+            }));
+        }
+        Ok(out)
+    }
+    /// A timestamp column as microseconds since the epoch, UTC (NULL is `None`).
+    pub fn micros(&self, name: &str) -> Result<Vec<Option<i64>>, QueryError> {
+        let c = self.0.column(name)?;
+        let t = c.datetime().map_err(|_| QueryError::Type {
+            column: name.to_string(),
+            want: "a timestamp".into(),
+            got: format!("{:?}", c.dtype()),
+        })?;
+        let (mul, div) = match t.time_unit() {
+            TimeUnit::Nanoseconds => (1, 1000),
+            TimeUnit::Microseconds => (1, 1),
+            TimeUnit::Milliseconds => (1000, 1),
+        };
+        Ok(t.physical()
+            .iter()
+            .map(|v| v.map(|v| v * mul / div))
+            .collect())
     }
     /// A money column: decimals of any scale, rescaled exactly to 12 digits (NULL is `None`).
     pub fn money(&self, name: &str) -> Result<Vec<Option<Money>>, QueryError> {

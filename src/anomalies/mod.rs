@@ -2,19 +2,20 @@
 //! spend limits, each explained in dollars; then alerting, which decides what is worth a
 //! person's attention, once.
 //!
-//! Owns: building the daily series per API key, workspace, model and the organisation
-//! (`sql/anomaly_daily.sql`) and the hourly series per key (`sql/anomaly_hourly.sql`) from
-//! `rated_usage`; detection ([`detect`], pure); alerting (minimum impact and severity, an
+//! Owns: building the daily series per API key, workspace, model and the organisation and the
+//! hourly series per key from one scan of `rated_usage` (`sql/anomaly_buckets.sql`), with days
+//! and hours in the business timezone; detection ([`detect`], pure); alerting (minimum impact and severity, an
 //! ongoing anomaly alerts on its first day only, acknowledged findings never alert); the
 //! `anomaly_acks` table. Must not: price, change usage, or round (that is `present`).
 
 pub mod detect;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::{StringArray, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
-use chrono::{NaiveDate, Utc};
+use chrono::{NaiveDate, Timelike, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 pub use detect::{Finding, Kind, Scope, Series, Severity, Thresholds};
@@ -24,8 +25,7 @@ use crate::lake::{Layout, Table};
 use crate::money::Money;
 use crate::query::{QueryError, Sql};
 
-pub const DAILY_SQL: &str = include_str!("../../sql/anomaly_daily.sql");
-pub const HOURLY_SQL: &str = include_str!("../../sql/anomaly_hourly.sql");
+pub const BUCKETS_SQL: &str = include_str!("../../sql/anomaly_buckets.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnomalyError {
@@ -33,7 +33,7 @@ pub enum AnomalyError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Lake(#[from] LakeError),
-    #[error("{0:?} from an anomaly query is not a date or an hour")]
+    #[error("{0} from sql/anomaly_buckets.sql is not a usable bucket start")]
     Value(String),
     #[error("no finding has id {0:?}: `tokenledger anomalies` lists the ids")]
     UnknownId(String),
@@ -48,6 +48,8 @@ pub struct Policy {
     pub min_severity: Severity,
     /// Monthly spend limits: `org`, or a workspace id or name → dollars.
     pub limits: BTreeMap<String, Money>,
+    /// The business timezone: which day and hour a bucket belongs to.
+    pub timezone: Tz,
 }
 
 impl Default for Policy {
@@ -57,6 +59,7 @@ impl Default for Policy {
             min_impact_usd: Money::from_units(50 * 10i128.pow(12)),
             min_severity: Severity::Low,
             limits: BTreeMap::new(),
+            timezone: Tz::UTC,
         }
     }
 }
@@ -82,56 +85,97 @@ pub struct Inputs {
     pub first_day: Option<NaiveDate>,
 }
 
-fn date(s: Option<String>) -> Result<NaiveDate, AnomalyError> {
-    let s = s.unwrap_or_default();
-    NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| AnomalyError::Value(s))
-}
-
-fn add(series: &mut Series, day: NaiveDate, driver: &str, cost: Money) {
+fn add(series: &mut Series, day: NaiveDate, driver: &str, cost: i128) {
     let d = series.days.entry(day).or_default();
-    *d = Money::from_units(d.units() + cost.units());
+    *d = Money::from_units(d.units() + cost);
     let e = series
         .by_driver
         .entry((day, driver.to_string()))
         .or_default();
-    *e = Money::from_units(e.units() + cost.units());
+    *e = Money::from_units(e.units() + cost);
 }
 
-/// Reads the series of every scope from `rated_usage` (which must be current).
-pub fn inputs(layout: &Layout) -> Result<Inputs, AnomalyError> {
+/// The business day (and hour, for buckets finer than a day) a bucket belongs to: an hourly
+/// or 1-minute bucket by its start in `tz`, a daily bucket by its UTC date.
+pub fn local_day_hour(start_us: i64, daily: bool, tz: Tz) -> Option<(NaiveDate, Option<u32>)> {
+    let utc = chrono::DateTime::from_timestamp_micros(start_us)?;
+    if daily {
+        return Some((utc.date_naive(), None));
+    }
+    let local = utc.with_timezone(&tz);
+    Some((local.date_naive(), Some(local.hour())))
+}
+
+/// One day's cost of one (key, workspace, model): interned codes of the bucket query.
+type DayCell = (NaiveDate, Option<u32>, Option<u32>, Option<u32>);
+
+/// Reads the series of every scope from `rated_usage` (which must be current), one scan
+/// (`sql/anomaly_buckets.sql`), days and hours in `tz`.
+pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
     let mut inp = Inputs::default();
     let mut s = Sql::new();
     if !s.table(layout, Table::RatedUsage)? {
         return Ok(inp);
     }
-    let f = s.run(DAILY_SQL)?;
-    let (day, key, key_name) = (
-        f.text("day")?,
-        f.text("api_key_id")?,
-        f.text("api_key_name")?,
+    let f = s.run(BUCKETS_SQL)?;
+    let (start, width, cost) = (
+        f.micros("bucket_start")?,
+        f.codes("bucket_width")?,
+        f.money("list_cost_usd")?,
     );
+    let (key, key_name) = (f.codes("api_key_id")?, f.codes("api_key_name")?);
     let (ws, ws_name, model) = (
-        f.text("workspace_id")?,
-        f.text("workspace_name")?,
-        f.text("model")?,
+        f.codes("workspace_id")?,
+        f.codes("workspace_name")?,
+        f.codes("model")?,
     );
-    let cost = f.money("list_cost_usd")?;
+    // Buckets repeat across keys: each start is converted to the zone once.
+    let mut at: HashMap<(i64, bool), (NaiveDate, Option<u32>)> = HashMap::new();
+    let mut days: HashMap<DayCell, i128> = HashMap::new();
+    let mut hours: HashMap<(u32, NaiveDate, u32), i128> = HashMap::new();
+    // Names by code (the latest name a key or workspace had in the data).
+    let mut key_names: HashMap<u32, Option<u32>> = HashMap::new();
+    let mut ws_names: HashMap<Option<u32>, Option<u32>> = HashMap::new();
     for i in 0..f.height() {
-        let d = date(day[i].clone())?;
-        let c = cost[i].unwrap_or(Money::ZERO);
-        let m = model[i].clone().unwrap_or_else(|| "(no model)".into());
-        let wid = ws[i].clone().unwrap_or_else(|| "default".into());
-        let wname = ws_name[i].clone().unwrap_or_else(|| wid.clone());
-        let kname = key_name[i].clone();
+        let us = start[i].ok_or_else(|| AnomalyError::Value("a NULL bucket_start".into()))?;
+        let daily = width.get(i) == Some("1d");
+        let (d, h) = match at.get(&(us, daily)) {
+            Some(v) => *v,
+            None => {
+                let v = local_day_hour(us, daily, tz)
+                    .ok_or_else(|| AnomalyError::Value(format!("bucket_start {us} µs")))?;
+                *at.entry((us, daily)).or_insert(v)
+            }
+        };
+        let c = cost[i].unwrap_or(Money::ZERO).units();
+        *days
+            .entry((d, key.codes[i], ws.codes[i], model.codes[i]))
+            .or_default() += c;
+        if let (Some(k), Some(h)) = (key.codes[i], h) {
+            *hours.entry((k, d, h)).or_default() += c;
+        }
+        if let Some(k) = key.codes[i] {
+            key_names.insert(k, key_name.codes[i]);
+        }
+        ws_names.insert(ws.codes[i], ws_name.codes[i]);
+    }
+    let text =
+        |c: &crate::query::Codes, code: Option<u32>| code.map(|x| c.values[x as usize].clone());
+    for ((d, k, w, m), c) in days {
+        let m = text(&model, m).unwrap_or_else(|| "(no model)".into());
+        let wid = text(&ws, w).unwrap_or_else(|| "default".into());
+        let wname =
+            text(&ws_name, ws_names.get(&w).copied().flatten()).unwrap_or_else(|| wid.clone());
+        let kname = k.and_then(|k| text(&key_name, key_names.get(&k).copied().flatten()));
         inp.first_day = Some(inp.first_day.map_or(d, |x| x.min(d)));
-        if let Some(k) = &key[i] {
+        if let Some(k) = text(&key, k) {
             let e = inp.series.entry((Scope::ApiKey, k.clone())).or_default();
             e.name = kname.clone().or(e.name.take());
             e.api_key_id = Some(k.clone());
             add(e, d, &m, c);
         }
         let by_key = kname
-            .or(key[i].clone())
+            .or(text(&key, k))
             .unwrap_or_else(|| "(Console)".into());
         let e = inp.series.entry((Scope::Workspace, wid)).or_default();
         e.name = Some(wname.clone());
@@ -143,26 +187,14 @@ pub fn inputs(layout: &Layout) -> Result<Inputs, AnomalyError> {
         e.name = Some("organisation".into());
         add(e, d, &wname, c);
     }
-    let f = s.run(HOURLY_SQL)?;
-    let (hour, key, cost) = (
-        f.text("hour")?,
-        f.text("api_key_id")?,
-        f.money("list_cost_usd")?,
-    );
-    for i in 0..f.height() {
-        let h = hour[i].clone().unwrap_or_default();
-        let (d, hh) = h
-            .split_once(' ')
-            .ok_or_else(|| AnomalyError::Value(h.clone()))?;
-        let hh: u32 = hh.parse().map_err(|_| AnomalyError::Value(h.clone()))?;
-        let k = key[i].clone().unwrap_or_default();
+    for ((k, d, h), c) in hours {
         let e = inp
             .hours
-            .entry(k)
+            .entry(key.values[k as usize].clone())
             .or_default()
-            .entry((date(Some(d.to_string()))?, hh))
+            .entry((d, h))
             .or_default();
-        *e = Money::from_units(e.units() + cost[i].unwrap_or(Money::ZERO).units());
+        *e = Money::from_units(e.units() + c);
     }
     Ok(inp)
 }
@@ -272,7 +304,7 @@ pub fn anomalies(
 ) -> Result<Vec<Row>, AnomalyError> {
     let timings = std::env::var_os("TOKENLEDGER_TIMINGS").is_some();
     let t = std::time::Instant::now();
-    let inp = inputs(layout)?;
+    let inp = inputs(layout, policy.timezone)?;
     let read = t.elapsed();
     let rows = alerting(detect_all(&inp, policy), policy, &acks(layout)?);
     if timings {

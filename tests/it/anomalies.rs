@@ -355,3 +355,28 @@ fn an_overnight_burst_is_found_and_a_busy_day_is_not() {
     assert_eq!(f[0].impact_usd, usd(1200));
     assert_eq!(f[0].score, 6.0, "six hours");
 }
+
+#[test]
+fn buckets_belong_to_the_day_and_hour_of_the_business_timezone() {
+    use chrono::{NaiveDate, TimeZone, Utc};
+    use tokenledger::anomalies::local_day_hour;
+    let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    // 23:00 UTC on 31 October is midnight of 1 November in Berlin (CET, UTC+1).
+    let us = Utc
+        .with_ymd_and_hms(2026, 10, 31, 23, 0, 0)
+        .unwrap()
+        .timestamp_micros();
+    let nov1 = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let oct31 = NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+    assert_eq!(local_day_hour(us, false, berlin), Some((nov1, Some(0))));
+    assert_eq!(
+        local_day_hour(us, false, chrono_tz::Tz::UTC),
+        Some((oct31, Some(23)))
+    );
+    // A daily bucket keeps its UTC date whatever the zone.
+    let day = Utc
+        .with_ymd_and_hms(2026, 10, 31, 0, 0, 0)
+        .unwrap()
+        .timestamp_micros();
+    assert_eq!(local_day_hour(day, true, berlin), Some((oct31, None)));
+}
