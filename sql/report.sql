@@ -3,7 +3,8 @@
 -- Placeholders: the month (YYYY-MM, UTC) and the grouping columns of the --by dimensions,
 -- e.g. `workspace_id, workspace_name, model`.
 -- `rated_usage` holds one priced row per usage row (see ARCHITECTURE.md); `team_keys` and
--- `team_workspaces` map API-key and workspace names to teams (from tokenledger.toml);
+-- `team_workspaces` map API-key and workspace ids or names to teams (from tokenledger.toml;
+-- a key's team wins over its workspace's, an id over a name; no team: 'Unallocated');
 -- `workspace_names` and `api_key_names` are the id → name columns of the lake's latest
 -- `workspaces` and `api_keys` lists.
 -- Rounding to cents happens after this query, in Rust (largest remainder, see src/money.rs).
@@ -40,7 +41,7 @@ rated AS (
     n.model_canonical AS model,
     n.service_tier,
     strftime(n.bucket_start, '%Y-%m-%d') AS day,
-    COALESCE(tk.team, tw.team, '(unassigned)') AS team,
+    COALESCE(tki.team, tk.team, twi.team, tw.team, 'Unallocated') AS team,
     n.pricing_status,
     n.uncached_input_tokens,
     n.cache_write_5m_tokens,
@@ -50,7 +51,9 @@ rated AS (
     n.web_search_requests,
     n.list_cost
   FROM named n
+  LEFT JOIN team_keys tki ON n.api_key_id = tki.name
   LEFT JOIN team_keys tk ON n.api_key_name = tk.name
+  LEFT JOIN team_workspaces twi ON n.workspace_id = twi.name
   LEFT JOIN team_workspaces tw ON n.workspace_name = tw.name
 )
 SELECT

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 
 pub use crate::flags::Cli;
 use crate::flags::{
-    AnomaliesArgs, AnomalyAction, Command, CreditsArgs, PricesArgs, RateArgs, ReconcileArgs,
-    ReportArgs, SqlArgs,
+    AnomaliesArgs, AnomalyAction, Command, CreditsArgs, MailArgs, PricesArgs, RateArgs,
+    ReconcileArgs, ReportArgs, SqlArgs,
 };
 use crate::model::SourceFormat;
 use crate::present::{self, OutputFormat};
@@ -74,6 +74,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Reconcile(a) => cmd_reconcile(s, a),
         Command::Credits(a) => cmd_credits(s, a),
         Command::Anomalies(a) => cmd_anomalies(s, a),
+        Command::Mail(a) => cmd_mail(s, a),
         Command::Synth(a) => {
             let report = synth::generate(&a.into())?;
             if !s.quiet {
@@ -208,14 +209,60 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
     Ok(exit_code(&rated.summary.reviews()))
 }
 
+fn templates(s: &Settings) -> Result<present::mail::Templates> {
+    let dir = s.mail_settings()?.templates;
+    Ok(present::mail::Templates::load(dir.as_deref())?)
+}
+
+fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
+    let tpl = templates(s)?;
+    let out = match run::mail(s, a.month, &tpl, a.dry_run, a.resend) {
+        Ok(x) => x,
+        Err(e) => return failed(e, s),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    if !s.quiet {
+        eprint!("{}", present::mail::outcome_text(&out, s.data_dir()));
+    }
+    let reviews: Vec<run::Review> = (out.undelivered > 0)
+        .then_some(run::Review::Undelivered {
+            messages: out.undelivered,
+        })
+        .into_iter()
+        .collect();
+    Ok(exit_code(&reviews))
+}
+
 fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
     if a.show_sql {
         print!("{}", crate::report::show_sql(&a.month.key(), &a.by));
         return Ok(crate::exit::OK);
     }
+    if a.format == "html" {
+        let Some(path) = &a.out else {
+            eprintln!("error: --format html writes a file: add --out FILE");
+            return Ok(crate::exit::USAGE);
+        };
+        let cb = run::chargeback(s, a.month)?;
+        let page = present::mail::html_report(&templates(s)?, &cb.bill, cb.close, &cb.extras)?;
+        crate::lake::io::write_file_atomic(path, page.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if !s.quiet {
+            eprintln!(
+                "tokenledger: wrote the {} chargeback ({}) to {}",
+                a.month,
+                cb.close.as_str(),
+                path.display()
+            );
+        }
+        return Ok(crate::exit::OK);
+    }
+    let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
     let (r, rated) = run::report(s, a.month, &a.by)?;
     say_recovered(s, &rated.snapshot.recovered);
-    print_report(&r, a.format);
+    print_report(&r, format);
     if r.unpriced_lines > 0 {
         eprintln!(
             "tokenledger: {} line(s) UNPRICED: no list price in force; add a [[prices.model]] override (exit code 3)",

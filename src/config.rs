@@ -38,6 +38,8 @@ pub struct Config {
     pub credits: CreditsConfig,
     #[serde(default)]
     pub anomalies: AnomaliesConfig,
+    #[serde(default)]
+    pub mail: MailConfig,
 }
 
 /// `[anomalies]`: what alerts (detection thresholds have defaults; amounts are strings).
@@ -131,12 +133,66 @@ impl IngestConfig {
 #[serde(deny_unknown_fields)]
 pub struct Team {
     pub name: String,
-    /// Workspace names (`Default` for the default workspace).
+    /// Shown on the team's report and the finance summary.
+    #[serde(default)]
+    pub cost_center: Option<String>,
+    /// Who receives the team's monthly chargeback mail.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Workspace ids or names (`Default` for the default workspace).
     #[serde(default)]
     pub workspaces: Vec<String>,
-    /// API key names; a key's team wins over its workspace's team.
+    /// API key ids or names billed to this team wherever they run; a key's team wins over its
+    /// workspace's team.
     #[serde(default)]
     pub api_keys: Vec<String>,
+}
+
+/// `[mail]`: who sends, who reads the finance summary, how mail leaves.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The sender, e.g. `FinOps <finops@example.com>` (default `tokenledger <tokenledger@localhost>`).
+    pub from: Option<String>,
+    /// Recipients of the finance summary.
+    #[serde(default)]
+    pub finance: Vec<String>,
+    /// Absent: messages are written as `.eml` files to the outbox under the data dir.
+    pub smtp: Option<SmtpConfig>,
+    /// A directory of templates overriding the built-in ones (`reports/` in the repository
+    /// holds the defaults: `team.html`, `team.txt`, `finance.html`, `finance.txt`).
+    pub templates: Option<PathBuf>,
+    /// Days after a month ends during which late provider data may still land (default 3):
+    /// the month is provisional until then.
+    pub grace_days: Option<u32>,
+    /// Workspaces (ids or names) whose cost no team owns is shared: allocated across the teams
+    /// in proportion to their own spend, shown as its own line (default: none).
+    #[serde(default)]
+    pub shared_workspaces: Vec<String>,
+    /// Attempts per message in one run before it stays queued for the next (default 3).
+    pub attempts: Option<u32>,
+    /// Wait before the second attempt, doubled after each (default 2000 ms).
+    pub backoff_ms: Option<u64>,
+}
+
+/// `[mail.smtp]`. The password only ever comes from the environment or a file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default 587 (STARTTLS), 465 (implicit TLS), 25 (none).
+    pub port: Option<u16>,
+    /// "starttls" (required, never opportunistic), "implicit" or "none" (loopback hosts only).
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    /// The environment variable holding the password.
+    pub password_env: Option<String>,
+    /// A file holding the password (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// A PEM file of extra root certificates to trust (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Seconds before a connection or command times out (default 30).
+    pub timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +225,11 @@ impl Config {
         cfg.inputs = cfg.inputs.into_iter().map(rel).collect();
         cfg.price_file = cfg.price_file.map(rel);
         cfg.data_dir = cfg.data_dir.map(rel);
+        cfg.mail.templates = cfg.mail.templates.map(rel);
+        if let Some(smtp) = cfg.mail.smtp.as_mut() {
+            smtp.password_file = smtp.password_file.take().map(rel);
+            smtp.ca_file = smtp.ca_file.take().map(rel);
+        }
         Ok((cfg, Some(path)))
     }
 }

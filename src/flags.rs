@@ -159,8 +159,48 @@ Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens
     /// The credit ledger: every lot's consumption, expiry and money at risk; balance, burn, runway.
     #[command(after_help = CREDITS_RULES)]
     Credits(CreditsArgs),
+    /// Mail the month's chargeback: one message per team recipient, one finance summary;
+    /// exactly once (a sent-ledger in the lake).
+    #[command(after_help = MAIL_RULES)]
+    Mail(MailArgs),
     /// Write a synthetic organisation's exports (deterministic for a seed).
     Synth(SynthArgs),
+}
+
+const MAIL_RULES: &str = "\
+Each team's recipients get only that team's figures (by workspace and model, by model, by API key,
+month total and change on the previous month; charts of daily cost by model and top keys; a CSV
+with one row per workspace x model). Finance gets every team, Unallocated, the invoice tie-out,
+credits at risk and the month's anomalies. Rounded once, top down: every table foots.
+A month is provisional until [mail] grace_days (default 3) after it ends, and says so.
+Exactly once: re-running sends nothing already delivered; the final version follows a
+provisional one; a change of a team's total by more than a cent after it was final sends a
+correction saying what changed. Failed sends are retried with backoff, stay queued and go out
+with the next run (exit code 3 while anything is undelivered). Without [mail.smtp], and with
+--dry-run, messages are written as .eml files under DATA_DIR/outbox/.
+
+Examples:
+  tokenledger mail --month 2026-10 --dry-run
+  tokenledger mail --month 2026-10
+  TOKENLEDGER_SMTP_PASSWORD=... tokenledger mail --month 2026-10 --json";
+
+#[derive(Debug, Args)]
+pub struct MailArgs {
+    /// The month (YYYY-MM).
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Month,
+    /// Write every message to DATA_DIR/outbox/dry-run/MONTH/ and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send again what the sent-ledger says was delivered.
+    #[arg(long)]
+    pub resend: bool,
+    /// Decide provisional or final as of this day (default: today).
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Print the deliveries as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -315,8 +355,13 @@ pub struct ReportArgs {
     /// Dimensions, comma-separated: workspace, model, api-key, service-tier, day, team.
     #[arg(long, value_parser = dimension(), value_delimiter = ',', default_value = "workspace,model")]
     pub by: Vec<Dim>,
-    #[arg(long, value_parser = output_format(), default_value = "table")]
-    pub format: OutputFormat,
+    /// table, csv or json; or html: the month's whole chargeback (finance summary and every
+    /// team, charts embedded) as one self-contained page, written to --out.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "html"])]
+    pub format: String,
+    /// The file --format html writes.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Print the SQL the report runs (from sql/report.sql) and exit.
     #[arg(long)]
     pub show_sql: bool,
@@ -434,6 +479,7 @@ impl Cli {
             as_of: match &self.command {
                 Command::Run(a) => a.as_of,
                 Command::Credits(a) => a.as_of,
+                Command::Mail(a) => a.as_of,
                 _ => None,
             },
         }

@@ -15,6 +15,7 @@ pub mod flags;
 pub mod grid;
 pub mod ingest;
 pub mod lake;
+pub mod mail;
 pub mod model;
 pub mod money;
 pub mod par;

@@ -108,6 +108,9 @@ pub struct Report {
     pub unpriced_lines: usize,
 }
 
+/// The team of cost no team owns.
+pub const UNALLOCATED: &str = "Unallocated";
+
 /// Team lookup tables by API-key name and by workspace name.
 type TeamTables = [Vec<(String, String)>; 2];
 
@@ -136,7 +139,7 @@ fn team_tables(teams: &[Team]) -> Result<TeamTables, ReportError> {
     }
     // polars 0.55.2 drops left rows with a null key (Console usage has no key name) when the
     // right side of a LEFT JOIN is empty; a sentinel row no real name can equal avoids that.
-    let sentinel = ("\u{0}no team\u{0}".to_string(), "(unassigned)".to_string());
+    let sentinel = ("\u{0}no team\u{0}".to_string(), UNALLOCATED.to_string());
     keys.push(sentinel.clone());
     wss.push(sentinel);
     Ok([keys, wss])

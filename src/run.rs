@@ -41,6 +41,8 @@ pub enum RunError {
     Credits(#[from] crate::credits::CreditsError),
     #[error(transparent)]
     Anomalies(#[from] crate::anomalies::AnomalyError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 impl From<IngestError> for RunError {
@@ -204,6 +206,124 @@ pub fn ack_anomaly(
         ))),
         other => Ok(other?),
     }
+}
+
+/// A month's chargeback: the rounded bill, what the finance summary adds, and whether the
+/// month is final.
+pub struct Chargeback {
+    pub bill: crate::mail::bill::Bill,
+    pub extras: crate::mail::FinanceExtras,
+    pub close: crate::vocab::Close,
+}
+
+fn bill_reports(settings: &Settings, month: Month) -> Result<[Report; 3], RunError> {
+    let l = &settings.layout;
+    let t = &settings.teams;
+    Ok([
+        report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::Model], t)?,
+        report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::ApiKey], t)?,
+        report::report(l, month, &[Dim::Team, Dim::Day, Dim::Model], t)?,
+    ])
+}
+
+/// The chargeback of `month` as of `settings.as_of`: bills of the month and the one before
+/// (for the change), the tie-out, credit findings and the month's alerting anomalies.
+pub fn chargeback(settings: &Settings, month: Month) -> Result<Chargeback, RunError> {
+    use crate::mail::bill::{Reports, bill};
+    let mail = settings
+        .mail_settings()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    let book = settings.price_book()?;
+    let invoices = reconcile::invoices_of(&settings.layout, month)?;
+    // Credits and anomalies read every month: all are rated first.
+    let _rated = rate(settings, &book, &[])?;
+    let shared = &mail.shared_workspaces;
+    let previous = match month.previous() {
+        Some(p) => {
+            let [a, b, c] = bill_reports(settings, p)?;
+            (!a.lines.is_empty()).then(|| {
+                bill(
+                    p,
+                    &Reports {
+                        by_line: &a,
+                        by_key: &b,
+                        by_day: &c,
+                    },
+                    &settings.teams,
+                    shared,
+                    None,
+                )
+            })
+        }
+        None => None,
+    };
+    let [a, b, c] = bill_reports(settings, month)?;
+    let bill = bill(
+        month,
+        &Reports {
+            by_line: &a,
+            by_key: &b,
+            by_day: &c,
+        },
+        &settings.teams,
+        shared,
+        previous.as_ref(),
+    );
+    let layout = &settings.layout;
+    let mut extras = crate::mail::FinanceExtras::default();
+    if reconcile::has_cost_report(layout, &month.key())? {
+        let mut r = reconcile::reconcile(layout, month, settings.tolerance, &book)?;
+        reconcile::add_tie_outs(layout, &mut r, &invoices, &book)?;
+        extras.unexplained_lines = Some(r.lines_unexplained);
+        extras.tie_outs = r.tie_outs;
+    }
+    let (ledger, _) = crate::credits::credits(layout, &settings.credit_options(settings.as_of))?;
+    extras.credits = ledger.findings;
+    let policy = settings
+        .anomaly_policy()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    let first = chrono::NaiveDate::from_ymd_opt(month.year().into(), month.month().into(), 1);
+    let last = first
+        .and_then(|f| f.checked_add_months(chrono::Months::new(1)))
+        .and_then(|d| d.pred_opt());
+    extras.anomalies = crate::anomalies::anomalies(layout, &policy, (first, last), None)?
+        .into_iter()
+        .filter(|r| r.alert)
+        .collect();
+    Ok(Chargeback {
+        bill,
+        extras,
+        close: crate::vocab::Close::of(month, settings.as_of, mail.grace_days),
+    })
+}
+
+/// `tokenledger mail`: the month's chargeback to every team and finance, exactly once.
+pub fn mail(
+    settings: &Settings,
+    month: Month,
+    render: &dyn crate::mail::Render,
+    dry_run: bool,
+    resend: bool,
+) -> Result<crate::mail::MailOutcome, RunError> {
+    let cfg = settings
+        .mail_settings()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    let cb = chargeback(settings, month)?;
+    let _lock = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    let opts = crate::mail::Options {
+        month,
+        close: cb.close,
+        dry_run,
+        resend,
+    };
+    Ok(crate::mail::mail(
+        &settings.layout,
+        &cfg,
+        render,
+        &cb.bill,
+        &cb.extras,
+        opts,
+    )?)
 }
 
 /// One month a run reports on.

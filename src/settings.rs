@@ -160,6 +160,11 @@ impl Settings {
         Ok(p)
     }
 
+    /// `[mail]` resolved (addresses checked).
+    pub fn mail_settings(&self) -> Result<crate::mail::MailSettings, crate::mail::MailError> {
+        crate::mail::MailSettings::from_config(&self.config.mail)
+    }
+
     /// The price book: the embedded default, then `[prices]` from the config, then
     /// `price_file` (later ones win).
     pub fn price_book(&self) -> Result<PriceBook, PriceError> {

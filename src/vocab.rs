@@ -45,6 +45,25 @@ impl Month {
     pub fn key(self) -> String {
         self.to_string()
     }
+    /// The month before (`None` before year 1).
+    pub fn previous(self) -> Option<Month> {
+        match (self.year, self.month) {
+            (1, 1) => None,
+            (y, 1) => Some(Month {
+                year: y - 1,
+                month: 12,
+            }),
+            (y, m) => Some(Month {
+                year: y,
+                month: m - 1,
+            }),
+        }
+    }
+    /// The month of a day.
+    pub fn of(d: chrono::NaiveDate) -> Option<Month> {
+        use chrono::Datelike;
+        Month::parse(&format!("{:04}-{:02}", d.year(), d.month())).ok()
+    }
 }
 
 impl fmt::Display for Month {
@@ -230,4 +249,45 @@ pub enum Review {
     Anomalies { alerts: usize },
     /// An invoice whose tie-out to the cost report and our list cost leaves an unexplained rest.
     InvoiceUnexplained { invoice: String },
+    /// Mail that failed every attempt and stays queued for the next run.
+    Undelivered { messages: usize },
+}
+
+/// Whether a month's figures can still change: provisional until its close day (the month's
+/// end plus the grace for late provider data), final after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Close {
+    /// Still open, or late provider data may still land; final from `final_on`.
+    Provisional {
+        final_on: chrono::NaiveDate,
+    },
+    Final,
+}
+
+impl Close {
+    /// The close of `month` as of `as_of`: final from the day after `grace_days` days past its
+    /// end (grace 3: October is final from 4 November).
+    pub fn of(month: Month, as_of: chrono::NaiveDate, grace_days: u32) -> Close {
+        let first = chrono::NaiveDate::from_ymd_opt(month.year().into(), month.month().into(), 1)
+            .expect("a Month is a valid month");
+        let next = first
+            .checked_add_months(chrono::Months::new(1))
+            .expect("months after 9999 are refused by Month::parse");
+        let final_on = next + chrono::TimeDelta::days(grace_days.into());
+        if as_of >= final_on {
+            Close::Final
+        } else {
+            Close::Provisional { final_on }
+        }
+    }
+    pub fn is_final(self) -> bool {
+        self == Close::Final
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Close::Final => "final",
+            Close::Provisional { .. } => "provisional",
+        }
+    }
 }

@@ -265,3 +265,18 @@ pub fn read_batches_projected(
 pub fn read_all(path: &Path) -> Result<Vec<RecordBatch>> {
     read_batches(path)?.collect()
 }
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, synced, renamed
+/// over `path` (a killed write leaves the old file or the new one, never half of one).
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

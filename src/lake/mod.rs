@@ -46,6 +46,8 @@ pub enum Table {
     InvoiceLines,
     /// Anomaly findings a person marked as expected (`tokenledger anomalies ack`).
     AnomalyAcks,
+    /// The sent-ledger of `tokenledger mail`: what went to whom, exactly once.
+    MailLog,
 }
 
 impl Table {
@@ -65,6 +67,7 @@ impl Table {
             Table::Invoices => "invoices",
             Table::InvoiceLines => "invoice_lines",
             Table::AnomalyAcks => "anomaly_acks",
+            Table::MailLog => "mail_log",
         }
     }
     /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.

@@ -214,6 +214,26 @@ pub fn anomaly_acks() -> SchemaRef {
     ]))
 }
 
+/// The sent-ledger of `tokenledger mail`: one row per (month, report, recipient, content hash).
+pub fn mail_log() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("month", false),
+        s("report", false),
+        s("recipient", false),
+        s("content_hash", false),
+        s("kind", false),
+        s("close", false),
+        s("status", false),
+        s("transport", false),
+        s("subject", false),
+        i("attempts"),
+        s("last_error", true),
+        money("total_usd"),
+        i("total_cents"),
+        t("recorded_at", false),
+    ]))
+}
+
 pub fn of(t: Table) -> SchemaRef {
     match t {
         Table::Usage => usage(),
@@ -229,5 +249,6 @@ pub fn of(t: Table) -> SchemaRef {
         Table::Invoices => super::ledger::invoices(),
         Table::InvoiceLines => super::ledger::invoice_lines(),
         Table::AnomalyAcks => anomaly_acks(),
+        Table::MailLog => mail_log(),
     }
 }

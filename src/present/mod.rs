@@ -9,7 +9,9 @@
 use std::fmt::Write as _;
 
 pub mod anomalies;
+pub mod chart;
 pub mod credits;
+pub mod mail;
 pub mod tieout;
 
 /// Output formats of every listing command.

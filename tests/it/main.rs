@@ -11,6 +11,7 @@ mod formats;
 mod hostile;
 mod ingest;
 mod ledger;
+mod mail;
 mod money;
 mod pricing;
 mod quarantine;

@@ -162,7 +162,7 @@ fn teams_from_config() {
     assert_eq!(get("search-team"), Some("1.7891225".parse().unwrap()));
     assert_eq!(get("sales"), Some("0.11339".parse().unwrap()));
     // Support Bot and the Console row of the default workspace belong to nobody.
-    assert_eq!(get("(unassigned)"), Some("1.0176".parse().unwrap()));
+    assert_eq!(get("Unallocated"), Some("1.0176".parse().unwrap()));
     std::fs::write(&cfg, "[[team]]\nname = \"a\"\napi_keys = [\"closer-app\"]\n[[team]]\nname = \"b\"\napi_keys = [\"closer-app\"]\n").unwrap();
     let o = tl(
         &data,

@@ -1,0 +1,320 @@
+//! The chargeback of one month as figures: who pays what, exact and in the cents every part
+//! of every mail shows (pure: reports in, bills out).
+//!
+//! Rounding happens once, here, top down, so that every table foots and cross-foots after
+//! rounding and the same rounded figure appears in the team mail, the finance summary, the CSV
+//! and the HTML report: the month total is rounded; the teams' cents are allocated to it
+//! (largest remainder); each team's workspace × model lines and its key lines are allocated to
+//! the team's cents. Subtotals by workspace or by model are sums of the line cents.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::config::Team;
+use crate::money::{Money, allocate_cents_to, round_cents};
+use crate::report::{Report, UNALLOCATED};
+use crate::vocab::Month;
+
+/// One workspace × model line of a team.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Line {
+    pub workspace_id: Option<String>,
+    pub workspace_name: String,
+    pub model: String,
+    pub list_cost: Money,
+    pub cents: i128,
+}
+
+/// One API key of a team (Console usage has no key).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyLine {
+    pub api_key_name: String,
+    pub list_cost: Money,
+    pub cents: i128,
+}
+
+/// What one team pays for the month.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamBill {
+    pub name: String,
+    pub cost_center: Option<String>,
+    pub recipients: Vec<String>,
+    pub lines: Vec<Line>,
+    pub keys: Vec<KeyLine>,
+    /// The team's share of the shared workspaces' cost, exact and in cents (`None`: nothing
+    /// shared or no allocation configured).
+    pub shared: Option<(Money, i128)>,
+    /// List cost per day and model (for the chart), exact.
+    pub daily: BTreeMap<(NaiveDate, String), Money>,
+    pub total: Money,
+    pub cents: i128,
+    /// The previous month's cents, when that month has usage.
+    pub previous_cents: Option<i128>,
+}
+
+impl TeamBill {
+    /// Cents per workspace (by name), from the line cents: foots to the team's cents with the
+    /// shared line.
+    pub fn by_workspace(&self) -> Vec<(String, i128)> {
+        let mut m: BTreeMap<String, i128> = BTreeMap::new();
+        for l in &self.lines {
+            *m.entry(l.workspace_name.clone()).or_default() += l.cents;
+        }
+        m.into_iter().collect()
+    }
+    /// Cents per model, from the line cents: cross-foots with [`TeamBill::by_workspace`].
+    pub fn by_model(&self) -> Vec<(String, i128)> {
+        let mut m: BTreeMap<String, i128> = BTreeMap::new();
+        for l in &self.lines {
+            *m.entry(l.model.clone()).or_default() += l.cents;
+        }
+        m.into_iter().collect()
+    }
+}
+
+/// The month's chargeback: every configured team, then Unallocated (always, even at $0).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bill {
+    pub month: Month,
+    pub teams: Vec<TeamBill>,
+    pub total: Money,
+    pub cents: i128,
+    /// Usage lines with no list price (not in any figure; the mail says so).
+    pub unpriced_lines: usize,
+}
+
+impl Bill {
+    pub fn team(&self, name: &str) -> Option<&TeamBill> {
+        self.teams.iter().find(|t| t.name == name)
+    }
+}
+
+/// The reports a bill is made of (dims in these orders): team × workspace × model, team ×
+/// workspace × API key, team × day × model.
+pub struct Reports<'a> {
+    pub by_line: &'a Report,
+    pub by_key: &'a Report,
+    pub by_day: &'a Report,
+}
+
+fn dim(line: &crate::report::Line, i: usize) -> Option<String> {
+    line.dims.get(i).cloned().flatten()
+}
+
+/// Splits `amount` across `weights` in proportion, exactly to the unit (largest remainder), so
+/// the shares add up to `amount`.
+pub fn prorate(amount: i128, weights: &[i128]) -> Vec<i128> {
+    let total: i128 = weights.iter().sum();
+    if total <= 0 {
+        return vec![0; weights.len()];
+    }
+    let mut shares: Vec<i128> = Vec::with_capacity(weights.len());
+    let mut rems: Vec<(i128, usize)> = Vec::with_capacity(weights.len());
+    for (i, w) in weights.iter().enumerate() {
+        // amount × w fits: amounts are far below 2^63 units per line in practice; checked.
+        let p = amount.checked_mul(*w).unwrap_or(i128::MAX);
+        shares.push(p.div_euclid(total));
+        rems.push((p.rem_euclid(total), i));
+    }
+    let mut missing = amount - shares.iter().sum::<i128>();
+    rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut k = 0;
+    while missing > 0 && !rems.is_empty() {
+        shares[rems[k % rems.len()].1] += 1;
+        missing -= 1;
+        k += 1;
+    }
+    shares
+}
+
+/// Builds the bill of `month` from its reports. `shared` names workspaces (ids or names) whose
+/// unowned cost is allocated across the teams in proportion to their own spend.
+pub fn bill(
+    month: Month,
+    r: &Reports,
+    teams: &[Team],
+    shared: &[String],
+    previous: Option<&Bill>,
+) -> Bill {
+    let mut bills: Vec<TeamBill> = teams
+        .iter()
+        .map(|t| TeamBill {
+            name: t.name.clone(),
+            cost_center: t.cost_center.clone(),
+            recipients: t.recipients.clone(),
+            lines: Vec::new(),
+            keys: Vec::new(),
+            shared: None,
+            daily: BTreeMap::new(),
+            total: Money::ZERO,
+            cents: 0,
+            previous_cents: None,
+        })
+        .collect();
+    bills.push(TeamBill {
+        name: UNALLOCATED.into(),
+        cost_center: None,
+        recipients: Vec::new(),
+        lines: Vec::new(),
+        keys: Vec::new(),
+        shared: None,
+        daily: BTreeMap::new(),
+        total: Money::ZERO,
+        cents: 0,
+        previous_cents: None,
+    });
+    let index = |name: &str, bills: &[TeamBill]| {
+        bills
+            .iter()
+            .position(|b| b.name == name)
+            .unwrap_or(bills.len() - 1)
+    };
+    let is_shared = |id: &Option<String>, name: &str| {
+        shared
+            .iter()
+            .any(|s| Some(s) == id.as_ref() || s.as_str() == name)
+    };
+    let mut shared_units = 0i128;
+    let mut key_units: BTreeMap<String, i128> = BTreeMap::new();
+    for l in &r.by_line.lines {
+        let Some(cost) = l.list_cost else { continue };
+        let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
+        let workspace_id = dim(l, 1);
+        let workspace_name = dim(l, 2)
+            .or(workspace_id.clone())
+            .unwrap_or_else(|| "Default".into());
+        if team == UNALLOCATED && !shared.is_empty() && is_shared(&workspace_id, &workspace_name) {
+            shared_units += cost.units();
+            continue;
+        }
+        let i = index(&team, &bills);
+        bills[i].lines.push(Line {
+            workspace_id,
+            workspace_name,
+            model: dim(l, 3).unwrap_or_else(|| "(no model)".into()),
+            list_cost: cost,
+            cents: 0,
+        });
+    }
+    // Keys of the shared workspaces' unowned cost are in the shared line, not a team's keys.
+    for l in &r.by_key.lines {
+        let Some(cost) = l.list_cost else { continue };
+        let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
+        let (workspace_id, workspace_name) = (dim(l, 1), dim(l, 2).unwrap_or_default());
+        if team == UNALLOCATED && !shared.is_empty() && is_shared(&workspace_id, &workspace_name) {
+            continue;
+        }
+        let name = dim(l, 4)
+            .or(dim(l, 3))
+            .unwrap_or_else(|| "(Console, no key)".into());
+        *key_units.entry(format!("{team}\u{0}{name}")).or_default() += cost.units();
+    }
+    for (k, units) in key_units {
+        let (team, name) = k.split_once('\u{0}').unwrap_or((UNALLOCATED, ""));
+        let i = index(team, &bills);
+        bills[i].keys.push(KeyLine {
+            api_key_name: name.to_string(),
+            list_cost: Money::from_units(units),
+            cents: 0,
+        });
+    }
+    for l in &r.by_day.lines {
+        let Some(cost) = l.list_cost else { continue };
+        let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
+        let Some(day) = dim(l, 1).and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        else {
+            continue;
+        };
+        let model = dim(l, 2).unwrap_or_else(|| "(no model)".into());
+        let i = index(&team, &bills);
+        let e = bills[i].daily.entry((day, model)).or_default();
+        *e = Money::from_units(e.units() + cost.units());
+    }
+    allocate_shared(&mut bills, shared_units);
+    round_bills(month, bills, r.by_line.unpriced_lines, previous)
+}
+
+/// The shared cost split across the teams (not Unallocated) by their own spend; with no team
+/// spend it stays with Unallocated.
+fn allocate_shared(bills: &mut [TeamBill], shared_units: i128) {
+    if shared_units == 0 {
+        return;
+    }
+    let n = bills.len() - 1;
+    let weights: Vec<i128> = bills[..n]
+        .iter()
+        .map(|b| b.lines.iter().map(|l| l.list_cost.units()).sum())
+        .collect();
+    let shares = if weights.iter().sum::<i128>() > 0 {
+        let mut s = prorate(shared_units, &weights);
+        s.push(0);
+        s
+    } else {
+        let mut s = vec![0; n];
+        s.push(shared_units);
+        s
+    };
+    for (b, s) in bills.iter_mut().zip(shares) {
+        if s != 0 {
+            b.shared = Some((Money::from_units(s), 0));
+        }
+    }
+}
+
+/// Rounds top down (see the module header) and fills totals and the previous month's cents.
+fn round_bills(
+    month: Month,
+    mut bills: Vec<TeamBill>,
+    unpriced_lines: usize,
+    previous: Option<&Bill>,
+) -> Bill {
+    for b in &mut bills {
+        let own: i128 = b.lines.iter().map(|l| l.list_cost.units()).sum();
+        b.total = Money::from_units(own + b.shared.map_or(0, |s| s.0.units()));
+        b.lines
+            .sort_by(|x, y| (&x.workspace_name, &x.model).cmp(&(&y.workspace_name, &y.model)));
+        b.keys.sort_by(|x, y| {
+            y.list_cost
+                .cmp(&x.list_cost)
+                .then(x.api_key_name.cmp(&y.api_key_name))
+        });
+    }
+    let total_units: i128 = bills.iter().map(|b| b.total.units()).sum();
+    let cents = round_cents(total_units);
+    let team_cents = allocate_cents_to(
+        &bills.iter().map(|b| b.total.units()).collect::<Vec<_>>(),
+        cents,
+    );
+    for (b, c) in bills.iter_mut().zip(team_cents) {
+        b.cents = c;
+        let shared = b.shared.map(|s| s.0.units());
+        let mut items: Vec<i128> = b.lines.iter().map(|l| l.list_cost.units()).collect();
+        items.extend(shared);
+        let mut got = allocate_cents_to(&items, c);
+        if let Some(s) = b.shared.as_mut() {
+            s.1 = got.pop().unwrap_or(0);
+        }
+        for (l, c) in b.lines.iter_mut().zip(got) {
+            l.cents = c;
+        }
+        // The key table foots to the same team cents, the shared line included.
+        let items: Vec<i128> = b.keys.iter().map(|k| k.list_cost.units()).collect();
+        let key_target = c - b.shared.map_or(0, |s| s.1);
+        if !items.is_empty() {
+            let got = allocate_cents_to(&items, key_target);
+            for (k, c) in b.keys.iter_mut().zip(got) {
+                k.cents = c;
+            }
+        }
+        b.previous_cents = previous.and_then(|p| p.team(&b.name)).map(|p| p.cents);
+    }
+    Bill {
+        month,
+        teams: bills,
+        total: Money::from_units(total_units),
+        cents,
+        unpriced_lines,
+    }
+}

@@ -1,0 +1,478 @@
+//! Mail bodies and the HTML report: a [`Bill`] (already rounded, see `mail::bill`) rendered
+//! through minijinja templates into plain text and HTML, with the CSV attachment and the
+//! charts.
+//!
+//! Templates are `reports/{team,finance}.{txt,html}`: built into the binary, and overridden by
+//! files of the same names in `[mail] templates` (edited without recompiling). Every figure a
+//! template shows is a string prepared here from the bill's cents, so the text part, the HTML
+//! part, the CSV and the finance summary show the same rounded numbers.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::mail::bill::{Bill, TeamBill};
+use crate::mail::{FinanceExtras, Render, Rendered};
+use crate::money::{Money, cents_text};
+use crate::present::chart;
+use crate::present::group_thousands;
+use crate::reconcile::tieout::RowKind;
+use crate::vocab::Close;
+
+const BUILT_IN: [(&str, &str); 4] = [
+    ("team.txt", include_str!("../../reports/team.txt")),
+    ("team.html", include_str!("../../reports/team.html")),
+    ("finance.txt", include_str!("../../reports/finance.txt")),
+    ("finance.html", include_str!("../../reports/finance.html")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(
+        "template {name}: {message} (fix the file in the templates directory, or remove it to use the built-in one)"
+    )]
+    Template { name: String, message: String },
+    #[error("cannot read template {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Chart(#[from] chart::ChartError),
+}
+
+/// The loaded templates.
+pub struct Templates {
+    env: minijinja::Environment<'static>,
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by `dir/NAME` when that file exists.
+    pub fn load(dir: Option<&Path>) -> Result<Templates, RenderError> {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, text) in BUILT_IN {
+            let source = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|source| RenderError::Read { path, source })?,
+                None => text.to_string(),
+            };
+            env.add_template_owned(name.to_string(), source)
+                .map_err(|e| RenderError::Template {
+                    name: name.into(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(Templates { env })
+    }
+    fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
+        let t = self
+            .env
+            .get_template(name)
+            .map_err(|e| RenderError::Template {
+                name: name.into(),
+                message: e.to_string(),
+            })?;
+        t.render(ctx).map_err(|e| RenderError::Template {
+            name: name.into(),
+            message: format!("{e:#}"),
+        })
+    }
+}
+
+/// How the HTML refers to its charts: `cid:` parts of the mail, or embedded data URIs (the
+/// self-contained HTML report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartLinks {
+    Cid,
+    DataUri,
+}
+
+/// `1234567` cents → `12,345.67`.
+pub fn usd(cents: i128) -> String {
+    let t = cents_text(cents);
+    match t.split_once('.') {
+        Some((i, f)) => format!("{}.{f}", group_thousands(i)),
+        None => group_thousands(&t),
+    }
+}
+
+/// "+$12.34 (+5.1%)" against the previous month; `None` without one.
+pub fn change(cents: i128, previous: Option<i128>) -> Option<String> {
+    let p = previous?;
+    let d = cents - p;
+    let sign = if d >= 0 { "+" } else { "-" };
+    let pct = if p == 0 {
+        String::new()
+    } else {
+        // Tenths of a percent, rounded half away from zero, in integers.
+        let tenths = (d * 2000 / p + (d * 2000 / p).signum()) / 2;
+        format!(" ({sign}{}.{}%)", tenths.abs() / 10, tenths.abs() % 10)
+    };
+    Some(format!("{sign}${}{pct}", usd(d.abs())))
+}
+
+fn status(close: Close) -> Value {
+    match close {
+        Close::Final => json!({"final": true, "label": "final", "note": ""}),
+        Close::Provisional { final_on } => json!({
+            "final": false,
+            "label": "PROVISIONAL",
+            "note": format!(
+                "Provisional: the provider may still deliver or restate usage for this month; \
+                 the figures are final on {final_on}."
+            ),
+        }),
+    }
+}
+
+fn team_value(t: &TeamBill) -> Value {
+    let workspaces: Vec<Value> = t
+        .by_workspace()
+        .into_iter()
+        .map(|(name, cents)| {
+            let lines: Vec<Value> = t
+                .lines
+                .iter()
+                .filter(|l| l.workspace_name == name)
+                .map(|l| json!({"model": l.model, "amount": usd(l.cents), "exact": l.list_cost.to_string()}))
+                .collect();
+            json!({"name": name, "amount": usd(cents), "lines": lines})
+        })
+        .collect();
+    let models: Vec<Value> = t
+        .by_model()
+        .into_iter()
+        .map(|(m, c)| json!({"model": m, "amount": usd(c)}))
+        .collect();
+    let keys: Vec<Value> = t
+        .keys
+        .iter()
+        .map(|k| json!({"name": k.api_key_name, "amount": usd(k.cents)}))
+        .collect();
+    json!({
+        "name": t.name,
+        "cost_center": t.cost_center.clone().unwrap_or_default(),
+        "total": usd(t.cents),
+        "previous": t.previous_cents.map(usd),
+        "change": change(t.cents, t.previous_cents),
+        "workspaces": workspaces,
+        "models": models,
+        "keys": keys,
+        "shared": t.shared.map(|s| usd(s.1)),
+    })
+}
+
+fn link(links: ChartLinks, id: &str, png: &[u8]) -> String {
+    use base64::Engine as _;
+    match links {
+        ChartLinks::Cid => format!("cid:{id}"),
+        ChartLinks::DataUri => format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(png)
+        ),
+    }
+}
+
+fn month_ym(bill: &Bill) -> (i32, u32) {
+    (bill.month.year().into(), bill.month.month().into())
+}
+
+/// The CSV of one team (or of every team): one row per team × workspace × model, exact list
+/// cost at full precision beside the cents every other part shows.
+pub fn csv(bill: &Bill, close: Close, teams: &[&TeamBill]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "month",
+        "status",
+        "team",
+        "cost_center",
+        "workspace_id",
+        "workspace_name",
+        "model",
+        "list_cost_usd",
+        "list_cost_usd_rounded",
+    ]);
+    let month = bill.month.key();
+    for t in teams {
+        let cc = t.cost_center.clone().unwrap_or_default();
+        for l in &t.lines {
+            let _ = w.write_record([
+                month.as_str(),
+                close.as_str(),
+                crate::present::csv_safe(&t.name).as_str(),
+                crate::present::csv_safe(&cc).as_str(),
+                crate::present::csv_safe(l.workspace_id.as_deref().unwrap_or("")).as_str(),
+                crate::present::csv_safe(&l.workspace_name).as_str(),
+                crate::present::csv_safe(&l.model).as_str(),
+                l.list_cost.to_string().as_str(),
+                cents_text(l.cents).as_str(),
+            ]);
+        }
+        if let Some((exact, cents)) = t.shared {
+            let _ = w.write_record([
+                month.as_str(),
+                close.as_str(),
+                crate::present::csv_safe(&t.name).as_str(),
+                crate::present::csv_safe(&cc).as_str(),
+                "",
+                "(shared cost, allocated)",
+                "",
+                exact.to_string().as_str(),
+                cents_text(cents).as_str(),
+            ]);
+        }
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+/// The mail of one team.
+pub fn team_mail(
+    tpl: &Templates,
+    bill: &Bill,
+    team: &TeamBill,
+    close: Close,
+    correction: Option<&str>,
+    links: ChartLinks,
+) -> Result<Rendered, RenderError> {
+    let daily = chart::daily_by_model(
+        &format!(
+            "{} · daily list cost by model, {} (UTC days)",
+            team.name, bill.month
+        ),
+        month_ym(bill),
+        &team.daily,
+    )?;
+    let keys: Vec<(String, i128)> = team
+        .keys
+        .iter()
+        .map(|k| (k.api_key_name.clone(), k.cents))
+        .collect();
+    let top = chart::top_bars(&format!("{} · top API keys", team.name), &keys, 10)?;
+    let ctx = json!({
+        "month": bill.month.key(),
+        "status": status(close),
+        "team": team_value(team),
+        "correction": correction,
+        "unpriced_lines": bill.unpriced_lines,
+        "charts": {"daily": link(links, "daily", &daily), "keys": link(links, "keys", &top)},
+    });
+    let prefix = match (correction.is_some(), close) {
+        (true, _) => "Correction: ",
+        (false, Close::Provisional { .. }) => "[provisional] ",
+        (false, Close::Final) => "",
+    };
+    Ok(Rendered {
+        subject: format!(
+            "{prefix}{} LLM API chargeback {}: ${}",
+            team.name,
+            bill.month,
+            usd(team.cents)
+        ),
+        text: tpl.render("team.txt", &ctx)?,
+        html: tpl.render("team.html", &ctx)?,
+        csv: (
+            format!(
+                "chargeback-{}-{}.csv",
+                bill.month,
+                crate::mail::slug(&team.name)
+            ),
+            csv(bill, close, &[team]),
+        ),
+        images: vec![("daily".into(), daily), ("keys".into(), top)],
+    })
+}
+
+/// The finance summary: every team and Unallocated, the tie-out, credits and anomalies.
+pub fn finance_mail(
+    tpl: &Templates,
+    bill: &Bill,
+    close: Close,
+    extras: &FinanceExtras,
+    links: ChartLinks,
+) -> Result<Rendered, RenderError> {
+    let mut daily = std::collections::BTreeMap::new();
+    for t in &bill.teams {
+        for ((d, _), c) in &t.daily {
+            let e: &mut Money = daily.entry((*d, t.name.clone())).or_default();
+            *e = Money::from_units(e.units() + c.units());
+        }
+    }
+    let chart_daily = chart::daily_by_model(
+        &format!("daily list cost by team, {} (UTC days)", bill.month),
+        month_ym(bill),
+        &daily,
+    )?;
+    let teams: Vec<Value> = bill.teams.iter().map(team_value).collect();
+    let tie_outs: Vec<Value> = extras
+        .tie_outs
+        .iter()
+        .map(|t| {
+            let rows: Vec<Value> = t
+                .rows
+                .iter()
+                .map(|r| {
+                    let kind = match r.kind {
+                        RowKind::Subtotal => "subtotal",
+                        RowKind::Known => "known",
+                        RowKind::Unexplained => "unexplained",
+                    };
+                    json!({"step": r.step, "kind": kind, "amount": usd(r.amount_cents)})
+                })
+                .collect();
+            json!({"invoice": t.invoice_number, "rows": rows})
+        })
+        .collect();
+    let reconciliation = extras.unexplained_lines.map(|n| match n {
+        0 => "Every line of the provider's cost report is matched or explained.".to_string(),
+        n => format!(
+            "{n} line(s) of the reconciliation with the provider's cost report are unexplained: \
+             `tokenledger reconcile --month {}` lists them.",
+            bill.month
+        ),
+    });
+    let credits: Vec<String> = extras
+        .credits
+        .iter()
+        .map(crate::present::credits::finding_text)
+        .collect();
+    let anomalies: Vec<String> = extras
+        .anomalies
+        .iter()
+        .map(|r| format!("{} (id {})", r.finding.sentence, r.id))
+        .collect();
+    let ctx = json!({
+        "month": bill.month.key(),
+        "status": status(close),
+        "total": usd(bill.cents),
+        "teams": teams,
+        "tie_outs": tie_outs,
+        "reconciliation": reconciliation,
+        "credits": credits,
+        "anomalies": anomalies,
+        "unpriced_lines": bill.unpriced_lines,
+        "charts": {"daily": link(links, "daily", &chart_daily)},
+    });
+    let prefix = if close.is_final() {
+        ""
+    } else {
+        "[provisional] "
+    };
+    let all: Vec<&TeamBill> = bill.teams.iter().collect();
+    Ok(Rendered {
+        subject: format!(
+            "{prefix}LLM API chargeback {}: ${} across {} teams",
+            bill.month,
+            usd(bill.cents),
+            bill.teams.len() - 1
+        ),
+        text: tpl.render("finance.txt", &ctx)?,
+        html: tpl.render("finance.html", &ctx)?,
+        csv: (
+            format!("chargeback-{}-all-teams.csv", bill.month),
+            csv(bill, close, &all),
+        ),
+        images: vec![("daily".into(), chart_daily)],
+    })
+}
+
+/// The body of an HTML document (what is between `<body …>` and `</body>`).
+fn body(html: &str) -> &str {
+    let start = html
+        .find("<body")
+        .and_then(|i| html[i..].find('>').map(|j| i + j + 1))
+        .unwrap_or(0);
+    let end = html.rfind("</body>").unwrap_or(html.len());
+    &html[start..end.max(start)]
+}
+
+/// `report --format html`: the finance summary and every team's report as one self-contained
+/// page (charts as data URIs; no external resource, no script).
+pub fn html_report(
+    tpl: &Templates,
+    bill: &Bill,
+    close: Close,
+    extras: &FinanceExtras,
+) -> Result<String, RenderError> {
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>LLM API chargeback {}</title></head>\n\
+         <body style=\"font-family: Arial, Helvetica, sans-serif; color: #222; max-width: 780px; margin: auto;\">\n",
+        bill.month
+    );
+    let f = finance_mail(tpl, bill, close, extras, ChartLinks::DataUri)?;
+    page.push_str(body(&f.html));
+    for t in &bill.teams {
+        let r = team_mail(tpl, bill, t, close, None, ChartLinks::DataUri)?;
+        page.push_str("\n<hr style=\"margin: 32px 0;\">\n");
+        page.push_str(body(&r.html));
+    }
+    page.push_str("\n</body></html>\n");
+    Ok(page)
+}
+
+/// What `tokenledger mail` says on stderr: one line per message, then where to look.
+pub fn outcome_text(o: &crate::mail::MailOutcome, data_dir: &Path) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "mail {} ({}), via {}:",
+        o.month,
+        o.close.as_str(),
+        o.transport
+    );
+    for d in &o.deliveries {
+        let why = d
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<10} {:<28} {}{why}",
+            d.status, d.kind, d.recipient, d.report
+        );
+    }
+    if o.deliveries.is_empty() {
+        let _ = writeln!(
+            s,
+            "  no recipients: add [[team]] recipients or [mail] finance to tokenledger.toml"
+        );
+    }
+    if o.deliveries.iter().any(|d| d.path.is_some()) {
+        let _ = writeln!(
+            s,
+            "  .eml files in {}",
+            crate::lake::display_rel(data_dir, &o.outbox)
+        );
+    }
+    if o.undelivered > 0 {
+        let _ = writeln!(
+            s,
+            "  {} message(s) still queued: the next run retries them (exit code 3)",
+            o.undelivered
+        );
+    }
+    s
+}
+
+/// The mail stage renders through the templates (`cid:` charts).
+impl Render for Templates {
+    fn team(
+        &self,
+        bill: &Bill,
+        team: &TeamBill,
+        close: Close,
+        correction: Option<&str>,
+    ) -> Result<Rendered, String> {
+        team_mail(self, bill, team, close, correction, ChartLinks::Cid).map_err(|e| e.to_string())
+    }
+    fn finance(
+        &self,
+        bill: &Bill,
+        close: Close,
+        extras: &FinanceExtras,
+    ) -> Result<Rendered, String> {
+        finance_mail(self, bill, close, extras, ChartLinks::Cid).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,466 @@
+//! Mail: the monthly chargeback per team and for finance, through a real SMTP server on
+//! loopback (aiosmtpd) or the outbox; exactly once; corrections; rounding that foots.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::common::*;
+
+const PASSWORD: &str = "s3cret-Pa55word-never-printed";
+
+/// A running aiosmtpd on a free loopback port; killed when dropped.
+struct Smtp {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp(dir: &Path, extra: &[&str]) -> Smtp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/server.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "aiosmtpd did not start (install it with `pip install aiosmtpd`)"
+    );
+    Smtp {
+        child,
+        port,
+        dir: dir.to_path_buf(),
+    }
+}
+
+impl Smtp {
+    /// The messages it accepted, parsed.
+    fn received(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files.iter().map(|f| parse_eml(f)).collect()
+    }
+}
+
+/// Parses an .eml with Python's standard `email` package: subject, to, message id, the text
+/// and HTML parts, the CSV attachment and the inline image ids.
+fn parse_eml(path: &Path) -> serde_json::Value {
+    let script = r#"
+import email, json, sys
+from email import policy
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
+out = {"subject": m["Subject"], "to": m["To"], "message_id": m["Message-ID"], "images": [], "structure": []}
+for p in m.walk():
+    ct = p.get_content_type()
+    out["structure"].append(ct)
+    if ct == "text/plain": out["text"] = p.get_content()
+    elif ct == "text/html": out["html"] = p.get_content()
+    elif ct == "text/csv": out["csv"] = p.get_payload(decode=True).decode(); out["csv_name"] = p.get_filename()
+    elif ct == "image/png":
+        data = p.get_payload(decode=True)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+        out["images"].append(p["Content-ID"].strip("<>"))
+print(json.dumps(out))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn outbox_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+const TEAMS: &str = r#"
+[[team]]
+name = "Search"
+cost_center = "CC-100"
+recipients = ["search-leads@example.com"]
+workspaces = ["wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ"]
+
+[[team]]
+name = "Support"
+cost_center = "CC-200"
+recipients = ["support@example.com"]
+workspaces = ["Support Bot"]
+"#;
+
+/// A lake with the shipped fixtures and a config with two teams and `mail`.
+fn setup(dir: &Path, mail: &str) -> (PathBuf, PathBuf) {
+    let data = dir.join("data");
+    let cfg = dir.join("tokenledger.toml");
+    std::fs::write(&cfg, format!("{mail}\n{TEAMS}")).unwrap();
+    let (c, _) = ingest(
+        &data,
+        &[&fixtures().join("sample"), &fixtures().join("ledger")],
+    );
+    assert_eq!(c, 0, "the shipped fixtures ingest clean");
+    (data, cfg)
+}
+
+fn mail(data: &Path, cfg: &Path, extra: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut args = vec![
+        "--config",
+        cfg.to_str().unwrap(),
+        "mail",
+        "--month",
+        "2026-10",
+    ];
+    args.extend(extra);
+    tl_env(data, &args, env)
+}
+
+#[test]
+fn outbox_mail_has_every_part_foots_and_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cfg) = setup(
+        dir.path(),
+        "[mail]\nfrom = \"FinOps <finops@example.com>\"\nfinance = [\"finance@example.com\"]\nshared_workspaces = [\"Default\"]",
+    );
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-20", "--json"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let files = outbox_files(&data.join("outbox/2026-10"));
+    assert_eq!(files.len(), 3, "two teams and finance: {files:?}");
+    let msgs: Vec<serde_json::Value> = files.iter().map(|f| parse_eml(f)).collect();
+    let search = msgs
+        .iter()
+        .find(|m| m["to"].as_str().unwrap().contains("search-leads"))
+        .unwrap();
+    // mixed → alternative(text, related(html, png, png)) + csv
+    assert_eq!(
+        search["structure"],
+        serde_json::json!([
+            "multipart/mixed",
+            "multipart/alternative",
+            "text/plain",
+            "multipart/related",
+            "text/html",
+            "image/png",
+            "image/png",
+            "text/csv"
+        ])
+    );
+    let html = search["html"].as_str().unwrap();
+    for id in search["images"].as_array().unwrap() {
+        assert!(html.contains(&format!("cid:{}", id.as_str().unwrap())));
+    }
+    assert!(!html.to_lowercase().contains("<script"));
+    // Only the team's own numbers: Support's workspace is not in Search's mail.
+    let text = search["text"].as_str().unwrap();
+    assert!(
+        !text.contains("Support Bot") && !search["csv"].as_str().unwrap().contains("Support Bot")
+    );
+    // The CSV's exact amounts sum to the exact total; its rounded column foots to the total
+    // the text shows, which the subject repeats.
+    let csv = search["csv"].as_str().unwrap();
+    let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+    let (mut exact, mut cents) = (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO);
+    for r in rdr.records() {
+        let r = r.unwrap();
+        exact += r[7].parse::<rust_decimal::Decimal>().unwrap();
+        cents += r[8].parse::<rust_decimal::Decimal>().unwrap();
+    }
+    let total = format!("${}", cents.round_dp(2));
+    assert!(search["subject"].as_str().unwrap().ends_with(&total));
+    assert!(
+        text.contains(&format!("Total list cost: {total}")),
+        "{text}"
+    );
+    assert_eq!(
+        exact.round_dp(2),
+        cents,
+        "rounded rows foot to the rounded exact total"
+    );
+    // Every table of the text part ends with the same total.
+    assert_eq!(text.matches(&format!("Total: {}", &total[1..])).count(), 3);
+    // The finance summary lists both teams and Unallocated, and sums to the org's total.
+    let fin = msgs
+        .iter()
+        .find(|m| m["to"].as_str().unwrap().contains("finance"))
+        .unwrap();
+    let ft = fin["text"].as_str().unwrap();
+    assert!(
+        ft.contains("Search (CC-100): ")
+            && ft.contains("Support (CC-200): ")
+            && ft.contains("Unallocated: ")
+    );
+    assert!(
+        ft.contains(&format!("Search (CC-100): {}", &total[1..])),
+        "the same rounded figure in every part:\n{ft}"
+    );
+    // Re-running writes nothing new.
+    let again = mail(&data, &cfg, &["--as-of", "2026-11-20"], &[]);
+    assert_eq!(code(&again), 0);
+    assert_eq!(outbox_files(&data.join("outbox/2026-10")), files);
+    assert!(
+        stderr(&again).matches("skipped").count() == 3,
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn smtp_with_auth_retries_and_delivers_exactly_once_without_leaking_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp(
+        &dir.path().join("received"),
+        &["--user", "finops", "--password", PASSWORD, "--fail", "2"],
+    );
+    let (data, cfg) = setup(
+        dir.path(),
+        &format!(
+            "[mail]\nfrom = \"FinOps <finops@example.com>\"\nfinance = [\"finance@example.com\"]\nattempts = 2\nbackoff_ms = 10\n\
+             [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout_secs = 3\nusername = \"finops\"\npassword_env = \"TL_TEST_SMTP_PASSWORD\"\n",
+            server.port
+        ),
+    );
+    let env = [("TL_TEST_SMTP_PASSWORD", PASSWORD)];
+    // The first message meets two temporary failures: both attempts fail, it stays queued.
+    let first = mail(&data, &cfg, &["--as-of", "2026-11-20", "--json"], &env);
+    assert_eq!(
+        code(&first),
+        3,
+        "undelivered mail is exit code 3: {}",
+        stderr(&first)
+    );
+    let out: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(out["undelivered"], 1);
+    assert_eq!(server.received().len(), 2);
+    // The next run delivers it, and only it.
+    let second = mail(&data, &cfg, &["--as-of", "2026-11-20"], &env);
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    let got = server.received();
+    assert_eq!(got.len(), 3);
+    let mut to: Vec<&str> = got.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "finance@example.com",
+            "search-leads@example.com",
+            "support@example.com"
+        ]
+    );
+    // A third run sends nothing.
+    let third = mail(&data, &cfg, &["--as-of", "2026-11-20"], &env);
+    assert_eq!(code(&third), 0);
+    assert_eq!(server.received().len(), 3);
+    // --resend forces.
+    let forced = mail(&data, &cfg, &["--as-of", "2026-11-20", "--resend"], &env);
+    assert_eq!(code(&forced), 0);
+    assert_eq!(server.received().len(), 6);
+    // The password is in no output and no lake file.
+    for o in [&first, &second, &third, &forced] {
+        assert!(!String::from_utf8_lossy(&o.stdout).contains(PASSWORD));
+        assert!(!stderr(o).contains(PASSWORD));
+    }
+    for f in walk(&data) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes
+                .windows(PASSWORD.len())
+                .any(|w| w == PASSWORD.as_bytes()),
+            "{} holds the password",
+            f.display()
+        );
+    }
+    // A wrong password: refused by the server, said without echoing it.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("attempts = 2", "attempts = 1");
+    std::fs::write(&cfg, text).unwrap();
+    let wrong = "wrong-Pa55-also-secret";
+    let w = mail(
+        &data,
+        &cfg,
+        &["--as-of", "2026-11-20", "--resend"],
+        &[("TL_TEST_SMTP_PASSWORD", wrong)],
+    );
+    assert_eq!(code(&w), 3);
+    assert!(!stderr(&w).contains(wrong) && !String::from_utf8_lossy(&w.stdout).contains(wrong));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_provisional_month_says_so_then_the_final_follows_then_a_restatement_corrects() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp(&dir.path().join("received"), &[]);
+    let (data, cfg) = setup(
+        dir.path(),
+        &format!(
+            "[mail]\nfrom = \"FinOps <finops@example.com>\"\nbackoff_ms = 10\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            server.port
+        ),
+    );
+    // 2 November: within the 3 days of grace.
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-02"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = server.received();
+    assert_eq!(got.len(), 2);
+    for m in &got {
+        assert!(m["subject"].as_str().unwrap().starts_with("[provisional]"));
+        assert!(m["text"].as_str().unwrap().contains("final on 2026-11-04"));
+        assert!(m["csv"].as_str().unwrap().contains(",provisional,"));
+    }
+    // Same day again: nothing. After the close day: the final version, once.
+    mail(&data, &cfg, &["--as-of", "2026-11-02"], &[]);
+    assert_eq!(server.received().len(), 2);
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-04", "--json"], &[]);
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        out["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["kind"] == "final")
+    );
+    let got = server.received();
+    assert_eq!(got.len(), 4);
+    assert!(!got[2]["subject"].as_str().unwrap().contains("provisional"));
+    // The provider restates Search's usage: a later export of the same buckets with more
+    // output tokens. Search gets a correction saying what changed; Support nothing.
+    let restated = dir.path().join("restated");
+    std::fs::create_dir_all(&restated).unwrap();
+    let p1 = std::fs::read_to_string(fixtures().join("sample/usage-2026-10-p1.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&p1).unwrap();
+    bump_output_tokens(&mut v, "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ", 10_000_000);
+    std::fs::write(
+        restated.join("usage-2026-10-p1-restated.json"),
+        v.to_string(),
+    )
+    .unwrap();
+    ingest(&data, &[&restated]);
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-20", "--json"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = server.received();
+    assert_eq!(got.len(), 5, "one correction, to Search only");
+    let c = &got[4];
+    assert!(c["to"].as_str().unwrap().contains("search-leads"));
+    assert!(c["subject"].as_str().unwrap().starts_with("Correction: "));
+    assert!(
+        c["text"].as_str().unwrap().contains("changed from $"),
+        "{}",
+        c["text"]
+    );
+}
+
+/// Adds `extra` output tokens to the first result of workspace `ws` in an Admin API page.
+fn bump_output_tokens(v: &mut serde_json::Value, ws: &str, extra: u64) {
+    for bucket in v["data"].as_array_mut().unwrap() {
+        for r in bucket["results"].as_array_mut().unwrap() {
+            if r["workspace_id"] == ws {
+                let n = r["output_tokens"].as_u64().unwrap();
+                r["output_tokens"] = (n + extra).into();
+                return;
+            }
+        }
+    }
+    panic!("no result of {ws} in the fixture");
+}
+
+#[test]
+fn plain_smtp_to_a_remote_host_is_refused_and_html_report_is_self_contained() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cfg) = setup(
+        dir.path(),
+        "[mail]\nfinance = [\"finance@example.com\"]\n[mail.smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"\nusername = \"u\"\npassword_env = \"NOPE\"\n",
+    );
+    let o = mail(&data, &cfg, &[], &[]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("loopback"), "{}", stderr(&o));
+    // The HTML report needs no server: one page, charts embedded, no script, every team.
+    let page = dir.path().join("october.html");
+    let o = tl(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+            "--format",
+            "html",
+            "--out",
+            page.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("data:image/png;base64,"));
+    assert!(!html.contains("cid:") && !html.to_lowercase().contains("<script"));
+    for t in ["Search", "Support", "Unallocated", "finance summary"] {
+        assert!(html.contains(t), "{t} missing");
+    }
+}
+
+#[test]
+fn templates_can_be_edited_without_recompiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("templates");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(
+        tpl.join("team.txt"),
+        "CUSTOM {{ team.name }} owes {{ team.total }} for {{ month }}\n",
+    )
+    .unwrap();
+    let (data, cfg) = setup(dir.path(), "[mail]\ntemplates = \"templates\"\n");
+    let o = mail(&data, &cfg, &["--dry-run"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let files = outbox_files(&data.join("outbox/dry-run/2026-10"));
+    assert_eq!(files.len(), 2);
+    let m = parse_eml(&files[0]);
+    assert!(
+        m["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("CUSTOM Search owes ")
+    );
+    // A dry run records nothing: the real run still sends everything.
+    assert!(!data.join("mail_log").exists());
+}
