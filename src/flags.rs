@@ -134,7 +134,7 @@ buckets replace older ones."
     Usage(UsageArgs),
     /// Run SQL over the lake (polars SQL). Tables: usage, cost, rated_usage, workspaces,
     /// api_keys, usage_coverage, cost_coverage, ingest_log, quarantine, credit_lots,
-    /// balance_snapshots, invoices, invoice_lines.
+    /// balance_snapshots, invoices, invoice_lines, anomaly_acks, mail_log.
     Sql(SqlArgs),
     /// List quarantined input: file, row/line, field and reason.
     Quarantine(QuarantineArgs),
