@@ -464,3 +464,108 @@ fn templates_can_be_edited_without_recompiling() {
     // A dry run records nothing: the real run still sends everything.
     assert!(!data.join("mail_log").exists());
 }
+
+/// A test CA and a `localhost` leaf it signs (rustls refuses a self-signed CA as end entity).
+fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tokenledger test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    )
+}
+
+#[test]
+fn starttls_is_required_and_verified_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    let server = smtp(
+        &dir.path().join("received"),
+        &[
+            "--tls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "--user",
+            "finops",
+            "--password",
+            PASSWORD,
+        ],
+    );
+    let smtp_cfg = |ca_line: &str| {
+        format!(
+            "[mail]\nfinance = [\"finance@example.com\"]\nattempts = 1\n[mail.smtp]\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\ntimeout_secs = 5\nusername = \"finops\"\npassword_file = \"smtp-password\"\n{ca_line}\n",
+            server.port
+        )
+    };
+    std::fs::write(dir.path().join("smtp-password"), format!("{PASSWORD}\n")).unwrap();
+    let (data, cfg) = setup(
+        dir.path(),
+        &smtp_cfg(&format!("ca_file = {:?}", ca.to_str().unwrap())),
+    );
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-20"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(server.received().len(), 3);
+    // Without the CA the server's certificate is not trusted: nothing is sent in clear, the
+    // message stays queued.
+    std::fs::write(&cfg, format!("{}\n{TEAMS}", smtp_cfg(""))).unwrap();
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-20", "--resend"], &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(server.received().len(), 3);
+    assert!(!stderr(&o).contains(PASSWORD));
+}

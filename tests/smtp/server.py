@@ -1,11 +1,12 @@
 """A real SMTP server on loopback for the mail tests (aiosmtpd, from PyPI).
 
-usage: server.py PORT DIR [--user U --password P] [--fail N]
+usage: server.py PORT DIR [--user U --password P] [--fail N] [--tls CERT KEY]
 
 Saves every accepted message as DIR/<n>.eml with a DIR/<n>.rcpt file of its recipients.
 With --user/--password, AUTH (PLAIN or LOGIN) is required. With --fail N, the first N DATA
 commands are answered `451 4.3.0` (a temporary failure, as a busy relay does). Prints
-`ready` on stdout once it listens; runs until killed.
+`ready` on stdout once it listens; runs until killed. With --tls, STARTTLS is required before
+anything else (the certificate is a test CA's leaf for `localhost`).
 """
 import argparse
 import os
@@ -16,7 +17,7 @@ import warnings
 warnings.simplefilter("ignore")  # AUTH without TLS is what the loopback test means to do
 import logging
 
-logging.disable(logging.WARNING)
+logging.disable(logging.CRITICAL)
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -27,6 +28,7 @@ ap.add_argument("dir")
 ap.add_argument("--user")
 ap.add_argument("--password")
 ap.add_argument("--fail", type=int, default=0)
+ap.add_argument("--tls", nargs=2)
 args = ap.parse_args()
 os.makedirs(args.dir, exist_ok=True)
 
@@ -62,6 +64,12 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 kw = {}
 if args.user:
     kw = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+if args.tls:
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*args.tls)
+    kw.update(tls_context=ctx, require_starttls=True)
 c = Controller(Handler(), hostname="127.0.0.1", port=args.port, **kw)
 c.start()
 print("ready", flush=True)
