@@ -113,16 +113,22 @@ fn cmd_ingest(
 }
 
 fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
-    let out = match run::run(s) {
+    let tpl = templates(s)?;
+    let out = match run::run(s, &tpl) {
         Ok(x) => x,
         Err(e) => return failed(e, s),
     };
+    let reviews = out.reviews();
     if json {
-        println!("{}", serde_json::to_string_pretty(&out.ingest)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&present::run_json(&out, &reviews, exit_code(&reviews)))?
+        );
     }
     if !s.quiet {
         eprint!("{}", present::ingest_summary(&out.ingest));
         eprintln!("{}", present::rate_summary(&out.rated, &out.price_book));
+        eprint!("{}", present::run_stages(&out, s.data_dir()));
     }
     if !s.quiet && !json {
         for m in &out.months {
@@ -150,7 +156,7 @@ fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
             );
         }
     }
-    Ok(exit_code(&out.reviews()))
+    Ok(exit_code(&reviews))
 }
 
 /// Reads under a snapshot and prints the frame, or says why there is none.

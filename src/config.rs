@@ -157,6 +157,8 @@ pub struct MailConfig {
     /// Recipients of the finance summary.
     #[serde(default)]
     pub finance: Vec<String>,
+    /// Recipients of the nightly alert digest (default: `finance`).
+    pub alerts: Option<Vec<String>>,
     /// Absent: messages are written as `.eml` files to the outbox under the data dir.
     pub smtp: Option<SmtpConfig>,
     /// A directory of templates overriding the built-in ones (`reports/` in the repository

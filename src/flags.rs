@@ -34,7 +34,27 @@ Examples:
   tokenledger synth --out /tmp/org --months 2 --width 1h
 
 Exit codes: 0 clean, 1 failure (nothing committed), 2 usage error, 3 needs review: input was
-quarantined or skipped, usage is UNPRICED, a difference is unexplained, or credits have findings.";
+quarantined or skipped, usage is UNPRICED, a difference is unexplained, credits have findings,
+anomalies alert, or mail is still queued after failed sends.";
+
+const RUN_RULES: &str = "\
+Stages, in order, each one summary line on stderr (--json: every stage on stdout):
+  ingest       new files from --inputs or `inputs` in tokenledger.toml (known files are skipped)
+  rate         what changed (or the price book)
+  report       the months re-rated and the latest; reconcile each with the cost report and invoices
+  credits      the ledger as of --as-of (default today)
+  anomalies    findings that alert, dated within the last 7 days
+  month close  the latest month's chargeback mail once it is final ([mail] grace_days after it
+               ends); exactly once, a correction if a final month is restated
+  alerts       one digest per [mail] alerts recipient (default finance): anomalies, credit
+               findings, undelivered mail; each finding mailed once
+Running twice does nothing new; a run killed anywhere and re-run ends in the same lake and mail.
+Without [mail.smtp], mail is written as .eml files under DATA_DIR/outbox/.
+
+Examples:
+  tokenledger run --inputs /srv/exports/anthropic
+  tokenledger -q run                                  # cron: silent, the exit code says it all
+  tokenledger run --json | jq .reviews";
 
 const TIE_OUT_RULES: &str = "\
 The tie-out (each invoice whose period starts in the month): our list cost of the invoice period
@@ -119,7 +139,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The nightly job: ingest the configured inputs, rate, report and reconcile what changed.
+    /// The nightly job: ingest → rate → report and reconcile → credits → anomalies → month
+    /// close (chargeback mail once final) → alert digest. Safe to re-run.
+    #[command(after_help = RUN_RULES)]
     Run(RunArgs),
     /// Ingest provider exports (files or directories) into the lake.
     #[command(

@@ -17,7 +17,7 @@ use crate::money::Money;
 /// The query behind `tokenledger usage`; also run by DuckDB in the interop tests.
 pub const USAGE_TOTALS_SQL: &str = include_str!("../sql/usage_totals.sql");
 
-pub const TABLES: [Table; 15] = [
+pub const TABLES: [Table; 16] = [
     Table::Usage,
     Table::UsageCoverage,
     Table::Cost,
@@ -33,6 +33,7 @@ pub const TABLES: [Table; 15] = [
     Table::InvoiceLines,
     Table::AnomalyAcks,
     Table::MailLog,
+    Table::AlertLog,
 ];
 
 #[derive(Debug, thiserror::Error)]

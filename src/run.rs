@@ -345,7 +345,20 @@ pub struct RunOutcome {
     pub months: Vec<MonthOutcome>,
     /// The credits ledger as of today (`None`: no credit lots in the lake).
     pub credits: Option<crate::credits::Ledger>,
+    /// Anomalies that alert, dated within [`ALERT_DAYS`] before the as-of day.
+    pub anomalies: Vec<crate::anomalies::Row>,
+    /// Month close: the chargeback mail of the latest month with usage, once it is final
+    /// (`None`: not final yet, or no recipients configured).
+    pub chargeback: Option<crate::mail::MailOutcome>,
+    /// The alert digest (`None`: no alert recipients).
+    pub alerts: Option<crate::mail::alerts::AlertOutcome>,
+    /// Mail still queued after this run (chargebacks and digests).
+    pub undelivered: usize,
 }
+
+/// The nightly digest carries anomalies of the last this many days (older ones are in
+/// `tokenledger anomalies`; a first run over a long history does not mail all of it).
+pub const ALERT_DAYS: i64 = 7;
 
 impl RunOutcome {
     /// Every reason to look, from every stage.
@@ -358,6 +371,16 @@ impl RunOutcome {
         if let Some(l) = self.credits.as_ref().filter(|l| !l.findings.is_empty()) {
             out.push(Review::Credits {
                 findings: l.findings.len(),
+            });
+        }
+        if !self.anomalies.is_empty() {
+            out.push(Review::Anomalies {
+                alerts: self.anomalies.len(),
+            });
+        }
+        if self.undelivered > 0 {
+            out.push(Review::Undelivered {
+                messages: self.undelivered,
             });
         }
         out
@@ -389,20 +412,29 @@ fn months_to_report(layout: &Layout, rated: &RateSummary) -> Result<Vec<Month>, 
         .collect()
 }
 
-/// The nightly job: ingest the configured inputs, rate what changed, then report and
-/// reconcile the months that changed (and the latest).
-pub fn run(settings: &Settings) -> Result<RunOutcome, RunError> {
+/// The nightly job, in order: ingest the configured inputs → rate what changed → report and
+/// reconcile the months that changed (and the latest) → credits → anomalies → month close
+/// (the latest month's chargeback mail once it is final; corrections when restated) → the
+/// alert digest (anomalies, credit findings, undelivered mail; each finding once).
+pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunOutcome, RunError> {
     if settings.inputs.is_empty() {
         return Err(RunError::Usage(
             "no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml".into(),
         ));
     }
+    let mail_cfg = settings
+        .mail_settings()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    let policy = settings
+        .anomaly_policy()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
     let ingest = ingest(settings, settings.inputs.clone(), None)?;
     let book = settings.price_book()?;
     let rated = rate(settings, &book, &[])?;
     let layout = &settings.layout;
+    let to_report = months_to_report(layout, &rated.summary)?;
     let mut months = Vec::new();
-    for month in months_to_report(layout, &rated.summary)? {
+    for &month in &to_report {
         let report = report::report(
             layout,
             month,
@@ -427,15 +459,81 @@ pub fn run(settings: &Settings) -> Result<RunOutcome, RunError> {
     let opts = settings.credit_options(settings.as_of);
     let (ledger, inputs) = crate::credits::credits(layout, &opts)?;
     let credits = (!inputs.lots.is_empty()).then_some(ledger);
+    let recent = settings.as_of - chrono::TimeDelta::days(ALERT_DAYS);
+    let anomalies: Vec<crate::anomalies::Row> =
+        crate::anomalies::anomalies(layout, &policy, (Some(recent), Some(settings.as_of)), None)?
+            .into_iter()
+            .filter(|r| r.alert)
+            .collect();
+    let recovered = ingest
+        .recovered
+        .clone()
+        .or(rated.snapshot.recovered.clone());
+    // The mail stages take the exclusive lock: the reading snapshot is released first.
+    drop(rated.snapshot);
+    let chargeback = month_close(settings, &mail_cfg, render, to_report.last().copied())?;
+    let queued = crate::mail::log(layout)?
+        .iter()
+        .filter(|e| e.status == "queued")
+        .count();
+    let mut items: Vec<crate::mail::alerts::Alert> = anomalies
+        .iter()
+        .cloned()
+        .map(crate::mail::alerts::Alert::Anomaly)
+        .collect();
+    items.extend(
+        credits
+            .iter()
+            .flat_map(|l| l.findings.iter().cloned())
+            .map(crate::mail::alerts::Alert::Credit),
+    );
+    if queued > 0 {
+        items.push(crate::mail::alerts::Alert::Undelivered { messages: queued });
+    }
+    let alerts = if mail_cfg.alerts.is_empty() {
+        None
+    } else {
+        let _lock = Snapshot::write(layout, settings.wait_for_lock)?;
+        Some(crate::mail::alerts::send(
+            layout,
+            &mail_cfg,
+            render,
+            &items,
+            settings.as_of,
+            false,
+        )?)
+    };
+    let undelivered = queued + alerts.as_ref().map_or(0, |a| a.undelivered);
     Ok(RunOutcome {
         credits,
-        recovered: ingest
-            .recovered
-            .clone()
-            .or(rated.snapshot.recovered.clone()),
+        recovered,
         ingest,
         rated: rated.summary,
         price_book: book.fingerprint,
         months,
+        anomalies,
+        chargeback,
+        alerts,
+        undelivered,
     })
+}
+
+/// Month close: the chargeback of `latest` (the latest month with usage) once it is final
+/// and someone is to receive it. The sent-ledger makes this once per month (and a correction
+/// when a final month is restated).
+fn month_close(
+    settings: &Settings,
+    cfg: &crate::mail::MailSettings,
+    render: &dyn crate::mail::Render,
+    latest: Option<Month>,
+) -> Result<Option<crate::mail::MailOutcome>, RunError> {
+    let Some(month) = latest else {
+        return Ok(None);
+    };
+    let close = crate::vocab::Close::of(month, settings.as_of, cfg.grace_days);
+    let anyone = !cfg.finance.is_empty() || settings.teams.iter().any(|t| !t.recipients.is_empty());
+    if !close.is_final() || !anyone {
+        return Ok(None);
+    }
+    Ok(Some(mail(settings, month, render, false, false)?))
 }

@@ -48,6 +48,8 @@ pub enum Table {
     AnomalyAcks,
     /// The sent-ledger of `tokenledger mail`: what went to whom, exactly once.
     MailLog,
+    /// What the nightly alert digest mailed to whom.
+    AlertLog,
 }
 
 impl Table {
@@ -68,6 +70,7 @@ impl Table {
             Table::InvoiceLines => "invoice_lines",
             Table::AnomalyAcks => "anomaly_acks",
             Table::MailLog => "mail_log",
+            Table::AlertLog => "alert_log",
         }
     }
     /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.

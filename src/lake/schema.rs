@@ -234,6 +234,15 @@ pub fn mail_log() -> SchemaRef {
     ]))
 }
 
+/// What the nightly alert digest has mailed to whom (each alert once per recipient).
+pub fn alert_log() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("alert_key", false),
+        s("recipient", false),
+        t("mailed_at", false),
+    ]))
+}
+
 pub fn of(t: Table) -> SchemaRef {
     match t {
         Table::Usage => usage(),
@@ -250,5 +259,6 @@ pub fn of(t: Table) -> SchemaRef {
         Table::InvoiceLines => super::ledger::invoice_lines(),
         Table::AnomalyAcks => anomaly_acks(),
         Table::MailLog => mail_log(),
+        Table::AlertLog => alert_log(),
     }
 }

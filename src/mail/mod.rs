@@ -13,6 +13,7 @@
 //! cent (an `update` of provisional figures, a `correction` of a final month, which says what
 //! changed). A message that fails every attempt stays `queued` and the next run sends it.
 
+pub mod alerts;
 pub mod bill;
 pub mod deliver;
 
@@ -75,6 +76,12 @@ pub trait Render {
         bill: &Bill,
         close: Close,
         extras: &FinanceExtras,
+    ) -> Result<Rendered, String>;
+    /// The nightly digest of alerts a recipient has not had yet.
+    fn alerts(
+        &self,
+        alerts: &[alerts::Alert],
+        as_of: chrono::NaiveDate,
     ) -> Result<Rendered, String>;
 }
 
@@ -225,11 +232,16 @@ fn write_log(layout: &Layout, rows: &[Entry]) -> Result<(), MailError> {
     Ok(())
 }
 
+/// The finance recipient of the outbox when `[mail]` names none and has no SMTP.
+pub const DEFAULT_FINANCE: &str = "Finance <finance@localhost>";
+
 /// What `[mail]` resolves to.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
     pub from: Mailbox,
     pub finance: Vec<Mailbox>,
+    /// Recipients of the nightly alert digest (default: the finance recipients).
+    pub alerts: Vec<Mailbox>,
     pub smtp: Option<crate::config::SmtpConfig>,
     pub templates: Option<PathBuf>,
     pub grace_days: u32,
@@ -245,6 +257,17 @@ fn mailbox(s: &str, what: &str) -> Result<Mailbox, MailError> {
 
 impl MailSettings {
     pub fn from_config(c: &MailConfig) -> Result<MailSettings, MailError> {
+        // With nowhere to send (no SMTP) and no one named, the outbox still shows what finance
+        // would receive: the demo's mail.
+        let finance = if c.finance.is_empty() && c.smtp.is_none() {
+            vec![DEFAULT_FINANCE.to_string()]
+        } else {
+            c.finance.clone()
+        };
+        let c = &MailConfig {
+            finance,
+            ..c.clone()
+        };
         Ok(MailSettings {
             from: mailbox(
                 c.from
@@ -256,6 +279,13 @@ impl MailSettings {
                 .finance
                 .iter()
                 .map(|f| mailbox(f, "finance"))
+                .collect::<Result<_, _>>()?,
+            alerts: c
+                .alerts
+                .as_ref()
+                .unwrap_or(&c.finance)
+                .iter()
+                .map(|f| mailbox(f, "alerts"))
                 .collect::<Result<_, _>>()?,
             smtp: c.smtp.clone(),
             templates: c.templates.clone(),
@@ -304,16 +334,16 @@ pub struct MailOutcome {
 }
 
 /// A message to send: who, which report, the rendered content and its figures.
-struct Outgoing {
-    report: String,
-    to: Mailbox,
-    rendered: Rendered,
-    hash: String,
-    total: Money,
-    cents: i128,
+pub(crate) struct Outgoing {
+    pub(crate) report: String,
+    pub(crate) to: Mailbox,
+    pub(crate) rendered: Rendered,
+    pub(crate) hash: String,
+    pub(crate) total: Money,
+    pub(crate) cents: i128,
 }
 
-fn content_hash(r: &Rendered, to: &str) -> String {
+pub(crate) fn content_hash(r: &Rendered, to: &str) -> String {
     let mut h = blake3::Hasher::new();
     for part in [
         to.as_bytes(),
@@ -334,7 +364,7 @@ fn content_hash(r: &Rendered, to: &str) -> String {
 }
 
 /// The MIME message: mixed → alternative(text, related(html, inline PNGs)) + the CSV.
-fn message(from: &Mailbox, o: &Outgoing) -> Result<Message, MailError> {
+pub(crate) fn message(from: &Mailbox, o: &Outgoing) -> Result<Message, MailError> {
     let r = &o.rendered;
     let mut related = MultiPart::related().singlepart(SinglePart::html(r.html.clone()));
     let png = ContentType::parse("image/png").expect("a valid content type");
@@ -497,17 +527,8 @@ pub fn mail(
         };
         let m = message(&cfg.from, &out)?;
         let name = format!("{}--{}--{}", slug(&out.report), slug(&to), &out.hash[..8]);
-        let (status, path, error, attempts) = match &smtp {
-            _ if opts.dry_run => {
-                let p = deliver::write_eml(&outbox, &name, &m)?;
-                (String::from("dry-run"), Some(p), None, 0)
-            }
-            None => {
-                let p = deliver::write_eml(&outbox, &name, &m)?;
-                ("written".into(), Some(p), None, 1)
-            }
-            Some(s) => send_with_retries(s, &m, cfg),
-        };
+        let (status, path, error, attempts) =
+            deliver_one(smtp.as_ref(), &outbox, &name, &m, cfg, opts.dry_run)?;
         let d = Delivery {
             report: out.report.clone(),
             recipient: to.clone(),
@@ -547,6 +568,29 @@ pub fn mail(
         deliveries,
         undelivered,
         outbox,
+    })
+}
+
+/// Delivers one message: to the outbox (dry run, or no SMTP) or by SMTP with retries.
+/// Returns (status, .eml path, last error, attempts).
+pub(crate) fn deliver_one(
+    smtp: Option<&deliver::Smtp>,
+    outbox: &Path,
+    name: &str,
+    m: &Message,
+    cfg: &MailSettings,
+    dry_run: bool,
+) -> Result<(String, Option<PathBuf>, Option<String>, i64), MailError> {
+    Ok(match smtp {
+        _ if dry_run => {
+            let p = deliver::write_eml(outbox, name, m)?;
+            (String::from("dry-run"), Some(p), None, 0)
+        }
+        None => {
+            let p = deliver::write_eml(outbox, name, m)?;
+            ("written".into(), Some(p), None, 1)
+        }
+        Some(s) => send_with_retries(s, m, cfg),
     })
 }
 

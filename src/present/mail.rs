@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::mail::alerts::Alert;
 use crate::mail::bill::{Bill, TeamBill};
 use crate::mail::{FinanceExtras, Render, Rendered};
 use crate::money::{Money, cents_text};
@@ -19,7 +20,9 @@ use crate::present::group_thousands;
 use crate::reconcile::tieout::RowKind;
 use crate::vocab::Close;
 
-const BUILT_IN: [(&str, &str); 4] = [
+const BUILT_IN: [(&str, &str); 6] = [
+    ("alerts.txt", include_str!("../../reports/alerts.txt")),
+    ("alerts.html", include_str!("../../reports/alerts.html")),
     ("team.txt", include_str!("../../reports/team.txt")),
     ("team.html", include_str!("../../reports/team.html")),
     ("finance.txt", include_str!("../../reports/finance.txt")),
@@ -361,7 +364,7 @@ pub fn finance_mail(
     let all: Vec<&TeamBill> = bill.teams.iter().collect();
     Ok(Rendered {
         subject: format!(
-            "{prefix}LLM API chargeback {}: ${} across {} teams",
+            "{prefix}LLM API chargeback {}: ${} across {} team(s) and Unallocated",
             bill.month,
             usd(bill.cents),
             bill.teams.len() - 1
@@ -456,6 +459,66 @@ pub fn outcome_text(o: &crate::mail::MailOutcome, data_dir: &Path) -> String {
     s
 }
 
+/// One alert as a sentence and its kind.
+pub fn alert_text(a: &Alert) -> (&'static str, String) {
+    match a {
+        Alert::Anomaly(r) => (
+            "anomaly",
+            format!(
+                "{} [{} {}, id {}: `tokenledger anomalies ack {}` if expected]",
+                r.finding.sentence,
+                r.finding.kind.as_str(),
+                r.finding.severity.as_str(),
+                r.id,
+                r.id
+            ),
+        ),
+        Alert::Credit(f) => ("credits", crate::present::credits::finding_text(f)),
+        Alert::Undelivered { messages } => (
+            "mail",
+            format!(
+                "{messages} message(s) failed every attempt and are queued; the next run retries them"
+            ),
+        ),
+    }
+}
+
+/// The nightly digest.
+pub fn alerts_mail(
+    tpl: &Templates,
+    alerts: &[Alert],
+    as_of: chrono::NaiveDate,
+) -> Result<Rendered, RenderError> {
+    let items: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            let (kind, text) = alert_text(a);
+            json!({"kind": kind, "text": text})
+        })
+        .collect();
+    let ctx = json!({"as_of": as_of.to_string(), "alerts": items, "count": alerts.len()});
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(["as_of", "kind", "alert"]);
+    for a in alerts {
+        let (kind, text) = alert_text(a);
+        let _ = w.write_record([
+            as_of.to_string().as_str(),
+            kind,
+            crate::present::csv_safe(&text).as_str(),
+        ]);
+    }
+    Ok(Rendered {
+        subject: format!("tokenledger: {} new alert(s) on {as_of}", alerts.len()),
+        text: tpl.render("alerts.txt", &ctx)?,
+        html: tpl.render("alerts.html", &ctx)?,
+        csv: (
+            format!("alerts-{as_of}.csv"),
+            w.into_inner().unwrap_or_default(),
+        ),
+        images: Vec::new(),
+    })
+}
+
 /// The mail stage renders through the templates (`cid:` charts).
 impl Render for Templates {
     fn team(
@@ -474,5 +537,8 @@ impl Render for Templates {
         extras: &FinanceExtras,
     ) -> Result<Rendered, String> {
         finance_mail(self, bill, close, extras, ChartLinks::Cid).map_err(|e| e.to_string())
+    }
+    fn alerts(&self, alerts: &[Alert], as_of: chrono::NaiveDate) -> Result<Rendered, String> {
+        alerts_mail(self, alerts, as_of).map_err(|e| e.to_string())
     }
 }

@@ -645,3 +645,115 @@ pub fn reconcile_text(
         }
     })
 }
+
+/// `run --json`: every stage's outcome, the reasons to look and the exit code.
+pub fn run_json(
+    o: &crate::run::RunOutcome,
+    reviews: &[crate::vocab::Review],
+    exit_code: i32,
+) -> serde_json::Value {
+    let months: Vec<serde_json::Value> = o
+        .months
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "month": m.month,
+                "list_cost_usd": m.report.total_cost.to_string(),
+                "unpriced_lines": m.report.unpriced_lines,
+                "reconciliation": m.reconciliation.as_ref().map(|r| serde_json::json!({
+                    "lines_unexplained": r.lines_unexplained,
+                    "unexplained_usd": r.unexplained_usd.to_string(),
+                    "invoices": r.tie_outs.iter().map(|t| serde_json::json!({
+                        "invoice_number": t.invoice_number,
+                        "needs_review": t.needs_review,
+                        "unexplained_usd": t.unexplained_usd.to_string(),
+                    })).collect::<Vec<_>>(),
+                })),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "ingest": o.ingest,
+        "rate": {"summary": o.rated, "price_book": o.price_book},
+        "months": months,
+        "credits": o.credits.as_ref().map(|l| serde_json::json!({"as_of": l.as_of, "findings": l.findings})),
+        "anomalies": {"alerts": o.anomalies},
+        "chargeback": o.chargeback,
+        "alerts": o.alerts,
+        "undelivered": o.undelivered,
+        "reviews": reviews,
+        "exit_code": exit_code,
+    })
+}
+
+/// One line per stage after ingest and rating (what `run` says on stderr).
+pub fn run_stages(o: &crate::run::RunOutcome, data_dir: &std::path::Path) -> String {
+    let mut s = String::new();
+    for m in &o.months {
+        let rec = match &m.reconciliation {
+            Some(r) if r.lines_unexplained > 0 => {
+                format!("{} line(s) unexplained", r.lines_unexplained)
+            }
+            Some(_) => "reconciled with the cost report".into(),
+            None => "no cost report".into(),
+        };
+        let _ = writeln!(
+            s,
+            "report {}: ${} list cost; {rec}",
+            m.month,
+            mail::usd(m.report.total_cost.round_cents())
+        );
+    }
+    let _ = match &o.credits {
+        Some(l) => writeln!(
+            s,
+            "credits: {} finding(s) as of {}",
+            l.findings.len(),
+            l.as_of
+        ),
+        None => writeln!(s, "credits: no credit lots in the lake"),
+    };
+    let _ = writeln!(
+        s,
+        "anomalies: {} alert(s) in the last {} days",
+        o.anomalies.len(),
+        crate::run::ALERT_DAYS
+    );
+    let _ = match &o.chargeback {
+        Some(c) => {
+            let count = |st: &str| c.deliveries.iter().filter(|d| d.status == st).count();
+            writeln!(
+                s,
+                "month close {} ({}): {} sent, {} written to {}, {} already delivered, {} queued",
+                c.month,
+                c.close.as_str(),
+                count("sent"),
+                count("written"),
+                crate::lake::display_rel(data_dir, &c.outbox),
+                count("skipped"),
+                count("queued")
+            )
+        }
+        None => writeln!(s, "month close: no final month to mail yet"),
+    };
+    let _ = match &o.alerts {
+        Some(a) if a.digests.is_empty() => writeln!(s, "alerts: nothing new to mail"),
+        Some(a) => {
+            let d: Vec<String> = a
+                .digests
+                .iter()
+                .map(|(to, n, st)| format!("{n} to {to} ({st})"))
+                .collect();
+            writeln!(s, "alerts: {}", d.join(", "))
+        }
+        None => writeln!(s, "alerts: no recipients"),
+    };
+    if o.undelivered > 0 {
+        let _ = writeln!(
+            s,
+            "mail: {} message(s) queued for the next run",
+            o.undelivered
+        );
+    }
+    s
+}

@@ -453,8 +453,16 @@ fn templates_can_be_edited_without_recompiling() {
     let o = mail(&data, &cfg, &["--dry-run"], &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let files = outbox_files(&data.join("outbox/dry-run/2026-10"));
-    assert_eq!(files.len(), 2);
-    let m = parse_eml(&files[0]);
+    assert_eq!(
+        files.len(),
+        3,
+        "two teams, and finance@localhost (no SMTP, no finance named)"
+    );
+    let search = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("team-search"))
+        .unwrap();
+    let m = parse_eml(search);
     assert!(
         m["text"]
             .as_str()
@@ -568,4 +576,71 @@ fn starttls_is_required_and_verified_against_the_configured_ca() {
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert_eq!(server.received().len(), 3);
     assert!(!stderr(&o).contains(PASSWORD));
+}
+
+#[test]
+fn the_nightly_run_mails_the_closed_month_and_each_alert_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp(&dir.path().join("received"), &[]);
+    let (data, cfg) = setup(
+        dir.path(),
+        &format!(
+            "[mail]\nfrom = \"FinOps <finops@example.com>\"\nfinance = [\"finance@example.com\"]\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            server.port
+        ),
+    );
+    let run = || {
+        tl(
+            &data,
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "run",
+                "--as-of",
+                "2026-11-20",
+                "--json",
+                "--inputs",
+                fixtures().join("sample").to_str().unwrap(),
+                fixtures().join("ledger").to_str().unwrap(),
+            ],
+        )
+    };
+    let o = run();
+    assert_eq!(code(&o), 3, "credit findings: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["exit_code"], 3);
+    for stage in [
+        "ingest",
+        "rate",
+        "months",
+        "credits",
+        "anomalies",
+        "chargeback",
+        "alerts",
+        "reviews",
+    ] {
+        assert!(!v[stage].is_null(), "--json has {stage}");
+    }
+    assert_eq!(v["chargeback"]["month"], "2026-10");
+    let got = server.received();
+    let subjects: Vec<&str> = got.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        got.len(),
+        4,
+        "two teams, finance, one alert digest: {subjects:?}"
+    );
+    let digest = got
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("new alert"))
+        .expect("an alert digest");
+    assert!(digest["text"].as_str().unwrap().contains("[credits]"));
+    // The next night: nothing new is mailed.
+    let o = run();
+    assert_eq!(code(&o), 3);
+    assert_eq!(server.received().len(), 4, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("alerts: nothing new to mail"),
+        "{}",
+        stderr(&o)
+    );
 }

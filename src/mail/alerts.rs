@@ -1,0 +1,194 @@
+//! The nightly alert digest: anomalies that alert, credit findings and undelivered mail, one
+//! message per recipient, and the same finding never mailed twice (the `alert_log` table).
+//!
+//! Owns: the stable key of each alert, which alerts a recipient has not had yet, the digest's
+//! delivery and the log of what was mailed. Must not: detect anything (it takes the stages'
+//! findings) or render (the [`super::Render`] implementation does).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+use chrono::NaiveDate;
+use lettre::message::Mailbox;
+use serde::Serialize;
+
+use super::{MailError, MailSettings, Outgoing, Render, deliver};
+use crate::lake::io as lio;
+use crate::lake::{Layout, Table};
+use crate::money::Money;
+
+/// One thing a person should hear about.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum Alert {
+    Anomaly(crate::anomalies::Row),
+    Credit(crate::credits::Finding),
+    /// Messages that failed every attempt and are queued.
+    Undelivered {
+        messages: usize,
+    },
+}
+
+impl Alert {
+    /// Stable across nights for the same finding (so it is mailed once): an anomaly by its
+    /// id; a credit finding by what it is about, not by the figures that move daily.
+    pub fn key(&self, as_of: NaiveDate) -> String {
+        use crate::credits::Finding as F;
+        match self {
+            Alert::Anomaly(r) => format!("anomaly:{}", r.id),
+            Alert::Credit(F::Expiring {
+                provider,
+                lot_id,
+                horizon_days,
+                expires_at,
+                ..
+            }) => format!("credit:expiring:{provider}:{lot_id}:{expires_at}:{horizon_days}"),
+            Alert::Credit(F::AtRisk {
+                provider,
+                lot_id,
+                expires_at,
+                ..
+            }) => format!("credit:at_risk:{provider}:{lot_id}:{expires_at}"),
+            Alert::Credit(F::LowRunway {
+                provider,
+                runway_date,
+                ..
+            }) => format!(
+                "credit:low_runway:{provider}:{}",
+                runway_date.format("%Y-%m")
+            ),
+            Alert::Credit(F::BalanceMismatch {
+                provider, as_of, ..
+            }) => format!("credit:balance:{provider}:{as_of}"),
+            Alert::Credit(F::ReloadStorm { provider, day, .. }) => {
+                format!("credit:reload_storm:{provider}:{day}")
+            }
+            // Said again each night while it lasts.
+            Alert::Undelivered { .. } => format!("undelivered:{as_of}"),
+        }
+    }
+}
+
+/// What the digest run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertOutcome {
+    /// Alerts found tonight.
+    pub alerts: usize,
+    /// Per recipient: how many new alerts its digest carried, and the delivery status.
+    pub digests: Vec<(String, usize, String)>,
+    /// Digests that could not be delivered (their alerts go with the next run).
+    pub undelivered: usize,
+}
+
+/// (alert key, recipient) → when it was mailed (µs).
+type Sent = BTreeMap<(String, String), i64>;
+
+fn sent(layout: &Layout) -> Result<Sent, MailError> {
+    use crate::lake::batch::{str_col, ts_col};
+    let mut out = BTreeMap::new();
+    for b in lio::read_all(&layout.table_file(Table::AlertLog))? {
+        let (k, r) = (str_col(&b, "alert_key")?, str_col(&b, "recipient")?);
+        let at = ts_col(&b, "mailed_at")?;
+        for i in 0..b.num_rows() {
+            out.insert(
+                (k.value(i).to_string(), r.value(i).to_string()),
+                at.value(i),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn write_sent(layout: &Layout, sent: &Sent) -> Result<(), MailError> {
+    let rows: Vec<(&str, &str, i64)> = sent
+        .iter()
+        .map(|((k, r), t)| (k.as_str(), r.as_str(), *t))
+        .collect();
+    let b = RecordBatch::try_new(
+        crate::lake::schema::of(Table::AlertLog),
+        vec![
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )
+    .expect("alert_log schema");
+    lio::write_atomic(
+        &layout.table_file(Table::AlertLog),
+        b.schema(),
+        &[b],
+        Table::AlertLog,
+        "alerts",
+    )?;
+    Ok(())
+}
+
+/// Mails each recipient the alerts it has not had (none new: no mail). The caller holds the
+/// exclusive lock.
+pub fn send(
+    layout: &Layout,
+    cfg: &MailSettings,
+    render: &dyn Render,
+    alerts: &[Alert],
+    as_of: NaiveDate,
+    dry_run: bool,
+) -> Result<AlertOutcome, MailError> {
+    let mut done = sent(layout)?;
+    let smtp = match (&cfg.smtp, dry_run) {
+        (Some(c), false) => Some(deliver::Smtp::new(c)?),
+        _ => None,
+    };
+    let outbox = layout.root.join("outbox").join(if dry_run {
+        format!("dry-run/alerts-{as_of}")
+    } else {
+        format!("alerts-{as_of}")
+    });
+    let mut out = AlertOutcome {
+        alerts: alerts.len(),
+        digests: Vec::new(),
+        undelivered: 0,
+    };
+    for to in cfg.alerts.iter() {
+        let email = to.email.to_string();
+        let new: Vec<Alert> = alerts
+            .iter()
+            .filter(|a| !done.contains_key(&(a.key(as_of), email.clone())))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            continue;
+        }
+        let rendered = render.alerts(&new, as_of).map_err(MailError::Render)?;
+        let o = Outgoing {
+            hash: super::content_hash(&rendered, &email),
+            report: "alerts".into(),
+            to: Mailbox::clone(to),
+            rendered,
+            total: Money::ZERO,
+            cents: 0,
+        };
+        let m = super::message(&cfg.from, &o)?;
+        let name = format!("alerts--{}--{}", super::slug(&email), &o.hash[..8]);
+        let status = super::deliver_one(smtp.as_ref(), &outbox, &name, &m, cfg, dry_run)?.0;
+        if status == "sent" || status == "written" {
+            let now = chrono::Utc::now().timestamp_micros();
+            for a in &new {
+                done.insert((a.key(as_of), email.clone()), now);
+            }
+            // The whole log, rewritten (small: one row per alert and recipient).
+            write_sent(layout, &done)?;
+        } else if status == "queued" {
+            out.undelivered += 1;
+        }
+        out.digests.push((email, new.len(), status));
+    }
+    Ok(out)
+}
