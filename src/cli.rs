@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Credits(a) => cmd_credits(s, a),
         Command::Anomalies(a) => cmd_anomalies(s, a),
         Command::Mail(a) => cmd_mail(s, a),
+        Command::Demo(a) => cmd_demo(s, &a.dir),
         Command::Synth(a) => {
             let report = synth::generate(&a.into())?;
             if !s.quiet {
@@ -218,6 +219,29 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
 fn templates(s: &Settings) -> Result<present::mail::Templates> {
     let dir = s.mail_settings()?.templates;
     Ok(present::mail::Templates::load(dir.as_deref())?)
+}
+
+fn cmd_demo(s: &Settings, dir: &std::path::Path) -> Result<i32> {
+    let t = std::time::Instant::now();
+    let d = crate::demo::prepare(dir, s.quiet)?;
+    let ds = &d.settings;
+    let out = match run::run(ds, &templates(ds)?) {
+        Ok(x) => x,
+        Err(e) => return failed(e, ds),
+    };
+    let month = crate::vocab::Month::parse(crate::demo::MONTH).map_err(anyhow::Error::msg)?;
+    let cb = run::chargeback(ds, month)?;
+    let html = d.dir.join(format!("chargeback-{month}.html"));
+    let page = present::mail::html_report(&templates(ds)?, &cb.bill, cb.close, &cb.extras)?;
+    crate::lake::io::write_file_atomic(&html, page.as_bytes())
+        .with_context(|| format!("cannot write {}", html.display()))?;
+    if !s.quiet {
+        eprintln!("{}", present::rate_summary(&out.rated, &out.price_book));
+        eprint!("{}", present::run_stages(&out, ds.data_dir()));
+        eprint!("{}", crate::demo::next_steps(&d, &html));
+        eprintln!("(demo finished in {:.1} s)", t.elapsed().as_secs_f64());
+    }
+    Ok(crate::exit::OK)
 }
 
 fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {

@@ -187,6 +187,16 @@ Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens
     Mail(MailArgs),
     /// Write a synthetic organisation's exports (deterministic for a seed).
     Synth(SynthArgs),
+    /// The first five minutes: a synthetic three-month organisation with credits and injected
+    /// anomalies, run through the whole nightly job; prints where to look and what to try.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo writes its exports, config, lake and outbox.
+    #[arg(long, default_value = "tokenledger-demo")]
+    pub dir: PathBuf,
 }
 
 const MAIL_RULES: &str = "\

@@ -11,6 +11,7 @@ pub mod anomalies;
 pub mod cli;
 pub mod config;
 pub mod credits;
+pub mod demo;
 pub mod flags;
 pub mod grid;
 pub mod ingest;

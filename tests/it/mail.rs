@@ -644,3 +644,41 @@ fn the_nightly_run_mails_the_closed_month_and_each_alert_once() {
         stderr(&o)
     );
 }
+
+#[test]
+fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let o = Command::new(BIN)
+        .args(["demo", "--dir"])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("Try next:") && err.contains("month close 2026-10 (final)"),
+        "{err}"
+    );
+    let outbox = demo.join("data/outbox/2026-10");
+    let files = outbox_files(&outbox);
+    assert_eq!(files.len(), 5, "four teams and finance: {files:?}");
+    let digest = outbox_files(&demo.join("data/outbox/alerts-2026-11-04"));
+    assert_eq!(digest.len(), 1);
+    let d = parse_eml(&digest[0]);
+    assert!(
+        d["text"].as_str().unwrap().contains("[anomaly]"),
+        "injected anomalies alert"
+    );
+    let html = std::fs::read_to_string(demo.join("chargeback-2026-10.html")).unwrap();
+    assert!(html.contains("data:image/png;base64,") && html.contains("Growth"));
+    // Again: the same files, nothing mailed twice.
+    let o = Command::new(BIN)
+        .args(["demo", "--dir"])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(outbox_files(&outbox), files);
+    assert!(stderr(&o).contains("5 already delivered"), "{}", stderr(&o));
+}

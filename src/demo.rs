@@ -1,0 +1,120 @@
+//! `tokenledger demo`: the first five minutes. A synthetic three-month organisation (usage,
+//! cost report, invoices, credits, injected anomalies), a config with its teams, the whole
+//! nightly job, the HTML chargeback, and what to look at next.
+//!
+//! Owns: the demo's directory layout and its config file. Must not: do a stage's work (it calls
+//! `synth`, `run` and `present` like any user would).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::settings::{Flags, Settings};
+
+/// The demo's organisation ends with October; 4 November is the first day October is final.
+pub const MONTHS: (&str, u32) = ("2026-08", 3);
+pub const AS_OF: &str = "2026-11-04";
+pub const MONTH: &str = "2026-10";
+
+const CONFIG: &str = r#"# The demo's config (`tokenledger demo` writes it; edit and re-run any command with
+# `--config` pointing here). Without [mail.smtp], mail goes to data/outbox/ as .eml files.
+data_dir = "data"
+inputs = ["exports"]
+
+[mail]
+from = "FinOps <finops@example.com>"
+finance = ["finance@example.com"]
+shared_workspaces = ["Default"]
+
+[anomalies.limits]
+org = "6000"
+
+[[team]]
+name = "Search"
+cost_center = "CC-100"
+recipients = ["search-leads@example.com"]
+workspaces = ["Search"]
+
+[[team]]
+name = "Support"
+cost_center = "CC-200"
+recipients = ["support-leads@example.com"]
+workspaces = ["Support Bot"]
+
+[[team]]
+name = "Data"
+cost_center = "CC-300"
+recipients = ["data-eng@example.com"]
+workspaces = ["Data Platform"]
+
+[[team]]
+name = "Growth"
+cost_center = "CC-400"
+recipients = ["growth@example.com"]
+workspaces = ["Growth"]
+"#;
+
+/// What the demo wrote, for the closing words.
+pub struct Demo {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub settings: Settings,
+    pub synth: String,
+}
+
+/// Writes the exports and the config under `dir`, and the settings to run with.
+pub fn prepare(dir: &Path, quiet: bool) -> Result<Demo> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let exports = dir.join("exports");
+    let synth = crate::synth::generate(&crate::synth::SynthOptions {
+        out: exports,
+        seed: 42,
+        start: MONTHS.0.into(),
+        months: MONTHS.1,
+        width: "1h".into(),
+        workspaces: 4,
+        keys_per_workspace: 3,
+        rows_per_bucket: 8,
+        page_buckets: None,
+        console_csv: false,
+        no_cost_report: false,
+        anomalies: crate::synth::Injection::All,
+    })?;
+    let config = dir.join("tokenledger.toml");
+    crate::lake::io::write_file_atomic(&config, CONFIG.as_bytes())
+        .with_context(|| format!("cannot write {}", config.display()))?;
+    let settings = Settings::load(Flags {
+        config: Some(config.clone()),
+        quiet,
+        as_of: Some(AS_OF.parse().expect("a valid date")),
+        ..Flags::default()
+    })?;
+    Ok(Demo {
+        dir: dir.to_path_buf(),
+        config,
+        settings,
+        synth,
+    })
+}
+
+/// Where to look and what to try next.
+pub fn next_steps(d: &Demo, html: &Path) -> String {
+    let c = d.config.display();
+    let data = d.settings.data_dir().display();
+    format!(
+        "\nThe demo organisation ({}) ran through the whole nightly job as of {AS_OF}.\n\
+         Look at:\n  \
+         {data}/outbox/{MONTH}/       the October chargeback mail: one .eml per team, one for finance\n  \
+         {data}/outbox/alerts-{AS_OF}/ the alert digest (anomalies, credits)\n  \
+         {}   the same chargeback as one HTML page\n\
+         Try next:\n  \
+         tokenledger --config {c} report --month {MONTH} --by team\n  \
+         tokenledger --config {c} anomalies --alerts\n  \
+         tokenledger --config {c} credits --as-of {AS_OF}\n  \
+         tokenledger --config {c} reconcile --month {MONTH} --tie-out\n  \
+         tokenledger --config {c} sql \"SELECT model_canonical, SUM(list_cost) FROM rated_usage GROUP BY 1\"\n\
+         Re-running the demo changes nothing: every file is known by its content hash, every mail by the sent-ledger.\n",
+        d.synth,
+        html.display()
+    )
+}
