@@ -178,6 +178,14 @@ fn print_frame(
 }
 
 fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
+    if a.tables {
+        let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
+        print!(
+            "{}",
+            present::render_grid(&query::tables_grid(), format, None, &[])
+        );
+        return Ok(crate::exit::OK);
+    }
     let text = match (a.query, &a.file) {
         (Some(q), _) => q,
         (None, Some(f)) => {
@@ -185,7 +193,33 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
         }
         (None, None) => unreachable!("clap requires one"),
     };
-    print_frame(s, a.format, || query::sql(&s.layout, &text).map(Some), "")
+    let text = match query::fill_params(&text, &a.param) {
+        Ok(t) => t,
+        Err(m) => {
+            eprintln!("error: {m}");
+            return Ok(crate::exit::USAGE);
+        }
+    };
+    if a.format == "parquet" {
+        let Some(out) = &a.out else {
+            eprintln!("error: --format parquet writes a file: add --out FILE");
+            return Ok(crate::exit::USAGE);
+        };
+        let _snap = crate::lake::txn::Snapshot::read(&s.layout)?;
+        let f = query::sql(&s.layout, &text).context("query failed")?;
+        f.write_parquet(out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        if !s.quiet {
+            eprintln!(
+                "tokenledger: {} row(s) written to {}",
+                f.height(),
+                out.display()
+            );
+        }
+        return Ok(crate::exit::OK);
+    }
+    let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
+    print_frame(s, format, || query::sql(&s.layout, &text).map(Some), "")
 }
 
 fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {

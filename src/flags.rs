@@ -308,13 +308,23 @@ pub struct UsageArgs {
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// The query (or several, separated by `;`: the last one's result is printed).
-    #[arg(required_unless_present = "file")]
+    #[arg(required_unless_present_any = ["file", "tables"])]
     pub query: Option<String>,
     /// Read the query from a file (e.g. sql/usage_totals.sql).
     #[arg(long, conflicts_with = "query")]
     pub file: Option<PathBuf>,
-    #[arg(long, value_parser = output_format(), default_value = "table")]
-    pub format: OutputFormat,
+    /// Fill `{{NAME}}` placeholders of the query: `--param month=2026-10` (repeatable).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub param: Vec<String>,
+    /// List the lake's tables with their columns and types, and exit.
+    #[arg(long, conflicts_with_all = ["query", "file"])]
+    pub tables: bool,
+    /// table, csv, json, or parquet (with --out: the result as a Parquet file, exact decimals).
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "parquet"])]
+    pub format: String,
+    /// The file --format parquet writes.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -479,6 +479,23 @@ impl Frame {
             _ => None,
         })
     }
+    /// Writes the result as one Parquet file, atomically (temp file + rename).
+    pub fn write_parquet(&self, path: &Path) -> Result<(), QueryError> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let io = |source| QueryError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+        let mut df = self.0.clone();
+        ParquetWriter::new(tmp.as_file()).finish(&mut df)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
     /// The generic grid of this result (what `tokenledger sql` prints).
     pub fn grid(&self) -> Result<Grid, QueryError> {
         grid(&self.0)
@@ -524,6 +541,84 @@ pub fn usage_totals(layout: &Layout, month: Option<&str>) -> Result<Option<Frame
 /// `tokenledger sql`: an analyst's query (the last statement's result).
 pub fn sql(layout: &Layout, text: &str) -> Result<Frame, QueryError> {
     run_sql(layout, text).map(Frame)
+}
+
+/// Fills `{{NAME}}` placeholders from `NAME=VALUE` pairs. A value may not hold a quote, a
+/// semicolon or a comment (it is pasted into the SQL); a placeholder left unfilled, or a
+/// parameter the text does not use, is an error naming it.
+pub fn fill_params(sql: &str, params: &[String]) -> Result<String, String> {
+    let mut text = sql.to_string();
+    for p in params {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("--param {p:?}: use NAME=VALUE, e.g. --param month=2026-10"))?;
+        if v.contains(['\'', '"', ';']) || v.contains("--") {
+            return Err(format!(
+                "--param {k}: {v:?} may not hold quotes, `;` or `--`"
+            ));
+        }
+        let slot = format!("{{{{{k}}}}}");
+        if !text.contains(&slot) {
+            return Err(format!("--param {k}: the query has no {slot} placeholder"));
+        }
+        text = text.replace(&slot, v);
+    }
+    if let Some(i) = text.find("{{") {
+        let name: String = text[i + 2..].chars().take_while(|c| *c != '}').collect();
+        return Err(format!(
+            "the query needs --param {name}=VALUE (it has a {{{{{name}}}}} placeholder)"
+        ));
+    }
+    Ok(text)
+}
+
+/// The SQL name of a lake column type (what DuckDB, Spark and Trino call it).
+fn sql_type(t: &arrow::datatypes::DataType) -> String {
+    use arrow::datatypes::DataType as D;
+    match t {
+        D::Utf8 | D::LargeUtf8 => "VARCHAR".into(),
+        D::Int64 => "BIGINT".into(),
+        D::Int32 => "INTEGER".into(),
+        D::Boolean => "BOOLEAN".into(),
+        D::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        D::Timestamp(_, Some(tz)) => format!("TIMESTAMP (µs, {tz})"),
+        D::Timestamp(_, None) => "TIMESTAMP (µs)".into(),
+        D::Date32 => "DATE".into(),
+        other => format!("{other}"),
+    }
+}
+
+/// `sql --tables`: every table of the lake with its columns, types and nullability (the
+/// partition keys `provider` and `month` included where the table has them).
+pub fn tables_grid() -> Grid {
+    let mut rows = Vec::new();
+    for t in TABLES {
+        let schema = crate::lake::schema::of(t);
+        for f in schema.fields() {
+            rows.push(vec![
+                Cell::Text(t.dir_name().into()),
+                Cell::Text(f.name().clone()),
+                Cell::Text(sql_type(f.data_type())),
+                Cell::Text(if f.is_nullable() { "yes" } else { "no" }.into()),
+            ]);
+        }
+        if t.monthly() && schema.field_with_name("month").is_err() {
+            rows.push(vec![
+                Cell::Text(t.dir_name().into()),
+                Cell::Text("month".into()),
+                Cell::Text("VARCHAR (partition key: YYYY-MM of bucket_start, UTC)".into()),
+                Cell::Text("no".into()),
+            ]);
+        }
+    }
+    Grid {
+        columns: ["table", "column", "type", "nullable"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        rows,
+        footer: None,
+    }
 }
 
 /// `tokenledger quarantine`: every rejected file and row, of one ingest or all; `None` when

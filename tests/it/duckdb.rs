@@ -158,3 +158,76 @@ fn duckdb_reads_the_ledger_tables_exactly() {
     let ours = sql(&data, "SELECT SUM(amount_usd) AS s FROM invoice_lines");
     assert_eq!(ours[0]["s"], "1.700000000000");
 }
+
+#[test]
+fn analyst_sql_takes_params_lists_tables_and_writes_parquet_duckdb_reads_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    assert_eq!(code(&tl(&data, &["rate"])), 0);
+    // --tables: every table with its columns.
+    let o = tl(&data, &["sql", "--tables", "--format", "csv"]);
+    assert_eq!(code(&o), 0);
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    for line in [
+        "rated_usage,list_cost,\"DECIMAL(38,12)\",yes",
+        "mail_log,recipient,VARCHAR,no",
+    ] {
+        assert!(t.contains(line), "{line} in\n{t}");
+    }
+    // --param fills the shipped query's placeholder; a missing one is a usage error.
+    let q = fixtures().join("../sql/reconcile_provider.sql");
+    let o = tl(
+        &data,
+        &["sql", "--file", q.to_str().unwrap(), "--format", "csv"],
+    );
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("--param month=VALUE"), "{}", stderr(&o));
+    let o = tl(
+        &data,
+        &[
+            "sql",
+            "--file",
+            q.to_str().unwrap(),
+            "--param",
+            "month=2026-10'--",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(code(&o), 2, "quotes refused");
+    let o = tl(
+        &data,
+        &[
+            "sql",
+            "--file",
+            q.to_str().unwrap(),
+            "--param",
+            "month=2026-10",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // --format parquet: DuckDB reads the result with the money exact.
+    let out = tmp.path().join("by-workspace.parquet");
+    let o = tl(
+        &data,
+        &[
+            "sql",
+            "SELECT workspace_id, SUM(list_cost) AS list_cost_usd FROM rated_usage GROUP BY workspace_id",
+            "--format",
+            "parquet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = duckdb(&format!(
+        "import duckdb, json\nr = duckdb.sql(\"SELECT CAST(SUM(list_cost_usd) AS VARCHAR), typeof(SUM(list_cost_usd)) FROM '{}'\").fetchall()[0]\nprint(json.dumps(list(r)))",
+        out.display()
+    ));
+    let ours = sql(&data, "SELECT SUM(list_cost) AS c FROM rated_usage");
+    assert_eq!(v[0].as_str().unwrap(), ours[0]["c"].as_str().unwrap());
+    assert_eq!(v[1], "DECIMAL(38,12)");
+}
