@@ -126,11 +126,7 @@ fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
             serde_json::to_string_pretty(&present::run_json(&out, &reviews, exit_code(&reviews)))?
         );
     }
-    if !s.quiet {
-        eprint!("{}", present::ingest_summary(&out.ingest));
-        eprintln!("{}", present::rate_summary(&out.rated, &out.price_book));
-        eprint!("{}", present::run_stages(&out, s.data_dir()));
-    }
+    log_stages(&out, s);
     if !s.quiet && !json {
         for m in &out.months {
             println!("\n== {}: list cost by workspace and model ==", m.month);
@@ -255,6 +251,21 @@ fn templates(s: &Settings) -> Result<present::mail::Templates> {
     Ok(present::mail::Templates::load(dir.as_deref())?)
 }
 
+/// The run's summary: one log event per stage (human lines, or JSON with `--log-format json`).
+fn log_stages(out: &run::RunOutcome, s: &Settings) {
+    for line in present::ingest_summary(&out.ingest).lines() {
+        tracing::info!(stage = "ingest", "{line}");
+    }
+    tracing::info!(
+        stage = "rate",
+        "{}",
+        present::rate_summary(&out.rated, &out.price_book)
+    );
+    for (stage, line) in present::run_stages(out, s.data_dir()) {
+        tracing::info!(stage, "{line}");
+    }
+}
+
 fn cmd_demo(s: &Settings, dir: &std::path::Path) -> Result<i32> {
     let t = std::time::Instant::now();
     let d = crate::demo::prepare(dir, s.quiet)?;
@@ -270,8 +281,7 @@ fn cmd_demo(s: &Settings, dir: &std::path::Path) -> Result<i32> {
     crate::lake::io::write_file_atomic(&html, page.as_bytes())
         .with_context(|| format!("cannot write {}", html.display()))?;
     if !s.quiet {
-        eprintln!("{}", present::rate_summary(&out.rated, &out.price_book));
-        eprint!("{}", present::run_stages(&out, ds.data_dir()));
+        log_stages(&out, ds);
         eprint!("{}", crate::demo::next_steps(&d, &html));
         eprintln!("(demo finished in {:.1} s)", t.elapsed().as_secs_f64());
     }

@@ -133,6 +133,12 @@ pub struct Cli {
     /// Quiet: no progress and no summary on stderr (errors still print). For cron.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// More detail on stderr: -v debug (timings, per-stage detail), -vv trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log lines on stderr: human (default) or json (one object per line, for log shippers).
+    #[arg(long, global = true, env = "TOKENLEDGER_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }

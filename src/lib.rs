@@ -16,6 +16,7 @@ pub mod flags;
 pub mod grid;
 pub mod ingest;
 pub mod lake;
+pub mod log;
 pub mod mail;
 pub mod model;
 pub mod money;

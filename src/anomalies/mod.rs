@@ -9,6 +9,7 @@
 //! `anomaly_acks` table. Must not: price, change usage, or round (that is `present`).
 
 pub mod detect;
+pub mod scan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,7 +24,7 @@ pub use detect::{Finding, Kind, Scope, Series, Severity, Thresholds};
 use crate::lake::io::{self as lio, LakeError};
 use crate::lake::{Layout, Table};
 use crate::money::Money;
-use crate::query::{QueryError, Sql};
+use crate::query::QueryError;
 
 pub const BUCKETS_SQL: &str = include_str!("../../sql/anomaly_buckets.sql");
 
@@ -106,77 +107,35 @@ pub fn local_day_hour(start_us: i64, daily: bool, tz: Tz) -> Option<(NaiveDate, 
     Some((local.date_naive(), Some(local.hour())))
 }
 
-/// One day's cost of one (key, workspace, model): interned codes of the bucket query.
-type DayCell = (NaiveDate, Option<u32>, Option<u32>, Option<u32>);
-
-/// Reads the series of every scope from `rated_usage` (which must be current), one scan
-/// (`sql/anomaly_buckets.sql`), days and hours in `tz`.
+/// Reads the series of every scope from `rated_usage` (which must be current) in one pass
+/// over its parts ([`scan`]; `sql/anomaly_buckets.sql` is the same in SQL), days and hours in
+/// `tz`.
 pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
     let mut inp = Inputs::default();
-    let mut s = Sql::new();
-    if !s.table(layout, Table::RatedUsage)? {
-        return Ok(inp);
-    }
-    let f = s.run(BUCKETS_SQL)?;
-    let (start, width, cost) = (
-        f.micros("bucket_start")?,
-        f.codes("bucket_width")?,
-        f.money("list_cost_usd")?,
-    );
-    let (key, key_name) = (f.codes("api_key_id")?, f.codes("api_key_name")?);
-    let (ws, ws_name, model) = (
-        f.codes("workspace_id")?,
-        f.codes("workspace_name")?,
-        f.codes("model")?,
-    );
-    // Buckets repeat across keys: each start is converted to the zone once.
-    let mut at: HashMap<(i64, bool), (NaiveDate, Option<u32>)> = HashMap::new();
-    let mut days: HashMap<DayCell, i128> = HashMap::new();
-    let mut hours: HashMap<(u32, NaiveDate, u32), i128> = HashMap::new();
-    // Names by code (the latest name a key or workspace had in the data).
-    let mut key_names: HashMap<u32, Option<u32>> = HashMap::new();
-    let mut ws_names: HashMap<Option<u32>, Option<u32>> = HashMap::new();
-    for i in 0..f.height() {
-        let us = start[i].ok_or_else(|| AnomalyError::Value("a NULL bucket_start".into()))?;
-        let daily = width.get(i) == Some("1d");
-        let (d, h) = match at.get(&(us, daily)) {
-            Some(v) => *v,
-            None => {
-                let v = local_day_hour(us, daily, tz)
-                    .ok_or_else(|| AnomalyError::Value(format!("bucket_start {us} µs")))?;
-                *at.entry((us, daily)).or_insert(v)
-            }
-        };
-        let c = cost[i].unwrap_or(Money::ZERO).units();
-        *days
-            .entry((d, key.codes[i], ws.codes[i], model.codes[i]))
-            .or_default() += c;
-        if let (Some(k), Some(h)) = (key.codes[i], h) {
-            *hours.entry((k, d, h)).or_default() += c;
-        }
-        if let Some(k) = key.codes[i] {
-            key_names.insert(k, key_name.codes[i]);
-        }
-        ws_names.insert(ws.codes[i], ws_name.codes[i]);
-    }
-    let text =
-        |c: &crate::query::Codes, code: Option<u32>| code.map(|x| c.values[x as usize].clone());
-    for ((d, k, w, m), c) in days {
-        let m = text(&model, m).unwrap_or_else(|| "(no model)".into());
-        let wid = text(&ws, w).unwrap_or_else(|| "default".into());
-        let wname =
-            text(&ws_name, ws_names.get(&w).copied().flatten()).unwrap_or_else(|| wid.clone());
-        let kname = k.and_then(|k| text(&key_name, key_names.get(&k).copied().flatten()));
+    let t0 = std::time::Instant::now();
+    let files = crate::query::table_files(layout, Table::RatedUsage)?;
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = crate::par::map(&files, jobs, |f| scan::part(f, tz))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let sums = scan::merge(parts);
+    let t1 = t0.elapsed();
+    let st = &sums.strings;
+    let text = |c: u32| st.get(c).map(str::to_string);
+    let name_of = |names: &HashMap<u32, u32>, c: u32| names.get(&c).and_then(|n| text(*n));
+    for (&(d, k, w, m), &c) in &sums.days {
+        let m = text(m).unwrap_or_else(|| "(no model)".into());
+        let wid = text(w).unwrap_or_else(|| "default".into());
+        let wname = name_of(&sums.ws_names, w).unwrap_or_else(|| wid.clone());
+        let kname = name_of(&sums.key_names, k);
         inp.first_day = Some(inp.first_day.map_or(d, |x| x.min(d)));
-        if let Some(k) = text(&key, k) {
+        if let Some(k) = text(k) {
             let e = inp.series.entry((Scope::ApiKey, k.clone())).or_default();
             e.name = kname.clone().or(e.name.take());
-            e.api_key_id = Some(k.clone());
+            e.api_key_id = Some(k);
             add(e, d, &m, c);
         }
-        let by_key = kname
-            .or(text(&key, k))
-            .unwrap_or_else(|| "(Console)".into());
+        let by_key = kname.or(text(k)).unwrap_or_else(|| "(Console)".into());
         let e = inp.series.entry((Scope::Workspace, wid)).or_default();
         e.name = Some(wname.clone());
         add(e, d, &by_key, c);
@@ -187,15 +146,28 @@ pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
         e.name = Some("organisation".into());
         add(e, d, &wname, c);
     }
-    for ((k, d, h), c) in hours {
-        let e = inp
-            .hours
-            .entry(key.values[k as usize].clone())
+    // Per key first (one name per key, not per hour), then each key's hours in order.
+    type HourCells = Vec<((NaiveDate, u32), Money)>;
+    let mut per_key: HashMap<u32, HourCells> = HashMap::new();
+    for (&(k, d, h), &c) in &sums.hours {
+        per_key
+            .entry(k)
             .or_default()
-            .entry((d, h))
-            .or_default();
-        *e = Money::from_units(e.units() + c);
+            .push(((d, h), Money::from_units(c)));
     }
+    for (k, mut hours) in per_key {
+        hours.sort_unstable_by_key(|x| x.0);
+        inp.hours
+            .insert(st.values[k as usize].clone(), hours.into_iter().collect());
+    }
+    tracing::debug!(
+        stage = "anomalies",
+        "anomalies: scan {:.3} s ({} part(s), {} day cells), series {:.3} s",
+        t1.as_secs_f64(),
+        files.len(),
+        sums.days.len(),
+        (t0.elapsed() - t1).as_secs_f64()
+    );
     Ok(inp)
 }
 
@@ -302,18 +274,16 @@ pub fn anomalies(
     (from, to): (Option<NaiveDate>, Option<NaiveDate>),
     scope: Option<Scope>,
 ) -> Result<Vec<Row>, AnomalyError> {
-    let timings = std::env::var_os("TOKENLEDGER_TIMINGS").is_some();
     let t = std::time::Instant::now();
     let inp = inputs(layout, policy.timezone)?;
     let read = t.elapsed();
     let rows = alerting(detect_all(&inp, policy), policy, &acks(layout)?);
-    if timings {
-        eprintln!(
-            "timing: anomalies read {:.3} s, detect + alert {:.3} s",
-            read.as_secs_f64(),
-            (t.elapsed() - read).as_secs_f64()
-        );
-    }
+    tracing::debug!(
+        stage = "anomalies",
+        "anomalies: read {:.3} s, detect + alert {:.3} s",
+        read.as_secs_f64(),
+        (t.elapsed() - read).as_secs_f64()
+    );
     Ok(rows
         .into_iter()
         .filter(|r| {

@@ -686,9 +686,12 @@ pub fn run_json(
     })
 }
 
-/// One line per stage after ingest and rating (what `run` says on stderr).
-pub fn run_stages(o: &crate::run::RunOutcome, data_dir: &std::path::Path) -> String {
-    let mut s = String::new();
+/// One line per stage after ingest and rating (what `run` logs), with the stage's name.
+pub fn run_stages(
+    o: &crate::run::RunOutcome,
+    data_dir: &std::path::Path,
+) -> Vec<(&'static str, String)> {
+    let mut s: Vec<(&'static str, String)> = Vec::new();
     for m in &o.months {
         let rec = match &m.reconciliation {
             Some(r) if r.lines_unexplained > 0 => {
@@ -697,33 +700,27 @@ pub fn run_stages(o: &crate::run::RunOutcome, data_dir: &std::path::Path) -> Str
             Some(_) => "reconciled with the cost report".into(),
             None => "no cost report".into(),
         };
-        let _ = writeln!(
-            s,
-            "report {}: ${} list cost; {rec}",
-            m.month,
-            mail::usd(m.report.total_cost.round_cents())
-        );
+        let total = mail::usd(m.report.total_cost.round_cents());
+        s.push((
+            "report",
+            format!("report {}: ${total} list cost; {rec}", m.month),
+        ));
     }
-    let _ = match &o.credits {
-        Some(l) => writeln!(
-            s,
-            "credits: {} finding(s) as of {}",
-            l.findings.len(),
-            l.as_of
-        ),
-        None => writeln!(s, "credits: no credit lots in the lake"),
+    let credits = match &o.credits {
+        Some(l) => format!("credits: {} finding(s) as of {}", l.findings.len(), l.as_of),
+        None => "credits: no credit lots in the lake".to_string(),
     };
-    let _ = writeln!(
-        s,
-        "anomalies: {} alert(s) in the last {} days",
-        o.anomalies.len(),
-        crate::run::ALERT_DAYS
-    );
-    let _ = match &o.chargeback {
+    s.push(("credits", credits));
+    let days = crate::run::ALERT_DAYS;
+    let n = o.anomalies.len();
+    s.push((
+        "anomalies",
+        format!("anomalies: {n} alert(s) in the last {days} days"),
+    ));
+    let close = match &o.chargeback {
         Some(c) => {
             let count = |st: &str| c.deliveries.iter().filter(|d| d.status == st).count();
-            writeln!(
-                s,
+            format!(
                 "month close {} ({}): {} sent, {} written to {}, {} already delivered, {} queued",
                 c.month,
                 c.close.as_str(),
@@ -734,26 +731,28 @@ pub fn run_stages(o: &crate::run::RunOutcome, data_dir: &std::path::Path) -> Str
                 count("queued")
             )
         }
-        None => writeln!(s, "month close: no final month to mail yet"),
+        None => "month close: no final month to mail yet".to_string(),
     };
-    let _ = match &o.alerts {
-        Some(a) if a.digests.is_empty() => writeln!(s, "alerts: nothing new to mail"),
+    s.push(("month_close", close));
+    let alerts = match &o.alerts {
+        Some(a) if a.digests.is_empty() => "alerts: nothing new to mail".to_string(),
         Some(a) => {
             let d: Vec<String> = a
                 .digests
                 .iter()
                 .map(|(to, n, st)| format!("{n} to {to} ({st})"))
                 .collect();
-            writeln!(s, "alerts: {}", d.join(", "))
+            format!("alerts: {}", d.join(", "))
         }
-        None => writeln!(s, "alerts: no recipients"),
+        None => "alerts: no recipients".to_string(),
     };
+    s.push(("alerts", alerts));
     if o.undelivered > 0 {
-        let _ = writeln!(
-            s,
-            "mail: {} message(s) queued for the next run",
-            o.undelivered
-        );
+        let q = o.undelivered;
+        s.push((
+            "mail",
+            format!("mail: {q} message(s) queued for the next run"),
+        ));
     }
     s
 }

@@ -380,3 +380,47 @@ fn buckets_belong_to_the_day_and_hour_of_the_business_timezone() {
         .timestamp_micros();
     assert_eq!(local_day_hour(day, true, berlin), Some((oct31, None)));
 }
+
+#[test]
+fn the_scan_sums_exactly_what_the_shipped_sql_sums() {
+    use std::collections::BTreeMap;
+    use tokenledger::lake::Layout;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = crate::common::synth(
+        tmp.path(),
+        &["--months", "2", "--width", "1h", "--anomalies", "all"],
+    );
+    crate::common::ingest(&data, &[&out]);
+    assert_eq!(
+        crate::common::code(&crate::common::tl(&data, &["rate", "-q"])),
+        0
+    );
+    let layout = Layout::new(&data);
+    let inp = tokenledger::anomalies::inputs(&layout, chrono_tz::Tz::UTC).unwrap();
+    // sql/anomaly_buckets.sql through polars, summed per UTC day and key.
+    let f = tokenledger::query::sql(&layout, tokenledger::anomalies::BUCKETS_SQL).unwrap();
+    let (start, key, cost) = (
+        f.micros("bucket_start").unwrap(),
+        f.text("api_key_id").unwrap(),
+        f.money("list_cost_usd").unwrap(),
+    );
+    let mut want: BTreeMap<(chrono::NaiveDate, String), i128> = BTreeMap::new();
+    for i in 0..f.height() {
+        let Some(k) = key[i].clone() else { continue };
+        let d = chrono::DateTime::from_timestamp_micros(start[i].unwrap())
+            .unwrap()
+            .date_naive();
+        *want.entry((d, k)).or_default() += cost[i].unwrap().units();
+    }
+    let mut got: BTreeMap<(chrono::NaiveDate, String), i128> = BTreeMap::new();
+    for ((scope, id), s) in &inp.series {
+        if *scope == tokenledger::anomalies::Scope::ApiKey {
+            for (d, c) in &s.days {
+                got.insert((*d, id.clone()), c.units());
+            }
+        }
+    }
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "the scan and the SQL agree to the unit");
+}

@@ -1,0 +1,222 @@
+//! The one pass over `rated_usage` behind every series: the rated parts are read column by
+//! column (projected Arrow batches through `lake::io`, one part per thread) and summed per
+//! business day × API key × workspace × model and per key × day × hour, without materialising
+//! the bucket-level rows. `sql/anomaly_buckets.sql` is the same aggregation in portable SQL (a
+//! test checks that both give the same sums, to the unit).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, Decimal128Array};
+use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+use super::{AnomalyError, local_day_hour};
+use crate::lake::io as lio;
+
+/// Interned text: code ↔ value; `NONE` is NULL.
+#[derive(Debug, Default)]
+pub struct Strings {
+    index: HashMap<String, u32>,
+    pub values: Vec<String>,
+}
+
+pub const NONE: u32 = u32::MAX;
+
+impl Strings {
+    fn intern(&mut self, v: &str) -> u32 {
+        if let Some(c) = self.index.get(v) {
+            return *c;
+        }
+        let c = self.values.len() as u32;
+        self.values.push(v.to_string());
+        self.index.insert(v.to_string(), c);
+        c
+    }
+    /// One code per row of a text column: a dictionary array interns its dictionary only.
+    fn codes(&mut self, a: &dyn Array) -> Option<Vec<u32>> {
+        if let Some(d) = a.as_dictionary_opt::<Int32Type>() {
+            let values = d.values().as_string_opt::<i32>()?;
+            let map: Vec<u32> = (0..values.len())
+                .map(|j| {
+                    if values.is_null(j) {
+                        NONE
+                    } else {
+                        self.intern(values.value(j))
+                    }
+                })
+                .collect();
+            let keys = d.keys();
+            return Some(
+                (0..d.len())
+                    .map(|i| {
+                        if keys.is_null(i) {
+                            NONE
+                        } else {
+                            map[keys.value(i) as usize]
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        let s = a.as_string_opt::<i32>()?;
+        Some(
+            (0..s.len())
+                .map(|i| {
+                    if s.is_null(i) {
+                        NONE
+                    } else {
+                        self.intern(s.value(i))
+                    }
+                })
+                .collect(),
+        )
+    }
+    pub fn get(&self, c: u32) -> Option<&str> {
+        (c != NONE).then(|| self.values[c as usize].as_str())
+    }
+}
+
+/// (day, key, workspace, model) → cost, in lake units.
+pub type Days = HashMap<(NaiveDate, u32, u32, u32), i128>;
+/// (key, day, hour) → cost.
+pub type Hours = HashMap<(u32, NaiveDate, u32), i128>;
+
+/// The sums of one part (codes into its own `strings`).
+#[derive(Debug, Default)]
+pub struct Sums {
+    pub strings: Strings,
+    pub days: Days,
+    pub hours: Hours,
+    /// key code → name code, workspace code → name code (the last seen).
+    pub key_names: HashMap<u32, u32>,
+    pub ws_names: HashMap<u32, u32>,
+}
+
+const COLUMNS: [&str; 9] = [
+    "bucket_start",
+    "bucket_width",
+    "api_key_id",
+    "api_key_name",
+    "workspace_id",
+    "workspace_name",
+    "model_canonical",
+    "pricing_status",
+    "list_cost",
+];
+
+fn column<'a, T: 'static>(
+    b: &'a arrow::record_batch::RecordBatch,
+    name: &str,
+    path: &std::path::Path,
+) -> Result<&'a T, AnomalyError> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| {
+            AnomalyError::Lake(lio::LakeError::Column {
+                path: path.to_path_buf(),
+                column: name.into(),
+            })
+        })
+}
+
+/// Sums one rated part (priced rows only; UNPRICED usage has no cost to compare).
+pub fn part(path: &Path, tz: Tz) -> Result<Sums, AnomalyError> {
+    let mut s = Sums::default();
+    // Buckets repeat across keys: each start is converted to the zone once.
+    let mut at: HashMap<(i64, bool), (NaiveDate, Option<u32>)> = HashMap::new();
+    let missing = |column: &str| {
+        AnomalyError::Lake(lio::LakeError::Column {
+            path: path.to_path_buf(),
+            column: column.into(),
+        })
+    };
+    for b in lio::read_batches_dictionary(path, &COLUMNS, &COLUMNS[1..8])? {
+        let b = b?;
+        let start = b
+            .column_by_name("bucket_start")
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| missing("bucket_start"))?;
+        let cost: &Decimal128Array = column(&b, "list_cost", path)?;
+        // Text columns as codes (width and status interned too: a handful of values).
+        let mut text = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| s.strings.codes(c.as_ref()))
+                .ok_or_else(|| missing(name))
+        };
+        let (width, status) = (text("bucket_width")?, text("pricing_status")?);
+        let cols: Vec<Vec<u32>> = COLUMNS[2..7]
+            .iter()
+            .map(|c| text(c))
+            .collect::<Result<_, _>>()?;
+        let (daily_code, priced_code) = (
+            s.strings.index.get("1d").copied(),
+            s.strings.index.get("priced").copied(),
+        );
+        for i in 0..b.num_rows() {
+            if Some(status[i]) != priced_code || cost.is_null(i) {
+                continue;
+            }
+            let daily = Some(width[i]) == daily_code;
+            let us = start.value(i);
+            let (d, h) = match at.get(&(us, daily)) {
+                Some(v) => *v,
+                None => {
+                    let v = local_day_hour(us, daily, tz)
+                        .ok_or_else(|| AnomalyError::Value(format!("bucket_start {us} µs")))?;
+                    *at.entry((us, daily)).or_insert(v)
+                }
+            };
+            let [k, kn, w, wn, m] = [0, 1, 2, 3, 4].map(|j| cols[j][i]);
+            let c = cost.value(i);
+            *s.days.entry((d, k, w, m)).or_default() += c;
+            if k != NONE {
+                if let Some(h) = h {
+                    *s.hours.entry((k, d, h)).or_default() += c;
+                }
+                s.key_names.insert(k, kn);
+            }
+            s.ws_names.insert(w, wn);
+        }
+    }
+    Ok(s)
+}
+
+/// Merges the parts' sums into the first (re-coding the others' strings).
+pub fn merge(parts: Vec<Sums>) -> Sums {
+    let mut it = parts.into_iter();
+    let Some(mut all) = it.next() else {
+        return Sums::default();
+    };
+    for p in it {
+        let recode: Vec<u32> = p
+            .strings
+            .values
+            .iter()
+            .map(|v| match all.strings.index.get(v) {
+                Some(c) => *c,
+                None => {
+                    let c = all.strings.values.len() as u32;
+                    all.strings.values.push(v.clone());
+                    all.strings.index.insert(v.clone(), c);
+                    c
+                }
+            })
+            .collect();
+        let rc = |c: u32| if c == NONE { NONE } else { recode[c as usize] };
+        for ((d, k, w, m), c) in p.days {
+            *all.days.entry((d, rc(k), rc(w), rc(m))).or_default() += c;
+        }
+        for ((k, d, h), c) in p.hours {
+            *all.hours.entry((rc(k), d, h)).or_default() += c;
+        }
+        for (k, n) in p.key_names {
+            all.key_names.insert(rc(k), rc(n));
+        }
+        for (w, n) in p.ws_names {
+            all.ws_names.insert(rc(w), rc(n));
+        }
+    }
+    all
+}

@@ -1,0 +1,101 @@
+//! Logs: `tracing` events on stderr, human-readable by default (just the sentence, `warning:` /
+//! `error:` in colour on a terminal unless `NO_COLOR` is set) or one JSON object per line with
+//! `--log-format json` for log shippers (timestamp, level, stage, message).
+//!
+//! Owns: the subscriber and its levels (`-q` errors only, default info, `-v` debug, `-vv`
+//! trace). Must not: decide what a command prints on stdout (that is `cli` and `present`).
+
+use std::fmt;
+use std::io::IsTerminal;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format {s:?}; one of: human, json")),
+        }
+    }
+}
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+/// The sentence alone (the stage is already in it), `warning:`/`error:` before the rest.
+struct Human {
+    color: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for Human
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        let (label, code) = match *event.metadata().level() {
+            Level::ERROR => ("error: ", "31"),
+            Level::WARN => ("warning: ", "33"),
+            _ => ("", ""),
+        };
+        if self.color && !label.is_empty() {
+            write!(w, "\x1b[{code}m{label}\x1b[0m")?;
+        } else {
+            write!(w, "{label}")?;
+        }
+        writeln!(w, "{}", m.0)
+    }
+}
+
+/// Installs the subscriber (once, first thing). `verbosity`: -1 quiet, 0 default, 1 `-v`, 2+.
+pub fn init(verbosity: i8, format: LogFormat) {
+    let level = match verbosity {
+        i8::MIN..=-1 => Level::ERROR,
+        0 => Level::INFO,
+        1 => Level::DEBUG,
+        _ => Level::TRACE,
+    };
+    let b = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level);
+    let _ = match format {
+        LogFormat::Json => b
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_target(false)
+            .try_init(),
+        LogFormat::Human => {
+            let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal();
+            b.event_format(Human { color }).try_init()
+        }
+    };
+}
