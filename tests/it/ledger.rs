@@ -428,3 +428,46 @@ fn a_credits_file_too_large_to_be_a_ledger_is_refused_whole() {
     );
     assert!(sql(&data, "SELECT COUNT(*) AS n FROM ingest_log")[0]["n"] == 1);
 }
+
+#[test]
+fn run_logs_one_json_object_per_stage_for_log_shippers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let sample = fixtures().join("sample");
+    let o = tl(
+        &data,
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "--json",
+            "--inputs",
+            sample.to_str().unwrap(),
+        ],
+    );
+    let first = code(&o);
+    assert!(first == 0 || first == 3, "{}", stderr(&o));
+    let mut stages = Vec::new();
+    for line in stderr(&o).lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert_eq!(v["level"], "INFO");
+        assert!(v["timestamp"].is_string());
+        stages.push(v["fields"]["stage"].as_str().unwrap().to_string());
+    }
+    for s in [
+        "ingest",
+        "rate",
+        "report",
+        "credits",
+        "anomalies",
+        "month_close",
+        "alerts",
+    ] {
+        assert!(stages.iter().any(|x| x == s), "{s} in {stages:?}");
+    }
+    // -q: nothing on stderr; the exit code says it all.
+    let o = tl(&data, &["-q", "run", "--inputs", sample.to_str().unwrap()]);
+    assert_eq!(code(&o), first);
+    assert!(o.stderr.is_empty() && o.stdout.is_empty());
+}
