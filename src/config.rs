@@ -19,6 +19,10 @@ pub struct Config {
     /// Export files or directories `run` ingests.
     #[serde(default)]
     pub inputs: Vec<PathBuf>,
+    /// The business timezone (IANA, e.g. "Europe/Berlin"; default UTC): the day and hour an
+    /// hourly or finer bucket belongs to in the anomaly series (daily buckets keep their UTC
+    /// date). Reports and the credits ledger still use UTC days (see the README).
+    pub timezone: Option<String>,
     /// Price-book overrides, in the same shape as the default book (`[[prices.model]]`, …).
     #[serde(default)]
     pub prices: BookFile,

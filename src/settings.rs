@@ -135,6 +135,13 @@ impl Settings {
             ConfigError::Parse(path, what)
         };
         let mut p = crate::anomalies::Policy::default();
+        if let Some(tz) = &self.config.timezone {
+            p.timezone = tz.parse::<chrono_tz::Tz>().map_err(|_| {
+                bad(format!(
+                    "timezone = {tz:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"UTC\")"
+                ))
+            })?;
+        }
         if let Some(m) = c.min_impact_usd {
             p.min_impact_usd = m;
         }

@@ -424,3 +424,33 @@ fn the_scan_sums_exactly_what_the_shipped_sql_sums() {
     assert!(!want.is_empty());
     assert_eq!(got, want, "the scan and the SQL agree to the unit");
 }
+
+#[test]
+fn the_business_timezone_comes_from_the_config_and_a_bad_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    crate::common::ingest(&data, &[&crate::common::fixtures().join("sample")]);
+    let cfg = tmp.path().join("tokenledger.toml");
+    std::fs::write(&cfg, "timezone = \"Mars/Olympus\"\n").unwrap();
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "anomalies",
+        "--format",
+        "csv",
+    ];
+    let o = crate::common::tl(&data, &args);
+    assert_eq!(crate::common::code(&o), 2);
+    assert!(
+        crate::common::stderr(&o).contains("Mars/Olympus"),
+        "{}",
+        crate::common::stderr(&o)
+    );
+    std::fs::write(&cfg, "timezone = \"Europe/Berlin\"\n").unwrap();
+    let o = crate::common::tl(&data, &args);
+    assert!(
+        [0, 3].contains(&crate::common::code(&o)),
+        "{}",
+        crate::common::stderr(&o)
+    );
+}
