@@ -238,37 +238,23 @@ pub fn chargeback(settings: &Settings, month: Month) -> Result<Chargeback, RunEr
     // Credits and anomalies read every month: all are rated first.
     let _rated = rate(settings, &book, &[])?;
     let shared = &mail.shared_workspaces;
-    let previous = match month.previous() {
-        Some(p) => {
-            let [a, b, c] = bill_reports(settings, p)?;
-            (!a.lines.is_empty()).then(|| {
-                bill(
-                    p,
-                    &Reports {
-                        by_line: &a,
-                        by_key: &b,
-                        by_day: &c,
-                    },
-                    &settings.teams,
-                    shared,
-                    None,
-                )
-            })
-        }
-        None => None,
-    };
-    let [a, b, c] = bill_reports(settings, month)?;
-    let bill = bill(
-        month,
-        &Reports {
+    let bill_of = |m: Month, previous: Option<&crate::mail::bill::Bill>| {
+        let [a, b, c] = bill_reports(settings, m)?;
+        let reports = Reports {
             by_line: &a,
             by_key: &b,
             by_day: &c,
-        },
-        &settings.teams,
-        shared,
-        previous.as_ref(),
-    );
+        };
+        let empty = a.lines.is_empty();
+        Ok::<_, RunError>((bill(m, &reports, &settings.teams, shared, previous), empty))
+    };
+    let previous = match month.previous() {
+        Some(p) => Some(bill_of(p, None)?)
+            .filter(|(_, empty)| !empty)
+            .map(|(b, _)| b),
+        None => None,
+    };
+    let (bill, _) = bill_of(month, previous.as_ref())?;
     let layout = &settings.layout;
     let mut extras = crate::mail::FinanceExtras::default();
     if reconcile::has_cost_report(layout, &month.key())? {

@@ -248,6 +248,14 @@ pub fn read_batches_projected(
             parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
         builder = builder.with_projection(mask);
     }
+    stream(builder, path)
+}
+
+/// The batches of a configured reader, errors naming the file.
+fn stream(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    path: &Path,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     let reader = builder
         .with_batch_size(64 * 1024)
         .build()
@@ -295,18 +303,7 @@ pub fn read_batches_dictionary(
         .map_err(pq_err(path))?;
     let mask =
         parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(pq_err(path))?;
-    let p = path.to_path_buf();
-    Ok(Box::new(reader.map(move |r| {
-        r.map_err(|source| LakeError::Arrow {
-            path: p.clone(),
-            source,
-        })
-    })))
+    stream(builder.with_projection(mask), path)
 }
 
 /// Reads a whole (small) Parquet file.

@@ -55,6 +55,20 @@ pub struct TeamBill {
 }
 
 impl TeamBill {
+    fn empty(name: &str, cost_center: Option<String>, recipients: Vec<String>) -> TeamBill {
+        TeamBill {
+            name: name.into(),
+            cost_center,
+            recipients,
+            lines: Vec::new(),
+            keys: Vec::new(),
+            shared: None,
+            daily: BTreeMap::new(),
+            total: Money::ZERO,
+            cents: 0,
+            previous_cents: None,
+        }
+    }
     /// Cents per workspace (by name), from the line cents: foots to the team's cents with the
     /// shared line.
     pub fn by_workspace(&self) -> Vec<(String, i128)> {
@@ -140,31 +154,9 @@ pub fn bill(
 ) -> Bill {
     let mut bills: Vec<TeamBill> = teams
         .iter()
-        .map(|t| TeamBill {
-            name: t.name.clone(),
-            cost_center: t.cost_center.clone(),
-            recipients: t.recipients.clone(),
-            lines: Vec::new(),
-            keys: Vec::new(),
-            shared: None,
-            daily: BTreeMap::new(),
-            total: Money::ZERO,
-            cents: 0,
-            previous_cents: None,
-        })
+        .map(|t| TeamBill::empty(&t.name, t.cost_center.clone(), t.recipients.clone()))
         .collect();
-    bills.push(TeamBill {
-        name: UNALLOCATED.into(),
-        cost_center: None,
-        recipients: Vec::new(),
-        lines: Vec::new(),
-        keys: Vec::new(),
-        shared: None,
-        daily: BTreeMap::new(),
-        total: Money::ZERO,
-        cents: 0,
-        previous_cents: None,
-    });
+    bills.push(TeamBill::empty(UNALLOCATED, None, Vec::new()));
     let index = |name: &str, bills: &[TeamBill]| {
         bills
             .iter()
