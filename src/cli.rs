@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Credits(a) => cmd_credits(s, a),
         Command::Anomalies(a) => cmd_anomalies(s, a),
         Command::Mail(a) => cmd_mail(s, a),
-        Command::Demo(a) => cmd_demo(s, &a.dir),
+        Command::Demo(a) => crate::demo::run(s, &a.dir),
         Command::Synth(a) => {
             let report = synth::generate(&a.into())?;
             if !s.quiet {
@@ -126,7 +126,7 @@ fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
             serde_json::to_string_pretty(&present::run_json(&out, &reviews, exit_code(&reviews)))?
         );
     }
-    log_stages(&out, s);
+    crate::log::run_summary(&out, s.data_dir());
     if !s.quiet && !json {
         for m in &out.months {
             println!("\n== {}: list cost by workspace and model ==", m.month);
@@ -247,45 +247,9 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
 }
 
 fn templates(s: &Settings) -> Result<present::mail::Templates> {
-    let dir = s.mail_settings()?.templates;
-    Ok(present::mail::Templates::load(dir.as_deref())?)
-}
-
-/// The run's summary: one log event per stage (human lines, or JSON with `--log-format json`).
-fn log_stages(out: &run::RunOutcome, s: &Settings) {
-    for line in present::ingest_summary(&out.ingest).lines() {
-        tracing::info!(stage = "ingest", "{line}");
-    }
-    tracing::info!(
-        stage = "rate",
-        "{}",
-        present::rate_summary(&out.rated, &out.price_book)
-    );
-    for (stage, line) in present::run_stages(out, s.data_dir()) {
-        tracing::info!(stage, "{line}");
-    }
-}
-
-fn cmd_demo(s: &Settings, dir: &std::path::Path) -> Result<i32> {
-    let t = std::time::Instant::now();
-    let d = crate::demo::prepare(dir, s.quiet)?;
-    let ds = &d.settings;
-    let out = match run::run(ds, &templates(ds)?) {
-        Ok(x) => x,
-        Err(e) => return failed(e, ds),
-    };
-    let month = crate::vocab::Month::parse(crate::demo::MONTH).map_err(anyhow::Error::msg)?;
-    let cb = run::chargeback(ds, month)?;
-    let html = d.dir.join(format!("chargeback-{month}.html"));
-    let page = present::mail::html_report(&templates(ds)?, &cb.bill, cb.close, &cb.extras)?;
-    crate::lake::io::write_file_atomic(&html, page.as_bytes())
-        .with_context(|| format!("cannot write {}", html.display()))?;
-    if !s.quiet {
-        log_stages(&out, ds);
-        eprint!("{}", crate::demo::next_steps(&d, &html));
-        eprintln!("(demo finished in {:.1} s)", t.elapsed().as_secs_f64());
-    }
-    Ok(crate::exit::OK)
+    Ok(present::mail::Templates::load(
+        s.mail_settings()?.templates.as_deref(),
+    )?)
 }
 
 fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
@@ -300,13 +264,7 @@ fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
     if !s.quiet {
         eprint!("{}", present::mail::outcome_text(&out, s.data_dir()));
     }
-    let reviews: Vec<run::Review> = (out.undelivered > 0)
-        .then_some(run::Review::Undelivered {
-            messages: out.undelivered,
-        })
-        .into_iter()
-        .collect();
-    Ok(exit_code(&reviews))
+    Ok(exit_code(&out.reviews()))
 }
 
 fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
@@ -319,15 +277,11 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
             eprintln!("error: --format html writes a file: add --out FILE");
             return Ok(crate::exit::USAGE);
         };
-        let cb = run::chargeback(s, a.month)?;
-        let page = present::mail::html_report(&templates(s)?, &cb.bill, cb.close, &cb.extras)?;
-        crate::lake::io::write_file_atomic(path, page.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let close = crate::demo::write_html_report(s, a.month, path)?;
         if !s.quiet {
             eprintln!(
-                "tokenledger: wrote the {} chargeback ({}) to {}",
+                "tokenledger: wrote the {} chargeback ({close}) to {}",
                 a.month,
-                cb.close.as_str(),
                 path.display()
             );
         }

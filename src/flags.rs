@@ -505,6 +505,14 @@ impl From<SynthArgs> for synth::SynthOptions {
 }
 
 impl Cli {
+    /// -1 quiet, 0 default, 1 `-v`, 2 `-vv` or more.
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            self.verbose.min(2) as i8
+        }
+    }
     /// The flags that settings resolve (the rest are per-command arguments).
     pub fn flags(&self) -> Flags {
         let (inputs, common) = match &self.command {

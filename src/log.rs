@@ -3,7 +3,8 @@
 //! `--log-format json` for log shippers (timestamp, level, stage, message).
 //!
 //! Owns: the subscriber and its levels (`-q` errors only, default info, `-v` debug, `-vv`
-//! trace). Must not: decide what a command prints on stdout (that is `cli` and `present`).
+//! trace), and the nightly run's summary events. Must not: decide what a command prints on
+//! stdout (that is `cli` and `present`).
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -15,8 +16,9 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
+    #[default]
     Human,
     Json,
 }
@@ -98,4 +100,18 @@ pub fn init(verbosity: i8, format: LogFormat) {
             b.event_format(Human { color }).try_init()
         }
     };
+}
+
+/// The nightly run's summary: one event per stage (human lines, or JSON objects with a
+/// `stage` field).
+pub fn run_summary(out: &crate::run::RunOutcome, data_dir: &std::path::Path) {
+    use crate::present;
+    for line in present::ingest_summary(&out.ingest).lines() {
+        tracing::info!(stage = "ingest", "{line}");
+    }
+    let rate = present::rate_summary(&out.rated, &out.price_book);
+    tracing::info!(stage = "rate", "{rate}");
+    for (stage, line) in present::run_stages(out, data_dir) {
+        tracing::info!(stage, "{line}");
+    }
 }

@@ -8,16 +8,7 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = tokenledger::cli::Cli::parse();
-    let verbosity = if cli.quiet {
-        -1
-    } else {
-        cli.verbose.min(2) as i8
-    };
-    let format = cli
-        .log_format
-        .parse()
-        .unwrap_or(tokenledger::log::LogFormat::Human);
-    tokenledger::log::init(verbosity, format);
+    tokenledger::log::init(cli.verbosity(), cli.log_format.parse().unwrap_or_default());
     match tokenledger::cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -458,38 +458,8 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
     // The mail stages take the exclusive lock: the reading snapshot is released first.
     drop(rated.snapshot);
     let chargeback = month_close(settings, &mail_cfg, render, to_report.last().copied())?;
-    let queued = crate::mail::log(layout)?
-        .iter()
-        .filter(|e| e.status == "queued")
-        .count();
-    let mut items: Vec<crate::mail::alerts::Alert> = anomalies
-        .iter()
-        .cloned()
-        .map(crate::mail::alerts::Alert::Anomaly)
-        .collect();
-    items.extend(
-        credits
-            .iter()
-            .flat_map(|l| l.findings.iter().cloned())
-            .map(crate::mail::alerts::Alert::Credit),
-    );
-    if queued > 0 {
-        items.push(crate::mail::alerts::Alert::Undelivered { messages: queued });
-    }
-    let alerts = if mail_cfg.alerts.is_empty() {
-        None
-    } else {
-        let _lock = Snapshot::write(layout, settings.wait_for_lock)?;
-        Some(crate::mail::alerts::send(
-            layout,
-            &mail_cfg,
-            render,
-            &items,
-            settings.as_of,
-            false,
-        )?)
-    };
-    let undelivered = queued + alerts.as_ref().map_or(0, |a| a.undelivered);
+    let (alerts, undelivered) =
+        alert_digest(settings, &mail_cfg, render, &anomalies, credits.as_ref())?;
     Ok(RunOutcome {
         credits,
         recovered,
@@ -502,6 +472,40 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         alerts,
         undelivered,
     })
+}
+
+/// The alert digest: tonight's anomalies, credit findings and undelivered mail, each new one
+/// to each alert recipient; and how much mail is still queued afterwards.
+fn alert_digest(
+    settings: &Settings,
+    cfg: &crate::mail::MailSettings,
+    render: &dyn crate::mail::Render,
+    anomalies: &[crate::anomalies::Row],
+    credits: Option<&crate::credits::Ledger>,
+) -> Result<(Option<crate::mail::alerts::AlertOutcome>, usize), RunError> {
+    use crate::mail::alerts::{self, Alert};
+    let layout = &settings.layout;
+    let queued = crate::mail::log(layout)?
+        .iter()
+        .filter(|e| e.status == "queued")
+        .count();
+    let mut items: Vec<Alert> = anomalies.iter().cloned().map(Alert::Anomaly).collect();
+    items.extend(
+        credits
+            .iter()
+            .flat_map(|l| l.findings.iter().cloned())
+            .map(Alert::Credit),
+    );
+    if queued > 0 {
+        items.push(Alert::Undelivered { messages: queued });
+    }
+    if cfg.alerts.is_empty() {
+        return Ok((None, queued));
+    }
+    let _lock = Snapshot::write(layout, settings.wait_for_lock)?;
+    let out = alerts::send(layout, cfg, render, &items, settings.as_of, false)?;
+    let undelivered = queued + out.undelivered;
+    Ok((Some(out), undelivered))
 }
 
 /// Month close: the chargeback of `latest` (the latest month with usage) once it is final

@@ -163,13 +163,7 @@ pub fn bill(
             .position(|b| b.name == name)
             .unwrap_or(bills.len() - 1)
     };
-    let is_shared = |id: &Option<String>, name: &str| {
-        shared
-            .iter()
-            .any(|s| Some(s) == id.as_ref() || s.as_str() == name)
-    };
     let mut shared_units = 0i128;
-    let mut key_units: BTreeMap<String, i128> = BTreeMap::new();
     for l in &r.by_line.lines {
         let Some(cost) = l.list_cost else { continue };
         let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
@@ -177,7 +171,7 @@ pub fn bill(
         let workspace_name = dim(l, 2)
             .or(workspace_id.clone())
             .unwrap_or_else(|| "Default".into());
-        if team == UNALLOCATED && !shared.is_empty() && is_shared(&workspace_id, &workspace_name) {
+        if team == UNALLOCATED && is_shared(shared, &workspace_id, &workspace_name) {
             shared_units += cost.units();
             continue;
         }
@@ -190,24 +184,10 @@ pub fn bill(
             cents: 0,
         });
     }
-    // Keys of the shared workspaces' unowned cost are in the shared line, not a team's keys.
-    for l in &r.by_key.lines {
-        let Some(cost) = l.list_cost else { continue };
-        let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
-        let (workspace_id, workspace_name) = (dim(l, 1), dim(l, 2).unwrap_or_default());
-        if team == UNALLOCATED && !shared.is_empty() && is_shared(&workspace_id, &workspace_name) {
-            continue;
-        }
-        let name = dim(l, 4)
-            .or(dim(l, 3))
-            .unwrap_or_else(|| "(Console, no key)".into());
-        *key_units.entry(format!("{team}\u{0}{name}")).or_default() += cost.units();
-    }
-    for (k, units) in key_units {
-        let (team, name) = k.split_once('\u{0}').unwrap_or((UNALLOCATED, ""));
-        let i = index(team, &bills);
+    for ((team, name), units) in key_units(r.by_key, shared) {
+        let i = index(&team, &bills);
         bills[i].keys.push(KeyLine {
-            api_key_name: name.to_string(),
+            api_key_name: name,
             list_cost: Money::from_units(units),
             cents: 0,
         });
@@ -226,6 +206,31 @@ pub fn bill(
     }
     allocate_shared(&mut bills, shared_units);
     round_bills(month, bills, r.by_line.unpriced_lines, previous)
+}
+
+/// Cost per (team, key name) from the team × workspace × key report. The keys of the shared
+/// workspaces' unowned cost are in the shared line, not among a team's keys.
+fn key_units(by_key: &Report, shared: &[String]) -> BTreeMap<(String, String), i128> {
+    let mut out: BTreeMap<(String, String), i128> = BTreeMap::new();
+    for l in &by_key.lines {
+        let Some(cost) = l.list_cost else { continue };
+        let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
+        let (workspace_id, workspace_name) = (dim(l, 1), dim(l, 2).unwrap_or_default());
+        if team == UNALLOCATED && is_shared(shared, &workspace_id, &workspace_name) {
+            continue;
+        }
+        let name = dim(l, 4)
+            .or(dim(l, 3))
+            .unwrap_or_else(|| "(Console, no key)".into());
+        *out.entry((team, name)).or_default() += cost.units();
+    }
+    out
+}
+
+fn is_shared(shared: &[String], id: &Option<String>, name: &str) -> bool {
+    shared
+        .iter()
+        .any(|s| Some(s) == id.as_ref() || s.as_str() == name)
 }
 
 /// The shared cost split across the teams (not Unallocated) by their own spend; with no team

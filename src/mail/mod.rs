@@ -322,6 +322,26 @@ pub struct Delivery {
     pub error: Option<String>,
 }
 
+impl Delivery {
+    fn of(
+        o: &Outgoing,
+        kind: &str,
+        status: &str,
+        path: Option<PathBuf>,
+        error: Option<String>,
+    ) -> Delivery {
+        Delivery {
+            report: o.report.clone(),
+            recipient: o.to.email.to_string(),
+            subject: o.rendered.subject.clone(),
+            kind: kind.into(),
+            status: status.into(),
+            path,
+            error,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MailOutcome {
     pub month: Month,
@@ -331,6 +351,18 @@ pub struct MailOutcome {
     /// Messages still queued for a later run (this month's and earlier).
     pub undelivered: usize,
     pub outbox: PathBuf,
+}
+
+impl MailOutcome {
+    /// Mail still queued is a reason to look (exit code 3).
+    pub fn reviews(&self) -> Vec<crate::vocab::Review> {
+        (self.undelivered > 0)
+            .then_some(crate::vocab::Review::Undelivered {
+                messages: self.undelivered,
+            })
+            .into_iter()
+            .collect()
+    }
 }
 
 /// A message to send: who, which report, the rendered content and its figures.
@@ -513,15 +545,7 @@ pub fn mail(
         let kind = match decide(&log, &month, &out, opts.close, opts.resend) {
             Ok(k) => k,
             Err(why) => {
-                deliveries.push(Delivery {
-                    report: out.report.clone(),
-                    recipient: to,
-                    subject: out.rendered.subject.clone(),
-                    kind: "-".into(),
-                    status: "skipped".into(),
-                    path: None,
-                    error: Some(why),
-                });
+                deliveries.push(Delivery::of(&out, "-", "skipped", None, Some(why)));
                 continue;
             }
         };
@@ -529,15 +553,7 @@ pub fn mail(
         let name = format!("{}--{}--{}", slug(&out.report), slug(&to), &out.hash[..8]);
         let (status, path, error, attempts) =
             deliver_one(smtp.as_ref(), &outbox, &name, &m, cfg, opts.dry_run)?;
-        let d = Delivery {
-            report: out.report.clone(),
-            recipient: to.clone(),
-            subject: out.rendered.subject.clone(),
-            kind: kind.clone(),
-            status: status.clone(),
-            path,
-            error: error.clone(),
-        };
+        let d = Delivery::of(&out, &kind, &status, path, error.clone());
         if !opts.dry_run {
             record(
                 &mut log,

@@ -66,6 +66,37 @@ fn failed<E: std::fmt::Debug>(chart: &'static str) -> impl Fn(E) -> ChartError {
     }
 }
 
+/// Per day of the month (index 1..=days; 0 unused), the cost of each of the seven largest
+/// series and of "other", with their labels.
+fn stacks(
+    month: (i32, u32),
+    daily: &BTreeMap<(NaiveDate, String), Money>,
+) -> (Vec<String>, Vec<[i128; 8]>) {
+    let first = NaiveDate::from_ymd_opt(month.0, month.1, 1).unwrap_or_default();
+    let days = first
+        .checked_add_months(chrono::Months::new(1))
+        .map_or(31, |n| (n - first).num_days() as usize);
+    let mut totals: BTreeMap<&str, i128> = BTreeMap::new();
+    for ((_, m), c) in daily {
+        *totals.entry(m.as_str()).or_default() += c.units();
+    }
+    let mut models: Vec<(&str, i128)> = totals.into_iter().collect();
+    models.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let shown: Vec<&str> = models.iter().take(7).map(|m| m.0).collect();
+    let slot = |m: &str| shown.iter().position(|s| *s == m).unwrap_or(7);
+    let mut stack = vec![[0i128; 8]; days + 1];
+    for ((d, m), c) in daily {
+        if d.year() == month.0 && d.month() == month.1 {
+            stack[d.day() as usize][slot(m)] += c.units();
+        }
+    }
+    let mut labels: Vec<String> = shown.iter().map(|s| s.to_string()).collect();
+    if models.len() > 7 {
+        labels.push("other".into());
+    }
+    (labels, stack)
+}
+
 /// Daily list cost of `month` stacked by model (the largest models; the rest as "other").
 pub fn daily_by_model(
     title: &str,
@@ -75,25 +106,8 @@ pub fn daily_by_model(
     font();
     const SIZE: (u32, u32) = (760, 320);
     let name = "daily cost";
-    let first = NaiveDate::from_ymd_opt(month.0, month.1, 1).unwrap_or_default();
-    let days = first
-        .checked_add_months(chrono::Months::new(1))
-        .map_or(31, |n| (n - first).num_days() as u32);
-    // The models by total, the first seven drawn, the rest folded into "other".
-    let mut totals: BTreeMap<&str, i128> = BTreeMap::new();
-    for ((_, m), c) in daily {
-        *totals.entry(m.as_str()).or_default() += c.units();
-    }
-    let mut models: Vec<(&str, i128)> = totals.into_iter().collect();
-    models.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let shown: Vec<&str> = models.iter().take(7).map(|m| m.0).collect();
-    let slot = |m: &str| shown.iter().position(|s| *s == m).unwrap_or(7);
-    let mut stack = vec![[0i128; 8]; days as usize + 1];
-    for ((d, m), c) in daily {
-        if d.year() == month.0 && d.month() == month.1 {
-            stack[d.day() as usize][slot(m)] += c.units();
-        }
-    }
+    let (labels, stack) = stacks(month, daily);
+    let days = stack.len() as u32 - 1;
     let top = stack
         .iter()
         .map(|s| dollars(s.iter().sum()))
@@ -125,10 +139,6 @@ pub fn daily_by_model(
             })
             .draw()
             .map_err(failed(name))?;
-        let mut labels: Vec<String> = shown.iter().map(|s| s.to_string()).collect();
-        if models.len() > 7 {
-            labels.push("other".into());
-        }
         for (k, label) in labels.iter().enumerate() {
             let color = PALETTE[k];
             let bars = (1..=days).map(|d| {

@@ -286,27 +286,11 @@ pub fn team_mail(
     })
 }
 
-/// The finance summary: every team and Unallocated, the tie-out, credits and anomalies.
-pub fn finance_mail(
-    tpl: &Templates,
+/// The finance summary's tie-outs, reconciliation sentence, credit and anomaly sentences.
+fn extras_values(
     bill: &Bill,
-    close: Close,
     extras: &FinanceExtras,
-    links: ChartLinks,
-) -> Result<Rendered, RenderError> {
-    let mut daily = std::collections::BTreeMap::new();
-    for t in &bill.teams {
-        for ((d, _), c) in &t.daily {
-            let e: &mut Money = daily.entry((*d, t.name.clone())).or_default();
-            *e = Money::from_units(e.units() + c.units());
-        }
-    }
-    let chart_daily = chart::daily_by_model(
-        &format!("daily list cost by team, {} (UTC days)", bill.month),
-        month_ym(bill),
-        &daily,
-    )?;
-    let teams: Vec<Value> = bill.teams.iter().map(team_value).collect();
+) -> (Vec<Value>, Option<String>, Vec<String>, Vec<String>) {
     let tie_outs: Vec<Value> = extras
         .tie_outs
         .iter()
@@ -344,6 +328,31 @@ pub fn finance_mail(
         .iter()
         .map(|r| format!("{} (id {})", r.finding.sentence, r.id))
         .collect();
+    (tie_outs, reconciliation, credits, anomalies)
+}
+
+/// The finance summary: every team and Unallocated, the tie-out, credits and anomalies.
+pub fn finance_mail(
+    tpl: &Templates,
+    bill: &Bill,
+    close: Close,
+    extras: &FinanceExtras,
+    links: ChartLinks,
+) -> Result<Rendered, RenderError> {
+    let mut daily = std::collections::BTreeMap::new();
+    for t in &bill.teams {
+        for ((d, _), c) in &t.daily {
+            let e: &mut Money = daily.entry((*d, t.name.clone())).or_default();
+            *e = Money::from_units(e.units() + c.units());
+        }
+    }
+    let chart_daily = chart::daily_by_model(
+        &format!("daily list cost by team, {} (UTC days)", bill.month),
+        month_ym(bill),
+        &daily,
+    )?;
+    let teams: Vec<Value> = bill.teams.iter().map(team_value).collect();
+    let (tie_outs, reconciliation, credits, anomalies) = extras_values(bill, extras);
     let ctx = json!({
         "month": bill.month.key(),
         "status": status(close),
