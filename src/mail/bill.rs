@@ -120,6 +120,19 @@ fn dim(line: &crate::report::Line, i: usize) -> Option<String> {
 /// Splits `amount` across `weights` in proportion, exactly to the unit (largest remainder), so
 /// the shares add up to `amount`.
 pub fn prorate(amount: i128, weights: &[i128]) -> Vec<i128> {
+    // Only the proportions matter: weights too large for amount × weight to fit in 128 bits
+    // are scaled down by powers of ten (to ~20 significant digits, far past a cent) rather than
+    // overflowing; the shares still add up to `amount` exactly.
+    let mut weights: Vec<i128> = weights.to_vec();
+    let fits = |ws: &[i128]| {
+        ws.iter()
+            .try_fold(0i128, |a, w| a.checked_add(*w))
+            .is_some()
+            && ws.iter().all(|w| amount.checked_mul(*w).is_some())
+    };
+    while !fits(&weights) {
+        weights.iter_mut().for_each(|w| *w /= 10);
+    }
     let total: i128 = weights.iter().sum();
     if total <= 0 {
         return vec![0; weights.len()];
@@ -127,8 +140,7 @@ pub fn prorate(amount: i128, weights: &[i128]) -> Vec<i128> {
     let mut shares: Vec<i128> = Vec::with_capacity(weights.len());
     let mut rems: Vec<(i128, usize)> = Vec::with_capacity(weights.len());
     for (i, w) in weights.iter().enumerate() {
-        // amount × w fits: amounts are far below 2^63 units per line in practice; checked.
-        let p = amount.checked_mul(*w).unwrap_or(i128::MAX);
+        let p = amount * w;
         shares.push(p.div_euclid(total));
         rems.push((p.rem_euclid(total), i));
     }

@@ -679,7 +679,8 @@ fn record(
         attempts: attempts + prior.map_or(0, |i| log[i].attempts),
         last_error: error,
         total_usd: out.total,
-        total_cents: out.cents as i64,
+        // Cents past i64 (92 quadrillion dollars) are not a bill; saturate rather than wrap.
+        total_cents: i64::try_from(out.cents).unwrap_or(i64::MAX),
         recorded_at: now_micros(),
     };
     match prior {

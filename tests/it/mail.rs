@@ -194,14 +194,14 @@ fn outbox_mail_has_every_part_foots_and_is_written_once() {
         exact += r[7].parse::<rust_decimal::Decimal>().unwrap();
         cents += r[8].parse::<rust_decimal::Decimal>().unwrap();
     }
-    let total = format!("${}", cents.round_dp(2));
+    let total = format!("${cents}");
     assert!(search["subject"].as_str().unwrap().ends_with(&total));
     assert!(
         text.contains(&format!("Total list cost: {total}")),
         "{text}"
     );
     assert_eq!(
-        exact.round_dp(2),
+        exact.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero),
         cents,
         "rounded rows foot to the rounded exact total"
     );

@@ -50,3 +50,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn shared_cost_is_prorated_exactly_even_with_huge_weights() {
+    use tokenledger::mail::bill::prorate;
+    // 1 unit split 1:1:1 — the remainder goes to the first, nothing lost.
+    assert_eq!(prorate(1, &[5, 5, 5]), vec![1, 0, 0]);
+    assert_eq!(prorate(100, &[1, 3]), vec![25, 75]);
+    // Weights whose products overflow 128 bits are scaled, never wrapped or saturated.
+    let big = i128::MAX / 4;
+    let shares = prorate(10_i128.pow(20), &[big, big, big / 2]);
+    assert_eq!(shares.iter().sum::<i128>(), 10_i128.pow(20));
+    assert_eq!(shares[0], shares[1]);
+    // Proportions hold to ~18 significant digits: here within 10^-15 of the amount.
+    assert!(
+        (shares[0] - 2 * shares[2]).abs() <= 10_i128.pow(5),
+        "{shares:?}"
+    );
+    assert_eq!(prorate(7, &[0, 0]), vec![0, 0], "no spend: nothing shared");
+}
