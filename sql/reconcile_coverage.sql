@@ -1,7 +1,9 @@
--- Reconciliation: which UTC days of the month each side has data for (coverage, not rows: a
--- day the provider reported as empty is covered). Two statements: usage, then cost.
-SELECT DISTINCT strftime(bucket_start, '%Y-%m-%d') AS day FROM usage_coverage
-WHERE strftime(bucket_start, '%Y-%m') = '{{month}}';
+-- Reconciliation: which buckets of the month each side has data for (coverage, not rows: a
+-- day the provider reported as empty is covered). `tokenledger reconcile` counts a UTC day
+-- covered when a covered bucket starts on it. Two statements: usage, then cost. Portable SQL:
+-- `month` is the partition key (the UTC month of the bucket).
+SELECT DISTINCT bucket_start FROM usage_coverage
+WHERE month = '{{month}}';
 
-SELECT DISTINCT strftime(bucket_start, '%Y-%m-%d') AS day FROM cost_coverage
-WHERE strftime(bucket_start, '%Y-%m') = '{{month}}';
+SELECT DISTINCT bucket_start FROM cost_coverage
+WHERE month = '{{month}}';

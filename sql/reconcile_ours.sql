@@ -1,9 +1,11 @@
--- Reconciliation, our side: list cost per day × workspace × model × tier from rated_usage,
+-- Reconciliation, our side: list cost per UTC day × workspace × model × tier from rated_usage,
 -- one column per charge (the cost columns of rated_usage; reconcile pairs each with the cost
--- report's token_type), plus token counts of UNPRICED rows. What `tokenledger reconcile --month M` reads, once per rated part file (the sums are
--- added up across parts).
+-- report's token_type), plus token counts of UNPRICED rows. The provider's cost report and
+-- invoice are on UTC days and months, so reconciliation is too (`utc_day`, and `month`, the
+-- partition key), whatever the business `timezone`. What `tokenledger reconcile --month M`
+-- reads, once per rated part file (the sums are added up across parts). Portable SQL.
 SELECT
-  strftime(bucket_start, '%Y-%m-%d') AS day,
+  utc_day AS day,
   workspace_id,
   workspace_name,
   model_canonical AS model,
@@ -18,5 +20,5 @@ SELECT
   SUM(uncached_input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens + output_tokens) AS tokens,
   SUM(web_search_requests) AS web_search_requests
 FROM rated_usage
-WHERE strftime(bucket_start, '%Y-%m') = '{{month}}'
-GROUP BY strftime(bucket_start, '%Y-%m-%d'), workspace_id, workspace_name, model_canonical, service_tier, pricing_status
+WHERE month = '{{month}}'
+GROUP BY utc_day, workspace_id, workspace_name, model_canonical, service_tier, pricing_status

@@ -1,6 +1,8 @@
--- Reconciliation, provider side: the cost report per day × workspace × model × charge.
+-- Reconciliation, provider side: the cost report per bucket × workspace × model × charge
+-- (the cost report's buckets are UTC days; `tokenledger reconcile` keys each by the UTC date
+-- of its start). Portable SQL: `month` is the partition key, no date functions.
 SELECT
-  strftime(bucket_start, '%Y-%m-%d') AS day,
+  bucket_start,
   workspace_id,
   workspace_name,
   model,
@@ -9,5 +11,5 @@ SELECT
   currency,
   SUM(amount) AS amount
 FROM cost
-WHERE strftime(bucket_start, '%Y-%m') = '{{month}}'
-GROUP BY strftime(bucket_start, '%Y-%m-%d'), workspace_id, workspace_name, model, cost_type, token_type, currency
+WHERE month = '{{month}}'
+GROUP BY bucket_start, workspace_id, workspace_name, model, cost_type, token_type, currency

@@ -1,18 +1,28 @@
--- Chargeback report: list cost and tokens of one month, grouped by the --by dimensions.
--- What `tokenledger report --month M --by …` runs (polars SQL; `--show-sql` prints it filled in).
--- Placeholders: the month (YYYY-MM, UTC) and the grouping columns of the --by dimensions,
--- e.g. `workspace_id, workspace_name, model`.
--- `rated_usage` holds one priced row per usage row (see ARCHITECTURE.md); `team_keys` and
--- `team_workspaces` map API-key and workspace ids or names to teams (from tokenledger.toml;
--- a key's team wins over its workspace's, an id over a name; no team: 'Unallocated');
--- `workspace_names` and `api_key_names` are the id → name columns of the lake's latest
--- `workspaces` and `api_keys` lists.
+-- Chargeback report: list cost and tokens of one business month, grouped by the --by
+-- dimensions. What `tokenledger report --month M --by …` runs (`--show-sql` prints it filled
+-- in). Placeholders: `month` (YYYY-MM, a month of the business timezone) and `dims`, the
+-- grouping columns of the --by dimensions, e.g. `team, workspace_id, workspace_name, model`.
+-- Portable SQL (DuckDB, Spark, Trino, polars): no date functions. Each rated row carries its
+-- `business_month` and `business_day` (in the configured `timezone`: an hourly or finer bucket
+-- by its start there, a daily bucket on its UTC date), so no engine's session time zone
+-- moves a row; the `month` partition key (UTC) only prunes to the three partitions a business
+-- month can touch.
+-- Tables: `rated_usage` (one priced row per usage row, see ARCHITECTURE.md); `workspaces` and
+-- `api_keys` (the latest lists: a list ingested after the usage still names it); `teams` (the
+-- `[[team]]` map of tokenledger.toml, written to the lake by every command that reads it: a
+-- key's team wins over its workspace's, an id over a name; no team: 'Unallocated').
 -- Rounding to cents happens after this query, in Rust (largest remainder, see src/money.rs).
-WITH named AS (
+WITH team_keys AS (
+  SELECT name, team FROM teams WHERE kind = 'api_key'
+),
+team_workspaces AS (
+  SELECT name, team FROM teams WHERE kind = 'workspace'
+),
+named AS (
   -- Names from the latest workspace and key lists (a list ingested after the usage still
   -- names it); the names stored with the row are those known when it was ingested.
   SELECT
-    r.bucket_start,
+    r.business_day,
     r.workspace_id,
     COALESCE(wn.workspace_name, r.workspace_name) AS workspace_name,
     r.api_key_id,
@@ -28,9 +38,10 @@ WITH named AS (
     r.web_search_requests,
     r.list_cost
   FROM rated_usage r
-  LEFT JOIN workspace_names wn ON r.workspace_id = wn.workspace_id
-  LEFT JOIN api_key_names kn ON r.api_key_id = kn.api_key_id
-  WHERE strftime(r.bucket_start, '%Y-%m') = '{{month}}'
+  LEFT JOIN workspaces wn ON r.workspace_id = wn.workspace_id
+  LEFT JOIN api_keys kn ON r.api_key_id = kn.api_key_id
+  WHERE r.business_month = '{{month}}'
+    AND r.month IN ('{{month_before}}', '{{month}}', '{{month_after}}')
 ),
 rated AS (
   SELECT
@@ -40,7 +51,7 @@ rated AS (
     COALESCE(n.api_key_name, '(Console, no key)') AS api_key_name,
     n.model_canonical AS model,
     n.service_tier,
-    strftime(n.bucket_start, '%Y-%m-%d') AS day,
+    n.business_day AS day,
     COALESCE(tki.team, tk.team, twi.team, tw.team, 'Unallocated') AS team,
     n.pricing_status,
     n.uncached_input_tokens,

@@ -1,8 +1,10 @@
--- Token totals per month, workspace and model: what `tokenledger usage` prints.
--- Table `usage` is the lake's usage table (usage/provider=*/month=*/part-0.parquet).
--- The same text runs unchanged in DuckDB over a view named `usage` (tests check both agree).
+-- Token totals per month, workspace and model: what `tokenledger usage` prints. `month` is
+-- the partition key of the lake's usage table (usage/provider=*/month=*/part-*.parquet): the
+-- UTC month of each bucket, as the provider counts it (the business-timezone months of the
+-- chargeback are `tokenledger report`'s, sql/report.sql). Portable SQL: the same text runs
+-- unchanged in DuckDB and Spark over the lake with Hive partitioning (tests check all agree).
 SELECT
-  strftime(bucket_start, '%Y-%m') AS month,
+  month,
   workspace_id,
   workspace_name,
   model,
@@ -14,5 +16,5 @@ SELECT
   SUM(web_search_requests) AS web_search_requests,
   COUNT(*) AS usage_rows
 FROM usage
-GROUP BY strftime(bucket_start, '%Y-%m'), workspace_id, workspace_name, model
+GROUP BY month, workspace_id, workspace_name, model
 ORDER BY month, workspace_name, model

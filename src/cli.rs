@@ -47,7 +47,20 @@ fn failed(e: RunError, settings: &Settings) -> Result<i32> {
 
 /// Runs one command; the exit code (errors are exit code 1, printed by `main`).
 pub fn run(cli: Cli) -> Result<i32> {
-    let settings = Settings::load(cli.flags())?;
+    // Completions and man pages need no config (nor a valid one).
+    match &cli.command {
+        Command::Completions(a) => return completions(a.shell),
+        Command::Man(a) => return man_pages(&a.out),
+        _ => {}
+    }
+    // An invalid config is a usage error (exit 2), said with the file, key and reason.
+    let settings = match Settings::load(cli.flags()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(crate::exit::USAGE);
+        }
+    };
     let s = &settings;
     match cli.command {
         Command::Run(a) => cmd_run(s, a.json),
@@ -76,6 +89,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Anomalies(a) => cmd_anomalies(s, a),
         Command::Mail(a) => cmd_mail(s, a),
         Command::Demo(a) => crate::demo::run(s, &a.dir),
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled before the config"),
         Command::Synth(a) => {
             let report = synth::generate(&a.into())?;
             if !s.quiet {
@@ -269,7 +283,7 @@ fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
 
 fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
     if a.show_sql {
-        print!("{}", crate::report::show_sql(&a.month.key(), &a.by));
+        print!("{}", crate::report::show_sql(a.month, &a.by));
         return Ok(crate::exit::OK);
     }
     if a.format == "html" {
@@ -378,4 +392,24 @@ fn print_report(r: &crate::report::Report, format: OutputFormat) {
 fn print_reconcile(r: &crate::reconcile::Reconciliation, format: OutputFormat) -> Result<()> {
     print!("{}", present::reconcile_text(r, format, terminal_width())?);
     Ok(())
+}
+
+/// `tokenledger completions SHELL`: the script on stdout.
+fn completions(shell: crate::flags::Shell) -> Result<i32> {
+    use std::io::Write;
+    std::io::stdout().write_all(&crate::flags::completion_script(shell))?;
+    Ok(crate::exit::OK)
+}
+
+/// `tokenledger man --out DIR`: tokenledger.1 and one page per command.
+fn man_pages(out: &std::path::Path) -> Result<i32> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let pages = crate::flags::man_pages().context("cannot render the man pages")?;
+    for (name, page) in &pages {
+        let path = out.join(name);
+        crate::lake::io::write_file_atomic(&path, page)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!("{} man pages written to {}", pages.len(), out.display());
+    Ok(crate::exit::OK)
 }

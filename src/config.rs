@@ -19,10 +19,12 @@ pub struct Config {
     /// Export files or directories `run` ingests.
     #[serde(default)]
     pub inputs: Vec<PathBuf>,
-    /// The business timezone (IANA, e.g. "Europe/Berlin"; default UTC): the day and hour an
-    /// hourly or finer bucket belongs to in the anomaly series (daily buckets keep their UTC
-    /// date). Reports and the credits ledger still use UTC days (see the README).
-    pub timezone: Option<String>,
+    /// The business timezone (IANA, e.g. "Europe/Berlin"; default UTC): the day and month an
+    /// hourly or finer bucket belongs to in every report, series, alert and month close, by its
+    /// start in that zone (daily buckets keep their UTC date). The credits ledger and the
+    /// reconciliation stay on the provider's UTC days.
+    #[serde(default, deserialize_with = "timezone")]
+    pub timezone: Option<chrono_tz::Tz>,
     /// Price-book overrides, in the same shape as the default book (`[[prices.model]]`, …).
     #[serde(default)]
     pub prices: BookFile,
@@ -95,6 +97,15 @@ pub struct ReconcileConfig {
 }
 
 /// An amount of money written as a string (`"0.005"`), exactly.
+fn timezone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<chrono_tz::Tz>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse::<chrono_tz::Tz>().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"Asia/Tokyo\", \"UTC\")"
+        ))
+    })
+}
+
 fn money<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<crate::money::Money>, D::Error> {
     let s = String::deserialize(d)?;
     let dec = rust_decimal::Decimal::from_str_exact(s.trim())

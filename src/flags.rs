@@ -155,26 +155,58 @@ pub enum Command {
 anthropic-console-usage-csv, anthropic-workspaces, anthropic-api-keys, credit-lots-csv, \
 balance-snapshots-csv, stripe-invoice, invoice-csv (see the README for the CSV columns).\n\
 Re-running is safe: files already ingested (same content) are skipped; newer exports of the same \
-buckets replace older ones."
+buckets replace older ones.\n\n\
+Examples:\n  \
+tokenledger ingest exports/2026-10/\n  \
+tokenledger ingest page.json --format anthropic-usage-api --json\n  \
+tokenledger ingest fixtures/broken && tokenledger quarantine   # exit 3: see what was refused"
     )]
     Ingest(IngestArgs),
     /// Token totals per month, workspace and model (the query in sql/usage_totals.sql).
+    #[command(
+        after_help = "Months are the lake's UTC month partitions, as the provider counts them \
+(reports use the business timezone).\n\n\
+Examples:\n  \
+tokenledger usage\n  \
+tokenledger usage --month 2026-10 --format csv > usage.csv"
+    )]
     Usage(UsageArgs),
     /// Run SQL over the lake (polars SQL). Tables: usage, cost, rated_usage, workspaces,
-    /// api_keys, usage_coverage, cost_coverage, ingest_log, quarantine, credit_lots,
-    /// balance_snapshots, invoices, invoice_lines, anomaly_acks, mail_log.
+    /// api_keys, teams, usage_coverage, cost_coverage, ingest_log, quarantine, credit_lots,
+    /// balance_snapshots, invoices, invoice_lines, anomaly_acks, mail_log, alert_log.
+    #[command(after_help = SQL_HELP)]
     Sql(SqlArgs),
     /// List quarantined input: file, row/line, field and reason.
+    #[command(after_help = "Examples:\n  \
+tokenledger quarantine\n  \
+tokenledger quarantine --format csv > quarantine.csv")]
     Quarantine(QuarantineArgs),
     /// Show the price book in force on a date (default book + overrides).
+    #[command(after_help = "Examples:\n  \
+tokenledger prices\n  \
+tokenledger prices --as-of 2026-03-12 --all --format csv")]
     Prices(PricesArgs),
     /// Price every usage row (the derived table rated_usage); re-rates what is stale.
+    #[command(
+        after_help = "Rated data is derived: a month is re-rated from scratch when its usage, \
+the price book or the business timezone changes.\n\n\
+Examples:\n  \
+tokenledger rate\n  \
+tokenledger rate --month 2026-10 --json"
+    )]
     Rate(RateArgs),
     /// Monthly chargeback: tokens and list cost by workspace, model, key, tier, day or team.
     #[command(
         after_help = "Rounding: each line is rounded to cents (half away from zero) and the lines are adjusted by \
 largest remainder so that they add up exactly to the rounded total; list_cost_usd_exact keeps full precision.\n\
-Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens)."
+Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens).\n\
+Months and days are those of the business timezone (`timezone` in tokenledger.toml, default UTC); \
+a month is provisional until [mail] grace_days after it ends, and the report says which.\n\n\
+Examples:\n  \
+tokenledger report --month 2026-10\n  \
+tokenledger report --month 2026-10 --by team,model --format csv > chargeback.csv\n  \
+tokenledger report --month 2026-10 --by team,day --show-sql\n  \
+tokenledger report --month 2026-10 --format html --out chargeback.html"
     )]
     Report(ReportArgs),
     /// Compare our list cost with the provider's cost report; explain every difference; tie
@@ -192,10 +224,68 @@ Exit code 3 when some usage has no list price (shown as UNPRICED with its tokens
     #[command(after_help = MAIL_RULES)]
     Mail(MailArgs),
     /// Write a synthetic organisation's exports (deterministic for a seed).
+    #[command(after_help = "Examples:\n  \
+tokenledger synth --out /tmp/org --months 2 --width 1h\n  \
+tokenledger synth --out /tmp/org --width 1m --seed 7")]
     Synth(SynthArgs),
     /// The first five minutes: a synthetic three-month organisation with credits and injected
     /// anomalies, run through the whole nightly job; prints where to look and what to try.
+    #[command(after_help = "Examples:\n  \
+tokenledger demo\n  \
+tokenledger demo --dir /tmp/tl-demo")]
     Demo(DemoArgs),
+    /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  \
+tokenledger completions bash > ~/.local/share/bash-completion/completions/tokenledger\n  \
+tokenledger completions zsh > ~/.zfunc/_tokenledger")]
+    Completions(CompletionsArgs),
+    /// Man pages (tokenledger.1 and one per command) into a directory.
+    #[command(after_help = "Examples:\n  \
+tokenledger man --out /usr/local/share/man/man1\n  \
+tokenledger man --out target/man && man -l target/man/tokenledger-report.1")]
+    Man(ManArgs),
+}
+
+pub use clap_complete::Shell;
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: Shell,
+}
+
+/// The completion script for `shell`, from the grammar.
+pub fn completion_script(shell: Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "tokenledger", &mut out);
+    out
+}
+
+/// Man pages from the grammar: `tokenledger.1`, and `tokenledger-COMMAND.1` for each command.
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let mut pages = Vec::new();
+    let mut page = |name: String, cmd: clap::Command| -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut buf)?;
+        pages.push((format!("{name}.1"), buf));
+        Ok(())
+    };
+    for sub in root.get_subcommands() {
+        let name = format!("tokenledger-{}", sub.get_name());
+        page(name.clone(), sub.clone().name(name))?;
+    }
+    page("tokenledger".into(), root)?;
+    Ok(pages)
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages to (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +294,18 @@ pub struct DemoArgs {
     #[arg(long, default_value = "tokenledger-demo")]
     pub dir: PathBuf,
 }
+
+const SQL_HELP: &str = "\
+The shipped queries (sql/*.sql) are the ones behind every report, each with a header comment;
+they are portable (DuckDB, Spark, Trino, polars) and take {{NAME}} placeholders from --param
+(--param month=YYYY-MM also fills month_before and month_after). `month` is every monthly
+table's partition key (UTC); rated_usage has utc_day, business_day and business_month.
+
+Examples:
+  tokenledger sql --tables
+  tokenledger sql \"SELECT model, SUM(output_tokens) FROM usage GROUP BY model\"
+  tokenledger sql --file sql/report.sql --param month=2026-10 --param dims=team,model
+  tokenledger sql --file sql/credits_daily.sql --format parquet --out daily.parquet";
 
 const MAIL_RULES: &str = "\
 Each team's recipients get only that team's figures (by workspace and model, by model, by API key,
@@ -349,10 +451,10 @@ pub struct PricesArgs {
 pub struct AnomaliesArgs {
     #[command(subcommand)]
     pub action: Option<AnomalyAction>,
-    /// First day (YYYY-MM-DD, UTC). Default: the lake's first day.
+    /// First day (YYYY-MM-DD, business timezone). Default: the lake's first day.
     #[arg(long)]
     pub from: Option<chrono::NaiveDate>,
-    /// Last day (YYYY-MM-DD, UTC). Default: the lake's last day.
+    /// Last day (YYYY-MM-DD, business timezone). Default: the lake's last day.
     #[arg(long)]
     pub to: Option<chrono::NaiveDate>,
     /// Only one scope: key, workspace, model or org.
@@ -397,7 +499,7 @@ pub struct RateArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The month (YYYY-MM, UTC).
+    /// The month (YYYY-MM) of the business timezone (`timezone`, default UTC).
     #[arg(long, value_parser = Month::parse)]
     pub month: Month,
     /// Dimensions, comma-separated: workspace, model, api-key, service-tier, day, team.
@@ -417,7 +519,7 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// The month (YYYY-MM, UTC).
+    /// The month (YYYY-MM, UTC: the provider's cost report and invoice are on UTC days).
     #[arg(long, value_parser = Month::parse)]
     pub month: Month,
     /// Differences up to this many dollars per line count as matched

@@ -1,7 +1,7 @@
 //! Money: exact amounts and the one rounding rule.
 //!
 //! Owns: [`Money`], the lake's fixed point (an `i128` count of 10⁻¹² dollars, the same value
-//! as a Parquet `DECIMAL(38,12)`): parsing, exact rescaling, checked sums, exact text, and
+//! as a Parquet `DECIMAL(28,12)`): parsing, exact rescaling, checked sums, exact text, and
 //! rounding for presentation. Must not: import anything of the crate, or be used before
 //! presentation to round anything that is stored or summed.
 //!
@@ -18,8 +18,15 @@ use rust_decimal::Decimal;
 /// Fractional digits of a dollar the lake keeps: cents with 10 more digits, which hold a
 /// per-token price of a list rate in $/MTok with 6 decimals exactly.
 pub const SCALE: u32 = 12;
-/// Digits of the lake's money columns (`DECIMAL(38,12)`).
-pub const PRECISION: u8 = 38;
+/// Digits of the lake's money columns (`DECIMAL(28,12)`: 16 digits of dollars, far beyond any
+/// bill). Not 38: SQL engines size a sum or a difference of two decimals one digit wider than
+/// its operands, and Spark, with no digit left above 38, silently drops a fractional digit
+/// (`a + b` of two `DECIMAL(38,12)` is `DECIMAL(38,11)`). At 28, row arithmetic keeps every
+/// digit on Spark, DuckDB, Trino and polars, and `SUM` widens to `DECIMAL(38,12)` everywhere.
+pub const PRECISION: u8 = 28;
+
+/// The largest amount a lake money column holds: 10¹⁶ dollars less one unit.
+pub const MAX_UNITS: i128 = 10i128.pow(PRECISION as u32) - 1;
 
 /// Fixed-point units in one cent.
 const CENT: i128 = 10i128.pow(SCALE - 2);
@@ -59,7 +66,8 @@ impl Money {
             return Money::from_decimal(n);
         }
         Money::from_scaled(d.mantissa(), d.scale())
-            .ok_or_else(|| format!("{d} is too large for DECIMAL(38,12)"))
+            .filter(|m| m.0.abs() <= MAX_UNITS)
+            .ok_or_else(|| format!("{d} is too large for the lake's DECIMAL(28,12)"))
     }
     /// As rust_decimal (exact; fails only beyond its 96 bits).
     pub fn to_decimal(self) -> Result<Decimal, String> {

@@ -17,7 +17,7 @@ use crate::money::Money;
 /// The query behind `tokenledger usage`; also run by DuckDB in the interop tests.
 pub const USAGE_TOTALS_SQL: &str = include_str!("../sql/usage_totals.sql");
 
-pub const TABLES: [Table; 16] = [
+pub const TABLES: [Table; 17] = [
     Table::Usage,
     Table::UsageCoverage,
     Table::Cost,
@@ -34,6 +34,7 @@ pub const TABLES: [Table; 16] = [
     Table::AnomalyAcks,
     Table::MailLog,
     Table::AlertLog,
+    Table::Teams,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -110,18 +111,63 @@ pub fn scan(layout: &Layout, table: Table) -> Result<Option<LazyFrame>, QueryErr
     scan_files(&files).map(Some)
 }
 
-/// A lazy scan of the given Parquet files (Hive keys not parsed: they are columns already).
+/// The `month=YYYY-MM` partition key of a lake file's path, if it has one.
+fn month_key(file: &Path) -> Option<String> {
+    file.parent()?
+        .file_name()?
+        .to_str()?
+        .strip_prefix("month=")
+        .map(str::to_string)
+}
+
+/// A lazy scan of the given Parquet files. Files of a month partition get its key as a
+/// `month` column (text, `YYYY-MM`, UTC), as DuckDB's and Spark's Hive partitioning give it, so
+/// the shipped SQL can prune on `month` in every engine; `provider`, the other key, is a column
+/// in the files already.
 pub fn scan_files(files: &[PathBuf]) -> Result<LazyFrame, QueryError> {
+    let months: Vec<Option<String>> = files.iter().map(|f| month_key(f)).collect();
+    if months.iter().any(Option::is_none) {
+        return scan_plain(files, None);
+    }
+    if let Some(Some(m)) = months.first()
+        && months.iter().all(|k| k.as_ref() == Some(m))
+    {
+        // One partition (a report's part): the key is a constant.
+        return Ok(scan_plain(files, None)?.with_column(lit(m.clone()).alias("month")));
+    }
+    // Several: one scan (a union of scans trips polars 0.55.2's COUNT(*)), the key read off
+    // each row's file path.
+    const PATH: &str = "__tokenledger_file";
+    Ok(scan_plain(files, Some(PATH))?
+        .with_column(
+            col(PATH)
+                .str()
+                .extract(lit(r"month=(\d{4}-\d{2})"), 1)
+                .alias("month"),
+        )
+        .drop(Selector::ByName {
+            names: [PlSmallStr::from_static(PATH)].into(),
+            strict: true,
+        }))
+}
+
+/// A lazy scan of Parquet files, Hive keys not parsed; `path_column` names a column of each
+/// row's file path.
+fn scan_plain(
+    files: &[PathBuf],
+    path_column: Option<&'static str>,
+) -> Result<LazyFrame, QueryError> {
     let paths: Vec<PlRefPath> = files
         .iter()
         .map(|p| PlRefPath::try_from_path(p))
         .collect::<PolarsResult<_>>()?;
     let args = ScanArgsParquet {
-        // provider/month are also columns in the files; the Hive keys are only for pruning.
+        // `provider` is a column in the files too; `month` is added by `scan_files`.
         hive_options: HiveOptions {
             enabled: Some(false),
             ..HiveOptions::new_enabled()
         },
+        include_file_paths: path_column.map(PlSmallStr::from_static),
         ..Default::default()
     };
     let mut lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?;
@@ -166,7 +212,20 @@ pub fn name_frames(layout: &Layout) -> Result<(Frame, Frame), QueryError> {
 pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
     let ctx = SQLContext::new();
     for t in TABLES {
-        if let Some(lf) = scan(layout, t)? {
+        if let Some(mut lf) = scan(layout, t)? {
+            if t == Table::Teams {
+                // polars 0.55.2 drops left rows with a null key (Console usage has no key
+                // name) in a LEFT JOIN whose right side is empty: a row no name can equal
+                // keeps an empty team map from losing them (other engines need none).
+                let sentinel = df!(
+                    "kind" => ["api_key", "workspace"],
+                    "name" => ["\u{0}no team\u{0}", "\u{0}no team\u{0}"],
+                    "team" => [crate::vocab::UNALLOCATED, crate::vocab::UNALLOCATED],
+                    "cost_center" => [None::<&str>, None],
+                )?
+                .lazy();
+                lf = concat([lf, sentinel], UnionArgs::default())?;
+            }
             ctx.register(t.dir_name(), lf);
         }
     }
@@ -392,8 +451,14 @@ impl Frame {
     /// A text column (NULL is `None`).
     pub fn text(&self, name: &str) -> Result<Vec<Option<String>>, QueryError> {
         // A string column is read through its typed array (no value-by-value dispatch).
-        if let Ok(strings) = self.0.column(name)?.str() {
+        let c = self.0.column(name)?;
+        if let Ok(strings) = c.str() {
             return Ok(strings.iter().map(|v| v.map(str::to_string)).collect());
+        }
+        // A day (`business_day`, `utc_day`) is its ISO text, YYYY-MM-DD.
+        if c.dtype() == &DataType::Date {
+            let t = c.cast(&DataType::String)?;
+            return Ok(t.str()?.iter().map(|v| v.map(str::to_string)).collect());
         }
         self.values(name, "text", |v| match v {
             AnyValue::Null => Some(None),
@@ -548,6 +613,18 @@ pub fn sql(layout: &Layout, text: &str) -> Result<Frame, QueryError> {
 /// parameter the text does not use, is an error naming it.
 pub fn fill_params(sql: &str, params: &[String]) -> Result<String, String> {
     let mut text = sql.to_string();
+    // `month` also fills its neighbours, the partitions a business month can touch.
+    let month = params.iter().find_map(|p| p.strip_prefix("month="));
+    if let Some(m) = month.and_then(|m| crate::vocab::Month::parse(m).ok()) {
+        for (slot, n) in [
+            ("{{month_before}}", m.previous()),
+            ("{{month_after}}", m.next()),
+        ] {
+            if let Some(n) = n {
+                text = text.replace(slot, &n.key());
+            }
+        }
+    }
     for p in params {
         let (k, v) = p
             .split_once('=')

@@ -10,9 +10,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Decimal128Builder, Int64Array, StringArray, StringBuilder};
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Decimal128Builder, Int64Array, StringArray, StringBuilder,
+};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use chrono_tz::Tz;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::lake::batch::{self, i64_col, str_col, ts_col};
@@ -23,7 +26,8 @@ use crate::pricing::{PriceBook, RateCache, canonical_model};
 use std::path::PathBuf;
 
 pub use crate::lake::schema::{COST_COLUMNS, RATE_COLUMNS};
-use crate::vocab::{PricingStatus, TokenClass};
+use crate::money::MAX_UNITS;
+use crate::vocab::PricingStatus;
 
 /// Columns carried over unchanged from `usage`.
 use crate::lake::schema::RATED_CARRIED as CARRIED;
@@ -76,17 +80,25 @@ impl RateSummary {
     }
 }
 
+/// What a rated part is derived from besides its usage part: the price book, the business
+/// timezone of its calendar columns, and the version of its schema. A part with another stamp
+/// is rated again.
+fn stamp(book: &PriceBook, tz: Tz) -> String {
+    format!("book:{};tz:{};v2", book.fingerprint, tz.name())
+}
+
 /// Whether `ensure_rated` would write anything for `months` (all usage months when empty):
 /// a usage part without a current rated mirror, or a rated part without its usage part.
 pub fn needs_rating(
     layout: &Layout,
     book: &PriceBook,
+    tz: Tz,
     months: &[String],
 ) -> Result<bool, LakeError> {
     let all = layout
         .months(Table::Usage, "anthropic")
         .map_err(lio::io_err(&layout.root))?;
-    let want = format!("book:{}", book.fingerprint);
+    let want = stamp(book, tz);
     for m in all
         .iter()
         .filter(|m| months.is_empty() || months.contains(m))
@@ -120,6 +132,7 @@ pub fn needs_rating(
 pub fn ensure_rated(
     layout: &Layout,
     book: &PriceBook,
+    tz: Tz,
     months: &[String],
     jobs: usize,
 ) -> Result<RateSummary, LakeError> {
@@ -141,7 +154,7 @@ pub fn ensure_rated(
         removes: Vec::new(),
     };
     let mut s = RateSummary::default();
-    let stamp = format!("book:{}", book.fingerprint);
+    let stamp = stamp(book, tz);
     for m in months {
         let usage = layout
             .month_parts(Table::Usage, "anthropic", &m)
@@ -159,7 +172,7 @@ pub fn ensure_rated(
         if todo.is_empty() {
             s.months_fresh.push(m.clone());
         } else {
-            let (rows, unpriced) = rate_parts(book, &todo, &stamp, jobs)?;
+            let (rows, unpriced) = rate_parts(book, tz, &todo, &stamp, jobs)?;
             s.rows += rows;
             s.unpriced_rows += unpriced;
             s.months_rated.push(m.clone());
@@ -190,6 +203,7 @@ pub fn ensure_rated(
 /// Rates usage parts into staged rated parts, `jobs` at a time: (rows, unpriced rows).
 fn rate_parts(
     book: &PriceBook,
+    tz: Tz,
     todo: &[(PathBuf, PathBuf, PathBuf)],
     stamp: &str,
     jobs: usize,
@@ -208,7 +222,7 @@ fn rate_parts(
             // Streams: one batch in memory at a time, written as it is rated.
             let mut w = lio::StagedFile::create_with(staged.clone(), schema(), props.clone())?;
             for b in lio::read_batches(src)? {
-                let rated = rate_batch(&b?, &mut cache, &book.fingerprint)?;
+                let rated = rate_batch(&b?, &mut cache, &book.fingerprint, tz)?;
                 rows += rated.num_rows() as u64;
                 unpriced += str_col(&rated, "pricing_status")?
                     .iter()
@@ -260,23 +274,40 @@ impl Priced {
             total: money_builder(n),
         }
     }
-    /// A priced row: `counts` in [`lschema::TOKEN_COLUMNS`] order.
+    /// A priced row: `counts` in [`lschema::TOKEN_COLUMNS`] order. A cost beyond the lake's
+    /// money columns (a count near `INT64` at an absurd override price) makes the row UNPRICED
+    /// with the reason, never a wrapped or truncated amount.
     fn priced(&mut self, rate: &crate::pricing::Rate, counts: [i64; 6]) {
+        // Rates per MTok with ≤ 6 decimals: count × per_token is the exact cost at scale 12,
+        // and the rate per MTok at scale 12 is per_token × 10⁶.
+        let fits = |v: Option<i128>| v.filter(|v| v.abs() <= MAX_UNITS);
+        let per_mtok: Vec<Option<i128>> = rate
+            .per_token
+            .iter()
+            .map(|p| fits(p.checked_mul(1_000_000)))
+            .chain([fits(Some(rate.per_search))])
+            .collect();
+        let costs: Vec<Option<i128>> = (0..5)
+            .map(|k| fits((counts[k] as i128).checked_mul(rate.per_token[k])))
+            .chain([fits((counts[5] as i128).checked_mul(rate.per_search))])
+            .collect();
+        let total = costs
+            .iter()
+            .try_fold(0i128, |acc, c| c.and_then(|c| acc.checked_add(c)))
+            .filter(|t| t.abs() <= MAX_UNITS);
+        let (Some(total), true) = (total, per_mtok.iter().all(Option::is_some)) else {
+            return self.unpriced(
+                "the cost of this row at the rate in force does not fit the lake's money \
+                 columns (DECIMAL(28,12)): check the token counts and the price override",
+            );
+        };
         self.status.append_value(PricingStatus::Priced.as_str());
         self.note.append_option(rate.note.as_deref());
-        let mut sum: i128 = 0;
-        for (k, _) in TokenClass::ALL.iter().enumerate() {
-            // Rates per MTok with ≤ 6 decimals: count × per_token is the exact cost at scale
-            // 12, and the rate per MTok at scale 12 is per_token × 10⁶.
-            let c = counts[k] as i128 * rate.per_token[k];
-            sum += c;
-            self.costs[k].append_value(c);
-            self.rates[k].append_value(rate.per_token[k] * 1_000_000);
+        for k in 0..6 {
+            self.costs[k].append_option(costs[k]);
+            self.rates[k].append_option(per_mtok[k]);
         }
-        let web = counts[5] as i128 * rate.per_search;
-        self.costs[5].append_value(web);
-        self.rates[5].append_value(rate.per_search);
-        self.total.append_value(sum + web);
+        self.total.append_value(total);
     }
     /// No price in force: null cost and rates (never $0), and the reason.
     fn unpriced(&mut self, reason: &str) {
@@ -299,11 +330,49 @@ impl Priced {
     }
 }
 
+/// `utc_day`, `business_day` and `business_month` of each row (see [`business_day`]).
+fn calendar_columns(b: &RecordBatch, tz: Tz, cols: &mut Vec<ArrayRef>) -> Result<(), LakeError> {
+    let start = ts_col(b, "bucket_start")?;
+    let width = str_col(b, "bucket_width")?;
+    let n = b.num_rows();
+    let (mut utc, mut local) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut month = StringBuilder::with_capacity(n, n * 7);
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+    let days = |d: chrono::NaiveDate| (d - epoch).num_days() as i32;
+    for i in 0..n {
+        let t = batch::from_micros(start.value(i));
+        let d = business_day(t, width.value(i) == "1d", tz);
+        utc.push(days(t.date_naive()));
+        local.push(days(d));
+        month.append_value(d.format("%Y-%m").to_string());
+    }
+    cols.push(Arc::new(Date32Array::from(utc)));
+    cols.push(Arc::new(Date32Array::from(local)));
+    cols.push(Arc::new(month.finish()));
+    Ok(())
+}
+
+/// The business day of a bucket starting at `start`: an hourly or finer bucket belongs to the
+/// day its start falls on in `tz`; a daily bucket (the provider's UTC day, which no zone can
+/// split) keeps its UTC date.
+pub fn business_day(
+    start: chrono::DateTime<chrono::Utc>,
+    daily: bool,
+    tz: Tz,
+) -> chrono::NaiveDate {
+    if daily {
+        start.date_naive()
+    } else {
+        start.with_timezone(&tz).date_naive()
+    }
+}
+
 /// Prices one batch of usage rows.
 pub fn rate_batch(
     b: &RecordBatch,
     cache: &mut RateCache,
     book_fp: &str,
+    tz: Tz,
 ) -> Result<RecordBatch, LakeError> {
     let n = b.num_rows();
     let start = ts_col(b, "bucket_start")?;
@@ -341,5 +410,6 @@ pub fn rate_batch(
     cols.push(Arc::new(StringArray::from_iter_values(
         std::iter::repeat_n(book_fp, n),
     )));
+    calendar_columns(b, tz, &mut cols)?;
     RecordBatch::try_new(schema(), cols).map_err(|e| LakeError::Other(format!("rated batch: {e}")))
 }

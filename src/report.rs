@@ -7,6 +7,7 @@
 //! `present`), or use polars other than through `query`.
 
 use crate::config::Team;
+use crate::lake::teams::TeamRow;
 use crate::lake::{Layout, Table};
 use crate::money::Money;
 use crate::query::{self, Frame, QueryError, Sql};
@@ -108,41 +109,65 @@ pub struct Report {
     pub unpriced_lines: usize,
 }
 
-/// The team of cost no team owns.
-pub const UNALLOCATED: &str = "Unallocated";
+pub use crate::vocab::UNALLOCATED;
 
-/// Team lookup tables by API-key name and by workspace name.
-type TeamTables = [Vec<(String, String)>; 2];
-
-fn team_tables(teams: &[Team]) -> Result<TeamTables, ReportError> {
-    let mut keys: Vec<(String, String)> = Vec::new();
-    let mut wss: Vec<(String, String)> = Vec::new();
+/// The config's team map as rows of the lake's `teams` table, or why it is ambiguous (a key or a
+/// workspace in two teams).
+pub fn team_rows(teams: &[Team]) -> Result<Vec<TeamRow>, ReportError> {
+    let mut rows: Vec<TeamRow> = Vec::new();
     for t in teams {
-        for k in &t.api_keys {
-            if let Some((_, other)) = keys.iter().find(|(n, _)| n == k) {
-                return Err(ReportError::Config(format!(
-                    "API key {k:?} is in two teams ({other:?} and {:?}); a key pays to one team",
-                    t.name
-                )));
+        let kinds = [("api_key", &t.api_keys), ("workspace", &t.workspaces)];
+        for (kind, names) in kinds {
+            for n in names {
+                if let Some(other) = rows.iter().find(|r| r.kind == kind && r.name == *n) {
+                    let what = if kind == "api_key" {
+                        "API key"
+                    } else {
+                        "workspace"
+                    };
+                    return Err(ReportError::Config(format!(
+                        "{what} {n:?} is in two teams ({:?} and {:?}); it pays to one team",
+                        other.team, t.name
+                    )));
+                }
+                rows.push(TeamRow {
+                    kind,
+                    name: n.clone(),
+                    team: t.name.clone(),
+                    cost_center: t.cost_center.clone(),
+                });
             }
-            keys.push((k.clone(), t.name.clone()));
-        }
-        for w in &t.workspaces {
-            if let Some((_, other)) = wss.iter().find(|(n, _)| n == w) {
-                return Err(ReportError::Config(format!(
-                    "workspace {w:?} is in two teams ({other:?} and {:?})",
-                    t.name
-                )));
-            }
-            wss.push((w.clone(), t.name.clone()));
         }
     }
-    // polars 0.55.2 drops left rows with a null key (Console usage has no key name) when the
-    // right side of a LEFT JOIN is empty; a sentinel row no real name can equal avoids that.
-    let sentinel = ("\u{0}no team\u{0}".to_string(), UNALLOCATED.to_string());
-    keys.push(sentinel.clone());
-    wss.push(sentinel);
-    Ok([keys, wss])
+    Ok(rows)
+}
+
+/// Registers `rows` as table `teams`. polars 0.55.2 drops left rows with a null key (Console
+/// usage has no key name) when the right side of a LEFT JOIN is empty; a sentinel row of each
+/// kind that no real name can equal avoids that (the lake's table has none).
+fn register_teams(s: &mut Sql, rows: &[TeamRow]) -> Result<(), ReportError> {
+    let sentinel = |kind| TeamRow {
+        kind,
+        name: "\u{0}no team\u{0}".into(),
+        team: UNALLOCATED.into(),
+        cost_center: None,
+    };
+    let all: Vec<TeamRow> = rows
+        .iter()
+        .cloned()
+        .chain([sentinel("api_key"), sentinel("workspace")])
+        .collect();
+    let col = |f: fn(&TeamRow) -> Option<String>| all.iter().map(f).collect::<Vec<_>>();
+    s.strings(
+        "teams",
+        &[
+            ("kind", col(|r| Some(r.kind.to_string()))),
+            ("name", col(|r| Some(r.name.clone()))),
+            ("team", col(|r| Some(r.team.clone()))),
+            ("cost_center", col(|r| r.cost_center.clone())),
+        ],
+    )?;
+    Ok(())
 }
 
 fn dim_columns(dims: &[Dim]) -> Vec<&'static str> {
@@ -152,9 +177,12 @@ fn dim_columns(dims: &[Dim]) -> Vec<&'static str> {
 }
 
 /// The query text for a month and dimensions (also what `--show-sql` prints).
-pub fn sql_for(month: &str, dims: &[Dim]) -> String {
+pub fn sql_for(month: Month, dims: &[Dim]) -> String {
+    let around = |m: Option<Month>| m.map_or_else(|| month.key(), Month::key);
     REPORT_SQL
-        .replace("{{month}}", month)
+        .replace("{{month_before}}", &around(month.previous()))
+        .replace("{{month_after}}", &around(month.next()))
+        .replace("{{month}}", &month.key())
         .replace("{{dims}}", &dim_columns(dims).join(", "))
 }
 
@@ -164,7 +192,7 @@ pub fn combine_sql_for(dims: &[Dim]) -> String {
 }
 
 /// What `--show-sql` prints: both steps, filled in.
-pub fn show_sql(month: &str, dims: &[Dim]) -> String {
+pub fn show_sql(month: Month, dims: &[Dim]) -> String {
     format!(
         "-- step 1, once per rated part file:\n{}\n-- step 2, over the partial results of step 1:\n{}",
         sql_for(month, dims),
@@ -195,36 +223,33 @@ pub fn report(
     dims: &[Dim],
     teams: &[Team],
 ) -> Result<Report, ReportError> {
-    // Only the month's partition: other months are never read.
-    let files = layout
-        .month_parts(Table::RatedUsage, "anthropic", &month.key())
-        .map_err(|source| QueryError::Io {
-            path: layout.month_dir(Table::RatedUsage, "anthropic", &month.key()),
-            source,
-        })?;
+    // Only the partitions the business month can touch: other months are never read.
+    let mut files = Vec::new();
+    for m in month.partitions() {
+        files.extend(
+            layout
+                .month_parts(Table::RatedUsage, "anthropic", &m)
+                .map_err(|source| QueryError::Io {
+                    path: layout.month_dir(Table::RatedUsage, "anthropic", &m),
+                    source,
+                })?,
+        );
+    }
     let frame = if files.is_empty() {
         Frame::default()
     } else {
         // sql/report.sql per rated part, then sql/report_combine.sql over the partial sums:
         // memory follows the size of a part, not of the month.
-        let [keys, wss] = team_tables(teams)?;
+        let rows = team_rows(teams)?;
         let (wn, kn) = query::name_frames(layout)?;
-        let sql = sql_for(&month.key(), dims);
+        let sql = sql_for(month, dims);
         let mut partials = Vec::with_capacity(files.len());
         for f in &files {
             let mut s = Sql::new();
             s.files("rated_usage", std::slice::from_ref(f))?;
-            for (name, rows) in [("team_keys", &keys), ("team_workspaces", &wss)] {
-                s.strings(
-                    name,
-                    &[
-                        ("name", rows.iter().map(|r| Some(r.0.clone())).collect()),
-                        ("team", rows.iter().map(|r| Some(r.1.clone())).collect()),
-                    ],
-                )?;
-            }
-            s.frame("workspace_names", wn.clone());
-            s.frame("api_key_names", kn.clone());
+            register_teams(&mut s, &rows)?;
+            s.frame("workspaces", wn.clone());
+            s.frame("api_keys", kn.clone());
             partials.push(s.run(&sql)?);
         }
         let mut s = Sql::new();

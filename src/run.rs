@@ -101,9 +101,13 @@ pub struct Rated {
 pub fn rate(settings: &Settings, book: &PriceBook, months: &[String]) -> Result<Rated, RunError> {
     let layout = &settings.layout;
     let shared = Snapshot::read(layout)?;
-    if !rating::needs_rating(layout, book, months)? {
+    let tz = settings.timezone;
+    let teams = crate::report::team_rows(&settings.teams)?;
+    if !rating::needs_rating(layout, book, tz, months)?
+        && !crate::lake::teams::stale(layout, &teams)?
+    {
         // Nothing to write: ensure_rated only lists what is current.
-        let summary = rating::ensure_rated(layout, book, months, settings.jobs)?;
+        let summary = rating::ensure_rated(layout, book, tz, months, settings.jobs)?;
         return Ok(Rated {
             summary,
             snapshot: shared,
@@ -113,7 +117,10 @@ pub fn rate(settings: &Settings, book: &PriceBook, months: &[String]) -> Result<
     drop(shared);
     let mut snapshot = Snapshot::write(layout, settings.wait_for_lock)?;
     snapshot.recovered = snapshot.recovered.take().or(recovered);
-    let summary = rating::ensure_rated(layout, book, months, settings.jobs)?;
+    let summary = rating::ensure_rated(layout, book, tz, months, settings.jobs)?;
+    // The team map goes into the lake with the rated data, so SQL outside tokenledger assigns
+    // teams exactly as the reports do.
+    crate::lake::teams::sync(layout, &teams)?;
     Ok(Rated { summary, snapshot })
 }
 
@@ -124,7 +131,7 @@ pub fn report(
     dims: &[Dim],
 ) -> Result<(Report, Rated), RunError> {
     let book = settings.price_book()?;
-    let rated = rate(settings, &book, &[month.key()])?;
+    let rated = rate(settings, &book, &month.partitions())?;
     let r = report::report(&settings.layout, month, dims, &settings.teams)?;
     Ok((r, rated))
 }

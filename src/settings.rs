@@ -44,8 +44,11 @@ pub struct Settings {
     pub wait_for_lock: bool,
     pub quiet: bool,
     pub progress: bool,
-    /// The day `run` and `credits` draw the credits ledger up at (default: today, UTC).
+    /// The day `run` and `credits` draw the credits ledger up at (default: today in the
+    /// business timezone).
     pub as_of: chrono::NaiveDate,
+    /// The business timezone (`timezone`, default UTC): which day and month a bucket is in.
+    pub timezone: chrono_tz::Tz,
     config: Config,
 }
 
@@ -56,12 +59,9 @@ impl Settings {
     /// Loads the config (`flags.config`, else `./tokenledger.toml` when present) and resolves.
     pub fn load(flags: Flags) -> Result<Settings, ConfigError> {
         let (config, path) = Config::load(flags.config.as_deref())?;
-        Ok(Settings::resolve(
-            flags,
-            config,
-            path,
-            chrono::Utc::now().date_naive(),
-        ))
+        let tz = config.timezone.unwrap_or(chrono_tz::UTC);
+        let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+        Ok(Settings::resolve(flags, config, path, today))
     }
 
     /// Flags > config > defaults; `today` fixes the plausible window of dates.
@@ -99,6 +99,7 @@ impl Settings {
             quiet: flags.quiet,
             progress: flags.progress && !flags.quiet,
             as_of: flags.as_of.unwrap_or(today),
+            timezone: config.timezone.unwrap_or(chrono_tz::UTC),
             config,
         }
     }
@@ -134,14 +135,10 @@ impl Settings {
                 .unwrap_or_else(|| "tokenledger.toml".into());
             ConfigError::Parse(path, what)
         };
-        let mut p = crate::anomalies::Policy::default();
-        if let Some(tz) = &self.config.timezone {
-            p.timezone = tz.parse::<chrono_tz::Tz>().map_err(|_| {
-                bad(format!(
-                    "timezone = {tz:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"UTC\")"
-                ))
-            })?;
-        }
+        let mut p = crate::anomalies::Policy {
+            timezone: self.timezone,
+            ..Default::default()
+        };
         if let Some(m) = c.min_impact_usd {
             p.min_impact_usd = m;
         }

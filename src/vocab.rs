@@ -7,6 +7,9 @@
 use std::fmt;
 
 /// A calendar month, the lake's partition key: exactly `YYYY-MM`, month 01–12.
+/// The team of cost no team owns (`sql/report.sql` says it too).
+pub const UNALLOCATED: &str = "Unallocated";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Month {
     year: u16,
@@ -58,6 +61,30 @@ impl Month {
                 month: m - 1,
             }),
         }
+    }
+    /// The month after (`None` after 9999-12).
+    pub fn next(self) -> Option<Month> {
+        match (self.year, self.month) {
+            (9999, 12) => None,
+            (y, 12) => Some(Month {
+                year: y + 1,
+                month: 1,
+            }),
+            (y, m) => Some(Month {
+                year: y,
+                month: m + 1,
+            }),
+        }
+    }
+    /// The UTC month partitions a business month can have rows in: the month and its two
+    /// neighbours (a zone east of UTC starts the month in the last hours of the UTC month
+    /// before; one west of UTC ends it in the first hours of the next).
+    pub fn partitions(self) -> Vec<String> {
+        [self.previous(), Some(self), self.next()]
+            .into_iter()
+            .flatten()
+            .map(Month::key)
+            .collect()
     }
     /// The month of a day.
     pub fn of(d: chrono::NaiveDate) -> Option<Month> {

@@ -117,6 +117,27 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))
 }
 
+/// Every decimal value must fit its column's declared precision: Parquet stores a
+/// `DECIMAL(28,12)` in 12 bytes and a reader trusts the declared type, so a value beyond it would
+/// be read back as a different number. Writers bound their values before this (ingest refuses
+/// amounts of $10¹⁵ or more, rating marks a row whose cost would not fit); this is the last line.
+fn check_decimals(batch: &RecordBatch, path: &Path) -> Result<()> {
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let arrow::datatypes::DataType::Decimal128(p, _) = f.data_type()
+            && let Some(a) = c.as_any().downcast_ref::<arrow::array::Decimal128Array>()
+        {
+            a.validate_decimal_precision(*p).map_err(|e| {
+                LakeError::Other(format!(
+                    "{}: column {} holds a value beyond DECIMAL({p}): {e}",
+                    path.display(),
+                    f.name()
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// A Parquet file being written incrementally (staging). Nothing is visible to readers of the
 /// lake until the journal moves it into place.
 pub struct StagedFile {
@@ -142,6 +163,7 @@ impl StagedFile {
         })
     }
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        check_decimals(batch, &self.path)?;
         self.rows += batch.num_rows() as u64;
         self.writer.write(batch).map_err(pq_err(&self.path))
     }
@@ -190,6 +212,7 @@ impl AtomicFile {
         })
     }
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        check_decimals(batch, &self.path)?;
         self.writer.write(batch).map_err(pq_err(&self.path))
     }
     /// Footer, fsync, rename over the target, fsync the directory.

@@ -3,7 +3,7 @@
 //! journal when an ingest changes it; a later file replaces an item of the same key.
 //!
 //! Owns: their Arrow schemas and the canonical rows ⇄ batches conversion (money as
-//! `Decimal128(38, 12)`, days as `Date32`). Must not: decide which item wins (that is `ingest`).
+//! `Decimal128(28, 12)`, days as `Date32`). Must not: decide which item wins (that is `ingest`).
 
 use std::sync::Arc;
 

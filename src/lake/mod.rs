@@ -11,6 +11,7 @@ pub mod batch;
 pub mod io;
 pub mod ledger;
 pub mod schema;
+pub mod teams;
 pub mod txn;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,8 @@ pub enum Table {
     MailLog,
     /// What the nightly alert digest mailed to whom.
     AlertLog,
+    /// The `[[team]]` map of the config, so analysts' SQL assigns cost to teams as reports do.
+    Teams,
 }
 
 impl Table {
@@ -71,6 +74,7 @@ impl Table {
             Table::AnomalyAcks => "anomaly_acks",
             Table::MailLog => "mail_log",
             Table::AlertLog => "alert_log",
+            Table::Teams => "teams",
         }
     }
     /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.

@@ -203,6 +203,13 @@ pub fn rated_usage() -> SchemaRef {
     f.extend(COST_COLUMNS.iter().map(|c| money_null(c)));
     f.push(money_null("list_cost"));
     f.push(s("price_book", false));
+    // The calendar: which day and month a row belongs to, so no query converts a timestamp
+    // (engines do that in their session time zone). `utc_day` is the provider's day (credits,
+    // reconciliation); `business_day` and `business_month` are in the configured timezone (an
+    // hourly or finer bucket by its start there, a daily bucket on its UTC date).
+    f.push(Field::new("utc_day", DataType::Date32, false));
+    f.push(Field::new("business_day", DataType::Date32, false));
+    f.push(s("business_month", false));
     Arc::new(Schema::new(f))
 }
 
@@ -243,6 +250,16 @@ pub fn alert_log() -> SchemaRef {
     ]))
 }
 
+/// The team map of the config: one row per API key or workspace (id or name) a team pays for.
+pub fn teams() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("kind", false),
+        s("name", false),
+        s("team", false),
+        s("cost_center", true),
+    ]))
+}
+
 pub fn of(t: Table) -> SchemaRef {
     match t {
         Table::Usage => usage(),
@@ -260,5 +277,6 @@ pub fn of(t: Table) -> SchemaRef {
         Table::AnomalyAcks => anomaly_acks(),
         Table::MailLog => mail_log(),
         Table::AlertLog => alert_log(),
+        Table::Teams => teams(),
     }
 }

@@ -287,7 +287,7 @@ fn provider(
     }
     let f: Frame = s.run(&PROVIDER_SQL.replace("{{month}}", month))?;
     let (day, ws, wsn) = (
-        f.text("day")?,
+        utc_days(&f)?,
         f.text("workspace_id")?,
         f.text("workspace_name")?,
     );
@@ -318,6 +318,17 @@ fn provider(
     Ok(())
 }
 
+/// The UTC date (YYYY-MM-DD) of each row's `bucket_start`.
+fn utc_days(f: &Frame) -> Result<Vec<Option<String>>, ReconcileError> {
+    Ok(f.micros("bucket_start")?
+        .into_iter()
+        .map(|us| {
+            us.and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+        })
+        .collect())
+}
+
 /// UTC days of the month each side has data for (coverage, not rows).
 fn covered_days(layout: &Layout, month: &str) -> Result<[BTreeSet<String>; 2], ReconcileError> {
     let sides = query::statements(COVERAGE_SQL);
@@ -330,7 +341,7 @@ fn covered_days(layout: &Layout, month: &str) -> Result<[BTreeSet<String>; 2], R
         let mut s = Sql::new();
         if s.table(layout, table)? {
             let f = s.run(&sql.replace("{{month}}", month))?;
-            out[i].extend(f.text("day")?.into_iter().flatten());
+            out[i].extend(utc_days(&f)?.into_iter().flatten());
         }
     }
     Ok(out)

@@ -573,7 +573,7 @@ struct CostHandler<'a> {
 }
 
 /// No single cost line may reach this many dollars: far beyond any real bill, and low enough
-/// that no sum of lines can overflow the lake's `DECIMAL(38,12)`.
+/// that no line overflows the lake's `DECIMAL(28,12)` and no sum its `DECIMAL(38,12)`.
 pub const MAX_AMOUNT_DOLLARS: i64 = 1_000_000_000_000_000;
 
 /// The cost report's `amount` is a decimal string in cents; the lake keeps dollars, exactly.

@@ -138,7 +138,7 @@ fn duckdb_reads_the_ledger_tables_exactly() {
             "2025-11-15",
             "2026-11-15",
             "5000.000000000000",
-            "DECIMAL(38,12)"
+            "DECIMAL(28,12)"
         ])
     );
     // The monthly subscription has not ended: no expiry.
@@ -170,7 +170,9 @@ fn analyst_sql_takes_params_lists_tables_and_writes_parquet_duckdb_reads_exactly
     assert_eq!(code(&o), 0);
     let t = String::from_utf8_lossy(&o.stdout).to_string();
     for line in [
-        "rated_usage,list_cost,\"DECIMAL(38,12)\",yes",
+        "rated_usage,list_cost,\"DECIMAL(28,12)\",yes",
+        "rated_usage,business_month,VARCHAR,no",
+        "teams,team,VARCHAR,no",
         "mail_log,recipient,VARCHAR,no",
     ] {
         assert!(t.contains(line), "{line} in\n{t}");

@@ -477,7 +477,7 @@ mod props {
             b.push(r, "f", "i");
         }
         let batch = b.finish();
-        let rated = rate_batch(&batch, &mut RateCache::new(&book), "fp").unwrap();
+        let rated = rate_batch(&batch, &mut RateCache::new(&book), "fp", chrono_tz::UTC).unwrap();
         let total = rated
             .column_by_name("list_cost")
             .unwrap()
