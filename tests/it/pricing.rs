@@ -410,7 +410,7 @@ fn a_float_price_is_refused_with_the_file_and_key_named() {
     );
     std::fs::write(&cfg, row("3.3")).unwrap();
     let (c, e) = prices(&cfg);
-    assert_eq!(c, 1, "{e}");
+    assert_eq!(c, 2, "an invalid config is a usage error: {e}");
     assert!(e.contains("tokenledger.toml"), "names the file: {e}");
     assert!(e.contains("input = 3.3"), "shows the key: {e}");
     assert!(e.contains("write it as a string"), "says what to do: {e}");
