@@ -4,7 +4,6 @@
 //! (TTY only), and the one mapping from outcomes to exit codes ([`exit_code`]).
 //! Must not: contain pipeline logic (that is `run`), or use polars.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -47,6 +46,7 @@ fn failed(e: RunError, settings: &Settings) -> Result<i32> {
 
 /// Runs one command; the exit code (errors are exit code 1, printed by `main`).
 pub fn run(cli: Cli) -> Result<i32> {
+    WIDE.store(cli.wide, std::sync::atomic::Ordering::Relaxed);
     // Completions and man pages need no config (nor a valid one).
     match &cli.command {
         Command::Completions(a) => return completions(a.shell),
@@ -180,7 +180,15 @@ fn print_frame(
     let snap = crate::lake::txn::Snapshot::read(&s.layout)?;
     say_recovered(s, &snap.recovered);
     match read().context("query failed")? {
-        Some(f) => print!("{}", present::render_grid(&f.grid()?, format, None, &[])),
+        Some(f) => print!(
+            "{}",
+            present::render_grid(
+                &f.grid()?,
+                format,
+                terminal_width(),
+                &present::FRAME_OPTIONAL_COLUMNS
+            )
+        ),
         None if !s.quiet => eprintln!("{empty}"),
         None => {}
     }
@@ -192,7 +200,7 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
         let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
         print!(
             "{}",
-            present::render_grid(&query::tables_grid(), format, None, &[])
+            present::render_grid(&query::tables_grid(), format, terminal_width(), &[])
         );
         return Ok(crate::exit::OK);
     }
@@ -238,7 +246,12 @@ fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
     let grid = present::book_grid(&book, if a.all { None } else { Some(day) });
     print!(
         "{}",
-        present::render_grid(&grid, a.format, terminal_width(), &[])
+        present::render_grid(
+            &grid,
+            a.format,
+            terminal_width(),
+            &present::BOOK_OPTIONAL_COLUMNS
+        )
     );
     Ok(crate::exit::OK)
 }
@@ -304,6 +317,12 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
     let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
     let (r, rated) = run::report(s, a.month, &a.by)?;
     say_recovered(s, &rated.snapshot.recovered);
+    let standing = run::standing(s, a.month, false)?;
+    say_standing(
+        s,
+        format,
+        &present::standing_text(&standing, Some(r.total_cost)),
+    );
     print_report(&r, format);
     if r.unpriced_lines > 0 {
         eprintln!(
@@ -317,6 +336,8 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
 fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
     let (r, rated) = run::reconcile(s, a.month)?;
     say_recovered(s, &rated.snapshot.recovered);
+    let standing = run::standing(s, a.month, true)?;
+    say_standing(s, a.format, &present::standing_text(&standing, None));
     if a.tie_out {
         let text = match a.format {
             OutputFormat::Json => serde_json::to_string_pretty(&r.tie_outs)? + "\n",
@@ -375,14 +396,29 @@ fn cmd_anomalies(s: &Settings, a: AnomaliesArgs) -> Result<i32> {
     })
 }
 
+/// The width tables are fitted to (optional columns dropped, the CSV and JSON keep all):
+/// `COLUMNS`, else 100, whether or not stdout is a terminal; every column with `--wide`.
 fn terminal_width() -> Option<usize> {
-    if !std::io::stdout().is_terminal() {
+    if WIDE.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
         .or(Some(100))
+}
+
+/// `--wide` (set once, before any command runs).
+static WIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Where the month stands: the table's first line, or on stderr beside CSV and JSON (so they
+/// stay data).
+fn say_standing(s: &Settings, format: OutputFormat, text: &str) {
+    match format {
+        OutputFormat::Table => println!("{text}\n"),
+        _ if !s.quiet => eprintln!("tokenledger: {text}"),
+        _ => {}
+    }
 }
 
 fn print_report(r: &crate::report::Report, format: OutputFormat) {

@@ -139,6 +139,10 @@ pub struct Cli {
     /// Log lines on stderr: human (default) or json (one object per line, for log shippers).
     #[arg(long, global = true, env = "TOKENLEDGER_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
     pub log_format: String,
+    /// Tables with every column at full width (by default a table fits COLUMNS, else 100
+    /// characters, dropping the less needed columns; CSV and JSON always carry everything).
+    #[arg(long, global = true)]
+    pub wide: bool,
     #[command(subcommand)]
     pub command: Command,
 }

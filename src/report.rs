@@ -84,6 +84,26 @@ pub enum ReportError {
     Status(String),
 }
 
+/// Where a month stands when it is shown: provisional or final (the rule of `Close`), in which
+/// timezone its days are, and the final chargeback already mailed to finance, if any, so a
+/// late restatement is reported as one and never passes silently.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Standing {
+    pub month: Month,
+    /// The zone of the month's days (IANA name; `UTC` for the provider's days).
+    pub timezone: String,
+    pub close: crate::vocab::Close,
+    /// Total and day of the last final chargeback delivered to finance for the month.
+    pub final_mailed: Option<(Money, chrono::NaiveDate)>,
+}
+
+impl Standing {
+    /// The final chargeback went out with another total than `now`: a restatement.
+    pub fn restated(&self, now: Money) -> Option<(Money, chrono::NaiveDate)> {
+        self.final_mailed.filter(|(then, _)| *then != now)
+    }
+}
+
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {

@@ -136,6 +136,28 @@ pub fn report(
     Ok((r, rated))
 }
 
+/// Where `month` stands as of `settings.as_of`: in the business timezone for reports
+/// (`provider_days`: false), on the provider's UTC days for the reconciliation.
+pub fn standing(
+    settings: &Settings,
+    month: Month,
+    provider_days: bool,
+) -> Result<crate::report::Standing, RunError> {
+    let mail = settings
+        .mail_settings()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    Ok(crate::report::Standing {
+        month,
+        timezone: if provider_days {
+            "UTC".into()
+        } else {
+            settings.timezone.name().into()
+        },
+        close: crate::vocab::Close::of(month, settings.as_of, mail.grace_days),
+        final_mailed: crate::mail::final_delivered(&settings.layout, &month.key())?,
+    })
+}
+
 /// The reconciliation of `month` with the provider's cost report, rated first.
 pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, Rated), RunError> {
     let book = settings.price_book()?;

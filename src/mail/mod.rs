@@ -124,6 +124,23 @@ impl Entry {
     }
 }
 
+/// The total of the last final chargeback delivered to finance for `month`, and the UTC day
+/// it was recorded.
+pub fn final_delivered(
+    layout: &Layout,
+    month: &str,
+) -> Result<Option<(Money, chrono::NaiveDate)>, MailError> {
+    Ok(log(layout)?
+        .into_iter()
+        .filter(|e| e.month == month && e.report == "finance" && e.close == "final")
+        .filter(Entry::delivered)
+        .max_by_key(|e| e.recorded_at)
+        .and_then(|e| {
+            chrono::DateTime::from_timestamp_micros(e.recorded_at)
+                .map(|t| (e.total_usd, t.date_naive()))
+        }))
+}
+
 /// The sent-ledger, every row.
 pub fn log(layout: &Layout) -> Result<Vec<Entry>, MailError> {
     use crate::lake::batch::{i64_col, str_col, ts_col};

@@ -26,7 +26,7 @@ pub const COLUMNS: [&str; 17] = [
 ];
 
 /// Dropped first on a narrow terminal.
-const OPTIONAL: [&str; 7] = [
+const OPTIONAL: [&str; 10] = [
     "scope_id",
     "api_key_id",
     "id",
@@ -34,6 +34,9 @@ const OPTIONAL: [&str; 7] = [
     "score",
     "driver",
     "acked",
+    "expected_usd",
+    "actual_usd",
+    "scope",
 ];
 
 fn usd(m: Money, format: OutputFormat) -> Cell {

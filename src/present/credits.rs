@@ -25,7 +25,14 @@ pub const LOT_COLUMNS: [&str; 13] = [
 ];
 
 /// Columns a narrow terminal drops first.
-const OPTIONAL: [&str; 4] = ["provider", "cycle_start", "days_to_expiry", "purchased_at"];
+const OPTIONAL: [&str; 6] = [
+    "provider",
+    "cycle_start",
+    "days_to_expiry",
+    "purchased_at",
+    "lapsed_usd",
+    "consumed_usd",
+];
 
 fn date(d: Option<chrono::NaiveDate>) -> Cell {
     d.map_or(Cell::Null, |d| Cell::Text(d.to_string()))

@@ -107,6 +107,19 @@ fn show(c: &Cell) -> Shown {
     }
 }
 
+/// A prose column a table narrows to fit is kept at least this wide.
+const MIN_TEXT_WIDTH: usize = 24;
+
+/// Columns of words a table may cut to fit the terminal.
+const PROSE_COLUMNS: [&str; 6] = [
+    "sentence",
+    "cause",
+    "reason",
+    "excerpt",
+    "pricing_note",
+    "note",
+];
+
 /// The laid-out table: header, body, optional footer, column widths.
 struct Table {
     names: Vec<String>,
@@ -146,12 +159,53 @@ impl Table {
                 break;
             }
             if let Some(i) = self.names.iter().position(|n| n == opt) {
+                // The footer's label (TOTAL) moves to the next column when its own goes.
+                if let Some(f) = self.footer.as_mut()
+                    && i == 0
+                    && f.len() > 1
+                    && f[1].0.is_empty()
+                {
+                    f[1] = std::mem::take(&mut f[0]);
+                }
                 self.names.remove(i);
                 for r in self.body.iter_mut().chain(self.footer.iter_mut()) {
                     r.remove(i);
                 }
                 self.measure();
             }
+        }
+    }
+    /// Then narrows the widest prose column ([`PROSE_COLUMNS`]: sentences, causes, reasons;
+    /// never an id, a name or a number) to no less than [`MIN_TEXT_WIDTH`], cutting its cells
+    /// with `…`, until the table fits `limit` (CSV and JSON keep every word).
+    fn narrow(&mut self, limit: usize) {
+        loop {
+            let total = self.widths.iter().sum::<usize>() + 2 * self.widths.len();
+            if total <= limit {
+                return;
+            }
+            let prose = |i: usize| PROSE_COLUMNS.contains(&self.names[i].as_str());
+            let Some(i) = (0..self.widths.len())
+                .filter(|&i| prose(i) && self.widths[i] > MIN_TEXT_WIDTH)
+                .max_by_key(|&i| self.widths[i])
+            else {
+                return;
+            };
+            let w = self.widths[i]
+                .saturating_sub(total - limit)
+                .max(MIN_TEXT_WIDTH);
+            let cut = |s: &mut String| {
+                if s.chars().count() > w {
+                    *s = s.chars().take(w - 1).chain(['…']).collect();
+                }
+            };
+            cut(&mut self.names[i]);
+            for r in self.body.iter_mut().chain(self.footer.iter_mut()) {
+                if let Some(c) = r.get_mut(i) {
+                    cut(&mut c.0);
+                }
+            }
+            self.measure();
         }
     }
     fn line(cells: Vec<String>) -> String {
@@ -179,6 +233,7 @@ fn render_table(g: &Grid, width: Option<usize>, optional: &[&str]) -> String {
     let mut t = Table::new(g);
     if let Some(limit) = width {
         t.fit(limit, optional);
+        t.narrow(limit);
     }
     let mut out = String::new();
     let header = t
@@ -256,6 +311,30 @@ use crate::money::{self, Money};
 use crate::vocab::{COUNT_COLUMNS, PricingStatus};
 
 /// Report columns a narrow terminal may drop first.
+/// What a table of a query result (`usage`, `quarantine`) drops first to fit the terminal.
+pub const FRAME_OPTIONAL_COLUMNS: [&str; 8] = [
+    "web_search_requests",
+    "cache_write_1h_tokens",
+    "cache_write_5m_tokens",
+    "workspace_id",
+    "cache_read_tokens",
+    "ingest_id",
+    "usage_rows",
+    "excerpt",
+];
+
+/// What the price book's table drops first to fit the terminal (`--wide` or CSV: all).
+pub const BOOK_OPTIONAL_COLUMNS: [&str; 8] = [
+    "check",
+    "origin",
+    "us_geo_factor",
+    "batch_factor",
+    "long_context_output",
+    "long_context_input",
+    "provider",
+    "valid_to",
+];
+
 pub const REPORT_OPTIONAL_COLUMNS: [&str; 9] = [
     "list_cost_usd_exact",
     "web_search_requests",
@@ -332,7 +411,13 @@ pub fn report_grid(r: &crate::report::Report, format: OutputFormat) -> Grid {
 }
 
 /// The reconciliation's differences (every line that did not match).
-pub fn reconcile_lines(r: &crate::reconcile::Reconciliation) -> Grid {
+pub fn reconcile_lines(r: &crate::reconcile::Reconciliation, format: OutputFormat) -> Grid {
+    // A table shows each line to the cent (the status says whether it matched within the
+    // tolerance); CSV and JSON carry every digit.
+    let money_cell = |m: Money| match format {
+        OutputFormat::Table => Cell::Dec(m.round_cents(), 2),
+        _ => exact(m),
+    };
     Grid {
         columns: [
             "day",
@@ -358,9 +443,9 @@ pub fn reconcile_lines(r: &crate::reconcile::Reconciliation) -> Grid {
                     opt_text(&l.workspace_name),
                     opt_text(&l.model),
                     Cell::Text(l.charge.clone()),
-                    exact(l.ours_usd),
-                    exact(l.provider_usd),
-                    exact(l.difference_usd),
+                    money_cell(l.ours_usd),
+                    money_cell(l.provider_usd),
+                    money_cell(l.difference_usd),
                     Cell::Text(l.status.as_str().into()),
                     Cell::Text(l.cause.clone()),
                 ]
@@ -611,6 +696,35 @@ pub fn report_text(
     )
 }
 
+/// Where a month stands, in one sentence: provisional until when, or final; a final month
+/// whose chargeback went out with another total is said to be restated, with both totals.
+/// `total` is the total shown now (the report's; `None` for the reconciliation).
+pub fn standing_text(s: &crate::report::Standing, total: Option<Money>) -> String {
+    use crate::vocab::Close;
+    let zone = if s.timezone == "UTC" {
+        "UTC days".to_string()
+    } else {
+        format!("days in {}; daily buckets keep their UTC date", s.timezone)
+    };
+    let head = format!("{} ({zone})", s.month);
+    match (s.close, total.and_then(|t| s.restated(t).map(|r| (t, r)))) {
+        (Close::Provisional { final_on }, _) => format!(
+            "{head} is provisional: late provider data may still change it; final on {final_on}"
+        ),
+        (Close::Final, Some((now, (then, day)))) => format!(
+            "{head} is final and RESTATED since its final chargeback of {day}: ${} then, ${} now \
+             ({}); the next run mails a correction",
+            mail::usd(then.round_cents()),
+            mail::usd(now.round_cents()),
+            mail::change(now.round_cents(), Some(then.round_cents())).unwrap_or_default(),
+        ),
+        (Close::Final, None) => match s.final_mailed {
+            Some((_, day)) => format!("{head} is final; its chargeback went out on {day}"),
+            None => format!("{head} is final"),
+        },
+    }
+}
+
 /// The reconciliation as text: JSON is the whole typed result; CSV the differences; a table
 /// the headline, the differences and the per-workspace totals.
 pub fn reconcile_text(
@@ -618,7 +732,7 @@ pub fn reconcile_text(
     format: OutputFormat,
     width: Option<usize>,
 ) -> Result<String, serde_json::Error> {
-    let lines = reconcile_lines(r);
+    let lines = reconcile_lines(r, format);
     Ok(match format {
         OutputFormat::Json => serde_json::to_string_pretty(r)? + "\n",
         OutputFormat::Csv => render_grid(&lines, format, None, &[]),
@@ -633,7 +747,12 @@ pub fn reconcile_text(
             );
             if !r.lines.is_empty() {
                 out.push('\n');
-                out.push_str(&render_grid(&lines, format, width, &["workspace_id"]));
+                out.push_str(&render_grid(
+                    &lines,
+                    format,
+                    width,
+                    &["workspace_id", "provider_usd"],
+                ));
             }
             out.push('\n');
             out.push_str(&render_grid(&reconcile_workspaces(r), format, width, &[]));

@@ -5,7 +5,8 @@ analyst would. Prints one JSON object: query name -> {"columns": [[name, type], 
 
 usage: run_sql.py ENGINE LAKE_DIR JOBS_JSON
   ENGINE    duckdb | spark | spark-la (Spark with a Los Angeles session time zone)
-  JOBS_JSON [{"name": ..., "sql": ...}, ...] (placeholders already filled)
+  JOBS_JSON [{"name": ..., "sql": ...}, ...] (placeholders already filled); a job with
+            "view": NAME registers its result as a view for the jobs after it
 """
 import datetime
 import decimal
@@ -28,7 +29,7 @@ def tables(lake):
 
 def value(v):
     if isinstance(v, decimal.Decimal):
-        return str(v)
+        return format(v, "f")  # plain digits: str() says 0E-12 for a zero of scale 12
     if isinstance(v, datetime.datetime):
         if v.tzinfo is not None:
             v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
@@ -51,6 +52,9 @@ def run_duckdb(lake, jobs):
         )
     out = {}
     for j in jobs:
+        if "view" in j:
+            c.execute(f"CREATE VIEW {j['view']} AS {j['sql']}")
+            continue
         rel = c.execute(j["sql"])
         cols = [[d[0], str(d[1])] for d in rel.description]
         out[j["name"]] = {"columns": cols, "rows": [[value(x) for x in r] for r in rel.fetchall()]}
@@ -76,6 +80,9 @@ def run_spark(lake, jobs, session_tz):
         spark.read.parquet(d).createOrReplaceTempView(name)
     out = {}
     for j in jobs:
+        if "view" in j:
+            spark.sql(j["sql"]).createOrReplaceTempView(j["view"])
+            continue
         df = spark.sql(j["sql"])
         cols = [[f.name, f.dataType.simpleString()] for f in df.schema.fields]
         out[j["name"]] = {"columns": cols, "rows": [[value(x) for x in r] for r in df.collect()]}

@@ -7,6 +7,7 @@ mod crash;
 mod credits;
 mod docs;
 mod duckdb;
+mod engines;
 mod formats;
 mod hostile;
 mod ingest;

@@ -114,8 +114,26 @@ fn formats_and_dimensions() {
             .collect::<Vec<_>>(),
         ["2026-10-01", "2026-10-02", "2026-10-04", "2026-10-05"]
     );
-    // Table: readable, right-aligned, with a totals row.
-    let o = tl(&data, &["report", "--month", "2026-10"]);
+    // Table: fits 100 columns by default (the token classes and the exact cost are in CSV,
+    // JSON and `--wide`), says where the month stands, right-aligned, with a totals row.
+    let o = tl(
+        &data,
+        &[
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "workspace,model,api-key",
+        ],
+    );
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
+    assert!(table.starts_with("2026-10 (UTC days) is final"), "{table}");
+    assert!(
+        table.lines().last().unwrap().starts_with("TOTAL"),
+        "{table}"
+    );
+    let o = tl(&data, &["report", "--month", "2026-10", "--wide"]);
     let table = String::from_utf8(o.stdout).unwrap();
     let total = table.lines().last().unwrap();
     assert!(
