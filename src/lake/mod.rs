@@ -97,8 +97,14 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The root is made absolute (against the working directory, without touching the file
+    /// system): the journal records paths relative to it, and a relative root spelt two ways
+    /// (`data`, `./data`, a config-relative `dir/data`) would not strip from its own paths.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        Self {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
     pub fn table_dir(&self, t: Table) -> PathBuf {
         self.root.join(t.dir_name())

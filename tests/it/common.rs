@@ -150,3 +150,31 @@ pub fn synth(dir: &Path, extra: &[&str]) -> PathBuf {
     assert_eq!(code(&o), 0, "synth failed: {}", stderr(&o));
     out
 }
+
+/// The README's first two commands (the first fenced block: the lines that are not comments):
+/// the whole job on a generated organisation, then all tests.
+pub fn readme_commands() -> [String; 2] {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the README starts with a sh block");
+    let cmds: Vec<String> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    assert_eq!(cmds.len(), 2, "two commands: {cmds:?}");
+    [cmds[0].clone(), cmds[1].clone()]
+}
+
+/// The arguments the README's first command gives tokenledger (`cargo run --release -- ARGS`).
+pub fn readme_demo_args() -> Vec<String> {
+    let [first, _] = readme_commands();
+    let (cargo, args) = first.split_once(" -- ").expect("cargo run … -- ARGS");
+    assert!(cargo.starts_with("cargo run"), "{first}");
+    args.split_whitespace().map(String::from).collect()
+}

@@ -647,11 +647,15 @@ fn the_nightly_run_mails_the_closed_month_and_each_alert_once() {
 
 #[test]
 fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rerun() {
+    // The README's first command, literally, in a directory with no config (a fresh clone).
     let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
+    let demo = dir.path().join("tokenledger-demo");
+    let args = readme_demo_args();
     let o = Command::new(BIN)
-        .args(["demo", "--dir"])
-        .arg(&demo)
+        .args(&args)
+        .current_dir(dir.path())
+        .env_remove("TOKENLEDGER_CONFIG")
+        .env_remove("TOKENLEDGER_DATA_DIR")
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -674,8 +678,10 @@ fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rer
     assert!(html.contains("data:image/png;base64,") && html.contains("Growth"));
     // Again: the same files, nothing mailed twice.
     let o = Command::new(BIN)
-        .args(["demo", "--dir"])
-        .arg(&demo)
+        .args(&args)
+        .current_dir(dir.path())
+        .env_remove("TOKENLEDGER_CONFIG")
+        .env_remove("TOKENLEDGER_DATA_DIR")
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));

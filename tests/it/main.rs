@@ -18,3 +18,4 @@ mod pricing;
 mod quarantine;
 mod reconcile;
 mod report;
+mod timezone;
