@@ -18,7 +18,8 @@ use super::io::{LakeError, Result, create_dir_all, fsync_dir, io_err};
 
 /// Test hook: `TOKENLEDGER_CRASH_AT=<point>` aborts the process at that point, the same as a
 /// `kill -9` there. Points: `staged`, `mid-stage`, `committed`, `mid-apply` (any commit),
-/// `rate-staged` (rating).
+/// `rate-staged` (rating), `mail-delivered` (a message accepted, not yet in the sent-ledger),
+/// `mail-recorded` (after its ledger row), `alert-delivered` (a digest accepted, not recorded).
 pub fn crash_point(point: &str) {
     if std::env::var("TOKENLEDGER_CRASH_AT").is_ok_and(|v| v == point) {
         eprintln!("tokenledger: simulated crash at {point}");

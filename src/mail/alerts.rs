@@ -178,6 +178,7 @@ pub fn send(
         let m = super::message(&cfg.from, &o)?;
         let name = format!("alerts--{}--{}", super::slug(&email), &o.hash[..8]);
         let status = super::deliver_one(smtp.as_ref(), &outbox, &name, &m, cfg, dry_run)?.0;
+        crate::lake::txn::crash_point("alert-delivered");
         if status == "sent" || status == "written" {
             let now = chrono::Utc::now().timestamp_micros();
             for a in &new {

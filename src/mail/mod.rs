@@ -571,6 +571,9 @@ pub fn mail(
         let (status, path, error, attempts) =
             deliver_one(smtp.as_ref(), &outbox, &name, &m, cfg, opts.dry_run)?;
         let d = Delivery::of(&out, &kind, &status, path, error.clone());
+        // A kill here (sent, not yet recorded) sends this one message again on the re-run, with
+        // the same content-derived Message-ID: the one window where mail is at-least-once.
+        crate::lake::txn::crash_point("mail-delivered");
         if !opts.dry_run {
             record(
                 &mut log,
@@ -584,6 +587,7 @@ pub fn mail(
                 error,
             );
             write_log(layout, &log)?;
+            crate::lake::txn::crash_point("mail-recorded");
         }
         deliveries.push(d);
     }

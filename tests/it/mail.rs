@@ -688,3 +688,116 @@ fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rer
     assert_eq!(outbox_files(&outbox), files);
     assert!(stderr(&o).contains("5 already delivered"), "{}", stderr(&o));
 }
+
+/// What a nightly run leaves that must not depend on where an earlier run was killed: the
+/// sent-ledger and alert-ledger rows (without their timestamps and attempt counts), and the
+/// rated usage.
+fn run_state(data: &Path) -> Vec<String> {
+    let q = [
+        "SELECT month, report, recipient, content_hash, kind, close, status FROM mail_log ORDER BY month, report, recipient, content_hash",
+        "SELECT alert_key, recipient FROM alert_log ORDER BY alert_key, recipient",
+        "SELECT COUNT(*) AS n, SUM(list_cost) AS cost FROM rated_usage",
+        "SELECT COUNT(*) AS n FROM usage",
+    ];
+    q.iter()
+        .map(|q| serde_json::to_string(&sql(data, q)).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_nightly_run_killed_anywhere_then_rerun_ends_in_the_same_lake_and_the_same_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let exports = synth(
+        dir.path(),
+        &[
+            "--width", "1d", "--months", "3", "--start", "2026-08", "--seed", "31",
+        ],
+    );
+    let ledger = fixtures().join("ledger");
+    let nightly = |name: &str, crash: Option<&str>| {
+        let received = dir.path().join(format!("received-{name}"));
+        let server = smtp(&received, &[]);
+        let data = dir.path().join(format!("data-{name}"));
+        let cfg = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[mail]\nfrom = \"FinOps <finops@example.com>\"\nfinance = [\"finance@example.com\"]\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n{TEAMS}",
+                server.port
+            ),
+        )
+        .unwrap();
+        let args = [
+            "--config",
+            cfg.to_str().unwrap(),
+            "-q",
+            "run",
+            "--as-of",
+            "2026-11-20",
+            "--inputs",
+            exports.to_str().unwrap(),
+            ledger.to_str().unwrap(),
+        ];
+        if let Some(point) = crash {
+            let o = tl_env(&data, &args, &[("TOKENLEDGER_CRASH_AT", point)]);
+            assert!(
+                !o.status.success() && stderr(&o).contains("simulated crash"),
+                "{point}: the run was not killed there: {}",
+                stderr(&o)
+            );
+        }
+        let o = tl_env(&data, &args, &[]);
+        assert_eq!(code(&o), 3, "{name}: credit findings only: {}", stderr(&o));
+        // Re-running changes and sends nothing.
+        let before = server.received().len();
+        assert_eq!(code(&tl_env(&data, &args, &[])), 3);
+        assert_eq!(
+            server.received().len(),
+            before,
+            "{name}: a second run mailed again"
+        );
+        let ids: Vec<String> = server
+            .received()
+            .iter()
+            .map(|m| m["message_id"].as_str().unwrap().to_string())
+            .collect();
+        (run_state(&data), ids)
+    };
+    let (clean, clean_ids) = nightly("clean", None);
+    let distinct = |ids: &[String]| {
+        ids.iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert!(
+        clean_ids.len() >= 4,
+        "teams, finance and the digest: {clean_ids:?}"
+    );
+    assert_eq!(distinct(&clean_ids).len(), clean_ids.len());
+    for point in [
+        "staged",
+        "mid-stage",
+        "committed",
+        "mid-apply",
+        "rate-staged",
+        "mail-delivered",
+        "mail-recorded",
+        "alert-delivered",
+    ] {
+        let (state, ids) = nightly(point, Some(point));
+        assert_eq!(state, clean, "killed at {point}, then re-run: another lake");
+        assert_eq!(
+            distinct(&ids),
+            distinct(&clean_ids),
+            "killed at {point}: other mail"
+        );
+        // Killed between the SMTP server's 250 and the ledger row, that one message goes
+        // again, with the same Message-ID; everywhere else, each message goes exactly once.
+        let again = if point.ends_with("-delivered") { 1 } else { 0 };
+        assert_eq!(
+            ids.len(),
+            clean_ids.len() + again,
+            "killed at {point}: {ids:?}"
+        );
+    }
+}
