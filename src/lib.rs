@@ -15,6 +15,7 @@ pub mod demo;
 pub mod flags;
 pub mod grid;
 pub mod ingest;
+pub mod intern;
 pub mod lake;
 pub mod log;
 pub mod mail;

@@ -8,75 +8,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, Decimal128Array};
-use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
+use arrow::datatypes::TimestampMicrosecondType;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::{AnomalyError, local_day_hour};
 use crate::lake::io as lio;
 
-/// Interned text: code ↔ value; `NONE` is NULL.
-#[derive(Debug, Default)]
-pub struct Strings {
-    index: HashMap<String, u32>,
-    pub values: Vec<String>,
-}
-
-pub const NONE: u32 = u32::MAX;
-
-impl Strings {
-    fn intern(&mut self, v: &str) -> u32 {
-        if let Some(c) = self.index.get(v) {
-            return *c;
-        }
-        let c = self.values.len() as u32;
-        self.values.push(v.to_string());
-        self.index.insert(v.to_string(), c);
-        c
-    }
-    /// One code per row of a text column: a dictionary array interns its dictionary only.
-    fn codes(&mut self, a: &dyn Array) -> Option<Vec<u32>> {
-        if let Some(d) = a.as_dictionary_opt::<Int32Type>() {
-            let values = d.values().as_string_opt::<i32>()?;
-            let map: Vec<u32> = (0..values.len())
-                .map(|j| {
-                    if values.is_null(j) {
-                        NONE
-                    } else {
-                        self.intern(values.value(j))
-                    }
-                })
-                .collect();
-            let keys = d.keys();
-            return Some(
-                (0..d.len())
-                    .map(|i| {
-                        if keys.is_null(i) {
-                            NONE
-                        } else {
-                            map[keys.value(i) as usize]
-                        }
-                    })
-                    .collect(),
-            );
-        }
-        let s = a.as_string_opt::<i32>()?;
-        Some(
-            (0..s.len())
-                .map(|i| {
-                    if s.is_null(i) {
-                        NONE
-                    } else {
-                        self.intern(s.value(i))
-                    }
-                })
-                .collect(),
-        )
-    }
-    pub fn get(&self, c: u32) -> Option<&str> {
-        (c != NONE).then(|| self.values[c as usize].as_str())
-    }
-}
+pub use crate::intern::{NONE, Strings};
 
 /// (day, key, workspace, model) → cost, in lake units.
 pub type Days = HashMap<(NaiveDate, u32, u32, u32), i128>;
@@ -150,10 +89,7 @@ pub fn part(path: &Path, tz: Tz) -> Result<Sums, AnomalyError> {
             .iter()
             .map(|c| text(c))
             .collect::<Result<_, _>>()?;
-        let (daily_code, priced_code) = (
-            s.strings.index.get("1d").copied(),
-            s.strings.index.get("priced").copied(),
-        );
+        let (daily_code, priced_code) = (s.strings.code_of("1d"), s.strings.code_of("priced"));
         for i in 0..b.num_rows() {
             if Some(status[i]) != priced_code || cost.is_null(i) {
                 continue;
@@ -194,15 +130,7 @@ pub fn merge(parts: Vec<Sums>) -> Sums {
             .strings
             .values
             .iter()
-            .map(|v| match all.strings.index.get(v) {
-                Some(c) => *c,
-                None => {
-                    let c = all.strings.values.len() as u32;
-                    all.strings.values.push(v.clone());
-                    all.strings.index.insert(v.clone(), c);
-                    c
-                }
-            })
+            .map(|v| all.strings.intern(v))
             .collect();
         let rc = |c: u32| if c == NONE { NONE } else { recode[c as usize] };
         for ((d, k, w, m), c) in p.days {

@@ -431,3 +431,70 @@ print(json.dumps(rows))
         );
     }
 }
+
+#[test]
+fn the_arrow_pass_and_the_shipped_sql_give_the_same_report_for_every_grouping() {
+    use tokenledger::report::{Dim, report, report_sql};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("tokenledger.toml");
+    // Console rows (no key, no workspace), priority tier, long context, an unpriced model,
+    // names by id and by name, a month boundary moved by Tokyo's zone.
+    std::fs::write(
+        &cfg,
+        r#"timezone = "Asia/Tokyo"
+[[team]]
+name = "Search"
+workspaces = ["wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ"]
+api_keys = ["closer-app"]
+[[team]]
+name = "Support"
+workspaces = ["Support Bot"]
+[[team]]
+name = "Tz"
+api_keys = ["apikey_01TzFreshKey0000001"]
+"#,
+    )
+    .unwrap();
+    let mystery = mystery_page(tmp.path());
+    ingest(
+        &data,
+        &[
+            &fixtures().join("sample"),
+            &fixtures().join("timezone"),
+            &mystery,
+        ],
+    );
+    let c = |args: &[&str]| {
+        let mut a = vec!["--config", cfg.to_str().unwrap()];
+        a.extend_from_slice(args);
+        code(&tl(&data, &a))
+    };
+    assert_eq!(c(&["rate", "-q"]), 3, "the mystery model is unpriced");
+    let (config, _) = tokenledger::config::Config::load(Some(&cfg)).unwrap();
+    let layout = tokenledger::lake::Layout::new(&data);
+    let all = [
+        Dim::Workspace,
+        Dim::Model,
+        Dim::ApiKey,
+        Dim::ServiceTier,
+        Dim::Day,
+        Dim::Team,
+    ];
+    let mut groupings: Vec<Vec<Dim>> = all.iter().map(|d| vec![*d]).collect();
+    groupings.push(vec![Dim::Team, Dim::Workspace, Dim::Model]);
+    groupings.push(vec![Dim::Team, Dim::Workspace, Dim::ApiKey]);
+    groupings.push(vec![Dim::Team, Dim::Day, Dim::Model]);
+    groupings.push(all.to_vec());
+    let mut lines = 0;
+    for month in ["2026-09", "2026-10", "2026-11"] {
+        let m = tokenledger::vocab::Month::parse(month).unwrap();
+        for dims in &groupings {
+            let fast = report(&layout, m, dims, &config.teams).unwrap();
+            let sql = report_sql(&layout, m, dims, &config.teams).unwrap();
+            assert_eq!(fast, sql, "{month} by {dims:?}");
+            lines += fast.lines.len();
+        }
+    }
+    assert!(lines > 100, "a test of something: {lines} lines");
+}

@@ -7,14 +7,18 @@
 //! `present`), or use polars other than through `query`.
 
 use crate::config::Team;
+use std::collections::HashMap;
+
 use crate::lake::teams::TeamRow;
 use crate::lake::{Layout, Table};
 use crate::money::Money;
 use crate::query::{self, Frame, QueryError, Sql};
 use crate::vocab::{COUNT_COLUMNS, Month, PricingStatus};
 
-pub const REPORT_SQL: &str = include_str!("../sql/report.sql");
-pub const COMBINE_SQL: &str = include_str!("../sql/report_combine.sql");
+pub mod scan;
+
+pub const REPORT_SQL: &str = include_str!("../../sql/report.sql");
+pub const COMBINE_SQL: &str = include_str!("../../sql/report_combine.sql");
 
 /// A `--by` dimension and the columns it contributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,8 @@ impl std::str::FromStr for Dim {
 pub enum ReportError {
     #[error(transparent)]
     Query(#[from] QueryError),
+    #[error(transparent)]
+    Lake(#[from] crate::lake::io::LakeError),
     /// A configuration problem (teams).
     #[error("{0}")]
     Config(String),
@@ -234,16 +240,38 @@ impl Report {
     }
 }
 
-/// Runs the report over `rated_usage` (which must be current: see `rating::ensure_rated`).
-/// Workspace and key names come from the latest lists in the lake, so a list that arrived
-/// after the usage still names every line.
+/// Runs the report over `rated_usage` (which must be current: see `rating::ensure_rated`), in
+/// one Arrow pass over the parts ([`scan`]; `sql/report.sql` is the same in SQL, see
+/// [`report_sql`]). Workspace and key names come from the latest lists in the lake, so a list
+/// that arrived after the usage still names every line.
 pub fn report(
     layout: &Layout,
     month: Month,
     dims: &[Dim],
     teams: &[Team],
 ) -> Result<Report, ReportError> {
-    // Only the partitions the business month can touch: other months are never read.
+    let files = partition_files(layout, month)?;
+    let rows = team_rows(teams)?;
+    let (wn, kn) = query::name_frames(layout)?;
+    let map = |f: &Frame, id: &str, name: &str| -> Result<HashMap<String, String>, ReportError> {
+        Ok(f.text(id)?
+            .into_iter()
+            .zip(f.text(name)?)
+            .filter_map(|(i, n)| Some((i?, n?)))
+            .collect())
+    };
+    let look = scan::Lookup::new(
+        map(&wn, "workspace_id", "workspace_name")?,
+        map(&kn, "api_key_id", "api_key_name")?,
+        &rows,
+    );
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lines = scan::lines(&files, month, dims, &look, jobs)?;
+    from_lines(month, dims, lines)
+}
+
+/// The rated parts of the three UTC partitions a business month can touch.
+fn partition_files(layout: &Layout, month: Month) -> Result<Vec<std::path::PathBuf>, ReportError> {
     let mut files = Vec::new();
     for m in month.partitions() {
         files.extend(
@@ -255,11 +283,21 @@ pub fn report(
                 })?,
         );
     }
+    Ok(files)
+}
+
+/// The same report through the shipped SQL (`sql/report.sql` per rated part, then
+/// `sql/report_combine.sql`), as analysts run it: what [`report`] is checked against.
+pub fn report_sql(
+    layout: &Layout,
+    month: Month,
+    dims: &[Dim],
+    teams: &[Team],
+) -> Result<Report, ReportError> {
+    let files = partition_files(layout, month)?;
     let frame = if files.is_empty() {
         Frame::default()
     } else {
-        // sql/report.sql per rated part, then sql/report_combine.sql over the partial sums:
-        // memory follows the size of a part, not of the month.
         let rows = team_rows(teams)?;
         let (wn, kn) = query::name_frames(layout)?;
         let sql = sql_for(month, dims);
@@ -315,6 +353,12 @@ fn decode(month: Month, dims: &[Dim], f: &Frame) -> Result<Report, ReportError> 
             };
         }
     }
+    from_lines(month, dims, lines)
+}
+
+/// The report of `lines` (in order): the totals, checked.
+fn from_lines(month: Month, dims: &[Dim], lines: Vec<Line>) -> Result<Report, ReportError> {
+    let dim_columns = dim_columns(dims);
     let mut total_counts = [0i128; 6];
     for (k, c) in COUNT_COLUMNS.iter().enumerate() {
         for l in &lines {

@@ -1,0 +1,77 @@
+//! Intern: text columns as small integer codes, so a scan of millions of rows compares and
+//! hashes `u32`s and copies each distinct string once (a dictionary array interns only its
+//! dictionary).
+//!
+//! Owns: [`Strings`]. Must not: import anything of the crate.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Int32Type;
+
+/// Interned text: code ↔ value; `NONE` is NULL.
+#[derive(Debug, Default)]
+pub struct Strings {
+    index: HashMap<String, u32>,
+    pub values: Vec<String>,
+}
+
+pub const NONE: u32 = u32::MAX;
+
+impl Strings {
+    pub fn intern(&mut self, v: &str) -> u32 {
+        if let Some(c) = self.index.get(v) {
+            return *c;
+        }
+        let c = self.values.len() as u32;
+        self.values.push(v.to_string());
+        self.index.insert(v.to_string(), c);
+        c
+    }
+    /// One code per row of a text column: a dictionary array interns its dictionary only.
+    pub fn codes(&mut self, a: &dyn Array) -> Option<Vec<u32>> {
+        if let Some(d) = a.as_dictionary_opt::<Int32Type>() {
+            let values = d.values().as_string_opt::<i32>()?;
+            let map: Vec<u32> = (0..values.len())
+                .map(|j| {
+                    if values.is_null(j) {
+                        NONE
+                    } else {
+                        self.intern(values.value(j))
+                    }
+                })
+                .collect();
+            let keys = d.keys();
+            return Some(
+                (0..d.len())
+                    .map(|i| {
+                        if keys.is_null(i) {
+                            NONE
+                        } else {
+                            map[keys.value(i) as usize]
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        let s = a.as_string_opt::<i32>()?;
+        Some(
+            (0..s.len())
+                .map(|i| {
+                    if s.is_null(i) {
+                        NONE
+                    } else {
+                        self.intern(s.value(i))
+                    }
+                })
+                .collect(),
+        )
+    }
+    /// The code of `v`, if it was interned.
+    pub fn code_of(&self, v: &str) -> Option<u32> {
+        self.index.get(v).copied()
+    }
+    pub fn get(&self, c: u32) -> Option<&str> {
+        (c != NONE).then(|| self.values[c as usize].as_str())
+    }
+}
