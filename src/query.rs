@@ -683,7 +683,7 @@ pub fn tables_grid() -> Grid {
             rows.push(vec![
                 Cell::Text(t.dir_name().into()),
                 Cell::Text("month".into()),
-                Cell::Text("VARCHAR (partition key: YYYY-MM of bucket_start, UTC)".into()),
+                Cell::Text("VARCHAR (partition: UTC month)".into()),
                 Cell::Text("no".into()),
             ]);
         }

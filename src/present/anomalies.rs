@@ -26,7 +26,7 @@ pub const COLUMNS: [&str; 17] = [
 ];
 
 /// Dropped first on a narrow terminal.
-const OPTIONAL: [&str; 10] = [
+const OPTIONAL: [&str; 11] = [
     "scope_id",
     "api_key_id",
     "id",
@@ -37,6 +37,7 @@ const OPTIONAL: [&str; 10] = [
     "expected_usd",
     "actual_usd",
     "scope",
+    "severity",
 ];
 
 fn usd(m: Money, format: OutputFormat) -> Cell {

@@ -192,14 +192,14 @@ fn credits_table(l: &Ledger, unpriced_rows: i128, width: Option<usize>) -> Strin
             &OPTIONAL,
         ));
     }
-    out.push_str(&positions_text(l));
+    out.push_str(&super::wrap_prose(&positions_text(l), width));
     if unpriced_rows > 0 {
         let _ = writeln!(
             out,
             "{unpriced_rows} usage row(s) have no list price: they consume no credit here (exit code 3)"
         );
     }
-    out.push_str(&checks_text(l));
+    out.push_str(&super::wrap_prose(&checks_text(l), width));
     if !l.findings.is_empty() {
         let _ = writeln!(out, "\n{} finding(s) (exit code 3):", l.findings.len());
         for f in &l.findings {

@@ -107,8 +107,37 @@ fn show(c: &Cell) -> Shown {
     }
 }
 
+/// Lines of prose longer than `width` broken at spaces, continued with a two-space indent
+/// (tables are fitted by [`render_grid`]; this is for the sentences around them).
+pub fn wrap_prose(text: &str, width: Option<usize>) -> String {
+    let Some(w) = width else {
+        return text.to_string();
+    };
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let mut cur = String::new();
+        for word in body.split(' ') {
+            if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > w {
+                out.push_str(cur.trim_end());
+                out.push('\n');
+                cur = "  ".to_string();
+            } else if !cur.is_empty() && cur != "  " {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+        out.push_str(&cur);
+        out.push_str(nl);
+    }
+    out
+}
+
 /// A prose column a table narrows to fit is kept at least this wide.
-const MIN_TEXT_WIDTH: usize = 24;
+const MIN_TEXT_WIDTH: usize = 20;
 
 /// Columns of words a table may cut to fit the terminal.
 const PROSE_COLUMNS: [&str; 6] = [
@@ -324,7 +353,7 @@ pub const FRAME_OPTIONAL_COLUMNS: [&str; 8] = [
 ];
 
 /// What the price book's table drops first to fit the terminal (`--wide` or CSV: all).
-pub const BOOK_OPTIONAL_COLUMNS: [&str; 8] = [
+pub const BOOK_OPTIONAL_COLUMNS: [&str; 9] = [
     "check",
     "origin",
     "us_geo_factor",
@@ -333,6 +362,7 @@ pub const BOOK_OPTIONAL_COLUMNS: [&str; 8] = [
     "long_context_input",
     "provider",
     "valid_to",
+    "cache_write_1h",
 ];
 
 pub const REPORT_OPTIONAL_COLUMNS: [&str; 9] = [
@@ -411,6 +441,20 @@ pub fn report_grid(r: &crate::report::Report, format: OutputFormat) -> Grid {
 }
 
 /// The reconciliation's differences (every line that did not match).
+/// A charge as a table shows it: the cost report's `token_type` by its price-book name
+/// (`cache_creation.ephemeral_5m_input_tokens` → `cache_write_5m`); CSV and JSON keep the
+/// provider's word.
+fn charge_label(charge: &str, format: OutputFormat) -> String {
+    let short = crate::vocab::TokenClass::ALL
+        .iter()
+        .find(|c| c.cost_report_type() == charge)
+        .map(|c| c.price_field().to_string());
+    match (format, short) {
+        (OutputFormat::Table, Some(s)) => s,
+        _ => charge.to_string(),
+    }
+}
+
 pub fn reconcile_lines(r: &crate::reconcile::Reconciliation, format: OutputFormat) -> Grid {
     // A table shows each line to the cent (the status says whether it matched within the
     // tolerance); CSV and JSON carry every digit.
@@ -442,7 +486,7 @@ pub fn reconcile_lines(r: &crate::reconcile::Reconciliation, format: OutputForma
                     opt_text(&l.workspace_id),
                     opt_text(&l.workspace_name),
                     opt_text(&l.model),
-                    Cell::Text(l.charge.clone()),
+                    Cell::Text(charge_label(&l.charge, format)),
                     money_cell(l.ours_usd),
                     money_cell(l.provider_usd),
                     money_cell(l.difference_usd),
@@ -751,11 +795,16 @@ pub fn reconcile_text(
                     &lines,
                     format,
                     width,
-                    &["workspace_id", "provider_usd"],
+                    &["workspace_id", "provider_usd", "status", "ours_usd"],
                 ));
             }
             out.push('\n');
-            out.push_str(&render_grid(&reconcile_workspaces(r), format, width, &[]));
+            out.push_str(&render_grid(
+                &reconcile_workspaces(r),
+                format,
+                width,
+                &["workspace_id"],
+            ));
             if r.tie_outs.is_empty() {
                 out.push_str("\n(no invoice for this month: nothing to tie out)\n");
             }

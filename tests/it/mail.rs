@@ -687,6 +687,40 @@ fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rer
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(outbox_files(&outbox), files);
     assert!(stderr(&o).contains("5 already delivered"), "{}", stderr(&o));
+    // Human output fits a 100-column terminal (COLUMNS unset), money to the cent in tables.
+    let cfg = demo.join("tokenledger.toml");
+    for args in [
+        &[
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "team,workspace,model,api-key",
+        ][..],
+        &["reconcile", "--month", "2026-10"],
+        &["reconcile", "--month", "2026-10", "--tie-out"],
+        &["credits", "--as-of", "2026-11-04"],
+        &["anomalies"],
+        &["usage"],
+        &["prices"],
+        &["sql", "--tables"],
+    ] {
+        let o = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .env_remove("COLUMNS")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(!text.is_empty(), "{args:?}: {}", stderr(&o));
+        let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(widest <= 100, "{args:?} is {widest} columns wide:\n{text}");
+        assert!(
+            !text.contains(".000000000000"),
+            "{args:?}: a table shows cents:\n{text}"
+        );
+    }
 }
 
 /// What a nightly run leaves that must not depend on where an earlier run was killed: the
