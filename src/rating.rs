@@ -339,12 +339,25 @@ fn calendar_columns(b: &RecordBatch, tz: Tz, cols: &mut Vec<ArrayRef>) -> Result
     let mut month = StringBuilder::with_capacity(n, n * 7);
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
     let days = |d: chrono::NaiveDate| (d - epoch).num_days() as i32;
+    // Rows come bucket by bucket: the zone conversion and the month text are computed once per
+    // bucket start, not once per row.
+    let mut last: Option<(i64, bool, i32, i32, String)> = None;
     for i in 0..n {
-        let t = batch::from_micros(start.value(i));
-        let d = business_day(t, width.value(i) == "1d", tz);
-        utc.push(days(t.date_naive()));
-        local.push(days(d));
-        month.append_value(d.format("%Y-%m").to_string());
+        let (us, daily) = (start.value(i), width.value(i) == "1d");
+        let hit = last.as_ref().filter(|l| l.0 == us && l.1 == daily);
+        let (u, l, m) = match hit {
+            Some(l) => (l.2, l.3, &l.4),
+            None => {
+                let t = batch::from_micros(us);
+                let d = business_day(t, daily, tz);
+                let v = (us, daily, days(t.date_naive()), days(d), d.format("%Y-%m").to_string());
+                let l = last.insert(v);
+                (l.2, l.3, &l.4)
+            }
+        };
+        utc.push(u);
+        local.push(l);
+        month.append_value(m);
     }
     cols.push(Arc::new(Date32Array::from(utc)));
     cols.push(Arc::new(Date32Array::from(local)));
@@ -386,10 +399,20 @@ pub fn rate_batch(
         .map(|c| i64_col(b, c))
         .collect::<Result<_, _>>()?;
     let mut p = Priced::new(n);
+    // The model's alias, once per run of equal model ids (rows repeat a few hundred models).
+    let mut canon: Option<(String, String)> = None;
     for i in 0..n {
         let day = batch::from_micros(start.value(i)).date_naive();
         let m = opt(model, i);
-        p.canon.append_option(m.map(canonical_model));
+        match m {
+            Some(id) => {
+                if canon.as_ref().is_none_or(|(k, _)| k != id) {
+                    canon = Some((id.to_string(), canonical_model(id)));
+                }
+                p.canon.append_value(&canon.as_ref().expect("set above").1);
+            }
+            None => p.canon.append_null(),
+        }
         let (t, c, g) = (opt(tier, i), opt(ctx, i), opt(geo, i));
         match cache.get(provider.value(i), m, day, t, c, g) {
             Ok(rate) => p.priced(rate, std::array::from_fn(|k| tokens[k].value(i))),
