@@ -519,6 +519,9 @@ pub struct ReportArgs {
     /// Print the SQL the report runs (from sql/report.sql) and exit.
     #[arg(long)]
     pub show_sql: bool,
+    /// Say whether the month is provisional or final as of this day (default: today).
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Args)]
@@ -526,6 +529,9 @@ pub struct ReconcileArgs {
     /// The month (YYYY-MM, UTC: the provider's cost report and invoice are on UTC days).
     #[arg(long, value_parser = Month::parse)]
     pub month: Month,
+    /// Say whether the month is provisional or final as of this day (default: today).
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
     /// Differences up to this many dollars per line count as matched
     /// [default: [reconcile] tolerance of the config, else 0.005].
     #[arg(long, value_parser = parse_money)]
@@ -642,6 +648,8 @@ impl Cli {
                 Command::Run(a) => a.as_of,
                 Command::Credits(a) => a.as_of,
                 Command::Mail(a) => a.as_of,
+                Command::Report(a) => a.as_of,
+                Command::Reconcile(a) => a.as_of,
                 _ => None,
             },
         }

@@ -350,7 +350,13 @@ fn calendar_columns(b: &RecordBatch, tz: Tz, cols: &mut Vec<ArrayRef>) -> Result
             None => {
                 let t = batch::from_micros(us);
                 let d = business_day(t, daily, tz);
-                let v = (us, daily, days(t.date_naive()), days(d), d.format("%Y-%m").to_string());
+                let v = (
+                    us,
+                    daily,
+                    days(t.date_naive()),
+                    days(d),
+                    d.format("%Y-%m").to_string(),
+                );
                 let l = last.insert(v);
                 (l.2, l.3, &l.4)
             }

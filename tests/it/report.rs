@@ -498,3 +498,52 @@ api_keys = ["apikey_01TzFreshKey0000001"]
     }
     assert!(lines > 100, "a test of something: {lines} lines");
 }
+
+#[test]
+fn a_final_month_restated_after_its_chargeback_is_reported_as_restated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    let first = |args: &[&str]| {
+        let o = tl(&data, args);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let provisional = first(&["report", "--month", "2026-10", "--as-of", "2026-11-02"]);
+    assert!(
+        provisional.contains("is provisional") && provisional.contains("final on 2026-11-04"),
+        "{provisional}"
+    );
+    // The final chargeback goes to finance (the outbox: no [mail] configured).
+    let o = tl(
+        &data,
+        &["mail", "--month", "2026-10", "--as-of", "2026-11-04"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let fin = first(&["report", "--month", "2026-10"]);
+    assert!(
+        fin.contains("is final; its chargeback went out on"),
+        "{fin}"
+    );
+    // The provider restates a day: more output tokens in the same buckets.
+    let restated = tmp.path().join("restated");
+    std::fs::create_dir_all(&restated).unwrap();
+    let p1 = std::fs::read_to_string(fixtures().join("sample/usage-2026-10-p1.json")).unwrap();
+    let p1 = p1.replacen("\"output_tokens\": 500,", "\"output_tokens\": 1000500,", 1);
+    std::fs::write(restated.join("usage-2026-10-p1-restated.json"), p1).unwrap();
+    ingest(&data, &[&restated]);
+    let line = first(&["report", "--month", "2026-10"]);
+    assert!(
+        line.contains("RESTATED since its final chargeback")
+            && line.contains("$2.92 then")
+            && line.contains("the next run mails a correction"),
+        "{line}"
+    );
+    // In CSV the data stays data: the sentence is on stderr.
+    let o = tl(&data, &["report", "--month", "2026-10", "--format", "csv"]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("workspace_id,"));
+    assert!(stderr(&o).contains("RESTATED"), "{}", stderr(&o));
+}
