@@ -253,6 +253,36 @@ fn money_builder(n: usize) -> Decimal128Builder {
         .expect("valid decimal type")
 }
 
+/// Why a row whose cost does not fit the lake is UNPRICED.
+pub const TOO_LARGE: &str = "the cost of this row at the rate in force does not fit the lake's money \
+     columns (DECIMAL(28,12)): check the token counts and the price override";
+
+/// The exact cost of one usage row at `rate`: the six costs (five token classes, then web
+/// search), their sum, and the six rates as stored (per MTok, then per search), all in lake
+/// units; `None` when any of them would not fit `DECIMAL(28,12)`. Rating and the report's
+/// on-the-fly pricing both use this, so they cannot disagree.
+pub fn row_cost(
+    rate: &crate::pricing::Rate,
+    counts: [i64; 6],
+) -> Option<([i128; 6], i128, [i128; 6])> {
+    // Rates per MTok with ≤ 6 decimals: count × per_token is the exact cost at scale 12, and
+    // the rate per MTok at scale 12 is per_token × 10⁶.
+    let fits = |v: Option<i128>| v.filter(|v| v.abs() <= MAX_UNITS);
+    let mut costs = [0i128; 6];
+    let mut per_mtok = [0i128; 6];
+    for k in 0..5 {
+        per_mtok[k] = fits(rate.per_token[k].checked_mul(1_000_000))?;
+        costs[k] = fits(i128::from(counts[k]).checked_mul(rate.per_token[k]))?;
+    }
+    per_mtok[5] = fits(Some(rate.per_search))?;
+    costs[5] = fits(i128::from(counts[5]).checked_mul(rate.per_search))?;
+    let total = costs
+        .iter()
+        .try_fold(0i128, |acc, c| acc.checked_add(*c))
+        .filter(|t| t.abs() <= MAX_UNITS)?;
+    Some((costs, total, per_mtok))
+}
+
 /// The columns pricing adds to a batch, built row by row.
 struct Priced {
     canon: StringBuilder,
@@ -278,34 +308,14 @@ impl Priced {
     /// money columns (a count near `INT64` at an absurd override price) makes the row UNPRICED
     /// with the reason, never a wrapped or truncated amount.
     fn priced(&mut self, rate: &crate::pricing::Rate, counts: [i64; 6]) {
-        // Rates per MTok with ≤ 6 decimals: count × per_token is the exact cost at scale 12,
-        // and the rate per MTok at scale 12 is per_token × 10⁶.
-        let fits = |v: Option<i128>| v.filter(|v| v.abs() <= MAX_UNITS);
-        let per_mtok: Vec<Option<i128>> = rate
-            .per_token
-            .iter()
-            .map(|p| fits(p.checked_mul(1_000_000)))
-            .chain([fits(Some(rate.per_search))])
-            .collect();
-        let costs: Vec<Option<i128>> = (0..5)
-            .map(|k| fits((counts[k] as i128).checked_mul(rate.per_token[k])))
-            .chain([fits((counts[5] as i128).checked_mul(rate.per_search))])
-            .collect();
-        let total = costs
-            .iter()
-            .try_fold(0i128, |acc, c| c.and_then(|c| acc.checked_add(c)))
-            .filter(|t| t.abs() <= MAX_UNITS);
-        let (Some(total), true) = (total, per_mtok.iter().all(Option::is_some)) else {
-            return self.unpriced(
-                "the cost of this row at the rate in force does not fit the lake's money \
-                 columns (DECIMAL(28,12)): check the token counts and the price override",
-            );
+        let Some((costs, total, per_mtok)) = row_cost(rate, counts) else {
+            return self.unpriced(TOO_LARGE);
         };
         self.status.append_value(PricingStatus::Priced.as_str());
         self.note.append_option(rate.note.as_deref());
         for k in 0..6 {
-            self.costs[k].append_option(costs[k]);
-            self.rates[k].append_option(per_mtok[k]);
+            self.costs[k].append_value(costs[k]);
+            self.rates[k].append_value(per_mtok[k]);
         }
         self.total.append_value(total);
     }

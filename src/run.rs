@@ -124,16 +124,27 @@ pub fn rate(settings: &Settings, book: &PriceBook, months: &[String]) -> Result<
     Ok(Rated { summary, snapshot })
 }
 
-/// The chargeback of `month`, rated first.
+/// The chargeback of `month`, priced on the fly from its usage (nothing needs rating first:
+/// a month never rated costs one scan of its usage), read under the shared lock.
 pub fn report(
     settings: &Settings,
     month: Month,
     dims: &[Dim],
 ) -> Result<(Report, Rated), RunError> {
     let book = settings.price_book()?;
-    let rated = rate(settings, &book, &month.partitions())?;
-    let r = report::report(&settings.layout, month, dims, &settings.teams)?;
-    Ok((r, rated))
+    let snapshot = Snapshot::read(&settings.layout)?;
+    let pricing = report::scan::Pricing {
+        book: &book,
+        tz: settings.timezone,
+    };
+    let r = report::report(&settings.layout, month, dims, &settings.teams, &pricing)?;
+    Ok((
+        r,
+        Rated {
+            summary: RateSummary::default(),
+            snapshot,
+        },
+    ))
 }
 
 /// Where `month` stands as of `settings.as_of`: in the business timezone for reports
@@ -248,10 +259,15 @@ pub struct Chargeback {
 fn bill_reports(settings: &Settings, month: Month) -> Result<[Report; 3], RunError> {
     let l = &settings.layout;
     let t = &settings.teams;
+    let book = settings.price_book()?;
+    let p = report::scan::Pricing {
+        book: &book,
+        tz: settings.timezone,
+    };
     Ok([
-        report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::Model], t)?,
-        report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::ApiKey], t)?,
-        report::report(l, month, &[Dim::Team, Dim::Day, Dim::Model], t)?,
+        report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::Model], t, &p)?,
+        report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::ApiKey], t, &p)?,
+        report::report(l, month, &[Dim::Team, Dim::Day, Dim::Model], t, &p)?,
     ])
 }
 
@@ -450,11 +466,16 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
     let to_report = months_to_report(layout, &rated.summary)?;
     let mut months = Vec::new();
     for &month in &to_report {
+        let pricing = report::scan::Pricing {
+            book: &book,
+            tz: settings.timezone,
+        };
         let report = report::report(
             layout,
             month,
             &[Dim::Workspace, Dim::Model],
             &settings.teams,
+            &pricing,
         )?;
         let reconciliation = if reconcile::has_cost_report(layout, &month.key())? {
             let mut r = reconcile::reconcile(layout, month, settings.tolerance, &book)?;

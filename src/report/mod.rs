@@ -1,10 +1,12 @@
 //! Report: the monthly chargeback — list cost and tokens by the dimensions a user picks.
 //!
-//! Owns: `sql/report.sql` and its parameters, team mapping from the config, and the typed
-//! result: one line per combination of the chosen dimensions with its token counts and exact
-//! list cost (`None` when unpriced, never $0), and the totals.
-//! Must not: price (it reads `rated_usage`), re-read provider files, round (that is
-//! `present`), or use polars other than through `query`.
+//! Owns: the chargeback's pass over the month's usage ([`scan`], priced on the fly with the
+//! price book's rates and `rating::row_cost`, the arithmetic that fills `rated_usage`),
+//! `sql/report.sql` and its parameters (the same over `rated_usage`, [`report_sql`]), team
+//! mapping from the config, and the typed result: one line per combination of the chosen
+//! dimensions with its token counts and exact list cost (`None` when unpriced, never $0), and
+//! the totals. Must not: decide a rate (that is `pricing`), write to the lake, re-read provider
+//! files, round (that is `present`), or use polars other than through `query`.
 
 use crate::config::Team;
 use std::collections::HashMap;
@@ -240,8 +242,8 @@ impl Report {
     }
 }
 
-/// Runs the report over `rated_usage` (which must be current: see `rating::ensure_rated`), in
-/// one Arrow pass over the parts ([`scan`]; `sql/report.sql` is the same in SQL, see
+/// Runs the report in one Arrow pass over the month's usage parts, priced on the fly as
+/// `rating` prices them ([`scan`]; `sql/report.sql` over `rated_usage` is the same in SQL, see
 /// [`report_sql`]). Workspace and key names come from the latest lists in the lake, so a list
 /// that arrived after the usage still names every line.
 pub fn report(
@@ -249,8 +251,9 @@ pub fn report(
     month: Month,
     dims: &[Dim],
     teams: &[Team],
+    pricing: &scan::Pricing,
 ) -> Result<Report, ReportError> {
-    let files = partition_files(layout, month)?;
+    let files = partition_files(layout, month, Table::Usage)?;
     let rows = team_rows(teams)?;
     let (wn, kn) = query::name_frames(layout)?;
     let map = |f: &Frame, id: &str, name: &str| -> Result<HashMap<String, String>, ReportError> {
@@ -266,19 +269,23 @@ pub fn report(
         &rows,
     );
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let lines = scan::lines(&files, month, dims, &look, jobs)?;
+    let lines = scan::lines(&files, month, dims, &look, pricing, jobs)?;
     from_lines(month, dims, lines)
 }
 
-/// The rated parts of the three UTC partitions a business month can touch.
-fn partition_files(layout: &Layout, month: Month) -> Result<Vec<std::path::PathBuf>, ReportError> {
+/// The parts of `table` in the three UTC partitions a business month can touch.
+fn partition_files(
+    layout: &Layout,
+    month: Month,
+    table: Table,
+) -> Result<Vec<std::path::PathBuf>, ReportError> {
     let mut files = Vec::new();
     for m in month.partitions() {
         files.extend(
             layout
-                .month_parts(Table::RatedUsage, "anthropic", &m)
+                .month_parts(table, "anthropic", &m)
                 .map_err(|source| QueryError::Io {
-                    path: layout.month_dir(Table::RatedUsage, "anthropic", &m),
+                    path: layout.month_dir(table, "anthropic", &m),
                     source,
                 })?,
         );
@@ -294,7 +301,7 @@ pub fn report_sql(
     dims: &[Dim],
     teams: &[Team],
 ) -> Result<Report, ReportError> {
-    let files = partition_files(layout, month)?;
+    let files = partition_files(layout, month, Table::RatedUsage)?;
     let frame = if files.is_empty() {
         Frame::default()
     } else {

@@ -1,16 +1,19 @@
-//! The chargeback's one pass over `rated_usage`: each rated part of the three partitions a
-//! business month touches is read column by column (projected Arrow batches, text as
-//! dictionary codes, one part per thread) and summed per combination of the `--by`
-//! dimensions, with no row materialised and no join per row: names and teams are resolved once
-//! per distinct (key, workspace) pair. `sql/report.sql` + `sql/report_combine.sql` are the
-//! same computation in SQL, the one analysts run; a test checks both give the same lines, to
-//! the unit, for every dimension.
+//! The chargeback's one pass over the month's usage: each usage part of the three partitions
+//! a business month touches is read column by column (projected Arrow batches, text as
+//! dictionary codes, one part per thread), priced on the fly and summed per combination of the
+//! `--by` dimensions. Nothing is materialised and nothing joined per row: the business day is
+//! computed once per bucket, the rate once per distinct (model, tier, context, geo, day) with
+//! the same `rating::row_cost` that fills `rated_usage`, names and teams once per distinct
+//! (key, workspace). So a month never rated costs one scan of its usage.
+//! `sql/report.sql` + `sql/report_combine.sql` over `rated_usage` are the same computation in
+//! SQL, the one analysts run; a test checks both give the same lines, to the unit, for every
+//! dimension.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, Decimal128Array, Int64Array};
-use arrow::datatypes::Date32Type;
+use arrow::array::{AsArray, Int64Array};
+use arrow::datatypes::TimestampMicrosecondType;
 
 use super::{Dim, Line, ReportError, TeamRow, UNALLOCATED};
 use crate::intern::{NONE, Strings};
@@ -18,15 +21,17 @@ use crate::lake::io::{self as lio, LakeError};
 use crate::money::Money;
 use crate::vocab::{COUNT_COLUMNS, Month, PricingStatus};
 
-const TEXT: [&str; 8] = [
-    "business_month",
+const TEXT: [&str; 10] = [
+    "bucket_width",
+    "provider",
     "workspace_id",
     "workspace_name",
     "api_key_id",
     "api_key_name",
-    "model_canonical",
+    "model",
     "service_tier",
-    "pricing_status",
+    "context_window",
+    "inference_geo",
 ];
 
 /// What a line is keyed by: one code per grouping column (`NONE` where the dimension is not
@@ -122,17 +127,40 @@ fn missing(path: &Path, column: &str) -> ReportError {
     })
 }
 
-fn part(path: &Path, month: &str, dims: &[Dim], look: &Lookup) -> Result<Part, ReportError> {
+/// How one part is priced and dated.
+pub struct Pricing<'a> {
+    pub book: &'a crate::pricing::PriceBook,
+    pub tz: chrono_tz::Tz,
+}
+
+fn part(
+    path: &Path,
+    month: Month,
+    dims: &[Dim],
+    look: &Lookup,
+    pricing: &Pricing,
+) -> Result<Part, ReportError> {
+    use chrono::Datelike;
     let (want, want_day) = wanted(dims);
     let mut p = Part {
         strings: Strings::default(),
         lines: HashMap::new(),
     };
+    let mut cache = crate::pricing::RateCache::new(pricing.book);
     // (key id, key name, workspace id, workspace name) codes → (ws name, key name, team) codes.
     let mut resolved: HashMap<[u32; 4], [u32; 3]> = HashMap::new();
+    // model code → alias code; (provider, model, tier, context, geo, UTC day) → rate.
+    let mut alias: HashMap<u32, u32> = HashMap::new();
+    let mut rates: HashMap<([u32; 5], i32), Option<crate::pricing::Rate>> = HashMap::new();
+    let (priced, unpriced) = (
+        p.strings.intern(PricingStatus::Priced.as_str()),
+        p.strings.intern(PricingStatus::Unpriced.as_str()),
+    );
     let mut columns: Vec<&str> = TEXT.to_vec();
     columns.extend(COUNT_COLUMNS);
-    columns.extend(["business_day", "list_cost"]);
+    columns.push("bucket_start");
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+    let days = |d: chrono::NaiveDate| (d - epoch).num_days() as i32;
     for b in lio::read_batches_dictionary(path, &columns, &TEXT)? {
         let b = b?;
         let text: Vec<Vec<u32>> = TEXT
@@ -151,22 +179,55 @@ fn part(path: &Path, month: &str, dims: &[Dim], look: &Lookup) -> Result<Part, R
                     .ok_or_else(|| missing(path, c))
             })
             .collect::<Result<_, _>>()?;
-        let day = b
-            .column_by_name("business_day")
-            .and_then(|a| a.as_primitive_opt::<Date32Type>())
-            .ok_or_else(|| missing(path, "business_day"))?;
-        let cost = b
-            .column_by_name("list_cost")
-            .and_then(|a| a.as_any().downcast_ref::<Decimal128Array>())
-            .ok_or_else(|| missing(path, "list_cost"))?;
-        let Some(this_month) = p.strings.code_of(month) else {
-            continue; // no row of the month in this batch
-        };
-        for (i, &m) in text[0].iter().enumerate() {
-            if m != this_month {
+        let start = b
+            .column_by_name("bucket_start")
+            .and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| missing(path, "bucket_start"))?;
+        let daily = p.strings.code_of("1d");
+        // The bucket's UTC day and business day, and whether it is in the month: once per
+        // bucket (rows come bucket by bucket).
+        let mut last: Option<(i64, u32, i32, i32, bool)> = None;
+        for (i, &width) in text[0].iter().enumerate() {
+            let us = start.value(i);
+            let (utc, local, inside) = match last.filter(|l| l.0 == us && l.1 == width) {
+                Some(l) => (l.2, l.3, l.4),
+                None => {
+                    let t = crate::lake::batch::from_micros(us);
+                    let d = crate::rating::business_day(t, Some(width) == daily, pricing.tz);
+                    let inside = d.year() == i32::from(month.year())
+                        && d.month() == u32::from(month.month());
+                    last = Some((us, width, days(t.date_naive()), days(d), inside));
+                    (days(t.date_naive()), days(d), inside)
+                }
+            };
+            if !inside {
                 continue;
             }
-            let [ws, wsn, key, keyn] = [text[1][i], text[2][i], text[3][i], text[4][i]];
+            let [prov, ws, wsn, key, keyn, model, tier, ctx, geo] =
+                [1, 2, 3, 4, 5, 6, 7, 8, 9].map(|j| text[j][i]);
+            let row: [i64; 6] = std::array::from_fn(|k| counts[k].value(i));
+            let rate = rates
+                .entry(([prov, model, tier, ctx, geo], utc))
+                .or_insert_with(|| {
+                    let s = &p.strings;
+                    let day = epoch + chrono::TimeDelta::days(utc.into());
+                    cache
+                        .get(
+                            s.get(prov).unwrap_or_default(),
+                            s.get(model),
+                            day,
+                            s.get(tier),
+                            s.get(ctx),
+                            s.get(geo),
+                        )
+                        .as_ref()
+                        .ok()
+                        .cloned()
+                });
+            let cost = rate
+                .as_ref()
+                .and_then(|r| crate::rating::row_cost(r, row))
+                .map(|(_, total, _)| total);
             let names = match resolved.get(&[key, keyn, ws, wsn]) {
                 Some(n) => *n,
                 None => {
@@ -182,18 +243,26 @@ fn part(path: &Path, month: &str, dims: &[Dim], look: &Lookup) -> Result<Part, R
                     n
                 }
             };
-            let all = [
-                ws, names[0], text[5][i], key, names[1], text[6][i], names[2],
-            ];
+            let canon = match alias.get(&model) {
+                Some(c) => *c,
+                None => {
+                    let c = match p.strings.get(model).map(crate::pricing::canonical_model) {
+                        Some(a) => p.strings.intern(&a),
+                        None => NONE,
+                    };
+                    alias.insert(model, c);
+                    c
+                }
+            };
+            let all = [ws, names[0], canon, key, names[1], tier, names[2]];
             let k: [u32; 7] = std::array::from_fn(|j| if want[j] { all[j] } else { NONE });
-            let d = if want_day { day.value(i) } else { 0 };
-            let acc = p.lines.entry((k, d, text[7][i])).or_default();
-            for (c, col) in acc.counts.iter_mut().zip(&counts) {
-                *c += i128::from(col.value(i));
+            let d = if want_day { local } else { 0 };
+            let status = if cost.is_some() { priced } else { unpriced };
+            let acc = p.lines.entry((k, d, status)).or_default();
+            for (c, v) in acc.counts.iter_mut().zip(row) {
+                *c += i128::from(v);
             }
-            if cost.is_valid(i) {
-                acc.cost += cost.value(i);
-            }
+            acc.cost += cost.unwrap_or(0);
         }
     }
     Ok(p)
@@ -206,10 +275,10 @@ pub fn lines(
     month: Month,
     dims: &[Dim],
     look: &Lookup,
+    pricing: &Pricing,
     jobs: usize,
 ) -> Result<Vec<Line>, ReportError> {
-    let key = month.key();
-    let parts = crate::par::map(files, jobs, |f| part(f, &key, dims, look))
+    let parts = crate::par::map(files, jobs, |f| part(f, month, dims, look, pricing))
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
     // Merge by text, not by code (each part has its own strings).

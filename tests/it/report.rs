@@ -433,7 +433,7 @@ print(json.dumps(rows))
 }
 
 #[test]
-fn the_arrow_pass_and_the_shipped_sql_give_the_same_report_for_every_grouping() {
+fn the_arrow_pass_over_usage_and_the_shipped_sql_over_rated_usage_agree_for_every_grouping() {
     use tokenledger::report::{Dim, report, report_sql};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -473,6 +473,11 @@ api_keys = ["apikey_01TzFreshKey0000001"]
     assert_eq!(c(&["rate", "-q"]), 3, "the mystery model is unpriced");
     let (config, _) = tokenledger::config::Config::load(Some(&cfg)).unwrap();
     let layout = tokenledger::lake::Layout::new(&data);
+    let book = tokenledger::pricing::PriceBook::load(&[]).unwrap();
+    let pricing = tokenledger::report::scan::Pricing {
+        book: &book,
+        tz: config.timezone.unwrap(),
+    };
     let all = [
         Dim::Workspace,
         Dim::Model,
@@ -490,8 +495,17 @@ api_keys = ["apikey_01TzFreshKey0000001"]
     for month in ["2026-09", "2026-10", "2026-11"] {
         let m = tokenledger::vocab::Month::parse(month).unwrap();
         for dims in &groupings {
-            let fast = report(&layout, m, dims, &config.teams).unwrap();
-            let sql = report_sql(&layout, m, dims, &config.teams).unwrap();
+            let fast = report(&layout, m, dims, &config.teams, &pricing).unwrap();
+            // polars plans report.sql recursively: a debug build needs more than a test
+            // thread's 2 MiB of stack (the CLI runs it on the 8 MiB main thread).
+            let sql = std::thread::scope(|s| {
+                std::thread::Builder::new()
+                    .stack_size(64 << 20)
+                    .spawn_scoped(s, || report_sql(&layout, m, dims, &config.teams).unwrap())
+                    .unwrap()
+                    .join()
+                    .unwrap()
+            });
             assert_eq!(fast, sql, "{month} by {dims:?}");
             lines += fast.lines.len();
         }
