@@ -127,6 +127,86 @@ fn missing(path: &Path, column: &str) -> ReportError {
     })
 }
 
+type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Rates by (provider, model, tier, context, geo, UTC day), `None` when unpriced.
+#[derive(Default)]
+struct Rates {
+    index: Fast<([u32; 5], i32), u32>,
+    list: Vec<Option<crate::pricing::Rate>>,
+}
+
+/// The distinct line keys (without day and status) of a part, numbered.
+#[derive(Default)]
+struct Slots {
+    index: Fast<[u32; 7], u32>,
+    keys: Vec<[u32; 7]>,
+}
+
+/// The line slot and the rate of a row signature `[provider, workspace id, workspace name,
+/// key id, key name, model, tier, context, geo, UTC day]`: names and team resolved, the model
+/// aliased, the rate looked up, once per signature.
+fn signature(
+    sig: &[u32; 10],
+    strings: &mut Strings,
+    cache: &mut crate::pricing::RateCache,
+    rates: &mut Rates,
+    slots: &mut Slots,
+    look: &Lookup,
+    want: &[bool; 7],
+) -> Result<(u32, Option<u32>), ReportError> {
+    let [prov, ws, wsn, key, keyn, model, tier, ctx, geo, utc] = *sig;
+    let utc = utc as i32;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+    let r = match rates.index.get(&([prov, model, tier, ctx, geo], utc)) {
+        Some(r) => *r,
+        None => {
+            let s = &*strings;
+            let day = epoch + chrono::TimeDelta::days(utc.into());
+            let rate = cache
+                .get(
+                    s.get(prov).unwrap_or_default(),
+                    s.get(model),
+                    day,
+                    s.get(tier),
+                    s.get(ctx),
+                    s.get(geo),
+                )
+                .as_ref()
+                .ok()
+                .cloned();
+            let r = rates.list.len() as u32;
+            rates.list.push(rate);
+            rates.index.insert(([prov, model, tier, ctx, geo], utc), r);
+            r
+        }
+    };
+    let (wn, kn, team) = look.resolve(
+        strings.get(ws),
+        strings.get(wsn),
+        strings.get(key),
+        strings.get(keyn),
+    );
+    let wn = wn.map_or(NONE, |w| strings.intern(&w));
+    let (kn, team) = (strings.intern(&kn), strings.intern(&team));
+    let canon = match strings.get(model).map(crate::pricing::canonical_model) {
+        Some(a) => strings.intern(&a),
+        None => NONE,
+    };
+    let all = [ws, wn, canon, key, kn, tier, team];
+    let k: [u32; 7] = std::array::from_fn(|j| if want[j] { all[j] } else { NONE });
+    let slot = match slots.index.get(&k) {
+        Some(s) => *s,
+        None => {
+            let s = slots.keys.len() as u32;
+            slots.keys.push(k);
+            slots.index.insert(k, s);
+            s
+        }
+    };
+    Ok((slot, Some(r)))
+}
+
 /// How one part is priced and dated.
 pub struct Pricing<'a> {
     pub book: &'a crate::pricing::PriceBook,
@@ -147,11 +227,11 @@ fn part(
         lines: HashMap::new(),
     };
     let mut cache = crate::pricing::RateCache::new(pricing.book);
-    // (key id, key name, workspace id, workspace name) codes → (ws name, key name, team) codes.
-    let mut resolved: HashMap<[u32; 4], [u32; 3]> = HashMap::new();
-    // model code → alias code; (provider, model, tier, context, geo, UTC day) → rate.
-    let mut alias: HashMap<u32, u32> = HashMap::new();
-    let mut rates: HashMap<([u32; 5], i32), Option<crate::pricing::Rate>> = HashMap::new();
+    // A row's signature (its text codes and UTC day) → (line slot, rate index).
+    let mut sigs: Fast<[u32; 10], (u32, Option<u32>)> = Fast::default();
+    let mut rates = Rates::default();
+    let mut slots = Slots::default();
+    let mut lines: Fast<u64, Acc> = Fast::default();
     let (priced, unpriced) = (
         p.strings.intern(PricingStatus::Priced.as_str()),
         p.strings.intern(PricingStatus::Unpriced.as_str()),
@@ -203,67 +283,46 @@ fn part(
             if !inside {
                 continue;
             }
-            let [prov, ws, wsn, key, keyn, model, tier, ctx, geo] =
-                [1, 2, 3, 4, 5, 6, 7, 8, 9].map(|j| text[j][i]);
+            let sig: [u32; 10] =
+                std::array::from_fn(|j| if j < 9 { text[j + 1][i] } else { utc as u32 });
             let row: [i64; 6] = std::array::from_fn(|k| counts[k].value(i));
-            let rate = rates
-                .entry(([prov, model, tier, ctx, geo], utc))
-                .or_insert_with(|| {
-                    let s = &p.strings;
-                    let day = epoch + chrono::TimeDelta::days(utc.into());
-                    cache
-                        .get(
-                            s.get(prov).unwrap_or_default(),
-                            s.get(model),
-                            day,
-                            s.get(tier),
-                            s.get(ctx),
-                            s.get(geo),
-                        )
-                        .as_ref()
-                        .ok()
-                        .cloned()
-                });
+            // Once per distinct row signature: its line slot and its rate.
+            let (slot, rate) = match sigs.get(&sig) {
+                Some(v) => *v,
+                None => {
+                    let v = signature(
+                        &sig,
+                        &mut p.strings,
+                        &mut cache,
+                        &mut rates,
+                        &mut slots,
+                        look,
+                        &want,
+                    )?;
+                    sigs.insert(sig, v);
+                    v
+                }
+            };
             let cost = rate
-                .as_ref()
+                .and_then(|r| rates.list[r as usize].as_ref())
                 .and_then(|r| crate::rating::row_cost(r, row))
                 .map(|(_, total, _)| total);
-            let names = match resolved.get(&[key, keyn, ws, wsn]) {
-                Some(n) => *n,
-                None => {
-                    let s = &p.strings;
-                    let (wn, kn, team) =
-                        look.resolve(s.get(ws), s.get(wsn), s.get(key), s.get(keyn));
-                    let n = [
-                        wn.map_or(NONE, |w| p.strings.intern(&w)),
-                        p.strings.intern(&kn),
-                        p.strings.intern(&team),
-                    ];
-                    resolved.insert([key, keyn, ws, wsn], n);
-                    n
-                }
-            };
-            let canon = match alias.get(&model) {
-                Some(c) => *c,
-                None => {
-                    let c = match p.strings.get(model).map(crate::pricing::canonical_model) {
-                        Some(a) => p.strings.intern(&a),
-                        None => NONE,
-                    };
-                    alias.insert(model, c);
-                    c
-                }
-            };
-            let all = [ws, names[0], canon, key, names[1], tier, names[2]];
-            let k: [u32; 7] = std::array::from_fn(|j| if want[j] { all[j] } else { NONE });
             let d = if want_day { local } else { 0 };
-            let status = if cost.is_some() { priced } else { unpriced };
-            let acc = p.lines.entry((k, d, status)).or_default();
+            // slot | day | UNPRICED, packed: one cheap hash per row.
+            let packed =
+                (u64::from(slot) << 33) | (u64::from(d as u32) << 1) | u64::from(cost.is_none());
+            let acc = lines.entry(packed).or_default();
             for (c, v) in acc.counts.iter_mut().zip(row) {
                 *c += i128::from(v);
             }
             acc.cost += cost.unwrap_or(0);
         }
+    }
+    for (packed, acc) in lines {
+        let k = slots.keys[(packed >> 33) as usize];
+        let d = ((packed >> 1) & 0xFFFF_FFFF) as u32 as i32;
+        let status = if packed & 1 == 1 { unpriced } else { priced };
+        p.lines.insert((k, d, status), acc);
     }
     Ok(p)
 }
