@@ -7,8 +7,9 @@ peak RSS. Steps:
 
   ingest        1-minute Admin API usage pages -> Parquet (tokenledger ingest; DuckDB
                 read_json -> COPY TO parquet, tuned: preserve_insertion_order=false)
-  cold report   a month rated from scratch + its chargeback (tokenledger report after
-                deleting rated_usage; DuckDB prices the same usage in SQL, prices joined by date)
+  cold report   the chargeback of a month never rated (tokenledger report after deleting
+                rated_usage: it prices usage on the fly; DuckDB prices the same usage in SQL,
+                prices joined by date)
   warm report   the chargeback again, rated data current (tokenledger only)
   nightly       one restated day arrives: ingest it, then rate (new parts only) + report
   run           the whole nightly `tokenledger run` of a 3-month hourly organisation
@@ -149,7 +150,7 @@ def main():
 
     if a.only_run:
         return nightly_runs(a)
-    ingest, cold, warm, night = Step("ingest"), Step("cold rate + report"), Step("warm report"), Step("nightly")
+    ingest, cold, warm, night = Step("ingest"), Step("cold report (month never rated)"), Step("warm report"), Step("nightly")
     rows = 0
     for r in range(a.rounds):
         shutil.rmtree(data, ignore_errors=True)
