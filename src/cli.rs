@@ -46,11 +46,11 @@ fn failed(e: RunError, settings: &Settings) -> Result<i32> {
 
 /// Runs one command; the exit code (errors are exit code 1, printed by `main`).
 pub fn run(cli: Cli) -> Result<i32> {
-    WIDE.store(cli.wide, std::sync::atomic::Ordering::Relaxed);
+    present::set_wide(cli.wide);
     // Completions and man pages need no config (nor a valid one).
     match &cli.command {
-        Command::Completions(a) => return completions(a.shell),
-        Command::Man(a) => return man_pages(&a.out),
+        Command::Completions(a) => return crate::manual::completions(a.shell),
+        Command::Man(a) => return crate::manual::man_pages(&a.out),
         _ => {}
     }
     // An invalid config is a usage error (exit 2), said with the file, key and reason.
@@ -142,30 +142,7 @@ fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
     }
     crate::log::run_summary(&out, s.data_dir());
     if !s.quiet && !json {
-        for m in &out.months {
-            println!("\n== {}: list cost by workspace and model ==", m.month);
-            print_report(&m.report, OutputFormat::Table);
-            match &m.reconciliation {
-                Some(r) => {
-                    println!(
-                        "\n== {}: reconciliation with the provider's cost report ==",
-                        m.month
-                    );
-                    print_reconcile(r, OutputFormat::Table)?;
-                }
-                None => println!(
-                    "\n(no cost report ingested for {}: nothing to reconcile)",
-                    m.month
-                ),
-            }
-        }
-        if let Some(l) = &out.credits {
-            println!("\n== credits ==");
-            print!(
-                "{}",
-                present::credits::credits_text(l, 0, OutputFormat::Table, terminal_width())?
-            );
-        }
+        print!("{}", present::run_text(&out)?);
     }
     Ok(exit_code(&reviews))
 }
@@ -182,12 +159,7 @@ fn print_frame(
     match read().context("query failed")? {
         Some(f) => print!(
             "{}",
-            present::render_grid(
-                &f.grid()?,
-                format,
-                terminal_width(),
-                &present::FRAME_OPTIONAL_COLUMNS
-            )
+            present::fitted(&f.grid()?, format, &present::FRAME_OPTIONAL_COLUMNS)
         ),
         None if !s.quiet => eprintln!("{empty}"),
         None => {}
@@ -198,10 +170,7 @@ fn print_frame(
 fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
     if a.tables {
         let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
-        print!(
-            "{}",
-            present::render_grid(&query::tables_grid(), format, terminal_width(), &[])
-        );
+        print!("{}", present::fitted(&query::tables_grid(), format, &[]));
         return Ok(crate::exit::OK);
     }
     let text = match (a.query, &a.file) {
@@ -218,11 +187,7 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
             return Ok(crate::exit::USAGE);
         }
     };
-    if a.format == "parquet" {
-        let Some(out) = &a.out else {
-            eprintln!("error: --format parquet writes a file: add --out FILE");
-            return Ok(crate::exit::USAGE);
-        };
+    if let (true, Some(out)) = (a.format == "parquet", &a.out) {
         let _snap = crate::lake::txn::Snapshot::read(&s.layout)?;
         let f = query::sql(&s.layout, &text).context("query failed")?;
         f.write_parquet(out)
@@ -249,7 +214,7 @@ fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
         present::render_grid(
             &grid,
             a.format,
-            terminal_width(),
+            present::terminal_width(),
             &present::BOOK_OPTIONAL_COLUMNS
         )
     );
@@ -299,11 +264,7 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
         print!("{}", crate::report::show_sql(a.month, &a.by));
         return Ok(crate::exit::OK);
     }
-    if a.format == "html" {
-        let Some(path) = &a.out else {
-            eprintln!("error: --format html writes a file: add --out FILE");
-            return Ok(crate::exit::USAGE);
-        };
+    if let (true, Some(path)) = (a.format == "html", &a.out) {
         let close = crate::demo::write_html_report(s, a.month, path)?;
         if !s.quiet {
             eprintln!(
@@ -339,17 +300,10 @@ fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
     let standing = run::standing(s, a.month, true)?;
     say_standing(s, a.format, &present::standing_text(&standing, None));
     if a.tie_out {
-        let text = match a.format {
-            OutputFormat::Json => serde_json::to_string_pretty(&r.tie_outs)? + "\n",
-            OutputFormat::Csv => present::render_grid(
-                &present::tieout::tie_outs_grid(&r.tie_outs),
-                a.format,
-                None,
-                &[],
-            ),
-            OutputFormat::Table => present::tieout::tie_outs_text(&r.tie_outs, terminal_width()),
-        };
-        print!("{text}");
+        print!(
+            "{}",
+            present::tieout::tie_outs_output(&r.tie_outs, a.format)?
+        );
     } else {
         print_reconcile(&r, a.format)?;
     }
@@ -359,8 +313,12 @@ fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
 fn cmd_credits(s: &Settings, a: CreditsArgs) -> Result<i32> {
     let (ledger, inputs, rated) = run::credits(s)?;
     say_recovered(s, &rated.snapshot.recovered);
-    let text =
-        present::credits::credits_text(&ledger, inputs.unpriced_rows, a.format, terminal_width())?;
+    let text = present::credits::credits_text(
+        &ledger,
+        inputs.unpriced_rows,
+        a.format,
+        present::terminal_width(),
+    )?;
     print!("{text}");
     Ok(exit_code(&run::credit_reviews(&ledger, &inputs)))
 }
@@ -386,7 +344,7 @@ fn cmd_anomalies(s: &Settings, a: AnomaliesArgs) -> Result<i32> {
     }
     print!(
         "{}",
-        present::anomalies::anomalies_text(&rows, a.format, terminal_width())?
+        present::anomalies::anomalies_text(&rows, a.format, present::terminal_width())?
     );
     let alerts = rows.iter().filter(|r| r.alert).count();
     Ok(if alerts > 0 {
@@ -395,21 +353,6 @@ fn cmd_anomalies(s: &Settings, a: AnomaliesArgs) -> Result<i32> {
         crate::exit::OK
     })
 }
-
-/// The width tables are fitted to (optional columns dropped, the CSV and JSON keep all):
-/// `COLUMNS`, else 100, whether or not stdout is a terminal; every column with `--wide`.
-fn terminal_width() -> Option<usize> {
-    if WIDE.load(std::sync::atomic::Ordering::Relaxed) {
-        return None;
-    }
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .or(Some(100))
-}
-
-/// `--wide` (set once, before any command runs).
-static WIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Where the month stands: the table's first line, or on stderr beside CSV and JSON (so they
 /// stay data).
@@ -422,30 +365,16 @@ fn say_standing(s: &Settings, format: OutputFormat, text: &str) {
 }
 
 fn print_report(r: &crate::report::Report, format: OutputFormat) {
-    print!("{}", present::report_text(r, format, terminal_width()));
+    print!(
+        "{}",
+        present::report_text(r, format, present::terminal_width())
+    );
 }
 
 fn print_reconcile(r: &crate::reconcile::Reconciliation, format: OutputFormat) -> Result<()> {
-    print!("{}", present::reconcile_text(r, format, terminal_width())?);
+    print!(
+        "{}",
+        present::reconcile_text(r, format, present::terminal_width())?
+    );
     Ok(())
-}
-
-/// `tokenledger completions SHELL`: the script on stdout.
-fn completions(shell: crate::flags::Shell) -> Result<i32> {
-    use std::io::Write;
-    std::io::stdout().write_all(&crate::flags::completion_script(shell))?;
-    Ok(crate::exit::OK)
-}
-
-/// `tokenledger man --out DIR`: tokenledger.1 and one page per command.
-fn man_pages(out: &std::path::Path) -> Result<i32> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let pages = crate::flags::man_pages().context("cannot render the man pages")?;
-    for (name, page) in &pages {
-        let path = out.join(name);
-        crate::lake::io::write_file_atomic(&path, page)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    eprintln!("{} man pages written to {}", pages.len(), out.display());
-    Ok(crate::exit::OK)
 }

@@ -435,7 +435,7 @@ pub struct SqlArgs {
     #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "parquet"])]
     pub format: String,
     /// The file --format parquet writes.
-    #[arg(long)]
+    #[arg(long, required_if_eq("format", "parquet"))]
     pub out: Option<PathBuf>,
 }
 
@@ -514,7 +514,7 @@ pub struct ReportArgs {
     #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "html"])]
     pub format: String,
     /// The file --format html writes.
-    #[arg(long)]
+    #[arg(long, required_if_eq("format", "html"))]
     pub out: Option<PathBuf>,
     /// Print the SQL the report runs (from sql/report.sql) and exit.
     #[arg(long)]

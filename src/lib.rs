@@ -19,6 +19,7 @@ pub mod intern;
 pub mod lake;
 pub mod log;
 pub mod mail;
+pub mod manual;
 pub mod model;
 pub mod money;
 pub mod par;

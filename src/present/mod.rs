@@ -136,6 +136,63 @@ pub fn wrap_prose(text: &str, width: Option<usize>) -> String {
     out
 }
 
+/// What `tokenledger run` prints on stdout for a person: each month's chargeback by workspace
+/// and model and its reconciliation, then the credits ledger.
+pub fn run_text(out: &crate::run::RunOutcome) -> Result<String, serde_json::Error> {
+    let width = terminal_width();
+    let mut t = String::new();
+    for m in &out.months {
+        let _ = writeln!(t, "\n== {}: list cost by workspace and model ==", m.month);
+        t.push_str(&report_text(&m.report, OutputFormat::Table, width));
+        match &m.reconciliation {
+            Some(r) => {
+                let _ = writeln!(
+                    t,
+                    "\n== {}: reconciliation with the provider's cost report ==",
+                    m.month
+                );
+                t.push_str(&reconcile_text(r, OutputFormat::Table, width)?);
+            }
+            None => {
+                let _ = writeln!(
+                    t,
+                    "\n(no cost report ingested for {}: nothing to reconcile)",
+                    m.month
+                );
+            }
+        }
+    }
+    if let Some(l) = &out.credits {
+        t.push_str("\n== credits ==\n");
+        t.push_str(&credits::credits_text(l, 0, OutputFormat::Table, width)?);
+    }
+    Ok(t)
+}
+
+/// The width tables are fitted to (optional columns dropped, the CSV and JSON keep all):
+/// `COLUMNS`, else 100, whether or not stdout is a terminal; every column with `--wide`.
+pub fn terminal_width() -> Option<usize> {
+    if WIDE.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or(Some(100))
+}
+
+/// A grid in `format`, a table fitted to the terminal (see [`render_grid`]).
+pub fn fitted(g: &Grid, format: OutputFormat, optional: &[&str]) -> String {
+    render_grid(g, format, terminal_width(), optional)
+}
+
+/// `--wide` (set once by `cli`, before any command runs).
+static WIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_wide(wide: bool) {
+    WIDE.store(wide, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A prose column a table narrows to fit is kept at least this wide.
 const MIN_TEXT_WIDTH: usize = 20;
 

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{AsArray, Int64Array};
+use arrow::array::{AsArray, Int64Array, TimestampMicrosecondArray};
 use arrow::datatypes::TimestampMicrosecondType;
 
 use super::{Dim, Line, ReportError, TeamRow, UNALLOCATED};
@@ -100,6 +100,18 @@ impl Lookup {
 struct Part {
     strings: Strings,
     lines: HashMap<Key, Acc>,
+}
+
+impl Part {
+    /// The packed `slot | day | UNPRICED` sums as line keys; `status` is [priced, unpriced].
+    fn unpack(&mut self, lines: Fast<u64, Acc>, slots: &Slots, status: [u32; 2]) {
+        for (packed, acc) in lines {
+            let k = slots.keys[(packed >> 33) as usize];
+            let d = ((packed >> 1) & 0xFFFF_FFFF) as u32 as i32;
+            self.lines
+                .insert((k, d, status[(packed & 1) as usize]), acc);
+        }
+    }
 }
 
 /// Which grouping columns the dimensions ask for: workspace id, workspace name, model, key id,
@@ -213,6 +225,76 @@ pub struct Pricing<'a> {
     pub tz: chrono_tz::Tz,
 }
 
+/// The UTC day and business day of a bucket (days since 1970) and whether it is in the month,
+/// computed once per bucket start (rows come bucket by bucket).
+struct Calendar {
+    /// The code of `1d` in this part's strings.
+    daily: Option<u32>,
+    month: Month,
+    tz: chrono_tz::Tz,
+    last: Option<(i64, u32, (i32, i32, bool))>,
+}
+
+impl Calendar {
+    fn day(&mut self, us: i64, width: u32) -> (i32, i32, bool) {
+        use chrono::Datelike;
+        if let Some((u, w, v)) = self.last
+            && u == us
+            && w == width
+        {
+            return v;
+        }
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+        let t = crate::lake::batch::from_micros(us);
+        let d = crate::rating::business_day(t, Some(width) == self.daily, self.tz);
+        let inside =
+            d.year() == i32::from(self.month.year()) && d.month() == u32::from(self.month.month());
+        let v = (
+            (t.date_naive() - epoch).num_days() as i32,
+            (d - epoch).num_days() as i32,
+            inside,
+        );
+        self.last = Some((us, width, v));
+        v
+    }
+}
+
+/// Text codes per column, the count columns, the bucket starts.
+type BatchColumns<'a> = (
+    Vec<Vec<u32>>,
+    Vec<&'a Int64Array>,
+    &'a TimestampMicrosecondArray,
+);
+
+/// A usage batch's text columns as codes, its count columns and its bucket starts.
+fn batch_columns<'a>(
+    b: &'a arrow::record_batch::RecordBatch,
+    path: &Path,
+    strings: &mut Strings,
+) -> Result<BatchColumns<'a>, ReportError> {
+    let text: Vec<Vec<u32>> = TEXT
+        .iter()
+        .map(|c| {
+            b.column_by_name(c)
+                .and_then(|a| strings.codes(a.as_ref()))
+                .ok_or_else(|| missing(path, c))
+        })
+        .collect::<Result<_, _>>()?;
+    let counts: Vec<&Int64Array> = COUNT_COLUMNS
+        .iter()
+        .map(|c| {
+            b.column_by_name(c)
+                .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+                .ok_or_else(|| missing(path, c))
+        })
+        .collect::<Result<_, _>>()?;
+    let start = b
+        .column_by_name("bucket_start")
+        .and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
+        .ok_or_else(|| missing(path, "bucket_start"))?;
+    Ok((text, counts, start))
+}
+
 fn part(
     path: &Path,
     month: Month,
@@ -220,7 +302,6 @@ fn part(
     look: &Lookup,
     pricing: &Pricing,
 ) -> Result<Part, ReportError> {
-    use chrono::Datelike;
     let (want, want_day) = wanted(dims);
     let mut p = Part {
         strings: Strings::default(),
@@ -239,47 +320,17 @@ fn part(
     let mut columns: Vec<&str> = TEXT.to_vec();
     columns.extend(COUNT_COLUMNS);
     columns.push("bucket_start");
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
-    let days = |d: chrono::NaiveDate| (d - epoch).num_days() as i32;
     for b in lio::read_batches_dictionary(path, &columns, &TEXT)? {
         let b = b?;
-        let text: Vec<Vec<u32>> = TEXT
-            .iter()
-            .map(|c| {
-                b.column_by_name(c)
-                    .and_then(|a| p.strings.codes(a.as_ref()))
-                    .ok_or_else(|| missing(path, c))
-            })
-            .collect::<Result<_, _>>()?;
-        let counts: Vec<&Int64Array> = COUNT_COLUMNS
-            .iter()
-            .map(|c| {
-                b.column_by_name(c)
-                    .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
-                    .ok_or_else(|| missing(path, c))
-            })
-            .collect::<Result<_, _>>()?;
-        let start = b
-            .column_by_name("bucket_start")
-            .and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
-            .ok_or_else(|| missing(path, "bucket_start"))?;
-        let daily = p.strings.code_of("1d");
-        // The bucket's UTC day and business day, and whether it is in the month: once per
-        // bucket (rows come bucket by bucket).
-        let mut last: Option<(i64, u32, i32, i32, bool)> = None;
+        let (text, counts, start) = batch_columns(&b, path, &mut p.strings)?;
+        let mut cal = Calendar {
+            daily: p.strings.code_of("1d"),
+            month,
+            tz: pricing.tz,
+            last: None,
+        };
         for (i, &width) in text[0].iter().enumerate() {
-            let us = start.value(i);
-            let (utc, local, inside) = match last.filter(|l| l.0 == us && l.1 == width) {
-                Some(l) => (l.2, l.3, l.4),
-                None => {
-                    let t = crate::lake::batch::from_micros(us);
-                    let d = crate::rating::business_day(t, Some(width) == daily, pricing.tz);
-                    let inside = d.year() == i32::from(month.year())
-                        && d.month() == u32::from(month.month());
-                    last = Some((us, width, days(t.date_naive()), days(d), inside));
-                    (days(t.date_naive()), days(d), inside)
-                }
-            };
+            let (utc, local, inside) = cal.day(start.value(i), width);
             if !inside {
                 continue;
             }
@@ -318,12 +369,7 @@ fn part(
             acc.cost += cost.unwrap_or(0);
         }
     }
-    for (packed, acc) in lines {
-        let k = slots.keys[(packed >> 33) as usize];
-        let d = ((packed >> 1) & 0xFFFF_FFFF) as u32 as i32;
-        let status = if packed & 1 == 1 { unpriced } else { priced };
-        p.lines.insert((k, d, status), acc);
-    }
+    p.unpack(lines, &slots, [priced, unpriced]);
     Ok(p)
 }
 
