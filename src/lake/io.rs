@@ -320,13 +320,28 @@ pub fn read_batches_dictionary(
             }
         })
         .collect();
+    let groups = plain.metadata().num_row_groups();
     drop(plain);
-    let options = ArrowReaderOptions::new().with_schema(std::sync::Arc::new(Schema::new(fields)));
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(open()?, options)
-        .map_err(pq_err(path))?;
-    let mask =
-        parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-    stream(builder.with_projection(mask), path)
+    let schema = std::sync::Arc::new(Schema::new(fields));
+    // One reader per row group: a batch that spans two row groups spans two dictionaries, and
+    // the reader then re-interns every value of it instead of handing the file's dictionary
+    // over (measured on the chargeback of 1.9 M rows: 0.40 s → 0.36 s; the reader still packs
+    // values for some batches, see the performance notes in the README).
+    let mut readers = Vec::with_capacity(groups);
+    for g in 0..groups {
+        let options = ArrowReaderOptions::new().with_schema(schema.clone());
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(open()?, options)
+            .map_err(pq_err(path))?;
+        let mask = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        readers.push(stream(
+            builder.with_projection(mask).with_row_groups(vec![g]),
+            path,
+        )?);
+    }
+    Ok(Box::new(readers.into_iter().flatten()))
 }
 
 /// Reads a whole (small) Parquet file.
