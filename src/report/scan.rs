@@ -166,7 +166,7 @@ fn signature(
     slots: &mut Slots,
     look: &Lookup,
     want: &[bool; 7],
-) -> Result<(u32, Option<u32>), ReportError> {
+) -> (u32, u32) {
     let [prov, ws, wsn, key, keyn, model, tier, ctx, geo, utc] = *sig;
     let utc = utc as i32;
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
@@ -216,7 +216,7 @@ fn signature(
             s
         }
     };
-    Ok((slot, Some(r)))
+    (slot, r)
 }
 
 /// How one part is priced and dated.
@@ -309,7 +309,7 @@ fn part(
     };
     let mut cache = crate::pricing::RateCache::new(pricing.book);
     // A row's signature (its text codes and UTC day) → (line slot, rate index).
-    let mut sigs: Fast<[u32; 10], (u32, Option<u32>)> = Fast::default();
+    let mut sigs: Fast<[u32; 10], (u32, u32)> = Fast::default();
     let mut rates = Rates::default();
     let mut slots = Slots::default();
     let mut lines: Fast<u64, Acc> = Fast::default();
@@ -349,13 +349,13 @@ fn part(
                         &mut slots,
                         look,
                         &want,
-                    )?;
+                    );
                     sigs.insert(sig, v);
                     v
                 }
             };
-            let cost = rate
-                .and_then(|r| rates.list[r as usize].as_ref())
+            let cost = rates.list[rate as usize]
+                .as_ref()
                 .and_then(|r| crate::rating::row_cost(r, row))
                 .map(|(_, total, _)| total);
             let d = if want_day { local } else { 0 };
