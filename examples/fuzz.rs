@@ -54,7 +54,7 @@ struct CountSink {
 }
 
 impl Sink for CountSink {
-    fn usage(&mut self, _: UsageRow) {
+    fn usage(&mut self, _: &UsageRow<'_>) {
         self.rows += 1;
     }
     fn cost(&mut self, _: CostRow) {

@@ -5,6 +5,8 @@
 //! Must not: read files, know about Parquet, or price anything. Token counts are `u64`,
 //! money is `rust_decimal::Decimal`; no float ever holds either.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
@@ -184,23 +186,24 @@ pub struct Tokens {
     pub web_search_requests: u64,
 }
 
-/// One row of the canonical usage table.
+/// One row of the canonical usage table. Its text borrows from the parsed input where it can
+/// (`'a`: an Admin API page held in memory), or owns it (`UsageRow<'static>`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct UsageRow {
+pub struct UsageRow<'a> {
     pub bucket_start: DateTime<Utc>,
     pub bucket_width: BucketWidth,
     pub provider: &'static str,
-    pub workspace_id: Option<String>,
-    pub workspace_name: Option<String>,
-    pub api_key_id: Option<String>,
-    pub api_key_name: Option<String>,
-    pub model: Option<String>,
-    pub service_tier: Option<String>,
-    pub context_window: Option<String>,
-    pub inference_geo: Option<String>,
-    pub speed: Option<String>,
-    pub account_id: Option<String>,
-    pub service_account_id: Option<String>,
+    pub workspace_id: Option<Cow<'a, str>>,
+    pub workspace_name: Option<Cow<'a, str>>,
+    pub api_key_id: Option<Cow<'a, str>>,
+    pub api_key_name: Option<Cow<'a, str>>,
+    pub model: Option<Cow<'a, str>>,
+    pub service_tier: Option<Cow<'a, str>>,
+    pub context_window: Option<Cow<'a, str>>,
+    pub inference_geo: Option<Cow<'a, str>>,
+    pub speed: Option<Cow<'a, str>>,
+    pub account_id: Option<Cow<'a, str>>,
+    pub service_account_id: Option<Cow<'a, str>>,
     pub tokens: Tokens,
     /// True when the source had one undivided cache-write column (old Console CSV) and the
     /// lake booked it as 5-minute writes.
@@ -210,7 +213,7 @@ pub struct UsageRow {
     pub source_row: u64,
 }
 
-impl UsageRow {
+impl UsageRow<'_> {
     /// The dimension values of the row, in the lake's column order (workspace id and name, key
     /// id and name, model, tier, context window, geo, speed, account, service account). Two
     /// rows of one bucket with the same dimensions are the same row.
@@ -228,6 +231,30 @@ impl UsageRow {
             self.account_id.as_deref(),
             self.service_account_id.as_deref(),
         ]
+    }
+    /// The row with its text owned (kept beyond its input).
+    pub fn into_owned(self) -> UsageRow<'static> {
+        let own = |v: Option<Cow<'_, str>>| v.map(|s| Cow::Owned(s.into_owned()));
+        UsageRow {
+            workspace_id: own(self.workspace_id),
+            workspace_name: own(self.workspace_name),
+            api_key_id: own(self.api_key_id),
+            api_key_name: own(self.api_key_name),
+            model: own(self.model),
+            service_tier: own(self.service_tier),
+            context_window: own(self.context_window),
+            inference_geo: own(self.inference_geo),
+            speed: own(self.speed),
+            account_id: own(self.account_id),
+            service_account_id: own(self.service_account_id),
+            bucket_start: self.bucket_start,
+            bucket_width: self.bucket_width,
+            provider: self.provider,
+            tokens: self.tokens,
+            cache_write_assumed_5m: self.cache_write_assumed_5m,
+            source_format: self.source_format,
+            source_row: self.source_row,
+        }
     }
     pub fn bucket_end(&self) -> DateTime<Utc> {
         self.bucket_start + chrono::TimeDelta::seconds(self.bucket_width.seconds())

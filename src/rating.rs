@@ -283,6 +283,29 @@ pub fn row_cost(
     Some((costs, total, per_mtok))
 }
 
+/// The largest count (in absolute value) below which every row at `rate` prices without
+/// overflow: a row whose six counts are all at most this has `row_cost` `Some`, and its total
+/// is `Σ count × rate`. So a scan may sum the counts of such rows first and price the sums with
+/// [`sum_cost`], to the same unit. `None` when the rate itself does not fit (no row prices).
+pub fn safe_count(rate: &crate::pricing::Rate) -> Option<u64> {
+    row_cost(rate, [0; 6])?;
+    let weight: i128 = rate.per_token.iter().map(|p| p.abs()).sum::<i128>() + rate.per_search.abs();
+    Some(match MAX_UNITS.checked_div(weight) {
+        Some(c) => u64::try_from(c).unwrap_or(u64::MAX),
+        None => u64::MAX, // a free rate: every row costs 0
+    })
+}
+
+/// The cost of summed counts at `rate` (the sum of the rows' `row_cost` totals, when each row
+/// was within [`safe_count`]); `None` on 128-bit overflow.
+pub fn sum_cost(rate: &crate::pricing::Rate, sums: [i128; 6]) -> Option<i128> {
+    let mut total = 0i128;
+    for (sum, per_token) in sums.iter().zip(rate.per_token) {
+        total = total.checked_add(sum.checked_mul(per_token)?)?;
+    }
+    total.checked_add(sums[5].checked_mul(rate.per_search)?)
+}
+
 /// The columns pricing adds to a batch, built row by row.
 struct Priced {
     canon: StringBuilder,

@@ -12,7 +12,7 @@ use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 
 use super::coverage::{self, Claim, Effective};
-use super::{Group, Job, MASK_COLUMNS, fmt_us};
+use super::{Group, Job, MASK_COLUMNS, NewPart, fmt_us};
 use crate::lake::batch::{self, QuarantineRow};
 use crate::lake::io::{self as lio, LakeError, StagedFile};
 use crate::lake::{Layout, Table, schema};
@@ -28,7 +28,7 @@ pub(super) struct MonthInput<'a> {
     pub ingest_id: &'a str,
     pub seq_of_file: &'a HashMap<String, usize>,
     /// Staged parts of the new files for this month.
-    pub new_parts: Vec<PathBuf>,
+    pub new_parts: Vec<NewPart>,
     pub final_dir: &'a Path,
 }
 
@@ -124,6 +124,24 @@ struct Ownership<'a> {
 }
 
 impl Ownership<'_> {
+    /// Whether every row of a new part stays (its file owns every interval of its rows): then
+    /// the part moves into place as it is, and is not read back. Else the rows are tested one
+    /// by one ([`Ownership::mask`]), which gives the same answer for a part that all stays.
+    fn owns_all(&self, part: &NewPart, jobs: &[Job], ingest_id: &str) -> bool {
+        let key = (
+            ingest_id.to_string(),
+            job(jobs, part.seq).source_file.clone(),
+        );
+        let Some(&o) = self.eff.owner_idx.get(&key) else {
+            return false;
+        };
+        !part.intervals.is_empty()
+            && part.intervals.iter().all(|&(fam, s, e, _)| {
+                self.lookup.get(&(fam, s, e)) == Some(&o)
+                    && !self.rejected.contains(&(part.seq, fam, s, e))
+            })
+    }
+
     fn mask(
         &mut self,
         b: &RecordBatch,
@@ -223,8 +241,27 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             .month_dir(table, "anthropic", month)
             .join(format!("part-{ingest_id}-{n_out}.parquet"))
     };
-    let parts = old_parts.iter().map(|p| (false, p));
-    for (is_new, part) in parts.chain(inp.new_parts.iter().map(|p| (true, p))) {
+    let parts = old_parts.iter().map(|p| (p, None));
+    let new_parts = inp.new_parts.iter().map(|p| (&p.path, Some(p)));
+    let claimed: Vec<(i64, i64)> = inp.intervals.iter().map(|c| (c.2, c.3)).collect();
+    for (part, new) in parts.chain(new_parts) {
+        let is_new = new.is_some();
+        // An old part that no claim of this ingest overlaps keeps every row (each ingest leaves
+        // only rows in force): it is not read (the nightly case reads only the restated day).
+        if !is_new
+            && let Some((lo, hi)) = lio::time_span(part)?
+            && !claimed.iter().any(|&(s, e)| s < hi && lo < e)
+        {
+            continue;
+        }
+        if let Some(p) = new
+            && own.owns_all(p, inp.jobs, ingest_id)
+        {
+            let c = out.per_file.entry(p.seq).or_default();
+            c.loaded += p.intervals.iter().map(|i| i.3).sum::<u64>();
+            out.renames.push((part.clone(), part_name()));
+            continue;
+        }
         let mut mask: Vec<bool> = Vec::new();
         for b in lio::read_batches_projected(part, Some(&MASK_COLUMNS))? {
             mask.extend(own.mask(&b?, is_new, &mut out.per_file)?);

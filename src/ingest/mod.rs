@@ -240,29 +240,32 @@ impl Dims {
     }
     /// Names for IDs (Admin API rows) and IDs for names (Console CSV rows), lent from the
     /// lists: nothing is copied per row.
-    fn resolve_usage<'a>(&'a self, r: &'a UsageRow) -> Names<'a> {
+    fn resolve_usage<'a>(&'a self, r: &'a UsageRow<'_>) -> Names<'a> {
         let mut n = Names::of(r);
         match (&r.workspace_id, &r.workspace_name) {
             (Some(id), _) => {
-                if let Some(w) = self.workspaces.get(id) {
+                if let Some(w) = self.workspaces.get(id.as_ref()) {
                     n.workspace_name = Some(&w.item.name);
                 }
             }
-            (None, Some(name)) if name != model::DEFAULT_WORKSPACE_NAME => {
-                n.workspace_id = self.ws_by_name.get(name).and_then(|v| v.as_deref());
+            (None, Some(name)) if name.as_ref() != model::DEFAULT_WORKSPACE_NAME => {
+                n.workspace_id = self
+                    .ws_by_name
+                    .get(name.as_ref())
+                    .and_then(|v| v.as_deref());
             }
             _ => {}
         }
         match (&r.api_key_id, &r.api_key_name) {
             (Some(id), _) => {
-                if let Some(k) = self.api_keys.get(id) {
+                if let Some(k) = self.api_keys.get(id.as_ref()) {
                     n.api_key_name = Some(&k.item.name);
                 }
             }
             (None, Some(name)) => {
                 n.api_key_id = self
                     .key_by_name
-                    .get(&(n.workspace_id.map(str::to_owned), name.clone()))
+                    .get(&(n.workspace_id.map(str::to_owned), name.to_string()))
                     .and_then(|v| v.as_deref());
             }
             _ => {}
@@ -321,6 +324,35 @@ struct ParsedFile {
     notes: Vec<String>,
 }
 
+/// The intervals of the rows staged in one part, with their row counts: a new part whose every
+/// interval its own file owns after the claims is moved into place as it is, not read back.
+pub(super) type PartIntervals = Vec<(SourceFamily, i64, i64, u64)>;
+
+/// A staged part of one new file, and the intervals of its rows.
+#[derive(Debug, Clone)]
+pub(super) struct NewPart {
+    pub path: PathBuf,
+    pub seq: usize,
+    pub intervals: PartIntervals,
+}
+
+/// Counts a row of `interval` in the part of `month`: rows come bucket by bucket, so this
+/// nearly always extends the last run (and allocates nothing).
+fn note_interval(
+    intervals: &mut BTreeMap<String, PartIntervals>,
+    month: &str,
+    (fam, start, end): (SourceFamily, i64, i64),
+) {
+    if !intervals.contains_key(month) {
+        intervals.insert(month.to_string(), Vec::new());
+    }
+    let runs = intervals.get_mut(month).expect("just inserted");
+    match runs.last_mut() {
+        Some(last) if (last.0, last.1, last.2) == (fam, start, end) => last.3 += 1,
+        _ => runs.push((fam, start, end, 1)),
+    }
+}
+
 /// The sink of one worker: resolves names, batches rows per month, writes worker staging files.
 struct WorkerSink<'a> {
     dims: &'a Dims,
@@ -331,6 +363,9 @@ struct WorkerSink<'a> {
     source_file: String,
     usage: BTreeMap<String, UsageBuilder>,
     cost: BTreeMap<String, CostBuilder>,
+    /// The intervals of the rows of each month's usage and cost part.
+    usage_intervals: BTreeMap<String, PartIntervals>,
+    cost_intervals: BTreeMap<String, PartIntervals>,
     files: &'a mut BTreeMap<(Table, String), StagedFile>,
     parsed: ParsedFile,
     workspaces: Vec<Workspace>,
@@ -364,6 +399,8 @@ impl<'a> WorkerSink<'a> {
             source_file: job.source_file.clone(),
             usage: BTreeMap::new(),
             cost: BTreeMap::new(),
+            usage_intervals: BTreeMap::new(),
+            cost_intervals: BTreeMap::new(),
             files,
             parsed: ParsedFile::default(),
             workspaces: Vec::new(),
@@ -375,13 +412,6 @@ impl<'a> WorkerSink<'a> {
             now,
             quarantine_buf: Vec::new(),
         }
-    }
-    /// `YYYY-MM` of a bucket start, formatted once per bucket rather than once per row.
-    fn month(&mut self, t: DateTime<Utc>) -> String {
-        if self.last_month.0 != Some(t) {
-            self.last_month = (Some(t), model::month_key(t));
-        }
-        self.last_month.1.clone()
     }
     fn staged(&mut self, table: Table, month: &str) -> Result<&mut StagedFile, LakeError> {
         let key = (table, month.to_string());
@@ -441,17 +471,32 @@ impl<'a> WorkerSink<'a> {
 }
 
 impl Sink for WorkerSink<'_> {
-    fn usage(&mut self, row: UsageRow) {
+    fn usage(&mut self, row: &UsageRow<'_>) {
         self.parsed.rows_read += 1;
-        let m = self.month(row.bucket_start);
-        let b = self.usage.entry(m).or_default();
+        if self.last_month.0 != Some(row.bucket_start) {
+            self.last_month = (Some(row.bucket_start), model::month_key(row.bucket_start));
+        }
+        let m = self.last_month.1.as_str();
+        if !self.usage.contains_key(m) {
+            self.usage
+                .insert(m.to_string(), UsageBuilder::with_capacity(BATCH_ROWS));
+        }
+        let b = self.usage.get_mut(m).expect("just inserted");
         b.push_named(
-            &row,
-            self.dims.resolve_usage(&row),
+            row,
+            self.dims.resolve_usage(row),
             &self.source_file,
             self.ingest_id,
         );
-        if b.len() >= BATCH_ROWS {
+        let full = b.len() >= BATCH_ROWS;
+        let fam = row.source_format.family().unwrap_or(SourceFamily::AdminApi);
+        let interval = (
+            fam,
+            batch::micros(row.bucket_start),
+            batch::micros(row.bucket_end()),
+        );
+        note_interval(&mut self.usage_intervals, m, interval);
+        if full {
             self.flush(false);
         }
     }
@@ -459,7 +504,7 @@ impl Sink for WorkerSink<'_> {
         self.dims.resolve_cost(&mut row);
         self.parsed.rows_read += 1;
         let m = model::month_key(row.bucket_start);
-        let b = self.cost.entry(m).or_default();
+        let b = self.cost.entry(m.clone()).or_default();
         if let Err(reason) = b.push(&row, &self.source_file, self.ingest_id) {
             self.parsed.rows_read -= 1;
             self.quarantine(Quarantined {
@@ -471,7 +516,15 @@ impl Sink for WorkerSink<'_> {
             });
             return;
         }
-        if b.len() >= BATCH_ROWS {
+        let full = b.len() >= BATCH_ROWS;
+        let fam = row.source_format.family().unwrap_or(SourceFamily::AdminApi);
+        let interval = (
+            fam,
+            batch::micros(row.bucket_start),
+            batch::micros(row.bucket_end),
+        );
+        note_interval(&mut self.cost_intervals, &m, interval);
+        if full {
             self.flush(false);
         }
     }
@@ -517,6 +570,8 @@ impl Sink for WorkerSink<'_> {
         self.files.clear();
         self.usage.clear();
         self.cost.clear();
+        self.usage_intervals.clear();
+        self.cost_intervals.clear();
         self.quarantine_buf.clear();
         self.workspaces.clear();
         self.api_keys.clear();

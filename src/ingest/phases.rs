@@ -14,8 +14,8 @@ use super::ledger::Ledger;
 use super::walk::Walk;
 use super::{
     Dims, FileStatus, FileSummary, FormatTotals, Group, IngestError, IngestOptions, IngestSummary,
-    Job, ParsedFile, WorkerSink, coverage, empty_page_hint, hash_files, merge, new_ingest_id,
-    progress_bar,
+    Job, NewPart, ParsedFile, WorkerSink, coverage, empty_page_hint, hash_files, merge,
+    new_ingest_id, progress_bar,
 };
 use crate::lake::batch::{self, IngestLogRow, QuarantineRow, Stored};
 use crate::lake::io::{self as lio, LakeError};
@@ -24,8 +24,8 @@ use crate::lake::{Layout, Table, schema};
 use crate::model::{self, ApiKey, LedgerItem, SourceFormat, Workspace};
 use crate::sources::{self, Detected, FileError, mask_secrets};
 
-/// Staged part files of one source file: ((table, month), path).
-type Staged = Vec<((Table, String), PathBuf)>;
+/// Staged part files of one source file, per (table, month).
+type Staged = Vec<((Table, String), NewPart)>;
 
 /// What parsing one file produced.
 struct JobResult {
@@ -77,7 +77,7 @@ pub(super) struct Ingest<'a> {
     new_log: Vec<IngestLogRow>,
     parsed: HashMap<usize, ParsedFile>,
     /// Staged parts of the new files, per (table, month), in file order.
-    new_files: BTreeMap<(Table, String), Vec<PathBuf>>,
+    new_files: BTreeMap<(Table, String), Vec<NewPart>>,
     journal: Journal,
     lake_superseded: u64,
 }
@@ -280,6 +280,10 @@ impl<'a> Ingest<'a> {
         if let Some(e) = sink.error.take() {
             return Err(e);
         }
+        let mut intervals = [
+            std::mem::take(&mut sink.usage_intervals),
+            std::mem::take(&mut sink.cost_intervals),
+        ];
         let mut out = JobResult {
             parsed: std::mem::take(&mut sink.parsed),
             staged: Vec::new(),
@@ -288,8 +292,18 @@ impl<'a> Ingest<'a> {
             ledger: std::mem::take(&mut sink.ledger),
         };
         out.parsed.error = res.err();
-        for (k, f) in files {
-            out.staged.push((k, f.finish()?));
+        for ((table, month), f) in files {
+            let intervals = match table {
+                Table::Usage => intervals[0].remove(&month),
+                Table::Cost => intervals[1].remove(&month),
+                _ => None,
+            };
+            let part = NewPart {
+                path: f.finish()?,
+                seq: job.seq,
+                intervals: intervals.unwrap_or_default(),
+            };
+            out.staged.push(((table, month), part));
         }
         self.progress
             .inc(std::fs::metadata(&job.path).map(|m| m.len()).unwrap_or(0));
@@ -297,8 +311,8 @@ impl<'a> Ingest<'a> {
     }
 
     fn keep(&mut self, seq: usize, r: JobResult) {
-        for (k, path) in r.staged {
-            self.new_files.entry(k).or_default().push(path);
+        for (k, part) in r.staged {
+            self.new_files.entry(k).or_default().push(part);
         }
         self.parsed.insert(seq, r.parsed);
     }
@@ -382,7 +396,7 @@ impl<'a> Ingest<'a> {
         }
         // In file order, so that part numbers follow the order the files were given.
         for v in self.new_files.values_mut() {
-            v.sort();
+            v.sort_by(|a, b| a.path.cmp(&b.path));
         }
         Ok(())
     }
@@ -603,7 +617,7 @@ impl<'a> Ingest<'a> {
         let parts = self.new_files.get(&(Table::Quarantine, String::new()));
         for (n, part) in parts.into_iter().flatten().enumerate() {
             let target = layout.quarantine_part(&self.ingest_id, n + 1);
-            self.journal.renames.push((part.clone(), target));
+            self.journal.renames.push((part.path.clone(), target));
         }
         txn::crash_point("staged");
         Ok(())

@@ -18,6 +18,10 @@ fn ts_builder() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")
 }
 
+fn ts_builder_with(rows: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
+}
+
 pub fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -37,7 +41,7 @@ pub struct Names<'a> {
 
 impl<'a> Names<'a> {
     /// The names the row itself carries.
-    pub fn of(r: &'a UsageRow) -> Self {
+    pub fn of(r: &'a UsageRow<'_>) -> Self {
         Self {
             workspace_id: r.workspace_id.as_deref(),
             workspace_name: r.workspace_name.as_deref(),
@@ -65,36 +69,47 @@ pub struct UsageBuilder {
 
 impl Default for UsageBuilder {
     fn default() -> Self {
-        Self {
-            bucket_start: ts_builder(),
-            bucket_end: ts_builder(),
-            bucket_width: StringBuilder::new(),
-            provider: StringBuilder::new(),
-            dims: std::array::from_fn(|_| StringBuilder::new()),
-            tokens: std::array::from_fn(|_| Int64Builder::new()),
-            assumed: BooleanBuilder::new(),
-            source_format: StringBuilder::new(),
-            source_file: StringBuilder::new(),
-            source_row: Int64Builder::new(),
-            ingest_id: StringBuilder::new(),
-            len: 0,
-        }
+        Self::with_capacity(1024)
     }
 }
 
 impl UsageBuilder {
+    /// A builder for `rows` rows: its buffers do not grow (and copy) until then.
+    pub fn with_capacity(rows: usize) -> Self {
+        let text = |bytes: usize| StringBuilder::with_capacity(rows, rows * bytes);
+        Self {
+            bucket_start: ts_builder_with(rows),
+            bucket_end: ts_builder_with(rows),
+            bucket_width: text(2),
+            provider: text(9),
+            dims: std::array::from_fn(|_| text(24)),
+            tokens: std::array::from_fn(|_| Int64Builder::with_capacity(rows)),
+            assumed: BooleanBuilder::with_capacity(rows),
+            source_format: text(19),
+            source_file: text(48),
+            source_row: Int64Builder::with_capacity(rows),
+            ingest_id: text(32),
+            len: 0,
+        }
+    }
     pub fn len(&self) -> usize {
         self.len
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    pub fn push(&mut self, r: &UsageRow, source_file: &str, ingest_id: &str) {
+    pub fn push(&mut self, r: &UsageRow<'_>, source_file: &str, ingest_id: &str) {
         self.push_named(r, Names::of(r), source_file, ingest_id)
     }
     /// Pushes a row with its workspace and key named by the caller (borrowed, not copied into
     /// the row first).
-    pub fn push_named(&mut self, r: &UsageRow, n: Names<'_>, source_file: &str, ingest_id: &str) {
+    pub fn push_named(
+        &mut self,
+        r: &UsageRow<'_>,
+        n: Names<'_>,
+        source_file: &str,
+        ingest_id: &str,
+    ) {
         self.bucket_start.append_value(micros(r.bucket_start));
         self.bucket_end.append_value(micros(r.bucket_end()));
         self.bucket_width.append_value(r.bucket_width.as_str());
@@ -131,6 +146,7 @@ impl UsageBuilder {
         self.len += 1;
     }
     pub fn finish(&mut self) -> RecordBatch {
+        let rows = self.len;
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.bucket_start.finish()),
             Arc::new(self.bucket_end.finish()),
@@ -153,6 +169,8 @@ impl UsageBuilder {
         cols.push(Arc::new(self.source_row.finish()));
         cols.push(Arc::new(self.ingest_id.finish()));
         self.len = 0;
+        // Finished builders keep no buffers: the next batch gets buffers of this one's size.
+        *self = Self::with_capacity(rows.max(1024));
         RecordBatch::try_new(schema::usage(), cols).expect("usage builder matches its schema")
     }
 }

@@ -94,6 +94,11 @@ pub fn writer_props_with(
         .set_column_statistics_enabled(ColumnPath::from("bucket_end"), EnabledStatistics::Page)
         .set_created_by(format!("tokenledger {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(kv));
+    if matches!(table, Table::Usage | Table::Cost | Table::RatedUsage) {
+        // A row's ordinal in its file is distinct on every row: a dictionary would only cost
+        // interning time until it overflows and falls back to plain.
+        b = b.set_column_dictionary_enabled(ColumnPath::from("source_row"), false);
+    }
     if table == Table::RatedUsage {
         // Per-row costs are nearly all distinct: a dictionary only costs interning time.
         for c in super::schema::COST_COLUMNS
@@ -295,6 +300,13 @@ fn stream(
 /// Like [`read_batches_projected`], with the text columns in `dict` read as dictionary arrays
 /// (`Dictionary(Int32, Utf8)`): the file's dictionary pages are kept as they are, so a reader
 /// interns a few hundred distinct values per batch instead of one string per row.
+///
+/// Read one row group at a time: a batch that spans two row groups spans two dictionaries, and
+/// the reader then re-interns every value of it. A text column that is NULL in a whole row
+/// group (its dictionary page is empty: e.g. `workspace_name` before any workspace list was
+/// ingested) is not read at all but given as an all-NULL dictionary array: arrow-rs cannot keep
+/// an empty dictionary and would hash every NULL slot of it into a new one (measured: 38% of a
+/// chargeback's CPU).
 pub fn read_batches_dictionary(
     path: &Path,
     columns: &[&str],
@@ -304,44 +316,121 @@ pub fn read_batches_dictionary(
     use parquet::arrow::arrow_reader::ArrowReaderOptions;
     let open = || File::open(path).map_err(io_err(path));
     let plain = ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(pq_err(path))?;
+    let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     let fields: Vec<Field> = plain
         .schema()
         .fields()
         .iter()
         .map(|f| {
             if dict.contains(&f.name().as_str()) && f.data_type() == &DataType::Utf8 {
-                Field::new(
-                    f.name(),
-                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                    f.is_nullable(),
-                )
+                Field::new(f.name(), dict_type.clone(), f.is_nullable())
             } else {
                 f.as_ref().clone()
             }
         })
         .collect();
-    let groups = plain.metadata().num_row_groups();
+    let metadata = plain.metadata().clone();
     drop(plain);
     let schema = std::sync::Arc::new(Schema::new(fields));
-    // One reader per row group: a batch that spans two row groups spans two dictionaries, and
-    // the reader then re-interns every value of it instead of handing the file's dictionary
-    // over (measured on the chargeback of 1.9 M rows: 0.40 s → 0.36 s; the reader still packs
-    // values for some batches, see the performance notes in the README).
-    let mut readers = Vec::with_capacity(groups);
-    for g in 0..groups {
+    let file = std::sync::Arc::new(open()?);
+    let mut readers = Vec::with_capacity(metadata.num_row_groups());
+    for g in 0..metadata.num_row_groups() {
+        let nulls =
+            null_dictionary_columns(&file, &metadata, g, columns, dict).map_err(pq_err(path))?;
         let options = ArrowReaderOptions::new().with_schema(schema.clone());
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(open()?, options)
             .map_err(pq_err(path))?;
-        let mask = parquet::arrow::ProjectionMask::columns(
-            builder.parquet_schema(),
-            columns.iter().copied(),
-        );
-        readers.push(stream(
-            builder.with_projection(mask).with_row_groups(vec![g]),
-            path,
-        )?);
+        let read: Vec<&str> = columns
+            .iter()
+            .copied()
+            .filter(|c| !nulls.iter().any(|n| n == c))
+            .collect();
+        let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), read);
+        let batches = stream(builder.with_projection(mask).with_row_groups(vec![g]), path)?;
+        if nulls.is_empty() {
+            readers.push(batches);
+            continue;
+        }
+        let dict_type = dict_type.clone();
+        readers.push(Box::new(batches.map(move |b| {
+            let b = b?;
+            let mut fields: Vec<Field> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            let mut cols = b.columns().to_vec();
+            for n in &nulls {
+                fields.push(Field::new(n.as_str(), dict_type.clone(), true));
+                cols.push(arrow::array::new_null_array(&dict_type, b.num_rows()));
+            }
+            RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols)
+                .map_err(|e| LakeError::Other(e.to_string()))
+        })));
     }
     Ok(Box::new(readers.into_iter().flatten()))
+}
+
+/// The text columns of `dict` (and `columns`) whose chunk in row group `g` has an empty
+/// dictionary page, i.e. holds only NULLs. (A writer falls back from dictionary encoding only
+/// when the dictionary grows too large, so an empty dictionary page means no value at all.)
+fn null_dictionary_columns(
+    file: &std::sync::Arc<File>,
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    g: usize,
+    columns: &[&str],
+    dict: &[&str],
+) -> parquet::errors::Result<Vec<String>> {
+    use parquet::column::page::{Page, PageReader};
+    use parquet::file::serialized_reader::SerializedPageReader;
+    let rg = metadata.row_group(g);
+    let mut out = Vec::new();
+    for (i, c) in rg.columns().iter().enumerate() {
+        let name = rg.schema_descr().column(i).name().to_string();
+        let Some(wanted) = columns.iter().find(|w| **w == name && dict.contains(w)) else {
+            continue;
+        };
+        if c.dictionary_page_offset().is_none() {
+            continue;
+        }
+        let mut pages = SerializedPageReader::new(file.clone(), c, rg.num_rows() as usize, None)?;
+        if let Some(Page::DictionaryPage { num_values: 0, .. }) = pages.get_next_page()? {
+            out.push(wanted.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The span `[min bucket_start, max bucket_end)` of a part's rows in µs, from the footer's
+/// statistics (no row is read); `None` when a row group has no statistics for them.
+pub fn time_span(path: &Path) -> Result<Option<(i64, i64)>> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::statistics::Statistics;
+    let file = File::open(path).map_err(io_err(path))?;
+    let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
+    let meta = reader.metadata();
+    let schema = meta.file_metadata().schema_descr();
+    let index = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
+    let (Some(s), Some(e)) = (index("bucket_start"), index("bucket_end")) else {
+        return Ok(None);
+    };
+    let mut span: Option<(i64, i64)> = None;
+    for rg in meta.row_groups() {
+        let lo = match rg.column(s).statistics() {
+            Some(Statistics::Int64(v)) => v.min_opt().copied(),
+            _ => None,
+        };
+        let hi = match rg.column(e).statistics() {
+            Some(Statistics::Int64(v)) => v.max_opt().copied(),
+            _ => None,
+        };
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(None);
+        };
+        span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+    }
+    Ok(span)
 }
 
 /// Reads a whole (small) Parquet file.

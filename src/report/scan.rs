@@ -102,15 +102,51 @@ struct Part {
     lines: HashMap<Key, Acc>,
 }
 
+/// A row signature's line slot, its rate and the rate's [`crate::rating::safe_count`] (`None`:
+/// unpriced, no rate in force or none that fits).
+#[derive(Clone, Copy)]
+struct SigInfo {
+    slot: u32,
+    rate: u32,
+    safe: Option<u64>,
+}
+
 impl Part {
-    /// The packed `slot | day | UNPRICED` sums as line keys; `status` is [priced, unpriced].
-    fn unpack(&mut self, lines: Fast<u64, Acc>, slots: &Slots, status: [u32; 2]) {
-        for (packed, acc) in lines {
-            let k = slots.keys[(packed >> 33) as usize];
+    /// Prices the sums of each `signature | day | UNPRICED` (packed) and adds them to the
+    /// lines; `status` is [priced, unpriced].
+    fn unpack(
+        &mut self,
+        sums: Fast<u64, Acc>,
+        sigs: &[SigInfo],
+        slots: &Slots,
+        rates: &Rates,
+        status: [u32; 2],
+    ) -> Result<(), ReportError> {
+        for (packed, acc) in sums {
+            let info = sigs[(packed >> 33) as usize];
+            let k = slots.keys[info.slot as usize];
             let d = ((packed >> 1) & 0xFFFF_FFFF) as u32 as i32;
-            self.lines
-                .insert((k, d, status[(packed & 1) as usize]), acc);
+            let unpriced = packed & 1 == 1;
+            let cost = match (unpriced, &rates.list[info.rate as usize]) {
+                (false, Some(r)) => crate::rating::sum_cost(r, acc.counts)
+                    .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?,
+                _ => 0,
+            };
+            let line = self
+                .lines
+                .entry((k, d, status[usize::from(unpriced)]))
+                .or_default();
+            for (a, b) in line.counts.iter_mut().zip(acc.counts) {
+                *a = a
+                    .checked_add(b)
+                    .ok_or_else(|| ReportError::Overflow("rated_usage counts".into()))?;
+            }
+            line.cost = line
+                .cost
+                .checked_add(cost)
+                .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?;
         }
+        Ok(())
     }
 }
 
@@ -166,7 +202,7 @@ fn signature(
     slots: &mut Slots,
     look: &Lookup,
     want: &[bool; 7],
-) -> (u32, u32) {
+) -> SigInfo {
     let [prov, ws, wsn, key, keyn, model, tier, ctx, geo, utc] = *sig;
     let utc = utc as i32;
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
@@ -216,7 +252,14 @@ fn signature(
             s
         }
     };
-    (slot, r)
+    let safe = rates.list[r as usize]
+        .as_ref()
+        .and_then(crate::rating::safe_count);
+    SigInfo {
+        slot,
+        rate: r,
+        safe,
+    }
 }
 
 /// How one part is priced and dated.
@@ -308,11 +351,15 @@ fn part(
         lines: HashMap::new(),
     };
     let mut cache = crate::pricing::RateCache::new(pricing.book);
-    // A row's signature (its text codes and UTC day) → (line slot, rate index).
-    let mut sigs: Fast<[u32; 10], (u32, u32)> = Fast::default();
+    // A row's signature (its text codes and UTC day) → its index in `infos`: the line slot and
+    // the rate, found once per signature.
+    let mut sigs: Fast<[u32; 10], u32> = Fast::default();
+    let mut infos: Vec<SigInfo> = Vec::new();
     let mut rates = Rates::default();
     let mut slots = Slots::default();
-    let mut lines: Fast<u64, Acc> = Fast::default();
+    // The counts summed per signature, business day and UNPRICED: pricing is linear, so the
+    // sums are priced once at the end (`sum_cost`), to the unit the rows would give.
+    let mut sums: Fast<u64, Acc> = Fast::default();
     let (priced, unpriced) = (
         p.strings.intern(PricingStatus::Priced.as_str()),
         p.strings.intern(PricingStatus::Unpriced.as_str()),
@@ -329,6 +376,7 @@ fn part(
             tz: pricing.tz,
             last: None,
         };
+        let counts: Vec<&[i64]> = counts.iter().map(|c| c.values().as_ref()).collect();
         for (i, &width) in text[0].iter().enumerate() {
             let (utc, local, inside) = cal.day(start.value(i), width);
             if !inside {
@@ -336,9 +384,9 @@ fn part(
             }
             let sig: [u32; 10] =
                 std::array::from_fn(|j| if j < 9 { text[j + 1][i] } else { utc as u32 });
-            let row: [i64; 6] = std::array::from_fn(|k| counts[k].value(i));
+            let row: [i64; 6] = std::array::from_fn(|k| counts[k][i]);
             // Once per distinct row signature: its line slot and its rate.
-            let (slot, rate) = match sigs.get(&sig) {
+            let id = match sigs.get(&sig) {
                 Some(v) => *v,
                 None => {
                     let v = signature(
@@ -350,26 +398,32 @@ fn part(
                         look,
                         &want,
                     );
-                    sigs.insert(sig, v);
-                    v
+                    let id = infos.len() as u32;
+                    infos.push(v);
+                    sigs.insert(sig, id);
+                    id
                 }
             };
-            let cost = rates.list[rate as usize]
-                .as_ref()
-                .and_then(|r| crate::rating::row_cost(r, row))
-                .map(|(_, total, _)| total);
+            let info = infos[id as usize];
+            // A row past the rate's safe count is priced alone: it may not fit (UNPRICED).
+            let fits = match info.safe {
+                Some(safe) if row.iter().all(|c| c.unsigned_abs() <= safe) => true,
+                Some(_) => rates.list[info.rate as usize]
+                    .as_ref()
+                    .and_then(|r| crate::rating::row_cost(r, row))
+                    .is_some(),
+                None => false,
+            };
             let d = if want_day { local } else { 0 };
-            // slot | day | UNPRICED, packed: one cheap hash per row.
-            let packed =
-                (u64::from(slot) << 33) | (u64::from(d as u32) << 1) | u64::from(cost.is_none());
-            let acc = lines.entry(packed).or_default();
+            // signature | day | UNPRICED, packed: one cheap hash per row.
+            let packed = (u64::from(id) << 33) | (u64::from(d as u32) << 1) | u64::from(!fits);
+            let acc = sums.entry(packed).or_default();
             for (c, v) in acc.counts.iter_mut().zip(row) {
                 *c += i128::from(v);
             }
-            acc.cost += cost.unwrap_or(0);
         }
     }
-    p.unpack(lines, &slots, [priced, unpriced]);
+    p.unpack(sums, &infos, &slots, &rates, [priced, unpriced])?;
     Ok(p)
 }
 

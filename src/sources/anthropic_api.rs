@@ -2,6 +2,7 @@
 //! API-key lists. Pages are parsed as a stream (bucket by bucket); a result row with a bad
 //! field is quarantined with its JSON path, the rest of the page is kept.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::BufRead;
 use std::marker::PhantomData;
@@ -9,9 +10,7 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde::de::{
-    DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::lenient::{Obj, Scalar};
 use super::{FileError, Limits, Quarantined, Sink, excerpt, mask_key_hint};
@@ -22,57 +21,136 @@ use crate::model::{
 use crate::vocab::TokenClass;
 
 #[derive(Deserialize, Default)]
-struct CacheCreation {
-    #[serde(default)]
-    ephemeral_5m_input_tokens: Scalar,
-    #[serde(default)]
-    ephemeral_1h_input_tokens: Scalar,
+struct CacheCreation<'a> {
+    #[serde(default, borrow)]
+    ephemeral_5m_input_tokens: Scalar<'a>,
+    #[serde(default, borrow)]
+    ephemeral_1h_input_tokens: Scalar<'a>,
 }
 
 #[derive(Deserialize, Default)]
-struct ServerToolUse {
-    #[serde(default)]
-    web_search_requests: Scalar,
+struct ServerToolUse<'a> {
+    #[serde(default, borrow)]
+    web_search_requests: Scalar<'a>,
 }
 
-#[derive(Deserialize)]
-struct UsageResult {
-    #[serde(default)]
-    api_key_id: Scalar,
-    #[serde(default)]
-    workspace_id: Scalar,
-    #[serde(default)]
-    model: Scalar,
-    #[serde(default)]
-    service_tier: Scalar,
-    #[serde(default)]
-    context_window: Scalar,
-    #[serde(default)]
-    inference_geo: Scalar,
-    #[serde(default)]
-    speed: Scalar,
-    #[serde(default)]
-    account_id: Scalar,
-    #[serde(default)]
-    service_account_id: Scalar,
-    #[serde(default)]
-    uncached_input_tokens: Scalar,
-    #[serde(default)]
-    cache_creation: Obj<CacheCreation>,
-    #[serde(default)]
-    cache_read_input_tokens: Scalar,
-    #[serde(default)]
-    output_tokens: Scalar,
-    #[serde(default)]
-    server_tool_use: Obj<ServerToolUse>,
+/// One result row of a usage page, as read: every field lenient (a wrong type is a reason to
+/// quarantine the row, not an error of the page). Read in place by [`UsageConverted`].
+#[derive(Default)]
+struct UsageResult<'a> {
+    api_key_id: Scalar<'a>,
+    workspace_id: Scalar<'a>,
+    model: Scalar<'a>,
+    service_tier: Scalar<'a>,
+    context_window: Scalar<'a>,
+    inference_geo: Scalar<'a>,
+    speed: Scalar<'a>,
+    account_id: Scalar<'a>,
+    service_account_id: Scalar<'a>,
+    uncached_input_tokens: Scalar<'a>,
+    cache_creation: Obj<CacheCreation<'a>>,
+    cache_read_input_tokens: Scalar<'a>,
+    output_tokens: Scalar<'a>,
+    server_tool_use: Obj<ServerToolUse<'a>>,
     // Dimensions of the Enterprise analytics report: rows grouped by them can overlap, so a
     // page that carries them is refused rather than read with them dropped.
-    #[serde(default)]
-    product: Scalar,
-    #[serde(default)]
-    rbac_group_id: Scalar,
-    #[serde(default)]
-    slack_channel_id: Scalar,
+    product: Scalar<'a>,
+    rbac_group_id: Scalar<'a>,
+    slack_channel_id: Scalar<'a>,
+}
+
+/// The keys of a usage result, in [`UsageResult`]'s field order; any other key is ignored.
+const USAGE_FIELDS: [&str; 17] = [
+    "api_key_id",
+    "workspace_id",
+    "model",
+    "service_tier",
+    "context_window",
+    "inference_geo",
+    "speed",
+    "account_id",
+    "service_account_id",
+    "uncached_input_tokens",
+    "cache_creation",
+    "cache_read_input_tokens",
+    "output_tokens",
+    "server_tool_use",
+    "product",
+    "rbac_group_id",
+    "slack_channel_id",
+];
+
+/// A key of a usage result: its index in [`USAGE_FIELDS`], or `USAGE_FIELDS.len()`.
+struct UsageField(usize);
+
+impl<'de> Deserialize<'de> for UsageField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = UsageField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<UsageField, E> {
+                let i = USAGE_FIELDS.iter().position(|n| *n == v);
+                Ok(UsageField(i.unwrap_or(USAGE_FIELDS.len())))
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// A usage result read straight into its canonical row: the lenient fields are filled in place
+/// and converted, so the large parsed struct is never moved or stored. A key given twice fails
+/// the page, as it would for any derived struct ("duplicate field").
+struct UsageConverted<'a>(UsageKept<'a>);
+
+impl<'de> Deserialize<'de> for UsageConverted<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UsageConverted<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a usage result object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut r = UsageResult::default();
+                let mut seen = 0u32;
+                while let Some(UsageField(i)) = map.next_key()? {
+                    if i < USAGE_FIELDS.len() {
+                        if seen & (1 << i) != 0 {
+                            return Err(serde::de::Error::duplicate_field(USAGE_FIELDS[i]));
+                        }
+                        seen |= 1 << i;
+                    }
+                    match i {
+                        0 => r.api_key_id = map.next_value()?,
+                        1 => r.workspace_id = map.next_value()?,
+                        2 => r.model = map.next_value()?,
+                        3 => r.service_tier = map.next_value()?,
+                        4 => r.context_window = map.next_value()?,
+                        5 => r.inference_geo = map.next_value()?,
+                        6 => r.speed = map.next_value()?,
+                        7 => r.account_id = map.next_value()?,
+                        8 => r.service_account_id = map.next_value()?,
+                        9 => r.uncached_input_tokens = map.next_value()?,
+                        10 => r.cache_creation = map.next_value()?,
+                        11 => r.cache_read_input_tokens = map.next_value()?,
+                        12 => r.output_tokens = map.next_value()?,
+                        13 => r.server_tool_use = map.next_value()?,
+                        14 => r.product = map.next_value()?,
+                        15 => r.rbac_group_id = map.next_value()?,
+                        16 => r.slack_channel_id = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(UsageConverted(usage_row(&mut r)))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// A row of a page of the Enterprise analytics report, which this parser must not read.
@@ -81,41 +159,101 @@ const ENTERPRISE_ROW: &str = "rows carry product / rbac_group_id / slack_channel
     tokenledger does not read it yet: export the Admin API usage_report/messages instead";
 
 #[derive(Deserialize)]
-struct CostResult {
-    #[serde(default)]
-    amount: Scalar,
-    #[serde(default)]
-    currency: Scalar,
-    #[serde(default)]
-    cost_type: Scalar,
-    #[serde(default)]
-    description: Scalar,
-    #[serde(default)]
-    model: Scalar,
-    #[serde(default)]
-    token_type: Scalar,
-    #[serde(default)]
-    service_tier: Scalar,
-    #[serde(default)]
-    context_window: Scalar,
-    #[serde(default)]
-    inference_geo: Scalar,
-    #[serde(default)]
-    workspace_id: Scalar,
-    #[serde(default)]
-    list_amount: Scalar,
+struct CostResult<'a> {
+    #[serde(default, borrow)]
+    amount: Scalar<'a>,
+    #[serde(default, borrow)]
+    currency: Scalar<'a>,
+    #[serde(default, borrow)]
+    cost_type: Scalar<'a>,
+    #[serde(default, borrow)]
+    description: Scalar<'a>,
+    #[serde(default, borrow)]
+    model: Scalar<'a>,
+    #[serde(default, borrow)]
+    token_type: Scalar<'a>,
+    #[serde(default, borrow)]
+    service_tier: Scalar<'a>,
+    #[serde(default, borrow)]
+    context_window: Scalar<'a>,
+    #[serde(default, borrow)]
+    inference_geo: Scalar<'a>,
+    #[serde(default, borrow)]
+    workspace_id: Scalar<'a>,
+    #[serde(default, borrow)]
+    list_amount: Scalar<'a>,
+}
+
+/// What a bucket keeps of each of its results, converted as it is read: a usage result becomes
+/// its canonical row right away (the large parsed struct is never stored or moved), a cost
+/// result is kept as parsed.
+trait Keep<'de>: Sized {
+    type From: Deserialize<'de>;
+    fn keep(result: Obj<Self::From>) -> Self;
+}
+
+/// The `results` array of a bucket, each result kept as `K`.
+struct Results<K>(Vec<K>);
+
+impl<'de, K: Keep<'de>> Deserialize<'de> for Results<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<K>(PhantomData<K>);
+        impl<'de, K: Keep<'de>> Visitor<'de> for V<K> {
+            type Value = Results<K>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of results")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Results<K>, A::Error> {
+                // Buckets of a page are alike: start at the last one's size (JSON gives none).
+                thread_local!(static LAST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+                let hint = seq.size_hint().unwrap_or_else(|| LAST.get());
+                let mut out = Vec::with_capacity(hint.min(4096));
+                while let Some(r) = seq.next_element::<Obj<K::From>>()? {
+                    out.push(K::keep(r));
+                }
+                LAST.set(out.len());
+                Ok(Results(out))
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+impl<'de> Keep<'de> for Obj<CostResult<'de>> {
+    type From = CostResult<'de>;
+    fn keep(result: Obj<CostResult<'de>>) -> Self {
+        result
+    }
+}
+
+/// A usage result as its canonical row (bucket time, width and ordinal filled in by the
+/// bucket), or the field and reason it is refused for.
+type UsageKept<'a> = Result<UsageRow<'a>, (String, String)>;
+
+impl<'de> Keep<'de> for UsageKept<'de> {
+    type From = UsageConverted<'de>;
+    fn keep(result: Obj<UsageConverted<'de>>) -> Self {
+        match result {
+            Obj::Ok(UsageConverted(row)) => row,
+            Obj::Invalid(what) => Err((
+                "results".into(),
+                format!("result must be an object, got {what}"),
+            )),
+            Obj::Missing | Obj::Null => Err(("results".into(), "result is null".into())),
+        }
+    }
 }
 
 /// One time bucket of a report page, as read.
-struct Bucket<R> {
-    starting_at: Scalar,
-    ending_at: Scalar,
-    results: Vec<Obj<R>>,
+struct Bucket<'a, K> {
+    starting_at: Scalar<'a>,
+    ending_at: Scalar<'a>,
+    results: Vec<K>,
 }
 
 /// Called once per bucket with its index in `data[]`.
-trait BucketHandler<R> {
-    fn bucket(&mut self, index: usize, bucket: Bucket<R>);
+trait BucketHandler<'a, K> {
+    fn bucket(&mut self, index: usize, bucket: Bucket<'a, K>);
     /// A problem that makes the whole file unusable; buckets after it are skipped.
     fn fatal(&mut self) -> &mut Option<FileError>;
     /// A bucket object without `results`.
@@ -133,14 +271,14 @@ struct PageInfo {
 struct PageSeed<'a, R, H>(&'a mut H, PhantomData<R>);
 struct DataSeed<'a, R, H>(&'a mut H, PhantomData<R>);
 
-impl<'de, R: DeserializeOwned, H: BucketHandler<R>> DeserializeSeed<'de> for PageSeed<'_, R, H> {
+impl<'de, K: Keep<'de>, H: BucketHandler<'de, K>> DeserializeSeed<'de> for PageSeed<'_, K, H> {
     type Value = PageInfo;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PageInfo, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de, R: DeserializeOwned, H: BucketHandler<R>> Visitor<'de> for PageSeed<'_, R, H> {
+impl<'de, K: Keep<'de>, H: BucketHandler<'de, K>> Visitor<'de> for PageSeed<'_, K, H> {
     type Value = PageInfo;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a report page object with a data array")
@@ -155,7 +293,7 @@ impl<'de, R: DeserializeOwned, H: BucketHandler<R>> Visitor<'de> for PageSeed<'_
                         "the page has the key \"data\" twice; its buckets would be counted twice",
                     ));
                 }
-                map.next_value_seed(DataSeed::<R, H>(self.0, PhantomData))?;
+                map.next_value_seed(DataSeed::<K, H>(self.0, PhantomData))?;
                 info.saw_data = true;
             } else {
                 if matches!(key.as_ref(), "data_refreshed_at" | "organization_id") {
@@ -168,26 +306,26 @@ impl<'de, R: DeserializeOwned, H: BucketHandler<R>> Visitor<'de> for PageSeed<'_
     }
 }
 
-impl<'de, R: DeserializeOwned, H: BucketHandler<R>> DeserializeSeed<'de> for DataSeed<'_, R, H> {
+impl<'de, K: Keep<'de>, H: BucketHandler<'de, K>> DeserializeSeed<'de> for DataSeed<'_, K, H> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de, R: DeserializeOwned, H: BucketHandler<R>> Visitor<'de> for DataSeed<'_, R, H> {
+impl<'de, K: Keep<'de>, H: BucketHandler<'de, K>> Visitor<'de> for DataSeed<'_, K, H> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of time buckets")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
-        while let Some(b) = seq.next_element::<RawBucket<R>>()? {
+        while let Some(b) = seq.next_element::<RawBucket<'de, K>>()? {
             if self.0.fatal().is_some() {
                 continue; // the file fails anyway: read on only to check the JSON
             }
             match b.results {
-                Some(results) => self.0.bucket(
+                Some(Results(results)) => self.0.bucket(
                     i,
                     Bucket {
                         starting_at: b.starting_at,
@@ -212,21 +350,21 @@ impl<'de, R: DeserializeOwned, H: BucketHandler<R>> Visitor<'de> for DataSeed<'_
 }
 
 #[derive(Deserialize)]
-#[serde(bound = "R: DeserializeOwned")]
-struct RawBucket<R> {
+#[serde(bound(deserialize = "K: Keep<'de>"))]
+struct RawBucket<'a, K> {
+    #[serde(default, borrow)]
+    starting_at: Scalar<'a>,
+    #[serde(default, borrow)]
+    ending_at: Scalar<'a>,
     #[serde(default)]
-    starting_at: Scalar,
-    #[serde(default)]
-    ending_at: Scalar,
-    #[serde(default)]
-    results: Option<Vec<Obj<R>>>,
+    results: Option<Results<K>>,
     // Keys of the Analytics API's flat items, only to recognise them.
-    #[serde(default)]
-    group: Scalar,
-    #[serde(default)]
-    usage: Scalar,
-    #[serde(default)]
-    cost: Scalar,
+    #[serde(default, borrow)]
+    group: Scalar<'a>,
+    #[serde(default, borrow)]
+    usage: Scalar<'a>,
+    #[serde(default, borrow)]
+    cost: Scalar<'a>,
 }
 
 fn json_error(e: serde_json::Error) -> FileError {
@@ -247,23 +385,28 @@ pub enum Input<'a, R: BufRead> {
     Reader(R),
 }
 
-fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
-    input: Input<'_, Rd>,
+fn run_page<'de, K: Keep<'de>, H: BucketHandler<'de, K>, Rd: BufRead>(
+    input: Input<'de, Rd>,
     handler: &mut H,
 ) -> Result<(), FileError> {
-    fn go<'de, R: DeserializeOwned, H: BucketHandler<R>, J: serde_json::de::Read<'de>>(
+    fn go<'de, K: Keep<'de>, H: BucketHandler<'de, K>, J: serde_json::de::Read<'de>>(
         mut de: serde_json::Deserializer<J>,
         handler: &mut H,
     ) -> Result<PageInfo, FileError> {
-        let info = PageSeed::<R, H>(handler, PhantomData)
+        let info = PageSeed::<K, H>(handler, PhantomData)
             .deserialize(&mut de)
             .map_err(json_error)?;
         de.end().map_err(json_error)?;
         Ok(info)
     }
     let info = match input {
-        Input::Bytes(b) => go::<R, H, _>(serde_json::Deserializer::from_slice(b), handler)?,
-        Input::Reader(r) => go::<R, H, _>(serde_json::Deserializer::from_reader(r), handler)?,
+        // Valid UTF-8 (checked once, fast) is read as text: serde_json then skips checking each
+        // string again. Invalid UTF-8 is read as bytes, for the error with its position.
+        Input::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(text) => go::<K, H, _>(serde_json::Deserializer::from_str(text), handler)?,
+            Err(_) => go::<K, H, _>(serde_json::Deserializer::from_slice(b), handler)?,
+        },
+        Input::Reader(r) => go::<K, H, _>(serde_json::Deserializer::from_reader(r), handler)?,
     };
     if let Some(e) = handler.fatal().take() {
         return Err(e);
@@ -285,8 +428,8 @@ fn run_page<R: DeserializeOwned, H: BucketHandler<R>, Rd: BufRead>(
 /// to it; inside the plausible window); on failure every result of the bucket is quarantined.
 fn bucket_times(
     b_index: usize,
-    s: &mut Scalar,
-    e: &mut Scalar,
+    s: &mut Scalar<'_>,
+    e: &mut Scalar<'_>,
     limits: &Limits,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), Quarantined> {
     let bad = |field: &str, reason: String| Quarantined {
@@ -331,8 +474,15 @@ fn no_results(b_index: usize) -> Quarantined {
 }
 
 /// Result rows of one bucket whose dimensions repeat: `(first, second)` ordinals in the bucket.
-fn repeated<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> Option<(usize, usize)> {
-    let mut seen = std::collections::HashMap::new();
+/// (A fast hash, sized for the bucket up front: this runs once per result row.)
+fn repeated<K: std::hash::Hash + Eq>(
+    n: usize,
+    keys: impl Iterator<Item = K>,
+) -> Option<(usize, usize)> {
+    let mut seen = std::collections::HashMap::with_capacity_and_hasher(
+        n,
+        foldhash::fast::RandomState::default(),
+    );
     for (i, k) in keys.enumerate() {
         if let Some(&j) = seen.get(&k) {
             return Some((j, i));
@@ -367,16 +517,25 @@ struct UsageHandler<'a> {
     fatal: Option<FileError>,
 }
 
-fn opt_enum(
+fn opt_enum<'a>(
     field: &str,
-    v: &mut Scalar,
+    v: &mut Scalar<'a>,
     allowed: &[&str],
-) -> Result<Option<String>, (String, String)> {
-    let s = v.opt_str(field).map_err(|r| (field.to_string(), r))?;
+) -> Result<Option<Cow<'a, str>>, (String, String)> {
+    let s = v.opt_text(field).map_err(|r| (field.to_string(), r))?;
     if let Some(s) = &s {
         check_enum(field, s, allowed).map_err(|r| (field.to_string(), r))?;
     }
     Ok(s)
+}
+
+/// [`opt_enum`], owned.
+fn opt_enum_owned(
+    field: &str,
+    v: &mut Scalar<'_>,
+    allowed: &[&str],
+) -> Result<Option<String>, (String, String)> {
+    Ok(opt_enum(field, v, allowed)?.map(Cow::into_owned))
 }
 
 fn field_err(field: &str) -> impl Fn(String) -> (String, String) + '_ {
@@ -385,7 +544,7 @@ fn field_err(field: &str) -> impl Fn(String) -> (String, String) + '_ {
 
 /// The token counts of a usage result: the five classes (cache writes nested under
 /// `cache_creation`) and web searches (under `server_tool_use`, optional).
-fn usage_tokens(r: &mut UsageResult) -> Result<Tokens, (String, String)> {
+fn usage_tokens(r: &mut UsageResult<'_>) -> Result<Tokens, (String, String)> {
     let cc = match std::mem::take(&mut r.cache_creation) {
         Obj::Ok(c) => c,
         Obj::Missing | Obj::Null => {
@@ -430,73 +589,68 @@ fn usage_tokens(r: &mut UsageResult) -> Result<Tokens, (String, String)> {
     Ok(tokens)
 }
 
-impl UsageHandler<'_> {
-    fn row(
-        &self,
-        start: DateTime<Utc>,
-        width: BucketWidth,
-        mut r: UsageResult,
-    ) -> Result<UsageRow, (String, String)> {
-        if r.product.is_set() || r.rbac_group_id.is_set() || r.slack_channel_id.is_set() {
-            return Err(("product".into(), ENTERPRISE_ROW.into()));
-        }
-        let tokens = usage_tokens(&mut r)?;
-        let workspace_id = r
-            .workspace_id
-            .opt_str("workspace_id")
-            .map_err(field_err("workspace_id"))?;
-        Ok(UsageRow {
-            bucket_start: start,
-            bucket_width: width,
-            provider: "anthropic",
-            workspace_name: workspace_id
-                .is_none()
-                .then(|| DEFAULT_WORKSPACE_NAME.to_string()),
-            workspace_id,
-            api_key_id: r
-                .api_key_id
-                .opt_str("api_key_id")
-                .map_err(field_err("api_key_id"))?,
-            api_key_name: None,
-            model: r.model.opt_str("model").map_err(field_err("model"))?,
-            service_tier: opt_enum("service_tier", &mut r.service_tier, model::SERVICE_TIERS)?,
-            context_window: opt_enum(
-                "context_window",
-                &mut r.context_window,
-                model::CONTEXT_WINDOWS,
-            )?,
-            inference_geo: opt_enum("inference_geo", &mut r.inference_geo, model::INFERENCE_GEOS)?,
-            speed: r.speed.opt_str("speed").map_err(field_err("speed"))?,
-            account_id: r
-                .account_id
-                .opt_str("account_id")
-                .map_err(field_err("account_id"))?,
-            service_account_id: r
-                .service_account_id
-                .opt_str("service_account_id")
-                .map_err(field_err("service_account_id"))?,
-            tokens,
-            cache_write_assumed_5m: false,
-            source_format: SourceFormat::AnthropicUsageApi,
-            source_row: self.ordinal,
-        })
+/// A usage result's canonical row; its bucket (start, width) and ordinal are filled in by the
+/// bucket it is in.
+fn usage_row<'a>(r: &mut UsageResult<'a>) -> UsageKept<'a> {
+    if r.product.is_set() || r.rbac_group_id.is_set() || r.slack_channel_id.is_set() {
+        return Err(("product".into(), ENTERPRISE_ROW.into()));
     }
+    let tokens = usage_tokens(r)?;
+    let workspace_id = r
+        .workspace_id
+        .opt_text("workspace_id")
+        .map_err(field_err("workspace_id"))?;
+    Ok(UsageRow {
+        bucket_start: DateTime::UNIX_EPOCH,
+        bucket_width: BucketWidth::Day,
+        provider: "anthropic",
+        workspace_name: workspace_id
+            .is_none()
+            .then_some(Cow::Borrowed(DEFAULT_WORKSPACE_NAME)),
+        workspace_id,
+        api_key_id: r
+            .api_key_id
+            .opt_text("api_key_id")
+            .map_err(field_err("api_key_id"))?,
+        api_key_name: None,
+        model: r.model.opt_text("model").map_err(field_err("model"))?,
+        service_tier: opt_enum("service_tier", &mut r.service_tier, model::SERVICE_TIERS)?,
+        context_window: opt_enum(
+            "context_window",
+            &mut r.context_window,
+            model::CONTEXT_WINDOWS,
+        )?,
+        inference_geo: opt_enum("inference_geo", &mut r.inference_geo, model::INFERENCE_GEOS)?,
+        speed: r.speed.opt_text("speed").map_err(field_err("speed"))?,
+        account_id: r
+            .account_id
+            .opt_text("account_id")
+            .map_err(field_err("account_id"))?,
+        service_account_id: r
+            .service_account_id
+            .opt_text("service_account_id")
+            .map_err(field_err("service_account_id"))?,
+        tokens,
+        cache_write_assumed_5m: false,
+        source_format: SourceFormat::AnthropicUsageApi,
+        source_row: 0,
+    })
 }
 
-impl BucketHandler<UsageResult> for UsageHandler<'_> {
+impl<'a> BucketHandler<'a, UsageKept<'a>> for UsageHandler<'_> {
     fn fatal(&mut self) -> &mut Option<FileError> {
         &mut self.fatal
     }
     fn missing_results(&mut self, bi: usize) {
         self.sink.quarantine(no_results(bi));
     }
-    fn bucket(&mut self, bi: usize, mut b: Bucket<UsageResult>) {
+    fn bucket(&mut self, bi: usize, mut b: Bucket<'a, UsageKept<'a>>) {
         let times = bucket_times(bi, &mut b.starting_at, &mut b.ending_at, self.limits);
+        let n = b.results.len();
         let (start, end, width) = match times {
             Ok(t) => t,
             Err(q) => {
-                self.ordinal += b.results.len() as u64;
-                let n = b.results.len();
+                self.ordinal += n as u64;
                 self.sink.quarantine(Quarantined {
                     reason: format!("{} ({n} result rows of this bucket not loaded)", q.reason),
                     ..q
@@ -504,42 +658,37 @@ impl BucketHandler<UsageResult> for UsageHandler<'_> {
                 return;
             }
         };
-        let n = b.results.len();
-        let mut rows = Vec::with_capacity(n);
-        for (ri, r) in b.results.into_iter().enumerate() {
+        for (ri, res) in b.results.iter_mut().enumerate() {
             self.ordinal += 1;
-            let res = match r {
-                Obj::Ok(r) => self.row(start, width, r),
-                Obj::Invalid(what) => Err((
-                    "results".into(),
-                    format!("result must be an object, got {what}"),
-                )),
-                Obj::Missing | Obj::Null => Err(("results".into(), "result is null".into())),
-            };
-            if let Err((field, reason)) = &res
-                && reason == ENTERPRISE_ROW
-            {
-                self.fatal = Some(FileError::new(format!(
-                    "data[{bi}].results[{ri}]: {field}: {reason}"
-                )));
-                return;
+            match res {
+                Ok(row) => {
+                    row.bucket_start = start;
+                    row.bucket_width = width;
+                    row.source_row = self.ordinal;
+                }
+                Err((field, reason)) if reason == ENTERPRISE_ROW => {
+                    self.fatal = Some(FileError::new(format!(
+                        "data[{bi}].results[{ri}]: {field}: {reason}"
+                    )));
+                    return;
+                }
+                Err(_) => {}
             }
-            rows.push(res);
         }
-        let ok = rows.iter().filter_map(|r| r.as_ref().ok());
-        if let Some(pair) = repeated(ok.map(UsageRow::dimensions)) {
+        let ok = b.results.iter().filter_map(|r| r.as_ref().ok());
+        if let Some(pair) = repeated(n, ok.map(UsageRow::dimensions)) {
             quarantine_repeated(self.sink, bi, n, pair);
             return;
         }
         self.sink.coverage(SourceFamily::AdminApi, start, end);
-        for (ri, res) in rows.into_iter().enumerate() {
+        for (ri, res) in b.results.iter_mut().enumerate() {
             match res {
                 Ok(row) => self.sink.usage(row),
                 Err((field, reason)) => self.sink.quarantine(Quarantined {
                     location: format!("data[{bi}].results[{ri}]"),
                     line: None,
-                    field: Some(field),
-                    reason,
+                    field: Some(std::mem::take(field)),
+                    reason: std::mem::take(reason),
                     excerpt: Some(excerpt(&format!(
                         "bucket starting_at {}",
                         start.to_rfc3339()
@@ -562,7 +711,7 @@ pub fn parse_usage<R: BufRead>(
         limits,
         fatal: None,
     };
-    run_page::<UsageResult, _, _>(input, &mut h)
+    run_page::<UsageKept<'_>, _, _>(input, &mut h)
 }
 
 struct CostHandler<'a> {
@@ -607,9 +756,9 @@ pub fn cents_to_dollars(raw: &str) -> Result<Decimal, String> {
 }
 
 /// The cost report's amount: a decimal string of cents, never a JSON number.
-fn amount_text(amount: &Scalar) -> Result<String, (String, String)> {
+fn amount_text(amount: &Scalar<'_>) -> Result<String, (String, String)> {
     match amount {
-        Scalar::Str(s) => Ok(s.clone()),
+        Scalar::Str(s) => Ok(s.to_string()),
         Scalar::UInt(_) | Scalar::NegInt(_) | Scalar::NonInteger(_) => Err((
             "amount".into(),
             "amount is a JSON number; the cost report sends a decimal string and a number \
@@ -628,7 +777,7 @@ impl CostHandler<'_> {
         &self,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        mut r: CostResult,
+        mut r: CostResult<'_>,
     ) -> Result<CostRow, (String, String)> {
         if r.list_amount.is_set() {
             return Err((
@@ -668,14 +817,22 @@ impl CostHandler<'_> {
                 .map_err(field_err("description"))?,
             cost_type,
             model: r.model.opt_str("model").map_err(field_err("model"))?,
-            token_type: opt_enum("token_type", &mut r.token_type, model::TOKEN_TYPES)?,
-            service_tier: opt_enum("service_tier", &mut r.service_tier, model::SERVICE_TIERS)?,
-            context_window: opt_enum(
+            token_type: opt_enum_owned("token_type", &mut r.token_type, model::TOKEN_TYPES)?,
+            service_tier: opt_enum_owned(
+                "service_tier",
+                &mut r.service_tier,
+                model::SERVICE_TIERS,
+            )?,
+            context_window: opt_enum_owned(
                 "context_window",
                 &mut r.context_window,
                 model::CONTEXT_WINDOWS,
             )?,
-            inference_geo: opt_enum("inference_geo", &mut r.inference_geo, model::INFERENCE_GEOS)?,
+            inference_geo: opt_enum_owned(
+                "inference_geo",
+                &mut r.inference_geo,
+                model::INFERENCE_GEOS,
+            )?,
             currency,
             amount,
             amount_raw,
@@ -699,14 +856,14 @@ fn cost_key(r: &CostRow) -> [Option<&str>; 8] {
     ]
 }
 
-impl BucketHandler<CostResult> for CostHandler<'_> {
+impl<'a> BucketHandler<'a, Obj<CostResult<'a>>> for CostHandler<'_> {
     fn fatal(&mut self) -> &mut Option<FileError> {
         &mut self.fatal
     }
     fn missing_results(&mut self, bi: usize) {
         self.sink.quarantine(no_results(bi));
     }
-    fn bucket(&mut self, bi: usize, mut b: Bucket<CostResult>) {
+    fn bucket(&mut self, bi: usize, mut b: Bucket<'a, Obj<CostResult<'a>>>) {
         let (start, end) = match bucket_times(bi, &mut b.starting_at, &mut b.ending_at, self.limits)
         {
             Ok((s, e, BucketWidth::Day)) => (s, e),
@@ -744,7 +901,7 @@ impl BucketHandler<CostResult> for CostHandler<'_> {
             });
         }
         let ok = rows.iter().filter_map(|r| r.as_ref().ok());
-        if let Some(pair) = repeated(ok.map(cost_key)) {
+        if let Some(pair) = repeated(n, ok.map(cost_key)) {
             quarantine_repeated(self.sink, bi, n, pair);
             return;
         }
@@ -776,69 +933,78 @@ pub fn parse_cost<R: BufRead>(
         limits,
         fatal: None,
     };
-    run_page::<CostResult, _, _>(input, &mut h)
+    run_page::<Obj<CostResult<'_>>, _, _>(input, &mut h)
 }
 
 #[derive(Deserialize)]
-#[serde(bound = "T: DeserializeOwned")]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
 struct ListPage<T> {
     data: Option<Vec<Obj<T>>>,
 }
 
 #[derive(Deserialize)]
-struct WorkspaceItem {
-    #[serde(default)]
-    id: Scalar,
-    #[serde(default)]
-    name: Scalar,
-    #[serde(default)]
-    created_at: Scalar,
-    #[serde(default)]
-    archived_at: Scalar,
-    #[serde(default)]
-    display_color: Scalar,
+struct WorkspaceItem<'a> {
+    #[serde(default, borrow)]
+    id: Scalar<'a>,
+    #[serde(default, borrow)]
+    name: Scalar<'a>,
+    #[serde(default, borrow)]
+    created_at: Scalar<'a>,
+    #[serde(default, borrow)]
+    archived_at: Scalar<'a>,
+    #[serde(default, borrow)]
+    display_color: Scalar<'a>,
 }
 
 #[derive(Deserialize, Default)]
-struct CreatedBy {
-    #[serde(default)]
-    id: Scalar,
+struct CreatedBy<'a> {
+    #[serde(default, borrow)]
+    id: Scalar<'a>,
 }
 
 #[derive(Deserialize)]
-struct ApiKeyItem {
-    #[serde(default)]
-    id: Scalar,
-    #[serde(default)]
-    name: Scalar,
-    #[serde(default)]
-    workspace_id: Scalar,
-    #[serde(default)]
-    created_at: Scalar,
-    #[serde(default)]
-    created_by: Obj<CreatedBy>,
-    #[serde(default)]
-    partial_key_hint: Scalar,
-    #[serde(default)]
-    status: Scalar,
+struct ApiKeyItem<'a> {
+    #[serde(default, borrow)]
+    id: Scalar<'a>,
+    #[serde(default, borrow)]
+    name: Scalar<'a>,
+    #[serde(default, borrow)]
+    workspace_id: Scalar<'a>,
+    #[serde(default, borrow)]
+    created_at: Scalar<'a>,
+    #[serde(default, borrow)]
+    created_by: Obj<CreatedBy<'a>>,
+    #[serde(default, borrow)]
+    partial_key_hint: Scalar<'a>,
+    #[serde(default, borrow)]
+    status: Scalar<'a>,
 }
 
-fn opt_ts(field: &str, v: &mut Scalar) -> Result<Option<DateTime<Utc>>, (String, String)> {
+fn opt_ts(field: &str, v: &mut Scalar<'_>) -> Result<Option<DateTime<Utc>>, (String, String)> {
     v.opt_str(field)
         .and_then(|s| s.map(|s| model::parse_ts(field, &s)).transpose())
         .map_err(|r| (field.to_string(), r))
 }
 
-fn parse_list<T: DeserializeOwned, R: BufRead>(
-    input: Input<'_, R>,
+fn parse_list<'de, T: Deserialize<'de>, R: BufRead>(
+    input: Input<'de, R>,
     sink: &mut dyn Sink,
     mut each: impl FnMut(T, &mut dyn Sink) -> Result<(), (String, String)>,
 ) -> Result<(), FileError> {
-    let page: ListPage<T> = match input {
-        Input::Bytes(b) => serde_json::from_slice(b),
-        Input::Reader(r) => serde_json::from_reader(r),
+    fn whole<'de, P: Deserialize<'de>, J: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<J>,
+    ) -> Result<P, FileError> {
+        let page = P::deserialize(&mut de).map_err(json_error)?;
+        de.end().map_err(json_error)?;
+        Ok(page)
     }
-    .map_err(json_error)?;
+    let page: ListPage<T> = match input {
+        Input::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(text) => whole(serde_json::Deserializer::from_str(text))?,
+            Err(_) => whole(serde_json::Deserializer::from_slice(b))?,
+        },
+        Input::Reader(r) => whole(serde_json::Deserializer::from_reader(r))?,
+    };
     let Some(data) = page.data else {
         return Err(FileError::new("list response has no \"data\" array"));
     };
@@ -866,7 +1032,7 @@ pub fn parse_workspaces<R: BufRead>(
     reader: Input<'_, R>,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
-    parse_list::<WorkspaceItem, _>(reader, sink, |mut w, sink| {
+    parse_list::<WorkspaceItem<'_>, _>(reader, sink, |mut w, sink| {
         let ws = Workspace {
             id: w.id.req_str("id").map_err(field_err("id"))?,
             name: w.name.req_str("name").map_err(field_err("name"))?,
@@ -887,7 +1053,7 @@ pub fn parse_api_keys<R: BufRead>(
     reader: Input<'_, R>,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
-    parse_list::<ApiKeyItem, _>(reader, sink, |mut k, sink| {
+    parse_list::<ApiKeyItem<'_>, _>(reader, sink, |mut k, sink| {
         let created_by_id = match k.created_by {
             Obj::Ok(mut c) => {
                 c.id.opt_str("created_by.id")

@@ -241,7 +241,7 @@ fn row(
     rec: &csv::StringRecord,
     line: u64,
     limits: &Limits,
-) -> Result<UsageRow, Refusal> {
+) -> Result<UsageRow<'static>, Refusal> {
     let date = usage_date(rec, cols, limits)?;
     let model = required(rec, cols.model, "model_version")?;
     let tier = required(rec, cols.usage_type, "usage_type")?;
@@ -264,14 +264,14 @@ fn row(
         bucket_width: BucketWidth::Day,
         provider: "anthropic",
         workspace_id: None,
-        workspace_name: Some(workspace_name),
+        workspace_name: Some(workspace_name.into()),
         api_key_id: None,
-        api_key_name: opt_text(rec, Some(cols.api_key)),
-        model: Some(model),
-        service_tier: Some(tier),
-        context_window,
-        inference_geo,
-        speed: opt_text(rec, cols.speed),
+        api_key_name: opt_text(rec, Some(cols.api_key)).map(Into::into),
+        model: Some(model.into()),
+        service_tier: Some(tier.into()),
+        context_window: context_window.map(Into::into),
+        inference_geo: inference_geo.map(Into::into),
+        speed: opt_text(rec, cols.speed).map(Into::into),
         account_id: None,
         service_account_id: None,
         tokens,
@@ -333,7 +333,7 @@ fn record(
     }
     seen.first_line_of.insert(key, line);
     seen.days.insert(day);
-    sink.usage(r);
+    sink.usage(&r);
     Ok(())
 }
 

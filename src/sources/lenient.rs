@@ -1,16 +1,18 @@
 //! Lenient JSON values: a field of the wrong type becomes a value we can quarantine with a
 //! reason, instead of an error that would abort the whole page.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Any JSON scalar. Non-integral numbers are kept only as text (for the error message): no
-/// float ever carries a token count or an amount.
+/// float ever carries a token count or an amount. A string borrows from the input when it can
+/// (a page held in memory, no escapes in the string): rows cost no allocation per value.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub enum Scalar {
+pub enum Scalar<'a> {
     #[default]
     Missing,
     Null,
@@ -18,60 +20,63 @@ pub enum Scalar {
     UInt(u64),
     NegInt(i64),
     NonInteger(String),
-    Str(String),
+    Str(Cow<'a, str>),
     Compound,
 }
 
-impl<'de> Deserialize<'de> for Scalar {
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Scalar;
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Scalar<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar<'a>, E> {
                 Ok(Scalar::Bool(v))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'a>, E> {
                 Ok(Scalar::UInt(v))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'a>, E> {
                 Ok(if v >= 0 {
                     Scalar::UInt(v as u64)
                 } else {
                     Scalar::NegInt(v)
                 })
             }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'a>, E> {
                 Ok(Scalar::NonInteger(v.to_string()))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v.to_owned()))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
             }
-            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v))
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_none<E>(self) -> Result<Scalar, E> {
+            fn visit_string<E>(self, v: String) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Str(Cow::Owned(v)))
+            }
+            fn visit_none<E>(self) -> Result<Scalar<'a>, E> {
                 Ok(Scalar::Null)
             }
-            fn visit_unit<E>(self) -> Result<Scalar, E> {
+            fn visit_unit<E>(self) -> Result<Scalar<'a>, E> {
                 Ok(Scalar::Null)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Scalar, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Scalar<'a>, A::Error> {
                 while s.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Scalar::Compound)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Scalar, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Scalar<'a>, A::Error> {
                 while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Scalar::Compound)
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(PhantomData))
     }
 }
 
-impl Scalar {
+impl<'a> Scalar<'a> {
     fn describe(&self) -> String {
         match self {
             Scalar::Missing => "missing".into(),
@@ -118,8 +123,8 @@ impl Scalar {
     }
 
     /// An optional string dimension: missing and null are `None`. Moves the parsed string
-    /// out (no copy).
-    pub fn opt_str(&mut self, field: &str) -> Result<Option<String>, String> {
+    /// out (borrowed from the input where it was, no copy).
+    pub fn opt_text(&mut self, field: &str) -> Result<Option<Cow<'a, str>>, String> {
         match std::mem::take(self) {
             Scalar::Missing | Scalar::Null => Ok(None),
             Scalar::Str(s) => Ok(Some(s)),
@@ -128,6 +133,11 @@ impl Scalar {
                 other.describe()
             )),
         }
+    }
+
+    /// [`Scalar::opt_text`], owned.
+    pub fn opt_str(&mut self, field: &str) -> Result<Option<String>, String> {
+        Ok(self.opt_text(field)?.map(Cow::into_owned))
     }
 
     /// A required string.
@@ -149,10 +159,10 @@ pub enum Obj<T> {
     Ok(T),
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Obj<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<T>(PhantomData<T>);
-        impl<'de, T: DeserializeOwned> Visitor<'de> for V<T> {
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
             type Value = Obj<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")

@@ -128,7 +128,7 @@ fn fmt_s(s: i64) -> String {
 }
 
 impl Sink for Guard<'_> {
-    fn usage(&mut self, row: UsageRow) {
+    fn usage(&mut self, row: &UsageRow<'_>) {
         self.inner.usage(row)
     }
     fn cost(&mut self, row: CostRow) {

@@ -78,7 +78,8 @@ impl FileError {
 
 /// Where parsed things go. `ingest` implements it; tests collect into vectors.
 pub trait Sink {
-    fn usage(&mut self, row: UsageRow);
+    /// A usage row, lent: a sink that keeps it copies what it keeps.
+    fn usage(&mut self, row: &UsageRow<'_>);
     fn cost(&mut self, row: CostRow);
     fn workspace(&mut self, ws: Workspace);
     fn api_key(&mut self, key: ApiKey);
@@ -97,7 +98,7 @@ pub trait Sink {
 /// A sink that keeps everything in memory (tests, small files).
 #[derive(Debug, Default)]
 pub struct VecSink {
-    pub usage: Vec<UsageRow>,
+    pub usage: Vec<UsageRow<'static>>,
     pub cost: Vec<CostRow>,
     pub workspaces: Vec<Workspace>,
     pub api_keys: Vec<ApiKey>,
@@ -108,8 +109,8 @@ pub struct VecSink {
 }
 
 impl Sink for VecSink {
-    fn usage(&mut self, row: UsageRow) {
-        self.usage.push(row)
+    fn usage(&mut self, row: &UsageRow<'_>) {
+        self.usage.push(row.clone().into_owned())
     }
     fn cost(&mut self, row: CostRow) {
         self.cost.push(row)
@@ -370,11 +371,21 @@ pub fn parse_file(
     let file = open()?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     if size <= IN_MEMORY_LIMIT {
-        let mut bytes = Vec::with_capacity(size as usize);
-        BufReader::new(file)
-            .read_to_end(&mut bytes)
-            .map_err(|e| FileError::new(format!("read error: {e}")))?;
-        return parse_bytes(&bytes, format, limits, sink);
+        // One buffer per thread, reused from file to file: a fresh one would cost a page
+        // fault and a zeroed page per 4 KiB of every file (bounded by IN_MEMORY_LIMIT).
+        thread_local!(static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+        return BUFFER.with(|buf| {
+            let mut bytes = buf.take();
+            bytes.clear();
+            bytes.reserve(size as usize);
+            let read = file
+                .take(IN_MEMORY_LIMIT + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| FileError::new(format!("read error: {e}")));
+            let res = read.and_then(|_| parse_bytes(&bytes, format, limits, sink));
+            buf.replace(bytes);
+            res
+        });
     }
     let buffered = |f| BufReader::with_capacity(256 * 1024, f);
     let mut guard = limits::Guard::new(sink, *limits);

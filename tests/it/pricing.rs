@@ -439,7 +439,7 @@ mod props {
     const CTX: [&str; 2] = ["0-200k", "200k-1M"];
     const GEO: [&str; 2] = ["global", "us"];
 
-    fn row(k: (usize, usize, usize, usize, u32), t: [u64; 6]) -> UsageRow {
+    fn row(k: (usize, usize, usize, usize, u32), t: [u64; 6]) -> UsageRow<'static> {
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + chrono::Days::new(k.4 as u64);
         UsageRow {
             bucket_start: tokenledger::model::day_start(day),
@@ -470,7 +470,7 @@ mod props {
         }
     }
 
-    fn costs(rows: &[UsageRow]) -> Vec<i128> {
+    fn costs(rows: &[UsageRow<'static>]) -> Vec<i128> {
         let book = book();
         let mut b = UsageBuilder::default();
         for r in rows {
@@ -529,7 +529,7 @@ mod props {
 
         #[test]
         fn sum_of_row_costs_is_the_cost_of_summed_tokens(k in key(), parts in proptest::collection::vec(toks(), 1..12)) {
-            let rows: Vec<UsageRow> = parts.iter().map(|t| row(k, *t)).collect();
+            let rows: Vec<UsageRow<'static>> = parts.iter().map(|t| row(k, *t)).collect();
             let mut summed = [0u64; 6];
             for t in &parts {
                 for i in 0..6 { summed[i] += t[i]; }
