@@ -42,17 +42,16 @@ impl Strings {
                 })
                 .collect();
             let keys = d.keys();
-            return Some(
-                (0..d.len())
-                    .map(|i| {
-                        if keys.is_null(i) {
-                            NONE
-                        } else {
-                            map[keys.value(i) as usize]
-                        }
-                    })
+            if keys.null_count() == keys.len() {
+                return Some(vec![NONE; keys.len()]);
+            }
+            let code = |k: i32| map[k as usize];
+            return Some(match keys.nulls() {
+                None => keys.values().iter().map(|&k| code(k)).collect(),
+                Some(n) => (keys.values().iter().zip(n.iter()))
+                    .map(|(&k, valid)| if valid { code(k) } else { NONE })
                     .collect(),
-            );
+            });
         }
         let s = a.as_string_opt::<i32>()?;
         Some(

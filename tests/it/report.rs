@@ -561,3 +561,131 @@ fn a_final_month_restated_after_its_chargeback_is_reported_as_restated() {
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("workspace_id,"));
     assert!(stderr(&o).contains("RESTATED"), "{}", stderr(&o));
 }
+
+/// A usage page of `rows` (key, model, uncached input, output) in two hourly buckets.
+fn usage_page(dir: &Path, rows: &[(&str, &str, u64, u64)]) -> std::path::PathBuf {
+    let results = |rows: &[(&str, &str, u64, u64)]| {
+        rows.iter()
+            .map(|(key, model, input, output)| {
+                format!(
+                    r#"{{"api_key_id":"{key}","workspace_id":"wrkspc_01NoListsIngested000","model":"{model}","service_tier":"standard","context_window":"0-200k","inference_geo":"global","uncached_input_tokens":{input},"cache_creation":{{"ephemeral_1h_input_tokens":0,"ephemeral_5m_input_tokens":0}},"cache_read_input_tokens":0,"output_tokens":{output},"server_tool_use":null}}"#
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let p = dir.join("no-lists.json");
+    std::fs::write(
+        &p,
+        format!(
+            r#"{{"data":[{{"starting_at":"2026-10-06T10:00:00Z","ending_at":"2026-10-06T11:00:00Z","results":[{}]}},{{"starting_at":"2026-10-06T11:00:00Z","ending_at":"2026-10-06T12:00:00Z","results":[{}]}}],"has_more":false,"next_page":null}}"#,
+            results(rows),
+            results(&rows[..1])
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn names_null_in_every_row_group_and_rows_past_the_safe_count_price_as_the_sql_does() {
+    use tokenledger::report::{Dim, report, report_sql};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("tokenledger.toml");
+    // An absurd negotiated input price: about 10¹⁰ tokens fill DECIMAL(28,12), so the chargeback
+    // cannot price the sums of these rows blindly. Other classes at a millionth of a dollar.
+    std::fs::write(
+        &cfg,
+        "[[prices.model]]\nmodels = [\"claude-mystery-9\"]\ninput = \"1000000000000\"\n\
+         cache_write_5m = \"0.000001\"\ncache_write_1h = \"0.000001\"\ncache_read = \"0.000001\"\n\
+         output = \"0.000001\"\n",
+    )
+    .unwrap();
+    // No workspace or key list is ingested: workspace_name and api_key_name are NULL in every
+    // row group (read as all-NULL dictionaries without reading them).
+    let page = usage_page(
+        tmp.path(),
+        &[
+            ("apikey_01Small000000000001", "claude-mystery-9", 1_000, 7),
+            // past the safe count (~9,999,999,959) but fits: priced alone
+            (
+                "apikey_01Near0000000000001",
+                "claude-mystery-9",
+                9_999_999_990,
+                0,
+            ),
+            // does not fit DECIMAL(28,12): UNPRICED, never a wrapped amount
+            (
+                "apikey_01Huge0000000000001",
+                "claude-mystery-9",
+                20_000_000_000,
+                0,
+            ),
+            (
+                "apikey_01Listed00000000001",
+                "claude-sonnet-4-5-20250929",
+                1_000_000,
+                50_000,
+            ),
+        ],
+    );
+    let (c, _) = ingest(&data, &[&page]);
+    assert_eq!(c, 0);
+    let rate = tl(&data, &["--config", cfg.to_str().unwrap(), "rate", "-q"]);
+    assert_eq!(
+        code(&rate),
+        3,
+        "one row is too large to price: {}",
+        stderr(&rate)
+    );
+    let (config, _) = tokenledger::config::Config::load(Some(&cfg)).unwrap();
+    let layout = tokenledger::lake::Layout::new(&data);
+    let book =
+        tokenledger::pricing::PriceBook::load(&[("test".into(), config.prices.clone())]).unwrap();
+    let pricing = tokenledger::report::scan::Pricing {
+        book: &book,
+        tz: chrono_tz::UTC,
+    };
+    let m = tokenledger::vocab::Month::parse("2026-10").unwrap();
+    for dims in [
+        vec![Dim::ApiKey],
+        vec![Dim::Workspace, Dim::Model],
+        vec![Dim::Team, Dim::Day, Dim::ApiKey],
+    ] {
+        let fast = report(&layout, m, &dims, &config.teams, &pricing).unwrap();
+        let sql = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .stack_size(64 << 20)
+                .spawn_scoped(s, || report_sql(&layout, m, &dims, &config.teams).unwrap())
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+        assert_eq!(fast, sql, "by {dims:?}");
+        if dims == [Dim::ApiKey] {
+            let by_key = |k: &str| {
+                fast.lines
+                    .iter()
+                    .find(|l| l.dims[0].as_deref() == Some(k))
+                    .unwrap_or_else(|| panic!("{k} in {:?}", fast.lines))
+            };
+            let near = by_key("apikey_01Near0000000000001");
+            assert_eq!(near.status, tokenledger::vocab::PricingStatus::Priced);
+            // 9,999,999,990 tokens at $10⁶ each
+            assert_eq!(
+                near.list_cost.unwrap().to_string(),
+                "9999999990000000.000000000000"
+            );
+            let huge = by_key("apikey_01Huge0000000000001");
+            assert_eq!(huge.status, tokenledger::vocab::PricingStatus::Unpriced);
+            assert!(huge.list_cost.is_none());
+            // two buckets of the small row: 2 × (1,000 × $10⁶ + 7 × $10⁻¹²)
+            let small = by_key("apikey_01Small000000000001");
+            assert_eq!(
+                small.list_cost.unwrap().to_string(),
+                "2000000000.000000000014"
+            );
+        }
+    }
+}
