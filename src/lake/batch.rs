@@ -146,7 +146,6 @@ impl UsageBuilder {
         self.len += 1;
     }
     pub fn finish(&mut self) -> RecordBatch {
-        let rows = self.len;
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.bucket_start.finish()),
             Arc::new(self.bucket_end.finish()),
@@ -169,8 +168,8 @@ impl UsageBuilder {
         cols.push(Arc::new(self.source_row.finish()));
         cols.push(Arc::new(self.ingest_id.finish()));
         self.len = 0;
-        // Finished builders keep no buffers: the next batch gets buffers of this one's size.
-        *self = Self::with_capacity(rows.max(1024));
+        // Finished builders keep no buffers; a file's next batch (if any) grows its own.
+        *self = Self::default();
         RecordBatch::try_new(schema::usage(), cols).expect("usage builder matches its schema")
     }
 }

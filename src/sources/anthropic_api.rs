@@ -92,8 +92,27 @@ impl<'de> Deserialize<'de> for UsageField {
                 f.write_str("a field name")
             }
             fn visit_str<E>(self, v: &str) -> Result<UsageField, E> {
-                let i = USAGE_FIELDS.iter().position(|n| *n == v);
-                Ok(UsageField(i.unwrap_or(USAGE_FIELDS.len())))
+                // A match (the compiler switches on length first), not a scan of the names.
+                Ok(UsageField(match v {
+                    "api_key_id" => 0,
+                    "workspace_id" => 1,
+                    "model" => 2,
+                    "service_tier" => 3,
+                    "context_window" => 4,
+                    "inference_geo" => 5,
+                    "speed" => 6,
+                    "account_id" => 7,
+                    "service_account_id" => 8,
+                    "uncached_input_tokens" => 9,
+                    "cache_creation" => 10,
+                    "cache_read_input_tokens" => 11,
+                    "output_tokens" => 12,
+                    "server_tool_use" => 13,
+                    "product" => 14,
+                    "rbac_group_id" => 15,
+                    "slack_channel_id" => 16,
+                    _ => USAGE_FIELDS.len(),
+                }))
             }
         }
         d.deserialize_identifier(V)
