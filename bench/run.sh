@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark (a program that prints figures; not a test): tokenledger and DuckDB
 # alternately on the same generated files, 3 rounds, min / median / ratio / peak RSS.
-#   bench/run.sh                  # ≈ 2.7 M rows at 1-minute buckets (≈ 1.1 GB of JSON)
+#   bench/run.sh                  # 1.9 M rows at 1-minute buckets (0.78 GB of JSON)
+#   ROWS_PER_BUCKET=130 bench/run.sh   # ≈ 2.75 M rows
+#   bench/ingest_profile.sh       # then: where the ingest's CPU goes, by stage (perf)
 #   ROWS_PER_BUCKET=20 bench/run.sh --rounds 5
 # Needs: python3 with duckdb (pip install duckdb). Work dir: $WORK (default /tmp/tokenledger-bench);
 # the generated exports there are reused (delete it to regenerate).
