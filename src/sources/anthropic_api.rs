@@ -121,54 +121,81 @@ impl<'de> Deserialize<'de> for UsageField {
 
 /// A usage result read straight into its canonical row: the lenient fields are filled in place
 /// and converted, so the large parsed struct is never moved or stored. A key given twice fails
-/// the page, as it would for any derived struct ("duplicate field").
-struct UsageConverted<'a>(UsageKept<'a>);
+/// the page, as it would for any derived struct ("duplicate field"). A result that is not an
+/// object is refused with what it is, as [`Obj`] says it.
+struct UsageVisitor;
 
-impl<'de> Deserialize<'de> for UsageConverted<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UsageConverted<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a usage result object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut r = UsageResult::default();
-                let mut seen = 0u32;
-                while let Some(UsageField(i)) = map.next_key()? {
-                    if i < USAGE_FIELDS.len() {
-                        if seen & (1 << i) != 0 {
-                            return Err(serde::de::Error::duplicate_field(USAGE_FIELDS[i]));
-                        }
-                        seen |= 1 << i;
-                    }
-                    match i {
-                        0 => r.api_key_id = map.next_value()?,
-                        1 => r.workspace_id = map.next_value()?,
-                        2 => r.model = map.next_value()?,
-                        3 => r.service_tier = map.next_value()?,
-                        4 => r.context_window = map.next_value()?,
-                        5 => r.inference_geo = map.next_value()?,
-                        6 => r.speed = map.next_value()?,
-                        7 => r.account_id = map.next_value()?,
-                        8 => r.service_account_id = map.next_value()?,
-                        9 => r.uncached_input_tokens = map.next_value()?,
-                        10 => r.cache_creation = map.next_value()?,
-                        11 => r.cache_read_input_tokens = map.next_value()?,
-                        12 => r.output_tokens = map.next_value()?,
-                        13 => r.server_tool_use = map.next_value()?,
-                        14 => r.product = map.next_value()?,
-                        15 => r.rbac_group_id = map.next_value()?,
-                        16 => r.slack_channel_id = map.next_value()?,
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+fn not_an_object<'a>(what: String) -> UsageKept<'a> {
+    Err((
+        "results".into(),
+        format!("result must be an object, got {what}"),
+    ))
+}
+
+impl<'de> Visitor<'de> for UsageVisitor {
+    type Value = UsageKept<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a usage result object")
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(("results".into(), "result is null".into())))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(("results".into(), "result is null".into())))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(not_an_object(format!("boolean {v}")))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(not_an_object(format!("number {v}")))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(not_an_object(format!("number {v}")))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(not_an_object(format!("number {v}")))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(not_an_object(format!("string {v:?}")))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(not_an_object("an array".into()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut r = UsageResult::default();
+        let mut seen = 0u32;
+        while let Some(UsageField(i)) = map.next_key()? {
+            if i < USAGE_FIELDS.len() {
+                if seen & (1 << i) != 0 {
+                    return Err(serde::de::Error::duplicate_field(USAGE_FIELDS[i]));
                 }
-                Ok(UsageConverted(usage_row(&mut r)))
+                seen |= 1 << i;
+            }
+            match i {
+                0 => r.api_key_id = map.next_value()?,
+                1 => r.workspace_id = map.next_value()?,
+                2 => r.model = map.next_value()?,
+                3 => r.service_tier = map.next_value()?,
+                4 => r.context_window = map.next_value()?,
+                5 => r.inference_geo = map.next_value()?,
+                6 => r.speed = map.next_value()?,
+                7 => r.account_id = map.next_value()?,
+                8 => r.service_account_id = map.next_value()?,
+                9 => r.uncached_input_tokens = map.next_value()?,
+                10 => r.cache_creation = map.next_value()?,
+                11 => r.cache_read_input_tokens = map.next_value()?,
+                12 => r.output_tokens = map.next_value()?,
+                13 => r.server_tool_use = map.next_value()?,
+                14 => r.product = map.next_value()?,
+                15 => r.rbac_group_id = map.next_value()?,
+                16 => r.slack_channel_id = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        d.deserialize_map(V)
+        Ok(usage_row(&mut r))
     }
 }
 
@@ -207,8 +234,18 @@ struct CostResult<'a> {
 /// its canonical row right away (the large parsed struct is never stored or moved), a cost
 /// result is kept as parsed.
 trait Keep<'de>: Sized {
-    type From: Deserialize<'de>;
-    fn keep(result: Obj<Self::From>) -> Self;
+    /// Reads one element of `results[]` (any JSON value) as what the bucket keeps of it.
+    fn read<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+}
+
+/// Reads one result with [`Keep::read`].
+struct KeepSeed<K>(PhantomData<K>);
+
+impl<'de, K: Keep<'de>> DeserializeSeed<'de> for KeepSeed<K> {
+    type Value = K;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K, D::Error> {
+        K::read(d)
+    }
 }
 
 /// The `results` array of a bucket, each result kept as `K`.
@@ -227,8 +264,8 @@ impl<'de, K: Keep<'de>> Deserialize<'de> for Results<K> {
                 thread_local!(static LAST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
                 let hint = seq.size_hint().unwrap_or_else(|| LAST.get());
                 let mut out = Vec::with_capacity(hint.min(4096));
-                while let Some(r) = seq.next_element::<Obj<K::From>>()? {
-                    out.push(K::keep(r));
+                while let Some(r) = seq.next_element_seed(KeepSeed::<K>(PhantomData))? {
+                    out.push(r);
                 }
                 LAST.set(out.len());
                 Ok(Results(out))
@@ -239,9 +276,8 @@ impl<'de, K: Keep<'de>> Deserialize<'de> for Results<K> {
 }
 
 impl<'de> Keep<'de> for Obj<CostResult<'de>> {
-    type From = CostResult<'de>;
-    fn keep(result: Obj<CostResult<'de>>) -> Self {
-        result
+    fn read<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Obj::deserialize(d)
     }
 }
 
@@ -250,16 +286,8 @@ impl<'de> Keep<'de> for Obj<CostResult<'de>> {
 type UsageKept<'a> = Result<UsageRow<'a>, (String, String)>;
 
 impl<'de> Keep<'de> for UsageKept<'de> {
-    type From = UsageConverted<'de>;
-    fn keep(result: Obj<UsageConverted<'de>>) -> Self {
-        match result {
-            Obj::Ok(UsageConverted(row)) => row,
-            Obj::Invalid(what) => Err((
-                "results".into(),
-                format!("result must be an object, got {what}"),
-            )),
-            Obj::Missing | Obj::Null => Err(("results".into(), "result is null".into())),
-        }
+    fn read<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UsageVisitor)
     }
 }
 
