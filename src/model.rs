@@ -256,6 +256,12 @@ impl UsageRow<'_> {
             source_row: self.source_row,
         }
     }
+    /// The bucket's start and end in µs since the epoch (integer arithmetic: this runs once
+    /// per staged row).
+    pub fn bucket_micros(&self) -> (i64, i64) {
+        let start = self.bucket_start.timestamp_micros();
+        (start, start + self.bucket_width.seconds() * 1_000_000)
+    }
     pub fn bucket_end(&self) -> DateTime<Utc> {
         self.bucket_start + chrono::TimeDelta::seconds(self.bucket_width.seconds())
     }

@@ -490,12 +490,8 @@ impl Sink for WorkerSink<'_> {
         );
         let full = b.len() >= BATCH_ROWS;
         let fam = row.source_format.family().unwrap_or(SourceFamily::AdminApi);
-        let interval = (
-            fam,
-            batch::micros(row.bucket_start),
-            batch::micros(row.bucket_end()),
-        );
-        note_interval(&mut self.usage_intervals, m, interval);
+        let (start, end) = row.bucket_micros();
+        note_interval(&mut self.usage_intervals, m, (fam, start, end));
         if full {
             self.flush(false);
         }

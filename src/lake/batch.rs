@@ -110,8 +110,9 @@ impl UsageBuilder {
         source_file: &str,
         ingest_id: &str,
     ) {
-        self.bucket_start.append_value(micros(r.bucket_start));
-        self.bucket_end.append_value(micros(r.bucket_end()));
+        let (start, end) = r.bucket_micros();
+        self.bucket_start.append_value(start);
+        self.bucket_end.append_value(end);
         self.bucket_width.append_value(r.bucket_width.as_str());
         self.provider.append_value(r.provider);
         // The row's dimensions, with the names (and ids) resolved from the lists.

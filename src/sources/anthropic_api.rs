@@ -35,7 +35,7 @@ struct ServerToolUse<'a> {
 }
 
 /// One result row of a usage page, as read: every field lenient (a wrong type is a reason to
-/// quarantine the row, not an error of the page). Read in place by [`UsageConverted`].
+/// quarantine the row, not an error of the page). Read in place by [`UsageVisitor`].
 #[derive(Default)]
 struct UsageResult<'a> {
     api_key_id: Scalar<'a>,
