@@ -391,7 +391,9 @@ fn null_dictionary_columns(
         let Some(wanted) = columns.iter().find(|w| **w == name && dict.contains(w)) else {
             continue;
         };
-        if c.dictionary_page_offset().is_none() {
+        // An all-NULL chunk is a few bytes of levels per page: only a small chunk is opened
+        // (a page reader costs a codec) to look at its dictionary page.
+        if c.dictionary_page_offset().is_none() || c.compressed_size() > 64 * 1024 {
             continue;
         }
         let mut pages = SerializedPageReader::new(file.clone(), c, rg.num_rows() as usize, None)?;
