@@ -30,6 +30,14 @@ impl Strings {
     }
     /// One code per row of a text column: a dictionary array interns its dictionary only.
     pub fn codes(&mut self, a: &dyn Array) -> Option<Vec<u32>> {
+        let mut out = Vec::new();
+        self.codes_into(a, &mut out)?;
+        Some(out)
+    }
+    /// [`Strings::codes`] into `out` (cleared first): a scan reuses one buffer per column
+    /// instead of fresh (page-faulting) memory per batch.
+    pub fn codes_into(&mut self, a: &dyn Array, out: &mut Vec<u32>) -> Option<()> {
+        out.clear();
         if let Some(d) = a.as_dictionary_opt::<Int32Type>() {
             let values = d.values().as_string_opt::<i32>()?;
             let map: Vec<u32> = (0..values.len())
@@ -43,28 +51,29 @@ impl Strings {
                 .collect();
             let keys = d.keys();
             if keys.null_count() == keys.len() {
-                return Some(vec![NONE; keys.len()]);
+                out.resize(keys.len(), NONE);
+                return Some(());
             }
             let code = |k: i32| map[k as usize];
-            return Some(match keys.nulls() {
-                None => keys.values().iter().map(|&k| code(k)).collect(),
-                Some(n) => (keys.values().iter().zip(n.iter()))
-                    .map(|(&k, valid)| if valid { code(k) } else { NONE })
-                    .collect(),
-            });
+            match keys.nulls() {
+                None => out.extend(keys.values().iter().map(|&k| code(k))),
+                Some(n) => out.extend(
+                    (keys.values().iter().zip(n.iter()))
+                        .map(|(&k, valid)| if valid { code(k) } else { NONE }),
+                ),
+            }
+            return Some(());
         }
         let s = a.as_string_opt::<i32>()?;
-        Some(
-            (0..s.len())
-                .map(|i| {
-                    if s.is_null(i) {
-                        NONE
-                    } else {
-                        self.intern(s.value(i))
-                    }
-                })
-                .collect(),
-        )
+        for i in 0..s.len() {
+            let c = if s.is_null(i) {
+                NONE
+            } else {
+                self.intern(s.value(i))
+            };
+            out.push(c);
+        }
+        Some(())
     }
     /// The code of `v`, if it was interned.
     pub fn code_of(&self, v: &str) -> Option<u32> {

@@ -262,6 +262,25 @@ fn signature(
     }
 }
 
+/// A row signature in 128 bits when each of its nine codes is below 4095 (12 bits each, NULL
+/// as 4095) and its day fits 20 bits, as in any part of a few thousand distinct strings: one
+/// cheap hash and compare per row. `None`: the signature is looked up as it is.
+fn pack_signature(sig: &[u32; 10]) -> Option<u128> {
+    let mut k = u128::from(sig[9]) << 108;
+    if sig[9] >= 1 << 20 {
+        return None;
+    }
+    for (j, &c) in sig[..9].iter().enumerate() {
+        let c = match c {
+            NONE => 4095,
+            c if c < 4095 => c,
+            _ => return None,
+        };
+        k |= u128::from(c) << (12 * j);
+    }
+    Some(k)
+}
+
 /// How one part is priced and dated.
 pub struct Pricing<'a> {
     pub book: &'a crate::pricing::PriceBook,
@@ -302,27 +321,22 @@ impl Calendar {
     }
 }
 
-/// Text codes per column, the count columns, the bucket starts.
-type BatchColumns<'a> = (
-    Vec<Vec<u32>>,
-    Vec<&'a Int64Array>,
-    &'a TimestampMicrosecondArray,
-);
+/// The count columns and the bucket starts of a batch.
+type BatchColumns<'a> = (Vec<&'a Int64Array>, &'a TimestampMicrosecondArray);
 
-/// A usage batch's text columns as codes, its count columns and its bucket starts.
+/// A usage batch's text columns as codes (into `text`, one buffer per column, reused from
+/// batch to batch), its count columns and its bucket starts.
 fn batch_columns<'a>(
     b: &'a arrow::record_batch::RecordBatch,
     path: &Path,
     strings: &mut Strings,
+    text: &mut [Vec<u32>; 10],
 ) -> Result<BatchColumns<'a>, ReportError> {
-    let text: Vec<Vec<u32>> = TEXT
-        .iter()
-        .map(|c| {
-            b.column_by_name(c)
-                .and_then(|a| strings.codes(a.as_ref()))
-                .ok_or_else(|| missing(path, c))
-        })
-        .collect::<Result<_, _>>()?;
+    for (c, out) in TEXT.iter().zip(text.iter_mut()) {
+        b.column_by_name(c)
+            .and_then(|a| strings.codes_into(a.as_ref(), out))
+            .ok_or_else(|| missing(path, c))?;
+    }
     let counts: Vec<&Int64Array> = COUNT_COLUMNS
         .iter()
         .map(|c| {
@@ -335,7 +349,7 @@ fn batch_columns<'a>(
         .column_by_name("bucket_start")
         .and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
         .ok_or_else(|| missing(path, "bucket_start"))?;
-    Ok((text, counts, start))
+    Ok((counts, start))
 }
 
 fn part(
@@ -354,6 +368,8 @@ fn part(
     // A row's signature (its text codes and UTC day) → its index in `infos`: the line slot and
     // the rate, found once per signature.
     let mut sigs: Fast<[u32; 10], u32> = Fast::default();
+    let mut packed_sigs: Fast<u128, u32> = Fast::default();
+    let mut text: [Vec<u32>; 10] = Default::default();
     let mut infos: Vec<SigInfo> = Vec::new();
     let mut rates = Rates::default();
     let mut slots = Slots::default();
@@ -369,7 +385,7 @@ fn part(
     columns.push("bucket_start");
     for b in lio::read_batches_dictionary(path, &columns, &TEXT)? {
         let b = b?;
-        let (text, counts, start) = batch_columns(&b, path, &mut p.strings)?;
+        let (counts, start) = batch_columns(&b, path, &mut p.strings, &mut text)?;
         let mut cal = Calendar {
             daily: p.strings.code_of("1d"),
             month,
@@ -386,7 +402,12 @@ fn part(
                 std::array::from_fn(|j| if j < 9 { text[j + 1][i] } else { utc as u32 });
             let row: [i64; 6] = std::array::from_fn(|k| counts[k][i]);
             // Once per distinct row signature: its line slot and its rate.
-            let id = match sigs.get(&sig) {
+            let packed_sig = pack_signature(&sig);
+            let known = match packed_sig {
+                Some(k) => packed_sigs.get(&k),
+                None => sigs.get(&sig),
+            };
+            let id = match known {
                 Some(v) => *v,
                 None => {
                     let v = signature(
@@ -400,7 +421,10 @@ fn part(
                     );
                     let id = infos.len() as u32;
                     infos.push(v);
-                    sigs.insert(sig, id);
+                    match packed_sig {
+                        Some(k) => packed_sigs.insert(k, id),
+                        None => sigs.insert(sig, id),
+                    };
                     id
                 }
             };
