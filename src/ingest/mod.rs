@@ -479,7 +479,7 @@ impl Sink for WorkerSink<'_> {
         let m = self.last_month.1.as_str();
         if !self.usage.contains_key(m) {
             self.usage
-                .insert(m.to_string(), UsageBuilder::with_capacity(BATCH_ROWS));
+                .insert(m.to_string(), UsageBuilder::with_capacity(BATCH_ROWS / 4));
         }
         let b = self.usage.get_mut(m).expect("just inserted");
         b.push_named(
