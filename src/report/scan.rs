@@ -45,6 +45,22 @@ struct Acc {
     cost: i128,
 }
 
+impl Acc {
+    /// Adds counts and a cost, checked: a sum that would wrap is an error naming the column.
+    fn add(&mut self, counts: [i128; 6], cost: i128) -> Result<(), ReportError> {
+        for (a, b) in self.counts.iter_mut().zip(counts) {
+            *a = a
+                .checked_add(b)
+                .ok_or_else(|| ReportError::Overflow("rated_usage counts".into()))?;
+        }
+        self.cost = self
+            .cost
+            .checked_add(cost)
+            .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?;
+        Ok(())
+    }
+}
+
 /// The names and teams the lake's latest lists and the config give.
 pub struct Lookup {
     /// workspace id → name, API key id → name (latest lists).
@@ -132,19 +148,10 @@ impl Part {
                     .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?,
                 _ => 0,
             };
-            let line = self
-                .lines
+            self.lines
                 .entry((k, d, status[usize::from(unpriced)]))
-                .or_default();
-            for (a, b) in line.counts.iter_mut().zip(acc.counts) {
-                *a = a
-                    .checked_add(b)
-                    .ok_or_else(|| ReportError::Overflow("rated_usage counts".into()))?;
-            }
-            line.cost = line
-                .cost
-                .checked_add(cost)
-                .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?;
+                .or_default()
+                .add(acc.counts, cost)?;
         }
         Ok(())
     }
@@ -483,18 +490,10 @@ pub fn lines(
                     )),
                 }
             }
-            let e = merged
+            merged
                 .entry((dims_text, text(status).unwrap_or_default()))
-                .or_default();
-            for (a, b) in e.counts.iter_mut().zip(acc.counts) {
-                *a = a
-                    .checked_add(b)
-                    .ok_or_else(|| ReportError::Overflow("rated_usage counts".into()))?;
-            }
-            e.cost = e
-                .cost
-                .checked_add(acc.cost)
-                .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?;
+                .or_default()
+                .add(acc.counts, acc.cost)?;
         }
     }
     let mut out: Vec<Line> = merged

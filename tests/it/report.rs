@@ -432,9 +432,29 @@ print(json.dumps(rows))
     }
 }
 
+/// `sql/report.sql` over `rated_usage`. polars plans it recursively: a debug build needs more
+/// than a test thread's 2 MiB of stack (the CLI runs it on the 8 MiB main thread).
+fn report_sql_big_stack(
+    layout: &tokenledger::lake::Layout,
+    month: tokenledger::vocab::Month,
+    dims: &[tokenledger::report::Dim],
+    teams: &[tokenledger::config::Team],
+) -> tokenledger::report::Report {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn_scoped(s, || {
+                tokenledger::report::report_sql(layout, month, dims, teams).unwrap()
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
+
 #[test]
 fn the_arrow_pass_over_usage_and_the_shipped_sql_over_rated_usage_agree_for_every_grouping() {
-    use tokenledger::report::{Dim, report, report_sql};
+    use tokenledger::report::{Dim, report};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let cfg = tmp.path().join("tokenledger.toml");
@@ -496,16 +516,7 @@ api_keys = ["apikey_01TzFreshKey0000001"]
         let m = tokenledger::vocab::Month::parse(month).unwrap();
         for dims in &groupings {
             let fast = report(&layout, m, dims, &config.teams, &pricing).unwrap();
-            // polars plans report.sql recursively: a debug build needs more than a test
-            // thread's 2 MiB of stack (the CLI runs it on the 8 MiB main thread).
-            let sql = std::thread::scope(|s| {
-                std::thread::Builder::new()
-                    .stack_size(64 << 20)
-                    .spawn_scoped(s, || report_sql(&layout, m, dims, &config.teams).unwrap())
-                    .unwrap()
-                    .join()
-                    .unwrap()
-            });
+            let sql = report_sql_big_stack(&layout, m, dims, &config.teams);
             assert_eq!(fast, sql, "{month} by {dims:?}");
             lines += fast.lines.len();
         }
@@ -589,7 +600,7 @@ fn usage_page(dir: &Path, rows: &[(&str, &str, u64, u64)]) -> std::path::PathBuf
 
 #[test]
 fn names_null_in_every_row_group_and_rows_past_the_safe_count_price_as_the_sql_does() {
-    use tokenledger::report::{Dim, report, report_sql};
+    use tokenledger::report::{Dim, report};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let cfg = tmp.path().join("tokenledger.toml");
@@ -654,14 +665,7 @@ fn names_null_in_every_row_group_and_rows_past_the_safe_count_price_as_the_sql_d
         vec![Dim::Team, Dim::Day, Dim::ApiKey],
     ] {
         let fast = report(&layout, m, &dims, &config.teams, &pricing).unwrap();
-        let sql = std::thread::scope(|s| {
-            std::thread::Builder::new()
-                .stack_size(64 << 20)
-                .spawn_scoped(s, || report_sql(&layout, m, &dims, &config.teams).unwrap())
-                .unwrap()
-                .join()
-                .unwrap()
-        });
+        let sql = report_sql_big_stack(&layout, m, &dims, &config.teams);
         assert_eq!(fast, sql, "by {dims:?}");
         if dims == [Dim::ApiKey] {
             let by_key = |k: &str| {
