@@ -1,7 +1,7 @@
 //! Par: the crate's one parallel map (scoped threads, an atomic work index).
 //!
-//! Owns: running a function over items on a few threads, keeping their order. Must not: import
-//! anything of the crate.
+//! Owns: running a function over items on a few threads, keeping their order; how many malloc
+//! arenas those threads share. Must not: import anything of the crate.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -29,4 +29,18 @@ pub fn map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Syn
     });
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// glibc gives every new thread its own malloc arena, and each stage of a nightly run starts new
+/// worker threads: freed memory then sits in a dozen arenas (measured: the 3-month nightly run
+/// peaked at 380–450 MiB, 205–225 MiB with two arenas, no slower). Two arenas, unless
+/// `MALLOC_ARENA_MAX` says otherwise. Call first thing in `main`, before any thread exists.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called before any other thread exists; mallopt only sets a glibc parameter.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
 }

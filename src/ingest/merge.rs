@@ -207,6 +207,40 @@ fn rewrite(
     w.finish()
 }
 
+/// Whether no claim of this ingest overlaps an old part's time span: then it keeps every row
+/// (each ingest leaves only rows in force) and is not read (the nightly case reads only the
+/// restated day). A part without statistics is read.
+fn untouched(part: &Path, claimed: &[(i64, i64)]) -> Result<bool, LakeError> {
+    Ok(match lio::time_span(part)? {
+        Some((lo, hi)) => !claimed.iter().any(|&(s, e)| s < hi && lo < e),
+        None => false,
+    })
+}
+
+/// The month's coverage after this ingest, staged: (staged file, lake path).
+fn stage_coverage(
+    layout: &Layout,
+    group: Group,
+    month: &str,
+    eff: &Effective,
+    final_dir: &Path,
+    ingest_id: &str,
+) -> Result<(PathBuf, PathBuf), LakeError> {
+    let cov_path = layout.month_file(group.coverage(), "anthropic", month);
+    let cov_staged = final_dir
+        .join(group.coverage().dir_name())
+        .join(format!("{month}.parquet"));
+    let rows = batch::coverage_batch(&eff.rows("anthropic"));
+    lio::write_atomic(
+        &cov_staged,
+        schema::coverage(),
+        &[rows],
+        group.coverage(),
+        ingest_id,
+    )?;
+    Ok((cov_staged, cov_path))
+}
+
 pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeError> {
     let mut out = MonthOutcome::default();
     let (eff, rejected) = claim_month(&mut inp, &mut out)?;
@@ -246,19 +280,13 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
     let claimed: Vec<(i64, i64)> = inp.intervals.iter().map(|c| (c.2, c.3)).collect();
     for (part, new) in parts.chain(new_parts) {
         let is_new = new.is_some();
-        // An old part that no claim of this ingest overlaps keeps every row (each ingest leaves
-        // only rows in force): it is not read (the nightly case reads only the restated day).
-        if !is_new
-            && let Some((lo, hi)) = lio::time_span(part)?
-            && !claimed.iter().any(|&(s, e)| s < hi && lo < e)
-        {
+        if !is_new && untouched(part, &claimed)? {
             continue;
         }
         if let Some(p) = new
             && own.owns_all(p, inp.jobs, ingest_id)
         {
-            let c = out.per_file.entry(p.seq).or_default();
-            c.loaded += p.intervals.iter().map(|i| i.3).sum::<u64>();
+            out.per_file.entry(p.seq).or_default().loaded += p.rows();
             out.renames.push((part.clone(), part_name()));
             continue;
         }
@@ -288,19 +316,8 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             out.removes.extend(removal(layout, table, month, part));
         }
     }
-    // The month's coverage after this ingest.
-    let cov_path = layout.month_file(group.coverage(), "anthropic", month);
-    let cov_staged = final_dir
-        .join(group.coverage().dir_name())
-        .join(format!("{month}.parquet"));
-    let rows = batch::coverage_batch(&eff.rows("anthropic"));
-    lio::write_atomic(
-        &cov_staged,
-        schema::coverage(),
-        &[rows],
-        group.coverage(),
-        ingest_id,
-    )?;
-    out.renames.push((cov_staged, cov_path));
+    out.renames.push(stage_coverage(
+        layout, group, month, &eff, final_dir, ingest_id,
+    )?);
     Ok(out)
 }

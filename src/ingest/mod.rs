@@ -336,6 +336,13 @@ pub(super) struct NewPart {
     pub intervals: PartIntervals,
 }
 
+impl NewPart {
+    /// The rows of the part.
+    pub fn rows(&self) -> u64 {
+        self.intervals.iter().map(|i| i.3).sum()
+    }
+}
+
 /// Counts a row of `interval` in the part of `month`: rows come bucket by bucket, so this
 /// nearly always extends the last run (and allocates nothing).
 fn note_interval(

@@ -269,6 +269,49 @@ fn signature(
     }
 }
 
+/// The distinct row signatures of a part, numbered, with their [`SigInfo`].
+#[derive(Default)]
+struct Signatures {
+    /// Signatures packed into 128 bits ([`pack_signature`]), and the rare others as they are.
+    packed: Fast<u128, u32>,
+    other: Fast<[u32; 10], u32>,
+    infos: Vec<SigInfo>,
+}
+
+impl Signatures {
+    /// The number of `sig`, resolved by `info` the first time it is seen.
+    fn id(&mut self, sig: [u32; 10], info: impl FnOnce() -> SigInfo) -> u32 {
+        let packed = pack_signature(&sig);
+        let known = match packed {
+            Some(k) => self.packed.get(&k),
+            None => self.other.get(&sig),
+        };
+        if let Some(id) = known {
+            return *id;
+        }
+        let id = self.infos.len() as u32;
+        self.infos.push(info());
+        match packed {
+            Some(k) => self.packed.insert(k, id),
+            None => self.other.insert(sig, id),
+        };
+        id
+    }
+}
+
+/// Whether a row prices: within the rate's safe count it does; past it, it is priced alone and
+/// may not fit (UNPRICED, as rating marks it); no rate, no price.
+fn fits(info: SigInfo, row: [i64; 6], rates: &Rates) -> bool {
+    match info.safe {
+        Some(safe) if row.iter().all(|c| c.unsigned_abs() <= safe) => true,
+        Some(_) => rates.list[info.rate as usize]
+            .as_ref()
+            .and_then(|r| crate::rating::row_cost(r, row))
+            .is_some(),
+        None => false,
+    }
+}
+
 /// A row signature in 128 bits when each of its nine codes is below 4095 (12 bits each, NULL
 /// as 4095) and its day fits 20 bits, as in any part of a few thousand distinct strings: one
 /// cheap hash and compare per row. `None`: the signature is looked up as it is.
@@ -374,10 +417,8 @@ fn part(
     let mut cache = crate::pricing::RateCache::new(pricing.book);
     // A row's signature (its text codes and UTC day) → its index in `infos`: the line slot and
     // the rate, found once per signature.
-    let mut sigs: Fast<[u32; 10], u32> = Fast::default();
-    let mut packed_sigs: Fast<u128, u32> = Fast::default();
+    let mut sigs = Signatures::default();
     let mut text: [Vec<u32>; 10] = Default::default();
-    let mut infos: Vec<SigInfo> = Vec::new();
     let mut rates = Rates::default();
     let mut slots = Slots::default();
     // The counts summed per signature, business day and UNPRICED: pricing is linear, so the
@@ -409,52 +450,28 @@ fn part(
                 std::array::from_fn(|j| if j < 9 { text[j + 1][i] } else { utc as u32 });
             let row: [i64; 6] = std::array::from_fn(|k| counts[k][i]);
             // Once per distinct row signature: its line slot and its rate.
-            let packed_sig = pack_signature(&sig);
-            let known = match packed_sig {
-                Some(k) => packed_sigs.get(&k),
-                None => sigs.get(&sig),
-            };
-            let id = match known {
-                Some(v) => *v,
-                None => {
-                    let v = signature(
-                        &sig,
-                        &mut p.strings,
-                        &mut cache,
-                        &mut rates,
-                        &mut slots,
-                        look,
-                        &want,
-                    );
-                    let id = infos.len() as u32;
-                    infos.push(v);
-                    match packed_sig {
-                        Some(k) => packed_sigs.insert(k, id),
-                        None => sigs.insert(sig, id),
-                    };
-                    id
-                }
-            };
-            let info = infos[id as usize];
-            // A row past the rate's safe count is priced alone: it may not fit (UNPRICED).
-            let fits = match info.safe {
-                Some(safe) if row.iter().all(|c| c.unsigned_abs() <= safe) => true,
-                Some(_) => rates.list[info.rate as usize]
-                    .as_ref()
-                    .and_then(|r| crate::rating::row_cost(r, row))
-                    .is_some(),
-                None => false,
-            };
+            let id = sigs.id(sig, || {
+                signature(
+                    &sig,
+                    &mut p.strings,
+                    &mut cache,
+                    &mut rates,
+                    &mut slots,
+                    look,
+                    &want,
+                )
+            });
+            let prices = fits(sigs.infos[id as usize], row, &rates);
             let d = if want_day { local } else { 0 };
             // signature | day | UNPRICED, packed: one cheap hash per row.
-            let packed = (u64::from(id) << 33) | (u64::from(d as u32) << 1) | u64::from(!fits);
+            let packed = (u64::from(id) << 33) | (u64::from(d as u32) << 1) | u64::from(!prices);
             let acc = sums.entry(packed).or_default();
             for (c, v) in acc.counts.iter_mut().zip(row) {
                 *c += i128::from(v);
             }
         }
     }
-    p.unpack(sums, &infos, &slots, &rates, [priced, unpriced])?;
+    p.unpack(sums, &sigs.infos, &slots, &rates, [priced, unpriced])?;
     Ok(p)
 }
 
