@@ -132,7 +132,7 @@ impl Part {
     /// lines; `status` is [priced, unpriced].
     fn unpack(
         &mut self,
-        sums: Fast<u64, Acc>,
+        sums: impl IntoIterator<Item = (u64, Acc)>,
         sigs: &[SigInfo],
         slots: &Slots,
         rates: &Rates,
@@ -276,6 +276,8 @@ struct Signatures {
     packed: Fast<u128, u32>,
     other: Fast<[u32; 10], u32>,
     infos: Vec<SigInfo>,
+    /// The UTC day of each signature (its last field).
+    utc: Vec<i32>,
 }
 
 impl Signatures {
@@ -291,12 +293,62 @@ impl Signatures {
         }
         let id = self.infos.len() as u32;
         self.infos.push(info());
+        self.utc.push(sig[9] as i32);
         match packed {
             Some(k) => self.packed.insert(k, id),
             None => self.other.insert(sig, id),
         };
         id
     }
+}
+
+/// The counts summed per signature, business day and UNPRICED, by signature number: the business
+/// day of a row is its UTC day or the day before or after (a zone is less than a day off UTC),
+/// so each signature has six slots and no row needs a second hash lookup.
+#[derive(Default)]
+struct Sums {
+    /// signature → [day before, same day, day after] × [priced, unpriced]
+    slots: Vec<[Option<Acc>; 6]>,
+    /// Any other day (never, for a real zone): `signature | day | UNPRICED` packed.
+    other: Fast<u64, Acc>,
+}
+
+impl Sums {
+    /// The sums of signature `id` (of UTC day `utc`) on business day `day`, priced or not.
+    /// Without `--by day` the caller gives `day == utc`.
+    fn acc(&mut self, id: u32, utc: i32, day: i32, unpriced: bool) -> &mut Acc {
+        let (id, off) = (id as usize, day - utc);
+        if !(-1..=1).contains(&off) {
+            return self.other.entry(pack_line(id, day, unpriced)).or_default();
+        }
+        if self.slots.len() <= id {
+            self.slots.resize(id + 1, [None; 6]);
+        }
+        let slot = (off + 1) as usize * 2 + usize::from(unpriced);
+        self.slots[id][slot].get_or_insert_with(Acc::default)
+    }
+    /// Every sum keyed `signature | business day (0 without --by day) | UNPRICED`, packed.
+    fn packed(self, utc: &[i32], want_day: bool) -> Vec<(u64, Acc)> {
+        let mut out: Vec<(u64, Acc)> = Vec::new();
+        for (id, slots) in self.slots.into_iter().enumerate() {
+            for (slot, acc) in slots.into_iter().enumerate() {
+                let Some(acc) = acc else { continue };
+                let day = if want_day {
+                    utc[id] + (slot / 2) as i32 - 1
+                } else {
+                    0
+                };
+                out.push((pack_line(id, day, slot % 2 == 1), acc));
+            }
+        }
+        out.extend(self.other);
+        out
+    }
+}
+
+/// `signature | day | UNPRICED` in one `u64`.
+fn pack_line(id: usize, day: i32, unpriced: bool) -> u64 {
+    ((id as u64) << 33) | (u64::from(day as u32) << 1) | u64::from(unpriced)
 }
 
 /// Whether a row prices: within the rate's safe count it does; past it, it is priced alone and
@@ -423,7 +475,7 @@ fn part(
     let mut slots = Slots::default();
     // The counts summed per signature, business day and UNPRICED: pricing is linear, so the
     // sums are priced once at the end (`sum_cost`), to the unit the rows would give.
-    let mut sums: Fast<u64, Acc> = Fast::default();
+    let mut sums = Sums::default();
     let (priced, unpriced) = (
         p.strings.intern(PricingStatus::Priced.as_str()),
         p.strings.intern(PricingStatus::Unpriced.as_str()),
@@ -462,16 +514,15 @@ fn part(
                 )
             });
             let prices = fits(sigs.infos[id as usize], row, &rates);
-            let d = if want_day { local } else { 0 };
-            // signature | day | UNPRICED, packed: one cheap hash per row.
-            let packed = (u64::from(id) << 33) | (u64::from(d as u32) << 1) | u64::from(!prices);
-            let acc = sums.entry(packed).or_default();
+            let d = if want_day { local } else { utc };
+            let acc = sums.acc(id, utc, d, !prices);
             for (c, v) in acc.counts.iter_mut().zip(row) {
                 *c += i128::from(v);
             }
         }
     }
-    p.unpack(sums, &sigs.infos, &slots, &rates, [priced, unpriced])?;
+    let packed = sums.packed(&sigs.utc, want_day);
+    p.unpack(packed, &sigs.infos, &slots, &rates, [priced, unpriced])?;
     Ok(p)
 }
 
