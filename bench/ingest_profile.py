@@ -5,7 +5,7 @@ import sys
 
 STAGES = [
     ("JSON parse (serde_json, lenient values, row conversion)",
-     ["serde_json", "serde_core", "Scalar", "Obj<", "UsageVisitor", "KeepSeed", "UsageField", "usage_row",
+     ["serde_json", "serde_core", "Scalar", "Obj<", "usage_from_map", "KeepSeed", "lenient::object", "UsageField", "usage_row",
       "CacheCreation", "ServerToolUse", "Results<", "opt_text", "usage_tokens", "check_enum",
       "DataSeed", "PageSeed", "parse_ts", "from_utf8", "opt_enum"]),
     ("bucket checks (repeated dimensions, times)",

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::lenient::{Obj, Scalar};
+use super::lenient::{FromObject, Obj, Scalar};
 use super::{FileError, Limits, Quarantined, Sink, excerpt, mask_key_hint};
 use crate::model::{
     self, ApiKey, BucketWidth, CostRow, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens,
@@ -35,7 +35,7 @@ struct ServerToolUse<'a> {
 }
 
 /// One result row of a usage page, as read: every field lenient (a wrong type is a reason to
-/// quarantine the row, not an error of the page). Read in place by [`UsageVisitor`].
+/// quarantine the row, not an error of the page). Read in place by [`usage_from_map`].
 #[derive(Default)]
 struct UsageResult<'a> {
     api_key_id: Scalar<'a>,
@@ -123,80 +123,55 @@ impl<'de> Deserialize<'de> for UsageField {
 /// and converted, so the large parsed struct is never moved or stored. A key given twice fails
 /// the page, as it would for any derived struct ("duplicate field"). A result that is not an
 /// object is refused with what it is, as [`Obj`] says it.
-struct UsageVisitor;
-
-fn not_an_object<'a>(what: String) -> UsageKept<'a> {
-    Err((
-        "results".into(),
-        format!("result must be an object, got {what}"),
-    ))
+impl<'de> FromObject<'de> for UsageKept<'de> {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        usage_from_map(map)
+    }
+    fn not_object(what: Option<String>) -> Self {
+        Err(match what {
+            None => ("results".into(), "result is null".into()),
+            Some(w) => (
+                "results".into(),
+                format!("result must be an object, got {w}"),
+            ),
+        })
+    }
 }
 
-impl<'de> Visitor<'de> for UsageVisitor {
-    type Value = UsageKept<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a usage result object")
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Err(("results".into(), "result is null".into())))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Err(("results".into(), "result is null".into())))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(not_an_object(format!("boolean {v}")))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(not_an_object(format!("number {v}")))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(not_an_object(format!("number {v}")))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(not_an_object(format!("number {v}")))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(not_an_object(format!("string {v:?}")))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
-        while s.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(not_an_object("an array".into()))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut r = UsageResult::default();
-        let mut seen = 0u32;
-        while let Some(UsageField(i)) = map.next_key()? {
-            if i < USAGE_FIELDS.len() {
-                if seen & (1 << i) != 0 {
-                    return Err(serde::de::Error::duplicate_field(USAGE_FIELDS[i]));
-                }
-                seen |= 1 << i;
+fn usage_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<UsageKept<'de>, A::Error> {
+    let mut r = UsageResult::default();
+    let mut seen = 0u32;
+    while let Some(UsageField(i)) = map.next_key()? {
+        if i < USAGE_FIELDS.len() {
+            if seen & (1 << i) != 0 {
+                return Err(serde::de::Error::duplicate_field(USAGE_FIELDS[i]));
             }
-            match i {
-                0 => r.api_key_id = map.next_value()?,
-                1 => r.workspace_id = map.next_value()?,
-                2 => r.model = map.next_value()?,
-                3 => r.service_tier = map.next_value()?,
-                4 => r.context_window = map.next_value()?,
-                5 => r.inference_geo = map.next_value()?,
-                6 => r.speed = map.next_value()?,
-                7 => r.account_id = map.next_value()?,
-                8 => r.service_account_id = map.next_value()?,
-                9 => r.uncached_input_tokens = map.next_value()?,
-                10 => r.cache_creation = map.next_value()?,
-                11 => r.cache_read_input_tokens = map.next_value()?,
-                12 => r.output_tokens = map.next_value()?,
-                13 => r.server_tool_use = map.next_value()?,
-                14 => r.product = map.next_value()?,
-                15 => r.rbac_group_id = map.next_value()?,
-                16 => r.slack_channel_id = map.next_value()?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+            seen |= 1 << i;
+        }
+        match i {
+            0 => r.api_key_id = map.next_value()?,
+            1 => r.workspace_id = map.next_value()?,
+            2 => r.model = map.next_value()?,
+            3 => r.service_tier = map.next_value()?,
+            4 => r.context_window = map.next_value()?,
+            5 => r.inference_geo = map.next_value()?,
+            6 => r.speed = map.next_value()?,
+            7 => r.account_id = map.next_value()?,
+            8 => r.service_account_id = map.next_value()?,
+            9 => r.uncached_input_tokens = map.next_value()?,
+            10 => r.cache_creation = map.next_value()?,
+            11 => r.cache_read_input_tokens = map.next_value()?,
+            12 => r.output_tokens = map.next_value()?,
+            13 => r.server_tool_use = map.next_value()?,
+            14 => r.product = map.next_value()?,
+            15 => r.rbac_group_id = map.next_value()?,
+            16 => r.slack_channel_id = map.next_value()?,
+            _ => {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(usage_row(&mut r))
     }
+    Ok(usage_row(&mut r))
 }
 
 /// A row of a page of the Enterprise analytics report, which this parser must not read.
@@ -287,7 +262,7 @@ type UsageKept<'a> = Result<UsageRow<'a>, (String, String)>;
 
 impl<'de> Keep<'de> for UsageKept<'de> {
     fn read<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(UsageVisitor)
+        super::lenient::object(d)
     }
 }
 

@@ -159,43 +159,66 @@ pub enum Obj<T> {
     Ok(T),
 }
 
+/// A value that must be a JSON object, read leniently: an object goes to `from_map`, anything
+/// else to `not_object` with what it is (`None` for null), so a wrong type is quarantined with
+/// its reason instead of failing the page. [`Obj`] is one; a usage row read in place is another.
+pub trait FromObject<'de>: Sized {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+    /// `what` says what came instead ("boolean true", "number 5", "an array"); `None`: null.
+    fn not_object(what: Option<String>) -> Self;
+}
+
+/// Reads a [`FromObject`] from any JSON value.
+pub fn object<'de, D: Deserializer<'de>, T: FromObject<'de>>(d: D) -> Result<T, D::Error> {
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: FromObject<'de>> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<T, A::Error> {
+            T::from_map(m)
+        }
+        fn visit_none<E>(self) -> Result<T, E> {
+            Ok(T::not_object(None))
+        }
+        fn visit_unit<E>(self) -> Result<T, E> {
+            Ok(T::not_object(None))
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<T, E> {
+            Ok(T::not_object(Some(format!("boolean {v}"))))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<T, E> {
+            Ok(T::not_object(Some(format!("number {v}"))))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<T, E> {
+            Ok(T::not_object(Some(format!("number {v}"))))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<T, E> {
+            Ok(T::not_object(Some(format!("number {v}"))))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<T, E> {
+            Ok(T::not_object(Some(format!("string {v:?}"))))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<T, A::Error> {
+            while s.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(T::not_object(Some("an array".into())))
+        }
+    }
+    d.deserialize_any(V(PhantomData))
+}
+
+impl<'de, T: Deserialize<'de>> FromObject<'de> for Obj<T> {
+    fn from_map<A: MapAccess<'de>>(m: A) -> Result<Self, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(m)).map(Obj::Ok)
+    }
+    fn not_object(what: Option<String>) -> Self {
+        what.map_or(Obj::Null, Obj::Invalid)
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Obj<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Obj<T>, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(m)).map(Obj::Ok)
-            }
-            fn visit_none<E>(self) -> Result<Obj<T>, E> {
-                Ok(Obj::Null)
-            }
-            fn visit_unit<E>(self) -> Result<Obj<T>, E> {
-                Ok(Obj::Null)
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Obj<T>, E> {
-                Ok(Obj::Invalid(format!("boolean {v}")))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Obj<T>, E> {
-                Ok(Obj::Invalid(format!("number {v}")))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Obj<T>, E> {
-                Ok(Obj::Invalid(format!("number {v}")))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Obj<T>, E> {
-                Ok(Obj::Invalid(format!("number {v}")))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Obj<T>, E> {
-                Ok(Obj::Invalid(format!("string {v:?}")))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Obj<T>, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Obj::Invalid("an array".into()))
-            }
-        }
-        d.deserialize_any(V(PhantomData))
+        object(d)
     }
 }
