@@ -55,7 +55,7 @@ timed() {
   printf '  %-40s %6.2f s, peak RSS %4d MiB\n' "$label" "$secs" $((kib / 1024))
 }
 for i in 1 2 3; do
-  rm -rf "$WORK/bigd/rated_usage"
+  rm -rf "$WORK/bigd/usage_pricing"
   timed "rate 3 months from scratch (run $i)" "$BIN" -q --data-dir "$WORK/bigd" rate
   timed "anomalies, rated data current (run $i)" "$BIN" -q --data-dir "$WORK/bigd" anomalies --format csv
 done

@@ -8,9 +8,11 @@ peak RSS. Steps:
   ingest        1-minute Admin API usage pages -> Parquet (tokenledger ingest; DuckDB
                 read_json -> COPY TO parquet, tuned: preserve_insertion_order=false)
   cold report   the chargeback of a month never rated (tokenledger report after deleting
-                rated_usage: it prices usage on the fly; DuckDB prices the same usage in SQL,
+                usage_pricing: it prices usage on the fly; DuckDB prices the same usage in SQL,
                 prices joined by date)
-  warm report   the chargeback again, rated data current (tokenledger only)
+  warm report   the chargeback again (tokenledger only)
+  rate          the month priced from scratch into usage_pricing, what the SQL readers (the
+                rated_usage view, reconcile, credits, anomalies) read (tokenledger only)
   nightly       one restated day arrives: ingest it, then rate (new parts only) + report
   run           the whole nightly `tokenledger run` of a 3-month hourly organisation
                 (cold: a new lake; then warm: nothing new)
@@ -151,6 +153,7 @@ def main():
     if a.only_run:
         return nightly_runs(a)
     ingest, cold, warm, night = Step("ingest"), Step("cold report (month never rated)"), Step("warm report"), Step("nightly")
+    rate = Step("rate (usage_pricing from scratch)")
     rows = 0
     for r in range(a.rounds):
         shutil.rmtree(data, ignore_errors=True)
@@ -163,19 +166,22 @@ def main():
         os.remove(out_pq)
 
         month = sorted(os.listdir(os.path.join(data, "usage", "provider=anthropic")))[0].split("=")[1]
-        shutil.rmtree(os.path.join(data, "rated_usage"), ignore_errors=True)
+        shutil.rmtree(os.path.join(data, "usage_pricing"), ignore_errors=True)
         wall, rss, _ = run([a.bin, "--data-dir", data, "report", "--month", month, "--format", "csv"])
         cold.add("tokenledger", wall, rss)
         wall, rss, _ = duckdb_report(data, prices, month)
         cold.add("duckdb", wall, rss)
         wall, rss, _ = run([a.bin, "--data-dir", data, "report", "--month", month, "--format", "csv"])
         warm.add("tokenledger", wall, rss)
+        shutil.rmtree(os.path.join(data, "usage_pricing"), ignore_errors=True)
+        wall, rss, _ = run([a.bin, "--data-dir", data, "rate", "-q"])
+        rate.add("tokenledger", wall, rss)
 
         w1, r1, _ = run([a.bin, "--data-dir", data, "ingest", "--json", "-q", last_page])
         w2, r2, _ = run([a.bin, "--data-dir", data, "report", "--month", month, "--format", "csv"])
         night.add("tokenledger", w1 + w2, max(r1, r2))
     print(f"rows: {rows:,} usage rows ({size / 1e6:.0f} MB of JSON)", flush=True)
-    for s in (ingest, cold, warm, night):
+    for s in (ingest, cold, warm, rate, night):
         s.report()
     t = ingest.line("tokenledger")
     print(f"ingest throughput: {rows / t[0]:,.0f} rows/s, {size / t[0] / 1e6:.0f} MB/s (median)", flush=True)

@@ -42,7 +42,7 @@ run() {
   read -r secs kib < "$WORK/time"
   printf '  %-44s %6.2f s, peak RSS %4d MiB\n' "$1" "$secs" $((kib / 1024))
 }
-rm -rf "$DATA/rated_usage"
+rm -rf "$DATA/usage_pricing"
 run "credits, rating 36 months from scratch first"
 for i in 1 2 3; do run "credits, rated data current (run $i)"; done
 python3 -c "import json; l=json.load(open('$WORK/out.json')); p=l['positions'][0]; print('  ledger: balance', p['balance_usd'], 'burn/day', p['burn_per_day_usd'], 'runway', p['runway_date'], '|', len(l['findings']), 'findings')"

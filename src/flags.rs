@@ -175,9 +175,10 @@ tokenledger usage\n  \
 tokenledger usage --month 2026-10 --format csv > usage.csv"
     )]
     Usage(UsageArgs),
-    /// Run SQL over the lake (polars SQL). Tables: usage, cost, rated_usage, workspaces,
-    /// api_keys, teams, usage_coverage, cost_coverage, ingest_log, quarantine, credit_lots,
-    /// balance_snapshots, invoices, invoice_lines, anomaly_acks, mail_log, alert_log.
+    /// Run SQL over the lake (polars SQL). Tables: usage, cost, rated_usage (a view: usage
+    /// joined with usage_pricing), workspaces, api_keys, teams, usage_coverage, cost_coverage,
+    /// ingest_log, quarantine, credit_lots, balance_snapshots, invoices, invoice_lines,
+    /// anomaly_acks, mail_log, alert_log.
     #[command(after_help = SQL_HELP)]
     Sql(SqlArgs),
     /// List quarantined input: file, row/line, field and reason.
@@ -190,7 +191,8 @@ tokenledger quarantine --format csv > quarantine.csv")]
 tokenledger prices\n  \
 tokenledger prices --as-of 2026-03-12 --all --format csv")]
     Prices(PricesArgs),
-    /// Price every usage row (the derived table rated_usage); re-rates what is stale.
+    /// Price every usage row (the derived table usage_pricing, read as the view rated_usage);
+    /// re-rates what is stale.
     #[command(
         after_help = "Rated data is derived: a month is re-rated from scratch when its usage, \
 the price book or the business timezone changes.\n\n\
@@ -304,6 +306,8 @@ The shipped queries (sql/*.sql) are the ones behind every report, each with a he
 they are portable (DuckDB, Spark, Trino, polars) and take {{NAME}} placeholders from --param
 (--param month=YYYY-MM also fills month_before and month_after). `month` is every monthly
 table's partition key (UTC); rated_usage has utc_day, business_day and business_month.
+rated_usage is a view (sql/rated_usage.sql): usage joined with what pricing added to each
+row (the table usage_pricing, written by `tokenledger rate`), one priced row per usage row.
 
 Examples:
   tokenledger sql --tables

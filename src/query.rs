@@ -17,6 +17,12 @@ use crate::money::Money;
 /// The query behind `tokenledger usage`; also run by DuckDB in the interop tests.
 pub const USAGE_TOTALS_SQL: &str = include_str!("../sql/usage_totals.sql");
 
+/// The `rated_usage` view: `usage` joined with what pricing added (`usage_pricing`) on the
+/// usage row's key. Registered in every SQL session that has both tables.
+pub const RATED_USAGE_SQL: &str = include_str!("../sql/rated_usage.sql");
+/// The view's name.
+pub const RATED_USAGE: &str = "rated_usage";
+
 pub const TABLES: [Table; 17] = [
     Table::Usage,
     Table::UsageCoverage,
@@ -26,7 +32,7 @@ pub const TABLES: [Table; 17] = [
     Table::ApiKeys,
     Table::IngestLog,
     Table::Quarantine,
-    Table::RatedUsage,
+    Table::UsagePricing,
     Table::CreditLots,
     Table::BalanceSnapshots,
     Table::Invoices,
@@ -210,7 +216,7 @@ pub fn name_frames(layout: &Layout) -> Result<(Frame, Frame), QueryError> {
 
 /// A SQL context with every non-empty table registered under its directory name.
 pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
-    let ctx = SQLContext::new();
+    let mut ctx = SQLContext::new();
     for t in TABLES {
         if let Some(mut lf) = scan(layout, t)? {
             if t == Table::Teams {
@@ -229,7 +235,19 @@ pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
             ctx.register(t.dir_name(), lf);
         }
     }
+    register_rated(&mut ctx)?;
     Ok(ctx)
+}
+
+/// Registers the `rated_usage` view when the session has `usage` and `usage_pricing`.
+fn register_rated(ctx: &mut SQLContext) -> Result<(), QueryError> {
+    let names = ctx.get_tables();
+    let has = |t: Table| names.iter().any(|n| n == t.dir_name());
+    if has(Table::Usage) && has(Table::UsagePricing) {
+        let view = ctx.execute(RATED_USAGE_SQL)?;
+        ctx.register(RATED_USAGE, view);
+    }
+    Ok(())
 }
 
 /// Splits a SQL text into statements (on `;` outside quotes and comments).
@@ -353,6 +371,23 @@ impl Sql {
     pub fn files(&mut self, name: &str, files: &[PathBuf]) -> Result<(), QueryError> {
         self.ctx.register(name, scan_files(files)?);
         Ok(())
+    }
+    /// Registers pricing parts as `usage_pricing`, the usage parts they mirror as `usage`, and
+    /// the `rated_usage` view over them.
+    pub fn rated_parts(&mut self, layout: &Layout, pricing: &[PathBuf]) -> Result<(), QueryError> {
+        let usage: Vec<PathBuf> = pricing.iter().map(|p| layout.usage_of(p)).collect();
+        self.files(Table::Usage.dir_name(), &usage)?;
+        self.files(Table::UsagePricing.dir_name(), pricing)?;
+        register_rated(&mut self.ctx)
+    }
+    /// Registers the whole `usage` and `usage_pricing` tables and the `rated_usage` view;
+    /// false when nothing is priced yet.
+    pub fn rated_table(&mut self, layout: &Layout) -> Result<bool, QueryError> {
+        if !(self.table(layout, Table::Usage)? && self.table(layout, Table::UsagePricing)?) {
+            return Ok(false);
+        }
+        register_rated(&mut self.ctx)?;
+        Ok(true)
     }
     /// Registers a lake table when it has data; returns whether it has.
     pub fn table(&mut self, layout: &Layout, table: Table) -> Result<bool, QueryError> {
@@ -669,19 +704,23 @@ fn sql_type(t: &arrow::datatypes::DataType) -> String {
 /// partition keys `provider` and `month` included where the table has them).
 pub fn tables_grid() -> Grid {
     let mut rows = Vec::new();
-    for t in TABLES {
-        let schema = crate::lake::schema::of(t);
+    // The lake's tables, then the view over two of them.
+    let all = TABLES
+        .iter()
+        .map(|t| (t.dir_name(), crate::lake::schema::of(*t), t.monthly()))
+        .chain([(RATED_USAGE, crate::lake::schema::rated_usage_view(), true)]);
+    for (name, schema, monthly) in all {
         for f in schema.fields() {
             rows.push(vec![
-                Cell::Text(t.dir_name().into()),
+                Cell::Text(name.into()),
                 Cell::Text(f.name().clone()),
                 Cell::Text(sql_type(f.data_type())),
                 Cell::Text(if f.is_nullable() { "yes" } else { "no" }.into()),
             ]);
         }
-        if t.monthly() && schema.field_with_name("month").is_err() {
+        if monthly && schema.field_with_name("month").is_err() {
             rows.push(vec![
-                Cell::Text(t.dir_name().into()),
+                Cell::Text(name.into()),
                 Cell::Text("month".into()),
                 Cell::Text("VARCHAR (partition: UTC month)".into()),
                 Cell::Text("no".into()),

@@ -1,12 +1,14 @@
 //! Rating: every usage row priced at the list rates in force on its bucket's UTC date.
 //!
-//! Owns: the derived `rated_usage` table (one row per usage row, per-class costs at full
-//! precision, the rates used, `priced`/`UNPRICED` status), and knowing when it is stale.
+//! Owns: the derived `usage_pricing` table — what pricing adds to each usage row and nothing
+//! the row already has (its key, per-class costs at full precision, the rates used,
+//! `priced`/`UNPRICED` status, the calendar days) — and knowing when it is stale. Readers see
+//! usage and pricing together through the `rated_usage` view (`sql/rated_usage.sql`).
 //! Must not: round (that is presentation), edit usage, or decide rates (that is `pricing`).
 //!
-//! Rated data is derived, never edited: each month's file records the price-book fingerprint
-//! and the ingest that wrote its usage partition; when either changes the month is re-rated
-//! from scratch, so re-pricing history after a price change is safe and repeatable.
+//! Pricing is derived, never edited: each part records the price-book fingerprint and the
+//! business timezone it was computed with; when either changes the part is priced again from
+//! its usage part, so re-pricing history after a price change is safe and repeatable.
 
 use std::sync::Arc;
 
@@ -29,13 +31,25 @@ pub use crate::lake::schema::{COST_COLUMNS, RATE_COLUMNS};
 use crate::money::MAX_UNITS;
 use crate::vocab::PricingStatus;
 
-/// Columns carried over unchanged from `usage`.
-use crate::lake::schema::RATED_CARRIED as CARRIED;
-
-/// Schema of `rated_usage` (owned by the lake's schema registry).
+/// Schema of `usage_pricing` (owned by the lake's schema registry).
 pub fn schema() -> SchemaRef {
-    lschema::rated_usage()
+    lschema::usage_pricing()
 }
+
+/// The usage columns pricing reads: the row's kind and day, its counts, and its key (which the
+/// pricing part repeats). The dimensions that do not change a price are never read.
+const READS: [&str; 10] = [
+    "bucket_start",
+    "bucket_width",
+    "provider",
+    "model",
+    "service_tier",
+    "context_window",
+    "inference_geo",
+    "ingest_id",
+    "source_file",
+    "source_row",
+];
 
 fn kv(path: &std::path::Path, key: &str) -> Result<Option<String>, LakeError> {
     let f = match std::fs::File::open(path) {
@@ -80,15 +94,16 @@ impl RateSummary {
     }
 }
 
-/// What a rated part is derived from besides its usage part: the price book, the business
+/// What a pricing part is derived from besides its usage part: the price book, the business
 /// timezone of its calendar columns, and the version of its schema. A part with another stamp
 /// is rated again.
 fn stamp(book: &PriceBook, tz: Tz) -> String {
-    format!("book:{};tz:{};v2", book.fingerprint, tz.name())
+    format!("book:{};tz:{};v3", book.fingerprint, tz.name())
 }
 
 /// Whether `ensure_rated` would write anything for `months` (all usage months when empty):
-/// a usage part without a current rated mirror, or a rated part without its usage part.
+/// a usage part without a current pricing mirror, a pricing part without its usage part, or a
+/// `rated_usage` table of an older version (which stored the priced rows whole).
 pub fn needs_rating(
     layout: &Layout,
     book: &PriceBook,
@@ -98,6 +113,9 @@ pub fn needs_rating(
     let all = layout
         .months(Table::Usage, "anthropic")
         .map_err(lio::io_err(&layout.root))?;
+    if !legacy_parts(layout)?.is_empty() {
+        return Ok(true);
+    }
     let want = stamp(book, tz);
     for m in all
         .iter()
@@ -107,13 +125,13 @@ pub fn needs_rating(
             .month_parts(Table::Usage, "anthropic", m)
             .map_err(lio::io_err(&layout.root))?;
         for u in &usage {
-            let target = layout.rated_mirror(u, "anthropic", m);
+            let target = layout.pricing_mirror(u, "anthropic", m);
             if kv(&target, "tokenledger.rated_from")?.as_deref() != Some(want.as_str()) {
                 return Ok(true);
             }
         }
         let rated = layout
-            .month_parts(Table::RatedUsage, "anthropic", m)
+            .month_parts(Table::UsagePricing, "anthropic", m)
             .map_err(lio::io_err(&layout.root))?;
         if rated.len() != usage.len() {
             return Ok(true);
@@ -122,13 +140,14 @@ pub fn needs_rating(
     Ok(false)
 }
 
-/// Makes `rated_usage` current for `months` (all usage months when empty). Call with the
-/// exclusive lock held.
+/// Makes `usage_pricing` (and so the `rated_usage` view) current for `months` (all usage
+/// months when empty). Call with the exclusive lock held.
 ///
-/// `rated_usage` mirrors `usage` part by part: usage part files are immutable (a change writes
-/// new names), so a rated part named like its usage part and stamped with the price book's
-/// fingerprint is current. Only missing or stale parts are rated (in parallel), and rated parts
-/// whose usage part is gone are deleted.
+/// `usage_pricing` mirrors `usage` part by part: usage part files are immutable (a change
+/// writes new names), so a pricing part named like its usage part and stamped with the price
+/// book's fingerprint is current. Only missing or stale parts are priced (in parallel); pricing
+/// parts whose usage part is gone, and the whole-row `rated_usage` files an older version
+/// wrote, are deleted.
 pub fn ensure_rated(
     layout: &Layout,
     book: &PriceBook,
@@ -144,7 +163,7 @@ pub fn ensure_rated(
     } else {
         months.iter().filter(|m| all.contains(m)).cloned().collect()
     };
-    // Every write goes through the lake's journal: rated parts are staged, then renamed into
+    // Every write goes through the lake's journal: pricing parts are staged, then renamed into
     // place (and orphans removed) in one commit; a killed rating leaves the lake as before.
     let id = format!("rate-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
     let staging = layout.staging(&id);
@@ -161,7 +180,7 @@ pub fn ensure_rated(
             .map_err(lio::io_err(&layout.root))?;
         let mut todo = Vec::new();
         for u in &usage {
-            let target = layout.rated_mirror(u, "anthropic", &m);
+            let target = layout.pricing_mirror(u, "anthropic", &m);
             if kv(&target, "tokenledger.rated_from")?.as_deref() != Some(stamp.as_str()) {
                 let staged = staging
                     .join(&m)
@@ -180,10 +199,10 @@ pub fn ensure_rated(
                 .renames
                 .extend(todo.into_iter().map(|(_, staged, target)| (staged, target)));
         }
-        // Rated parts of usage parts that were restated away (an ingest removes them in its
+        // Pricing parts of usage parts that were restated away (an ingest removes them in its
         // own commit; this also cleans a lake written by an older version).
         let rated = layout
-            .month_parts(Table::RatedUsage, "anthropic", &m)
+            .month_parts(Table::UsagePricing, "anthropic", &m)
             .map_err(lio::io_err(&layout.root))?;
         let mirrored =
             |r: &std::path::PathBuf| usage.iter().any(|u| u.file_name() == r.file_name());
@@ -191,6 +210,7 @@ pub fn ensure_rated(
             .removes
             .extend(rated.into_iter().filter(|r| !mirrored(r)));
     }
+    journal.removes.extend(legacy_parts(layout)?);
     if journal.renames.is_empty() && journal.removes.is_empty() {
         let _ = std::fs::remove_dir_all(&staging);
     } else {
@@ -200,7 +220,35 @@ pub fn ensure_rated(
     Ok(s)
 }
 
-/// Rates usage parts into staged rated parts, `jobs` at a time: (rows, unpriced rows).
+/// The files of `rated_usage/`, where versions before `usage_pricing` stored priced rows whole
+/// (dimensions included). The name is now the view's: a stale copy must not shadow it.
+fn legacy_parts(layout: &Layout) -> Result<Vec<PathBuf>, LakeError> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<(), LakeError> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(lio::io_err(dir)(e)),
+        };
+        for e in rd {
+            let e = e.map_err(lio::io_err(dir))?;
+            let t = e.file_type().map_err(lio::io_err(dir))?;
+            if t.is_dir() {
+                walk(&e.path(), out)?;
+            } else if t.is_file() && e.file_name().to_string_lossy().ends_with(".parquet") {
+                out.push(e.path());
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(&layout.root.join(LEGACY_DIR), &mut out)?;
+    Ok(out)
+}
+
+/// Where versions before `usage_pricing` kept whole priced rows.
+pub const LEGACY_DIR: &str = "rated_usage";
+
+/// Prices usage parts into staged pricing parts, `jobs` at a time: (rows, unpriced rows).
 fn rate_parts(
     book: &PriceBook,
     tz: Tz,
@@ -209,7 +257,7 @@ fn rate_parts(
     jobs: usize,
 ) -> Result<(u64, u64), LakeError> {
     let props = lio::writer_props_with(
-        Table::RatedUsage,
+        Table::UsagePricing,
         "rating",
         &[("tokenledger.rated_from", stamp)],
     );
@@ -221,7 +269,12 @@ fn rate_parts(
             let (mut rows, mut unpriced) = (0u64, 0u64);
             // Streams: one batch in memory at a time, written as it is rated.
             let mut w = lio::StagedFile::create_with(staged.clone(), schema(), props.clone())?;
-            for b in lio::read_batches(src)? {
+            let columns: Vec<&str> = READS
+                .iter()
+                .chain(lschema::TOKEN_COLUMNS.iter())
+                .copied()
+                .collect();
+            for b in lio::read_batches_projected(src, Some(&columns))? {
                 let rated = rate_batch(&b?, &mut cache, &book.fingerprint, tz)?;
                 rows += rated.num_rows() as u64;
                 unpriced += str_col(&rated, "pricing_status")?
@@ -458,16 +511,16 @@ pub fn rate_batch(
             Err(reason) => p.unpriced(reason),
         }
     }
-    let mut cols: Vec<ArrayRef> = CARRIED
+    // The row's key (and provider, a partition key repeated in every file), as in usage.
+    let mut cols: Vec<ArrayRef> = ["provider"]
         .iter()
-        .chain(lschema::TOKEN_COLUMNS.iter())
-        .map(|c| b.column_by_name(c).expect("usage column").clone())
-        .collect();
-    cols.push(
-        b.column_by_name("source_row")
-            .expect("usage column")
-            .clone(),
-    );
+        .chain(lschema::USAGE_KEY.iter())
+        .map(|c| {
+            b.column_by_name(c)
+                .cloned()
+                .ok_or_else(|| LakeError::Other(format!("usage batch without column {c}")))
+        })
+        .collect::<Result<_, _>>()?;
     p.finish(&mut cols);
     cols.push(Arc::new(StringArray::from_iter_values(
         std::iter::repeat_n(book_fp, n),

@@ -107,15 +107,15 @@ pub fn local_day_hour(start_us: i64, daily: bool, tz: Tz) -> Option<(NaiveDate, 
     Some((local.date_naive(), Some(local.hour())))
 }
 
-/// Reads the series of every scope from `rated_usage` (which must be current) in one pass
-/// over its parts ([`scan`]; `sql/anomaly_buckets.sql` is the same in SQL), days and hours in
+/// Reads the series of every scope from `rated_usage` (which must be current: `usage_pricing`
+/// part by part beside its usage part) in one pass ([`scan`]; `sql/anomaly_buckets.sql` is the same in SQL), days and hours in
 /// `tz`.
 pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
     let mut inp = Inputs::default();
     let t0 = std::time::Instant::now();
-    let files = crate::query::table_files(layout, Table::RatedUsage)?;
+    let files = crate::query::table_files(layout, Table::UsagePricing)?;
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = crate::par::map(&files, jobs, |f| scan::part(f, tz))
+    let parts = crate::par::map(&files, jobs, |f| scan::part(f, &layout.usage_of(f), tz))
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
     let sums = scan::merge(parts);

@@ -1,5 +1,6 @@
-//! The one pass over `rated_usage` behind every series: the rated parts are read column by
-//! column (projected Arrow batches through `lake::io`, one part per thread) and summed per
+//! The one pass over `rated_usage` behind every series: each pricing part is read beside the
+//! usage part it mirrors, row for row, column by column (projected Arrow batches through
+//! `lake::io`, one part per thread), and summed per
 //! business day × API key × workspace × model and per key × day × hour, without materialising
 //! the bucket-level rows. `sql/anomaly_buckets.sql` is the same aggregation in portable SQL (a
 //! test checks that both give the same sums, to the unit).
@@ -33,17 +34,17 @@ pub struct Sums {
     pub ws_names: HashMap<u32, u32>,
 }
 
-const COLUMNS: [&str; 9] = [
+/// Read from the usage part (all but the first as dictionaries).
+const USAGE: [&str; 6] = [
     "bucket_start",
     "bucket_width",
     "api_key_id",
     "api_key_name",
     "workspace_id",
     "workspace_name",
-    "model_canonical",
-    "pricing_status",
-    "list_cost",
 ];
+/// Read from its pricing part (all but the last as dictionaries).
+const PRICING: [&str; 3] = ["model_canonical", "pricing_status", "list_cost"];
 
 fn column<'a, T: 'static>(
     b: &'a arrow::record_batch::RecordBatch,
@@ -60,8 +61,9 @@ fn column<'a, T: 'static>(
         })
 }
 
-/// Sums one rated part (priced rows only; UNPRICED usage has no cost to compare).
-pub fn part(path: &Path, tz: Tz) -> Result<Sums, AnomalyError> {
+/// Sums one pricing part beside its usage part (priced rows only; UNPRICED usage has no cost
+/// to compare).
+pub fn part(path: &Path, usage: &Path, tz: Tz) -> Result<Sums, AnomalyError> {
     let mut s = Sums::default();
     // Buckets repeat across keys: each start is converted to the zone once.
     let mut at: HashMap<(i64, bool), (NaiveDate, Option<u32>)> = HashMap::new();
@@ -71,26 +73,32 @@ pub fn part(path: &Path, tz: Tz) -> Result<Sums, AnomalyError> {
             column: column.into(),
         })
     };
-    for b in lio::read_batches_dictionary(path, &COLUMNS, &COLUMNS[1..8])? {
-        let b = b?;
-        let start = b
+    let rows = lio::zip_rows(
+        lio::read_batches_dictionary(usage, &USAGE, &USAGE[1..])?,
+        lio::read_batches_dictionary(path, &PRICING, &PRICING[..2])?,
+        (usage, path),
+    );
+    for pair in rows {
+        let (u, p) = pair?;
+        let start = u
             .column_by_name("bucket_start")
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
             .ok_or_else(|| missing("bucket_start"))?;
-        let cost: &Decimal128Array = column(&b, "list_cost", path)?;
+        let cost: &Decimal128Array = column(&p, "list_cost", path)?;
         // Text columns as codes (width and status interned too: a handful of values).
-        let mut text = |name: &str| {
+        let mut text = |b: &arrow::record_batch::RecordBatch, name: &str| {
             b.column_by_name(name)
                 .and_then(|c| s.strings.codes(c.as_ref()))
                 .ok_or_else(|| missing(name))
         };
-        let (width, status) = (text("bucket_width")?, text("pricing_status")?);
-        let cols: Vec<Vec<u32>> = COLUMNS[2..7]
+        let (width, status) = (text(&u, "bucket_width")?, text(&p, "pricing_status")?);
+        let mut cols: Vec<Vec<u32>> = USAGE[2..]
             .iter()
-            .map(|c| text(c))
+            .map(|c| text(&u, c))
             .collect::<Result<_, _>>()?;
+        cols.push(text(&p, "model_canonical")?);
         let (daily_code, priced_code) = (s.strings.code_of("1d"), s.strings.code_of("priced"));
-        for i in 0..b.num_rows() {
+        for i in 0..u.num_rows() {
             if Some(status[i]) != priced_code || cost.is_null(i) {
                 continue;
             }

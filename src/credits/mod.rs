@@ -58,7 +58,7 @@ pub fn inputs(layout: &Layout) -> Result<Inputs, CreditsError> {
     let mut daily = BTreeMap::new();
     let mut unpriced_rows = 0;
     let mut s = Sql::new();
-    if s.table(layout, Table::RatedUsage)? {
+    if s.rated_table(layout)? {
         let f = s.run(DAILY_SQL)?;
         let (prov, day) = (f.text("provider")?, f.text("day")?);
         let (cost, unpriced) = (f.money("list_cost_usd")?, f.count("unpriced_rows")?);

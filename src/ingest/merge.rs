@@ -63,7 +63,7 @@ fn job(jobs: &[Job], seq: usize) -> &Job {
 fn removal(layout: &Layout, table: Table, month: &str, part: &Path) -> Vec<PathBuf> {
     let mut out = vec![part.to_path_buf()];
     if table == Table::Usage {
-        out.push(layout.rated_mirror(part, "anthropic", month));
+        out.push(layout.pricing_mirror(part, "anthropic", month));
     }
     out
 }

@@ -94,12 +94,12 @@ pub fn writer_props_with(
         .set_column_statistics_enabled(ColumnPath::from("bucket_end"), EnabledStatistics::Page)
         .set_created_by(format!("tokenledger {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(kv));
-    if matches!(table, Table::Usage | Table::Cost | Table::RatedUsage) {
+    if matches!(table, Table::Usage | Table::Cost | Table::UsagePricing) {
         // A row's ordinal in its file is distinct on every row: a dictionary would only cost
         // interning time until it overflows and falls back to plain.
         b = b.set_column_dictionary_enabled(ColumnPath::from("source_row"), false);
     }
-    if table == Table::RatedUsage {
+    if table == Table::UsagePricing {
         // Per-row costs are nearly all distinct: a dictionary only costs interning time.
         for c in super::schema::COST_COLUMNS
             .iter()
@@ -297,6 +297,61 @@ fn stream(
     })))
 }
 
+/// Two streams of the same rows (a usage part and its pricing mirror) as pairs of batches of
+/// equal length, row `i` of one beside row `i` of the other: batches are sliced where the two
+/// files' batch boundaries differ. A stream that ends before the other is an error naming both.
+pub fn zip_rows(
+    left: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
+    right: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
+    paths: (&Path, &Path),
+) -> impl Iterator<Item = Result<(RecordBatch, RecordBatch)>> {
+    let mismatch = format!(
+        "{} and {} should hold the same rows (a pricing part mirrors its usage part) but their \
+         row counts differ: run `tokenledger rate` to price the usage part again",
+        paths.0.display(),
+        paths.1.display()
+    );
+    let mut streams = [left, right];
+    let mut pending: [Option<RecordBatch>; 2] = [None, None];
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        for k in 0..2 {
+            while pending[k].as_ref().is_none_or(|b| b.num_rows() == 0) {
+                match streams[k].next() {
+                    Some(Ok(b)) => pending[k] = Some(b),
+                    Some(Err(e)) => {
+                        failed = true;
+                        return Some(Err(e));
+                    }
+                    None => {
+                        pending[k] = None;
+                        break;
+                    }
+                }
+            }
+        }
+        match (&pending[0], &pending[1]) {
+            (None, None) => None,
+            (Some(a), Some(b)) => {
+                let n = a.num_rows().min(b.num_rows());
+                let out = (a.slice(0, n), b.slice(0, n));
+                for p in pending.iter_mut() {
+                    let b = p.take().expect("both pending");
+                    *p = Some(b.slice(n, b.num_rows() - n));
+                }
+                Some(Ok(out))
+            }
+            _ => {
+                failed = true;
+                Some(Err(LakeError::Other(mismatch.clone())))
+            }
+        }
+    })
+}
+
 /// Like [`read_batches_projected`], with the text columns in `dict` read as dictionary arrays
 /// (`Dictionary(Int32, Utf8)`): the file's dictionary pages are kept as they are, so a reader
 /// interns a few hundred distinct values per batch instead of one string per row.
@@ -453,4 +508,71 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batches(sizes: &[i64]) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let mut next = 0i64;
+        let out: Vec<Result<RecordBatch>> = sizes
+            .iter()
+            .map(|&n| {
+                let a = Int64Array::from_iter_values(next..next + n);
+                next += n;
+                Ok(RecordBatch::try_new(schema.clone(), vec![Arc::new(a)]).unwrap())
+            })
+            .collect();
+        Box::new(out.into_iter())
+    }
+
+    fn values(b: &RecordBatch) -> Vec<i64> {
+        let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        (0..a.len()).map(|i| a.value(i)).collect()
+    }
+
+    #[test]
+    fn zip_rows_pairs_row_i_with_row_i_across_different_batch_boundaries() {
+        let p = Path::new("x");
+        let pairs: Vec<(RecordBatch, RecordBatch)> =
+            zip_rows(batches(&[3, 0, 2, 4]), batches(&[1, 5, 3]), (p, p))
+                .collect::<Result<_>>()
+                .unwrap();
+        let lens: Vec<usize> = pairs.iter().map(|(a, _)| a.num_rows()).collect();
+        assert_eq!(lens, [1, 2, 2, 1, 3]);
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        for (a, b) in &pairs {
+            assert_eq!(a.num_rows(), b.num_rows());
+            left.extend(values(a));
+            right.extend(values(b));
+        }
+        assert_eq!(left, (0..9).collect::<Vec<_>>());
+        assert_eq!(left, right);
+    }
+
+    #[test]
+    fn zip_rows_refuses_streams_of_different_lengths() {
+        let (u, p) = (
+            Path::new("usage/part-1.parquet"),
+            Path::new("pricing/part-1.parquet"),
+        );
+        let out: Vec<Result<(RecordBatch, RecordBatch)>> =
+            zip_rows(batches(&[3, 2]), batches(&[4]), (u, p)).collect();
+        assert_eq!(
+            out.len(),
+            3,
+            "the four common rows, then one error, then nothing"
+        );
+        assert!(out[..2].iter().all(|r| r.is_ok()));
+        let err = out[2].as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains("usage/part-1.parquet") && err.contains("tokenledger rate"),
+            "{err}"
+        );
+    }
 }

@@ -36,8 +36,9 @@ pub enum Table {
     ApiKeys,
     IngestLog,
     Quarantine,
-    /// Derived: usage priced (`rating` writes it; part by part a mirror of `usage`).
-    RatedUsage,
+    /// Derived: what pricing adds to each usage row (`rating` writes it; part by part a mirror
+    /// of `usage`, row by row in the same order); the `rated_usage` view joins the two.
+    UsagePricing,
     /// Credit lots bought or granted (our credits CSV).
     CreditLots,
     /// Console balances as seen, the ledger's assertions.
@@ -66,7 +67,7 @@ impl Table {
             Table::ApiKeys => "api_keys",
             Table::IngestLog => "ingest_log",
             Table::Quarantine => "quarantine",
-            Table::RatedUsage => "rated_usage",
+            Table::UsagePricing => "usage_pricing",
             Table::CreditLots => "credit_lots",
             Table::BalanceSnapshots => "balance_snapshots",
             Table::Invoices => "invoices",
@@ -85,7 +86,7 @@ impl Table {
                 | Table::UsageCoverage
                 | Table::Cost
                 | Table::CostCoverage
-                | Table::RatedUsage
+                | Table::UsagePricing
         )
     }
 }
@@ -141,10 +142,27 @@ impl Layout {
         out.sort();
         Ok(out)
     }
-    /// The rated part that mirrors a usage part (same name, `rated_usage` partition).
-    pub fn rated_mirror(&self, usage_part: &Path, provider: &str, month: &str) -> PathBuf {
-        self.month_dir(Table::RatedUsage, provider, month)
+    /// The pricing part that mirrors a usage part (same name, `usage_pricing` partition).
+    pub fn pricing_mirror(&self, usage_part: &Path, provider: &str, month: &str) -> PathBuf {
+        self.month_dir(Table::UsagePricing, provider, month)
             .join(usage_part.file_name().expect("a part has a name"))
+    }
+    /// The usage part a pricing part mirrors (same partition, same name).
+    pub fn usage_of(&self, pricing_part: &Path) -> PathBuf {
+        let pricing = self.table_dir(Table::UsagePricing);
+        match pricing_part.strip_prefix(&pricing) {
+            Ok(rel) => self.table_dir(Table::Usage).join(rel),
+            // Not under this lake's pricing table: the same name in the usage table's partition.
+            Err(_) => {
+                let month = pricing_part.parent();
+                let provider = month.and_then(Path::parent);
+                let name = |p: Option<&Path>| p.and_then(Path::file_name).map(PathBuf::from);
+                self.table_dir(Table::Usage)
+                    .join(name(provider).unwrap_or_default())
+                    .join(name(month).unwrap_or_default())
+                    .join(pricing_part.file_name().unwrap_or_default())
+            }
+        }
     }
     /// The single file of a month partition of a small table (coverage).
     pub fn month_file(&self, t: Table, provider: &str, month: &str) -> PathBuf {

@@ -160,23 +160,6 @@ pub fn quarantine() -> SchemaRef {
     ]))
 }
 
-/// Dimension columns `rated_usage` carries over unchanged from `usage` (the count columns
-/// follow them).
-pub const RATED_CARRIED: [&str; 12] = [
-    "bucket_start",
-    "bucket_end",
-    "bucket_width",
-    "provider",
-    "workspace_id",
-    "workspace_name",
-    "api_key_id",
-    "api_key_name",
-    "model",
-    "service_tier",
-    "context_window",
-    "inference_geo",
-];
-
 fn money_null(name: &str) -> Field {
     Field::new(
         name,
@@ -185,20 +168,26 @@ fn money_null(name: &str) -> Field {
     )
 }
 
-/// Derived: one priced row per usage row.
-pub fn rated_usage() -> SchemaRef {
-    let u = usage();
-    let mut f: Vec<Field> = RATED_CARRIED
-        .iter()
-        .chain(TOKEN_COLUMNS.iter())
-        .map(|c| u.field_with_name(c).expect("usage column").clone())
-        .collect();
-    // Lineage: a rated part mirrors the usage part of the same name row for row; source_row is
-    // repeated so a rated row can be traced without counting.
-    f.push(i("source_row"));
-    f.push(s("model_canonical", true));
-    f.push(s("pricing_status", false));
-    f.push(s("pricing_note", true));
+/// The key of a usage row: `(ingest_id, source_file, source_row)` is unique in `usage` (an
+/// ingest reads a file once; `source_row` is the result's ordinal in its page or the CSV line),
+/// and `usage_pricing` repeats it so the `rated_usage` view (`sql/rated_usage.sql`) joins the
+/// two in any engine.
+pub const USAGE_KEY: [&str; 3] = ["ingest_id", "source_file", "source_row"];
+
+/// Derived: what pricing adds to each usage row, and nothing the usage row already has. A part
+/// mirrors the usage part of the same name row for row (same rows, same order) and repeats the
+/// row's key ([`USAGE_KEY`]); readers see usage and pricing together through the `rated_usage`
+/// view.
+pub fn usage_pricing() -> SchemaRef {
+    let mut f = vec![
+        s("provider", false),
+        s("ingest_id", false),
+        s("source_file", false),
+        i("source_row"),
+        s("model_canonical", true),
+        s("pricing_status", false),
+        s("pricing_note", true),
+    ];
     f.extend(RATE_COLUMNS.iter().map(|c| money_null(c)));
     f.extend(COST_COLUMNS.iter().map(|c| money_null(c)));
     f.push(money_null("list_cost"));
@@ -211,6 +200,20 @@ pub fn rated_usage() -> SchemaRef {
     f.push(Field::new("business_day", DataType::Date32, false));
     f.push(s("business_month", false));
     Arc::new(Schema::new(f))
+}
+
+/// The columns of the `rated_usage` view (`sql/rated_usage.sql`) before its partition key
+/// `month`: every column of `usage`, then what `usage_pricing` adds (its key and `provider`
+/// are usage's already).
+pub fn rated_usage_view() -> SchemaRef {
+    let pricing = usage_pricing();
+    let added = pricing
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "provider" && !USAGE_KEY.contains(&f.name().as_str()))
+        .cloned();
+    let fields: Vec<_> = usage().fields().iter().cloned().chain(added).collect();
+    Arc::new(Schema::new(fields))
 }
 
 pub fn anomaly_acks() -> SchemaRef {
@@ -269,7 +272,7 @@ pub fn of(t: Table) -> SchemaRef {
         Table::ApiKeys => api_keys(),
         Table::IngestLog => ingest_log(),
         Table::Quarantine => quarantine(),
-        Table::RatedUsage => rated_usage(),
+        Table::UsagePricing => usage_pricing(),
         Table::CreditLots => super::ledger::credit_lots(),
         Table::BalanceSnapshots => super::ledger::balance_snapshots(),
         Table::Invoices => super::ledger::invoices(),

@@ -218,14 +218,14 @@ pub fn has_cost_report(layout: &Layout, month: &str) -> Result<bool, ReconcileEr
 /// Our side, once per rated part: the sums are added up here, so memory follows a part.
 fn ours(layout: &Layout, month: &str, acc: &mut BTreeMap<Key, Acc>) -> Result<(), ReconcileError> {
     let parts = layout
-        .month_parts(Table::RatedUsage, "anthropic", month)
+        .month_parts(Table::UsagePricing, "anthropic", month)
         .map_err(|source| QueryError::Io {
-            path: layout.month_dir(Table::RatedUsage, "anthropic", month),
+            path: layout.month_dir(Table::UsagePricing, "anthropic", month),
             source,
         })?;
     for part in &parts {
         let mut s = Sql::new();
-        s.files("rated_usage", std::slice::from_ref(part))?;
+        s.rated_parts(layout, std::slice::from_ref(part))?;
         let f = s.run(&OURS_SQL.replace("{{month}}", month))?;
         let (day, ws, wsn, model, tier, status) = (
             f.text("day")?,

@@ -301,7 +301,7 @@ pub fn report_sql(
     dims: &[Dim],
     teams: &[Team],
 ) -> Result<Report, ReportError> {
-    let files = partition_files(layout, month, Table::RatedUsage)?;
+    let files = partition_files(layout, month, Table::UsagePricing)?;
     let frame = if files.is_empty() {
         Frame::default()
     } else {
@@ -311,7 +311,7 @@ pub fn report_sql(
         let mut partials = Vec::with_capacity(files.len());
         for f in &files {
             let mut s = Sql::new();
-            s.files("rated_usage", std::slice::from_ref(f))?;
+            s.rated_parts(layout, std::slice::from_ref(f))?;
             register_teams(&mut s, &rows)?;
             s.frame("workspaces", wn.clone());
             s.frame("api_keys", kn.clone());

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-MONTHLY = {"usage", "usage_coverage", "cost", "cost_coverage", "rated_usage"}
+MONTHLY = {"usage", "usage_coverage", "cost", "cost_coverage", "usage_pricing"}
 
 
 def tables(lake):

@@ -57,9 +57,9 @@ fn every_lake_column_is_documented_in_its_tables_section() {
         let body = section_of(t);
         for f in schema::of(t).fields() {
             let name = f.name().as_str();
-            // rated_usage carries usage's columns unchanged and says so; they are documented
+            // usage_pricing repeats the usage row's key (and provider); they are documented
             // in usage's section.
-            let carried = t == Table::RatedUsage
+            let carried = t == Table::UsagePricing
                 && schema::of(Table::Usage).field_with_name(name).is_ok()
                 && mentions(usage, name);
             assert!(

@@ -233,3 +233,75 @@ fn analyst_sql_takes_params_lists_tables_and_writes_parquet_duckdb_reads_exactly
     assert_eq!(v[0].as_str().unwrap(), ours[0]["c"].as_str().unwrap());
     assert_eq!(v[1], "DECIMAL(38,12)");
 }
+
+#[test]
+fn the_rated_usage_view_is_one_priced_row_per_usage_row_with_the_listed_columns_in_duckdb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let exports = synth(
+        tmp.path(),
+        &["--width", "1h", "--months", "1", "--seed", "7"],
+    );
+    ingest(&data, &[&exports, &fixtures().join("sample")]);
+    assert_eq!(code(&tl(&data, &["rate", "-q"])), 0);
+    // The view's columns as `sql --tables` lists them.
+    let o = tl(&data, &["sql", "--tables", "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let tables: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let listed: Vec<String> = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["table"] == "rated_usage")
+        .map(|r| r["column"].as_str().unwrap().to_string())
+        .collect();
+    assert!(listed.contains(&"list_cost".to_string()), "{listed:?}");
+    // DuckDB: the two tables straight from Parquet, the view from sql/rated_usage.sql.
+    let view = std::fs::read_to_string(fixtures().join("../sql/rated_usage.sql")).unwrap();
+    let glob = |t: &str| format!("{}/{t}/**/*.parquet", data.display());
+    let script = format!(
+        "{}for t, g in [('usage', {:?}), ('usage_pricing', {:?})]:\n    c.execute(f\"CREATE VIEW {{t}} AS SELECT * FROM read_parquet('{{g}}', hive_partitioning = true, hive_types_autocast = false)\")\n\
+         c.execute('CREATE VIEW rated_usage AS ' + {:?})\n\
+         cols = [r[0] for r in c.execute('DESCRIBE rated_usage').fetchall()]\n\
+         n = c.execute('SELECT (SELECT COUNT(*) FROM usage), (SELECT COUNT(*) FROM rated_usage), (SELECT COUNT(*) FROM (SELECT DISTINCT ingest_id, source_file, source_row FROM usage))').fetchone()\n\
+         s = c.execute('SELECT CAST(SUM(list_cost) AS VARCHAR), typeof(SUM(list_cost)), SUM(CASE WHEN list_cost IS NULL THEN 1 ELSE 0 END) FROM rated_usage').fetchone()\n\
+         print(json.dumps({{'cols': cols, 'n': list(n), 's': list(s)}}))",
+        prelude(&data),
+        glob("usage"),
+        glob("usage_pricing"),
+        view,
+    );
+    let v = duckdb(&script);
+    let cols: Vec<String> = v["cols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        cols, listed,
+        "the view's columns are the listed ones, in order"
+    );
+    let n: Vec<i64> = v["n"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    assert!(n[0] > 100, "a real lake: {n:?}");
+    assert_eq!(n[1], n[0], "one rated row per usage row");
+    assert_eq!(n[2], n[0], "the join key is unique in usage");
+    // tokenledger's own session reads the same view to the digit.
+    let ours = sql(
+        &data,
+        "SELECT SUM(list_cost) AS c, COUNT(*) AS n FROM rated_usage",
+    );
+    assert_eq!(v["s"][0].as_str().unwrap(), ours[0]["c"].as_str().unwrap());
+    assert_eq!(v["s"][1], "DECIMAL(38,12)");
+    assert_eq!(
+        ours[0]["n"]
+            .as_i64()
+            .or_else(|| ours[0]["n"].as_str().and_then(|s| s.parse().ok())),
+        Some(n[0])
+    );
+}

@@ -194,7 +194,15 @@ fn every_shipped_query_is_exact_on_duckdb_spark_and_tokenledger() {
         ),
         ("report_team_key_day", "team, api_key_id, api_key_name, day"),
     ];
-    let mut jobs: Vec<(String, String)> = Vec::new();
+    // The view itself, row by row: the key, the day and every money column.
+    let mut jobs: Vec<(String, String)> = vec![(
+        "rated_usage.sql#view".into(),
+        "SELECT ingest_id, source_file, source_row, model_canonical, pricing_status, utc_day, \
+         business_day, business_month, rate_output, cost_uncached_input, cost_cache_write_5m, \
+         cost_cache_write_1h, cost_cache_read, cost_output, cost_web_search, list_cost \
+         FROM rated_usage ORDER BY ingest_id, source_file, source_row"
+            .into(),
+    )];
     for (name, dims) in report_dims {
         jobs.push((name.into(), fill(&shipped("report.sql"), dims)));
     }
@@ -226,10 +234,17 @@ fn every_shipped_query_is_exact_on_duckdb_spark_and_tokenledger() {
             "sql/{f} is not in the three-engine test"
         );
     }
-    let mut job_json: Vec<Value> = jobs
-        .iter()
-        .map(|(n, s)| serde_json::json!({"name": n, "sql": s}))
-        .collect();
+    // The `rated_usage` view of sql/rated_usage.sql, registered first as its header says.
+    let view = serde_json::json!({
+        "name": "rated_usage",
+        "sql": shipped("rated_usage.sql"),
+        "view": "rated_usage",
+    });
+    let mut job_json: Vec<Value> = vec![view.clone()];
+    job_json.extend(
+        jobs.iter()
+            .map(|(n, s)| serde_json::json!({"name": n, "sql": s})),
+    );
     // report_combine.sql over report.sql's result, as tokenledger runs the two steps.
     job_json.push(serde_json::json!({
         "name": "partials",
@@ -313,12 +328,16 @@ fn every_shipped_query_is_exact_on_duckdb_spark_and_tokenledger() {
 
     // A Spark session in another time zone changes nothing a shipped report says: no query
     // converts a timestamp (the calendar columns carry the days).
-    let la_jobs: Vec<Value> = jobs
-        .iter()
-        .filter(|(n, _)| {
-            n.starts_with("report") || n.starts_with("credits") || n.starts_with("reconcile_ours")
-        })
-        .map(|(n, s)| serde_json::json!({"name": n, "sql": s}))
+    let la_jobs: Vec<Value> = std::iter::once(view)
+        .chain(
+            jobs.iter()
+                .filter(|(n, _)| {
+                    ["report", "credits", "reconcile_ours", "rated_usage"]
+                        .iter()
+                        .any(|p| n.starts_with(p))
+                })
+                .map(|(n, s)| serde_json::json!({"name": n, "sql": s})),
+        )
         .collect();
     let la_file = tmp.path().join("jobs-la.json");
     std::fs::write(&la_file, serde_json::to_vec(&la_jobs).unwrap()).unwrap();

@@ -269,11 +269,11 @@ fn repricing_is_safe_and_repeatable() {
     let data = tmp.path().join("data");
     ingest(&data, &[&fixtures().join("sample")]);
     let (_, before) = report_json(&data, &[]);
-    let rated = snapshot(&data.join("rated_usage"));
+    let rated = snapshot(&data.join("usage_pricing"));
     let (_, again) = report_json(&data, &[]);
     assert_eq!(before, again);
     assert_eq!(
-        snapshot(&data.join("rated_usage")),
+        snapshot(&data.join("usage_pricing")),
         rated,
         "nothing stale: nothing rewritten"
     );
@@ -692,4 +692,45 @@ fn names_null_in_every_row_group_and_rows_past_the_safe_count_price_as_the_sql_d
             );
         }
     }
+}
+
+#[test]
+fn whole_rows_priced_by_an_older_version_are_removed_and_never_shadow_the_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&fixtures().join("sample")]);
+    assert_eq!(code(&tl(&data, &["rate", "-q"])), 0);
+    let total = |data: &Path| {
+        let o = tl(
+            data,
+            &[
+                "sql",
+                "SELECT COUNT(*) AS n, SUM(list_cost) AS c FROM rated_usage",
+                "--format",
+                "csv",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = total(&data);
+    // A `rated_usage/` table as versions before usage_pricing wrote it (any Parquet will do).
+    let pricing = snapshot(&data.join("usage_pricing"));
+    let (part, _) = pricing.iter().next().expect("a pricing part");
+    let legacy = data.join("rated_usage").join(part);
+    std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+    std::fs::copy(data.join("usage_pricing").join(part), &legacy).unwrap();
+    // Reading rates first when a legacy file is there, and that removes it.
+    let o = tl(
+        &data,
+        &["reconcile", "--month", "2026-10", "--format", "csv"],
+    );
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+    assert!(!legacy.exists(), "the old whole-row part is gone");
+    assert_eq!(
+        snapshot(&data.join("usage_pricing")),
+        pricing,
+        "current pricing is not rewritten"
+    );
+    assert_eq!(total(&data), before);
 }
