@@ -17,8 +17,9 @@ use crate::money::Money;
 /// The query behind `tokenledger usage`; also run by DuckDB in the interop tests.
 pub const USAGE_TOTALS_SQL: &str = include_str!("../sql/usage_totals.sql");
 
-/// The `rated_usage` view: `usage` joined with what pricing added (`usage_pricing`) on the
-/// usage row's key. Registered in every SQL session that has both tables.
+/// The `rated_usage` view for other engines: `usage` joined with what pricing added
+/// (`usage_pricing`) on the usage row's key. tokenledger's own sessions pair the same files by
+/// position ([`rated_frame`]), which gives the same rows.
 pub const RATED_USAGE_SQL: &str = include_str!("../sql/rated_usage.sql");
 /// The view's name.
 pub const RATED_USAGE: &str = "rated_usage";
@@ -216,7 +217,7 @@ pub fn name_frames(layout: &Layout) -> Result<(Frame, Frame), QueryError> {
 
 /// A SQL context with every non-empty table registered under its directory name.
 pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
-    let mut ctx = SQLContext::new();
+    let ctx = SQLContext::new();
     for t in TABLES {
         if let Some(mut lf) = scan(layout, t)? {
             if t == Table::Teams {
@@ -235,19 +236,46 @@ pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
             ctx.register(t.dir_name(), lf);
         }
     }
-    register_rated(&mut ctx)?;
+    if let Some(lf) = rated_frame(layout, &table_files(layout, Table::UsagePricing)?)? {
+        ctx.register(RATED_USAGE, lf);
+    }
     Ok(ctx)
 }
 
-/// Registers the `rated_usage` view when the session has `usage` and `usage_pricing`.
-fn register_rated(ctx: &mut SQLContext) -> Result<(), QueryError> {
-    let names = ctx.get_tables();
-    let has = |t: Table| names.iter().any(|n| n == t.dir_name());
-    if has(Table::Usage) && has(Table::UsagePricing) {
-        let view = ctx.execute(RATED_USAGE_SQL)?;
-        ctx.register(RATED_USAGE, view);
+/// The `rated_usage` view over `pricing` parts, in polars: each pricing part beside the usage
+/// part it mirrors, row for row (a pricing part holds its usage part's rows in the same order,
+/// so pairing by position gives exactly the rows of the join in `sql/rated_usage.sql`, without
+/// building a hash table of every key; `tests/it/engines.rs` compares the two row by row).
+/// Columns in the view's order. `None` when no pricing part has its usage part.
+fn rated_frame(layout: &Layout, pricing: &[PathBuf]) -> Result<Option<LazyFrame>, QueryError> {
+    let (usage, pricing): (Vec<PathBuf>, Vec<PathBuf>) = pricing
+        .iter()
+        .map(|p| (layout.usage_of(p), p.clone()))
+        .filter(|(u, _)| u.is_file())
+        .unzip();
+    if pricing.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    let view = crate::lake::schema::rated_usage_view();
+    let n_usage = crate::lake::schema::usage().fields().len();
+    let added: Vec<Expr> = view.fields()[n_usage..]
+        .iter()
+        .map(|f| col(f.name().as_str()))
+        .collect();
+    let both = concat_lf_horizontal(
+        [scan_files(&usage)?, scan_files(&pricing)?.select(added)],
+        HConcatOptions {
+            strict: true,
+            ..Default::default()
+        },
+    )?;
+    let order: Vec<Expr> = view
+        .fields()
+        .iter()
+        .map(|f| col(f.name().as_str()))
+        .chain([col("month")])
+        .collect();
+    Ok(Some(both.select(order)))
 }
 
 /// Splits a SQL text into statements (on `;` outside quotes and comments).
@@ -372,22 +400,26 @@ impl Sql {
         self.ctx.register(name, scan_files(files)?);
         Ok(())
     }
-    /// Registers pricing parts as `usage_pricing`, the usage parts they mirror as `usage`, and
-    /// the `rated_usage` view over them.
-    pub fn rated_parts(&mut self, layout: &Layout, pricing: &[PathBuf]) -> Result<(), QueryError> {
-        let usage: Vec<PathBuf> = pricing.iter().map(|p| layout.usage_of(p)).collect();
-        self.files(Table::Usage.dir_name(), &usage)?;
-        self.files(Table::UsagePricing.dir_name(), pricing)?;
-        register_rated(&mut self.ctx)
-    }
-    /// Registers the whole `usage` and `usage_pricing` tables and the `rated_usage` view;
-    /// false when nothing is priced yet.
-    pub fn rated_table(&mut self, layout: &Layout) -> Result<bool, QueryError> {
-        if !(self.table(layout, Table::Usage)? && self.table(layout, Table::UsagePricing)?) {
-            return Ok(false);
+    /// Registers the `rated_usage` view over pricing parts (see [`rated_frame`]); false when
+    /// none has its usage part.
+    pub fn rated_parts(
+        &mut self,
+        layout: &Layout,
+        pricing: &[PathBuf],
+    ) -> Result<bool, QueryError> {
+        match rated_frame(layout, pricing)? {
+            Some(lf) => {
+                self.ctx.register(RATED_USAGE, lf);
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        register_rated(&mut self.ctx)?;
-        Ok(true)
+    }
+    /// Registers the `rated_usage` view over every pricing part; false when nothing is priced
+    /// yet.
+    pub fn rated_table(&mut self, layout: &Layout) -> Result<bool, QueryError> {
+        let pricing = table_files(layout, Table::UsagePricing)?;
+        self.rated_parts(layout, &pricing)
     }
     /// Registers a lake table when it has data; returns whether it has.
     pub fn table(&mut self, layout: &Layout, table: Table) -> Result<bool, QueryError> {

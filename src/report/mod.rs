@@ -219,10 +219,13 @@ pub fn combine_sql_for(dims: &[Dim]) -> String {
     COMBINE_SQL.replace("{{dims}}", &dim_columns(dims).join(", "))
 }
 
-/// What `--show-sql` prints: both steps, filled in.
+/// What `--show-sql` prints: the view both steps read, then both steps, filled in.
 pub fn show_sql(month: Month, dims: &[Dim]) -> String {
     format!(
-        "-- step 1, once per rated part file:\n{}\n-- step 2, over the partial results of step 1:\n{}",
+        "-- step 0, the view rated_usage (register it once per session):\n{}\n\
+         -- step 1, once per pricing part file (with its usage part):\n{}\n\
+         -- step 2, over the partial results of step 1:\n{}",
+        crate::query::RATED_USAGE_SQL,
         sql_for(month, dims),
         combine_sql_for(dims)
     )
