@@ -243,10 +243,10 @@ pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
 }
 
 /// The `rated_usage` view over `pricing` parts, in polars: each pricing part beside the usage
-/// part it mirrors, row for row (a pricing part holds its usage part's rows in the same order,
+/// part it mirrors, row for row (a pricing part holds the rows of its usage part in the same order,
 /// so pairing by position gives exactly the rows of the join in `sql/rated_usage.sql`, without
 /// building a hash table of every key; `tests/it/engines.rs` compares the two row by row).
-/// Columns in the view's order. `None` when no pricing part has its usage part.
+/// Columns in the order of the view. `None` when no pricing part has its usage part.
 fn rated_frame(layout: &Layout, pricing: &[PathBuf]) -> Result<Option<LazyFrame>, QueryError> {
     let (usage, pricing): (Vec<PathBuf>, Vec<PathBuf>) = pricing
         .iter()
