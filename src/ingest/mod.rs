@@ -183,6 +183,25 @@ fn hash_files(files: &[PathBuf], jobs: usize) -> Vec<Hashed> {
     })
 }
 
+/// The format of a report that can be read once (parsed from memory and hashed as it is
+/// read), or `None`: lists and ledger files are parsed before any report and hashed first,
+/// a file over [`crate::sources::IN_MEMORY_LIMIT`] is streamed, and a file that is not plainly one
+/// report (undetected, a page of empty buckets) goes through the plan's checks.
+fn read_once_format(path: &Path, forced: Option<SourceFormat>) -> Option<SourceFormat> {
+    let size = std::fs::metadata(path).ok()?.len();
+    if size > crate::sources::IN_MEMORY_LIMIT {
+        return None;
+    }
+    let format = match forced {
+        Some(f) => f,
+        None => match crate::sources::detect_file(path) {
+            Ok(Ok(crate::sources::Detected::Format(f))) => f,
+            _ => return None,
+        },
+    };
+    Group::of(format).is_some().then_some(format)
+}
+
 /// Which report a page of empty buckets is, from its file name or folder (`usage`/`cost`).
 fn empty_page_hint(path: &Path) -> Option<SourceFormat> {
     let names = [path.file_name(), path.parent().and_then(Path::file_name)];
@@ -610,6 +629,9 @@ struct Job {
     path: PathBuf,
     source_file: String,
     format: SourceFormat,
+    /// A report read once: its worker hashes the bytes it parses, and whether it is new (not
+    /// in the manifest, not a duplicate of an earlier file) is decided after.
+    read_once: bool,
 }
 
 fn fmt_us(us: i64) -> String {

@@ -15,7 +15,7 @@ use super::walk::Walk;
 use super::{
     Dims, FileStatus, FileSummary, FormatTotals, Group, IngestError, IngestOptions, IngestSummary,
     Job, NewPart, ParsedFile, WorkerSink, coverage, empty_page_hint, hash_files, merge,
-    new_ingest_id, progress_bar,
+    new_ingest_id, progress_bar, read_once_format,
 };
 use crate::lake::batch::{self, IngestLogRow, QuarantineRow, Stored};
 use crate::lake::io::{self as lio, LakeError};
@@ -29,6 +29,10 @@ type Staged = Vec<((Table, String), NewPart)>;
 
 /// What parsing one file produced.
 struct JobResult {
+    /// A file read once ([`Job::read_once`]): its content hash and size, or why it could not
+    /// be read; `known` when the manifest has it (then nothing was parsed).
+    hashed: Option<Result<(String, u64), String>>,
+    known: bool,
     parsed: ParsedFile,
     staged: Staged,
     workspaces: Vec<Workspace>,
@@ -74,7 +78,11 @@ pub(super) struct Ingest<'a> {
     summaries: Vec<FileSummary>,
     jobs: Vec<Job>,
     quarantine: Vec<QuarantineRow>,
-    new_log: Vec<IngestLogRow>,
+    /// This ingest's manifest rows, by the file's place in `summaries`.
+    new_log: BTreeMap<usize, IngestLogRow>,
+    /// Content hashes in the manifest, and of the files of this command taken so far.
+    known: HashSet<String>,
+    seen_now: HashSet<String>,
     parsed: HashMap<usize, ParsedFile>,
     /// Staged parts of the new files, per (table, month), in file order.
     new_files: BTreeMap<(Table, String), Vec<NewPart>>,
@@ -112,7 +120,9 @@ impl<'a> Ingest<'a> {
             summaries: Vec::new(),
             jobs: Vec::new(),
             quarantine: Vec::new(),
-            new_log: Vec::new(),
+            new_log: BTreeMap::new(),
+            known: HashSet::new(),
+            seen_now: HashSet::new(),
             parsed: HashMap::new(),
             new_files: BTreeMap::new(),
             lake_superseded: 0,
@@ -120,6 +130,12 @@ impl<'a> Ingest<'a> {
     }
 
     /// Phase 1: what was skipped, what is new (content hash), and what each new file is.
+    ///
+    /// A report that fits in memory is not hashed here: its parse worker reads it once, hashes
+    /// the bytes it parses, and [`Self::parse_reports`] then decides, in file order, whether it
+    /// was new (so the manifest's hash is that of the bytes loaded, and no report is read
+    /// twice). Every other file (lists, ledger files, streamed or unrecognised files) is hashed
+    /// first, as lists must be parsed before any report.
     pub fn plan(&mut self, walked: Walk) {
         self.progress.set_message("hashing");
         for sk in &walked.skipped {
@@ -132,12 +148,35 @@ impl<'a> Ingest<'a> {
             s.error = Some(sk.reason.clone());
             self.summaries.push(s);
         }
-        let known: HashSet<String> = self.log.iter().map(|r| r.content_hash.clone()).collect();
-        let mut seen_now: HashSet<String> = HashSet::new();
-        let hashes = hash_files(&walked.files, self.opts.jobs);
-        for (path, hashed) in walked.files.iter().zip(hashes) {
+        self.known = self.log.iter().map(|r| r.content_hash.clone()).collect();
+        let forced = self.opts.format;
+        let read_once: Vec<Option<SourceFormat>> =
+            crate::par::map(&walked.files, self.opts.jobs, |p| {
+                read_once_format(p, forced)
+            });
+        let to_hash: Vec<PathBuf> = walked
+            .files
+            .iter()
+            .zip(&read_once)
+            .filter(|(_, f)| f.is_none())
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut hashes = hash_files(&to_hash, self.opts.jobs).into_iter();
+        for (path, once) in walked.files.iter().zip(read_once) {
             let mut s = FileSummary::new(path.display().to_string(), FileStatus::New);
-            match hashed {
+            if let Some(format) = once {
+                s.format = Some(format.as_str().into());
+                self.jobs.push(Job {
+                    seq: self.summaries.len(),
+                    path: path.to_path_buf(),
+                    source_file: s.path.clone(),
+                    format,
+                    read_once: true,
+                });
+                self.summaries.push(s);
+                continue;
+            }
+            match hashes.next().expect("a hash per file not read once") {
                 Err(reason) => {
                     s.status = FileStatus::Skipped;
                     s.error = Some(reason);
@@ -145,11 +184,11 @@ impl<'a> Ingest<'a> {
                 }
                 Ok((hash, size)) => {
                     s.content_hash = hash.clone();
-                    if known.contains(&hash) && !self.retry(&hash) {
+                    if self.is_known(&hash) {
                         s.status = FileStatus::Unchanged;
                         s.format = self.logged_format(&hash);
                         self.summaries.push(s);
-                    } else if !seen_now.insert(hash.clone()) {
+                    } else if !self.seen_now.insert(hash.clone()) {
                         s.status = FileStatus::Duplicate;
                         self.summaries.push(s);
                     } else {
@@ -157,6 +196,64 @@ impl<'a> Ingest<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether a file with this content was ingested before and is not to be read again.
+    fn is_known(&self, hash: &str) -> bool {
+        self.known.contains(hash) && !self.retry(hash)
+    }
+
+    /// A read-once report after its worker hashed it: unchanged, a duplicate of an earlier
+    /// file of this command, unreadable, or new (then its manifest row). False when its
+    /// result is not to be kept.
+    fn settle_read_once(&mut self, job: &Job, r: &JobResult) -> bool {
+        let Some(hashed) = &r.hashed else {
+            return true;
+        };
+        let (hash, size) = match hashed {
+            Ok(h) => h,
+            Err(reason) => {
+                let s = &mut self.summaries[job.seq];
+                s.status = FileStatus::Skipped;
+                s.format = None;
+                s.error = Some(reason.clone());
+                return false;
+            }
+        };
+        self.summaries[job.seq].content_hash = hash.clone();
+        let settled = if r.known {
+            Some((FileStatus::Unchanged, self.logged_format(hash)))
+        } else if !self.seen_now.insert(hash.clone()) {
+            Some((FileStatus::Duplicate, None))
+        } else {
+            None
+        };
+        if let Some((status, format)) = settled {
+            let s = &mut self.summaries[job.seq];
+            s.status = status;
+            s.format = format;
+            return false;
+        }
+        let row = self.log_row(hash.clone(), &self.summaries[job.seq], *size);
+        self.new_log.insert(job.seq, row);
+        true
+    }
+
+    /// The manifest row of a new file (counts filled in by [`Self::finish_log`]).
+    fn log_row(&self, hash: String, s: &FileSummary, size: u64) -> IngestLogRow {
+        IngestLogRow {
+            content_hash: hash,
+            source_file: s.path.clone(),
+            size_bytes: size,
+            source_format: s.format.clone(),
+            ingest_id: self.ingest_id.clone(),
+            ingested_at: self.now,
+            rows_read: 0,
+            rows_loaded: 0,
+            rows_quarantined: 0,
+            rows_superseded: 0,
+            status: String::new(),
         }
     }
 
@@ -226,23 +323,13 @@ impl<'a> Ingest<'a> {
                     path: path.to_path_buf(),
                     source_file: s.path.clone(),
                     format,
+                    read_once: false,
                 });
             }
             Err(e) => self.unrecognised(&mut s, e, &hash, size),
         }
-        self.new_log.push(IngestLogRow {
-            content_hash: hash,
-            source_file: s.path.clone(),
-            size_bytes: size,
-            source_format: s.format.clone(),
-            ingest_id: self.ingest_id.clone(),
-            ingested_at: self.now,
-            rows_read: 0,
-            rows_loaded: 0,
-            rows_quarantined: 0,
-            rows_superseded: 0,
-            status: String::new(),
-        });
+        let row = self.log_row(hash, &s, size);
+        self.new_log.insert(self.summaries.len(), row);
         self.summaries.push(s);
     }
 
@@ -275,7 +362,29 @@ impl<'a> Ingest<'a> {
             self.now,
             &mut files,
         );
-        let res = sources::parse_file(&job.path, job.format, &self.opts.limits, &mut sink);
+        let limits = &self.opts.limits;
+        let (res, hashed, known) = if job.read_once {
+            // Read once: hash the bytes, and parse them only if they are not in the manifest.
+            let read = sources::with_file_bytes(&job.path, |bytes| {
+                let hash = blake3::hash(bytes).to_hex().to_string();
+                let size = bytes.len() as u64;
+                if self.is_known(&hash) {
+                    return (hash, size, None);
+                }
+                let res = sources::parse_bytes(bytes, job.format, limits, &mut sink);
+                (hash, size, Some(res))
+            });
+            match read {
+                Ok((hash, size, res)) => {
+                    let known = res.is_none();
+                    (res.unwrap_or(Ok(())), Some(Ok((hash, size))), known)
+                }
+                Err(e) => (Ok(()), Some(Err(e.reason)), false),
+            }
+        } else {
+            let res = sources::parse_file(&job.path, job.format, limits, &mut sink);
+            (res, None, false)
+        };
         sink.flush(true);
         if let Some(e) = sink.error.take() {
             return Err(e);
@@ -285,6 +394,8 @@ impl<'a> Ingest<'a> {
             std::mem::take(&mut sink.cost_intervals),
         ];
         let mut out = JobResult {
+            hashed,
+            known,
             parsed: std::mem::take(&mut sink.parsed),
             staged: Vec::new(),
             workspaces: std::mem::take(&mut sink.workspaces),
@@ -390,10 +501,22 @@ impl<'a> Ingest<'a> {
             .filter(|j| Group::of(j.format).is_some())
             .collect();
         let results = crate::par::map(&reports, self.opts.jobs, |job| self.parse_job(job, dims));
-        let seqs: Vec<usize> = reports.iter().map(|j| j.seq).collect();
-        for (seq, r) in seqs.into_iter().zip(results) {
-            self.keep(seq, r?);
+        let reports: Vec<Job> = reports.into_iter().cloned().collect();
+        let mut dropped = HashSet::new();
+        // In file order: of two files with the same content the first is the one loaded.
+        for (job, r) in reports.iter().zip(results) {
+            let r = r?;
+            if self.settle_read_once(job, &r) {
+                self.keep(job.seq, r);
+            } else {
+                // Unchanged, a duplicate or unreadable: what its worker staged goes.
+                for (_, part) in r.staged {
+                    let _ = std::fs::remove_file(&part.path);
+                }
+                dropped.insert(job.seq);
+            }
         }
+        self.jobs.retain(|j| !dropped.contains(&j.seq));
         // In file order, so that part numbers follow the order the files were given.
         for v in self.new_files.values_mut() {
             v.sort_by(|a, b| a.path.cmp(&b.path));
@@ -599,7 +722,7 @@ impl<'a> Ingest<'a> {
         self.finish_log();
         if !self.new_log.is_empty() {
             let mut log = std::mem::take(&mut self.log);
-            log.append(&mut self.new_log);
+            log.extend(std::mem::take(&mut self.new_log).into_values());
             let b = batch::ingest_log_batch(&log);
             self.stage_table(
                 Table::IngestLog,
@@ -625,13 +748,8 @@ impl<'a> Ingest<'a> {
 
     /// The manifest rows of this ingest's files, from their summaries.
     fn finish_log(&mut self) {
-        let read = |s: &FileSummary| matches!(s.status, FileStatus::New | FileStatus::Quarantined);
-        for (s, l) in self
-            .summaries
-            .iter_mut()
-            .filter(|s| read(s))
-            .zip(self.new_log.iter_mut())
-        {
+        for (&seq, l) in self.new_log.iter_mut() {
+            let s = &mut self.summaries[seq];
             let list = s
                 .format
                 .as_deref()

@@ -99,6 +99,13 @@ pub fn writer_props_with(
         // interning time until it overflows and falls back to plain.
         b = b.set_column_dictionary_enabled(ColumnPath::from("source_row"), false);
     }
+    if table == Table::Usage {
+        // Token counts vary from row to row: a dictionary costs a hash of every value and
+        // mostly overflows to plain anyway; zstd compresses the plain values as well.
+        for c in super::schema::TOKEN_COLUMNS {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+        }
+    }
     if table == Table::UsagePricing {
         // Per-row costs are nearly all distinct: a dictionary only costs interning time.
         for c in super::schema::COST_COLUMNS

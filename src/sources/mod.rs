@@ -371,21 +371,7 @@ pub fn parse_file(
     let file = open()?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     if size <= IN_MEMORY_LIMIT {
-        // One buffer per thread, reused from file to file: a fresh one would cost a page
-        // fault and a zeroed page per 4 KiB of every file (bounded by IN_MEMORY_LIMIT).
-        thread_local!(static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
-        return BUFFER.with(|buf| {
-            let mut bytes = buf.take();
-            bytes.clear();
-            bytes.reserve(size as usize);
-            let read = file
-                .take(IN_MEMORY_LIMIT + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| FileError::new(format!("read error: {e}")));
-            let res = read.and_then(|_| parse_bytes(&bytes, format, limits, sink));
-            buf.replace(bytes);
-            res
-        });
+        return with_bytes(file, size, |bytes| parse_bytes(bytes, format, limits, sink))?;
     }
     let buffered = |f| BufReader::with_capacity(256 * 1024, f);
     let mut guard = limits::Guard::new(sink, *limits);
@@ -398,6 +384,50 @@ pub fn parse_file(
         other => other?,
     }
     guard.finish()
+}
+
+/// Calls `f` with the whole content of the file at `path`, read once into a buffer of this
+/// thread (so the caller can hash and parse the same bytes). A file larger than
+/// [`IN_MEMORY_LIMIT`] (or grown past it) is an error: stream it with [`parse_file`] instead.
+pub fn with_file_bytes<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> Result<R, FileError> {
+    let file =
+        std::fs::File::open(path).map_err(|e| FileError::new(format!("cannot open: {e}")))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    with_bytes(file, size, f)
+}
+
+/// Reads `file` (`size` bytes expected) into the thread's buffer and calls `f` with it. One
+/// buffer per thread, reused from file to file: a fresh one would cost a page fault and a
+/// zeroed page per 4 KiB of every file (bounded by IN_MEMORY_LIMIT).
+fn with_bytes<R>(
+    file: std::fs::File,
+    size: u64,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, FileError> {
+    thread_local!(static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+    BUFFER.with(|buf| {
+        let mut bytes = buf.take();
+        bytes.clear();
+        bytes.reserve(size.min(IN_MEMORY_LIMIT) as usize);
+        let read = file
+            .take(IN_MEMORY_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| FileError::new(format!("read error: {e}")))
+            .and_then(|n| {
+                if n as u64 > IN_MEMORY_LIMIT {
+                    Err(FileError::new(format!(
+                        "the file grew past {} MiB while it was read: ingest it again once it is \
+                         complete",
+                        IN_MEMORY_LIMIT >> 20
+                    )))
+                } else {
+                    Ok(())
+                }
+            });
+        let res = read.map(|()| f(&bytes));
+        buf.replace(bytes);
+        res
+    })
 }
 
 /// Parses a whole file held in memory into `sink`, within `limits`: buckets outside the

@@ -106,6 +106,55 @@ fn ingesting_twice_changes_nothing() {
 }
 
 #[test]
+fn two_copies_in_one_command_load_once_and_the_first_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, both) = (tmp.path().join("one"), tmp.path().join("both"));
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(inbox.join("b")).unwrap();
+    let page = fixtures().join("sample/usage-2026-10-p1.json");
+    std::fs::copy(&page, inbox.join("a.json")).unwrap();
+    std::fs::copy(&page, inbox.join("b/a-again.json")).unwrap();
+    std::fs::copy(fixtures().join("sample/cost-2026-10.json"), inbox.join("c.json")).unwrap();
+    let (c1, _) = ingest(&one, &[&page, &fixtures().join("sample/cost-2026-10.json")]);
+    let (c2, s) = ingest(&both, &[&inbox]);
+    assert_eq!((c1, c2), (0, 0), "{s}");
+    let files = s["files"].as_array().unwrap();
+    let status = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .map(|f| f["status"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} in {s}"))
+    };
+    assert_eq!(status("/a.json"), "new");
+    assert_eq!(status("a-again.json"), "duplicate");
+    assert_eq!(status("c.json"), "new");
+    // The rows count once, and the manifest holds the content once, under the first name.
+    assert_eq!(totals(&both, ""), totals(&one, ""));
+    let log = sql(
+        &both,
+        "SELECT source_file, content_hash, rows_loaded FROM ingest_log ORDER BY source_file",
+    );
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[0]["source_file"].as_str().unwrap().ends_with("/a.json"));
+    // The manifest's hash is the one the next ingest recognises: nothing is read again.
+    let (c3, again) = ingest(&both, &[&inbox, &page]);
+    assert_eq!(c3, 0);
+    assert!(
+        again["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "unchanged"),
+        "{again}"
+    );
+    // Nothing the duplicate's worker staged is left behind.
+    let staging = both.join("_tokenledger/staging");
+    let left = std::fs::read_dir(&staging).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "staging is empty after the commit");
+}
+
+#[test]
 fn a_newer_export_restates_the_same_bucket() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
