@@ -379,6 +379,15 @@ fn note_interval(
     }
 }
 
+/// The usage rows a file of this size will hold, about (an API result is ~400 bytes of JSON, a
+/// CSV line ~150), within a batch: the first builder is sized for them.
+fn expected_rows(path: &Path) -> usize {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    usize::try_from(size / 256)
+        .unwrap_or(BATCH_ROWS)
+        .clamp(1024, BATCH_ROWS)
+}
+
 /// The sink of one worker: resolves names, batches rows per month, writes worker staging files.
 struct WorkerSink<'a> {
     dims: &'a Dims,
@@ -399,6 +408,9 @@ struct WorkerSink<'a> {
     ledger: Vec<LedgerItem>,
     error: Option<LakeError>,
     last_month: (Option<DateTime<Utc>>, String),
+    /// Rows the next usage builder makes room for: the file's expected rows for the first
+    /// (from its size), a quarter batch for any further month.
+    usage_rows: usize,
     format: SourceFormat,
     now: DateTime<Utc>,
     /// Bad rows, written to a staged quarantine part every QUARANTINE_BATCH rows: a file with
@@ -434,6 +446,7 @@ impl<'a> WorkerSink<'a> {
             ledger: Vec::new(),
             error: None,
             last_month: (None, String::new()),
+            usage_rows: expected_rows(&job.path),
             format: job.format,
             now,
             quarantine_buf: Vec::new(),
@@ -504,8 +517,9 @@ impl Sink for WorkerSink<'_> {
         }
         let m = self.last_month.1.as_str();
         if !self.usage.contains_key(m) {
-            self.usage
-                .insert(m.to_string(), UsageBuilder::with_capacity(BATCH_ROWS / 4));
+            let b = UsageBuilder::with_capacity(self.usage_rows, self.source_file.len());
+            self.usage.insert(m.to_string(), b);
+            self.usage_rows = BATCH_ROWS / 4;
         }
         let b = self.usage.get_mut(m).expect("just inserted");
         b.push_named(

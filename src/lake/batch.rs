@@ -69,13 +69,16 @@ pub struct UsageBuilder {
 
 impl Default for UsageBuilder {
     fn default() -> Self {
-        Self::with_capacity(1024)
+        Self::with_capacity(1024, 64)
     }
 }
 
 impl UsageBuilder {
     /// A builder for `rows` rows: its buffers do not grow (and copy) until then.
-    pub fn with_capacity(rows: usize) -> Self {
+    /// Room for `rows` rows whose `source_file` is `source_file_len` bytes long (the text
+    /// columns' sizes are typical lengths), so a batch of that many rows is never copied
+    /// into larger buffers as it grows.
+    pub fn with_capacity(rows: usize, source_file_len: usize) -> Self {
         let text = |bytes: usize| StringBuilder::with_capacity(rows, rows * bytes);
         Self {
             bucket_start: ts_builder_with(rows),
@@ -86,7 +89,7 @@ impl UsageBuilder {
             tokens: std::array::from_fn(|_| Int64Builder::with_capacity(rows)),
             assumed: BooleanBuilder::with_capacity(rows),
             source_format: text(19),
-            source_file: text(48),
+            source_file: text(source_file_len),
             source_row: Int64Builder::with_capacity(rows),
             ingest_id: text(32),
             len: 0,

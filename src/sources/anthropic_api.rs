@@ -506,10 +506,13 @@ fn repeated<K: std::hash::Hash + Eq>(
         foldhash::fast::RandomState::default(),
     );
     for (i, k) in keys.enumerate() {
-        if let Some(&j) = seen.get(&k) {
-            return Some((j, i));
+        // One hash per row: the entry is looked up and, when new, filled in place.
+        match seen.entry(k) {
+            std::collections::hash_map::Entry::Occupied(o) => return Some((*o.get(), i)),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
         }
-        seen.insert(k, i);
     }
     None
 }

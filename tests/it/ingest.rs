@@ -114,7 +114,11 @@ fn two_copies_in_one_command_load_once_and_the_first_wins() {
     let page = fixtures().join("sample/usage-2026-10-p1.json");
     std::fs::copy(&page, inbox.join("a.json")).unwrap();
     std::fs::copy(&page, inbox.join("b/a-again.json")).unwrap();
-    std::fs::copy(fixtures().join("sample/cost-2026-10.json"), inbox.join("c.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("sample/cost-2026-10.json"),
+        inbox.join("c.json"),
+    )
+    .unwrap();
     let (c1, _) = ingest(&one, &[&page, &fixtures().join("sample/cost-2026-10.json")]);
     let (c2, s) = ingest(&both, &[&inbox]);
     assert_eq!((c1, c2), (0, 0), "{s}");
