@@ -3,7 +3,9 @@
 //! field is quarantined with its JSON path, the rest of the page is kept.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 use std::io::BufRead;
 use std::marker::PhantomData;
 
@@ -496,17 +498,40 @@ fn no_results(b_index: usize) -> Quarantined {
 }
 
 /// Result rows of one bucket whose dimensions repeat: `(first, second)` ordinals in the bucket.
-/// (A fast hash, sized for the bucket up front: this runs once per result row.)
-fn repeated<K: std::hash::Hash + Eq>(
+/// This runs once per result row, so it keeps only a 64-bit hash of each row's key (a fast
+/// hash, the map sized for the bucket up front) and compares the keys themselves only when two
+/// hashes meet; should two different keys ever share a hash, the bucket is checked again with
+/// the keys in the map.
+fn repeated<K: Hash + Eq>(
     n: usize,
-    keys: impl Iterator<Item = K>,
+    keys: impl Iterator<Item = K> + Clone,
 ) -> Option<(usize, usize)> {
-    let mut seen = std::collections::HashMap::with_capacity_and_hasher(
-        n,
-        foldhash::fast::RandomState::default(),
-    );
+    use std::collections::hash_map::Entry;
+    use std::hash::BuildHasher;
+    let state = foldhash::fast::RandomState::default();
+    let mut seen: HashMap<u64, usize, _> =
+        HashMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
+    for (i, k) in keys.clone().enumerate() {
+        match seen.entry(state.hash_one(&k)) {
+            Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            Entry::Occupied(o) => {
+                let j = *o.get();
+                if keys.clone().nth(j).is_some_and(|first| first == k) {
+                    return Some((j, i));
+                }
+                return repeated_exact(n, keys);
+            }
+        }
+    }
+    None
+}
+
+/// [`repeated`] with the keys themselves in the map (after a hash collision).
+fn repeated_exact<K: Hash + Eq>(n: usize, keys: impl Iterator<Item = K>) -> Option<(usize, usize)> {
+    let mut seen = HashMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
     for (i, k) in keys.enumerate() {
-        // One hash per row: the entry is looked up and, when new, filled in place.
         match seen.entry(k) {
             std::collections::hash_map::Entry::Occupied(o) => return Some((*o.get(), i)),
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -1115,4 +1140,27 @@ pub fn parse_api_keys<R: BufRead>(
         sink.api_key(key);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{repeated, repeated_exact};
+
+    #[test]
+    fn repeated_rows_are_found_by_hash_and_confirmed_by_key() {
+        let keys: Vec<[Option<&str>; 2]> = (0..6)
+            .map(|i| [Some(["a", "b", "c"][i % 3]), Some(["x", "y"][i % 2])])
+            .collect();
+        // Six rows over 3 × 2 combinations: all distinct.
+        assert_eq!(repeated(keys.len(), keys.iter()), None);
+        assert_eq!(repeated_exact(keys.len(), keys.iter()), None);
+        // A seventh row repeats the second: (first, second) ordinals, as the exact check says.
+        let mut more = keys.clone();
+        more.push(keys[1]);
+        assert_eq!(repeated(more.len(), more.iter()), Some((1, 6)));
+        assert_eq!(repeated_exact(more.len(), more.iter()), Some((1, 6)));
+        // None and "" are different dimensions.
+        let nulls = [[None, Some("x")], [Some(""), Some("x")]];
+        assert_eq!(repeated(2, nulls.iter()), None);
+    }
 }
