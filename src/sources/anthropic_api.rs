@@ -502,7 +502,7 @@ fn no_results(b_index: usize) -> Quarantined {
 /// hash, the map sized for the bucket up front) and compares the keys themselves only when two
 /// hashes meet; should two different keys ever share a hash, the bucket is checked again with
 /// the keys in the map.
-fn repeated<K: Hash + Eq>(
+pub fn repeated<K: Hash + Eq>(
     n: usize,
     keys: impl Iterator<Item = K> + Clone,
 ) -> Option<(usize, usize)> {
@@ -529,7 +529,10 @@ fn repeated<K: Hash + Eq>(
 }
 
 /// [`repeated`] with the keys themselves in the map (after a hash collision).
-fn repeated_exact<K: Hash + Eq>(n: usize, keys: impl Iterator<Item = K>) -> Option<(usize, usize)> {
+pub fn repeated_exact<K: Hash + Eq>(
+    n: usize,
+    keys: impl Iterator<Item = K>,
+) -> Option<(usize, usize)> {
     let mut seen = HashMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
     for (i, k) in keys.enumerate() {
         match seen.entry(k) {
@@ -1140,27 +1143,4 @@ pub fn parse_api_keys<R: BufRead>(
         sink.api_key(key);
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{repeated, repeated_exact};
-
-    #[test]
-    fn repeated_rows_are_found_by_hash_and_confirmed_by_key() {
-        let keys: Vec<[Option<&str>; 2]> = (0..6)
-            .map(|i| [Some(["a", "b", "c"][i % 3]), Some(["x", "y"][i % 2])])
-            .collect();
-        // Six rows over 3 × 2 combinations: all distinct.
-        assert_eq!(repeated(keys.len(), keys.iter()), None);
-        assert_eq!(repeated_exact(keys.len(), keys.iter()), None);
-        // A seventh row repeats the second: (first, second) ordinals, as the exact check says.
-        let mut more = keys.clone();
-        more.push(keys[1]);
-        assert_eq!(repeated(more.len(), more.iter()), Some((1, 6)));
-        assert_eq!(repeated_exact(more.len(), more.iter()), Some((1, 6)));
-        // None and "" are different dimensions.
-        let nulls = [[None, Some("x")], [Some(""), Some("x")]];
-        assert_eq!(repeated(2, nulls.iter()), None);
-    }
 }

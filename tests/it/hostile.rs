@@ -1086,3 +1086,28 @@ proptest::proptest! {
         proptest::prop_assert!(whole.len() >= text.len());
     }
 }
+
+#[test]
+fn repeated_rows_are_found_by_hash_and_confirmed_by_key() {
+    use tokenledger::sources::anthropic_api::{repeated, repeated_exact};
+    let keys: Vec<[Option<&str>; 2]> = (0..6)
+        .map(|i| [Some(["a", "b", "c"][i % 3]), Some(["x", "y"][i % 2])])
+        .collect();
+    // Six rows over 3 × 2 combinations: all distinct.
+    assert_eq!(repeated(keys.len(), keys.iter()), None);
+    assert_eq!(repeated_exact(keys.len(), keys.iter()), None);
+    // A seventh row repeats the second: (first, second) ordinals, as the exact check says.
+    let mut more = keys.clone();
+    more.push(keys[1]);
+    assert_eq!(repeated(more.len(), more.iter()), Some((1, 6)));
+    assert_eq!(repeated_exact(more.len(), more.iter()), Some((1, 6)));
+    // None and "" are different dimensions.
+    let nulls = [[None, Some("x")], [Some(""), Some("x")]];
+    assert_eq!(repeated(2, nulls.iter()), None);
+    // A bucket of 5,000 rows with one repeat late in it: both checks name the same pair.
+    let names: Vec<String> = (0..5000).map(|i| format!("key-{i}")).collect();
+    let mut rows: Vec<[Option<&str>; 2]> = names.iter().map(|n| [Some(n.as_str()), None]).collect();
+    rows.push(rows[1234]);
+    assert_eq!(repeated(rows.len(), rows.iter()), Some((1234, 5000)));
+    assert_eq!(repeated_exact(rows.len(), rows.iter()), Some((1234, 5000)));
+}

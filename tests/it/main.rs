@@ -11,6 +11,7 @@ mod engines;
 mod formats;
 mod hostile;
 mod ingest;
+mod lake;
 mod ledger;
 mod mail;
 mod money;
