@@ -165,14 +165,7 @@ impl<'a> Ingest<'a> {
         for (path, once) in walked.files.iter().zip(read_once) {
             let mut s = FileSummary::new(path.display().to_string(), FileStatus::New);
             if let Some(format) = once {
-                s.format = Some(format.as_str().into());
-                self.jobs.push(Job {
-                    seq: self.summaries.len(),
-                    path: path.to_path_buf(),
-                    source_file: s.path.clone(),
-                    format,
-                    read_once: true,
-                });
+                self.add_job(path, &mut s, format, true);
                 self.summaries.push(s);
                 continue;
             }
@@ -197,6 +190,25 @@ impl<'a> Ingest<'a> {
                 }
             }
         }
+    }
+
+    /// Queues the file about to be summarised as `s` (at the next place in `summaries`) for
+    /// parsing as `format`.
+    fn add_job(
+        &mut self,
+        path: &std::path::Path,
+        s: &mut FileSummary,
+        format: SourceFormat,
+        read_once: bool,
+    ) {
+        s.format = Some(format.as_str().into());
+        self.jobs.push(Job {
+            seq: self.summaries.len(),
+            path: path.to_path_buf(),
+            source_file: s.path.clone(),
+            format,
+            read_once,
+        });
     }
 
     /// Whether a file with this content was ingested before and is not to be read again.
@@ -316,16 +328,7 @@ impl<'a> Ingest<'a> {
             Err(e) => Err(e),
         };
         match detected {
-            Ok(format) => {
-                s.format = Some(format.as_str().into());
-                self.jobs.push(Job {
-                    seq: self.summaries.len(),
-                    path: path.to_path_buf(),
-                    source_file: s.path.clone(),
-                    format,
-                    read_once: false,
-                });
-            }
+            Ok(format) => self.add_job(path, &mut s, format, false),
             Err(e) => self.unrecognised(&mut s, e, &hash, size),
         }
         let row = self.log_row(hash, &s, size);
