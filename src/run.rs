@@ -271,9 +271,30 @@ fn bill_reports(settings: &Settings, month: Month) -> Result<[Report; 3], RunErr
     ])
 }
 
+/// What the nightly run has already computed, as of the same day, for the month it closes:
+/// the chargeback takes it instead of computing it again. `None`: compute it.
+#[derive(Default)]
+pub struct Computed<'a> {
+    /// The month's reconciliation with its tie-outs (`Some(None)`: no cost report covers it).
+    pub reconciliation: Option<Option<&'a Reconciliation>>,
+    /// The credit findings as of the day.
+    pub credit_findings: Option<&'a [crate::credits::Finding]>,
+    /// Every anomaly row, of any date (filtered here to the month).
+    pub anomalies: Option<&'a [crate::anomalies::Row]>,
+}
+
 /// The chargeback of `month` as of `settings.as_of`: bills of the month and the one before
 /// (for the change), the tie-out, credit findings and the month's alerting anomalies.
 pub fn chargeback(settings: &Settings, month: Month) -> Result<Chargeback, RunError> {
+    chargeback_with(settings, month, &Computed::default())
+}
+
+/// [`chargeback`], with what the caller has already computed.
+fn chargeback_with(
+    settings: &Settings,
+    month: Month,
+    known: &Computed<'_>,
+) -> Result<Chargeback, RunError> {
     use crate::mail::bill::{Reports, bill};
     let mail = settings
         .mail_settings()
@@ -302,25 +323,49 @@ pub fn chargeback(settings: &Settings, month: Month) -> Result<Chargeback, RunEr
     let (bill, _) = bill_of(month, previous.as_ref())?;
     let layout = &settings.layout;
     let mut extras = crate::mail::FinanceExtras::default();
-    if reconcile::has_cost_report(layout, &month.key())? {
-        let mut r = reconcile::reconcile(layout, month, settings.tolerance, &book)?;
-        reconcile::add_tie_outs(layout, &mut r, &invoices, &book)?;
+    let computed;
+    let reconciliation = match known.reconciliation {
+        Some(r) => r,
+        None if reconcile::has_cost_report(layout, &month.key())? => {
+            let mut r = reconcile::reconcile(layout, month, settings.tolerance, &book)?;
+            reconcile::add_tie_outs(layout, &mut r, &invoices, &book)?;
+            computed = r;
+            Some(&computed)
+        }
+        None => None,
+    };
+    if let Some(r) = reconciliation {
         extras.unexplained_lines = Some(r.lines_unexplained);
-        extras.tie_outs = r.tie_outs;
+        extras.tie_outs = r.tie_outs.clone();
     }
-    let (ledger, _) = crate::credits::credits(layout, &settings.credit_options(settings.as_of))?;
-    extras.credits = ledger.findings;
-    let policy = settings
-        .anomaly_policy()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
+    extras.credits = match known.credit_findings {
+        Some(f) => f.to_vec(),
+        None => {
+            let opts = settings.credit_options(settings.as_of);
+            crate::credits::credits(layout, &opts)?.0.findings
+        }
+    };
     let first = chrono::NaiveDate::from_ymd_opt(month.year().into(), month.month().into(), 1);
     let last = first
         .and_then(|f| f.checked_add_months(chrono::Months::new(1)))
         .and_then(|d| d.pred_opt());
-    extras.anomalies = crate::anomalies::anomalies(layout, &policy, (first, last), None)?
-        .into_iter()
-        .filter(|r| r.alert)
-        .collect();
+    let in_month = |r: &crate::anomalies::Row| {
+        r.alert
+            && first.is_none_or(|f| r.finding.date >= f)
+            && last.is_none_or(|l| r.finding.date <= l)
+    };
+    extras.anomalies = match known.anomalies {
+        Some(rows) => rows.iter().filter(|r| in_month(r)).cloned().collect(),
+        None => {
+            let policy = settings
+                .anomaly_policy()
+                .map_err(|e| RunError::Usage(e.to_string()))?;
+            crate::anomalies::anomalies(layout, &policy, (first, last), None)?
+                .into_iter()
+                .filter(|r| in_month(r))
+                .collect()
+        }
+    };
     Ok(Chargeback {
         bill,
         extras,
@@ -336,10 +381,27 @@ pub fn mail(
     dry_run: bool,
     resend: bool,
 ) -> Result<crate::mail::MailOutcome, RunError> {
+    mail_with(
+        settings,
+        month,
+        render,
+        (dry_run, resend),
+        &Computed::default(),
+    )
+}
+
+/// [`mail`], with what the caller has already computed for the chargeback.
+fn mail_with(
+    settings: &Settings,
+    month: Month,
+    render: &dyn crate::mail::Render,
+    (dry_run, resend): (bool, bool),
+    known: &Computed<'_>,
+) -> Result<crate::mail::MailOutcome, RunError> {
     let cfg = settings
         .mail_settings()
         .map_err(|e| RunError::Usage(e.to_string()))?;
-    let cb = chargeback(settings, month)?;
+    let cb = chargeback_with(settings, month, known)?;
     let _lock = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
     let opts = crate::mail::Options {
         month,
@@ -494,20 +556,32 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
     // The credits ledger as of the as-of date, when there are lots to keep.
     let opts = settings.credit_options(settings.as_of);
     let (ledger, inputs) = crate::credits::credits(layout, &opts)?;
+    let credit_findings = ledger.findings.clone();
     let credits = (!inputs.lots.is_empty()).then_some(ledger);
+    // Every anomaly once: the digest takes the recent alerts, the month close its month's.
     let recent = settings.as_of - chrono::TimeDelta::days(ALERT_DAYS);
-    let anomalies: Vec<crate::anomalies::Row> =
-        crate::anomalies::anomalies(layout, &policy, (Some(recent), Some(settings.as_of)), None)?
-            .into_iter()
-            .filter(|r| r.alert)
-            .collect();
+    let all_anomalies = crate::anomalies::anomalies(layout, &policy, (None, None), None)?;
+    let anomalies: Vec<crate::anomalies::Row> = all_anomalies
+        .iter()
+        .filter(|r| r.alert && r.finding.date >= recent && r.finding.date <= settings.as_of)
+        .cloned()
+        .collect();
     let recovered = ingest
         .recovered
         .clone()
         .or(rated.snapshot.recovered.clone());
     // The mail stages take the exclusive lock: the reading snapshot is released first.
     drop(rated.snapshot);
-    let chargeback = month_close(settings, &mail_cfg, render, to_report.last().copied())?;
+    let closing = to_report.last().copied();
+    let known = Computed {
+        reconciliation: months
+            .iter()
+            .find(|m| Some(m.month) == closing)
+            .map(|m| m.reconciliation.as_ref()),
+        credit_findings: Some(&credit_findings),
+        anomalies: Some(&all_anomalies),
+    };
+    let chargeback = month_close(settings, &mail_cfg, render, closing, &known)?;
     let (alerts, undelivered) =
         alert_digest(settings, &mail_cfg, render, &anomalies, credits.as_ref())?;
     Ok(RunOutcome {
@@ -566,6 +640,7 @@ fn month_close(
     cfg: &crate::mail::MailSettings,
     render: &dyn crate::mail::Render,
     latest: Option<Month>,
+    known: &Computed<'_>,
 ) -> Result<Option<crate::mail::MailOutcome>, RunError> {
     let Some(month) = latest else {
         return Ok(None);
@@ -575,5 +650,11 @@ fn month_close(
     if !close.is_final() || !anyone {
         return Ok(None);
     }
-    Ok(Some(mail(settings, month, render, false, false)?))
+    Ok(Some(mail_with(
+        settings,
+        month,
+        render,
+        (false, false),
+        known,
+    )?))
 }

@@ -634,6 +634,27 @@ fn the_nightly_run_mails_the_closed_month_and_each_alert_once() {
         .find(|m| m["subject"].as_str().unwrap().contains("new alert"))
         .expect("an alert digest");
     assert!(digest["text"].as_str().unwrap().contains("[credits]"));
+    // The run hands the month close what it already computed (tie-out, credit findings,
+    // anomalies); `tokenledger mail` computes them itself: the finance mail is the same.
+    let finance = |m: &&serde_json::Value| m["to"].as_str().unwrap().contains("finance@");
+    let from_run = got.iter().find(finance).expect("the finance mail");
+    let o = mail(&data, &cfg, &["--dry-run", "--resend", "--as-of", "2026-11-20"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let alone: Vec<serde_json::Value> = outbox_files(&data.join("outbox/dry-run/2026-10"))
+        .iter()
+        .map(|f| parse_eml(f))
+        .collect();
+    let alone = alone
+        .iter()
+        .find(finance)
+        .expect("the finance mail, dry run");
+    assert!(
+        from_run["text"].as_str().unwrap().contains("Tie-out"),
+        "{}",
+        from_run["text"]
+    );
+    assert_eq!(from_run["text"], alone["text"]);
+    assert_eq!(from_run["csv"], alone["csv"]);
     // The next night: nothing new is mailed.
     let o = run();
     assert_eq!(code(&o), 3);
