@@ -300,7 +300,6 @@ fn chargeback_with(
         .mail_settings()
         .map_err(|e| RunError::Usage(e.to_string()))?;
     let book = settings.price_book()?;
-    let invoices = reconcile::invoices_of(&settings.layout, month)?;
     // Credits and anomalies read every month: all are rated first.
     let _rated = rate(settings, &book, &[])?;
     let shared = &mail.shared_workspaces;
@@ -321,18 +320,31 @@ fn chargeback_with(
         None => None,
     };
     let (bill, _) = bill_of(month, previous.as_ref())?;
+    let extras = finance_extras(settings, month, &book, known)?;
+    Ok(Chargeback {
+        bill,
+        extras,
+        close: crate::vocab::Close::of(month, settings.as_of, mail.grace_days),
+    })
+}
+
+/// What finance gets besides the bill: the month's tie-out, the credit findings as of the day
+/// and the month's alerting anomalies (from `known` where the caller has them).
+fn finance_extras(
+    settings: &Settings,
+    month: Month,
+    book: &PriceBook,
+    known: &Computed<'_>,
+) -> Result<crate::mail::FinanceExtras, RunError> {
     let layout = &settings.layout;
     let mut extras = crate::mail::FinanceExtras::default();
     let computed;
     let reconciliation = match known.reconciliation {
         Some(r) => r,
-        None if reconcile::has_cost_report(layout, &month.key())? => {
-            let mut r = reconcile::reconcile(layout, month, settings.tolerance, &book)?;
-            reconcile::add_tie_outs(layout, &mut r, &invoices, &book)?;
-            computed = r;
-            Some(&computed)
+        None => {
+            computed = tied_reconciliation(settings, month, book)?;
+            computed.as_ref()
         }
-        None => None,
     };
     if let Some(r) = reconciliation {
         extras.unexplained_lines = Some(r.lines_unexplained);
@@ -366,11 +378,7 @@ fn chargeback_with(
                 .collect()
         }
     };
-    Ok(Chargeback {
-        bill,
-        extras,
-        close: crate::vocab::Close::of(month, settings.as_of, mail.grace_days),
-    })
+    Ok(extras)
 }
 
 /// `tokenledger mail`: the month's chargeback to every team and finance, exactly once.
@@ -505,6 +513,43 @@ fn months_to_report(layout: &Layout, rated: &RateSummary) -> Result<Vec<Month>, 
         .collect()
 }
 
+/// A month the nightly run reports: its chargeback by workspace and model, and its
+/// reconciliation with the tie-out when a cost report covers it.
+fn report_month(
+    settings: &Settings,
+    book: &PriceBook,
+    month: Month,
+) -> Result<MonthOutcome, RunError> {
+    let pricing = report::scan::Pricing {
+        book,
+        tz: settings.timezone,
+    };
+    let dims = [Dim::Workspace, Dim::Model];
+    let report = report::report(&settings.layout, month, &dims, &settings.teams, &pricing)?;
+    Ok(MonthOutcome {
+        month,
+        report,
+        reconciliation: tied_reconciliation(settings, month, book)?,
+    })
+}
+
+/// The reconciliation of `month` with its tie-outs to the month's invoices; `None` when no
+/// cost report covers the month.
+fn tied_reconciliation(
+    settings: &Settings,
+    month: Month,
+    book: &PriceBook,
+) -> Result<Option<Reconciliation>, RunError> {
+    let layout = &settings.layout;
+    if !reconcile::has_cost_report(layout, &month.key())? {
+        return Ok(None);
+    }
+    let mut r = reconcile::reconcile(layout, month, settings.tolerance, book)?;
+    let invoices = reconcile::invoices_of(layout, month)?;
+    reconcile::add_tie_outs(layout, &mut r, &invoices, book)?;
+    Ok(Some(r))
+}
+
 /// The nightly job, in order: ingest the configured inputs → rate what changed → report and
 /// reconcile the months that changed (and the latest) → credits → anomalies → month close
 /// (the latest month's chargeback mail once it is final; corrections when restated) → the
@@ -526,33 +571,10 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
     let rated = rate(settings, &book, &[])?;
     let layout = &settings.layout;
     let to_report = months_to_report(layout, &rated.summary)?;
-    let mut months = Vec::new();
-    for &month in &to_report {
-        let pricing = report::scan::Pricing {
-            book: &book,
-            tz: settings.timezone,
-        };
-        let report = report::report(
-            layout,
-            month,
-            &[Dim::Workspace, Dim::Model],
-            &settings.teams,
-            &pricing,
-        )?;
-        let reconciliation = if reconcile::has_cost_report(layout, &month.key())? {
-            let mut r = reconcile::reconcile(layout, month, settings.tolerance, &book)?;
-            let invoices = reconcile::invoices_of(layout, month)?;
-            reconcile::add_tie_outs(layout, &mut r, &invoices, &book)?;
-            Some(r)
-        } else {
-            None
-        };
-        months.push(MonthOutcome {
-            month,
-            report,
-            reconciliation,
-        });
-    }
+    let months = to_report
+        .iter()
+        .map(|&month| report_month(settings, &book, month))
+        .collect::<Result<Vec<_>, _>>()?;
     // The credits ledger as of the as-of date, when there are lots to keep.
     let opts = settings.credit_options(settings.as_of);
     let (ledger, inputs) = crate::credits::credits(layout, &opts)?;

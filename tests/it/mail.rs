@@ -638,7 +638,12 @@ fn the_nightly_run_mails_the_closed_month_and_each_alert_once() {
     // anomalies); `tokenledger mail` computes them itself: the finance mail is the same.
     let finance = |m: &&serde_json::Value| m["to"].as_str().unwrap().contains("finance@");
     let from_run = got.iter().find(finance).expect("the finance mail");
-    let o = mail(&data, &cfg, &["--dry-run", "--resend", "--as-of", "2026-11-20"], &[]);
+    let o = mail(
+        &data,
+        &cfg,
+        &["--dry-run", "--resend", "--as-of", "2026-11-20"],
+        &[],
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let alone: Vec<serde_json::Value> = outbox_files(&data.join("outbox/dry-run/2026-10"))
         .iter()
