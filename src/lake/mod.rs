@@ -149,20 +149,16 @@ impl Layout {
     }
     /// The usage part a pricing part mirrors (same partition, same name).
     pub fn usage_of(&self, pricing_part: &Path) -> PathBuf {
-        let pricing = self.table_dir(Table::UsagePricing);
-        match pricing_part.strip_prefix(&pricing) {
-            Ok(rel) => self.table_dir(Table::Usage).join(rel),
-            // Not under this lake's pricing table: the same name in the usage table's partition.
-            Err(_) => {
-                let month = pricing_part.parent();
-                let provider = month.and_then(Path::parent);
-                let name = |p: Option<&Path>| p.and_then(Path::file_name).map(PathBuf::from);
-                self.table_dir(Table::Usage)
-                    .join(name(provider).unwrap_or_default())
-                    .join(name(month).unwrap_or_default())
-                    .join(pricing_part.file_name().unwrap_or_default())
-            }
+        // `usage_pricing/provider=P/month=M/NAME` → `usage/provider=P/month=M/NAME`.
+        let month = pricing_part.parent();
+        let provider = month.and_then(Path::parent);
+        fn name(p: Option<&Path>) -> &std::ffi::OsStr {
+            p.and_then(Path::file_name).unwrap_or_default()
         }
+        self.table_dir(Table::Usage)
+            .join(name(provider))
+            .join(name(month))
+            .join(name(Some(pricing_part)))
     }
     /// The single file of a month partition of a small table (coverage).
     pub fn month_file(&self, t: Table, provider: &str, month: &str) -> PathBuf {
