@@ -1,24 +1,22 @@
 //! The command line: flags → [`Settings`], one library call per command, output, exit code.
 //!
-//! Owns: dispatching the parsed command (its grammar is `flags`), what is printed on stdout and stderr, progress bars
-//! (TTY only), and the one mapping from outcomes to exit codes ([`exit_code`]).
-//! Must not: contain pipeline logic (that is `run`), or use polars.
-
-use std::path::PathBuf;
+//! Owns: dispatching the parsed command (its grammar is `flags`) to one `run` function, what
+//! is printed on stdout and stderr, and the one mapping from outcomes to exit codes
+//! ([`exit_code`]).
+//! Must not: contain pipeline logic, take a snapshot, query or render (that is `run` and
+//! `present`), or use polars. It imports only `flags`, `settings`, `run`, `present` and `log`
+//! (`tests/it/architecture.rs` holds it to that list).
 
 use anyhow::{Context, Result};
 
 pub use crate::flags::Cli;
 use crate::flags::{
     AnomaliesArgs, AnomalyAction, Command, CreditsArgs, MailArgs, PricesArgs, RateArgs,
-    ReconcileArgs, ReportArgs, SqlArgs,
+    ReconcileArgs, ReportArgs, ReportOutput, SqlArgs, SqlOutput,
 };
-use crate::model::SourceFormat;
 use crate::present::{self, OutputFormat};
-use crate::query;
 use crate::run::{self, Review, RunError};
 use crate::settings::Settings;
-use crate::synth;
 
 /// The one mapping from outcomes to exit codes: 0 clean, 3 needs review.
 pub fn exit_code(reviews: &[Review]) -> i32 {
@@ -44,41 +42,69 @@ fn failed(e: RunError, settings: &Settings) -> Result<i32> {
     }
 }
 
+/// `Ok` as is; a library error through [`failed`].
+macro_rules! or_fail {
+    ($e:expr, $s:expr) => {
+        match $e {
+            Ok(x) => x,
+            Err(e) => return failed(e, $s),
+        }
+    };
+}
+
 /// Runs one command; the exit code (errors are exit code 1, printed by `main`).
 pub fn run(cli: Cli) -> Result<i32> {
-    present::set_wide(cli.wide);
     // Completions and man pages need no config (nor a valid one).
     match &cli.command {
-        Command::Completions(a) => return crate::manual::completions(a.shell),
-        Command::Man(a) => return crate::manual::man_pages(&a.out),
+        Command::Completions(a) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&crate::flags::completion_script(a.shell))?;
+            return Ok(crate::exit::OK);
+        }
+        Command::Man(a) => {
+            let pages = crate::flags::man_pages().context("cannot render the man pages")?;
+            let n = run::write_pages(&a.out, &pages)?;
+            eprintln!("{n} man pages written to {}", a.out.display());
+            return Ok(crate::exit::OK);
+        }
         _ => {}
     }
-    // An invalid config is a usage error (exit 2), said with the file, key and reason.
+    // An invalid config is a usage error (exit 2), said with the file, key and reason, before
+    // any work starts.
     let settings = match Settings::load(cli.flags()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", present::error_line(&e));
             return Ok(crate::exit::USAGE);
         }
     };
     let s = &settings;
     match cli.command {
         Command::Run(a) => cmd_run(s, a.json),
-        Command::Ingest(a) => cmd_ingest(s, a.paths, a.format, a.json),
-        Command::Usage(a) => print_frame(
+        Command::Ingest(a) => {
+            let summary = or_fail!(run::ingest(s, a.paths, a.format), s);
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            }
+            if !s.quiet {
+                eprint!("{}", present::ingest_summary(&summary));
+            }
+            Ok(exit_code(&run::ingest_reviews(&summary)))
+        }
+        Command::Usage(a) => print_table(
             s,
             a.format,
-            || query::usage_totals(&s.layout, a.month.map(|m| m.key()).as_deref()),
+            run::usage(s, a.month),
             &format!(
                 "no usage in {} yet: run `tokenledger ingest` first",
                 s.data_dir().display()
             ),
         ),
         Command::Sql(a) => cmd_sql(s, a),
-        Command::Quarantine(a) => print_frame(
+        Command::Quarantine(a) => print_table(
             s,
             a.format,
-            || query::quarantine(&s.layout, a.ingest.as_deref()),
+            run::quarantine(s, a.ingest.as_deref()),
             "quarantine is empty",
         ),
         Command::Prices(a) => cmd_prices(s, a),
@@ -88,10 +114,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Credits(a) => cmd_credits(s, a),
         Command::Anomalies(a) => cmd_anomalies(s, a),
         Command::Mail(a) => cmd_mail(s, a),
-        Command::Demo(a) => crate::demo::run(s, &a.dir),
+        Command::Demo(a) => cmd_demo(s, &a.dir),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled before the config"),
         Command::Synth(a) => {
-            let report = synth::generate(&a.into())?;
+            let report = run::synth(&a.into())?;
             if !s.quiet {
                 eprintln!("{report}");
             }
@@ -108,31 +134,19 @@ fn say_recovered(s: &Settings, recovered: &Option<String>) {
     }
 }
 
-fn cmd_ingest(
-    s: &Settings,
-    paths: Vec<PathBuf>,
-    format: Option<SourceFormat>,
-    json: bool,
-) -> Result<i32> {
-    let summary = match run::ingest(s, paths, format) {
-        Ok(x) => x,
-        Err(e) => return failed(e, s),
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    }
-    if !s.quiet {
-        eprint!("{}", present::ingest_summary(&summary));
-    }
-    Ok(exit_code(&run::ingest_reviews(&summary)))
+/// The mail templates (`[mail] templates`, else the built-in ones); a directory that does not
+/// load is a usage error (exit 2), said before any work starts.
+fn templates(s: &Settings) -> Option<present::mail::Templates> {
+    present::mail::Templates::load(s.mail.templates.as_deref())
+        .map_err(|e| eprintln!("error: {}", present::error_line(&e)))
+        .ok()
 }
 
 fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
-    let tpl = templates(s)?;
-    let out = match run::run(s, &tpl) {
-        Ok(x) => x,
-        Err(e) => return failed(e, s),
+    let Some(tpl) = templates(s) else {
+        return Ok(crate::exit::USAGE);
     };
+    let out = or_fail!(run::run(s, &tpl), s);
     let reviews = out.reviews();
     if json {
         println!(
@@ -142,24 +156,39 @@ fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
     }
     crate::log::run_summary(&out, s.data_dir());
     if !s.quiet && !json {
-        print!("{}", present::run_text(&out)?);
+        print!("{}", present::run_text(&out, s.render.width)?);
     }
     Ok(exit_code(&reviews))
 }
 
-/// Reads under a snapshot and prints the frame, or says why there is none.
-fn print_frame(
+fn cmd_demo(s: &Settings, dir: &std::path::Path) -> Result<i32> {
+    let Some(tpl) = templates(s) else {
+        return Ok(crate::exit::USAGE);
+    };
+    let t = std::time::Instant::now();
+    let d = run::demo::run(s.quiet, dir, &tpl)?;
+    if !s.quiet {
+        crate::log::run_summary(&d.run, d.demo.settings.data_dir());
+        eprint!("{}", run::demo::next_steps(&d.demo, &d.html));
+        eprintln!("(demo finished in {:.1} s)", t.elapsed().as_secs_f64());
+    }
+    // The demo's findings are the point, not a failure.
+    Ok(crate::exit::OK)
+}
+
+/// Prints the table a read gave, or says why there is none.
+fn print_table(
     s: &Settings,
     format: OutputFormat,
-    read: impl FnOnce() -> Result<Option<query::Frame>, query::QueryError>,
+    read: Result<run::Table, RunError>,
     empty: &str,
 ) -> Result<i32> {
-    let snap = crate::lake::txn::Snapshot::read(&s.layout)?;
-    say_recovered(s, &snap.recovered);
-    match read().context("query failed")? {
-        Some(f) => print!(
+    let t = read.context("query failed")?;
+    say_recovered(s, &t.recovered);
+    match t.grid {
+        Some(g) => print!(
             "{}",
-            present::fitted(&f.grid()?, format, &present::FRAME_OPTIONAL_COLUMNS)
+            present::render_grid(&g, format, s.render.width, &present::FRAME_OPTIONAL_COLUMNS)
         ),
         None if !s.quiet => eprintln!("{empty}"),
         None => {}
@@ -168,9 +197,16 @@ fn print_frame(
 }
 
 fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
+    let output = a.output();
     if a.tables {
-        let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
-        print!("{}", present::fitted(&query::tables_grid(), format, &[]));
+        let format = match output {
+            SqlOutput::Grid(f) => f,
+            SqlOutput::Parquet(_) => OutputFormat::Table,
+        };
+        print!(
+            "{}",
+            present::render_grid(&run::tables(), format, s.render.width, &[])
+        );
         return Ok(crate::exit::OK);
     }
     let text = match (a.query, &a.file) {
@@ -180,76 +216,49 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
         }
         (None, None) => unreachable!("clap requires one"),
     };
-    let text = match query::fill_params(&text, &a.param) {
-        Ok(t) => t,
-        Err(m) => {
-            eprintln!("error: {m}");
-            return Ok(crate::exit::USAGE);
+    let text = or_fail!(run::fill_params(&text, &a.param), s);
+    match output {
+        SqlOutput::Parquet(out) => {
+            let rows = run::sql_to_parquet(s, &text, &out).context("query failed")?;
+            if !s.quiet {
+                eprintln!("tokenledger: {rows} row(s) written to {}", out.display());
+            }
+            Ok(crate::exit::OK)
         }
-    };
-    if let (true, Some(out)) = (a.format == "parquet", &a.out) {
-        let _snap = crate::lake::txn::Snapshot::read(&s.layout)?;
-        let f = query::sql(&s.layout, &text).context("query failed")?;
-        f.write_parquet(out)
-            .with_context(|| format!("cannot write {}", out.display()))?;
-        if !s.quiet {
-            eprintln!(
-                "tokenledger: {} row(s) written to {}",
-                f.height(),
-                out.display()
-            );
-        }
-        return Ok(crate::exit::OK);
+        SqlOutput::Grid(format) => print_table(s, format, run::sql(s, &text), ""),
     }
-    let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
-    print_frame(s, format, || query::sql(&s.layout, &text).map(Some), "")
 }
 
 fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
-    let book = s.price_book()?;
     let day = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let grid = present::book_grid(&book, if a.all { None } else { Some(day) });
+    let grid = present::book_grid(&s.book, if a.all { None } else { Some(day) });
+    let optional = &present::BOOK_OPTIONAL_COLUMNS;
     print!(
         "{}",
-        present::render_grid(
-            &grid,
-            a.format,
-            present::terminal_width(),
-            &present::BOOK_OPTIONAL_COLUMNS
-        )
+        present::render_grid(&grid, a.format, s.render.width, optional)
     );
     Ok(crate::exit::OK)
 }
 
 fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
-    let book = s.price_book()?;
     let months: Vec<String> = a.month.iter().map(|m| m.key()).collect();
-    let rated = run::rate(s, &book, &months)?;
+    let rated = run::rate(s, &months)?;
     say_recovered(s, &rated.snapshot.recovered);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rated.summary)?);
     }
     if !s.quiet {
-        eprintln!(
-            "{}",
-            present::rate_summary(&rated.summary, &book.fingerprint)
-        );
+        let text = present::rate_summary(&rated.summary, &s.book.fingerprint);
+        eprintln!("{text}");
     }
     Ok(exit_code(&rated.summary.reviews()))
 }
 
-fn templates(s: &Settings) -> Result<present::mail::Templates> {
-    Ok(present::mail::Templates::load(
-        s.mail_settings()?.templates.as_deref(),
-    )?)
-}
-
 fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
-    let tpl = templates(s)?;
-    let out = match run::mail(s, a.month, &tpl, a.dry_run, a.resend) {
-        Ok(x) => x,
-        Err(e) => return failed(e, s),
+    let Some(tpl) = templates(s) else {
+        return Ok(crate::exit::USAGE);
     };
+    let out = or_fail!(run::mail(s, a.month, &tpl, a.dry_run, a.resend), s);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
@@ -261,30 +270,33 @@ fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
 
 fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
     if a.show_sql {
-        print!("{}", crate::report::show_sql(a.month, &a.by));
+        print!("{}", run::show_sql(a.month, &a.by));
         return Ok(crate::exit::OK);
     }
-    if let (true, Some(path)) = (a.format == "html", &a.out) {
-        let close = crate::demo::write_html_report(s, a.month, path)?;
-        if !s.quiet {
-            eprintln!(
-                "tokenledger: wrote the {} chargeback ({close}) to {}",
-                a.month,
-                path.display()
-            );
+    let format = match a.output() {
+        ReportOutput::Grid(f) => f,
+        ReportOutput::Html(path) => {
+            let Some(tpl) = templates(s) else {
+                return Ok(crate::exit::USAGE);
+            };
+            let close = run::html_report(s, a.month, &path, &tpl)?;
+            if !s.quiet {
+                eprintln!(
+                    "tokenledger: wrote the {} chargeback ({}) to {}",
+                    a.month,
+                    close.as_str(),
+                    path.display()
+                );
+            }
+            return Ok(crate::exit::OK);
         }
-        return Ok(crate::exit::OK);
-    }
-    let format: OutputFormat = a.format.parse().map_err(anyhow::Error::msg)?;
+    };
     let (r, rated) = run::report(s, a.month, &a.by)?;
     say_recovered(s, &rated.snapshot.recovered);
-    let standing = run::standing(s, a.month, false)?;
-    say_standing(
-        s,
-        format,
-        &present::standing_text(&standing, Some(r.total_cost)),
-    );
-    print_report(&r, format);
+    let standing = run::standing(s, &rated.snapshot, a.month, false)?;
+    let text = present::standing_text(&standing, Some(r.total_cost));
+    say_standing(s, format, &text);
+    print!("{}", present::report_text(&r, format, s.render.width));
     if r.unpriced_lines > 0 {
         eprintln!(
             "tokenledger: {} line(s) UNPRICED: no list price in force; add a [[prices.model]] override (exit code 3)",
@@ -297,55 +309,41 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
 fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
     let (r, rated) = run::reconcile(s, a.month)?;
     say_recovered(s, &rated.snapshot.recovered);
-    let standing = run::standing(s, a.month, true)?;
+    let standing = run::standing(s, &rated.snapshot, a.month, true)?;
     say_standing(s, a.format, &present::standing_text(&standing, None));
-    if a.tie_out {
-        print!(
-            "{}",
-            present::tieout::tie_outs_output(&r.tie_outs, a.format)?
-        );
+    let text = if a.tie_out {
+        present::tieout::tie_outs_output(&r.tie_outs, a.format, s.render.width)?
     } else {
-        print_reconcile(&r, a.format)?;
-    }
+        present::reconcile_text(&r, a.format, s.render.width)?
+    };
+    print!("{text}");
     Ok(exit_code(&r.reviews()))
 }
 
 fn cmd_credits(s: &Settings, a: CreditsArgs) -> Result<i32> {
     let (ledger, inputs, rated) = run::credits(s)?;
     say_recovered(s, &rated.snapshot.recovered);
-    let text = present::credits::credits_text(
-        &ledger,
-        inputs.unpriced_rows,
-        a.format,
-        present::terminal_width(),
-    )?;
+    let unpriced = inputs.unpriced_rows;
+    let text = present::credits::credits_text(&ledger, unpriced, a.format, s.render.width)?;
     print!("{text}");
     Ok(exit_code(&run::credit_reviews(&ledger, &inputs)))
 }
 
 fn cmd_anomalies(s: &Settings, a: AnomaliesArgs) -> Result<i32> {
     if let Some(AnomalyAction::Ack { id, note }) = a.action {
-        let row = match run::ack_anomaly(s, &id, &note) {
-            Ok(r) => r,
-            Err(e) => return failed(e, s),
-        };
+        let row = or_fail!(run::ack_anomaly(s, &id, &note), s);
         if !s.quiet {
             eprintln!("acknowledged {id}: {} ({note})", row.finding.sentence);
         }
         return Ok(crate::exit::OK);
     }
-    let (mut rows, rated) = match run::anomalies(s, (a.from, a.to), a.scope) {
-        Ok(x) => x,
-        Err(e) => return failed(e, s),
-    };
+    let (mut rows, rated) = or_fail!(run::anomalies(s, (a.from, a.to), a.scope), s);
     say_recovered(s, &rated.snapshot.recovered);
     if a.alerts {
         rows.retain(|r| r.alert);
     }
-    print!(
-        "{}",
-        present::anomalies::anomalies_text(&rows, a.format, present::terminal_width())?
-    );
+    let text = present::anomalies::anomalies_text(&rows, a.format, s.render.width)?;
+    print!("{text}");
     let alerts = rows.iter().filter(|r| r.alert).count();
     Ok(if alerts > 0 {
         crate::exit::NEEDS_REVIEW
@@ -362,19 +360,4 @@ fn say_standing(s: &Settings, format: OutputFormat, text: &str) {
         _ if !s.quiet => eprintln!("tokenledger: {text}"),
         _ => {}
     }
-}
-
-fn print_report(r: &crate::report::Report, format: OutputFormat) {
-    print!(
-        "{}",
-        present::report_text(r, format, present::terminal_width())
-    );
-}
-
-fn print_reconcile(r: &crate::reconcile::Reconciliation, format: OutputFormat) -> Result<()> {
-    print!(
-        "{}",
-        present::reconcile_text(r, format, present::terminal_width())?
-    );
-    Ok(())
 }

@@ -214,10 +214,19 @@ pub struct SmtpConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {0}: {1}")]
-    Read(PathBuf, std::io::Error),
-    #[error("config {0} is invalid: {1}")]
-    Parse(PathBuf, String),
+    #[error("cannot read config {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {} is invalid", path.display())]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    /// A value that parses but means nothing (an unknown severity, an amount that is no number).
+    #[error("config {} is invalid: {what}", path.display())]
+    Value { path: PathBuf, what: String },
 }
 
 impl Config {
@@ -233,10 +242,14 @@ impl Config {
                 p
             }
         };
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
-        let mut cfg: Config =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         cfg.inputs = cfg.inputs.into_iter().map(rel).collect();

@@ -443,6 +443,23 @@ pub struct SqlArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Where `sql` writes its result: a rendered grid, or a Parquet file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlOutput {
+    Grid(OutputFormat),
+    Parquet(PathBuf),
+}
+
+impl SqlArgs {
+    /// The output clap already checked (`--format parquet` requires `--out`).
+    pub fn output(&self) -> SqlOutput {
+        match (self.format.as_str(), &self.out) {
+            ("parquet", Some(out)) => SqlOutput::Parquet(out.clone()),
+            (f, _) => SqlOutput::Grid(f.parse().unwrap_or(OutputFormat::Table)),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PricesArgs {
     /// Date the book is shown for (YYYY-MM-DD, UTC). Default: today.
@@ -526,6 +543,23 @@ pub struct ReportArgs {
     /// Say whether the month is provisional or final as of this day (default: today).
     #[arg(long)]
     pub as_of: Option<chrono::NaiveDate>,
+}
+
+/// Where `report` writes: a rendered grid, or one self-contained HTML page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportOutput {
+    Grid(OutputFormat),
+    Html(PathBuf),
+}
+
+impl ReportArgs {
+    /// The output clap already checked (`--format html` requires `--out`).
+    pub fn output(&self) -> ReportOutput {
+        match (self.format.as_str(), &self.out) {
+            ("html", Some(out)) => ReportOutput::Html(out.clone()),
+            (f, _) => ReportOutput::Grid(f.parse().unwrap_or(OutputFormat::Table)),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -656,6 +690,7 @@ impl Cli {
                 Command::Reconcile(a) => a.as_of,
                 _ => None,
             },
+            wide: self.wide,
         }
     }
 }

@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
+use crate::vocab::Provider;
+
 /// Width of a usage bucket, as exported by the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BucketWidth {
@@ -102,39 +104,55 @@ impl SourceFormat {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.as_str() == s)
     }
-    pub fn provider(self) -> &'static str {
-        "anthropic"
+    /// The provider whose format this is; `None` for the provider-neutral ledger formats,
+    /// whose rows name their provider.
+    pub fn provider(self) -> Option<Provider> {
+        match self {
+            Self::AnthropicUsageApi
+            | Self::AnthropicCostApi
+            | Self::AnthropicConsoleUsageCsv
+            | Self::AnthropicWorkspaces
+            | Self::AnthropicApiKeys => Some(Provider::Anthropic),
+            Self::CreditLotsCsv
+            | Self::BalanceSnapshotsCsv
+            | Self::StripeInvoice
+            | Self::InvoiceCsv => None,
+        }
     }
     /// Precedence family for usage rows; `None` for non-usage formats.
     pub fn family(self) -> Option<SourceFamily> {
         match self {
-            Self::AnthropicUsageApi => Some(SourceFamily::AdminApi),
-            Self::AnthropicConsoleUsageCsv => Some(SourceFamily::ConsoleCsv),
-            Self::AnthropicCostApi => Some(SourceFamily::AdminApi),
+            Self::AnthropicUsageApi => Some(SourceFamily::Api),
+            Self::AnthropicConsoleUsageCsv => Some(SourceFamily::Export),
+            Self::AnthropicCostApi => Some(SourceFamily::Api),
             _ => None,
         }
     }
 }
 
-/// Source precedence: Admin API data (exact IDs, fine buckets) wins over Console CSV for any UTC
-/// day it covers; within a family the most recently ingested export of a bucket wins.
+/// Source precedence, for any provider: a provider API's report pages (exact IDs, fine
+/// buckets) win over a file exported by hand from its web console for any UTC day they cover;
+/// within a family the most recently ingested export of a bucket wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceFamily {
-    AdminApi,
-    ConsoleCsv,
+    /// Pages of a provider's reporting API (pulled, or saved by hand).
+    Api,
+    /// A CSV a person exported from the provider's web console.
+    Export,
 }
 
 impl SourceFamily {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::AdminApi => "admin_api",
-            Self::ConsoleCsv => "console_csv",
+            Self::Api => "api",
+            Self::Export => "export",
         }
     }
+    /// Also the names versions before 0.2 wrote into `usage_coverage.family`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "admin_api" => Some(Self::AdminApi),
-            "console_csv" => Some(Self::ConsoleCsv),
+            "api" | "admin_api" => Some(Self::Api),
+            "export" | "console_csv" => Some(Self::Export),
             _ => None,
         }
     }
@@ -192,7 +210,7 @@ pub struct Tokens {
 pub struct UsageRow<'a> {
     pub bucket_start: DateTime<Utc>,
     pub bucket_width: BucketWidth,
-    pub provider: &'static str,
+    pub provider: Provider,
     pub workspace_id: Option<Cow<'a, str>>,
     pub workspace_name: Option<Cow<'a, str>>,
     pub api_key_id: Option<Cow<'a, str>>,
@@ -273,7 +291,7 @@ impl UsageRow<'_> {
 pub struct CostRow {
     pub bucket_start: DateTime<Utc>,
     pub bucket_end: DateTime<Utc>,
-    pub provider: &'static str,
+    pub provider: Provider,
     pub workspace_id: Option<String>,
     pub workspace_name: Option<String>,
     pub description: Option<String>,
@@ -293,6 +311,7 @@ pub struct CostRow {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {
+    pub provider: Provider,
     pub id: String,
     pub name: String,
     pub created_at: Option<DateTime<Utc>>,
@@ -302,6 +321,7 @@ pub struct Workspace {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey {
+    pub provider: Provider,
     pub id: String,
     pub name: String,
     pub workspace_id: Option<String>,
@@ -368,7 +388,7 @@ impl CreditKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreditLot {
     pub lot_id: String,
-    pub provider: String,
+    pub provider: Provider,
     pub kind: CreditKind,
     pub purchased_at: NaiveDate,
     /// Dollars (for `monthly`: per cycle).
@@ -391,7 +411,7 @@ pub fn one_year_after(d: NaiveDate) -> NaiveDate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BalanceSnapshot {
     pub as_of: NaiveDate,
-    pub provider: String,
+    pub provider: Provider,
     pub balance: Decimal,
     pub source_row: u64,
 }
@@ -399,7 +419,7 @@ pub struct BalanceSnapshot {
 /// One invoice, amounts in dollars, exact (Stripe's integer cents / 100).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invoice {
-    pub provider: String,
+    pub provider: Provider,
     pub number: String,
     pub invoice_id: Option<String>,
     pub currency: String,

@@ -56,7 +56,7 @@ pub enum QueryError {
         dir: String,
         tables: String,
     },
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -20,10 +20,12 @@ use arrow::record_batch::RecordBatch;
 use chrono_tz::Tz;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::lake::LakeError;
 use crate::lake::batch::{self, i64_col, str_col, ts_col};
-use crate::lake::io::{self as lio, LakeError};
-use crate::lake::txn::Journal;
-use crate::lake::{Layout, MONEY_PRECISION, MONEY_SCALE, Table, schema as lschema};
+use crate::lake::io as lio;
+use crate::lake::{
+    Layout, MONEY_PRECISION, MONEY_SCALE, Snapshot, Table, Writer, schema as lschema,
+};
 use crate::pricing::{PriceBook, RateCache, canonical_model};
 use std::path::PathBuf;
 
@@ -105,33 +107,30 @@ fn stamp(book: &PriceBook, tz: Tz) -> String {
 /// a usage part without a current pricing mirror, a pricing part without its usage part, or a
 /// `rated_usage` table of an older version (which stored the priced rows whole).
 pub fn needs_rating(
-    layout: &Layout,
+    layout: &Snapshot,
     book: &PriceBook,
     tz: Tz,
     months: &[String],
 ) -> Result<bool, LakeError> {
-    let all = layout
-        .months(Table::Usage, "anthropic")
-        .map_err(lio::io_err(&layout.root))?;
     if !legacy_parts(layout)?.is_empty() {
         return Ok(true);
     }
     let want = stamp(book, tz);
-    for m in all
-        .iter()
-        .filter(|m| months.is_empty() || months.contains(m))
-    {
+    for (p, m) in layout.partitions(Table::Usage)? {
+        if !(months.is_empty() || months.contains(&m)) {
+            continue;
+        }
         let usage = layout
-            .month_parts(Table::Usage, "anthropic", m)
+            .month_parts(Table::Usage, p, &m)
             .map_err(lio::io_err(&layout.root))?;
         for u in &usage {
-            let target = layout.pricing_mirror(u, "anthropic", m);
+            let target = layout.pricing_mirror(u, p, &m);
             if kv(&target, "tokenledger.rated_from")?.as_deref() != Some(want.as_str()) {
                 return Ok(true);
             }
         }
         let rated = layout
-            .month_parts(Table::UsagePricing, "anthropic", m)
+            .month_parts(Table::UsagePricing, p, &m)
             .map_err(lio::io_err(&layout.root))?;
         if rated.len() != usage.len() {
             return Ok(true);
@@ -140,8 +139,21 @@ pub fn needs_rating(
     Ok(false)
 }
 
+/// The usage months of `months` (all when empty) as they stand, when [`needs_rating`] says
+/// nothing is stale: what [`ensure_rated`] would report without writing.
+pub fn fresh(layout: &Snapshot, months: &[String]) -> Result<RateSummary, LakeError> {
+    let all = layout.all_months(Table::Usage)?;
+    Ok(RateSummary {
+        months_fresh: all
+            .into_iter()
+            .filter(|m| months.is_empty() || months.contains(m))
+            .collect(),
+        ..RateSummary::default()
+    })
+}
+
 /// Makes `usage_pricing` (and so the `rated_usage` view) current for `months` (all usage
-/// months when empty). Call with the exclusive lock held.
+/// months when empty), for every provider, in one write transaction of `writer`.
 ///
 /// `usage_pricing` mirrors `usage` part by part: usage part files are immutable (a change
 /// writes new names), so a pricing part named like its usage part and stamped with the price
@@ -149,74 +161,73 @@ pub fn needs_rating(
 /// parts whose usage part is gone, and the whole-row `rated_usage` files an older version
 /// wrote, are deleted.
 pub fn ensure_rated(
-    layout: &Layout,
+    writer: &Writer,
     book: &PriceBook,
     tz: Tz,
     months: &[String],
     jobs: usize,
 ) -> Result<RateSummary, LakeError> {
-    let all = layout
-        .months(Table::Usage, "anthropic")
-        .map_err(lio::io_err(&layout.root))?;
-    let months: Vec<String> = if months.is_empty() {
-        all
-    } else {
-        months.iter().filter(|m| all.contains(m)).cloned().collect()
-    };
-    // Every write goes through the lake's journal: pricing parts are staged, then renamed into
-    // place (and orphans removed) in one commit; a killed rating leaves the lake as before.
-    let id = format!("rate-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
-    let staging = layout.staging(&id);
-    let mut journal = Journal {
-        ingest_id: id,
-        renames: Vec::new(),
-        removes: Vec::new(),
-    };
+    let layout: &Layout = writer;
+    // Pricing parts are staged, then renamed into place (and orphans removed) in one commit; a
+    // killed rating leaves the lake as before.
+    let mut txn = writer.begin(format!(
+        "rate-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+    ));
+    let staging = txn.staging().to_path_buf();
     let mut s = RateSummary::default();
     let stamp = stamp(book, tz);
-    for m in months {
+    for (p, m) in layout.partitions(Table::Usage)? {
+        if !(months.is_empty() || months.contains(&m)) {
+            continue;
+        }
         let usage = layout
-            .month_parts(Table::Usage, "anthropic", &m)
+            .month_parts(Table::Usage, p, &m)
             .map_err(lio::io_err(&layout.root))?;
         let mut todo = Vec::new();
         for u in &usage {
-            let target = layout.pricing_mirror(u, "anthropic", &m);
+            let target = layout.pricing_mirror(u, p, &m);
             if kv(&target, "tokenledger.rated_from")?.as_deref() != Some(stamp.as_str()) {
                 let staged = staging
+                    .join(p.as_str())
                     .join(&m)
                     .join(target.file_name().expect("a part name"));
                 todo.push((u.clone(), staged, target));
             }
         }
-        if todo.is_empty() {
-            s.months_fresh.push(m.clone());
+        let month_list = if todo.is_empty() {
+            &mut s.months_fresh
         } else {
             let (rows, unpriced) = rate_parts(book, tz, &todo, &stamp, jobs)?;
             s.rows += rows;
             s.unpriced_rows += unpriced;
-            s.months_rated.push(m.clone());
-            journal
-                .renames
-                .extend(todo.into_iter().map(|(_, staged, target)| (staged, target)));
+            for (_, staged, target) in todo {
+                txn.rename(staged, target);
+            }
+            &mut s.months_rated
+        };
+        if !month_list.contains(&m) {
+            month_list.push(m.clone());
         }
         // Pricing parts of usage parts that were restated away (an ingest removes them in its
         // own commit; this also cleans a lake written by an older version).
         let rated = layout
-            .month_parts(Table::UsagePricing, "anthropic", &m)
+            .month_parts(Table::UsagePricing, p, &m)
             .map_err(lio::io_err(&layout.root))?;
-        let mirrored =
-            |r: &std::path::PathBuf| usage.iter().any(|u| u.file_name() == r.file_name());
-        journal
-            .removes
-            .extend(rated.into_iter().filter(|r| !mirrored(r)));
+        let mirrored = |r: &PathBuf| usage.iter().any(|u| u.file_name() == r.file_name());
+        for r in rated.into_iter().filter(|r| !mirrored(r)) {
+            txn.remove(r);
+        }
     }
-    journal.removes.extend(legacy_parts(layout)?);
-    if journal.renames.is_empty() && journal.removes.is_empty() {
-        let _ = std::fs::remove_dir_all(&staging);
-    } else {
+    // A month rated for one provider and fresh for another was rated.
+    s.months_fresh.retain(|m| !s.months_rated.contains(m));
+    for l in legacy_parts(layout)? {
+        txn.remove(l);
+    }
+    if !txn.is_empty() {
         crate::lake::txn::crash_point("rate-staged");
-        journal.commit(layout)?;
     }
+    txn.commit()?;
     Ok(s)
 }
 
@@ -256,7 +267,7 @@ fn rate_parts(
     stamp: &str,
     jobs: usize,
 ) -> Result<(u64, u64), LakeError> {
-    let props = lio::writer_props_with(
+    let props = lschema::writer_props_with(
         Table::UsagePricing,
         "rating",
         &[("tokenledger.rated_from", stamp)],
@@ -516,9 +527,10 @@ pub fn rate_batch(
         .iter()
         .chain(lschema::USAGE_KEY.iter())
         .map(|c| {
-            b.column_by_name(c)
-                .cloned()
-                .ok_or_else(|| LakeError::Other(format!("usage batch without column {c}")))
+            b.column_by_name(c).cloned().ok_or(LakeError::BatchColumn {
+                table: "usage",
+                column: c,
+            })
         })
         .collect::<Result<_, _>>()?;
     p.finish(&mut cols);
@@ -526,5 +538,8 @@ pub fn rate_batch(
         std::iter::repeat_n(book_fp, n),
     )));
     calendar_columns(b, tz, &mut cols)?;
-    RecordBatch::try_new(schema(), cols).map_err(|e| LakeError::Other(format!("rated batch: {e}")))
+    RecordBatch::try_new(schema(), cols).map_err(|source| LakeError::Batch {
+        table: "usage_pricing",
+        source,
+    })
 }

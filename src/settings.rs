@@ -1,8 +1,11 @@
-//! Settings: everything a command needs to know, resolved once.
+//! Settings: everything a command needs to know, resolved once, before any work starts.
 //!
 //! Owns: merging, in this order of precedence, command-line flags (and the environment
 //! variables clap reads for them) > `tokenledger.toml` > defaults, into one [`Settings`] value
-//! that every stage reads. Must not: parse the command line (that is `cli`), or do any work.
+//! of plain data that every stage reads: the parsed price book, the mail settings, the anomaly
+//! policy, the credit options and the render options are already resolved, so a config error
+//! is a usage error (exit 2) before the lake is touched.
+//! Must not: parse the command line (that is `flags`), or do any work.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +30,28 @@ pub struct Flags {
     pub tolerance: Option<Money>,
     /// The day the credits ledger is drawn up at.
     pub as_of: Option<chrono::NaiveDate>,
+    /// `--wide`: tables keep every column whatever the terminal's width.
+    pub wide: bool,
+}
+
+/// How tables are fitted: to `width` columns (optional columns dropped; CSV and JSON keep
+/// all), or every column (`None`: `--wide`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Render {
+    pub width: Option<usize>,
+}
+
+impl Render {
+    /// `--wide`: every column; else `COLUMNS`, else 100, whether or not stdout is a terminal.
+    pub fn resolve(wide: bool) -> Render {
+        let width = (!wide).then(|| {
+            std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(100)
+        });
+        Render { width }
+    }
 }
 
 /// The resolved settings of one command.
@@ -49,7 +74,35 @@ pub struct Settings {
     pub as_of: chrono::NaiveDate,
     /// The business timezone (`timezone`, default UTC): which day and month a bucket is in.
     pub timezone: chrono_tz::Tz,
-    config: Config,
+    /// The price book: the embedded default, then `[prices]` from the config, then
+    /// `price_file` (later ones win).
+    pub book: PriceBook,
+    /// `[mail]` resolved (addresses checked).
+    pub mail: crate::mail::MailSettings,
+    /// The anomaly policy: `[anomalies]` over the defaults.
+    pub anomalies: crate::anomalies::Policy,
+    /// What the credits ledger is asked, as of `as_of`: `[credits]` over the defaults.
+    pub credits: crate::credits::Options,
+    pub render: Render,
+}
+
+/// Why a command's settings do not resolve: a usage error (exit 2), said before any work.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The price book with its overrides (`[prices]`, `price_file`) does not load.
+    #[error("the price book does not load")]
+    Prices {
+        #[from]
+        source: PriceError,
+    },
+    /// `[mail]` names an address that is none, or an SMTP setting that cannot work.
+    #[error("[mail] is invalid")]
+    Mail {
+        #[from]
+        source: crate::mail::MailError,
+    },
 }
 
 /// The data dir when neither `--data-dir`, `TOKENLEDGER_DATA_DIR` nor the config names one.
@@ -57,11 +110,11 @@ pub const DEFAULT_DATA_DIR: &str = "./tokenledger-data";
 
 impl Settings {
     /// Loads the config (`flags.config`, else `./tokenledger.toml` when present) and resolves.
-    pub fn load(flags: Flags) -> Result<Settings, ConfigError> {
+    pub fn load(flags: Flags) -> Result<Settings, SettingsError> {
         let (config, path) = Config::load(flags.config.as_deref())?;
         let tz = config.timezone.unwrap_or(chrono_tz::UTC);
         let today = chrono::Utc::now().with_timezone(&tz).date_naive();
-        Ok(Settings::resolve(flags, config, path, today))
+        Settings::resolve(flags, config, path, today)
     }
 
     /// Flags > config > defaults; `today` fixes the plausible window of dates.
@@ -70,7 +123,7 @@ impl Settings {
         config: Config,
         config_path: Option<PathBuf>,
         today: chrono::NaiveDate,
-    ) -> Settings {
+    ) -> Result<Settings, SettingsError> {
         let data_dir = flags
             .data_dir
             .or_else(|| config.data_dir.clone())
@@ -80,9 +133,10 @@ impl Settings {
         } else {
             flags.inputs
         };
-        Settings {
+        let timezone = config.timezone.unwrap_or(chrono_tz::UTC);
+        let as_of = flags.as_of.unwrap_or(today);
+        Ok(Settings {
             layout: Layout::new(data_dir),
-            config_path,
             inputs,
             teams: config.teams.clone(),
             limits: config.ingest.limits(today),
@@ -98,90 +152,89 @@ impl Settings {
             wait_for_lock: !flags.no_wait,
             quiet: flags.quiet,
             progress: flags.progress && !flags.quiet,
-            as_of: flags.as_of.unwrap_or(today),
-            timezone: config.timezone.unwrap_or(chrono_tz::UTC),
-            config,
-        }
+            as_of,
+            timezone,
+            book: price_book(&config, config_path.as_deref())?,
+            mail: crate::mail::MailSettings::from_config(&config.mail)?,
+            anomalies: anomaly_policy(&config, config_path.as_deref(), timezone)?,
+            credits: credit_options(&config.credits, as_of),
+            render: Render::resolve(flags.wide),
+            config_path,
+        })
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.layout.root
     }
+}
 
-    /// What the credits ledger is asked, as of `as_of`: `[credits]` over the defaults.
-    pub fn credit_options(&self, as_of: chrono::NaiveDate) -> crate::credits::Options {
-        let c = &self.config.credits;
-        let mut o = crate::credits::Options::new(as_of);
-        if let Some(h) = &c.horizons {
-            o.horizons = h.iter().map(|&d| d.into()).collect();
-        }
-        if let Some(d) = c.runway_min_days {
-            o.runway_min_days = d.into();
-        }
-        if let Some(n) = c.max_reloads_per_day {
-            o.max_reloads_per_day = n as usize;
-        }
-        o.auto_reload = c.auto_reload_threshold_usd.zip(c.auto_reload_amount_usd);
-        o
+/// What the credits ledger is asked, as of `as_of`: `[credits]` over the defaults.
+fn credit_options(
+    c: &crate::config::CreditsConfig,
+    as_of: chrono::NaiveDate,
+) -> crate::credits::Options {
+    let mut o = crate::credits::Options::new(as_of);
+    if let Some(h) = &c.horizons {
+        o.horizons = h.iter().map(|&d| d.into()).collect();
     }
+    if let Some(d) = c.runway_min_days {
+        o.runway_min_days = d.into();
+    }
+    if let Some(n) = c.max_reloads_per_day {
+        o.max_reloads_per_day = n as usize;
+    }
+    o.auto_reload = c.auto_reload_threshold_usd.zip(c.auto_reload_amount_usd);
+    o
+}
 
-    /// The anomaly policy: `[anomalies]` over the defaults.
-    pub fn anomaly_policy(&self) -> Result<crate::anomalies::Policy, ConfigError> {
-        let c = &self.config.anomalies;
-        let bad = |what: String| {
-            let path = self
-                .config_path
-                .clone()
-                .unwrap_or_else(|| "tokenledger.toml".into());
-            ConfigError::Parse(path, what)
-        };
-        let mut p = crate::anomalies::Policy {
-            timezone: self.timezone,
-            ..Default::default()
-        };
-        if let Some(m) = c.min_impact_usd {
-            p.min_impact_usd = m;
-        }
-        if let Some(s) = &c.min_severity {
-            p.min_severity = crate::anomalies::Severity::parse(s).ok_or_else(|| {
-                bad(format!(
-                    "[anomalies] min_severity {s:?}: use low, medium or high"
-                ))
-            })?;
-        }
-        let th = &mut p.thresholds;
-        th.min_score = c.min_score.unwrap_or(th.min_score);
-        th.min_ratio = c.min_ratio.unwrap_or(th.min_ratio);
-        th.min_history_days = c.min_history_days.map_or(th.min_history_days, i64::from);
-        th.floor_usd = c.floor_usd.unwrap_or(th.floor_usd);
-        for (k, v) in &c.limits {
-            let d = rust_decimal::Decimal::from_str_exact(v.trim())
-                .map_err(|e| bad(format!("[anomalies.limits] {k} = {v:?}: {e}")))?;
-            let m =
-                Money::from_decimal(d).map_err(|e| bad(format!("[anomalies.limits] {k}: {e}")))?;
-            p.limits.insert(k.clone(), m);
-        }
-        Ok(p)
+/// The anomaly policy: `[anomalies]` over the defaults.
+fn anomaly_policy(
+    config: &Config,
+    config_path: Option<&Path>,
+    timezone: chrono_tz::Tz,
+) -> Result<crate::anomalies::Policy, ConfigError> {
+    let c = &config.anomalies;
+    let bad = |what: String| ConfigError::Value {
+        path: config_path.map_or_else(|| "tokenledger.toml".into(), Path::to_path_buf),
+        what,
+    };
+    let mut p = crate::anomalies::Policy {
+        timezone,
+        ..Default::default()
+    };
+    if let Some(m) = c.min_impact_usd {
+        p.min_impact_usd = m;
     }
+    if let Some(s) = &c.min_severity {
+        p.min_severity = crate::anomalies::Severity::parse(s).ok_or_else(|| {
+            bad(format!(
+                "[anomalies] min_severity {s:?}: use low, medium or high"
+            ))
+        })?;
+    }
+    let th = &mut p.thresholds;
+    th.min_score = c.min_score.unwrap_or(th.min_score);
+    th.min_ratio = c.min_ratio.unwrap_or(th.min_ratio);
+    th.min_history_days = c.min_history_days.map_or(th.min_history_days, i64::from);
+    th.floor_usd = c.floor_usd.unwrap_or(th.floor_usd);
+    for (k, v) in &c.limits {
+        let d = rust_decimal::Decimal::from_str_exact(v.trim())
+            .map_err(|e| bad(format!("[anomalies.limits] {k} = {v:?}: {e}")))?;
+        let m = Money::from_decimal(d).map_err(|e| bad(format!("[anomalies.limits] {k}: {e}")))?;
+        p.limits.insert(k.clone(), m);
+    }
+    Ok(p)
+}
 
-    /// `[mail]` resolved (addresses checked).
-    pub fn mail_settings(&self) -> Result<crate::mail::MailSettings, crate::mail::MailError> {
-        crate::mail::MailSettings::from_config(&self.config.mail)
+/// The price book: the embedded default, then `[prices]` from the config, then `price_file`
+/// (later ones win).
+fn price_book(config: &Config, config_path: Option<&Path>) -> Result<PriceBook, PriceError> {
+    let mut overrides = Vec::new();
+    if let Some(p) = config_path {
+        overrides.push((format!("{} [prices]", p.display()), config.prices.clone()));
     }
-
-    /// The price book: the embedded default, then `[prices]` from the config, then
-    /// `price_file` (later ones win).
-    pub fn price_book(&self) -> Result<PriceBook, PriceError> {
-        let mut overrides = Vec::new();
-        if let Some(p) = &self.config_path {
-            overrides.push((
-                format!("{} [prices]", p.display()),
-                self.config.prices.clone(),
-            ));
-        }
-        if let Some(f) = &self.config.price_file {
-            overrides.push((f.display().to_string(), PriceBook::read_file(f)?));
-        }
-        PriceBook::load(&overrides)
+    if let Some(f) = &config.price_file {
+        overrides.push((f.display().to_string(), PriceBook::read_file(f)?));
     }
+    PriceBook::load(&overrides)
 }

@@ -215,17 +215,33 @@ pub const RATE_COLUMNS: [&str; 6] = columns!(rate_column, WEB_SEARCH_RATE_COLUMN
 /// The cost columns of `rated_usage`: per token class, then web search.
 pub const COST_COLUMNS: [&str; 6] = columns!(cost_column, WEB_SEARCH_COST_COLUMN);
 
-/// A provider whose exports tokenledger reads.
+/// A provider whose exports tokenledger reads: the only place a provider is a word. Rows,
+/// lake paths and stages take the type, so a new variant makes the compiler list every place
+/// that must decide; the text is written only at the lake and CLI edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Provider {
     Anthropic,
+    OpenAi,
 }
 
 impl Provider {
+    pub const ALL: [Provider; 2] = [Provider::Anthropic, Provider::OpenAi];
+    /// The name in the lake (`provider=…` partitions and the `provider` column) and on the
+    /// command line.
     pub const fn as_str(self) -> &'static str {
         match self {
             Provider::Anthropic => "anthropic",
+            Provider::OpenAi => "openai",
         }
+    }
+    pub fn parse(s: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -316,5 +332,11 @@ impl Close {
             Close::Final => "final",
             Close::Provisional { .. } => "provisional",
         }
+    }
+}
+
+impl serde::Serialize for Provider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }

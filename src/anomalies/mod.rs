@@ -21,8 +21,9 @@ use serde::Serialize;
 
 pub use detect::{Finding, Kind, Scope, Series, Severity, Thresholds};
 
-use crate::lake::io::{self as lio, LakeError};
-use crate::lake::{Layout, Table};
+use crate::lake::LakeError;
+use crate::lake::io as lio;
+use crate::lake::{Layout, Snapshot, Table, Writer};
 use crate::money::Money;
 use crate::query::QueryError;
 
@@ -269,7 +270,7 @@ pub fn alerting(
 
 /// The anomalies of `[from, to]`, all scopes or one.
 pub fn anomalies(
-    layout: &Layout,
+    layout: &Snapshot,
     policy: &Policy,
     (from, to): (Option<NaiveDate>, Option<NaiveDate>),
     scope: Option<Scope>,
@@ -325,7 +326,8 @@ pub fn acks(layout: &Layout) -> Result<BTreeMap<String, String>, AnomalyError> {
 
 /// Marks finding `id` as expected (the caller holds the exclusive lock): it is kept and shown
 /// as acknowledged, and never alerts again. Acknowledging twice keeps the latest note.
-pub fn ack(layout: &Layout, policy: &Policy, id: &str, note: &str) -> Result<Row, AnomalyError> {
+pub fn ack(writer: &Writer, policy: &Policy, id: &str, note: &str) -> Result<Row, AnomalyError> {
+    let layout: &Snapshot = writer;
     let all = anomalies(layout, policy, (None, None), None)?;
     let row = all
         .into_iter()
@@ -348,13 +350,7 @@ pub fn ack(layout: &Layout, policy: &Policy, id: &str, note: &str) -> Result<Row
         ],
     )
     .expect("anomaly_acks schema");
-    lio::write_atomic(
-        &layout.table_file(Table::AnomalyAcks),
-        b.schema(),
-        &[b],
-        Table::AnomalyAcks,
-        "ack",
-    )?;
+    writer.replace_table(Table::AnomalyAcks, &[b])?;
     Ok(Row {
         acked: Some(note.to_string()),
         alert: false,

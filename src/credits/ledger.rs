@@ -13,6 +13,7 @@
 //!   expired, shown as `lapsed_usd`);
 //! - runway = the first day after the as-of date whose burn no usable lot fully covers.
 
+use crate::vocab::Provider;
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, Months, NaiveDate, TimeDelta};
@@ -83,7 +84,7 @@ impl LotStatus {
 /// One lot as of the as-of date (a monthly lot: its current, or last, cycle).
 #[derive(Debug, Clone, Serialize)]
 pub struct LotRow {
-    pub provider: String,
+    pub provider: Provider,
     pub lot_id: String,
     pub kind: CreditKind,
     pub purchased_at: NaiveDate,
@@ -104,7 +105,7 @@ pub struct LotRow {
 /// One provider's position.
 #[derive(Debug, Clone, Serialize)]
 pub struct Position {
-    pub provider: String,
+    pub provider: Provider,
     pub balance_usd: Money,
     pub burn_per_day_usd: Money,
     /// The first day the burn is not fully covered; `None`: no burn, or beyond the horizon.
@@ -121,7 +122,7 @@ pub struct Position {
 /// A balance the Console showed, checked against the ledger.
 #[derive(Debug, Clone, Serialize)]
 pub struct Assertion {
-    pub provider: String,
+    pub provider: Provider,
     pub as_of: NaiveDate,
     pub snapshot_usd: Money,
     pub computed_usd: Money,
@@ -135,7 +136,7 @@ pub struct Assertion {
 /// Auto-reloads made in one ISO week (Monday first).
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadWeek {
-    pub provider: String,
+    pub provider: Provider,
     pub week_start: NaiveDate,
     pub reloads: usize,
     pub amount_usd: Money,
@@ -144,7 +145,7 @@ pub struct ReloadWeek {
 /// Auto-reload settings from the published practice, on the 30-day burn.
 #[derive(Debug, Clone, Serialize)]
 pub struct Advice {
-    pub provider: String,
+    pub provider: Provider,
     /// At least 48 hours of burn.
     pub threshold_min_usd: Money,
     /// One to two weeks of burn.
@@ -159,7 +160,7 @@ pub struct Advice {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Finding {
     Expiring {
-        provider: String,
+        provider: Provider,
         lot_id: String,
         expires_at: NaiveDate,
         days_left: i64,
@@ -167,19 +168,19 @@ pub enum Finding {
         remaining_usd: Money,
     },
     AtRisk {
-        provider: String,
+        provider: Provider,
         lot_id: String,
         expires_at: NaiveDate,
         at_risk_usd: Money,
     },
     LowRunway {
-        provider: String,
+        provider: Provider,
         runway_date: NaiveDate,
         runway_days: i64,
         min_days: i64,
     },
     BalanceMismatch {
-        provider: String,
+        provider: Provider,
         as_of: NaiveDate,
         snapshot_usd: Money,
         computed_usd: Money,
@@ -187,7 +188,7 @@ pub enum Finding {
         lots: Vec<String>,
     },
     ReloadStorm {
-        provider: String,
+        provider: Provider,
         day: NaiveDate,
         reloads: usize,
         amount_usd: Money,
@@ -382,7 +383,7 @@ fn history(
             .collect();
         names.dedup();
         assertions.push(Assertion {
-            provider: s.provider.clone(),
+            provider: s.provider,
             as_of: s.as_of,
             snapshot_usd: snapshot,
             computed_usd: computed,
@@ -460,13 +461,13 @@ fn burn(daily: &BTreeMap<NaiveDate, Money>, as_of: NaiveDate) -> Result<Money, L
 pub fn compute(
     lots: &[CreditLot],
     snapshots: &[BalanceSnapshot],
-    daily: &BTreeMap<(String, NaiveDate), Money>,
+    daily: &BTreeMap<(Provider, NaiveDate), Money>,
     opts: &Options,
 ) -> Result<Ledger, LedgerError> {
-    let mut providers: Vec<String> = lots
+    let mut providers: Vec<Provider> = lots
         .iter()
-        .map(|l| l.provider.clone())
-        .chain(daily.keys().map(|k| k.0.clone()))
+        .map(|l| l.provider)
+        .chain(daily.keys().map(|k| k.0))
         .collect();
     providers.sort();
     providers.dedup();
@@ -492,13 +493,13 @@ pub fn compute(
             .filter(|(k, _)| k.0 == p)
             .map(|(k, v)| (k.1, *v))
             .collect();
-        provider_ledger(&p, &mine, &snaps, &days, opts, &mut out)?;
+        provider_ledger(p, &mine, &snaps, &days, opts, &mut out)?;
     }
     Ok(out)
 }
 
 fn provider_ledger(
-    provider: &str,
+    provider: Provider,
     lots: &[CreditLot],
     snaps: &[&BalanceSnapshot],
     daily: &BTreeMap<NaiveDate, Money>,
@@ -524,7 +525,7 @@ fn provider_ledger(
     }
     let runway_days = runway.map(|d| (d - opts.as_of).num_days());
     out.positions.push(Position {
-        provider: provider.to_string(),
+        provider,
         balance_usd: balance,
         burn_per_day_usd: burn,
         runway_date: runway,
@@ -539,7 +540,7 @@ fn provider_ledger(
         && !lots.is_empty()
     {
         out.findings.push(Finding::LowRunway {
-            provider: provider.into(),
+            provider,
             runway_date: d,
             runway_days: n,
             min_days: opts.runway_min_days,
@@ -548,7 +549,7 @@ fn provider_ledger(
     for a in &h.assertions {
         if !a.holds {
             out.findings.push(Finding::BalanceMismatch {
-                provider: a.provider.clone(),
+                provider: a.provider,
                 as_of: a.as_of,
                 snapshot_usd: a.snapshot_usd,
                 computed_usd: a.computed_usd,
@@ -608,7 +609,7 @@ fn lot_row(
         LotStatus::Active
     };
     Ok(LotRow {
-        provider: lot.provider.clone(),
+        provider: lot.provider,
         lot_id: lot.lot_id.clone(),
         kind: lot.kind,
         purchased_at: lot.purchased_at,
@@ -641,7 +642,7 @@ pub fn lot_findings(ledger: &mut Ledger, opts: &Options) {
             && l.kind != CreditKind::Monthly
         {
             found.push(Finding::Expiring {
-                provider: l.provider.clone(),
+                provider: l.provider,
                 lot_id: l.lot_id.clone(),
                 expires_at: exp,
                 days_left: days,
@@ -651,7 +652,7 @@ pub fn lot_findings(ledger: &mut Ledger, opts: &Options) {
         }
         if l.at_risk_usd.is_positive() {
             found.push(Finding::AtRisk {
-                provider: l.provider.clone(),
+                provider: l.provider,
                 lot_id: l.lot_id.clone(),
                 expires_at: exp,
                 at_risk_usd: l.at_risk_usd,
@@ -662,7 +663,7 @@ pub fn lot_findings(ledger: &mut Ledger, opts: &Options) {
 }
 
 fn reloads(
-    provider: &str,
+    provider: Provider,
     lots: &[CreditLot],
     opts: &Options,
     out: &mut Ledger,
@@ -684,7 +685,7 @@ fn reloads(
     }
     for (week_start, (reloads, amount_usd)) in weeks {
         out.reloads.push(ReloadWeek {
-            provider: provider.into(),
+            provider,
             week_start,
             reloads,
             amount_usd,
@@ -693,7 +694,7 @@ fn reloads(
     for (day, (reloads, amount_usd)) in days {
         if reloads > opts.max_reloads_per_day {
             out.findings.push(Finding::ReloadStorm {
-                provider: provider.into(),
+                provider,
                 day,
                 reloads,
                 amount_usd,
@@ -703,7 +704,7 @@ fn reloads(
     Ok(())
 }
 
-fn advice(provider: &str, burn: Money, opts: &Options) -> Advice {
+fn advice(provider: Provider, burn: Money, opts: &Options) -> Advice {
     let times = |n: i128| burn.checked_mul(n).unwrap_or(Money::from_units(i128::MAX));
     let (threshold_min, lo, hi) = (times(2), times(7), times(14));
     let mut verdict = Vec::new();
@@ -730,7 +731,7 @@ fn advice(provider: &str, burn: Money, opts: &Options) -> Advice {
         }
     }
     Advice {
-        provider: provider.into(),
+        provider,
         threshold_min_usd: threshold_min,
         top_up_min_usd: lo,
         top_up_max_usd: hi,

@@ -15,9 +15,10 @@ use chrono::NaiveDate;
 
 pub use ledger::{Finding, Ledger, LedgerError, LotStatus, Options};
 
-use crate::lake::io::{self as lio, LakeError};
+use crate::lake::LakeError;
+use crate::lake::io as lio;
 use crate::lake::ledger as ll;
-use crate::lake::{Layout, Table};
+use crate::lake::{Layout, Snapshot, Table};
 use crate::model::{BalanceSnapshot, CreditLot};
 use crate::money::Money;
 use crate::query::{QueryError, Sql};
@@ -34,6 +35,8 @@ pub enum CreditsError {
     Ledger(#[from] LedgerError),
     #[error("credits_daily.sql returned day {0:?}, not a YYYY-MM-DD date")]
     Day(String),
+    #[error("credits_daily.sql returned provider {0:?}, which this version does not know")]
+    Provider(String),
 }
 
 /// The ledger's inputs as the lake holds them.
@@ -41,7 +44,7 @@ pub struct Inputs {
     pub lots: Vec<CreditLot>,
     pub snapshots: Vec<BalanceSnapshot>,
     /// (provider, UTC day) → list cost of the priced usage.
-    pub daily: BTreeMap<(String, NaiveDate), Money>,
+    pub daily: BTreeMap<(crate::vocab::Provider, NaiveDate), Money>,
     /// Usage rows with no list price (they consume no credit here).
     pub unpriced_rows: i128,
 }
@@ -67,6 +70,7 @@ pub fn inputs(layout: &Layout) -> Result<Inputs, CreditsError> {
             let date =
                 NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| CreditsError::Day(d))?;
             let p = prov[i].clone().unwrap_or_default();
+            let p = crate::vocab::Provider::parse(&p).ok_or(CreditsError::Provider(p))?;
             daily.insert((p, date), cost[i].unwrap_or(Money::ZERO));
             unpriced_rows += unpriced[i].unwrap_or(0);
         }
@@ -80,7 +84,7 @@ pub fn inputs(layout: &Layout) -> Result<Inputs, CreditsError> {
 }
 
 /// The ledger as of `opts.as_of`, with its findings.
-pub fn credits(layout: &Layout, opts: &Options) -> Result<(Ledger, Inputs), CreditsError> {
+pub fn credits(layout: &Snapshot, opts: &Options) -> Result<(Ledger, Inputs), CreditsError> {
     let inputs = inputs(layout)?;
     let mut l = ledger::compute(&inputs.lots, &inputs.snapshots, &inputs.daily, opts)?;
     ledger::lot_findings(&mut l, opts);

@@ -77,14 +77,14 @@ impl Effective {
         }
         out
     }
-    pub(super) fn rows(&self, provider: &str) -> Vec<Coverage> {
+    pub(super) fn rows(&self, provider: crate::vocab::Provider) -> Vec<Coverage> {
         let mut out = Vec::new();
         for (&fam, m) in &self.by_start {
             for (&s, v) in m {
                 for &(e, o) in v {
                     let (ing, file) = &self.owners[o];
                     out.push(Coverage {
-                        provider: provider.into(),
+                        provider,
                         family: fam,
                         start_us: s,
                         end_us: e,
@@ -143,8 +143,8 @@ pub(super) fn claim(
         };
         for &(_, fam, s, e) in mine {
             match fam {
-                SourceFamily::AdminApi => {
-                    let over = eff.overlapping(SourceFamily::AdminApi, s, e);
+                SourceFamily::Api => {
+                    let over = eff.overlapping(SourceFamily::Api, s, e);
                     if let Some(&(os, oe, _)) = over
                         .iter()
                         .find(|&&(os, oe, o)| o != owner && covered(fam, os, oe) < oe - os)
@@ -159,19 +159,19 @@ pub(super) fn claim(
                         continue;
                     }
                     for (os, oe, _) in over {
-                        eff.remove(SourceFamily::AdminApi, os, oe);
+                        eff.remove(SourceFamily::Api, os, oe);
                     }
-                    for (os, oe, _) in eff.overlapping(SourceFamily::ConsoleCsv, s, e) {
-                        eff.remove(SourceFamily::ConsoleCsv, os, oe);
+                    for (os, oe, _) in eff.overlapping(SourceFamily::Export, s, e) {
+                        eff.remove(SourceFamily::Export, os, oe);
                     }
                     eff.insert(fam, s, e, owner);
                 }
-                SourceFamily::ConsoleCsv => {
-                    if !eff.overlapping(SourceFamily::AdminApi, s, e).is_empty() {
+                SourceFamily::Export => {
+                    if !eff.overlapping(SourceFamily::Api, s, e).is_empty() {
                         continue; // Admin API data wins for this day.
                     }
-                    for (os, oe, _) in eff.overlapping(SourceFamily::ConsoleCsv, s, e) {
-                        eff.remove(SourceFamily::ConsoleCsv, os, oe);
+                    for (os, oe, _) in eff.overlapping(SourceFamily::Export, s, e) {
+                        eff.remove(SourceFamily::Export, os, oe);
                     }
                     eff.insert(fam, s, e, owner);
                 }

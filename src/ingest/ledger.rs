@@ -5,21 +5,23 @@
 //! Owns: the keys (lot: provider + lot_id; snapshot: provider + as_of; invoice: provider +
 //! number) and which tables changed. Must not: parse (`sources`) or write (`phases` stages).
 
+use crate::vocab::Provider;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
+use crate::lake::LakeError;
 use crate::lake::batch::Stored;
-use crate::lake::io::{self as lio, LakeError};
+use crate::lake::io as lio;
 use crate::lake::ledger::{self as ll, SourcedInvoice};
 use crate::lake::{Layout, Table};
 use crate::model::{BalanceSnapshot, CreditLot, LedgerItem, SourceFormat};
 
 #[derive(Default)]
 pub(super) struct Ledger {
-    pub lots: BTreeMap<(String, String), Stored<CreditLot>>,
-    pub snapshots: BTreeMap<(String, NaiveDate), Stored<BalanceSnapshot>>,
-    pub invoices: BTreeMap<(String, String), Stored<SourcedInvoice>>,
+    pub lots: BTreeMap<(Provider, String), Stored<CreditLot>>,
+    pub snapshots: BTreeMap<(Provider, NaiveDate), Stored<BalanceSnapshot>>,
+    pub invoices: BTreeMap<(Provider, String), Stored<SourcedInvoice>>,
     /// lots, snapshots, invoices (invoices and their lines change together).
     pub changed: [bool; 3],
 }
@@ -30,23 +32,18 @@ impl Ledger {
         let mut l = Ledger::default();
         for b in lio::read_all(&layout.table_file(Table::CreditLots))? {
             for s in ll::credit_lots_rows(&b)? {
-                l.lots
-                    .insert((s.item.provider.clone(), s.item.lot_id.clone()), s);
+                l.lots.insert((s.item.provider, s.item.lot_id.clone()), s);
             }
         }
         for b in lio::read_all(&layout.table_file(Table::BalanceSnapshots))? {
             for s in ll::balance_snapshots_rows(&b)? {
-                l.snapshots
-                    .insert((s.item.provider.clone(), s.item.as_of), s);
+                l.snapshots.insert((s.item.provider, s.item.as_of), s);
             }
         }
         let lines = lio::read_all(&layout.table_file(Table::InvoiceLines))?;
         for b in lio::read_all(&layout.table_file(Table::Invoices))? {
             for s in ll::invoices_rows(&b, &lines)? {
-                let key = (
-                    s.item.invoice.provider.clone(),
-                    s.item.invoice.number.clone(),
-                );
+                let key = (s.item.invoice.provider, s.item.invoice.number.clone());
                 l.invoices.insert(key, s);
             }
         }
@@ -71,14 +68,14 @@ impl Ledger {
         for item in items {
             match item {
                 LedgerItem::Lot(l) => {
-                    let key = (l.provider.clone(), l.lot_id.clone());
+                    let key = (l.provider, l.lot_id.clone());
                     if self.lots.get(&key).map(|s| &s.item) != Some(&l) {
                         self.changed[0] = true;
                         self.lots.insert(key, stored(l, source_file, ingest_id));
                     }
                 }
                 LedgerItem::Snapshot(s) => {
-                    let key = (s.provider.clone(), s.as_of);
+                    let key = (s.provider, s.as_of);
                     if self.snapshots.get(&key).map(|x| &x.item) != Some(&s) {
                         self.changed[1] = true;
                         self.snapshots
@@ -86,7 +83,7 @@ impl Ledger {
                     }
                 }
                 LedgerItem::Invoice(invoice) => {
-                    let key = (invoice.provider.clone(), invoice.number.clone());
+                    let key = (invoice.provider, invoice.number.clone());
                     if self.invoices.get(&key).map(|x| &x.item.invoice) != Some(&invoice) {
                         self.changed[2] = true;
                         let item = SourcedInvoice {

@@ -17,10 +17,12 @@ use crate::lake::batch::{self, QuarantineRow};
 use crate::lake::io::{self as lio, LakeError, StagedFile};
 use crate::lake::{Layout, Table, schema};
 use crate::model::{SourceFamily, SourceFormat};
+use crate::vocab::Provider;
 
 pub(super) struct MonthInput<'a> {
     pub layout: &'a Layout,
     pub group: Group,
+    pub provider: Provider,
     pub month: &'a str,
     /// What the new files of this ingest claim in this month.
     pub intervals: Vec<Claim>,
@@ -60,10 +62,15 @@ fn job(jobs: &[Job], seq: usize) -> &Job {
 
 /// A part leaving the lake, and what is derived from it: the rated mirror of a usage part
 /// goes in the same commit, so no reader ever sees priced rows of restated usage.
-fn removal(layout: &Layout, table: Table, month: &str, part: &Path) -> Vec<PathBuf> {
+fn removal(
+    layout: &Layout,
+    (table, provider): (Table, Provider),
+    month: &str,
+    part: &Path,
+) -> Vec<PathBuf> {
     let mut out = vec![part.to_path_buf()];
     if table == Table::Usage {
-        out.push(layout.pricing_mirror(part, "anthropic", month));
+        out.push(layout.pricing_mirror(part, provider, month));
     }
     out
 }
@@ -76,7 +83,7 @@ fn claim_month(
 ) -> Result<(Effective, HashSet<Claim>), LakeError> {
     let cov_path = inp
         .layout
-        .month_file(inp.group.coverage(), "anthropic", inp.month);
+        .month_file(inp.group.coverage(), inp.provider, inp.month);
     let mut eff = Effective::default();
     for b in lio::read_all(&cov_path)? {
         for c in batch::coverage_rows(&b)? {
@@ -159,7 +166,7 @@ impl Ownership<'_> {
         for r in 0..b.num_rows() {
             let fam = SourceFormat::parse(fmt.value(r))
                 .and_then(|f| f.family())
-                .unwrap_or(SourceFamily::AdminApi);
+                .unwrap_or(SourceFamily::Api);
             let (i, f) = (ing.value(r), file.value(r));
             if !self.last.as_ref().is_some_and(|l| l.0 == i && l.1 == f) {
                 let key = (i.to_string(), f.to_string());
@@ -199,7 +206,7 @@ fn rewrite(
         let b = b?;
         let m = BooleanArray::from(mask[offset..offset + b.num_rows()].to_vec());
         offset += b.num_rows();
-        let k = filter_record_batch(&b, &m).map_err(|e| LakeError::Other(e.to_string()))?;
+        let k = filter_record_batch(&b, &m).map_err(lio::arrow_err(part))?;
         if k.num_rows() > 0 {
             w.write(&k)?;
         }
@@ -220,17 +227,17 @@ fn untouched(part: &Path, claimed: &[(i64, i64)]) -> Result<bool, LakeError> {
 /// The month's coverage after this ingest, staged: (staged file, lake path).
 fn stage_coverage(
     layout: &Layout,
-    group: Group,
+    (group, provider): (Group, Provider),
     month: &str,
     eff: &Effective,
     final_dir: &Path,
     ingest_id: &str,
 ) -> Result<(PathBuf, PathBuf), LakeError> {
-    let cov_path = layout.month_file(group.coverage(), "anthropic", month);
+    let cov_path = layout.month_file(group.coverage(), provider, month);
     let cov_staged = final_dir
         .join(group.coverage().dir_name())
-        .join(format!("{month}.parquet"));
-    let rows = batch::coverage_batch(&eff.rows("anthropic"));
+        .join(format!("{provider}-{month}.parquet"));
+    let rows = batch::coverage_batch(&eff.rows(provider));
     lio::write_atomic(
         &cov_staged,
         schema::coverage(),
@@ -244,20 +251,13 @@ fn stage_coverage(
 pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeError> {
     let mut out = MonthOutcome::default();
     let (eff, rejected) = claim_month(&mut inp, &mut out)?;
-    let MonthInput {
-        layout,
-        group,
-        month,
-        ingest_id,
-        seq_of_file,
-        final_dir,
-        ..
-    } = inp;
+    let (layout, group, provider, month) = (inp.layout, inp.group, inp.provider, inp.month);
+    let (ingest_id, final_dir) = (inp.ingest_id, inp.final_dir);
     let mut own = Ownership {
         eff: &eff,
         lookup: eff.lookup(),
         rejected: &rejected,
-        seq_of_file,
+        seq_of_file: inp.seq_of_file,
         last: None,
     };
     // Each part file, old or new, is tested on the five ownership columns only. A part whose
@@ -266,13 +266,13 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
     // nothing that is already in the lake.
     let table = group.data();
     let old_parts = layout
-        .month_parts(table, "anthropic", month)
+        .month_parts(table, provider, month)
         .map_err(lio::io_err(&layout.root))?;
     let mut n_out = 0usize;
     let mut part_name = || {
         n_out += 1;
         layout
-            .month_dir(table, "anthropic", month)
+            .month_dir(table, provider, month)
             .join(format!("part-{ingest_id}-{n_out}.parquet"))
     };
     let parts = old_parts.iter().map(|p| (p, None));
@@ -308,16 +308,23 @@ pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeE
             let name = part_name();
             let staged = final_dir
                 .join(table.dir_name())
+                .join(provider.as_str())
                 .join(name.file_name().expect("part has a name"));
             out.renames
                 .push((rewrite(part, &mask, staged, table, ingest_id)?, name));
         }
         if !is_new {
-            out.removes.extend(removal(layout, table, month, part));
+            out.removes
+                .extend(removal(layout, (table, provider), month, part));
         }
     }
     out.renames.push(stage_coverage(
-        layout, group, month, &eff, final_dir, ingest_id,
+        layout,
+        (group, provider),
+        month,
+        &eff,
+        final_dir,
+        ingest_id,
     )?);
     Ok(out)
 }

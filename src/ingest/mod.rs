@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::lake::batch::{self, CostBuilder, Names, QuarantineRow, Stored, UsageBuilder};
 use crate::lake::io::{LakeError, StagedFile};
-use crate::lake::txn::{self, LakeLock, LockMode};
+use crate::lake::txn::Writer;
 use crate::lake::{Layout, Table, schema};
 use crate::model::{
     self, ApiKey, CostRow, LedgerItem, SourceFamily, SourceFormat, UsageRow, Workspace,
@@ -38,6 +38,8 @@ mod ledger;
 mod merge;
 mod phases;
 pub mod walk;
+
+pub use walk::Walk;
 
 const BATCH_ROWS: usize = 64 * 1024;
 
@@ -55,7 +57,6 @@ pub struct IngestOptions {
     pub paths: Vec<PathBuf>,
     pub format: Option<SourceFormat>,
     pub jobs: usize,
-    pub wait_for_lock: bool,
     pub progress: bool,
     /// The plausible window of dates and the longest span of one export.
     pub limits: Limits,
@@ -145,7 +146,7 @@ pub enum IngestError {
     MissingPath(PathBuf),
     #[error(transparent)]
     Lake(#[from] LakeError),
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -178,7 +179,7 @@ fn hash_files(files: &[PathBuf], jobs: usize) -> Vec<Hashed> {
     crate::par::map(files, jobs, |p| {
         hash_file(p).map_err(|e| match e {
             IngestError::Io { source, .. } => format!("cannot read: {source}"),
-            other => other.to_string(),
+            other => crate::errors::chain(&other),
         })
     })
 }
@@ -529,7 +530,7 @@ impl Sink for WorkerSink<'_> {
             self.ingest_id,
         );
         let full = b.len() >= BATCH_ROWS;
-        let fam = row.source_format.family().unwrap_or(SourceFamily::AdminApi);
+        let fam = row.source_format.family().unwrap_or(SourceFamily::Api);
         let (start, end) = row.bucket_micros();
         note_interval(&mut self.usage_intervals, m, (fam, start, end));
         if full {
@@ -553,7 +554,7 @@ impl Sink for WorkerSink<'_> {
             return;
         }
         let full = b.len() >= BATCH_ROWS;
-        let fam = row.source_format.family().unwrap_or(SourceFamily::AdminApi);
+        let fam = row.source_format.family().unwrap_or(SourceFamily::Api);
         let interval = (
             fam,
             batch::micros(row.bucket_start),
@@ -654,12 +655,22 @@ fn fmt_us(us: i64) -> String {
         .to_string()
 }
 
-/// Runs one ingest. Everything it changes becomes visible in one commit, or not at all.
-pub fn ingest(layout: &Layout, opts: &IngestOptions) -> Result<IngestSummary, IngestError> {
-    let walked = walk::walk(&opts.paths, Some(&layout.root)).map_err(IngestError::MissingPath)?;
-    let _lock = LakeLock::acquire(layout, LockMode::Exclusive, opts.wait_for_lock)?;
-    let recovered = txn::recover(layout)?;
-    let mut run = phases::Ingest::start(layout, opts, &walked.files)?;
+/// The files under `paths` an ingest reads (regular files only, never out of an input tree,
+/// never the lake itself), found before any lock is taken: a missing path is a usage error.
+pub fn walk_inputs(paths: &[PathBuf], layout: &Layout) -> Result<Walk, IngestError> {
+    walk::walk(paths, Some(&layout.root)).map_err(IngestError::MissingPath)
+}
+
+/// Runs one ingest of `walked` under the writer's exclusive lock (held after recovery; what
+/// recovery finished is the writer's to tell). Everything it changes becomes visible in one
+/// commit, or not at all.
+pub fn ingest(
+    writer: &Writer,
+    opts: &IngestOptions,
+    walked: Walk,
+) -> Result<IngestSummary, IngestError> {
+    let recovered = writer.recovered.clone();
+    let mut run = phases::Ingest::start(writer, opts, &walked.files)?;
     run.plan(walked);
     let lists = run.parse_lists()?;
     run.parse_reports(&lists.dims)?;

@@ -17,12 +17,14 @@ use super::{
     Job, NewPart, ParsedFile, WorkerSink, coverage, empty_page_hint, hash_files, merge,
     new_ingest_id, progress_bar, read_once_format,
 };
+use crate::lake::LakeError;
 use crate::lake::batch::{self, IngestLogRow, QuarantineRow, Stored};
-use crate::lake::io::{self as lio, LakeError};
-use crate::lake::txn::{self, Journal};
-use crate::lake::{Layout, Table, schema};
+use crate::lake::io as lio;
+use crate::lake::txn::{self, WriteTxn, Writer};
+use crate::lake::{Layout, Table};
 use crate::model::{self, ApiKey, LedgerItem, SourceFormat, Workspace};
 use crate::sources::{self, Detected, FileError, mask_secrets};
+use crate::vocab::Provider;
 
 /// Staged part files of one source file, per (table, month).
 type Staged = Vec<((Table, String), NewPart)>;
@@ -86,19 +88,22 @@ pub(super) struct Ingest<'a> {
     parsed: HashMap<usize, ParsedFile>,
     /// Staged parts of the new files, per (table, month), in file order.
     new_files: BTreeMap<(Table, String), Vec<NewPart>>,
-    journal: Journal,
+    /// What this ingest will commit (`None` once committed).
+    txn: Option<WriteTxn<'a>>,
     lake_superseded: u64,
 }
 
 impl<'a> Ingest<'a> {
-    /// Starts an ingest (the caller holds the exclusive lock): reads the manifest.
+    /// Starts an ingest under the writer's exclusive lock: reads the manifest.
     pub fn start(
-        layout: &'a Layout,
+        writer: &'a Writer,
         opts: &'a IngestOptions,
         files: &[PathBuf],
     ) -> Result<Self, IngestError> {
+        let layout = writer.layout();
         let now = Utc::now();
         let ingest_id = new_ingest_id(now);
+        let txn = writer.begin(ingest_id.clone());
         let mut log = Vec::new();
         for b in lio::read_all(&layout.ingest_log_file())? {
             log.extend(batch::ingest_log_rows(&b)?);
@@ -106,12 +111,8 @@ impl<'a> Ingest<'a> {
         Ok(Ingest {
             layout,
             opts,
-            staging: layout.staging(&ingest_id),
-            journal: Journal {
-                ingest_id: ingest_id.clone(),
-                renames: Vec::new(),
-                removes: Vec::new(),
-            },
+            staging: txn.staging().to_path_buf(),
+            txn: Some(txn),
             ingest_id,
             now,
             progress: progress_bar(opts.progress, files),
@@ -127,6 +128,21 @@ impl<'a> Ingest<'a> {
             new_files: BTreeMap::new(),
             lake_superseded: 0,
         })
+    }
+
+    /// The provider of the file with sequence number `seq`.
+    fn jobs_provider(&self, seq: usize) -> Option<Provider> {
+        self.jobs
+            .iter()
+            .find(|j| j.seq == seq)
+            .and_then(|j| j.format.provider())
+    }
+
+    /// The transaction this ingest stages into.
+    fn txn(&mut self) -> &mut WriteTxn<'a> {
+        self.txn
+            .as_mut()
+            .expect("an ingest stages before it commits")
     }
 
     /// Phase 1: what was skipped, what is new (content hash), and what each new file is.
@@ -436,14 +452,18 @@ impl<'a> Ingest<'a> {
     pub fn parse_lists(&mut self) -> Result<Lists, IngestError> {
         let mut dims = Dims::default();
         let layout = self.layout;
-        for b in lio::read_all(&layout.provider_file(Table::Workspaces, "anthropic"))? {
-            for w in batch::workspaces_rows(&b)? {
-                dims.workspaces.insert(w.item.id.clone(), w);
+        for p in layout.providers(Table::Workspaces)? {
+            for b in lio::read_all(&layout.provider_file(Table::Workspaces, p))? {
+                for w in batch::workspaces_rows(&b)? {
+                    dims.workspaces.insert(w.item.id.clone(), w);
+                }
             }
         }
-        for b in lio::read_all(&layout.provider_file(Table::ApiKeys, "anthropic"))? {
-            for k in batch::api_keys_rows(&b)? {
-                dims.api_keys.insert(k.item.id.clone(), k);
+        for p in layout.providers(Table::ApiKeys)? {
+            for b in lio::read_all(&layout.provider_file(Table::ApiKeys, p))? {
+                for k in batch::api_keys_rows(&b)? {
+                    dims.api_keys.insert(k.item.id.clone(), k);
+                }
             }
         }
         let mut changed = [false, false];
@@ -561,11 +581,13 @@ impl<'a> Ingest<'a> {
         }
     }
 
-    /// The intervals each new, readable report file claims, per (table group, month).
-    fn claims(&self) -> BTreeMap<(Group, String), Vec<coverage::Claim>> {
-        let mut touched: BTreeMap<(Group, String), Vec<coverage::Claim>> = BTreeMap::new();
+    /// The intervals each new, readable report file claims, per (table group, provider, month).
+    fn claims(&self) -> BTreeMap<(Group, Provider, String), Vec<coverage::Claim>> {
+        let mut touched: BTreeMap<(Group, Provider, String), Vec<coverage::Claim>> =
+            BTreeMap::new();
         for job in &self.jobs {
-            let Some(group) = Group::of(job.format) else {
+            let (Some(group), Some(provider)) = (Group::of(job.format), job.format.provider())
+            else {
                 continue;
             };
             let p = &self.parsed[&job.seq];
@@ -574,7 +596,7 @@ impl<'a> Ingest<'a> {
             }
             for &(fam, s, e) in &p.coverage {
                 touched
-                    .entry((group, model::month_key(batch::from_micros(s))))
+                    .entry((group, provider, model::month_key(batch::from_micros(s))))
                     .or_default()
                     .push((job.seq, fam, s, e));
             }
@@ -595,15 +617,20 @@ impl<'a> Ingest<'a> {
             .collect();
         let final_dir = self.staging.join("final");
         let mut rejected_rows: HashMap<usize, u64> = HashMap::new();
-        for (n, ((group, month), intervals)) in self.claims().into_iter().enumerate() {
+        for (n, ((group, provider, month), intervals)) in self.claims().into_iter().enumerate() {
+            // The parts of this provider's files (a file is of one format, so one provider).
             let new_parts = self
                 .new_files
                 .get(&(group.data(), month.clone()))
+                .into_iter()
+                .flatten()
+                .filter(|p| self.jobs_provider(p.seq) == Some(provider))
                 .cloned()
-                .unwrap_or_default();
+                .collect();
             let out = merge::merge_month(merge::MonthInput {
                 layout: self.layout,
                 group,
+                provider,
                 month: &month,
                 intervals,
                 jobs: &self.jobs,
@@ -612,8 +639,13 @@ impl<'a> Ingest<'a> {
                 new_parts,
                 final_dir: &final_dir,
             })?;
-            self.journal.renames.extend(out.renames);
-            self.journal.removes.extend(out.removes);
+            let txn = self.txn();
+            for (staged, target) in out.renames {
+                txn.rename(staged, target);
+            }
+            for p in out.removes {
+                txn.remove(p);
+            }
             self.quarantine.extend(out.quarantine);
             self.lake_superseded += out.lake_superseded;
             for (seq, c) in out.per_file {
@@ -642,13 +674,10 @@ impl<'a> Ingest<'a> {
     fn stage_table(
         &mut self,
         table: Table,
-        name: &str,
         b: arrow::record_batch::RecordBatch,
         target: PathBuf,
     ) -> Result<(), IngestError> {
-        let p = self.staging.join("final").join(name);
-        lio::write_atomic(&p, schema::of(table), &[b], table, &self.ingest_id)?;
-        self.journal.renames.push((p, target));
+        self.txn().replace(table, target, &[b])?;
         Ok(())
     }
 
@@ -660,35 +689,20 @@ impl<'a> Ingest<'a> {
         if lots {
             let rows: Vec<_> = ledger.lots.values().cloned().collect();
             let b = ll::credit_lots_batch(&rows);
-            self.stage_table(
-                Table::CreditLots,
-                "credit_lots.parquet",
-                b,
-                layout.table_file(Table::CreditLots),
-            )?;
+            self.stage_table(Table::CreditLots, b, layout.table_file(Table::CreditLots))?;
         }
         if snapshots {
             let rows: Vec<_> = ledger.snapshots.values().cloned().collect();
             let b = ll::balance_snapshots_batch(&rows);
             let target = layout.table_file(Table::BalanceSnapshots);
-            self.stage_table(
-                Table::BalanceSnapshots,
-                "balance_snapshots.parquet",
-                b,
-                target,
-            )?;
+            self.stage_table(Table::BalanceSnapshots, b, target)?;
         }
         if invoices {
             let rows: Vec<_> = ledger.invoices.values().cloned().collect();
             let (b, lines) = (ll::invoices_batch(&rows), ll::invoice_lines_batch(&rows));
-            self.stage_table(
-                Table::Invoices,
-                "invoices.parquet",
-                b,
-                layout.table_file(Table::Invoices),
-            )?;
+            self.stage_table(Table::Invoices, b, layout.table_file(Table::Invoices))?;
             let target = layout.table_file(Table::InvoiceLines);
-            self.stage_table(Table::InvoiceLines, "invoice_lines.parquet", lines, target)?;
+            self.stage_table(Table::InvoiceLines, lines, target)?;
         }
         Ok(())
     }
@@ -702,48 +716,52 @@ impl<'a> Ingest<'a> {
         } = lists;
         self.write_ledger(&ledger)?;
         let layout = self.layout;
-        if changed[0] {
-            let rows: Vec<_> = dims.workspaces.values().cloned().collect();
-            let target = layout.provider_file(Table::Workspaces, "anthropic");
-            self.stage_table(
-                Table::Workspaces,
-                "workspaces.parquet",
-                batch::workspaces_batch(&rows),
-                target,
-            )?;
-        }
-        if changed[1] {
-            let rows: Vec<_> = dims.api_keys.values().cloned().collect();
-            let target = layout.provider_file(Table::ApiKeys, "anthropic");
-            self.stage_table(
-                Table::ApiKeys,
-                "api_keys.parquet",
-                batch::api_keys_batch(&rows),
-                target,
-            )?;
+        // A list is stored per provider: each provider's file holds its own rows.
+        for p in crate::vocab::Provider::ALL {
+            let rows: Vec<_> = dims
+                .workspaces
+                .values()
+                .filter(|w| w.item.provider == p)
+                .cloned()
+                .collect();
+            if changed[0] && !rows.is_empty() {
+                let target = layout.provider_file(Table::Workspaces, p);
+                self.stage_table(Table::Workspaces, batch::workspaces_batch(&rows), target)?;
+            }
+            let rows: Vec<_> = dims
+                .api_keys
+                .values()
+                .filter(|k| k.item.provider == p)
+                .cloned()
+                .collect();
+            if changed[1] && !rows.is_empty() {
+                let target = layout.provider_file(Table::ApiKeys, p);
+                self.stage_table(Table::ApiKeys, batch::api_keys_batch(&rows), target)?;
+            }
         }
         self.finish_log();
         if !self.new_log.is_empty() {
             let mut log = std::mem::take(&mut self.log);
             log.extend(std::mem::take(&mut self.new_log).into_values());
             let b = batch::ingest_log_batch(&log);
-            self.stage_table(
-                Table::IngestLog,
-                "ingest_log.parquet",
-                b,
-                layout.ingest_log_file(),
-            )?;
+            self.stage_table(Table::IngestLog, b, layout.ingest_log_file())?;
         }
         if !self.quarantine.is_empty() {
             let b = batch::quarantine_batch(&self.quarantine, &self.ingest_id, self.now);
             let target = layout.quarantine_file(&self.ingest_id);
-            self.stage_table(Table::Quarantine, "quarantine.parquet", b, target)?;
+            self.stage_table(Table::Quarantine, b, target)?;
         }
         // Bad rows the parse workers staged, part by part.
-        let parts = self.new_files.get(&(Table::Quarantine, String::new()));
-        for (n, part) in parts.into_iter().flatten().enumerate() {
+        let parts: Vec<PathBuf> = self
+            .new_files
+            .get(&(Table::Quarantine, String::new()))
+            .into_iter()
+            .flatten()
+            .map(|p| p.path.clone())
+            .collect();
+        for (n, part) in parts.into_iter().enumerate() {
             let target = layout.quarantine_part(&self.ingest_id, n + 1);
-            self.journal.renames.push((part.path.clone(), target));
+            self.txn().rename(part, target);
         }
         txn::crash_point("staged");
         Ok(())
@@ -778,12 +796,9 @@ impl<'a> Ingest<'a> {
     pub fn commit(&mut self) -> Result<bool, IngestError> {
         self.phase.done("merge + write");
         self.progress.set_message("committing");
-        let committed = !self.journal.renames.is_empty();
-        if committed {
-            self.journal.commit(self.layout)?;
-        } else {
-            let _ = std::fs::remove_dir_all(&self.staging);
-        }
+        let txn = self.txn.take().expect("an ingest commits once");
+        let committed = !txn.is_empty();
+        txn.commit()?;
         self.progress.finish_and_clear();
         self.phase.done("commit");
         Ok(committed)

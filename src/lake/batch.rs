@@ -10,9 +10,10 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 
-use super::io::{LakeError, Result};
+use super::error::{LakeError, Result};
 use super::{MONEY_PRECISION, MONEY_SCALE, schema};
 use crate::model::{ApiKey, CostRow, SourceFamily, UsageRow, Workspace};
+use crate::vocab::Provider;
 
 fn ts_builder() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")
@@ -117,7 +118,7 @@ impl UsageBuilder {
         self.bucket_start.append_value(start);
         self.bucket_end.append_value(end);
         self.bucket_width.append_value(r.bucket_width.as_str());
-        self.provider.append_value(r.provider);
+        self.provider.append_value(r.provider.as_str());
         // The row's dimensions, with the names (and ids) resolved from the lists.
         let mut dims = r.dimensions();
         dims[..4].copy_from_slice(&[
@@ -240,7 +241,7 @@ impl CostBuilder {
         let amount = crate::money::Money::from_decimal(r.amount)?.units();
         self.bucket_start.append_value(micros(r.bucket_start));
         self.bucket_end.append_value(micros(r.bucket_end));
-        self.provider.append_value(r.provider);
+        self.provider.append_value(r.provider.as_str());
         self.workspace_id.append_option(r.workspace_id.as_deref());
         self.workspace_name
             .append_option(r.workspace_name.as_deref());
@@ -326,6 +327,13 @@ pub fn i64_col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a Int64Array> {
         .ok_or_else(|| missing(b, name))
 }
 
+/// The provider a stored row names (the lake edge: text becomes the type here).
+pub fn provider_at(a: &StringArray, i: usize) -> Result<Provider> {
+    Provider::parse(a.value(i)).ok_or_else(|| LakeError::UnknownProviderValue {
+        provider: a.value(i).into(),
+    })
+}
+
 fn opt_s(a: &StringArray, i: usize) -> Option<String> {
     a.is_valid(i).then(|| a.value(i).to_string())
 }
@@ -338,7 +346,7 @@ fn opt_t(a: &TimestampMicrosecondArray, i: usize) -> Option<DateTime<Utc>> {
 /// One covered interval, owned by one file of one ingest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coverage {
-    pub provider: String,
+    pub provider: Provider,
     pub family: SourceFamily,
     pub start_us: i64,
     pub end_us: i64,
@@ -360,7 +368,7 @@ pub fn coverage_batch(rows: &[Coverage]) -> RecordBatch {
     RecordBatch::try_new(
         schema::coverage(),
         vec![
-            s(&|r| &r.provider),
+            s(&|r| r.provider.as_str()),
             s(&|r| r.family.as_str()),
             Arc::new(start.finish()),
             Arc::new(end.finish()),
@@ -385,9 +393,11 @@ pub fn coverage_rows(b: &RecordBatch) -> Result<Vec<Coverage>> {
     (0..b.num_rows())
         .map(|i| {
             Ok(Coverage {
-                provider: p.value(i).into(),
+                provider: provider_at(p, i)?,
                 family: SourceFamily::parse(fam.value(i)).ok_or_else(|| {
-                    LakeError::Other(format!("unknown coverage family {:?}", fam.value(i)))
+                    LakeError::UnknownFamily {
+                        family: fam.value(i).into(),
+                    }
                 })?,
                 start_us: st.value(i),
                 end_us: en.value(i),
@@ -420,7 +430,7 @@ pub fn workspaces_batch(rows: &[Stored<Workspace>]) -> RecordBatch {
         schema::workspaces(),
         vec![
             Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|_| "anthropic"),
+                rows.iter().map(|r| r.item.provider.as_str()),
             )),
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| &r.item.id),
@@ -445,6 +455,7 @@ pub fn workspaces_batch(rows: &[Stored<Workspace>]) -> RecordBatch {
 }
 
 pub fn workspaces_rows(b: &RecordBatch) -> Result<Vec<Stored<Workspace>>> {
+    let prov = str_col(b, "provider")?;
     let (id, name, created, archived, color, file, ing) = (
         str_col(b, "workspace_id")?,
         str_col(b, "workspace_name")?,
@@ -454,19 +465,22 @@ pub fn workspaces_rows(b: &RecordBatch) -> Result<Vec<Stored<Workspace>>> {
         str_col(b, "source_file")?,
         str_col(b, "ingest_id")?,
     );
-    Ok((0..b.num_rows())
-        .map(|i| Stored {
-            item: Workspace {
-                id: id.value(i).into(),
-                name: name.value(i).into(),
-                created_at: opt_t(created, i),
-                archived_at: opt_t(archived, i),
-                display_color: opt_s(color, i),
-            },
-            source_file: file.value(i).into(),
-            ingest_id: ing.value(i).into(),
+    (0..b.num_rows())
+        .map(|i| {
+            Ok(Stored {
+                item: Workspace {
+                    provider: provider_at(prov, i)?,
+                    id: id.value(i).into(),
+                    name: name.value(i).into(),
+                    created_at: opt_t(created, i),
+                    archived_at: opt_t(archived, i),
+                    display_color: opt_s(color, i),
+                },
+                source_file: file.value(i).into(),
+                ingest_id: ing.value(i).into(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub fn api_keys_batch(rows: &[Stored<ApiKey>]) -> RecordBatch {
@@ -481,7 +495,7 @@ pub fn api_keys_batch(rows: &[Stored<ApiKey>]) -> RecordBatch {
         schema::api_keys(),
         vec![
             Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|_| "anthropic"),
+                rows.iter().map(|r| r.item.provider.as_str()),
             )),
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| &r.item.id),
@@ -506,6 +520,7 @@ pub fn api_keys_batch(rows: &[Stored<ApiKey>]) -> RecordBatch {
 }
 
 pub fn api_keys_rows(b: &RecordBatch) -> Result<Vec<Stored<ApiKey>>> {
+    let prov = str_col(b, "provider")?;
     let (id, name, ws, created, by, hint, status, file, ing) = (
         str_col(b, "api_key_id")?,
         str_col(b, "api_key_name")?,
@@ -517,21 +532,24 @@ pub fn api_keys_rows(b: &RecordBatch) -> Result<Vec<Stored<ApiKey>>> {
         str_col(b, "source_file")?,
         str_col(b, "ingest_id")?,
     );
-    Ok((0..b.num_rows())
-        .map(|i| Stored {
-            item: ApiKey {
-                id: id.value(i).into(),
-                name: name.value(i).into(),
-                workspace_id: opt_s(ws, i),
-                created_at: opt_t(created, i),
-                created_by_id: opt_s(by, i),
-                partial_key_hint: opt_s(hint, i),
-                status: opt_s(status, i),
-            },
-            source_file: file.value(i).into(),
-            ingest_id: ing.value(i).into(),
+    (0..b.num_rows())
+        .map(|i| {
+            Ok(Stored {
+                item: ApiKey {
+                    provider: provider_at(prov, i)?,
+                    id: id.value(i).into(),
+                    name: name.value(i).into(),
+                    workspace_id: opt_s(ws, i),
+                    created_at: opt_t(created, i),
+                    created_by_id: opt_s(by, i),
+                    partial_key_hint: opt_s(hint, i),
+                    status: opt_s(status, i),
+                },
+                source_file: file.value(i).into(),
+                ingest_id: ing.value(i).into(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 // ---- ingest log and quarantine -------------------------------------------------------------

@@ -1,4 +1,9 @@
 //! Parquet files in and out (arrow-rs), with fsync discipline.
+//!
+//! Owns: staged and atomically replaced Parquet files, the decimal-precision check of every
+//! batch written, streaming reads (projected, dictionary-aware, two mirrored streams side by
+//! side) and footer statistics. Must not: choose a table's schema or writer settings (that is
+//! [`super::schema`]) or decide what a commit contains (that is [`super::txn`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -7,116 +12,11 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::properties::WriterProperties;
 
-use super::{SCHEMA_VERSION, Table};
-
-#[derive(Debug, thiserror::Error)]
-pub enum LakeError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Parquet {
-        path: PathBuf,
-        source: parquet::errors::ParquetError,
-    },
-    #[error("{path}: {source}")]
-    Arrow {
-        path: PathBuf,
-        source: arrow::error::ArrowError,
-    },
-    #[error(
-        "{path}: column {column} is missing or has an unexpected type (written by another version?)"
-    )]
-    Column { path: PathBuf, column: String },
-    #[error("{0}")]
-    Other(String),
-}
-
-pub type Result<T> = std::result::Result<T, LakeError>;
-
-pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
-    move |source| LakeError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-pub fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> LakeError + '_ {
-    move |source| LakeError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Writer settings shared by every table: ZSTD, bounded row groups, lineage metadata.
-pub fn writer_props(table: Table, ingest_id: &str) -> WriterProperties {
-    writer_props_with(table, ingest_id, &[])
-}
-
-/// The one writer-properties builder: every table's settings, plus `stamps` (extra key-value
-/// metadata, e.g. what a derived part was computed from).
-pub fn writer_props_with(
-    table: Table,
-    written_by: &str,
-    stamps: &[(&str, &str)],
-) -> WriterProperties {
-    let mut kv = vec![
-        KeyValue::new("tokenledger.table".into(), table.dir_name().to_string()),
-        KeyValue::new(
-            "tokenledger.schema_version".into(),
-            SCHEMA_VERSION.to_string(),
-        ),
-        KeyValue::new(
-            "tokenledger.written_by_ingest".into(),
-            written_by.to_string(),
-        ),
-    ];
-    kv.extend(
-        stamps
-            .iter()
-            .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())),
-    );
-    let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid zstd level"),
-        ))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        // Statistics only on the time columns, where they prune scans; min/max over every
-        // string value costs more at write time than it saves readers.
-        .set_statistics_enabled(EnabledStatistics::None)
-        .set_column_statistics_enabled(ColumnPath::from("bucket_start"), EnabledStatistics::Page)
-        .set_column_statistics_enabled(ColumnPath::from("bucket_end"), EnabledStatistics::Page)
-        .set_created_by(format!("tokenledger {}", env!("CARGO_PKG_VERSION")))
-        .set_key_value_metadata(Some(kv));
-    if matches!(table, Table::Usage | Table::Cost | Table::UsagePricing) {
-        // A row's ordinal in its file is distinct on every row: a dictionary would only cost
-        // interning time until it overflows and falls back to plain.
-        b = b.set_column_dictionary_enabled(ColumnPath::from("source_row"), false);
-    }
-    if table == Table::Usage {
-        // Token counts vary from row to row: a dictionary costs a hash of every value and
-        // mostly overflows to plain anyway; zstd compresses the plain values as well.
-        for c in super::schema::TOKEN_COLUMNS {
-            b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
-        }
-    }
-    if table == Table::UsagePricing {
-        // Per-row costs are nearly all distinct: a dictionary only costs interning time.
-        for c in super::schema::COST_COLUMNS
-            .iter()
-            .chain(["list_cost", "source_row"].iter())
-        {
-            b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
-        }
-    }
-    b.build()
-}
+use super::Table;
+pub use super::error::{LakeError, Result, arrow_err, io_err, pq_err};
+use super::schema::writer_props;
 
 /// fsync a directory so a rename or create inside it is durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
@@ -138,13 +38,13 @@ fn check_decimals(batch: &RecordBatch, path: &Path) -> Result<()> {
         if let arrow::datatypes::DataType::Decimal128(p, _) = f.data_type()
             && let Some(a) = c.as_any().downcast_ref::<arrow::array::Decimal128Array>()
         {
-            a.validate_decimal_precision(*p).map_err(|e| {
-                LakeError::Other(format!(
-                    "{}: column {} holds a value beyond DECIMAL({p}): {e}",
-                    path.display(),
-                    f.name()
-                ))
-            })?;
+            a.validate_decimal_precision(*p)
+                .map_err(|source| LakeError::DecimalOverflow {
+                    path: path.to_path_buf(),
+                    column: f.name().clone(),
+                    precision: *p,
+                    source,
+                })?;
         }
     }
     Ok(())
@@ -312,12 +212,7 @@ pub fn zip_rows(
     right: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
     paths: (&Path, &Path),
 ) -> impl Iterator<Item = Result<(RecordBatch, RecordBatch)>> {
-    let mismatch = format!(
-        "{} and {} should hold the same rows (a pricing part mirrors its usage part) but their \
-         row counts differ: run `tokenledger rate` to price the usage part again",
-        paths.0.display(),
-        paths.1.display()
-    );
+    let mismatch = (paths.0.to_path_buf(), paths.1.to_path_buf());
     let mut streams = [left, right];
     let mut pending: [Option<RecordBatch>; 2] = [None, None];
     let mut failed = false;
@@ -353,7 +248,10 @@ pub fn zip_rows(
             }
             _ => {
                 failed = true;
-                Some(Err(LakeError::Other(mismatch.clone())))
+                Some(Err(LakeError::RowsDiffer {
+                    usage: mismatch.0.clone(),
+                    pricing: mismatch.1.clone(),
+                }))
             }
         }
     })
@@ -414,6 +312,7 @@ pub fn read_batches_dictionary(
             continue;
         }
         let dict_type = dict_type.clone();
+        let owned = path.to_path_buf();
         readers.push(Box::new(batches.map(move |b| {
             let b = b?;
             let mut fields: Vec<Field> = b
@@ -428,7 +327,7 @@ pub fn read_batches_dictionary(
                 cols.push(arrow::array::new_null_array(&dict_type, b.num_rows()));
             }
             RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols)
-                .map_err(|e| LakeError::Other(e.to_string()))
+                .map_err(arrow_err(&owned))
         })));
     }
     Ok(Box::new(readers.into_iter().flatten()))

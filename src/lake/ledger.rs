@@ -2,8 +2,9 @@
 //! Small keyed tables, each one file (`table/part-0.parquet`) rewritten whole through the
 //! journal when an ingest changes it; a later file replaces an item of the same key.
 //!
-//! Owns: their Arrow schemas and the canonical rows ⇄ batches conversion (money as
-//! `Decimal128(28, 12)`, days as `Date32`). Must not: decide which item wins (that is `ingest`).
+//! Owns: the canonical rows ⇄ batches conversion (money as
+//! `Decimal128(28, 12)`, days as `Date32`; their schemas are [`super::schema`]'s). Must not:
+//! decide which item wins (that is `ingest`).
 
 use std::sync::Arc;
 
@@ -11,105 +12,17 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Int64Array, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Date32Type, Decimal128Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::batch::{Stored, from_micros, i64_col, micros, str_col, ts_col};
-use super::io::{LakeError, Result};
+use super::batch::{Stored, from_micros, i64_col, micros, provider_at, str_col, ts_col};
+use super::error::{LakeError, Result};
+pub use super::schema::{balance_snapshots, credit_lots, invoice_lines, invoices};
 use super::{MONEY_PRECISION, MONEY_SCALE};
 use crate::model::{BalanceSnapshot, CreditKind, CreditLot, Invoice, InvoiceLine};
 use crate::money::Money;
-
-fn field(name: &str, t: DataType, nullable: bool) -> Field {
-    Field::new(name, t, nullable)
-}
-fn text(name: &str, nullable: bool) -> Field {
-    field(name, DataType::Utf8, nullable)
-}
-fn day(name: &str, nullable: bool) -> Field {
-    field(name, DataType::Date32, nullable)
-}
-fn usd(name: &str) -> Field {
-    field(
-        name,
-        DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8),
-        false,
-    )
-}
-fn ts(name: &str, nullable: bool) -> Field {
-    field(
-        name,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        nullable,
-    )
-}
-fn lineage() -> [Field; 3] {
-    [
-        text("source_file", false),
-        field("source_row", DataType::Int64, false),
-        text("ingest_id", false),
-    ]
-}
-fn schema(mut fields: Vec<Field>) -> SchemaRef {
-    fields.extend(lineage());
-    Arc::new(Schema::new(fields))
-}
-
-pub fn credit_lots() -> SchemaRef {
-    schema(vec![
-        text("provider", false),
-        text("lot_id", false),
-        text("kind", false),
-        day("purchased_at", false),
-        usd("amount_usd"),
-        day("expires_at", true),
-        field("expiry_stated", DataType::Boolean, false),
-    ])
-}
-
-pub fn balance_snapshots() -> SchemaRef {
-    schema(vec![
-        text("provider", false),
-        day("as_of", false),
-        usd("balance_usd"),
-    ])
-}
-
-pub fn invoices() -> SchemaRef {
-    schema(vec![
-        text("provider", false),
-        text("invoice_number", false),
-        text("invoice_id", true),
-        text("currency", false),
-        ts("period_start", false),
-        ts("period_end", false),
-        usd("subtotal_usd"),
-        usd("discount_usd"),
-        usd("tax_usd"),
-        usd("total_usd"),
-        usd("starting_balance_usd"),
-        usd("amount_due_usd"),
-        usd("credits_applied_usd"),
-        field("line_count", DataType::Int64, false),
-        field("lines_complete", DataType::Boolean, false),
-        text("source_format", false),
-    ])
-}
-
-pub fn invoice_lines() -> SchemaRef {
-    schema(vec![
-        text("provider", false),
-        text("invoice_number", false),
-        field("line_no", DataType::Int64, false),
-        text("description", true),
-        usd("amount_usd"),
-        ts("period_start", true),
-        ts("period_end", true),
-        field("quantity", DataType::Int64, true),
-    ])
-}
 
 // ---- building ------------------------------------------------------------------------------
 
@@ -315,7 +228,7 @@ pub fn credit_lots_rows(b: &RecordBatch) -> Result<Vec<Stored<CreditLot>>> {
     for i in 0..b.num_rows() {
         items.push(CreditLot {
             lot_id: id.value(i).into(),
-            provider: prov.value(i).into(),
+            provider: provider_at(prov, i)?,
             kind: CreditKind::parse(kind.value(i)).ok_or_else(|| missing(b, "kind"))?,
             purchased_at: from_days(bought.value(i)),
             amount: dec(amount, i),
@@ -331,13 +244,15 @@ pub fn balance_snapshots_rows(b: &RecordBatch) -> Result<Vec<Stored<BalanceSnaps
     let (prov, as_of) = (str_col(b, "provider")?, date_col(b, "as_of")?);
     let (bal, row) = (money_col(b, "balance_usd")?, i64_col(b, "source_row")?);
     let items = (0..b.num_rows())
-        .map(|i| BalanceSnapshot {
-            as_of: from_days(as_of.value(i)),
-            provider: prov.value(i).into(),
-            balance: dec(bal, i),
-            source_row: row.value(i) as u64,
+        .map(|i| {
+            Ok(BalanceSnapshot {
+                as_of: from_days(as_of.value(i)),
+                provider: provider_at(prov, i)?,
+                balance: dec(bal, i),
+                source_row: row.value(i) as u64,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     stored(b, items)
 }
 
@@ -409,7 +324,7 @@ pub fn invoices_rows(
         lines.sort_by_key(|l| l.line_no);
         items.push(SourcedInvoice {
             invoice: Invoice {
-                provider: key.0,
+                provider: provider_at(prov, i)?,
                 number: key.1,
                 invoice_id: id.is_valid(i).then(|| id.value(i).to_string()),
                 currency: cur.value(i).into(),

@@ -8,6 +8,7 @@
 //! polars (that is `query`). arrow-rs owns the files; polars only reads them.
 
 pub mod batch;
+pub mod error;
 pub mod io;
 pub mod ledger;
 pub mod schema;
@@ -15,6 +16,11 @@ pub mod teams;
 pub mod txn;
 
 use std::path::{Path, PathBuf};
+
+pub use error::LakeError;
+pub use txn::{Snapshot, WriteTxn, Writer};
+
+use crate::vocab::Provider;
 
 /// Every money column in the lake is `Decimal128(MONEY_PRECISION, MONEY_SCALE)`, in the
 /// currency's major unit (dollars). 12 fractional digits hold cents with 10 more digits, and a
@@ -111,7 +117,7 @@ impl Layout {
         self.root.join(t.dir_name())
     }
     /// The directory of a month partition.
-    pub fn month_dir(&self, t: Table, provider: &str, month: &str) -> PathBuf {
+    pub fn month_dir(&self, t: Table, provider: Provider, month: &str) -> PathBuf {
         self.table_dir(t)
             .join(format!("provider={provider}"))
             .join(format!("month={month}"))
@@ -121,7 +127,7 @@ impl Layout {
     pub fn month_parts(
         &self,
         t: Table,
-        provider: &str,
+        provider: Provider,
         month: &str,
     ) -> std::io::Result<Vec<PathBuf>> {
         let dir = self.month_dir(t, provider, month);
@@ -143,7 +149,7 @@ impl Layout {
         Ok(out)
     }
     /// The pricing part that mirrors a usage part (same name, `usage_pricing` partition).
-    pub fn pricing_mirror(&self, usage_part: &Path, provider: &str, month: &str) -> PathBuf {
+    pub fn pricing_mirror(&self, usage_part: &Path, provider: Provider, month: &str) -> PathBuf {
         self.month_dir(Table::UsagePricing, provider, month)
             .join(usage_part.file_name().expect("a part has a name"))
     }
@@ -161,14 +167,14 @@ impl Layout {
             .join(name(Some(pricing_part)))
     }
     /// The single file of a month partition of a small table (coverage).
-    pub fn month_file(&self, t: Table, provider: &str, month: &str) -> PathBuf {
+    pub fn month_file(&self, t: Table, provider: Provider, month: &str) -> PathBuf {
         self.table_dir(t)
             .join(format!("provider={provider}"))
             .join(format!("month={month}"))
             .join("part-0.parquet")
     }
     /// The single file of a per-provider table (workspaces, api_keys).
-    pub fn provider_file(&self, t: Table, provider: &str) -> PathBuf {
+    pub fn provider_file(&self, t: Table, provider: Provider) -> PathBuf {
         self.table_dir(t)
             .join(format!("provider={provider}"))
             .join("part-0.parquet")
@@ -206,8 +212,52 @@ impl Layout {
     pub fn lock_file(&self) -> PathBuf {
         self.internal().join("lock")
     }
+    /// The providers with a partition in table `t`, in [`Provider`] order. A partition named
+    /// for a provider this version does not know is an error naming it (a newer version wrote
+    /// it, or a hand edit): its rows would otherwise be silently left out of every total.
+    pub fn providers(&self, t: Table) -> Result<Vec<Provider>, LakeError> {
+        let dir = self.table_dir(t);
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(error::io_err(&dir)(e)),
+        };
+        for e in rd {
+            let name = e.map_err(error::io_err(&dir))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(p) = name.strip_prefix("provider=") {
+                out.push(
+                    Provider::parse(p).ok_or_else(|| LakeError::UnknownProvider {
+                        path: dir.join(name.as_ref()),
+                        provider: p.to_string(),
+                    })?,
+                );
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+    /// Every (provider, month) partition of a monthly table, sorted by provider then month.
+    pub fn partitions(&self, t: Table) -> Result<Vec<(Provider, String)>, LakeError> {
+        let mut out = Vec::new();
+        for p in self.providers(t)? {
+            let months = self
+                .months(t, p)
+                .map_err(error::io_err(&self.table_dir(t)))?;
+            out.extend(months.into_iter().map(|m| (p, m)));
+        }
+        Ok(out)
+    }
+    /// The months with a partition of `t` for any provider, sorted, each once.
+    pub fn all_months(&self, t: Table) -> Result<Vec<String>, LakeError> {
+        let mut out: Vec<String> = self.partitions(t)?.into_iter().map(|(_, m)| m).collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
     /// Months present for a monthly table and provider, sorted.
-    pub fn months(&self, t: Table, provider: &str) -> std::io::Result<Vec<String>> {
+    pub fn months(&self, t: Table, provider: Provider) -> std::io::Result<Vec<String>> {
         let dir = self.table_dir(t).join(format!("provider={provider}"));
         let mut out = Vec::new();
         match std::fs::read_dir(&dir) {

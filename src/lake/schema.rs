@@ -1,9 +1,17 @@
-//! Arrow schemas of the lake's tables. `ARCHITECTURE.md` documents every column; keep the two
-//! in step (a test checks that every column here is named there).
+//! Every table's Arrow schema and Parquet writer settings: the one place a column or a file
+//! setting of the lake is decided. `docs/lake.md` documents every column; keep the two in step
+//! (a test checks that every column here is named there).
+//!
+//! Must not: import another file of `lake/` but its root (the schemas are the bottom of the
+//! folder: io, batch, ledger and txn build on them).
 
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::{MONEY_PRECISION, MONEY_SCALE, Table};
 
@@ -263,6 +271,77 @@ pub fn teams() -> SchemaRef {
     ]))
 }
 
+// ---- the buyer's ledger tables (one file each; lineage without source_format) ----------
+
+fn day(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Date32, nullable)
+}
+fn ledger_lineage() -> [Field; 3] {
+    [
+        s("source_file", false),
+        Field::new("source_row", DataType::Int64, false),
+        s("ingest_id", false),
+    ]
+}
+fn ledger_schema(mut fields: Vec<Field>) -> SchemaRef {
+    fields.extend(ledger_lineage());
+    Arc::new(Schema::new(fields))
+}
+
+pub fn credit_lots() -> SchemaRef {
+    ledger_schema(vec![
+        s("provider", false),
+        s("lot_id", false),
+        s("kind", false),
+        day("purchased_at", false),
+        money("amount_usd"),
+        day("expires_at", true),
+        Field::new("expiry_stated", DataType::Boolean, false),
+    ])
+}
+
+pub fn balance_snapshots() -> SchemaRef {
+    ledger_schema(vec![
+        s("provider", false),
+        day("as_of", false),
+        money("balance_usd"),
+    ])
+}
+
+pub fn invoices() -> SchemaRef {
+    ledger_schema(vec![
+        s("provider", false),
+        s("invoice_number", false),
+        s("invoice_id", true),
+        s("currency", false),
+        t("period_start", false),
+        t("period_end", false),
+        money("subtotal_usd"),
+        money("discount_usd"),
+        money("tax_usd"),
+        money("total_usd"),
+        money("starting_balance_usd"),
+        money("amount_due_usd"),
+        money("credits_applied_usd"),
+        Field::new("line_count", DataType::Int64, false),
+        Field::new("lines_complete", DataType::Boolean, false),
+        s("source_format", false),
+    ])
+}
+
+pub fn invoice_lines() -> SchemaRef {
+    ledger_schema(vec![
+        s("provider", false),
+        s("invoice_number", false),
+        Field::new("line_no", DataType::Int64, false),
+        s("description", true),
+        money("amount_usd"),
+        t("period_start", true),
+        t("period_end", true),
+        Field::new("quantity", DataType::Int64, true),
+    ])
+}
+
 pub fn of(t: Table) -> SchemaRef {
     match t {
         Table::Usage => usage(),
@@ -273,13 +352,77 @@ pub fn of(t: Table) -> SchemaRef {
         Table::IngestLog => ingest_log(),
         Table::Quarantine => quarantine(),
         Table::UsagePricing => usage_pricing(),
-        Table::CreditLots => super::ledger::credit_lots(),
-        Table::BalanceSnapshots => super::ledger::balance_snapshots(),
-        Table::Invoices => super::ledger::invoices(),
-        Table::InvoiceLines => super::ledger::invoice_lines(),
+        Table::CreditLots => credit_lots(),
+        Table::BalanceSnapshots => balance_snapshots(),
+        Table::Invoices => invoices(),
+        Table::InvoiceLines => invoice_lines(),
         Table::AnomalyAcks => anomaly_acks(),
         Table::MailLog => mail_log(),
         Table::AlertLog => alert_log(),
         Table::Teams => teams(),
     }
+}
+
+/// Writer settings shared by every table: ZSTD, bounded row groups, lineage metadata.
+pub fn writer_props(table: Table, ingest_id: &str) -> WriterProperties {
+    writer_props_with(table, ingest_id, &[])
+}
+
+/// The one writer-properties builder: every table's settings, plus `stamps` (extra key-value
+/// metadata, e.g. what a derived part was computed from).
+pub fn writer_props_with(
+    table: Table,
+    written_by: &str,
+    stamps: &[(&str, &str)],
+) -> WriterProperties {
+    let mut kv = vec![
+        KeyValue::new("tokenledger.table".into(), table.dir_name().to_string()),
+        KeyValue::new(
+            "tokenledger.schema_version".into(),
+            super::SCHEMA_VERSION.to_string(),
+        ),
+        KeyValue::new(
+            "tokenledger.written_by_ingest".into(),
+            written_by.to_string(),
+        ),
+    ];
+    kv.extend(
+        stamps
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())),
+    );
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid zstd level"),
+        ))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        // Statistics only on the time columns, where they prune scans; min/max over every
+        // string value costs more at write time than it saves readers.
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_column_statistics_enabled(ColumnPath::from("bucket_start"), EnabledStatistics::Page)
+        .set_column_statistics_enabled(ColumnPath::from("bucket_end"), EnabledStatistics::Page)
+        .set_created_by(format!("tokenledger {}", env!("CARGO_PKG_VERSION")))
+        .set_key_value_metadata(Some(kv));
+    if matches!(table, Table::Usage | Table::Cost | Table::UsagePricing) {
+        // A row's ordinal in its file is distinct on every row: a dictionary would only cost
+        // interning time until it overflows and falls back to plain.
+        b = b.set_column_dictionary_enabled(ColumnPath::from("source_row"), false);
+    }
+    if table == Table::Usage {
+        // Token counts vary from row to row: a dictionary costs a hash of every value and
+        // mostly overflows to plain anyway; zstd compresses the plain values as well.
+        for c in TOKEN_COLUMNS {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+        }
+    }
+    if table == Table::UsagePricing {
+        // Per-row costs are nearly all distinct: a dictionary only costs interning time.
+        for c in COST_COLUMNS
+            .iter()
+            .chain(["list_cost", "source_row"].iter())
+        {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+        }
+    }
+    b.build()
 }

@@ -11,6 +11,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::batch::str_col;
 use super::io::{self as lio, LakeError};
+use super::txn::Writer;
 use super::{Layout, Table};
 
 /// One row of the map: `kind` is `api_key` or `workspace`; `name` an id or a name.
@@ -63,7 +64,8 @@ pub fn stale(layout: &Layout, rows: &[TeamRow]) -> Result<bool, LakeError> {
 
 /// Replaces the stored map with `rows` when it differs (the caller holds the exclusive lock).
 /// Returns whether it wrote.
-pub fn sync(layout: &Layout, rows: &[TeamRow]) -> Result<bool, LakeError> {
+pub fn sync(writer: &Writer, rows: &[TeamRow]) -> Result<bool, LakeError> {
+    let layout: &Layout = writer;
     if !stale(layout, rows)? {
         return Ok(false);
     }
@@ -81,13 +83,10 @@ pub fn sync(layout: &Layout, rows: &[TeamRow]) -> Result<bool, LakeError> {
             col(|r| r.cost_center.as_deref()),
         ],
     )
-    .map_err(|e| LakeError::Other(format!("teams batch: {e}")))?;
-    lio::write_atomic(
-        &layout.table_file(Table::Teams),
-        b.schema(),
-        &[b],
-        Table::Teams,
-        "teams",
-    )?;
+    .map_err(|source| LakeError::Batch {
+        table: "teams",
+        source,
+    })?;
+    writer.replace_table(Table::Teams, &[b])?;
     Ok(true)
 }

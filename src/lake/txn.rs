@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Layout;
-use super::io::{LakeError, Result, create_dir_all, fsync_dir, io_err};
+use arrow::record_batch::RecordBatch;
+
+use super::error::{LakeError, Result, io_err};
+use super::io::{StagedFile, create_dir_all, fsync_dir};
+use super::{Layout, Table};
 
 /// Test hook: `TOKENLEDGER_CRASH_AT=<point>` aborts the process at that point, the same as a
 /// `kill -9` there. Points: `staged`, `mid-stage`, `committed`, `mid-apply` (any commit),
@@ -83,15 +86,14 @@ impl LakeLock {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default();
                 let holder = holder.trim();
                 if !wait {
-                    return Err(LakeError::Other(format!(
-                        "another tokenledger run holds the lock on {} ({}); retry later or drop --no-wait",
-                        layout.root.display(),
-                        if holder.is_empty() {
+                    return Err(LakeError::Locked {
+                        root: layout.root.clone(),
+                        holder: if holder.is_empty() {
                             "holder unknown".to_string()
                         } else {
                             holder.to_string()
-                        }
-                    )));
+                        },
+                    });
                 }
                 eprintln!(
                     "tokenledger: waiting for another run to release {} ({})",
@@ -151,8 +153,12 @@ impl Journal {
             renames: self.renames.iter().map(|(a, b)| (rel(a), rel(b))).collect(),
             removes: self.removes.iter().map(rel).collect(),
         };
-        serde_json::to_writer_pretty(&mut tmp, &stored)
-            .map_err(|e| LakeError::Other(format!("journal: {e}")))?;
+        serde_json::to_writer_pretty(&mut tmp, &stored).map_err(|source| {
+            LakeError::JournalWrite {
+                path: path.clone(),
+                source,
+            }
+        })?;
         tmp.as_file().sync_all().map_err(io_err(&path))?;
         tmp.persist(&path).map_err(|e| LakeError::Io {
             path: path.clone(),
@@ -178,12 +184,11 @@ impl Journal {
                 create_dir_all(&dir)?;
                 std::fs::rename(from, to).map_err(io_err(to))?;
             } else if !to.exists() {
-                return Err(LakeError::Other(format!(
-                    "journal {}: neither staged {} nor target {} exists; the data dir was modified by hand",
-                    layout.journal().display(),
-                    from.display(),
-                    to.display()
-                )));
+                return Err(LakeError::JournalMismatch {
+                    journal: layout.journal(),
+                    staged: from.clone(),
+                    target: to.clone(),
+                });
             }
             if !dirs.contains(&dir) {
                 dirs.push(dir);
@@ -229,8 +234,10 @@ pub fn recover(layout: &Layout) -> Result<Option<String>> {
     let jp = layout.journal();
     if jp.exists() {
         let text = std::fs::read_to_string(&jp).map_err(io_err(&jp))?;
-        let j: Journal = serde_json::from_str(&text)
-            .map_err(|e| LakeError::Other(format!("{}: unreadable journal ({e}); it was written atomically, so the file was edited by hand", jp.display())))?;
+        let j: Journal = serde_json::from_str(&text).map_err(|source| LakeError::JournalRead {
+            path: jp.clone(),
+            source,
+        })?;
         j.apply(layout)?;
         msg = Some(format!(
             "completed ingest {} that was interrupted after its commit",
@@ -278,12 +285,22 @@ fn remove_partials(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A consistent view of the lake for reading: holds a lock for as long as it lives, so no
-/// writer commits while the caller reads. `recovered` says what a crashed run left and this
-/// finished first.
+/// A consistent view of the lake: holds a lock for as long as it lives, so no writer commits
+/// while the holder reads. Stage readers take `&Snapshot` (it dereferences to the [`Layout`]),
+/// so reading under the lock is a type, not a convention. `recovered` says what a crashed run
+/// left and this finished first.
 pub struct Snapshot {
     _lock: LakeLock,
+    layout: Layout,
+    exclusive: bool,
     pub recovered: Option<String>,
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = Layout;
+    fn deref(&self) -> &Layout {
+        &self.layout
+    }
 }
 
 impl Snapshot {
@@ -297,17 +314,165 @@ impl Snapshot {
         }
         Ok(Snapshot {
             _lock: LakeLock::acquire(layout, LockMode::Shared, true)?,
+            layout: layout.clone(),
+            exclusive: false,
             recovered,
         })
     }
     /// A writer's view: the exclusive lock, after recovery. Reading under it after writing
     /// leaves no gap in which another writer could commit.
-    pub fn write(layout: &Layout, wait: bool) -> Result<Snapshot> {
+    pub fn write(layout: &Layout, wait: bool) -> Result<Writer> {
         let lock = LakeLock::acquire(layout, LockMode::Exclusive, wait)?;
         let recovered = recover(layout)?;
-        Ok(Snapshot {
+        Ok(Writer(Snapshot {
             _lock: lock,
+            layout: layout.clone(),
+            exclusive: true,
             recovered,
-        })
+        }))
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    /// Whether this view holds the exclusive lock (a [`Writer`]'s).
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+}
+
+/// A snapshot under the exclusive lock: the only way to open a [`WriteTxn`]. It reads like any
+/// snapshot (it dereferences to one), and what it commits is in its own later reads.
+pub struct Writer(Snapshot);
+
+impl std::ops::Deref for Writer {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Snapshot {
+        &mut self.0
+    }
+}
+
+impl Writer {
+    /// A new write transaction named `id` (its staging directory and journal name; an ingest
+    /// id, or a stage's name and a timestamp).
+    pub fn begin(&self, id: impl Into<String>) -> WriteTxn<'_> {
+        let id = id.into();
+        WriteTxn {
+            layout: &self.0.layout,
+            staging: self.0.layout.staging(&id),
+            journal: Journal {
+                ingest_id: id,
+                renames: Vec::new(),
+                removes: Vec::new(),
+            },
+            staged: 0,
+        }
+    }
+    /// Replaces the one file of a flat table (`mail_log`, `alert_log`, `anomaly_acks`, `teams`)
+    /// with `batches`, in a transaction of its own.
+    pub fn replace_table(&self, table: Table, batches: &[RecordBatch]) -> Result<()> {
+        let mut txn = self.begin(format!(
+            "{}-{}",
+            table.dir_name(),
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+        ));
+        txn.replace(table, self.0.layout.table_file(table), batches)?;
+        txn.commit()
+    }
+    /// Gives the lock up as a reader's snapshot would (the view stays valid until dropped).
+    pub fn into_snapshot(self) -> Snapshot {
+        self.0
+    }
+}
+
+/// The one way anything is written to the lake (ingest, rating, teams, mail, alerts, acks):
+/// files are staged under `_tokenledger/staging/<id>/`, then [`WriteTxn::commit`] makes every
+/// rename and removal of the transaction visible at once, or none of them.
+pub struct WriteTxn<'w> {
+    layout: &'w Layout,
+    staging: PathBuf,
+    journal: Journal,
+    staged: usize,
+}
+
+impl WriteTxn<'_> {
+    /// The transaction's name (the ingest id of an ingest).
+    pub fn id(&self) -> &str {
+        &self.journal.ingest_id
+    }
+    /// The directory this transaction stages files in (workers write their parts below it).
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+    /// A new staged file of `table` that will replace `target` at commit; `written_by` goes
+    /// into the file's metadata.
+    pub fn stage(&mut self, table: Table, target: PathBuf, written_by: &str) -> Result<StagedFile> {
+        let props = super::schema::writer_props(table, written_by);
+        self.stage_with(table, target, props)
+    }
+    /// [`WriteTxn::stage`] with writer properties of the caller's (extra metadata stamps).
+    pub fn stage_with(
+        &mut self,
+        table: Table,
+        target: PathBuf,
+        props: parquet::file::properties::WriterProperties,
+    ) -> Result<StagedFile> {
+        self.staged += 1;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path =
+            self.staging
+                .join("txn")
+                .join(format!("{}-{}-{name}", self.staged, table.dir_name()));
+        let file = StagedFile::create_with(path.clone(), super::schema::of(table), props)?;
+        self.journal.renames.push((path, target));
+        Ok(file)
+    }
+    /// Replaces `target` (a whole file of `table`) with `batches` at commit.
+    pub fn replace(
+        &mut self,
+        table: Table,
+        target: PathBuf,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
+        let written_by = self.journal.ingest_id.clone();
+        let mut f = self.stage(table, target, &written_by)?;
+        for b in batches {
+            f.write(b)?;
+        }
+        f.finish()?;
+        Ok(())
+    }
+    /// Moves a file the caller staged under [`WriteTxn::staging`] to `target` at commit.
+    pub fn rename(&mut self, staged: PathBuf, target: PathBuf) {
+        self.journal.renames.push((staged, target));
+    }
+    /// Removes a lake file at commit (a replaced part, a partition that became empty).
+    pub fn remove(&mut self, path: PathBuf) {
+        self.journal.removes.push(path);
+    }
+    /// Whether the transaction would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.journal.renames.is_empty() && self.journal.removes.is_empty()
+    }
+    /// The commit point: every rename and removal is in the lake after this returns, even if
+    /// the process dies on the next instruction. An empty transaction only cleans its staging.
+    pub fn commit(self) -> Result<()> {
+        if self.is_empty() {
+            let _ = std::fs::remove_dir_all(&self.staging);
+            return Ok(());
+        }
+        self.journal.commit(self.layout)
+    }
+    /// Drops everything staged: the lake stays as it was.
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::{MailError, MailSettings, Outgoing, Render, deliver};
 use crate::lake::io as lio;
-use crate::lake::{Layout, Table};
+use crate::lake::{Layout, Table, Writer};
 use crate::money::Money;
 
 /// One thing a person should hear about.
@@ -76,7 +76,7 @@ pub struct AlertOutcome {
     /// Alerts found tonight.
     pub alerts: usize,
     /// Per recipient: how many new alerts its digest carried, and the delivery status.
-    pub digests: Vec<(String, usize, String)>,
+    pub digests: Vec<(String, usize, super::Status)>,
     /// Digests that could not be delivered (their alerts go with the next run).
     pub undelivered: usize,
 }
@@ -100,7 +100,7 @@ fn sent(layout: &Layout) -> Result<Sent, MailError> {
     Ok(out)
 }
 
-fn write_sent(layout: &Layout, sent: &Sent) -> Result<(), MailError> {
+fn write_sent(writer: &Writer, sent: &Sent) -> Result<(), MailError> {
     let rows: Vec<(&str, &str, i64)> = sent
         .iter()
         .map(|((k, r), t)| (k.as_str(), r.as_str(), *t))
@@ -121,26 +121,21 @@ fn write_sent(layout: &Layout, sent: &Sent) -> Result<(), MailError> {
         ],
     )
     .expect("alert_log schema");
-    lio::write_atomic(
-        &layout.table_file(Table::AlertLog),
-        b.schema(),
-        &[b],
-        Table::AlertLog,
-        "alerts",
-    )?;
+    writer.replace_table(Table::AlertLog, &[b])?;
     Ok(())
 }
 
 /// Mails each recipient the alerts it has not had (none new: no mail). The caller holds the
 /// exclusive lock.
 pub fn send(
-    layout: &Layout,
+    writer: &Writer,
     cfg: &MailSettings,
     render: &dyn Render,
     alerts: &[Alert],
     as_of: NaiveDate,
     dry_run: bool,
 ) -> Result<AlertOutcome, MailError> {
+    let layout: &Layout = writer;
     let mut done = sent(layout)?;
     let smtp = match (&cfg.smtp, dry_run) {
         (Some(c), false) => Some(deliver::Smtp::new(c)?),
@@ -179,14 +174,14 @@ pub fn send(
         let name = format!("alerts--{}--{}", super::slug(&email), &o.hash[..8]);
         let status = super::deliver_one(smtp.as_ref(), &outbox, &name, &m, cfg, dry_run)?.0;
         crate::lake::txn::crash_point("alert-delivered");
-        if status == "sent" || status == "written" {
+        if status.delivered() {
             let now = chrono::Utc::now().timestamp_micros();
             for a in &new {
                 done.insert((a.key(as_of), email.clone()), now);
             }
             // The whole log, rewritten (small: one row per alert and recipient).
-            write_sent(layout, &done)?;
-        } else if status == "queued" {
+            write_sent(writer, &done)?;
+        } else if status == super::Status::Queued {
             out.undelivered += 1;
         }
         out.digests.push((email, new.len(), status));

@@ -18,7 +18,7 @@ use crate::config::SmtpConfig;
 pub enum DeliverError {
     #[error("[mail.smtp] {0}")]
     Config(String),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
         source: std::io::Error,

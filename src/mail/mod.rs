@@ -29,8 +29,9 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 
 use crate::config::MailConfig;
-use crate::lake::io::{self as lio, LakeError};
-use crate::lake::{Layout, Table};
+use crate::lake::LakeError;
+use crate::lake::io as lio;
+use crate::lake::{Layout, Snapshot, Table, Writer};
 use crate::money::Money;
 use crate::vocab::{Close, Month};
 use bill::{Bill, TeamBill};
@@ -61,6 +62,9 @@ pub struct FinanceExtras {
     pub anomalies: Vec<crate::anomalies::Row>,
 }
 
+/// Why a message or page could not be rendered (the presentation layer's own error).
+pub type RenderFailure = Box<dyn std::error::Error + Send + Sync>;
+
 /// How bills become messages: implemented by the presentation layer (`present::mail`), so
 /// this stage never renders.
 pub trait Render {
@@ -70,33 +74,130 @@ pub trait Render {
         team: &TeamBill,
         close: Close,
         correction: Option<&str>,
-    ) -> Result<Rendered, String>;
+    ) -> Result<Rendered, RenderFailure>;
     fn finance(
         &self,
         bill: &Bill,
         close: Close,
         extras: &FinanceExtras,
-    ) -> Result<Rendered, String>;
+    ) -> Result<Rendered, RenderFailure>;
     /// The nightly digest of alerts a recipient has not had yet.
     fn alerts(
         &self,
         alerts: &[alerts::Alert],
         as_of: chrono::NaiveDate,
-    ) -> Result<Rendered, String>;
+    ) -> Result<Rendered, RenderFailure>;
+    /// The month's chargeback as one self-contained HTML page (`report --format html`).
+    fn page(
+        &self,
+        bill: &Bill,
+        close: Close,
+        extras: &FinanceExtras,
+    ) -> Result<String, RenderFailure>;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error("[mail] {0}")]
     Config(String),
-    #[error("{0}")]
-    Render(String),
+    #[error("the mail could not be rendered")]
+    Render(#[source] RenderFailure),
     #[error(transparent)]
     Deliver(#[from] deliver::DeliverError),
     #[error(transparent)]
     Lake(#[from] LakeError),
-    #[error("composing the message to {recipient}: {message}")]
-    Compose { recipient: String, message: String },
+    #[error("composing the message to {recipient}")]
+    Compose {
+        recipient: String,
+        source: lettre::error::Error,
+    },
+}
+
+/// What became of one message: the sent-ledger's `status` column (text only at the lake edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Accepted by the SMTP server.
+    Sent,
+    /// Written to the outbox (no SMTP configured).
+    Written,
+    /// Written to the dry-run outbox; never recorded.
+    DryRun,
+    /// Every attempt failed: sent again by the next run.
+    Queued,
+    /// A queued message replaced by a newer version of the same report.
+    Superseded,
+    /// Not sent: the ledger says it was delivered already.
+    Skipped,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Sent,
+        Status::Written,
+        Status::DryRun,
+        Status::Queued,
+        Status::Superseded,
+        Status::Skipped,
+    ];
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Sent => "sent",
+            Status::Written => "written",
+            Status::DryRun => "dry-run",
+            Status::Queued => "queued",
+            Status::Superseded => "superseded",
+            Status::Skipped => "skipped",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// The recipient has it (by SMTP or in the outbox).
+    pub fn delivered(self) -> bool {
+        matches!(self, Status::Sent | Status::Written)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a message goes out: the sent-ledger's `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The first version of a report.
+    Original,
+    /// The final version after provisional ones.
+    Final,
+    /// A provisional report whose total moved by more than a cent.
+    Update,
+    /// A final report whose total moved by more than a cent (the provider restated usage).
+    Correction,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Original, Kind::Final, Kind::Update, Kind::Correction];
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Original => "original",
+            Kind::Final => "final",
+            Kind::Update => "update",
+            Kind::Correction => "correction",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One row of the sent-ledger.
@@ -106,9 +207,11 @@ pub struct Entry {
     pub report: String,
     pub recipient: String,
     pub content_hash: String,
-    pub kind: String,
-    pub close: String,
-    pub status: String,
+    pub kind: Kind,
+    /// Whether the month was final when this was sent (the `close` column: `final` or
+    /// `provisional`).
+    pub final_close: bool,
+    pub status: Status,
     pub transport: String,
     pub subject: String,
     pub attempts: i64,
@@ -120,19 +223,19 @@ pub struct Entry {
 
 impl Entry {
     fn delivered(&self) -> bool {
-        self.status == "sent" || self.status == "written"
+        self.status.delivered()
     }
 }
 
 /// The total of the last final chargeback delivered to finance for `month`, and the UTC day
 /// it was recorded.
 pub fn final_delivered(
-    layout: &Layout,
+    layout: &Snapshot,
     month: &str,
 ) -> Result<Option<(Money, chrono::NaiveDate)>, MailError> {
     Ok(log(layout)?
         .into_iter()
-        .filter(|e| e.month == month && e.report == "finance" && e.close == "final")
+        .filter(|e| e.month == month && e.report == "finance" && e.final_close)
         .filter(Entry::delivered)
         .max_by_key(|e| e.recorded_at)
         .and_then(|e| {
@@ -142,7 +245,7 @@ pub fn final_delivered(
 }
 
 /// The sent-ledger, every row.
-pub fn log(layout: &Layout) -> Result<Vec<Entry>, MailError> {
+pub fn log(layout: &Snapshot) -> Result<Vec<Entry>, MailError> {
     use crate::lake::batch::{i64_col, str_col, ts_col};
     let mut out = Vec::new();
     for b in lio::read_all(&layout.table_file(Table::MailLog))? {
@@ -173,15 +276,23 @@ pub fn log(layout: &Layout) -> Result<Vec<Entry>, MailError> {
                 path: layout.table_file(Table::MailLog),
                 column: "total_usd".into(),
             })?;
+        let bad = |column: &str| LakeError::Column {
+            path: layout.table_file(Table::MailLog),
+            column: column.into(),
+        };
         for i in 0..b.num_rows() {
             out.push(Entry {
                 month: month.value(i).into(),
                 report: report.value(i).into(),
                 recipient: recipient.value(i).into(),
                 content_hash: hash.value(i).into(),
-                kind: kind.value(i).into(),
-                close: close.value(i).into(),
-                status: status.value(i).into(),
+                kind: Kind::parse(kind.value(i)).ok_or_else(|| bad("kind"))?,
+                final_close: match close.value(i) {
+                    "final" => true,
+                    "provisional" => false,
+                    _ => return Err(bad("close").into()),
+                },
+                status: Status::parse(status.value(i)).ok_or_else(|| bad("status"))?,
                 transport: transport.value(i).into(),
                 subject: subject.value(i).into(),
                 attempts: attempts.value(i),
@@ -195,7 +306,7 @@ pub fn log(layout: &Layout) -> Result<Vec<Entry>, MailError> {
     Ok(out)
 }
 
-fn write_log(layout: &Layout, rows: &[Entry]) -> Result<(), MailError> {
+fn write_log(writer: &Writer, rows: &[Entry]) -> Result<(), MailError> {
     let strs = |f: fn(&Entry) -> &str| -> Arc<StringArray> {
         Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
     };
@@ -206,9 +317,15 @@ fn write_log(layout: &Layout, rows: &[Entry]) -> Result<(), MailError> {
             strs(|e| &e.report),
             strs(|e| &e.recipient),
             strs(|e| &e.content_hash),
-            strs(|e| &e.kind),
-            strs(|e| &e.close),
-            strs(|e| &e.status),
+            strs(|e| e.kind.as_str()),
+            strs(|e| {
+                if e.final_close {
+                    "final"
+                } else {
+                    "provisional"
+                }
+            }),
+            strs(|e| e.status.as_str()),
             strs(|e| &e.transport),
             strs(|e| &e.subject),
             Arc::new(Int64Array::from(
@@ -239,13 +356,7 @@ fn write_log(layout: &Layout, rows: &[Entry]) -> Result<(), MailError> {
         ],
     )
     .expect("mail_log schema");
-    lio::write_atomic(
-        &layout.table_file(Table::MailLog),
-        b.schema(),
-        &[b],
-        Table::MailLog,
-        "mail",
-    )?;
+    writer.replace_table(Table::MailLog, &[b])?;
     Ok(())
 }
 
@@ -332,9 +443,9 @@ pub struct Delivery {
     pub recipient: String,
     pub subject: String,
     /// original | final | update | correction | (skipped: why)
-    pub kind: String,
-    /// sent | written | queued | skipped | dry-run
-    pub status: String,
+    /// Why it went out (`None`: skipped).
+    pub kind: Option<Kind>,
+    pub status: Status,
     pub path: Option<PathBuf>,
     pub error: Option<String>,
 }
@@ -342,8 +453,8 @@ pub struct Delivery {
 impl Delivery {
     fn of(
         o: &Outgoing,
-        kind: &str,
-        status: &str,
+        kind: Option<Kind>,
+        status: Status,
         path: Option<PathBuf>,
         error: Option<String>,
     ) -> Delivery {
@@ -351,8 +462,8 @@ impl Delivery {
             report: o.report.clone(),
             recipient: o.to.email.to_string(),
             subject: o.rendered.subject.clone(),
-            kind: kind.into(),
-            status: status.into(),
+            kind,
+            status,
             path,
             error,
         }
@@ -434,9 +545,9 @@ pub(crate) fn message(from: &Mailbox, o: &Outgoing) -> Result<Message, MailError
         .subject(r.subject.clone())
         .message_id(Some(format!("<{}.{}@tokenledger>", o.hash, o.report.len())))
         .multipart(mixed)
-        .map_err(|e| MailError::Compose {
+        .map_err(|source| MailError::Compose {
             recipient: o.to.to_string(),
-            message: e.to_string(),
+            source,
         })
 }
 
@@ -447,7 +558,7 @@ fn decide(
     o: &Outgoing,
     close: Close,
     resend: bool,
-) -> Result<String, String> {
+) -> Result<Kind, String> {
     let to = o.to.email.to_string();
     let mine: Vec<&Entry> = log
         .iter()
@@ -462,21 +573,21 @@ fn decide(
         if e.delivered() && !resend {
             return Err(format!("already {} ({})", e.status, e.kind));
         }
-        if e.status == "queued" {
-            return Ok(e.kind.clone());
+        if e.status == Status::Queued {
+            return Ok(e.kind);
         }
     }
     let Some(last) = last else {
-        return Ok("original".into());
+        return Ok(Kind::Original);
     };
     if resend {
-        return Ok(last.kind.clone());
+        return Ok(last.kind);
     }
     let moved = (i128::from(last.total_cents) - o.cents).abs() > 1;
-    match (last.close.as_str(), close.is_final()) {
-        ("provisional", true) => Ok("final".into()),
-        ("provisional", false) if moved => Ok("update".into()),
-        ("final", _) if moved => Ok("correction".into()),
+    match (last.final_close, close.is_final()) {
+        (false, true) => Ok(Kind::Final),
+        (false, false) if moved => Ok(Kind::Update),
+        (true, _) if moved => Ok(Kind::Correction),
         _ => Err("delivered; the figures have not changed by more than a cent".into()),
     }
 }
@@ -495,7 +606,7 @@ fn correction_text(
         .filter(|e| e.month == month && e.report == report && e.recipient == to && e.delivered())
         .max_by_key(|e| e.recorded_at)?;
     let old = i128::from(last.total_cents);
-    if last.close != "final" || (old - cents).abs() <= 1 {
+    if !last.final_close || (old - cents).abs() <= 1 {
         return None;
     }
     let when = chrono::DateTime::from_timestamp_micros(last.recorded_at)
@@ -535,17 +646,18 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Composes every message of the month, decides against the ledger, delivers, records.
-/// The caller holds the lake's exclusive lock.
+/// Composes every message of the month, decides against the ledger, delivers, records, under
+/// the writer's exclusive lock.
 pub fn mail(
-    layout: &Layout,
+    writer: &Writer,
     cfg: &MailSettings,
     render: &dyn Render,
     bill: &Bill,
     extras: &FinanceExtras,
     opts: Options,
 ) -> Result<MailOutcome, MailError> {
-    let mut log = log(layout)?;
+    let layout: &Layout = writer;
+    let mut log = log(writer)?;
     let month = opts.month.key();
     let smtp = match (&cfg.smtp, opts.dry_run) {
         (Some(c), false) => Some(deliver::Smtp::new(c)?),
@@ -562,7 +674,7 @@ pub fn mail(
         let kind = match decide(&log, &month, &out, opts.close, opts.resend) {
             Ok(k) => k,
             Err(why) => {
-                deliveries.push(Delivery::of(&out, "-", "skipped", None, Some(why)));
+                deliveries.push(Delivery::of(&out, None, Status::Skipped, None, Some(why)));
                 continue;
             }
         };
@@ -570,7 +682,7 @@ pub fn mail(
         let name = format!("{}--{}--{}", slug(&out.report), slug(&to), &out.hash[..8]);
         let (status, path, error, attempts) =
             deliver_one(smtp.as_ref(), &outbox, &name, &m, cfg, opts.dry_run)?;
-        let d = Delivery::of(&out, &kind, &status, path, error.clone());
+        let d = Delivery::of(&out, Some(kind), status, path, error.clone());
         // A kill here (sent, not yet recorded) sends this one message again on the re-run, with
         // the same content-derived Message-ID: the one window where mail is at-least-once.
         crate::lake::txn::crash_point("mail-delivered");
@@ -579,19 +691,19 @@ pub fn mail(
                 &mut log,
                 &month,
                 &out,
-                &kind,
+                kind,
                 opts.close,
-                &status,
+                status,
                 smtp.is_some(),
                 attempts,
                 error,
             );
-            write_log(layout, &log)?;
+            write_log(writer, &log)?;
             crate::lake::txn::crash_point("mail-recorded");
         }
         deliveries.push(d);
     }
-    let undelivered = log.iter().filter(|e| e.status == "queued").count();
+    let undelivered = log.iter().filter(|e| e.status == Status::Queued).count();
     Ok(MailOutcome {
         month: opts.month,
         close: opts.close,
@@ -617,15 +729,15 @@ pub(crate) fn deliver_one(
     m: &Message,
     cfg: &MailSettings,
     dry_run: bool,
-) -> Result<(String, Option<PathBuf>, Option<String>, i64), MailError> {
+) -> Result<(Status, Option<PathBuf>, Option<String>, i64), MailError> {
     Ok(match smtp {
         _ if dry_run => {
             let p = deliver::write_eml(outbox, name, m)?;
-            (String::from("dry-run"), Some(p), None, 0)
+            (Status::DryRun, Some(p), None, 0)
         }
         None => {
             let p = deliver::write_eml(outbox, name, m)?;
-            ("written".into(), Some(p), None, 1)
+            (Status::Written, Some(p), None, 1)
         }
         Some(s) => send_with_retries(s, m, cfg),
     })
@@ -636,16 +748,16 @@ fn send_with_retries(
     s: &deliver::Smtp,
     m: &Message,
     cfg: &MailSettings,
-) -> (String, Option<PathBuf>, Option<String>, i64) {
+) -> (Status, Option<PathBuf>, Option<String>, i64) {
     let mut wait = cfg.backoff;
     let mut last = None;
     for k in 1..=cfg.attempts {
         match s.send(m) {
-            Ok(()) => return ("sent".into(), None, None, k.into()),
+            Ok(()) => return (Status::Sent, None, None, k.into()),
             Err((e, permanent)) => {
                 last = Some(e);
                 if permanent {
-                    return ("queued".into(), None, last, k.into());
+                    return (Status::Queued, None, last, k.into());
                 }
             }
         }
@@ -654,7 +766,7 @@ fn send_with_retries(
             wait *= 2;
         }
     }
-    ("queued".into(), None, last, cfg.attempts.into())
+    (Status::Queued, None, last, cfg.attempts.into())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -662,9 +774,9 @@ fn record(
     log: &mut Vec<Entry>,
     month: &str,
     out: &Outgoing,
-    kind: &str,
+    kind: Kind,
     close: Close,
-    status: &str,
+    status: Status,
     smtp: bool,
     attempts: i64,
     error: Option<String>,
@@ -675,10 +787,10 @@ fn record(
         if e.month == month
             && e.report == out.report
             && e.recipient == to
-            && e.status == "queued"
+            && e.status == Status::Queued
             && e.content_hash != out.hash
         {
-            e.status = "superseded".into();
+            e.status = Status::Superseded;
         }
     }
     let prior = log.iter().position(|e| {
@@ -692,9 +804,9 @@ fn record(
         report: out.report.clone(),
         recipient: to,
         content_hash: out.hash.clone(),
-        kind: kind.into(),
-        close: close.as_str().into(),
-        status: status.into(),
+        kind,
+        final_close: close.is_final(),
+        status,
         transport: if smtp { "smtp" } else { "outbox" }.into(),
         subject: out.rendered.subject.clone(),
         attempts: attempts + prior.map_or(0, |i| log[i].attempts),

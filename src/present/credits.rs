@@ -75,7 +75,7 @@ pub fn lots_grid(l: &Ledger, format: OutputFormat) -> Grid {
     };
     for (i, r) in l.lots.iter().enumerate() {
         g.rows.push(vec![
-            Cell::Text(r.provider.clone()),
+            Cell::Text(r.provider.to_string()),
             Cell::Text(r.lot_id.clone()),
             Cell::Text(r.kind.as_str().into()),
             date(Some(r.purchased_at)),

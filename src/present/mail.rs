@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::mail::alerts::Alert;
 use crate::mail::bill::{Bill, TeamBill};
-use crate::mail::{FinanceExtras, Render, Rendered};
+use crate::mail::{FinanceExtras, Render, RenderFailure, Rendered};
 use crate::money::{Money, cents_text};
 use crate::present::chart;
 use crate::present::group_thousands;
@@ -35,11 +35,17 @@ pub enum RenderError {
         "template {name}: {message} (fix the file in the templates directory, or remove it to use the built-in one)"
     )]
     Template { name: String, message: String },
-    #[error("cannot read template {path}: {source}")]
+    #[error("cannot read template {}", path.display())]
     Read {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "[mail] templates = {:?} is not a directory (create it with your templates, or remove \
+         the setting to use the built-in ones)",
+        path.display().to_string()
+    )]
+    NoDirectory { path: std::path::PathBuf },
     #[error(transparent)]
     Chart(#[from] chart::ChartError),
 }
@@ -52,6 +58,11 @@ pub struct Templates {
 impl Templates {
     /// The built-in templates, each replaced by `dir/NAME` when that file exists.
     pub fn load(dir: Option<&Path>) -> Result<Templates, RenderError> {
+        if let Some(d) = dir.filter(|d| !d.is_dir()) {
+            return Err(RenderError::NoDirectory {
+                path: d.to_path_buf(),
+            });
+        }
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, text) in BUILT_IN {
@@ -442,7 +453,10 @@ pub fn outcome_text(o: &crate::mail::MailOutcome, data_dir: &Path) -> String {
         let _ = writeln!(
             s,
             "  {:<8} {:<10} {:<28} {}{why}",
-            d.status, d.kind, d.recipient, d.report
+            d.status.as_str(),
+            d.kind.map_or("-", |k| k.as_str()),
+            d.recipient,
+            d.report
         );
     }
     if o.deliveries.is_empty() {
@@ -536,18 +550,37 @@ impl Render for Templates {
         team: &TeamBill,
         close: Close,
         correction: Option<&str>,
-    ) -> Result<Rendered, String> {
-        team_mail(self, bill, team, close, correction, ChartLinks::Cid).map_err(|e| e.to_string())
+    ) -> Result<Rendered, RenderFailure> {
+        Ok(team_mail(
+            self,
+            bill,
+            team,
+            close,
+            correction,
+            ChartLinks::Cid,
+        )?)
     }
     fn finance(
         &self,
         bill: &Bill,
         close: Close,
         extras: &FinanceExtras,
-    ) -> Result<Rendered, String> {
-        finance_mail(self, bill, close, extras, ChartLinks::Cid).map_err(|e| e.to_string())
+    ) -> Result<Rendered, RenderFailure> {
+        Ok(finance_mail(self, bill, close, extras, ChartLinks::Cid)?)
     }
-    fn alerts(&self, alerts: &[Alert], as_of: chrono::NaiveDate) -> Result<Rendered, String> {
-        alerts_mail(self, alerts, as_of).map_err(|e| e.to_string())
+    fn alerts(
+        &self,
+        alerts: &[Alert],
+        as_of: chrono::NaiveDate,
+    ) -> Result<Rendered, RenderFailure> {
+        Ok(alerts_mail(self, alerts, as_of)?)
+    }
+    fn page(
+        &self,
+        bill: &Bill,
+        close: Close,
+        extras: &FinanceExtras,
+    ) -> Result<String, RenderFailure> {
+        Ok(html_report(self, bill, close, extras)?)
     }
 }

@@ -138,8 +138,10 @@ pub fn wrap_prose(text: &str, width: Option<usize>) -> String {
 
 /// What `tokenledger run` prints on stdout for a person: each month's chargeback by workspace
 /// and model and its reconciliation, then the credits ledger.
-pub fn run_text(out: &crate::run::RunOutcome) -> Result<String, serde_json::Error> {
-    let width = terminal_width();
+pub fn run_text(
+    out: &crate::run::RunOutcome,
+    width: Option<usize>,
+) -> Result<String, serde_json::Error> {
     let mut t = String::new();
     for m in &out.months {
         let _ = writeln!(t, "\n== {}: list cost by workspace and model ==", m.month);
@@ -169,28 +171,9 @@ pub fn run_text(out: &crate::run::RunOutcome) -> Result<String, serde_json::Erro
     Ok(t)
 }
 
-/// The width tables are fitted to (optional columns dropped, the CSV and JSON keep all):
-/// `COLUMNS`, else 100, whether or not stdout is a terminal; every column with `--wide`.
-pub fn terminal_width() -> Option<usize> {
-    if WIDE.load(std::sync::atomic::Ordering::Relaxed) {
-        return None;
-    }
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .or(Some(100))
-}
-
-/// A grid in `format`, a table fitted to the terminal (see [`render_grid`]).
-pub fn fitted(g: &Grid, format: OutputFormat, optional: &[&str]) -> String {
-    render_grid(g, format, terminal_width(), optional)
-}
-
-/// `--wide` (set once by `cli`, before any command runs).
-static WIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-pub fn set_wide(wide: bool) {
-    WIDE.store(wide, std::sync::atomic::Ordering::Relaxed);
+/// An error as one line: its message, then each cause once.
+pub fn error_line(e: &dyn std::error::Error) -> String {
+    crate::errors::chain(e)
 }
 
 /// A prose column a table narrows to fit is kept at least this wide.
@@ -944,16 +927,17 @@ pub fn run_stages(
     ));
     let close = match &o.chargeback {
         Some(c) => {
-            let count = |st: &str| c.deliveries.iter().filter(|d| d.status == st).count();
+            use crate::mail::Status;
+            let count = |st: Status| c.deliveries.iter().filter(|d| d.status == st).count();
             format!(
                 "month close {} ({}): {} sent, {} written to {}, {} already delivered, {} queued",
                 c.month,
                 c.close.as_str(),
-                count("sent"),
-                count("written"),
+                count(Status::Sent),
+                count(Status::Written),
                 crate::lake::display_rel(data_dir, &c.outbox),
-                count("skipped"),
-                count("queued")
+                count(Status::Skipped),
+                count(Status::Queued)
             )
         }
         None => "month close: no final month to mail yet".to_string(),

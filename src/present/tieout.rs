@@ -81,11 +81,12 @@ pub fn tie_outs_text(ties: &[TieOut], width: Option<usize>) -> String {
 pub fn tie_outs_output(
     t: &[crate::reconcile::tieout::TieOut],
     format: super::OutputFormat,
+    width: Option<usize>,
 ) -> Result<String, serde_json::Error> {
     use super::OutputFormat;
     Ok(match format {
         OutputFormat::Json => serde_json::to_string_pretty(t)? + "\n",
         OutputFormat::Csv => super::render_grid(&tie_outs_grid(t), format, None, &[]),
-        OutputFormat::Table => tie_outs_text(t, super::terminal_width()),
+        OutputFormat::Table => tie_outs_text(t, width),
     })
 }

@@ -497,7 +497,17 @@ impl PriceBook {
         .map(|r| r.value.factor)
     }
 
-    pub fn unit_price(&self, provider: &str, kind: &str, d: NaiveDate) -> Option<Decimal> {
+    pub fn unit_price(
+        &self,
+        provider: crate::vocab::Provider,
+        kind: &str,
+        d: NaiveDate,
+    ) -> Option<Decimal> {
+        self.unit_price_of(provider.as_str(), kind, d)
+    }
+
+    /// [`PriceBook::unit_price`] by the provider's name as the book and the lake write it.
+    fn unit_price_of(&self, provider: &str, kind: &str, d: NaiveDate) -> Option<Decimal> {
         Self::pick(
             self.unit_prices
                 .iter()
@@ -560,7 +570,7 @@ impl PriceBook {
             factor *= f;
         }
         let web = self
-            .unit_price(provider, "web_search_request", d)
+            .unit_price_of(provider, "web_search_request", d)
             .ok_or_else(|| format!("no web search price on {d}"))?;
         let mut per_mtok = [Decimal::ZERO; 5];
         let mut per_token = [0i128; 5];

@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::lake::{Layout, Table};
+use crate::lake::{Layout, Snapshot, Table};
 use crate::money::Money;
 use crate::pricing::{PriceBook, canonical_model};
 use crate::query::{self, Frame, QueryError, Sql};
-use crate::vocab::{Month, PricingStatus, TokenClass, WEB_SEARCH_COST_COLUMN};
+use crate::vocab::{Month, PricingStatus, Provider, TokenClass, WEB_SEARCH_COST_COLUMN};
 
 pub const OURS_SQL: &str = include_str!("../../sql/reconcile_ours.sql");
 pub const PROVIDER_SQL: &str = include_str!("../../sql/reconcile_provider.sql");
@@ -209,20 +209,26 @@ struct Acc {
 }
 
 /// Whether the provider's cost report covers any day of `month`.
-pub fn has_cost_report(layout: &Layout, month: &str) -> Result<bool, ReconcileError> {
+pub fn has_cost_report(layout: &Snapshot, month: &str) -> Result<bool, ReconcileError> {
     Ok(layout
-        .month_file(Table::CostCoverage, "anthropic", month)
-        .exists())
+        .providers(Table::CostCoverage)?
+        .into_iter()
+        .any(|p| layout.month_file(Table::CostCoverage, p, month).exists()))
 }
 
 /// Our side, once per rated part: the sums are added up here, so memory follows a part.
 fn ours(layout: &Layout, month: &str, acc: &mut BTreeMap<Key, Acc>) -> Result<(), ReconcileError> {
-    let parts = layout
-        .month_parts(Table::UsagePricing, "anthropic", month)
-        .map_err(|source| QueryError::Io {
-            path: layout.month_dir(Table::UsagePricing, "anthropic", month),
-            source,
-        })?;
+    let mut parts = Vec::new();
+    for p in layout.providers(Table::UsagePricing)? {
+        parts.extend(
+            layout
+                .month_parts(Table::UsagePricing, p, month)
+                .map_err(|source| QueryError::Io {
+                    path: layout.month_dir(Table::UsagePricing, p, month),
+                    source,
+                })?,
+        );
+    }
     for part in &parts {
         let mut s = Sql::new();
         s.rated_parts(layout, std::slice::from_ref(part))?;
@@ -411,7 +417,8 @@ fn only_in_cost_report(charge: &str, day: &str, amount: Money, book: &PriceBook)
     let rate = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .ok()
         .filter(|_| charge == "code_execution")
-        .and_then(|d| book.unit_price("anthropic", "code_execution_hour", d))
+        // Code execution is billed by container-hour on Anthropic's cost report.
+        .and_then(|d| book.unit_price(Provider::Anthropic, "code_execution_hour", d))
         .filter(|r| !r.is_zero());
     match (rate, amount.to_decimal()) {
         (Some(r), Ok(a)) => format!(
@@ -511,7 +518,7 @@ impl Reconciliation {
 
 /// Reconciles one month: every line that does not match within `tolerance`, with its cause.
 pub fn reconcile(
-    layout: &Layout,
+    layout: &Snapshot,
     month: Month,
     tolerance: Money,
     book: &PriceBook,
@@ -559,18 +566,19 @@ fn workspace_names(layout: &Layout) -> Result<HashMap<String, String>, Reconcile
         .collect())
 }
 
-/// The Anthropic invoices in the lake whose period starts in `month` (UTC): the provider whose
-/// usage and cost report the lake holds (another provider's invoice has nothing to tie to yet).
+/// The invoices in the lake whose period starts in `month` (UTC), of the providers whose cost
+/// report the lake holds (an invoice of another provider has nothing to tie to).
 pub fn invoices_of(
-    layout: &Layout,
+    layout: &Snapshot,
     month: Month,
 ) -> Result<Vec<crate::model::Invoice>, ReconcileError> {
+    let with_cost = layout.providers(Table::Cost)?;
     let lines = crate::lake::io::read_all(&layout.table_file(Table::InvoiceLines))?;
     let mut out = Vec::new();
     for b in crate::lake::io::read_all(&layout.table_file(Table::Invoices))? {
         for s in crate::lake::ledger::invoices_rows(&b, &lines)? {
             let inv = &s.item.invoice;
-            if inv.provider == "anthropic"
+            if with_cost.contains(&inv.provider)
                 && crate::model::month_key(inv.period_start) == month.key()
             {
                 out.push(s.item.invoice);
@@ -595,7 +603,7 @@ pub fn period_months(invoices: &[crate::model::Invoice]) -> Vec<Month> {
 /// Adds the tie-out of each invoice of `r`'s month; other months a period touches are
 /// reconciled for it (they must be rated).
 pub fn add_tie_outs(
-    layout: &Layout,
+    layout: &Snapshot,
     r: &mut Reconciliation,
     invoices: &[crate::model::Invoice],
     book: &PriceBook,

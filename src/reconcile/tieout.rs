@@ -36,7 +36,7 @@ pub struct Row {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TieOut {
-    pub provider: String,
+    pub provider: crate::vocab::Provider,
     pub invoice_number: String,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
@@ -260,7 +260,7 @@ pub fn tie_out(inv: &Invoice, recs: &[&Reconciliation], tolerance: Money) -> Tie
     };
     let unexplained: Vec<&Row> = rows.iter().filter(|r| r.kind == U).collect();
     TieOut {
-        provider: inv.provider.clone(),
+        provider: inv.provider,
         invoice_number: inv.number.clone(),
         period_start: inv.period_start,
         period_end: inv.period_end,

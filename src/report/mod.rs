@@ -12,7 +12,7 @@ use crate::config::Team;
 use std::collections::HashMap;
 
 use crate::lake::teams::TeamRow;
-use crate::lake::{Layout, Table};
+use crate::lake::{Layout, Snapshot, Table};
 use crate::money::Money;
 use crate::query::{self, Frame, QueryError, Sql};
 use crate::vocab::{COUNT_COLUMNS, Month, PricingStatus};
@@ -250,7 +250,7 @@ impl Report {
 /// [`report_sql`]). Workspace and key names come from the latest lists in the lake, so a list
 /// that arrived after the usage still names every line.
 pub fn report(
-    layout: &Layout,
+    layout: &Snapshot,
     month: Month,
     dims: &[Dim],
     teams: &[Team],
@@ -276,22 +276,25 @@ pub fn report(
     from_lines(month, dims, lines)
 }
 
-/// The parts of `table` in the three UTC partitions a business month can touch.
+/// The parts of `table` in the three UTC partitions a business month can touch, for every
+/// provider in the lake.
 fn partition_files(
     layout: &Layout,
     month: Month,
     table: Table,
 ) -> Result<Vec<std::path::PathBuf>, ReportError> {
     let mut files = Vec::new();
-    for m in month.partitions() {
-        files.extend(
-            layout
-                .month_parts(table, "anthropic", &m)
-                .map_err(|source| QueryError::Io {
-                    path: layout.month_dir(table, "anthropic", &m),
-                    source,
-                })?,
-        );
+    for p in layout.providers(table)? {
+        for m in month.partitions() {
+            files.extend(
+                layout
+                    .month_parts(table, p, &m)
+                    .map_err(|source| QueryError::Io {
+                        path: layout.month_dir(table, p, &m),
+                        source,
+                    })?,
+            );
+        }
     }
     Ok(files)
 }

@@ -17,7 +17,8 @@ use arrow::datatypes::TimestampMicrosecondType;
 
 use super::{Dim, Line, ReportError, TeamRow, UNALLOCATED};
 use crate::intern::{NONE, Strings};
-use crate::lake::io::{self as lio, LakeError};
+use crate::lake::LakeError;
+use crate::lake::io as lio;
 use crate::money::Money;
 use crate::vocab::{COUNT_COLUMNS, Month, PricingStatus};
 

@@ -9,6 +9,7 @@ use std::hash::Hash;
 use std::io::BufRead;
 use std::marker::PhantomData;
 
+use crate::vocab::Provider;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -656,7 +657,7 @@ fn usage_row<'a>(r: &mut UsageResult<'a>) -> UsageKept<'a> {
     Ok(UsageRow {
         bucket_start: DateTime::UNIX_EPOCH,
         bucket_width: BucketWidth::Day,
-        provider: "anthropic",
+        provider: Provider::Anthropic,
         workspace_name: workspace_id
             .is_none()
             .then_some(Cow::Borrowed(DEFAULT_WORKSPACE_NAME)),
@@ -733,7 +734,7 @@ impl<'a> BucketHandler<'a, UsageKept<'a>> for UsageHandler<'_> {
             quarantine_repeated(self.sink, bi, n, pair);
             return;
         }
-        self.sink.coverage(SourceFamily::AdminApi, start, end);
+        self.sink.coverage(SourceFamily::Api, start, end);
         for (ri, res) in b.results.iter_mut().enumerate() {
             match res {
                 Ok(row) => self.sink.usage(row),
@@ -859,7 +860,7 @@ impl CostHandler<'_> {
         Ok(CostRow {
             bucket_start: start,
             bucket_end: end,
-            provider: "anthropic",
+            provider: Provider::Anthropic,
             workspace_name: workspace_id
                 .is_none()
                 .then(|| DEFAULT_WORKSPACE_NAME.to_string()),
@@ -958,7 +959,7 @@ impl<'a> BucketHandler<'a, Obj<CostResult<'a>>> for CostHandler<'_> {
             quarantine_repeated(self.sink, bi, n, pair);
             return;
         }
-        self.sink.coverage(SourceFamily::AdminApi, start, end);
+        self.sink.coverage(SourceFamily::Api, start, end);
         for (ri, res) in rows.into_iter().enumerate() {
             match res {
                 Ok(row) => self.sink.cost(row),
@@ -1087,6 +1088,7 @@ pub fn parse_workspaces<R: BufRead>(
 ) -> Result<(), FileError> {
     parse_list::<WorkspaceItem<'_>, _>(reader, sink, |mut w, sink| {
         let ws = Workspace {
+            provider: Provider::Anthropic,
             id: w.id.req_str("id").map_err(field_err("id"))?,
             name: w.name.req_str("name").map_err(field_err("name"))?,
             created_at: opt_ts("created_at", &mut w.created_at)?,
@@ -1125,6 +1127,7 @@ pub fn parse_api_keys<R: BufRead>(
             check_enum("status", s, model::API_KEY_STATUSES).map_err(field_err("status"))?;
         }
         let key = ApiKey {
+            provider: Provider::Anthropic,
             id: k.id.req_str("id").map_err(field_err("id"))?,
             name: k.name.req_str("name").map_err(field_err("name"))?,
             workspace_id: k

@@ -13,6 +13,7 @@ use crate::model::{
     self, BucketWidth, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens, UsageRow,
     check_enum, day_start,
 };
+use crate::vocab::Provider;
 
 struct Columns {
     date: usize,
@@ -262,7 +263,7 @@ fn row(
     Ok(UsageRow {
         bucket_start: day_start(date),
         bucket_width: BucketWidth::Day,
-        provider: "anthropic",
+        provider: Provider::Anthropic,
         workspace_id: None,
         workspace_name: Some(workspace_name.into()),
         api_key_id: None,
@@ -360,7 +361,7 @@ fn cover(
     while d <= last {
         let start = day_start(d);
         sink.coverage(
-            SourceFamily::ConsoleCsv,
+            SourceFamily::Export,
             start,
             start + chrono::TimeDelta::days(1),
         );

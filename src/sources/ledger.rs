@@ -30,7 +30,7 @@ const LATEST_EXPIRY_YEARS: u32 = 10;
 pub const MAX_ROWS: usize = 10_000;
 
 /// The providers credits and invoices may name.
-pub const PROVIDERS: &[&str] = &["anthropic", "openai"];
+use crate::vocab::Provider;
 
 /// The credits CSV's columns (`expires_at` may be absent or empty).
 pub const LOT_COLUMNS: &[&str] = &[
@@ -130,20 +130,18 @@ pub fn utc_day(field: &str, raw: &str) -> Result<NaiveDate, Refusal> {
         })
 }
 
-fn provider(raw: &str) -> Result<String, Refusal> {
-    let p = raw.trim().to_ascii_lowercase();
-    if PROVIDERS.contains(&p.as_str()) {
-        Ok(p)
-    } else {
-        Err(refuse(
+fn provider(raw: &str) -> Result<Provider, Refusal> {
+    Provider::parse(&raw.trim().to_ascii_lowercase()).ok_or_else(|| {
+        let names: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
+        refuse(
             "provider",
             format!(
                 "provider {:?} is not one of {}",
                 excerpt(raw),
-                PROVIDERS.join(", ")
+                names.join(", ")
             ),
-        ))
-    }
+        )
+    })
 }
 
 /// Column name → index; an unknown, repeated or missing column refuses the file.
@@ -274,11 +272,11 @@ fn record_text(rec: &csv::StringRecord) -> String {
 /// The credits CSV. A lot id given twice in one file fails the file (which one is right?).
 pub fn parse_lots(bytes: &[u8], limits: &Limits, sink: &mut dyn Sink) -> Result<(), FileError> {
     let t = Table::read(bytes, (&LOT_COLUMNS[..5], &LOT_COLUMNS[5..]), false, sink)?;
-    let mut seen: HashMap<(String, String), u64> = HashMap::new();
+    let mut seen: HashMap<(Provider, String), u64> = HashMap::new();
     for (line, rec) in &t.rows {
         match lot(&t, rec, *line, limits) {
             Ok(l) => {
-                let key = (l.provider.clone(), l.lot_id.clone());
+                let key = (l.provider, l.lot_id.clone());
                 if let Some(first) = seen.insert(key, *line) {
                     return Err(FileError::at(
                         Some(*line),
@@ -387,7 +385,7 @@ pub fn parse_snapshots(
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
     let t = Table::read(bytes, (SNAPSHOT_COLUMNS, &[]), false, sink)?;
-    let mut seen: HashMap<(String, NaiveDate), u64> = HashMap::new();
+    let mut seen: HashMap<(Provider, NaiveDate), u64> = HashMap::new();
     for (line, rec) in &t.rows {
         let snap = (|| {
             let as_of = utc_day("as_of", t.get(rec, "as_of"))?;
@@ -401,7 +399,7 @@ pub fn parse_snapshots(
         })();
         match snap {
             Ok(s) => {
-                if let Some(first) = seen.insert((s.provider.clone(), s.as_of), *line) {
+                if let Some(first) = seen.insert((s.provider, s.as_of), *line) {
                     return Err(FileError::at(
                         Some(*line),
                         None,
@@ -452,7 +450,7 @@ pub fn parse_invoice_csv(
 }
 
 /// What every row of one CSV invoice must agree on: provider, currency, period.
-type InvoiceHead = (String, String, NaiveDate, NaiveDate);
+type InvoiceHead = (Provider, String, NaiveDate, NaiveDate);
 
 fn invoice_head(t: &Table, rec: &csv::StringRecord) -> Result<InvoiceHead, Refusal> {
     let currency = usd_only(t.get(rec, "currency")).map_err(|r| refuse("currency", r))?;
@@ -760,13 +758,14 @@ fn stripe_invoice(v: serde_json::Value, limits: &Limits) -> Result<Invoice, Refu
         .tax
         .unwrap_or_else(|| s.total_tax_amounts.iter().flatten().map(|a| a.amount).sum());
     let issuer = s.account_name.as_deref().unwrap_or("").to_ascii_lowercase();
-    let provider = if issuer.contains("openai") {
-        "openai"
-    } else {
-        "anthropic"
-    };
+    // Stripe names the issuing account ("Anthropic, PBC", "OpenAI, L.L.C."): the provider whose
+    // name it contains; an account that names none is Anthropic's, as before OpenAI was read.
+    let provider = Provider::ALL
+        .into_iter()
+        .find(|p| issuer.contains(p.as_str()))
+        .unwrap_or(Provider::Anthropic);
     Ok(Invoice {
-        provider: provider.into(),
+        provider,
         number,
         invoice_id: s.id,
         currency,

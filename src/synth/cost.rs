@@ -115,7 +115,7 @@ fn token_results(
     for ((_, ws, model, tier, ctx, geo), t) in groups.take_while(|(k, _)| k.0 == day) {
         let rate = book
             .rate(
-                "anthropic",
+                crate::vocab::Provider::Anthropic.as_str(),
                 Some(model),
                 day,
                 Some(tier),

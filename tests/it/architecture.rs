@@ -321,3 +321,157 @@ fn the_source_reader_sees_imports_not_words() {
         !code.contains("polars") && !code.contains("crate::x") && code.contains("crate::money")
     );
 }
+
+/// Every `.rs` file under `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(rust_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn src_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+#[test]
+fn cli_dispatches_only() {
+    // The command line parses, calls one library function, prints and maps an exit code: it
+    // reaches nothing below `run` but the words it prints with.
+    let allowed = ["flags", "settings", "run", "present", "log", "exit"];
+    let mods = modules();
+    for d in &mods["cli"].1 {
+        assert!(
+            allowed.contains(&d.as_str()),
+            "Architecture invariant: cli imports only {allowed:?}, not {d}"
+        );
+    }
+}
+
+#[test]
+fn the_files_of_a_folder_import_each_other_without_a_circle() {
+    // lake/: error ← schema ← io ← batch/ledger/teams ← txn, and the same rule in every folder.
+    let src = src_dir();
+    let folders: BTreeSet<std::path::PathBuf> = rust_files(&src)
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .filter(|d| d != &src)
+        .collect();
+    assert!(folders.contains(&src.join("lake")));
+    for dir in folders {
+        let folder = dir
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('/', "::");
+        let files: BTreeMap<String, String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| {
+                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                (name, code_only(&std::fs::read_to_string(&p).unwrap()))
+            })
+            .filter(|(n, _)| n != "mod")
+            .collect();
+        let edges: BTreeMap<&str, Vec<&str>> = files
+            .iter()
+            .map(|(m, code)| {
+                let to = files
+                    .keys()
+                    .filter(|n| *n != m)
+                    .filter(|n| {
+                        [format!("super::{n}"), format!("crate::{folder}::{n}")]
+                            .iter()
+                            .any(|pat| {
+                                code.match_indices(pat.as_str()).any(|(i, _)| {
+                                    !code[i + pat.len()..]
+                                        .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                                })
+                            })
+                            || code.contains("super::{") && {
+                                let i = code.find("super::{").unwrap();
+                                let group = &code[i..i + code[i..].find('}').unwrap_or(0)];
+                                group
+                                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                                    .any(|w| w == n.as_str())
+                            }
+                    })
+                    .map(String::as_str)
+                    .collect();
+                (m.as_str(), to)
+            })
+            .collect();
+        fn visit<'a>(
+            n: &'a str,
+            edges: &BTreeMap<&'a str, Vec<&'a str>>,
+            state: &mut BTreeMap<&'a str, u8>,
+            path: &mut Vec<&'a str>,
+            folder: &str,
+        ) {
+            match state.get(n) {
+                Some(2) => return,
+                Some(1) => panic!(
+                    "Architecture invariant: no circle between the files of {folder}/: {path:?} → {n}"
+                ),
+                _ => {}
+            }
+            state.insert(n, 1);
+            path.push(n);
+            for d in &edges[n] {
+                visit(d, edges, state, path, folder);
+            }
+            path.pop();
+            state.insert(n, 2);
+        }
+        let mut state = BTreeMap::new();
+        for m in edges.keys() {
+            visit(m, &edges, &mut state, &mut Vec::new(), &folder);
+        }
+    }
+}
+
+#[test]
+fn a_provider_is_a_word_only_at_the_edges() {
+    // `vocab::Provider` names providers; the price book and each provider's own source modules
+    // may spell them. Anywhere else a provider is the type, so a new one makes the compiler
+    // list every place that must decide.
+    let src = src_dir();
+    let allowed = |rel: &str| {
+        rel == "vocab.rs"
+            || rel.starts_with("pricing/")
+            || rel.starts_with("sources/anthropic")
+            || rel.starts_with("sources/openai")
+    };
+    let mut seen = 0;
+    for f in rust_files(&src) {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let text: String = std::fs::read_to_string(&f)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for word in ["\"anthropic\"", "\"openai\""] {
+            if text.contains(word) {
+                seen += 1;
+                assert!(
+                    allowed(&rel),
+                    "Architecture invariant: the provider {word} is written as text in {rel}; use vocab::Provider"
+                );
+            }
+        }
+    }
+    assert!(
+        seen > 0,
+        "the check must see the provider names where they are allowed"
+    );
+}

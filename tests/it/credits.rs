@@ -23,7 +23,7 @@ fn lot(id: &str, kind: CreditKind, bought: &str, amount: &str, expires: Option<&
     };
     CreditLot {
         lot_id: id.into(),
-        provider: "anthropic".into(),
+        provider: tokenledger::vocab::Provider::Anthropic,
         kind,
         purchased_at,
         amount: amount.parse().unwrap(),
@@ -33,26 +33,34 @@ fn lot(id: &str, kind: CreditKind, bought: &str, amount: &str, expires: Option<&
     }
 }
 /// Daily cost: `(day, dollars)`.
-fn daily(days: &[(&str, &str)]) -> BTreeMap<(String, NaiveDate), Money> {
+fn daily(days: &[(&str, &str)]) -> BTreeMap<(tokenledger::vocab::Provider, NaiveDate), Money> {
     days.iter()
-        .map(|(day, c)| (("anthropic".to_string(), d(day)), usd(c)))
+        .map(|(day, c)| ((tokenledger::vocab::Provider::Anthropic, d(day)), usd(c)))
         .collect()
 }
 /// `dollars` on every day of `[from, to]`.
-fn every_day(from: &str, to: &str, dollars: &str) -> BTreeMap<(String, NaiveDate), Money> {
+fn every_day(
+    from: &str,
+    to: &str,
+    dollars: &str,
+) -> BTreeMap<(tokenledger::vocab::Provider, NaiveDate), Money> {
     d(from)
         .iter_days()
         .take_while(|x| *x <= d(to))
-        .map(|x| (("anthropic".to_string(), x), usd(dollars)))
+        .map(|x| ((tokenledger::vocab::Provider::Anthropic, x), usd(dollars)))
         .collect()
 }
-fn run(lots: &[CreditLot], days: &BTreeMap<(String, NaiveDate), Money>, as_of: &str) -> Ledger {
+fn run(
+    lots: &[CreditLot],
+    days: &BTreeMap<(tokenledger::vocab::Provider, NaiveDate), Money>,
+    as_of: &str,
+) -> Ledger {
     run_with(lots, &[], days, Options::new(d(as_of)))
 }
 fn run_with(
     lots: &[CreditLot],
     snaps: &[BalanceSnapshot],
-    days: &BTreeMap<(String, NaiveDate), Money>,
+    days: &BTreeMap<(tokenledger::vocab::Provider, NaiveDate), Money>,
     opts: Options,
 ) -> Ledger {
     let mut l = ledger::compute(lots, snaps, days, &opts).unwrap();
@@ -305,7 +313,7 @@ fn an_auto_reload_storm_is_a_finding_and_reloads_are_counted_per_week() {
     assert_eq!(
         storms,
         vec![&Finding::ReloadStorm {
-            provider: "anthropic".into(),
+            provider: tokenledger::vocab::Provider::Anthropic,
             day: d("2026-10-13"),
             reloads: 3,
             amount_usd: usd("300")
@@ -328,7 +336,7 @@ fn a_console_balance_off_by_more_than_a_cent_fails_its_assertion() {
     let days = daily(&[("2026-03-05", "100.25"), ("2026-03-10", "20.25")]);
     let snap = |day: &str, bal: &str| BalanceSnapshot {
         as_of: d(day),
-        provider: "anthropic".into(),
+        provider: tokenledger::vocab::Provider::Anthropic,
         balance: bal.parse().unwrap(),
         source_row: 2,
     };

@@ -32,7 +32,7 @@ fn usage_page_with_null_dimensions_and_empty_bucket() {
     assert!(
         s.coverage
             .iter()
-            .all(|c| c.0 == SourceFamily::AdminApi && (c.2 - c.1).num_hours() == 24)
+            .all(|c| c.0 == SourceFamily::Api && (c.2 - c.1).num_hours() == 24)
     );
     let console = &s.usage[2];
     assert_eq!(console.api_key_id, None, "Console usage has no key");
@@ -154,7 +154,7 @@ fn console_csv_newer_header_with_bom_and_crlf() {
     );
     // Coverage: every day from the first to the last date.
     assert_eq!(s.coverage.len(), 2);
-    assert!(s.coverage.iter().all(|c| c.0 == SourceFamily::ConsoleCsv));
+    assert!(s.coverage.iter().all(|c| c.0 == SourceFamily::Export));
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn sample_lands_with_hand_checked_totals() {
     // Multi-page export: both pages, and the empty Oct 3 bucket is recorded as covered.
     let rows = sql(
         &data,
-        "SELECT COUNT(*) AS n FROM usage_coverage WHERE family = 'admin_api'",
+        "SELECT COUNT(*) AS n FROM usage_coverage WHERE family = 'api'",
     );
     assert_eq!(rows[0]["n"], 5);
 }

@@ -19,4 +19,5 @@ mod pricing;
 mod quarantine;
 mod reconcile;
 mod report;
+mod settings;
 mod timezone;

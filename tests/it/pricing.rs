@@ -444,7 +444,7 @@ mod props {
         UsageRow {
             bucket_start: tokenledger::model::day_start(day),
             bucket_width: BucketWidth::Day,
-            provider: "anthropic",
+            provider: tokenledger::vocab::Provider::Anthropic,
             workspace_id: None,
             workspace_name: None,
             api_key_id: None,

@@ -515,7 +515,9 @@ api_keys = ["apikey_01TzFreshKey0000001"]
     for month in ["2026-09", "2026-10", "2026-11"] {
         let m = tokenledger::vocab::Month::parse(month).unwrap();
         for dims in &groupings {
-            let fast = report(&layout, m, dims, &config.teams, &pricing).unwrap();
+            let snap = tokenledger::lake::Snapshot::read(&layout).unwrap();
+            let fast = report(&snap, m, dims, &config.teams, &pricing).unwrap();
+            drop(snap);
             let sql = report_sql_big_stack(&layout, m, dims, &config.teams);
             assert_eq!(fast, sql, "{month} by {dims:?}");
             lines += fast.lines.len();
@@ -664,7 +666,9 @@ fn names_null_in_every_row_group_and_rows_past_the_safe_count_price_as_the_sql_d
         vec![Dim::Workspace, Dim::Model],
         vec![Dim::Team, Dim::Day, Dim::ApiKey],
     ] {
-        let fast = report(&layout, m, &dims, &config.teams, &pricing).unwrap();
+        let snap = tokenledger::lake::Snapshot::read(&layout).unwrap();
+        let fast = report(&snap, m, &dims, &config.teams, &pricing).unwrap();
+        drop(snap);
         let sql = report_sql_big_stack(&layout, m, &dims, &config.teams);
         assert_eq!(fast, sql, "by {dims:?}");
         if dims == [Dim::ApiKey] {

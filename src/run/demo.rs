@@ -2,9 +2,9 @@
 //! cost report, invoices, credits, injected anomalies), a config with its teams, the whole
 //! nightly job, the HTML chargeback, and what to look at next.
 //!
-//! Owns: the demo's directory layout and its config file, and writing the HTML chargeback
-//! (shared with `report --format html`). Must not: do a stage's work (it calls `synth`, `run`
-//! and `present` like any user would).
+//! Owns: the demo's directory layout and its config file, and the words on what to look at
+//! next. Must not: do a stage's work or render (it calls `synth` and the nightly run like any
+//! user would; the mail and the HTML page go through the caller's `Render`).
 
 use std::path::{Path, PathBuf};
 
@@ -98,38 +98,22 @@ pub fn prepare(dir: &Path, quiet: bool) -> Result<Demo> {
     })
 }
 
-/// `tokenledger demo`: prepare, run the nightly job, write the HTML chargeback, say where to
-/// look. Exit code 0 when it ran (the demo's findings are the point, not a failure).
-pub fn run(s: &Settings, dir: &Path) -> Result<i32> {
-    let t = std::time::Instant::now();
-    let d = prepare(dir, s.quiet)?;
-    let ds = &d.settings;
-    let tpl = crate::present::mail::Templates::load(ds.mail_settings()?.templates.as_deref())?;
-    let out = crate::run::run(ds, &tpl)?;
-    let month = crate::vocab::Month::parse(MONTH).map_err(anyhow::Error::msg)?;
-    let html = d.dir.join(format!("chargeback-{month}.html"));
-    write_html_report(ds, month, &html)?;
-    if !s.quiet {
-        crate::log::run_summary(&out, ds.data_dir());
-        eprint!("{}", next_steps(&d, &html));
-        eprintln!("(demo finished in {:.1} s)", t.elapsed().as_secs_f64());
-    }
-    Ok(crate::exit::OK)
+/// What the demo did: where it wrote, the nightly run's outcome, and the HTML chargeback.
+pub struct DemoOutcome {
+    pub demo: Demo,
+    pub run: super::RunOutcome,
+    pub html: PathBuf,
 }
 
-/// `report --format html` (and the demo's page): the month's chargeback as one
-/// self-contained HTML file, written atomically; says whether the month is final.
-pub fn write_html_report(
-    s: &Settings,
-    month: crate::vocab::Month,
-    path: &Path,
-) -> Result<&'static str> {
-    let tpl = crate::present::mail::Templates::load(s.mail_settings()?.templates.as_deref())?;
-    let cb = crate::run::chargeback(s, month)?;
-    let page = crate::present::mail::html_report(&tpl, &cb.bill, cb.close, &cb.extras)?;
-    crate::lake::io::write_file_atomic(path, page.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(cb.close.as_str())
+/// `tokenledger demo`: prepare, run the nightly job, write the HTML chargeback.
+pub fn run(quiet: bool, dir: &Path, render: &dyn crate::mail::Render) -> Result<DemoOutcome> {
+    let demo = prepare(dir, quiet)?;
+    let ds = &demo.settings;
+    let run = super::run(ds, render)?;
+    let month = crate::vocab::Month::parse(MONTH).map_err(anyhow::Error::msg)?;
+    let html = demo.dir.join(format!("chargeback-{month}.html"));
+    super::html_report(ds, month, &html, render)?;
+    Ok(DemoOutcome { demo, run, html })
 }
 
 /// Where to look and what to try next.

@@ -6,14 +6,15 @@
 //! outcome — what changed, and every reason a person must look ([`Review`], exit code 3).
 //! Must not: parse flags, print, or choose exit codes (that is `cli`), or do a stage's work.
 
-use std::path::PathBuf;
+pub mod demo;
+
+use std::path::{Path, PathBuf};
 
 use crate::ingest::{self, FileStatus, IngestError, IngestOptions, IngestSummary};
 use crate::lake::io::LakeError;
-use crate::lake::txn::Snapshot;
-use crate::lake::{Layout, Table};
+use crate::lake::{self, Snapshot, Writer};
 use crate::model::SourceFormat;
-use crate::pricing::{PriceBook, PriceError};
+use crate::pricing::PriceBook;
 use crate::rating::{self, RateSummary};
 use crate::reconcile::{self, ReconcileError, Reconciliation};
 use crate::report::{self, Dim, Report, ReportError};
@@ -32,8 +33,6 @@ pub enum RunError {
     #[error(transparent)]
     Lake(#[from] LakeError),
     #[error(transparent)]
-    Price(#[from] PriceError),
-    #[error(transparent)]
     Report(#[from] ReportError),
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
@@ -43,12 +42,120 @@ pub enum RunError {
     Anomalies(#[from] crate::anomalies::AnomalyError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `tokenledger man --out DIR`: writes each `(name, bytes)` page into `dir`, atomically;
+/// how many.
+pub fn write_pages(dir: &Path, pages: &[(String, Vec<u8>)]) -> Result<usize, RunError> {
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RunError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(failed(dir))?;
+    for (name, page) in pages {
+        let path = dir.join(name);
+        crate::lake::io::write_file_atomic(&path, page).map_err(failed(&path))?;
+    }
+    Ok(pages.len())
+}
+pub use crate::report::show_sql;
+
+/// `report --format html`: the month's chargeback as one self-contained HTML page, written
+/// atomically; the month's close (provisional or final) is returned.
+pub fn html_report(
+    settings: &Settings,
+    month: Month,
+    path: &Path,
+    render: &dyn crate::mail::Render,
+) -> Result<crate::vocab::Close, RunError> {
+    let cb = chargeback(settings, month)?;
+    let page = render
+        .page(&cb.bill, cb.close, &cb.extras)
+        .map_err(crate::mail::MailError::Render)?;
+    crate::lake::io::write_file_atomic(path, page.as_bytes()).map_err(|source| {
+        RunError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(cb.close)
+}
+
+/// A table an analyst asked for, read under a snapshot: the grid (`None`: nothing to show)
+/// and what recovery finished first.
+pub struct Table {
+    pub grid: Option<crate::grid::Grid>,
+    pub recovered: Option<String>,
+}
+
+fn read_table(
+    settings: &Settings,
+    read: impl FnOnce(&Snapshot) -> Result<Option<crate::query::Frame>, crate::query::QueryError>,
+) -> Result<Table, RunError> {
+    let snap = Snapshot::read(&settings.layout)?;
+    let grid = match read(&snap)? {
+        Some(f) => Some(f.grid()?),
+        None => None,
+    };
+    Ok(Table {
+        grid,
+        recovered: snap.recovered.clone(),
+    })
+}
+
+/// `tokenledger usage`: token totals by month, or by day of `month`.
+pub fn usage(settings: &Settings, month: Option<Month>) -> Result<Table, RunError> {
+    read_table(settings, |l| {
+        crate::query::usage_totals(l, month.map(|m| m.key()).as_deref())
+    })
+}
+
+/// `tokenledger quarantine`: what was refused, by one ingest or all.
+pub fn quarantine(settings: &Settings, ingest: Option<&str>) -> Result<Table, RunError> {
+    read_table(settings, |l| crate::query::quarantine(l, ingest))
+}
+
+/// `tokenledger sql`: an analyst's query (with `--param`s filled in) over the lake.
+pub fn sql(settings: &Settings, text: &str) -> Result<Table, RunError> {
+    read_table(settings, |l| crate::query::sql(l, text).map(Some))
+}
+
+/// `tokenledger sql --format parquet --out FILE`: the result as a Parquet file (exact
+/// decimals); the number of rows written.
+pub fn sql_to_parquet(settings: &Settings, text: &str, out: &Path) -> Result<usize, RunError> {
+    let snap = Snapshot::read(&settings.layout)?;
+    let f = crate::query::sql(&snap, text)?;
+    f.write_parquet(out)?;
+    Ok(f.height())
+}
+
+/// `tokenledger sql --tables`: every table and view with its columns.
+pub fn tables() -> crate::grid::Grid {
+    crate::query::tables_grid()
+}
+
+/// `--param NAME=VALUE`s into a query's `{{NAME}}` placeholders; a missing or unused one is
+/// a usage error.
+pub fn fill_params(text: &str, params: &[String]) -> Result<String, RunError> {
+    crate::query::fill_params(text, params).map_err(RunError::Usage)
+}
+
+/// `tokenledger synth`: a synthetic organisation's exports; what was written.
+pub fn synth(opts: &crate::synth::SynthOptions) -> anyhow::Result<String> {
+    crate::synth::generate(opts)
 }
 
 impl From<IngestError> for RunError {
     fn from(e: IngestError) -> Self {
         match e {
-            IngestError::MissingPath(_) => RunError::Usage(e.to_string()),
+            IngestError::MissingPath(_) => RunError::Usage(crate::errors::chain(&e)),
             other => RunError::Ingest(other),
         }
     }
@@ -73,21 +180,33 @@ pub fn ingest_reviews(s: &IngestSummary) -> Vec<Review> {
     out
 }
 
-/// Ingests `paths` (one commit, or none).
+/// Ingests `paths` (one commit, or none), under the exclusive lock.
 pub fn ingest(
     settings: &Settings,
     paths: Vec<PathBuf>,
     format: Option<SourceFormat>,
 ) -> Result<IngestSummary, RunError> {
+    let (opts, walked) = ingest_plan(settings, paths, format)?;
+    let writer = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    Ok(ingest::ingest(&writer, &opts, walked)?)
+}
+
+/// What an ingest of `paths` reads, found before any lock is taken (a missing path is a usage
+/// error that leaves the data dir untouched).
+fn ingest_plan(
+    settings: &Settings,
+    paths: Vec<PathBuf>,
+    format: Option<SourceFormat>,
+) -> Result<(IngestOptions, ingest::Walk), RunError> {
+    let walked = ingest::walk_inputs(&paths, &settings.layout)?;
     let opts = IngestOptions {
         paths,
         format,
         jobs: settings.jobs,
-        wait_for_lock: settings.wait_for_lock,
         progress: settings.progress,
         limits: settings.limits,
     };
-    Ok(ingest::ingest(&settings.layout, &opts)?)
+    Ok((opts, walked))
 }
 
 /// Rated data current for `months` (all when empty), and the snapshot to read it under: the
@@ -98,30 +217,45 @@ pub struct Rated {
     pub snapshot: Snapshot,
 }
 
-pub fn rate(settings: &Settings, book: &PriceBook, months: &[String]) -> Result<Rated, RunError> {
+pub fn rate(settings: &Settings, months: &[String]) -> Result<Rated, RunError> {
     let layout = &settings.layout;
     let shared = Snapshot::read(layout)?;
-    let tz = settings.timezone;
     let teams = crate::report::team_rows(&settings.teams)?;
-    if !rating::needs_rating(layout, book, tz, months)?
-        && !crate::lake::teams::stale(layout, &teams)?
+    if !rating::needs_rating(&shared, &settings.book, settings.timezone, months)?
+        && !crate::lake::teams::stale(&shared, &teams)?
     {
-        // Nothing to write: ensure_rated only lists what is current.
-        let summary = rating::ensure_rated(layout, book, tz, months, settings.jobs)?;
         return Ok(Rated {
-            summary,
+            summary: rating::fresh(&shared, months)?,
             snapshot: shared,
         });
     }
     let recovered = shared.recovered.clone();
     drop(shared);
-    let mut snapshot = Snapshot::write(layout, settings.wait_for_lock)?;
-    snapshot.recovered = snapshot.recovered.take().or(recovered);
-    let summary = rating::ensure_rated(layout, book, tz, months, settings.jobs)?;
-    // The team map goes into the lake with the rated data, so SQL outside tokenledger assigns
-    // teams exactly as the reports do.
-    crate::lake::teams::sync(layout, &teams)?;
-    Ok(Rated { summary, snapshot })
+    let mut writer = Snapshot::write(layout, settings.wait_for_lock)?;
+    writer.recovered = writer.recovered.take().or(recovered);
+    let summary = rate_under(settings, &writer, months)?;
+    Ok(Rated {
+        summary,
+        snapshot: writer.into_snapshot(),
+    })
+}
+
+/// Rates `months` (all when empty) under a writer the caller holds, and stores the team map
+/// with the rated data, so SQL outside tokenledger assigns teams exactly as the reports do.
+fn rate_under(
+    settings: &Settings,
+    writer: &Writer,
+    months: &[String],
+) -> Result<RateSummary, RunError> {
+    let summary = rating::ensure_rated(
+        writer,
+        &settings.book,
+        settings.timezone,
+        months,
+        settings.jobs,
+    )?;
+    crate::lake::teams::sync(writer, &crate::report::team_rows(&settings.teams)?)?;
+    Ok(summary)
 }
 
 /// The chargeback of `month`, priced on the fly from its usage (nothing needs rating first:
@@ -131,13 +265,12 @@ pub fn report(
     month: Month,
     dims: &[Dim],
 ) -> Result<(Report, Rated), RunError> {
-    let book = settings.price_book()?;
     let snapshot = Snapshot::read(&settings.layout)?;
     let pricing = report::scan::Pricing {
-        book: &book,
+        book: &settings.book,
         tz: settings.timezone,
     };
-    let r = report::report(&settings.layout, month, dims, &settings.teams, &pricing)?;
+    let r = report::report(&snapshot, month, dims, &settings.teams, &pricing)?;
     Ok((
         r,
         Rated {
@@ -151,12 +284,10 @@ pub fn report(
 /// (`provider_days`: false), on the provider's UTC days for the reconciliation.
 pub fn standing(
     settings: &Settings,
+    view: &Snapshot,
     month: Month,
     provider_days: bool,
 ) -> Result<crate::report::Standing, RunError> {
-    let mail = settings
-        .mail_settings()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
     Ok(crate::report::Standing {
         month,
         timezone: if provider_days {
@@ -164,23 +295,25 @@ pub fn standing(
         } else {
             settings.timezone.name().into()
         },
-        close: crate::vocab::Close::of(month, settings.as_of, mail.grace_days),
-        final_mailed: crate::mail::final_delivered(&settings.layout, &month.key())?,
+        close: crate::vocab::Close::of(month, settings.as_of, settings.mail.grace_days),
+        final_mailed: crate::mail::final_delivered(view, &month.key())?,
     })
 }
 
 /// The reconciliation of `month` with the provider's cost report, rated first.
 pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, Rated), RunError> {
-    let book = settings.price_book()?;
-    let invoices = reconcile::invoices_of(&settings.layout, month)?;
+    let book = &settings.book;
+    let invoices = reconcile::invoices_of(&Snapshot::read(&settings.layout)?, month)?;
     let mut months: Vec<String> = reconcile::period_months(&invoices)
         .iter()
         .map(|m| m.key())
         .collect();
     months.push(month.key());
-    let rated = rate(settings, &book, &months)?;
-    let mut r = reconcile::reconcile(&settings.layout, month, settings.tolerance, &book)?;
-    reconcile::add_tie_outs(&settings.layout, &mut r, &invoices, &book)?;
+    let rated = rate(settings, &months)?;
+    let view = &rated.snapshot;
+    let invoices = reconcile::invoices_of(view, month)?;
+    let mut r = reconcile::reconcile(view, month, settings.tolerance, book)?;
+    reconcile::add_tie_outs(view, &mut r, &invoices, book)?;
     Ok((r, rated))
 }
 
@@ -189,10 +322,8 @@ pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, R
 pub fn credits(
     settings: &Settings,
 ) -> Result<(crate::credits::Ledger, crate::credits::Inputs, Rated), RunError> {
-    let book = settings.price_book()?;
-    let rated = rate(settings, &book, &[])?;
-    let opts = settings.credit_options(settings.as_of);
-    let (ledger, inputs) = crate::credits::credits(&settings.layout, &opts)?;
+    let rated = rate(settings, &[])?;
+    let (ledger, inputs) = crate::credits::credits(&rated.snapshot, &settings.credits)?;
     Ok((ledger, inputs, rated))
 }
 
@@ -219,12 +350,8 @@ pub fn anomalies(
     span: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
     scope: Option<crate::anomalies::Scope>,
 ) -> Result<(Vec<crate::anomalies::Row>, Rated), RunError> {
-    let book = settings.price_book()?;
-    let policy = settings
-        .anomaly_policy()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
-    let rated = rate(settings, &book, &[])?;
-    let rows = crate::anomalies::anomalies(&settings.layout, &policy, span, scope)?;
+    let rated = rate(settings, &[])?;
+    let rows = crate::anomalies::anomalies(&rated.snapshot, &settings.anomalies, span, scope)?;
     Ok((rows, rated))
 }
 
@@ -234,13 +361,9 @@ pub fn ack_anomaly(
     id: &str,
     note: &str,
 ) -> Result<crate::anomalies::Row, RunError> {
-    let book = settings.price_book()?;
-    let policy = settings
-        .anomaly_policy()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
-    drop(rate(settings, &book, &[])?);
-    let _lock = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
-    match crate::anomalies::ack(&settings.layout, &policy, id, note) {
+    let writer = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    rate_under(settings, &writer, &[])?;
+    match crate::anomalies::ack(&writer, &settings.anomalies, id, note) {
         Err(crate::anomalies::AnomalyError::UnknownId(m)) => Err(RunError::Usage(format!(
             "no finding has id {m:?}: `tokenledger anomalies` lists the ids"
         ))),
@@ -256,12 +379,10 @@ pub struct Chargeback {
     pub close: crate::vocab::Close,
 }
 
-fn bill_reports(settings: &Settings, month: Month) -> Result<[Report; 3], RunError> {
-    let l = &settings.layout;
+fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Report; 3], RunError> {
     let t = &settings.teams;
-    let book = settings.price_book()?;
     let p = report::scan::Pricing {
-        book: &book,
+        book: &settings.book,
         tz: settings.timezone,
     };
     Ok([
@@ -286,25 +407,23 @@ pub struct Computed<'a> {
 /// The chargeback of `month` as of `settings.as_of`: bills of the month and the one before
 /// (for the change), the tie-out, credit findings and the month's alerting anomalies.
 pub fn chargeback(settings: &Settings, month: Month) -> Result<Chargeback, RunError> {
-    chargeback_with(settings, month, &Computed::default())
+    // Credits and anomalies read every month: all are rated first.
+    let rated = rate(settings, &[])?;
+    chargeback_with(settings, &rated.snapshot, month, &Computed::default())
 }
 
-/// [`chargeback`], with what the caller has already computed.
+/// [`chargeback`] read from `view` (every month rated), with what the caller has already
+/// computed.
 fn chargeback_with(
     settings: &Settings,
+    view: &Snapshot,
     month: Month,
     known: &Computed<'_>,
 ) -> Result<Chargeback, RunError> {
     use crate::mail::bill::{Reports, bill};
-    let mail = settings
-        .mail_settings()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
-    let book = settings.price_book()?;
-    // Credits and anomalies read every month: all are rated first.
-    let _rated = rate(settings, &book, &[])?;
-    let shared = &mail.shared_workspaces;
+    let shared = &settings.mail.shared_workspaces;
     let bill_of = |m: Month, previous: Option<&crate::mail::bill::Bill>| {
-        let [a, b, c] = bill_reports(settings, m)?;
+        let [a, b, c] = bill_reports(settings, view, m)?;
         let reports = Reports {
             by_line: &a,
             by_key: &b,
@@ -320,11 +439,11 @@ fn chargeback_with(
         None => None,
     };
     let (bill, _) = bill_of(month, previous.as_ref())?;
-    let extras = finance_extras(settings, month, &book, known)?;
+    let extras = finance_extras(settings, view, month, known)?;
     Ok(Chargeback {
         bill,
         extras,
-        close: crate::vocab::Close::of(month, settings.as_of, mail.grace_days),
+        close: crate::vocab::Close::of(month, settings.as_of, settings.mail.grace_days),
     })
 }
 
@@ -332,17 +451,16 @@ fn chargeback_with(
 /// and the month's alerting anomalies (from `known` where the caller has them).
 fn finance_extras(
     settings: &Settings,
+    view: &Snapshot,
     month: Month,
-    book: &PriceBook,
     known: &Computed<'_>,
 ) -> Result<crate::mail::FinanceExtras, RunError> {
-    let layout = &settings.layout;
     let mut extras = crate::mail::FinanceExtras::default();
     let computed;
     let reconciliation = match known.reconciliation {
         Some(r) => r,
         None => {
-            computed = tied_reconciliation(settings, month, book)?;
+            computed = tied_reconciliation(settings, view, month)?;
             computed.as_ref()
         }
     };
@@ -352,10 +470,7 @@ fn finance_extras(
     }
     extras.credits = match known.credit_findings {
         Some(f) => f.to_vec(),
-        None => {
-            let opts = settings.credit_options(settings.as_of);
-            crate::credits::credits(layout, &opts)?.0.findings
-        }
+        None => crate::credits::credits(view, &settings.credits)?.0.findings,
     };
     let first = chrono::NaiveDate::from_ymd_opt(month.year().into(), month.month().into(), 1);
     let last = first
@@ -368,15 +483,10 @@ fn finance_extras(
     };
     extras.anomalies = match known.anomalies {
         Some(rows) => rows.iter().filter(|r| in_month(r)).cloned().collect(),
-        None => {
-            let policy = settings
-                .anomaly_policy()
-                .map_err(|e| RunError::Usage(e.to_string()))?;
-            crate::anomalies::anomalies(layout, &policy, (first, last), None)?
-                .into_iter()
-                .filter(|r| in_month(r))
-                .collect()
-        }
+        None => crate::anomalies::anomalies(view, &settings.anomalies, (first, last), None)?
+            .into_iter()
+            .filter(|r| in_month(r))
+            .collect(),
     };
     Ok(extras)
 }
@@ -389,8 +499,12 @@ pub fn mail(
     dry_run: bool,
     resend: bool,
 ) -> Result<crate::mail::MailOutcome, RunError> {
+    // One exclusive view from rating to the sent-ledger: what is mailed is what was read.
+    let writer = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    rate_under(settings, &writer, &[])?;
     mail_with(
         settings,
+        &writer,
         month,
         render,
         (dry_run, resend),
@@ -398,19 +512,17 @@ pub fn mail(
     )
 }
 
-/// [`mail`], with what the caller has already computed for the chargeback.
+/// [`mail`] under the caller's writer (every month rated), with what the caller has already
+/// computed for the chargeback.
 fn mail_with(
     settings: &Settings,
+    writer: &Writer,
     month: Month,
     render: &dyn crate::mail::Render,
     (dry_run, resend): (bool, bool),
     known: &Computed<'_>,
 ) -> Result<crate::mail::MailOutcome, RunError> {
-    let cfg = settings
-        .mail_settings()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
-    let cb = chargeback_with(settings, month, known)?;
-    let _lock = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    let cb = chargeback_with(settings, writer, month, known)?;
     let opts = crate::mail::Options {
         month,
         close: cb.close,
@@ -418,8 +530,8 @@ fn mail_with(
         resend,
     };
     Ok(crate::mail::mail(
-        &settings.layout,
-        &cfg,
+        writer,
+        &settings.mail,
         render,
         &cb.bill,
         &cb.extras,
@@ -489,11 +601,9 @@ impl RunOutcome {
 }
 
 /// The months a run reports: those it re-rated, and the latest month with usage.
-fn months_to_report(layout: &Layout, rated: &RateSummary) -> Result<Vec<Month>, RunError> {
+fn months_to_report(layout: &Snapshot, rated: &RateSummary) -> Result<Vec<Month>, RunError> {
     let mut months = rated.months_rated.clone();
-    let all = layout
-        .months(Table::Usage, "anthropic")
-        .map_err(crate::lake::io::io_err(&layout.root))?;
+    let all = layout.all_months(lake::Table::Usage)?;
     if let Some(latest) = all.last()
         && !months.contains(latest)
     {
@@ -517,19 +627,19 @@ fn months_to_report(layout: &Layout, rated: &RateSummary) -> Result<Vec<Month>, 
 /// reconciliation with the tie-out when a cost report covers it.
 fn report_month(
     settings: &Settings,
-    book: &PriceBook,
+    view: &Snapshot,
     month: Month,
 ) -> Result<MonthOutcome, RunError> {
     let pricing = report::scan::Pricing {
-        book,
+        book: &settings.book,
         tz: settings.timezone,
     };
     let dims = [Dim::Workspace, Dim::Model];
-    let report = report::report(&settings.layout, month, &dims, &settings.teams, &pricing)?;
+    let report = report::report(view, month, &dims, &settings.teams, &pricing)?;
     Ok(MonthOutcome {
         month,
         report,
-        reconciliation: tied_reconciliation(settings, month, book)?,
+        reconciliation: tied_reconciliation(settings, view, month)?,
     })
 }
 
@@ -537,10 +647,10 @@ fn report_month(
 /// cost report covers the month.
 fn tied_reconciliation(
     settings: &Settings,
+    layout: &Snapshot,
     month: Month,
-    book: &PriceBook,
 ) -> Result<Option<Reconciliation>, RunError> {
-    let layout = &settings.layout;
+    let book: &PriceBook = &settings.book;
     if !reconcile::has_cost_report(layout, &month.key())? {
         return Ok(None);
     }
@@ -560,40 +670,30 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
             "no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml".into(),
         ));
     }
-    let mail_cfg = settings
-        .mail_settings()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
-    let policy = settings
-        .anomaly_policy()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
-    let ingest = ingest(settings, settings.inputs.clone(), None)?;
-    let book = settings.price_book()?;
-    let rated = rate(settings, &book, &[])?;
-    let layout = &settings.layout;
-    let to_report = months_to_report(layout, &rated.summary)?;
+    let (opts, walked) = ingest_plan(settings, settings.inputs.clone(), None)?;
+    // One exclusive view for the whole night: no other run commits between the first report
+    // and the month close, so the finance mail pairs a tie-out and a bill of the same lake.
+    let writer = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    let ingest = ingest::ingest(&writer, &opts, walked)?;
+    let rated = rate_under(settings, &writer, &[])?;
+    let to_report = months_to_report(&writer, &rated)?;
     let months = to_report
         .iter()
-        .map(|&month| report_month(settings, &book, month))
+        .map(|&month| report_month(settings, &writer, month))
         .collect::<Result<Vec<_>, _>>()?;
     // The credits ledger as of the as-of date, when there are lots to keep.
-    let opts = settings.credit_options(settings.as_of);
-    let (ledger, inputs) = crate::credits::credits(layout, &opts)?;
+    let (ledger, inputs) = crate::credits::credits(&writer, &settings.credits)?;
     let credit_findings = ledger.findings.clone();
     let credits = (!inputs.lots.is_empty()).then_some(ledger);
     // Every anomaly once: the digest takes the recent alerts, the month close its month's.
     let recent = settings.as_of - chrono::TimeDelta::days(ALERT_DAYS);
-    let all_anomalies = crate::anomalies::anomalies(layout, &policy, (None, None), None)?;
+    let all_anomalies =
+        crate::anomalies::anomalies(&writer, &settings.anomalies, (None, None), None)?;
     let anomalies: Vec<crate::anomalies::Row> = all_anomalies
         .iter()
         .filter(|r| r.alert && r.finding.date >= recent && r.finding.date <= settings.as_of)
         .cloned()
         .collect();
-    let recovered = ingest
-        .recovered
-        .clone()
-        .or(rated.snapshot.recovered.clone());
-    // The mail stages take the exclusive lock: the reading snapshot is released first.
-    drop(rated.snapshot);
     let closing = to_report.last().copied();
     let known = Computed {
         reconciliation: months
@@ -603,15 +703,15 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         credit_findings: Some(&credit_findings),
         anomalies: Some(&all_anomalies),
     };
-    let chargeback = month_close(settings, &mail_cfg, render, closing, &known)?;
+    let chargeback = month_close(settings, &writer, render, closing, &known)?;
     let (alerts, undelivered) =
-        alert_digest(settings, &mail_cfg, render, &anomalies, credits.as_ref())?;
+        alert_digest(settings, &writer, render, &anomalies, credits.as_ref())?;
     Ok(RunOutcome {
         credits,
-        recovered,
+        recovered: writer.recovered.clone(),
         ingest,
-        rated: rated.summary,
-        price_book: book.fingerprint,
+        rated,
+        price_book: settings.book.fingerprint.clone(),
         months,
         anomalies,
         chargeback,
@@ -624,16 +724,16 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
 /// to each alert recipient; and how much mail is still queued afterwards.
 fn alert_digest(
     settings: &Settings,
-    cfg: &crate::mail::MailSettings,
+    writer: &Writer,
     render: &dyn crate::mail::Render,
     anomalies: &[crate::anomalies::Row],
     credits: Option<&crate::credits::Ledger>,
 ) -> Result<(Option<crate::mail::alerts::AlertOutcome>, usize), RunError> {
     use crate::mail::alerts::{self, Alert};
-    let layout = &settings.layout;
-    let queued = crate::mail::log(layout)?
+    let cfg = &settings.mail;
+    let queued = crate::mail::log(writer)?
         .iter()
-        .filter(|e| e.status == "queued")
+        .filter(|e| e.status == crate::mail::Status::Queued)
         .count();
     let mut items: Vec<Alert> = anomalies.iter().cloned().map(Alert::Anomaly).collect();
     items.extend(
@@ -648,8 +748,7 @@ fn alert_digest(
     if cfg.alerts.is_empty() {
         return Ok((None, queued));
     }
-    let _lock = Snapshot::write(layout, settings.wait_for_lock)?;
-    let out = alerts::send(layout, cfg, render, &items, settings.as_of, false)?;
+    let out = alerts::send(writer, cfg, render, &items, settings.as_of, false)?;
     let undelivered = queued + out.undelivered;
     Ok((Some(out), undelivered))
 }
@@ -659,7 +758,7 @@ fn alert_digest(
 /// when a final month is restated).
 fn month_close(
     settings: &Settings,
-    cfg: &crate::mail::MailSettings,
+    writer: &Writer,
     render: &dyn crate::mail::Render,
     latest: Option<Month>,
     known: &Computed<'_>,
@@ -667,6 +766,7 @@ fn month_close(
     let Some(month) = latest else {
         return Ok(None);
     };
+    let cfg = &settings.mail;
     let close = crate::vocab::Close::of(month, settings.as_of, cfg.grace_days);
     let anyone = !cfg.finance.is_empty() || settings.teams.iter().any(|t| !t.recipients.is_empty());
     if !close.is_final() || !anyone {
@@ -674,6 +774,7 @@ fn month_close(
     }
     Ok(Some(mail_with(
         settings,
+        writer,
         month,
         render,
         (false, false),

@@ -1,0 +1,127 @@
+//! The lake's one error type, a leaf: every file of `lake/` uses it and it uses none of them.
+//!
+//! Owns: what went wrong with which lake file, in the lake's own words; the cause (an OS,
+//! Parquet, Arrow or JSON error) is the `source()`, never repeated in the message.
+//! Must not: import anything else of `lake` (that would close a circle inside the folder).
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a readable Parquet file of the lake", path.display())]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{}: a record batch could not be built or read", path.display())]
+    Arrow {
+        path: PathBuf,
+        source: arrow::error::ArrowError,
+    },
+    #[error(
+        "{}: column {column} is missing or has an unexpected type (written by another version?)",
+        path.display()
+    )]
+    Column { path: PathBuf, column: String },
+    /// A batch built in memory lacks a column the table needs, or does not fit its schema.
+    #[error("a {table} batch could not be built")]
+    Batch {
+        table: &'static str,
+        source: arrow::error::ArrowError,
+    },
+    #[error("a {table} batch has no column {column}")]
+    BatchColumn {
+        table: &'static str,
+        column: &'static str,
+    },
+    /// The last line before a decimal reaches a file: it would be read back as another number.
+    #[error("{}: column {column} holds a value beyond DECIMAL({precision})", path.display())]
+    DecimalOverflow {
+        path: PathBuf,
+        column: String,
+        precision: u8,
+        source: arrow::error::ArrowError,
+    },
+    #[error("the lake holds a coverage family {family:?} this version does not know")]
+    UnknownFamily { family: String },
+    #[error("the lake holds rows of provider {provider:?}, which this version does not know")]
+    UnknownProviderValue { provider: String },
+    #[error("{}: unknown provider {provider:?}", path.display())]
+    UnknownProvider { path: PathBuf, provider: String },
+    #[error(
+        "another tokenledger run holds the lock on {} ({holder}); retry later or drop --no-wait",
+        root.display()
+    )]
+    Locked { root: PathBuf, holder: String },
+    #[error("{}: the journal could not be written", path.display())]
+    JournalWrite {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{}: unreadable journal; it was written atomically, so the file was edited by hand",
+        path.display()
+    )]
+    JournalRead {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "journal {}: neither staged {} nor target {} exists; the data dir was modified by hand",
+        journal.display(), staged.display(), target.display()
+    )]
+    JournalMismatch {
+        journal: PathBuf,
+        staged: PathBuf,
+        target: PathBuf,
+    },
+    #[error(
+        "{} and {} should hold the same rows (a pricing part mirrors its usage part) but their \
+         row counts differ: run `tokenledger rate` to price the usage part again",
+        usage.display(), pricing.display()
+    )]
+    RowsDiffer { usage: PathBuf, pricing: PathBuf },
+}
+
+pub type Result<T> = std::result::Result<T, LakeError>;
+
+pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
+    move |source| LakeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A Parquet error on `path`; an OS error the Parquet reader only passed on is the lake's
+/// `Io` (the parquet crate's `External` says its cause in its own message and again as its
+/// source).
+pub fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> LakeError + '_ {
+    move |source| match source {
+        parquet::errors::ParquetError::External(e) => match e.downcast::<std::io::Error>() {
+            Ok(io) => LakeError::Io {
+                path: path.to_path_buf(),
+                source: *io,
+            },
+            Err(other) => LakeError::Parquet {
+                path: path.to_path_buf(),
+                source: parquet::errors::ParquetError::External(other),
+            },
+        },
+        source => LakeError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+pub fn arrow_err(path: &Path) -> impl FnOnce(arrow::error::ArrowError) -> LakeError + '_ {
+    move |source| LakeError::Arrow {
+        path: path.to_path_buf(),
+        source,
+    }
+}
