@@ -3,7 +3,9 @@
 //! Owns: expanding directories (recursively, in path order), and refusing what is not an
 //! export file: FIFOs, sockets and devices (reading one could block forever), symlinks that
 //! lead out of the input tree (their content is not the operator's to ingest), and the lake's
-//! own data dir. Must not: open or read the files it lists.
+//! own data dir — but for its landing directory (`<data dir>/landing/`, where pulled pages are
+//! written), which is input like any other export folder. Must not: open or read the files it
+//! lists.
 
 use std::collections::HashSet;
 use std::os::unix::fs::FileTypeExt;
@@ -53,9 +55,14 @@ impl Walker<'_> {
     }
 
     fn dir(&mut self, dir: &Path) {
-        if self.data_dir.is_some_and(|d| same(d, dir)) {
-            let reason = "the lake's own data dir is not input; skipped".to_string();
-            self.skip(dir, reason, false);
+        if let Some(d) = self.data_dir.filter(|d| same(d, dir)) {
+            let reason = "the lake's own data dir is not input (but for its landing/); skipped";
+            self.skip(dir, reason.to_string(), false);
+            // Pulled pages land inside the data dir; they are input, the lake never is.
+            let landing = d.join(crate::lake::LANDING_DIR);
+            if landing.is_dir() {
+                self.dir(&dir.join(crate::lake::LANDING_DIR));
+            }
             return;
         }
         let mut entries: Vec<_> = match std::fs::read_dir(dir).and_then(|rd| rd.collect()) {

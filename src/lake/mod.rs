@@ -28,6 +28,10 @@ use crate::vocab::Provider;
 pub const MONEY_SCALE: u32 = crate::money::SCALE;
 pub const MONEY_PRECISION: u8 = crate::money::PRECISION;
 
+/// The directory inside the data dir where pulled pages are written: input to ingest (the walk
+/// reads it like any export folder), never part of the lake's tables.
+pub const LANDING_DIR: &str = "landing";
+
 /// Bumped whenever a table's schema changes; written into every file's key-value metadata.
 pub const SCHEMA_VERSION: &str = "1";
 
@@ -196,6 +200,10 @@ impl Layout {
     pub fn quarantine_part(&self, ingest_id: &str, n: usize) -> PathBuf {
         self.table_dir(Table::Quarantine)
             .join(format!("part-{ingest_id}-{n}.parquet"))
+    }
+    /// Where pulled pages land (see [`LANDING_DIR`]).
+    pub fn landing(&self) -> PathBuf {
+        self.root.join(LANDING_DIR)
     }
     pub fn internal(&self) -> PathBuf {
         self.root.join("_tokenledger")

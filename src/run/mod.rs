@@ -665,12 +665,18 @@ fn tied_reconciliation(
 /// (the latest month's chargeback mail once it is final; corrections when restated) → the
 /// alert digest (anomalies, credit findings, undelivered mail; each finding once).
 pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunOutcome, RunError> {
-    if settings.inputs.is_empty() {
+    // The configured inputs, and the pages pulled into the landing directory.
+    let mut inputs = settings.inputs.clone();
+    let landing = settings.layout.landing();
+    if landing.is_dir() {
+        inputs.push(landing);
+    }
+    if inputs.is_empty() {
         return Err(RunError::Usage(
             "no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml".into(),
         ));
     }
-    let (opts, walked) = ingest_plan(settings, settings.inputs.clone(), None)?;
+    let (opts, walked) = ingest_plan(settings, inputs, None)?;
     // One exclusive view for the whole night: no other run commits between the first report
     // and the month close, so the finance mail pairs a tie-out and a bill of the same lake.
     let writer = Snapshot::write(&settings.layout, settings.wait_for_lock)?;

@@ -6,12 +6,12 @@
 //! Must not: touch the lake, decide precedence or restatement (that is `ingest`), resolve names
 //! against other files, or price anything.
 
-pub mod anthropic_api;
-pub mod console_csv;
+pub mod anthropic;
 pub mod ledger;
 mod lenient;
 mod limits;
 mod numbers;
+pub mod paged;
 mod redact;
 
 pub use limits::Limits;
@@ -190,15 +190,9 @@ pub fn detect(head: &[u8]) -> Result<Detected, FileError> {
     if let Some(f) = ledger::detect_header(first_line) {
         return Ok(Detected::Format(f));
     }
-    if first_line.contains("usage_date_utc") {
-        if first_line.contains("model_version") && first_line.contains("usage_output_tokens") {
-            return Ok(Detected::Format(SourceFormat::AnthropicConsoleUsageCsv));
-        }
-        if first_line.contains("cost_usd") {
-            return Err(FileError::new(
-                "Console cost CSV is not supported yet; ingest the Admin API cost report instead",
-            ));
-        }
+    // Each provider's module is asked in turn.
+    if let Some(verdict) = anthropic::detect_header(first_line) {
+        return verdict;
     }
     Err(FileError::new(format!(
         "unrecognised content ({}); supported: {}",
@@ -217,7 +211,7 @@ fn detect_json(trimmed: &str) -> Result<Detected, FileError> {
 /// whitespace removed. Keys, not values: `"uncached_input_tokens"` is also a `token_type`
 /// value in cost pages, so only `"uncached_input_tokens":` counts.
 #[derive(Debug, Default)]
-struct Markers {
+pub(crate) struct Markers {
     found: u32,
 }
 
@@ -256,7 +250,7 @@ impl Markers {
         }
     }
     /// Whether the key `"name":` (or, for `type=…`, the pair `"type":"…"`) was seen.
-    fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         let marker = match name.split_once('=') {
             Some((k, v)) => format!("\"{k}\":\"{v}\""),
             None => format!("\"{name}\":"),
@@ -268,46 +262,13 @@ impl Markers {
         self.found & (1 << i) != 0
     }
     /// The verdict; `EmptyReportPage` and "not recognised" may change with more of the file.
+    /// Stripe's invoices first (provider-neutral), then each provider's module in turn.
     fn decide(&self) -> Result<Detected, FileError> {
-        let has = |k: &str| self.has(k);
-        if has("object=invoice") && has("amount_due") {
+        if self.has("object=invoice") && self.has("amount_due") {
             return Ok(Detected::Format(SourceFormat::StripeInvoice));
         }
-        if has("starting_at") {
-            if !has("results") && (has("group") || has("usage") || has("cost")) {
-                return Err(FileError::new(
-                    "a page of the Usage & Cost Analytics API (/v1/organizations/analytics/usage or \
-                     /analytics/cost: flat items with group{…} and usage{…}/cost{…}, no results[]), \
-                     which tokenledger does not read yet; export usage_report/messages and \
-                     cost_report instead",
-                ));
-            }
-            if has("data_refreshed_at") || has("rbac_group_id") || has("slack_channel_id") {
-                return Err(FileError::new(
-                    "an Enterprise analytics usage_report/cost_report page (rows carry product and \
-                     rbac_group_id, and rows of overlapping groups would be counted twice), which \
-                     tokenledger does not read yet; export the Admin API usage_report/messages and \
-                     cost_report instead",
-                ));
-            }
-            if has("amount") || has("cost_type") {
-                return Ok(Detected::Format(SourceFormat::AnthropicCostApi));
-            }
-            if has("uncached_input_tokens") || has("output_tokens") {
-                return Ok(Detected::Format(SourceFormat::AnthropicUsageApi));
-            }
-            if has("results") {
-                return Ok(Detected::EmptyReportPage);
-            }
-            return Err(FileError::new(
-                "JSON with time buckets but no results[]: not an Admin API report page tokenledger knows",
-            ));
-        }
-        if has("type=api_key") || has("partial_key_hint") {
-            return Ok(Detected::Format(SourceFormat::AnthropicApiKeys));
-        }
-        if has("type=workspace") {
-            return Ok(Detected::Format(SourceFormat::AnthropicWorkspaces));
+        if let Some(verdict) = anthropic::detect_json(self) {
+            return verdict;
         }
         Err(FileError::new(
             "JSON, but not an Admin API usage/cost report page, a workspaces/api_keys list or a \
@@ -470,21 +431,16 @@ fn parse_raw_bytes(
     limits: &Limits,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
-    use anthropic_api::Input::Bytes;
+    use anthropic::{admin, console_csv, lists};
+    use paged::Input::Bytes;
     type Nothing = std::io::Empty;
     match format {
         SourceFormat::AnthropicUsageApi => {
-            anthropic_api::parse_usage::<Nothing>(Bytes(bytes), limits, sink)
+            admin::parse_usage::<Nothing>(Bytes(bytes), limits, sink)
         }
-        SourceFormat::AnthropicCostApi => {
-            anthropic_api::parse_cost::<Nothing>(Bytes(bytes), limits, sink)
-        }
-        SourceFormat::AnthropicWorkspaces => {
-            anthropic_api::parse_workspaces::<Nothing>(Bytes(bytes), sink)
-        }
-        SourceFormat::AnthropicApiKeys => {
-            anthropic_api::parse_api_keys::<Nothing>(Bytes(bytes), sink)
-        }
+        SourceFormat::AnthropicCostApi => admin::parse_cost::<Nothing>(Bytes(bytes), limits, sink),
+        SourceFormat::AnthropicWorkspaces => lists::parse_workspaces::<Nothing>(Bytes(bytes), sink),
+        SourceFormat::AnthropicApiKeys => lists::parse_api_keys::<Nothing>(Bytes(bytes), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(bytes, limits, sink),
         SourceFormat::CreditLotsCsv => ledger::parse_lots(bytes, limits, sink),
         SourceFormat::BalanceSnapshotsCsv => ledger::parse_snapshots(bytes, limits, sink),
@@ -499,12 +455,13 @@ fn parse_raw_reader<R: BufRead>(
     limits: &Limits,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
-    use anthropic_api::Input::Reader;
+    use anthropic::{admin, console_csv, lists};
+    use paged::Input::Reader;
     match format {
-        SourceFormat::AnthropicUsageApi => anthropic_api::parse_usage(Reader(reader), limits, sink),
-        SourceFormat::AnthropicCostApi => anthropic_api::parse_cost(Reader(reader), limits, sink),
-        SourceFormat::AnthropicWorkspaces => anthropic_api::parse_workspaces(Reader(reader), sink),
-        SourceFormat::AnthropicApiKeys => anthropic_api::parse_api_keys(Reader(reader), sink),
+        SourceFormat::AnthropicUsageApi => admin::parse_usage(Reader(reader), limits, sink),
+        SourceFormat::AnthropicCostApi => admin::parse_cost(Reader(reader), limits, sink),
+        SourceFormat::AnthropicWorkspaces => lists::parse_workspaces(Reader(reader), sink),
+        SourceFormat::AnthropicApiKeys => lists::parse_api_keys(Reader(reader), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(reader, limits, sink),
         // Credits and invoice files are small and read whole (at most IN_MEMORY_LIMIT).
         SourceFormat::CreditLotsCsv

@@ -108,7 +108,7 @@ fn cost_amounts_are_exact_dollars_from_cent_strings() {
 
 #[test]
 fn cents_conversion_refuses_to_round_or_guess() {
-    use tokenledger::sources::anthropic_api::cents_to_dollars;
+    use tokenledger::sources::anthropic::admin::cents_to_dollars;
     assert_eq!(
         cents_to_dollars("123.78912").unwrap().to_string(),
         "1.2378912"
@@ -175,7 +175,7 @@ fn console_csv_older_header_books_cache_writes_as_5m() {
 
 #[test]
 fn console_csv_long_context_spellings() {
-    use tokenledger::sources::console_csv::context_window_from_display;
+    use tokenledger::sources::anthropic::console_csv::context_window_from_display;
     for s in ["≤ 200k", "<= 200k", "0-200k"] {
         assert_eq!(
             context_window_from_display(s).unwrap().as_deref(),

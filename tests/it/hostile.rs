@@ -1089,7 +1089,7 @@ proptest::proptest! {
 
 #[test]
 fn repeated_rows_are_found_by_hash_and_confirmed_by_key() {
-    use tokenledger::sources::anthropic_api::{repeated, repeated_exact};
+    use tokenledger::sources::paged::{repeated, repeated_exact};
     let keys: Vec<[Option<&str>; 2]> = (0..6)
         .map(|i| [Some(["a", "b", "c"][i % 3]), Some(["x", "y"][i % 2])])
         .collect();

@@ -482,3 +482,49 @@ fn synthetic_organisations_are_valid_exports() {
     assert_eq!(code, 0, "{s}");
     assert_eq!(s["rows_quarantined"], 0);
 }
+
+#[test]
+fn pulled_pages_in_the_landing_dir_are_input_and_the_lake_never_is() {
+    // Pulled pages are written to <data>/landing/; ingesting the data dir reads them like any
+    // export folder, and never a file of the lake's own tables.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let landing = data.join("landing").join("anthropic");
+    std::fs::create_dir_all(&landing).unwrap();
+    for f in ["workspaces.json", "usage-2026-10-p1.json"] {
+        std::fs::copy(fixtures().join("sample").join(f), landing.join(f)).unwrap();
+    }
+    let (c, s) = ingest(&data, &[&data]);
+    assert_eq!(c, 0, "{s}");
+    let files: Vec<&serde_json::Value> = s["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "new")
+        .collect();
+    assert_eq!(files.len(), 2, "both landed pages are read: {s}");
+    let loaded: u64 = files
+        .iter()
+        .map(|f| f["rows_loaded"].as_u64().unwrap())
+        .sum();
+    assert!(loaded > 0, "{s}");
+    // Now the lake has Parquet beside the landing dir: a second ingest finds the pages
+    // unchanged and reads nothing of the lake.
+    let (c, again) = ingest(&data, &[&data]);
+    assert_eq!(c, 0, "{again}");
+    let listed = again["files"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|f| !f["path"].as_str().unwrap().ends_with(".parquet")),
+        "{again}"
+    );
+    assert_eq!(
+        listed.iter().filter(|f| f["status"] == "unchanged").count(),
+        2,
+        "{again}"
+    );
+    // The nightly run takes the landing dir as input with no `inputs` configured.
+    let o = tl(&data, &["run", "-q", "--as-of", "2026-11-02"]);
+    assert!([0, 3].contains(&code(&o)), "{}", stderr(&o));
+}

@@ -1,26 +1,31 @@
-//! Anthropic Admin API responses: usage report pages, cost report pages, and the workspace and
-//! API-key lists. Pages are parsed as a stream (bucket by bucket); a result row with a bad
-//! field is quarantined with its JSON path, the rest of the page is kept.
+//! Anthropic Admin API report pages: `usage_report/messages` and `cost_report`, read through
+//! the generic page streaming of [`crate::sources::paged`]. A result row with a bad field is
+//! quarantined with its JSON path; the rest of the page is kept.
+//!
+//! Owns: the fields of a usage and a cost result, their validation and conversion into
+//! canonical rows (tokens by class, cents to exact dollars). Must not: touch the lake, or know
+//! how pages are streamed (that is `paged`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
 use std::io::BufRead;
-use std::marker::PhantomData;
 
 use crate::vocab::Provider;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::lenient::{FromObject, Obj, Scalar};
-use super::{FileError, Limits, Quarantined, Sink, excerpt, mask_key_hint};
 use crate::model::{
-    self, ApiKey, BucketWidth, CostRow, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens,
-    UsageRow, Workspace, check_enum,
+    self, BucketWidth, CostRow, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens,
+    UsageRow, check_enum,
 };
+use crate::sources::lenient::{FromObject, Obj, Scalar};
+use crate::sources::paged::{
+    Bucket, BucketHandler, Input, Keep, bucket_times, no_results, quarantine_repeated, repeated,
+    run_page,
+};
+use crate::sources::{FileError, Limits, Quarantined, Sink, excerpt};
 use crate::vocab::TokenClass;
 
 #[derive(Deserialize, Default)]
@@ -208,51 +213,6 @@ struct CostResult<'a> {
     list_amount: Scalar<'a>,
 }
 
-/// What a bucket keeps of each of its results, converted as it is read: a usage result becomes
-/// its canonical row right away (the large parsed struct is never stored or moved), a cost
-/// result is kept as parsed.
-trait Keep<'de>: Sized {
-    /// Reads one element of `results[]` (any JSON value) as what the bucket keeps of it.
-    fn read<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
-}
-
-/// Reads one result with [`Keep::read`].
-struct KeepSeed<K>(PhantomData<K>);
-
-impl<'de, K: Keep<'de>> DeserializeSeed<'de> for KeepSeed<K> {
-    type Value = K;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K, D::Error> {
-        K::read(d)
-    }
-}
-
-/// The `results` array of a bucket, each result kept as `K`.
-struct Results<K>(Vec<K>);
-
-impl<'de, K: Keep<'de>> Deserialize<'de> for Results<K> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<K>(PhantomData<K>);
-        impl<'de, K: Keep<'de>> Visitor<'de> for V<K> {
-            type Value = Results<K>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of results")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Results<K>, A::Error> {
-                // Buckets of a page are alike: start at the last one's size (JSON gives none).
-                thread_local!(static LAST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
-                let hint = seq.size_hint().unwrap_or_else(|| LAST.get());
-                let mut out = Vec::with_capacity(hint.min(4096));
-                while let Some(r) = seq.next_element_seed(KeepSeed::<K>(PhantomData))? {
-                    out.push(r);
-                }
-                LAST.set(out.len());
-                Ok(Results(out))
-            }
-        }
-        d.deserialize_seq(V(PhantomData))
-    }
-}
-
 impl<'de> Keep<'de> for Obj<CostResult<'de>> {
     fn read<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Obj::deserialize(d)
@@ -265,302 +225,7 @@ type UsageKept<'a> = Result<UsageRow<'a>, (String, String)>;
 
 impl<'de> Keep<'de> for UsageKept<'de> {
     fn read<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        super::lenient::object(d)
-    }
-}
-
-/// One time bucket of a report page, as read.
-struct Bucket<'a, K> {
-    starting_at: Scalar<'a>,
-    ending_at: Scalar<'a>,
-    results: Vec<K>,
-}
-
-/// Called once per bucket with its index in `data[]`.
-trait BucketHandler<'a, K> {
-    fn bucket(&mut self, index: usize, bucket: Bucket<'a, K>);
-    /// A problem that makes the whole file unusable; buckets after it are skipped.
-    fn fatal(&mut self) -> &mut Option<FileError>;
-    /// A bucket object without `results`.
-    fn missing_results(&mut self, index: usize);
-}
-
-/// What the page object said besides its buckets.
-#[derive(Default)]
-struct PageInfo {
-    saw_data: bool,
-    /// A top-level key of the Enterprise analytics report (`data_refreshed_at`, …).
-    enterprise_key: Option<String>,
-}
-
-struct PageSeed<'a, R, H>(&'a mut H, PhantomData<R>);
-struct DataSeed<'a, R, H>(&'a mut H, PhantomData<R>);
-
-impl<'de, K: Keep<'de>, H: BucketHandler<'de, K>> DeserializeSeed<'de> for PageSeed<'_, K, H> {
-    type Value = PageInfo;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PageInfo, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, K: Keep<'de>, H: BucketHandler<'de, K>> Visitor<'de> for PageSeed<'_, K, H> {
-    type Value = PageInfo;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a report page object with a data array")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PageInfo, A::Error> {
-        let mut info = PageInfo::default();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "data" {
-                if info.saw_data {
-                    // Two `data` arrays: reading both would count their buckets twice.
-                    return Err(serde::de::Error::custom(
-                        "the page has the key \"data\" twice; its buckets would be counted twice",
-                    ));
-                }
-                map.next_value_seed(DataSeed::<K, H>(self.0, PhantomData))?;
-                info.saw_data = true;
-            } else {
-                if matches!(key.as_ref(), "data_refreshed_at" | "organization_id") {
-                    info.enterprise_key = Some(key.into_owned());
-                }
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(info)
-    }
-}
-
-impl<'de, K: Keep<'de>, H: BucketHandler<'de, K>> DeserializeSeed<'de> for DataSeed<'_, K, H> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, K: Keep<'de>, H: BucketHandler<'de, K>> Visitor<'de> for DataSeed<'_, K, H> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of time buckets")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut i = 0;
-        while let Some(b) = seq.next_element::<RawBucket<'de, K>>()? {
-            if self.0.fatal().is_some() {
-                continue; // the file fails anyway: read on only to check the JSON
-            }
-            match b.results {
-                Some(Results(results)) => self.0.bucket(
-                    i,
-                    Bucket {
-                        starting_at: b.starting_at,
-                        ending_at: b.ending_at,
-                        results,
-                    },
-                ),
-                None if b.group.is_set() || b.usage.is_set() || b.cost.is_set() => {
-                    *self.0.fatal() = Some(FileError::new(format!(
-                        "data[{i}] is a flat item with group/usage/cost and no results[]: a page of \
-                         the Usage & Cost Analytics API, which tokenledger does not read yet; \
-                         export usage_report/messages and cost_report instead"
-                    )));
-                }
-                // Without results[] the bucket says nothing: it must not restate anything.
-                None => self.0.missing_results(i),
-            }
-            i += 1;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "K: Keep<'de>"))]
-struct RawBucket<'a, K> {
-    #[serde(default, borrow)]
-    starting_at: Scalar<'a>,
-    #[serde(default, borrow)]
-    ending_at: Scalar<'a>,
-    #[serde(default)]
-    results: Option<Results<K>>,
-    // Keys of the Analytics API's flat items, only to recognise them.
-    #[serde(default, borrow)]
-    group: Scalar<'a>,
-    #[serde(default, borrow)]
-    usage: Scalar<'a>,
-    #[serde(default, borrow)]
-    cost: Scalar<'a>,
-}
-
-fn json_error(e: serde_json::Error) -> FileError {
-    let reason = match e.classify() {
-        serde_json::error::Category::Eof => format!("truncated JSON: {e}"),
-        serde_json::error::Category::Io => format!("read error: {e}"),
-        _ => format!("invalid JSON: {e}"),
-    };
-    let mut err = FileError::at(Some(e.line() as u64), Some(e.column() as u64), reason);
-    err.huge_number = e.to_string().starts_with("number out of range");
-    err
-}
-
-/// JSON input: a whole file already in memory (fast path: serde_json scans slices with memchr)
-/// or a stream (for files too big to hold; memory stays bounded by one bucket).
-pub enum Input<'a, R: BufRead> {
-    Bytes(&'a [u8]),
-    Reader(R),
-}
-
-fn run_page<'de, K: Keep<'de>, H: BucketHandler<'de, K>, Rd: BufRead>(
-    input: Input<'de, Rd>,
-    handler: &mut H,
-) -> Result<(), FileError> {
-    fn go<'de, K: Keep<'de>, H: BucketHandler<'de, K>, J: serde_json::de::Read<'de>>(
-        mut de: serde_json::Deserializer<J>,
-        handler: &mut H,
-    ) -> Result<PageInfo, FileError> {
-        let info = PageSeed::<K, H>(handler, PhantomData)
-            .deserialize(&mut de)
-            .map_err(json_error)?;
-        de.end().map_err(json_error)?;
-        Ok(info)
-    }
-    let info = match input {
-        // Valid UTF-8 (checked once, fast) is read as text: serde_json then skips checking each
-        // string again. Invalid UTF-8 is read as bytes, for the error with its position.
-        Input::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(text) => go::<K, H, _>(serde_json::Deserializer::from_str(text), handler)?,
-            Err(_) => go::<K, H, _>(serde_json::Deserializer::from_slice(b), handler)?,
-        },
-        Input::Reader(r) => go::<K, H, _>(serde_json::Deserializer::from_reader(r), handler)?,
-    };
-    if let Some(e) = handler.fatal().take() {
-        return Err(e);
-    }
-    if let Some(k) = info.enterprise_key {
-        return Err(FileError::new(format!(
-            "the page has a top-level {k:?}: an Enterprise analytics report page, whose rows can \
-             overlap (one user in several groups); tokenledger does not read it yet: export the \
-             Admin API usage_report/messages and cost_report instead"
-        )));
-    }
-    if !info.saw_data {
-        return Err(FileError::new("report page has no \"data\" array"));
-    }
-    Ok(())
-}
-
-/// Validates a bucket's times (RFC 3339, normalised to UTC; a width of 1m, 1h or 1d, aligned
-/// to it; inside the plausible window); on failure every result of the bucket is quarantined.
-fn bucket_times(
-    b_index: usize,
-    s: &mut Scalar<'_>,
-    e: &mut Scalar<'_>,
-    limits: &Limits,
-) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), Quarantined> {
-    let bad = |field: &str, reason: String| Quarantined {
-        location: format!("data[{b_index}]"),
-        line: None,
-        field: Some(field.into()),
-        reason,
-        excerpt: None,
-    };
-    let start = s
-        .req_str("starting_at")
-        .and_then(|v| model::parse_ts("starting_at", &v))
-        .map_err(|r| bad("starting_at", r))?;
-    let end = e
-        .req_str("ending_at")
-        .and_then(|v| model::parse_ts("ending_at", &v))
-        .map_err(|r| bad("ending_at", r))?;
-    let secs = (end - start).num_seconds();
-    let width = BucketWidth::from_seconds(secs).ok_or_else(|| {
-        bad(
-            "ending_at",
-            format!("bucket of {secs} s is not 1m, 1h or 1d ({start} .. {end})"),
-        )
-    })?;
-    limits
-        .check_bucket(start, end, width)
-        .map_err(|r| bad("starting_at", r))?;
-    Ok((start, end, width))
-}
-
-/// The quarantine record of a bucket without `results`.
-fn no_results(b_index: usize) -> Quarantined {
-    Quarantined {
-        location: format!("data[{b_index}]"),
-        line: None,
-        field: Some("results".into()),
-        reason: "bucket has no results array: not a well-formed bucket, so it does not restate \
-                 this period (an empty bucket says \"results\": [])"
-            .into(),
-        excerpt: None,
-    }
-}
-
-/// Result rows of one bucket whose dimensions repeat: `(first, second)` ordinals in the bucket.
-/// This runs once per result row, so it keeps only a 64-bit hash of each row's key (a fast
-/// hash, the map sized for the bucket up front) and compares the keys themselves only when two
-/// hashes meet; should two different keys ever share a hash, the bucket is checked again with
-/// the keys in the map.
-pub fn repeated<K: Hash + Eq>(
-    n: usize,
-    keys: impl Iterator<Item = K> + Clone,
-) -> Option<(usize, usize)> {
-    use std::collections::hash_map::Entry;
-    use std::hash::BuildHasher;
-    let state = foldhash::fast::RandomState::default();
-    let mut seen: HashMap<u64, usize, _> =
-        HashMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
-    for (i, k) in keys.clone().enumerate() {
-        match seen.entry(state.hash_one(&k)) {
-            Entry::Vacant(v) => {
-                v.insert(i);
-            }
-            Entry::Occupied(o) => {
-                let j = *o.get();
-                if keys.clone().nth(j).is_some_and(|first| first == k) {
-                    return Some((j, i));
-                }
-                return repeated_exact(n, keys);
-            }
-        }
-    }
-    None
-}
-
-/// [`repeated`] with the keys themselves in the map (after a hash collision).
-pub fn repeated_exact<K: Hash + Eq>(
-    n: usize,
-    keys: impl Iterator<Item = K>,
-) -> Option<(usize, usize)> {
-    let mut seen = HashMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
-    for (i, k) in keys.enumerate() {
-        match seen.entry(k) {
-            std::collections::hash_map::Entry::Occupied(o) => return Some((*o.get(), i)),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(i);
-            }
-        }
-    }
-    None
-}
-
-/// Quarantines every result of a bucket whose rows repeat a dimension combination: summing
-/// them would count usage twice, keeping one would guess. The bucket restates nothing.
-fn quarantine_repeated(sink: &mut dyn Sink, bi: usize, n: usize, (a, b): (usize, usize)) {
-    for ri in 0..n {
-        sink.quarantine(Quarantined {
-            location: format!("data[{bi}].results[{ri}]"),
-            line: None,
-            field: None,
-            reason: format!(
-                "results[{a}] and results[{b}] of this bucket have the same dimensions; the \
-                 provider sends one row per combination, so the bucket ({n} rows) is not loaded \
-                 and does not restate this period"
-            ),
-            excerpt: None,
-        });
+        crate::sources::lenient::object(d)
     }
 }
 
@@ -592,7 +257,7 @@ fn opt_enum_owned(
     Ok(opt_enum(field, v, allowed)?.map(Cow::into_owned))
 }
 
-fn field_err(field: &str) -> impl Fn(String) -> (String, String) + '_ {
+pub(super) fn field_err(field: &str) -> impl Fn(String) -> (String, String) + '_ {
     move |r| (field.to_string(), r)
 }
 
@@ -847,7 +512,7 @@ impl CostHandler<'_> {
             .currency
             .req_str("currency")
             .map_err(field_err("currency"))?;
-        let currency = super::usd_only(&currency).map_err(field_err("currency"))?;
+        let currency = crate::sources::usd_only(&currency).map_err(field_err("currency"))?;
         let cost_type = r
             .cost_type
             .req_str("cost_type")
@@ -988,162 +653,4 @@ pub fn parse_cost<R: BufRead>(
         fatal: None,
     };
     run_page::<Obj<CostResult<'_>>, _, _>(input, &mut h)
-}
-
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "T: Deserialize<'de>"))]
-struct ListPage<T> {
-    data: Option<Vec<Obj<T>>>,
-}
-
-#[derive(Deserialize)]
-struct WorkspaceItem<'a> {
-    #[serde(default, borrow)]
-    id: Scalar<'a>,
-    #[serde(default, borrow)]
-    name: Scalar<'a>,
-    #[serde(default, borrow)]
-    created_at: Scalar<'a>,
-    #[serde(default, borrow)]
-    archived_at: Scalar<'a>,
-    #[serde(default, borrow)]
-    display_color: Scalar<'a>,
-}
-
-#[derive(Deserialize, Default)]
-struct CreatedBy<'a> {
-    #[serde(default, borrow)]
-    id: Scalar<'a>,
-}
-
-#[derive(Deserialize)]
-struct ApiKeyItem<'a> {
-    #[serde(default, borrow)]
-    id: Scalar<'a>,
-    #[serde(default, borrow)]
-    name: Scalar<'a>,
-    #[serde(default, borrow)]
-    workspace_id: Scalar<'a>,
-    #[serde(default, borrow)]
-    created_at: Scalar<'a>,
-    #[serde(default, borrow)]
-    created_by: Obj<CreatedBy<'a>>,
-    #[serde(default, borrow)]
-    partial_key_hint: Scalar<'a>,
-    #[serde(default, borrow)]
-    status: Scalar<'a>,
-}
-
-fn opt_ts(field: &str, v: &mut Scalar<'_>) -> Result<Option<DateTime<Utc>>, (String, String)> {
-    v.opt_str(field)
-        .and_then(|s| s.map(|s| model::parse_ts(field, &s)).transpose())
-        .map_err(|r| (field.to_string(), r))
-}
-
-fn parse_list<'de, T: Deserialize<'de>, R: BufRead>(
-    input: Input<'de, R>,
-    sink: &mut dyn Sink,
-    mut each: impl FnMut(T, &mut dyn Sink) -> Result<(), (String, String)>,
-) -> Result<(), FileError> {
-    fn whole<'de, P: Deserialize<'de>, J: serde_json::de::Read<'de>>(
-        mut de: serde_json::Deserializer<J>,
-    ) -> Result<P, FileError> {
-        let page = P::deserialize(&mut de).map_err(json_error)?;
-        de.end().map_err(json_error)?;
-        Ok(page)
-    }
-    let page: ListPage<T> = match input {
-        Input::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(text) => whole(serde_json::Deserializer::from_str(text))?,
-            Err(_) => whole(serde_json::Deserializer::from_slice(b))?,
-        },
-        Input::Reader(r) => whole(serde_json::Deserializer::from_reader(r))?,
-    };
-    let Some(data) = page.data else {
-        return Err(FileError::new("list response has no \"data\" array"));
-    };
-    for (i, item) in data.into_iter().enumerate() {
-        let res = match item {
-            Obj::Ok(t) => each(t, sink),
-            Obj::Invalid(w) => Err(("data".into(), format!("item must be an object, got {w}"))),
-            Obj::Missing | Obj::Null => Err(("data".into(), "item is null".into())),
-        };
-        if let Err((field, reason)) = res {
-            sink.quarantine(Quarantined {
-                location: format!("data[{i}]"),
-                line: None,
-                field: Some(field),
-                reason,
-                excerpt: None,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Parses a `GET /v1/organizations/workspaces` response.
-pub fn parse_workspaces<R: BufRead>(
-    reader: Input<'_, R>,
-    sink: &mut dyn Sink,
-) -> Result<(), FileError> {
-    parse_list::<WorkspaceItem<'_>, _>(reader, sink, |mut w, sink| {
-        let ws = Workspace {
-            provider: Provider::Anthropic,
-            id: w.id.req_str("id").map_err(field_err("id"))?,
-            name: w.name.req_str("name").map_err(field_err("name"))?,
-            created_at: opt_ts("created_at", &mut w.created_at)?,
-            archived_at: opt_ts("archived_at", &mut w.archived_at)?,
-            display_color: w
-                .display_color
-                .opt_str("display_color")
-                .map_err(field_err("display_color"))?,
-        };
-        sink.workspace(ws);
-        Ok(())
-    })
-}
-
-/// Parses a `GET /v1/organizations/api_keys` response.
-pub fn parse_api_keys<R: BufRead>(
-    reader: Input<'_, R>,
-    sink: &mut dyn Sink,
-) -> Result<(), FileError> {
-    parse_list::<ApiKeyItem<'_>, _>(reader, sink, |mut k, sink| {
-        let created_by_id = match k.created_by {
-            Obj::Ok(mut c) => {
-                c.id.opt_str("created_by.id")
-                    .map_err(field_err("created_by.id"))?
-            }
-            Obj::Missing | Obj::Null => None,
-            Obj::Invalid(w) => {
-                return Err((
-                    "created_by".into(),
-                    format!("created_by must be an object, got {w}"),
-                ));
-            }
-        };
-        let status = k.status.opt_str("status").map_err(field_err("status"))?;
-        if let Some(s) = &status {
-            check_enum("status", s, model::API_KEY_STATUSES).map_err(field_err("status"))?;
-        }
-        let key = ApiKey {
-            provider: Provider::Anthropic,
-            id: k.id.req_str("id").map_err(field_err("id"))?,
-            name: k.name.req_str("name").map_err(field_err("name"))?,
-            workspace_id: k
-                .workspace_id
-                .opt_str("workspace_id")
-                .map_err(field_err("workspace_id"))?,
-            created_at: opt_ts("created_at", &mut k.created_at)?,
-            created_by_id,
-            partial_key_hint: k
-                .partial_key_hint
-                .opt_str("partial_key_hint")
-                .map_err(field_err("partial_key_hint"))?
-                .map(|h| mask_key_hint(&h)),
-            status,
-        };
-        sink.api_key(key);
-        Ok(())
-    })
 }

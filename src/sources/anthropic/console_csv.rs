@@ -8,11 +8,11 @@ use std::io::BufRead;
 
 use chrono::NaiveDate;
 
-use super::{FileError, Limits, Quarantined, Sink, excerpt};
 use crate::model::{
     self, BucketWidth, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens, UsageRow,
     check_enum, day_start,
 };
+use crate::sources::{FileError, Limits, Quarantined, Sink, excerpt};
 use crate::vocab::Provider;
 
 struct Columns {
