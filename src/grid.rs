@@ -1,7 +1,7 @@
 //! Grid: a result as rows of typed cells, the one shape every renderer takes.
 //!
-//! Owns: `Cell` and `Grid` (plain data). Must not: import anything of the crate; rendering is
-//! `present`, building one from polars is `query`.
+//! Owns: `Cell` and `Grid` (plain data). Must not: import anything of the crate but `money`
+//! (a money cell is exact `Money`); rendering is `present`, building one from polars is `query`.
 
 /// One value of a result, typed enough to render it right.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,11 +1,17 @@
 //! tokenledger: keeps the books on LLM API spend.
 //!
-//! The pipeline, stage by stage (see `ARCHITECTURE.md` for the map):
-//! `sources` parse provider exports into canonical rows; `ingest` decides which rows are in
-//! force (idempotency, restatement, source precedence) and hands them to `lake`, which owns the
-//! Parquet files and their crash-safe replacement; `query` answers questions over the lake with
-//! polars; `pricing` holds the dated price book, `rating` prices every usage row exactly into a
-//! derived table, `report` and `reconcile` present it; `synth` writes realistic synthetic exports for tests, demos and benchmarks.
+//! The pipeline, stage by stage (see `ARCHITECTURE.md` for the map): `sources` parse provider
+//! exports (`sources::anthropic`, with the generic `sources::paged` streaming) into canonical
+//! rows (`model`, in the words of `vocab` and `money`); `ingest` decides which rows are in force
+//! (idempotency, restatement, source precedence) and hands them to `lake`, which owns the
+//! Parquet files, the one write transaction and the snapshots readers hold; `pricing` holds the
+//! dated price book, `rating` prices every usage row exactly into a derived table; `report`,
+//! `reconcile`, `credits` and `anomalies` read it into typed results; `mail` turns a month into
+//! rounded bills and delivers them exactly once; `query` is the only place polars runs.
+//! Around them: `settings` resolves flags, environment and `tokenledger.toml` once; `run` is
+//! every command as a library function and the nightly pipeline; `present` renders; `flags`
+//! is the command-line grammar and `cli` dispatches; `log` is the tracing subscriber; `synth`
+//! writes realistic synthetic exports for tests, demos and benchmarks.
 
 pub mod anomalies;
 pub mod cli;

@@ -1,3 +1,7 @@
+//! The `tokenledger` binary: restores the default SIGPIPE, limits malloc arenas, parses the
+//! command line and hands it to [`tokenledger::cli::run`]; prints a failure with each cause
+//! once (`{:#}`) and exits with the code `cli` chose. Must not: do anything else.
+
 use clap::Parser;
 
 fn main() {

@@ -1,9 +1,12 @@
-//! Presentation: typed results → terminal table, CSV, JSON (and, next, HTML and mail).
+//! Presentation: typed results → terminal table, CSV, JSON, the HTML page and mail bodies
+//! (`present::mail`, minijinja templates) with their charts (`present::chart`).
 //!
-//! Owns: the generic `Grid` of cells, rendering it (alignment, thousands separators, totals,
+//! Owns: rendering the generic `Grid` of cells (alignment, thousands separators, totals,
 //! narrow terminals), the output rules every format keeps (CSV formula cells neutralised,
 //! control characters escaped in tables, long text shortened in tables only), and turning each
-//! stage's typed result into a grid — rounding money to cents here, and only here.
+//! stage's typed result into a grid — rounding money to cents here, and only here; an error as
+//! one line ([`error_line`]). Tables are fitted to the width `Settings` resolved (`None`:
+//! `--wide`), passed in, never read from a global.
 //! Must not: import polars, read the lake, or be imported by a stage.
 
 use std::fmt::Write as _;

@@ -1,4 +1,4 @@
-//! ARCHITECTURE.md documents every table and column of the lake, each column in its own
+//! docs/lake.md documents every table and column of the lake, each column in its own
 //! table's section (a name mentioned anywhere else does not count); the README starts with
 //! the two commands CI runs; every command's help has examples.
 
@@ -37,14 +37,14 @@ fn mentions(text: &str, name: &str) -> bool {
 #[test]
 fn every_lake_column_is_documented_in_its_tables_section() {
     let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lake.md")).unwrap();
     let secs = sections(&doc);
     let section_of = |t: Table| -> &str {
         let tag = format!("`{}`", t.dir_name());
         &secs
             .iter()
             .find(|(h, _)| h.contains(&tag))
-            .unwrap_or_else(|| panic!("no '### {tag}' section in ARCHITECTURE.md"))
+            .unwrap_or_else(|| panic!("no '### {tag}' section in docs/lake.md"))
             .1
     };
     let usage = section_of(Table::Usage);
@@ -64,7 +64,7 @@ fn every_lake_column_is_documented_in_its_tables_section() {
                 && mentions(usage, name);
             assert!(
                 mentions(body, name) || carried,
-                "column {}.{name} is not documented in its section of ARCHITECTURE.md",
+                "column {}.{name} is not documented in its section of docs/lake.md",
                 t.dir_name()
             );
         }
