@@ -18,6 +18,8 @@
 //!   in the month).
 //!
 //! Statistics use floats (scores); money (actual, expected, impact) stays exact `Money`.
+//!
+//! Must not: read the lake, decide what alerts (that is `anomalies::alerting`), or round money.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -4,6 +4,8 @@
 //! business day × API key × workspace × model and per key × day × hour, without materialising
 //! the bucket-level rows. `sql/anomaly_buckets.sql` is the same aggregation in portable SQL (a
 //! test checks that both give the same sums, to the unit).
+//!
+//! Must not: detect or alert (that is `detect` and `anomalies`), price, or use polars.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -12,6 +12,8 @@
 //!   the day after the as-of date in the same order (for an expired lot: what it held when it
 //!   expired, shown as `lapsed_usd`);
 //! - runway = the first day after the as-of date whose burn no usable lot fully covers.
+//!
+//! Must not: read the lake or price usage (its inputs come from `credits::inputs`), or round.
 
 use crate::vocab::Provider;
 use std::collections::BTreeMap;

@@ -1,4 +1,9 @@
 //! Canonical rows ⇄ Arrow record batches.
+//!
+//! Owns: the usage and cost builders (names resolved by the caller), coverage, the lists, the
+//! manifest and quarantine rows, and typed column access with errors naming the column.
+//! Must not: choose a schema (that is `schema`), write files (that is `io` and `txn`), or decide
+//! which rows win (that is `ingest`).
 
 use std::sync::Arc;
 

@@ -6,6 +6,10 @@
 //! directories and deletes the journal. Every command first recovers: a journal left by a
 //! killed run is applied again (roll forward: renames are idempotent), and staging left without
 //! a journal is deleted (roll back). So after any crash the lake is as before or as after.
+//!
+//! Owns: the lock, the journal and recovery, [`Snapshot`] (a reader's view), [`Writer`] (the
+//! exclusive one) and [`WriteTxn`], the one way anything is written to the lake.
+//! Must not: know what a table holds (schemas are `schema`'s, rows `batch`'s), or query.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;

@@ -6,6 +6,8 @@
 //! and the HTML report: the month total is rounded; the teams' cents are allocated to it
 //! (largest remainder); each team's workspace × model lines and its key lines are allocated to
 //! the team's cents. Subtotals by workspace or by model are sums of the line cents.
+//!
+//! Must not: read the lake, render, or deliver (that is `present::mail` and `mail::deliver`).
 
 use std::collections::BTreeMap;
 

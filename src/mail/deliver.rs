@@ -4,6 +4,9 @@
 //! Secrets: the SMTP password is read from an environment variable or a file named in the
 //! config, held only to build lettre's credentials, and never formatted into an error, a log
 //! line or a ledger row.
+//!
+//! Must not: compose or render a message, decide whether to send it (the sent-ledger is
+//! `mail`'s), or print or store the password.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Anomaly findings as table, CSV or JSON: stable columns; money to the cent in tables, exact
 //! in CSV and JSON; scores and percentages are statistics, shown as such (never money).
+//!
+//! Must not: detect, alert or read the lake; it renders what `anomalies` returned.
 
 use super::{Cell, Grid, OutputFormat, render_grid};
 use crate::anomalies::Row;

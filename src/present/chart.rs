@@ -3,6 +3,8 @@
 //!
 //! Money becomes `f64` here only as a bar height in pixels; no drawn value is ever read back
 //! as money (the tables beside each chart carry the exact, rounded figures).
+//!
+//! Must not: read the lake, compute a figure a table does not show, or write files.
 
 use std::collections::BTreeMap;
 

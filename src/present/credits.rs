@@ -1,6 +1,8 @@
 //! The credits ledger as table, CSV or JSON. Tables round to cents so that every column foots
 //! (largest remainder) and every row cross-foots (`consumed = amount − remaining`); CSV and
 //! JSON carry every amount exactly.
+//!
+//! Must not: compute the ledger (that is `credits`), or read the lake.
 
 use std::fmt::Write as _;
 

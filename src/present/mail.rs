@@ -6,6 +6,8 @@
 //! files of the same names in `[mail] templates` (edited without recompiling). Every figure a
 //! template shows is a string prepared here from the bill's cents, so the text part, the HTML
 //! part, the CSV and the finance summary show the same rounded numbers.
+//!
+//! Must not: decide who gets what or when (that is `mail`), deliver, or read the lake.
 
 use std::path::Path;
 

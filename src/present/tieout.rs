@@ -1,5 +1,7 @@
 //! The three-way tie-out of an invoice as a ladder: each subtotal, then the parts that lead to
 //! the next. Rounded cents foot: every subtotal = the subtotal above + the parts between.
+//!
+//! Must not: compute the tie-out (that is `reconcile::tieout`), or read the lake.
 
 use super::{Cell, Grid, OutputFormat, render_grid};
 use crate::money;

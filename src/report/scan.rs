@@ -8,6 +8,8 @@
 //! `sql/report.sql` + `sql/report_combine.sql` over `rated_usage` are the same computation in
 //! SQL, the one analysts run; a test checks both give the same lines, to the unit, for every
 //! dimension.
+//!
+//! Must not: decide a rate (that is `pricing`), write the lake, or use polars.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

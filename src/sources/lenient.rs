@@ -1,5 +1,8 @@
 //! Lenient JSON values: a field of the wrong type becomes a value we can quarantine with a
 //! reason, instead of an error that would abort the whole page.
+//!
+//! Must not: know any provider's fields, or decide what a bad value means for its row (the
+//! format's parser does).
 
 use std::borrow::Cow;
 use std::fmt;

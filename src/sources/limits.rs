@@ -1,6 +1,8 @@
 //! What one export may plausibly claim: the sane window of dates, the longest span of one file,
 //! bucket alignment, and no bucket claimed twice. Checked here, while parsing, so that a typo'd
 //! date never widens a file's coverage (and so never restates other files' rows away).
+//!
+//! Must not: read the lake or know other files (overlap between files is `ingest`'s).
 
 use std::collections::BTreeMap;
 

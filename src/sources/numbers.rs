@@ -2,6 +2,9 @@
 //! fail the whole document. Re-reading such a file through [`QuoteHugeNumbers`] turns each of
 //! those numbers into a string, so that only the row that holds it is quarantined (a token
 //! count must be an integer) and the good rows of the file load.
+//!
+//! Must not: change anything but a number too large to parse (strings, structure and every
+//! other byte pass through unchanged).
 
 use std::io::{self, BufRead, Read};
 

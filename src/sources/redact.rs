@@ -1,5 +1,7 @@
 //! Secrets never leave an input file through us: quarantine excerpts and reasons are masked,
 //! and an API key's "partial hint" that holds more than a hint is masked again.
+//!
+//! Must not: keep what it masks, or mask a value the lake needs (ids, names, amounts).
 
 use std::sync::LazyLock;
 

@@ -1,6 +1,8 @@
 //! The provider's cost report for the synthetic organisation: daily buckets grouped by
 //! workspace and description, at list prices (the embedded price book), without Priority Tier
 //! (the provider omits it), plus web search and a code-execution charge only this report has.
+//!
+//! Must not: write the lake or price anything the book does not (it writes export files).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,6 +1,8 @@
 //! The synthetic organisation's books: a credits CSV (a large prepaid lot bought at the start
 //! that the usage cannot use up in a year, a promotional grant, auto-reloads, a Team Premium
 //! seat credit) and one Stripe invoice per month of its cost report, as the API returns them.
+//!
+//! Must not: write the lake (it writes export files an operator would have).
 
 use std::io::Write;
 

@@ -2,6 +2,8 @@
 //! generations are read: the newer one splits cache writes into 5m/1h, the older one has a
 //! single `usage_input_tokens_cache_write` column, booked as 5-minute writes and flagged
 //! (`cache_write_assumed_5m`). Rows carry names, not IDs; `Default` is the default workspace.
+//!
+//! Must not: resolve names to IDs (that is `ingest`, from the lists), or read other formats.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
