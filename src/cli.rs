@@ -180,7 +180,7 @@ fn cmd_demo(s: &Settings, dir: &std::path::Path) -> Result<i32> {
 fn print_table(
     s: &Settings,
     format: OutputFormat,
-    read: Result<run::Table, RunError>,
+    read: Result<run::Listing, RunError>,
     empty: &str,
 ) -> Result<i32> {
     let t = read.context("query failed")?;

@@ -238,14 +238,9 @@ fn stage_coverage(
         .join(group.coverage().dir_name())
         .join(format!("{provider}-{month}.parquet"));
     let rows = batch::coverage_batch(&eff.rows(provider));
-    lio::write_atomic(
-        &cov_staged,
-        schema::coverage(),
-        &[rows],
-        group.coverage(),
-        ingest_id,
-    )?;
-    Ok((cov_staged, cov_path))
+    let mut f = StagedFile::create(cov_staged, schema::coverage(), group.coverage(), ingest_id)?;
+    f.write(&rows)?;
+    Ok((f.finish()?, cov_path))
 }
 
 pub(super) fn merge_month(mut inp: MonthInput<'_>) -> Result<MonthOutcome, LakeError> {

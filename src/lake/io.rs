@@ -94,66 +94,6 @@ impl StagedFile {
     }
 }
 
-/// A Parquet file that replaces `path` atomically: written to a temp file in the same
-/// directory, fsynced, renamed over the target, directory fsynced. A reader sees the old file or
-/// the new one, never a torn one; a crash leaves a `.tmp-*.parquet.partial` that recovery removes.
-pub struct AtomicFile {
-    path: PathBuf,
-    tmp: tempfile::NamedTempFile,
-    writer: ArrowWriter<File>,
-}
-
-impl AtomicFile {
-    pub fn create(path: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
-        let dir = path.parent().expect("lake files live in a directory");
-        create_dir_all(dir)?;
-        // 0666 less the umask, like any file the user creates: a lake shared with readers (an
-        // archive, a team mount) must be readable by them; tempfile's default is 0600.
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .suffix(".parquet.partial")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(dir)
-            .map_err(io_err(dir))?;
-        let file = tmp.reopen().map_err(io_err(tmp.path()))?;
-        let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(pq_err(path))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            tmp,
-            writer,
-        })
-    }
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        check_decimals(batch, &self.path)?;
-        self.writer.write(batch).map_err(pq_err(&self.path))
-    }
-    /// Footer, fsync, rename over the target, fsync the directory.
-    pub fn commit(self) -> Result<()> {
-        let file = self.writer.into_inner().map_err(pq_err(&self.path))?;
-        file.sync_all().map_err(io_err(&self.path))?;
-        self.tmp.persist(&self.path).map_err(|e| LakeError::Io {
-            path: self.path.clone(),
-            source: e.error,
-        })?;
-        fsync_dir(self.path.parent().expect("lake files live in a directory"))
-    }
-}
-
-/// Writes `batches` to `path` atomically (see [`AtomicFile`]).
-pub fn write_atomic(
-    path: &Path,
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-    table: Table,
-    ingest_id: &str,
-) -> Result<()> {
-    let mut f = AtomicFile::create(path, schema, writer_props(table, ingest_id))?;
-    for b in batches {
-        f.write(b)?;
-    }
-    f.commit()
-}
-
 /// Streams a Parquet file's record batches; a missing file yields nothing.
 pub fn read_batches(path: &Path) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     read_batches_projected(path, None)

@@ -264,7 +264,8 @@ pub fn recover(layout: &Layout) -> Result<Option<String>> {
             });
         }
     }
-    // Temp files of an interrupted atomic write (before its rename) are garbage.
+    // Temp files of an atomic replace that versions before the one write transaction did in
+    // place, interrupted before its rename: garbage in a lake they wrote.
     remove_partials(&layout.root)?;
     Ok(msg)
 }
@@ -296,7 +297,6 @@ fn remove_partials(dir: &Path) -> Result<()> {
 pub struct Snapshot {
     _lock: LakeLock,
     layout: Layout,
-    exclusive: bool,
     pub recovered: Option<String>,
 }
 
@@ -319,7 +319,6 @@ impl Snapshot {
         Ok(Snapshot {
             _lock: LakeLock::acquire(layout, LockMode::Shared, true)?,
             layout: layout.clone(),
-            exclusive: false,
             recovered,
         })
     }
@@ -331,16 +330,11 @@ impl Snapshot {
         Ok(Writer(Snapshot {
             _lock: lock,
             layout: layout.clone(),
-            exclusive: true,
             recovered,
         }))
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
-    }
-    /// Whether this view holds the exclusive lock (a [`Writer`]'s).
-    pub fn is_exclusive(&self) -> bool {
-        self.exclusive
     }
 }
 
@@ -396,7 +390,8 @@ impl Writer {
 
 /// The one way anything is written to the lake (ingest, rating, teams, mail, alerts, acks):
 /// files are staged under `_tokenledger/staging/<id>/`, then [`WriteTxn::commit`] makes every
-/// rename and removal of the transaction visible at once, or none of them.
+/// rename and removal of the transaction visible at once. A transaction dropped without its
+/// commit changes nothing: the next command's recovery deletes what it staged.
 pub struct WriteTxn<'w> {
     layout: &'w Layout,
     staging: PathBuf,
@@ -405,10 +400,6 @@ pub struct WriteTxn<'w> {
 }
 
 impl WriteTxn<'_> {
-    /// The transaction's name (the ingest id of an ingest).
-    pub fn id(&self) -> &str {
-        &self.journal.ingest_id
-    }
     /// The directory this transaction stages files in (workers write their parts below it).
     pub fn staging(&self) -> &Path {
         &self.staging
@@ -474,9 +465,5 @@ impl WriteTxn<'_> {
             return Ok(());
         }
         self.journal.commit(self.layout)
-    }
-    /// Drops everything staged: the lake stays as it was.
-    pub fn abandon(self) {
-        let _ = std::fs::remove_dir_all(&self.staging);
     }
 }

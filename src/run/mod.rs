@@ -90,7 +90,7 @@ pub fn html_report(
 
 /// A table an analyst asked for, read under a snapshot: the grid (`None`: nothing to show)
 /// and what recovery finished first.
-pub struct Table {
+pub struct Listing {
     pub grid: Option<crate::grid::Grid>,
     pub recovered: Option<String>,
 }
@@ -98,32 +98,32 @@ pub struct Table {
 fn read_table(
     settings: &Settings,
     read: impl FnOnce(&Snapshot) -> Result<Option<crate::query::Frame>, crate::query::QueryError>,
-) -> Result<Table, RunError> {
+) -> Result<Listing, RunError> {
     let snap = Snapshot::read(&settings.layout)?;
     let grid = match read(&snap)? {
         Some(f) => Some(f.grid()?),
         None => None,
     };
-    Ok(Table {
+    Ok(Listing {
         grid,
         recovered: snap.recovered.clone(),
     })
 }
 
 /// `tokenledger usage`: token totals by month, or by day of `month`.
-pub fn usage(settings: &Settings, month: Option<Month>) -> Result<Table, RunError> {
+pub fn usage(settings: &Settings, month: Option<Month>) -> Result<Listing, RunError> {
     read_table(settings, |l| {
         crate::query::usage_totals(l, month.map(|m| m.key()).as_deref())
     })
 }
 
 /// `tokenledger quarantine`: what was refused, by one ingest or all.
-pub fn quarantine(settings: &Settings, ingest: Option<&str>) -> Result<Table, RunError> {
+pub fn quarantine(settings: &Settings, ingest: Option<&str>) -> Result<Listing, RunError> {
     read_table(settings, |l| crate::query::quarantine(l, ingest))
 }
 
 /// `tokenledger sql`: an analyst's query (with `--param`s filled in) over the lake.
-pub fn sql(settings: &Settings, text: &str) -> Result<Table, RunError> {
+pub fn sql(settings: &Settings, text: &str) -> Result<Listing, RunError> {
     read_table(settings, |l| crate::query::sql(l, text).map(Some))
 }
 
@@ -303,6 +303,8 @@ pub fn standing(
 /// The reconciliation of `month` with the provider's cost report, rated first.
 pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, Rated), RunError> {
     let book = &settings.book;
+    // The invoices say which months their periods touch: those are rated too, then the
+    // invoices are read again under the view the reconciliation reads.
     let invoices = reconcile::invoices_of(&Snapshot::read(&settings.layout)?, month)?;
     let mut months: Vec<String> = reconcile::period_months(&invoices)
         .iter()
