@@ -718,25 +718,16 @@ impl<'a> Ingest<'a> {
         let layout = self.layout;
         // A list is stored per provider: each provider's file holds its own rows.
         for p in crate::vocab::Provider::ALL {
-            let rows: Vec<_> = dims
-                .workspaces
-                .values()
-                .filter(|w| w.item.provider == p)
-                .cloned()
-                .collect();
-            if changed[0] && !rows.is_empty() {
+            let of = |i: &Provider| *i == p;
+            let ws = of_provider(&dims.workspaces, |w| of(&w.provider));
+            if changed[0] && !ws.is_empty() {
                 let target = layout.provider_file(Table::Workspaces, p);
-                self.stage_table(Table::Workspaces, batch::workspaces_batch(&rows), target)?;
+                self.stage_table(Table::Workspaces, batch::workspaces_batch(&ws), target)?;
             }
-            let rows: Vec<_> = dims
-                .api_keys
-                .values()
-                .filter(|k| k.item.provider == p)
-                .cloned()
-                .collect();
-            if changed[1] && !rows.is_empty() {
+            let keys = of_provider(&dims.api_keys, |k| of(&k.provider));
+            if changed[1] && !keys.is_empty() {
                 let target = layout.provider_file(Table::ApiKeys, p);
-                self.stage_table(Table::ApiKeys, batch::api_keys_batch(&rows), target)?;
+                self.stage_table(Table::ApiKeys, batch::api_keys_batch(&keys), target)?;
             }
         }
         self.finish_log();
@@ -835,4 +826,12 @@ impl<'a> Ingest<'a> {
             committed,
         }
     }
+}
+
+/// The stored items of a list that `keep` says are of one provider.
+fn of_provider<T: Clone>(
+    items: &BTreeMap<String, Stored<T>>,
+    keep: impl Fn(&T) -> bool,
+) -> Vec<Stored<T>> {
+    items.values().filter(|s| keep(&s.item)).cloned().collect()
 }

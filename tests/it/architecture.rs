@@ -286,30 +286,42 @@ fn top_level_modules_have_no_import_cycles() {
             (m.as_str(), d)
         })
         .collect();
-    // Depth-first search; a grey node reached again is a cycle.
+    if let Some(cycle) = cycle(&deps) {
+        panic!("Architecture invariant: no import cycles; found {cycle:?}");
+    }
+}
+
+/// A cycle of `deps` (the path, then the node reached again), if any: a depth-first search in
+/// which a node still open is reached again.
+fn cycle<'a>(deps: &BTreeMap<&'a str, Vec<&'a str>>) -> Option<Vec<&'a str>> {
     fn visit<'a>(
         n: &'a str,
         deps: &BTreeMap<&'a str, Vec<&'a str>>,
         state: &mut BTreeMap<&'a str, u8>,
         path: &mut Vec<&'a str>,
-    ) {
+    ) -> bool {
         match state.get(n) {
-            Some(2) => return,
-            Some(1) => panic!("Architecture invariant: no import cycles; found {path:?} → {n}"),
+            Some(2) => return false,
+            Some(1) => {
+                path.push(n);
+                return true;
+            }
             _ => {}
         }
         state.insert(n, 1);
         path.push(n);
-        for d in &deps[n] {
-            visit(d, deps, state, path);
+        if deps[n].iter().any(|d| visit(d, deps, state, path)) {
+            return true;
         }
         path.pop();
         state.insert(n, 2);
+        false
     }
     let mut state = BTreeMap::new();
-    for m in deps.keys() {
-        visit(m, &deps, &mut state, &mut Vec::new());
-    }
+    deps.keys().find_map(|m| {
+        let mut path = Vec::new();
+        visit(m, deps, &mut state, &mut path).then_some(path)
+    })
 }
 
 #[test]
@@ -410,31 +422,8 @@ fn the_files_of_a_folder_import_each_other_without_a_circle() {
                 (m.as_str(), to)
             })
             .collect();
-        fn visit<'a>(
-            n: &'a str,
-            edges: &BTreeMap<&'a str, Vec<&'a str>>,
-            state: &mut BTreeMap<&'a str, u8>,
-            path: &mut Vec<&'a str>,
-            folder: &str,
-        ) {
-            match state.get(n) {
-                Some(2) => return,
-                Some(1) => panic!(
-                    "Architecture invariant: no circle between the files of {folder}/: {path:?} → {n}"
-                ),
-                _ => {}
-            }
-            state.insert(n, 1);
-            path.push(n);
-            for d in &edges[n] {
-                visit(d, edges, state, path, folder);
-            }
-            path.pop();
-            state.insert(n, 2);
-        }
-        let mut state = BTreeMap::new();
-        for m in edges.keys() {
-            visit(m, &edges, &mut state, &mut Vec::new(), &folder);
+        if let Some(c) = cycle(&edges) {
+            panic!("Architecture invariant: no circle between the files of {folder}/: {c:?}");
         }
     }
 }
