@@ -291,12 +291,12 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
             return Ok(crate::exit::OK);
         }
     };
-    let (r, rated) = run::report(s, a.month, &a.by)?;
-    say_recovered(s, &rated.snapshot.recovered);
-    let standing = run::standing(s, &rated.snapshot, a.month, false)?;
-    let text = present::standing_text(&standing, Some(r.total_cost));
+    let shown = run::report(s, a.month, &a.by)?;
+    say_recovered(s, &shown.recovered);
+    let r = &shown.figures;
+    let text = present::standing_text(&shown.standing, Some(r.total_cost));
     say_standing(s, format, &text);
-    print!("{}", present::report_text(&r, format, s.render.width));
+    print!("{}", present::report_text(r, format, s.render.width));
     if r.unpriced_lines > 0 {
         eprintln!(
             "tokenledger: {} line(s) UNPRICED: no list price in force; add a [[prices.model]] override (exit code 3)",
@@ -307,14 +307,14 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
 }
 
 fn cmd_reconcile(s: &Settings, a: ReconcileArgs) -> Result<i32> {
-    let (r, rated) = run::reconcile(s, a.month)?;
-    say_recovered(s, &rated.snapshot.recovered);
-    let standing = run::standing(s, &rated.snapshot, a.month, true)?;
-    say_standing(s, a.format, &present::standing_text(&standing, None));
+    let shown = run::reconcile(s, a.month)?;
+    say_recovered(s, &shown.recovered);
+    let r = &shown.figures;
+    say_standing(s, a.format, &present::standing_text(&shown.standing, None));
     let text = if a.tie_out {
         present::tieout::tie_outs_output(&r.tie_outs, a.format, s.render.width)?
     } else {
-        present::reconcile_text(&r, a.format, s.render.width)?
+        present::reconcile_text(r, a.format, s.render.width)?
     };
     print!("{text}");
     Ok(exit_code(&r.reviews()))

@@ -258,31 +258,33 @@ fn rate_under(
     Ok(summary)
 }
 
+/// A month's figures as a command shows them: what was computed, where the month stands, and
+/// what recovery finished first.
+pub struct Shown<T> {
+    pub figures: T,
+    pub standing: crate::report::Standing,
+    pub recovered: Option<String>,
+}
+
 /// The chargeback of `month`, priced on the fly from its usage (nothing needs rating first:
 /// a month never rated costs one scan of its usage), read under the shared lock.
-pub fn report(
-    settings: &Settings,
-    month: Month,
-    dims: &[Dim],
-) -> Result<(Report, Rated), RunError> {
+pub fn report(settings: &Settings, month: Month, dims: &[Dim]) -> Result<Shown<Report>, RunError> {
     let snapshot = Snapshot::read(&settings.layout)?;
     let pricing = report::scan::Pricing {
         book: &settings.book,
         tz: settings.timezone,
     };
-    let r = report::report(&snapshot, month, dims, &settings.teams, &pricing)?;
-    Ok((
-        r,
-        Rated {
-            summary: RateSummary::default(),
-            snapshot,
-        },
-    ))
+    let figures = report::report(&snapshot, month, dims, &settings.teams, &pricing)?;
+    Ok(Shown {
+        figures,
+        standing: standing(settings, &snapshot, month, false)?,
+        recovered: snapshot.recovered.clone(),
+    })
 }
 
 /// Where `month` stands as of `settings.as_of`: in the business timezone for reports
 /// (`provider_days`: false), on the provider's UTC days for the reconciliation.
-pub fn standing(
+fn standing(
     settings: &Settings,
     view: &Snapshot,
     month: Month,
@@ -301,7 +303,7 @@ pub fn standing(
 }
 
 /// The reconciliation of `month` with the provider's cost report, rated first.
-pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, Rated), RunError> {
+pub fn reconcile(settings: &Settings, month: Month) -> Result<Shown<Reconciliation>, RunError> {
     let book = &settings.book;
     // The invoices say which months their periods touch: those are rated too, then the
     // invoices are read again under the view the reconciliation reads.
@@ -316,7 +318,11 @@ pub fn reconcile(settings: &Settings, month: Month) -> Result<(Reconciliation, R
     let invoices = reconcile::invoices_of(view, month)?;
     let mut r = reconcile::reconcile(view, month, settings.tolerance, book)?;
     reconcile::add_tie_outs(view, &mut r, &invoices, book)?;
-    Ok((r, rated))
+    Ok(Shown {
+        standing: standing(settings, view, month, true)?,
+        figures: r,
+        recovered: rated.snapshot.recovered.clone(),
+    })
 }
 
 /// The credits ledger as of `settings.as_of`, every month rated first (burn and consumption read all
