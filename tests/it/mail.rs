@@ -578,6 +578,123 @@ fn starttls_is_required_and_verified_against_the_configured_ca() {
     assert!(!stderr(&o).contains(PASSWORD));
 }
 
+/// A peer that never offers STARTTLS (`tests/smtp/downgrade.py`): a plain server, or a man in
+/// the middle stripping it from a real server's EHLO; it records every byte the client sent.
+struct Peer {
+    child: Child,
+    port: u16,
+    record: PathBuf,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn downgrade_peer(record: &Path, mode: &[&str]) -> Peer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/downgrade.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(record)
+        .args(mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "downgrade.py did not start");
+    Peer {
+        child,
+        port,
+        record: record.to_path_buf(),
+    }
+}
+
+#[test]
+fn starttls_is_never_opportunistic_no_password_crosses_a_server_without_it_or_a_stripped_ehlo() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    let upstream = smtp(
+        &dir.path().join("received"),
+        &[
+            "--tls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "--user",
+            "finops",
+            "--password",
+            PASSWORD,
+        ],
+    );
+    let up = upstream.port.to_string();
+    let plain = downgrade_peer(&dir.path().join("plain.bytes"), &["plain"]);
+    let strip = downgrade_peer(&dir.path().join("strip.bytes"), &["strip", &up]);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let secrets = [
+        PASSWORD.to_string(),
+        b64(PASSWORD),
+        b64(&format!("\0finops\0{PASSWORD}")),
+    ];
+    for (what, peer) in [
+        ("no STARTTLS offered", &plain),
+        ("STARTTLS stripped", &strip),
+    ] {
+        let sub = dir.path().join(what.replace(' ', "-"));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("smtp-password"), format!("{PASSWORD}\n")).unwrap();
+        let (data, cfg) = setup(
+            &sub,
+            &format!(
+                "[mail]\nfinance = [\"finance@example.com\"]\nattempts = 1\n[mail.smtp]\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\ntimeout_secs = 5\nusername = \"finops\"\npassword_file = \"smtp-password\"\nca_file = {:?}\n",
+                peer.port,
+                ca.to_str().unwrap()
+            ),
+        );
+        let o = mail(&data, &cfg, &["--as-of", "2026-11-20"], &[]);
+        assert_eq!(
+            code(&o),
+            3,
+            "{what}: nothing is sent, the mail stays queued: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains(PASSWORD));
+        let sent =
+            String::from_utf8_lossy(&std::fs::read(&peer.record).unwrap_or_default()).to_string();
+        assert!(
+            sent.to_uppercase().contains("EHLO"),
+            "{what}: the client did reach the peer: {sent:?}"
+        );
+        for verb in ["AUTH", "MAIL FROM", "RCPT TO", "DATA"] {
+            assert!(
+                !sent.to_uppercase().contains(verb),
+                "{what}: {verb} crossed the wire in clear: {sent:?}"
+            );
+        }
+        for s in &secrets {
+            assert!(
+                !sent.contains(s.as_str()),
+                "{what}: the password crossed the wire"
+            );
+        }
+    }
+    assert!(
+        upstream.received().is_empty(),
+        "nothing reached the real server"
+    );
+}
+
 #[test]
 fn the_nightly_run_mails_the_closed_month_and_each_alert_once() {
     let dir = tempfile::tempdir().unwrap();
