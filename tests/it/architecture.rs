@@ -74,17 +74,91 @@ fn modules() -> BTreeMap<String, (String, BTreeSet<String>)> {
         }
         let code = code_only(&std::fs::read_to_string(&f).unwrap());
         let entry = out.entry(top.clone()).or_default();
-        for (i, _) in code.match_indices("crate::") {
-            let name: String = code[i + 7..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if name != top && !name.is_empty() {
+        for name in crate_imports(&code, &module_path(rel)) {
+            if name != top {
                 entry.1.insert(name);
             }
         }
         entry.0.push_str(&code);
     }
+    out
+}
+
+/// The module path of a source file: `x.rs` and `x/mod.rs` are `[x]`, `x/y.rs` is `[x, y]`.
+fn module_path(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .collect();
+    if parts.last().is_some_and(|l| l == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// The top-level modules `code` (of the module at `path`) names: `crate::x`, each item of
+/// `crate::{x, y::z}`, and `super::…` paths that climb to the crate root (`super::x` in
+/// `a/mod.rs`, `super::super::x` in `a/b.rs`).
+fn crate_imports(code: &str, path: &[String]) -> BTreeSet<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    // The first identifier of each top-level item of a `{…}` group starting at `rest`.
+    let group = |rest: &str| -> Vec<String> {
+        let (mut depth, mut items, mut start) = (0, Vec::new(), 1);
+        for (i, c) in rest.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 1 => {
+                    items.push(ident(&rest[start..i]));
+                    break;
+                }
+                '}' => depth -= 1,
+                ',' if depth == 1 => {
+                    items.push(ident(&rest[start..i]));
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        items
+    };
+    let mut out = BTreeSet::new();
+    let mut names_at = |rest: &str| {
+        if rest.starts_with('{') {
+            out.extend(group(rest));
+        } else {
+            out.insert(ident(rest));
+        }
+    };
+    for (i, _) in code.match_indices("crate::") {
+        let before = code[..i].chars().next_back();
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            names_at(&code[i + 7..]);
+        }
+    }
+    // `super::super::…x`: climbing as many levels as the module is deep reaches the root.
+    let depth = path.len();
+    let climb = "super::".repeat(depth);
+    for (i, _) in code.match_indices(climb.as_str()) {
+        let before = &code[..i];
+        if before.ends_with("super::") || before.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let rest = &code[i + climb.len()..];
+        if !rest.starts_with("super::") {
+            names_at(rest);
+        }
+    }
+    out.retain(|n| !n.is_empty() && n != "self" && n != "super");
     out
 }
 
@@ -332,6 +406,25 @@ fn the_source_reader_sees_imports_not_words() {
     assert!(
         !code.contains("polars") && !code.contains("crate::x") && code.contains("crate::money")
     );
+}
+
+#[test]
+fn the_source_reader_sees_grouped_and_relative_imports() {
+    let path = |p: &str| module_path(Path::new(p));
+    let code = code_only(
+        "use crate::{money::Money, vocab::{Month, Provider},\n    grid};\nuse super::super::lake::Layout;\nuse super::sibling;\n",
+    );
+    let seen = crate_imports(&code, &path("report/scan.rs"));
+    for m in ["money", "vocab", "grid", "lake"] {
+        assert!(seen.contains(m), "{m} not seen in {seen:?}");
+    }
+    assert!(
+        !seen.contains("sibling"),
+        "super:: in a sub-file is its folder, not the root"
+    );
+    // In a folder's mod.rs, one `super::` is the crate root.
+    let seen = crate_imports(&code_only("use super::present;\n"), &path("report/mod.rs"));
+    assert!(seen.contains("present"), "{seen:?}");
 }
 
 /// Every `.rs` file under `dir`, sorted.
