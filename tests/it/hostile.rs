@@ -387,11 +387,13 @@ fn unreadable_files_and_directories_are_skipped_and_the_rest_ingested() {
     write(&locked_dir, "inside.json", &page(vec![]));
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
+    // No access for anyone but root: the test user is refused whether it owns them (not root)
+    // or not (root, who reads everything, runs the ingest as `nobody`).
     for (p, m) in [
         (&inbox, 0o755),
         (&good, 0o644),
-        (&secret, 0o600),
-        (&locked_dir, 0o700),
+        (&secret, 0o000),
+        (&locked_dir, 0o000),
         (&data, 0o777),
     ] {
         open_up(p, m);
@@ -417,6 +419,9 @@ fn unreadable_files_and_directories_are_skipped_and_the_rest_ingested() {
     }
     assert_eq!(file_status(&s, "good.json")["status"], "new");
     assert_eq!(day_output(&data, "2026-10-06"), Some(5));
+    // So that the temporary directory can be removed by its owner.
+    open_up(&locked_dir, 0o700);
+    open_up(&secret, 0o600);
 }
 
 #[test]
@@ -866,21 +871,47 @@ fn a_read_only_lake_is_queryable() {
     let data = sample_lake(tmp.path());
     let o = tl(&data, &["rate", "-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    if !is_root() {
-        return; // as another user the lake below is someone else's anyway
-    }
-    // Another user can read but not write the lake (nor create its lock file).
     std::fs::remove_file(data.join("_tokenledger/lock")).unwrap();
-    let o = as_nobody(
-        &data,
-        &["sql", "SELECT COUNT(*) AS n FROM usage", "--format", "json"],
-    );
+    // A reader who cannot write the lake (nor create its lock file): another user when the
+    // suite runs as root (root writes anything), else the owner of a lake made read-only.
+    let read_only = !is_root();
+    if read_only {
+        set_tree_mode(&data, 0o555, 0o444);
+    }
+    let reader = |args: &[&str]| {
+        if read_only {
+            tl(&data, args)
+        } else {
+            as_nobody(&data, args)
+        }
+    };
+    let o = reader(&["sql", "SELECT COUNT(*) AS n FROM usage", "--format", "json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["n"], 15);
-    let o = as_nobody(&data, &["report", "--month", "2026-10", "--format", "csv"]);
+    let o = reader(&["report", "--month", "2026-10", "--format", "csv"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("claude-haiku-4-5"));
+    assert!(
+        !data.join("_tokenledger/lock").exists(),
+        "the reader created nothing in a lake it cannot write"
+    );
+    if read_only {
+        set_tree_mode(&data, 0o755, 0o644);
+    }
+}
+
+/// Every directory below (and at) `root` to `dir`, every file to `file`.
+fn set_tree_mode(root: &Path, dir: u32, file: u32) {
+    for e in std::fs::read_dir(root).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            set_tree_mode(&p, dir, file);
+        } else {
+            open_up(&p, file);
+        }
+    }
+    open_up(root, dir);
 }
 
 #[test]
