@@ -391,7 +391,7 @@ fn the_scan_sums_exactly_what_the_shipped_sql_sums() {
         tmp.path(),
         &["--months", "2", "--width", "1h", "--anomalies", "all"],
     );
-    crate::common::ingest(&data, &[&out]);
+    crate::common::ingest_ok(&data, &[&out]);
     assert_eq!(
         crate::common::code(&crate::common::tl(&data, &["rate", "-q"])),
         0
@@ -429,7 +429,7 @@ fn the_scan_sums_exactly_what_the_shipped_sql_sums() {
 fn the_business_timezone_comes_from_the_config_and_a_bad_one_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    crate::common::ingest(&data, &[&crate::common::fixtures().join("sample")]);
+    crate::common::ingest_ok(&data, &[&crate::common::fixtures().join("sample")]);
     let cfg = tmp.path().join("tokenledger.toml");
     std::fs::write(&cfg, "timezone = \"Mars/Olympus\"\n").unwrap();
     let args = [

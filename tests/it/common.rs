@@ -10,19 +10,35 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+/// What the binary reads from the environment: the runner's values must not reach a test
+/// (a `TOKENLEDGER_LOG_FORMAT=json` or `COLUMNS=80` in the shell would change the stderr and
+/// the tables dozens of tests read); a test that wants one sets it.
+pub const BINARY_ENV: [&str; 8] = [
+    "TOKENLEDGER_DATA_DIR",
+    "TOKENLEDGER_CONFIG",
+    "TOKENLEDGER_LOG_FORMAT",
+    "TOKENLEDGER_CRASH_AT",
+    "TOKENLEDGER_TIMINGS",
+    "NO_COLOR",
+    "COLUMNS",
+    "MALLOC_ARENA_MAX",
+];
+
+/// The binary with none of the runner's [`BINARY_ENV`].
+pub fn binary() -> Command {
+    let mut c = Command::new(BIN);
+    for k in BINARY_ENV {
+        c.env_remove(k);
+    }
+    c
+}
+
 pub fn tl(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("TOKENLEDGER_CRASH_AT")
-        .env_remove("TOKENLEDGER_CONFIG")
-        .output()
-        .expect("run tokenledger")
+    tl_env(data, args, &[])
 }
 
 pub fn tl_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(BIN);
+    let mut c = binary();
     c.arg("--data-dir").arg(data).args(args);
     for (k, v) in env {
         c.env(k, v);
@@ -38,7 +54,17 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `tokenledger ingest --json` of input that must load clean (exit 0: nothing quarantined or
+/// skipped) → the summary. For a test's setup: a fixture that starts quarantining rows fails
+/// here, not three assertions later.
+pub fn ingest_ok(data: &Path, paths: &[&Path]) -> serde_json::Value {
+    let (c, s) = ingest(data, paths);
+    assert_eq!(c, 0, "setup input must ingest clean: {s}");
+    s
+}
+
 /// `tokenledger ingest --json` → (exit code, summary).
+#[must_use = "check the exit code, or call ingest_ok"]
 pub fn ingest(data: &Path, paths: &[&Path]) -> (i32, serde_json::Value) {
     let mut args = vec!["ingest".to_string(), "--json".into(), "-q".into()];
     args.extend(paths.iter().map(|p| p.display().to_string()));
@@ -146,7 +172,7 @@ pub fn synth(dir: &Path, extra: &[&str]) -> PathBuf {
     let out = dir.join("exports");
     let mut args = vec!["synth", "--out", out.to_str().unwrap(), "-q"];
     args.extend_from_slice(extra);
-    let o = Command::new(BIN).args(&args).output().expect("synth");
+    let o = binary().args(&args).output().expect("synth");
     assert_eq!(code(&o), 0, "synth failed: {}", stderr(&o));
     out
 }

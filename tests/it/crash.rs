@@ -28,9 +28,9 @@ fn killed_at_each_commit_step_then_rerun() {
     let sample = fixtures().join("sample");
     // Reference: a clean ingest of the sample, then the synthetic exports.
     let clean = tmp.path().join("clean");
-    ingest(&clean, &[&sample]);
+    ingest_ok(&clean, &[&sample]);
     let before = lake_state(&clean);
-    ingest(&clean, &[&exports]);
+    ingest_ok(&clean, &[&exports]);
     let after = lake_state(&clean);
     assert_ne!(before.0, after.0);
 
@@ -41,16 +41,13 @@ fn killed_at_each_commit_step_then_rerun() {
         ("mid-apply", true),
     ] {
         let data = tmp.path().join(point);
-        ingest(&data, &[&sample]);
+        ingest_ok(&data, &[&sample]);
         let o = tl_env(
             &data,
             &["ingest", "-q", exports.to_str().unwrap()],
             &[("TOKENLEDGER_CRASH_AT", point)],
         );
-        assert!(
-            !o.status.success(),
-            "{point}: the simulated crash must kill the run"
-        );
+        assert_crashed_at(&o, point);
         // Any next command recovers first; the lake is exactly before or exactly after.
         let state = lake_state(&data);
         if committed {
@@ -98,7 +95,7 @@ fn sigkill_at_random_moments_then_rerun() {
     );
     let clean = tmp.path().join("clean");
     let t0 = Instant::now();
-    ingest(&clean, &[&exports]);
+    ingest_ok(&clean, &[&exports]);
     let full = t0.elapsed();
     let expected = lake_state(&clean);
     assert!(
@@ -107,9 +104,10 @@ fn sigkill_at_random_moments_then_rerun() {
         expected.0
     );
 
+    let mut landed = 0;
     for (i, frac) in [10u32, 35, 60, 90].into_iter().enumerate() {
         let data = tmp.path().join(format!("k{i}"));
-        let mut child = std::process::Command::new(BIN)
+        let mut child = binary()
             .args([
                 "--data-dir",
                 data.to_str().unwrap(),
@@ -120,8 +118,18 @@ fn sigkill_at_random_moments_then_rerun() {
             .spawn()
             .unwrap();
         std::thread::sleep(full * frac / 100);
-        let _ = child.kill(); // SIGKILL
+        child.kill().expect("SIGKILL delivered"); // SIGKILL
         let status = child.wait().unwrap();
+        // The kill must land mid-run: a run that had already ended proves nothing.
+        use std::os::unix::process::ExitStatusExt;
+        if status.signal() == Some(libc::SIGKILL) {
+            landed += 1;
+        } else {
+            assert!(
+                status.success(),
+                "kill at {frac}%: the run failed by itself ({status})"
+            );
+        }
         // Whatever point it reached, the lake is empty (before) or complete (after), and
         // that is checked after every kill. "Before" is a lake with no manifest and no parts.
         let committed = data.join("ingest_log/part-0.parquet").exists()
@@ -152,6 +160,28 @@ fn sigkill_at_random_moments_then_rerun() {
         assert_eq!(code, 0);
         assert_eq!(lake_state(&data), expected, "kill at {frac}% then re-run");
     }
+    assert!(
+        landed >= 3,
+        "only {landed} of 4 kills landed mid-run: the ingest is too fast to kill at those points"
+    );
+}
+
+/// The run died at the named crash point: aborted (SIGABRT, as `TOKENLEDGER_CRASH_AT` does),
+/// saying where; not a run that failed early for another reason.
+fn assert_crashed_at(o: &std::process::Output, point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGABRT),
+        "{point}: the simulated crash must kill the run ({}): {}",
+        o.status,
+        stderr(o)
+    );
+    assert!(
+        stderr(o).contains(&format!("simulated crash at {point}")),
+        "{point}: the named crash point must be the one that fired: {}",
+        stderr(o)
+    );
 }
 
 #[test]
@@ -171,18 +201,15 @@ fn a_killed_rating_leaves_rated_usage_as_before_or_after() {
         (code(&o), String::from_utf8_lossy(&o.stdout).into_owned())
     };
     let clean = tmp.path().join("clean");
-    ingest(&clean, &[&sample]);
+    ingest_ok(&clean, &[&sample]);
     assert_eq!(code(&tl(&clean, &["rate", "-q"])), 0);
     let after = rated(&clean);
     assert_eq!(after.0, 0);
     for point in ["rate-staged", "committed", "mid-apply"] {
         let data = tmp.path().join(point);
-        ingest(&data, &[&sample]);
+        ingest_ok(&data, &[&sample]);
         let o = tl_env(&data, &["rate", "-q"], &[("TOKENLEDGER_CRASH_AT", point)]);
-        assert!(
-            !o.status.success(),
-            "{point}: the simulated crash must kill the run"
-        );
+        assert_crashed_at(&o, point);
         let now = rated(&data);
         if point == "rate-staged" {
             assert_ne!(

@@ -3,7 +3,6 @@
 //! the two commands CI runs; every command's help has examples.
 
 use std::path::Path;
-use std::process::Command;
 
 use tokenledger::lake::{Table, schema};
 
@@ -105,7 +104,7 @@ fn the_readme_starts_with_the_two_commands_and_ci_runs_the_second_literally() {
 
 #[test]
 fn every_command_has_help_with_examples_and_completions_and_man_pages_come_from_clap() {
-    let o = Command::new(BIN).arg("--help").output().unwrap();
+    let o = binary().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout).into_owned();
     let commands: Vec<String> = help
         .split("Commands:")
@@ -122,27 +121,21 @@ fn every_command_has_help_with_examples_and_completions_and_man_pages_come_from_
         .collect();
     assert!(commands.len() >= 16, "{commands:?}");
     for c in &commands {
-        let o = Command::new(BIN)
-            .args([c.as_str(), "--help"])
-            .output()
-            .unwrap();
+        let o = binary().args([c.as_str(), "--help"]).output().unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(
             text.contains("Examples:\n  tokenledger "),
             "{c} --help has no examples:\n{text}"
         );
     }
-    let o = Command::new(BIN)
-        .args(["completions", "bash"])
-        .output()
-        .unwrap();
+    let o = binary().args(["completions", "bash"]).output().unwrap();
     let script = String::from_utf8_lossy(&o.stdout);
     assert!(script.contains("complete -F _tokenledger"), "{script}");
     for c in &commands {
         assert!(script.contains(c.as_str()), "completion knows {c}");
     }
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(BIN)
+    let o = binary()
         .args(["man", "--out"])
         .arg(dir.path())
         .output()
@@ -186,7 +179,7 @@ fn the_example_config_loads_and_names_every_setting() {
     }
     // And it is valid: the overrides it sets are in force.
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(BIN)
+    let o = binary()
         .arg("--config")
         .arg(root.join("examples/tokenledger.toml"))
         .arg("--data-dir")

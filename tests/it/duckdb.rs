@@ -35,7 +35,7 @@ fn duckdb_reads_the_lake_and_agrees() {
         tmp.path(),
         &["--width", "1h", "--months", "2", "--seed", "99"],
     );
-    ingest(&data, &[&exports, &fixtures().join("sample")]);
+    ingest_ok(&data, &[&exports, &fixtures().join("sample")]);
 
     // Hive-partitioned glob, straight from the Parquet files.
     let cols: Vec<String> = TOKEN_COLS
@@ -86,7 +86,7 @@ fn the_shipped_sql_gives_the_same_answer_in_both_engines() {
         tmp.path(),
         &["--width", "1d", "--seed", "13", "--console-csv"],
     );
-    ingest(&data, &[&fixtures().join("sample"), &exports]);
+    ingest_ok(&data, &[&fixtures().join("sample"), &exports]);
     let sql_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/usage_totals.sql");
     let script = format!(
         "{}c.execute(\"CREATE VIEW usage AS SELECT * FROM read_parquet('\" + USAGE + \"')\")\n\
@@ -113,7 +113,7 @@ fn the_shipped_sql_gives_the_same_answer_in_both_engines() {
 fn duckdb_reads_the_ledger_tables_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(
+    ingest_ok(
         &data,
         &[&fixtures().join("sample"), &fixtures().join("ledger")],
     );
@@ -163,7 +163,7 @@ fn duckdb_reads_the_ledger_tables_exactly() {
 fn analyst_sql_takes_params_lists_tables_and_writes_parquet_duckdb_reads_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     assert_eq!(code(&tl(&data, &["rate"])), 0);
     // --tables: every table with its columns.
     let o = tl(&data, &["sql", "--tables", "--format", "csv"]);
@@ -242,7 +242,7 @@ fn the_rated_usage_view_is_one_priced_row_per_usage_row_with_the_listed_columns_
         tmp.path(),
         &["--width", "1h", "--months", "1", "--seed", "7"],
     );
-    ingest(&data, &[&exports, &fixtures().join("sample")]);
+    ingest_ok(&data, &[&exports, &fixtures().join("sample")]);
     assert_eq!(code(&tl(&data, &["rate", "-q"])), 0);
     // The view's columns as `sql --tables` lists them.
     let o = tl(&data, &["sql", "--tables", "--format", "json"]);

@@ -78,7 +78,7 @@ fn rows_of(columns: &[String], rows: &[Vec<Value>]) -> Rows {
 fn tl_rows(cfg: &Path, sql: &str) -> Rows {
     let file = cfg.with_file_name("query.sql");
     std::fs::write(&file, sql).unwrap();
-    let o = Command::new(BIN)
+    let o = binary()
         .args([
             "--config",
             cfg.to_str().unwrap(),
@@ -157,7 +157,7 @@ fn shipped(name: &str) -> String {
 /// The demo's lake, re-rated in Asia/Tokyo with one key assigned to a team by name.
 fn tokyo_lake(dir: &Path) -> PathBuf {
     let demo = dir.join("demo");
-    let o = Command::new(BIN)
+    let o = binary()
         .args(["-q", "demo", "--dir", demo.to_str().unwrap()])
         .output()
         .unwrap();
@@ -172,7 +172,7 @@ fn tokyo_lake(dir: &Path) -> PathBuf {
         )
     );
     std::fs::write(&cfg, text).unwrap();
-    let o = Command::new(BIN)
+    let o = binary()
         .args(["-q", "--config", cfg.to_str().unwrap(), "rate"])
         .output()
         .unwrap();
@@ -279,7 +279,7 @@ fn every_shipped_query_is_exact_on_duckdb_spark_and_tokenledger() {
     }
 
     // The product's own numbers: the chargeback and the usage totals, exactly.
-    let o = Command::new(BIN)
+    let o = binary()
         .args([
             "--config",
             cfg.to_str().unwrap(),

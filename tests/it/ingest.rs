@@ -162,7 +162,7 @@ fn two_copies_in_one_command_load_once_and_the_first_wins() {
 fn a_newer_export_restates_the_same_bucket() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     let day1 = "WHERE strftime(bucket_start, '%Y-%m-%d') = '2026-10-01'";
     let before_other_days = totals(
         &data,
@@ -198,7 +198,7 @@ fn a_newer_export_restates_the_same_bucket() {
 fn a_partial_restatement_of_a_coarser_bucket_is_quarantined() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     let before = totals(&data, "");
     let (code, s) = ingest(
         &data,
@@ -235,7 +235,7 @@ fn finer_buckets_that_cover_a_whole_day_replace_it() {
     let (c, _) = ingest(&data, &[&hourly]);
     assert_eq!(c, 0);
     let clean = tmp.path().join("clean");
-    ingest(&clean, &[&hourly]);
+    ingest_ok(&clean, &[&hourly]);
     assert_eq!(
         totals(&data, ""),
         totals(&clean, ""),
@@ -254,7 +254,7 @@ fn admin_api_wins_over_console_csv_in_either_order() {
         &["--width", "1h", "--console-csv", "--seed", "11"],
     );
     let api_only = tmp.path().join("api_only");
-    ingest(
+    ingest_ok(
         &api_only,
         &[
             &exports.join("usage"),
@@ -270,7 +270,7 @@ fn admin_api_wins_over_console_csv_in_either_order() {
     let (c, s) = ingest(&a, &[&exports.join("console")]);
     assert_eq!(c, 0, "{s}");
     assert!(totals(&a, "")["usage_rows"] > 0);
-    ingest(
+    ingest_ok(
         &a,
         &[
             &exports.join("usage"),
@@ -282,7 +282,7 @@ fn admin_api_wins_over_console_csv_in_either_order() {
 
     // API first, then the CSV: nothing of the CSV is loaded.
     let b = tmp.path().join("b");
-    ingest(
+    ingest_ok(
         &b,
         &[
             &exports.join("usage"),
@@ -306,7 +306,7 @@ fn admin_api_wins_over_console_csv_in_either_order() {
 
     // Same tokens either way: the CSV is the daily sum of the same usage.
     let csv_only = tmp.path().join("csv_only");
-    ingest(&csv_only, &[&exports.join("console")]);
+    ingest_ok(&csv_only, &[&exports.join("console")]);
     let csv = totals(&csv_only, "");
     for c in TOKEN_COLS {
         assert_eq!(csv[c], expected[c], "{c}");
@@ -361,7 +361,7 @@ fn a_second_writer_waits_or_fails_clearly() {
         stderr(&o)
     );
     // Without --no-wait it waits, says so, and goes ahead once the lock is free.
-    let mut child = std::process::Command::new(BIN)
+    let mut child = binary()
         .args([
             "--data-dir",
             data.to_str().unwrap(),
@@ -431,7 +431,7 @@ fn synthetic_exports_are_deterministic() {
     assert_ne!(snapshot(&a.join("usage")), snapshot(&c.join("usage")));
     // The organisation has what the generator promises: batch, long context, us geo, Console use.
     let data = tmp.path().join("data");
-    ingest(&data, &[&a]);
+    ingest_ok(&data, &[&a]);
     let rows = sql(
         &data,
         "SELECT COUNT(DISTINCT service_tier) AS tiers, SUM(CASE WHEN context_window = '200k-1M' THEN 1 ELSE 0 END) AS long_ctx, SUM(CASE WHEN inference_geo = 'us' THEN 1 ELSE 0 END) AS us, SUM(CASE WHEN api_key_id IS NULL THEN 1 ELSE 0 END) AS console, COUNT(DISTINCT workspace_name) AS ws FROM usage",

@@ -375,7 +375,7 @@ fn a_provisional_month_says_so_then_the_final_follows_then_a_restatement_correct
         v.to_string(),
     )
     .unwrap();
-    ingest(&data, &[&restated]);
+    ingest_ok(&data, &[&restated]);
     let o = mail(&data, &cfg, &["--as-of", "2026-11-20", "--json"], &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let got = server.received();
@@ -794,7 +794,7 @@ fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rer
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("tokenledger-demo");
     let args = readme_demo_args();
-    let o = Command::new(BIN)
+    let o = binary()
         .args(&args)
         .current_dir(dir.path())
         .env_remove("TOKENLEDGER_CONFIG")
@@ -820,7 +820,7 @@ fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rer
     let html = std::fs::read_to_string(demo.join("chargeback-2026-10.html")).unwrap();
     assert!(html.contains("data:image/png;base64,") && html.contains("Growth"));
     // Again: the same files, nothing mailed twice.
-    let o = Command::new(BIN)
+    let o = binary()
         .args(&args)
         .current_dir(dir.path())
         .env_remove("TOKENLEDGER_CONFIG")
@@ -848,7 +848,7 @@ fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rer
         &["prices"],
         &["sql", "--tables"],
     ] {
-        let o = Command::new(BIN)
+        let o = binary()
             .arg("--config")
             .arg(&cfg)
             .args(args)
@@ -918,7 +918,7 @@ fn a_nightly_run_killed_anywhere_then_rerun_ends_in_the_same_lake_and_the_same_m
         if let Some(point) = crash {
             let o = tl_env(&data, &args, &[("TOKENLEDGER_CRASH_AT", point)]);
             assert!(
-                !o.status.success() && stderr(&o).contains("simulated crash"),
+                !o.status.success() && stderr(&o).contains(&format!("simulated crash at {point}")),
                 "{point}: the run was not killed there: {}",
                 stderr(&o)
             );

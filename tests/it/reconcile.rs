@@ -17,7 +17,7 @@ fn reconcile(data: &std::path::Path) -> (i32, serde_json::Value) {
 fn the_sample_month_is_fully_explained() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     let (c, r) = reconcile(&data);
     assert_eq!(c, 0, "{r:#}");
     assert_eq!(r["lines_unexplained"], 0);
@@ -51,8 +51,8 @@ fn the_sample_month_is_fully_explained() {
 fn an_extra_charge_is_listed_as_unexplained_and_exits_3() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
-    ingest(&data, &[&fixtures().join("reconcile")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("reconcile")]);
     let (c, r) = reconcile(&data);
     assert_eq!(c, 3);
     let bad: Vec<_> = r["lines"]
@@ -100,7 +100,7 @@ fn days_missing_on_either_side_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     // Usage for Oct 1-5, but only the restated Oct 4 cost page: the other days have no cost report.
-    ingest(
+    ingest_ok(
         &data,
         &[
             &fixtures().join("sample/usage-2026-10-p1.json"),

@@ -29,7 +29,7 @@ fn dec(v: &serde_json::Value) -> Decimal {
 fn october_matches_the_hand_priced_table() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     let (c, rows) = report_json(&data, &[]);
     assert_eq!(c, 0);
     // fixtures/README.md, "Hand-priced list cost of October".
@@ -75,7 +75,7 @@ fn october_matches_the_hand_priced_table() {
 fn formats_and_dimensions() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     let o = tl(
         &data,
         &[
@@ -153,7 +153,7 @@ fn formats_and_dimensions() {
 fn teams_from_config() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     let cfg = tmp.path().join("tokenledger.toml");
     std::fs::write(&cfg, "[[team]]\nname = \"search-team\"\nworkspaces = [\"Search\"]\n\n[[team]]\nname = \"sales\"\napi_keys = [\"closer-app\"]\n").unwrap();
     let o = tl(
@@ -215,7 +215,7 @@ fn mystery_page(dir: &Path) -> std::path::PathBuf {
 fn unknown_model_is_unpriced_never_zero_until_a_price_exists() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(
+    ingest_ok(
         &data,
         &[&fixtures().join("sample"), &mystery_page(tmp.path())],
     );
@@ -267,7 +267,7 @@ fn unknown_model_is_unpriced_never_zero_until_a_price_exists() {
 fn repricing_is_safe_and_repeatable() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     let (_, before) = report_json(&data, &[]);
     let rated = snapshot(&data.join("usage_pricing"));
     let (_, again) = report_json(&data, &[]);
@@ -314,7 +314,7 @@ fn duckdb_prices_the_same_month_independently() {
         tmp.path(),
         &["--width", "1h", "--seed", "77", "--workspaces", "5"],
     );
-    ingest(&data, &[&fixtures().join("sample"), &exports]);
+    ingest_ok(&data, &[&fixtures().join("sample"), &exports]);
     let (_, ours) = report_json(&data, &[]);
     // Every rate is typed here from ../shared/reference/anthropic-billing.md §5, not read from
     // tokenledger: base rates per model, then the modifiers in SQL (batch ×0.5; long context
@@ -477,7 +477,7 @@ api_keys = ["apikey_01TzFreshKey0000001"]
     )
     .unwrap();
     let mystery = mystery_page(tmp.path());
-    ingest(
+    ingest_ok(
         &data,
         &[
             &fixtures().join("sample"),
@@ -530,7 +530,7 @@ api_keys = ["apikey_01TzFreshKey0000001"]
 fn a_final_month_restated_after_its_chargeback_is_reported_as_restated() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     let first = |args: &[&str]| {
         let o = tl(&data, args);
         String::from_utf8_lossy(&o.stdout)
@@ -561,7 +561,7 @@ fn a_final_month_restated_after_its_chargeback_is_reported_as_restated() {
     let p1 = std::fs::read_to_string(fixtures().join("sample/usage-2026-10-p1.json")).unwrap();
     let p1 = p1.replacen("\"output_tokens\": 500,", "\"output_tokens\": 1000500,", 1);
     std::fs::write(restated.join("usage-2026-10-p1-restated.json"), p1).unwrap();
-    ingest(&data, &[&restated]);
+    ingest_ok(&data, &[&restated]);
     let line = first(&["report", "--month", "2026-10"]);
     assert!(
         line.contains("RESTATED since its final chargeback")
@@ -702,7 +702,7 @@ fn names_null_in_every_row_group_and_rows_past_the_safe_count_price_as_the_sql_d
 fn whole_rows_priced_by_an_older_version_are_removed_and_never_shadow_the_view() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("sample")]);
     assert_eq!(code(&tl(&data, &["rate", "-q"])), 0);
     let total = |data: &Path| {
         let o = tl(

@@ -17,7 +17,7 @@ fn config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
 /// Runs `tokenledger run` with `cfg` and checks it refused before ingesting anything.
 fn refused_before_ingest(dir: &std::path::Path, cfg: &std::path::Path) -> String {
     let data = dir.join("data");
-    let o = std::process::Command::new(BIN)
+    let o = binary()
         .args(["--config", cfg.to_str().unwrap(), "run", "-q"])
         .env_remove("TOKENLEDGER_DATA_DIR")
         .output()
@@ -51,7 +51,7 @@ fn a_broken_price_file_fails_run_with_exit_2_before_anything_is_ingested() {
     assert!(err.contains("prices.toml"), "names the price file: {err}");
     // The sanity of the fixture: the same config without the broken file runs.
     let good = config(tmp.path(), "");
-    let o = std::process::Command::new(BIN)
+    let o = binary()
         .args(["--config", good.to_str().unwrap(), "run", "-q"])
         .output()
         .unwrap();

@@ -4,7 +4,6 @@
 //! 08:00 on 1 November in Tokyo (see fixtures/README.md for the hand-computed figures).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -12,7 +11,7 @@ use crate::common::*;
 
 /// Runs tokenledger on `data` with `cfg`; (exit code, stdout, stderr).
 fn with(data: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN)
+    let o = binary()
         .arg("--data-dir")
         .arg(data)
         .arg("--config")
@@ -194,7 +193,7 @@ fn a_bucket_at_23_utc_on_the_last_day_is_next_month_in_tokyo_and_this_month_in_u
 fn changing_the_timezone_re_rates_and_an_unknown_one_is_refused_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ingest(&data, &[&fixtures().join("timezone")]);
+    ingest_ok(&data, &[&fixtures().join("timezone")]);
     let cfg = tmp.path().join("tokenledger.toml");
     std::fs::write(&cfg, "timezone = \"UTC\"\n").unwrap();
     let (c, out, _) = with(&data, &cfg, &["rate", "--json"]);
