@@ -242,11 +242,60 @@ fn a_page_can_be_read_from_any_reader() {
     let text = std::fs::read_to_string(fixtures().join("sample/usage-2026-10-p2.json")).unwrap();
     let mut sink = VecSink::default();
     sources::parse_reader(
-        Cursor::new(text),
+        Cursor::new(text.clone()),
         SourceFormat::AnthropicUsageApi,
         &Limits::default(),
         &mut sink,
     )
     .unwrap();
-    assert_eq!(sink.usage.len(), 3);
+    // The page's three rows as fixtures/README.md lists them (Oct 4: Sonnet 4.5 and Haiku 4.5
+    // at priority tier; Oct 5: Opus 4.6 with 5-minute cache writes).
+    let got: Vec<(String, String, [u64; 5])> = sink
+        .usage
+        .iter()
+        .map(|r| {
+            let t = r.tokens;
+            (
+                r.bucket_start.format("%Y-%m-%d").to_string(),
+                r.model.as_deref().unwrap_or_default().to_string(),
+                [
+                    t.uncached_input,
+                    t.cache_write_5m,
+                    t.cache_write_1h,
+                    t.cache_read,
+                    t.output,
+                ],
+            )
+        })
+        .collect();
+    let want = [
+        (
+            "2026-10-04",
+            "claude-sonnet-4-5-20250929",
+            [1000, 0, 0, 0, 100],
+        ),
+        (
+            "2026-10-04",
+            "claude-haiku-4-5-20251001",
+            [500_000, 0, 0, 1000, 70_000],
+        ),
+        ("2026-10-05", "claude-opus-4-6", [3000, 500, 0, 0, 900]),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(d, m, t)| (d.to_string(), m.to_string(), t))
+            .to_vec()
+    );
+    // Row for row what the in-memory path reads from the same bytes.
+    let mut whole = VecSink::default();
+    sources::parse_bytes(
+        text.as_bytes(),
+        SourceFormat::AnthropicUsageApi,
+        &Limits::default(),
+        &mut whole,
+    )
+    .unwrap();
+    assert_eq!(sink.usage, whole.usage);
+    assert_eq!(sink.coverage, whole.coverage);
+    assert!(sink.quarantined.is_empty() && whole.quarantined.is_empty());
 }

@@ -1074,8 +1074,29 @@ fn a_mid_2025_console_header_loads_with_its_assumptions_said() {
         "{fs}"
     );
     assert_eq!(day_output(&data, "2025-07-14"), Some(9100 + 15000));
-    let o = tl(&data, &["report", "--month", "2025-07", "--format", "json"]);
+    // Priced at standard context and global geo, by hand (fixtures/README.md, "hostile"):
+    // Sonnet 4 52000×3 + 4000×3.75 + 18000×0.30 + 9100×15 = 312,900 µ$ + 2 searches = $0.3329;
+    // Haiku 3.5 batch 80000×0.40 + 15000×2 = $0.062; Opus 4 3000×15 + 1000×18.75 + 500×30 +
+    // 1200×75 = $0.16875.
+    let o = tl(
+        &data,
+        &[
+            "report", "--month", "2025-07", "--by", "model", "--format", "csv",
+        ],
+    );
     assert_eq!(code(&o), 0, "priced at standard rates: {}", stderr(&o));
+    let csv = String::from_utf8_lossy(&o.stdout).into_owned();
+    for (model, exact) in [
+        ("claude-sonnet-4", "0.332900000000"),
+        ("claude-3-5-haiku", "0.062000000000"),
+        ("claude-opus-4", "0.168750000000"),
+    ] {
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with(&format!("{model},priced,")) && l.ends_with(exact)),
+            "{model} at ${exact} by hand:\n{csv}"
+        );
+    }
 }
 
 #[test]

@@ -222,6 +222,21 @@ fn outbox_mail_has_every_part_foots_and_is_written_once() {
         ft.contains(&format!("Search (CC-100): {}", &total[1..])),
         "the same rounded figure in every part:\n{ft}"
     );
+    // By hand (fixtures/README.md, "October, charged back"): Search pays its $1.7891225 and
+    // 1.7891225/2.7742225 of the shared Default's $0.14589 = $1.88; Support $0.9851 and the
+    // rest = $1.04; nothing is unallocated; the summary foots to the org's $2.92.
+    assert_eq!(total, "$1.88", "Search's share by hand");
+    for line in [
+        "Search (CC-100): 1.88",
+        "Support (CC-200): 1.04",
+        "Unallocated: 0.00",
+    ] {
+        assert!(ft.contains(line), "{line:?} by hand:\n{ft}");
+    }
+    assert!(
+        ft.contains("Total list cost: $2.92") && ft.contains("  Total: 2.92\n"),
+        "the summary's team table foots to the org's $2.92:\n{ft}"
+    );
     // Re-running writes nothing new.
     let again = mail(&data, &cfg, &["--as-of", "2026-11-20"], &[]);
     assert_eq!(code(&again), 0);
@@ -383,8 +398,13 @@ fn a_provisional_month_says_so_then_the_final_follows_then_a_restatement_correct
     let c = &got[4];
     assert!(c["to"].as_str().unwrap().contains("search-leads"));
     assert!(c["subject"].as_str().unwrap().starts_with("Correction: "));
+    // By hand: Search's October is $1.7891225 (fixtures/README.md); 10,000,000 more output
+    // tokens of claude-sonnet-4-5 at $15/MTok add $150.00.
     assert!(
-        c["text"].as_str().unwrap().contains("changed from $"),
+        c["text"]
+            .as_str()
+            .unwrap()
+            .contains("changed from $1.79 to $151.79 (+$150.00)"),
         "{}",
         c["text"]
     );
