@@ -598,6 +598,58 @@ fn starttls_is_required_and_verified_against_the_configured_ca() {
     assert!(!stderr(&o).contains(PASSWORD));
 }
 
+#[test]
+fn implicit_tls_delivers_when_the_certificate_is_trusted_and_never_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    let server = smtp(
+        &dir.path().join("received"),
+        &[
+            "--implicit-tls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "--user",
+            "finops",
+            "--password",
+            PASSWORD,
+        ],
+    );
+    let cfg_for = |port: u16, ca_line: &str| {
+        format!(
+            "[mail]\nfinance = [\"finance@example.com\"]\nattempts = 1\n[mail.smtp]\nhost = \"localhost\"\nport = {port}\ntls = \"implicit\"\ntimeout_secs = 5\nusername = \"finops\"\npassword_file = \"smtp-password\"\n{ca_line}\n"
+        )
+    };
+    std::fs::write(dir.path().join("smtp-password"), format!("{PASSWORD}\n")).unwrap();
+    let ca_line = format!("ca_file = {:?}", ca.to_str().unwrap());
+    let (data, cfg) = setup(dir.path(), &cfg_for(server.port, &ca_line));
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-20"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        server.received().len(),
+        3,
+        "two teams and finance, over TLS"
+    );
+    // Not trusted without the CA: nothing sent, queued.
+    std::fs::write(&cfg, format!("{}\n{TEAMS}", cfg_for(server.port, ""))).unwrap();
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-20", "--resend"], &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(server.received().len(), 3);
+    // A peer that speaks plain SMTP gets no byte of the conversation in clear.
+    let plain = downgrade_peer(&dir.path().join("plain.bytes"), &["plain"]);
+    std::fs::write(&cfg, format!("{}\n{TEAMS}", cfg_for(plain.port, &ca_line))).unwrap();
+    let o = mail(&data, &cfg, &["--as-of", "2026-11-20", "--resend"], &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let sent = std::fs::read(&plain.record).unwrap_or_default();
+    let text = String::from_utf8_lossy(&sent).to_uppercase();
+    assert!(
+        !text.contains("EHLO")
+            && !text.contains("AUTH")
+            && !text.contains(&PASSWORD.to_uppercase()),
+        "implicit TLS never speaks SMTP in clear: {text:?}"
+    );
+    assert!(!stderr(&o).contains(PASSWORD));
+}
+
 /// A peer that never offers STARTTLS (`tests/smtp/downgrade.py`): a plain server, or a man in
 /// the middle stripping it from a real server's EHLO; it records every byte the client sent.
 struct Peer {

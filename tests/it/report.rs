@@ -150,6 +150,67 @@ fn formats_and_dimensions() {
 }
 
 #[test]
+fn a_keys_team_wins_over_its_workspaces_team() {
+    // The default workspace is "default-team"'s, but its key closer-app is billed to "sales":
+    // closer-app's Oct 2 Sonnet 4.6 ($0.11339) goes to sales, the keyless Console row of Oct 1
+    // in the same workspace (Opus 4.5, $0.0325) stays with default-team. The Search workspace
+    // is "search-team"'s, but its only key, prod-search (by id), is "platform"'s: all of
+    // Search's $1.7891225 goes to platform (fixtures/README.md).
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest_ok(&data, &[&fixtures().join("sample")]);
+    let cfg = tmp.path().join("tokenledger.toml");
+    std::fs::write(
+        &cfg,
+        "[[team]]\nname = \"default-team\"\nworkspaces = [\"Default\"]\n\
+         [[team]]\nname = \"sales\"\napi_keys = [\"closer-app\"]\n\
+         [[team]]\nname = \"search-team\"\nworkspaces = [\"Search\"]\n\
+         [[team]]\nname = \"platform\"\napi_keys = [\"apikey_01Rj2N8SVvo6BePZj99NhmiT\"]\n",
+    )
+    .unwrap();
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "report",
+        "--month",
+        "2026-10",
+        "--by",
+        "team",
+        "--format",
+        "json",
+    ];
+    let o = tl(&data, &args);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let get = |t: &str| {
+        rows.iter()
+            .find(|r| r["team"] == t)
+            .map(|r| dec(&r["list_cost_usd_exact"]))
+    };
+    assert_eq!(get("sales"), Some("0.11339".parse().unwrap()), "{rows:?}");
+    assert_eq!(
+        get("default-team"),
+        Some("0.0325".parse().unwrap()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        get("platform"),
+        Some("1.7891225".parse().unwrap()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        get("search-team"),
+        None,
+        "the key took all of Search: {rows:?}"
+    );
+    assert_eq!(
+        get("Unallocated"),
+        Some("0.9851".parse().unwrap()),
+        "{rows:?}"
+    );
+}
+
+#[test]
 fn teams_from_config() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

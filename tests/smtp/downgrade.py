@@ -88,8 +88,19 @@ async def strip(reader, writer):
     await asyncio.gather(client_to_upstream(), upstream_to_client(), return_exceptions=True)
 
 
+async def quietly(handler, reader, writer):
+    # A client that hangs up mid-line (or talks TLS to a plain peer) ends its connection only.
+    try:
+        await handler(reader, writer)
+    except (ConnectionError, asyncio.IncompleteReadError, OSError):
+        writer.close()
+
+
 async def main():
-    server = await asyncio.start_server(plain if mode == "plain" else strip, "127.0.0.1", port)
+    handler = plain if mode == "plain" else strip
+    server = await asyncio.start_server(
+        lambda r, w: quietly(handler, r, w), "127.0.0.1", port
+    )
     print("ready", flush=True)
     async with server:
         await asyncio.sleep(120)

@@ -1,12 +1,14 @@
 """A real SMTP server on loopback for the mail tests (aiosmtpd, from PyPI).
 
 usage: server.py PORT DIR [--user U --password P] [--fail N] [--tls CERT KEY]
+                 [--implicit-tls CERT KEY]
 
 Saves every accepted message as DIR/<n>.eml with a DIR/<n>.rcpt file of its recipients.
 With --user/--password, AUTH (PLAIN or LOGIN) is required. With --fail N, the first N DATA
 commands are answered `451 4.3.0` (a temporary failure, as a busy relay does). Prints
 `ready` on stdout once it listens; runs until killed. With --tls, STARTTLS is required before
-anything else (the certificate is a test CA's leaf for `localhost`).
+anything else (the certificate is a test CA's leaf for `localhost`). With --implicit-tls, the
+connection is TLS from its first byte (SMTPS, port 465's way).
 """
 import argparse
 import os
@@ -29,6 +31,7 @@ ap.add_argument("--user")
 ap.add_argument("--password")
 ap.add_argument("--fail", type=int, default=0)
 ap.add_argument("--tls", nargs=2)
+ap.add_argument("--implicit-tls", nargs=2)
 args = ap.parse_args()
 os.makedirs(args.dir, exist_ok=True)
 
@@ -70,6 +73,12 @@ if args.tls:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*args.tls)
     kw.update(tls_context=ctx, require_starttls=True)
+if args.implicit_tls:
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*args.implicit_tls)
+    kw.update(ssl_context=ctx, server_hostname="localhost")
 c = Controller(Handler(), hostname="127.0.0.1", port=args.port, **kw)
 c.start()
 print("ready", flush=True)
