@@ -200,18 +200,21 @@ fn anthropic() -> String {
     "anthropic".into()
 }
 
-/// Where a row of the book came from. Overrides win over the default.
+/// Where a row of the book came from. Overrides win over the default, and a later override
+/// (in load order: `[prices]`, then `price_file`) over an earlier one — by that order, never
+/// by the overrides' names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Origin {
     Default,
-    Override(String),
+    /// The override's place in load order, then its name (for messages).
+    Override(usize, String),
 }
 
 impl Origin {
     pub fn label(&self) -> String {
         match self {
             Origin::Default => "default".into(),
-            Origin::Override(s) => format!("override ({s})"),
+            Origin::Override(_, s) => format!("override ({s})"),
         }
     }
 }
@@ -318,7 +321,7 @@ impl PriceBook {
         book.add(&default, Origin::Default)?;
         for (i, (name, f)) in overrides.iter().enumerate() {
             hasher.update(format!("{i}:{name}:{f:?}").as_bytes());
-            book.add(f, Origin::Override(name.clone()))?;
+            book.add(f, Origin::Override(i, name.clone()))?;
         }
         book.fingerprint = hasher.finalize().to_hex()[..16].to_string();
         Ok(book)

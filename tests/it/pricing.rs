@@ -419,6 +419,76 @@ fn a_float_price_is_refused_with_the_file_and_key_named() {
     assert!(prices(&cfg).1.contains("write it as a string"));
 }
 
+/// Support Bot's October list cost (exact dollars) under `config`, from `report`.
+fn support_bot_october(dir: &std::path::Path, config: &str) -> Decimal {
+    let data = dir.join("data");
+    if !data.exists() {
+        crate::common::ingest_ok(&data, &[&crate::common::fixtures().join("sample")]);
+    }
+    let cfg = dir.join("tokenledger.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let o = tl(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "workspace",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["workspace_name"] == "Support Bot")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    row["list_cost_usd_exact"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_modifier_and_a_price_file_from_the_config_price_the_report() {
+    // Support Bot's October (fixtures/README.md): Oct 1 Haiku 4.5 batch $0.135, Oct 4 Haiku 4.5
+    // at priority tier rated at standard list $0.8501; together $0.9851.
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(
+        support_bot_october(tmp.path(), ""),
+        "0.9851".parse().unwrap()
+    );
+    // [[prices.modifier]]: priority at 1.2× standard → Oct 4 = 0.8501 × 1.2 = 1.02012.
+    let modifier = "[[prices.modifier]]\nservice_tier = \"priority\"\nfactor = \"1.2\"\nmodels = [\"claude-haiku-4-5\"]\n";
+    assert_eq!(
+        support_bot_october(tmp.path(), modifier),
+        "1.15512".parse().unwrap(),
+        "0.135 + 1.02012"
+    );
+    // price_file: Haiku 4.5 doubled from 2026-10-03 (Oct 1 keeps the old price); it wins over a
+    // [prices] row of the same day. Oct 4 = (500000×2 + 1000×0.2 + 70000×10)/10⁶ × 1.2 =
+    // 1.7002 × 1.2 = 2.04024.
+    let haiku = |input: &str| {
+        format!(
+            "[[model]]\nmodels = [\"claude-haiku-4-5\"]\ninput = \"{input}\"\ncache_write_5m = \"2.5\"\n\
+             cache_write_1h = \"4\"\ncache_read = \"0.2\"\noutput = \"10\"\nvalid_from = \"2026-10-03\"\n"
+        )
+    };
+    std::fs::write(tmp.path().join("prices.toml"), haiku("2")).unwrap();
+    let losing = haiku("9").replace("[[model]]", "[[prices.model]]");
+    let config = format!("price_file = \"prices.toml\"\n{modifier}{losing}");
+    assert_eq!(
+        support_bot_october(tmp.path(), &config),
+        "2.17524".parse().unwrap(),
+        "0.135 + 2.04024"
+    );
+}
+
 // ---- rating invariants ------------------------------------------------------------------
 
 mod props {
