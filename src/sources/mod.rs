@@ -183,7 +183,9 @@ pub fn detect(head: &[u8]) -> Result<Detected, FileError> {
     if trimmed.is_empty() {
         return Err(FileError::new("empty file"));
     }
-    if trimmed.starts_with('{') {
+    // An object (a page, a list, one invoice) or an array (Stripe invoices as a dashboard
+    // exports them): the keys inside tell which.
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
         return detect_json(trimmed);
     }
     let first_line = trimmed.lines().next().unwrap_or("");

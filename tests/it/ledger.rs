@@ -141,6 +141,53 @@ fn an_invoice_that_does_not_match_the_cost_report_is_exit_3() {
 }
 
 #[test]
+fn stripe_invoices_come_one_per_file_as_a_list_page_or_as_an_array() {
+    // The API's `GET /v1/invoices` answers a list object; dashboards export a JSON array. Each
+    // invoice stands alone: a draft among them is quarantined by its place, the others load.
+    let base = std::fs::read_to_string(fixtures().join("ledger/invoice-2026-10.json")).unwrap();
+    let inv = |number: &str| base.replace("ANTH-2026-0010", number);
+    let draft = inv("DRAFT-9").replace("\"status\": \"paid\"", "\"status\": \"draft\"");
+    let items = [inv("ANTH-2026-0010"), inv("ANTH-2026-0011"), draft];
+    let joined = items.join(",");
+    for (name, text) in [
+        (
+            "list.json",
+            format!(
+                "{{\"object\": \"list\", \"url\": \"/v1/invoices\", \"has_more\": false, \"data\": [{joined}]}}"
+            ),
+        ),
+        ("array.json", format!("[{joined}]")),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let dir = tmp.path().join("in");
+        write(&dir, name, &text);
+        let (c, s) = ingest(&data, &[&dir]);
+        assert_eq!(c, 3, "{name}: the draft is quarantined: {s:#}");
+        let got = sql(
+            &data,
+            "SELECT invoice_number, total_usd FROM invoices ORDER BY invoice_number",
+        );
+        let numbers: Vec<&str> = got
+            .iter()
+            .map(|r| r["invoice_number"].as_str().unwrap())
+            .collect();
+        assert_eq!(numbers, ["ANTH-2026-0010", "ANTH-2026-0011"], "{name}");
+        assert!(
+            got.iter().all(|r| r["total_usd"] == "1.650000000000"),
+            "{got:?}"
+        );
+        let q = sql(&data, "SELECT location, reason FROM quarantine");
+        assert_eq!(q.len(), 1, "{name}: {q:?}");
+        assert!(
+            q[0]["location"].as_str().unwrap().contains('2')
+                && q[0]["reason"].as_str().unwrap().contains("draft"),
+            "{name}: the third item, as a draft: {q:?}"
+        );
+    }
+}
+
+#[test]
 fn invoices_are_refused_rather_than_guessed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
