@@ -410,6 +410,93 @@ fn a_provisional_month_says_so_then_the_final_follows_then_a_restatement_correct
     );
 }
 
+#[test]
+fn a_final_month_is_corrected_only_when_a_total_moves_by_more_than_a_cent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cfg) = setup(
+        dir.path(),
+        "[mail]\nfrom = \"FinOps <finops@example.com>\"\nfinance = [\"finance@example.com\"]",
+    );
+    let args = ["--as-of", "2026-11-20"];
+    let o = mail(&data, &cfg, &args, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let outbox = data.join("outbox/2026-10");
+    assert_eq!(outbox_files(&outbox).len(), 3);
+    // Restates Oct 1-3 with `extra` more Sonnet 4.5 output tokens in Search ($15/MTok).
+    let restate = |extra: u64| {
+        let p1 = std::fs::read_to_string(fixtures().join("sample/usage-2026-10-p1.json")).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&p1).unwrap();
+        bump_output_tokens(&mut v, "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ", extra);
+        let d = dir.path().join(format!("restated-{extra}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("usage-2026-10-p1.json"), v.to_string()).unwrap();
+        ingest_ok(&data, &[&d]);
+    };
+    // The bill rounds top down (the org's cents, then the teams' by largest remainder:
+    // fixtures/README.md): before, the org's $2.9201125 is 292¢ = Search 179 + Support 98 +
+    // Unallocated 15. +700 tokens = $0.0105: Search $1.7996225, the org $2.9306125 = 293¢ =
+    // 180 + 98 + 15. One cent each: no correction, nothing written.
+    restate(700);
+    let o = mail(&data, &cfg, &args, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(outbox_files(&outbox).len(), 3, "{}", stderr(&o));
+    // Search's and finance's figures moved by a cent: not mailed again; Support's did not move.
+    let said = stderr(&o);
+    for (who, why) in [
+        (
+            "team:Search",
+            "the figures have not changed by more than a cent",
+        ),
+        (
+            "finance",
+            "the figures have not changed by more than a cent",
+        ),
+        ("team:Support", "already written"),
+    ] {
+        assert!(
+            said.lines().any(|l| l.contains(who) && l.contains(why)),
+            "{who}: {said}"
+        );
+    }
+    // +1300 tokens = $0.0195: Search $1.8086225, the org $2.9396125 = 294¢ = 181 + 98 + 15.
+    // Two cents: Search and finance get a correction; Support, unchanged, nothing.
+    restate(1300);
+    let o = mail(&data, &cfg, &args, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let files = outbox_files(&outbox);
+    assert_eq!(files.len(), 5, "{}", stderr(&o));
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| parse_eml(f)["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("changed from $1.79 to $1.81 (+$0.02)")),
+        "Search's correction by hand"
+    );
+    let finance: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| parse_eml(f))
+        .filter(|m| m["to"].as_str().unwrap().contains("finance"))
+        .collect();
+    assert_eq!(finance.len(), 2, "the original and its correction");
+    assert!(
+        finance.iter().any(|m| m["text"]
+            .as_str()
+            .unwrap()
+            .contains("Total list cost: $2.94")),
+        "finance's new figures by hand"
+    );
+    assert!(
+        stderr(&o)
+            .lines()
+            .any(|l| l.contains("correction") && l.contains("finance@example.com")),
+        "sent to finance as a correction: {}",
+        stderr(&o)
+    );
+}
+
 /// Adds `extra` output tokens to the first result of workspace `ws` in an Admin API page.
 fn bump_output_tokens(v: &mut serde_json::Value, ws: &str, extra: u64) {
     for bucket in v["data"].as_array_mut().unwrap() {

@@ -158,3 +158,91 @@ fn a_synthetic_month_reconciles_with_its_own_cost_report() {
         "{causes:?}"
     );
 }
+
+#[test]
+fn every_tolerance_holds_at_its_edge() {
+    // --tolerance: the extra charge's line differs by exactly $2.50; a tolerance of $2.50
+    // matches it (|difference| ≤ tolerance), one unit of the lake's scale less does not.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest_ok(&data, &[&fixtures().join("sample")]);
+    ingest_ok(&data, &[&fixtures().join("reconcile")]);
+    let with = |tolerance: &str| {
+        let o = tl(
+            &data,
+            &[
+                "reconcile",
+                "--month",
+                "2026-10",
+                "--format",
+                "json",
+                "--tolerance",
+                tolerance,
+            ],
+        );
+        let r: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+        (code(&o), r)
+    };
+    let (c, r) = with("2.5");
+    assert_eq!(r["lines_unexplained"], 0, "{r:#}");
+    assert_eq!(c, 0, "{r:#}");
+    let (c, r) = with("2.499999999999");
+    assert_eq!(r["lines_unexplained"], 1, "{r:#}");
+    assert_eq!(c, 3);
+
+    // The invoice tie-out: the invoice's charges may differ from the cost report by up to half
+    // a cent per invoice line (3 lines: $0.015). The sample's charges are 220¢ against the
+    // cost report's $2.1950125 (fixtures/README.md): 1¢ more on a line is $0.0149875 off,
+    // within; 2¢ more is $0.0249875, beyond.
+    let base = std::fs::read_to_string(fixtures().join("ledger/invoice-2026-10.json")).unwrap();
+    for (extra, needs_review) in [(1, false), (2, true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let n = |v: i64| (v + extra).to_string();
+        let invoice = base
+            .replace("\"amount\": 207,", &format!("\"amount\": {},", n(207)))
+            .replace("\"subtotal\": 170,", &format!("\"subtotal\": {},", n(170)))
+            .replace(
+                "\"subtotal_excluding_tax\": 170,",
+                &format!("\"subtotal_excluding_tax\": {},", n(170)),
+            )
+            .replace("\"total\": 165,", &format!("\"total\": {},", n(165)))
+            .replace(
+                "\"total_excluding_tax\": 153,",
+                &format!("\"total_excluding_tax\": {},", n(153)),
+            )
+            .replace(
+                "\"amount_due\": 65,",
+                &format!("\"amount_due\": {},", n(65)),
+            )
+            .replace(
+                "\"amount_paid\": 65,",
+                &format!("\"amount_paid\": {},", n(65)),
+            );
+        let dir = tmp.path().join("in");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("invoice.json"), invoice).unwrap();
+        ingest_ok(&data, &[&fixtures().join("sample"), &dir]);
+        let (_, r) = reconcile(&data);
+        let t = &r["tie_outs"][0];
+        assert_eq!(t["needs_review"], needs_review, "{extra}¢ more: {t:#}");
+        let off = t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| {
+                row["step"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("+ unexplained: cost report vs")
+            })
+            .unwrap_or_else(|| panic!("{t:#}"));
+        let want = if extra == 1 {
+            "0.014987500000"
+        } else {
+            "0.024987500000"
+        };
+        assert_eq!(off["amount_usd"], want, "{t:#}");
+    }
+}
