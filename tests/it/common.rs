@@ -26,7 +26,13 @@ pub const BINARY_ENV: [&str; 8] = [
 
 /// The binary with none of the runner's [`BINARY_ENV`].
 pub fn binary() -> Command {
-    let mut c = Command::new(BIN);
+    scrubbed(BIN)
+}
+
+/// `program` (the binary, or a wrapper that runs it: `timeout`, `setpriv`) with none of the
+/// runner's [`BINARY_ENV`].
+pub fn scrubbed(program: &str) -> Command {
+    let mut c = Command::new(program);
     for k in BINARY_ENV {
         c.env_remove(k);
     }

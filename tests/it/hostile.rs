@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
@@ -54,13 +54,12 @@ const HAIKU: &str = "claude-haiku-4-5-20251001";
 
 /// The binary, killed if it runs longer than `secs` (a hang fails the test, never the suite).
 fn tl_limited(data: &Path, args: &[&str], secs: u32) -> Output {
-    let o = Command::new("timeout")
+    let o = scrubbed("timeout")
         .arg(secs.to_string())
         .arg(BIN)
         .arg("--data-dir")
         .arg(data)
         .args(args)
-        .env_remove("TOKENLEDGER_CONFIG")
         .output()
         .expect("run tokenledger");
     assert_ne!(code(&o), 124, "timed out after {secs} s: {args:?}");
@@ -344,7 +343,7 @@ fn as_nobody(data: &Path, args: &[&str]) -> Output {
         std::fs::copy(BIN, &bin).unwrap();
         open_up(&bin, 0o755);
     }
-    Command::new("setpriv")
+    scrubbed("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
