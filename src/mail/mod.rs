@@ -75,11 +75,13 @@ pub trait Render {
         close: Close,
         correction: Option<&str>,
     ) -> Result<Rendered, RenderFailure>;
+    /// The finance summary; `correction` says what changed when it replaces a final one.
     fn finance(
         &self,
         bill: &Bill,
         close: Close,
         extras: &FinanceExtras,
+        correction: Option<&str>,
     ) -> Result<Rendered, RenderFailure>;
     /// The nightly digest of alerts a recipient has not had yet.
     fn alerts(
@@ -853,21 +855,21 @@ fn compose(
             });
         }
     }
-    if !cfg.finance.is_empty() {
+    for to in &cfg.finance {
+        // Per recipient: a correction replaces what this recipient had.
+        let email = to.email.to_string();
+        let correction = correction_text(log, month, "finance", &email, bill.cents);
         let rendered = render
-            .finance(bill, close, extras)
+            .finance(bill, close, extras, correction.as_deref())
             .map_err(MailError::Render)?;
-        for to in &cfg.finance {
-            let email = to.email.to_string();
-            out.push(Outgoing {
-                hash: content_hash(&rendered, &email),
-                report: "finance".into(),
-                to: to.clone(),
-                rendered: rendered.clone(),
-                total: bill.total,
-                cents: bill.cents,
-            });
-        }
+        out.push(Outgoing {
+            hash: content_hash(&rendered, &email),
+            report: "finance".into(),
+            to: to.clone(),
+            rendered,
+            total: bill.total,
+            cents: bill.cents,
+        });
     }
     Ok(out)
 }

@@ -348,7 +348,7 @@ fn extras_values(
 pub fn finance_mail(
     tpl: &Templates,
     bill: &Bill,
-    close: Close,
+    (close, correction): (Close, Option<&str>),
     extras: &FinanceExtras,
     links: ChartLinks,
 ) -> Result<Rendered, RenderError> {
@@ -375,13 +375,14 @@ pub fn finance_mail(
         "reconciliation": reconciliation,
         "credits": credits,
         "anomalies": anomalies,
+        "correction": correction,
         "unpriced_lines": bill.unpriced_lines,
         "charts": {"daily": link(links, "daily", &chart_daily)},
     });
-    let prefix = if close.is_final() {
-        ""
-    } else {
-        "[provisional] "
+    let prefix = match (correction.is_some(), close) {
+        (true, _) => "Correction: ",
+        (false, Close::Provisional { .. }) => "[provisional] ",
+        (false, Close::Final) => "",
     };
     let all: Vec<&TeamBill> = bill.teams.iter().collect();
     Ok(Rendered {
@@ -424,7 +425,7 @@ pub fn html_report(
          <body style=\"font-family: Arial, Helvetica, sans-serif; color: #222; max-width: 780px; margin: auto;\">\n",
         bill.month
     );
-    let f = finance_mail(tpl, bill, close, extras, ChartLinks::DataUri)?;
+    let f = finance_mail(tpl, bill, (close, None), extras, ChartLinks::DataUri)?;
     page.push_str(body(&f.html));
     for t in &bill.teams {
         let r = team_mail(tpl, bill, t, close, None, ChartLinks::DataUri)?;
@@ -567,8 +568,10 @@ impl Render for Templates {
         bill: &Bill,
         close: Close,
         extras: &FinanceExtras,
+        correction: Option<&str>,
     ) -> Result<Rendered, RenderFailure> {
-        Ok(finance_mail(self, bill, close, extras, ChartLinks::Cid)?)
+        let how = (close, correction);
+        Ok(finance_mail(self, bill, how, extras, ChartLinks::Cid)?)
     }
     fn alerts(
         &self,

@@ -482,11 +482,14 @@ fn a_final_month_is_corrected_only_when_a_total_moves_by_more_than_a_cent() {
         .collect();
     assert_eq!(finance.len(), 2, "the original and its correction");
     assert!(
-        finance.iter().any(|m| m["text"]
-            .as_str()
-            .unwrap()
-            .contains("Total list cost: $2.94")),
-        "finance's new figures by hand"
+        finance.iter().any(|m| {
+            m["subject"].as_str().unwrap().starts_with("Correction: ")
+                && m["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("changed from $2.92 to $2.94 (+$0.02)")
+        }),
+        "finance's correction says what changed, by hand: {finance:?}"
     );
     assert!(
         stderr(&o)
