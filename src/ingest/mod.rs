@@ -160,6 +160,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
     }
 }
 
+/// The name a file is known by in the lake (`source_file`, the manifest, coverage ownership):
+/// its path as text. A path that is not UTF-8 keeps every byte, so two files whose names differ
+/// only in such bytes are two sources, never one: the readable lossy form is followed by the
+/// raw bytes in hex.
+pub fn source_name(path: &Path) -> String {
+    match path.to_str() {
+        Some(s) => s.to_string(),
+        None => {
+            let raw = path.as_os_str().as_encoded_bytes();
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{} [non-UTF-8 name, bytes {hex}]", path.display())
+        }
+    }
+}
+
 /// A new ingest id: sortable by time, unique enough for one data dir (which is locked).
 pub fn new_ingest_id(now: DateTime<Utc>) -> String {
     format!(

@@ -160,7 +160,7 @@ impl<'a> Ingest<'a> {
             } else {
                 FileStatus::Ignored
             };
-            let mut s = FileSummary::new(sk.path.display().to_string(), status);
+            let mut s = FileSummary::new(super::source_name(&sk.path), status);
             s.error = Some(sk.reason.clone());
             self.summaries.push(s);
         }
@@ -179,7 +179,7 @@ impl<'a> Ingest<'a> {
             .collect();
         let mut hashes = hash_files(&to_hash, self.opts.jobs).into_iter();
         for (path, once) in walked.files.iter().zip(read_once) {
-            let mut s = FileSummary::new(path.display().to_string(), FileStatus::New);
+            let mut s = FileSummary::new(super::source_name(path), FileStatus::New);
             if let Some(format) = once {
                 self.add_job(path, &mut s, format, true);
                 self.summaries.push(s);

@@ -11,6 +11,10 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+/// The longest text a dimension or id may be (ids, names, models, tiers are tens of bytes):
+/// longer is a row error, never a column value.
+pub const MAX_TEXT: usize = 1024;
+
 /// Any JSON scalar. Non-integral numbers are kept only as text (for the error message): no
 /// float ever carries a token count or an amount. A string borrows from the input when it can
 /// (a page held in memory, no escapes in the string): rows cost no allocation per value.
@@ -88,7 +92,7 @@ impl<'a> Scalar<'a> {
             Scalar::UInt(v) => format!("number {v}"),
             Scalar::NegInt(v) => format!("negative number {v}"),
             Scalar::NonInteger(v) => format!("non-integer number {v}"),
-            Scalar::Str(s) => format!("string {s:?}"),
+            Scalar::Str(s) => format!("string {:?}", super::excerpt(s)),
             Scalar::Compound => "an object or array".into(),
         }
     }
@@ -125,11 +129,17 @@ impl<'a> Scalar<'a> {
         !matches!(self, Scalar::Missing | Scalar::Null)
     }
 
-    /// An optional string dimension: missing and null are `None`. Moves the parsed string
-    /// out (borrowed from the input where it was, no copy).
+    /// An optional string dimension: missing, null and the empty string (which exporters
+    /// write for null) are `None`; a value longer than [`MAX_TEXT`] bytes is refused. Moves the
+    /// parsed string out (borrowed from the input where it was, no copy).
     pub fn opt_text(&mut self, field: &str) -> Result<Option<Cow<'a, str>>, String> {
         match std::mem::take(self) {
             Scalar::Missing | Scalar::Null => Ok(None),
+            Scalar::Str(s) if s.is_empty() => Ok(None),
+            Scalar::Str(s) if s.len() > MAX_TEXT => Err(format!(
+                "{field} is {} bytes long; a dimension or id is at most {MAX_TEXT} bytes",
+                s.len()
+            )),
             Scalar::Str(s) => Ok(Some(s)),
             other => Err(format!(
                 "{field} must be a string or null, got {}",

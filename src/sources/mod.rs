@@ -489,7 +489,12 @@ fn parse_raw_reader<R: BufRead>(
 /// Shortens raw text for a quarantine excerpt.
 /// Anything that looks like a secret is masked first.
 pub(crate) fn excerpt(s: &str) -> String {
-    let s = mask_secrets(s);
+    // Only the head is looked at: a value of hundreds of megabytes is not copied or scanned.
+    let head = match s.char_indices().nth(4096) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    };
+    let s = mask_secrets(head);
     if s.chars().count() <= 200 {
         s
     } else {

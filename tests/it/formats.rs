@@ -299,3 +299,48 @@ fn a_page_can_be_read_from_any_reader() {
     assert_eq!(sink.coverage, whole.coverage);
     assert!(sink.quarantined.is_empty() && whole.quarantined.is_empty());
 }
+
+#[test]
+fn exporters_liberties_read_as_the_same_rows() {
+    // Lower-case currency, "" for null, no next_page key: the same rows as the originals.
+    let read = |path: &str, format: SourceFormat| {
+        let bytes = std::fs::read(fixtures().join(path)).unwrap();
+        let mut sink = VecSink::default();
+        sources::parse_bytes(&bytes, format, &Limits::default(), &mut sink).unwrap();
+        assert!(
+            sink.quarantined.is_empty(),
+            "{path}: {:?}",
+            sink.quarantined
+        );
+        sink
+    };
+    let (a, b) = (
+        read("sample/cost-2026-10.json", SourceFormat::AnthropicCostApi),
+        read(
+            "formats/cost-2026-10-liberties.json",
+            SourceFormat::AnthropicCostApi,
+        ),
+    );
+    assert!(!a.cost.is_empty());
+    assert_eq!(a.cost, b.cost);
+    assert!(b.cost.iter().all(|r| r.currency == "USD"));
+    let (a, b) = (
+        read(
+            "sample/usage-2026-10-p1.json",
+            SourceFormat::AnthropicUsageApi,
+        ),
+        read(
+            "formats/usage-2026-10-p1-liberties.json",
+            SourceFormat::AnthropicUsageApi,
+        ),
+    );
+    assert!(!a.usage.is_empty());
+    assert_eq!(a.usage, b.usage);
+    assert_eq!(a.coverage, b.coverage);
+    // The keyless Console row's workspace "" is the default workspace, as null is.
+    assert!(
+        b.usage
+            .iter()
+            .any(|r| r.workspace_id.is_none() && r.workspace_name.as_deref() == Some("Default"))
+    );
+}

@@ -697,10 +697,13 @@ fn month_arguments_and_empty_months_never_panic() {
 fn very_long_and_control_character_names_are_safe_in_every_output() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let long = "W".repeat(1 << 20);
+    // The longest name a list may carry (1 KiB); one of 1 MiB is refused by its length.
+    let long = "W".repeat(1024);
+    let huge = "W".repeat(1 << 20);
     let evil = "\u{1b}[2J\u{1b}[31mred\u{7}";
     let ws = json!({"data": [
         {"id": "wrkspc_long", "name": long, "type": "workspace", "created_at": "2025-01-01T00:00:00Z", "archived_at": null},
+        {"id": "wrkspc_huge", "name": huge, "type": "workspace", "created_at": "2025-01-01T00:00:00Z", "archived_at": null},
         {"id": "wrkspc_evil", "name": evil, "type": "workspace", "created_at": "2025-01-01T00:00:00Z", "archived_at": null},
         {"id": "wrkspc_formula", "name": "=HYPERLINK(\"http://x\",\"y\")", "type": "workspace", "created_at": "2025-01-01T00:00:00Z", "archived_at": null}
     ], "has_more": false}).to_string();
@@ -719,7 +722,13 @@ fn very_long_and_control_character_names_are_safe_in_every_output() {
         )]),
     );
     let (c, s) = ingest_limited(&data, &[&inbox]);
-    assert_eq!(c, 0, "{s}");
+    assert_eq!(c, 3, "{s}");
+    assert!(quarantined(
+        &data,
+        "workspaces.json",
+        "data[1]",
+        "name is 1048576 bytes long"
+    ));
     let o = tl_limited(&data, &["report", "--month", "2026-10"], 60);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);
@@ -1165,4 +1174,86 @@ fn repeated_rows_are_found_by_hash_and_confirmed_by_key() {
     rows.push(rows[1234]);
     assert_eq!(repeated(rows.len(), rows.iter()), Some((1234, 5000)));
     assert_eq!(repeated_exact(rows.len(), rows.iter()), Some((1234, 5000)));
+}
+
+#[test]
+fn a_dimension_longer_than_a_kibibyte_is_a_row_error() {
+    // A 2 MB `speed` (the shape of the 200 MB one a hostile corpus carries): the row is
+    // refused with its length, the good row of the bucket loads, and the reason is short.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut long = row(Some(KEY), Some(WS), HAIKU, json!(7));
+    long["speed"] = json!("x".repeat(2_000_000));
+    let mut other = row(Some(KEY), Some(WS), "claude-sonnet-4-5-20250929", json!(5));
+    other["speed"] = json!("standard");
+    let f = write(
+        &tmp.path().join("in"),
+        "long.json",
+        &page(vec![day_bucket("2026-10-06", vec![long, other])]),
+    );
+    let (c, s) = ingest_limited(&data, &[&f]);
+    assert_eq!(c, 3, "{s}");
+    assert_eq!(
+        day_output(&data, "2026-10-06"),
+        Some(5),
+        "the good row loads"
+    );
+    assert!(quarantined(
+        &data,
+        "long.json",
+        "data[0].results[0]",
+        "speed is 2000000 bytes long; a dimension or id is at most 1024 bytes"
+    ));
+    let longest = quarantine(&data)
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap().len())
+        .max()
+        .unwrap();
+    assert!(
+        longest < 2_000,
+        "the quarantine record is not the value: {longest} bytes"
+    );
+}
+
+#[test]
+fn two_files_whose_names_differ_only_in_non_utf8_bytes_are_two_sources() {
+    // Both names decode lossily to "usage-\u{fffd}.json"; the second restates the first's
+    // bucket. Counted once (the later file's rows), whether read in one command or two.
+    use std::os::unix::ffi::OsStrExt;
+    for together in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let dir = tmp.path().join("in");
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = |b: u8| {
+            let mut n = b"usage-".to_vec();
+            n.push(b);
+            n.extend_from_slice(b".json");
+            dir.join(std::ffi::OsStr::from_bytes(&n))
+        };
+        let (first, second) = (name(0xfe), name(0xff));
+        let bucket = |output| {
+            page(vec![day_bucket(
+                "2026-10-06",
+                vec![row(Some(KEY), Some(WS), HAIKU, json!(output))],
+            )])
+        };
+        // The directory is the input (the names cannot be passed as text): the first file
+        // alone, then both; or both at once.
+        std::fs::write(&first, bucket(100)).unwrap();
+        if !together {
+            assert_eq!(ingest_limited(&data, &[&dir]).0, 0);
+            assert_eq!(day_output(&data, "2026-10-06"), Some(100));
+        }
+        std::fs::write(&second, bucket(40)).unwrap();
+        let (c, s) = ingest_limited(&data, &[&dir]);
+        assert_eq!(c, 0, "{s}");
+        assert_eq!(
+            day_output(&data, "2026-10-06"),
+            Some(40),
+            "together = {together}: the later file restates the bucket, never adds to it"
+        );
+        let files = sql(&data, "SELECT DISTINCT source_file FROM ingest_log");
+        assert_eq!(files.len(), 2, "two sources: {files:?}");
+    }
 }
