@@ -136,6 +136,10 @@ impl<'a> Scalar<'a> {
         match std::mem::take(self) {
             Scalar::Missing | Scalar::Null => Ok(None),
             Scalar::Str(s) if s.is_empty() => Ok(None),
+            Scalar::Str(s) if s.starts_with(super::numbers::LONG_MARK) => Err(format!(
+                "{field} is {} bytes long; a dimension or id is at most {MAX_TEXT} bytes",
+                &s[1..]
+            )),
             Scalar::Str(s) if s.len() > MAX_TEXT => Err(format!(
                 "{field} is {} bytes long; a dimension or id is at most {MAX_TEXT} bytes",
                 s.len()

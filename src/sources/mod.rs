@@ -15,7 +15,7 @@ pub mod paged;
 mod redact;
 
 pub use limits::Limits;
-pub use numbers::{QuoteHugeNumbers, quote_huge_numbers};
+pub use numbers::{CapLongStrings, MAX_STRING, QuoteHugeNumbers, quote_huge_numbers};
 pub use redact::{mask_key_hint, mask_secrets};
 
 use std::fmt;
@@ -459,11 +459,16 @@ fn parse_raw_reader<R: BufRead>(
 ) -> Result<(), FileError> {
     use anthropic::{admin, console_csv, lists};
     use paged::Input::Reader;
+    // A streamed JSON page never holds a string longer than the cap: a longer one reaches the
+    // parser as its length, which the field's check refuses (see `CapLongStrings`).
+    fn json<'a, R: BufRead>(r: R) -> paged::Input<'a, BufReader<numbers::CapLongStrings<R>>> {
+        Reader(BufReader::new(numbers::CapLongStrings::new(r)))
+    }
     match format {
-        SourceFormat::AnthropicUsageApi => admin::parse_usage(Reader(reader), limits, sink),
-        SourceFormat::AnthropicCostApi => admin::parse_cost(Reader(reader), limits, sink),
-        SourceFormat::AnthropicWorkspaces => lists::parse_workspaces(Reader(reader), sink),
-        SourceFormat::AnthropicApiKeys => lists::parse_api_keys(Reader(reader), sink),
+        SourceFormat::AnthropicUsageApi => admin::parse_usage(json(reader), limits, sink),
+        SourceFormat::AnthropicCostApi => admin::parse_cost(json(reader), limits, sink),
+        SourceFormat::AnthropicWorkspaces => lists::parse_workspaces(json(reader), sink),
+        SourceFormat::AnthropicApiKeys => lists::parse_api_keys(json(reader), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(reader, limits, sink),
         // Credits and invoice files are small and read whole (at most IN_MEMORY_LIMIT).
         SourceFormat::CreditLotsCsv

@@ -3,8 +3,12 @@
 //! those numbers into a string, so that only the row that holds it is quarantined (a token
 //! count must be an integer) and the good rows of the file load.
 //!
-//! Must not: change anything but a number too large to parse (strings, structure and every
-//! other byte pass through unchanged).
+//! A streamed page may also hold a string of hundreds of megabytes (a hostile `speed`): read
+//! through [`CapLongStrings`], a string longer than [`MAX_STRING`] reaches the parser as its
+//! length only, so no more than the cap is ever held, and the field's own check refuses it.
+//!
+//! Must not: change anything but a number too large to parse or a string too long to hold
+//! (structure and every other byte pass through unchanged).
 
 use std::io::{self, BufRead, Read};
 
@@ -121,4 +125,123 @@ pub fn quote_huge_numbers(bytes: &[u8]) -> Vec<u8> {
         .read_to_end(&mut out)
         .expect("reading from memory cannot fail");
     out
+}
+
+/// First character of a string that stood for one longer than [`MAX_STRING`]; its length in
+/// bytes follows.
+pub const LONG_MARK: char = '\u{1}';
+
+/// The longest JSON string a streamed page passes on whole (64 KiB: every real value is far
+/// shorter; the dimension limit, 1 KiB, is checked by the field).
+pub const MAX_STRING: usize = 64 * 1024;
+
+/// A reader that copies JSON text, replacing every string longer than [`MAX_STRING`] bytes
+/// (as written, escapes included) by `"\u0001<its length>"`, without ever holding more than the
+/// cap of it.
+pub struct CapLongStrings<R> {
+    inner: R,
+    in_string: bool,
+    escaped: bool,
+    /// The current string as written, opening quote included, while it is within the cap.
+    string: Vec<u8>,
+    len: u64,
+    capped: bool,
+    out: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl<R: BufRead> CapLongStrings<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            in_string: false,
+            escaped: false,
+            string: Vec::new(),
+            len: 0,
+            capped: false,
+            out: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+
+    fn keep(&mut self, b: u8) {
+        self.len += 1;
+        if self.capped {
+            return;
+        }
+        self.string.push(b);
+        if self.string.len() > MAX_STRING {
+            self.capped = true;
+            self.string = Vec::new();
+        }
+    }
+
+    fn end_string(&mut self) {
+        if self.capped {
+            self.out
+                .extend_from_slice(format!("\"\\u0001{}\"", self.len).as_bytes());
+        } else {
+            self.out.append(&mut self.string);
+            self.out.push(b'"');
+        }
+        self.in_string = false;
+    }
+
+    /// Transforms the next chunk of input into `out`.
+    fn fill(&mut self) -> io::Result<()> {
+        self.out.clear();
+        self.pos = 0;
+        let chunk = self.inner.fill_buf()?;
+        if chunk.is_empty() {
+            self.done = true;
+            // A string cut off by the end of the input: what was kept, for the parser's error.
+            if self.in_string && !self.capped {
+                self.out.append(&mut self.string);
+            }
+            return Ok(());
+        }
+        let chunk = chunk.to_vec();
+        self.inner.consume(chunk.len());
+        for b in chunk {
+            if !self.in_string {
+                if b == b'"' {
+                    self.in_string = true;
+                    self.capped = false;
+                    self.len = 0;
+                    self.string.clear();
+                    self.string.push(b);
+                } else {
+                    self.out.push(b);
+                }
+            } else if self.escaped {
+                self.escaped = false;
+                self.keep(b);
+            } else if b == b'\\' {
+                self.escaped = true;
+                self.keep(b);
+            } else if b == b'"' {
+                self.end_string();
+            } else {
+                self.keep(b);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Read for CapLongStrings<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.out.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..n + self.pos]);
+        self.pos += n;
+        Ok(n)
+    }
 }

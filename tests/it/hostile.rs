@@ -1149,6 +1149,72 @@ proptest::proptest! {
         }
         proptest::prop_assert!(whole.len() >= text.len());
     }
+
+    /// Capping long strings leaves JSON whose strings are within the cap exactly as it is,
+    /// whatever the read sizes (escaped quotes included).
+    #[test]
+    fn capping_long_strings_changes_nothing_within_the_cap(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just("\"a\\\"b\"".to_string()),
+                proptest::strategy::Just("\"\\\\\"".to_string()),
+                proptest::strategy::Just("1e400".to_string()),
+                "[a-z\" :{}\\[\\],]{0,12}",
+            ],
+            0..40,
+        ),
+        cap in 1usize..64,
+    ) {
+        use std::io::Read;
+        let text = parts.join(" ");
+        let mut out = Vec::new();
+        let reader = std::io::BufReader::with_capacity(cap, text.as_bytes());
+        tokenledger::sources::CapLongStrings::new(reader).read_to_end(&mut out).unwrap();
+        proptest::prop_assert_eq!(out, text.into_bytes());
+    }
+}
+
+#[test]
+fn a_streamed_page_never_holds_a_string_longer_than_the_cap() {
+    // Read as a stream (the path of files over 64 MiB), a 5 MB `speed` reaches the parser as
+    // its length: the row is refused with it, the good row loads.
+    let mut long = row(Some(KEY), Some(WS), HAIKU, json!(7));
+    long["speed"] = json!("x".repeat(5_000_000));
+    let good = row(Some(KEY), Some(WS), HAIKU, json!(5));
+    let text = page(vec![day_bucket("2026-10-06", vec![long, good])]);
+    let mut sink = tokenledger::sources::VecSink::default();
+    tokenledger::sources::parse_reader(
+        std::io::BufReader::with_capacity(4096, text.as_bytes()),
+        tokenledger::model::SourceFormat::AnthropicUsageApi,
+        &tokenledger::sources::Limits::default(),
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(sink.usage.len(), 1);
+    assert_eq!(sink.quarantined.len(), 1, "{:?}", sink.quarantined);
+    assert!(
+        sink.quarantined[0]
+            .reason
+            .contains("speed is 5000000 bytes long"),
+        "{:?}",
+        sink.quarantined[0]
+    );
+    // A string just within the cap passes whole (and is then refused by the 1 KiB rule).
+    let mut edge = row(Some(KEY), Some(WS), HAIKU, json!(7));
+    edge["speed"] = json!("y".repeat(tokenledger::sources::MAX_STRING - 1));
+    let text = page(vec![day_bucket("2026-10-06", vec![edge])]);
+    let mut sink = tokenledger::sources::VecSink::default();
+    tokenledger::sources::parse_reader(
+        text.as_bytes(),
+        tokenledger::model::SourceFormat::AnthropicUsageApi,
+        &tokenledger::sources::Limits::default(),
+        &mut sink,
+    )
+    .unwrap();
+    assert!(sink.quarantined[0].reason.contains(&format!(
+        "speed is {} bytes long",
+        tokenledger::sources::MAX_STRING - 1
+    )));
 }
 
 #[test]
