@@ -105,16 +105,7 @@ impl<R: BufRead> QuoteHugeNumbers<R> {
 
 impl<R: BufRead> Read for QuoteHugeNumbers<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos >= self.out.len() {
-            if self.done {
-                return Ok(0);
-            }
-            self.fill()?;
-        }
-        let n = buf.len().min(self.out.len() - self.pos);
-        buf[..n].copy_from_slice(&self.out[self.pos..n + self.pos]);
-        self.pos += n;
-        Ok(n)
+        read_through(self, buf)
     }
 }
 
@@ -233,15 +224,49 @@ impl<R: BufRead> CapLongStrings<R> {
 
 impl<R: BufRead> Read for CapLongStrings<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos >= self.out.len() {
-            if self.done {
-                return Ok(0);
-            }
-            self.fill()?;
+        read_through(self, buf)
+    }
+}
+
+/// A reader that transforms its input chunk by chunk into a buffer of output.
+trait Refill {
+    /// Transforms the next chunk of input (or marks the end).
+    fn refill(&mut self) -> io::Result<()>;
+    /// The output, how much of it was read, and whether the input has ended.
+    fn output(&mut self) -> (&[u8], &mut usize, bool);
+}
+
+/// [`Read::read`] for a [`Refill`]: what is left of the output, refilled until there is some.
+fn read_through(t: &mut impl Refill, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let (out, pos, done) = t.output();
+        if *pos < out.len() {
+            let n = buf.len().min(out.len() - *pos);
+            buf[..n].copy_from_slice(&out[*pos..*pos + n]);
+            *pos += n;
+            return Ok(n);
         }
-        let n = buf.len().min(self.out.len() - self.pos);
-        buf[..n].copy_from_slice(&self.out[self.pos..n + self.pos]);
-        self.pos += n;
-        Ok(n)
+        if done {
+            return Ok(0);
+        }
+        t.refill()?;
+    }
+}
+
+impl<R: BufRead> Refill for QuoteHugeNumbers<R> {
+    fn refill(&mut self) -> io::Result<()> {
+        self.fill()
+    }
+    fn output(&mut self) -> (&[u8], &mut usize, bool) {
+        (&self.out, &mut self.pos, self.done)
+    }
+}
+
+impl<R: BufRead> Refill for CapLongStrings<R> {
+    fn refill(&mut self) -> io::Result<()> {
+        self.fill()
+    }
+    fn output(&mut self) -> (&[u8], &mut usize, bool) {
+        (&self.out, &mut self.pos, self.done)
     }
 }

@@ -23,18 +23,14 @@ impl Drop for Smtp {
     }
 }
 
-fn smtp(dir: &Path, extra: &[&str]) -> Smtp {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/server.py");
+/// `tests/smtp/SCRIPT ARGS…`, once it has printed `ready`.
+fn start_python(script: &str, args: &[String], not_started: &str) -> Child {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/smtp")
+        .join(script);
     let mut child = Command::new("python3")
         .arg(script)
-        .arg(port.to_string())
-        .arg(dir)
-        .args(extra)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -43,10 +39,22 @@ fn smtp(dir: &Path, extra: &[&str]) -> Smtp {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(
-        line.trim(),
-        "ready",
-        "aiosmtpd did not start (install it with `pip install aiosmtpd`)"
+    assert_eq!(line.trim(), "ready", "{not_started}");
+    child
+}
+
+fn smtp(dir: &Path, extra: &[&str]) -> Smtp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = vec![port.to_string(), dir.display().to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let child = start_python(
+        "server.py",
+        &args,
+        "aiosmtpd did not start (install it with `pip install aiosmtpd`)",
     );
     Smtp {
         child,
@@ -761,21 +769,9 @@ fn downgrade_peer(record: &Path, mode: &[&str]) -> Peer {
         .local_addr()
         .unwrap()
         .port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/downgrade.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(port.to_string())
-        .arg(record)
-        .args(mode)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready", "downgrade.py did not start");
+    let mut args = vec![port.to_string(), record.display().to_string()];
+    args.extend(mode.iter().map(|a| a.to_string()));
+    let child = start_python("downgrade.py", &args, "downgrade.py did not start");
     Peer {
         child,
         port,
