@@ -404,19 +404,9 @@ impl WriteTxn<'_> {
     pub fn staging(&self) -> &Path {
         &self.staging
     }
-    /// A new staged file of `table` that will replace `target` at commit; `written_by` goes
-    /// into the file's metadata.
-    pub fn stage(&mut self, table: Table, target: PathBuf, written_by: &str) -> Result<StagedFile> {
-        let props = super::schema::writer_props(table, written_by);
-        self.stage_with(table, target, props)
-    }
-    /// [`WriteTxn::stage`] with writer properties of the caller's (extra metadata stamps).
-    pub fn stage_with(
-        &mut self,
-        table: Table,
-        target: PathBuf,
-        props: parquet::file::properties::WriterProperties,
-    ) -> Result<StagedFile> {
+    /// A new staged file of `table` (the table's schema and writer settings, this
+    /// transaction's name in its metadata) that will replace `target` at commit.
+    fn stage(&mut self, table: Table, target: PathBuf) -> Result<StagedFile> {
         self.staged += 1;
         let name = target
             .file_name()
@@ -426,6 +416,7 @@ impl WriteTxn<'_> {
             self.staging
                 .join("txn")
                 .join(format!("{}-{}-{name}", self.staged, table.dir_name()));
+        let props = super::schema::writer_props(table, &self.journal.ingest_id);
         let file = StagedFile::create_with(path.clone(), super::schema::of(table), props)?;
         self.journal.renames.push((path, target));
         Ok(file)
@@ -437,8 +428,7 @@ impl WriteTxn<'_> {
         target: PathBuf,
         batches: &[RecordBatch],
     ) -> Result<()> {
-        let written_by = self.journal.ingest_id.clone();
-        let mut f = self.stage(table, target, &written_by)?;
+        let mut f = self.stage(table, target)?;
         for b in batches {
             f.write(b)?;
         }
