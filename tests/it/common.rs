@@ -210,3 +210,23 @@ pub fn readme_demo_args() -> Vec<String> {
     assert!(cargo.starts_with("cargo run"), "{first}");
     args.split_whitespace().map(String::from).collect()
 }
+
+/// `tokenledger --config CFG report --month MONTH --by BY --format json` (exit 0) → its lines.
+pub fn report_rows(data: &Path, cfg: &Path, month: &str, by: &str) -> Vec<serde_json::Value> {
+    let o = tl(
+        data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            month,
+            "--by",
+            by,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)))
+}

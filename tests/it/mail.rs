@@ -591,6 +591,23 @@ fn templates_can_be_edited_without_recompiling() {
     assert!(!data.join("mail_log").exists());
 }
 
+/// An SMTP server on loopback that requires AUTH as finops and speaks TLS with the test CA's
+/// leaf: `--tls` (STARTTLS required) or `--implicit-tls`.
+fn tls_smtp(dir: &Path, mode: &str, (cert, key): (&Path, &Path)) -> Smtp {
+    smtp(
+        &dir.join("received"),
+        &[
+            mode,
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "--user",
+            "finops",
+            "--password",
+            PASSWORD,
+        ],
+    )
+}
+
 /// A test CA and a `localhost` leaf it signs (rustls refuses a self-signed CA as end entity).
 fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
@@ -661,18 +678,7 @@ fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 fn starttls_is_required_and_verified_against_the_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = test_ca(dir.path());
-    let server = smtp(
-        &dir.path().join("received"),
-        &[
-            "--tls",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-            "--user",
-            "finops",
-            "--password",
-            PASSWORD,
-        ],
-    );
+    let server = tls_smtp(dir.path(), "--tls", (&cert, &key));
     let smtp_cfg = |ca_line: &str| {
         format!(
             "[mail]\nfinance = [\"finance@example.com\"]\nattempts = 1\n[mail.smtp]\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\ntimeout_secs = 5\nusername = \"finops\"\npassword_file = \"smtp-password\"\n{ca_line}\n",
@@ -700,18 +706,7 @@ fn starttls_is_required_and_verified_against_the_configured_ca() {
 fn implicit_tls_delivers_when_the_certificate_is_trusted_and_never_in_clear() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = test_ca(dir.path());
-    let server = smtp(
-        &dir.path().join("received"),
-        &[
-            "--implicit-tls",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-            "--user",
-            "finops",
-            "--password",
-            PASSWORD,
-        ],
-    );
+    let server = tls_smtp(dir.path(), "--implicit-tls", (&cert, &key));
     let cfg_for = |port: u16, ca_line: &str| {
         format!(
             "[mail]\nfinance = [\"finance@example.com\"]\nattempts = 1\n[mail.smtp]\nhost = \"localhost\"\nport = {port}\ntls = \"implicit\"\ntimeout_secs = 5\nusername = \"finops\"\npassword_file = \"smtp-password\"\n{ca_line}\n"
@@ -784,18 +779,7 @@ fn starttls_is_never_opportunistic_no_password_crosses_a_server_without_it_or_a_
     use base64::Engine as _;
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = test_ca(dir.path());
-    let upstream = smtp(
-        &dir.path().join("received"),
-        &[
-            "--tls",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-            "--user",
-            "finops",
-            "--password",
-            PASSWORD,
-        ],
-    );
+    let upstream = tls_smtp(dir.path(), "--tls", (&cert, &key));
     let up = upstream.port.to_string();
     let plain = downgrade_peer(&dir.path().join("plain.bytes"), &["plain"]);
     let strip = downgrade_peer(&dir.path().join("strip.bytes"), &["strip", &up]);

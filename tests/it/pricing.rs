@@ -427,22 +427,7 @@ fn support_bot_october(dir: &std::path::Path, config: &str) -> Decimal {
     }
     let cfg = dir.join("tokenledger.toml");
     std::fs::write(&cfg, config).unwrap();
-    let o = tl(
-        &data,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "report",
-            "--month",
-            "2026-10",
-            "--by",
-            "workspace",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = crate::common::report_rows(&data, &cfg, "2026-10", "workspace");
     let row = rows
         .iter()
         .find(|r| r["workspace_name"] == "Support Bot")

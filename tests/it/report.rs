@@ -168,20 +168,7 @@ fn a_keys_team_wins_over_its_workspaces_team() {
          [[team]]\nname = \"platform\"\napi_keys = [\"apikey_01Rj2N8SVvo6BePZj99NhmiT\"]\n",
     )
     .unwrap();
-    let args = [
-        "--config",
-        cfg.to_str().unwrap(),
-        "report",
-        "--month",
-        "2026-10",
-        "--by",
-        "team",
-        "--format",
-        "json",
-    ];
-    let o = tl(&data, &args);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = report_rows(&data, &cfg, "2026-10", "team");
     let get = |t: &str| {
         rows.iter()
             .find(|r| r["team"] == t)
@@ -217,22 +204,7 @@ fn teams_from_config() {
     ingest_ok(&data, &[&fixtures().join("sample")]);
     let cfg = tmp.path().join("tokenledger.toml");
     std::fs::write(&cfg, "[[team]]\nname = \"search-team\"\nworkspaces = [\"Search\"]\n\n[[team]]\nname = \"sales\"\napi_keys = [\"closer-app\"]\n").unwrap();
-    let o = tl(
-        &data,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "report",
-            "--month",
-            "2026-10",
-            "--by",
-            "team",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = report_rows(&data, &cfg, "2026-10", "team");
     let get = |t: &str| {
         rows.iter()
             .find(|r| r["team"] == t)
