@@ -30,8 +30,8 @@ pub fn exit_code(reviews: &[Review]) -> i32 {
 /// A library error as an exit code: usage errors are 2 (said on stderr), the rest fail.
 fn failed(e: RunError, settings: &Settings) -> Result<i32> {
     match e {
-        RunError::Usage(m) => {
-            eprintln!("error: {m}");
+        e if e.is_usage() => {
+            eprintln!("error: {e}");
             Ok(crate::exit::USAGE)
         }
         RunError::Ingest(e) => Err(anyhow::Error::new(e).context(format!(
@@ -52,8 +52,19 @@ macro_rules! or_fail {
     };
 }
 
-/// Runs one command; the exit code (errors are exit code 1, printed by `main`).
+/// Runs one command; the exit code (errors are exit code 1, printed by `main`, except a
+/// usage error anywhere in the chain, which is said here and is exit code 2).
 pub fn run(cli: Cli) -> Result<i32> {
+    match dispatch(cli) {
+        Err(e) if run::is_usage(&e) => {
+            eprintln!("error: {e:#}");
+            Ok(crate::exit::USAGE)
+        }
+        other => other,
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
     // Completions and man pages need no config (nor a valid one).
     match &cli.command {
         Command::Completions(a) => {
@@ -258,7 +269,10 @@ fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
     let Some(tpl) = templates(s) else {
         return Ok(crate::exit::USAGE);
     };
-    let out = or_fail!(run::mail(s, a.month, &tpl, a.dry_run, a.resend), s);
+    let out = or_fail!(
+        run::mail(s, a.month, &tpl, (a.dry_run, a.resend, a.idle_month)),
+        s
+    );
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }

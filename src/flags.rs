@@ -343,6 +343,10 @@ pub struct MailArgs {
     /// Send again what the sent-ledger says was delivered.
     #[arg(long)]
     pub resend: bool,
+    /// Bill a month no usage export covers (a month that truly had no usage: every bill is
+    /// $0.00). Without it such a month is refused, so a missing export is never mailed as zero.
+    #[arg(long)]
+    pub idle_month: bool,
     /// Decide provisional or final as of this day (default: today).
     #[arg(long)]
     pub as_of: Option<chrono::NaiveDate>,

@@ -6,7 +6,7 @@
 //! (idempotency, restatement, source precedence) and hands them to `lake`, which owns the
 //! Parquet files, the one write transaction and the snapshots readers hold; `pricing` holds the
 //! dated price book, `rating` prices every usage row exactly into a derived table; `report`,
-//! `reconcile`, `credits` and `anomalies` read it into typed results; `mail` turns a month into
+//! `reconcile`, `credits` and `anomalies` read it (`freshness` says where its data ends) into typed results; `mail` turns a month into
 //! rounded bills and delivers them exactly once; `query` is the only place polars runs.
 //! Around them: `settings` resolves flags, environment and `tokenledger.toml` once; `run` is
 //! every command as a library function and the nightly pipeline; `present` renders; `flags`
@@ -19,6 +19,7 @@ pub mod config;
 pub mod credits;
 pub mod errors;
 pub mod flags;
+pub mod freshness;
 pub mod grid;
 pub mod ingest;
 pub mod intern;

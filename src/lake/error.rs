@@ -53,6 +53,13 @@ pub enum LakeError {
     UnknownProviderValue { provider: String },
     #[error("{}: unknown provider {provider:?}", path.display())]
     UnknownProvider { path: PathBuf, provider: String },
+    /// A read command pointed at a directory no ingest ever made a lake of (a typo in
+    /// `--data-dir`): said, never answered with an empty lake's zeros.
+    #[error(
+        "no lake at {} (run `tokenledger ingest` or `tokenledger run` first, or check --data-dir / data_dir)",
+        root.display()
+    )]
+    NoLake { root: PathBuf },
     #[error(
         "another tokenledger run holds the lock on {} ({holder}); retry later or drop --no-wait",
         root.display()

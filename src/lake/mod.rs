@@ -220,6 +220,15 @@ impl Layout {
     pub fn lock_file(&self) -> PathBuf {
         self.internal().join("lock")
     }
+    /// The marker the first ingest (or nightly run) writes: this directory is a lake.
+    pub fn marker(&self) -> PathBuf {
+        self.internal().join("lake")
+    }
+    /// Whether an ingest ever made a lake here (its marker, or, for lakes older than the
+    /// marker, an ingest log). Read commands refuse a directory that is not one.
+    pub fn exists(&self) -> bool {
+        self.marker().is_file() || self.ingest_log_file().is_file()
+    }
     /// The providers with a partition in table `t`, in [`Provider`] order. A partition named
     /// for a provider this version does not know is an error naming it (a newer version wrote
     /// it, or a hand edit): its rows would otherwise be silently left out of every total.

@@ -290,6 +290,17 @@ fn remove_partials(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a directory that is not a lake, before any lock file is made in it.
+fn must_exist(layout: &Layout) -> Result<()> {
+    if layout.exists() {
+        Ok(())
+    } else {
+        Err(LakeError::NoLake {
+            root: layout.root.clone(),
+        })
+    }
+}
+
 /// A consistent view of the lake: holds a lock for as long as it lives, so no writer commits
 /// while the holder reads. Stage readers take `&Snapshot` (it dereferences to the [`Layout`]),
 /// so reading under the lock is a type, not a convention. `recovered` says what a crashed run
@@ -311,6 +322,7 @@ impl Snapshot {
     /// A reader's view. Only a committed-but-unapplied journal concerns readers (staging is
     /// invisible to them); it is completed under the exclusive lock before reading.
     pub fn read(layout: &Layout) -> Result<Snapshot> {
+        must_exist(layout)?;
         let mut recovered = None;
         if layout.journal().exists() {
             let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
@@ -325,8 +337,18 @@ impl Snapshot {
     /// A writer's view: the exclusive lock, after recovery. Reading under it after writing
     /// leaves no gap in which another writer could commit.
     pub fn write(layout: &Layout, wait: bool) -> Result<Writer> {
+        must_exist(layout)?;
+        Self::create(layout, wait)
+    }
+    /// A writer's view of a lake that may not exist yet: ingest and the nightly run make one
+    /// (the marker is written under the lock, so it exists before anything is committed).
+    pub fn create(layout: &Layout, wait: bool) -> Result<Writer> {
         let lock = LakeLock::acquire(layout, LockMode::Exclusive, wait)?;
         let recovered = recover(layout)?;
+        if !layout.marker().is_file() {
+            super::io::write_file_atomic(&layout.marker(), b"tokenledger lake\n")
+                .map_err(io_err(&layout.marker()))?;
+        }
         Ok(Writer(Snapshot {
             _lock: lock,
             layout: layout.clone(),

@@ -51,6 +51,28 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// Whether the command cannot run as given (exit code 2): a usage error, or a data dir
+    /// that is not a lake.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            RunError::Usage(_) | RunError::Lake(LakeError::NoLake { .. })
+        )
+    }
+}
+
+/// Whether any cause in `e`'s chain is a usage error ([`RunError::is_usage`]).
+pub fn is_usage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<RunError>().is_some_and(RunError::is_usage)
+            || matches!(
+                c.downcast_ref::<LakeError>(),
+                Some(LakeError::NoLake { .. })
+            )
+    })
+}
+
 /// `tokenledger man --out DIR`: writes each `(name, bytes)` page into `dir`, atomically;
 /// how many.
 pub fn write_pages(dir: &Path, pages: &[(String, Vec<u8>)]) -> Result<usize, RunError> {
@@ -75,6 +97,7 @@ pub fn html_report(
     path: &Path,
     render: &dyn crate::mail::Render,
 ) -> Result<crate::vocab::Close, RunError> {
+    covered(settings, &Snapshot::read(&settings.layout)?, month)?;
     let cb = chargeback(settings, month)?;
     let page = render
         .page(&cb.bill, cb.close, &cb.extras)
@@ -187,7 +210,7 @@ pub fn ingest(
     format: Option<SourceFormat>,
 ) -> Result<IngestSummary, RunError> {
     let (opts, walked) = ingest_plan(settings, paths, format)?;
-    let writer = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    let writer = Snapshot::create(&settings.layout, settings.wait_for_lock)?;
     Ok(ingest::ingest(&writer, &opts, walked)?)
 }
 
@@ -270,6 +293,7 @@ pub struct Shown<T> {
 /// a month never rated costs one scan of its usage), read under the shared lock.
 pub fn report(settings: &Settings, month: Month, dims: &[Dim]) -> Result<Shown<Report>, RunError> {
     let snapshot = Snapshot::read(&settings.layout)?;
+    covered(settings, &snapshot, month)?;
     let pricing = report::scan::Pricing {
         book: &settings.book,
         tz: settings.timezone,
@@ -280,6 +304,16 @@ pub fn report(settings: &Settings, month: Month, dims: &[Dim]) -> Result<Shown<R
         standing: standing(settings, &snapshot, month, false)?,
         recovered: snapshot.recovered.clone(),
     })
+}
+
+/// A month no usage export covers is refused, never reported as $0.00 of spend.
+fn covered(settings: &Settings, view: &Snapshot, month: Month) -> Result<(), RunError> {
+    let f = crate::freshness::freshness(view, settings.as_of)?;
+    if f.usage_covers(month, settings.timezone) {
+        Ok(())
+    } else {
+        Err(RunError::Usage(f.no_usage_sentence(month)))
+    }
 }
 
 /// Where `month` stands as of `settings.as_of`: in the business timezone for reports
@@ -504,11 +538,17 @@ pub fn mail(
     settings: &Settings,
     month: Month,
     render: &dyn crate::mail::Render,
-    dry_run: bool,
-    resend: bool,
+    (dry_run, resend, idle): (bool, bool, bool),
 ) -> Result<crate::mail::MailOutcome, RunError> {
     // One exclusive view from rating to the sent-ledger: what is mailed is what was read.
     let writer = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    if !idle {
+        covered(settings, &writer, month).map_err(|e| {
+            RunError::Usage(format!(
+                "{e}; nothing was mailed (pass --idle-month to bill a month that truly had no usage)"
+            ))
+        })?;
+    }
     rate_under(settings, &writer, &[])?;
     mail_with(
         settings,
@@ -687,7 +727,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
     let (opts, walked) = ingest_plan(settings, inputs, None)?;
     // One exclusive view for the whole night: no other run commits between the first report
     // and the month close, so the finance mail pairs a tie-out and a bill of the same lake.
-    let writer = Snapshot::write(&settings.layout, settings.wait_for_lock)?;
+    let writer = Snapshot::create(&settings.layout, settings.wait_for_lock)?;
     let ingest = ingest::ingest(&writer, &opts, walked)?;
     let rated = rate_under(settings, &writer, &[])?;
     let to_report = months_to_report(&writer, &rated)?;

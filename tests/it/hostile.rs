@@ -574,10 +574,15 @@ fn buckets_outside_the_plausible_window_are_quarantined() {
     );
     assert_eq!(months.len(), 1, "{months:?}");
     assert_eq!(months[0]["m"], "2026-10");
-    // Nothing out there was priced either.
+    // Nothing out there was kept either: no usage export covers that month.
     let o = tl(&data, &["report", "--month", "9999-12", "--format", "json"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no usage export covers 9999-12"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
 }
 
 #[test]
@@ -678,17 +683,18 @@ fn month_arguments_and_empty_months_never_panic() {
             stderr(&o)
         );
     }
+    // A month no export covers is said in every format, never printed as an empty table.
     for fmt in ["table", "csv", "json"] {
         let o = tl(&data, &["report", "--month", "2026-11", "--format", fmt]);
-        assert_eq!(code(&o), 0, "{fmt}: {}", stderr(&o));
+        assert_eq!(code(&o), 2, "{fmt}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("no usage export covers 2026-11"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(o.stdout.is_empty(), "{fmt}");
     }
-    let o = tl(&data, &["report", "--month", "2026-11"]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("list_cost_usd") && out.contains("TOTAL"),
-        "{out}"
-    );
     let o = tl(&data, &["reconcile", "--month", "2026-11"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }

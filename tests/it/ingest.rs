@@ -330,6 +330,10 @@ fn exit_codes_and_usage_errors() {
     assert!(stderr(&o).contains("YYYY-MM"));
     let o = tl(&data, &["ingest", "--format", "xml", "x"]);
     assert_eq!(code(&o), 2);
+    let o = tl(&data, &["sql", "SELECT 1"]);
+    assert_eq!(code(&o), 2, "not a lake yet");
+    assert!(stderr(&o).contains("no lake at"), "{}", stderr(&o));
+    ingest_ok(&data, &[&fixtures().join("sample").join("workspaces.json")]);
     let o = tl(&data, &["sql", "SELECT * FROM nope"]);
     assert_eq!(code(&o), 1);
     assert!(

@@ -17,6 +17,7 @@ mod mail;
 mod money;
 mod pricing;
 mod quarantine;
+mod reading;
 mod reconcile;
 mod report;
 mod settings;

@@ -26,7 +26,8 @@ fn with(data: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Day → exact list cost of `report --month M --by day`.
+/// Day → exact list cost of `report --month M --by day`; empty when no usage export covers
+/// any instant of the month in the business timezone (the report refuses it, exit 2).
 fn by_day(data: &Path, cfg: &Path, month: &str) -> Vec<(String, String)> {
     let (c, out, err) = with(
         data,
@@ -35,6 +36,9 @@ fn by_day(data: &Path, cfg: &Path, month: &str) -> Vec<(String, String)> {
             "report", "--month", month, "--by", "day", "--format", "json",
         ],
     );
+    if c == 2 && err.contains(&format!("no usage export covers {month}")) {
+        return Vec::new();
+    }
     assert_eq!(c, 0, "{err}");
     let v: Vec<Value> = serde_json::from_str(&out).unwrap();
     v.iter()
@@ -135,13 +139,14 @@ fn a_bucket_at_23_utc_on_the_last_day_is_next_month_in_tokyo_and_this_month_in_u
                 &("2026-10-31".into(), "153.600000000000".into())
             );
         }
-        // The report says in which zone its days are.
-        let (_, table, _) = with(&data, &cfg, &["report", "--month", "2026-11"]);
+        // The report says in which zone its days are (October: UTC's November is no month
+        // the data covers, and is refused).
+        let (_, table, _) = with(&data, &cfg, &["report", "--month", "2026-10"]);
         let head = table.lines().next().unwrap();
         if zone == "UTC" {
-            assert!(head.starts_with("2026-11 (UTC days)"), "{head}");
+            assert!(head.starts_with("2026-10 (UTC days)"), "{head}");
         } else {
-            assert!(head.starts_with("2026-11 (days in Asia/Tokyo"), "{head}");
+            assert!(head.starts_with("2026-10 (days in Asia/Tokyo"), "{head}");
         }
 
         // Series and alerts: the new key's first day is the day of that bucket in the zone.
