@@ -25,6 +25,10 @@ pub struct Config {
     /// reconciliation stay on the provider's UTC days.
     #[serde(default, deserialize_with = "timezone")]
     pub timezone: Option<chrono_tz::Tz>,
+    /// Usage or cost data whose newest day is more than this many days before the as-of day
+    /// is a `stale_data` finding (default 3: the providers' data lags hours, not days).
+    #[serde(default)]
+    pub stale_after_days: Option<u32>,
     /// Price-book overrides, in the same shape as the default book (`[[prices.model]]`, …).
     #[serde(default)]
     pub prices: BookFile,

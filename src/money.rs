@@ -109,6 +109,10 @@ impl Money {
     pub fn cents(self) -> String {
         cents_text(self.round_cents())
     }
+    /// Rounded to the cent with thousands separators, `3,711.22` (what sentences show).
+    pub fn usd(self) -> String {
+        usd_text(self.round_cents())
+    }
     pub fn is_positive(self) -> bool {
         self.0 > 0
     }
@@ -167,6 +171,28 @@ pub fn round_cents(v: i128) -> i128 {
 }
 
 /// `1234` cents → `"12.34"`.
+/// `1234567` → `1,234,567` (table output only; CSV and JSON stay plain).
+pub fn group_thousands(s: &str) -> String {
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+/// Cents as dollars with thousands separators: `371122` → `3,711.22` (presentation only).
+pub fn usd_text(c: i128) -> String {
+    let t = cents_text(c);
+    match t.split_once('.') {
+        Some((i, f)) => format!("{}.{f}", group_thousands(i)),
+        None => group_thousands(&t),
+    }
+}
+
 pub fn cents_text(c: i128) -> String {
     fixed_text(c, 2)
 }

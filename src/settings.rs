@@ -74,6 +74,8 @@ pub struct Settings {
     pub as_of: chrono::NaiveDate,
     /// The business timezone (`timezone`, default UTC): which day and month a bucket is in.
     pub timezone: chrono_tz::Tz,
+    /// `stale_after_days`: older usage or cost data is a `stale_data` finding.
+    pub stale_after_days: i64,
     /// The price book: the embedded default, then `[prices]` from the config, then
     /// `price_file` (later ones win).
     pub book: PriceBook,
@@ -104,6 +106,9 @@ pub enum SettingsError {
         source: crate::mail::MailError,
     },
 }
+
+/// `stale_after_days` when the config does not say.
+pub const DEFAULT_STALE_AFTER_DAYS: u32 = 3;
 
 /// The data dir when neither `--data-dir`, `TOKENLEDGER_DATA_DIR` nor the config names one.
 pub const DEFAULT_DATA_DIR: &str = "./tokenledger-data";
@@ -154,6 +159,10 @@ impl Settings {
             progress: flags.progress && !flags.quiet,
             as_of,
             timezone,
+            stale_after_days: config
+                .stale_after_days
+                .unwrap_or(DEFAULT_STALE_AFTER_DAYS)
+                .into(),
             book: price_book(&config, config_path.as_deref())?,
             mail: crate::mail::MailSettings::from_config(&config.mail)?,
             anomalies: anomaly_policy(&config, config_path.as_deref(), timezone)?,

@@ -294,6 +294,9 @@ pub enum Review {
     InvoiceUnexplained { invoice: String },
     /// Mail that failed every attempt and stays queued for the next run.
     Undelivered { messages: usize },
+    /// Usage or cost data older than `stale_after_days` (a missing export, or a pull that
+    /// stopped): the figures after its last day are missing, not zero.
+    StaleData { tables: usize },
 }
 
 /// Whether a month's figures can still change: provisional until its close day (the month's

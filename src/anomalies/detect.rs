@@ -278,12 +278,16 @@ fn spike_sentence(
     } else {
         "weekday"
     };
+    let who = if scope == Scope::Org {
+        scope_word(scope).to_string()
+    } else {
+        format!("{} {label}", scope_word(scope))
+    };
     let mut out = format!(
-        "{} {label} spent ${} on {day}, ${} above its usual ${} (median of the {n} previous {kind}s)",
-        scope_word(scope),
-        actual.cents(),
-        sub(actual, expected).cents(),
-        expected.cents(),
+        "{who} spent ${} on {day}, ${} above its usual ${} (median of the {n} previous {kind}s)",
+        actual.usd(),
+        sub(actual, expected).usd(),
+        expected.usd(),
     );
     if let Some((d, share)) = drv {
         out.push_str(&format!("; {:.0}% of it on {d}", share * 100.0));
@@ -406,10 +410,7 @@ pub fn key_events(id: &str, s: &Series, lake_first: NaiveDate, th: &Thresholds) 
         let early: Vec<(&NaiveDate, &Money)> =
             s.days.range(first..first + TimeDelta::days(3)).collect();
         if let Some((d, m)) = early.into_iter().find(|(_, m)| **m >= th.floor_usd) {
-            let sentence = format!(
-                "new key {name} first spent on {first}; ${} on {d}",
-                m.cents()
-            );
+            let sentence = format!("new key {name} first spent on {first}; ${} on {d}", m.usd());
             let mut x = plain((Scope::ApiKey, id, s), *d, Kind::NewKey, *m, sentence, th);
             x.driver = s
                 .by_driver
@@ -434,7 +435,7 @@ pub fn key_events(id: &str, s: &Series, lake_first: NaiveDate, th: &Thresholds) 
                 if !seen_models.contains(m) && *v >= th.floor_usd {
                     let sentence = format!(
                         "key {name} spent ${} on {m} on {day}, a model it had never used",
-                        v.cents()
+                        v.usd()
                     );
                     let mut x = plain(
                         (Scope::ApiKey, id, s),
@@ -456,7 +457,7 @@ pub fn key_events(id: &str, s: &Series, lake_first: NaiveDate, th: &Thresholds) 
             let quiet = (day - prev).num_days() - 1;
             let sentence = format!(
                 "key {name} spent ${} on {day} after {quiet} days without spend",
-                total.cents()
+                total.usd()
             );
             out.push(plain(
                 (Scope::ApiKey, id, s),
@@ -552,8 +553,8 @@ pub fn bursts(
             );
             let sentence = format!(
                 "key {name} ran {n_hours} hour(s) on {day} far above its usual level for those hours: ${} against ${}",
-                actual.cents(),
-                expected.cents()
+                actual.usd(),
+                expected.usd()
             );
             let mut x = plain(
                 (Scope::ApiKey, id, s),
@@ -609,9 +610,9 @@ pub fn limits(scope: Scope, id: &str, s: &Series, limit: Money, th: &Thresholds)
                     } else {
                         format!("{} {name}", scope_word(scope))
                     },
-                    Money::from_units(mtd).cents(),
-                    limit.cents(),
-                    projected.cents()
+                    Money::from_units(mtd).usd(),
+                    limit.usd(),
+                    projected.usd()
                 );
                 let mut x = plain(
                     (scope, id, s),

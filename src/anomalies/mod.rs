@@ -9,6 +9,7 @@
 //! `anomaly_acks` table. Must not: price, change usage, or round (that is `present`).
 
 pub mod detect;
+pub mod incident;
 pub mod scan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

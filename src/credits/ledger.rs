@@ -7,7 +7,11 @@
 //!   then `lot_id`; cost no lot covers is *uncovered*;
 //! - a `monthly` lot grants its amount each cycle (`purchased_at` + k months); a cycle's credit
 //!   is usable until the next cycle starts and then lapses (it never rolls over);
-//! - burn = the list cost of the 30 days ending on the as-of date, ÷ 30;
+//! - burn = the list cost of the 30 days ending on the last day the provider's usage data
+//!   covers (the as-of date when it is current), ÷ 30; days after the data ends and up to the
+//!   as-of date are *estimated* at that burn (a gap in the exports is never zero spend), and
+//!   the position says from which day; a Console balance after the data ends that the data
+//!   alone reaches proves nothing was spent until its day, so the data counts as current to it;
 //! - `at_risk_usd` = what the lot would still hold at its expiry if that burn continued from
 //!   the day after the as-of date in the same order (for an expired lot: what it held when it
 //!   expired, shown as `lapsed_usd`);
@@ -44,6 +48,9 @@ pub struct Options {
     pub max_reloads_per_day: usize,
     /// The auto-reload configured at the provider, if known: (threshold, top-up amount).
     pub auto_reload: Option<(Money, Money)>,
+    /// The last UTC day each provider's usage exports cover (`freshness`); a provider not
+    /// here is taken as current to the as-of date.
+    pub data_through: BTreeMap<Provider, NaiveDate>,
 }
 
 impl Options {
@@ -54,6 +61,7 @@ impl Options {
             runway_min_days: 30,
             max_reloads_per_day: 2,
             auto_reload: None,
+            data_through: BTreeMap::new(),
         }
     }
     fn soon(&self) -> i64 {
@@ -119,6 +127,12 @@ pub struct Position {
     /// The first and last day of usage the ledger saw.
     pub usage_from: Option<NaiveDate>,
     pub usage_to: Option<NaiveDate>,
+    /// The last day the burn was measured on (the last day the usage data covers, or the
+    /// as-of date).
+    pub burn_through: NaiveDate,
+    /// Days after `burn_through` up to the as-of date, consumed at the burn as an estimate
+    /// (0: the data is current).
+    pub estimated_days: i64,
 }
 
 /// A balance the Console showed, checked against the ledger.
@@ -509,8 +523,33 @@ fn provider_ledger(
     out: &mut Ledger,
 ) -> Result<(), LedgerError> {
     let until = opts.as_of + TimeDelta::days(RUNWAY_HORIZON_DAYS + 2);
-    let h = history(lots, snaps, daily, opts, until)?;
-    let burn = burn(daily, opts.as_of)?;
+    let mut through = opts
+        .data_through
+        .get(&provider)
+        .copied()
+        .unwrap_or(opts.as_of)
+        .min(opts.as_of);
+    let mut h = history(lots, snaps, daily, opts, until)?;
+    // A Console balance after the data ends that the data alone reaches proves nothing was
+    // spent in between: the data is good up to that day.
+    if let Some(proven) = h
+        .assertions
+        .iter()
+        .filter(|a| a.holds && a.as_of > through)
+        .map(|a| a.as_of)
+        .max()
+    {
+        through = proven.min(opts.as_of);
+    }
+    let burn = burn(daily, through)?;
+    // The days the exports do not reach yet spend at the burn, as an estimate, never zero.
+    if through < opts.as_of {
+        let mut filled = daily.clone();
+        for d in through.iter_days().skip(1).take_while(|d| *d <= opts.as_of) {
+            filled.insert(d, burn);
+        }
+        h = history(lots, snaps, &filled, opts, until)?;
+    }
     let (at_end, runway) = project(&h.pieces, lots, opts.as_of, burn);
     let balance = Money::sum(
         h.pieces
@@ -535,7 +574,9 @@ fn provider_ledger(
         uncovered_usd: h.uncovered,
         uncovered_last_30d_usd: h.uncovered_30,
         usage_from: daily.range(..=opts.as_of).next().map(|(d, _)| *d),
-        usage_to: daily.range(..=opts.as_of).next_back().map(|(d, _)| *d),
+        usage_to: daily.range(..=through).next_back().map(|(d, _)| *d),
+        burn_through: through,
+        estimated_days: (opts.as_of - through).num_days(),
     });
     if let (Some(d), Some(n)) = (runway, runway_days)
         && n < opts.runway_min_days
@@ -714,21 +755,21 @@ fn advice(provider: Provider, burn: Money, opts: &Options) -> Advice {
         if threshold < threshold_min {
             verdict.push(format!(
                 "threshold ${} is under 48 hours of burn (${}): raise it",
-                threshold.cents(),
-                threshold_min.cents()
+                threshold.usd(),
+                threshold_min.usd()
             ));
         }
         if amount < lo {
             verdict.push(format!(
                 "top-up ${} is under one week of burn (${}): reloads will come often",
-                amount.cents(),
-                lo.cents()
+                amount.usd(),
+                lo.usd()
             ));
         } else if amount > hi {
             verdict.push(format!(
                 "top-up ${} is over two weeks of burn (${}): more credit sits until it expires",
-                amount.cents(),
-                hi.cents()
+                amount.usd(),
+                hi.usd()
             ));
         }
     }

@@ -84,8 +84,16 @@ pub fn inputs(layout: &Layout) -> Result<Inputs, CreditsError> {
 }
 
 /// The ledger as of `opts.as_of`, with its findings.
+/// The burn is measured where each provider's usage data ends (`freshness`), not over a gap.
 pub fn credits(layout: &Snapshot, opts: &Options) -> Result<(Ledger, Inputs), CreditsError> {
     let inputs = inputs(layout)?;
+    let mut opts = opts.clone();
+    for s in crate::freshness::freshness(layout, opts.as_of)?.spans {
+        if s.table == "usage" {
+            opts.data_through.insert(s.provider, s.last_day());
+        }
+    }
+    let opts = &opts;
     let mut l = ledger::compute(&inputs.lots, &inputs.snapshots, &inputs.daily, opts)?;
     ledger::lot_findings(&mut l, opts);
     Ok((l, inputs))

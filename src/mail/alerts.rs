@@ -22,6 +22,8 @@ use crate::money::Money;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Alert {
+    /// Usage or cost data older than `stale_after_days`.
+    Stale(crate::freshness::Span),
     Anomaly(crate::anomalies::Row),
     Credit(crate::credits::Finding),
     /// Messages that failed every attempt and are queued.
@@ -36,6 +38,8 @@ impl Alert {
     pub fn key(&self, as_of: NaiveDate) -> String {
         use crate::credits::Finding as F;
         match self {
+            // Once per end of data: said again when the data moved on and is stale again.
+            Alert::Stale(s) => format!("stale:{}:{}:{}", s.provider, s.table, s.last_day()),
             Alert::Anomaly(r) => format!("anomaly:{}", r.id),
             Alert::Credit(F::Expiring {
                 provider,

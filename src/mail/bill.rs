@@ -90,11 +90,21 @@ impl TeamBill {
     }
 }
 
+/// The cost of the shared workspaces nobody owns, before it is split across the teams.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedPool {
+    /// The shared workspaces that had cost, by name.
+    pub workspaces: Vec<String>,
+    pub total: Money,
+}
+
 /// The month's chargeback: every configured team, then Unallocated (always, even at $0).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bill {
     pub month: Month,
     pub teams: Vec<TeamBill>,
+    /// The shared workspaces' cost the teams' `shared` lines split (`None`: none).
+    pub shared: Option<SharedPool>,
     pub total: Money,
     pub cents: i128,
     /// Usage lines with no list price (not in any figure; the mail says so).
@@ -105,10 +115,34 @@ impl Bill {
     pub fn team(&self, name: &str) -> Option<&TeamBill> {
         self.teams.iter().find(|t| t.name == name)
     }
+    /// What a team's shared line is, in words every output uses: "share of Default (shared
+    /// workspace): 81.1 % of $2,988.03, in proportion to own spend".
+    pub fn shared_label(&self, team: &TeamBill) -> Option<String> {
+        let ((share, _), pool) = (team.shared?, self.shared.as_ref()?);
+        let p = pool.total.units();
+        // Tenths of a percent, rounded half up, in integers.
+        let tenths = if p == 0 {
+            0
+        } else {
+            (share.units().saturating_mul(2000) / p + 1) / 2
+        };
+        let kind = if pool.workspaces.len() == 1 {
+            "shared workspace"
+        } else {
+            "shared workspaces"
+        };
+        Some(format!(
+            "share of {} ({kind}): {}.{} % of ${}, in proportion to own spend",
+            pool.workspaces.join(", "),
+            tenths / 10,
+            tenths % 10,
+            pool.total.usd(),
+        ))
+    }
 }
 
 /// The reports a bill is made of (dims in these orders): team × workspace × model, team ×
-/// workspace × API key, team × day × model.
+/// workspace × API key, team × workspace × day × model.
 pub struct Reports<'a> {
     pub by_line: &'a Report,
     pub by_key: &'a Report,
@@ -178,6 +212,7 @@ pub fn bill(
             .unwrap_or(bills.len() - 1)
     };
     let mut shared_units = 0i128;
+    let mut shared_names: Vec<String> = Vec::new();
     for l in &r.by_line.lines {
         let Some(cost) = l.list_cost else { continue };
         let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
@@ -187,6 +222,9 @@ pub fn bill(
             .unwrap_or_else(|| "Default".into());
         if team == UNALLOCATED && is_shared(shared, &workspace_id, &workspace_name) {
             shared_units += cost.units();
+            if !shared_names.contains(&workspace_name) {
+                shared_names.push(workspace_name);
+            }
             continue;
         }
         let i = index(&team, &bills);
@@ -206,20 +244,41 @@ pub fn bill(
             cents: 0,
         });
     }
+    // The shared workspaces' days are split like their month (the charts show what is billed).
+    let mut shared_daily: BTreeMap<(NaiveDate, String), i128> = BTreeMap::new();
     for l in &r.by_day.lines {
         let Some(cost) = l.list_cost else { continue };
         let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
-        let Some(day) = dim(l, 1).and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        let (workspace_id, workspace_name) = (dim(l, 1), dim(l, 2).unwrap_or_default());
+        let Some(day) = dim(l, 3).and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
         else {
             continue;
         };
-        let model = dim(l, 2).unwrap_or_else(|| "(no model)".into());
+        let model = dim(l, 4).unwrap_or_else(|| "(no model)".into());
+        if team == UNALLOCATED && is_shared(shared, &workspace_id, &workspace_name) {
+            *shared_daily.entry((day, model)).or_default() += cost.units();
+            continue;
+        }
         let i = index(&team, &bills);
         let e = bills[i].daily.entry((day, model)).or_default();
         *e = Money::from_units(e.units() + cost.units());
     }
-    allocate_shared(&mut bills, shared_units);
-    round_bills(month, bills, r.by_line.unpriced_lines, previous)
+    let weights = allocate_shared(&mut bills, shared_units);
+    for (key, units) in shared_daily {
+        for (b, part) in bills.iter_mut().zip(prorate(units, &weights)) {
+            if part != 0 {
+                let e = b.daily.entry(key.clone()).or_default();
+                *e = Money::from_units(e.units() + part);
+            }
+        }
+    }
+    let mut out = round_bills(month, bills, r.by_line.unpriced_lines, previous);
+    shared_names.sort();
+    out.shared = (shared_units != 0).then(|| SharedPool {
+        workspaces: shared_names,
+        total: Money::from_units(shared_units),
+    });
+    out
 }
 
 /// Cost per (team, key name) from the team × workspace × key report. The keys of the shared
@@ -248,30 +307,29 @@ fn is_shared(shared: &[String], id: &Option<String>, name: &str) -> bool {
 }
 
 /// The shared cost split across the teams (not Unallocated) by their own spend; with no team
-/// spend it stays with Unallocated.
-fn allocate_shared(bills: &mut [TeamBill], shared_units: i128) {
-    if shared_units == 0 {
-        return;
-    }
+/// spend it stays with Unallocated. The weights used, one per bill (Unallocated last).
+fn allocate_shared(bills: &mut [TeamBill], shared_units: i128) -> Vec<i128> {
     let n = bills.len() - 1;
-    let weights: Vec<i128> = bills[..n]
+    let mut weights: Vec<i128> = bills[..n]
         .iter()
         .map(|b| b.lines.iter().map(|l| l.list_cost.units()).sum())
         .collect();
-    let shares = if weights.iter().sum::<i128>() > 0 {
-        let mut s = prorate(shared_units, &weights);
-        s.push(0);
-        s
+    if weights.iter().sum::<i128>() > 0 {
+        weights.push(0);
     } else {
-        let mut s = vec![0; n];
-        s.push(shared_units);
-        s
-    };
+        weights = vec![0; n];
+        weights.push(1);
+    }
+    if shared_units == 0 {
+        return weights;
+    }
+    let shares = prorate(shared_units, &weights);
     for (b, s) in bills.iter_mut().zip(shares) {
         if s != 0 {
             b.shared = Some((Money::from_units(s), 0));
         }
     }
+    weights
 }
 
 /// Rounds top down (see the module header) and fills totals and the previous month's cents.
@@ -324,8 +382,82 @@ fn round_bills(
     Bill {
         month,
         teams: bills,
+        shared: None,
         total: Money::from_units(total_units),
         cents,
         unpriced_lines,
+    }
+}
+
+/// `report --by team` as the bill charges it: per team its own usage (`share_of` empty) and,
+/// as its own line, its share of the shared workspaces, tokens prorated like the cost (exactly,
+/// largest remainder); Unallocated keeps only what no one shares. The cents are the bill's, so
+/// the CLI, the mail, the HTML and the CSV show the same cents for a team. `by_workspace` is
+/// the month's team × workspace report.
+pub fn team_report(bill: &Bill, by_workspace: &Report, shared: &[String]) -> Report {
+    use crate::report::Line as RLine;
+    use crate::vocab::PricingStatus;
+    let add = |a: &mut [i128; 6], b: &[i128; 6]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+    let mut own: BTreeMap<String, [i128; 6]> = BTreeMap::new();
+    let mut pool = [0i128; 6];
+    for l in by_workspace.lines.iter().filter(|l| l.list_cost.is_some()) {
+        let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
+        let (id, name) = (dim(l, 1), dim(l, 2).unwrap_or_default());
+        if team == UNALLOCATED && is_shared(shared, &id, &name) {
+            add(&mut pool, &l.counts);
+        } else {
+            add(own.entry(team).or_default(), &l.counts);
+        }
+    }
+    let weights: Vec<i128> = bill
+        .teams
+        .iter()
+        .map(|t| t.shared.map_or(0, |s| s.0.units()))
+        .collect();
+    let split: Vec<Vec<i128>> = pool.iter().map(|c| prorate(*c, &weights)).collect();
+    let mut lines = Vec::new();
+    let mut cents = Vec::new();
+    for (i, t) in bill.teams.iter().enumerate() {
+        let shared_cents = t.shared.map_or(0, |s| s.1);
+        let units: i128 = t.lines.iter().map(|l| l.list_cost.units()).sum();
+        let counts = own.get(&t.name).copied().unwrap_or_default();
+        if units != 0 || counts.iter().any(|c| *c != 0) {
+            lines.push(RLine {
+                dims: vec![Some(t.name.clone()), None],
+                status: PricingStatus::Priced,
+                counts,
+                list_cost: Some(Money::from_units(units)),
+            });
+            cents.push(t.cents - shared_cents);
+        }
+        if let (Some((share, c)), Some(label)) = (t.shared, bill.shared_label(t)) {
+            let mut counts = [0i128; 6];
+            for (k, s) in split.iter().enumerate() {
+                counts[k] = s[i];
+            }
+            lines.push(RLine {
+                dims: vec![Some(t.name.clone()), Some(label)],
+                status: PricingStatus::Priced,
+                counts,
+                list_cost: Some(share),
+            });
+            cents.push(c);
+        }
+    }
+    // Unpriced lines stay visible, as in every report.
+    for l in by_workspace.lines.iter().filter(|l| l.list_cost.is_none()) {
+        lines.push(RLine {
+            dims: vec![dim(l, 0), None],
+            ..l.clone()
+        });
+    }
+    Report {
+        month: bill.month,
+        dim_columns: vec!["team", "share_of"],
+        lines,
+        total_counts: by_workspace.total_counts,
+        total_cost: bill.total,
+        unpriced_lines: by_workspace.unpriced_lines,
+        cents: Some(cents),
     }
 }

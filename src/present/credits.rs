@@ -115,7 +115,7 @@ pub fn finding_text(f: &Finding) -> String {
             remaining_usd,
         } => format!(
             "{provider} lot {lot_id} expires on {expires_at} (in {days_left} days, within {horizon_days}) with ${} left",
-            remaining_usd.cents()
+            remaining_usd.usd()
         ),
         Finding::AtRisk {
             provider,
@@ -124,7 +124,7 @@ pub fn finding_text(f: &Finding) -> String {
             at_risk_usd,
         } => format!(
             "{provider} lot {lot_id}: ${} will expire unused on {expires_at} at the current burn",
-            at_risk_usd.cents()
+            at_risk_usd.usd()
         ),
         Finding::LowRunway {
             provider,
@@ -143,9 +143,9 @@ pub fn finding_text(f: &Finding) -> String {
             lots,
         } => format!(
             "{provider} balance on {as_of}: the Console showed ${}, the ledger has ${} (difference ${}; lots: {})",
-            snapshot_usd.cents(),
-            computed_usd.cents(),
-            difference_usd.cents(),
+            snapshot_usd.usd(),
+            computed_usd.usd(),
+            difference_usd.usd(),
             if lots.is_empty() {
                 "none".to_string()
             } else {
@@ -159,7 +159,7 @@ pub fn finding_text(f: &Finding) -> String {
             amount_usd,
         } => format!(
             "{provider}: {reloads} auto-reloads on {day} (${}): a runaway key or a threshold set too low?",
-            amount_usd.cents()
+            amount_usd.usd()
         ),
     }
 }
@@ -220,16 +220,24 @@ fn positions_text(l: &Ledger) -> String {
             _ if p.burn_per_day_usd.is_positive() => "beyond 3 years".into(),
             _ => "none (no burn)".into(),
         };
+        let usd = |m: crate::money::Money| m.usd();
         let _ = writeln!(
             out,
             "\n{}: balance ${}, burn ${}/day (30 days to {}), runway {runway}; usage no lot covered ${} (last 30 days ${})",
             p.provider,
-            p.balance_usd.cents(),
-            p.burn_per_day_usd.cents(),
-            l.as_of,
-            p.uncovered_usd.cents(),
-            p.uncovered_last_30d_usd.cents(),
+            usd(p.balance_usd),
+            usd(p.burn_per_day_usd),
+            p.burn_through,
+            usd(p.uncovered_usd),
+            usd(p.uncovered_last_30d_usd),
         );
+        if p.estimated_days > 0 {
+            let _ = writeln!(
+                out,
+                "  {} usage data ends {}: the {} day(s) to {} are estimated at that burn, not zero; balance, runway and at-risk amounts are estimates until the exports catch up",
+                p.provider, p.burn_through, p.estimated_days, l.as_of
+            );
+        }
     }
     out
 }
@@ -244,9 +252,9 @@ fn checks_text(l: &Ledger) -> String {
             "balance assertion {} {}: Console ${}, ledger ${}, difference ${}: {verdict}",
             a.provider,
             a.as_of,
-            a.snapshot_usd.cents(),
-            a.computed_usd.cents(),
-            a.difference_usd.cents()
+            a.snapshot_usd.usd(),
+            a.computed_usd.usd(),
+            a.difference_usd.usd()
         );
     }
     for r in &l.reloads {
@@ -256,7 +264,7 @@ fn checks_text(l: &Ledger) -> String {
             r.provider,
             r.week_start,
             r.reloads,
-            r.amount_usd.cents()
+            r.amount_usd.usd()
         );
     }
     for a in &l.advice {
@@ -264,9 +272,9 @@ fn checks_text(l: &Ledger) -> String {
             out,
             "auto-reload advice {}: threshold at least ${} (48 h of burn), top-up ${}–${} (1–2 weeks)",
             a.provider,
-            a.threshold_min_usd.cents(),
-            a.top_up_min_usd.cents(),
-            a.top_up_max_usd.cents()
+            a.threshold_min_usd.usd(),
+            a.top_up_min_usd.usd(),
+            a.top_up_max_usd.usd()
         );
         for v in &a.verdict {
             let _ = writeln!(out, "  configured: {v}");

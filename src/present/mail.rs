@@ -18,7 +18,6 @@ use crate::mail::bill::{Bill, TeamBill};
 use crate::mail::{FinanceExtras, Render, RenderFailure, Rendered};
 use crate::money::{Money, cents_text};
 use crate::present::chart;
-use crate::present::group_thousands;
 use crate::reconcile::tieout::RowKind;
 use crate::vocab::Close;
 
@@ -106,11 +105,7 @@ pub enum ChartLinks {
 
 /// `1234567` cents → `12,345.67`.
 pub fn usd(cents: i128) -> String {
-    let t = cents_text(cents);
-    match t.split_once('.') {
-        Some((i, f)) => format!("{}.{f}", group_thousands(i)),
-        None => group_thousands(&t),
-    }
+    crate::money::usd_text(cents)
 }
 
 /// "+$12.34 (+5.1%)" against the previous month; `None` without one.
@@ -142,7 +137,7 @@ fn status(close: Close) -> Value {
     }
 }
 
-fn team_value(t: &TeamBill) -> Value {
+fn team_value(bill: &Bill, t: &TeamBill) -> Value {
     let workspaces: Vec<Value> = t
         .by_workspace()
         .into_iter()
@@ -176,6 +171,7 @@ fn team_value(t: &TeamBill) -> Value {
         "models": models,
         "keys": keys,
         "shared": t.shared.map(|s| usd(s.1)),
+        "shared_label": bill.shared_label(t),
     })
 }
 
@@ -225,15 +221,16 @@ pub fn csv(bill: &Bill, close: Close, teams: &[&TeamBill]) -> Vec<u8> {
                 cents_text(l.cents).as_str(),
             ]);
         }
-        if let Some((exact, cents)) = t.shared {
+        if let (Some((exact, cents)), Some(pool)) = (t.shared, bill.shared.as_ref()) {
+            let label = bill.shared_label(t).unwrap_or_default();
             let _ = w.write_record([
                 month.as_str(),
                 close.as_str(),
                 crate::present::csv_safe(&t.name).as_str(),
                 crate::present::csv_safe(&cc).as_str(),
                 "",
-                "(shared cost, allocated)",
-                "",
+                crate::present::csv_safe(&pool.workspaces.join(", ")).as_str(),
+                crate::present::csv_safe(&format!("({label})")).as_str(),
                 exact.to_string().as_str(),
                 cents_text(cents).as_str(),
             ]);
@@ -268,7 +265,7 @@ pub fn team_mail(
     let ctx = json!({
         "month": bill.month.key(),
         "status": status(close),
-        "team": team_value(team),
+        "team": team_value(bill, team),
         "correction": correction,
         "unpriced_lines": bill.unpriced_lines,
         "charts": {"daily": link(links, "daily", &daily), "keys": link(links, "keys", &top)},
@@ -364,7 +361,7 @@ pub fn finance_mail(
         month_ym(bill),
         &daily,
     )?;
-    let teams: Vec<Value> = bill.teams.iter().map(team_value).collect();
+    let teams: Vec<Value> = bill.teams.iter().map(|t| team_value(bill, t)).collect();
     let (tie_outs, reconciliation, credits, anomalies) = extras_values(bill, extras);
     let ctx = json!({
         "month": bill.month.key(),
@@ -427,7 +424,8 @@ pub fn html_report(
     );
     let f = finance_mail(tpl, bill, (close, None), extras, ChartLinks::DataUri)?;
     page.push_str(body(&f.html));
-    for t in &bill.teams {
+    // No empty sections: a team with no cost this month is a line of the summary, not a page.
+    for t in bill.teams.iter().filter(|t| t.total != Money::ZERO) {
         let r = team_mail(tpl, bill, t, close, None, ChartLinks::DataUri)?;
         page.push_str("\n<hr style=\"margin: 32px 0;\">\n");
         page.push_str(body(&r.html));
@@ -500,6 +498,7 @@ pub fn alert_text(a: &Alert) -> (&'static str, String) {
             ),
         ),
         Alert::Credit(f) => ("credits", crate::present::credits::finding_text(f)),
+        Alert::Stale(s) => ("stale data", crate::freshness::stale_sentence(s)),
         Alert::Undelivered { messages } => (
             "mail",
             format!(

@@ -364,18 +364,7 @@ pub fn table_text(s: &str) -> String {
     out
 }
 
-/// `1234567` → `1,234,567` (table output only; CSV and JSON stay plain).
-pub fn group_thousands(s: &str) -> String {
-    let (sign, digits) = s.strip_prefix('-').map_or(("", s), |d| ("-", d));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{sign}{out}")
-}
+pub use crate::money::group_thousands;
 
 // ---- stage results as grids -------------------------------------------------------------
 
@@ -428,6 +417,48 @@ fn exact(m: Money) -> Cell {
     Cell::Dec(m.units(), money::SCALE as usize)
 }
 
+/// The cents of the priced lines: largest remainder over the lines; when the first column is
+/// the team, top down like the bill (the total's cents to the teams, then each team's to its
+/// lines), so a team's lines show the cents its mail shows.
+fn line_cents(r: &crate::report::Report, priced: &[i128]) -> Vec<i128> {
+    if r.dim_columns.first() != Some(&"team") || r.dim_columns.len() < 2 {
+        return money::allocate_cents(priced);
+    }
+    let teams: Vec<Option<&String>> = r
+        .lines
+        .iter()
+        .filter(|l| l.list_cost.is_some())
+        .map(|l| l.dims.first().and_then(Option::as_ref))
+        .collect();
+    let mut order: Vec<Option<&String>> = Vec::new();
+    for t in &teams {
+        if !order.contains(t) {
+            order.push(*t);
+        }
+    }
+    let sums: Vec<i128> = order
+        .iter()
+        .map(|t| {
+            teams
+                .iter()
+                .zip(priced)
+                .filter(|(x, _)| *x == t)
+                .map(|(_, u)| *u)
+                .sum()
+        })
+        .collect();
+    let team_cents = money::allocate_cents(&sums);
+    let mut out = vec![0; priced.len()];
+    for (t, c) in order.iter().zip(team_cents) {
+        let idx: Vec<usize> = (0..priced.len()).filter(|&i| teams[i] == *t).collect();
+        let units: Vec<i128> = idx.iter().map(|&i| priced[i]).collect();
+        for (i, v) in idx.into_iter().zip(money::allocate_cents_to(&units, c)) {
+            out[i] = v;
+        }
+    }
+    out
+}
+
 /// The chargeback as a grid: `list_cost_usd` rounded to cents so the lines add up to the
 /// rounded total (largest remainder), beside `list_cost_usd_exact`; a totals row. An unpriced
 /// line has no cost (null in CSV and JSON; the word UNPRICED only in a table).
@@ -442,7 +473,11 @@ pub fn report_grid(r: &crate::report::Report, format: OutputFormat) -> Grid {
         .iter()
         .filter_map(|l| l.list_cost.map(Money::units))
         .collect();
-    let mut cents = money::allocate_cents(&priced).into_iter();
+    let mut cents = r
+        .cents
+        .clone()
+        .unwrap_or_else(|| line_cents(r, &priced))
+        .into_iter();
     let rows = r
         .lines
         .iter()
@@ -892,9 +927,33 @@ pub fn run_json(
         "chargeback": o.chargeback,
         "alerts": o.alerts,
         "undelivered": o.undelivered,
+        "freshness": {"spans": o.freshness.spans, "stale": o.stale},
         "reviews": reviews,
         "exit_code": exit_code,
     })
+}
+
+/// Where each provider's data ends: "data: anthropic usage through 2026-10-31 (4 days old,
+/// STALE), anthropic cost through …".
+pub fn freshness_line(f: &crate::freshness::Freshness, stale: &[crate::freshness::Span]) -> String {
+    if f.spans.is_empty() {
+        return "data: no usage or cost export in the lake".into();
+    }
+    let parts: Vec<String> = f
+        .spans
+        .iter()
+        .map(|s| {
+            let flag = if stale.contains(s) { ", STALE" } else { "" };
+            format!(
+                "{} {} through {} ({} day(s) old{flag})",
+                s.provider,
+                s.table,
+                s.last_day(),
+                s.age_days
+            )
+        })
+        .collect();
+    format!("data: {}", parts.join(", "))
 }
 
 /// One line per stage after ingest and rating (what `run` logs), with the stage's name.
@@ -903,6 +962,7 @@ pub fn run_stages(
     data_dir: &std::path::Path,
 ) -> Vec<(&'static str, String)> {
     let mut s: Vec<(&'static str, String)> = Vec::new();
+    s.push(("freshness", freshness_line(&o.freshness, &o.stale)));
     for m in &o.months {
         let rec = match &m.reconciliation {
             Some(r) if r.lines_unexplained > 0 => {

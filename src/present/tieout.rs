@@ -48,7 +48,7 @@ pub fn tie_outs_text(ties: &[TieOut], width: Option<usize>) -> String {
         let verdict = if t.needs_review {
             format!(
                 "DOES NOT TIE OUT: ${} unexplained (exit code 3)",
-                t.unexplained_usd.cents()
+                t.unexplained_usd.usd()
             )
         } else {
             "ties out".to_string()

@@ -135,6 +135,10 @@ pub struct Report {
     /// List cost over the priced lines.
     pub total_cost: Money,
     pub unpriced_lines: usize,
+    /// The cents each priced line shows, when a bill fixed them top down (`report --by team`
+    /// with shared workspaces: the same cents as the mail); `None`: largest remainder over the
+    /// lines.
+    pub cents: Option<Vec<i128>>,
 }
 
 pub use crate::vocab::UNALLOCATED;
@@ -383,6 +387,7 @@ fn from_lines(month: Month, dims: &[Dim], lines: Vec<Line>) -> Result<Report, Re
     let total_cost = Money::sum(lines.iter().filter_map(|l| l.list_cost))
         .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?;
     Ok(Report {
+        cents: None,
         month,
         dim_columns,
         unpriced_lines: lines

@@ -298,7 +298,24 @@ pub fn report(settings: &Settings, month: Month, dims: &[Dim]) -> Result<Shown<R
         book: &settings.book,
         tz: settings.timezone,
     };
-    let figures = report::report(&snapshot, month, dims, &settings.teams, &pricing)?;
+    let shared = &settings.mail.shared_workspaces;
+    let figures = if dims == [Dim::Team] && !shared.is_empty() {
+        // Team totals as the chargeback charges them: one set of figures everywhere.
+        use crate::mail::bill::{Reports, bill, team_report};
+        let [a, b, c] = bill_reports(settings, &snapshot, month)?;
+        let reports = Reports {
+            by_line: &a,
+            by_key: &b,
+            by_day: &c,
+        };
+        team_report(
+            &bill(month, &reports, &settings.teams, shared, None),
+            &a,
+            shared,
+        )
+    } else {
+        report::report(&snapshot, month, dims, &settings.teams, &pricing)?
+    };
     Ok(Shown {
         figures,
         standing: standing(settings, &snapshot, month, false)?,
@@ -430,7 +447,13 @@ fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Repo
     Ok([
         report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::Model], t, &p)?,
         report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::ApiKey], t, &p)?,
-        report::report(l, month, &[Dim::Team, Dim::Day, Dim::Model], t, &p)?,
+        report::report(
+            l,
+            month,
+            &[Dim::Team, Dim::Workspace, Dim::Day, Dim::Model],
+            t,
+            &p,
+        )?,
     ])
 }
 
@@ -615,6 +638,10 @@ pub struct RunOutcome {
     pub alerts: Option<crate::mail::alerts::AlertOutcome>,
     /// Mail still queued after this run (chargebacks and digests).
     pub undelivered: usize,
+    /// What data the lake stands on: per provider, where its usage and cost exports end.
+    pub freshness: crate::freshness::Freshness,
+    /// The spans older than `stale_after_days` (each a `stale_data` finding in the digest).
+    pub stale: Vec<crate::freshness::Span>,
 }
 
 /// The nightly digest carries anomalies of the last this many days (older ones are in
@@ -637,6 +664,11 @@ impl RunOutcome {
         if !self.anomalies.is_empty() {
             out.push(Review::Anomalies {
                 alerts: self.anomalies.len(),
+            });
+        }
+        if !self.stale.is_empty() {
+            out.push(Review::StaleData {
+                tables: self.stale.len(),
             });
         }
         if self.undelivered > 0 {
@@ -758,8 +790,20 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         anomalies: Some(&all_anomalies),
     };
     let chargeback = month_close(settings, &writer, render, closing, &known)?;
-    let (alerts, undelivered) =
-        alert_digest(settings, &writer, render, &anomalies, credits.as_ref())?;
+    let freshness = crate::freshness::freshness(&writer, settings.as_of)?;
+    let stale: Vec<crate::freshness::Span> = freshness
+        .stale(settings.stale_after_days)
+        .into_iter()
+        .cloned()
+        .collect();
+    let (alerts, undelivered) = alert_digest(
+        settings,
+        &writer,
+        render,
+        &anomalies,
+        credits.as_ref(),
+        &stale,
+    )?;
     Ok(RunOutcome {
         credits,
         recovered: writer.recovered.clone(),
@@ -771,6 +815,8 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         chargeback,
         alerts,
         undelivered,
+        freshness,
+        stale,
     })
 }
 
@@ -782,6 +828,7 @@ fn alert_digest(
     render: &dyn crate::mail::Render,
     anomalies: &[crate::anomalies::Row],
     credits: Option<&crate::credits::Ledger>,
+    stale: &[crate::freshness::Span],
 ) -> Result<(Option<crate::mail::alerts::AlertOutcome>, usize), RunError> {
     use crate::mail::alerts::{self, Alert};
     let cfg = &settings.mail;
@@ -789,7 +836,8 @@ fn alert_digest(
         .iter()
         .filter(|e| e.status == crate::mail::Status::Queued)
         .count();
-    let mut items: Vec<Alert> = anomalies.iter().cloned().map(Alert::Anomaly).collect();
+    let mut items: Vec<Alert> = stale.iter().cloned().map(Alert::Stale).collect();
+    items.extend(anomalies.iter().cloned().map(Alert::Anomaly));
     items.extend(
         credits
             .iter()

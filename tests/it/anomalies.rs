@@ -319,7 +319,7 @@ fn a_monthly_limit_is_reported_at_50_75_and_90_percent_with_a_projection() {
         "projected $3,100 − the $2,000 limit"
     );
     assert!(
-        f[2].sentence.contains("$3100.00 projected"),
+        f[2].sentence.contains("$3,100.00 projected"),
         "{}",
         f[2].sentence
     );

@@ -386,8 +386,12 @@ fn the_credits_command_foots_ties_and_reruns_clean() {
     // whose cycles expire first; on 10-31 the lots hold 5000 + 1000 + 500 + (200 − 0.0446875).
     // Lapsed seat credit: June and July cycles 200 each, August's 200 − 0.77293925, September's
     // 200 − 4.89558175 (09-29 .. 10-04) = 794.331479.
+    // The sample's usage ends on 10-05, but the Console balance of 10-31 (balances.csv) is
+    // what the data alone reaches: nothing was spent in between, so nothing is estimated.
     let p = &l["positions"][0];
     assert_eq!(p["balance_usd"], "6699.955312500000");
+    assert_eq!(p["burn_through"], "2026-10-31");
+    assert_eq!(p["estimated_days"], 0);
     assert_eq!(l["assertions"][0]["holds"], true);
     let lot = |id: &str| {
         l["lots"]

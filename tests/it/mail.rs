@@ -76,35 +76,6 @@ impl Smtp {
     }
 }
 
-/// Parses an .eml with Python's standard `email` package: subject, to, message id, the text
-/// and HTML parts, the CSV attachment and the inline image ids.
-fn parse_eml(path: &Path) -> serde_json::Value {
-    let script = r#"
-import email, json, sys
-from email import policy
-m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
-out = {"subject": m["Subject"], "to": m["To"], "message_id": m["Message-ID"], "images": [], "structure": []}
-for p in m.walk():
-    ct = p.get_content_type()
-    out["structure"].append(ct)
-    if ct == "text/plain": out["text"] = p.get_content()
-    elif ct == "text/html": out["html"] = p.get_content()
-    elif ct == "text/csv": out["csv"] = p.get_payload(decode=True).decode(); out["csv_name"] = p.get_filename()
-    elif ct == "image/png":
-        data = p.get_payload(decode=True)
-        assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-        out["images"].append(p["Content-ID"].strip("<>"))
-print(json.dumps(out))
-"#;
-    let o = Command::new("python3")
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 fn outbox_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|r| r.map(|e| e.unwrap().path()).collect())

@@ -1,0 +1,309 @@
+//! Incidents: the findings that share a cause, as one thing a person reads, with its running
+//! cost to date.
+//!
+//! A leaked key shows up as a new key on its first day, then as a spike of its workspace,
+//! its model and the organisation on every day it keeps spending; those are one incident, and
+//! what it cost is the key's spend over its days, not the first day's excess. The rules:
+//! - a key's own findings (new key, spike, burst, new model, reactivation), less than
+//!   [`super::ONGOING_DAYS`] apart, are one incident caused by the key;
+//! - a workspace finding whose driver is a key joins that key's incident (or starts one caused
+//!   by the key); a model or organisation finding joins the incident its driving workspace's
+//!   finding joined that day; anything else is an incident of its own scope;
+//! - limit crossings are one incident per scope and month;
+//! - running cost: the cause's spend over the incident's days (first to last, every day
+//!   included; a limit incident: the month to date at its latest crossing);
+//! - an incident alerts when one of its findings alerts; it alerts again, as an update, each
+//!   time its running cost reaches another `regrow_factor` multiple of its first day's cost.
+//!
+//! Must not: detect (it groups [`super::Row`]s), read the lake, or round.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::detect::{Kind, Scope, Series};
+use super::{ONGOING_DAYS, Row};
+use crate::money::Money;
+
+/// One cause and everything found about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    /// Stable while the cause and first day are: blake3 of (scope, id, first day).
+    pub id: String,
+    pub scope: Scope,
+    pub scope_id: String,
+    pub scope_name: String,
+    /// The kinds of its findings, each once, in order.
+    pub kinds: Vec<Kind>,
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+    /// The cause's spend over `first..=last` (a limit: month to date at `last`).
+    pub running_usd: Money,
+    /// The cause's spend on `first`: what growth is measured against.
+    pub first_day_usd: Money,
+    /// The ids of its findings ([`Row::id`]).
+    pub members: Vec<String>,
+    /// One of its findings alerts.
+    pub alert: bool,
+    /// `ongoing` when its last day is the last day of the data, else `ended`.
+    pub status: &'static str,
+    /// How many `regrow_factor` multiples of its first day's cost the running cost reached.
+    pub level: u32,
+    pub sentence: String,
+}
+
+/// Groups `rows` (every finding, alerting or not, of every day) into incidents. `series` are
+/// the daily series the findings came from; `data_end` the last day of the data.
+pub fn incidents(
+    rows: &[Row],
+    series: &BTreeMap<(Scope, String), Series>,
+    data_end: Option<NaiveDate>,
+    regrow_factor: Decimal,
+) -> Vec<Incident> {
+    let mut b = Builder::default();
+    // Key names → ids, for workspace findings whose driver is a key's name.
+    let key_of: BTreeMap<&str, &str> = series
+        .iter()
+        .filter(|((s, _), _)| *s == Scope::ApiKey)
+        .filter_map(|((_, id), s)| s.name.as_deref().map(|n| (n, id.as_str())))
+        .collect();
+    let by = |scope: Scope| rows.iter().filter(move |r| r.finding.scope == scope);
+    for r in by(Scope::ApiKey).filter(|r| r.finding.kind != Kind::Limit) {
+        b.join((Scope::ApiKey, r.finding.scope_id.clone()), r);
+    }
+    // Which incident a workspace (by name) joined on a day.
+    let mut ws_day: BTreeMap<(String, NaiveDate), usize> = BTreeMap::new();
+    for r in by(Scope::Workspace).filter(|r| r.finding.kind != Kind::Limit) {
+        let f = &r.finding;
+        let cause = match f.driver.as_deref().and_then(|d| key_of.get(d)) {
+            Some(key) => (Scope::ApiKey, (*key).to_string()),
+            None => (Scope::Workspace, f.scope_id.clone()),
+        };
+        let i = b.join(cause, r);
+        if let Some(n) = &f.scope_name {
+            ws_day.insert((n.clone(), f.date), i);
+        }
+    }
+    for r in rows.iter().filter(|r| {
+        matches!(r.finding.scope, Scope::Model | Scope::Org) && r.finding.kind != Kind::Limit
+    }) {
+        let f = &r.finding;
+        match f
+            .driver
+            .as_ref()
+            .and_then(|d| ws_day.get(&(d.clone(), f.date)))
+        {
+            Some(&i) => b.add(i, r),
+            None => {
+                b.join((f.scope, f.scope_id.clone()), r);
+            }
+        }
+    }
+    let mut out: Vec<Incident> = b
+        .groups
+        .into_iter()
+        .map(|g| finish(g, rows, series, data_end, regrow_factor))
+        .collect();
+    out.extend(limit_incidents(rows));
+    out.sort_by(|a, b| (a.first, &a.scope_id).cmp(&(b.first, &b.scope_id)));
+    out
+}
+
+/// Findings grouped by cause, in runs less than [`ONGOING_DAYS`] apart.
+#[derive(Default)]
+struct Builder {
+    groups: Vec<Group>,
+    /// cause → index of its latest group.
+    latest: BTreeMap<(Scope, String), usize>,
+}
+
+struct Group {
+    cause: (Scope, String),
+    first: NaiveDate,
+    last: NaiveDate,
+    rows: Vec<String>,
+    kinds: Vec<Kind>,
+    alert: bool,
+}
+
+impl Builder {
+    /// Adds `r` to its cause's running group, or starts one; the group's index.
+    fn join(&mut self, cause: (Scope, String), r: &Row) -> usize {
+        let d = r.finding.date;
+        if let Some(&i) = self.latest.get(&cause) {
+            let g = &self.groups[i];
+            if (d - g.last).num_days() <= ONGOING_DAYS && d >= g.first {
+                self.add(i, r);
+                return i;
+            }
+        }
+        self.groups.push(Group {
+            cause: cause.clone(),
+            first: d,
+            last: d,
+            rows: Vec::new(),
+            kinds: Vec::new(),
+            alert: false,
+        });
+        let i = self.groups.len() - 1;
+        self.latest.insert(cause, i);
+        self.add(i, r);
+        i
+    }
+    fn add(&mut self, i: usize, r: &Row) {
+        let g = &mut self.groups[i];
+        g.first = g.first.min(r.finding.date);
+        g.last = g.last.max(r.finding.date);
+        g.rows.push(r.id.clone());
+        if !g.kinds.contains(&r.finding.kind) {
+            g.kinds.push(r.finding.kind);
+        }
+        g.alert |= r.alert;
+    }
+}
+
+fn finish(
+    g: Group,
+    rows: &[Row],
+    series: &BTreeMap<(Scope, String), Series>,
+    data_end: Option<NaiveDate>,
+    factor: Decimal,
+) -> Incident {
+    let s = series.get(&g.cause);
+    let spend = |from: NaiveDate, to: NaiveDate| {
+        Money::from_units(
+            s.map(|s| s.days.range(from..=to).map(|(_, m)| m.units()).sum())
+                .unwrap_or(0),
+        )
+    };
+    let running = spend(g.first, g.last);
+    let first_day = spend(g.first, g.first);
+    let name = s
+        .and_then(|s| s.name.clone())
+        .or_else(|| {
+            rows.iter()
+                .find(|r| r.finding.scope_id == g.cause.1)
+                .and_then(|r| r.finding.scope_name.clone())
+        })
+        .unwrap_or_else(|| g.cause.1.clone());
+    let status = if Some(g.last) >= data_end {
+        "ongoing"
+    } else {
+        "ended"
+    };
+    let (scope, scope_id) = g.cause;
+    let days = (g.last - g.first).num_days() + 1;
+    let what = g
+        .kinds
+        .iter()
+        .map(|k| k.as_str().replace('_', " "))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let who = match scope {
+        Scope::ApiKey => format!("key {name}"),
+        Scope::Workspace => format!("workspace {name}"),
+        Scope::Model => format!("model {name}"),
+        Scope::Org => "the organisation".to_string(),
+    };
+    let sentence = format!(
+        "{who}: {what}; ${} over {days} day(s) {} to {} ({status}, {} finding(s))",
+        running.usd(),
+        g.first,
+        g.last,
+        g.rows.len()
+    );
+    Incident {
+        id: incident_id(scope, &scope_id, g.first),
+        scope,
+        scope_id,
+        scope_name: name,
+        kinds: g.kinds,
+        first: g.first,
+        last: g.last,
+        running_usd: running,
+        first_day_usd: first_day,
+        members: g.rows,
+        alert: g.alert,
+        status,
+        level: level(first_day, running, factor),
+        sentence,
+    }
+}
+
+/// One incident per scope and month of limit crossings: the month to date at the latest.
+fn limit_incidents(rows: &[Row]) -> Vec<Incident> {
+    let mut by: BTreeMap<(Scope, String, i32, u32), Vec<&Row>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.finding.kind == Kind::Limit) {
+        let f = &r.finding;
+        by.entry((f.scope, f.scope_id.clone(), f.date.year(), f.date.month()))
+            .or_default()
+            .push(r);
+    }
+    by.into_iter()
+        .map(|((scope, scope_id, ..), rs)| {
+            let (first, last) = (rs[0], rs[rs.len() - 1]);
+            let name = last
+                .finding
+                .scope_name
+                .clone()
+                .unwrap_or_else(|| scope_id.clone());
+            Incident {
+                id: incident_id(scope, &scope_id, first.finding.date),
+                scope,
+                scope_id,
+                scope_name: name,
+                kinds: vec![Kind::Limit],
+                first: first.finding.date,
+                last: last.finding.date,
+                running_usd: last.finding.actual_usd,
+                first_day_usd: first.finding.actual_usd,
+                members: rs.iter().map(|r| r.id.clone()).collect(),
+                alert: rs.iter().any(|r| r.alert),
+                status: "month to date",
+                // Each crossing (50/75/90 %) is news of its own.
+                level: rs.len() as u32 - 1,
+                sentence: last.finding.sentence.clone(),
+            }
+        })
+        .collect()
+}
+
+fn incident_id(scope: Scope, id: &str, first: NaiveDate) -> String {
+    let key = format!("incident|{}|{id}|{first}", scope.as_str());
+    blake3::hash(key.as_bytes()).to_hex()[..12].to_string()
+}
+
+/// How many times `factor` fits between `base` and `now` (0 when it never grew that much):
+/// the re-alert level of a growing amount.
+pub fn level(base: Money, now: Money, factor: Decimal) -> u32 {
+    if factor <= Decimal::ONE || !base.is_positive() {
+        return 0;
+    }
+    let (Ok(base), Ok(now)) = (base.to_decimal(), now.to_decimal()) else {
+        return 0;
+    };
+    let mut t = base * factor;
+    let mut k = 0;
+    while t <= now && k < 64 {
+        k += 1;
+        t *= factor;
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_count_whole_multiples() {
+        let m = |d: i64| Money::from_units(d as i128 * 10i128.pow(12));
+        let two = Decimal::TWO;
+        assert_eq!(level(m(100), m(150), two), 0);
+        assert_eq!(level(m(100), m(200), two), 1);
+        assert_eq!(level(m(3711), m(3711 * 54), two), 5);
+        assert_eq!(level(Money::ZERO, m(5), two), 0);
+    }
+}
