@@ -52,6 +52,16 @@ macro_rules! or_fail {
     };
 }
 
+/// The mail templates, or exit code 2 (said by [`templates`]).
+macro_rules! templates_or_exit {
+    ($s:expr) => {
+        match templates($s) {
+            Some(t) => t,
+            None => return Ok(crate::exit::USAGE),
+        }
+    };
+}
+
 /// Runs one command; the exit code (errors are exit code 1, printed by `main`, except a
 /// usage error anywhere in the chain, which is said here and is exit code 2).
 pub fn run(cli: Cli) -> Result<i32> {
@@ -97,20 +107,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             }
-            if !s.quiet {
-                eprint!("{}", present::ingest_summary(&summary));
-            }
+            say(s, present::ingest_summary(&summary).trim_end());
             Ok(exit_code(&run::ingest_reviews(&summary)))
         }
-        Command::Usage(a) => print_table(
-            s,
-            a.format,
-            run::usage(s, a.month),
-            &format!(
-                "no usage in {} yet: run `tokenledger ingest` first",
-                s.data_dir().display()
-            ),
-        ),
+        Command::Usage(a) => print_table(s, a.format, run::usage(s, a.month), "no usage rows"),
         Command::Sql(a) => cmd_sql(s, a),
         Command::Quarantine(a) => print_table(
             s,
@@ -129,19 +129,22 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Completions(_) | Command::Man(_) => unreachable!("handled before the config"),
         Command::Synth(a) => {
             let report = run::synth(&a.into())?;
-            if !s.quiet {
-                eprintln!("{report}");
-            }
+            say(s, report);
             Ok(crate::exit::OK)
         }
     }
 }
 
+/// A line on stderr for a person; nothing under `-q` (errors only).
+fn say(s: &Settings, text: impl std::fmt::Display) {
+    if !s.quiet {
+        eprintln!("{text}");
+    }
+}
+
 fn say_recovered(s: &Settings, recovered: &Option<String>) {
-    if let Some(m) = recovered
-        && !s.quiet
-    {
-        eprintln!("tokenledger: {m}");
+    if let Some(m) = recovered {
+        say(s, format!("tokenledger: {m}"));
     }
 }
 
@@ -154,9 +157,7 @@ fn templates(s: &Settings) -> Option<present::mail::Templates> {
 }
 
 fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
-    let Some(tpl) = templates(s) else {
-        return Ok(crate::exit::USAGE);
-    };
+    let tpl = templates_or_exit!(s);
     let out = or_fail!(run::run(s, &tpl), s);
     let reviews = out.reviews();
     if json {
@@ -173,9 +174,7 @@ fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
 }
 
 fn cmd_demo(s: &Settings, dir: &std::path::Path) -> Result<i32> {
-    let Some(tpl) = templates(s) else {
-        return Ok(crate::exit::USAGE);
-    };
+    let tpl = templates_or_exit!(s);
     let t = std::time::Instant::now();
     let d = run::demo::run(s.quiet, dir, &tpl)?;
     if !s.quiet {
@@ -201,8 +200,7 @@ fn print_table(
             "{}",
             present::render_grid(&g, format, s.render.width, &present::FRAME_OPTIONAL_COLUMNS)
         ),
-        None if !s.quiet => eprintln!("{empty}"),
-        None => {}
+        None => say(s, empty),
     }
     Ok(crate::exit::OK)
 }
@@ -231,9 +229,10 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
     match output {
         SqlOutput::Parquet(out) => {
             let rows = run::sql_to_parquet(s, &text, &out).context("query failed")?;
-            if !s.quiet {
-                eprintln!("tokenledger: {rows} row(s) written to {}", out.display());
-            }
+            say(
+                s,
+                format!("tokenledger: {rows} row(s) written to {}", out.display()),
+            );
             Ok(crate::exit::OK)
         }
         SqlOutput::Grid(format) => print_table(s, format, run::sql(s, &text), ""),
@@ -258,17 +257,15 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rated.summary)?);
     }
-    if !s.quiet {
-        let text = present::rate_summary(&rated.summary, &s.book.fingerprint);
-        eprintln!("{text}");
-    }
+    say(
+        s,
+        present::rate_summary(&rated.summary, &s.book.fingerprint),
+    );
     Ok(exit_code(&rated.summary.reviews()))
 }
 
 fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
-    let Some(tpl) = templates(s) else {
-        return Ok(crate::exit::USAGE);
-    };
+    let tpl = templates_or_exit!(s);
     let out = or_fail!(
         run::mail(s, a.month, &tpl, (a.dry_run, a.resend, a.idle_month)),
         s
@@ -276,9 +273,10 @@ fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
-    if !s.quiet {
-        eprint!("{}", present::mail::outcome_text(&out, s.data_dir()));
-    }
+    say(
+        s,
+        present::mail::outcome_text(&out, s.data_dir()).trim_end(),
+    );
     Ok(exit_code(&out.reviews()))
 }
 
@@ -290,18 +288,13 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
     let format = match a.output() {
         ReportOutput::Grid(f) => f,
         ReportOutput::Html(path) => {
-            let Some(tpl) = templates(s) else {
-                return Ok(crate::exit::USAGE);
-            };
+            let tpl = templates_or_exit!(s);
             let close = run::html_report(s, a.month, &path, &tpl)?;
-            if !s.quiet {
-                eprintln!(
-                    "tokenledger: wrote the {} chargeback ({}) to {}",
-                    a.month,
-                    close.as_str(),
-                    path.display()
-                );
-            }
+            let (m, c, p) = (a.month, close.as_str(), path.display());
+            say(
+                s,
+                format!("tokenledger: wrote the {m} chargeback ({c}) to {p}"),
+            );
             return Ok(crate::exit::OK);
         }
     };
@@ -346,24 +339,29 @@ fn cmd_credits(s: &Settings, a: CreditsArgs) -> Result<i32> {
 fn cmd_anomalies(s: &Settings, a: AnomaliesArgs) -> Result<i32> {
     if let Some(AnomalyAction::Ack { id, note }) = a.action {
         let row = or_fail!(run::ack_anomaly(s, &id, &note), s);
-        if !s.quiet {
-            eprintln!("acknowledged {id}: {} ({note})", row.finding.sentence);
-        }
+        say(
+            s,
+            format!("acknowledged {id}: {} ({note})", row.finding.sentence),
+        );
         return Ok(crate::exit::OK);
     }
-    let (mut rows, rated) = or_fail!(run::anomalies(s, (a.from, a.to), a.scope), s);
-    say_recovered(s, &rated.snapshot.recovered);
-    if a.alerts {
-        rows.retain(|r| r.alert);
-    }
-    let text = present::anomalies::anomalies_text(&rows, a.format, s.render.width)?;
-    print!("{text}");
-    let alerts = rows.iter().filter(|r| r.alert).count();
-    Ok(if alerts > 0 {
-        crate::exit::NEEDS_REVIEW
+    let w = s.render.width;
+    let (text, alerting, recovered) = if a.incidents {
+        let (mut v, rated) = or_fail!(run::incidents(s, (a.from, a.to)), s);
+        v.retain(|i| i.alert || !a.alerts);
+        let any = v.iter().any(|i| i.alert);
+        let text = present::anomalies::incidents_text(&v, a.format, w)?;
+        (text, any, rated.snapshot.recovered.clone())
     } else {
-        crate::exit::OK
-    })
+        let (mut v, rated) = or_fail!(run::anomalies(s, (a.from, a.to), a.scope), s);
+        v.retain(|r| r.alert || !a.alerts);
+        let any = v.iter().any(|r| r.alert);
+        let text = present::anomalies::anomalies_text(&v, a.format, w)?;
+        (text, any, rated.snapshot.recovered.clone())
+    };
+    say_recovered(s, &recovered);
+    print!("{text}");
+    Ok([crate::exit::OK, crate::exit::NEEDS_REVIEW][usize::from(alerting)])
 }
 
 /// Where the month stands: the table's first line, or on stderr beside CSV and JSON (so they

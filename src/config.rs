@@ -72,6 +72,9 @@ pub struct AnomaliesConfig {
     /// Monthly limits: `org = "10000"`, or a workspace id or name = dollars.
     #[serde(default)]
     pub limits: std::collections::BTreeMap<String, String>,
+    /// An incident (or a credit lot's amount at risk) alerted before is alerted again, as an
+    /// update, each time its amount reaches another multiple of this factor ("2": doubled).
+    pub regrow_factor: Option<String>,
 }
 
 /// `[credits]`: when the ledger's findings fire, and the auto-reload configured at the provider

@@ -492,6 +492,10 @@ pub struct AnomaliesArgs {
     /// Only the findings that alert.
     #[arg(long)]
     pub alerts: bool,
+    /// Incidents instead of findings: the findings that share a cause (a key, its workspace,
+    /// model and organisation on the same days) as one line with the running cost of its days.
+    #[arg(long)]
+    pub incidents: bool,
     #[arg(long, value_parser = output_format(), default_value = "table")]
     pub format: OutputFormat,
 }

@@ -221,6 +221,16 @@ fn anomaly_policy(
             ))
         })?;
     }
+    if let Some(f) = &c.regrow_factor {
+        p.regrow_factor = rust_decimal::Decimal::from_str_exact(f.trim())
+            .ok()
+            .filter(|d| *d > rust_decimal::Decimal::ONE)
+            .ok_or_else(|| {
+                bad(format!(
+                    "[anomalies] regrow_factor {f:?}: a number above 1, e.g. \"2\""
+                ))
+            })?;
+    }
     let th = &mut p.thresholds;
     th.min_score = c.min_score.unwrap_or(th.min_score);
     th.min_ratio = c.min_ratio.unwrap_or(th.min_ratio);

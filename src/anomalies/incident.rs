@@ -47,6 +47,9 @@ pub struct Incident {
     pub members: Vec<String>,
     /// One of its findings alerts.
     pub alert: bool,
+    /// The finding that alerts (acknowledging it, `tokenledger anomalies ack ID`, quiets the
+    /// incident).
+    pub alerting: Option<String>,
     /// `ongoing` when its last day is the last day of the data, else `ended`.
     pub status: &'static str,
     /// How many `regrow_factor` multiples of its first day's cost the running cost reached.
@@ -64,10 +67,15 @@ pub fn incidents(
 ) -> Vec<Incident> {
     let mut b = Builder::default();
     // Key names → ids, for workspace findings whose driver is a key's name.
+    // (A key with no name in the lists is named by its id.)
     let key_of: BTreeMap<&str, &str> = series
         .iter()
         .filter(|((s, _), _)| *s == Scope::ApiKey)
-        .filter_map(|((_, id), s)| s.name.as_deref().map(|n| (n, id.as_str())))
+        .flat_map(|((_, id), s)| {
+            let id = id.as_str();
+            [Some((id, id)), s.name.as_deref().map(|n| (n, id))]
+        })
+        .flatten()
         .collect();
     let by = |scope: Scope| rows.iter().filter(move |r| r.finding.scope == scope);
     for r in by(Scope::ApiKey).filter(|r| r.finding.kind != Kind::Limit) {
@@ -115,8 +123,8 @@ pub fn incidents(
 #[derive(Default)]
 struct Builder {
     groups: Vec<Group>,
-    /// cause → index of its latest group.
-    latest: BTreeMap<(Scope, String), usize>,
+    /// cause → indexes of its groups.
+    of: BTreeMap<(Scope, String), Vec<usize>>,
 }
 
 struct Group {
@@ -126,18 +134,25 @@ struct Group {
     rows: Vec<String>,
     kinds: Vec<Kind>,
     alert: bool,
+    alerting: Option<String>,
 }
 
 impl Builder {
-    /// Adds `r` to its cause's running group, or starts one; the group's index.
+    /// Adds `r` to the group of its cause that it is within [`ONGOING_DAYS`] of, or starts
+    /// one; the group's index. (Findings come scope by scope, each scope by date, so a key's
+    /// October group exists when its workspace's September finding arrives.)
     fn join(&mut self, cause: (Scope, String), r: &Row) -> usize {
         let d = r.finding.date;
-        if let Some(&i) = self.latest.get(&cause) {
-            let g = &self.groups[i];
-            if (d - g.last).num_days() <= ONGOING_DAYS && d >= g.first {
-                self.add(i, r);
-                return i;
-            }
+        let near = |g: &Group| {
+            (d - g.last).num_days() <= ONGOING_DAYS && (g.first - d).num_days() <= ONGOING_DAYS
+        };
+        if let Some(&i) = self
+            .of
+            .get(&cause)
+            .and_then(|v| v.iter().find(|&&i| near(&self.groups[i])))
+        {
+            self.add(i, r);
+            return i;
         }
         self.groups.push(Group {
             cause: cause.clone(),
@@ -146,9 +161,10 @@ impl Builder {
             rows: Vec::new(),
             kinds: Vec::new(),
             alert: false,
+            alerting: None,
         });
         let i = self.groups.len() - 1;
-        self.latest.insert(cause, i);
+        self.of.entry(cause).or_default().push(i);
         self.add(i, r);
         i
     }
@@ -161,6 +177,9 @@ impl Builder {
             g.kinds.push(r.finding.kind);
         }
         g.alert |= r.alert;
+        if r.alert && g.alerting.is_none() {
+            g.alerting = Some(r.id.clone());
+        }
     }
 }
 
@@ -226,6 +245,7 @@ fn finish(
         first_day_usd: first_day,
         members: g.rows,
         alert: g.alert,
+        alerting: g.alerting,
         status,
         level: level(first_day, running, factor),
         sentence,
@@ -261,6 +281,7 @@ fn limit_incidents(rows: &[Row]) -> Vec<Incident> {
                 first_day_usd: first.finding.actual_usd,
                 members: rs.iter().map(|r| r.id.clone()).collect(),
                 alert: rs.iter().any(|r| r.alert),
+                alerting: rs.iter().find(|r| r.alert).map(|r| r.id.clone()),
                 status: "month to date",
                 // Each crossing (50/75/90 %) is news of its own.
                 level: rs.len() as u32 - 1,

@@ -21,6 +21,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 pub use detect::{Finding, Kind, Scope, Series, Severity, Thresholds};
+pub use incident::Incident;
 
 use crate::lake::LakeError;
 use crate::lake::io as lio;
@@ -53,6 +54,9 @@ pub struct Policy {
     pub limits: BTreeMap<String, Money>,
     /// The business timezone: which day and hour a bucket belongs to.
     pub timezone: Tz,
+    /// An incident alerts again each time its running cost reaches another multiple of this
+    /// of its first day's cost (default 2).
+    pub regrow_factor: rust_decimal::Decimal,
 }
 
 impl Default for Policy {
@@ -63,6 +67,7 @@ impl Default for Policy {
             min_severity: Severity::Low,
             limits: BTreeMap::new(),
             timezone: Tz::UTC,
+            regrow_factor: rust_decimal::Decimal::TWO,
         }
     }
 }
@@ -269,13 +274,8 @@ pub fn alerting(
         .collect()
 }
 
-/// The anomalies of `[from, to]`, all scopes or one.
-pub fn anomalies(
-    layout: &Snapshot,
-    policy: &Policy,
-    (from, to): (Option<NaiveDate>, Option<NaiveDate>),
-    scope: Option<Scope>,
-) -> Result<Vec<Row>, AnomalyError> {
+/// Every finding, with its alerting, and the inputs it came from.
+fn scan_all(layout: &Snapshot, policy: &Policy) -> Result<(Vec<Row>, Inputs), AnomalyError> {
     let t = std::time::Instant::now();
     let inp = inputs(layout, policy.timezone)?;
     let read = t.elapsed();
@@ -286,6 +286,31 @@ pub fn anomalies(
         read.as_secs_f64(),
         (t.elapsed() - read).as_secs_f64()
     );
+    Ok((rows, inp))
+}
+
+/// Every finding (of every day) and the incidents they make ([`incident`]).
+pub fn with_incidents(
+    layout: &Snapshot,
+    policy: &Policy,
+) -> Result<(Vec<Row>, Vec<Incident>), AnomalyError> {
+    let (rows, inp) = scan_all(layout, policy)?;
+    let end = inp
+        .series
+        .get(&(Scope::Org, "org".to_string()))
+        .and_then(|s| s.days.keys().next_back().copied());
+    let incidents = incident::incidents(&rows, &inp.series, end, policy.regrow_factor);
+    Ok((rows, incidents))
+}
+
+/// The anomalies of `[from, to]`, all scopes or one.
+pub fn anomalies(
+    layout: &Snapshot,
+    policy: &Policy,
+    (from, to): (Option<NaiveDate>, Option<NaiveDate>),
+    scope: Option<Scope>,
+) -> Result<Vec<Row>, AnomalyError> {
+    let (rows, _) = scan_all(layout, policy)?;
     Ok(rows
         .into_iter()
         .filter(|r| {

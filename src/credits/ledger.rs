@@ -514,15 +514,18 @@ pub fn compute(
     Ok(out)
 }
 
-fn provider_ledger(
+/// The history with the days after the data ends spent at the burn, never at zero; the last
+/// day of real (or proven idle) data and the burn measured to it.
+fn estimated_history(
     provider: Provider,
-    lots: &[CreditLot],
-    snaps: &[&BalanceSnapshot],
-    daily: &BTreeMap<NaiveDate, Money>,
+    (lots, snaps, daily): (
+        &[CreditLot],
+        &[&BalanceSnapshot],
+        &BTreeMap<NaiveDate, Money>,
+    ),
     opts: &Options,
-    out: &mut Ledger,
-) -> Result<(), LedgerError> {
-    let until = opts.as_of + TimeDelta::days(RUNWAY_HORIZON_DAYS + 2);
+    until: NaiveDate,
+) -> Result<(History, NaiveDate, Money), LedgerError> {
     let mut through = opts
         .data_through
         .get(&provider)
@@ -550,6 +553,19 @@ fn provider_ledger(
         }
         h = history(lots, snaps, &filled, opts, until)?;
     }
+    Ok((h, through, burn))
+}
+
+fn provider_ledger(
+    provider: Provider,
+    lots: &[CreditLot],
+    snaps: &[&BalanceSnapshot],
+    daily: &BTreeMap<NaiveDate, Money>,
+    opts: &Options,
+    out: &mut Ledger,
+) -> Result<(), LedgerError> {
+    let until = opts.as_of + TimeDelta::days(RUNWAY_HORIZON_DAYS + 2);
+    let (h, through, burn) = estimated_history(provider, (lots, snaps, daily), opts, until)?;
     let (at_end, runway) = project(&h.pieces, lots, opts.as_of, burn);
     let balance = Money::sum(
         h.pieces

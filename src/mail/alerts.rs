@@ -24,12 +24,21 @@ use crate::money::Money;
 pub enum Alert {
     /// Usage or cost data older than `stale_after_days`.
     Stale(crate::freshness::Span),
-    Anomaly(crate::anomalies::Row),
-    Credit(crate::credits::Finding),
-    /// Messages that failed every attempt and are queued.
-    Undelivered {
-        messages: usize,
+    /// An incident: new, or (`update`) alerted before at a lower level of its running cost.
+    Incident {
+        incident: crate::anomalies::Incident,
+        update: bool,
     },
+    /// A credit finding and the growth level of its amount (an amount at risk alerts again
+    /// each time it reaches another `regrow_factor` multiple).
+    Credit {
+        #[serde(flatten)]
+        finding: crate::credits::Finding,
+        #[serde(skip)]
+        level: u32,
+    },
+    /// Messages that failed every attempt and are queued.
+    Undelivered { messages: usize },
 }
 
 impl Alert {
@@ -40,38 +49,64 @@ impl Alert {
         match self {
             // Once per end of data: said again when the data moved on and is stale again.
             Alert::Stale(s) => format!("stale:{}:{}:{}", s.provider, s.table, s.last_day()),
-            Alert::Anomaly(r) => format!("anomaly:{}", r.id),
-            Alert::Credit(F::Expiring {
-                provider,
-                lot_id,
-                horizon_days,
-                expires_at,
+            Alert::Incident { incident, .. } => {
+                format!("{}{}", incident_prefix(&incident.id), incident.level)
+            }
+            Alert::Credit {
+                finding:
+                    F::Expiring {
+                        provider,
+                        lot_id,
+                        horizon_days,
+                        expires_at,
+                        ..
+                    },
                 ..
-            }) => format!("credit:expiring:{provider}:{lot_id}:{expires_at}:{horizon_days}"),
-            Alert::Credit(F::AtRisk {
-                provider,
-                lot_id,
-                expires_at,
+            } => format!("credit:expiring:{provider}:{lot_id}:{expires_at}:{horizon_days}"),
+            Alert::Credit {
+                finding:
+                    F::AtRisk {
+                        provider,
+                        lot_id,
+                        expires_at,
+                        ..
+                    },
+                level,
+            } => format!("credit:at_risk:{provider}:{lot_id}:{expires_at}:{level}"),
+            Alert::Credit {
+                finding:
+                    F::LowRunway {
+                        provider,
+                        runway_date,
+                        ..
+                    },
                 ..
-            }) => format!("credit:at_risk:{provider}:{lot_id}:{expires_at}"),
-            Alert::Credit(F::LowRunway {
-                provider,
-                runway_date,
-                ..
-            }) => format!(
+            } => format!(
                 "credit:low_runway:{provider}:{}",
                 runway_date.format("%Y-%m")
             ),
-            Alert::Credit(F::BalanceMismatch {
-                provider, as_of, ..
-            }) => format!("credit:balance:{provider}:{as_of}"),
-            Alert::Credit(F::ReloadStorm { provider, day, .. }) => {
+            Alert::Credit {
+                finding:
+                    F::BalanceMismatch {
+                        provider, as_of, ..
+                    },
+                ..
+            } => format!("credit:balance:{provider}:{as_of}"),
+            Alert::Credit {
+                finding: F::ReloadStorm { provider, day, .. },
+                ..
+            } => {
                 format!("credit:reload_storm:{provider}:{day}")
             }
             // Said again each night while it lasts.
             Alert::Undelivered { .. } => format!("undelivered:{as_of}"),
         }
     }
+}
+
+/// The alert keys of one incident start with this (its level follows).
+fn incident_prefix(id: &str) -> String {
+    format!("incident:{id}:")
 }
 
 /// What the digest run did.
@@ -161,6 +196,17 @@ pub fn send(
             .iter()
             .filter(|a| !done.contains_key(&(a.key(as_of), email.clone())))
             .cloned()
+            .map(|a| match a {
+                // Alerted before at a lower level: an update, not a new incident.
+                Alert::Incident { incident, .. } => {
+                    let prefix = incident_prefix(&incident.id);
+                    let update = done
+                        .keys()
+                        .any(|(k, r)| *r == email && k.starts_with(&prefix));
+                    Alert::Incident { incident, update }
+                }
+                other => other,
+            })
             .collect();
         if new.is_empty() {
             continue;

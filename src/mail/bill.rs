@@ -244,9 +244,22 @@ pub fn bill(
             cents: 0,
         });
     }
-    // The shared workspaces' days are split like their month (the charts show what is billed).
+    let weights = allocate_shared(&mut bills, shared_units);
+    spread_daily(&mut bills, r.by_day, shared, &weights);
+    let mut out = round_bills(month, bills, r.by_line.unpriced_lines, previous);
+    shared_names.sort();
+    out.shared = (shared_units != 0).then(|| SharedPool {
+        workspaces: shared_names,
+        total: Money::from_units(shared_units),
+    });
+    out
+}
+
+/// Each team's cost per day and model (for its chart); the shared workspaces' days are split
+/// with the month's `weights`, so the charts show what is billed.
+fn spread_daily(bills: &mut [TeamBill], by_day: &Report, shared: &[String], weights: &[i128]) {
     let mut shared_daily: BTreeMap<(NaiveDate, String), i128> = BTreeMap::new();
-    for l in &r.by_day.lines {
+    for l in &by_day.lines {
         let Some(cost) = l.list_cost else { continue };
         let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
         let (workspace_id, workspace_name) = (dim(l, 1), dim(l, 2).unwrap_or_default());
@@ -259,26 +272,21 @@ pub fn bill(
             *shared_daily.entry((day, model)).or_default() += cost.units();
             continue;
         }
-        let i = index(&team, &bills);
+        let i = bills
+            .iter()
+            .position(|b| b.name == team)
+            .unwrap_or(bills.len() - 1);
         let e = bills[i].daily.entry((day, model)).or_default();
         *e = Money::from_units(e.units() + cost.units());
     }
-    let weights = allocate_shared(&mut bills, shared_units);
     for (key, units) in shared_daily {
-        for (b, part) in bills.iter_mut().zip(prorate(units, &weights)) {
+        for (b, part) in bills.iter_mut().zip(prorate(units, weights)) {
             if part != 0 {
                 let e = b.daily.entry(key.clone()).or_default();
                 *e = Money::from_units(e.units() + part);
             }
         }
     }
-    let mut out = round_bills(month, bills, r.by_line.unpriced_lines, previous);
-    shared_names.sort();
-    out.shared = (shared_units != 0).then(|| SharedPool {
-        workspaces: shared_names,
-        total: Money::from_units(shared_units),
-    });
-    out
 }
 
 /// Cost per (team, key name) from the team × workspace × key report. The keys of the shared

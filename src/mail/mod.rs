@@ -58,8 +58,8 @@ pub struct FinanceExtras {
     pub unexplained_lines: Option<usize>,
     /// Credit findings as of the run.
     pub credits: Vec<crate::credits::Finding>,
-    /// The month's anomalies that alerted.
-    pub anomalies: Vec<crate::anomalies::Row>,
+    /// The month's incidents that alerted, one line each with its running cost.
+    pub incidents: Vec<crate::anomalies::Incident>,
 }
 
 /// Why a message or page could not be rendered (the presentation layer's own error).

@@ -111,3 +111,67 @@ pub fn anomalies_text(
         }
     })
 }
+
+/// Incidents as table, CSV or JSON: one line per cause with its running cost.
+pub fn incidents_text(
+    incidents: &[crate::anomalies::Incident],
+    format: OutputFormat,
+    width: Option<usize>,
+) -> Result<String, serde_json::Error> {
+    if format == OutputFormat::Json {
+        return Ok(serde_json::to_string_pretty(incidents)? + "\n");
+    }
+    if format == OutputFormat::Table && incidents.is_empty() {
+        return Ok("no incidents in that span\n".into());
+    }
+    let mut g = Grid {
+        columns: [
+            "id",
+            "first",
+            "last",
+            "scope",
+            "scope_name",
+            "kinds",
+            "running_usd",
+            "findings",
+            "status",
+            "alert",
+            "sentence",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: Vec::new(),
+        footer: None,
+    };
+    for i in incidents {
+        let kinds: Vec<&str> = i.kinds.iter().map(|k| k.as_str()).collect();
+        g.rows.push(vec![
+            Cell::Text(i.id.clone()),
+            Cell::Text(i.first.to_string()),
+            Cell::Text(i.last.to_string()),
+            Cell::Text(i.scope.as_str().into()),
+            Cell::Text(i.scope_name.clone()),
+            Cell::Text(kinds.join(",")),
+            usd(i.running_usd, format),
+            Cell::Int(i.members.len() as i128),
+            Cell::Text(i.status.into()),
+            Cell::Text(if i.alert { "yes" } else { "no" }.into()),
+            Cell::Text(i.sentence.clone()),
+        ]);
+    }
+    let mut out = String::new();
+    if format == OutputFormat::Table {
+        let alerts = incidents.iter().filter(|i| i.alert).count();
+        out.push_str(&format!(
+            "{} incident(s), {alerts} alerting (exit code 3 when any alerts)\n",
+            incidents.len()
+        ));
+    }
+    out.push_str(&render_grid(
+        &g,
+        format,
+        width,
+        &["id", "scope", "findings", "sentence"],
+    ));
+    Ok(out)
+}

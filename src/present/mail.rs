@@ -333,11 +333,7 @@ fn extras_values(
         .iter()
         .map(crate::present::credits::finding_text)
         .collect();
-    let anomalies: Vec<String> = extras
-        .anomalies
-        .iter()
-        .map(|r| format!("{} (id {})", r.finding.sentence, r.id))
-        .collect();
+    let anomalies: Vec<String> = extras.incidents.iter().map(incident_text).collect();
     (tie_outs, reconciliation, credits, anomalies)
 }
 
@@ -483,21 +479,40 @@ pub fn outcome_text(o: &crate::mail::MailOutcome, data_dir: &Path) -> String {
     s
 }
 
+/// An incident in one line: its sentence, and how to quiet it if it is expected.
+pub fn incident_text(i: &crate::anomalies::Incident) -> String {
+    match &i.alerting {
+        Some(id) => format!(
+            "{} [`tokenledger anomalies ack {id}` if expected]",
+            i.sentence
+        ),
+        None => i.sentence.clone(),
+    }
+}
+
 /// One alert as a sentence and its kind.
 pub fn alert_text(a: &Alert) -> (&'static str, String) {
     match a {
-        Alert::Anomaly(r) => (
-            "anomaly",
+        Alert::Incident {
+            incident: i,
+            update,
+        } => (
+            if *update {
+                "incident update"
+            } else {
+                "incident"
+            },
             format!(
-                "{} [{} {}, id {}: `tokenledger anomalies ack {}` if expected]",
-                r.finding.sentence,
-                r.finding.kind.as_str(),
-                r.finding.severity.as_str(),
-                r.id,
-                r.id
+                "{}{}",
+                if *update {
+                    format!("grew to ${}: ", i.running_usd.usd())
+                } else {
+                    String::new()
+                },
+                incident_text(i)
             ),
         ),
-        Alert::Credit(f) => ("credits", crate::present::credits::finding_text(f)),
+        Alert::Credit { finding: f, .. } => ("credits", crate::present::credits::finding_text(f)),
         Alert::Stale(s) => ("stale data", crate::freshness::stale_sentence(s)),
         Alert::Undelivered { messages } => (
             "mail",

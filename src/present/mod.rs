@@ -923,7 +923,7 @@ pub fn run_json(
         "rate": {"summary": o.rated, "price_book": o.price_book},
         "months": months,
         "credits": o.credits.as_ref().map(|l| serde_json::json!({"as_of": l.as_of, "findings": l.findings})),
-        "anomalies": {"alerts": o.anomalies},
+        "anomalies": {"incidents": o.incidents},
         "chargeback": o.chargeback,
         "alerts": o.alerts,
         "undelivered": o.undelivered,
@@ -983,10 +983,10 @@ pub fn run_stages(
     };
     s.push(("credits", credits));
     let days = crate::run::ALERT_DAYS;
-    let n = o.anomalies.len();
+    let n = o.incidents.len();
     s.push((
         "anomalies",
-        format!("anomalies: {n} alert(s) in the last {days} days"),
+        format!("anomalies: {n} incident(s) alerting in the last {days} days"),
     ));
     let close = match &o.chargeback {
         Some(c) => {

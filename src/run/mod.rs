@@ -414,6 +414,19 @@ pub fn anomalies(
     Ok((rows, rated))
 }
 
+/// The incidents that overlap `[from, to]` (every month rated first).
+pub fn incidents(
+    settings: &Settings,
+    (from, to): (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
+) -> Result<(Vec<crate::anomalies::Incident>, Rated), RunError> {
+    let rated = rate(settings, &[])?;
+    let (_, all) = crate::anomalies::with_incidents(&rated.snapshot, &settings.anomalies)?;
+    let keep = |i: &crate::anomalies::Incident| {
+        from.is_none_or(|f| i.last >= f) && to.is_none_or(|t| i.first <= t)
+    };
+    Ok((all.into_iter().filter(keep).collect(), rated))
+}
+
 /// Marks finding `id` as expected, under the exclusive lock.
 pub fn ack_anomaly(
     settings: &Settings,
@@ -465,8 +478,8 @@ pub struct Computed<'a> {
     pub reconciliation: Option<Option<&'a Reconciliation>>,
     /// The credit findings as of the day.
     pub credit_findings: Option<&'a [crate::credits::Finding]>,
-    /// Every anomaly row, of any date (filtered here to the month).
-    pub anomalies: Option<&'a [crate::anomalies::Row]>,
+    /// Every incident, of any date (filtered here to the month).
+    pub incidents: Option<&'a [crate::anomalies::Incident]>,
 }
 
 /// The chargeback of `month` as of `settings.as_of`: bills of the month and the one before
@@ -541,18 +554,18 @@ fn finance_extras(
     let last = first
         .and_then(|f| f.checked_add_months(chrono::Months::new(1)))
         .and_then(|d| d.pred_opt());
-    let in_month = |r: &crate::anomalies::Row| {
-        r.alert
-            && first.is_none_or(|f| r.finding.date >= f)
-            && last.is_none_or(|l| r.finding.date <= l)
+    let in_month = |i: &crate::anomalies::Incident| {
+        i.alert && first.is_none_or(|f| i.last >= f) && last.is_none_or(|l| i.first <= l)
     };
-    extras.anomalies = match known.anomalies {
-        Some(rows) => rows.iter().filter(|r| in_month(r)).cloned().collect(),
-        None => crate::anomalies::anomalies(view, &settings.anomalies, (first, last), None)?
-            .into_iter()
-            .filter(|r| in_month(r))
-            .collect(),
+    let computed_incidents;
+    let all = match known.incidents {
+        Some(all) => all,
+        None => {
+            computed_incidents = crate::anomalies::with_incidents(view, &settings.anomalies)?.1;
+            &computed_incidents
+        }
     };
+    extras.incidents = all.iter().filter(|i| in_month(i)).cloned().collect();
     Ok(extras)
 }
 
@@ -629,8 +642,8 @@ pub struct RunOutcome {
     pub months: Vec<MonthOutcome>,
     /// The credits ledger as of today (`None`: no credit lots in the lake).
     pub credits: Option<crate::credits::Ledger>,
-    /// Anomalies that alert, dated within [`ALERT_DAYS`] before the as-of day.
-    pub anomalies: Vec<crate::anomalies::Row>,
+    /// Incidents that alert and were going on within [`ALERT_DAYS`] before the as-of day.
+    pub incidents: Vec<crate::anomalies::Incident>,
     /// Month close: the chargeback mail of the latest month with usage, once it is final
     /// (`None`: not final yet, or no recipients configured).
     pub chargeback: Option<crate::mail::MailOutcome>,
@@ -661,9 +674,9 @@ impl RunOutcome {
                 findings: l.findings.len(),
             });
         }
-        if !self.anomalies.is_empty() {
+        if !self.incidents.is_empty() {
             out.push(Review::Anomalies {
-                alerts: self.anomalies.len(),
+                alerts: self.incidents.len(),
             });
         }
         if !self.stale.is_empty() {
@@ -771,13 +784,13 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
     let (ledger, inputs) = crate::credits::credits(&writer, &settings.credits)?;
     let credit_findings = ledger.findings.clone();
     let credits = (!inputs.lots.is_empty()).then_some(ledger);
-    // Every anomaly once: the digest takes the recent alerts, the month close its month's.
+    // Every incident once: the digest takes the recent ones that alert, the month close its
+    // month's.
     let recent = settings.as_of - chrono::TimeDelta::days(ALERT_DAYS);
-    let all_anomalies =
-        crate::anomalies::anomalies(&writer, &settings.anomalies, (None, None), None)?;
-    let anomalies: Vec<crate::anomalies::Row> = all_anomalies
+    let (_, all_incidents) = crate::anomalies::with_incidents(&writer, &settings.anomalies)?;
+    let incidents: Vec<crate::anomalies::Incident> = all_incidents
         .iter()
-        .filter(|r| r.alert && r.finding.date >= recent && r.finding.date <= settings.as_of)
+        .filter(|i| i.alert && i.last >= recent && i.first <= settings.as_of)
         .cloned()
         .collect();
     let closing = to_report.last().copied();
@@ -787,7 +800,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
             .find(|m| Some(m.month) == closing)
             .map(|m| m.reconciliation.as_ref()),
         credit_findings: Some(&credit_findings),
-        anomalies: Some(&all_anomalies),
+        incidents: Some(&all_incidents),
     };
     let chargeback = month_close(settings, &writer, render, closing, &known)?;
     let freshness = crate::freshness::freshness(&writer, settings.as_of)?;
@@ -800,7 +813,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         settings,
         &writer,
         render,
-        &anomalies,
+        &incidents,
         credits.as_ref(),
         &stale,
     )?;
@@ -811,7 +824,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         rated,
         price_book: settings.book.fingerprint.clone(),
         months,
-        anomalies,
+        incidents,
         chargeback,
         alerts,
         undelivered,
@@ -826,7 +839,7 @@ fn alert_digest(
     settings: &Settings,
     writer: &Writer,
     render: &dyn crate::mail::Render,
-    anomalies: &[crate::anomalies::Row],
+    incidents: &[crate::anomalies::Incident],
     credits: Option<&crate::credits::Ledger>,
     stale: &[crate::freshness::Span],
 ) -> Result<(Option<crate::mail::alerts::AlertOutcome>, usize), RunError> {
@@ -837,12 +850,29 @@ fn alert_digest(
         .filter(|e| e.status == crate::mail::Status::Queued)
         .count();
     let mut items: Vec<Alert> = stale.iter().cloned().map(Alert::Stale).collect();
-    items.extend(anomalies.iter().cloned().map(Alert::Anomaly));
+    items.extend(incidents.iter().map(|i| Alert::Incident {
+        incident: i.clone(),
+        update: false,
+    }));
+    let factor = settings.anomalies.regrow_factor;
     items.extend(
         credits
             .iter()
             .flat_map(|l| l.findings.iter().cloned())
-            .map(Alert::Credit),
+            .map(|f| {
+                // An amount at risk alerts again each time it grows by the factor (from $1).
+                let level = match &f {
+                    crate::credits::Finding::AtRisk { at_risk_usd, .. } => {
+                        crate::anomalies::incident::level(
+                            crate::money::Money::from_units(10i128.pow(crate::money::SCALE)),
+                            *at_risk_usd,
+                            factor,
+                        )
+                    }
+                    _ => 0,
+                };
+                Alert::Credit { finding: f, level }
+            }),
     );
     if queued > 0 {
         items.push(Alert::Undelivered { messages: queued });

@@ -927,8 +927,11 @@ fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rer
     assert_eq!(digest.len(), 1);
     let d = parse_eml(&digest[0]);
     assert!(
-        d["text"].as_str().unwrap().contains("[anomaly]"),
-        "injected anomalies alert"
+        d["text"]
+            .as_str()
+            .unwrap()
+            .contains("[incident] key leaked-key: new key"),
+        "injected anomalies alert, one incident per cause"
     );
     let html = std::fs::read_to_string(demo.join("chargeback-2026-10.html")).unwrap();
     assert!(html.contains("data:image/png;base64,") && html.contains("Growth"));

@@ -311,3 +311,220 @@ fn group(n: i128) -> String {
     }
     out
 }
+
+/// Point 3 and the done-when: the demo's finance summary lists each injected incident of
+/// October once (a key's spike, burst or new model, with its workspace, model and organisation
+/// findings folded in), with its running cost equal to the SQL sum of the key's spend over its
+/// days; the leaked key's line says $6,413.56.
+#[test]
+fn one_incident_per_cause_with_its_running_cost_in_the_finance_summary() {
+    let (_guard, demo) = demo();
+    let finance = std::fs::read_dir(demo.join("data/outbox/2026-10"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("finance")
+        })
+        .unwrap();
+    let text = parse_eml(&finance)["text"].as_str().unwrap().to_string();
+    let section = text
+        .split("Anomalies of the month")
+        .nth(1)
+        .expect("an anomalies section")
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .to_string();
+    let lines: Vec<&str> = section
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- "))
+        .collect();
+    let labels = std::fs::read_to_string(demo.join("exports-labels.csv")).unwrap();
+    let october: std::collections::BTreeSet<&str> = labels
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("2026-10"))
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert!(october.len() >= 4, "{labels}");
+    for key in &october {
+        let mine: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.contains(&format!("key {key}:")))
+            .collect();
+        assert_eq!(mine.len(), 1, "{key} once in:\n{section}");
+        // "$6,413.56 over 7 day(s) 2026-10-25 to 2026-10-31"
+        let line = mine[0];
+        let amount = line
+            .split('$')
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .replace(',', "");
+        let days: Vec<&str> = line.split(" day(s) ").nth(1).unwrap().split(' ').collect();
+        let (from, to) = (days[0], days[2]);
+        let o = demo_cmd(
+            &demo,
+            &[
+                "sql",
+                "--format",
+                "json",
+                &format!(
+                    "SELECT CAST(ROUND(SUM(list_cost), 2) AS VARCHAR) AS usd FROM rated_usage \
+                     WHERE api_key_name = '{key}' AND CAST(bucket_start AS DATE) BETWEEN DATE '{from}' AND DATE '{to}'"
+                ),
+            ],
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+        let sum: rust_decimal::Decimal = v[0]["usd"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            amount.parse::<rust_decimal::Decimal>().unwrap(),
+            sum,
+            "{line}"
+        );
+    }
+    let leaked: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("key leaked-key:"))
+        .collect();
+    assert!(
+        leaked[0].contains("$6,413.56 over 7 day(s) 2026-10-25 to 2026-10-31"),
+        "{section}"
+    );
+    // No sentence repeats its scope word.
+    assert!(!text.contains("organisation organisation"), "{text}");
+    // At most one line per injected incident, the month's limit crossings and nothing else.
+    assert!(lines.len() <= october.len() + 1, "{section}");
+}
+
+/// A day of usage: `(day, [(key, output tokens)])` as a 1-day bucket page.
+fn daily_page(path: &std::path::Path, days: &[(String, Vec<(&str, u64)>)]) {
+    let buckets: Vec<String> = days
+        .iter()
+        .map(|(day, rows)| {
+            let d = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+            let next = d.succ_opt().unwrap();
+            let results: Vec<String> = rows
+                .iter()
+                .map(|(key, out)| {
+                    format!(
+                        r#"{{"api_key_id":"{key}","workspace_id":"wrkspc_01Incidents000000000","model":"claude-sonnet-4-5","service_tier":"standard","context_window":"0-200k","inference_geo":"global","uncached_input_tokens":0,"cache_creation":{{"ephemeral_1h_input_tokens":0,"ephemeral_5m_input_tokens":0}},"cache_read_input_tokens":0,"output_tokens":{out},"server_tool_use":null}}"#
+                    )
+                })
+                .collect();
+            format!(
+                r#"{{"starting_at":"{d}T00:00:00Z","ending_at":"{next}T00:00:00Z","results":[{}]}}"#,
+                results.join(",")
+            )
+        })
+        .collect();
+    std::fs::write(
+        path,
+        format!(
+            r#"{{"data":[{}],"has_more":false,"next_page":null}}"#,
+            buckets.join(",")
+        ),
+    )
+    .unwrap();
+}
+
+/// Point 3: an incident alerted when it began is alerted again as an update once its running
+/// cost has grown by the configured factor — not as a new incident, and not every night.
+#[test]
+fn a_growing_incident_is_alerted_again_as_an_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cfg, inbox) = (
+        tmp.path().join("data"),
+        tmp.path().join("tl.toml"),
+        tmp.path().join("in"),
+    );
+    std::fs::create_dir(&inbox).unwrap();
+    std::fs::write(
+        &cfg,
+        "[mail]\nfrom = \"FinOps <finops@example.com>\"\nalerts = [\"oncall@example.com\"]\n",
+    )
+    .unwrap();
+    // A steady key ($150/day at $15/MTok output) since September; a new key on 10-15 ($75),
+    // then $600 a day from 10-16.
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    for d in start
+        .iter_days()
+        .take_while(|d| d.to_string().as_str() <= "2026-10-20")
+    {
+        let mut rows = vec![("apikey_01Steady00000000000", 10_000_000)];
+        if day(d) == "2026-10-15" {
+            rows.push(("apikey_01Leaky000000000000", 5_000_000));
+        } else if day(d).as_str() > "2026-10-15" {
+            rows.push(("apikey_01Leaky000000000000", 40_000_000));
+        }
+        if day(d).as_str() <= "2026-10-15" {
+            first.push((day(d), rows));
+        } else {
+            second.push((day(d), rows));
+        }
+    }
+    let run = |page: &str, days: &[(String, Vec<(&str, u64)>)], as_of: &str| {
+        daily_page(&inbox.join(page), days);
+        let o = binary()
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["run", "--as-of", as_of, "--inputs"])
+            .arg(&inbox)
+            .output()
+            .unwrap();
+        assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+        let dir = data.join("outbox").join(format!("alerts-{as_of}"));
+        std::fs::read_dir(&dir)
+            .map(|r| {
+                r.map(|e| {
+                    parse_eml(&e.unwrap().path())["text"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect::<String>()
+            })
+            .unwrap_or_default()
+    };
+    let night1 = run("a.json", &first, "2026-10-15");
+    assert!(
+        night1.contains("[incident] key apikey_01Leaky000000000000: new key; $75.00"),
+        "{night1}"
+    );
+    let night2 = run("b.json", &second, "2026-10-20");
+    // $75 + 5 × $600 = $3,075: 41× the first day, alerted again once, as an update.
+    assert!(
+        night2.contains("[incident update] grew to $3,075.00: key apikey_01Leaky000000000000"),
+        "{night2}"
+    );
+    assert!(
+        !night2.contains("[incident] key apikey_01Leaky"),
+        "{night2}"
+    );
+    // The same night again: nothing new to say.
+    let o = binary()
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--as-of", "2026-10-20", "--inputs"])
+        .arg(&inbox)
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("alerts: nothing new to mail"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -161,7 +161,7 @@ fn a_bucket_at_23_utc_on_the_last_day_is_next_month_in_tokyo_and_this_month_in_u
         seen_new_key.push(new_key["id"].clone());
         // The digest the nightly run mailed says the same day.
         let mail = digest(&data);
-        let said = format!("first spent on {alert_day}");
+        let said = format!("over 1 day(s) {alert_day} to {alert_day}");
         assert!(
             mail.contains(&said),
             "{zone}: {said:?} not in the digest:\n{mail}"
