@@ -31,7 +31,7 @@ pub fn exit_code(reviews: &[Review]) -> i32 {
 fn failed(e: RunError, settings: &Settings) -> Result<i32> {
     match e {
         e if e.is_usage() => {
-            eprintln!("error: {e}");
+            crate::log::error(&e.to_string());
             Ok(crate::exit::USAGE)
         }
         RunError::Ingest(e) => Err(anyhow::Error::new(e).context(format!(
@@ -67,7 +67,7 @@ macro_rules! templates_or_exit {
 pub fn run(cli: Cli) -> Result<i32> {
     match dispatch(cli) {
         Err(e) if run::is_usage(&e) => {
-            eprintln!("error: {e:#}");
+            crate::log::error(&format!("{e:#}"));
             Ok(crate::exit::USAGE)
         }
         other => other,
@@ -95,7 +95,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let settings = match Settings::load(cli.flags()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}", present::error_line(&e));
+            crate::log::error(&present::error_line(&e));
             return Ok(crate::exit::USAGE);
         }
     };
@@ -152,7 +152,7 @@ fn say_recovered(s: &Settings, recovered: &Option<String>) {
 /// load is a usage error (exit 2), said before any work starts.
 fn templates(s: &Settings) -> Option<present::mail::Templates> {
     present::mail::Templates::load(s.mail.templates.as_deref())
-        .map_err(|e| eprintln!("error: {}", present::error_line(&e)))
+        .map_err(|e| crate::log::error(&present::error_line(&e)))
         .ok()
 }
 
@@ -160,17 +160,19 @@ fn cmd_run(s: &Settings, json: bool) -> Result<i32> {
     let tpl = templates_or_exit!(s);
     let out = or_fail!(run::run(s, &tpl), s);
     let reviews = out.reviews();
+    let code = match exit_code(&reviews) {
+        crate::exit::NEEDS_REVIEW if out.new_findings == 0 => crate::exit::STANDING,
+        c => c,
+    };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&present::run_json(&out, &reviews, exit_code(&reviews)))?
-        );
+        let v = present::run_json(&out, &reviews, code);
+        println!("{}", serde_json::to_string_pretty(&v)?);
     }
     crate::log::run_summary(&out, s.data_dir());
     if !s.quiet && !json {
         print!("{}", present::run_text(&out, s.render.width)?);
     }
-    Ok(exit_code(&reviews))
+    Ok(code)
 }
 
 fn cmd_demo(s: &Settings, dir: &std::path::Path) -> Result<i32> {
@@ -242,11 +244,8 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
 fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
     let day = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let grid = present::book_grid(&s.book, if a.all { None } else { Some(day) });
-    let optional = &present::BOOK_OPTIONAL_COLUMNS;
-    print!(
-        "{}",
-        present::render_grid(&grid, a.format, s.render.width, optional)
-    );
+    let (w, optional) = (s.render.width, &present::BOOK_OPTIONAL_COLUMNS);
+    print!("{}", present::render_grid(&grid, a.format, w, optional));
     Ok(crate::exit::OK)
 }
 

@@ -33,9 +33,11 @@ Examples:
   tokenledger quarantine                              # every rejected row, with file, place, reason
   tokenledger synth --out /tmp/org --months 2 --width 1h
 
-Exit codes: 0 clean, 1 failure (nothing committed), 2 usage error, 3 needs review: input was
-quarantined or skipped, usage is UNPRICED, a difference is unexplained, credits have findings,
-anomalies alert, or mail is still queued after failed sends.";
+Exit codes: 0 clean, 1 failure (nothing committed), 2 usage error (also: no lake at the data
+dir, a month no usage export covers), 3 needs review: input was quarantined or skipped, usage is
+UNPRICED, a difference is unexplained, credits have findings, anomalies alert, data is stale, or
+mail is still queued after failed sends; 4 (`run` only) needs review, but nothing new since the
+last run (standing findings only).";
 
 const RUN_RULES: &str = "\
 Stages, in order, each one summary line on stderr (--json: every stage on stdout):
@@ -46,8 +48,10 @@ Stages, in order, each one summary line on stderr (--json: every stage on stdout
   anomalies    findings that alert, dated within the last 7 days
   month close  the latest month's chargeback mail once it is final ([mail] grace_days after it
                ends); exactly once, a correction if a final month is restated
-  alerts       one digest per [mail] alerts recipient (default finance): anomalies, credit
-               findings, undelivered mail; each finding mailed once
+  alerts       one digest per [mail] alerts recipient (default finance): incidents (findings
+               that share a cause, with their running cost), credit findings, stale data,
+               undelivered mail; each mailed once, an incident again when it grows
+Exit code 3: something new tonight; 4: only findings an earlier run already reported.
 Running twice does nothing new; a run killed anywhere and re-run ends in the same lake and mail.
 Without [mail.smtp], mail is written as .eml files under DATA_DIR/outbox/.
 

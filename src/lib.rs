@@ -52,4 +52,7 @@ pub mod exit {
     /// Completed, but needs review: input was quarantined or skipped, usage is unpriced, or a
     /// difference is unexplained (the reasons are `run::Review`s).
     pub const NEEDS_REVIEW: i32 = 3;
+    /// `run` only: completed, needs review, but every finding and review is one an earlier
+    /// run already reported (a standing condition); 3 means something is new tonight.
+    pub const STANDING: i32 = 4;
 }

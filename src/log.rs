@@ -76,6 +76,15 @@ where
     }
 }
 
+/// Whether log lines are JSON (`--log-format json`): then errors and summaries are JSON too.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// An error for a person or a log shipper: `error: …` in human mode, a JSON object with level
+/// ERROR under `--log-format json`; shown under `-q` too.
+pub fn error(message: &str) {
+    tracing::error!(stage = "error", "{message}");
+}
+
 /// Installs the subscriber (once, first thing). `verbosity`: -1 quiet, 0 default, 1 `-v`, 2+.
 pub fn init(verbosity: i8, format: LogFormat) {
     let level = match verbosity {
@@ -84,6 +93,10 @@ pub fn init(verbosity: i8, format: LogFormat) {
         1 => Level::DEBUG,
         _ => Level::TRACE,
     };
+    JSON.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let b = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level);
@@ -106,8 +119,30 @@ pub fn init(verbosity: i8, format: LogFormat) {
 /// `stage` field).
 pub fn run_summary(out: &crate::run::RunOutcome, data_dir: &std::path::Path) {
     use crate::present;
-    for line in present::ingest_summary(&out.ingest).lines() {
-        tracing::info!(stage = "ingest", "{line}");
+    if JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        // One object per source format, its counts as fields (not a padded text table).
+        let s = &out.ingest;
+        tracing::info!(stage = "ingest", ingest_id = %s.ingest_id, files = s.files.len(), "ingest {}", s.ingest_id);
+        for (format, t) in &s.by_format {
+            tracing::info!(
+                stage = "ingest",
+                format = %format,
+                files_new = t.files_new,
+                files_unchanged = t.files_unchanged,
+                rows_loaded = t.rows_loaded,
+                rows_quarantined = t.rows_quarantined,
+                rows_superseded = t.rows_superseded,
+                "{format}"
+            );
+        }
+        for f in s.files.iter().filter(|f| f.error.is_some()) {
+            let why = f.error.as_deref().unwrap_or_default();
+            tracing::warn!(stage = "ingest", file = %f.path, status = ?f.status, "{why}");
+        }
+    } else {
+        for line in present::ingest_summary(&out.ingest).lines() {
+            tracing::info!(stage = "ingest", "{line}");
+        }
     }
     let rate = present::rate_summary(&out.rated, &out.price_book);
     tracing::info!(stage = "rate", "{rate}");

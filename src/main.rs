@@ -17,7 +17,7 @@ fn main() {
     match tokenledger::cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tokenledger::log::error(&format!("{e:#}"));
             std::process::exit(tokenledger::exit::FAILURE);
         }
     }

@@ -299,6 +299,31 @@ pub enum Review {
     StaleData { tables: usize },
 }
 
+impl Review {
+    /// What the review is about, stable across nights while it stands (so the nightly run
+    /// tells a new one from one it already reported); `None` for the reviews whose alerts
+    /// carry their own keys (credits, anomalies, stale data, undelivered mail).
+    pub fn key(&self) -> Option<String> {
+        match self {
+            Review::Quarantined { ingest_id, .. } => {
+                Some(format!("review:quarantined:{ingest_id}"))
+            }
+            Review::Skipped { files } => Some(format!("review:skipped:{files}")),
+            Review::Unpriced { month, lines } => Some(format!("review:unpriced:{month}:{lines}")),
+            Review::Unexplained { month, lines } => {
+                Some(format!("review:unexplained:{month}:{lines}"))
+            }
+            Review::InvoiceUnexplained { invoice } => {
+                Some(format!("review:invoice_unexplained:{invoice}"))
+            }
+            Review::Credits { .. }
+            | Review::Anomalies { .. }
+            | Review::Undelivered { .. }
+            | Review::StaleData { .. } => None,
+        }
+    }
+}
+
 /// Whether a month's figures can still change: provisional until its close day (the month's
 /// end plus the grace for late provider data), final after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

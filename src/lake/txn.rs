@@ -99,7 +99,8 @@ impl LakeLock {
                         },
                     });
                 }
-                eprintln!(
+                tracing::warn!(
+                    stage = "lock",
                     "tokenledger: waiting for another run to release {} ({})",
                     path.display(),
                     if holder.is_empty() {

@@ -164,6 +164,29 @@ fn write_sent(writer: &Writer, sent: &Sent) -> Result<(), MailError> {
     Ok(())
 }
 
+/// The alert log's pseudo-recipient that records what the nightly run itself has reported,
+/// with or without alert recipients configured.
+pub const RUN_RECIPIENT: &str = "(run)";
+
+/// Records `keys` (alert and review keys of tonight's run) as reported by the run; how many
+/// of them no earlier run reported. The caller holds the exclusive lock.
+pub fn note_reported(writer: &Writer, keys: &[String]) -> Result<usize, MailError> {
+    let mut done = sent(writer)?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut new = 0;
+    for k in keys {
+        let e = done.entry((k.clone(), RUN_RECIPIENT.to_string()));
+        if let std::collections::btree_map::Entry::Vacant(v) = e {
+            v.insert(now);
+            new += 1;
+        }
+    }
+    if new > 0 {
+        write_sent(writer, &done)?;
+    }
+    Ok(new)
+}
+
 /// Mails each recipient the alerts it has not had (none new: no mail). The caller holds the
 /// exclusive lock.
 pub fn send(

@@ -929,6 +929,7 @@ pub fn run_json(
         "undelivered": o.undelivered,
         "freshness": {"spans": o.freshness.spans, "stale": o.stale},
         "reviews": reviews,
+        "new_findings": o.new_findings,
         "exit_code": exit_code,
     })
 }

@@ -655,6 +655,9 @@ pub struct RunOutcome {
     pub freshness: crate::freshness::Freshness,
     /// The spans older than `stale_after_days` (each a `stale_data` finding in the digest).
     pub stale: Vec<crate::freshness::Span>,
+    /// Findings and reviews no earlier run reported (0 with reviews: only standing ones,
+    /// exit code 4).
+    pub new_findings: usize,
 }
 
 /// The nightly digest carries anomalies of the last this many days (older ones are in
@@ -809,7 +812,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         .into_iter()
         .cloned()
         .collect();
-    let (alerts, undelivered) = alert_digest(
+    let (alerts, undelivered, alert_keys) = alert_digest(
         settings,
         &writer,
         render,
@@ -817,7 +820,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         credits.as_ref(),
         &stale,
     )?;
-    Ok(RunOutcome {
+    let mut out = RunOutcome {
         credits,
         recovered: writer.recovered.clone(),
         ingest,
@@ -830,7 +833,13 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         undelivered,
         freshness,
         stale,
-    })
+        new_findings: 0,
+    };
+    // What tonight reports that no earlier night did (for cron: exit code 3 vs 4).
+    let mut keys = alert_keys;
+    keys.extend(out.reviews().iter().filter_map(Review::key));
+    out.new_findings = crate::mail::alerts::note_reported(&writer, &keys)?;
+    Ok(out)
 }
 
 /// The alert digest: tonight's anomalies, credit findings and undelivered mail, each new one
@@ -842,7 +851,14 @@ fn alert_digest(
     incidents: &[crate::anomalies::Incident],
     credits: Option<&crate::credits::Ledger>,
     stale: &[crate::freshness::Span],
-) -> Result<(Option<crate::mail::alerts::AlertOutcome>, usize), RunError> {
+) -> Result<
+    (
+        Option<crate::mail::alerts::AlertOutcome>,
+        usize,
+        Vec<String>,
+    ),
+    RunError,
+> {
     use crate::mail::alerts::{self, Alert};
     let cfg = &settings.mail;
     let queued = crate::mail::log(writer)?
@@ -877,12 +893,18 @@ fn alert_digest(
     if queued > 0 {
         items.push(Alert::Undelivered { messages: queued });
     }
+    // Undelivered mail is said every night while it lasts: not a finding of its own.
+    let keys = items
+        .iter()
+        .filter(|a| !matches!(a, Alert::Undelivered { .. }))
+        .map(|a| a.key(settings.as_of))
+        .collect();
     if cfg.alerts.is_empty() {
-        return Ok((None, queued));
+        return Ok((None, queued, keys));
     }
     let out = alerts::send(writer, cfg, render, &items, settings.as_of, false)?;
     let undelivered = queued + out.undelivered;
-    Ok((Some(out), undelivered))
+    Ok((Some(out), undelivered, keys))
 }
 
 /// Month close: the chargeback of `latest` (the latest month with usage) once it is final

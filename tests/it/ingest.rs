@@ -364,27 +364,40 @@ fn a_second_writer_waits_or_fails_clearly() {
         "{}",
         stderr(&o)
     );
-    // Without --no-wait it waits, says so, and goes ahead once the lock is free.
-    let mut child = binary()
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "ingest",
-            "-q",
-            sample.to_str().unwrap(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Without --no-wait it waits, says so, and goes ahead once the lock is free; under -q
+    // (errors only, for cron) it waits without a word.
+    let waiter = |quiet: bool| {
+        let mut c = binary();
+        c.args(["--data-dir", data.to_str().unwrap(), "ingest"]);
+        if quiet {
+            c.arg("-q");
+        }
+        c.arg(sample.to_str().unwrap())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (mut loud, mut quiet) = (waiter(false), waiter(true));
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(
-        child.try_wait().unwrap().is_none(),
-        "it must wait while the lock is held"
+        loud.try_wait().unwrap().is_none() && quiet.try_wait().unwrap().is_none(),
+        "they must wait while the lock is held"
     );
     drop(held);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for another run"));
+    let (loud, quiet) = (
+        loud.wait_with_output().unwrap(),
+        quiet.wait_with_output().unwrap(),
+    );
+    assert_eq!(
+        (loud.status.code(), quiet.status.code()),
+        (Some(0), Some(0))
+    );
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("waiting for another run"));
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "-q prints errors only"
+    );
     assert_eq!(totals(&data, "")["usage_rows"], 15);
 }
 

@@ -890,9 +890,9 @@ fn the_nightly_run_mails_the_closed_month_and_each_alert_once() {
     );
     assert_eq!(from_run["text"], alone["text"]);
     assert_eq!(from_run["csv"], alone["csv"]);
-    // The next night: nothing new is mailed.
+    // The next night: nothing new is mailed, and the exit code says nothing is new.
     let o = run();
-    assert_eq!(code(&o), 3);
+    assert_eq!(code(&o), 4);
     assert_eq!(server.received().len(), 4, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("alerts: nothing new to mail"),
@@ -1041,9 +1041,9 @@ fn a_nightly_run_killed_anywhere_then_rerun_ends_in_the_same_lake_and_the_same_m
         }
         let o = tl_env(&data, &args, &[]);
         assert_eq!(code(&o), 3, "{name}: credit findings only: {}", stderr(&o));
-        // Re-running changes and sends nothing.
+        // Re-running changes and sends nothing (the findings stand: exit 4).
         let before = server.received().len();
-        assert_eq!(code(&tl_env(&data, &args, &[])), 3);
+        assert_eq!(code(&tl_env(&data, &args, &[])), 4);
         assert_eq!(
             server.received().len(),
             before,

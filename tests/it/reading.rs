@@ -528,3 +528,65 @@ fn a_growing_incident_is_alerted_again_as_an_update() {
         stderr(&o)
     );
 }
+
+/// Point 7: cron can tell new findings from standing ones (exit 3, then 4 while nothing new;
+/// `new_findings` in --json), and `--log-format json` makes every stderr line JSON, errors and
+/// the ingest summary included.
+#[test]
+fn cron_tells_new_findings_from_standing_ones_and_json_logs_are_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (sample, ledger) = (fixtures().join("sample"), fixtures().join("ledger"));
+    let run = |extra: &[&str]| {
+        binary()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(extra)
+            .args(["run", "--json", "--as-of", "2026-11-10", "--inputs"])
+            .arg(&sample)
+            .arg(&ledger)
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert_eq!(code(&first), 3, "{}", stderr(&first));
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert!(v["new_findings"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["exit_code"], 3);
+    // The same night again: the same findings stand, nothing new.
+    let again = run(&["--log-format", "json"]);
+    assert_eq!(code(&again), 4, "{}", stderr(&again));
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["new_findings"], 0);
+    assert_eq!(v["exit_code"], 4);
+    let mut formats = 0;
+    for line in stderr(&again).lines() {
+        let j: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        if j["fields"]["stage"] == "ingest" && j["fields"].get("files_unchanged").is_some() {
+            formats += 1;
+        }
+    }
+    assert!(
+        formats >= 3,
+        "one object per source format:\n{}",
+        stderr(&again)
+    );
+    // A fatal error is JSON too.
+    let o = binary()
+        .args(["--log-format", "json", "--data-dir"])
+        .arg(tmp.path().join("nope"))
+        .args(["report", "--month", "2026-10"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2);
+    let j: serde_json::Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+    assert_eq!(j["level"], "ERROR");
+    assert!(
+        j["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no lake at"),
+        "{j}"
+    );
+}
