@@ -806,12 +806,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         incidents: Some(&all_incidents),
     };
     let chargeback = month_close(settings, &writer, render, closing, &known)?;
-    let freshness = crate::freshness::freshness(&writer, settings.as_of)?;
-    let stale: Vec<crate::freshness::Span> = freshness
-        .stale(settings.stale_after_days)
-        .into_iter()
-        .cloned()
-        .collect();
+    let (freshness, stale) = freshness(settings, &writer)?;
     let (alerts, undelivered, alert_keys) = alert_digest(
         settings,
         &writer,
@@ -840,6 +835,20 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
     keys.extend(out.reviews().iter().filter_map(Review::key));
     out.new_findings = crate::mail::alerts::note_reported(&writer, &keys)?;
     Ok(out)
+}
+
+/// Where each provider's data ends, and the spans older than `stale_after_days`.
+fn freshness(
+    settings: &Settings,
+    view: &Snapshot,
+) -> Result<(crate::freshness::Freshness, Vec<crate::freshness::Span>), RunError> {
+    let f = crate::freshness::freshness(view, settings.as_of)?;
+    let stale = f
+        .stale(settings.stale_after_days)
+        .into_iter()
+        .cloned()
+        .collect();
+    Ok((f, stale))
 }
 
 /// The alert digest: tonight's anomalies, credit findings and undelivered mail, each new one
