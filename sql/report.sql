@@ -79,4 +79,4 @@ SELECT
   SUM(list_cost) AS list_cost_usd_exact
 FROM rated
 GROUP BY {{dims}}, pricing_status
-ORDER BY {{dims}}, pricing_status
+ORDER BY {{order}}, pricing_status

@@ -14,4 +14,4 @@ SELECT
   SUM(list_cost_usd_exact) AS list_cost_usd_exact
 FROM partials
 GROUP BY {{dims}}, pricing_status
-ORDER BY {{dims}}, pricing_status
+ORDER BY {{order}}, pricing_status

@@ -243,9 +243,11 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
 
 fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
     let day = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let grid = present::book_grid(&s.book, if a.all { None } else { Some(day) });
-    let (w, optional) = (s.render.width, &present::BOOK_OPTIONAL_COLUMNS);
-    print!("{}", present::render_grid(&grid, a.format, w, optional));
+    let day = (!a.all).then_some(day);
+    print!(
+        "{}",
+        present::book_text(&s.book, day, a.format, s.render.width)
+    );
     Ok(crate::exit::OK)
 }
 

@@ -692,6 +692,13 @@ pub fn fill_params(sql: &str, params: &[String]) -> Result<String, String> {
             }
         }
     }
+    // `dims` also orders the lines unless `order` says otherwise (report.sql's {{order}}).
+    if let Some(d) = params.iter().find_map(|p| p.strip_prefix("dims="))
+        && !params.iter().any(|p| p.starts_with("order="))
+        && !d.contains(['\'', '"', ';'])
+    {
+        text = text.replace("{{order}}", d);
+    }
     for p in params {
         let (k, v) = p
             .split_once('=')

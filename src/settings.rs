@@ -42,16 +42,32 @@ pub struct Render {
 }
 
 impl Render {
-    /// `--wide`: every column; else `COLUMNS`, else 100, whether or not stdout is a terminal.
+    /// `--wide`: every column, nothing cut; else `COLUMNS`, else the terminal's own width when
+    /// stdout is one, else 100 (a pipe, a file, cron).
     pub fn resolve(wide: bool) -> Render {
         let width = (!wide).then(|| {
             std::env::var("COLUMNS")
                 .ok()
                 .and_then(|c| c.parse().ok())
+                .or_else(terminal_width)
                 .unwrap_or(100)
         });
         Render { width }
     }
+}
+
+/// The width of the terminal on stdout, if stdout is one.
+fn terminal_width() -> Option<usize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own; fd 1 may be anything, and a
+    // non-terminal fails the call (we then return None).
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
 }
 
 /// The resolved settings of one command.

@@ -108,6 +108,11 @@ pub struct LotRow {
     pub at_risk_usd: Money,
     /// Credit lost to expiry so far (a monthly lot: every past cycle's unused credit).
     pub lapsed_usd: Money,
+    /// What the shown piece held when it expired (0 while it is usable): amount = consumed +
+    /// remaining + this, on every row.
+    pub unused_at_expiry_usd: Money,
+    /// The latest expiry (of the lot or one of its cycles) that lapsed credit: (day, amount).
+    pub last_lapse: Option<(NaiveDate, Money)>,
     pub status: LotStatus,
     pub days_to_expiry: Option<i64>,
 }
@@ -209,7 +214,17 @@ pub enum Finding {
         reloads: usize,
         amount_usd: Money,
     },
+    /// Credit that expired unused within the last [`LAPSE_DAYS`] (a lot, or a monthly cycle).
+    Lapsed {
+        provider: Provider,
+        lot_id: String,
+        expired_at: NaiveDate,
+        lapsed_usd: Money,
+    },
 }
+
+/// A lapse this recent (days before the as-of date) is a finding.
+pub const LAPSE_DAYS: i64 = 31;
 
 /// The whole answer of `tokenledger credits`.
 #[derive(Debug, Clone, Serialize)]
@@ -644,9 +659,13 @@ fn lot_row(
     let p = &pieces[shown];
     let expired = p.end <= opts.as_of;
     let mut lapsed = Money::ZERO;
+    let mut last_lapse = None;
     for &k in &mine {
         if pieces[k].end <= opts.as_of {
             lapsed = add(lapsed, pieces[k].left, "lapsed credit")?;
+            if pieces[k].left.is_positive() {
+                last_lapse = Some((pieces[k].end, pieces[k].left));
+            }
         }
     }
     let at_risk = if expired { Money::ZERO } else { at_end[shown] };
@@ -676,7 +695,10 @@ fn lot_row(
         cycle_start: (lot.kind == CreditKind::Monthly).then_some(p.start),
         amount_usd: p.amount,
         consumed_usd: Money::from_units(p.amount.units() - p.left.units()),
-        remaining_usd: p.left,
+        // An expired lot holds nothing: what it had left is lapsed, not remaining.
+        remaining_usd: if expired { Money::ZERO } else { p.left },
+        unused_at_expiry_usd: if expired { p.left } else { Money::ZERO },
+        last_lapse,
         at_risk_usd: at_risk,
         lapsed_usd: lapsed,
         status,
@@ -690,6 +712,16 @@ pub fn lot_findings(ledger: &mut Ledger, opts: &Options) {
     horizons.sort();
     let mut found = Vec::new();
     for l in &ledger.lots {
+        if let Some((day, amount)) = l.last_lapse
+            && (opts.as_of - day).num_days() < LAPSE_DAYS
+        {
+            found.push(Finding::Lapsed {
+                provider: l.provider,
+                lot_id: l.lot_id.clone(),
+                expired_at: day,
+                lapsed_usd: amount,
+            });
+        }
         let (Some(exp), Some(days)) = (l.expires_at, l.days_to_expiry) else {
             continue;
         };

@@ -98,6 +98,16 @@ impl Alert {
             } => {
                 format!("credit:reload_storm:{provider}:{day}")
             }
+            Alert::Credit {
+                finding:
+                    F::Lapsed {
+                        provider,
+                        lot_id,
+                        expired_at,
+                        ..
+                    },
+                ..
+            } => format!("credit:lapsed:{provider}:{lot_id}:{expired_at}"),
             // Said again each night while it lasts.
             Alert::Undelivered { .. } => format!("undelivered:{as_of}"),
         }

@@ -32,8 +32,8 @@ const OPTIONAL: [&str; 6] = [
     "cycle_start",
     "days_to_expiry",
     "purchased_at",
-    "lapsed_usd",
     "consumed_usd",
+    "kind",
 ];
 
 fn date(d: Option<chrono::NaiveDate>) -> Cell {
@@ -65,9 +65,11 @@ pub fn lots_grid(l: &Ledger, format: OutputFormat) -> Grid {
     let (remaining, remaining_t) = column(&pick(|r| r.remaining_usd), format);
     let (at_risk, at_risk_t) = column(&pick(|r| r.at_risk_usd), format);
     let (lapsed, lapsed_t) = column(&pick(|r| r.lapsed_usd), format);
-    // consumed = amount − remaining, in the cells shown, so every row cross-foots.
-    let minus = |a: &Cell, b: &Cell| match (a, b) {
-        (Cell::Dec(x, s), Cell::Dec(y, _)) => Cell::Dec(x - y, *s),
+    let (unused, unused_t) = column(&pick(|r| r.unused_at_expiry_usd), format);
+    // consumed = amount − remaining − what it held at expiry, in the cells shown, so every
+    // row cross-foots.
+    let minus = |a: &Cell, b: &Cell, c: &Cell| match (a, b, c) {
+        (Cell::Dec(x, s), Cell::Dec(y, _), Cell::Dec(z, _)) => Cell::Dec(x - y - z, *s),
         _ => Cell::Null,
     };
     let mut g = Grid {
@@ -84,7 +86,7 @@ pub fn lots_grid(l: &Ledger, format: OutputFormat) -> Grid {
             date(r.cycle_start),
             date(r.expires_at),
             amount[i].clone(),
-            minus(&amount[i], &remaining[i]),
+            minus(&amount[i], &remaining[i], &unused[i]),
             remaining[i].clone(),
             at_risk[i].clone(),
             lapsed[i].clone(),
@@ -95,7 +97,7 @@ pub fn lots_grid(l: &Ledger, format: OutputFormat) -> Grid {
     let mut footer = vec![Cell::Null; LOT_COLUMNS.len()];
     footer[0] = Cell::Text("TOTAL".into());
     footer[6] = amount_t.clone();
-    footer[7] = minus(&amount_t, &remaining_t);
+    footer[7] = minus(&amount_t, &remaining_t, &unused_t);
     footer[8] = remaining_t;
     footer[9] = at_risk_t;
     footer[10] = lapsed_t;
@@ -160,6 +162,15 @@ pub fn finding_text(f: &Finding) -> String {
         } => format!(
             "{provider}: {reloads} auto-reloads on {day} (${}): a runaway key or a threshold set too low?",
             amount_usd.usd()
+        ),
+        Finding::Lapsed {
+            provider,
+            lot_id,
+            expired_at,
+            lapsed_usd,
+        } => format!(
+            "{provider} lot {lot_id}: ${} expired unused on {expired_at} (lapsed; it is gone)",
+            lapsed_usd.usd()
         ),
     }
 }

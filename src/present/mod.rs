@@ -101,13 +101,39 @@ fn render_csv(g: &Grid) -> String {
 /// A table cell as shown, and whether it is right-aligned (numbers, UNPRICED).
 type Shown = (String, bool);
 
-fn show(c: &Cell) -> Shown {
+/// `whole`: the text as it is (escaped), never shortened.
+fn show(c: &Cell, whole: bool) -> Shown {
     match c {
         Cell::Null => (String::new(), false),
         Cell::Int(v) => (group_thousands(&v.to_string()), true),
-        Cell::Dec(..) => (c.text(), true),
+        Cell::Dec(..) => {
+            let t = c.text();
+            let grouped = match t.split_once('.') {
+                Some((i, f)) => format!("{}.{f}", group_thousands(i)),
+                None => group_thousands(&t),
+            };
+            (grouped, true)
+        }
+        Cell::Text(s) if whole => (escape_controls(s), s == PricingStatus::Unpriced.as_str()),
         Cell::Text(s) => (table_text(s), s == PricingStatus::Unpriced.as_str()),
     }
+}
+
+/// Columns a table never shortens: ids (a cut id finds nothing) and the reasons of errors.
+fn never_cut(column: &str) -> bool {
+    column == "id" || column.ends_with("_id") || column == "reason" || column == "error"
+}
+
+fn escape_controls(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Lines of prose longer than `width` broken at spaces, continued with a two-space indent
@@ -183,14 +209,7 @@ pub fn error_line(e: &dyn std::error::Error) -> String {
 const MIN_TEXT_WIDTH: usize = 20;
 
 /// Columns of words a table may cut to fit the terminal.
-const PROSE_COLUMNS: [&str; 6] = [
-    "sentence",
-    "cause",
-    "reason",
-    "excerpt",
-    "pricing_note",
-    "note",
-];
+const PROSE_COLUMNS: [&str; 5] = ["sentence", "cause", "excerpt", "pricing_note", "note"];
 
 /// The laid-out table: header, body, optional footer, column widths.
 struct Table {
@@ -198,19 +217,21 @@ struct Table {
     body: Vec<Vec<Shown>>,
     footer: Option<Vec<Shown>>,
     widths: Vec<usize>,
+    /// Columns dropped to fit the terminal (said under the table).
+    hidden: Vec<String>,
 }
 
 impl Table {
-    fn new(g: &Grid) -> Table {
+    /// `whole`: no text cut (`--wide`); ids and reasons are never cut.
+    fn new(g: &Grid, whole: bool) -> Table {
+        let keep: Vec<bool> = g.columns.iter().map(|c| whole || never_cut(c)).collect();
+        let cells = |r: &Vec<Cell>| r.iter().zip(&keep).map(|(c, k)| show(c, *k)).collect();
         let mut t = Table {
             names: g.columns.clone(),
-            body: g
-                .rows
-                .iter()
-                .map(|r| r.iter().map(show).collect())
-                .collect(),
-            footer: g.footer.as_ref().map(|r| r.iter().map(show).collect()),
+            body: g.rows.iter().map(cells).collect(),
+            footer: g.footer.as_ref().map(cells),
             widths: Vec::new(),
+            hidden: Vec::new(),
         };
         t.measure();
         t
@@ -239,7 +260,7 @@ impl Table {
                 {
                     f[1] = std::mem::take(&mut f[0]);
                 }
-                self.names.remove(i);
+                self.hidden.push(self.names.remove(i));
                 for r in self.body.iter_mut().chain(self.footer.iter_mut()) {
                     r.remove(i);
                 }
@@ -302,7 +323,7 @@ impl Table {
 /// Right-aligned numbers with thousands separators, a rule, a totals row or a row count; a
 /// table wider than `width` drops the `optional` columns first.
 fn render_table(g: &Grid, width: Option<usize>, optional: &[&str]) -> String {
-    let mut t = Table::new(g);
+    let mut t = Table::new(g, width.is_none());
     if let Some(limit) = width {
         t.fit(limit, optional);
         t.narrow(limit);
@@ -329,6 +350,14 @@ fn render_table(g: &Grid, width: Option<usize>, optional: &[&str]) -> String {
             let n = t.body.len();
             let _ = writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" });
         }
+    }
+    if !t.hidden.is_empty() {
+        let note = format!(
+            "(hidden to fit {} columns: {}; --wide or --format csv shows every column)\n",
+            width.unwrap_or_default(),
+            t.hidden.join(", ")
+        );
+        out.push_str(&wrap_prose(&note, width));
     }
     out
 }
@@ -396,6 +425,29 @@ pub const BOOK_OPTIONAL_COLUMNS: [&str; 9] = [
     "valid_to",
     "cache_write_1h",
 ];
+
+/// The price book for people: a table names the unit once above short column names; CSV and
+/// JSON carry it in every price column's name (`input_usd_per_mtok`).
+pub fn book_text(
+    book: &PriceBook,
+    day: Option<NaiveDate>,
+    format: OutputFormat,
+    width: Option<usize>,
+) -> String {
+    let mut g = book_grid(book, day);
+    if format != OutputFormat::Table {
+        return render_grid(&g, format, width, &[]);
+    }
+    for c in &mut g.columns {
+        if let Some(short) = c.strip_suffix("_usd_per_mtok") {
+            *c = short.to_string();
+        }
+    }
+    format!(
+        "list prices in USD per million tokens (MTok); batch_factor and us_geo_factor multiply them\n\n{}",
+        render_grid(&g, format, width, &BOOK_OPTIONAL_COLUMNS)
+    )
+}
 
 pub const REPORT_OPTIONAL_COLUMNS: [&str; 9] = [
     "list_cost_usd_exact",
@@ -696,13 +748,13 @@ pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> Grid {
     let columns = [
         "provider",
         "model",
-        "input",
-        "cache_write_5m",
-        "cache_write_1h",
-        "cache_read",
-        "output",
-        "long_context_input",
-        "long_context_output",
+        "input_usd_per_mtok",
+        "cache_write_5m_usd_per_mtok",
+        "cache_write_1h_usd_per_mtok",
+        "cache_read_usd_per_mtok",
+        "output_usd_per_mtok",
+        "long_context_input_usd_per_mtok",
+        "long_context_output_usd_per_mtok",
         "batch_factor",
         "us_geo_factor",
         "valid_from",

@@ -208,6 +208,31 @@ fn dim_columns(dims: &[Dim]) -> Vec<&'static str> {
         .collect()
 }
 
+/// The order of the lines: by each dimension's name before its id (a workspace or key by what
+/// people call it, the id only to part two of the same name), as [`dim_columns`] indexes.
+pub fn order_indexes(dims: &[Dim]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for d in dims {
+        let n = d.columns().len();
+        match d {
+            Dim::Workspace | Dim::ApiKey => out.extend([at + 1, at]),
+            _ => out.extend(at..at + n),
+        }
+        at += n;
+    }
+    out
+}
+
+fn order_columns(dims: &[Dim]) -> String {
+    let cols = dim_columns(dims);
+    order_indexes(dims)
+        .into_iter()
+        .map(|i| cols[i])
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The query text for a month and dimensions (also what `--show-sql` prints).
 pub fn sql_for(month: Month, dims: &[Dim]) -> String {
     let around = |m: Option<Month>| m.map_or_else(|| month.key(), Month::key);
@@ -215,12 +240,15 @@ pub fn sql_for(month: Month, dims: &[Dim]) -> String {
         .replace("{{month_before}}", &around(month.previous()))
         .replace("{{month_after}}", &around(month.next()))
         .replace("{{month}}", &month.key())
+        .replace("{{order}}", &order_columns(dims))
         .replace("{{dims}}", &dim_columns(dims).join(", "))
 }
 
 /// The combining query for the dimensions.
 pub fn combine_sql_for(dims: &[Dim]) -> String {
-    COMBINE_SQL.replace("{{dims}}", &dim_columns(dims).join(", "))
+    COMBINE_SQL
+        .replace("{{order}}", &order_columns(dims))
+        .replace("{{dims}}", &dim_columns(dims).join(", "))
 }
 
 /// What `--show-sql` prints: the view both steps read, then both steps, filled in.

@@ -530,7 +530,7 @@ fn part(
 }
 
 /// The lines of `month` over `files`, in the order `sql/report.sql` sorts them in polars (by
-/// the dimension columns, NULL last, then the status).
+/// the dimension columns, names before ids, NULL last, then the status).
 pub fn lines(
     files: &[PathBuf],
     month: Month,
@@ -586,11 +586,11 @@ pub fn lines(
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (Some(_), None) => std::cmp::Ordering::Less,
     };
+    let order = super::order_indexes(dims);
     out.sort_by(|a, b| {
-        a.dims
+        order
             .iter()
-            .zip(&b.dims)
-            .map(|(x, y)| nulls_last(x, y))
+            .map(|&i| nulls_last(&a.dims[i], &b.dims[i]))
             .find(|o| o.is_ne())
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a.status.as_str().cmp(b.status.as_str()))

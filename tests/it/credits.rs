@@ -89,7 +89,9 @@ fn a_lot_is_not_usable_on_its_expiry_day() {
     );
     let r = row(&l, "L1");
     assert_eq!(r.consumed_usd, usd("10"));
-    assert_eq!(r.remaining_usd, usd("90"));
+    // Expired: it holds nothing; what it had left lapsed.
+    assert_eq!(r.remaining_usd, Money::ZERO);
+    assert_eq!(r.unused_at_expiry_usd, usd("90"));
     assert_eq!(r.lapsed_usd, usd("90"));
     assert_eq!(r.at_risk_usd, Money::ZERO);
     assert_eq!(r.status, LotStatus::ExpiredUnused);

@@ -590,3 +590,129 @@ fn cron_tells_new_findings_from_standing_ones_and_json_logs_are_json() {
         "{j}"
     );
 }
+
+/// Point 5: tables use the terminal's own width, say which columns they hid, never cut an
+/// error's reason or an id, cut nothing under --wide; rows by name; lapsed credit is shown,
+/// reported and a finding; prices carry their unit.
+#[test]
+fn tables_say_what_they_hide_and_never_cut_what_matters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let inbox = tmp.path().join("in");
+    std::fs::create_dir(&inbox).unwrap();
+    std::fs::write(
+        inbox.join("cost-bad.json"),
+        r#"{"data":[{"starting_at":"2026-10-01T00:00:00Z","ending_at":"2026-10-02T00:00:00Z","results":[{"currency":"USD","amount":12.5,"workspace_id":null,"description":"Claude Sonnet 4.5 Usage - Input Tokens","cost_type":"tokens","context_window":"0-200k","model":"claude-sonnet-4-5","service_tier":"standard","token_type":"uncached_input_tokens"}]}],"has_more":false,"next_page":null}"#,
+    )
+    .unwrap();
+    let (c, _) = ingest(
+        &data,
+        &[
+            &fixtures().join("sample"),
+            &fixtures().join("ledger"),
+            &inbox,
+        ],
+    );
+    assert_eq!(c, 3);
+    // The reason whole, at any width.
+    let o = tl_env(&data, &["quarantine"], &[("COLUMNS", "60")]);
+    let q = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        q.contains("amount is a JSON number; the cost report sends a decimal string and a number may already have lost precision, so it is not guessed"),
+        "{q}"
+    );
+    assert!(q.contains("(hidden to fit 60 columns: ingest_id"), "{q}");
+    // The report at 100 columns says what it hid; --wide hides and cuts nothing.
+    let o = tl(
+        &data,
+        &["report", "--month", "2026-10", "--by", "workspace"],
+    );
+    let r = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        r.contains("(hidden to fit 100 columns:") && r.contains("workspace_id"),
+        "{r}"
+    );
+    let o = tl(
+        &data,
+        &[
+            "--wide",
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "workspace",
+        ],
+    );
+    let wide = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !wide.contains("hidden") && wide.contains("cache_read_tokens"),
+        "{wide}"
+    );
+    // Rows by name, not by id.
+    let empty = tmp.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let rows = report_rows(&data, &empty, "2026-10", "workspace");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["workspace_name"].as_str().unwrap_or("~"))
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    // Credits as of 2026-12-06: the lot that expired on 11-15 holds nothing; what it had is
+    // lapsed, shown and a finding; the remaining column foots to the balance.
+    let o = tl(&data, &["credits", "--as-of", "2026-12-06"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(t.contains("lapsed_usd"), "{t}");
+    assert!(
+        t.contains("LOT-2025-11-A: $4,999.12 expired unused on 2026-11-15"),
+        "{t}"
+    );
+    let o = tl(
+        &data,
+        &["credits", "--as-of", "2026-12-06", "--format", "json"],
+    );
+    let l: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let dec = |v: &serde_json::Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
+    let remaining: rust_decimal::Decimal = l["lots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| dec(&r["remaining_usd"]))
+        .sum();
+    assert_eq!(remaining, dec(&l["positions"][0]["balance_usd"]));
+    // Prices say their unit.
+    let o = tl(
+        &data,
+        &["prices", "--as-of", "2026-11-01", "--format", "csv"],
+    );
+    let head = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        head.contains("input_usd_per_mtok") && head.contains("output_usd_per_mtok"),
+        "{head}"
+    );
+    // The terminal's own width (a real pseudo-terminal of 160 columns, COLUMNS unset).
+    let cmd = format!(
+        "stty cols 160 rows 40; {} --data-dir {} report --month 2026-10 --by workspace",
+        BIN,
+        data.display()
+    );
+    let o = scrubbed("timeout")
+        .args(["30", "script", "-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    assert!(
+        text.contains("cache_read_tokens") && !text.contains("hidden to fit 100"),
+        "a 160-column terminal shows more: {text}"
+    );
+}

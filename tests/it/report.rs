@@ -129,8 +129,14 @@ fn formats_and_dimensions() {
     let table = String::from_utf8(o.stdout).unwrap();
     assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
     assert!(table.starts_with("2026-10 (UTC days) is final"), "{table}");
+    // The totals row, then what was hidden to fit.
+    let lines: Vec<&str> = table.lines().collect();
+    let total_at = lines
+        .iter()
+        .position(|l| l.starts_with("TOTAL"))
+        .expect("a TOTAL row");
     assert!(
-        table.lines().last().unwrap().starts_with("TOTAL"),
+        lines[total_at + 1].starts_with("(hidden to fit 100 columns: "),
         "{table}"
     );
     let o = tl(&data, &["report", "--month", "2026-10", "--wide"]);
