@@ -115,7 +115,7 @@ impl Bill {
     pub fn team(&self, name: &str) -> Option<&TeamBill> {
         self.teams.iter().find(|t| t.name == name)
     }
-    /// What a team's shared line is, in words every output uses: "share of Default (shared
+    /// What a team's shared line is, in words every output uses: "Share of Default (shared
     /// workspace): 81.1 % of $2,988.03, in proportion to own spend".
     pub fn shared_label(&self, team: &TeamBill) -> Option<String> {
         let ((share, _), pool) = (team.shared?, self.shared.as_ref()?);
@@ -132,7 +132,7 @@ impl Bill {
             "shared workspaces"
         };
         Some(format!(
-            "share of {} ({kind}): {}.{} % of ${}, in proportion to own spend",
+            "Share of {} ({kind}): {}.{} % of ${}, in proportion to own spend",
             pool.workspaces.join(", "),
             tenths / 10,
             tenths % 10,

@@ -1,5 +1,7 @@
 //! Charts for the mail and the HTML report, drawn with plotters into PNG bytes (no browser,
-//! no system fonts: DejaVu Sans Mono is embedded).
+//! no system fonts: DejaVu Sans, a proportional font, is embedded; its licence is
+//! `reports/fonts/LICENSE-DejaVu`). Dollars on the axes, gaps between bars, figures beside
+//! the bars (never across them), legends a person can read.
 //!
 //! Money becomes `f64` here only as a bar height in pixels; no drawn value is ever read back
 //! as money (the tables beside each chart carry the exact, rounded figures).
@@ -13,7 +15,7 @@ use plotters::prelude::*;
 
 use crate::money::Money;
 
-static FONT: &[u8] = include_bytes!("../../reports/fonts/DejaVuSansMono.ttf");
+static FONT: &[u8] = include_bytes!("../../reports/fonts/DejaVuSans.ttf");
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -44,6 +46,15 @@ fn font() {
 fn dollars(units: i128) -> f64 {
     // Pixels only (see the module header).
     units as f64 / 1e12
+}
+
+/// An axis tick in dollars: `$1,500`, or `$0.25` on a chart under $10.
+fn axis_usd(v: f64, small: bool) -> String {
+    if small {
+        format!("${v:.2}")
+    } else {
+        format!("${}", crate::money::group_thousands(&format!("{v:.0}")))
+    }
 }
 
 fn png(buf: &[u8], (w, h): (u32, u32), chart: &'static str) -> Result<Vec<u8>, ChartError> {
@@ -106,7 +117,7 @@ pub fn daily_by_model(
     daily: &BTreeMap<(NaiveDate, String), Money>,
 ) -> Result<Vec<u8>, ChartError> {
     font();
-    const SIZE: (u32, u32) = (760, 320);
+    const SIZE: (u32, u32) = (760, 340);
     let name = "daily cost";
     let (labels, stack) = stacks(month, daily);
     let days = stack.len() as u32 - 1;
@@ -121,48 +132,49 @@ pub fn daily_by_model(
         let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(failed(name))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(64)
-            .build_cartesian_2d(1u32..days + 1, 0f64..top)
+            .caption(title, ("sans-serif", 17))
+            .margin(10)
+            .x_label_area_size(34)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.5f64..f64::from(days) + 0.5, 0f64..top)
             .map_err(failed(name))?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(days as usize / 2)
-            .y_desc("USD")
-            .y_label_formatter(&|v| {
-                if top < 10.0 {
-                    format!("{v:.2}")
-                } else {
-                    format!("{v:.0}")
-                }
-            })
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_desc("day of the month")
+            .y_label_formatter(&|v| axis_usd(*v, top < 10.0))
+            .y_labels(8)
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 13))
+            .light_line_style(WHITE)
             .draw()
             .map_err(failed(name))?;
         for (k, label) in labels.iter().enumerate() {
             let color = PALETTE[k];
+            // Each day's bar leaves a gap either side.
             let bars = (1..=days).map(|d| {
                 let s = &stack[d as usize];
                 let below = dollars(s[..k].iter().sum());
                 let top = below + dollars(s[k]);
-                Rectangle::new([(d, below), (d + 1, top)], color.filled())
+                let x = f64::from(d);
+                Rectangle::new([(x - 0.38, below), (x + 0.38, top)], color.filled())
             });
             chart
                 .draw_series(bars)
                 .map_err(failed(name))?
                 .label(label.as_str())
                 .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
                 });
         }
         chart
             .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(200, 200, 200))
             .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 11))
+            .label_font(("sans-serif", 13))
             .draw()
             .map_err(failed(name))?;
         root.present().map_err(failed(name))?;
@@ -170,53 +182,86 @@ pub fn daily_by_model(
     png(&buf, SIZE, name)
 }
 
-/// The top `n` rows as horizontal bars (e.g. the top API keys by cost), labelled with the
-/// rounded figure shown in the tables.
+/// The top `n` rows as horizontal bars (e.g. the top API keys by cost): the name left of its
+/// bar, the rounded figure the tables show right of it, a gap between bars.
 pub fn top_bars(title: &str, rows: &[(String, i128)], n: usize) -> Result<Vec<u8>, ChartError> {
     font();
     let name = "top keys";
     let rows: Vec<&(String, i128)> = rows.iter().take(n).collect();
-    let size = (760u32, 60 + 26 * rows.len().max(1) as u32);
-    let top = rows
+    // At least two segments: a one-segment axis has no height to draw in.
+    let count = rows.len().max(2) as u32;
+    let size = (760u32, 80 + 30 * count);
+    let most = rows
         .iter()
         .map(|r| r.1 as f64 / 100.0)
         .fold(0.0, f64::max)
-        .max(1.0)
-        * 1.25;
+        .max(1.0);
+    // Room right of the longest bar for its figure.
+    let top = most * 1.3;
+    let label = |s: &str| -> String {
+        if s.chars().count() > 30 {
+            s.chars().take(29).chain(['…']).collect()
+        } else {
+            s.to_string()
+        }
+    };
+    let names: Vec<String> = rows.iter().map(|r| label(&r.0)).collect();
     let mut buf = vec![255u8; (size.0 * size.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
         root.fill(&WHITE).map_err(failed(name))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(20)
-            .y_label_area_size(0)
-            .build_cartesian_2d(0f64..top, 0u32..rows.len().max(1) as u32)
+            .caption(title, ("sans-serif", 17))
+            .margin(10)
+            .margin_right(24)
+            .x_label_area_size(30)
+            .y_label_area_size(210)
+            // Segments 0..=count-1: one per bar, none empty above the largest.
+            .build_cartesian_2d(0f64..top, (0u32..count - 1).into_segmented())
             .map_err(failed(name))?;
+        // Row 0 at the top: the largest first.
+        let row_of = |y: u32| count - 1 - y;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_labels(count as usize)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(y) | SegmentValue::Exact(y) if *y < count => {
+                    names.get(row_of(*y) as usize).cloned().unwrap_or_default()
+                }
+                _ => String::new(),
+            })
+            .x_labels(5)
+            .x_label_formatter(&|v| axis_usd(*v, most < 10.0))
+            .label_style(("sans-serif", 13))
+            .light_line_style(WHITE)
             .draw()
             .map_err(failed(name))?;
-        let count = rows.len() as u32;
         chart
-            .draw_series(rows.iter().enumerate().map(|(i, r)| {
-                let y = count - 1 - i as u32;
-                Rectangle::new(
-                    [(0.0, y), (r.1 as f64 / 100.0, y + 1)],
-                    PALETTE[0].mix(0.8).filled(),
-                )
-            }))
+            .draw_series(
+                Histogram::horizontal(&chart)
+                    .style(PALETTE[0].mix(0.85).filled())
+                    .margin(7)
+                    .data(
+                        rows.iter()
+                            .enumerate()
+                            .map(|(i, r)| (row_of(i as u32), r.1 as f64 / 100.0)),
+                    ),
+            )
             .map_err(failed(name))?;
+        let figure = TextStyle::from(("sans-serif", 13).into_font()).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            ),
+        );
         chart
             .draw_series(rows.iter().enumerate().map(|(i, r)| {
-                let y = count - 1 - i as u32;
+                let x = r.1 as f64 / 100.0 + most * 0.015;
                 Text::new(
-                    format!("{}  ${}", r.0, crate::money::cents_text(r.1)),
-                    (top * 0.01, y + 1),
-                    ("sans-serif", 12),
+                    format!("${}", crate::money::usd_text(r.1)),
+                    (x, SegmentValue::CenterOf(row_of(i as u32))),
+                    figure.clone(),
                 )
             }))
             .map_err(failed(name))?;

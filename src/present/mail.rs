@@ -130,8 +130,8 @@ fn status(close: Close) -> Value {
             "final": false,
             "label": "PROVISIONAL",
             "note": format!(
-                "Provisional: the provider may still deliver or restate usage for this month; \
-                 the figures are final on {final_on}."
+                "The provider may still deliver or restate usage for this month; the figures \
+                 are final on {final_on}."
             ),
         }),
     }
@@ -300,14 +300,17 @@ pub fn team_mail(
 fn extras_values(
     bill: &Bill,
     extras: &FinanceExtras,
-) -> (Vec<Value>, Option<String>, Vec<String>, Vec<String>) {
+) -> (Vec<Value>, Option<String>, Vec<String>, Vec<Value>) {
     let tie_outs: Vec<Value> = extras
         .tie_outs
         .iter()
         .map(|t| {
+            // Zero parts say nothing (five red "unexplained 0.00" rows when all ties);
+            // subtotals always show.
             let rows: Vec<Value> = t
                 .rows
                 .iter()
+                .filter(|r| r.kind == RowKind::Subtotal || r.amount_cents != 0)
                 .map(|r| {
                     let kind = match r.kind {
                         RowKind::Subtotal => "subtotal",
@@ -324,7 +327,7 @@ fn extras_values(
         0 => "Every line of the provider's cost report is matched or explained.".to_string(),
         n => format!(
             "{n} line(s) of the reconciliation with the provider's cost report are unexplained: \
-             `tokenledger reconcile --month {}` lists them.",
+             tokenledger reconcile --month {} lists them.",
             bill.month
         ),
     });
@@ -333,7 +336,11 @@ fn extras_values(
         .iter()
         .map(crate::present::credits::finding_text)
         .collect();
-    let anomalies: Vec<String> = extras.incidents.iter().map(incident_text).collect();
+    let anomalies: Vec<Value> = extras
+        .incidents
+        .iter()
+        .map(|i| json!({"text": i.sentence, "command": ack_command(i)}))
+        .collect();
     (tie_outs, reconciliation, credits, anomalies)
 }
 
@@ -481,13 +488,17 @@ pub fn outcome_text(o: &crate::mail::MailOutcome, data_dir: &Path) -> String {
 
 /// An incident in one line: its sentence, and how to quiet it if it is expected.
 pub fn incident_text(i: &crate::anomalies::Incident) -> String {
-    match &i.alerting {
-        Some(id) => format!(
-            "{} [`tokenledger anomalies ack {id}` if expected]",
-            i.sentence
-        ),
+    match ack_command(i) {
+        Some(cmd) => format!("{} (if expected: {cmd})", i.sentence),
         None => i.sentence.clone(),
     }
+}
+
+/// The command that quiets an incident (acknowledges its alerting finding).
+fn ack_command(i: &crate::anomalies::Incident) -> Option<String> {
+    i.alerting
+        .as_ref()
+        .map(|id| format!("tokenledger anomalies ack {id}"))
 }
 
 /// One alert as a sentence and its kind.

@@ -88,7 +88,24 @@ pub fn tie_outs_output(
     use super::OutputFormat;
     Ok(match format {
         OutputFormat::Json => serde_json::to_string_pretty(t)? + "\n",
-        OutputFormat::Csv => super::render_grid(&tie_outs_grid(t), format, None, &[]),
+        OutputFormat::Csv => {
+            // A spreadsheet reads a leading `+` or `−` as a formula (and the CSV guard would
+            // show an apostrophe): every part is added with its sign, so the words suffice.
+            let mut g = tie_outs_grid(t);
+            for r in &mut g.rows {
+                if let Cell::Text(step) = &mut r[1] {
+                    *step = plain_step(step).to_string();
+                }
+            }
+            super::render_grid(&g, format, None, &[])
+        }
         OutputFormat::Table => tie_outs_text(t, width),
     })
+}
+
+/// A ladder step without its `+ ` / `− ` sign (the amount carries the sign).
+pub fn plain_step(step: &str) -> &str {
+    step.strip_prefix("+ ")
+        .or_else(|| step.strip_prefix("− "))
+        .unwrap_or(step)
 }

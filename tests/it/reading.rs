@@ -232,7 +232,7 @@ fn team_totals_agree_to_the_cent_in_the_cli_mail_csv_and_html() {
         share["share_of"]
             .as_str()
             .unwrap()
-            .starts_with("share of Default"),
+            .starts_with("Share of Default"),
         "{share}"
     );
     assert!(
@@ -295,7 +295,7 @@ fn team_totals_agree_to_the_cent_in_the_cli_mail_csv_and_html() {
     );
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(
-        table.contains("share of Default (shared workspace): 81.1 % of $2,988.03"),
+        table.contains("Share of Default (shared workspace): 81.1 % of $2,988.03"),
         "{table}"
     );
 }
@@ -714,5 +714,82 @@ fn tables_say_what_they_hide_and_never_cut_what_matters() {
     assert!(
         text.contains("cache_read_tokens") && !text.contains("hidden to fit 100"),
         "a 160-column terminal shows more: {text}"
+    );
+}
+
+/// Point 6: the words around the figures. On the demo: no "unexplained 0.00" rows when an
+/// invoice ties, no literal backticks in HTML, dollars with separators in every sentence,
+/// "PROVISIONAL" said once, no pipeline jargon in a team lead's mail, and a tie-out CSV whose
+/// labels a spreadsheet shows as written.
+#[test]
+fn the_words_around_the_figures_read_plainly() {
+    let (_guard, demo) = demo();
+    let html = std::fs::read_to_string(demo.join("chargeback-2026-10.html")).unwrap();
+    assert!(!html.contains('`'), "no literal backticks in HTML");
+    assert!(
+        html.contains("<code>tokenledger anomalies ack "),
+        "commands as code"
+    );
+    let tie = html
+        .split("Tie-out of invoice")
+        .nth(1)
+        .unwrap()
+        .split("</table>")
+        .next()
+        .unwrap();
+    assert!(
+        !tie.contains("unexplained"),
+        "it ties: no zero unexplained rows:\n{tie}"
+    );
+    assert!(
+        html.contains("$5,799.70 spent by 2026-10-12"),
+        "separators in sentences"
+    );
+    assert!(
+        !html.contains("sql/report.sql"),
+        "no pipeline jargon for a team lead"
+    );
+    // A provisional month says so once.
+    let o = demo_cmd(
+        &demo,
+        &[
+            "mail",
+            "--month",
+            "2026-10",
+            "--dry-run",
+            "--resend",
+            "--as-of",
+            "2026-11-02",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let dir = demo.join("data/outbox/dry-run/2026-10");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let m = parse_eml(&f.unwrap().path());
+        for part in ["text", "html"] {
+            let t = m[part].as_str().unwrap();
+            assert_eq!(t.matches("PROVISIONAL").count(), 1, "{t}");
+            assert!(!t.contains("Provisional:"), "{t}");
+        }
+    }
+    // The tie-out CSV: steps without a sign a spreadsheet would take for a formula.
+    let o = demo_cmd(
+        &demo,
+        &[
+            "reconcile",
+            "--month",
+            "2026-10",
+            "--tie-out",
+            "--format",
+            "csv",
+        ],
+    );
+    let csv = String::from_utf8_lossy(&o.stdout);
+    assert!(csv.contains(",tax,known,1989.92,"), "{csv}");
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| !l.split(',').nth(1).unwrap().starts_with(['\'', '+', '−'])),
+        "{csv}"
     );
 }
