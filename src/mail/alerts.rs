@@ -42,6 +42,20 @@ pub enum Alert {
 }
 
 impl Alert {
+    /// A credit finding as an alert: an amount at risk carries its growth level (how many
+    /// `factor` multiples of $1 it reached), so it alerts again each time it grows by the
+    /// factor — $3,711.22 that becomes $200,000 is news, $3,711.22 that becomes $3,900 is not.
+    pub fn credit(finding: crate::credits::Finding, factor: rust_decimal::Decimal) -> Alert {
+        let level = match &finding {
+            crate::credits::Finding::AtRisk { at_risk_usd, .. } => {
+                let one_dollar = Money::from_units(10i128.pow(crate::money::SCALE));
+                crate::anomalies::incident::level(one_dollar, *at_risk_usd, factor)
+            }
+            _ => 0,
+        };
+        Alert::Credit { finding, level }
+    }
+
     /// Stable across nights for the same finding (so it is mailed once): an anomaly by its
     /// id; a credit finding by what it is about, not by the figures that move daily.
     pub fn key(&self, as_of: NaiveDate) -> String {
@@ -270,4 +284,36 @@ pub fn send(
         out.digests.push((email, new.len(), status));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credits::Finding;
+
+    fn at_risk(dollars: &str) -> Alert {
+        let m = Money::from_decimal(dollars.parse().unwrap()).unwrap();
+        Alert::credit(
+            Finding::AtRisk {
+                provider: crate::vocab::Provider::Anthropic,
+                lot_id: "LOT-1".into(),
+                expires_at: NaiveDate::from_ymd_opt(2027, 8, 1).unwrap(),
+                at_risk_usd: m,
+            },
+            rust_decimal::Decimal::TWO,
+        )
+    }
+
+    #[test]
+    fn an_amount_at_risk_alerts_again_when_it_grows_by_the_factor() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let first = at_risk("3711.22").key(day);
+        assert_eq!(
+            first,
+            at_risk("3900").key(day),
+            "not material: the same alert"
+        );
+        assert_ne!(first, at_risk("200405.88").key(day), "54×: alerted again");
+        assert_ne!(first, at_risk("7422.44").key(day), "doubled: alerted again");
+    }
 }

@@ -884,20 +884,7 @@ fn alert_digest(
         credits
             .iter()
             .flat_map(|l| l.findings.iter().cloned())
-            .map(|f| {
-                // An amount at risk alerts again each time it grows by the factor (from $1).
-                let level = match &f {
-                    crate::credits::Finding::AtRisk { at_risk_usd, .. } => {
-                        crate::anomalies::incident::level(
-                            crate::money::Money::from_units(10i128.pow(crate::money::SCALE)),
-                            *at_risk_usd,
-                            factor,
-                        )
-                    }
-                    _ => 0,
-                };
-                Alert::Credit { finding: f, level }
-            }),
+            .map(|f| Alert::credit(f, factor)),
     );
     if queued > 0 {
         items.push(Alert::Undelivered { messages: queued });
