@@ -189,6 +189,20 @@ fn demo() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, demo)
 }
 
+/// The demo's October finance summary (.eml).
+fn finance_eml(demo: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(demo.join("data/outbox/2026-10"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("finance")
+        })
+        .expect("the finance summary in the outbox")
+}
+
 fn demo_cmd(demo: &std::path::Path, args: &[&str]) -> std::process::Output {
     binary()
         .arg("--config")
@@ -240,16 +254,7 @@ fn team_totals_agree_to_the_cent_in_the_cli_mail_csv_and_html() {
         "all of Default is shared: {cli:?}"
     );
 
-    let finance = std::fs::read_dir(demo.join("data/outbox/2026-10"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("finance")
-        })
-        .unwrap();
+    let finance = finance_eml(&demo);
     let mail = parse_eml(&finance);
     let text = mail["text"].as_str().unwrap();
     let mut csv: BTreeMap<String, i128> = BTreeMap::new();
@@ -319,16 +324,7 @@ fn group(n: i128) -> String {
 #[test]
 fn one_incident_per_cause_with_its_running_cost_in_the_finance_summary() {
     let (_guard, demo) = demo();
-    let finance = std::fs::read_dir(demo.join("data/outbox/2026-10"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("finance")
-        })
-        .unwrap();
+    let finance = finance_eml(&demo);
     let text = parse_eml(&finance)["text"].as_str().unwrap().to_string();
     let section = text
         .split("Anomalies of the month")
