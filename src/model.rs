@@ -295,7 +295,9 @@ pub struct CostRow {
     pub workspace_id: Option<String>,
     pub workspace_name: Option<String>,
     pub description: Option<String>,
-    pub cost_type: String,
+    /// `None`: a page not grouped by `description` — the row is the day's (or the day ×
+    /// workspace's) total, its charge unknown.
+    pub cost_type: Option<String>,
     pub model: Option<String>,
     pub token_type: Option<String>,
     pub service_tier: Option<String>,

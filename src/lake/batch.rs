@@ -251,7 +251,7 @@ impl CostBuilder {
         self.workspace_name
             .append_option(r.workspace_name.as_deref());
         self.description.append_option(r.description.as_deref());
-        self.cost_type.append_value(&r.cost_type);
+        self.cost_type.append_option(r.cost_type.as_deref());
         let dims = [
             &r.model,
             &r.token_type,

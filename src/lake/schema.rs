@@ -83,7 +83,7 @@ pub fn cost() -> SchemaRef {
         s("workspace_id", true),
         s("workspace_name", true),
         s("description", true),
-        s("cost_type", false),
+        s("cost_type", true),
         s("model", true),
         s("token_type", true),
         s("service_tier", true),

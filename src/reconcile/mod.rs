@@ -281,11 +281,20 @@ fn ours(layout: &Layout, month: &str, acc: &mut BTreeMap<Key, Acc>) -> Result<()
     Ok(())
 }
 
-/// The provider's side: the cost report of the month.
+/// Cost rows of a page not grouped by description, per UTC day: (workspace id, name, amount).
+type Coarse = BTreeMap<String, Vec<(Option<String>, Option<String>, Money)>>;
+
+/// The charge of a line compared at a coarser grain than the charge: the cost report of that
+/// day was not grouped by description.
+pub const ALL_CHARGES: &str = "all charges";
+
+/// The provider's side: the cost report of the month (rows grouped by charge into `acc`, the
+/// others into `coarse`).
 fn provider(
     layout: &Layout,
     month: &str,
     acc: &mut BTreeMap<Key, Acc>,
+    coarse: &mut Coarse,
 ) -> Result<(), ReconcileError> {
     let mut s = Sql::new();
     if !s.table(layout, Table::Cost)? {
@@ -304,7 +313,15 @@ fn provider(
     );
     let amount = f.money("amount")?;
     for i in 0..f.height() {
-        let ct = cost_type[i].clone().unwrap_or_default();
+        let a = amount[i].ok_or(ReconcileError::Status("cost row without amount".into()))?;
+        let Some(ct) = cost_type[i].clone() else {
+            // Not grouped by description: compared at the grain it has (see `collapse`).
+            coarse
+                .entry(day[i].clone().unwrap_or_default())
+                .or_default()
+                .push((ws[i].clone(), wsn[i].clone(), a));
+            continue;
+        };
         let (charge, m) = match ct.as_str() {
             "tokens" => (
                 token_type[i].clone().unwrap_or_else(|| "tokens".into()),
@@ -315,10 +332,53 @@ fn provider(
         let e = acc
             .entry((day[i].clone().unwrap_or_default(), ws[i].clone(), m, charge))
             .or_default();
-        let a = amount[i].ok_or(ReconcileError::Status("cost row without amount".into()))?;
         add(&mut e.provider, a, "cost.amount")?;
         if e.workspace_name.is_none() {
             e.workspace_name = wsn[i].clone();
+        }
+    }
+    Ok(())
+}
+
+/// A day whose cost report was not grouped by description is compared at the grain it has:
+/// our lines of that day are summed per workspace (when the day's rows name a workspace: the
+/// page was grouped by `workspace_id`, and a null one is the default workspace) or into one
+/// line for the organisation (no row names one), charge [`ALL_CHARGES`]; the provider's rows go
+/// beside them. Each day is one export's (restatement), so no row is counted at two grains.
+fn collapse(acc: &mut BTreeMap<Key, Acc>, coarse: Coarse) -> Result<(), ReconcileError> {
+    for (day, rows) in coarse {
+        let by_workspace = rows.iter().any(|r| r.0.is_some());
+        let whole = |ws: &Option<String>| if by_workspace { ws.clone() } else { None };
+        let name = |n: Option<String>| {
+            if by_workspace {
+                n
+            } else {
+                Some("(all workspaces)".to_string())
+            }
+        };
+        let mine: Vec<Key> = acc.keys().filter(|k| k.0 == day).cloned().collect();
+        for k in mine {
+            let a = acc.remove(&k).unwrap_or_default();
+            let e = acc
+                .entry((day.clone(), whole(&k.1), None, ALL_CHARGES.into()))
+                .or_default();
+            add(&mut e.ours, a.ours, "rated_usage cost")?;
+            add(&mut e.priority, a.priority, "rated_usage cost")?;
+            add(&mut e.provider, a.provider, "cost.amount")?;
+            e.unpriced_units = e
+                .unpriced_units
+                .checked_add(a.unpriced_units)
+                .ok_or(ReconcileError::Overflow("unpriced token counts"))?;
+            e.workspace_name = name(a.workspace_name).or(e.workspace_name.take());
+        }
+        for (ws, n, amount) in rows {
+            let e = acc
+                .entry((day.clone(), whole(&ws), None, ALL_CHARGES.into()))
+                .or_default();
+            add(&mut e.provider, amount, "cost.amount")?;
+            if e.workspace_name.is_none() {
+                e.workspace_name = name(n.or_else(|| ws.is_none().then(|| "Default".into())));
+            }
         }
     }
     Ok(())
@@ -373,6 +433,32 @@ fn classify(
         return Ok((Status::Matched, Part::Rounding, String::new()));
     }
     let explained = |p: Part, c: String| Ok((Status::Explained, p, c));
+    if charge == ALL_CHARGES {
+        if a.unpriced_units == 0
+            && a.priority != Money::ZERO
+            && sub(diff, a.priority)?.abs() <= cx.tolerance
+        {
+            return explained(
+                Part::PriorityTier,
+                "priority tier: rated at standard list here; the cost report omits Priority Tier"
+                    .into(),
+            );
+        }
+        if a.ours == Money::ZERO && !cx.covered[0].contains(day) {
+            return explained(
+                Part::MissingDay,
+                "no usage export for this day (missing on our side)".into(),
+            );
+        }
+        return Ok((
+            Status::Unexplained,
+            Part::Unexplained,
+            "the cost report of this day is not grouped by description, so only its total \
+             compares; export or pull it with group_by[]=description (and workspace_id) to \
+             name the causes"
+                .into(),
+        ));
+    }
     if a.unpriced_units > 0 {
         return explained(
             Part::Unpriced,
@@ -526,7 +612,9 @@ pub fn reconcile(
     let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
     let key = month.key();
     ours(layout, &key, &mut acc)?;
-    provider(layout, &key, &mut acc)?;
+    let mut coarse = Coarse::new();
+    provider(layout, &key, &mut acc, &mut coarse)?;
+    collapse(&mut acc, coarse)?;
     let cx = Context {
         tolerance,
         covered: covered_days(layout, &key)?,

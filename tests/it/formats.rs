@@ -95,7 +95,7 @@ fn cost_amounts_are_exact_dollars_from_cent_strings() {
     let code = s
         .cost
         .iter()
-        .find(|c| c.cost_type == "code_execution")
+        .find(|c| c.cost_type.as_deref() == Some("code_execution"))
         .unwrap();
     assert_eq!(
         (code.model.as_deref(), code.token_type.as_deref()),

@@ -246,3 +246,90 @@ fn every_tolerance_holds_at_its_edge() {
         assert_eq!(off["amount_usd"], want, "{t:#}");
     }
 }
+
+/// A directory with the sample's usage and lists, and the given cost page instead of its own.
+fn sample_with_cost(dir: &std::path::Path, cost: &std::path::Path) -> std::path::PathBuf {
+    let d = dir.join("exports");
+    std::fs::create_dir_all(&d).unwrap();
+    for e in std::fs::read_dir(fixtures().join("sample")).unwrap() {
+        let p = e.unwrap().path();
+        if !p.file_name().unwrap().to_string_lossy().starts_with("cost") {
+            std::fs::copy(&p, d.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(cost, d.join(cost.file_name().unwrap())).unwrap();
+    d
+}
+
+/// The cost report at the API's default grouping (none) or grouped by `workspace_id` alone
+/// (fixtures/formats: the sample's own cost report summed per day, and per day × workspace):
+/// it loads at that grain, reconciles day by day (× workspace) with the same totals as the
+/// report grouped by charge, says finer causes need `group_by[]=description`, and a finer
+/// export of the same days replaces it — never both counted.
+#[test]
+fn a_cost_report_not_grouped_by_description_reconciles_at_its_grain() {
+    let formats = fixtures().join("formats");
+    for (file, by_workspace) in [
+        ("cost-2026-10-by-workspace.json", true),
+        ("cost-2026-10-ungrouped.json", false),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let exports = sample_with_cost(tmp.path(), &formats.join(file));
+        ingest_ok(&data, &[&exports]);
+        let (c, r) = reconcile(&data);
+        // The same money as the report grouped by charge, on both sides.
+        assert_eq!(r["provider_usd"], "2.195012500000", "{file}");
+        assert_eq!(r["ours_usd"], "2.920112500000", "{file}");
+        assert_eq!(
+            c, 3,
+            "{file}: code execution and priority tier cannot be told apart"
+        );
+        let lines = r["lines"].as_array().unwrap();
+        assert!(!lines.is_empty());
+        for l in lines {
+            assert_eq!(l["charge"], "all charges", "{file}: {l}");
+            assert!(l["model"].is_null(), "{l}");
+            if l["status"] == "unexplained" {
+                assert!(
+                    l["cause"]
+                        .as_str()
+                        .unwrap()
+                        .contains("group_by[]=description"),
+                    "{l}"
+                );
+            }
+        }
+        let named: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l["workspace_name"].as_str())
+            .collect();
+        if by_workspace {
+            assert!(named.iter().all(|n| *n != "(all workspaces)"), "{named:?}");
+        } else {
+            assert!(named.iter().all(|n| *n == "(all workspaces)"), "{named:?}");
+            assert!(lines.iter().all(|l| l["workspace_id"].is_null()));
+        }
+        // The finer export of the same days restates them: the coarse rows are gone.
+        ingest_ok(
+            &data,
+            &[&fixtures().join("sample").join("cost-2026-10.json")],
+        );
+        let (c, r) = reconcile(&data);
+        assert_eq!(c, 0, "{file}: {r:#}");
+        assert_eq!(r["provider_usd"], "2.195012500000");
+        assert!(
+            r["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|l| l["charge"] != "all charges"),
+            "{r:#}"
+        );
+        let rows = sql(
+            &data,
+            "SELECT COUNT(*) AS n FROM cost WHERE cost_type IS NULL",
+        );
+        assert_eq!(rows[0]["n"], 0, "{file}");
+    }
+}

@@ -513,11 +513,33 @@ impl CostHandler<'_> {
             .req_str("currency")
             .map_err(field_err("currency"))?;
         let currency = crate::sources::usd_only(&currency).map_err(field_err("currency"))?;
-        let cost_type = r
+        let description = r
+            .description
+            .opt_str("description")
+            .map_err(field_err("description"))?;
+        // The cost report's default grouping is none, and `workspace_id` alone is common: such
+        // rows carry no description and no cost_type, and are the day's (or the day ×
+        // workspace's) total (docs.anthropic.com, Admin API cost_report: `group_by[]` is
+        // `workspace_id` and/or `description`; the fields of a dimension not grouped are null).
+        let cost_type = match r
             .cost_type
-            .req_str("cost_type")
-            .map_err(field_err("cost_type"))?;
-        check_enum("cost_type", &cost_type, model::COST_TYPES).map_err(field_err("cost_type"))?;
+            .opt_str("cost_type")
+            .map_err(field_err("cost_type"))?
+        {
+            Some(ct) => {
+                check_enum("cost_type", &ct, model::COST_TYPES).map_err(field_err("cost_type"))?;
+                Some(ct)
+            }
+            None if description.is_none() => None,
+            None => {
+                return Err((
+                    "cost_type".into(),
+                    "missing required field cost_type (a row grouped by description names \
+                     its cost type)"
+                        .into(),
+                ));
+            }
+        };
         let workspace_id = r
             .workspace_id
             .opt_str("workspace_id")
@@ -526,14 +548,13 @@ impl CostHandler<'_> {
             bucket_start: start,
             bucket_end: end,
             provider: Provider::Anthropic,
-            workspace_name: workspace_id
-                .is_none()
+            // A null workspace is the default one on a page grouped by charge; on a page not
+            // grouped by description it may be the whole organisation (reconcile decides per
+            // day), so it is not named.
+            workspace_name: (workspace_id.is_none() && cost_type.is_some())
                 .then(|| DEFAULT_WORKSPACE_NAME.to_string()),
             workspace_id,
-            description: r
-                .description
-                .opt_str("description")
-                .map_err(field_err("description"))?,
+            description,
             cost_type,
             model: r.model.opt_str("model").map_err(field_err("model"))?,
             token_type: opt_enum_owned("token_type", &mut r.token_type, model::TOKEN_TYPES)?,
@@ -566,7 +587,7 @@ fn cost_key(r: &CostRow) -> [Option<&str>; 8] {
     [
         r.workspace_id.as_deref(),
         r.description.as_deref(),
-        Some(r.cost_type.as_str()),
+        r.cost_type.as_deref(),
         r.model.as_deref(),
         r.token_type.as_deref(),
         r.service_tier.as_deref(),
