@@ -901,6 +901,24 @@ pub fn standing_text(s: &crate::report::Standing, total: Option<Money>) -> Strin
 
 /// The reconciliation as text: JSON is the whole typed result; CSV the differences; a table
 /// the headline, the differences and the per-workspace totals.
+/// The coarse days of a reconciliation per grain, as ranges of consecutive days.
+fn coarse_grains(r: &crate::reconcile::Reconciliation) -> Vec<(&'static str, String)> {
+    let mut by: std::collections::BTreeMap<&'static str, Vec<&str>> = Default::default();
+    for (day, grain) in &r.coarse_days {
+        by.entry(grain).or_default().push(day);
+    }
+    by.into_iter()
+        .map(|(g, days)| {
+            let text = match (days.first(), days.last()) {
+                (Some(a), Some(b)) if a != b => format!("{a} to {b} ({} days)", days.len()),
+                (Some(a), _) => (*a).to_string(),
+                _ => String::new(),
+            };
+            (g, text)
+        })
+        .collect()
+}
+
 pub fn reconcile_text(
     r: &crate::reconcile::Reconciliation,
     format: OutputFormat,
@@ -919,6 +937,16 @@ pub fn reconcile_text(
                 r.lines_explained,
                 r.lines_unexplained
             );
+            for (grain, days) in coarse_grains(r) {
+                out.push_str(&wrap_prose(
+                    &format!(
+                        "note: the cost report of {days} is not grouped by description: compared \
+                         per {grain} (charge `all charges`); export it with \
+                         group_by[]=description to name the cause of a difference\n"
+                    ),
+                    width,
+                ));
+            }
             if !r.lines.is_empty() {
                 out.push('\n');
                 out.push_str(&render_grid(

@@ -136,6 +136,9 @@ pub struct Reconciliation {
     pub difference_usd: Money,
     pub unexplained_usd: Money,
     pub per_workspace: Vec<WorkspaceTotal>,
+    /// Days whose cost report was not grouped by description, and the grain they were
+    /// compared at (`day × workspace` or `day`).
+    pub coarse_days: BTreeMap<String, &'static str>,
     /// Every line that did not match (matched lines are only counted).
     pub lines: Vec<Line>,
     /// The three-way tie-out of each invoice whose period starts in the month.
@@ -345,9 +348,21 @@ fn provider(
 /// page was grouped by `workspace_id`, and a null one is the default workspace) or into one
 /// line for the organisation (no row names one), charge [`ALL_CHARGES`]; the provider's rows go
 /// beside them. Each day is one export's (restatement), so no row is counted at two grains.
-fn collapse(acc: &mut BTreeMap<Key, Acc>, coarse: Coarse) -> Result<(), ReconcileError> {
+fn collapse(
+    acc: &mut BTreeMap<Key, Acc>,
+    coarse: Coarse,
+) -> Result<BTreeMap<String, &'static str>, ReconcileError> {
+    let mut grains = BTreeMap::new();
     for (day, rows) in coarse {
         let by_workspace = rows.iter().any(|r| r.0.is_some());
+        grains.insert(
+            day.clone(),
+            if by_workspace {
+                "day × workspace"
+            } else {
+                "day"
+            },
+        );
         let whole = |ws: &Option<String>| if by_workspace { ws.clone() } else { None };
         let name = |n: Option<String>| {
             if by_workspace {
@@ -381,7 +396,7 @@ fn collapse(acc: &mut BTreeMap<Key, Acc>, coarse: Coarse) -> Result<(), Reconcil
             }
         }
     }
-    Ok(())
+    Ok(grains)
 }
 
 /// The UTC date (YYYY-MM-DD) of each row's `bucket_start`.
@@ -543,6 +558,7 @@ impl Reconciliation {
             difference_usd: Money::ZERO,
             unexplained_usd: Money::ZERO,
             per_workspace: Vec::new(),
+            coarse_days: BTreeMap::new(),
             lines: Vec::new(),
             tie_outs: Vec::new(),
             days: BTreeMap::new(),
@@ -614,7 +630,7 @@ pub fn reconcile(
     ours(layout, &key, &mut acc)?;
     let mut coarse = Coarse::new();
     provider(layout, &key, &mut acc, &mut coarse)?;
-    collapse(&mut acc, coarse)?;
+    let coarse_days = collapse(&mut acc, coarse)?;
     let cx = Context {
         tolerance,
         covered: covered_days(layout, &key)?,
@@ -623,6 +639,7 @@ pub fn reconcile(
     // Names from the latest workspace list (a list ingested after the data still names it).
     let names = workspace_names(layout)?;
     let mut r = Reconciliation::new(month, tolerance);
+    r.coarse_days = coarse_days;
     let mut per_ws: BTreeMap<Option<String>, WorkspaceTotal> = BTreeMap::new();
     for (key, a) in acc {
         if a.ours == Money::ZERO && a.provider == Money::ZERO && a.unpriced_units == 0 {

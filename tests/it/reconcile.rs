@@ -285,6 +285,20 @@ fn a_cost_report_not_grouped_by_description_reconciles_at_its_grain() {
             c, 3,
             "{file}: code execution and priority tier cannot be told apart"
         );
+        let grain = if by_workspace {
+            "day × workspace"
+        } else {
+            "day"
+        };
+        assert_eq!(r["coarse_days"]["2026-10-01"], grain, "{file}");
+        let o = tl(&data, &["reconcile", "--month", "2026-10"]);
+        let text = String::from_utf8_lossy(&o.stdout).replace("\n  ", " ");
+        assert!(
+            text.contains(&format!(
+                "is not grouped by description: compared per {grain} "
+            )),
+            "{text}"
+        );
         let lines = r["lines"].as_array().unwrap();
         assert!(!lines.is_empty());
         for l in lines {
