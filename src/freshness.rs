@@ -186,27 +186,3 @@ fn merge(mut iv: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     }
     out
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_merge_and_touching_ones_join() {
-        assert_eq!(
-            merge(vec![(5, 9), (0, 2), (2, 4), (8, 12)]),
-            vec![(0, 4), (5, 12)]
-        );
-    }
-
-    #[test]
-    fn a_month_is_bounded_by_local_midnights() {
-        let m = Month::parse("2026-10").unwrap();
-        let (s, e) = month_bounds(m, chrono_tz::UTC);
-        assert_eq!(at(s).to_rfc3339(), "2026-10-01T00:00:00+00:00");
-        assert_eq!(at(e).to_rfc3339(), "2026-11-01T00:00:00+00:00");
-        let (s, e) = month_bounds(m, chrono_tz::America::Los_Angeles);
-        assert_eq!(at(s).to_rfc3339(), "2026-10-01T07:00:00+00:00");
-        assert_eq!(at(e).to_rfc3339(), "2026-11-01T07:00:00+00:00");
-    }
-}

@@ -313,18 +313,3 @@ pub fn level(base: Money, now: Money, factor: Decimal) -> u32 {
     }
     k
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn levels_count_whole_multiples() {
-        let m = |d: i64| Money::from_units(d as i128 * 10i128.pow(12));
-        let two = Decimal::TWO;
-        assert_eq!(level(m(100), m(150), two), 0);
-        assert_eq!(level(m(100), m(200), two), 1);
-        assert_eq!(level(m(3711), m(3711 * 54), two), 5);
-        assert_eq!(level(Money::ZERO, m(5), two), 0);
-    }
-}

@@ -285,35 +285,3 @@ pub fn send(
     }
     Ok(out)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::credits::Finding;
-
-    fn at_risk(dollars: &str) -> Alert {
-        let m = Money::from_decimal(dollars.parse().unwrap()).unwrap();
-        Alert::credit(
-            Finding::AtRisk {
-                provider: crate::vocab::Provider::Anthropic,
-                lot_id: "LOT-1".into(),
-                expires_at: NaiveDate::from_ymd_opt(2027, 8, 1).unwrap(),
-                at_risk_usd: m,
-            },
-            rust_decimal::Decimal::TWO,
-        )
-    }
-
-    #[test]
-    fn an_amount_at_risk_alerts_again_when_it_grows_by_the_factor() {
-        let day = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
-        let first = at_risk("3711.22").key(day);
-        assert_eq!(
-            first,
-            at_risk("3900").key(day),
-            "not material: the same alert"
-        );
-        assert_ne!(first, at_risk("200405.88").key(day), "54×: alerted again");
-        assert_ne!(first, at_risk("7422.44").key(day), "doubled: alerted again");
-    }
-}

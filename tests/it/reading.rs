@@ -789,3 +789,53 @@ fn the_words_around_the_figures_read_plainly() {
         "{csv}"
     );
 }
+
+/// Point 3, the growth levels: an incident's level counts whole `regrow_factor` multiples of
+/// its first day's cost; a credit's amount at risk alerts again when it reaches another power
+/// of the factor ($3,711.22 → $3,900 is the same alert, → $7,422.44 or 54× is a new one).
+#[test]
+fn growth_levels_make_new_alerts_only_when_an_amount_grows_materially() {
+    use chrono::NaiveDate;
+    use rust_decimal::Decimal;
+    use tokenledger::anomalies::incident::level;
+    use tokenledger::credits::Finding;
+    use tokenledger::mail::alerts::Alert;
+    use tokenledger::money::Money;
+    let m = |d: &str| Money::from_decimal(d.parse().unwrap()).unwrap();
+    let two = Decimal::TWO;
+    assert_eq!(level(m("100"), m("150"), two), 0);
+    assert_eq!(level(m("100"), m("200"), two), 1);
+    assert_eq!(
+        level(m("261.12"), m("6413.56"), two),
+        4,
+        "the leaked key: 24.6×"
+    );
+    assert_eq!(level(Money::ZERO, m("5"), two), 0);
+    let at_risk = |d: &str| {
+        Alert::credit(
+            Finding::AtRisk {
+                provider: tokenledger::vocab::Provider::Anthropic,
+                lot_id: "LOT-1".into(),
+                expires_at: NaiveDate::from_ymd_opt(2027, 8, 1).unwrap(),
+                at_risk_usd: m(d),
+            },
+            two,
+        )
+        .key(NaiveDate::from_ymd_opt(2026, 12, 6).unwrap())
+    };
+    assert_eq!(
+        at_risk("3711.22"),
+        at_risk("3900"),
+        "not material: the same alert"
+    );
+    assert_ne!(
+        at_risk("3711.22"),
+        at_risk("200405.88"),
+        "54×: alerted again"
+    );
+    assert_ne!(
+        at_risk("3711.22"),
+        at_risk("7422.44"),
+        "doubled: alerted again"
+    );
+}
