@@ -164,6 +164,10 @@ pub struct Team {
     /// Workspace ids or names (`Default` for the default workspace).
     #[serde(default)]
     pub workspaces: Vec<String>,
+    /// Workspaces by their tags instead of by hand: `["team:search"]` is every workspace whose
+    /// `team` tag is `search` in the latest workspace list (`KEY:VALUE`; any one matches).
+    #[serde(default)]
+    pub workspace_tags: Vec<String>,
     /// API key ids or names billed to this team wherever they run; a key's team wins over its
     /// workspace's team.
     #[serde(default)]

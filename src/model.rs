@@ -319,6 +319,9 @@ pub struct Workspace {
     pub created_at: Option<DateTime<Utc>>,
     pub archived_at: Option<DateTime<Utc>>,
     pub display_color: Option<String>,
+    /// The workspace's `tags` (`team`, `env`, …) as a JSON object text with sorted keys,
+    /// `{"env":"prod","team":"search"}`; `[[team]] workspace_tags` selects workspaces by them.
+    pub tags: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -332,6 +335,8 @@ pub struct ApiKey {
     /// Already masked by the provider (`sk-ant-api03-R2D...igAA`); the full key never exists here.
     pub partial_key_hint: Option<String>,
     pub status: Option<String>,
+    /// When the key stops working, if it was created with an expiry.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// First day of the month of `t`, as `YYYY-MM` (the lake's partition key).

@@ -154,6 +154,7 @@ impl Settings {
         } else {
             flags.inputs
         };
+        check_team_tags(&config, config_path.as_deref())?;
         let timezone = config.timezone.unwrap_or(chrono_tz::UTC);
         let as_of = flags.as_of.unwrap_or(today);
         Ok(Settings {
@@ -213,6 +214,27 @@ fn credit_options(
 }
 
 /// The anomaly policy: `[anomalies]` over the defaults.
+/// `[[team]] workspace_tags` entries are `KEY:VALUE`.
+fn check_team_tags(config: &Config, config_path: Option<&Path>) -> Result<(), ConfigError> {
+    for t in &config.teams {
+        for tag in &t.workspace_tags {
+            if !tag
+                .split_once(':')
+                .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty())
+            {
+                return Err(ConfigError::Value {
+                    path: config_path.map_or_else(|| "tokenledger.toml".into(), Path::to_path_buf),
+                    what: format!(
+                        "[[team]] {:?} workspace_tags {tag:?}: use KEY:VALUE, e.g. \"team:search\"",
+                        t.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn anomaly_policy(
     config: &Config,
     config_path: Option<&Path>,

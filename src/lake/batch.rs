@@ -448,6 +448,9 @@ pub fn workspaces_batch(rows: &[Stored<Workspace>]) -> RecordBatch {
             Arc::new(StringArray::from_iter(
                 rows.iter().map(|r| r.item.display_color.as_deref()),
             )),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.item.tags.as_deref()),
+            )),
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| &r.source_file),
             )),
@@ -470,6 +473,10 @@ pub fn workspaces_rows(b: &RecordBatch) -> Result<Vec<Stored<Workspace>>> {
         str_col(b, "source_file")?,
         str_col(b, "ingest_id")?,
     );
+    // Written before tags were kept: none.
+    let tags = b
+        .column_by_name("tags")
+        .and_then(|c| c.as_string_opt::<i32>());
     (0..b.num_rows())
         .map(|i| {
             Ok(Stored {
@@ -480,6 +487,7 @@ pub fn workspaces_rows(b: &RecordBatch) -> Result<Vec<Stored<Workspace>>> {
                     created_at: opt_t(created, i),
                     archived_at: opt_t(archived, i),
                     display_color: opt_s(color, i),
+                    tags: tags.and_then(|t| opt_s(t, i)),
                 },
                 source_file: file.value(i).into(),
                 ingest_id: ing.value(i).into(),
@@ -490,8 +498,10 @@ pub fn workspaces_rows(b: &RecordBatch) -> Result<Vec<Stored<Workspace>>> {
 
 pub fn api_keys_batch(rows: &[Stored<ApiKey>]) -> RecordBatch {
     let mut created = ts_builder();
+    let mut expires = ts_builder();
     for r in rows {
         created.append_option(r.item.created_at.map(micros));
+        expires.append_option(r.item.expires_at.map(micros));
     }
     let opt = |f: &dyn Fn(&ApiKey) -> Option<&str>| {
         Arc::new(StringArray::from_iter(rows.iter().map(|r| f(&r.item)))) as ArrayRef
@@ -513,6 +523,7 @@ pub fn api_keys_batch(rows: &[Stored<ApiKey>]) -> RecordBatch {
             opt(&|k| k.created_by_id.as_deref()),
             opt(&|k| k.partial_key_hint.as_deref()),
             opt(&|k| k.status.as_deref()),
+            Arc::new(expires.finish()),
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| &r.source_file),
             )),
@@ -537,6 +548,10 @@ pub fn api_keys_rows(b: &RecordBatch) -> Result<Vec<Stored<ApiKey>>> {
         str_col(b, "source_file")?,
         str_col(b, "ingest_id")?,
     );
+    // Written before expiries were kept: none.
+    let expires = b
+        .column_by_name("expires_at")
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
     (0..b.num_rows())
         .map(|i| {
             Ok(Stored {
@@ -549,6 +564,7 @@ pub fn api_keys_rows(b: &RecordBatch) -> Result<Vec<Stored<ApiKey>>> {
                     created_by_id: opt_s(by, i),
                     partial_key_hint: opt_s(hint, i),
                     status: opt_s(status, i),
+                    expires_at: expires.and_then(|e| opt_t(e, i)),
                 },
                 source_file: file.value(i).into(),
                 ingest_id: ing.value(i).into(),

@@ -118,6 +118,7 @@ pub fn workspaces() -> SchemaRef {
         t("created_at", true),
         t("archived_at", true),
         s("display_color", true),
+        s("tags", true),
         s("source_file", false),
         s("ingest_id", false),
     ]))
@@ -133,6 +134,7 @@ pub fn api_keys() -> SchemaRef {
         s("created_by_id", true),
         s("partial_key_hint", true),
         s("status", true),
+        t("expires_at", true),
         s("source_file", false),
         s("ingest_id", false),
     ]))

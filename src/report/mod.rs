@@ -143,6 +143,45 @@ pub struct Report {
 
 pub use crate::vocab::UNALLOCATED;
 
+/// The config's teams with their `workspace_tags` resolved against the latest workspace lists:
+/// each tagged workspace joins the team by id. Teams without tags are returned as they are.
+pub fn resolve_teams(
+    teams: &[Team],
+    layout: &crate::lake::Layout,
+) -> Result<Vec<Team>, ReportError> {
+    if teams.iter().all(|t| t.workspace_tags.is_empty()) {
+        return Ok(teams.to_vec());
+    }
+    let mut tagged: Vec<(String, String, std::collections::BTreeMap<String, String>)> = Vec::new();
+    for p in layout.providers(crate::lake::Table::Workspaces)? {
+        let path = layout.provider_file(crate::lake::Table::Workspaces, p);
+        for b in crate::lake::io::read_all(&path)? {
+            for w in crate::lake::batch::workspaces_rows(&b)? {
+                let tags = w
+                    .item
+                    .tags
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default();
+                tagged.push((w.item.id, w.item.name, tags));
+            }
+        }
+    }
+    let mut out = teams.to_vec();
+    for t in &mut out {
+        for want in &t.workspace_tags {
+            let (k, v) = want.split_once(':').unwrap_or((want.as_str(), ""));
+            for (id, name, tags) in &tagged {
+                let listed = t.workspaces.iter().any(|x| x == id || x == name);
+                if !listed && tags.get(k).is_some_and(|x| x == v) {
+                    t.workspaces.push(id.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The config's team map as rows of the lake's `teams` table, or why it is ambiguous (a key or a
 /// workspace in two teams).
 pub fn team_rows(teams: &[Team]) -> Result<Vec<TeamRow>, ReportError> {

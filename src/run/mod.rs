@@ -240,10 +240,15 @@ pub struct Rated {
     pub snapshot: Snapshot,
 }
 
+/// The config's teams with their `workspace_tags` resolved against the lake's workspace lists.
+fn teams(settings: &Settings, view: &Snapshot) -> Result<Vec<crate::config::Team>, RunError> {
+    Ok(crate::report::resolve_teams(&settings.teams, view)?)
+}
+
 pub fn rate(settings: &Settings, months: &[String]) -> Result<Rated, RunError> {
     let layout = &settings.layout;
     let shared = Snapshot::read(layout)?;
-    let teams = crate::report::team_rows(&settings.teams)?;
+    let teams = crate::report::team_rows(&teams(settings, &shared)?)?;
     if !rating::needs_rating(&shared, &settings.book, settings.timezone, months)?
         && !crate::lake::teams::stale(&shared, &teams)?
     {
@@ -277,7 +282,10 @@ fn rate_under(
         months,
         settings.jobs,
     )?;
-    crate::lake::teams::sync(writer, &crate::report::team_rows(&settings.teams)?)?;
+    crate::lake::teams::sync(
+        writer,
+        &crate::report::team_rows(&teams(settings, writer)?)?,
+    )?;
     Ok(summary)
 }
 
@@ -299,6 +307,7 @@ pub fn report(settings: &Settings, month: Month, dims: &[Dim]) -> Result<Shown<R
         tz: settings.timezone,
     };
     let shared = &settings.mail.shared_workspaces;
+    let teams = teams(settings, &snapshot)?;
     let figures = if dims == [Dim::Team] && !shared.is_empty() {
         // Team totals as the chargeback charges them: one set of figures everywhere.
         use crate::mail::bill::{Reports, bill, team_report};
@@ -308,13 +317,9 @@ pub fn report(settings: &Settings, month: Month, dims: &[Dim]) -> Result<Shown<R
             by_key: &b,
             by_day: &c,
         };
-        team_report(
-            &bill(month, &reports, &settings.teams, shared, None),
-            &a,
-            shared,
-        )
+        team_report(&bill(month, &reports, &teams, shared, None), &a, shared)
     } else {
-        report::report(&snapshot, month, dims, &settings.teams, &pricing)?
+        report::report(&snapshot, month, dims, &teams, &pricing)?
     };
     Ok(Shown {
         figures,
@@ -452,7 +457,7 @@ pub struct Chargeback {
 }
 
 fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Report; 3], RunError> {
-    let t = &settings.teams;
+    let t = &teams(settings, l)?;
     let p = report::scan::Pricing {
         book: &settings.book,
         tz: settings.timezone,
@@ -500,6 +505,7 @@ fn chargeback_with(
 ) -> Result<Chargeback, RunError> {
     use crate::mail::bill::{Reports, bill};
     let shared = &settings.mail.shared_workspaces;
+    let resolved = teams(settings, view)?;
     let bill_of = |m: Month, previous: Option<&crate::mail::bill::Bill>| {
         let [a, b, c] = bill_reports(settings, view, m)?;
         let reports = Reports {
@@ -508,7 +514,7 @@ fn chargeback_with(
             by_day: &c,
         };
         let empty = a.lines.is_empty();
-        Ok::<_, RunError>((bill(m, &reports, &settings.teams, shared, previous), empty))
+        Ok::<_, RunError>((bill(m, &reports, &resolved, shared, previous), empty))
     };
     let previous = match month.previous() {
         Some(p) => Some(bill_of(p, None)?)
@@ -731,7 +737,7 @@ fn report_month(
         tz: settings.timezone,
     };
     let dims = [Dim::Workspace, Dim::Model];
-    let report = report::report(view, month, &dims, &settings.teams, &pricing)?;
+    let report = report::report(view, month, &dims, &teams(settings, view)?, &pricing)?;
     Ok(MonthOutcome {
         month,
         report,

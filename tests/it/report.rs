@@ -777,3 +777,93 @@ fn whole_rows_priced_by_an_older_version_are_removed_and_never_shadow_the_view()
     );
     assert_eq!(total(&data), before);
 }
+
+/// Workspace tags and key expiries from the Admin lists are kept, and a team can be defined by
+/// a workspace tag (`[[team]] workspace_tags`) instead of listing workspaces by hand
+/// (fixtures/formats: the sample's lists with 2026 fields added).
+#[test]
+fn a_team_is_defined_by_a_workspace_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let formats = fixtures().join("formats");
+    ingest_ok(&data, &[&fixtures().join("sample")]);
+    ingest_ok(
+        &data,
+        &[
+            &formats.join("workspaces-tagged.json"),
+            &formats.join("api-keys-expiring.json"),
+        ],
+    );
+    let rows = sql(
+        &data,
+        "SELECT workspace_name, tags FROM workspaces ORDER BY workspace_name",
+    );
+    assert_eq!(
+        rows[0]["tags"], r#"{"env":"prod","team":"search"}"#,
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[1]["tags"], r#"{"team":"support"}"#,
+        "a null tag is no tag"
+    );
+    let rows = sql(
+        &data,
+        "SELECT CAST(expires_at AS VARCHAR) AS e FROM api_keys WHERE api_key_name = 'prod-search'",
+    );
+    assert!(
+        rows[0]["e"].as_str().unwrap().starts_with("2027-03-04"),
+        "{rows:?}"
+    );
+    // By tag or by hand: the same team, the same money.
+    let by_tag = tmp.path().join("tag.toml");
+    std::fs::write(
+        &by_tag,
+        "[[team]]\nname = \"Search\"\nworkspace_tags = [\"team:search\"]\n",
+    )
+    .unwrap();
+    let by_hand = tmp.path().join("hand.toml");
+    std::fs::write(
+        &by_hand,
+        "[[team]]\nname = \"Search\"\nworkspaces = [\"Search\"]\n",
+    )
+    .unwrap();
+    let tagged = report_rows(&data, &by_tag, "2026-10", "team");
+    assert_eq!(tagged, report_rows(&data, &by_hand, "2026-10", "team"));
+    assert!(tagged.iter().any(|r| r["team"] == "Search"), "{tagged:?}");
+    // A tag that is not KEY:VALUE is a usage error.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[team]]\nname = \"Search\"\nworkspace_tags = [\"search\"]\n",
+    )
+    .unwrap();
+    let o = tl(
+        &data,
+        &[
+            "--config",
+            bad.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("use KEY:VALUE"), "{}", stderr(&o));
+    // Tags that are not an object of strings are a row error, never guessed.
+    let odd = tmp.path().join("odd");
+    std::fs::create_dir(&odd).unwrap();
+    let text = std::fs::read_to_string(formats.join("workspaces-tagged.json"))
+        .unwrap()
+        .replace(r#""env": "prod""#, r#""env": ["prod"]"#);
+    std::fs::write(odd.join("workspaces.json"), text).unwrap();
+    let (c, _) = ingest(&data, &[&odd]);
+    assert_eq!(c, 3);
+    let q = sql(&data, "SELECT reason FROM quarantine WHERE field = 'tags'");
+    assert!(
+        q[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("tag \"env\" must be a string"),
+        "{q:?}"
+    );
+}

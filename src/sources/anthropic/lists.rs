@@ -28,6 +28,9 @@ struct WorkspaceItem<'a> {
     archived_at: Scalar<'a>,
     #[serde(default, borrow)]
     display_color: Scalar<'a>,
+    /// `{"team": "search", "env": "prod"}` (Admin API workspaces, 2026: `tags{team, env}`).
+    #[serde(default)]
+    tags: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -52,12 +55,44 @@ struct ApiKeyItem<'a> {
     partial_key_hint: Scalar<'a>,
     #[serde(default, borrow)]
     status: Scalar<'a>,
+    #[serde(default, borrow)]
+    expires_at: Scalar<'a>,
 }
 
 fn opt_ts(field: &str, v: &mut Scalar<'_>) -> Result<Option<DateTime<Utc>>, (String, String)> {
     v.opt_str(field)
         .and_then(|s| s.map(|s| model::parse_ts(field, &s)).transpose())
         .map_err(|r| (field.to_string(), r))
+}
+
+/// A workspace's tags as a JSON object text with sorted keys (null values and an empty object
+/// are no tags); anything but an object of short strings is a row error.
+fn tags_text(v: Option<serde_json::Value>) -> Result<Option<String>, (String, String)> {
+    let bad = |why: String| ("tags".to_string(), why);
+    let map = match v {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(other) => return Err(bad(format!("tags must be an object, got {other}"))),
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in map {
+        match v {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) if s.len() <= crate::sources::lenient::MAX_TEXT => {
+                if !s.is_empty() {
+                    out.insert(k, s);
+                }
+            }
+            serde_json::Value::String(_) => {
+                return Err(bad(format!(
+                    "tag {k:?} is longer than {} bytes",
+                    crate::sources::lenient::MAX_TEXT
+                )));
+            }
+            other => return Err(bad(format!("tag {k:?} must be a string, got {other}"))),
+        }
+    }
+    Ok((!out.is_empty()).then(|| serde_json::to_string(&out).expect("strings serialize")))
 }
 
 /// Parses a `GET /v1/organizations/workspaces` response.
@@ -76,6 +111,7 @@ pub fn parse_workspaces<R: BufRead>(
                 .display_color
                 .opt_str("display_color")
                 .map_err(field_err("display_color"))?,
+            tags: tags_text(w.tags.take())?,
         };
         sink.workspace(ws);
         Ok(())
@@ -121,6 +157,7 @@ pub fn parse_api_keys<R: BufRead>(
                 .map_err(field_err("partial_key_hint"))?
                 .map(|h| mask_key_hint(&h)),
             status,
+            expires_at: opt_ts("expires_at", &mut k.expires_at)?,
         };
         sink.api_key(key);
         Ok(())
