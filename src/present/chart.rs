@@ -182,6 +182,21 @@ pub fn daily_by_model(
     png(&buf, SIZE, name)
 }
 
+/// A bar's name, at most 30 characters.
+fn short_label(s: &str) -> String {
+    if s.chars().count() > 30 {
+        s.chars().take(29).chain(['…']).collect()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The figure beside a bar: left-aligned, centred on the bar.
+fn figure_style() -> TextStyle<'static> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center))
+}
+
 /// The top `n` rows as horizontal bars (e.g. the top API keys by cost): the name left of its
 /// bar, the rounded figure the tables show right of it, a gap between bars.
 pub fn top_bars(title: &str, rows: &[(String, i128)], n: usize) -> Result<Vec<u8>, ChartError> {
@@ -198,14 +213,7 @@ pub fn top_bars(title: &str, rows: &[(String, i128)], n: usize) -> Result<Vec<u8
         .max(1.0);
     // Room right of the longest bar for its figure.
     let top = most * 1.3;
-    let label = |s: &str| -> String {
-        if s.chars().count() > 30 {
-            s.chars().take(29).chain(['…']).collect()
-        } else {
-            s.to_string()
-        }
-    };
-    let names: Vec<String> = rows.iter().map(|r| label(&r.0)).collect();
+    let names: Vec<String> = rows.iter().map(|r| short_label(&r.0)).collect();
     let mut buf = vec![255u8; (size.0 * size.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
@@ -249,12 +257,7 @@ pub fn top_bars(title: &str, rows: &[(String, i128)], n: usize) -> Result<Vec<u8
                     ),
             )
             .map_err(failed(name))?;
-        let figure = TextStyle::from(("sans-serif", 13).into_font()).pos(
-            plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Left,
-                plotters::style::text_anchor::VPos::Center,
-            ),
-        );
+        let figure = figure_style();
         chart
             .draw_series(rows.iter().enumerate().map(|(i, r)| {
                 let x = r.1 as f64 / 100.0 + most * 0.015;

@@ -491,6 +491,27 @@ fn amount_text(amount: &Scalar<'_>) -> Result<String, (String, String)> {
     }
 }
 
+/// A cost row's `cost_type`: required when the row is grouped by description; absent on a page
+/// not grouped by it. The cost report's default grouping is none, and `workspace_id` alone is
+/// common: such rows carry no description and no cost_type, and are the day's (or the day ×
+/// workspace's) total (Admin API cost_report: `group_by[]` is `workspace_id` and/or
+/// `description`; the fields of a dimension not grouped are null).
+fn cost_type(v: &mut Scalar<'_>, described: bool) -> Result<Option<String>, (String, String)> {
+    match v.opt_str("cost_type").map_err(field_err("cost_type"))? {
+        Some(ct) => {
+            check_enum("cost_type", &ct, model::COST_TYPES).map_err(field_err("cost_type"))?;
+            Ok(Some(ct))
+        }
+        None if !described => Ok(None),
+        None => Err((
+            "cost_type".into(),
+            "missing required field cost_type (a row grouped by description names its cost \
+             type)"
+                .into(),
+        )),
+    }
+}
+
 impl CostHandler<'_> {
     fn row(
         &self,
@@ -517,29 +538,7 @@ impl CostHandler<'_> {
             .description
             .opt_str("description")
             .map_err(field_err("description"))?;
-        // The cost report's default grouping is none, and `workspace_id` alone is common: such
-        // rows carry no description and no cost_type, and are the day's (or the day ×
-        // workspace's) total (docs.anthropic.com, Admin API cost_report: `group_by[]` is
-        // `workspace_id` and/or `description`; the fields of a dimension not grouped are null).
-        let cost_type = match r
-            .cost_type
-            .opt_str("cost_type")
-            .map_err(field_err("cost_type"))?
-        {
-            Some(ct) => {
-                check_enum("cost_type", &ct, model::COST_TYPES).map_err(field_err("cost_type"))?;
-                Some(ct)
-            }
-            None if description.is_none() => None,
-            None => {
-                return Err((
-                    "cost_type".into(),
-                    "missing required field cost_type (a row grouped by description names \
-                     its cost type)"
-                        .into(),
-                ));
-            }
-        };
+        let cost_type = cost_type(&mut r.cost_type, description.is_some())?;
         let workspace_id = r
             .workspace_id
             .opt_str("workspace_id")
