@@ -94,6 +94,16 @@ impl StagedFile {
     }
 }
 
+/// The Arrow schema of a Parquet file, from its footer.
+pub fn file_schema(path: &Path) -> Result<arrow::datatypes::SchemaRef> {
+    let file = File::open(path).map_err(|e| LakeError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
+    Ok(builder.schema().clone())
+}
+
 /// Streams a Parquet file's record batches; a missing file yields nothing.
 pub fn read_batches(path: &Path) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     read_batches_projected(path, None)

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod schema;
 pub mod teams;
 pub mod txn;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 

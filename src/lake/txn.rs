@@ -324,6 +324,14 @@ impl Snapshot {
     /// invisible to them); it is completed under the exclusive lock before reading.
     pub fn read(layout: &Layout) -> Result<Snapshot> {
         must_exist(layout)?;
+        // An older lake is upgraded once, like a journal is finished; a lake this process
+        // cannot write (an archive) is read as it is.
+        if super::upgrade::needed(layout) {
+            match Self::create(layout, true) {
+                Ok(_) | Err(LakeError::Io { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut recovered = None;
         if layout.journal().exists() {
             let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
@@ -342,19 +350,23 @@ impl Snapshot {
         Self::create(layout, wait)
     }
     /// A writer's view of a lake that may not exist yet: ingest and the nightly run make one
-    /// (the marker is written under the lock, so it exists before anything is committed).
+    /// (the marker is written under the lock, so it exists before anything is committed). A
+    /// lake written by an older version is upgraded first ([`super::upgrade`]).
     pub fn create(layout: &Layout, wait: bool) -> Result<Writer> {
         let lock = LakeLock::acquire(layout, LockMode::Exclusive, wait)?;
         let recovered = recover(layout)?;
-        if !layout.marker().is_file() {
-            super::io::write_file_atomic(&layout.marker(), b"tokenledger lake\n")
-                .map_err(io_err(&layout.marker()))?;
-        }
-        Ok(Writer(Snapshot {
+        let fresh = !layout.exists();
+        let writer = Writer(Snapshot {
             _lock: lock,
             layout: layout.clone(),
             recovered,
-        }))
+        });
+        if fresh {
+            super::upgrade::mark(layout)?;
+        } else if super::upgrade::needed(layout) {
+            writer.upgrade()?;
+        }
+        Ok(writer)
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -404,6 +416,24 @@ impl Writer {
         ));
         txn.replace(table, self.0.layout.table_file(table), batches)?;
         txn.commit()
+    }
+    /// Grows every file that lacks a column of its table's current schema (one transaction,
+    /// one file in memory at a time), then marks the lake with the current version.
+    fn upgrade(&self) -> Result<usize> {
+        let stale = super::upgrade::stale_files(self)?;
+        let mut txn = self.begin(format!(
+            "upgrade-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+        ));
+        for (table, file) in &stale {
+            let grown = super::upgrade::grown(*table, file)?;
+            txn.replace(*table, file.clone(), &grown)?;
+        }
+        if !txn.is_empty() {
+            txn.commit()?;
+        }
+        super::upgrade::mark(self)?;
+        Ok(stale.len())
     }
     /// Gives the lock up as a reader's snapshot would (the view stays valid until dropped).
     pub fn into_snapshot(self) -> Snapshot {

@@ -66,3 +66,77 @@ fn zip_rows_refuses_streams_of_different_lengths() {
         "{err}"
     );
 }
+
+/// Rewrites `file` without `column`, as a version before the column existed wrote it.
+fn drop_column(file: &Path, column: &str) {
+    use parquet::arrow::ArrowWriter;
+    let batches = tokenledger::lake::io::read_all(file).unwrap();
+    let schema = batches[0].schema();
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| schema.field(i).name() != column)
+        .collect();
+    let old: Vec<RecordBatch> = batches.iter().map(|b| b.project(&keep).unwrap()).collect();
+    let out = std::fs::File::create(file).unwrap();
+    let mut w = ArrowWriter::try_new(out, old[0].schema(), None).unwrap();
+    for b in &old {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+}
+
+/// A lake written before `workspaces.tags` and `api_keys.expires_at` existed (its files lack
+/// the columns, its marker no schema line) is upgraded by the first command that opens it: the
+/// files gain the columns (null), the marker says the version, and no figure changes.
+#[test]
+fn a_lake_from_an_older_version_gains_the_new_columns_once() {
+    use crate::common::*;
+    use tokenledger::lake::{Layout, Table};
+    use tokenledger::vocab::Provider;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest_ok(&data, &[&fixtures().join("sample")]);
+    let before =
+        String::from_utf8(tl(&data, &["report", "--month", "2026-10", "--format", "csv"]).stdout)
+            .unwrap();
+    let layout = Layout::new(&data);
+    let ws = layout.provider_file(Table::Workspaces, Provider::Anthropic);
+    let keys = layout.provider_file(Table::ApiKeys, Provider::Anthropic);
+    drop_column(&ws, "tags");
+    drop_column(&keys, "expires_at");
+    std::fs::write(layout.marker(), "tokenledger lake\n").unwrap();
+    assert!(tokenledger::lake::upgrade::needed(&layout));
+    // A read command upgrades it and reads the new columns as null.
+    let rows = sql(
+        &data,
+        "SELECT workspace_name, tags FROM workspaces ORDER BY 1",
+    );
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["tags"].is_null()), "{rows:?}");
+    let has = |f: &Path, c: &str| {
+        tokenledger::lake::io::file_schema(f)
+            .unwrap()
+            .field_with_name(c)
+            .is_ok()
+    };
+    assert!(has(&ws, "tags") && has(&keys, "expires_at"));
+    assert!(
+        std::fs::read_to_string(layout.marker())
+            .unwrap()
+            .contains(&format!("schema {}", tokenledger::lake::SCHEMA_VERSION))
+    );
+    assert!(!tokenledger::lake::upgrade::needed(&layout));
+    let after =
+        String::from_utf8(tl(&data, &["report", "--month", "2026-10", "--format", "csv"]).stdout)
+            .unwrap();
+    assert_eq!(before, after, "no figure changes");
+    // The next list ingest writes on top of the upgraded files.
+    ingest_ok(
+        &data,
+        &[&fixtures().join("formats").join("workspaces-tagged.json")],
+    );
+    let rows = sql(
+        &data,
+        "SELECT tags FROM workspaces WHERE workspace_name = 'Search'",
+    );
+    assert_eq!(rows[0]["tags"], r#"{"env":"prod","team":"search"}"#);
+}
