@@ -24,26 +24,6 @@ pub const RATED_USAGE_SQL: &str = include_str!("../sql/rated_usage.sql");
 /// The view's name.
 pub const RATED_USAGE: &str = "rated_usage";
 
-pub const TABLES: [Table; 17] = [
-    Table::Usage,
-    Table::UsageCoverage,
-    Table::Cost,
-    Table::CostCoverage,
-    Table::Workspaces,
-    Table::ApiKeys,
-    Table::IngestLog,
-    Table::Quarantine,
-    Table::UsagePricing,
-    Table::CreditLots,
-    Table::BalanceSnapshots,
-    Table::Invoices,
-    Table::InvoiceLines,
-    Table::AnomalyAcks,
-    Table::MailLog,
-    Table::AlertLog,
-    Table::Teams,
-];
-
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("{0}")]
@@ -218,7 +198,7 @@ pub fn name_frames(layout: &Layout) -> Result<(Frame, Frame), QueryError> {
 /// A SQL context with every non-empty table registered under its directory name.
 pub fn context(layout: &Layout) -> Result<SQLContext, QueryError> {
     let ctx = SQLContext::new();
-    for t in TABLES {
+    for t in Table::ALL {
         if let Some(mut lf) = scan(layout, t)? {
             if t == Table::Teams {
                 // polars 0.55.2 drops left rows with a null key (Console usage has no key
@@ -744,7 +724,7 @@ fn sql_type(t: &arrow::datatypes::DataType) -> String {
 pub fn tables_grid() -> Grid {
     let mut rows = Vec::new();
     // The lake's tables, then the view over two of them.
-    let all = TABLES
+    let all = Table::ALL
         .iter()
         .map(|t| (t.dir_name(), crate::lake::schema::of(*t), t.monthly()))
         .chain([(RATED_USAGE, crate::lake::schema::rated_usage_view(), true)]);

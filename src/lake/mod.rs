@@ -68,6 +68,26 @@ pub enum Table {
 }
 
 impl Table {
+    /// Every table of the lake, in layout order (`sql --tables`, upgrades).
+    pub const ALL: [Table; 17] = [
+        Table::Usage,
+        Table::UsageCoverage,
+        Table::Cost,
+        Table::CostCoverage,
+        Table::Workspaces,
+        Table::ApiKeys,
+        Table::IngestLog,
+        Table::Quarantine,
+        Table::UsagePricing,
+        Table::CreditLots,
+        Table::BalanceSnapshots,
+        Table::Invoices,
+        Table::InvoiceLines,
+        Table::AnomalyAcks,
+        Table::MailLog,
+        Table::AlertLog,
+        Table::Teams,
+    ];
     pub const fn dir_name(self) -> &'static str {
         match self {
             Table::Usage => "usage",

@@ -19,27 +19,6 @@ use arrow::record_batch::RecordBatch;
 use super::error::{LakeError, Result, io_err};
 use super::{Layout, SCHEMA_VERSION, Table};
 
-/// Every table, in the order they are upgraded.
-const TABLES: [Table; 17] = [
-    Table::Usage,
-    Table::UsageCoverage,
-    Table::Cost,
-    Table::CostCoverage,
-    Table::Workspaces,
-    Table::ApiKeys,
-    Table::IngestLog,
-    Table::Quarantine,
-    Table::UsagePricing,
-    Table::CreditLots,
-    Table::BalanceSnapshots,
-    Table::Invoices,
-    Table::InvoiceLines,
-    Table::AnomalyAcks,
-    Table::MailLog,
-    Table::AlertLog,
-    Table::Teams,
-];
-
 /// The marker's text for the current version.
 pub fn marker_text() -> String {
     format!("tokenledger lake\nschema {SCHEMA_VERSION}\n")
@@ -71,7 +50,7 @@ fn current() -> u32 {
 /// each file's footer only).
 pub fn stale_files(layout: &Layout) -> Result<Vec<(Table, PathBuf)>> {
     let mut out = Vec::new();
-    for table in TABLES {
+    for table in Table::ALL {
         let want = super::schema::of(table);
         for file in parquet_files(&layout.table_dir(table))? {
             let have = super::io::file_schema(&file)?;

@@ -47,7 +47,7 @@ fn every_lake_column_is_documented_in_its_tables_section() {
             .1
     };
     let usage = section_of(Table::Usage);
-    for t in tokenledger::query::TABLES {
+    for t in tokenledger::lake::Table::ALL {
         assert!(
             doc.contains(&format!("{}/", t.dir_name())),
             "table {} missing from the layout",
