@@ -186,10 +186,14 @@ pub fn group_thousands(s: &str) -> String {
 
 /// Cents as dollars with thousands separators: `371122` → `3,711.22` (presentation only).
 pub fn usd_text(c: i128) -> String {
-    let t = cents_text(c);
+    group_number(&cents_text(c))
+}
+
+/// A decimal's text with its integer part grouped: `-24990.98` → `-24,990.98`.
+pub fn group_number(t: &str) -> String {
     match t.split_once('.') {
         Some((i, f)) => format!("{}.{f}", group_thousands(i)),
-        None => group_thousands(&t),
+        None => group_thousands(t),
     }
 }
 

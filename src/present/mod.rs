@@ -106,14 +106,7 @@ fn show(c: &Cell, whole: bool) -> Shown {
     match c {
         Cell::Null => (String::new(), false),
         Cell::Int(v) => (group_thousands(&v.to_string()), true),
-        Cell::Dec(..) => {
-            let t = c.text();
-            let grouped = match t.split_once('.') {
-                Some((i, f)) => format!("{}.{f}", group_thousands(i)),
-                None => group_thousands(&t),
-            };
-            (grouped, true)
-        }
+        Cell::Dec(..) => (money::group_number(&c.text()), true),
         Cell::Text(s) if whole => (escape_controls(s), s == PricingStatus::Unpriced.as_str()),
         Cell::Text(s) => (table_text(s), s == PricingStatus::Unpriced.as_str()),
     }
@@ -378,17 +371,9 @@ pub const TABLE_TEXT_MAX: usize = 60;
 /// A text cell for the terminal: control characters escaped (no escape sequence from an
 /// export ever reaches the terminal), and shortened to [`TABLE_TEXT_MAX`] characters.
 pub fn table_text(s: &str) -> String {
-    let mut out = String::new();
-    for (n, c) in s.chars().enumerate() {
-        if n >= TABLE_TEXT_MAX {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+    let mut out = escape_controls(&s.chars().take(TABLE_TEXT_MAX).collect::<String>());
+    if s.chars().nth(TABLE_TEXT_MAX).is_some() {
+        out.push('…');
     }
     out
 }

@@ -278,7 +278,7 @@ fn team_totals_agree_to_the_cent_in_the_cli_mail_csv_and_html() {
             Some(c),
             "{t}: CLI {c} vs the finance CSV {csv:?}"
         );
-        let shown = format!("{}.{:02}", group(c / 100), c % 100);
+        let shown = tokenledger::money::usd_text(*c);
         assert!(
             text.contains(&format!(": {shown}")),
             "{t} {shown} not in the finance text:\n{text}"
@@ -303,18 +303,6 @@ fn team_totals_agree_to_the_cent_in_the_cli_mail_csv_and_html() {
         table.contains("Share of Default (shared workspace): 81.1 % of $2,988.03"),
         "{table}"
     );
-}
-
-fn group(n: i128) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// Point 3 and the done-when: the demo's finance summary lists each injected incident of
