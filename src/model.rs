@@ -60,6 +60,9 @@ pub enum SourceFormat {
     AnthropicUsageApi,
     /// `GET /v1/organizations/cost_report` pages.
     AnthropicCostApi,
+    /// A whole `GET /v1/organizations/analytics/cost` query: its parameters and every page
+    /// (`sources::anthropic::analytics`; the envelope `tokenledger pull` writes).
+    AnthropicAnalyticsCost,
     /// Console "Usage" CSV export (either header generation).
     AnthropicConsoleUsageCsv,
     /// `GET /v1/organizations/workspaces`.
@@ -77,9 +80,10 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
-    pub const ALL: [SourceFormat; 9] = [
+    pub const ALL: [SourceFormat; 10] = [
         Self::AnthropicUsageApi,
         Self::AnthropicCostApi,
+        Self::AnthropicAnalyticsCost,
         Self::AnthropicConsoleUsageCsv,
         Self::AnthropicWorkspaces,
         Self::AnthropicApiKeys,
@@ -92,6 +96,7 @@ impl SourceFormat {
         match self {
             Self::AnthropicUsageApi => "anthropic-usage-api",
             Self::AnthropicCostApi => "anthropic-cost-api",
+            Self::AnthropicAnalyticsCost => "anthropic-analytics-cost",
             Self::AnthropicConsoleUsageCsv => "anthropic-console-usage-csv",
             Self::AnthropicWorkspaces => "anthropic-workspaces",
             Self::AnthropicApiKeys => "anthropic-api-keys",
@@ -110,6 +115,7 @@ impl SourceFormat {
         match self {
             Self::AnthropicUsageApi
             | Self::AnthropicCostApi
+            | Self::AnthropicAnalyticsCost
             | Self::AnthropicConsoleUsageCsv
             | Self::AnthropicWorkspaces
             | Self::AnthropicApiKeys => Some(Provider::Anthropic),
@@ -124,7 +130,8 @@ impl SourceFormat {
         match self {
             Self::AnthropicUsageApi => Some(SourceFamily::Api),
             Self::AnthropicConsoleUsageCsv => Some(SourceFamily::Export),
-            Self::AnthropicCostApi => Some(SourceFamily::Api),
+            // The provider's API either way: within a family the latest export of a day wins.
+            Self::AnthropicCostApi | Self::AnthropicAnalyticsCost => Some(SourceFamily::Api),
             _ => None,
         }
     }
@@ -307,6 +314,9 @@ pub struct CostRow {
     pub amount: Decimal,
     /// The amount exactly as the export wrote it (cents, as a string), for lineage.
     pub amount_raw: String,
+    /// The same charge at list price, before discounts (the Analytics cost report's
+    /// `list_amount`); `None` where the export has none (the legacy cost report).
+    pub list_amount: Option<Decimal>,
     pub source_format: SourceFormat,
     pub source_row: u64,
 }

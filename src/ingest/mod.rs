@@ -343,7 +343,9 @@ impl Group {
             SourceFormat::AnthropicUsageApi | SourceFormat::AnthropicConsoleUsageCsv => {
                 Some(Group::Usage)
             }
-            SourceFormat::AnthropicCostApi => Some(Group::Cost),
+            SourceFormat::AnthropicCostApi | SourceFormat::AnthropicAnalyticsCost => {
+                Some(Group::Cost)
+            }
             _ => None,
         }
     }

@@ -197,6 +197,7 @@ pub struct CostBuilder {
     currency: StringBuilder,
     amount: Decimal128Builder,
     amount_raw: StringBuilder,
+    list_amount: Decimal128Builder,
     source_format: StringBuilder,
     source_file: StringBuilder,
     source_row: Int64Builder,
@@ -220,6 +221,9 @@ impl Default for CostBuilder {
                 .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE as i8)
                 .expect("valid decimal type"),
             amount_raw: StringBuilder::new(),
+            list_amount: Decimal128Builder::new()
+                .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE as i8)
+                .expect("valid decimal type"),
             source_format: StringBuilder::new(),
             source_file: StringBuilder::new(),
             source_row: Int64Builder::new(),
@@ -244,6 +248,10 @@ impl CostBuilder {
         ingest_id: &str,
     ) -> std::result::Result<(), String> {
         let amount = crate::money::Money::from_decimal(r.amount)?.units();
+        let list_amount = r
+            .list_amount
+            .map(|d| crate::money::Money::from_decimal(d).map(|m| m.units()))
+            .transpose()?;
         self.bucket_start.append_value(micros(r.bucket_start));
         self.bucket_end.append_value(micros(r.bucket_end));
         self.provider.append_value(r.provider.as_str());
@@ -265,6 +273,7 @@ impl CostBuilder {
         self.currency.append_value(&r.currency);
         self.amount.append_value(amount);
         self.amount_raw.append_value(&r.amount_raw);
+        self.list_amount.append_option(list_amount);
         self.source_format.append_value(r.source_format.as_str());
         self.source_file.append_value(source_file);
         self.source_row.append_value(r.source_row as i64);
@@ -290,6 +299,7 @@ impl CostBuilder {
         cols.push(Arc::new(self.currency.finish()));
         cols.push(Arc::new(self.amount.finish()));
         cols.push(Arc::new(self.amount_raw.finish()));
+        cols.push(Arc::new(self.list_amount.finish()));
         cols.push(Arc::new(self.source_format.finish()));
         cols.push(Arc::new(self.source_file.finish()));
         cols.push(Arc::new(self.source_row.finish()));

@@ -92,6 +92,11 @@ pub fn cost() -> SchemaRef {
         s("currency", false),
         money("amount"),
         s("amount_raw", false),
+        Field::new(
+            "list_amount",
+            DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8),
+            true,
+        ),
     ];
     f.extend(lineage());
     Arc::new(Schema::new(f))

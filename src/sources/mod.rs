@@ -217,7 +217,8 @@ pub(crate) struct Markers {
     found: u32,
 }
 
-const MARKERS: [&[u8]; 17] = [
+const MARKERS: [&[u8]; 18] = [
+    b"\"tokenledger_query\":",
     b"\"starting_at\":",
     b"\"results\":",
     b"\"group\":",
@@ -441,6 +442,9 @@ fn parse_raw_bytes(
             admin::parse_usage::<Nothing>(Bytes(bytes), limits, sink)
         }
         SourceFormat::AnthropicCostApi => admin::parse_cost::<Nothing>(Bytes(bytes), limits, sink),
+        SourceFormat::AnthropicAnalyticsCost => {
+            anthropic::analytics::parse_cost(bytes, limits, sink)
+        }
         SourceFormat::AnthropicWorkspaces => lists::parse_workspaces::<Nothing>(Bytes(bytes), sink),
         SourceFormat::AnthropicApiKeys => lists::parse_api_keys::<Nothing>(Bytes(bytes), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(bytes, limits, sink),
@@ -470,8 +474,10 @@ fn parse_raw_reader<R: BufRead>(
         SourceFormat::AnthropicWorkspaces => lists::parse_workspaces(json(reader), sink),
         SourceFormat::AnthropicApiKeys => lists::parse_api_keys(json(reader), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(reader, limits, sink),
-        // Credits and invoice files are small and read whole (at most IN_MEMORY_LIMIT).
-        SourceFormat::CreditLotsCsv
+        // Credits and invoice files and Analytics queries are read whole (at most
+        // IN_MEMORY_LIMIT).
+        SourceFormat::AnthropicAnalyticsCost
+        | SourceFormat::CreditLotsCsv
         | SourceFormat::BalanceSnapshotsCsv
         | SourceFormat::StripeInvoice
         | SourceFormat::InvoiceCsv => {
@@ -482,7 +488,7 @@ fn parse_raw_reader<R: BufRead>(
                 .map_err(|e| FileError::new(format!("read error: {e}")))?;
             if bytes.len() as u64 > IN_MEMORY_LIMIT {
                 return Err(FileError::new(format!(
-                    "larger than {} MiB: not a credits or invoice file",
+                    "larger than {} MiB: not a credits, invoice or Analytics query file",
                     IN_MEMORY_LIMIT >> 20
                 )));
             }

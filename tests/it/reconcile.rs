@@ -347,3 +347,95 @@ fn a_cost_report_not_grouped_by_description_reconciles_at_its_grain() {
         assert_eq!(rows[0]["n"], 0, "{file}");
     }
 }
+
+/// A whole Analytics cost query (fixtures/formats: the sample's cost report as the Analytics
+/// API returns it, spend-ordered over two pages, in the query envelope) is a provider-side
+/// figure like the cost report: the same reconciliation, `list_amount` kept; both exports of
+/// the same days are never counted twice; a page without its query, an incomplete or filtered
+/// query, or one grouped by a dimension the cost table lacks is refused whole, with the reason.
+#[test]
+fn an_analytics_cost_query_reconciles_like_the_cost_report_and_is_refused_when_partial() {
+    let formats = fixtures().join("formats");
+    let query = formats.join("analytics-cost-2026-10-query.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let exports = sample_with_cost(tmp.path(), &query);
+    ingest_ok(&data, &[&exports]);
+    let (c, r) = reconcile(&data);
+    assert_eq!(c, 0, "{r:#}");
+    assert_eq!(r["provider_usd"], "2.195012500000");
+    assert_eq!(r["ours_usd"], "2.920112500000");
+    assert_eq!(r["lines_unexplained"], 0);
+    let rows = sql(
+        &data,
+        "SELECT CAST(SUM(list_amount) AS VARCHAR) AS l, COUNT(*) AS n, MIN(source_format) AS f FROM cost",
+    );
+    assert_eq!(rows[0]["l"], "2.195012500000", "{rows:?}");
+    assert_eq!(rows[0]["f"], "anthropic-analytics-cost");
+    // The legacy cost report of the same days too: one of them owns each day, never both.
+    ingest_ok(
+        &data,
+        &[&fixtures().join("sample").join("cost-2026-10.json")],
+    );
+    let (c, r) = reconcile(&data);
+    assert_eq!((c, r["provider_usd"].as_str()), (0, Some("2.195012500000")));
+    ingest_ok(&data, &[&query]); // again: a known file, nothing changes
+    assert_eq!(reconcile(&data).1["provider_usd"], "2.195012500000");
+
+    // Refused whole, with the reason.
+    let text = std::fs::read_to_string(&query).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let variant = |name: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = v.clone();
+        f(&mut v);
+        let p = tmp.path().join(name);
+        std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        p
+    };
+    let cases: Vec<(std::path::PathBuf, &str)> = vec![
+        (
+            variant("incomplete.json", &|v| {
+                v["pages"].as_array_mut().unwrap().pop();
+            }),
+            "an incomplete Analytics query",
+        ),
+        (
+            variant("filtered.json", &|v| {
+                v["tokenledger_query"]["filters"] =
+                    serde_json::json!({"workspace_ids": ["wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ"]});
+            }),
+            "a filtered Analytics query (workspace_ids)",
+        ),
+        (
+            variant("by-product.json", &|v| {
+                v["tokenledger_query"]["group_by"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push("product".into());
+            }),
+            "grouped by \"product\"",
+        ),
+        (
+            variant("page.json", &|v| *v = v["pages"][1].clone()),
+            "without its query",
+        ),
+    ];
+    for (file, reason) in cases {
+        let data = tmp
+            .path()
+            .join(format!("d-{}", file.file_stem().unwrap().to_string_lossy()));
+        let (c, s) = ingest(&data, &[&file]);
+        assert_eq!(c, 3, "{reason}: {s:#}");
+        let why = s["files"][0]["error"].as_str().unwrap_or_default();
+        assert!(why.contains(reason), "{reason}: {s:#}");
+    }
+    // A row whose amount is a JSON number is quarantined, the rest loads.
+    let p = variant("number.json", &|v| {
+        v["pages"][0]["data"][0]["cost"]["amount"] = serde_json::json!(12.5);
+    });
+    let d2 = tmp.path().join("d-number");
+    let (c, _) = ingest(&d2, &[&p]);
+    assert_eq!(c, 3);
+    let q = sql(&d2, "SELECT field, reason FROM quarantine");
+    assert_eq!(q[0]["field"], "amount", "{q:?}");
+}

@@ -575,6 +575,7 @@ impl CostHandler<'_> {
             currency,
             amount,
             amount_raw,
+            list_amount: None,
             source_format: SourceFormat::AnthropicCostApi,
             source_row: self.ordinal,
         })

@@ -6,6 +6,7 @@
 //! provider's format.
 
 pub mod admin;
+pub mod analytics;
 pub mod console_csv;
 pub mod lists;
 
@@ -32,13 +33,24 @@ pub fn detect_header(first_line: &str) -> Option<Result<Detected, FileError>> {
 /// Anthropic's.
 pub(super) fn detect_json(m: &Markers) -> Option<Result<Detected, FileError>> {
     let has = |k: &str| m.has(k);
+    if has("tokenledger_query") {
+        // A whole Analytics query (the envelope `pull` writes): cost queries are read.
+        if has("cost") || !has("usage") {
+            return Some(Ok(Detected::Format(SourceFormat::AnthropicAnalyticsCost)));
+        }
+        return Some(Err(FileError::new(
+            "an Analytics usage query: tokenledger reads Analytics cost queries only (usage: \
+             not yet); export usage_report/messages instead",
+        )));
+    }
     if has("starting_at") {
         if !has("results") && (has("group") || has("usage") || has("cost")) {
             return Some(Err(FileError::new(
                 "a page of the Usage & Cost Analytics API (/v1/organizations/analytics/usage or \
-                 /analytics/cost: flat items with group{…} and usage{…}/cost{…}, no results[]), \
-                 which tokenledger does not read yet; export usage_report/messages and \
-                 cost_report instead",
+                 /analytics/cost: flat items with group{…} and usage{…}/cost{…}, no results[]) \
+                 without its query: a page alone does not say its range, filters or grouping, \
+                 so it restates nothing; ingest the whole query as a tokenledger query file \
+                 (fixtures/README.md; `tokenledger pull` writes them)",
             )));
         }
         if has("data_refreshed_at") || has("rbac_group_id") || has("slack_channel_id") {
