@@ -1,6 +1,7 @@
 -- Reconciliation, our side: list cost per UTC day × workspace × model × tier from rated_usage,
 -- one column per charge (the cost columns of rated_usage; reconcile pairs each with the cost
--- report's token_type), plus token counts of UNPRICED rows. The provider's cost report and
+-- report's token_type), plus the token counts of each class (the rates the price-book check
+-- compares) and of UNPRICED rows. The provider's cost report and
 -- invoice are on UTC days and months, so reconciliation is too (`utc_day`, and `month`, the
 -- partition key), whatever the business `timezone`. What `tokenledger reconcile --month M`
 -- reads, once per rated part file (the sums are added up across parts). Portable SQL.
@@ -18,6 +19,11 @@ SELECT
   SUM(cost_output) AS cost_output,
   SUM(cost_web_search) AS cost_web_search,
   SUM(uncached_input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens + output_tokens) AS tokens,
+  SUM(uncached_input_tokens) AS uncached_input_tokens,
+  SUM(cache_write_5m_tokens) AS cache_write_5m_tokens,
+  SUM(cache_write_1h_tokens) AS cache_write_1h_tokens,
+  SUM(cache_read_tokens) AS cache_read_tokens,
+  SUM(output_tokens) AS output_tokens,
   SUM(web_search_requests) AS web_search_requests
 FROM rated_usage
 WHERE month = '{{month}}'

@@ -9,7 +9,8 @@ SELECT
   cost_type,
   token_type,
   currency,
-  SUM(amount) AS amount
+  SUM(amount) AS amount,
+  SUM(list_amount) AS list_amount
 FROM cost
 WHERE month = '{{month}}'
 GROUP BY bucket_start, workspace_id, workspace_name, model, cost_type, token_type, currency

@@ -297,6 +297,8 @@ pub enum Review {
     /// Usage or cost data older than `stale_after_days` (a missing export, or a pull that
     /// stopped): the figures after its last day are missing, not zero.
     StaleData { tables: usize },
+    /// The provider's list price differs from the price book's (`reconcile` price drift).
+    PriceDrift { month: String, findings: usize },
 }
 
 impl Review {
@@ -312,6 +314,9 @@ impl Review {
             Review::Unpriced { month, lines } => Some(format!("review:unpriced:{month}:{lines}")),
             Review::Unexplained { month, lines } => {
                 Some(format!("review:unexplained:{month}:{lines}"))
+            }
+            Review::PriceDrift { month, findings } => {
+                Some(format!("review:price_drift:{month}:{findings}"))
             }
             Review::InvoiceUnexplained { invoice } => {
                 Some(format!("review:invoice_unexplained:{invoice}"))

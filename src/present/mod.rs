@@ -922,6 +922,23 @@ pub fn reconcile_text(
                 r.lines_explained,
                 r.lines_unexplained
             );
+            for d in &r.price_drift {
+                out.push_str(&wrap_prose(
+                    &format!(
+                        "PRICE DRIFT: {} {} from {} ({} day(s)): our list rate ${}/M, the \
+                         provider's ${}/M; ${} not in our list cost — check the price book \
+                         (tokenledger prices) and add an override (exit code 3)\n",
+                        d.model,
+                        d.token_type,
+                        d.first_day,
+                        d.days,
+                        d.our_rate.normalize(),
+                        d.provider_rate.normalize(),
+                        d.impact_usd.usd()
+                    ),
+                    width,
+                ));
+            }
             for (grain, days) in coarse_grains(r) {
                 out.push_str(&wrap_prose(
                     &format!(

@@ -114,6 +114,26 @@ pub struct Line {
     pub cause: String,
 }
 
+/// A model and charge whose list price in our book is not the provider's: from `first_day` on,
+/// the provider's `list_amount` for the same rows implies another rate (a stale or missing price
+/// in the book, found the morning after, not by finance at month end).
+#[derive(Debug, Clone, Serialize)]
+pub struct PriceDrift {
+    /// Always `price_drift`.
+    pub kind: &'static str,
+    pub model: String,
+    /// The cost report's name of the charge (`output_tokens`, …).
+    pub token_type: String,
+    pub first_day: String,
+    /// Days of the month it drifted on.
+    pub days: usize,
+    /// USD per million units (tokens; web searches: per million searches) on the first day.
+    pub our_rate: rust_decimal::Decimal,
+    pub provider_rate: rust_decimal::Decimal,
+    /// The provider's list cost − ours over the drifting days (what the book misses).
+    pub impact_usd: Money,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkspaceTotal {
     pub workspace_id: Option<String>,
@@ -139,6 +159,8 @@ pub struct Reconciliation {
     /// Days whose cost report was not grouped by description, and the grain they were
     /// compared at (`day × workspace` or `day`).
     pub coarse_days: BTreeMap<String, &'static str>,
+    /// Models and charges whose list price differs from the provider's (`list_amount`).
+    pub price_drift: Vec<PriceDrift>,
     /// Every line that did not match (matched lines are only counted).
     pub lines: Vec<Line>,
     /// The three-way tie-out of each invoice whose period starts in the month.
@@ -166,6 +188,12 @@ impl Reconciliation {
             })
             .into_iter()
             .collect();
+        if !self.price_drift.is_empty() {
+            out.push(crate::vocab::Review::PriceDrift {
+                month: self.month.key(),
+                findings: self.price_drift.len(),
+            });
+        }
         for t in self.tie_outs.iter().filter(|t| t.needs_review) {
             out.push(crate::vocab::Review::InvoiceUnexplained {
                 invoice: t.invoice_number.clone(),
@@ -207,7 +235,11 @@ struct Acc {
     ours: Money,
     priority: Money,
     unpriced_units: i128,
+    /// Units (tokens, or web searches) of the priced rows: the rate the line implies.
+    units: i128,
     provider: Money,
+    /// The provider's list price of the line, where its export has one (Analytics).
+    provider_list: Option<Money>,
     workspace_name: Option<String>,
 }
 
@@ -245,6 +277,15 @@ fn ours(layout: &Layout, month: &str, acc: &mut BTreeMap<Key, Acc>) -> Result<()
             f.text("pricing_status")?,
         );
         let (tokens, searches) = (f.count("tokens")?, f.count("web_search_requests")?);
+        let class_units: Vec<Vec<Option<i128>>> = charges()
+            .map(|(_, charge)| {
+                let column = TokenClass::ALL
+                    .iter()
+                    .find(|c| c.cost_report_type() == charge)
+                    .map_or("web_search_requests", |c| c.column());
+                f.count(column)
+            })
+            .collect::<Result<_, _>>()?;
         let costs: Vec<Vec<Option<Money>>> = charges()
             .map(|(c, _)| f.money(c))
             .collect::<Result<_, _>>()?;
@@ -268,6 +309,12 @@ fn ours(layout: &Layout, month: &str, acc: &mut BTreeMap<Key, Acc>) -> Result<()
                 if priced {
                     let v = costs[k][i].ok_or(ReconcileError::Status("priced, no cost".into()))?;
                     add(&mut e.ours, v, "rated_usage cost")?;
+                    if !is_priority {
+                        e.units = e
+                            .units
+                            .checked_add(class_units[k][i].unwrap_or(0))
+                            .ok_or(ReconcileError::Overflow("token counts"))?;
+                    }
                     if is_priority {
                         add(&mut e.priority, v, "rated_usage cost")?;
                     }
@@ -314,7 +361,7 @@ fn provider(
         f.text("token_type")?,
         f.text("model")?,
     );
-    let amount = f.money("amount")?;
+    let (amount, list) = (f.money("amount")?, f.money("list_amount")?);
     for i in 0..f.height() {
         let a = amount[i].ok_or(ReconcileError::Status("cost row without amount".into()))?;
         let Some(ct) = cost_type[i].clone() else {
@@ -336,6 +383,11 @@ fn provider(
             .entry((day[i].clone().unwrap_or_default(), ws[i].clone(), m, charge))
             .or_default();
         add(&mut e.provider, a, "cost.amount")?;
+        if let Some(l) = list[i] {
+            let mut sum = e.provider_list.unwrap_or(Money::ZERO);
+            add(&mut sum, l, "cost.list_amount")?;
+            e.provider_list = Some(sum);
+        }
         if e.workspace_name.is_none() {
             e.workspace_name = wsn[i].clone();
         }
@@ -397,6 +449,66 @@ fn collapse(
         }
     }
     Ok(grains)
+}
+
+/// The price-book check: per model and charge, the days where the provider's list amount for
+/// the same rows (priority tier left out: the cost report omits it) differs from our list cost
+/// by more than the tolerance and more than 0.5 % — a rate, not rounding.
+fn price_drift(
+    acc: &BTreeMap<Key, Acc>,
+    tolerance: Money,
+) -> Result<Vec<PriceDrift>, ReconcileError> {
+    type Day = (Money, Money, i128); // ours, provider list, units
+    let mut by: BTreeMap<(String, String), BTreeMap<String, Day>> = BTreeMap::new();
+    for ((day, _, model, charge), a) in acc {
+        let (Some(model), Some(list)) = (model, a.provider_list) else {
+            continue;
+        };
+        if a.unpriced_units > 0 || a.units == 0 {
+            continue;
+        }
+        let e = by
+            .entry((model.clone(), charge.clone()))
+            .or_default()
+            .entry(day.clone())
+            .or_default();
+        add(&mut e.0, sub(a.ours, a.priority)?, "rated_usage cost")?;
+        add(&mut e.1, list, "cost.list_amount")?;
+        e.2 = e.2.saturating_add(a.units);
+    }
+    let rate = |m: Money, units: i128| -> rust_decimal::Decimal {
+        let per_million =
+            m.to_decimal().unwrap_or_default() * rust_decimal::Decimal::from(1_000_000);
+        (per_million / rust_decimal::Decimal::from(units)).round_dp(6)
+    };
+    let mut out = Vec::new();
+    for ((model, charge), days) in by {
+        let mut drifting = Vec::new();
+        for (day, (ours, list, units)) in &days {
+            let d = sub(*list, *ours)?;
+            if d.abs() > tolerance && d.abs().units().saturating_mul(200) > ours.abs().units() {
+                drifting.push((day, *ours, *list, *units, d));
+            }
+        }
+        let Some(&(first, ours, list, units, _)) = drifting.first() else {
+            continue;
+        };
+        let mut impact = Money::ZERO;
+        for d in &drifting {
+            add(&mut impact, d.4, "price drift")?;
+        }
+        out.push(PriceDrift {
+            kind: "price_drift",
+            model,
+            token_type: charge,
+            first_day: first.clone(),
+            days: drifting.len(),
+            our_rate: rate(ours, units),
+            provider_rate: rate(list, units),
+            impact_usd: impact,
+        });
+    }
+    Ok(out)
 }
 
 /// The UTC date (YYYY-MM-DD) of each row's `bucket_start`.
@@ -559,6 +671,7 @@ impl Reconciliation {
             unexplained_usd: Money::ZERO,
             per_workspace: Vec::new(),
             coarse_days: BTreeMap::new(),
+            price_drift: Vec::new(),
             lines: Vec::new(),
             tie_outs: Vec::new(),
             days: BTreeMap::new(),
@@ -630,6 +743,7 @@ pub fn reconcile(
     ours(layout, &key, &mut acc)?;
     let mut coarse = Coarse::new();
     provider(layout, &key, &mut acc, &mut coarse)?;
+    let drift = price_drift(&acc, tolerance)?;
     let coarse_days = collapse(&mut acc, coarse)?;
     let cx = Context {
         tolerance,
@@ -640,6 +754,7 @@ pub fn reconcile(
     let names = workspace_names(layout)?;
     let mut r = Reconciliation::new(month, tolerance);
     r.coarse_days = coarse_days;
+    r.price_drift = drift;
     let mut per_ws: BTreeMap<Option<String>, WorkspaceTotal> = BTreeMap::new();
     for (key, a) in acc {
         if a.ours == Money::ZERO && a.provider == Money::ZERO && a.unpriced_units == 0 {

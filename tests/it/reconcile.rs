@@ -439,3 +439,82 @@ fn an_analytics_cost_query_reconciles_like_the_cost_report_and_is_refused_when_p
     let q = sql(&d2, "SELECT field, reason FROM quarantine");
     assert_eq!(q[0]["field"], "amount", "{q:?}");
 }
+
+/// The price-book check (#25 point 4): a planted stale price — the provider's list amount for
+/// claude-sonnet-4-5 output tokens 20 % above our book from 2026-10-02 on — is a `price_drift`
+/// with the model, the token type, the first day and both rates; nothing else drifts; exit 3,
+/// and the nightly run exits 3 too.
+#[test]
+fn a_stale_price_in_the_book_is_found_as_price_drift() {
+    use rust_decimal::Decimal;
+    let tmp = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(fixtures().join("formats/analytics-cost-2026-10-query.json"))
+            .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut planted = 0;
+    for page in v["pages"].as_array_mut().unwrap() {
+        for item in page["data"].as_array_mut().unwrap() {
+            let g = &item["group"];
+            let sonnet = g["model"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("claude-sonnet-4-5");
+            if sonnet
+                && g["token_type"] == "output_tokens"
+                && item["starting_at"].as_str().unwrap() >= "2026-10-02"
+            {
+                for k in ["amount", "list_amount"] {
+                    let c: Decimal = item["cost"][k].as_str().unwrap().parse().unwrap();
+                    item["cost"][k] = (c * Decimal::new(12, 1)).normalize().to_string().into();
+                }
+                planted += 1;
+            }
+        }
+    }
+    assert!(planted >= 1);
+    let query = tmp.path().join("analytics-cost-stale.json");
+    std::fs::write(&query, serde_json::to_string(&v).unwrap()).unwrap();
+    let data = tmp.path().join("data");
+    ingest_ok(&data, &[&sample_with_cost(tmp.path(), &query)]);
+    let (c, r) = reconcile(&data);
+    assert_eq!(c, 3, "{r:#}");
+    let drift = r["price_drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "nothing else drifts: {drift:?}");
+    let d = &drift[0];
+    assert_eq!(d["kind"], "price_drift");
+    assert_eq!(d["model"], "claude-sonnet-4-5");
+    assert_eq!(d["token_type"], "output_tokens");
+    assert_eq!(d["first_day"], "2026-10-02");
+    let rate = |k: &str| d[k].as_str().unwrap().parse::<Decimal>().unwrap();
+    // Oct 2's Sonnet 4.5 output is long context (fixtures/README.md): $22.50/MTok in the book,
+    // 20 % more in the planted list amounts.
+    assert_eq!(rate("our_rate"), Decimal::new(225, 1), "{d}");
+    assert_eq!(rate("provider_rate"), Decimal::from(27), "{d}");
+    assert!(
+        d["impact_usd"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap()
+            > Decimal::ZERO
+    );
+    let o = tl(&data, &["reconcile", "--month", "2026-10"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("PRICE DRIFT: claude-sonnet-4-5 output_tokens from 2026-10-02"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = tl(
+        &data,
+        &[
+            "run",
+            "--as-of",
+            "2026-10-06",
+            "--inputs",
+            tmp.path().join("exports").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+}
