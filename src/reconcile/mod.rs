@@ -66,6 +66,8 @@ pub enum Part {
     Unpriced,
     /// A day one side has no export for.
     MissingDay,
+    /// The provider's amount is after a negotiated discount; its `list_amount` says how much.
+    Discount,
     Unexplained,
 }
 
@@ -78,14 +80,16 @@ impl Part {
             Part::Unpriced => "+ usage with no list price here",
             Part::MissingDay => "+ days one side has no export for",
             Part::Rounding => "+ rounding: lines matched within the tolerance",
+            Part::Discount => "+ discount: the provider's amount after its negotiated discount",
             Part::Unexplained => "+ unexplained: our list cost vs the cost report",
         }
     }
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::OnlyInCostReport,
         Part::PriorityTier,
         Part::Unpriced,
         Part::MissingDay,
+        Part::Discount,
         Part::Rounding,
         Part::Unexplained,
     ];
@@ -548,6 +552,62 @@ struct Context<'a> {
     book: &'a PriceBook,
 }
 
+/// A line compared at a coarser grain (the cost report of its day not grouped by description):
+/// priority tier or a missing day can still explain it; nothing finer can.
+fn classify_coarse(
+    day: &str,
+    a: &Acc,
+    diff: Money,
+    cx: &Context,
+) -> Result<(Status, Part, String), ReconcileError> {
+    let explained = |p: Part, c: String| Ok((Status::Explained, p, c));
+    if a.unpriced_units == 0
+        && a.priority != Money::ZERO
+        && sub(diff, a.priority)?.abs() <= cx.tolerance
+    {
+        return explained(
+            Part::PriorityTier,
+            "priority tier: rated at standard list here; the cost report omits Priority Tier"
+                .into(),
+        );
+    }
+    if a.ours == Money::ZERO && !cx.covered[0].contains(day) {
+        return explained(
+            Part::MissingDay,
+            "no usage export for this day (missing on our side)".into(),
+        );
+    }
+    Ok((
+        Status::Unexplained,
+        Part::Unexplained,
+        "the cost report of this day is not grouped by description, so only its total \
+         compares; export or pull it with group_by[]=description (and workspace_id) to name the \
+         causes"
+            .into(),
+    ))
+}
+
+/// The discount a line's difference is, when the provider's amount is below its own list
+/// amount and that list amount meets our list cost (priority tier aside).
+fn discount(a: &Acc, diff: Money, cx: &Context) -> Result<Option<String>, ReconcileError> {
+    let Some(list) = a.provider_list else {
+        return Ok(None);
+    };
+    let discount = sub(list, a.provider)?;
+    // Priority tier is at standard list here and absent there either way.
+    let rest = sub(sub(diff, discount)?, a.priority)?;
+    if discount.abs() <= cx.tolerance || rest.abs() > cx.tolerance {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "discount: the provider's amount ${} is after a negotiated discount of ${} on its list \
+         ${}, which our list cost matches",
+        a.provider.usd(),
+        discount.usd(),
+        list.usd()
+    )))
+}
+
 /// The first cause that fits a line, or matched / unexplained.
 fn classify(
     key: &Key,
@@ -561,30 +621,7 @@ fn classify(
     }
     let explained = |p: Part, c: String| Ok((Status::Explained, p, c));
     if charge == ALL_CHARGES {
-        if a.unpriced_units == 0
-            && a.priority != Money::ZERO
-            && sub(diff, a.priority)?.abs() <= cx.tolerance
-        {
-            return explained(
-                Part::PriorityTier,
-                "priority tier: rated at standard list here; the cost report omits Priority Tier"
-                    .into(),
-            );
-        }
-        if a.ours == Money::ZERO && !cx.covered[0].contains(day) {
-            return explained(
-                Part::MissingDay,
-                "no usage export for this day (missing on our side)".into(),
-            );
-        }
-        return Ok((
-            Status::Unexplained,
-            Part::Unexplained,
-            "the cost report of this day is not grouped by description, so only its total \
-             compares; export or pull it with group_by[]=description (and workspace_id) to \
-             name the causes"
-                .into(),
-        ));
+        return classify_coarse(day, a, diff, cx);
     }
     if a.unpriced_units > 0 {
         return explained(
@@ -600,6 +637,9 @@ fn classify(
             Part::OnlyInCostReport,
             only_in_cost_report(charge, day, a.provider, cx.book),
         );
+    }
+    if let Some(cause) = discount(a, diff, cx)? {
+        return explained(Part::Discount, cause);
     }
     if a.priority != Money::ZERO && sub(diff, a.priority)?.abs() <= cx.tolerance {
         return explained(

@@ -518,3 +518,45 @@ fn a_stale_price_in_the_book_is_found_as_price_drift() {
     );
     assert_eq!(code(&o), 3, "{}", stderr(&o));
 }
+
+/// Reconciliation with `amount` (#25 point 5): the Analytics amount is after discounts; where
+/// its `list_amount` meets our list cost, the gap is explained as the discount, and the
+/// invoice-style totals say how much.
+#[test]
+fn a_negotiated_discount_is_the_gap_between_list_amount_and_amount() {
+    use rust_decimal::Decimal;
+    let tmp = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(fixtures().join("formats/analytics-cost-2026-10-query.json"))
+            .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for page in v["pages"].as_array_mut().unwrap() {
+        for item in page["data"].as_array_mut().unwrap() {
+            let list: Decimal = item["cost"]["list_amount"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            item["cost"]["amount"] = (list * Decimal::new(9, 1)).normalize().to_string().into();
+        }
+    }
+    let query = tmp.path().join("analytics-cost-discounted.json");
+    std::fs::write(&query, serde_json::to_string(&v).unwrap()).unwrap();
+    let data = tmp.path().join("data");
+    ingest_ok(&data, &[&sample_with_cost(tmp.path(), &query)]);
+    let (c, r) = reconcile(&data);
+    assert_eq!(c, 0, "{r:#}");
+    assert_eq!(r["lines_unexplained"], 0);
+    assert_eq!(r["provider_usd"], "1.975511250000", "10 % off $2.1950125");
+    assert!(
+        r["price_drift"].as_array().unwrap().is_empty(),
+        "list = our list cost"
+    );
+    let discounted = r["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["cause"].as_str().unwrap().starts_with("discount:"))
+        .count();
+    assert!(discounted >= 5, "{r:#}");
+}
