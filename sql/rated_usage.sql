@@ -27,6 +27,8 @@ SELECT
   u.speed,
   u.account_id,
   u.service_account_id,
+  u.product,
+  u.agent_id,
   u.uncached_input_tokens,
   u.cache_write_5m_tokens,
   u.cache_write_1h_tokens,

@@ -63,6 +63,8 @@ pub enum SourceFormat {
     /// A whole `GET /v1/organizations/analytics/cost` query: its parameters and every page
     /// (`sources::anthropic::analytics`; the envelope `tokenledger pull` writes).
     AnthropicAnalyticsCost,
+    /// A whole `GET /v1/organizations/analytics/usage` query, the same envelope.
+    AnthropicAnalyticsUsage,
     /// Console "Usage" CSV export (either header generation).
     AnthropicConsoleUsageCsv,
     /// `GET /v1/organizations/workspaces`.
@@ -80,10 +82,11 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
-    pub const ALL: [SourceFormat; 10] = [
+    pub const ALL: [SourceFormat; 11] = [
         Self::AnthropicUsageApi,
         Self::AnthropicCostApi,
         Self::AnthropicAnalyticsCost,
+        Self::AnthropicAnalyticsUsage,
         Self::AnthropicConsoleUsageCsv,
         Self::AnthropicWorkspaces,
         Self::AnthropicApiKeys,
@@ -97,6 +100,7 @@ impl SourceFormat {
             Self::AnthropicUsageApi => "anthropic-usage-api",
             Self::AnthropicCostApi => "anthropic-cost-api",
             Self::AnthropicAnalyticsCost => "anthropic-analytics-cost",
+            Self::AnthropicAnalyticsUsage => "anthropic-analytics-usage",
             Self::AnthropicConsoleUsageCsv => "anthropic-console-usage-csv",
             Self::AnthropicWorkspaces => "anthropic-workspaces",
             Self::AnthropicApiKeys => "anthropic-api-keys",
@@ -116,6 +120,7 @@ impl SourceFormat {
             Self::AnthropicUsageApi
             | Self::AnthropicCostApi
             | Self::AnthropicAnalyticsCost
+            | Self::AnthropicAnalyticsUsage
             | Self::AnthropicConsoleUsageCsv
             | Self::AnthropicWorkspaces
             | Self::AnthropicApiKeys => Some(Provider::Anthropic),
@@ -128,7 +133,7 @@ impl SourceFormat {
     /// Precedence family for usage rows; `None` for non-usage formats.
     pub fn family(self) -> Option<SourceFamily> {
         match self {
-            Self::AnthropicUsageApi => Some(SourceFamily::Api),
+            Self::AnthropicUsageApi | Self::AnthropicAnalyticsUsage => Some(SourceFamily::Api),
             Self::AnthropicConsoleUsageCsv => Some(SourceFamily::Export),
             // The provider's API either way: within a family the latest export of a day wins.
             Self::AnthropicCostApi | Self::AnthropicAnalyticsCost => Some(SourceFamily::Api),
@@ -229,6 +234,10 @@ pub struct UsageRow<'a> {
     pub speed: Option<Cow<'a, str>>,
     pub account_id: Option<Cow<'a, str>>,
     pub service_account_id: Option<Cow<'a, str>>,
+    /// The Analytics API's `product` (`messages_api`, `claude_code`, …); null elsewhere.
+    pub product: Option<Cow<'a, str>>,
+    /// The Analytics API's `agent_id` (a managed agent); null elsewhere.
+    pub agent_id: Option<Cow<'a, str>>,
     pub tokens: Tokens,
     /// True when the source had one undivided cache-write column (old Console CSV) and the
     /// lake booked it as 5-minute writes.
@@ -240,9 +249,9 @@ pub struct UsageRow<'a> {
 
 impl UsageRow<'_> {
     /// The dimension values of the row, in the lake's column order (workspace id and name, key
-    /// id and name, model, tier, context window, geo, speed, account, service account). Two
-    /// rows of one bucket with the same dimensions are the same row.
-    pub fn dimensions(&self) -> [Option<&str>; 11] {
+    /// id and name, model, tier, context window, geo, speed, account, service account,
+    /// product, agent). Two rows of one bucket with the same dimensions are the same row.
+    pub fn dimensions(&self) -> [Option<&str>; 13] {
         [
             self.workspace_id.as_deref(),
             self.workspace_name.as_deref(),
@@ -255,6 +264,8 @@ impl UsageRow<'_> {
             self.speed.as_deref(),
             self.account_id.as_deref(),
             self.service_account_id.as_deref(),
+            self.product.as_deref(),
+            self.agent_id.as_deref(),
         ]
     }
     /// The row with its text owned (kept beyond its input).
@@ -272,6 +283,8 @@ impl UsageRow<'_> {
             speed: own(self.speed),
             account_id: own(self.account_id),
             service_account_id: own(self.service_account_id),
+            product: own(self.product),
+            agent_id: own(self.agent_id),
             bucket_start: self.bucket_start,
             bucket_width: self.bucket_width,
             provider: self.provider,

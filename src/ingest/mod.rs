@@ -340,9 +340,9 @@ impl Group {
     }
     fn of(format: SourceFormat) -> Option<Group> {
         match format {
-            SourceFormat::AnthropicUsageApi | SourceFormat::AnthropicConsoleUsageCsv => {
-                Some(Group::Usage)
-            }
+            SourceFormat::AnthropicUsageApi
+            | SourceFormat::AnthropicAnalyticsUsage
+            | SourceFormat::AnthropicConsoleUsageCsv => Some(Group::Usage),
             SourceFormat::AnthropicCostApi | SourceFormat::AnthropicAnalyticsCost => {
                 Some(Group::Cost)
             }

@@ -64,6 +64,8 @@ pub fn usage() -> SchemaRef {
         s("speed", true),
         s("account_id", true),
         s("service_account_id", true),
+        s("product", true),
+        s("agent_id", true),
     ];
     f.extend(TOKEN_COLUMNS.iter().map(|c| i(c)));
     f.push(Field::new(

@@ -445,6 +445,9 @@ fn parse_raw_bytes(
         SourceFormat::AnthropicAnalyticsCost => {
             anthropic::analytics::parse_cost(bytes, limits, sink)
         }
+        SourceFormat::AnthropicAnalyticsUsage => {
+            anthropic::analytics::parse_usage(bytes, limits, sink)
+        }
         SourceFormat::AnthropicWorkspaces => lists::parse_workspaces::<Nothing>(Bytes(bytes), sink),
         SourceFormat::AnthropicApiKeys => lists::parse_api_keys::<Nothing>(Bytes(bytes), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(bytes, limits, sink),
@@ -477,6 +480,7 @@ fn parse_raw_reader<R: BufRead>(
         // Credits and invoice files and Analytics queries are read whole (at most
         // IN_MEMORY_LIMIT).
         SourceFormat::AnthropicAnalyticsCost
+        | SourceFormat::AnthropicAnalyticsUsage
         | SourceFormat::CreditLotsCsv
         | SourceFormat::BalanceSnapshotsCsv
         | SourceFormat::StripeInvoice

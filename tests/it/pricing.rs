@@ -511,6 +511,8 @@ mod props {
             speed: None,
             account_id: None,
             service_account_id: None,
+            product: None,
+            agent_id: None,
             tokens: Tokens {
                 uncached_input: t[0],
                 cache_write_5m: t[1],

@@ -867,3 +867,65 @@ fn a_team_is_defined_by_a_workspace_tag() {
         "{q:?}"
     );
 }
+
+/// #25 done-when (usage half): the sample's usage exported once as legacy report pages and once
+/// as a whole Analytics usage query (fixtures/formats, spend-ordered, two pages, grouped also by
+/// `product`) gives the same chargeback per workspace × model to the unit, and both together
+/// give it once; `product` is kept.
+#[test]
+fn an_analytics_usage_query_gives_the_legacy_chargeback_and_both_give_it_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (legacy, analytics) = (tmp.path().join("legacy"), tmp.path().join("analytics"));
+    let only =
+        |dir: &std::path::Path, keep: &dyn Fn(&str) -> bool, extra: Option<&std::path::Path>| {
+            std::fs::create_dir_all(dir).unwrap();
+            for e in std::fs::read_dir(fixtures().join("sample")).unwrap() {
+                let p = e.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                if keep(&name) {
+                    std::fs::copy(&p, dir.join(&name)).unwrap();
+                }
+            }
+            if let Some(x) = extra {
+                std::fs::copy(x, dir.join(x.file_name().unwrap())).unwrap();
+            }
+        };
+    let query = fixtures().join("formats/analytics-usage-2026-10-query.json");
+    // October only: the legacy pages and the lists, or the lists and the Analytics query.
+    only(
+        &legacy,
+        &|n| {
+            n.starts_with("usage-2026-10")
+                || !n.starts_with("usage") && !n.starts_with("console") && !n.starts_with("cost")
+        },
+        None,
+    );
+    only(
+        &analytics,
+        &|n| !n.starts_with("usage") && !n.starts_with("console") && !n.starts_with("cost"),
+        Some(&query),
+    );
+    let (dl, da) = (tmp.path().join("dl"), tmp.path().join("da"));
+    ingest_ok(&dl, &[&legacy]);
+    ingest_ok(&da, &[&analytics]);
+    let cfg = tmp.path().join("empty.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let by = "workspace,model";
+    let strip = |rows: Vec<serde_json::Value>| -> Vec<serde_json::Value> { rows };
+    let from_legacy = strip(report_rows(&dl, &cfg, "2026-10", by));
+    let from_analytics = strip(report_rows(&da, &cfg, "2026-10", by));
+    assert!(!from_legacy.is_empty());
+    assert_eq!(
+        from_legacy, from_analytics,
+        "the same chargeback to the unit"
+    );
+    // Both exports of the same days: one owns each day, never both.
+    ingest_ok(&dl, &[&query]);
+    assert_eq!(report_rows(&dl, &cfg, "2026-10", by), from_legacy);
+    let p = sql(
+        &da,
+        "SELECT product, COUNT(*) AS n FROM usage GROUP BY product ORDER BY product",
+    );
+    assert_eq!(p[0]["product"], "claude_console", "{p:?}");
+    assert_eq!(p[1]["product"], "messages_api", "{p:?}");
+}

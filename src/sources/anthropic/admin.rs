@@ -349,6 +349,8 @@ fn usage_row<'a>(r: &mut UsageResult<'a>) -> UsageKept<'a> {
             .service_account_id
             .opt_text("service_account_id")
             .map_err(field_err("service_account_id"))?,
+        product: None,
+        agent_id: None,
         tokens,
         cache_write_assumed_5m: false,
         source_format: SourceFormat::AnthropicUsageApi,

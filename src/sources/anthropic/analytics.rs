@@ -1,5 +1,5 @@
-//! The Usage & Cost Analytics API (`/v1/organizations/analytics/cost`, beta since 2026-10-29),
-//! read one **whole query** at a time.
+//! The Usage & Cost Analytics API (`/v1/organizations/analytics/cost` and `/analytics/usage`,
+//! beta since 2026-10-29), read one **whole query** at a time.
 //!
 //! An Analytics page restates nothing on its own: its rows exist only where there was cost, it
 //! is ordered by spend, and it does not say which range, filters or grouping its query had — a
@@ -12,8 +12,12 @@
 //! incomplete or unknown-grouping query is refused whole, with the reason (never half-loaded).
 //!
 //! Owns: the query envelope, the cost item (`{starting_at, ending_at, group{…}, cost{amount,
-//! list_amount, currency}}`, amounts strings in cents), its coverage. Must not: read a page
-//! without its query, or keep a dimension the `cost` table has no column for (rows would merge).
+//! list_amount, currency}}`, amounts strings in cents) and the usage item (`{…, usage{
+//! uncached_input_tokens, cache_creation{…}, cache_read_input_tokens, output_tokens,
+//! server_tool_use{web_search_requests}}}`, `product` and `agent_id` kept), their coverage.
+//! Must not: read a page without its query, or accept a grouping its table has no column for
+//! (rows of two actors would merge: `actor`, whose id fields are not documented for every
+//! actor type, and `rbac_group_id`, whose rows overlap, are refused).
 
 use std::collections::BTreeMap;
 
@@ -21,9 +25,49 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use super::admin::{cents_to_dollars, field_err};
-use crate::model::{self, CostRow, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat};
+use crate::model::{
+    self, BucketWidth, CostRow, DEFAULT_WORKSPACE_NAME, SourceFamily, SourceFormat, Tokens,
+    UsageRow,
+};
 use crate::sources::{FileError, Limits, Quarantined, Sink};
 use crate::vocab::Provider;
+
+/// The dimensions a usage query may be grouped by and still load: the `usage` table's columns.
+/// (`actor`: its id fields are not documented for every actor type, so rows of two actors
+/// could merge; not read yet.)
+const USAGE_DIMENSIONS: [&str; 9] = [
+    "workspace_id",
+    "api_key_id",
+    "model",
+    "service_tier",
+    "context_window",
+    "inference_geo",
+    "speed",
+    "product",
+    "agent_id",
+];
+
+/// What one endpoint's query must be: its path, the bucket widths and dimensions its table keeps.
+struct Kind {
+    endpoint: &'static str,
+    widths: &'static [&'static str],
+    dimensions: &'static [&'static str],
+    table: &'static str,
+}
+
+const COST: Kind = Kind {
+    endpoint: "v1/organizations/analytics/cost",
+    widths: &["1d"],
+    dimensions: &COST_DIMENSIONS,
+    table: "cost",
+};
+
+const USAGE: Kind = Kind {
+    endpoint: "v1/organizations/analytics/usage",
+    widths: &["1d", "1h", "1m"],
+    dimensions: &USAGE_DIMENSIONS,
+    table: "usage",
+};
 
 /// The dimensions a cost query may be grouped by and still load: the `cost` table's columns.
 const COST_DIMENSIONS: [&str; 7] = [
@@ -68,76 +112,122 @@ struct Page {
 
 /// Parses a whole Analytics cost query (the file is read whole: a query is at most 31 days).
 pub fn parse_cost(bytes: &[u8], limits: &Limits, sink: &mut dyn Sink) -> Result<(), FileError> {
-    let env: Envelope = serde_json::from_slice(bytes)
-        .map_err(|e| FileError::new(format!("not a tokenledger Analytics query file: {e}")))?;
-    let q = &env.tokenledger_query;
-    let (start, end) = check_query(q, &env.pages)?;
-    let mut day = start;
-    while day < end {
-        sink.coverage(SourceFamily::Api, day, day + Duration::days(1));
-        day += Duration::days(1);
+    let env = envelope(bytes)?;
+    let (start, end, width) = check_query(&env.tokenledger_query, &env.pages, &COST)?;
+    cover(sink, (start, end), width);
+    each_item(&env.pages, sink, |item, ordinal, sink| {
+        sink.cost(cost_row(item, (start, end), limits, ordinal)?);
+        Ok(())
+    });
+    Ok(())
+}
+
+/// Parses a whole Analytics usage query (`1d`, `1h` or `1m` buckets).
+pub fn parse_usage(bytes: &[u8], limits: &Limits, sink: &mut dyn Sink) -> Result<(), FileError> {
+    let env = envelope(bytes)?;
+    let (start, end, width) = check_query(&env.tokenledger_query, &env.pages, &USAGE)?;
+    cover(sink, (start, end), width);
+    each_item(&env.pages, sink, |item, ordinal, sink| {
+        let row = usage_row(item, (start, end, width), limits, ordinal)?;
+        sink.usage(&row);
+        Ok(())
+    });
+    Ok(())
+}
+
+fn envelope(bytes: &[u8]) -> Result<Envelope, FileError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| FileError::new(format!("not a tokenledger Analytics query file: {e}")))
+}
+
+/// The query covers every bucket of its range: a combination without a row is zero.
+fn cover(sink: &mut dyn Sink, (start, end): (DateTime<Utc>, DateTime<Utc>), width: BucketWidth) {
+    let step = Duration::seconds(width.seconds());
+    let mut t = start;
+    while t < end {
+        sink.coverage(SourceFamily::Api, t, t + step);
+        t += step;
     }
+}
+
+/// Every item of every page, in order; a row error quarantines the item with its location.
+fn each_item(
+    pages: &[Page],
+    sink: &mut dyn Sink,
+    mut each: impl FnMut(&serde_json::Value, u64, &mut dyn Sink) -> Result<(), (String, String)>,
+) {
     let mut ordinal = 0u64;
-    for (pi, page) in env.pages.iter().enumerate() {
+    for (pi, page) in pages.iter().enumerate() {
         for (ii, item) in page.data.iter().enumerate() {
             ordinal += 1;
-            match cost_row(item, (start, end), limits, ordinal) {
-                Ok(row) => sink.cost(row),
-                Err((field, reason)) => sink.quarantine(Quarantined {
+            if let Err((field, reason)) = each(item, ordinal, sink) {
+                sink.quarantine(Quarantined {
                     location: format!("pages[{pi}].data[{ii}]"),
                     line: None,
                     field: Some(field),
                     reason,
                     excerpt: None,
-                }),
+                });
             }
         }
     }
-    Ok(())
 }
 
-/// The range a complete, unfiltered, daily cost query restates; why not otherwise.
-fn check_query(q: &Query, pages: &[Page]) -> Result<(DateTime<Utc>, DateTime<Utc>), FileError> {
-    if q.endpoint.trim_start_matches('/') != "v1/organizations/analytics/cost" {
-        return Err(FileError::new(format!(
-            "an Analytics query of {:?}: tokenledger reads /v1/organizations/analytics/cost \
-             queries only (usage queries: not yet)",
-            q.endpoint
-        )));
-    }
-    let filtered: Vec<&String> = q
+/// A filtered query covers only part of its buckets: it cannot restate them.
+fn check_unfiltered(q: &Query) -> Result<(), FileError> {
+    let filtered: Vec<&str> = q
         .filters
         .iter()
         .filter(|(_, v)| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)))
-        .map(|(k, _)| k)
+        .map(|(k, _)| k.as_str())
         .collect();
-    if !filtered.is_empty() {
+    if filtered.is_empty() {
+        return Ok(());
+    }
+    Err(FileError::new(format!(
+        "a filtered Analytics query ({}): it covers only part of its days, so it cannot restate \
+         them; pull it without filters",
+        filtered.join(", ")
+    )))
+}
+
+/// The range a complete, unfiltered query restates (and its bucket width); why not otherwise.
+fn check_query(
+    q: &Query,
+    pages: &[Page],
+    kind: &Kind,
+) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), FileError> {
+    if q.endpoint.trim_start_matches('/') != kind.endpoint {
         return Err(FileError::new(format!(
-            "a filtered Analytics query ({}): it covers only part of its days, so it cannot \
-             restate them; pull it without filters",
-            filtered
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "an Analytics query of {:?} where {} was expected",
+            q.endpoint, kind.endpoint
         )));
     }
-    if q.time_bucket_width.as_deref() != Some("1d") {
-        return Err(FileError::new(format!(
-            "an Analytics cost query with time_bucket_width {:?}: the cost table keeps UTC days; \
-             pull it with time_bucket_width=1d",
-            q.time_bucket_width
-        )));
-    }
+    check_unfiltered(q)?;
+    let width = q
+        .time_bucket_width
+        .as_deref()
+        .filter(|w| kind.widths.contains(w))
+        .and_then(BucketWidth::parse)
+        .ok_or_else(|| {
+            FileError::new(format!(
+                "an Analytics {} query with time_bucket_width {:?}: pull it with one of {}",
+                kind.table,
+                q.time_bucket_width,
+                kind.widths.join(", ")
+            ))
+        })?;
     if let Some(d) = q
         .group_by
         .iter()
-        .find(|d| !COST_DIMENSIONS.contains(&d.as_str()))
+        .find(|d| !kind.dimensions.contains(&d.as_str()))
     {
         return Err(FileError::new(format!(
-            "an Analytics cost query grouped by {d:?}, which the cost table has no column for \
+            "an Analytics {} query grouped by {d:?}, which the {} table has no column for \
              (rows would merge); group by {} only",
-            COST_DIMENSIONS.join(", ")
+            kind.table,
+            kind.table,
+            kind.dimensions.join(", ")
         )));
     }
     let complete = pages.last().is_some_and(|p| p.has_more == Some(false))
@@ -154,18 +244,21 @@ fn check_query(q: &Query, pages: &[Page]) -> Result<(DateTime<Utc>, DateTime<Utc
     let ts = |field: &str, v: &str| model::parse_ts(field, v).map_err(FileError::new);
     let start = ts("starting_at", &q.starting_at)?;
     let mut end = ts("ending_at", &q.ending_at)?;
-    // Buckets after the data's refresh are incomplete: the query restates whole days before it.
+    // Buckets after the data's refresh are incomplete: the query restates whole buckets
+    // before it.
     if let Some(r) = pages.last().and_then(|p| p.data_refreshed_at.as_deref()) {
-        let refreshed = ts("data_refreshed_at", r)?;
-        end = end.min(model::day_start(refreshed.date_naive()));
+        let refreshed = ts("data_refreshed_at", r)?.timestamp();
+        let floor = refreshed - refreshed.rem_euclid(width.seconds());
+        end = end.min(DateTime::from_timestamp(floor, 0).unwrap_or(end));
     }
-    if start != model::day_start(start.date_naive()) || end <= start {
+    if start.timestamp().rem_euclid(width.seconds()) != 0 || end <= start {
         return Err(FileError::new(format!(
-            "an Analytics cost query from {start} to {end}: not whole UTC days before its \
-             data_refreshed_at"
+            "an Analytics query from {start} to {end}: not whole {} buckets before its \
+             data_refreshed_at",
+            width.as_str()
         )));
     }
-    Ok((start, end))
+    Ok((start, end, width))
 }
 
 /// The string of `obj[key]` (`None`: absent, null or ""), or why not.
@@ -263,6 +356,108 @@ fn cost_row(
         amount_raw,
         list_amount,
         source_format: SourceFormat::AnthropicAnalyticsCost,
+        source_row: ordinal,
+    })
+}
+
+/// A count: a non-negative JSON integer (absent or null: 0).
+fn count(obj: &serde_json::Value, path: &[&str]) -> Result<u64, (String, String)> {
+    let name = path.join(".");
+    let mut v = obj;
+    for k in path {
+        match v.get(k) {
+            Some(x) => v = x,
+            None => return Ok(0),
+        }
+    }
+    match v {
+        serde_json::Value::Null => Ok(0),
+        serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| {
+            (
+                name.clone(),
+                format!("{name} must be a non-negative integer, got {n}"),
+            )
+        }),
+        other => Err((
+            name.clone(),
+            format!("{name} must be an integer, got {other}"),
+        )),
+    }
+}
+
+fn usage_row(
+    item: &serde_json::Value,
+    (start, end, width): (DateTime<Utc>, DateTime<Utc>, BucketWidth),
+    limits: &Limits,
+    ordinal: u64,
+) -> Result<UsageRow<'static>, (String, String)> {
+    let ts = |k: &str| -> Result<DateTime<Utc>, (String, String)> {
+        let v = text(item, k)?.ok_or_else(|| (k.to_string(), format!("missing {k}")))?;
+        model::parse_ts(k, &v).map_err(|r| (k.to_string(), r))
+    };
+    let (s, e) = (ts("starting_at")?, ts("ending_at")?);
+    if (e - s).num_seconds() != width.seconds() {
+        return Err((
+            "ending_at".into(),
+            format!("{s} .. {e} is not one {} bucket", width.as_str()),
+        ));
+    }
+    if s < start || e > end {
+        return Err((
+            "starting_at".into(),
+            format!("{s} is outside the query's complete range {start} .. {end}"),
+        ));
+    }
+    limits
+        .check_bucket(s, e, width)
+        .map_err(|r| ("starting_at".to_string(), r))?;
+    let group = item.get("group").cloned().unwrap_or_default();
+    let usage = item
+        .get("usage")
+        .filter(|u| u.is_object())
+        .ok_or_else(|| ("usage".to_string(), "missing usage object".to_string()))?;
+    let owned = |k: &str| -> Result<Option<std::borrow::Cow<'static, str>>, (String, String)> {
+        Ok(text(&group, k)?.map(std::borrow::Cow::Owned))
+    };
+    let enum_of = |k: &str,
+                   allowed: &[&str]|
+     -> Result<Option<std::borrow::Cow<'static, str>>, (String, String)> {
+        let v = text(&group, k)?;
+        if let Some(v) = &v {
+            model::check_enum(k, v, allowed).map_err(field_err(k))?;
+        }
+        Ok(v.map(std::borrow::Cow::Owned))
+    };
+    let workspace_id = owned("workspace_id")?;
+    Ok(UsageRow {
+        bucket_start: s,
+        bucket_width: width,
+        provider: Provider::Anthropic,
+        workspace_name: workspace_id
+            .is_none()
+            .then_some(std::borrow::Cow::Borrowed(DEFAULT_WORKSPACE_NAME)),
+        workspace_id,
+        api_key_id: owned("api_key_id")?,
+        api_key_name: None,
+        model: owned("model")?,
+        service_tier: enum_of("service_tier", model::SERVICE_TIERS)?,
+        context_window: enum_of("context_window", model::CONTEXT_WINDOWS)?,
+        inference_geo: enum_of("inference_geo", model::INFERENCE_GEOS)?,
+        speed: owned("speed")?,
+        account_id: None,
+        service_account_id: None,
+        product: owned("product")?,
+        agent_id: owned("agent_id")?,
+        tokens: Tokens {
+            uncached_input: count(usage, &["uncached_input_tokens"])?,
+            cache_write_5m: count(usage, &["cache_creation", "ephemeral_5m_input_tokens"])?,
+            cache_write_1h: count(usage, &["cache_creation", "ephemeral_1h_input_tokens"])?,
+            cache_read: count(usage, &["cache_read_input_tokens"])?,
+            output: count(usage, &["output_tokens"])?,
+            web_search_requests: count(usage, &["server_tool_use", "web_search_requests"])?,
+        },
+        cache_write_assumed_5m: false,
+        source_format: SourceFormat::AnthropicAnalyticsUsage,
         source_row: ordinal,
     })
 }

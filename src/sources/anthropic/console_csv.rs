@@ -277,6 +277,8 @@ fn row(
         speed: opt_text(rec, cols.speed).map(Into::into),
         account_id: None,
         service_account_id: None,
+        product: None,
+        agent_id: None,
         tokens,
         cache_write_assumed_5m,
         source_format: SourceFormat::AnthropicConsoleUsageCsv,
@@ -289,7 +291,7 @@ fn row(
 #[derive(Default)]
 struct Seen {
     days: BTreeSet<NaiveDate>,
-    first_line_of: HashMap<(NaiveDate, [Option<String>; 11]), u64>,
+    first_line_of: HashMap<(NaiveDate, [Option<String>; 13]), u64>,
 }
 
 /// One record: a usage row or a quarantined line; `Err` when it fails the whole file.

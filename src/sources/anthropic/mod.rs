@@ -34,14 +34,12 @@ pub fn detect_header(first_line: &str) -> Option<Result<Detected, FileError>> {
 pub(super) fn detect_json(m: &Markers) -> Option<Result<Detected, FileError>> {
     let has = |k: &str| m.has(k);
     if has("tokenledger_query") {
-        // A whole Analytics query (the envelope `pull` writes): cost queries are read.
-        if has("cost") || !has("usage") {
-            return Some(Ok(Detected::Format(SourceFormat::AnthropicAnalyticsCost)));
-        }
-        return Some(Err(FileError::new(
-            "an Analytics usage query: tokenledger reads Analytics cost queries only (usage: \
-             not yet); export usage_report/messages instead",
-        )));
+        // A whole Analytics query (the envelope `pull` writes).
+        return Some(Ok(Detected::Format(if has("cost") {
+            SourceFormat::AnthropicAnalyticsCost
+        } else {
+            SourceFormat::AnthropicAnalyticsUsage
+        })));
     }
     if has("starting_at") {
         if !has("results") && (has("group") || has("usage") || has("cost")) {
