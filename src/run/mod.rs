@@ -145,15 +145,29 @@ pub fn quarantine(settings: &Settings, ingest: Option<&str>) -> Result<Listing, 
     read_table(settings, |l| crate::query::quarantine(l, ingest))
 }
 
+/// The view an analyst's query reads: a query of `rated_usage` rates what is stale first (as
+/// every report does), so it never reads a view missing or behind its usage.
+fn sql_view(settings: &Settings, text: &str) -> Result<Snapshot, RunError> {
+    if text.contains(crate::query::RATED_USAGE) {
+        Ok(rate(settings, &[])?.snapshot)
+    } else {
+        Ok(Snapshot::read(&settings.layout)?)
+    }
+}
+
 /// `tokenledger sql`: an analyst's query (with `--param`s filled in) over the lake.
 pub fn sql(settings: &Settings, text: &str) -> Result<Listing, RunError> {
-    read_table(settings, |l| crate::query::sql(l, text).map(Some))
+    let snap = sql_view(settings, text)?;
+    Ok(Listing {
+        grid: Some(crate::query::sql(&snap, text)?.grid()?),
+        recovered: snap.recovered.clone(),
+    })
 }
 
 /// `tokenledger sql --format parquet --out FILE`: the result as a Parquet file (exact
 /// decimals); the number of rows written.
 pub fn sql_to_parquet(settings: &Settings, text: &str, out: &Path) -> Result<usize, RunError> {
-    let snap = Snapshot::read(&settings.layout)?;
+    let snap = sql_view(settings, text)?;
     let f = crate::query::sql(&snap, text)?;
     f.write_parquet(out)?;
     Ok(f.height())
