@@ -929,3 +929,102 @@ fn an_analytics_usage_query_gives_the_legacy_chargeback_and_both_give_it_once() 
     assert_eq!(p[0]["product"], "claude_console", "{p:?}");
     assert_eq!(p[1]["product"], "messages_api", "{p:?}");
 }
+
+/// The hostile-input rules hold for Analytics queries: a page or a row repeated is counted
+/// once (the repeat quarantined, said), a missing `group` or a count that is not an integer is
+/// a row error, a truncated file is refused whole — never a lost or doubled token.
+#[test]
+fn analytics_queries_never_lose_or_double_a_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let query = fixtures().join("formats/analytics-usage-2026-10-query.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&query).unwrap()).unwrap();
+    let total = |data: &std::path::Path| {
+        sql(
+            data,
+            "SELECT SUM(output_tokens) AS o, COUNT(*) AS n FROM usage",
+        )[0]
+        .clone()
+    };
+    let good = tmp.path().join("good");
+    ingest_ok(&good, &[&query]);
+    let want = total(&good);
+    let variant = |name: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = v.clone();
+        f(&mut v);
+        let p = tmp.path().join(format!("{name}.json"));
+        std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        p
+    };
+    for (name, f, reason) in [
+        (
+            "page-repeated",
+            (&|v: &mut serde_json::Value| {
+                let p = v["pages"][0].clone();
+                v["pages"].as_array_mut().unwrap().insert(1, p);
+            }) as &dyn Fn(&mut serde_json::Value),
+            "a row or page repeated; counted once",
+        ),
+        (
+            "row-repeated",
+            &|v: &mut serde_json::Value| {
+                let r = v["pages"][1]["data"][0].clone();
+                v["pages"][1]["data"].as_array_mut().unwrap().push(r);
+            },
+            "a row or page repeated; counted once",
+        ),
+    ] {
+        let p = variant(name, f);
+        let data = tmp.path().join(format!("d-{name}"));
+        let (c, _) = ingest(&data, &[&p]);
+        assert_eq!(c, 3, "{name}: the repeat is said");
+        assert_eq!(total(&data), want, "{name}: counted once");
+        let q = sql(&data, "SELECT reason FROM quarantine");
+        assert!(
+            q[0]["reason"].as_str().unwrap().contains(reason),
+            "{name}: {q:?}"
+        );
+    }
+    for (name, f, reason) in [
+        (
+            "no-group",
+            (&|v: &mut serde_json::Value| {
+                v["pages"][0]["data"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("group");
+            }) as &dyn Fn(&mut serde_json::Value),
+            "missing group",
+        ),
+        (
+            "string-count",
+            &|v: &mut serde_json::Value| {
+                v["pages"][0]["data"][0]["usage"]["output_tokens"] = "500".into();
+            },
+            "output_tokens must be an integer",
+        ),
+    ] {
+        let data = tmp.path().join(format!("d-{name}"));
+        let (c, _) = ingest(&data, &[&variant(name, f)]);
+        assert_eq!(c, 3, "{name}");
+        let q = sql(&data, "SELECT reason FROM quarantine");
+        assert!(
+            q[0]["reason"].as_str().unwrap().contains(reason),
+            "{name}: {q:?}"
+        );
+    }
+    // Truncated: refused whole, nothing loaded.
+    let text = std::fs::read_to_string(&query).unwrap();
+    let cut = tmp.path().join("truncated.json");
+    std::fs::write(&cut, &text[..text.len() / 2]).unwrap();
+    let data = tmp.path().join("d-truncated");
+    let (c, s) = ingest(&data, &[&cut]);
+    assert_eq!(c, 3, "{s:#}");
+    assert_eq!(
+        s["by_format"]["anthropic-analytics-usage"]["rows_loaded"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{s:#}"
+    );
+}

@@ -151,18 +151,42 @@ fn cover(sink: &mut dyn Sink, (start, end): (DateTime<Utc>, DateTime<Utc>), widt
 }
 
 /// Every item of every page, in order; a row error quarantines the item with its location.
+/// Every item of every page, in order; a row error quarantines the item with its location,
+/// and an item that appears again in the query (the same bucket and group: a row or a page
+/// repeated by the exporter) is quarantined rather than counted twice.
 fn each_item(
     pages: &[Page],
     sink: &mut dyn Sink,
     mut each: impl FnMut(&serde_json::Value, u64, &mut dyn Sink) -> Result<(), (String, String)>,
 ) {
     let mut ordinal = 0u64;
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for (pi, page) in pages.iter().enumerate() {
         for (ii, item) in page.data.iter().enumerate() {
             ordinal += 1;
-            if let Err((field, reason)) = each(item, ordinal, sink) {
+            let here = format!("pages[{pi}].data[{ii}]");
+            let key = format!(
+                "{}|{}",
+                item.get("starting_at")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                item.get("group").map(|v| v.to_string()).unwrap_or_default()
+            );
+            let res = match seen.get(&key) {
+                Some(first) => Err((
+                    "group".to_string(),
+                    format!(
+                        "the same bucket and group as {first}: a row or page repeated; counted once"
+                    ),
+                )),
+                None => {
+                    seen.insert(key, here.clone());
+                    each(item, ordinal, sink)
+                }
+            };
+            if let Err((field, reason)) = res {
                 sink.quarantine(Quarantined {
-                    location: format!("pages[{pi}].data[{ii}]"),
+                    location: here,
                     line: None,
                     field: Some(field),
                     reason,
@@ -261,6 +285,18 @@ fn check_query(
     Ok((start, end, width))
 }
 
+/// An item's `group` object (the API always sends one, its ungrouped dimensions null).
+fn group_of(item: &serde_json::Value) -> Result<serde_json::Value, (String, String)> {
+    match item.get("group") {
+        Some(g @ serde_json::Value::Object(_)) => Ok(g.clone()),
+        None | Some(serde_json::Value::Null) => Err(("group".into(), "missing group".into())),
+        Some(other) => Err((
+            "group".into(),
+            format!("group must be an object, got {other}"),
+        )),
+    }
+}
+
 /// The string of `obj[key]` (`None`: absent, null or ""), or why not.
 fn text(obj: &serde_json::Value, key: &str) -> Result<Option<String>, (String, String)> {
     match obj.get(key) {
@@ -317,7 +353,7 @@ fn cost_row(
     limits
         .check_day(s.date_naive())
         .map_err(|r| ("starting_at".to_string(), r))?;
-    let group = item.get("group").cloned().unwrap_or_default();
+    let group = group_of(item)?;
     let cost = item
         .get("cost")
         .filter(|c| c.is_object())
@@ -411,7 +447,7 @@ fn usage_row(
     limits
         .check_bucket(s, e, width)
         .map_err(|r| ("starting_at".to_string(), r))?;
-    let group = item.get("group").cloned().unwrap_or_default();
+    let group = group_of(item)?;
     let usage = item
         .get("usage")
         .filter(|u| u.is_object())
