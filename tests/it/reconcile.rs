@@ -440,6 +440,12 @@ fn an_analytics_cost_query_reconciles_like_the_cost_report_and_is_refused_when_p
     assert_eq!(q[0]["field"], "amount", "{q:?}");
 }
 
+/// The sample's cost report as an Analytics cost query (fixtures/formats), to vary.
+fn analytics_cost_fixture() -> serde_json::Value {
+    let p = fixtures().join("formats/analytics-cost-2026-10-query.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
 /// The price-book check (#25 point 4): a planted stale price — the provider's list amount for
 /// claude-sonnet-4-5 output tokens 20 % above our book from 2026-10-02 on — is a `price_drift`
 /// with the model, the token type, the first day and both rates; nothing else drifts; exit 3,
@@ -448,10 +454,7 @@ fn an_analytics_cost_query_reconciles_like_the_cost_report_and_is_refused_when_p
 fn a_stale_price_in_the_book_is_found_as_price_drift() {
     use rust_decimal::Decimal;
     let tmp = tempfile::tempdir().unwrap();
-    let text =
-        std::fs::read_to_string(fixtures().join("formats/analytics-cost-2026-10-query.json"))
-            .unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut v = analytics_cost_fixture();
     let mut planted = 0;
     for page in v["pages"].as_array_mut().unwrap() {
         for item in page["data"].as_array_mut().unwrap() {
@@ -526,10 +529,7 @@ fn a_stale_price_in_the_book_is_found_as_price_drift() {
 fn a_negotiated_discount_is_the_gap_between_list_amount_and_amount() {
     use rust_decimal::Decimal;
     let tmp = tempfile::tempdir().unwrap();
-    let text =
-        std::fs::read_to_string(fixtures().join("formats/analytics-cost-2026-10-query.json"))
-            .unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut v = analytics_cost_fixture();
     for page in v["pages"].as_array_mut().unwrap() {
         for item in page["data"].as_array_mut().unwrap() {
             let list: Decimal = item["cost"]["list_amount"]

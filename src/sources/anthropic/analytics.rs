@@ -330,19 +330,22 @@ fn cents(
     }
 }
 
-fn cost_row(
+/// An item's bucket: one `width` of the query's complete range, aligned, in the plausible window.
+fn item_bucket(
     item: &serde_json::Value,
-    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    (start, end, width): (DateTime<Utc>, DateTime<Utc>, BucketWidth),
     limits: &Limits,
-    ordinal: u64,
-) -> Result<CostRow, (String, String)> {
+) -> Result<(DateTime<Utc>, DateTime<Utc>), (String, String)> {
     let ts = |k: &str| -> Result<DateTime<Utc>, (String, String)> {
         let v = text(item, k)?.ok_or_else(|| (k.to_string(), format!("missing {k}")))?;
         model::parse_ts(k, &v).map_err(|r| (k.to_string(), r))
     };
     let (s, e) = (ts("starting_at")?, ts("ending_at")?);
-    if e - s != Duration::days(1) || s != model::day_start(s.date_naive()) {
-        return Err(("ending_at".into(), format!("not a UTC day: {s} .. {e}")));
+    if (e - s).num_seconds() != width.seconds() {
+        return Err((
+            "ending_at".into(),
+            format!("{s} .. {e} is not one {} bucket", width.as_str()),
+        ));
     }
     if s < start || e > end {
         return Err((
@@ -351,8 +354,18 @@ fn cost_row(
         ));
     }
     limits
-        .check_day(s.date_naive())
+        .check_bucket(s, e, width)
         .map_err(|r| ("starting_at".to_string(), r))?;
+    Ok((s, e))
+}
+
+fn cost_row(
+    item: &serde_json::Value,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    limits: &Limits,
+    ordinal: u64,
+) -> Result<CostRow, (String, String)> {
+    let (s, e) = item_bucket(item, (start, end, BucketWidth::Day), limits)?;
     let group = group_of(item)?;
     let cost = item
         .get("cost")
@@ -427,26 +440,7 @@ fn usage_row(
     limits: &Limits,
     ordinal: u64,
 ) -> Result<UsageRow<'static>, (String, String)> {
-    let ts = |k: &str| -> Result<DateTime<Utc>, (String, String)> {
-        let v = text(item, k)?.ok_or_else(|| (k.to_string(), format!("missing {k}")))?;
-        model::parse_ts(k, &v).map_err(|r| (k.to_string(), r))
-    };
-    let (s, e) = (ts("starting_at")?, ts("ending_at")?);
-    if (e - s).num_seconds() != width.seconds() {
-        return Err((
-            "ending_at".into(),
-            format!("{s} .. {e} is not one {} bucket", width.as_str()),
-        ));
-    }
-    if s < start || e > end {
-        return Err((
-            "starting_at".into(),
-            format!("{s} is outside the query's complete range {start} .. {end}"),
-        ));
-    }
-    limits
-        .check_bucket(s, e, width)
-        .map_err(|r| ("starting_at".to_string(), r))?;
+    let (s, _) = item_bucket(item, (start, end, width), limits)?;
     let group = group_of(item)?;
     let usage = item
         .get("usage")
