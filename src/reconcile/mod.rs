@@ -552,6 +552,20 @@ struct Context<'a> {
     book: &'a PriceBook,
 }
 
+const PRIORITY_CAUSE: &str =
+    "priority tier: rated at standard list here; the cost report omits Priority Tier";
+const NO_USAGE_CAUSE: &str = "no usage export for this day (missing on our side)";
+
+/// Whether our priority-tier cost, which the cost report omits, is the whole difference.
+fn priority_explains(a: &Acc, diff: Money, cx: &Context) -> Result<bool, ReconcileError> {
+    Ok(a.priority != Money::ZERO && sub(diff, a.priority)?.abs() <= cx.tolerance)
+}
+
+/// Whether we have nothing for a day because no usage export covers it.
+fn no_usage_export(day: &str, a: &Acc, cx: &Context) -> bool {
+    a.ours == Money::ZERO && !cx.covered[0].contains(day)
+}
+
 /// A line compared at a coarser grain (the cost report of its day not grouped by description):
 /// priority tier or a missing day can still explain it; nothing finer can.
 fn classify_coarse(
@@ -561,21 +575,11 @@ fn classify_coarse(
     cx: &Context,
 ) -> Result<(Status, Part, String), ReconcileError> {
     let explained = |p: Part, c: String| Ok((Status::Explained, p, c));
-    if a.unpriced_units == 0
-        && a.priority != Money::ZERO
-        && sub(diff, a.priority)?.abs() <= cx.tolerance
-    {
-        return explained(
-            Part::PriorityTier,
-            "priority tier: rated at standard list here; the cost report omits Priority Tier"
-                .into(),
-        );
+    if a.unpriced_units == 0 && priority_explains(a, diff, cx)? {
+        return explained(Part::PriorityTier, PRIORITY_CAUSE.into());
     }
-    if a.ours == Money::ZERO && !cx.covered[0].contains(day) {
-        return explained(
-            Part::MissingDay,
-            "no usage export for this day (missing on our side)".into(),
-        );
+    if no_usage_export(day, a, cx) {
+        return explained(Part::MissingDay, NO_USAGE_CAUSE.into());
     }
     Ok((
         Status::Unexplained,
@@ -641,12 +645,8 @@ fn classify(
     if let Some(cause) = discount(a, diff, cx)? {
         return explained(Part::Discount, cause);
     }
-    if a.priority != Money::ZERO && sub(diff, a.priority)?.abs() <= cx.tolerance {
-        return explained(
-            Part::PriorityTier,
-            "priority tier: rated at standard list here; the cost report omits Priority Tier"
-                .into(),
-        );
+    if priority_explains(a, diff, cx)? {
+        return explained(Part::PriorityTier, PRIORITY_CAUSE.into());
     }
     if a.provider == Money::ZERO && !cx.covered[1].contains(day) {
         return explained(
@@ -654,11 +654,8 @@ fn classify(
             "no cost report for this day (missing on the provider side)".into(),
         );
     }
-    if a.ours == Money::ZERO && !cx.covered[0].contains(day) {
-        return explained(
-            Part::MissingDay,
-            "no usage export for this day (missing on our side)".into(),
-        );
+    if no_usage_export(day, a, cx) {
+        return explained(Part::MissingDay, NO_USAGE_CAUSE.into());
     }
     Ok((Status::Unexplained, Part::Unexplained, "unexplained".into()))
 }
