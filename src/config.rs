@@ -132,6 +132,9 @@ pub struct IngestConfig {
     pub days_ahead: Option<u32>,
     /// A file spanning more days is quarantined whole (default 93).
     pub max_span_days: Option<u32>,
+    /// Which family owns a day several cover, first wins (default `["analytics", "api",
+    /// "export"]`); fixed for a lake once its first ingest ran.
+    pub precedence: Option<Vec<String>>,
 }
 
 impl IngestConfig {

@@ -133,30 +133,36 @@ impl SourceFormat {
     /// Precedence family for usage rows; `None` for non-usage formats.
     pub fn family(self) -> Option<SourceFamily> {
         match self {
-            Self::AnthropicUsageApi | Self::AnthropicAnalyticsUsage => Some(SourceFamily::Api),
+            Self::AnthropicUsageApi | Self::AnthropicCostApi => Some(SourceFamily::Api),
+            Self::AnthropicAnalyticsUsage | Self::AnthropicAnalyticsCost => {
+                Some(SourceFamily::Analytics)
+            }
             Self::AnthropicConsoleUsageCsv => Some(SourceFamily::Export),
-            // The provider's API either way: within a family the latest export of a day wins.
-            Self::AnthropicCostApi | Self::AnthropicAnalyticsCost => Some(SourceFamily::Api),
             _ => None,
         }
     }
 }
 
-/// Source precedence, for any provider: a provider API's report pages (exact IDs, fine
-/// buckets) win over a file exported by hand from its web console for any UTC day they cover;
-/// within a family the most recently ingested export of a bucket wins.
+/// The families of sources that can report the same interval. Which one owns an interval two
+/// of them cover is the [`Precedence`]; within a family the most recently ingested export of a
+/// bucket wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceFamily {
-    /// Pages of a provider's reporting API (pulled, or saved by hand).
+    /// A provider's report pages (`usage_report`, `cost_report`: Anthropic calls them legacy
+    /// since 2026-10-29), pulled or saved by hand.
     Api,
+    /// Whole queries of Anthropic's Usage & Cost Analytics API.
+    Analytics,
     /// A CSV a person exported from the provider's web console.
     Export,
 }
 
 impl SourceFamily {
+    pub const ALL: [SourceFamily; 3] = [Self::Api, Self::Analytics, Self::Export];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Api => "api",
+            Self::Analytics => "analytics",
             Self::Export => "export",
         }
     }
@@ -164,9 +170,67 @@ impl SourceFamily {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "api" | "admin_api" => Some(Self::Api),
+            "analytics" => Some(Self::Analytics),
             "export" | "console_csv" => Some(Self::Export),
             _ => None,
         }
+    }
+}
+
+/// Which family owns an interval that several cover (`[ingest] precedence`, first wins; the
+/// default `analytics > api > export`): the owner's rows count, the others are kept out of
+/// every total (never both, never neither). A lake keeps the precedence it was built with
+/// (`_tokenledger/precedence`): which rows were kept depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Precedence(pub [SourceFamily; 3]);
+
+impl Default for Precedence {
+    fn default() -> Self {
+        Self([
+            SourceFamily::Analytics,
+            SourceFamily::Api,
+            SourceFamily::Export,
+        ])
+    }
+}
+
+impl Precedence {
+    /// From the config's list: every family once, first wins.
+    pub fn parse(names: &[String]) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for n in names {
+            let f = SourceFamily::parse(n).ok_or_else(|| {
+                format!("unknown source family {n:?} (one of: analytics, api, export)")
+            })?;
+            if out.contains(&f) {
+                return Err(format!("source family {n:?} is listed twice"));
+            }
+            out.push(f);
+        }
+        out.try_into().map(Self).map_err(|v: Vec<SourceFamily>| {
+            format!(
+                "precedence lists {} families; list all three (analytics, api, export) in order",
+                v.len()
+            )
+        })
+    }
+    /// 0 for the family that wins over every other.
+    pub fn rank(&self, f: SourceFamily) -> usize {
+        self.0.iter().position(|&x| x == f).unwrap_or(usize::MAX)
+    }
+    /// The families that win over `f`.
+    pub fn above(&self, f: SourceFamily) -> impl Iterator<Item = SourceFamily> + '_ {
+        let r = self.rank(f);
+        self.0.iter().copied().filter(move |&x| self.rank(x) < r)
+    }
+    /// The families `f` wins over.
+    pub fn below(&self, f: SourceFamily) -> impl Iterator<Item = SourceFamily> + '_ {
+        let r = self.rank(f);
+        self.0.iter().copied().filter(move |&x| self.rank(x) > r)
+    }
+    /// `analytics > api > export`.
+    pub fn text(&self) -> String {
+        self.0.map(|f| f.as_str()).join(" > ")
     }
 }
 

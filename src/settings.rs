@@ -79,6 +79,8 @@ pub struct Settings {
     pub inputs: Vec<PathBuf>,
     pub teams: Vec<Team>,
     pub limits: Limits,
+    /// `[ingest] precedence`: which family owns an interval several cover.
+    pub precedence: crate::model::Precedence,
     /// Reconciliation tolerance per line.
     pub tolerance: Money,
     pub jobs: usize,
@@ -162,6 +164,7 @@ impl Settings {
             inputs,
             teams: config.teams.clone(),
             limits: config.ingest.limits(today),
+            precedence: precedence(&config, config_path.as_deref())?,
             tolerance: flags
                 .tolerance
                 .or(config.reconcile.tolerance)
@@ -215,6 +218,19 @@ fn credit_options(
 
 /// The anomaly policy: `[anomalies]` over the defaults.
 /// `[[team]] workspace_tags` entries are `KEY:VALUE`.
+fn precedence(
+    config: &Config,
+    config_path: Option<&Path>,
+) -> Result<crate::model::Precedence, ConfigError> {
+    match &config.ingest.precedence {
+        None => Ok(crate::model::Precedence::default()),
+        Some(list) => crate::model::Precedence::parse(list).map_err(|e| ConfigError::Value {
+            path: config_path.map_or_else(|| "tokenledger.toml".into(), Path::to_path_buf),
+            what: format!("[ingest] precedence: {e}"),
+        }),
+    }
+}
+
 fn check_team_tags(config: &Config, config_path: Option<&Path>) -> Result<(), ConfigError> {
     for t in &config.teams {
         for tag in &t.workspace_tags {

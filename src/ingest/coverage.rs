@@ -113,17 +113,37 @@ pub(super) struct Rejection {
     pub overlapped: (i64, i64),
 }
 
+/// A bucket of a new file kept out of the totals: a family that outranks its own already owns
+/// (part of) that interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Yield {
+    pub seq: usize,
+    pub winner: SourceFamily,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// What [`claim`] decided besides the coverage itself.
+#[derive(Debug, Default)]
+pub(super) struct Decisions {
+    pub rejected: Vec<Rejection>,
+    pub yielded: Vec<Yield>,
+    /// (file seq, family it took over from): intervals of an outranked family this file now owns.
+    pub took: Vec<(usize, SourceFamily)>,
+}
+
 /// Applies the new files' intervals `(file seq, family, start, end)` to `eff`, in file order:
-/// restatement within a family, Admin API over Console CSV, whole-bucket replacement only.
+/// restatement within a family (whole-bucket replacement only), `prec` across families.
 /// `owner_of(seq)` names the file (owner key and format) of a sequence number.
 pub(super) fn claim(
     eff: &mut Effective,
     intervals: &mut Vec<Claim>,
+    prec: &crate::model::Precedence,
     owner_of: impl Fn(usize) -> (Owner, String),
-) -> Vec<Rejection> {
+) -> Decisions {
     intervals.sort_by_key(|&(seq, fam, s, e)| (seq, fam, s, e));
     intervals.dedup();
-    let mut rejected = Vec::new();
+    let mut out = Decisions::default();
     let mut i = 0;
     while i < intervals.len() {
         let seq = intervals[i].0;
@@ -135,49 +155,58 @@ pub(super) fn claim(
         let (key, format) = owner_of(seq);
         let owner = eff.owner(key, &format);
         // How much of [os, oe) this file's own buckets cover.
-        let covered = |fam: SourceFamily, os: i64, oe: i64| -> i64 {
+        let covered = |os: i64, oe: i64| -> i64 {
             mine.iter()
-                .filter(|x| x.1 == fam && x.3 > os && x.2 < oe)
+                .filter(|x| x.3 > os && x.2 < oe)
                 .map(|x| x.3.min(oe) - x.2.max(os))
                 .sum()
         };
         for &(_, fam, s, e) in mine {
-            match fam {
-                SourceFamily::Api => {
-                    let over = eff.overlapping(SourceFamily::Api, s, e);
-                    if let Some(&(os, oe, _)) = over
-                        .iter()
-                        .find(|&&(os, oe, o)| o != owner && covered(fam, os, oe) < oe - os)
-                    {
-                        rejected.push(Rejection {
-                            seq,
-                            family: fam,
-                            start: s,
-                            end: e,
-                            overlapped: (os, oe),
-                        });
-                        continue;
+            // A family that outranks this one owns (part of) the interval: kept, not counted.
+            if let Some(winner) = prec
+                .above(fam)
+                .find(|&f| !eff.overlapping(f, s, e).is_empty())
+            {
+                out.yielded.push(Yield {
+                    seq,
+                    winner,
+                    start: s,
+                    end: e,
+                });
+                continue;
+            }
+            // Within the family only whole buckets are replaced, or usage of the uncovered part
+            // would be lost.
+            let same = eff.overlapping(fam, s, e);
+            if let Some(&(os, oe, _)) = same
+                .iter()
+                .find(|&&(os, oe, o)| o != owner && covered(os, oe) < oe - os)
+            {
+                out.rejected.push(Rejection {
+                    seq,
+                    family: fam,
+                    start: s,
+                    end: e,
+                    overlapped: (os, oe),
+                });
+                continue;
+            }
+            for (os, oe, _) in same {
+                eff.remove(fam, os, oe);
+            }
+            // A family it outranks gives the interval up whole (either ingest order gives the
+            // same lake: that family's later files yield to this one, above).
+            for f in prec.below(fam) {
+                for (os, oe, _) in eff.overlapping(f, s, e) {
+                    eff.remove(f, os, oe);
+                    if !out.took.contains(&(seq, f)) {
+                        out.took.push((seq, f));
                     }
-                    for (os, oe, _) in over {
-                        eff.remove(SourceFamily::Api, os, oe);
-                    }
-                    for (os, oe, _) in eff.overlapping(SourceFamily::Export, s, e) {
-                        eff.remove(SourceFamily::Export, os, oe);
-                    }
-                    eff.insert(fam, s, e, owner);
-                }
-                SourceFamily::Export => {
-                    if !eff.overlapping(SourceFamily::Api, s, e).is_empty() {
-                        continue; // Admin API data wins for this day.
-                    }
-                    for (os, oe, _) in eff.overlapping(SourceFamily::Export, s, e) {
-                        eff.remove(SourceFamily::Export, os, oe);
-                    }
-                    eff.insert(fam, s, e, owner);
                 }
             }
+            eff.insert(fam, s, e, owner);
         }
         i = j;
     }
-    rejected
+    out
 }

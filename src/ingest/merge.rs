@@ -32,6 +32,7 @@ pub(super) struct MonthInput<'a> {
     /// Staged parts of the new files for this month.
     pub new_parts: Vec<NewPart>,
     pub final_dir: &'a Path,
+    pub precedence: &'a crate::model::Precedence,
 }
 
 /// How the rows of one new file fared in this month.
@@ -52,6 +53,10 @@ pub(super) struct MonthOutcome {
     /// Rows already in the lake that newer exports restated.
     pub lake_superseded: u64,
     pub per_file: HashMap<usize, FileCounts>,
+    /// Buckets of new files kept out of the totals: an outranking family owns them.
+    pub yielded: Vec<coverage::Yield>,
+    /// (file seq, family): intervals of an outranked family a new file took over.
+    pub took: Vec<(usize, SourceFamily)>,
 }
 
 fn job(jobs: &[Job], seq: usize) -> &Job {
@@ -87,8 +92,12 @@ fn claim_month(
     let mut eff = Effective::default();
     for b in lio::read_all(&cov_path)? {
         for c in batch::coverage_rows(&b)? {
+            // The family follows the format (lakes before 0.5 filed Analytics queries as `api`).
+            let fam = SourceFormat::parse(&c.source_format)
+                .and_then(|f| f.family())
+                .unwrap_or(c.family);
             let o = eff.owner((c.ingest_id, c.source_file), &c.source_format);
-            eff.insert(c.family, c.start_us, c.end_us, o);
+            eff.insert(fam, c.start_us, c.end_us, o);
         }
     }
     let (jobs, ingest_id) = (inp.jobs, inp.ingest_id);
@@ -100,23 +109,27 @@ fn claim_month(
         )
     };
     let mut rejected: HashSet<Claim> = HashSet::new();
-    for r in coverage::claim(&mut eff, &mut inp.intervals, owner_of) {
+    let decided = coverage::claim(&mut eff, &mut inp.intervals, inp.precedence, owner_of);
+    for r in decided.rejected {
         let j = job(jobs, r.seq);
         rejected.insert((r.seq, r.family, r.start, r.end));
+        let reason = format!(
+            "this bucket restates only part of an already-ingested bucket {} .. {}; re-export that whole period at one bucket width",
+            fmt_us(r.overlapped.0),
+            fmt_us(r.overlapped.1)
+        );
         out.quarantine.push(QuarantineRow {
             source_file: j.source_file.clone(),
             source_format: Some(j.format.as_str().into()),
             location: format!("bucket {} .. {}", fmt_us(r.start), fmt_us(r.end)),
             line: None,
             field: None,
-            reason: format!(
-                "this bucket restates only part of an already-ingested bucket {} .. {}; re-export that whole period at one bucket width",
-                fmt_us(r.overlapped.0),
-                fmt_us(r.overlapped.1)
-            ),
+            reason,
             excerpt: None,
         });
     }
+    out.yielded = decided.yielded;
+    out.took = decided.took;
     Ok((eff, rejected))
 }
 

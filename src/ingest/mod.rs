@@ -29,7 +29,7 @@ use crate::lake::io::{LakeError, StagedFile};
 use crate::lake::txn::Writer;
 use crate::lake::{Layout, Table, schema};
 use crate::model::{
-    self, ApiKey, CostRow, LedgerItem, SourceFamily, SourceFormat, UsageRow, Workspace,
+    self, ApiKey, CostRow, LedgerItem, Precedence, SourceFamily, SourceFormat, UsageRow, Workspace,
 };
 use crate::sources::{FileError, Limits, Quarantined, Sink, mask_secrets};
 
@@ -60,6 +60,8 @@ pub struct IngestOptions {
     pub progress: bool,
     /// The plausible window of dates and the longest span of one export.
     pub limits: Limits,
+    /// Which family owns an interval several cover.
+    pub precedence: Precedence,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,6 +95,12 @@ pub struct FileSummary {
     pub rows_loaded: u64,
     pub rows_quarantined: u64,
     pub rows_superseded: u64,
+    /// Buckets this file covers that a family ranked above its own owns ([`Precedence`]):
+    /// kept out of every total, said in `notes`.
+    pub buckets_not_counted: u64,
+    /// The families whose intervals this file took over ([`Precedence`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub took_over: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Assumptions made reading the file (an older header, a hinted empty page).
@@ -111,6 +119,8 @@ impl FileSummary {
             rows_loaded: 0,
             rows_quarantined: 0,
             rows_superseded: 0,
+            buckets_not_counted: 0,
+            took_over: Vec::new(),
             error: None,
             notes: Vec::new(),
         }
@@ -151,6 +161,30 @@ pub enum IngestError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The config asks another precedence than the lake was built with.
+    #[error(
+        "this lake was built with source precedence {lake}, the config asks {config}: which rows \
+         count was decided by the first, so it cannot change under an existing lake. Set \
+         [ingest] precedence back, or ingest the landing files into a new data dir"
+    )]
+    Precedence { lake: String, config: String },
+}
+
+/// Records the precedence of a new lake, or checks the config still asks the recorded one.
+fn fix_precedence(layout: &crate::lake::Layout, prec: &Precedence) -> Result<(), IngestError> {
+    let path = layout.precedence_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim() == prec.text() => Ok(()),
+        Ok(text) => Err(IngestError::Precedence {
+            lake: text.trim().to_string(),
+            config: prec.text(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::lake::io::write_file_atomic(&path, format!("{}\n", prec.text()).as_bytes())
+                .map_err(io(&path))
+        }
+        Err(e) => Err(io(&path)(e)),
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
@@ -687,6 +721,7 @@ pub fn ingest(
     walked: Walk,
 ) -> Result<IngestSummary, IngestError> {
     let recovered = writer.recovered.clone();
+    fix_precedence(writer.layout(), &opts.precedence)?;
     let mut run = phases::Ingest::start(writer, opts, &walked.files)?;
     run.plan(walked);
     let lists = run.parse_lists()?;

@@ -22,7 +22,7 @@ use crate::lake::batch::{self, IngestLogRow, QuarantineRow, Stored};
 use crate::lake::io as lio;
 use crate::lake::txn::{self, WriteTxn, Writer};
 use crate::lake::{Layout, Table};
-use crate::model::{self, ApiKey, LedgerItem, SourceFormat, Workspace};
+use crate::model::{self, ApiKey, LedgerItem, SourceFamily, SourceFormat, Workspace};
 use crate::sources::{self, Detected, FileError, mask_secrets};
 use crate::vocab::Provider;
 
@@ -617,6 +617,7 @@ impl<'a> Ingest<'a> {
             .collect();
         let final_dir = self.staging.join("final");
         let mut rejected_rows: HashMap<usize, u64> = HashMap::new();
+        let mut yielded: BTreeMap<(usize, SourceFamily), (u64, i64, i64)> = BTreeMap::new();
         for (n, ((group, provider, month), intervals)) in self.claims().into_iter().enumerate() {
             // The parts of this provider's files (a file is of one format, so one provider).
             let new_parts = self
@@ -638,6 +639,7 @@ impl<'a> Ingest<'a> {
                 seq_of_file: &seq_of_file,
                 new_parts,
                 final_dir: &final_dir,
+                precedence: &self.opts.precedence,
             })?;
             let txn = self.txn();
             for (staged, target) in out.renames {
@@ -648,6 +650,24 @@ impl<'a> Ingest<'a> {
             }
             self.quarantine.extend(out.quarantine);
             self.lake_superseded += out.lake_superseded;
+            for y in out.yielded {
+                let e = yielded
+                    .entry((y.seq, y.winner))
+                    .or_insert((0, y.start, y.end));
+                *e = (e.0 + 1, e.1.min(y.start), e.2.max(y.end));
+            }
+            for (seq, fam) in out.took {
+                let s = &mut self.summaries[seq];
+                if !s.took_over.contains(&fam.as_str()) {
+                    s.took_over.push(fam.as_str());
+                    s.notes.push(format!(
+                        "now owns days {} data owned: that data is kept but no longer counted \
+                         ([ingest] precedence {})",
+                        fam.as_str(),
+                        self.opts.precedence.text()
+                    ));
+                }
+            }
             for (seq, c) in out.per_file {
                 self.summaries[seq].rows_loaded += c.loaded;
                 self.summaries[seq].rows_superseded += c.superseded;
@@ -660,6 +680,7 @@ impl<'a> Ingest<'a> {
         for (seq, n) in rejected_rows {
             self.summaries[seq].rows_quarantined += n;
         }
+        self.say_yielded(yielded);
         // A broken file's rows were all counted as quarantined; none of them was loaded.
         for job in &self.jobs {
             if self.parsed[&job.seq].error.is_some() {
@@ -668,6 +689,22 @@ impl<'a> Ingest<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Says, per file, which of its buckets another family owns (kept, not counted).
+    fn say_yielded(&mut self, yielded: BTreeMap<(usize, SourceFamily), (u64, i64, i64)>) {
+        let order = self.opts.precedence.text();
+        for ((seq, winner), (n, first, last)) in yielded {
+            let s = &mut self.summaries[seq];
+            s.buckets_not_counted += n;
+            s.notes.push(format!(
+                "{n} bucket(s) from {} to {} kept but not counted: {} data owns them \
+                 ([ingest] precedence {order})",
+                super::fmt_us(first),
+                super::fmt_us(last),
+                winner.as_str()
+            ));
+        }
     }
 
     /// Stages one small table (lists, manifest, quarantine of this ingest) for the commit.

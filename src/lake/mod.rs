@@ -245,6 +245,11 @@ impl Layout {
     pub fn marker(&self) -> PathBuf {
         self.internal().join("lake")
     }
+    /// The source precedence the lake was built with (`analytics > api > export`): which rows
+    /// were kept depends on it, so it is fixed at the first ingest.
+    pub fn precedence_file(&self) -> PathBuf {
+        self.internal().join("precedence")
+    }
     /// Whether an ingest ever made a lake here (its marker, or, for lakes older than the
     /// marker, an ingest log). Read commands refuse a directory that is not one.
     pub fn exists(&self) -> bool {

@@ -192,7 +192,9 @@ pub fn synth(opts: &crate::synth::SynthOptions) -> anyhow::Result<String> {
 impl From<IngestError> for RunError {
     fn from(e: IngestError) -> Self {
         match e {
-            IngestError::MissingPath(_) => RunError::Usage(crate::errors::chain(&e)),
+            IngestError::MissingPath(_) | IngestError::Precedence { .. } => {
+                RunError::Usage(crate::errors::chain(&e))
+            }
             other => RunError::Ingest(other),
         }
     }
@@ -242,6 +244,7 @@ fn ingest_plan(
         jobs: settings.jobs,
         progress: settings.progress,
         limits: settings.limits,
+        precedence: settings.precedence,
     };
     Ok((opts, walked))
 }

@@ -868,14 +868,12 @@ fn a_team_is_defined_by_a_workspace_tag() {
     );
 }
 
-/// #25 done-when (usage half): the sample's usage exported once as legacy report pages and once
-/// as a whole Analytics usage query (fixtures/formats, spend-ordered, two pages, grouped also by
-/// `product`) gives the same chargeback per workspace × model to the unit, and both together
-/// give it once; `product` is kept.
-#[test]
-fn an_analytics_usage_query_gives_the_legacy_chargeback_and_both_give_it_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (legacy, analytics) = (tmp.path().join("legacy"), tmp.path().join("analytics"));
+/// October of the sample twice, each with the lists: `legacy/` its usage report pages,
+/// `analytics/` the same usage as one Analytics query (returned third).
+fn legacy_and_analytics(
+    tmp: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let (legacy, analytics) = (tmp.join("legacy"), tmp.join("analytics"));
     let only =
         |dir: &std::path::Path, keep: &dyn Fn(&str) -> bool, extra: Option<&std::path::Path>| {
             std::fs::create_dir_all(dir).unwrap();
@@ -891,20 +889,107 @@ fn an_analytics_usage_query_gives_the_legacy_chargeback_and_both_give_it_once() 
             }
         };
     let query = fixtures().join("formats/analytics-usage-2026-10-query.json");
-    // October only: the legacy pages and the lists, or the lists and the Analytics query.
+    let lists =
+        |n: &str| !n.starts_with("usage") && !n.starts_with("console") && !n.starts_with("cost");
     only(
         &legacy,
-        &|n| {
-            n.starts_with("usage-2026-10")
-                || !n.starts_with("usage") && !n.starts_with("console") && !n.starts_with("cost")
-        },
+        &|n| n.starts_with("usage-2026-10") || lists(n),
         None,
     );
-    only(
-        &analytics,
-        &|n| !n.starts_with("usage") && !n.starts_with("console") && !n.starts_with("cost"),
-        Some(&query),
+    only(&analytics, &lists, Some(&query));
+    (legacy, analytics, query)
+}
+
+/// #25 point 3: when legacy pages and an Analytics query cover the same days, one family owns
+/// each day — `analytics > api > export` by default, `[ingest] precedence` otherwise — and the
+/// ingest summary names the owner; the chargeback is the same either way, counted once. The
+/// precedence is fixed for a lake: another one in the config is refused, nothing written.
+#[test]
+fn one_family_owns_a_day_both_cover_and_the_summary_says_which() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (legacy, _, query) = legacy_and_analytics(tmp.path());
+    let cfg = tmp.path().join("empty.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let by = "workspace,model";
+    let once = tmp.path().join("once");
+    ingest_ok(&once, &[&legacy]);
+    let want = report_rows(&once, &cfg, "2026-10", by);
+
+    // Default: the Analytics query takes the days over and says so.
+    let d = tmp.path().join("default");
+    ingest_ok(&d, &[&legacy]);
+    let s = ingest_ok(&d, &[&query]);
+    assert_eq!(s["files"][0]["took_over"][0], "api", "{s}");
+    assert_eq!(report_rows(&d, &cfg, "2026-10", by), want);
+    let owned = sql(
+        &d,
+        "SELECT family, COUNT(*) AS n FROM usage_coverage WHERE bucket_start >= '2026-10-01' \
+         GROUP BY family ORDER BY family",
     );
+    assert_eq!(owned.len(), 1, "one family owns October: {owned:?}");
+    assert_eq!(owned[0]["family"], "analytics", "{owned:?}");
+
+    // Legacy first: the query is kept out of the totals, the summary names the owner.
+    let api_first = tmp.path().join("api-first.toml");
+    std::fs::write(
+        &api_first,
+        "[ingest]\nprecedence = [\"api\", \"analytics\", \"export\"]\n",
+    )
+    .unwrap();
+    let l = tmp.path().join("legacy-first");
+    let run = |data: &std::path::Path, cfg: &std::path::Path, p: &std::path::Path| {
+        let o = tl(
+            data,
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "ingest",
+                "--json",
+                "-q",
+                p.to_str().unwrap(),
+            ],
+        );
+        (
+            code(&o),
+            serde_json::from_slice::<serde_json::Value>(&o.stdout).ok(),
+            stderr(&o),
+        )
+    };
+    assert_eq!(run(&l, &api_first, &legacy).0, 0);
+    let (c, s, _) = run(&l, &api_first, &query);
+    let s = s.unwrap();
+    assert_eq!(c, 0, "{s}");
+    assert_eq!(s["files"][0]["rows_loaded"], 0, "{s}");
+    assert!(
+        s["files"][0]["buckets_not_counted"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    let note = s["files"][0]["notes"][0].as_str().unwrap();
+    assert!(
+        note.contains("kept but not counted: api data owns them"),
+        "{note}"
+    );
+    assert_eq!(report_rows(&l, &api_first, "2026-10", by), want);
+
+    // The lake keeps its precedence: the default config now is refused, nothing changes.
+    let before = sql(&l, "SELECT COUNT(*) AS n FROM usage");
+    let (c, _, err) = run(&l, &cfg, &query);
+    assert_eq!(c, 2, "{err}");
+    assert!(
+        err.contains("built with source precedence api > analytics > export"),
+        "{err}"
+    );
+    assert_eq!(sql(&l, "SELECT COUNT(*) AS n FROM usage"), before);
+}
+
+/// #25 done-when (usage half): the sample's usage exported once as legacy report pages and once
+/// as a whole Analytics usage query (fixtures/formats, spend-ordered, two pages, grouped also by
+/// `product`) gives the same chargeback per workspace × model to the unit, and both together
+/// give it once; `product` is kept.
+#[test]
+fn an_analytics_usage_query_gives_the_legacy_chargeback_and_both_give_it_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (legacy, analytics, query) = legacy_and_analytics(tmp.path());
     let (dl, da) = (tmp.path().join("dl"), tmp.path().join("da"));
     ingest_ok(&dl, &[&legacy]);
     ingest_ok(&da, &[&analytics]);

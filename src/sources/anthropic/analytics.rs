@@ -145,7 +145,7 @@ fn cover(sink: &mut dyn Sink, (start, end): (DateTime<Utc>, DateTime<Utc>), widt
     let step = Duration::seconds(width.seconds());
     let mut t = start;
     while t < end {
-        sink.coverage(SourceFamily::Api, t, t + step);
+        sink.coverage(SourceFamily::Analytics, t, t + step);
         t += step;
     }
 }
