@@ -650,24 +650,7 @@ impl<'a> Ingest<'a> {
             }
             self.quarantine.extend(out.quarantine);
             self.lake_superseded += out.lake_superseded;
-            for y in out.yielded {
-                let e = yielded
-                    .entry((y.seq, y.winner))
-                    .or_insert((0, y.start, y.end));
-                *e = (e.0 + 1, e.1.min(y.start), e.2.max(y.end));
-            }
-            for (seq, fam) in out.took {
-                let s = &mut self.summaries[seq];
-                if !s.took_over.contains(&fam.as_str()) {
-                    s.took_over.push(fam.as_str());
-                    s.notes.push(format!(
-                        "now owns days {} data owned: that data is kept but no longer counted \
-                         ([ingest] precedence {})",
-                        fam.as_str(),
-                        self.opts.precedence.text()
-                    ));
-                }
-            }
+            self.tally_precedence(out.yielded, out.took, &mut yielded);
             for (seq, c) in out.per_file {
                 self.summaries[seq].rows_loaded += c.loaded;
                 self.summaries[seq].rows_superseded += c.superseded;
@@ -689,6 +672,34 @@ impl<'a> Ingest<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Counts the buckets kept out of the totals per (file, owner family), and notes the
+    /// families each file took days over from.
+    fn tally_precedence(
+        &mut self,
+        ys: Vec<super::coverage::Yield>,
+        took: Vec<(usize, SourceFamily)>,
+        yielded: &mut BTreeMap<(usize, SourceFamily), (u64, i64, i64)>,
+    ) {
+        for y in ys {
+            let e = yielded
+                .entry((y.seq, y.winner))
+                .or_insert((0, y.start, y.end));
+            *e = (e.0 + 1, e.1.min(y.start), e.2.max(y.end));
+        }
+        for (seq, fam) in took {
+            let s = &mut self.summaries[seq];
+            if !s.took_over.contains(&fam.as_str()) {
+                s.took_over.push(fam.as_str());
+                s.notes.push(format!(
+                    "now owns days {} data owned: that data is kept but no longer counted \
+                     ([ingest] precedence {})",
+                    fam.as_str(),
+                    self.opts.precedence.text()
+                ));
+            }
+        }
     }
 
     /// Says, per file, which of its buckets another family owns (kept, not counted).
