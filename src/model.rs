@@ -302,6 +302,14 @@ pub struct UsageRow<'a> {
     pub product: Option<Cow<'a, str>>,
     /// The Analytics API's `agent_id` (a managed agent); null elsewhere.
     pub agent_id: Option<Cow<'a, str>>,
+    /// Who spent it (Analytics API `actor`): `user_actor`, `service_account_actor`,
+    /// `api_actor` or `federated_actor`; null elsewhere or when no actor is known.
+    pub actor_type: Option<Cow<'a, str>>,
+    /// The id the actor's type names (a user id, a service account id, an API key id,
+    /// `provider:subject` of a federated caller).
+    pub actor_id: Option<Cow<'a, str>>,
+    /// A user actor's email, only where the row has one.
+    pub actor_email: Option<Cow<'a, str>>,
     pub tokens: Tokens,
     /// True when the source had one undivided cache-write column (old Console CSV) and the
     /// lake booked it as 5-minute writes.
@@ -314,8 +322,9 @@ pub struct UsageRow<'a> {
 impl UsageRow<'_> {
     /// The dimension values of the row, in the lake's column order (workspace id and name, key
     /// id and name, model, tier, context window, geo, speed, account, service account,
-    /// product, agent). Two rows of one bucket with the same dimensions are the same row.
-    pub fn dimensions(&self) -> [Option<&str>; 13] {
+    /// product, agent, actor type, id and email). Two rows of one bucket with the same
+    /// dimensions are the same row.
+    pub fn dimensions(&self) -> [Option<&str>; 16] {
         [
             self.workspace_id.as_deref(),
             self.workspace_name.as_deref(),
@@ -330,6 +339,9 @@ impl UsageRow<'_> {
             self.service_account_id.as_deref(),
             self.product.as_deref(),
             self.agent_id.as_deref(),
+            self.actor_type.as_deref(),
+            self.actor_id.as_deref(),
+            self.actor_email.as_deref(),
         ]
     }
     /// The row with its text owned (kept beyond its input).
@@ -349,6 +361,9 @@ impl UsageRow<'_> {
             service_account_id: own(self.service_account_id),
             product: own(self.product),
             agent_id: own(self.agent_id),
+            actor_type: own(self.actor_type),
+            actor_id: own(self.actor_id),
+            actor_email: own(self.actor_email),
             bucket_start: self.bucket_start,
             bucket_width: self.bucket_width,
             provider: self.provider,

@@ -63,7 +63,7 @@ pub struct UsageBuilder {
     bucket_end: TimestampMicrosecondBuilder,
     bucket_width: StringBuilder,
     provider: StringBuilder,
-    dims: [StringBuilder; 13],
+    dims: [StringBuilder; 16],
     tokens: [Int64Builder; 6],
     assumed: BooleanBuilder,
     source_format: StringBuilder,

@@ -66,6 +66,9 @@ pub fn usage() -> SchemaRef {
         s("service_account_id", true),
         s("product", true),
         s("agent_id", true),
+        s("actor_type", true),
+        s("actor_id", true),
+        s("actor_email", true),
     ];
     f.extend(TOKEN_COLUMNS.iter().map(|c| i(c)));
     f.push(Field::new(

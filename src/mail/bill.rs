@@ -54,6 +54,59 @@ pub struct TeamBill {
     pub cents: i128,
     /// The previous month's cents, when that month has usage.
     pub previous_cents: Option<i128>,
+    /// The team's own top spenders and products, exact, most first ([`TOP`] at most; empty
+    /// when the usage does not say: only Analytics usage queries do). Not a breakdown of the
+    /// total: the shared pool and usage of no known actor or product are in neither.
+    pub people: Vec<(String, Money)>,
+    pub products: Vec<(String, Money)>,
+}
+
+/// How many people and products a team's mail lists.
+pub const TOP: usize = 5;
+
+/// The name a person or caller is shown by: a user's email, else what their type says.
+fn actor_label(kind: Option<&str>, id: &str, email: Option<&str>) -> String {
+    match (kind, email) {
+        (_, Some(e)) => e.to_string(),
+        (Some("user_actor"), None) => format!("user {id}"),
+        (Some("service_account_actor"), None) => format!("service account {id}"),
+        (Some("api_actor"), None) => format!("API key {id}"),
+        (Some("federated_actor"), None) => format!("federated {id}"),
+        _ => id.to_string(),
+    }
+}
+
+/// Each team's top people and products from the team × product × actor report.
+fn top_spenders(
+    bills: &mut [TeamBill],
+    by_who: &Report,
+    index: impl Fn(&str, &[TeamBill]) -> usize,
+) {
+    let mut people: Vec<BTreeMap<String, i128>> = vec![BTreeMap::new(); bills.len()];
+    let mut products: Vec<BTreeMap<String, i128>> = vec![BTreeMap::new(); bills.len()];
+    for l in &by_who.lines {
+        let Some(cost) = l.list_cost else { continue };
+        let i = index(&dim(l, 0).unwrap_or_else(|| UNALLOCATED.into()), bills);
+        if let Some(p) = dim(l, 1) {
+            *products[i].entry(p).or_default() += cost.units();
+        }
+        if let Some(id) = dim(l, 3) {
+            let label = actor_label(dim(l, 2).as_deref(), &id, dim(l, 4).as_deref());
+            *people[i].entry(label).or_default() += cost.units();
+        }
+    }
+    let top = |m: BTreeMap<String, i128>| {
+        let mut v: Vec<(String, i128)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(TOP);
+        v.into_iter()
+            .map(|(k, u)| (k, Money::from_units(u)))
+            .collect()
+    };
+    for (b, (p, q)) in bills.iter_mut().zip(people.into_iter().zip(products)) {
+        b.people = top(p);
+        b.products = top(q);
+    }
 }
 
 impl TeamBill {
@@ -69,6 +122,8 @@ impl TeamBill {
             total: Money::ZERO,
             cents: 0,
             previous_cents: None,
+            people: Vec::new(),
+            products: Vec::new(),
         }
     }
     /// Cents per workspace (by name), from the line cents: foots to the team's cents with the
@@ -147,6 +202,8 @@ pub struct Reports<'a> {
     pub by_line: &'a Report,
     pub by_key: &'a Report,
     pub by_day: &'a Report,
+    /// By team, product and actor (Analytics usage queries; null elsewhere).
+    pub by_who: &'a Report,
 }
 
 fn dim(line: &crate::report::Line, i: usize) -> Option<String> {
@@ -244,6 +301,7 @@ pub fn bill(
             cents: 0,
         });
     }
+    top_spenders(&mut bills, r.by_who, index);
     let weights = allocate_shared(&mut bills, shared_units);
     spread_daily(&mut bills, r.by_day, shared, &weights);
     let mut out = round_bills(month, bills, r.by_line.unpriced_lines, previous);

@@ -161,9 +161,16 @@ fn team_value(bill: &Bill, t: &TeamBill) -> Value {
         .iter()
         .map(|k| json!({"name": k.api_key_name, "amount": usd(k.cents)}))
         .collect();
+    let top = |v: &[(String, crate::money::Money)]| -> Vec<Value> {
+        v.iter()
+            .map(|(n, m)| json!({"name": n, "amount": usd(m.round_cents())}))
+            .collect()
+    };
     json!({
         "name": t.name,
         "cost_center": t.cost_center.clone().unwrap_or_default(),
+        "people": top(&t.people),
+        "products": top(&t.products),
         "total": usd(t.cents),
         "previous": t.previous_cents.map(usd),
         "change": change(t.cents, t.previous_cents),

@@ -31,16 +31,22 @@ pub enum Dim {
     ServiceTier,
     Day,
     Team,
+    /// The Analytics API's `product` (Claude Code, the Messages API, batch, managed agents, …).
+    Product,
+    /// Who spent it: the Analytics API's actor (type, id, a user's email).
+    Actor,
 }
 
 impl Dim {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 8] = [
         "workspace",
         "model",
         "api-key",
         "service-tier",
         "day",
         "team",
+        "product",
+        "actor",
     ];
 
     pub fn columns(self) -> &'static [&'static str] {
@@ -51,6 +57,8 @@ impl Dim {
             Dim::ServiceTier => &["service_tier"],
             Dim::Day => &["day"],
             Dim::Team => &["team"],
+            Dim::Product => &["product"],
+            Dim::Actor => &["actor_type", "actor_id", "actor_email"],
         }
     }
 }
@@ -69,6 +77,8 @@ impl std::str::FromStr for Dim {
                     Dim::ServiceTier,
                     Dim::Day,
                     Dim::Team,
+                    Dim::Product,
+                    Dim::Actor,
                 ][i]
             })
             .ok_or_else(|| format!("unknown dimension {s:?}; one of: {}", Dim::NAMES.join(", ")))

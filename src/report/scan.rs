@@ -24,7 +24,7 @@ use crate::lake::io as lio;
 use crate::money::Money;
 use crate::vocab::{COUNT_COLUMNS, Month, PricingStatus};
 
-const TEXT: [&str; 10] = [
+const TEXT: [&str; 14] = [
     "bucket_width",
     "provider",
     "workspace_id",
@@ -35,11 +35,23 @@ const TEXT: [&str; 10] = [
     "service_tier",
     "context_window",
     "inference_geo",
+    "product",
+    "actor_type",
+    "actor_id",
+    "actor_email",
 ];
+
+/// The grouping columns of a line: workspace id and name, model, key id and name, tier, team,
+/// product, actor type, id and email.
+const GROUPS: usize = 11;
+
+/// A row's signature: provider, workspace id and name, key id and name, model, tier, context,
+/// geo, product, actor type, id and email (the last four `NONE` unless asked for), UTC day.
+const SIG: usize = 14;
 
 /// What a line is keyed by: one code per grouping column (`NONE` where the dimension is not
 /// asked for), the day as days since 1970, the status.
-type Key = ([u32; 7], i32, u32);
+type Key = ([u32; GROUPS], i32, u32);
 
 /// Sums of one line: the six counts, the list cost (priced rows), and whether any row had one.
 #[derive(Default, Clone, Copy)]
@@ -160,10 +172,10 @@ impl Part {
     }
 }
 
-/// Which grouping columns the dimensions ask for: workspace id, workspace name, model, key id,
-/// key name, tier, team (the day is the key's second field).
-fn wanted(dims: &[Dim]) -> ([bool; 7], bool) {
-    let mut w = [false; 7];
+/// Which grouping columns ([`GROUPS`]) the dimensions ask for (the day is the key's second
+/// field).
+fn wanted(dims: &[Dim]) -> ([bool; GROUPS], bool) {
+    let mut w = [false; GROUPS];
     let mut day = false;
     for d in dims {
         match d {
@@ -172,6 +184,8 @@ fn wanted(dims: &[Dim]) -> ([bool; 7], bool) {
             Dim::ApiKey => (w[3], w[4]) = (true, true),
             Dim::ServiceTier => w[5] = true,
             Dim::Team => w[6] = true,
+            Dim::Product => w[7] = true,
+            Dim::Actor => (w[8], w[9], w[10]) = (true, true, true),
             Dim::Day => day = true,
         }
     }
@@ -197,48 +211,64 @@ struct Rates {
 /// The distinct line keys (without day and status) of a part, numbered.
 #[derive(Default)]
 struct Slots {
-    index: Fast<[u32; 7], u32>,
-    keys: Vec<[u32; 7]>,
+    index: Fast<[u32; GROUPS], u32>,
+    keys: Vec<[u32; GROUPS]>,
 }
 
-/// The line slot and the rate of a row signature `[provider, workspace id, workspace name,
-/// key id, key name, model, tier, context, geo, UTC day]`: names and team resolved, the model
+/// The number of the rate of (provider, model, tier, context, geo) on UTC day `utc`, looked up
+/// once.
+fn rate_of(
+    k: [u32; 5],
+    utc: i32,
+    strings: &Strings,
+    cache: &mut crate::pricing::RateCache,
+    rates: &mut Rates,
+) -> u32 {
+    if let Some(r) = rates.index.get(&(k, utc)) {
+        return *r;
+    }
+    let [prov, model, tier, ctx, geo] = k;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+    let day = epoch + chrono::TimeDelta::days(utc.into());
+    let s = strings;
+    let rate = cache
+        .get(
+            s.get(prov).unwrap_or_default(),
+            s.get(model),
+            day,
+            s.get(tier),
+            s.get(ctx),
+            s.get(geo),
+        )
+        .as_ref()
+        .ok()
+        .cloned();
+    let r = rates.list.len() as u32;
+    rates.list.push(rate);
+    rates.index.insert((k, utc), r);
+    r
+}
+
+/// The line slot and the rate of a row signature ([`SIG`]): names and team resolved, the model
 /// aliased, the rate looked up, once per signature.
 fn signature(
-    sig: &[u32; 10],
+    sig: &[u32; SIG],
     strings: &mut Strings,
     cache: &mut crate::pricing::RateCache,
     rates: &mut Rates,
     slots: &mut Slots,
     look: &Lookup,
-    want: &[bool; 7],
+    want: &[bool; GROUPS],
 ) -> SigInfo {
-    let [prov, ws, wsn, key, keyn, model, tier, ctx, geo, utc] = *sig;
-    let utc = utc as i32;
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
-    let r = match rates.index.get(&([prov, model, tier, ctx, geo], utc)) {
-        Some(r) => *r,
-        None => {
-            let s = &*strings;
-            let day = epoch + chrono::TimeDelta::days(utc.into());
-            let rate = cache
-                .get(
-                    s.get(prov).unwrap_or_default(),
-                    s.get(model),
-                    day,
-                    s.get(tier),
-                    s.get(ctx),
-                    s.get(geo),
-                )
-                .as_ref()
-                .ok()
-                .cloned();
-            let r = rates.list.len() as u32;
-            rates.list.push(rate);
-            rates.index.insert(([prov, model, tier, ctx, geo], utc), r);
-            r
-        }
-    };
+    let [prov, ws, wsn, key, keyn, model, tier, ctx, geo] = std::array::from_fn(|j| sig[j]);
+    let [product, atype, aid, aemail, utc] = std::array::from_fn(|j| sig[9 + j]);
+    let r = rate_of(
+        [prov, model, tier, ctx, geo],
+        utc as i32,
+        strings,
+        cache,
+        rates,
+    );
     let (wn, kn, team) = look.resolve(
         strings.get(ws),
         strings.get(wsn),
@@ -251,8 +281,10 @@ fn signature(
         Some(a) => strings.intern(&a),
         None => NONE,
     };
-    let all = [ws, wn, canon, key, kn, tier, team];
-    let k: [u32; 7] = std::array::from_fn(|j| if want[j] { all[j] } else { NONE });
+    let all = [
+        ws, wn, canon, key, kn, tier, team, product, atype, aid, aemail,
+    ];
+    let k: [u32; GROUPS] = std::array::from_fn(|j| if want[j] { all[j] } else { NONE });
     let slot = match slots.index.get(&k) {
         Some(s) => *s,
         None => {
@@ -277,7 +309,7 @@ fn signature(
 struct Signatures {
     /// Signatures packed into 128 bits ([`pack_signature`]), and the rare others as they are.
     packed: Fast<u128, u32>,
-    other: Fast<[u32; 10], u32>,
+    other: Fast<[u32; SIG], u32>,
     infos: Vec<SigInfo>,
     /// The UTC day of each signature (its last field).
     utc: Vec<i32>,
@@ -285,7 +317,7 @@ struct Signatures {
 
 impl Signatures {
     /// The number of `sig`, resolved by `info` the first time it is seen.
-    fn id(&mut self, sig: [u32; 10], info: impl FnOnce() -> SigInfo) -> u32 {
+    fn id(&mut self, sig: [u32; SIG], info: impl FnOnce() -> SigInfo) -> u32 {
         let packed = pack_signature(&sig);
         let known = match packed {
             Some(k) => self.packed.get(&k),
@@ -296,7 +328,7 @@ impl Signatures {
         }
         let id = self.infos.len() as u32;
         self.infos.push(info());
-        self.utc.push(sig[9] as i32);
+        self.utc.push(sig[SIG - 1] as i32);
         match packed {
             Some(k) => self.packed.insert(k, id),
             None => self.other.insert(sig, id),
@@ -367,14 +399,16 @@ fn fits(info: SigInfo, row: [i64; 6], rates: &Rates) -> bool {
     }
 }
 
-/// A row signature in 128 bits when each of its nine codes is below 4095 (12 bits each, NULL
-/// as 4095) and its day fits 20 bits, as in any part of a few thousand distinct strings: one
-/// cheap hash and compare per row. `None`: the signature is looked up as it is.
-fn pack_signature(sig: &[u32; 10]) -> Option<u128> {
-    let mut k = u128::from(sig[9]) << 108;
-    if sig[9] >= 1 << 20 {
+/// A row signature in 128 bits when its product and actor are not asked for, each of its nine
+/// other codes is below 4095 (12 bits each, NULL as 4095) and its day fits 20 bits, as in any
+/// part of a few thousand distinct strings: one cheap hash and compare per row. `None`: the
+/// signature is looked up as it is.
+fn pack_signature(sig: &[u32; SIG]) -> Option<u128> {
+    let utc = sig[SIG - 1];
+    if utc >= 1 << 20 || sig[9..SIG - 1].iter().any(|&c| c != NONE) {
         return None;
     }
+    let mut k = u128::from(utc) << 108;
     for (j, &c) in sig[..9].iter().enumerate() {
         let c = match c {
             NONE => 4095,
@@ -435,7 +469,7 @@ fn batch_columns<'a>(
     b: &'a arrow::record_batch::RecordBatch,
     path: &Path,
     strings: &mut Strings,
-    text: &mut [Vec<u32>; 10],
+    text: &mut [Vec<u32>; SIG],
 ) -> Result<BatchColumns<'a>, ReportError> {
     for (c, out) in TEXT.iter().zip(text.iter_mut()) {
         b.column_by_name(c)
@@ -473,7 +507,7 @@ fn part(
     // A row's signature (its text codes and UTC day) → its index in `infos`: the line slot and
     // the rate, found once per signature.
     let mut sigs = Signatures::default();
-    let mut text: [Vec<u32>; 10] = Default::default();
+    let mut text: [Vec<u32>; SIG] = Default::default();
     let mut rates = Rates::default();
     let mut slots = Slots::default();
     // The counts summed per signature, business day and UNPRICED: pricing is linear, so the
@@ -501,8 +535,12 @@ fn part(
             if !inside {
                 continue;
             }
-            let sig: [u32; 10] =
-                std::array::from_fn(|j| if j < 9 { text[j + 1][i] } else { utc as u32 });
+            // Product and actor only where asked for: otherwise their rows are one signature.
+            let sig: [u32; SIG] = std::array::from_fn(|j| match j {
+                _ if j == SIG - 1 => utc as u32,
+                9..=12 if !want[j - 2] => NONE,
+                _ => text[j + 1][i],
+            });
             let row: [i64; 6] = std::array::from_fn(|k| counts[k][i]);
             // Once per distinct row signature: its line slot and its rate.
             let id = sigs.id(sig, || {
@@ -556,6 +594,8 @@ pub fn lines(
                     Dim::ApiKey => dims_text.extend([text(k[3]), text(k[4])]),
                     Dim::ServiceTier => dims_text.push(text(k[5])),
                     Dim::Team => dims_text.push(text(k[6])),
+                    Dim::Product => dims_text.push(text(k[7])),
+                    Dim::Actor => dims_text.extend([text(k[8]), text(k[9]), text(k[10])]),
                     Dim::Day => dims_text.push(Some(
                         (epoch + chrono::TimeDelta::days(d.into())).to_string(),
                     )),

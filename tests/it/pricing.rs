@@ -513,6 +513,9 @@ mod props {
             service_account_id: None,
             product: None,
             agent_id: None,
+            actor_type: None,
+            actor_id: None,
+            actor_email: None,
             tokens: Tokens {
                 uncached_input: t[0],
                 cache_write_5m: t[1],

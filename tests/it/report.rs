@@ -522,6 +522,7 @@ api_keys = ["apikey_01TzFreshKey0000001"]
             &fixtures().join("sample"),
             &fixtures().join("timezone"),
             &mystery,
+            &fixtures().join("formats/analytics-usage-2026-11-actors-query.json"),
         ],
     );
     let c = |args: &[&str]| {
@@ -544,11 +545,14 @@ api_keys = ["apikey_01TzFreshKey0000001"]
         Dim::ServiceTier,
         Dim::Day,
         Dim::Team,
+        Dim::Product,
+        Dim::Actor,
     ];
     let mut groupings: Vec<Vec<Dim>> = all.iter().map(|d| vec![*d]).collect();
     groupings.push(vec![Dim::Team, Dim::Workspace, Dim::Model]);
     groupings.push(vec![Dim::Team, Dim::Workspace, Dim::ApiKey]);
     groupings.push(vec![Dim::Team, Dim::Day, Dim::Model]);
+    groupings.push(vec![Dim::Team, Dim::Actor, Dim::Product]);
     groupings.push(all.to_vec());
     let mut lines = 0;
     for month in ["2026-09", "2026-10", "2026-11"] {
@@ -1111,5 +1115,163 @@ fn analytics_queries_never_lose_or_double_a_token() {
             .unwrap_or(0),
         0,
         "{s:#}"
+    );
+}
+
+/// #25 point 7: who spent it. A constructed Analytics usage query grouped by `actor` and
+/// `product` (fixtures/README.md has the hand arithmetic) gives one line per person, service
+/// account, API key and federated caller, a user's email only where the row has one, null
+/// actors on their own line; `--by product` splits the same total. An actor of a type this
+/// version does not know is a row error, never merged with another.
+#[test]
+fn report_by_actor_and_product_names_who_spent_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let query = fixtures().join("formats/analytics-usage-2026-11-actors-query.json");
+    ingest_ok(&data, &[&query]);
+    let cfg = tmp.path().join("empty.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let by_actor = report_rows(&data, &cfg, "2026-11", "actor");
+    let got: Vec<(String, String, String, String)> = by_actor
+        .iter()
+        .map(|r| {
+            let t = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            (
+                t("actor_type"),
+                t("actor_id"),
+                t("actor_email"),
+                t("list_cost_usd_exact")
+                    .parse::<Decimal>()
+                    .unwrap()
+                    .normalize()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let row = |a: &str, b: &str, c: &str, d: &str| (a.into(), b.into(), c.into(), d.into());
+    assert_eq!(
+        got,
+        vec![
+            row("api_actor", "apikey_01Rj2N8SVvo6BePZj99NhmiT", "", "0.35"),
+            row(
+                "federated_actor",
+                "aws:arn:aws:iam::123456789012:role/nightly-batch",
+                "",
+                "0.45"
+            ),
+            row(
+                "service_account_actor",
+                "svac_01Sv3pN8kL2mQ7rT4xW9zB6c",
+                "",
+                "0.84"
+            ),
+            row(
+                "user_actor",
+                "user_01AnaQ7mT2vX9kR4pL8sN3bY",
+                "ana@example.com",
+                "2.4825"
+            ),
+            row("user_actor", "user_01BoW5cZ8nJ2xH6tM1qF4rKd", "", "0.6"),
+            row("", "", "", "0.0315"),
+        ],
+        "{by_actor:?}"
+    );
+    let total = |rows: &[serde_json::Value]| -> Decimal {
+        rows.iter()
+            .map(|r| {
+                r["list_cost_usd_exact"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<Decimal>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    let by_product = report_rows(&data, &cfg, "2026-11", "product");
+    assert_eq!(by_product.len(), 6, "{by_product:?}");
+    assert_eq!(total(&by_product), total(&by_actor));
+    assert_eq!(total(&by_actor), "4.754".parse::<Decimal>().unwrap());
+
+    // The team's mail lists its top people (a user's email, else what the caller is) and
+    // products, most first; a team whose usage names no actor has no such section.
+    let teams = tmp.path().join("teams.toml");
+    std::fs::write(
+        &teams,
+        "[[team]]\nname = \"Search\"\nworkspaces = [\"wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ\"]\n\
+         recipients = [\"search@example.com\"]\n[[team]]\nname = \"Ops\"\n\
+         workspaces = [\"Default\"]\nrecipients = [\"ops@example.com\"]\n",
+    )
+    .unwrap();
+    let o = tl(
+        &data,
+        &[
+            "--config",
+            teams.to_str().unwrap(),
+            "mail",
+            "--month",
+            "2026-11",
+            "-q",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let eml = |who: &str| {
+        let dir = data.join("outbox/2026-11");
+        let f = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains(who))
+            .unwrap();
+        parse_eml(&f)
+    };
+    let search = eml("search-example-com");
+    let text = search["text"].as_str().unwrap();
+    let people = text.split("Top people and callers").nth(1).unwrap();
+    let lines: Vec<&str> = people.lines().skip(1).take(5).map(str::trim).collect();
+    assert_eq!(
+        lines,
+        [
+            "ana@example.com: 2.48",
+            "service account svac_01Sv3pN8kL2mQ7rT4xW9zB6c: 0.84",
+            "user user_01BoW5cZ8nJ2xH6tM1qF4rKd: 0.60",
+            "federated aws:arn:aws:iam::123456789012:role/nightly-batch: 0.45",
+            "API key apikey_01Rj2N8SVvo6BePZj99NhmiT: 0.35",
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("Top products") && text.contains("claude_code: 3.08"),
+        "{text}"
+    );
+    assert!(search["html"].as_str().unwrap().contains("ana@example.com"));
+    let ops = eml("ops-example-com");
+    let text = ops["text"].as_str().unwrap();
+    assert!(
+        !text.contains("Top people"),
+        "no actor is known for Ops: {text}"
+    );
+    assert!(
+        text.contains("Top products") && text.contains("claude_console: 0.03"),
+        "{text}"
+    );
+
+    // An actor type this version does not know: that row is quarantined, the rest load.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&query).unwrap()).unwrap();
+    v["pages"][0]["data"][0]["group"]["actor"] =
+        serde_json::json!({"type": "robot_actor", "robot_id": "r1"});
+    let odd = tmp.path().join("odd.json");
+    std::fs::write(&odd, serde_json::to_string(&v).unwrap()).unwrap();
+    let d2 = tmp.path().join("d2");
+    let (c, s) = ingest(&d2, &[&odd]);
+    assert_eq!(c, 3, "{s}");
+    assert_eq!(s["files"][0]["rows_loaded"], 7, "{s}");
+    let q = sql(&d2, "SELECT field, reason FROM quarantine");
+    assert_eq!(q[0]["field"], "actor.type", "{q:?}");
+    assert!(
+        q[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown actor type \"robot_actor\""),
+        "{q:?}"
     );
 }

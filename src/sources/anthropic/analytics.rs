@@ -15,9 +15,14 @@
 //! list_amount, currency}}`, amounts strings in cents) and the usage item (`{…, usage{
 //! uncached_input_tokens, cache_creation{…}, cache_read_input_tokens, output_tokens,
 //! server_tool_use{web_search_requests}}}`, `product` and `agent_id` kept), their coverage.
+//! The `actor` object is kept as `actor_type` (its `type`), `actor_id` (the id its type names:
+//! `user_actor.user_id`, `service_account_actor.service_account_id`, `api_actor.api_key_id`,
+//! `federated_actor` as `provider:subject`) and `actor_email` (a user's `email_address`, only
+//! where the row has one); field names from the SDK's `BetaAnalyticsActor` variants (Ruby SDK
+//! docs, `Anthropic::Models::Beta::Organization::BetaAnalyticsActor`). An actor of another
+//! type is a row error, never merged with another actor.
 //! Must not: read a page without its query, or accept a grouping its table has no column for
-//! (rows of two actors would merge: `actor`, whose id fields are not documented for every
-//! actor type, and `rbac_group_id`, whose rows overlap, are refused).
+//! (`rbac_group_id`: its rows overlap, one person in several groups; refused).
 
 use std::collections::BTreeMap;
 
@@ -33,9 +38,7 @@ use crate::sources::{FileError, Limits, Quarantined, Sink};
 use crate::vocab::Provider;
 
 /// The dimensions a usage query may be grouped by and still load: the `usage` table's columns.
-/// (`actor`: its id fields are not documented for every actor type, so rows of two actors
-/// could merge; not read yet.)
-const USAGE_DIMENSIONS: [&str; 9] = [
+const USAGE_DIMENSIONS: [&str; 11] = [
     "workspace_id",
     "api_key_id",
     "model",
@@ -45,6 +48,8 @@ const USAGE_DIMENSIONS: [&str; 9] = [
     "speed",
     "product",
     "agent_id",
+    "actor",
+    "actor_type",
 ];
 
 /// What one endpoint's query must be: its path, the bucket widths and dimensions its table keeps.
@@ -409,6 +414,52 @@ fn cost_row(
     })
 }
 
+/// The actor's (type, id, email) from `group.actor` (an object by `type`) or, grouped by
+/// `actor_type` alone, that value; all `None` for a null actor (several may coexist: usage
+/// no actor can be named for, e.g. the Console).
+type Actor = (Option<String>, Option<String>, Option<String>);
+fn actor_of(group: &serde_json::Value) -> Result<Actor, (String, String)> {
+    let a = match group.get("actor") {
+        None | Some(serde_json::Value::Null) => {
+            return Ok((text(group, "actor_type")?, None, None));
+        }
+        Some(a @ serde_json::Value::Object(_)) => a,
+        Some(other) => {
+            return Err((
+                "actor".into(),
+                format!("actor must be an object, got {other}"),
+            ));
+        }
+    };
+    let need = |k: &str| -> Result<String, (String, String)> {
+        text(a, k)?.ok_or_else(|| (format!("actor.{k}"), format!("actor.{k} is missing")))
+    };
+    let kind = need("type")?;
+    let (id, email) = match kind.as_str() {
+        "user_actor" => (need("user_id")?, text(a, "email_address")?),
+        "service_account_actor" => (need("service_account_id")?, None),
+        "api_actor" => (need("api_key_id")?, None),
+        "federated_actor" => {
+            let p = need("provider")?;
+            match text(a, "subject")? {
+                Some(sub) => (format!("{p}:{sub}"), None),
+                None => (p, None),
+            }
+        }
+        other => {
+            return Err((
+                "actor.type".into(),
+                format!(
+                    "unknown actor type {other:?} (this version reads user_actor, \
+                     service_account_actor, api_actor, federated_actor); its rows would merge \
+                     with another actor's"
+                ),
+            ));
+        }
+    };
+    Ok((Some(kind), Some(id), email))
+}
+
 /// A count: a non-negative JSON integer (absent or null: 0).
 fn count(obj: &serde_json::Value, path: &[&str]) -> Result<u64, (String, String)> {
     let name = path.join(".");
@@ -459,6 +510,7 @@ fn usage_row(
         Ok(v.map(std::borrow::Cow::Owned))
     };
     let workspace_id = owned("workspace_id")?;
+    let (actor_type, actor_id, actor_email) = actor_of(&group)?;
     Ok(UsageRow {
         bucket_start: s,
         bucket_width: width,
@@ -478,6 +530,9 @@ fn usage_row(
         service_account_id: None,
         product: owned("product")?,
         agent_id: owned("agent_id")?,
+        actor_type: actor_type.map(std::borrow::Cow::Owned),
+        actor_id: actor_id.map(std::borrow::Cow::Owned),
+        actor_email: actor_email.map(std::borrow::Cow::Owned),
         tokens: Tokens {
             uncached_input: count(usage, &["uncached_input_tokens"])?,
             cache_write_5m: count(usage, &["cache_creation", "ephemeral_5m_input_tokens"])?,

@@ -279,6 +279,9 @@ fn row(
         service_account_id: None,
         product: None,
         agent_id: None,
+        actor_type: None,
+        actor_id: None,
+        actor_email: None,
         tokens,
         cache_write_assumed_5m,
         source_format: SourceFormat::AnthropicConsoleUsageCsv,
@@ -291,7 +294,7 @@ fn row(
 #[derive(Default)]
 struct Seen {
     days: BTreeSet<NaiveDate>,
-    first_line_of: HashMap<(NaiveDate, [Option<String>; 13]), u64>,
+    first_line_of: HashMap<(NaiveDate, [Option<String>; 16]), u64>,
 }
 
 /// One record: a usage row or a quarantined line; `Err` when it fails the whole file.
