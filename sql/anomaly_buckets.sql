@@ -16,5 +16,5 @@ SELECT
   model_canonical AS model,
   SUM(list_cost) AS list_cost_usd
 FROM rated_usage
-WHERE pricing_status = 'priced'
+WHERE pricing_status IN ('priced', 'provider_list')
 GROUP BY bucket_start, bucket_width, api_key_id, api_key_name, workspace_id, workspace_name, model_canonical

@@ -30,7 +30,7 @@ named AS (
   LEFT JOIN api_keys kn ON r.api_key_id = kn.api_key_id
   WHERE r.business_month = '{{month}}'
     AND r.month IN ('{{month_before}}', '{{month}}', '{{month_after}}')
-    AND r.pricing_status = 'priced'
+    AND r.pricing_status IN ('priced', 'provider_list')
 ),
 rated AS (
   SELECT

@@ -24,6 +24,7 @@ pub mod grid;
 pub mod ingest;
 pub mod intern;
 pub mod lake;
+pub mod learned;
 pub mod log;
 pub mod mail;
 pub mod model;

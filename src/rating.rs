@@ -398,7 +398,12 @@ impl Priced {
         let Some((costs, total, per_mtok)) = row_cost(rate, counts) else {
             return self.unpriced(TOO_LARGE);
         };
-        self.status.append_value(PricingStatus::Priced.as_str());
+        let status = if rate.provider_list {
+            PricingStatus::ProviderList
+        } else {
+            PricingStatus::Priced
+        };
+        self.status.append_value(status.as_str());
         self.note.append_option(rate.note.as_deref());
         for k in 0..6 {
             self.costs[k].append_value(costs[k]);

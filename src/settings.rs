@@ -104,6 +104,31 @@ pub struct Settings {
     /// What the credits ledger is asked, as of `as_of`: `[credits]` over the defaults.
     pub credits: crate::credits::Options,
     pub render: Render,
+    /// `book` with the rates the lake's provider list amounts imply for models it lacks
+    /// (`learned`), derived at first use and forgotten after an ingest (see [`Settings::priced_book`]).
+    learned: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<PriceBook>>>>,
+}
+
+impl Settings {
+    /// The price book every pricing stage uses: `book` plus the provider-list rates `derive`
+    /// finds in the lake for models the book lacks (`learned`; `run` derives them). Derived
+    /// once per command, again after [`Settings::forget_learned`].
+    pub fn priced_book_with<E>(
+        &self,
+        derive: impl FnOnce(&PriceBook) -> Result<crate::pricing::Learned, E>,
+    ) -> Result<std::sync::Arc<PriceBook>, E> {
+        let mut memo = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = memo.as_ref() {
+            return Ok(b.clone());
+        }
+        let b = std::sync::Arc::new(self.book.clone().with_learned(derive(&self.book)?));
+        *memo = Some(b.clone());
+        Ok(b)
+    }
+    /// New cost or usage was committed: the provider-list rates are derived again.
+    pub fn forget_learned(&self) {
+        *self.learned.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 /// Why a command's settings do not resolve: a usage error (exit 2), said before any work.
@@ -188,6 +213,7 @@ impl Settings {
             anomalies: anomaly_policy(&config, config_path.as_deref(), timezone)?,
             credits: credit_options(&config.credits, as_of),
             render: Render::resolve(flags.wide),
+            learned: Default::default(),
             config_path,
         })
     }

@@ -250,6 +250,9 @@ impl std::fmt::Display for Provider {
 pub enum PricingStatus {
     Priced,
     Unpriced,
+    /// A model the price book does not know, priced at the rate the provider's own
+    /// `list_amount` implies for that day (`learned`): counted, and said on every report.
+    ProviderList,
 }
 
 impl PricingStatus {
@@ -258,14 +261,20 @@ impl PricingStatus {
         match self {
             PricingStatus::Priced => "priced",
             PricingStatus::Unpriced => "UNPRICED",
+            PricingStatus::ProviderList => "provider_list",
         }
     }
     pub fn parse(s: &str) -> Option<PricingStatus> {
         match s {
             "priced" => Some(PricingStatus::Priced),
             "UNPRICED" => Some(PricingStatus::Unpriced),
+            "provider_list" => Some(PricingStatus::ProviderList),
             _ => None,
         }
+    }
+    /// Whether the row has a list cost (priced by the book or from the provider's list).
+    pub const fn has_cost(self) -> bool {
+        !matches!(self, PricingStatus::Unpriced)
     }
 }
 

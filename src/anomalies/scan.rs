@@ -17,6 +17,7 @@ use chrono_tz::Tz;
 
 use super::{AnomalyError, local_day_hour};
 use crate::lake::io as lio;
+use crate::vocab::PricingStatus;
 
 pub use crate::intern::{NONE, Strings};
 
@@ -99,9 +100,13 @@ pub fn part(path: &Path, usage: &Path, tz: Tz) -> Result<Sums, AnomalyError> {
             .map(|c| text(&u, c))
             .collect::<Result<_, _>>()?;
         cols.push(text(&p, "model_canonical")?);
-        let (daily_code, priced_code) = (s.strings.code_of("1d"), s.strings.code_of("priced"));
+        let daily_code = s.strings.code_of("1d");
+        let costed = [
+            s.strings.code_of(PricingStatus::Priced.as_str()),
+            s.strings.code_of(PricingStatus::ProviderList.as_str()),
+        ];
         for i in 0..u.num_rows() {
-            if Some(status[i]) != priced_code || cost.is_null(i) {
+            if !costed.contains(&Some(status[i])) || cost.is_null(i) {
                 continue;
             }
             let daily = Some(width[i]) == daily_code;

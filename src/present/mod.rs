@@ -539,8 +539,20 @@ pub fn report_grid(r: &crate::report::Report, format: OutputFormat) -> Grid {
     let ndims = r.dim_columns.len();
     let mut footer = vec![Cell::Null; columns.len()];
     footer[0] = Cell::Text("TOTAL".into());
-    if r.unpriced_lines > 0 {
-        footer[ndims] = Cell::Text(format!("{} UNPRICED", r.unpriced_lines));
+    // How lines without a book price fared: UNPRICED (in no figure) or priced from the
+    // provider's list amount (in the total, said here).
+    let from_list = r
+        .lines
+        .iter()
+        .filter(|l| l.status == PricingStatus::ProviderList)
+        .count();
+    let said: Vec<String> = [(r.unpriced_lines, "UNPRICED"), (from_list, "provider_list")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if !said.is_empty() {
+        footer[ndims] = Cell::Text(said.join(", "));
     }
     for (k, t) in r.total_counts.iter().enumerate() {
         footer[ndims + 1 + k] = Cell::Int(*t);

@@ -253,6 +253,8 @@ pub struct PriceBook {
     pub unit_prices: Vec<Dated<(String, Decimal)>>,
     /// BLAKE3 of the book's sources: rated data carries it, so a changed book re-rates.
     pub fingerprint: String,
+    /// Rates implied by the provider's list amounts, for models the book lacks.
+    pub learned: Learned,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,7 +279,24 @@ pub struct Rate {
     pub per_search: i128,
     /// Said on the report when the rate needed an assumption (priority tier at standard list).
     pub note: Option<String>,
+    /// Not the book's: the rate the provider's list amount implies ([`Learned`]).
+    pub provider_list: bool,
 }
+
+/// (provider, canonical model, UTC day, service tier, context window, inference geo) of a
+/// learned rate; the last three `None` where the provider's cost rows were not split by them.
+pub type LearnedKey = (
+    String,
+    String,
+    NaiveDate,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Rates per MTok (in [`TokenClass::ALL`] order) the provider's own list amounts imply, for
+/// models the book does not know (derived by `learned`, from the lake).
+pub type Learned = std::collections::BTreeMap<LearnedKey, [Decimal; 5]>;
 
 /// `claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`; `…-latest` → the alias too.
 pub fn canonical_model(id: &str) -> String {
@@ -534,9 +553,11 @@ impl PriceBook {
             return Err("usage export not grouped by model: no model to price".into());
         };
         let model = canonical_model(model_raw);
-        let base = self
-            .base(provider, &model, d)
-            .ok_or_else(|| format!("no list price for model {model_raw} on {d}"))?;
+        let Some(base) = self.base(provider, &model, d) else {
+            return self
+                .learned_rate(provider, &model, d, [tier, context, geo])
+                .ok_or_else(|| format!("no list price for model {model_raw} on {d}"))?;
+        };
         let mut per = base.value;
         if context == Some("200k-1M")
             && let Some(lc) = self.long_context(provider, &model, d)
@@ -596,7 +617,69 @@ impl PriceBook {
             per_token,
             per_search,
             note,
+            provider_list: false,
         })
+    }
+
+    /// The rate the provider's list amounts imply for a model the book lacks: the key with
+    /// the row's tier, context and geo, else the one the cost rows did not split.
+    fn learned_rate(
+        &self,
+        provider: &str,
+        model: &str,
+        d: NaiveDate,
+        [tier, ctx, geo]: [Option<&str>; 3],
+    ) -> Option<Result<Rate, String>> {
+        let key = |t: Option<&str>, c: Option<&str>, g: Option<&str>| {
+            (
+                provider.to_string(),
+                model.to_string(),
+                d,
+                t.map(str::to_string),
+                c.map(str::to_string),
+                g.map(str::to_string),
+            )
+        };
+        let per = self
+            .learned
+            .get(&key(tier, ctx, geo))
+            .or_else(|| self.learned.get(&key(None, None, None)))?;
+        let web = self.unit_price_of(provider, "web_search_request", d);
+        Some((|| {
+            let web = web.ok_or_else(|| format!("no web search price on {d}"))?;
+            let mut per_token = [0i128; 5];
+            for (t, r) in per_token.iter_mut().zip(per) {
+                *t = fixed(*r, 6).ok_or_else(|| {
+                    format!("provider-list rate {r}/MTok has more than 6 decimals")
+                })?;
+            }
+            Ok(Rate {
+                per_mtok: *per,
+                web_search: web.normalize(),
+                per_token,
+                per_search: fixed(web, 12)
+                    .ok_or_else(|| format!("web search price {web} has more than 12 decimals"))?,
+                note: Some(format!(
+                    "{model} is not in the price book: priced at the rate the provider's list \
+                     amount implies on {d} (provider_list)"
+                )),
+                provider_list: true,
+            })
+        })())
+    }
+
+    /// The book with `learned` rates; its fingerprint changes with them, so rated data
+    /// re-rates when the provider's list amounts say something new.
+    pub fn with_learned(mut self, learned: Learned) -> PriceBook {
+        if learned.is_empty() {
+            return self;
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(self.fingerprint.as_bytes());
+        h.update(format!("{learned:?}").as_bytes());
+        self.fingerprint = h.finalize().to_hex()[..16].to_string();
+        self.learned = learned;
+        self
     }
 }
 

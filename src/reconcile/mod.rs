@@ -295,8 +295,9 @@ fn ours(layout: &Layout, month: &str, acc: &mut BTreeMap<Key, Acc>) -> Result<()
             .collect::<Result<_, _>>()?;
         for i in 0..f.height() {
             let s = status[i].clone().unwrap_or_default();
-            let priced =
-                PricingStatus::parse(&s).ok_or(ReconcileError::Status(s))? == PricingStatus::Priced;
+            let priced = PricingStatus::parse(&s)
+                .ok_or(ReconcileError::Status(s))?
+                .has_cost();
             let is_priority = matches!(tier[i].as_deref(), Some("priority" | "priority_on_demand"));
             for (k, (_, charge)) in charges().enumerate() {
                 let web = charge == "web_search";

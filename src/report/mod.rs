@@ -438,12 +438,12 @@ fn decode(month: Month, dims: &[Dim], f: &Frame) -> Result<Report, ReportError> 
             }
         }
         for (l, v) in lines.iter_mut().zip(f.money("list_cost_usd_exact")?) {
-            l.list_cost = match (l.status, v) {
-                (PricingStatus::Priced, Some(m)) => Some(m),
-                (PricingStatus::Priced, None) => {
+            l.list_cost = match (l.status.has_cost(), v) {
+                (true, Some(m)) => Some(m),
+                (true, None) => {
                     return Err(ReportError::Status("priced, with no list cost".into()));
                 }
-                (PricingStatus::Unpriced, _) => None,
+                (false, _) => None,
             };
         }
     }

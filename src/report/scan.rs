@@ -144,27 +144,33 @@ struct SigInfo {
 
 impl Part {
     /// Prices the sums of each `signature | day | UNPRICED` (packed) and adds them to the
-    /// lines; `status` is [priced, unpriced].
+    /// lines; `status` is [priced, unpriced, provider_list].
     fn unpack(
         &mut self,
         sums: impl IntoIterator<Item = (u64, Acc)>,
         sigs: &[SigInfo],
         slots: &Slots,
         rates: &Rates,
-        status: [u32; 2],
+        status: [u32; 3],
     ) -> Result<(), ReportError> {
         for (packed, acc) in sums {
             let info = sigs[(packed >> 33) as usize];
             let k = slots.keys[info.slot as usize];
             let d = ((packed >> 1) & 0xFFFF_FFFF) as u32 as i32;
             let unpriced = packed & 1 == 1;
-            let cost = match (unpriced, &rates.list[info.rate as usize]) {
+            let rate = &rates.list[info.rate as usize];
+            let cost = match (unpriced, rate) {
                 (false, Some(r)) => crate::rating::sum_cost(r, acc.counts)
                     .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?,
                 _ => 0,
             };
+            let st = match (unpriced, rate) {
+                (true, _) => status[1],
+                (false, Some(r)) if r.provider_list => status[2],
+                _ => status[0],
+            };
             self.lines
-                .entry((k, d, status[usize::from(unpriced)]))
+                .entry((k, d, st))
                 .or_default()
                 .add(acc.counts, cost)?;
         }
@@ -513,10 +519,12 @@ fn part(
     // The counts summed per signature, business day and UNPRICED: pricing is linear, so the
     // sums are priced once at the end (`sum_cost`), to the unit the rows would give.
     let mut sums = Sums::default();
-    let (priced, unpriced) = (
-        p.strings.intern(PricingStatus::Priced.as_str()),
-        p.strings.intern(PricingStatus::Unpriced.as_str()),
-    );
+    let statuses = [
+        PricingStatus::Priced,
+        PricingStatus::Unpriced,
+        PricingStatus::ProviderList,
+    ]
+    .map(|s| p.strings.intern(s.as_str()));
     let mut columns: Vec<&str> = TEXT.to_vec();
     columns.extend(COUNT_COLUMNS);
     columns.push("bucket_start");
@@ -563,7 +571,7 @@ fn part(
         }
     }
     let packed = sums.packed(&sigs.utc, want_day);
-    p.unpack(packed, &sigs.infos, &slots, &rates, [priced, unpriced])?;
+    p.unpack(packed, &sigs.infos, &slots, &rates, statuses)?;
     Ok(p)
 }
 
@@ -615,7 +623,7 @@ pub fn lines(
                 dims,
                 status,
                 counts: acc.counts,
-                list_cost: (status == PricingStatus::Priced).then(|| Money::from_units(acc.cost)),
+                list_cost: status.has_cost().then(|| Money::from_units(acc.cost)),
             })
         })
         .collect::<Result<_, ReportError>>()?;

@@ -227,7 +227,9 @@ pub fn ingest(
 ) -> Result<IngestSummary, RunError> {
     let (opts, walked) = ingest_plan(settings, paths, format)?;
     let writer = Snapshot::create(&settings.layout, settings.wait_for_lock)?;
-    Ok(ingest::ingest(&writer, &opts, walked)?)
+    let summary = ingest::ingest(&writer, &opts, walked)?;
+    settings.forget_learned();
+    Ok(summary)
 }
 
 /// What an ingest of `paths` reads, found before any lock is taken (a missing path is a usage
@@ -257,6 +259,14 @@ pub struct Rated {
     pub snapshot: Snapshot,
 }
 
+/// The price book with the lake's provider-list rates for models it lacks (`learned`).
+fn priced_book(
+    settings: &Settings,
+    layout: &crate::lake::Layout,
+) -> Result<std::sync::Arc<PriceBook>, RunError> {
+    Ok(settings.priced_book_with(|b| crate::learned::rates(layout, b))?)
+}
+
 /// The config's teams with their `workspace_tags` resolved against the lake's workspace lists.
 fn teams(settings: &Settings, view: &Snapshot) -> Result<Vec<crate::config::Team>, RunError> {
     Ok(crate::report::resolve_teams(&settings.teams, view)?)
@@ -266,7 +276,8 @@ pub fn rate(settings: &Settings, months: &[String]) -> Result<Rated, RunError> {
     let layout = &settings.layout;
     let shared = Snapshot::read(layout)?;
     let teams = crate::report::team_rows(&teams(settings, &shared)?)?;
-    if !rating::needs_rating(&shared, &settings.book, settings.timezone, months)?
+    let book = priced_book(settings, layout)?;
+    if !rating::needs_rating(&shared, &book, settings.timezone, months)?
         && !crate::lake::teams::stale(&shared, &teams)?
     {
         return Ok(Rated {
@@ -294,7 +305,7 @@ fn rate_under(
 ) -> Result<RateSummary, RunError> {
     let summary = rating::ensure_rated(
         writer,
-        &settings.book,
+        &*priced_book(settings, writer.layout())?,
         settings.timezone,
         months,
         settings.jobs,
@@ -319,8 +330,9 @@ pub struct Shown<T> {
 pub fn report(settings: &Settings, month: Month, dims: &[Dim]) -> Result<Shown<Report>, RunError> {
     let snapshot = Snapshot::read(&settings.layout)?;
     covered(settings, &snapshot, month)?;
+    let book = priced_book(settings, &settings.layout)?;
     let pricing = report::scan::Pricing {
-        book: &settings.book,
+        book: &book,
         tz: settings.timezone,
     };
     let shared = &settings.mail.shared_workspaces;
@@ -378,7 +390,7 @@ fn standing(
 
 /// The reconciliation of `month` with the provider's cost report, rated first.
 pub fn reconcile(settings: &Settings, month: Month) -> Result<Shown<Reconciliation>, RunError> {
-    let book = &settings.book;
+    let book = &*priced_book(settings, &settings.layout)?;
     // The invoices say which months their periods touch: those are rated too, then the
     // invoices are read again under the view the reconciliation reads.
     let invoices = reconcile::invoices_of(&Snapshot::read(&settings.layout)?, month)?;
@@ -476,8 +488,9 @@ pub struct Chargeback {
 
 fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Report; 4], RunError> {
     let t = &teams(settings, l)?;
+    let book = priced_book(settings, l.layout())?;
     let p = report::scan::Pricing {
-        book: &settings.book,
+        book: &book,
         tz: settings.timezone,
     };
     Ok([
@@ -752,8 +765,9 @@ fn report_month(
     view: &Snapshot,
     month: Month,
 ) -> Result<MonthOutcome, RunError> {
+    let book = priced_book(settings, view.layout())?;
     let pricing = report::scan::Pricing {
-        book: &settings.book,
+        book: &book,
         tz: settings.timezone,
     };
     let dims = [Dim::Workspace, Dim::Model];
@@ -772,7 +786,7 @@ fn tied_reconciliation(
     layout: &Snapshot,
     month: Month,
 ) -> Result<Option<Reconciliation>, RunError> {
-    let book: &PriceBook = &settings.book;
+    let book: &PriceBook = &*priced_book(settings, layout.layout())?;
     if !reconcile::has_cost_report(layout, &month.key())? {
         return Ok(None);
     }
@@ -803,6 +817,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
     // and the month close, so the finance mail pairs a tie-out and a bill of the same lake.
     let writer = Snapshot::create(&settings.layout, settings.wait_for_lock)?;
     let ingest = ingest::ingest(&writer, &opts, walked)?;
+    settings.forget_learned();
     let rated = rate_under(settings, &writer, &[])?;
     let to_report = months_to_report(&writer, &rated)?;
     let months = to_report
@@ -846,7 +861,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         recovered: writer.recovered.clone(),
         ingest,
         rated,
-        price_book: settings.book.fingerprint.clone(),
+        price_book: priced_book(settings, &settings.layout)?.fingerprint.clone(),
         months,
         incidents,
         chargeback,

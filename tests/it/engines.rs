@@ -149,6 +149,10 @@ fn fill(sql: &str, dims: &str) -> String {
         .replace("{{month}}", MONTH)
         .replace("{{order}}", dims)
         .replace("{{dims}}", dims)
+        .replace(
+            "{{models}}",
+            "'claude-sonnet-4-5-20250929', 'claude-sonnet-4-5'",
+        )
 }
 
 fn shipped(name: &str) -> String {
@@ -186,6 +190,13 @@ fn every_shipped_query_is_exact_on_duckdb_spark_and_tokenledger() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tokyo_lake(tmp.path());
     let lake = cfg.parent().unwrap().join("data");
+    // An Analytics cost query too: its `list_amount` is what sql/provider_list.sql reads.
+    let o = binary()
+        .args(["-q", "--config", cfg.to_str().unwrap(), "ingest"])
+        .arg(fixtures().join("formats/analytics-cost-2026-10-query.json"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "ingest: {}", stderr(&o));
 
     // Every shipped query (report.sql at two groupings), one job per statement.
     let report_dims = [
@@ -215,6 +226,7 @@ fn every_shipped_query_is_exact_on_duckdb_spark_and_tokenledger() {
         "reconcile_provider.sql",
         "reconcile_coverage.sql",
         "chargeback_by_charge.sql",
+        "provider_list.sql",
     ] {
         let text = fill(&shipped(f), "");
         let statements = tokenledger::query::statements(&text);

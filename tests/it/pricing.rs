@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use tokenledger::pricing::{BookFile, PriceBook, canonical_model};
 
-use crate::common::{code, stderr, tl};
+use crate::common::{code, fixtures, ingest_ok, report_rows, sql, stderr, tl};
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -598,4 +598,129 @@ mod props {
             prop_assert_eq!(each, costs(&[row(k, summed)])[0]);
         }
     }
+}
+
+/// #25 point 4: a model the price book does not know is priced at the rate the provider's own
+/// `list_amount` implies for its day (status `provider_list`, said on the report) instead of
+/// UNPRICED — here Claude Opus 4.6 renamed to a model no book has, in both the Analytics usage
+/// and cost queries: its lines cost what the book's Opus 4.6 lines cost, to the unit, and the
+/// month's total is unchanged. Without a cost row for it, it stays UNPRICED (never $0).
+#[test]
+fn a_model_the_book_lacks_is_priced_from_the_providers_list_amount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let formats = fixtures().join("formats");
+    let (usage, cost) = (
+        formats.join("analytics-usage-2026-10-query.json"),
+        formats.join("analytics-cost-2026-10-query.json"),
+    );
+    let renamed = |p: &std::path::Path| {
+        let text = std::fs::read_to_string(p)
+            .unwrap()
+            .replace("claude-opus-4-6", "claude-unbooked-7");
+        let out = tmp.path().join(p.file_name().unwrap());
+        std::fs::write(&out, text).unwrap();
+        out
+    };
+    let (usage2, cost2) = (renamed(&usage), renamed(&cost));
+    let cfg = tmp.path().join("empty.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let (known, learned, alone) = (
+        tmp.path().join("known"),
+        tmp.path().join("learned"),
+        tmp.path().join("alone"),
+    );
+    ingest_ok(&known, &[&usage, &cost]);
+    ingest_ok(&learned, &[&usage2, &cost2]);
+    ingest_ok(&alone, &[&usage2]);
+    let by_model = |data: &std::path::Path| {
+        report_rows(data, &cfg, "2026-10", "model")
+            .into_iter()
+            .map(|r| {
+                let m = r["model"].as_str().unwrap().to_string();
+                (
+                    m,
+                    r["pricing_status"].as_str().unwrap().to_string(),
+                    r["list_cost_usd_exact"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let want = by_model(&known);
+    let opus = want
+        .iter()
+        .find(|l| l.0 == "claude-opus-4-6")
+        .unwrap()
+        .clone();
+    let got = by_model(&learned);
+    let unbooked = got.iter().find(|l| l.0 == "claude-unbooked-7").unwrap();
+    assert_eq!(unbooked.1, "provider_list", "{got:?}");
+    assert_eq!(
+        unbooked.2, opus.2,
+        "the provider's list amount, to the unit: {got:?}"
+    );
+    let others = |v: &[(String, String, serde_json::Value)], skip: &str| {
+        v.iter()
+            .filter(|l| l.0 != skip)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        others(&got, "claude-unbooked-7"),
+        others(&want, "claude-opus-4-6")
+    );
+    // The rated rows say how they were priced; the table says it too.
+    let rated = sql(
+        &learned,
+        "SELECT DISTINCT pricing_status, pricing_note FROM rated_usage WHERE model_canonical = 'claude-unbooked-7'",
+    );
+    assert_eq!(rated.len(), 1, "{rated:?}");
+    assert!(
+        rated[0]["pricing_note"]
+            .as_str()
+            .unwrap()
+            .contains("not in the price book"),
+        "{rated:?}"
+    );
+    let o = tl(
+        &learned,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "model",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("provider_list"));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1 provider_list"),
+        "the footer says it"
+    );
+    // No list amount for it: UNPRICED (exit 3), never $0.
+    let o = tl(
+        &alone,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "report",
+            "--month",
+            "2026-10",
+            "--by",
+            "model",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let a: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let u = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["model"] == "claude-unbooked-7")
+        .unwrap();
+    assert_eq!(u["pricing_status"], "UNPRICED", "{a}");
+    assert!(u["list_cost_usd_exact"].is_null(), "{a}");
 }
