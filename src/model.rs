@@ -67,6 +67,8 @@ pub enum SourceFormat {
     AnthropicAnalyticsUsage,
     /// Console "Usage" CSV export (either header generation).
     AnthropicConsoleUsageCsv,
+    /// Console "Cost" CSV export (dollars, display model names): a provider-side figure.
+    AnthropicConsoleCostCsv,
     /// `GET /v1/organizations/workspaces`.
     AnthropicWorkspaces,
     /// `GET /v1/organizations/api_keys`.
@@ -82,12 +84,13 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
-    pub const ALL: [SourceFormat; 11] = [
+    pub const ALL: [SourceFormat; 12] = [
         Self::AnthropicUsageApi,
         Self::AnthropicCostApi,
         Self::AnthropicAnalyticsCost,
         Self::AnthropicAnalyticsUsage,
         Self::AnthropicConsoleUsageCsv,
+        Self::AnthropicConsoleCostCsv,
         Self::AnthropicWorkspaces,
         Self::AnthropicApiKeys,
         Self::CreditLotsCsv,
@@ -102,6 +105,7 @@ impl SourceFormat {
             Self::AnthropicAnalyticsCost => "anthropic-analytics-cost",
             Self::AnthropicAnalyticsUsage => "anthropic-analytics-usage",
             Self::AnthropicConsoleUsageCsv => "anthropic-console-usage-csv",
+            Self::AnthropicConsoleCostCsv => "anthropic-console-cost-csv",
             Self::AnthropicWorkspaces => "anthropic-workspaces",
             Self::AnthropicApiKeys => "anthropic-api-keys",
             Self::CreditLotsCsv => "credit-lots-csv",
@@ -122,6 +126,7 @@ impl SourceFormat {
             | Self::AnthropicAnalyticsCost
             | Self::AnthropicAnalyticsUsage
             | Self::AnthropicConsoleUsageCsv
+            | Self::AnthropicConsoleCostCsv
             | Self::AnthropicWorkspaces
             | Self::AnthropicApiKeys => Some(Provider::Anthropic),
             Self::CreditLotsCsv
@@ -137,7 +142,9 @@ impl SourceFormat {
             Self::AnthropicAnalyticsUsage | Self::AnthropicAnalyticsCost => {
                 Some(SourceFamily::Analytics)
             }
-            Self::AnthropicConsoleUsageCsv => Some(SourceFamily::Export),
+            Self::AnthropicConsoleUsageCsv | Self::AnthropicConsoleCostCsv => {
+                Some(SourceFamily::Export)
+            }
             _ => None,
         }
     }

@@ -341,13 +341,18 @@ impl Dims {
         }
         n
     }
+    /// Names for IDs (API rows) and IDs for names (Console cost CSV rows, when unique).
     fn resolve_cost(&self, r: &mut CostRow) {
-        if let Some(w) = r
-            .workspace_id
-            .as_ref()
-            .and_then(|id| self.workspaces.get(id))
-        {
-            r.workspace_name = Some(w.item.name.clone());
+        match (&r.workspace_id, &r.workspace_name) {
+            (Some(id), _) => {
+                if let Some(w) = self.workspaces.get(id) {
+                    r.workspace_name = Some(w.item.name.clone());
+                }
+            }
+            (None, Some(name)) if name != model::DEFAULT_WORKSPACE_NAME => {
+                r.workspace_id = self.ws_by_name.get(name).cloned().flatten();
+            }
+            _ => {}
         }
     }
 }
@@ -377,9 +382,9 @@ impl Group {
             SourceFormat::AnthropicUsageApi
             | SourceFormat::AnthropicAnalyticsUsage
             | SourceFormat::AnthropicConsoleUsageCsv => Some(Group::Usage),
-            SourceFormat::AnthropicCostApi | SourceFormat::AnthropicAnalyticsCost => {
-                Some(Group::Cost)
-            }
+            SourceFormat::AnthropicCostApi
+            | SourceFormat::AnthropicAnalyticsCost
+            | SourceFormat::AnthropicConsoleCostCsv => Some(Group::Cost),
             _ => None,
         }
     }

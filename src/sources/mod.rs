@@ -451,6 +451,9 @@ fn parse_raw_bytes(
         SourceFormat::AnthropicWorkspaces => lists::parse_workspaces::<Nothing>(Bytes(bytes), sink),
         SourceFormat::AnthropicApiKeys => lists::parse_api_keys::<Nothing>(Bytes(bytes), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(bytes, limits, sink),
+        SourceFormat::AnthropicConsoleCostCsv => {
+            anthropic::console_cost::parse(bytes, limits, sink)
+        }
         SourceFormat::CreditLotsCsv => ledger::parse_lots(bytes, limits, sink),
         SourceFormat::BalanceSnapshotsCsv => ledger::parse_snapshots(bytes, limits, sink),
         SourceFormat::StripeInvoice => ledger::parse_stripe(bytes, limits, sink),
@@ -477,6 +480,9 @@ fn parse_raw_reader<R: BufRead>(
         SourceFormat::AnthropicWorkspaces => lists::parse_workspaces(json(reader), sink),
         SourceFormat::AnthropicApiKeys => lists::parse_api_keys(json(reader), sink),
         SourceFormat::AnthropicConsoleUsageCsv => console_csv::parse_usage(reader, limits, sink),
+        SourceFormat::AnthropicConsoleCostCsv => {
+            anthropic::console_cost::parse(reader, limits, sink)
+        }
         // Credits and invoice files and Analytics queries are read whole (at most
         // IN_MEMORY_LIMIT).
         SourceFormat::AnthropicAnalyticsCost

@@ -560,3 +560,79 @@ fn a_negotiated_discount_is_the_gap_between_list_amount_and_amount() {
         .count();
     assert!(discounted >= 5, "{r:#}");
 }
+
+/// #25 point 6: the Console cost CSV (14-column header, dollars, display model names;
+/// fixtures/formats: the sample's own cost report as the Console exports it) is one more
+/// provider-side figure: it loads into `cost` at the day × workspace grain (workspace names
+/// resolved to ids from the lists), reconciles exactly like the cost report grouped by
+/// workspace, never touches usage, and yields to the cost report where both cover a day.
+#[test]
+fn a_console_cost_csv_is_a_provider_side_figure_at_the_day_and_workspace_grain() {
+    let formats = fixtures().join("formats");
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv_lake, api_lake, both) = (
+        tmp.path().join("csv"),
+        tmp.path().join("api"),
+        tmp.path().join("both"),
+    );
+    let csv = formats.join("console-cost-2026-10.csv");
+    let s = ingest_ok(&csv_lake, &[&sample_with_cost(&tmp.path().join("a"), &csv)]);
+    assert_eq!(
+        s["by_format"]["anthropic-console-cost-csv"]["rows_loaded"], 24,
+        "{s}"
+    );
+    ingest_ok(
+        &api_lake,
+        &[&sample_with_cost(
+            &tmp.path().join("b"),
+            &formats.join("cost-2026-10-by-workspace.json"),
+        )],
+    );
+    let (c, from_csv) = reconcile(&csv_lake);
+    let (_, from_api) = reconcile(&api_lake);
+    assert_eq!(
+        c, 3,
+        "code execution and priority tier cannot be told apart"
+    );
+    for k in ["provider_usd", "ours_usd", "per_workspace", "lines"] {
+        assert_eq!(from_csv[k], from_api[k], "{k}");
+    }
+    assert_eq!(from_csv["coarse_days"]["2026-10-01"], "day × workspace");
+    let ids = sql(
+        &csv_lake,
+        "SELECT DISTINCT workspace_id, workspace_name FROM cost ORDER BY workspace_name",
+    );
+    assert_eq!(
+        ids[1]["workspace_id"], "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ",
+        "{ids:?}"
+    );
+    let usage = |d: &std::path::Path| {
+        sql(
+            d,
+            "SELECT COUNT(*) AS n, SUM(output_tokens) AS o FROM usage",
+        )
+    };
+    assert_eq!(
+        usage(&csv_lake),
+        usage(&api_lake),
+        "never summed into usage"
+    );
+    // Both for the same days: the cost report (API pages) owns them, the CSV is said.
+    ingest_ok(
+        &both,
+        &[&sample_with_cost(
+            &tmp.path().join("c"),
+            &fixtures().join("sample/cost-2026-10.json"),
+        )],
+    );
+    let s = ingest_ok(&both, &[&csv]);
+    assert_eq!(s["files"][0]["rows_loaded"], 0, "{s}");
+    assert!(
+        s["files"][0]["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("api data owns them"),
+        "{s}"
+    );
+    assert_eq!(reconcile(&both).1["provider_usd"], "2.195012500000");
+}

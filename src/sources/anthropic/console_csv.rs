@@ -141,7 +141,7 @@ fn opt_count(
     }
 }
 
-fn opt_text(rec: &csv::StringRecord, i: Option<usize>) -> Option<String> {
+pub(super) fn opt_text(rec: &csv::StringRecord, i: Option<usize>) -> Option<String> {
     i.and_then(|i| rec.get(i))
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -188,23 +188,27 @@ fn header_notes(cols: &Columns) -> Vec<String> {
 }
 
 /// A row refused: (field, reason).
-type Refusal = (String, String);
+pub(super) type Refusal = (String, String);
 
-fn refused(field: &str) -> impl FnOnce(String) -> Refusal + '_ {
+pub(super) fn refused(field: &str) -> impl FnOnce(String) -> Refusal + '_ {
     move |reason| (field.to_string(), reason)
 }
 
-fn required(rec: &csv::StringRecord, col: usize, field: &str) -> Result<String, Refusal> {
+pub(super) fn required(
+    rec: &csv::StringRecord,
+    col: usize,
+    field: &str,
+) -> Result<String, Refusal> {
     opt_text(rec, Some(col))
         .ok_or_else(|| refused(field)(format!("missing required field {field}")))
 }
 
-fn usage_date(
+pub(super) fn usage_date(
     rec: &csv::StringRecord,
-    cols: &Columns,
+    col: usize,
     limits: &Limits,
 ) -> Result<NaiveDate, Refusal> {
-    let date_s = rec.get(cols.date).unwrap_or("").trim();
+    let date_s = rec.get(col).unwrap_or("").trim();
     let date = NaiveDate::parse_from_str(date_s, "%Y-%m-%d")
         .ok()
         .filter(|_| date_s.len() == 10)
@@ -245,7 +249,7 @@ fn row(
     line: u64,
     limits: &Limits,
 ) -> Result<UsageRow<'static>, Refusal> {
-    let date = usage_date(rec, cols, limits)?;
+    let date = usage_date(rec, cols.date, limits)?;
     let model = required(rec, cols.model, "model_version")?;
     let tier = required(rec, cols.usage_type, "usage_type")?;
     check_enum("usage_type", &tier, model::SERVICE_TIERS).map_err(refused("usage_type"))?;
@@ -347,7 +351,7 @@ fn record(
 
 /// Coverage: every day from the first to the last date of the file, unless that spans more
 /// than one export can plausibly cover.
-fn cover(
+pub(super) fn cover(
     days: &BTreeSet<NaiveDate>,
     limits: &Limits,
     sink: &mut dyn Sink,
@@ -380,11 +384,44 @@ fn cover(
 /// Parses a Console usage CSV. Coverage is every day from the first to the last date in the
 /// file (a day inside that range with no rows is a day with no usage).
 pub fn parse_usage<R: BufRead>(
-    mut reader: R,
+    reader: R,
     limits: &Limits,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
-    // Skip a UTF-8 byte-order mark.
+    let mut seen = Seen::default();
+    let mut cols = None;
+    each_record(reader, sink, |header, rec, line, sink| {
+        let c = match &cols {
+            Some(c) => c,
+            None => {
+                let c = columns(header)?;
+                for n in header_notes(&c) {
+                    sink.note(n);
+                }
+                cols.insert(c)
+            }
+        };
+        match rec {
+            Some(rec) => record(c, header.len(), rec, line, limits, &mut seen, sink),
+            None => Ok(()),
+        }
+    })?;
+    cover(&seen.days, limits, sink)
+}
+
+/// Reads a Console CSV: skips a byte-order mark, reads the header, and hands `each` the header
+/// with no record first (to check it), then every record with its line; a row the CSV reader
+/// cannot read is quarantined, a read error fails the file.
+pub(super) fn each_record<R: BufRead>(
+    mut reader: R,
+    sink: &mut dyn Sink,
+    mut each: impl FnMut(
+        &csv::StringRecord,
+        Option<&csv::StringRecord>,
+        u64,
+        &mut dyn Sink,
+    ) -> Result<(), FileError>,
+) -> Result<(), FileError> {
     let buf = reader
         .fill_buf()
         .map_err(|e| FileError::new(format!("read error: {e}")))?;
@@ -399,19 +436,15 @@ pub fn parse_usage<R: BufRead>(
         .headers()
         .map_err(|e| FileError::at(Some(1), None, format!("unreadable CSV header: {e}")))?
         .clone();
-    let cols = columns(&header)?;
-    for n in header_notes(&cols) {
-        sink.note(n);
-    }
-    let mut seen = Seen::default();
+    each(&header, None, 1, sink)?;
     let mut rec = csv::StringRecord::new();
     loop {
         let line = rdr.position().line();
         match rdr.read_record(&mut rec) {
-            Ok(false) => break,
+            Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = rec.position().map(|p| p.line()).unwrap_or(line);
-                record(&cols, header.len(), &rec, line, limits, &mut seen, sink)?;
+                each(&header, Some(&rec), line, sink)?;
             }
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(line);
@@ -428,5 +461,4 @@ pub fn parse_usage<R: BufRead>(
             }
         }
     }
-    cover(&seen.days, limits, sink)
 }

@@ -1,4 +1,5 @@
-//! Anthropic's formats: the Admin API report pages and lists, and the Console's usage CSV.
+//! Anthropic's formats: the Admin and Analytics API pages and lists, and the Console's usage
+//! and cost CSVs.
 //!
 //! Owns: recognising them from content ([`detect_json`], [`detect_header`]: asked by
 //! `sources::detect` in turn with every other provider's module) and parsing each into
@@ -7,6 +8,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod console_cost;
 pub mod console_csv;
 pub mod lists;
 
@@ -22,9 +24,7 @@ pub fn detect_header(first_line: &str) -> Option<Result<Detected, FileError>> {
         return Some(Ok(Detected::Format(SourceFormat::AnthropicConsoleUsageCsv)));
     }
     if first_line.contains("cost_usd") {
-        return Some(Err(FileError::new(
-            "Console cost CSV is not supported yet; ingest the Admin API cost report instead",
-        )));
+        return Some(Ok(Detected::Format(SourceFormat::AnthropicConsoleCostCsv)));
     }
     None
 }
