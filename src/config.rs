@@ -41,6 +41,8 @@ pub struct Config {
     /// Plausibility limits of ingested exports.
     #[serde(default)]
     pub ingest: IngestConfig,
+    #[serde(default)]
+    pub providers: ProvidersConfig,
     /// Reconciliation settings.
     #[serde(default)]
     pub reconcile: ReconcileConfig,
@@ -120,6 +122,25 @@ fn money<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<crate::money::
     crate::money::Money::from_decimal(dec)
         .map(Some)
         .map_err(serde::de::Error::custom)
+}
+
+/// `[providers.*]`: facts about each provider account.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersConfig {
+    #[serde(default)]
+    pub anthropic: AnthropicConfig,
+}
+
+/// `[providers.anthropic]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnthropicConfig {
+    /// The default workspace's tagged id as the Analytics API reports it (the legacy reports
+    /// and the Console call that workspace null / `Default`): rows with this id are ingested as
+    /// the default workspace, so both families charge it to the same team. Set it before the
+    /// first Analytics ingest; rows ingested before keep the id they had.
+    pub default_workspace_id: Option<String>,
 }
 
 /// `[ingest]`: what an export may plausibly claim (see `sources::Limits`).

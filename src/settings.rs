@@ -81,6 +81,8 @@ pub struct Settings {
     pub limits: Limits,
     /// `[ingest] precedence`: which family owns an interval several cover.
     pub precedence: crate::model::Precedence,
+    /// `[providers.anthropic] default_workspace_id`.
+    pub anthropic_default_workspace: Option<String>,
     /// Reconciliation tolerance per line.
     pub tolerance: Money,
     pub jobs: usize,
@@ -190,6 +192,7 @@ impl Settings {
             teams: config.teams.clone(),
             limits: config.ingest.limits(today),
             precedence: precedence(&config, config_path.as_deref())?,
+            anthropic_default_workspace: config.providers.anthropic.default_workspace_id.clone(),
             tolerance: flags
                 .tolerance
                 .or(config.reconcile.tolerance)

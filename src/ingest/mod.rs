@@ -62,6 +62,9 @@ pub struct IngestOptions {
     pub limits: Limits,
     /// Which family owns an interval several cover.
     pub precedence: Precedence,
+    /// Anthropic's default workspace's tagged id (Analytics API): ingested as the default
+    /// workspace (null id, `Default`), as the legacy reports call it.
+    pub default_workspace: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -288,6 +291,8 @@ struct Dims {
     api_keys: BTreeMap<String, Stored<ApiKey>>,
     ws_by_name: HashMap<String, Option<String>>,
     key_by_name: HashMap<(Option<String>, String), Option<String>>,
+    /// The default workspace's tagged id, read as the default workspace.
+    default_workspace: Option<String>,
 }
 
 impl Dims {
@@ -312,6 +317,10 @@ impl Dims {
     fn resolve_usage<'a>(&'a self, r: &'a UsageRow<'_>) -> Names<'a> {
         let mut n = Names::of(r);
         match (&r.workspace_id, &r.workspace_name) {
+            (Some(id), _) if self.default_workspace.as_deref() == Some(id.as_ref()) => {
+                n.workspace_id = None;
+                n.workspace_name = Some(model::DEFAULT_WORKSPACE_NAME);
+            }
             (Some(id), _) => {
                 if let Some(w) = self.workspaces.get(id.as_ref()) {
                     n.workspace_name = Some(&w.item.name);
@@ -344,6 +353,10 @@ impl Dims {
     /// Names for IDs (API rows) and IDs for names (Console cost CSV rows, when unique).
     fn resolve_cost(&self, r: &mut CostRow) {
         match (&r.workspace_id, &r.workspace_name) {
+            (Some(id), _) if self.default_workspace.as_ref() == Some(id) => {
+                r.workspace_id = None;
+                r.workspace_name = Some(model::DEFAULT_WORKSPACE_NAME.into());
+            }
             (Some(id), _) => {
                 if let Some(w) = self.workspaces.get(id) {
                     r.workspace_name = Some(w.item.name.clone());

@@ -505,6 +505,7 @@ impl<'a> Ingest<'a> {
             }
             self.keep(job.seq, r);
         }
+        dims.default_workspace = self.opts.default_workspace.clone();
         dims.index();
         Ok(Lists {
             dims,

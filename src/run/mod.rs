@@ -247,6 +247,7 @@ fn ingest_plan(
         progress: settings.progress,
         limits: settings.limits,
         precedence: settings.precedence,
+        default_workspace: settings.anthropic_default_workspace.clone(),
     };
     Ok((opts, walked))
 }

@@ -986,6 +986,60 @@ fn one_family_owns_a_day_both_cover_and_the_summary_says_which() {
     assert_eq!(sql(&l, "SELECT COUNT(*) AS n FROM usage"), before);
 }
 
+/// #25 point 1: the Analytics API names the default workspace by a real tagged id where the
+/// legacy reports say null; with `[providers.anthropic] default_workspace_id` its rows are the
+/// default workspace again, so the chargeback per workspace is the legacy one to the unit.
+#[test]
+fn the_default_workspaces_tagged_id_is_the_default_workspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (legacy, analytics, query) = legacy_and_analytics(tmp.path());
+    let tagged = "wrkspc_01DefaultTaggedIdExample";
+    let text = std::fs::read_to_string(&query).unwrap().replace(
+        "\"workspace_id\": null",
+        &format!("\"workspace_id\": \"{tagged}\""),
+    );
+    assert!(text.contains(tagged));
+    std::fs::write(analytics.join(query.file_name().unwrap()), text).unwrap();
+    let cfg = tmp.path().join("default.toml");
+    std::fs::write(
+        &cfg,
+        format!("[providers.anthropic]\ndefault_workspace_id = \"{tagged}\"\n"),
+    )
+    .unwrap();
+    let (dl, da, raw) = (
+        tmp.path().join("dl"),
+        tmp.path().join("da"),
+        tmp.path().join("raw"),
+    );
+    ingest_ok(&dl, &[&legacy]);
+    let with = |data: &std::path::Path, cfg: &std::path::Path| {
+        let o = tl(
+            data,
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "ingest",
+                "-q",
+                analytics.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    };
+    with(&da, &cfg);
+    let empty = tmp.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    with(&raw, &empty);
+    let by = "workspace,model";
+    let want = report_rows(&dl, &cfg, "2026-10", by);
+    assert_eq!(report_rows(&da, &cfg, "2026-10", by), want);
+    // Without the setting the tagged id is a workspace of its own: not the legacy chargeback.
+    let apart = report_rows(&raw, &empty, "2026-10", by);
+    assert!(
+        apart.iter().any(|r| r["workspace_id"] == tagged),
+        "{apart:?}"
+    );
+}
+
 /// #25 done-when (usage half): the sample's usage exported once as legacy report pages and once
 /// as a whole Analytics usage query (fixtures/formats, spend-ordered, two pages, grouped also by
 /// `product`) gives the same chargeback per workspace × model to the unit, and both together
