@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::config::Team;
 use crate::money::{Money, allocate_cents_to, round_cents};
 use crate::report::{Report, UNALLOCATED};
-use crate::vocab::Month;
+use crate::vocab::{Month, PricingStatus};
 
 /// One workspace × model line of a team.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,6 +164,9 @@ pub struct Bill {
     pub cents: i128,
     /// Usage lines with no list price (not in any figure; the mail says so).
     pub unpriced_lines: usize,
+    /// Models the price book lacks, priced at the rate the provider's list amount implies
+    /// (`provider_list`; in the figures, and the mail says so).
+    pub provider_list: Vec<String>,
 }
 
 impl Bill {
@@ -305,6 +308,16 @@ pub fn bill(
     let weights = allocate_shared(&mut bills, shared_units);
     spread_daily(&mut bills, r.by_day, shared, &weights);
     let mut out = round_bills(month, bills, r.by_line.unpriced_lines, previous);
+    let mut from_list: Vec<String> = r
+        .by_line
+        .lines
+        .iter()
+        .filter(|l| l.status == PricingStatus::ProviderList)
+        .map(|l| dim(l, 3).unwrap_or_else(|| "(no model)".into()))
+        .collect();
+    from_list.sort();
+    from_list.dedup();
+    out.provider_list = from_list;
     shared_names.sort();
     out.shared = (shared_units != 0).then(|| SharedPool {
         workspaces: shared_names,
@@ -452,6 +465,7 @@ fn round_bills(
         total: Money::from_units(total_units),
         cents,
         unpriced_lines,
+        provider_list: Vec::new(),
     }
 }
 
@@ -462,7 +476,6 @@ fn round_bills(
 /// the month's team × workspace report.
 pub fn team_report(bill: &Bill, by_workspace: &Report, shared: &[String]) -> Report {
     use crate::report::Line as RLine;
-    use crate::vocab::PricingStatus;
     let add = |a: &mut [i128; 6], b: &[i128; 6]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
     let mut own: BTreeMap<String, [i128; 6]> = BTreeMap::new();
     let mut pool = [0i128; 6];

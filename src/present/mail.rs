@@ -275,6 +275,7 @@ pub fn team_mail(
         "team": team_value(bill, team),
         "correction": correction,
         "unpriced_lines": bill.unpriced_lines,
+        "provider_list": bill.provider_list,
         "charts": {"daily": link(links, "daily", &daily), "keys": link(links, "keys", &top)},
     });
     let prefix = match (correction.is_some(), close) {
@@ -384,6 +385,7 @@ pub fn finance_mail(
         "anomalies": anomalies,
         "correction": correction,
         "unpriced_lines": bill.unpriced_lines,
+        "provider_list": bill.provider_list,
         "charts": {"daily": link(links, "daily", &chart_daily)},
     });
     let prefix = match (correction.is_some(), close) {

@@ -698,6 +698,33 @@ fn a_model_the_book_lacks_is_priced_from_the_providers_list_amount() {
         String::from_utf8_lossy(&o.stdout).contains("1 provider_list"),
         "the footer says it"
     );
+    // The mail says it too.
+    let mail_cfg = tmp.path().join("mail.toml");
+    std::fs::write(
+        &mail_cfg,
+        "[[team]]\nname = \"Search\"\nworkspaces = [\"Search\"]\nrecipients = [\"s@example.com\"]\n",
+    )
+    .unwrap();
+    let o = tl(
+        &learned,
+        &[
+            "--config",
+            mail_cfg.to_str().unwrap(),
+            "mail",
+            "--month",
+            "2026-10",
+            "-q",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for e in std::fs::read_dir(learned.join("outbox/2026-10")).unwrap() {
+        let m = crate::common::parse_eml(&e.unwrap().path());
+        let text = m["text"].as_str().unwrap();
+        assert!(
+            text.contains("claude-unbooked-7 is not in the price book: priced at the rate the provider's own list amount implies"),
+            "{text}"
+        );
+    }
     // No list amount for it: UNPRICED (exit 3), never $0.
     let o = tl(
         &alone,

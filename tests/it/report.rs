@@ -994,12 +994,13 @@ fn the_default_workspaces_tagged_id_is_the_default_workspace() {
     let tmp = tempfile::tempdir().unwrap();
     let (legacy, analytics, query) = legacy_and_analytics(tmp.path());
     let tagged = "wrkspc_01DefaultTaggedIdExample";
-    let text = std::fs::read_to_string(&query).unwrap().replace(
-        "\"workspace_id\": null",
-        &format!("\"workspace_id\": \"{tagged}\""),
-    );
-    assert!(text.contains(tagged));
-    std::fs::write(analytics.join(query.file_name().unwrap()), text).unwrap();
+    // The same query with the default workspace's rows under a tagged id (fixtures/README.md).
+    std::fs::remove_file(analytics.join(query.file_name().unwrap())).unwrap();
+    std::fs::copy(
+        fixtures().join("formats/analytics-usage-2026-10-tagged-default-query.json"),
+        analytics.join("tagged.json"),
+    )
+    .unwrap();
     let cfg = tmp.path().join("default.toml");
     std::fs::write(
         &cfg,
