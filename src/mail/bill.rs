@@ -76,22 +76,28 @@ fn actor_label(kind: Option<&str>, id: &str, email: Option<&str>) -> String {
     }
 }
 
-/// Each team's top people and products from the team × product × actor report.
+/// Each team's top people and products from the key report (team, workspace id and name, key
+/// id and name, product, actor type, id and email); the shared workspaces' cost is no one's.
 fn top_spenders(
     bills: &mut [TeamBill],
-    by_who: &Report,
+    by_key: &Report,
+    shared: &[String],
     index: impl Fn(&str, &[TeamBill]) -> usize,
 ) {
     let mut people: Vec<BTreeMap<String, i128>> = vec![BTreeMap::new(); bills.len()];
     let mut products: Vec<BTreeMap<String, i128>> = vec![BTreeMap::new(); bills.len()];
-    for l in &by_who.lines {
+    for l in &by_key.lines {
         let Some(cost) = l.list_cost else { continue };
-        let i = index(&dim(l, 0).unwrap_or_else(|| UNALLOCATED.into()), bills);
-        if let Some(p) = dim(l, 1) {
+        let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
+        if team == UNALLOCATED && is_shared(shared, &dim(l, 1), &dim(l, 2).unwrap_or_default()) {
+            continue;
+        }
+        let i = index(&team, bills);
+        if let Some(p) = dim(l, 5) {
             *products[i].entry(p).or_default() += cost.units();
         }
-        if let Some(id) = dim(l, 3) {
-            let label = actor_label(dim(l, 2).as_deref(), &id, dim(l, 4).as_deref());
+        if let Some(id) = dim(l, 7) {
+            let label = actor_label(dim(l, 6).as_deref(), &id, dim(l, 8).as_deref());
             *people[i].entry(label).or_default() += cost.units();
         }
     }
@@ -203,10 +209,10 @@ impl Bill {
 /// workspace × API key, team × workspace × day × model.
 pub struct Reports<'a> {
     pub by_line: &'a Report,
+    /// By team, workspace, API key, product and actor (the last two from Analytics usage
+    /// queries; null elsewhere): the key table and each team's top people and products.
     pub by_key: &'a Report,
     pub by_day: &'a Report,
-    /// By team, product and actor (Analytics usage queries; null elsewhere).
-    pub by_who: &'a Report,
 }
 
 fn dim(line: &crate::report::Line, i: usize) -> Option<String> {
@@ -304,7 +310,7 @@ pub fn bill(
             cents: 0,
         });
     }
-    top_spenders(&mut bills, r.by_who, index);
+    top_spenders(&mut bills, r.by_key, shared, index);
     let weights = allocate_shared(&mut bills, shared_units);
     spread_daily(&mut bills, r.by_day, shared, &weights);
     let mut out = round_bills(month, bills, r.by_line.unpriced_lines, previous);

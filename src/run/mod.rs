@@ -341,12 +341,11 @@ pub fn report(settings: &Settings, month: Month, dims: &[Dim]) -> Result<Shown<R
     let figures = if dims == [Dim::Team] && !shared.is_empty() {
         // Team totals as the chargeback charges them: one set of figures everywhere.
         use crate::mail::bill::{Reports, bill, team_report};
-        let [a, b, c, d] = bill_reports(settings, &snapshot, month)?;
+        let [a, b, c] = bill_reports(settings, &snapshot, month)?;
         let reports = Reports {
             by_line: &a,
             by_key: &b,
             by_day: &c,
-            by_who: &d,
         };
         team_report(&bill(month, &reports, &teams, shared, None), &a, shared)
     } else {
@@ -487,7 +486,7 @@ pub struct Chargeback {
     pub close: crate::vocab::Close,
 }
 
-fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Report; 4], RunError> {
+fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Report; 3], RunError> {
     let t = &teams(settings, l)?;
     let book = priced_book(settings, l.layout())?;
     let p = report::scan::Pricing {
@@ -496,7 +495,19 @@ fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Repo
     };
     Ok([
         report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::Model], t, &p)?,
-        report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::ApiKey], t, &p)?,
+        report::report(
+            l,
+            month,
+            &[
+                Dim::Team,
+                Dim::Workspace,
+                Dim::ApiKey,
+                Dim::Product,
+                Dim::Actor,
+            ],
+            t,
+            &p,
+        )?,
         report::report(
             l,
             month,
@@ -504,7 +515,6 @@ fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Repo
             t,
             &p,
         )?,
-        report::report(l, month, &[Dim::Team, Dim::Product, Dim::Actor], t, &p)?,
     ])
 }
 
@@ -540,12 +550,11 @@ fn chargeback_with(
     let shared = &settings.mail.shared_workspaces;
     let resolved = teams(settings, view)?;
     let bill_of = |m: Month, previous: Option<&crate::mail::bill::Bill>| {
-        let [a, b, c, d] = bill_reports(settings, view, m)?;
+        let [a, b, c] = bill_reports(settings, view, m)?;
         let reports = Reports {
             by_line: &a,
             by_key: &b,
             by_day: &c,
-            by_who: &d,
         };
         let empty = a.lines.is_empty();
         Ok::<_, RunError>((bill(m, &reports, &resolved, shared, previous), empty))
