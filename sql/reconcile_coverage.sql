@@ -6,4 +6,4 @@ SELECT DISTINCT bucket_start FROM usage_coverage
 WHERE month = '{{month}}';
 
 SELECT DISTINCT bucket_start FROM cost_coverage
-WHERE month = '{{month}}';
+WHERE month = '{{month}}' AND provider = 'anthropic';

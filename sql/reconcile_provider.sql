@@ -13,4 +13,6 @@ SELECT
   SUM(list_amount) AS list_amount
 FROM cost
 WHERE month = '{{month}}'
+  -- OpenAI's Costs API rows are loaded, but reconciled only once OpenAI usage is read.
+  AND provider = 'anthropic'
 GROUP BY bucket_start, workspace_id, workspace_name, model, cost_type, token_type, currency

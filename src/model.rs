@@ -81,10 +81,16 @@ pub enum SourceFormat {
     StripeInvoice,
     /// Our invoice CSV for providers without Stripe: one row per invoice line.
     InvoiceCsv,
+    /// `GET /organization/costs` pages (OpenAI).
+    OpenAiCosts,
+    /// `GET /organization/projects` (OpenAI): the workspaces.
+    OpenAiProjects,
+    /// `GET /organization/projects/{id}/api_keys` (OpenAI): the API keys.
+    OpenAiProjectApiKeys,
 }
 
 impl SourceFormat {
-    pub const ALL: [SourceFormat; 12] = [
+    pub const ALL: [SourceFormat; 15] = [
         Self::AnthropicUsageApi,
         Self::AnthropicCostApi,
         Self::AnthropicAnalyticsCost,
@@ -97,6 +103,9 @@ impl SourceFormat {
         Self::BalanceSnapshotsCsv,
         Self::StripeInvoice,
         Self::InvoiceCsv,
+        Self::OpenAiCosts,
+        Self::OpenAiProjects,
+        Self::OpenAiProjectApiKeys,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -112,6 +121,9 @@ impl SourceFormat {
             Self::BalanceSnapshotsCsv => "balance-snapshots-csv",
             Self::StripeInvoice => "stripe-invoice",
             Self::InvoiceCsv => "invoice-csv",
+            Self::OpenAiCosts => "openai-costs",
+            Self::OpenAiProjects => "openai-projects",
+            Self::OpenAiProjectApiKeys => "openai-project-api-keys",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -129,6 +141,9 @@ impl SourceFormat {
             | Self::AnthropicConsoleCostCsv
             | Self::AnthropicWorkspaces
             | Self::AnthropicApiKeys => Some(Provider::Anthropic),
+            Self::OpenAiCosts | Self::OpenAiProjects | Self::OpenAiProjectApiKeys => {
+                Some(Provider::OpenAi)
+            }
             Self::CreditLotsCsv
             | Self::BalanceSnapshotsCsv
             | Self::StripeInvoice
@@ -138,7 +153,9 @@ impl SourceFormat {
     /// Precedence family for usage rows; `None` for non-usage formats.
     pub fn family(self) -> Option<SourceFamily> {
         match self {
-            Self::AnthropicUsageApi | Self::AnthropicCostApi => Some(SourceFamily::Api),
+            Self::AnthropicUsageApi | Self::AnthropicCostApi | Self::OpenAiCosts => {
+                Some(SourceFamily::Api)
+            }
             Self::AnthropicAnalyticsUsage | Self::AnthropicAnalyticsCost => {
                 Some(SourceFamily::Analytics)
             }

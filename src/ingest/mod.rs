@@ -397,7 +397,8 @@ impl Group {
             | SourceFormat::AnthropicConsoleUsageCsv => Some(Group::Usage),
             SourceFormat::AnthropicCostApi
             | SourceFormat::AnthropicAnalyticsCost
-            | SourceFormat::AnthropicConsoleCostCsv => Some(Group::Cost),
+            | SourceFormat::AnthropicConsoleCostCsv
+            | SourceFormat::OpenAiCosts => Some(Group::Cost),
             _ => None,
         }
     }

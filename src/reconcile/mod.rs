@@ -249,9 +249,11 @@ struct Acc {
 
 /// Whether the provider's cost report covers any day of `month`.
 pub fn has_cost_report(layout: &Snapshot, month: &str) -> Result<bool, ReconcileError> {
+    // OpenAI's Costs API is loaded but reconciled only once OpenAI usage is read (#26).
     Ok(layout
         .providers(Table::CostCoverage)?
         .into_iter()
+        .filter(|p| *p == crate::vocab::Provider::Anthropic)
         .any(|p| layout.month_file(Table::CostCoverage, p, month).exists()))
 }
 

@@ -11,6 +11,7 @@ pub mod ledger;
 mod lenient;
 mod limits;
 mod numbers;
+pub mod openai;
 pub mod paged;
 mod redact;
 
@@ -217,7 +218,7 @@ pub(crate) struct Markers {
     found: u32,
 }
 
-const MARKERS: [&[u8]; 18] = [
+const MARKERS: [&[u8]; 22] = [
     b"\"tokenledger_query\":",
     b"\"starting_at\":",
     b"\"results\":",
@@ -236,6 +237,10 @@ const MARKERS: [&[u8]; 18] = [
     b"\"type\":\"workspace\"",
     b"\"object\":\"invoice\"",
     b"\"amount_due\":",
+    b"\"object\":\"organization.costs.result\"",
+    b"\"object\":\"organization.project\"",
+    b"\"object\":\"organization.project.api_key\"",
+    b"\"object\":\"bucket\"",
 ];
 
 impl Markers {
@@ -271,6 +276,9 @@ impl Markers {
             return Ok(Detected::Format(SourceFormat::StripeInvoice));
         }
         if let Some(verdict) = anthropic::detect_json(self) {
+            return verdict;
+        }
+        if let Some(verdict) = openai::detect_json(self) {
             return verdict;
         }
         Err(FileError::new(
@@ -458,6 +466,9 @@ fn parse_raw_bytes(
         SourceFormat::BalanceSnapshotsCsv => ledger::parse_snapshots(bytes, limits, sink),
         SourceFormat::StripeInvoice => ledger::parse_stripe(bytes, limits, sink),
         SourceFormat::InvoiceCsv => ledger::parse_invoice_csv(bytes, limits, sink),
+        SourceFormat::OpenAiCosts => openai::costs::parse(bytes, limits, sink),
+        SourceFormat::OpenAiProjects => openai::parse_projects(bytes, sink),
+        SourceFormat::OpenAiProjectApiKeys => openai::parse_project_api_keys(bytes, sink),
     }
 }
 
@@ -490,7 +501,10 @@ fn parse_raw_reader<R: BufRead>(
         | SourceFormat::CreditLotsCsv
         | SourceFormat::BalanceSnapshotsCsv
         | SourceFormat::StripeInvoice
-        | SourceFormat::InvoiceCsv => {
+        | SourceFormat::InvoiceCsv
+        | SourceFormat::OpenAiCosts
+        | SourceFormat::OpenAiProjects
+        | SourceFormat::OpenAiProjectApiKeys => {
             let mut bytes = Vec::new();
             reader
                 .take(IN_MEMORY_LIMIT + 1)

@@ -21,6 +21,9 @@ const MAX_NUMBER_LEN: usize = 400;
 /// A reader that copies JSON text, quoting every number token that does not fit an `f64`.
 pub struct QuoteHugeNumbers<R> {
     inner: R,
+    /// Quote every number (as `"\u0002<digits>"`, [`NUMBER_MARK`]), not only huge ones: for
+    /// formats whose money is a JSON number, so its literal digits reach the decimal.
+    all: bool,
     in_string: bool,
     escaped: bool,
     number: Vec<u8>,
@@ -33,6 +36,7 @@ impl<R: BufRead> QuoteHugeNumbers<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
+            all: false,
             in_string: false,
             escaped: false,
             number: Vec::new(),
@@ -51,7 +55,11 @@ impl<R: BufRead> QuoteHugeNumbers<R> {
                 .ok()
                 .and_then(|s| s.parse::<f64>().ok())
                 .is_some_and(f64::is_finite);
-        if fits {
+        if self.all {
+            self.out.extend_from_slice(b"\"\\u0002");
+            self.out.extend_from_slice(&self.number);
+            self.out.push(b'"');
+        } else if fits {
             self.out.extend_from_slice(&self.number);
         } else {
             // A NUL first (escaped) marks the string as a number we quoted: see `HUGE_MARK`.
@@ -116,6 +124,28 @@ pub fn quote_huge_numbers(bytes: &[u8]) -> Vec<u8> {
         .read_to_end(&mut out)
         .expect("reading from memory cannot fail");
     out
+}
+
+/// First character of a string that stands for a JSON number, quoted by
+/// [`quote_all_numbers`]; the number's literal text follows.
+pub const NUMBER_MARK: char = '\u{2}';
+
+/// `bytes` with every number token turned into a string of its literal text after
+/// [`NUMBER_MARK`]: a provider that sends money as JSON numbers (OpenAI's Costs API) keeps
+/// every digit it wrote (serde_json would read it through an `f64`).
+pub fn quote_all_numbers(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
+    let mut q = QuoteHugeNumbers::new(bytes);
+    q.all = true;
+    q.read_to_end(&mut out)
+        .expect("reading from memory cannot fail");
+    out
+}
+
+/// The literal text of a number [`quote_all_numbers`] quoted; `None` for anything else (a
+/// string the provider sent as a string).
+pub fn number_text(v: &serde_json::Value) -> Option<&str> {
+    v.as_str()?.strip_prefix(NUMBER_MARK)
 }
 
 /// First character of a string that stood for one longer than [`MAX_STRING`]; its length in

@@ -15,6 +15,7 @@ mod lake;
 mod ledger;
 mod mail;
 mod money;
+mod openai;
 mod pricing;
 mod quarantine;
 mod reading;
