@@ -22,6 +22,7 @@ named AS (
   -- Names from the latest workspace and key lists (a list ingested after the usage still
   -- names it); the names stored with the row are those known when it was ingested.
   SELECT
+    r.provider,
     r.business_day,
     r.workspace_id,
     COALESCE(wn.workspace_name, r.workspace_name) AS workspace_name,
@@ -49,6 +50,7 @@ named AS (
 ),
 rated AS (
   SELECT
+    n.provider,
     n.workspace_id,
     n.workspace_name,
     n.api_key_id,

@@ -35,10 +35,12 @@ pub enum Dim {
     Product,
     /// Who spent it: the Analytics API's actor (type, id, a user's email).
     Actor,
+    /// Which provider's usage (`anthropic`, `openai`): a subtotal each.
+    Provider,
 }
 
 impl Dim {
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "workspace",
         "model",
         "api-key",
@@ -47,6 +49,7 @@ impl Dim {
         "team",
         "product",
         "actor",
+        "provider",
     ];
 
     pub fn columns(self) -> &'static [&'static str] {
@@ -59,6 +62,7 @@ impl Dim {
             Dim::Team => &["team"],
             Dim::Product => &["product"],
             Dim::Actor => &["actor_type", "actor_id", "actor_email"],
+            Dim::Provider => &["provider"],
         }
     }
 }
@@ -79,6 +83,7 @@ impl std::str::FromStr for Dim {
                     Dim::Team,
                     Dim::Product,
                     Dim::Actor,
+                    Dim::Provider,
                 ][i]
             })
             .ok_or_else(|| format!("unknown dimension {s:?}; one of: {}", Dim::NAMES.join(", ")))

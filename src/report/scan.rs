@@ -42,8 +42,8 @@ const TEXT: [&str; 14] = [
 ];
 
 /// The grouping columns of a line: workspace id and name, model, key id and name, tier, team,
-/// product, actor type, id and email.
-const GROUPS: usize = 11;
+/// product, actor type, id and email, provider.
+const GROUPS: usize = 12;
 
 /// A row's signature: provider, workspace id and name, key id and name, model, tier, context,
 /// geo, product, actor type, id and email (the last four `NONE` unless asked for), UTC day.
@@ -192,6 +192,7 @@ fn wanted(dims: &[Dim]) -> ([bool; GROUPS], bool) {
             Dim::Team => w[6] = true,
             Dim::Product => w[7] = true,
             Dim::Actor => (w[8], w[9], w[10]) = (true, true, true),
+            Dim::Provider => w[11] = true,
             Dim::Day => day = true,
         }
     }
@@ -288,7 +289,7 @@ fn signature(
         None => NONE,
     };
     let all = [
-        ws, wn, canon, key, kn, tier, team, product, atype, aid, aemail,
+        ws, wn, canon, key, kn, tier, team, product, atype, aid, aemail, prov,
     ];
     let k: [u32; GROUPS] = std::array::from_fn(|j| if want[j] { all[j] } else { NONE });
     let slot = match slots.index.get(&k) {
@@ -604,6 +605,7 @@ pub fn lines(
                     Dim::Team => dims_text.push(text(k[6])),
                     Dim::Product => dims_text.push(text(k[7])),
                     Dim::Actor => dims_text.extend([text(k[8]), text(k[9]), text(k[10])]),
+                    Dim::Provider => dims_text.push(text(k[11])),
                     Dim::Day => dims_text.push(Some(
                         (epoch + chrono::TimeDelta::days(d.into())).to_string(),
                     )),

@@ -547,12 +547,14 @@ api_keys = ["apikey_01TzFreshKey0000001"]
         Dim::Team,
         Dim::Product,
         Dim::Actor,
+        Dim::Provider,
     ];
     let mut groupings: Vec<Vec<Dim>> = all.iter().map(|d| vec![*d]).collect();
     groupings.push(vec![Dim::Team, Dim::Workspace, Dim::Model]);
     groupings.push(vec![Dim::Team, Dim::Workspace, Dim::ApiKey]);
     groupings.push(vec![Dim::Team, Dim::Day, Dim::Model]);
     groupings.push(vec![Dim::Team, Dim::Actor, Dim::Product]);
+    groupings.push(vec![Dim::Provider, Dim::Workspace, Dim::Model]);
     groupings.push(all.to_vec());
     let mut lines = 0;
     for month in ["2026-09", "2026-10", "2026-11"] {
