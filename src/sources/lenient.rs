@@ -15,6 +15,22 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 /// longer is a row error, never a column value.
 pub const MAX_TEXT: usize = 1024;
 
+/// The string of `obj[key]` in a parsed document (`None`: absent, null or ""), or (field, why
+/// not): longer than [`MAX_TEXT`], or not a string (a number quoted by
+/// `numbers::quote_all_numbers` is a number, not a string).
+pub fn json_text(obj: &serde_json::Value, key: &str) -> Result<Option<String>, (String, String)> {
+    match obj.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if s.starts_with(super::numbers::NUMBER_MARK) => {
+            Err((key.into(), format!("{key} must be a string, got a number")))
+        }
+        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(None),
+        Some(serde_json::Value::String(s)) if s.len() <= MAX_TEXT => Ok(Some(s.clone())),
+        Some(serde_json::Value::String(_)) => Err((key.into(), format!("{key} is too long"))),
+        Some(other) => Err((key.into(), format!("{key} must be a string, got {other}"))),
+    }
+}
+
 /// Any JSON scalar. Non-integral numbers are kept only as text (for the error message): no
 /// float ever carries a token count or an amount. A string borrows from the input when it can
 /// (a page held in memory, no escapes in the string): rows cost no allocation per value.

@@ -259,3 +259,37 @@ print(json.dumps(out))
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }
+
+/// `tokenledger --config CFG ARGS…` on `data`.
+pub fn tl_cfg(data: &Path, cfg: &Path, args: &[&str]) -> Output {
+    let mut a = vec!["--config", cfg.to_str().unwrap()];
+    a.extend_from_slice(args);
+    tl(data, &a)
+}
+
+/// `mail --month M` under `cfg` (must exit 0) → every .eml of the month's outbox, parsed
+/// ([`parse_eml`]), with its file name as `"file"`.
+pub fn mail_outbox(data: &Path, cfg: &Path, month: &str) -> Vec<serde_json::Value> {
+    let o = tl_cfg(data, cfg, &["mail", "--month", month, "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut out: Vec<serde_json::Value> = std::fs::read_dir(data.join("outbox").join(month))
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let mut m = parse_eml(&p);
+            m["file"] = p.file_name().unwrap().to_string_lossy().into_owned().into();
+            m
+        })
+        .collect();
+    out.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
+    out
+}
+
+/// Whether an ingest summary found every file already ingested (nothing read again).
+pub fn all_unchanged(summary: &serde_json::Value) -> bool {
+    summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["status"] == "unchanged")
+}

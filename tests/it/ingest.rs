@@ -144,14 +144,7 @@ fn two_copies_in_one_command_load_once_and_the_first_wins() {
     // The manifest's hash is the one the next ingest recognises: nothing is read again.
     let (c3, again) = ingest(&both, &[&inbox, &page]);
     assert_eq!(c3, 0);
-    assert!(
-        again["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["status"] == "unchanged"),
-        "{again}"
-    );
+    assert!(all_unchanged(&again), "{again}");
     // Nothing the duplicate's worker staged is left behind.
     let staging = both.join("_tokenledger/staging");
     let left = std::fs::read_dir(&staging).map_or(0, |d| d.count());

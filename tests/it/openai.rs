@@ -90,14 +90,7 @@ fn costs_pages_keep_every_digit_of_a_json_number() {
     assert_eq!(keys[1]["provider"], "openai", "{keys:?}");
     // Idempotent.
     let again = ingest_ok(&data, &[&fixtures().join("openai")]);
-    assert!(
-        again["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["status"] == "unchanged"),
-        "{again}"
-    );
+    assert!(all_unchanged(&again), "{again}");
 }
 
 /// Bad OpenAI input never crashes, vanishes or doubles: a negative amount, an amount sent as

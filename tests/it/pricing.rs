@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use tokenledger::pricing::{BookFile, PriceBook, canonical_model};
 
-use crate::common::{code, fixtures, ingest_ok, report_rows, sql, stderr, tl};
+use crate::common::{code, fixtures, ingest_ok, mail_outbox, report_rows, sql, stderr, tl, tl_cfg};
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -681,17 +681,10 @@ fn a_model_the_book_lacks_is_priced_from_the_providers_list_amount() {
             .contains("not in the price book"),
         "{rated:?}"
     );
-    let o = tl(
+    let o = tl_cfg(
         &learned,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "report",
-            "--month",
-            "2026-10",
-            "--by",
-            "model",
-        ],
+        &cfg,
+        &["report", "--month", "2026-10", "--by", "model"],
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("provider_list"));
     assert!(
@@ -705,20 +698,9 @@ fn a_model_the_book_lacks_is_priced_from_the_providers_list_amount() {
         "[[team]]\nname = \"Search\"\nworkspaces = [\"Search\"]\nrecipients = [\"s@example.com\"]\n",
     )
     .unwrap();
-    let o = tl(
-        &learned,
-        &[
-            "--config",
-            mail_cfg.to_str().unwrap(),
-            "mail",
-            "--month",
-            "2026-10",
-            "-q",
-        ],
-    );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    for e in std::fs::read_dir(learned.join("outbox/2026-10")).unwrap() {
-        let m = crate::common::parse_eml(&e.unwrap().path());
+    let mails = mail_outbox(&learned, &mail_cfg, "2026-10");
+    assert_eq!(mails.len(), 2, "the team's and finance's");
+    for m in mails {
         let text = m["text"].as_str().unwrap();
         assert!(
             text.contains("claude-unbooked-7 is not in the price book: priced at the rate the provider's own list amount implies"),
@@ -726,18 +708,11 @@ fn a_model_the_book_lacks_is_priced_from_the_providers_list_amount() {
         );
     }
     // No list amount for it: UNPRICED (exit 3), never $0.
-    let o = tl(
+    let o = tl_cfg(
         &alone,
+        &cfg,
         &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "report",
-            "--month",
-            "2026-10",
-            "--by",
-            "model",
-            "--format",
-            "json",
+            "report", "--month", "2026-10", "--by", "model", "--format", "json",
         ],
     );
     assert_eq!(code(&o), 3, "{}", stderr(&o));

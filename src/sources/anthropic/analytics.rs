@@ -302,18 +302,7 @@ fn group_of(item: &serde_json::Value) -> Result<serde_json::Value, (String, Stri
     }
 }
 
-/// The string of `obj[key]` (`None`: absent, null or ""), or why not.
-fn text(obj: &serde_json::Value, key: &str) -> Result<Option<String>, (String, String)> {
-    match obj.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(None),
-        Some(serde_json::Value::String(s)) if s.len() <= crate::sources::lenient::MAX_TEXT => {
-            Ok(Some(s.clone()))
-        }
-        Some(serde_json::Value::String(_)) => Err((key.into(), format!("{key} is too long"))),
-        Some(other) => Err((key.into(), format!("{key} must be a string, got {other}"))),
-    }
-}
+use crate::sources::lenient::json_text as text;
 
 /// An amount: a string of cents (a JSON number may already have lost precision).
 fn cents(

@@ -21,10 +21,10 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::console_csv::{
-    Refusal, context_window_from_display, cover, each_record, opt_text, refused, usage_date,
+    Refusal, checked_record, context_and_geo, cover, each_record, opt_text, usage_date,
 };
-use crate::model::{self, CostRow, DEFAULT_WORKSPACE_NAME, SourceFormat, check_enum, day_start};
-use crate::sources::{FileError, Limits, Quarantined, Sink, excerpt};
+use crate::model::{CostRow, DEFAULT_WORKSPACE_NAME, SourceFormat, day_start};
+use crate::sources::{FileError, Limits, Sink, excerpt};
 use crate::vocab::Provider;
 
 struct Columns {
@@ -110,15 +110,8 @@ fn row(
         Some(c) if opt_text(rec, Some(c)).is_some() => Some(dollars(rec, c, "list_price_usd")?.1),
         _ => None,
     };
-    let context_window = match cols.context_window {
-        Some(c) => context_window_from_display(rec.get(c).unwrap_or(""))
-            .map_err(refused("context_window"))?,
-        None => None,
-    };
-    let inference_geo = opt_text(rec, cols.inference_geo);
-    if let Some(g) = &inference_geo {
-        check_enum("inference_geo", g, model::INFERENCE_GEOS).map_err(refused("inference_geo"))?;
-    }
+    let (context_window, inference_geo) =
+        context_and_geo(rec, cols.context_window, cols.inference_geo)?;
     // What the row charges, as the Console says it: kept for lineage, not compared.
     let said: Vec<String> = [
         display_model,
@@ -167,23 +160,9 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits, sink: &mut dyn Sink) -> Res
             None => cols.insert(columns(header)?),
         };
         let Some(rec) = rec else { return Ok(()) };
-        let joined = excerpt(&rec.iter().collect::<Vec<_>>().join(","));
-        let bad = |field: Option<String>, reason: String| Quarantined {
-            location: format!("line {line}"),
-            line: Some(line),
-            field,
-            reason,
-            excerpt: Some(joined.clone()),
-        };
-        if rec.len() != header.len() {
-            let reason = format!(
-                "row has {} fields, the header has {}",
-                rec.len(),
-                header.len()
-            );
-            sink.quarantine(bad(None, reason));
+        let Some(bad) = checked_record(rec, header.len(), line, sink) else {
             return Ok(());
-        }
+        };
         let key: Vec<String> = rec.iter().map(|f| f.trim().to_string()).collect();
         if let Some(first) = first_line_of.get(&key) {
             return Err(FileError::at(

@@ -222,6 +222,49 @@ pub(super) fn usage_date(
     Ok(date)
 }
 
+/// How a record's problems are quarantined (its line and an excerpt), or `None` once a record
+/// whose field count is not the header's was quarantined.
+pub(super) fn checked_record(
+    rec: &csv::StringRecord,
+    header_len: usize,
+    line: u64,
+    sink: &mut dyn Sink,
+) -> Option<impl Fn(Option<String>, String) -> Quarantined + use<>> {
+    let joined = excerpt(&rec.iter().collect::<Vec<_>>().join(","));
+    let bad = move |field: Option<String>, reason: String| Quarantined {
+        location: format!("line {line}"),
+        line: Some(line),
+        field,
+        reason,
+        excerpt: Some(joined.clone()),
+    };
+    if rec.len() != header_len {
+        let reason = format!("row has {} fields, the header has {header_len}", rec.len());
+        sink.quarantine(bad(None, reason));
+        return None;
+    }
+    Some(bad)
+}
+
+/// A Console row's context window (display text mapped to the API's value) and inference geo,
+/// from their columns when the header has them.
+pub(super) fn context_and_geo(
+    rec: &csv::StringRecord,
+    context_col: Option<usize>,
+    geo_col: Option<usize>,
+) -> Result<(Option<String>, Option<String>), Refusal> {
+    let context_window = match context_col {
+        Some(c) => context_window_from_display(rec.get(c).unwrap_or(""))
+            .map_err(refused("context_window"))?,
+        None => None,
+    };
+    let inference_geo = opt_text(rec, geo_col);
+    if let Some(g) = &inference_geo {
+        check_enum("inference_geo", g, model::INFERENCE_GEOS).map_err(refused("inference_geo"))?;
+    }
+    Ok((context_window, inference_geo))
+}
+
 /// The token counts; the flag says the cache writes were assumed to be 5-minute ones.
 fn tokens(rec: &csv::StringRecord, cols: &Columns) -> Result<(Tokens, bool), Refusal> {
     let (w5, w1, assumed) = match cols.cache_write {
@@ -253,15 +296,8 @@ fn row(
     let model = required(rec, cols.model, "model_version")?;
     let tier = required(rec, cols.usage_type, "usage_type")?;
     check_enum("usage_type", &tier, model::SERVICE_TIERS).map_err(refused("usage_type"))?;
-    let context_window = match cols.context_window {
-        Some(c) => context_window_from_display(rec.get(c).unwrap_or(""))
-            .map_err(refused("context_window"))?,
-        None => None,
-    };
-    let inference_geo = opt_text(rec, cols.inference_geo);
-    if let Some(g) = &inference_geo {
-        check_enum("inference_geo", g, model::INFERENCE_GEOS).map_err(refused("inference_geo"))?;
-    }
+    let (context_window, inference_geo) =
+        context_and_geo(rec, cols.context_window, cols.inference_geo)?;
     let (tokens, cache_write_assumed_5m) = tokens(rec, cols)?;
     // The Console names workspaces; the default workspace is named too.
     let workspace_name =
@@ -311,19 +347,9 @@ fn record(
     seen: &mut Seen,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
-    let joined = excerpt(&rec.iter().collect::<Vec<_>>().join(","));
-    let bad = |field: Option<String>, reason: String| Quarantined {
-        location: format!("line {line}"),
-        line: Some(line),
-        field,
-        reason,
-        excerpt: Some(joined.clone()),
-    };
-    if rec.len() != header_len {
-        let reason = format!("row has {} fields, the header has {header_len}", rec.len());
-        sink.quarantine(bad(None, reason));
+    let Some(bad) = checked_record(rec, header_len, line, sink) else {
         return Ok(());
-    }
+    };
     let r = match row(cols, rec, line, limits) {
         Ok(r) => r,
         Err((field, reason)) => {

@@ -66,21 +66,7 @@ fn data_of(doc: &serde_json::Value, want: &str) -> Result<Vec<serde_json::Value>
     }
 }
 
-/// A text field (`None`: absent, null or empty), or why not.
-fn text(obj: &serde_json::Value, key: &str) -> Result<Option<String>, (String, String)> {
-    match obj.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) if s.starts_with(super::numbers::NUMBER_MARK) => {
-            Err((key.into(), format!("{key} must be a string, got a number")))
-        }
-        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(None),
-        Some(serde_json::Value::String(s)) if s.len() <= super::lenient::MAX_TEXT => {
-            Ok(Some(s.clone()))
-        }
-        Some(serde_json::Value::String(_)) => Err((key.into(), format!("{key} is too long"))),
-        Some(other) => Err((key.into(), format!("{key} must be a string, got {other}"))),
-    }
-}
+use super::lenient::json_text as text;
 
 /// Unix seconds (an integer JSON number), or why not.
 fn unix_seconds(
