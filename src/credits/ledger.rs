@@ -51,6 +51,9 @@ pub struct Options {
     /// The last UTC day each provider's usage exports cover (`freshness`); a provider not
     /// here is taken as current to the as-of date.
     pub data_through: BTreeMap<Provider, NaiveDate>,
+    /// Providers whose usage the lake has never covered: no burn is measured for them, so no
+    /// finding that depends on it (at risk, low runway) is made; `NoUsageData` says so.
+    pub unmeasured: std::collections::BTreeSet<Provider>,
 }
 
 impl Options {
@@ -62,6 +65,7 @@ impl Options {
             max_reloads_per_day: 2,
             auto_reload: None,
             data_through: BTreeMap::new(),
+            unmeasured: Default::default(),
         }
     }
     fn soon(&self) -> i64 {
@@ -77,6 +81,8 @@ pub enum LotStatus {
     AtRisk,
     ExpiredUnused,
     Exhausted,
+    /// Its provider's usage was never loaded: what it will consume is unknown.
+    NoUsageData,
 }
 
 impl LotStatus {
@@ -87,6 +93,7 @@ impl LotStatus {
             Self::AtRisk => "at risk",
             Self::ExpiredUnused => "expired unused",
             Self::Exhausted => "exhausted",
+            Self::NoUsageData => "no usage data",
         }
     }
 }
@@ -213,6 +220,12 @@ pub enum Finding {
         day: NaiveDate,
         reloads: usize,
         amount_usd: Money,
+    },
+    /// Credit bought from a provider whose usage the lake has never covered: its burn, runway
+    /// and at-risk amounts are unknown (never "no burn"): load that provider's usage.
+    NoUsageData {
+        provider: Provider,
+        balance_usd: Money,
     },
     /// Credit that expired unused within the last [`LAPSE_DAYS`] (a lot, or a monthly cycle).
     Lapsed {
@@ -609,7 +622,12 @@ fn provider_ledger(
         burn_through: through,
         estimated_days: (opts.as_of - through).num_days(),
     });
-    if let (Some(d), Some(n)) = (runway, runway_days)
+    if opts.unmeasured.contains(&provider) && !lots.is_empty() {
+        out.findings.push(Finding::NoUsageData {
+            provider,
+            balance_usd: balance,
+        });
+    } else if let (Some(d), Some(n)) = (runway, runway_days)
         && n < opts.runway_min_days
         && !lots.is_empty()
     {
@@ -634,7 +652,9 @@ fn provider_ledger(
     }
     out.assertions.extend(h.assertions);
     reloads(provider, lots, opts, out)?;
-    out.advice.push(advice(provider, burn, opts));
+    if !opts.unmeasured.contains(&provider) {
+        out.advice.push(advice(provider, burn, opts));
+    }
     Ok(())
 }
 
@@ -679,6 +699,8 @@ fn lot_row(
         }
     } else if !p.left.is_positive() {
         LotStatus::Exhausted
+    } else if opts.unmeasured.contains(&lot.provider) {
+        LotStatus::NoUsageData
     } else if at_risk.is_positive() {
         LotStatus::AtRisk
     } else if days_to_expiry.is_some_and(|d| d <= opts.soon()) {
@@ -741,7 +763,7 @@ pub fn lot_findings(ledger: &mut Ledger, opts: &Options) {
                 remaining_usd: l.remaining_usd,
             });
         }
-        if l.at_risk_usd.is_positive() {
+        if l.at_risk_usd.is_positive() && !opts.unmeasured.contains(&l.provider) {
             found.push(Finding::AtRisk {
                 provider: l.provider,
                 lot_id: l.lot_id.clone(),

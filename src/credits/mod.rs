@@ -93,6 +93,12 @@ pub fn credits(layout: &Snapshot, opts: &Options) -> Result<(Ledger, Inputs), Cr
             opts.data_through.insert(s.provider, s.last_day());
         }
     }
+    // Credit from a provider whose usage was never loaded: its burn is unknown, not zero.
+    for lot in &inputs.lots {
+        if !opts.data_through.contains_key(&lot.provider) {
+            opts.unmeasured.insert(lot.provider);
+        }
+    }
     let opts = &opts;
     let mut l = ledger::compute(&inputs.lots, &inputs.snapshots, &inputs.daily, opts)?;
     ledger::lot_findings(&mut l, opts);

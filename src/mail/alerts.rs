@@ -107,6 +107,10 @@ impl Alert {
                 ..
             } => format!("credit:balance:{provider}:{as_of}"),
             Alert::Credit {
+                finding: F::NoUsageData { provider, .. },
+                ..
+            } => format!("credit:no_usage:{provider}"),
+            Alert::Credit {
                 finding: F::ReloadStorm { provider, day, .. },
                 ..
             } => {

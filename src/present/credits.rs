@@ -163,6 +163,14 @@ pub fn finding_text(f: &Finding) -> String {
             "{provider}: {reloads} auto-reloads on {day} (${}): a runaway key or a threshold set too low?",
             amount_usd.usd()
         ),
+        Finding::NoUsageData {
+            provider,
+            balance_usd,
+        } => format!(
+            "{provider}: ${} of credit, but no {provider} usage in the lake: burn, runway and \
+             at-risk amounts are unknown (ingest its usage exports)",
+            balance_usd.usd()
+        ),
         Finding::Lapsed {
             provider,
             lot_id,
@@ -226,6 +234,20 @@ fn credits_table(l: &Ledger, unpriced_rows: i128, width: Option<usize>) -> Strin
 fn positions_text(l: &Ledger) -> String {
     let mut out = String::new();
     for p in &l.positions {
+        let unmeasured = l
+            .findings
+            .iter()
+            .any(|f| matches!(f, Finding::NoUsageData { provider, .. } if *provider == p.provider));
+        if unmeasured {
+            let _ = writeln!(
+                out,
+                "\n{}: balance ${}; burn, runway and at-risk amounts unknown: no {} usage in the lake",
+                p.provider,
+                p.balance_usd.usd(),
+                p.provider
+            );
+            continue;
+        }
         let runway = match (p.runway_date, p.runway_days) {
             (Some(d), Some(n)) => format!("{d} ({n} days)"),
             _ if p.burn_per_day_usd.is_positive() => "beyond 3 years".into(),

@@ -414,3 +414,65 @@ fn lots_bought_after_the_as_of_date_are_not_in_the_ledger() {
     assert_eq!(l.lots.len(), 1);
     assert_eq!(l.positions[0].balance_usd, usd("6"));
 }
+
+/// Credit bought from a provider whose usage was never loaded (OpenAI credits beside Anthropic
+/// data, before OpenAI usage is read): its burn is unknown, not zero — one `no_usage_data`
+/// finding, its lot's status says so, no "at risk" or "low runway" guessed for it, no reload
+/// advice; the Anthropic lot is judged as before.
+#[test]
+fn credit_of_a_provider_with_no_usage_data_is_unknown_not_at_risk() {
+    use crate::common::{fixtures, ingest_ok, tl};
+    let tmp = tempfile::tempdir().unwrap();
+    let lots = tmp.path().join("credits.csv");
+    std::fs::write(
+        &lots,
+        "lot_id,provider,kind,purchased_at,amount_usd,expires_at\n\
+         oa-1,openai,prepaid,2026-09-01,500.00,\n\
+         an-1,anthropic,prepaid,2026-09-01,100.00,\n",
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    ingest_ok(
+        &data,
+        &[
+            &fixtures().join("sample"),
+            &fixtures().join("openai"),
+            &lots,
+        ],
+    );
+    let o = tl(
+        &data,
+        &["credits", "--as-of", "2026-10-20", "--format", "json"],
+    );
+    assert_eq!(o.status.code(), Some(3), "a finding: exit 3");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    let of = |p: &str| {
+        findings
+            .iter()
+            .filter(|f| f["provider"] == p)
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("openai"), ["no_usage_data"], "{v}");
+    assert_eq!(of("anthropic"), ["at_risk"], "{v}");
+    let status = |id: &str| {
+        v["lots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["lot_id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("oa-1"), "no_usage_data");
+    assert_eq!(status("an-1"), "at_risk");
+    assert!(
+        v["advice"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["provider"] != "openai"),
+        "{v}"
+    );
+}
