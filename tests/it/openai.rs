@@ -173,3 +173,26 @@ fn bad_openai_costs_are_quarantined_and_never_doubled() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["provider_usd"], "2.195012500000", "{r}");
 }
+
+/// OpenAI Usage API pages (fixtures/openai-usage, every endpoint) are recognised as OpenAI's
+/// and refused whole with the reason until OpenAI usage is read — never mistaken for another
+/// format or loaded as an empty day.
+#[test]
+fn usage_pages_are_recognised_and_refused_until_openai_usage_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (c, s) = ingest(&data, &[&fixtures().join("openai-usage")]);
+    assert_eq!(c, 3, "{s}");
+    let files = s["files"].as_array().unwrap();
+    assert_eq!(files.len(), 11, "{s}");
+    for f in files {
+        assert_eq!(f["status"], "quarantined", "{f}");
+        assert!(
+            f["error"]
+                .as_str()
+                .unwrap()
+                .contains("an OpenAI organization Usage API page"),
+            "{f}"
+        );
+    }
+}
