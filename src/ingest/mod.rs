@@ -8,11 +8,14 @@
 //! The rules, also in ARCHITECTURE.md:
 //! * A file whose content hash is already in `ingest_log` is skipped ("unchanged").
 //! * Every export says which intervals it covers (its buckets, even empty ones; a CSV covers
-//!   every day from its first to its last date). Within a family (Admin API, Console CSV) the
-//!   most recently ingested file that covers an interval owns it; files of one command count in
-//!   the order given (directories in path order). Rows are in force iff their file owns their
-//!   interval; the others are "superseded" and leave the lake.
-//! * Admin API data beats Console CSV: a CSV day overlapped by any Admin API bucket is not used.
+//!   every day from its first to its last date). Within a family (`api` report pages,
+//!   `analytics` queries, `export` Console CSVs) the most recently ingested file that covers an
+//!   interval owns it; files of one command count in the order given (directories in path
+//!   order). Rows are in force iff their file owns their interval; the others are "superseded"
+//!   and leave the lake.
+//! * Across families the [`Precedence`] decides (`[ingest] precedence`, default analytics > api
+//!   > export): a bucket a higher family overlaps is not used (said per file), and a higher
+//!   family's file takes the interval over; the lake keeps the precedence it was built with.
 //! * A newer export whose buckets cover only part of an older, coarser bucket (1h buckets
 //!   inside an ingested 1d bucket) cannot restate it without losing or double counting usage:
 //!   those buckets are quarantined and the older data stays.
