@@ -13,9 +13,10 @@
 //!   interval owns it; files of one command count in the order given (directories in path
 //!   order). Rows are in force iff their file owns their interval; the others are "superseded"
 //!   and leave the lake.
-//! * Across families the [`Precedence`] decides (`[ingest] precedence`, default analytics > api
-//!   > export): a bucket a higher family overlaps is not used (said per file), and a higher
-//!   family's file takes the interval over; the lake keeps the precedence it was built with.
+//! * Across families the [`Precedence`] decides (`[ingest] precedence`, by default analytics,
+//!   then api, then export): a bucket a higher family overlaps is not used (said per file), and
+//!   a higher family's file takes the interval over; the lake keeps the precedence it was built
+//!   with.
 //! * A newer export whose buckets cover only part of an older, coarser bucket (1h buckets
 //!   inside an ingested 1d bucket) cannot restate it without losing or double counting usage:
 //!   those buckets are quarantined and the older data stays.
