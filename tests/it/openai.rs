@@ -196,3 +196,30 @@ fn usage_pages_are_recognised_and_refused_until_openai_usage_is_read() {
         );
     }
 }
+
+/// A project list item of another `object`, or without an id, is quarantined with the reason;
+/// the other projects load (never a project silently dropped).
+#[test]
+fn a_bad_project_list_item_is_quarantined_and_the_rest_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixtures().join("openai/projects.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut third = v["data"][0].clone();
+    third["object"] = serde_json::json!("organization.project.service_account");
+    third["id"] = serde_json::json!("proj_9Third");
+    v["data"].as_array_mut().unwrap().push(third);
+    v["data"][1].as_object_mut().unwrap().remove("id");
+    let p = tmp.path().join("projects.json");
+    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+    let data = tmp.path().join("d");
+    let (c, s) = ingest(&data, &[&p]);
+    assert_eq!(c, 3, "{s}");
+    assert_eq!(s["files"][0]["rows_loaded"], 1, "{s}");
+    let q = sql(
+        &data,
+        "SELECT location, field FROM quarantine ORDER BY location",
+    );
+    assert_eq!(q[0]["location"], "data[1]", "{q:?}");
+    assert_eq!(q[0]["field"], "id", "{q:?}");
+    assert_eq!(q[1]["field"], "object", "{q:?}");
+}

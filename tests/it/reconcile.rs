@@ -636,3 +636,62 @@ fn a_console_cost_csv_is_a_provider_side_figure_at_the_day_and_workspace_grain()
     );
     assert_eq!(reconcile(&both).1["provider_usd"], "2.195012500000");
 }
+
+/// The Console cost CSV's bad rows never vanish or double: an amount with an exponent or a
+/// thousands separator, a typo'd date and a short row are quarantined with the field and the
+/// reason (the rest loads, exit 3); a line repeated field for field refuses the file whole.
+#[test]
+fn a_console_cost_csv_with_bad_rows_quarantines_them_and_refuses_a_repeated_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(fixtures().join("formats/console-cost-2026-10.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let n = lines.len() - 1;
+    let edit = |l: &str, col: usize, v: &str| {
+        let mut f: Vec<&str> = l.split(',').collect();
+        f[col] = v;
+        f.join(",")
+    };
+    lines[1] = edit(&lines[1], 7, "4.5e-3");
+    lines[2] = edit(&lines[2], 7, "\"1,234.50\"");
+    lines[3] = edit(&lines[3], 0, "2026-13-01");
+    lines[4] = lines[4].rsplit_once(',').unwrap().0.to_string();
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let data = tmp.path().join("d");
+    let (c, s) = ingest(&data, &[&bad]);
+    assert_eq!(c, 3, "{s}");
+    assert_eq!(s["files"][0]["rows_loaded"], n - 4, "{s}");
+    let q = sql(&data, "SELECT field, reason FROM quarantine ORDER BY line");
+    let fields: Vec<&str> = q
+        .iter()
+        .map(|r| r["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        fields,
+        ["cost_usd", "cost_usd", "usage_date_utc", ""],
+        "{q:?}"
+    );
+    assert!(
+        q[3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("fields, the header has 14"),
+        "{q:?}"
+    );
+
+    let mut twice: Vec<String> = text.lines().map(str::to_string).collect();
+    twice.push(twice[5].clone());
+    let rep = tmp.path().join("repeated.csv");
+    std::fs::write(&rep, twice.join("\n") + "\n").unwrap();
+    let (c, s) = ingest(&tmp.path().join("r"), &[&rep]);
+    assert_eq!(c, 3, "{s}");
+    assert_eq!(s["files"][0]["status"], "quarantined", "{s}");
+    assert!(
+        s["files"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("repeats line 6"),
+        "{s}"
+    );
+}
