@@ -260,7 +260,7 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
     }
     say(
         s,
-        present::rate_summary(&rated.summary, &s.book.fingerprint),
+        present::rate_summary(&rated.summary, &rated.summary.price_book),
     );
     Ok(exit_code(&rated.summary.reviews()))
 }

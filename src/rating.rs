@@ -81,6 +81,8 @@ pub struct RateSummary {
     pub months_fresh: Vec<String>,
     pub rows: u64,
     pub unpriced_rows: u64,
+    /// The fingerprint of the book rated with (the price book and any provider-list rates).
+    pub price_book: String,
 }
 
 impl RateSummary {

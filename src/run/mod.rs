@@ -281,8 +281,10 @@ pub fn rate(settings: &Settings, months: &[String]) -> Result<Rated, RunError> {
     if !rating::needs_rating(&shared, &book, settings.timezone, months)?
         && !crate::lake::teams::stale(&shared, &teams)?
     {
+        let mut summary = rating::fresh(&shared, months)?;
+        summary.price_book = book.fingerprint.clone();
         return Ok(Rated {
-            summary: rating::fresh(&shared, months)?,
+            summary,
             snapshot: shared,
         });
     }
@@ -290,7 +292,8 @@ pub fn rate(settings: &Settings, months: &[String]) -> Result<Rated, RunError> {
     drop(shared);
     let mut writer = Snapshot::write(layout, settings.wait_for_lock)?;
     writer.recovered = writer.recovered.take().or(recovered);
-    let summary = rate_under(settings, &writer, months)?;
+    let mut summary = rate_under(settings, &writer, months)?;
+    summary.price_book = book.fingerprint.clone();
     Ok(Rated {
         summary,
         snapshot: writer.into_snapshot(),

@@ -691,6 +691,18 @@ fn a_model_the_book_lacks_is_priced_from_the_providers_list_amount() {
         String::from_utf8_lossy(&o.stdout).contains("1 provider_list"),
         "the footer says it"
     );
+    // The rated data carries the book it was rated with: the learned rates are part of it.
+    let book_of = |data: &std::path::Path| {
+        let o = tl_cfg(data, &cfg, &["rate", "--json", "-q"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["price_book"].as_str().unwrap().to_string()
+    };
+    assert_ne!(
+        book_of(&learned),
+        book_of(&known),
+        "provider-list rates change the book"
+    );
+    assert_eq!(book_of(&known).len(), 16);
     // The mail says it too.
     let mail_cfg = tmp.path().join("mail.toml");
     std::fs::write(
