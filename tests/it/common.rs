@@ -293,3 +293,14 @@ pub fn all_unchanged(summary: &serde_json::Value) -> bool {
         .iter()
         .all(|f| f["status"] == "unchanged")
 }
+
+/// Asserts the first file of an ingest summary was refused whole, for a reason containing
+/// `why`.
+pub fn assert_refused(summary: &serde_json::Value, why: &str) {
+    let f = &summary["files"][0];
+    assert_eq!(f["status"], "quarantined", "{summary}");
+    assert!(
+        f["error"].as_str().unwrap_or_default().contains(why),
+        "expected a refusal for {why:?}: {summary}"
+    );
+}

@@ -151,14 +151,7 @@ fn bad_openai_costs_are_quarantined_and_never_doubled() {
     let data = tmp.path().join("d-repeated");
     let (c, s) = ingest(&data, &[&write("repeated.json", &v)]);
     assert_eq!(c, 3, "{s}");
-    assert_eq!(s["files"][0]["status"], "quarantined", "{s}");
-    assert!(
-        s["files"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("a bucket repeated"),
-        "{s}"
-    );
+    assert_refused(&s, "a bucket repeated");
 
     // Beside the Anthropic sample: Anthropic's reconciliation is what it is alone.
     let mixed = tmp.path().join("mixed");

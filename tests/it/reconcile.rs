@@ -686,12 +686,5 @@ fn a_console_cost_csv_with_bad_rows_quarantines_them_and_refuses_a_repeated_line
     std::fs::write(&rep, twice.join("\n") + "\n").unwrap();
     let (c, s) = ingest(&tmp.path().join("r"), &[&rep]);
     assert_eq!(c, 3, "{s}");
-    assert_eq!(s["files"][0]["status"], "quarantined", "{s}");
-    assert!(
-        s["files"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("repeats line 6"),
-        "{s}"
-    );
+    assert_refused(&s, "repeats line 6");
 }

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
-use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
@@ -24,7 +23,7 @@ use super::console_csv::{
     Refusal, checked_record, context_and_geo, cover, each_record, opt_text, usage_date,
 };
 use crate::model::{CostRow, DEFAULT_WORKSPACE_NAME, SourceFormat, day_start};
-use crate::sources::{FileError, Limits, Sink, excerpt};
+use crate::sources::{FileError, Limits, Sink};
 use crate::vocab::Provider;
 
 struct Columns {
@@ -73,28 +72,12 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, FileError> {
     })
 }
 
-/// Dollars as the Console writes them: a plain decimal (`12.5`, `-0.25`), exact; never an
-/// exponent or a thousands separator.
+/// Dollars as the Console writes them, read by the ledger's one exact parser
+/// ([`crate::sources::ledger::dollars`]: a plain decimal, never an exponent or a thousands
+/// separator, at most 12 decimals): (the text as written, the amount).
 fn dollars(rec: &csv::StringRecord, col: usize, field: &str) -> Result<(String, Decimal), Refusal> {
     let t = rec.get(col).unwrap_or("").trim();
-    let plain = !t.is_empty()
-        && t.trim_start_matches('-')
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.');
-    match Decimal::from_str(t) {
-        Ok(d) if plain && d.scale() <= crate::money::SCALE => Ok((t.to_string(), d)),
-        Ok(_) if plain => Err((
-            field.into(),
-            format!("{field} {t:?} has more decimals than the lake keeps"),
-        )),
-        _ => Err((
-            field.into(),
-            format!(
-                "{field} must be a decimal number of dollars, got {:?}",
-                excerpt(t)
-            ),
-        )),
-    }
+    Ok((t.to_string(), crate::sources::ledger::dollars(field, t)?))
 }
 
 fn row(

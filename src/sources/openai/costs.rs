@@ -25,7 +25,7 @@ use super::{document, object_is, text, unix_seconds};
 use crate::model::{BucketWidth, CostRow, SourceFamily, SourceFormat};
 use crate::money::SCALE;
 use crate::sources::numbers::number_text;
-use crate::sources::{FileError, Limits, Quarantined, Sink, excerpt};
+use crate::sources::{FileError, Limits, Sink, excerpt};
 use crate::vocab::Provider;
 
 /// Dollars from the number OpenAI wrote: (its text, the exact decimal at the lake's scale,
@@ -136,13 +136,8 @@ pub fn parse(bytes: &[u8], limits: &Limits, sink: &mut dyn Sink) -> Result<(), F
         let (s, e) = match span {
             Ok(x) => x,
             Err((field, reason)) => {
-                sink.quarantine(Quarantined {
-                    location: at,
-                    line: None,
-                    field: Some(field),
-                    reason: format!("{reason}; the bucket restates nothing"),
-                    excerpt: Some(excerpt(&bucket.to_string())),
-                });
+                let why = format!("{reason}; the bucket restates nothing");
+                super::refuse(sink, at, (field, why), bucket);
                 continue;
             }
         };
@@ -158,13 +153,7 @@ pub fn parse(bytes: &[u8], limits: &Limits, sink: &mut dyn Sink) -> Result<(), F
                     rounded += u64::from(was_rounded);
                     sink.cost(row);
                 }
-                Err((field, reason)) => sink.quarantine(Quarantined {
-                    location: format!("{at}.results[{i}]"),
-                    line: None,
-                    field: Some(field),
-                    reason,
-                    excerpt: Some(excerpt(&r.to_string())),
-                }),
+                Err(refusal) => super::refuse(sink, format!("{at}.results[{i}]"), refusal, r),
             }
         }
     }

@@ -99,15 +99,25 @@ fn each_item<T>(
     for (i, item) in items.iter().enumerate() {
         match each(item) {
             Ok(t) => keep(t, sink),
-            Err((field, reason)) => sink.quarantine(Quarantined {
-                location: format!("data[{i}]"),
-                line: None,
-                field: Some(field),
-                reason,
-                excerpt: Some(excerpt(&item.to_string())),
-            }),
+            Err(refusal) => refuse(sink, format!("data[{i}]"), refusal, item),
         }
     }
+}
+
+/// Quarantines the JSON item at `location` with the (field, reason) it was refused for.
+fn refuse(
+    sink: &mut dyn Sink,
+    location: String,
+    (field, reason): (String, String),
+    item: &serde_json::Value,
+) {
+    sink.quarantine(Quarantined {
+        location,
+        line: None,
+        field: Some(field),
+        reason,
+        excerpt: Some(excerpt(&item.to_string())),
+    });
 }
 
 fn required(obj: &serde_json::Value, key: &str) -> Result<String, (String, String)> {
