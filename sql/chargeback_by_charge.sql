@@ -21,7 +21,8 @@ named AS (
     r.api_key_id,
     COALESCE(kn.api_key_name, r.api_key_name) AS api_key_name,
     r.model_canonical,
-    r.cost_uncached_input + r.cost_cache_write_5m + r.cost_cache_write_1h + r.cost_cache_read AS input_cost,
+    r.cost_uncached_input + r.cost_cache_write_5m + r.cost_cache_write_1h + r.cost_cache_write_30m
+      + r.cost_cache_write_12h + r.cost_cache_read AS input_cost,
     r.cost_output,
     r.cost_web_search,
     r.list_cost

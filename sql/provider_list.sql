@@ -33,7 +33,9 @@ SELECT
   SUM(cache_write_5m_tokens) AS cache_write_5m_tokens,
   SUM(cache_write_1h_tokens) AS cache_write_1h_tokens,
   SUM(cache_read_tokens) AS cache_read_tokens,
-  SUM(output_tokens) AS output_tokens
+  SUM(output_tokens) AS output_tokens,
+  SUM(cache_write_30m_tokens) AS cache_write_30m_tokens,
+  SUM(cache_write_12h_tokens) AS cache_write_12h_tokens
 FROM usage
 WHERE model IN ({{models}})
 GROUP BY provider, bucket_start, model, service_tier, context_window, inference_geo

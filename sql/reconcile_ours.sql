@@ -17,13 +17,17 @@ SELECT
   SUM(cost_cache_write_1h) AS cost_cache_write_1h,
   SUM(cost_cache_read) AS cost_cache_read,
   SUM(cost_output) AS cost_output,
+  SUM(cost_cache_write_30m) AS cost_cache_write_30m,
+  SUM(cost_cache_write_12h) AS cost_cache_write_12h,
   SUM(cost_web_search) AS cost_web_search,
-  SUM(uncached_input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens + output_tokens) AS tokens,
+  SUM(uncached_input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_write_30m_tokens + cache_write_12h_tokens + cache_read_tokens + output_tokens) AS tokens,
   SUM(uncached_input_tokens) AS uncached_input_tokens,
   SUM(cache_write_5m_tokens) AS cache_write_5m_tokens,
   SUM(cache_write_1h_tokens) AS cache_write_1h_tokens,
   SUM(cache_read_tokens) AS cache_read_tokens,
   SUM(output_tokens) AS output_tokens,
+  SUM(cache_write_30m_tokens) AS cache_write_30m_tokens,
+  SUM(cache_write_12h_tokens) AS cache_write_12h_tokens,
   SUM(web_search_requests) AS web_search_requests
 FROM rated_usage
 WHERE month = '{{month}}'

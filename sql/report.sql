@@ -40,6 +40,8 @@ named AS (
     r.cache_write_1h_tokens,
     r.cache_read_tokens,
     r.output_tokens,
+    r.cache_write_30m_tokens,
+    r.cache_write_12h_tokens,
     r.web_search_requests,
     r.list_cost
   FROM rated_usage r
@@ -69,6 +71,8 @@ rated AS (
     n.cache_write_1h_tokens,
     n.cache_read_tokens,
     n.output_tokens,
+    n.cache_write_30m_tokens,
+    n.cache_write_12h_tokens,
     n.web_search_requests,
     n.list_cost
   FROM named n
@@ -85,6 +89,8 @@ SELECT
   SUM(cache_write_1h_tokens) AS cache_write_1h_tokens,
   SUM(cache_read_tokens) AS cache_read_tokens,
   SUM(output_tokens) AS output_tokens,
+  SUM(cache_write_30m_tokens) AS cache_write_30m_tokens,
+  SUM(cache_write_12h_tokens) AS cache_write_12h_tokens,
   SUM(web_search_requests) AS web_search_requests,
   SUM(list_cost) AS list_cost_usd_exact
 FROM rated

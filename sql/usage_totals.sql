@@ -13,6 +13,8 @@ SELECT
   SUM(cache_write_1h_tokens) AS cache_write_1h_tokens,
   SUM(cache_read_tokens) AS cache_read_tokens,
   SUM(output_tokens) AS output_tokens,
+  SUM(cache_write_30m_tokens) AS cache_write_30m_tokens,
+  SUM(cache_write_12h_tokens) AS cache_write_12h_tokens,
   SUM(web_search_requests) AS web_search_requests,
   COUNT(*) AS usage_rows
 FROM usage

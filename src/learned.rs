@@ -20,13 +20,13 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use crate::lake::{Layout, Table};
 use crate::pricing::{Learned, LearnedKey, PriceBook, canonical_model};
 use crate::query::{QueryError, Sql};
-use crate::vocab::TokenClass;
+use crate::vocab::{N_CLASSES, TokenClass};
 
 /// `sql/provider_list.sql`.
 pub const SQL: &str = include_str!("../sql/provider_list.sql");
 
 /// Per key: list amount and tokens per class.
-type Sums = BTreeMap<LearnedKey, [(Decimal, i128); 5]>;
+type Sums = BTreeMap<LearnedKey, [(Decimal, i128); N_CLASSES]>;
 
 fn day_of(us: Option<i64>) -> Option<NaiveDate> {
     DateTime::from_timestamp_micros(us?).map(|t| t.date_naive())
@@ -156,9 +156,10 @@ const MAX: &str = "\u{10FFFF}";
 fn divide(sums: Sums) -> Learned {
     let mut out = Learned::new();
     'keys: for (key, classes) in sums {
-        let mut per = [Decimal::ZERO; 5];
+        let mut per = [None; N_CLASSES];
         for (r, (amount, tokens)) in per.iter_mut().zip(classes) {
             match (amount.is_zero(), tokens) {
+                // Neither charged nor used: nothing learned (no price for the class).
                 (true, 0) => {}
                 (false, t) if t > 0 => {
                     let Some(v) = amount
@@ -167,9 +168,10 @@ fn divide(sums: Sums) -> Learned {
                     else {
                         continue 'keys;
                     };
-                    *r = v
-                        .round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero)
-                        .normalize();
+                    *r = Some(
+                        v.round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero)
+                            .normalize(),
+                    );
                 }
                 _ => continue 'keys,
             }

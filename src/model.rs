@@ -293,7 +293,9 @@ pub fn check_enum(field: &str, value: &str, allowed: &[&str]) -> Result<(), Stri
     }
 }
 
-/// Token counts of one usage row. The five classes are additive (Anthropic semantics).
+/// Counts of one usage row. The token classes are additive: an input token is in exactly one
+/// of uncached input, a cache write or a cache read (OpenAI's `input_tokens` includes cached
+/// and cache-write tokens; its parser splits them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
     pub uncached_input: u64,
@@ -301,7 +303,30 @@ pub struct Tokens {
     pub cache_write_1h: u64,
     pub cache_read: u64,
     pub output: u64,
+    /// OpenAI's 30-minute and 12-hour cache writes.
+    pub cache_write_30m: u64,
+    pub cache_write_12h: u64,
     pub web_search_requests: u64,
+    /// Usage counted in another unit than tokens (OpenAI images, characters, seconds, bytes,
+    /// sessions, file search calls): the unit's name and the quantity.
+    pub unit: Option<&'static str>,
+    pub unit_quantity: u64,
+}
+
+impl Tokens {
+    /// The counts in the lake's column order ([`crate::vocab::COUNT_COLUMNS`]).
+    pub fn counts(&self) -> [u64; crate::vocab::N_COUNTS] {
+        [
+            self.uncached_input,
+            self.cache_write_5m,
+            self.cache_write_1h,
+            self.cache_read,
+            self.output,
+            self.cache_write_30m,
+            self.cache_write_12h,
+            self.web_search_requests,
+        ]
+    }
 }
 
 /// One row of the canonical usage table. Its text borrows from the parsed input where it can

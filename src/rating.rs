@@ -26,12 +26,22 @@ use crate::lake::io as lio;
 use crate::lake::{
     Layout, MONEY_PRECISION, MONEY_SCALE, Snapshot, Table, Writer, schema as lschema,
 };
-use crate::pricing::{PriceBook, RateCache, canonical_model};
+use crate::pricing::{PriceBook, Rate, RateCache, canonical_model};
 use std::path::PathBuf;
 
 pub use crate::lake::schema::{COST_COLUMNS, RATE_COLUMNS};
 use crate::money::MAX_UNITS;
-use crate::vocab::PricingStatus;
+use crate::vocab::{N_COUNTS, PricingStatus, WEB_SEARCH};
+
+/// Why a row counted in another unit than tokens is UNPRICED: the book prices tokens and web
+/// searches; OpenAI's reference gives no per-unit list price for images, characters, audio
+/// seconds, vector-store bytes, code-interpreter sessions or file-search calls.
+pub fn unit_reason(unit: &str, quantity: i64) -> String {
+    format!(
+        "{quantity} {unit}: the price book has no per-unit list price for {unit} (tokens and \
+         web searches only); counted as usage, never $0"
+    )
+}
 
 /// Schema of `usage_pricing` (owned by the lake's schema registry).
 pub fn schema() -> SchemaRef {
@@ -40,7 +50,9 @@ pub fn schema() -> SchemaRef {
 
 /// The usage columns pricing reads: the row's kind and day, its counts, and its key (which the
 /// pricing part repeats). The dimensions that do not change a price are never read.
-const READS: [&str; 10] = [
+const READS: [&str; 12] = [
+    "unit",
+    "unit_quantity",
     "bucket_start",
     "bucket_width",
     "provider",
@@ -102,7 +114,7 @@ impl RateSummary {
 /// timezone of its calendar columns, and the version of its schema. A part with another stamp
 /// is rated again.
 fn stamp(book: &PriceBook, tz: Tz) -> String {
-    format!("book:{};tz:{};v3", book.fingerprint, tz.name())
+    format!("book:{};tz:{};v4", book.fingerprint, tz.name())
 }
 
 /// Whether `ensure_rated` would write anything for `months` (all usage months when empty):
@@ -323,39 +335,90 @@ fn money_builder(n: usize) -> Decimal128Builder {
 pub const TOO_LARGE: &str = "the cost of this row at the rate in force does not fit the lake's money \
      columns (DECIMAL(28,12)): check the token counts and the price override";
 
-/// The exact cost of one usage row at `rate`: the six costs (five token classes, then web
-/// search), their sum, and the six rates as stored (per MTok, then per search), all in lake
-/// units; `None` when any of them would not fit `DECIMAL(28,12)`. Rating and the report's
-/// on-the-fly pricing both use this, so they cannot disagree.
-pub fn row_cost(
-    rate: &crate::pricing::Rate,
-    counts: [i64; 6],
-) -> Option<([i128; 6], i128, [i128; 6])> {
+/// Why a row cannot be priced at a rate it has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unpriceable {
+    /// A cost would not fit `DECIMAL(28,12)` ([`TOO_LARGE`]).
+    TooLarge,
+    /// The row has tokens (or searches) of a class the rate has no price for: the reason.
+    NoPrice(String),
+}
+
+impl Unpriceable {
+    pub fn reason(&self) -> &str {
+        match self {
+            Unpriceable::TooLarge => TOO_LARGE,
+            Unpriceable::NoPrice(r) => r,
+        }
+    }
+}
+
+/// The costs of one row (token classes, then web search), their sum, and the rates as stored
+/// (per MTok, then per search; `None` where the class has no price), in lake units.
+pub type RowCost = ([i128; N_COUNTS], i128, [Option<i128>; N_COUNTS]);
+
+/// The exact cost of one usage row at `rate`: see [`RowCost`]. Fails when the row has usage of
+/// a class without a price, or when any figure would not fit `DECIMAL(28,12)`. Rating and the
+/// report's on-the-fly pricing both use this, so they cannot disagree.
+pub fn row_cost(rate: &Rate, counts: [i64; N_COUNTS]) -> Result<RowCost, Unpriceable> {
+    if let Some(reason) = rate.missing(&counts) {
+        return Err(Unpriceable::NoPrice(reason));
+    }
     // Rates per MTok with ≤ 6 decimals: count × per_token is the exact cost at scale 12, and
     // the rate per MTok at scale 12 is per_token × 10⁶.
-    let fits = |v: Option<i128>| v.filter(|v| v.abs() <= MAX_UNITS);
-    let mut costs = [0i128; 6];
-    let mut per_mtok = [0i128; 6];
-    for k in 0..5 {
-        per_mtok[k] = fits(rate.per_token[k].checked_mul(1_000_000))?;
-        costs[k] = fits(i128::from(counts[k]).checked_mul(rate.per_token[k]))?;
+    let fits = |v: Option<i128>| {
+        v.filter(|v| v.abs() <= MAX_UNITS)
+            .ok_or(Unpriceable::TooLarge)
+    };
+    let mut costs = [0i128; N_COUNTS];
+    let mut per_mtok = [None; N_COUNTS];
+    for k in 0..N_COUNTS {
+        let (unit, per_stored) = match k {
+            WEB_SEARCH => (rate.per_search, rate.per_search),
+            _ => (
+                rate.per_token[k],
+                rate.per_token[k].and_then(|p| p.checked_mul(1_000_000)),
+            ),
+        };
+        let Some(unit) = unit else { continue };
+        per_mtok[k] = Some(fits(per_stored)?);
+        costs[k] = fits(i128::from(counts[k]).checked_mul(unit))?;
     }
-    per_mtok[5] = fits(Some(rate.per_search))?;
-    costs[5] = fits(i128::from(counts[5]).checked_mul(rate.per_search))?;
     let total = costs
         .iter()
         .try_fold(0i128, |acc, c| acc.checked_add(*c))
-        .filter(|t| t.abs() <= MAX_UNITS)?;
-    Some((costs, total, per_mtok))
+        .filter(|t| t.abs() <= MAX_UNITS)
+        .ok_or(Unpriceable::TooLarge)?;
+    Ok((costs, total, per_mtok))
+}
+
+/// The price of one unit of each count (token classes, then web search) in lake units; 0
+/// where there is none (a row with such a count is not priced at all: [`Rate::missing`]).
+fn units(rate: &Rate) -> [i128; N_COUNTS] {
+    std::array::from_fn(|k| match k {
+        WEB_SEARCH => rate.per_search.unwrap_or(0),
+        _ => rate.per_token[k].unwrap_or(0),
+    })
+}
+
+/// Bit k set: count k (token class, then web search) has no price at `rate`.
+pub fn absent_mask(rate: &Rate) -> u8 {
+    (0..N_COUNTS)
+        .filter(|&k| match k {
+            WEB_SEARCH => rate.per_search.is_none(),
+            _ => rate.per_token[k].is_none(),
+        })
+        .fold(0u8, |m, k| m | (1 << k))
 }
 
 /// The largest count (in absolute value) below which every row at `rate` prices without
-/// overflow: a row whose six counts are all at most this has `row_cost` `Some`, and its total
-/// is `Σ count × rate`. So a scan may sum the counts of such rows first and price the sums with
-/// [`sum_cost`], to the same unit. `None` when the rate itself does not fit (no row prices).
-pub fn safe_count(rate: &crate::pricing::Rate) -> Option<u64> {
-    row_cost(rate, [0; 6])?;
-    let weight: i128 = rate.per_token.iter().map(|p| p.abs()).sum::<i128>() + rate.per_search.abs();
+/// overflow: a row whose counts are all at most this, and that has no count of a class without
+/// a price, has `row_cost` `Ok`, and its total is `Σ count × rate`. So a scan may sum the
+/// counts of such rows first and price the sums with [`sum_cost`], to the same unit. `None`
+/// when the rate itself does not fit (no row prices).
+pub fn safe_count(rate: &Rate) -> Option<u64> {
+    row_cost(rate, [0; N_COUNTS]).ok()?;
+    let weight: i128 = units(rate).iter().map(|p| p.abs()).sum();
     Some(match MAX_UNITS.checked_div(weight) {
         Some(c) => u64::try_from(c).unwrap_or(u64::MAX),
         None => u64::MAX, // a free rate: every row costs 0
@@ -364,12 +427,12 @@ pub fn safe_count(rate: &crate::pricing::Rate) -> Option<u64> {
 
 /// The cost of summed counts at `rate` (the sum of the rows' `row_cost` totals, when each row
 /// was within [`safe_count`]); `None` on 128-bit overflow.
-pub fn sum_cost(rate: &crate::pricing::Rate, sums: [i128; 6]) -> Option<i128> {
+pub fn sum_cost(rate: &Rate, sums: [i128; N_COUNTS]) -> Option<i128> {
     let mut total = 0i128;
-    for (sum, per_token) in sums.iter().zip(rate.per_token) {
-        total = total.checked_add(sum.checked_mul(per_token)?)?;
+    for (sum, unit) in sums.iter().zip(units(rate)) {
+        total = total.checked_add(sum.checked_mul(unit)?)?;
     }
-    total.checked_add(sums[5].checked_mul(rate.per_search)?)
+    Some(total)
 }
 
 /// The columns pricing adds to a batch, built row by row.
@@ -388,17 +451,21 @@ impl Priced {
             canon: StringBuilder::with_capacity(n, n * 20),
             status: StringBuilder::with_capacity(n, n * 8),
             note: StringBuilder::new(),
-            rates: (0..6).map(|_| money_builder(n)).collect(),
-            costs: (0..6).map(|_| money_builder(n)).collect(),
+            rates: (0..N_COUNTS).map(|_| money_builder(n)).collect(),
+            costs: (0..N_COUNTS).map(|_| money_builder(n)).collect(),
             total: money_builder(n),
         }
     }
     /// A priced row: `counts` in [`lschema::TOKEN_COLUMNS`] order. A cost beyond the lake's
     /// money columns (a count near `INT64` at an absurd override price) makes the row UNPRICED
     /// with the reason, never a wrapped or truncated amount.
-    fn priced(&mut self, rate: &crate::pricing::Rate, counts: [i64; 6]) {
-        let Some((costs, total, per_mtok)) = row_cost(rate, counts) else {
-            return self.unpriced(TOO_LARGE);
+    fn priced(&mut self, rate: &Rate, counts: [i64; N_COUNTS], units: Option<(&str, i64)>) {
+        if let Some((unit, n)) = units.filter(|u| u.1 != 0) {
+            return self.unpriced(&unit_reason(unit, n));
+        }
+        let (costs, total, per_mtok) = match row_cost(rate, counts) {
+            Ok(c) => c,
+            Err(e) => return self.unpriced(e.reason()),
         };
         let status = if rate.provider_list {
             PricingStatus::ProviderList
@@ -407,9 +474,9 @@ impl Priced {
         };
         self.status.append_value(status.as_str());
         self.note.append_option(rate.note.as_deref());
-        for k in 0..6 {
+        for k in 0..N_COUNTS {
             self.costs[k].append_value(costs[k]);
-            self.rates[k].append_value(per_mtok[k]);
+            self.rates[k].append_option(per_mtok[k]);
         }
         self.total.append_value(total);
     }
@@ -417,7 +484,7 @@ impl Priced {
     fn unpriced(&mut self, reason: &str) {
         self.status.append_value(PricingStatus::Unpriced.as_str());
         self.note.append_value(reason);
-        for k in 0..6 {
+        for k in 0..N_COUNTS {
             self.costs[k].append_null();
             self.rates[k].append_null();
         }
@@ -508,6 +575,8 @@ pub fn rate_batch(
         .iter()
         .map(|c| i64_col(b, c))
         .collect::<Result<_, _>>()?;
+    let unit = str_col(b, "unit")?;
+    let quantity = i64_col(b, "unit_quantity")?;
     let mut p = Priced::new(n);
     // The model's alias, once per run of equal model ids (rows repeat a few hundred models).
     let mut canon: Option<(String, String)> = None;
@@ -524,8 +593,13 @@ pub fn rate_batch(
             None => p.canon.append_null(),
         }
         let (t, c, g) = (opt(tier, i), opt(ctx, i), opt(geo, i));
+        let units = opt(unit, i).map(|u| (u, quantity.value(i)));
         match cache.get(provider.value(i), m, day, t, c, g) {
-            Ok(rate) => p.priced(rate, std::array::from_fn(|k| tokens[k].value(i))),
+            Ok(rate) => p.priced(rate, std::array::from_fn(|k| tokens[k].value(i)), units),
+            Err(_) if units.is_some_and(|u| u.1 != 0) => {
+                let (u, n) = units.expect("checked");
+                p.unpriced(&unit_reason(u, n))
+            }
             Err(reason) => p.unpriced(reason),
         }
     }

@@ -1,6 +1,6 @@
 //! The words every stage shares, parsed once at the edge.
 //!
-//! Owns: `Month` (a calendar month, `YYYY-MM`), `TokenClass` (the five additive token classes
+//! Owns: `Month` (a calendar month, `YYYY-MM`), `TokenClass` (the seven additive token classes
 //! and every name each one has: lake column, price field, rated columns, the cost report's
 //! `token_type`), `Provider`, `PricingStatus`. Must not: import anything of the crate.
 
@@ -118,8 +118,18 @@ pub fn parse_month(s: &str) -> Result<String, String> {
     Month::parse(s).map(|m| m.key())
 }
 
-/// The five additive token classes of a usage row (Anthropic semantics), in the lake's
-/// column order. Every list of token classes in the crate is `TokenClass::ALL`.
+/// How many token classes a usage row has ([`TokenClass::ALL`]).
+pub const N_CLASSES: usize = 7;
+/// How many count columns a usage row has: the token classes, then web search requests.
+pub const N_COUNTS: usize = N_CLASSES + 1;
+/// The index of web search requests in every count, rate and cost list.
+pub const WEB_SEARCH: usize = N_CLASSES;
+
+/// The seven additive token classes of a usage row, in the lake's column order. Every list of
+/// token classes in the crate is `TokenClass::ALL`. The first five are Anthropic's (cache
+/// writes of 5 minutes and 1 hour); OpenAI adds cache writes of 30 minutes and 12 hours
+/// (`input_cache_write_30m_tokens`, `input_cache_write_12h_tokens`). The new classes come
+/// last, so an index below 5 means what it meant in schema 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TokenClass {
     UncachedInput,
@@ -127,15 +137,19 @@ pub enum TokenClass {
     CacheWrite1h,
     CacheRead,
     Output,
+    CacheWrite30m,
+    CacheWrite12h,
 }
 
 impl TokenClass {
-    pub const ALL: [TokenClass; 5] = [
+    pub const ALL: [TokenClass; N_CLASSES] = [
         TokenClass::UncachedInput,
         TokenClass::CacheWrite5m,
         TokenClass::CacheWrite1h,
         TokenClass::CacheRead,
         TokenClass::Output,
+        TokenClass::CacheWrite30m,
+        TokenClass::CacheWrite12h,
     ];
 
     /// The count column in `usage` and `rated_usage`.
@@ -146,6 +160,8 @@ impl TokenClass {
             TokenClass::CacheWrite1h => "cache_write_1h_tokens",
             TokenClass::CacheRead => "cache_read_tokens",
             TokenClass::Output => "output_tokens",
+            TokenClass::CacheWrite30m => "cache_write_30m_tokens",
+            TokenClass::CacheWrite12h => "cache_write_12h_tokens",
         }
     }
     /// The field of a `[[model]]` row of the price book ($/MTok).
@@ -156,6 +172,8 @@ impl TokenClass {
             TokenClass::CacheWrite1h => "cache_write_1h",
             TokenClass::CacheRead => "cache_read",
             TokenClass::Output => "output",
+            TokenClass::CacheWrite30m => "cache_write_30m",
+            TokenClass::CacheWrite12h => "cache_write_12h",
         }
     }
     /// The rate column of `rated_usage` ($/MTok in force).
@@ -166,6 +184,8 @@ impl TokenClass {
             TokenClass::CacheWrite1h => "rate_cache_write_1h",
             TokenClass::CacheRead => "rate_cache_read",
             TokenClass::Output => "rate_output",
+            TokenClass::CacheWrite30m => "rate_cache_write_30m",
+            TokenClass::CacheWrite12h => "rate_cache_write_12h",
         }
     }
     /// The cost column of `rated_usage` (tokens × rate, exact).
@@ -176,6 +196,8 @@ impl TokenClass {
             TokenClass::CacheWrite1h => "cost_cache_write_1h",
             TokenClass::CacheRead => "cost_cache_read",
             TokenClass::Output => "cost_output",
+            TokenClass::CacheWrite30m => "cost_cache_write_30m",
+            TokenClass::CacheWrite12h => "cost_cache_write_12h",
         }
     }
     /// The cost report's `token_type` for this class.
@@ -186,6 +208,8 @@ impl TokenClass {
             TokenClass::CacheWrite1h => "cache_creation.ephemeral_1h_input_tokens",
             TokenClass::CacheRead => "cache_read_input_tokens",
             TokenClass::Output => "output_tokens",
+            TokenClass::CacheWrite30m => "input_cache_write_30m_tokens",
+            TokenClass::CacheWrite12h => "input_cache_write_12h_tokens",
         }
     }
 }
@@ -198,9 +222,9 @@ pub const WEB_SEARCH_COST_COLUMN: &str = "cost_web_search";
 /// A column list per token class (by `$per_class`), then the web search column.
 macro_rules! columns {
     ($per_class:ident, $web:expr) => {{
-        let mut a = [$web; 6];
+        let mut a = [$web; N_COUNTS];
         let mut i = 0;
-        while i < 5 {
+        while i < N_CLASSES {
             a[i] = TokenClass::ALL[i].$per_class();
             i += 1;
         }
@@ -208,12 +232,12 @@ macro_rules! columns {
     }};
 }
 
-/// The count columns of `usage`: the five token classes, then web search requests.
-pub const COUNT_COLUMNS: [&str; 6] = columns!(column, WEB_SEARCH_COLUMN);
+/// The count columns of `usage`: the token classes, then web search requests.
+pub const COUNT_COLUMNS: [&str; N_COUNTS] = columns!(column, WEB_SEARCH_COLUMN);
 /// The rate columns of `rated_usage`: per token class, then per web search.
-pub const RATE_COLUMNS: [&str; 6] = columns!(rate_column, WEB_SEARCH_RATE_COLUMN);
+pub const RATE_COLUMNS: [&str; N_COUNTS] = columns!(rate_column, WEB_SEARCH_RATE_COLUMN);
 /// The cost columns of `rated_usage`: per token class, then web search.
-pub const COST_COLUMNS: [&str; 6] = columns!(cost_column, WEB_SEARCH_COST_COLUMN);
+pub const COST_COLUMNS: [&str; N_COUNTS] = columns!(cost_column, WEB_SEARCH_COST_COLUMN);
 
 /// A provider whose exports tokenledger reads: the only place a provider is a word. Rows,
 /// lake paths and stages take the type, so a new variant makes the compiler list every place

@@ -64,8 +64,10 @@ pub struct UsageBuilder {
     bucket_width: StringBuilder,
     provider: StringBuilder,
     dims: [StringBuilder; 16],
-    tokens: [Int64Builder; 6],
+    tokens: [Int64Builder; crate::vocab::N_COUNTS],
     assumed: BooleanBuilder,
+    unit: StringBuilder,
+    unit_quantity: Int64Builder,
     source_format: StringBuilder,
     source_file: StringBuilder,
     source_row: Int64Builder,
@@ -94,6 +96,8 @@ impl UsageBuilder {
             dims: std::array::from_fn(|_| text(24)),
             tokens: std::array::from_fn(|_| Int64Builder::with_capacity(rows)),
             assumed: BooleanBuilder::with_capacity(rows),
+            unit: StringBuilder::new(),
+            unit_quantity: Int64Builder::with_capacity(rows),
             source_format: text(19),
             source_file: text(source_file_len),
             source_row: Int64Builder::with_capacity(rows),
@@ -136,19 +140,13 @@ impl UsageBuilder {
             b.append_option(v);
         }
         let t = &r.tokens;
-        let counts = [
-            t.uncached_input,
-            t.cache_write_5m,
-            t.cache_write_1h,
-            t.cache_read,
-            t.output,
-            t.web_search_requests,
-        ];
-        for (b, v) in self.tokens.iter_mut().zip(counts) {
+        for (b, v) in self.tokens.iter_mut().zip(t.counts()) {
             // Sources reject counts above i64::MAX.
             b.append_value(v as i64);
         }
         self.assumed.append_value(r.cache_write_assumed_5m);
+        self.unit.append_option(t.unit);
+        self.unit_quantity.append_value(t.unit_quantity as i64);
         self.source_format.append_value(r.source_format.as_str());
         self.source_file.append_value(source_file);
         self.source_row.append_value(r.source_row as i64);
@@ -173,6 +171,8 @@ impl UsageBuilder {
                 .map(|b| Arc::new(b.finish()) as ArrayRef),
         );
         cols.push(Arc::new(self.assumed.finish()));
+        cols.push(Arc::new(self.unit.finish()));
+        cols.push(Arc::new(self.unit_quantity.finish()));
         cols.push(Arc::new(self.source_format.finish()));
         cols.push(Arc::new(self.source_file.finish()));
         cols.push(Arc::new(self.source_row.finish()));

@@ -15,7 +15,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::{MONEY_PRECISION, MONEY_SCALE, Table};
 
-/// The usage table's count columns: five token classes and web search requests, in order.
+/// The usage table's count columns: the token classes and web search requests, in order.
 pub use crate::vocab::COUNT_COLUMNS as TOKEN_COLUMNS;
 pub use crate::vocab::{COST_COLUMNS, RATE_COLUMNS};
 
@@ -76,6 +76,9 @@ pub fn usage() -> SchemaRef {
         DataType::Boolean,
         false,
     ));
+    // Usage in another unit than tokens (OpenAI images, characters, …): its name and quantity.
+    f.push(s("unit", true));
+    f.push(i("unit_quantity"));
     f.extend(lineage());
     Arc::new(Schema::new(f))
 }

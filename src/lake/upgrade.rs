@@ -4,11 +4,11 @@
 //!
 //! Owns: the lake's schema version (the `schema N` line of the marker `_tokenledger/lake`; a
 //! lake without one is version 1), and the upgrade: each Parquet file of a table whose schema
-//! lacks a column of the table's current schema is rewritten with that column null (values,
+//! lacks a column of the table's current schema is rewritten with that column null or zero (values,
 //! types and row order unchanged: a `usage_pricing` mirror stays aligned), all files in one
 //! transaction, then the marker says the new version.
-//! Must not: change or drop a value, or upgrade anything but missing nullable columns (a type
-//! change needs its own rule here).
+//! Must not: change or drop a value, or upgrade anything but missing nullable columns and the
+//! counts a version did not have, which are zero (a type change needs its own rule here).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,6 +82,13 @@ pub fn mark(layout: &Layout) -> Result<()> {
         .map_err(io_err(&layout.marker()))
 }
 
+/// Count columns added after schema 1 that are not nullable: filled with 0 on upgrade.
+const ZERO_FILLED: [&str; 3] = [
+    "cache_write_30m_tokens",
+    "cache_write_12h_tokens",
+    "unit_quantity",
+];
+
 /// `b` with the columns of `want` it lacks, null (a lacking column must be nullable).
 fn grow(b: &RecordBatch, want: &arrow::datatypes::SchemaRef, file: &Path) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = want
@@ -90,6 +97,11 @@ fn grow(b: &RecordBatch, want: &arrow::datatypes::SchemaRef, file: &Path) -> Res
         .map(|f| match b.column_by_name(f.name()) {
             Some(c) => Ok(c.clone()),
             None if f.is_nullable() => Ok(new_null_array(f.data_type(), b.num_rows())),
+            // A count a version did not have (schema 6: OpenAI's cache-write classes, a
+            // quantity in another unit) was zero in every row it wrote.
+            None if ZERO_FILLED.contains(&f.name().as_str()) => {
+                Ok(Arc::new(arrow::array::Int64Array::from(vec![0i64; b.num_rows()])) as ArrayRef)
+            }
             None => Err(LakeError::Column {
                 path: file.to_path_buf(),
                 column: f.name().clone(),

@@ -482,9 +482,11 @@ fn round_bills(
 /// the month's team × workspace report.
 pub fn team_report(bill: &Bill, by_workspace: &Report, shared: &[String]) -> Report {
     use crate::report::Line as RLine;
-    let add = |a: &mut [i128; 6], b: &[i128; 6]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-    let mut own: BTreeMap<String, [i128; 6]> = BTreeMap::new();
-    let mut pool = [0i128; 6];
+    let add = |a: &mut [i128; crate::vocab::N_COUNTS], b: &[i128; crate::vocab::N_COUNTS]| {
+        a.iter_mut().zip(b).for_each(|(x, y)| *x += y)
+    };
+    let mut own: BTreeMap<String, [i128; crate::vocab::N_COUNTS]> = BTreeMap::new();
+    let mut pool = [0i128; crate::vocab::N_COUNTS];
     for l in by_workspace.lines.iter().filter(|l| l.list_cost.is_some()) {
         let team = dim(l, 0).unwrap_or_else(|| UNALLOCATED.into());
         let (id, name) = (dim(l, 1), dim(l, 2).unwrap_or_default());
@@ -516,7 +518,7 @@ pub fn team_report(bill: &Bill, by_workspace: &Report, shared: &[String]) -> Rep
             cents.push(t.cents - shared_cents);
         }
         if let (Some((share, c)), Some(label)) = (t.shared, bill.shared_label(t)) {
-            let mut counts = [0i128; 6];
+            let mut counts = [0i128; crate::vocab::N_COUNTS];
             for (k, s) in split.iter().enumerate() {
                 counts[k] = s[i];
             }

@@ -387,7 +387,9 @@ use crate::vocab::{COUNT_COLUMNS, PricingStatus};
 
 /// Report columns a narrow terminal may drop first.
 /// What a table of a query result (`usage`, `quarantine`) drops first to fit the terminal.
-pub const FRAME_OPTIONAL_COLUMNS: [&str; 8] = [
+pub const FRAME_OPTIONAL_COLUMNS: [&str; 10] = [
+    "cache_write_12h_tokens",
+    "cache_write_30m_tokens",
     "web_search_requests",
     "cache_write_1h_tokens",
     "cache_write_5m_tokens",
@@ -399,16 +401,19 @@ pub const FRAME_OPTIONAL_COLUMNS: [&str; 8] = [
 ];
 
 /// What the price book's table drops first to fit the terminal (`--wide` or CSV: all).
-pub const BOOK_OPTIONAL_COLUMNS: [&str; 9] = [
+pub const BOOK_OPTIONAL_COLUMNS: [&str; 12] = [
     "check",
     "origin",
     "us_geo_factor",
     "batch_factor",
     "long_context_output",
     "long_context_input",
+    "cache_write_12h",
+    "cache_write_30m",
     "provider",
     "valid_to",
     "cache_write_1h",
+    "service_tier",
 ];
 
 /// The price book for people: a table names the unit once above short column names; CSV and
@@ -434,8 +439,10 @@ pub fn book_text(
     )
 }
 
-pub const REPORT_OPTIONAL_COLUMNS: [&str; 9] = [
+pub const REPORT_OPTIONAL_COLUMNS: [&str; 11] = [
     "list_cost_usd_exact",
+    "cache_write_12h_tokens",
+    "cache_write_30m_tokens",
     "web_search_requests",
     "cache_write_1h_tokens",
     "cache_write_5m_tokens",
@@ -680,7 +687,7 @@ pub fn reconcile_workspaces(r: &crate::reconcile::Reconciliation) -> Grid {
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::pricing::PriceBook;
+use crate::pricing::{PriceBook, Rates};
 
 /// A rate exactly: the decimal's own digits (six decimals shown), never rounded or defaulted.
 fn rate_cell(d: Decimal) -> Cell {
@@ -703,64 +710,80 @@ fn dated_cells<T>(r: &crate::pricing::Dated<T>) -> [Cell; 4] {
     ]
 }
 
-/// One model's row: base rates, long-context rates, batch and `us` factors in force at `at`.
-fn model_row(
-    book: &PriceBook,
-    r: &crate::pricing::Dated<[Decimal; 5]>,
-    at: NaiveDate,
-) -> Vec<Cell> {
+/// One model's row: base rates (of its tier), long-context rates, batch and `us` factors in
+/// force at `at`; a class without a price is empty (never 0).
+fn model_row(book: &PriceBook, r: &crate::pricing::Dated<Rates>, at: NaiveDate) -> Vec<Cell> {
     let lc = book.long_context(&r.provider, &r.model, at);
     let f = |tier: Option<&str>, geo: Option<&str>| {
         book.factor(&r.provider, &r.model, at, tier, geo)
             .map(rate_cell)
             .unwrap_or(Cell::Null)
     };
-    let mut row = vec![Cell::Text(r.provider.clone()), Cell::Text(r.model.clone())];
-    row.extend(r.value.iter().map(|v| rate_cell(*v)));
-    row.push(lc.map(|l| rate_cell(l.value[0])).unwrap_or(Cell::Null));
-    row.push(lc.map(|l| rate_cell(l.value[4])).unwrap_or(Cell::Null));
+    let opt = |v: Option<Decimal>| v.map(rate_cell).unwrap_or(Cell::Null);
+    let mut row = vec![
+        Cell::Text(r.provider.clone()),
+        Cell::Text(r.model.clone()),
+        Cell::Text(r.service_tier.as_deref().unwrap_or("standard").into()),
+    ];
+    row.extend(r.value.iter().map(|v| opt(*v)));
+    let lc_of = |k: usize| {
+        lc.and_then(|l| l.value[k])
+            .map(rate_cell)
+            .unwrap_or(Cell::Null)
+    };
+    row.push(lc_of(0));
+    row.push(lc_of(4));
     row.push(f(Some("batch"), None));
     row.push(f(None, Some("us")));
     row.extend(dated_cells(r));
     row
 }
 
-/// The book as a grid: per model, the rates in force on `day` (or every dated row), then the
-/// unit prices.
+/// The book as a grid: per model and tier row, the rates in force on `day` (or every dated
+/// row), then the unit prices.
 pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> Grid {
-    let mut rows: Vec<&crate::pricing::Dated<[Decimal; 5]>> = match day {
+    let mut rows: Vec<&crate::pricing::Dated<Rates>> = match day {
         Some(d) => {
             let mut seen = std::collections::BTreeSet::new();
             book.models
                 .iter()
-                .filter(|r| seen.insert((r.provider.clone(), r.model.clone())))
-                .filter_map(|r| book.base(&r.provider, &r.model, d))
+                .filter(|r| {
+                    seen.insert((r.provider.clone(), r.model.clone(), r.service_tier.clone()))
+                })
+                .filter_map(|r| book.tiered(&r.provider, &r.model, d, r.service_tier.as_deref()))
                 .collect()
         }
         None => book.models.iter().collect(),
     };
     rows.sort_by(|a, b| {
-        (&a.provider, &a.model, a.valid_from).cmp(&(&b.provider, &b.model, b.valid_from))
+        (&a.provider, &a.model, &a.service_tier, a.valid_from).cmp(&(
+            &b.provider,
+            &b.model,
+            &b.service_tier,
+            b.valid_from,
+        ))
     });
-    let columns = [
-        "provider",
-        "model",
-        "input_usd_per_mtok",
-        "cache_write_5m_usd_per_mtok",
-        "cache_write_1h_usd_per_mtok",
-        "cache_read_usd_per_mtok",
-        "output_usd_per_mtok",
-        "long_context_input_usd_per_mtok",
-        "long_context_output_usd_per_mtok",
-        "batch_factor",
-        "us_geo_factor",
-        "valid_from",
-        "valid_to",
-        "origin",
-        "check",
-    ];
+    let mut columns: Vec<String> = vec!["provider".into(), "model".into(), "service_tier".into()];
+    columns.extend(
+        crate::vocab::TokenClass::ALL
+            .iter()
+            .map(|c| format!("{}_usd_per_mtok", c.price_field())),
+    );
+    columns.extend(
+        [
+            "long_context_input_usd_per_mtok",
+            "long_context_output_usd_per_mtok",
+            "batch_factor",
+            "us_geo_factor",
+            "valid_from",
+            "valid_to",
+            "origin",
+            "check",
+        ]
+        .map(String::from),
+    );
     let mut g = Grid {
-        columns: columns.map(String::from).to_vec(),
+        columns,
         rows: Vec::new(),
         footer: None,
     };
@@ -776,9 +799,10 @@ pub fn book_grid(book: &PriceBook, day: Option<NaiveDate>) -> Grid {
         let mut row = vec![
             Cell::Text(u.provider.clone()),
             Cell::Text(format!("({} per unit)", u.value.0)),
+            Cell::Null,
             rate_cell(u.value.1),
         ];
-        row.extend(std::iter::repeat_n(Cell::Null, 8));
+        row.extend(std::iter::repeat_n(Cell::Null, crate::vocab::N_CLASSES + 3));
         row.extend(dated_cells(u));
         g.rows.push(row);
     }

@@ -15,10 +15,12 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::vocab::TokenClass;
+use crate::vocab::{N_CLASSES, TokenClass};
 
-/// The embedded default book (Anthropic list prices).
+/// The embedded default book: Anthropic's list prices …
 pub const DEFAULT_BOOK: &str = include_str!("anthropic.toml");
+/// … and OpenAI's (`provider = "openai"` rows).
+pub const DEFAULT_OPENAI_BOOK: &str = include_str!("openai.toml");
 
 /// Prices are exact decimals written as strings (`"3.75"`). TOML floats are binary fractions
 /// (`3.3` is not 3.3), so a price written as a number is refused — rust_decimal's own serde
@@ -72,20 +74,31 @@ pub struct BookFile {
     pub unit_price: Vec<UnitPriceRow>,
 }
 
+/// Base rates of one or more models. A class without a price (a row that does not name it,
+/// such as OpenAI's batch cached input of gpt-4.1, "–" on its price page) prices no token of
+/// that class: a usage row with such tokens is UNPRICED with the reason, never $0.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRow {
     #[serde(default = "anthropic")]
     pub provider: String,
     pub models: Vec<String>,
+    /// The rates of one service tier (`batch`, `flex`, `priority`) where the provider lists
+    /// them per model rather than as a factor (OpenAI); absent: the standard rates, which a
+    /// `[[modifier]]` may scale.
+    pub service_tier: Option<String>,
     #[serde(deserialize_with = "exact::decimal")]
     pub input: Decimal,
-    #[serde(deserialize_with = "exact::decimal")]
-    pub cache_write_5m: Decimal,
-    #[serde(deserialize_with = "exact::decimal")]
-    pub cache_write_1h: Decimal,
-    #[serde(deserialize_with = "exact::decimal")]
-    pub cache_read: Decimal,
+    #[serde(default, deserialize_with = "exact::opt_decimal")]
+    pub cache_write_5m: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::opt_decimal")]
+    pub cache_write_1h: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::opt_decimal")]
+    pub cache_write_30m: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::opt_decimal")]
+    pub cache_write_12h: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::opt_decimal")]
+    pub cache_read: Option<Decimal>,
     #[serde(deserialize_with = "exact::decimal")]
     pub output: Decimal,
     pub valid_from: Option<NaiveDate>,
@@ -148,14 +161,16 @@ pub struct UnitPriceRow {
 }
 
 impl ModelRow {
-    /// The price of one token class ($/MTok).
-    pub fn rate(&self, c: TokenClass) -> Decimal {
+    /// The price of one token class ($/MTok), if the row has one.
+    pub fn rate(&self, c: TokenClass) -> Option<Decimal> {
         match c {
-            TokenClass::UncachedInput => self.input,
+            TokenClass::UncachedInput => Some(self.input),
             TokenClass::CacheWrite5m => self.cache_write_5m,
             TokenClass::CacheWrite1h => self.cache_write_1h,
+            TokenClass::CacheWrite30m => self.cache_write_30m,
+            TokenClass::CacheWrite12h => self.cache_write_12h,
             TokenClass::CacheRead => self.cache_read,
-            TokenClass::Output => self.output,
+            TokenClass::Output => Some(self.output),
         }
     }
 }
@@ -163,8 +178,10 @@ impl ModelRow {
 impl LongContextRow {
     /// The premium price of one token class; cache classes default to 1.25×, 2× and 0.1× the
     /// premium input, as the standard ones do.
-    pub fn rate(&self, c: TokenClass) -> Decimal {
-        match c {
+    /// OpenAI's cache writes have no long-context row (OpenAI's long context is a whole-request
+    /// surcharge the usage API cannot see).
+    pub fn rate(&self, c: TokenClass) -> Option<Decimal> {
+        Some(match c {
             TokenClass::UncachedInput => self.input,
             TokenClass::CacheWrite5m => self
                 .cache_write_5m
@@ -172,21 +189,23 @@ impl LongContextRow {
             TokenClass::CacheWrite1h => self.cache_write_1h.unwrap_or(self.input * Decimal::TWO),
             TokenClass::CacheRead => self.cache_read.unwrap_or(self.input * Decimal::new(1, 1)),
             TokenClass::Output => self.output,
-        }
+            TokenClass::CacheWrite30m | TokenClass::CacheWrite12h => return None,
+        })
     }
 }
 
 /// One dated row of the book per model a `[[model]]` or `[[long_context]]` row names.
 fn dated<'a>(
     models: &'a [String],
-    provider: &'a str,
+    (provider, service_tier): (&'a str, Option<&'a str>),
     (valid_from, valid_to): (Option<NaiveDate>, Option<NaiveDate>),
     origin: &'a Origin,
     check: bool,
-    value: [Decimal; 5],
-) -> impl Iterator<Item = Dated<[Decimal; 5]>> + 'a {
+    value: Rates,
+) -> impl Iterator<Item = Dated<Rates>> + 'a {
     models.iter().map(move |m| Dated {
         provider: provider.to_string(),
+        service_tier: service_tier.map(str::to_string),
         model: canonical_model(m),
         valid_from,
         valid_to,
@@ -223,6 +242,8 @@ impl Origin {
 #[derive(Debug, Clone)]
 pub struct Dated<T> {
     pub provider: String,
+    /// The service tier a `[[model]]` row prices (`None`: standard, or not a model row).
+    pub service_tier: Option<String>,
     pub model: String,
     pub valid_from: Option<NaiveDate>,
     pub valid_to: Option<NaiveDate>,
@@ -247,8 +268,8 @@ pub struct Modifier {
 /// The loaded book: every row expanded per model, defaults and overrides together.
 #[derive(Debug, Clone, Default)]
 pub struct PriceBook {
-    pub models: Vec<Dated<[Decimal; 5]>>,
-    pub long_context: Vec<Dated<[Decimal; 5]>>,
+    pub models: Vec<Dated<Rates>>,
+    pub long_context: Vec<Dated<Rates>>,
     pub modifiers: Vec<Dated<Modifier>>,
     pub unit_prices: Vec<Dated<(String, Decimal)>>,
     /// BLAKE3 of the book's sources: rated data carries it, so a changed book re-rates.
@@ -265,18 +286,25 @@ pub enum PriceError {
     Read(String, std::io::Error),
 }
 
-/// Rates in force for one kind of usage row.
+/// $/MTok per token class in [`TokenClass::ALL`] order; `None`: the class has no price.
+pub type Rates = [Option<Decimal>; N_CLASSES];
+
+/// Rates in force for one kind of usage row. A class (or web search) without a price prices
+/// only rows without such tokens: see [`Rate::missing`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rate {
     /// Per million tokens, every modifier applied, in [`TokenClass::ALL`] order.
-    pub per_mtok: [Decimal; 5],
+    pub per_mtok: Rates,
     /// Per web search request.
-    pub web_search: Decimal,
+    pub web_search: Option<Decimal>,
     /// Cost of one token of each class in the lake's fixed point (scale 12): a cost is
     /// `count × per_token[i]`, an exact integer product.
-    pub per_token: [i128; 5],
+    pub per_token: [Option<i128>; N_CLASSES],
     /// Cost of one web search request in the lake's fixed point.
-    pub per_search: i128,
+    pub per_search: Option<i128>,
+    /// What the rate is of (`gpt-4.1 batch on 2026-10-03`), for the reason a class without a
+    /// price gives.
+    pub label: String,
     /// Said on the report when the rate needed an assumption (priority tier at standard list).
     pub note: Option<String>,
     /// Not the book's: the rate the provider's list amount implies ([`Learned`]).
@@ -296,11 +324,52 @@ pub type LearnedKey = (
 
 /// Rates per MTok (in [`TokenClass::ALL`] order) the provider's own list amounts imply, for
 /// models the book does not know (derived by `learned`, from the lake).
-pub type Learned = std::collections::BTreeMap<LearnedKey, [Decimal; 5]>;
+pub type Learned = std::collections::BTreeMap<LearnedKey, Rates>;
+
+impl Rate {
+    /// Why a row with `counts` (token classes, then web search) cannot be priced at this
+    /// rate: the first class it has tokens of that has no price.
+    pub fn missing(&self, counts: &[i64]) -> Option<String> {
+        let k = (0..N_CLASSES)
+            .find(|&k| counts.get(k).is_some_and(|&c| c != 0) && self.per_token[k].is_none());
+        if let Some(k) = k {
+            return Some(format!(
+                "no list price for {} tokens of {}: the price book has none for this class \
+                 (add it to a [[prices.model]] row)",
+                TokenClass::ALL[k].price_field(),
+                self.label
+            ));
+        }
+        (counts.get(N_CLASSES).is_some_and(|&c| c != 0) && self.per_search.is_none()).then(|| {
+            format!(
+                "no web search price for {} (add a [[prices.unit_price]] kind = \"web_search_request\")",
+                self.label
+            )
+        })
+    }
+}
+
+/// `gpt-4o-2024-08-06` (OpenAI's dated snapshot) → `gpt-4o`.
+fn openai_snapshot(id: &str) -> Option<&str> {
+    let b = id.as_bytes();
+    let n = b.len();
+    let dated = n > 11
+        && b[n - 11] == b'-'
+        && b[n - 6] == b'-'
+        && b[n - 3] == b'-'
+        && [n - 10, n - 9, n - 8, n - 7, n - 5, n - 4, n - 2, n - 1]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit());
+    dated.then(|| &id[..n - 11])
+}
 
 /// `claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`; `…-latest` → the alias too.
+/// `gpt-4o-2024-08-06` → `gpt-4o` too.
 pub fn canonical_model(id: &str) -> String {
     let id = id.trim();
+    if let Some(alias) = openai_snapshot(id) {
+        return alias.to_string();
+    }
     if let Some((head, tail)) = id.rsplit_once('-')
         && ((tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_digit())) || tail == "latest")
     {
@@ -334,10 +403,17 @@ impl PriceBook {
             origin: "embedded default".into(),
             message: e.to_string(),
         })?;
+        let openai: BookFile =
+            toml::from_str(DEFAULT_OPENAI_BOOK).map_err(|e| PriceError::Invalid {
+                origin: "embedded default (openai.toml)".into(),
+                message: e.to_string(),
+            })?;
         let mut book = PriceBook::default();
         let mut hasher = blake3::Hasher::new();
         hasher.update(DEFAULT_BOOK.as_bytes());
+        hasher.update(DEFAULT_OPENAI_BOOK.as_bytes());
         book.add(&default, Origin::Default)?;
+        book.add(&openai, Origin::Default)?;
         for (i, (name, f)) in overrides.iter().enumerate() {
             hasher.update(format!("{i}:{name}:{f:?}").as_bytes());
             book.add(f, Origin::Override(i, name.clone()))?;
@@ -359,14 +435,17 @@ impl PriceBook {
     fn add(&mut self, f: &BookFile, origin: Origin) -> Result<(), PriceError> {
         let o = origin.label();
         for r in &f.model {
-            let mut rates = [Decimal::ZERO; 5];
+            let mut rates = [None; N_CLASSES];
             for (i, c) in TokenClass::ALL.iter().enumerate() {
-                rates[i] = check_rate(&o, c.price_field(), r.rate(*c))?;
+                rates[i] = r
+                    .rate(*c)
+                    .map(|v| check_rate(&o, c.price_field(), v))
+                    .transpose()?;
             }
             let validity = (r.valid_from, r.valid_to);
             self.models.extend(dated(
                 &r.models,
-                &r.provider,
+                (&r.provider, r.service_tier.as_deref()),
                 validity,
                 &origin,
                 r.check,
@@ -374,15 +453,15 @@ impl PriceBook {
             ));
         }
         for r in &f.long_context {
-            let mut rates = [Decimal::ZERO; 5];
+            let mut rates = [None; N_CLASSES];
             for (i, c) in TokenClass::ALL.iter().enumerate() {
                 let what = format!("long_context.{}", c.price_field());
-                rates[i] = check_rate(&o, &what, r.rate(*c))?;
+                rates[i] = r.rate(*c).map(|v| check_rate(&o, &what, v)).transpose()?;
             }
             let validity = (r.valid_from, r.valid_to);
             self.long_context.extend(dated(
                 &r.models,
-                &r.provider,
+                (&r.provider, None),
                 validity,
                 &origin,
                 false,
@@ -412,6 +491,7 @@ impl PriceBook {
                 };
                 self.modifiers.push(Dated {
                     provider: r.provider.clone(),
+                    service_tier: None,
                     model,
                     valid_from: r.valid_from,
                     valid_to: r.valid_to,
@@ -443,6 +523,7 @@ impl PriceBook {
             let price = check_rate(&o, &r.kind, r.price)?;
             self.unit_prices.push(Dated {
                 provider: r.provider.clone(),
+                service_tier: None,
                 model: "*".into(),
                 valid_from: r.valid_from,
                 valid_to: r.valid_to,
@@ -463,21 +544,28 @@ impl PriceBook {
             .max_by(|a, b| (&a.origin, a.valid_from).cmp(&(&b.origin, b.valid_from)))
     }
 
-    pub fn base(&self, provider: &str, model: &str, d: NaiveDate) -> Option<&Dated<[Decimal; 5]>> {
-        Self::pick(
-            self.models
-                .iter()
-                .filter(|r| r.provider == provider && r.model == model),
-            d,
-        )
+    /// The standard rates of `model` on `d`.
+    pub fn base(&self, provider: &str, model: &str, d: NaiveDate) -> Option<&Dated<Rates>> {
+        self.tiered(provider, model, d, None)
     }
 
-    pub fn long_context(
+    /// The rates a `[[model]]` row lists for one service tier (`None`: standard).
+    pub fn tiered(
         &self,
         provider: &str,
         model: &str,
         d: NaiveDate,
-    ) -> Option<&Dated<[Decimal; 5]>> {
+        tier: Option<&str>,
+    ) -> Option<&Dated<Rates>> {
+        Self::pick(
+            self.models.iter().filter(|r| {
+                r.provider == provider && r.model == model && r.service_tier.as_deref() == tier
+            }),
+            d,
+        )
+    }
+
+    pub fn long_context(&self, provider: &str, model: &str, d: NaiveDate) -> Option<&Dated<Rates>> {
         Self::pick(
             self.long_context
                 .iter()
@@ -553,7 +641,16 @@ impl PriceBook {
             return Err("usage export not grouped by model: no model to price".into());
         };
         let model = canonical_model(model_raw);
-        let Some(base) = self.base(provider, &model, d) else {
+        let label = match tier {
+            None | Some("standard") => format!("{model_raw} on {d}"),
+            Some(t) => format!("{model_raw} ({t}) on {d}"),
+        };
+        // A tier the book lists rates for (OpenAI's batch, flex, priority) is priced at them;
+        // any other tier is the standard rates times the tier's modifier.
+        let listed = tier
+            .filter(|t| *t != "standard")
+            .and_then(|t| self.tiered(provider, &model, d, Some(t)));
+        let Some(base) = listed.or_else(|| self.base(provider, &model, d)) else {
             return self
                 .learned_rate(provider, &model, d, [tier, context, geo])
                 .ok_or_else(|| format!("no list price for model {model_raw} on {d}"))?;
@@ -564,61 +661,75 @@ impl PriceBook {
         {
             per = lc.value;
         }
-        let mut factor = Decimal::ONE;
-        let mut note = None;
-        match tier {
-            None | Some("standard") => {}
-            Some(t @ ("priority" | "priority_on_demand")) => {
-                match self.factor(provider, &model, d, Some(t), None) {
-                    Some(f) => factor *= f,
-                    None => {
-                        note = Some(format!(
-                            "{t} tier has no list price: rated at standard list"
-                        ))
-                    }
-                }
-            }
-            Some(t) => match self.factor(provider, &model, d, Some(t), None) {
-                Some(f) => factor *= f,
-                None => {
-                    return Err(format!(
-                        "no list price for service tier {t} (add a [[prices.modifier]] with service_tier = \"{t}\")"
-                    ));
-                }
-            },
-        }
+        let (mut factor, note) = match listed {
+            Some(_) => (Decimal::ONE, None),
+            None => self.tier_factor(provider, &model, model_raw, d, tier)?,
+        };
         if let Some(g) = geo
             && g != "global"
             && let Some(f) = self.factor(provider, &model, d, None, Some(g))
         {
             factor *= f;
         }
-        let web = self
-            .unit_price_of(provider, "web_search_request", d)
-            .ok_or_else(|| format!("no web search price on {d}"))?;
-        let mut per_mtok = [Decimal::ZERO; 5];
-        let mut per_token = [0i128; 5];
+        let web = self.unit_price_of(provider, "web_search_request", d);
+        let mut per_mtok = [None; N_CLASSES];
+        let mut per_token = [None; N_CLASSES];
         for (i, class) in TokenClass::ALL.iter().enumerate() {
-            let r = (per[i] * factor).normalize();
-            per_mtok[i] = r;
+            let Some(r) = per[i].map(|r| (r * factor).normalize()) else {
+                continue;
+            };
+            per_mtok[i] = Some(r);
             // $/MTok at scale 6 is $/token at scale 12.
-            per_token[i] = fixed(r, 6).ok_or_else(|| {
+            per_token[i] = Some(fixed(r, 6).ok_or_else(|| {
                 format!(
                     "rate {r}/MTok for {model} ({}) has more than 6 decimals",
                     class.price_field()
                 )
-            })?;
+            })?);
         }
-        let per_search = fixed(web, 12)
-            .ok_or_else(|| format!("web search price {web} has more than 12 decimals"))?;
         Ok(Rate {
             per_mtok,
-            web_search: web.normalize(),
+            web_search: web.map(|w| w.normalize()),
             per_token,
-            per_search,
+            per_search: search_units(web)?,
+            label,
             note,
             provider_list: false,
         })
+    }
+
+    /// The factor a service tier puts on the standard rates, and the note when the tier was
+    /// assumed at standard; `Err` when the tier has no price.
+    fn tier_factor(
+        &self,
+        provider: &str,
+        model: &str,
+        model_raw: &str,
+        d: NaiveDate,
+        tier: Option<&str>,
+    ) -> Result<(Decimal, Option<String>), String> {
+        match tier {
+            None | Some("standard") => Ok((Decimal::ONE, None)),
+            // Anthropic's priority tier is sold by commitment, not listed: rated at standard,
+            // said so. Every other provider's unlisted tier is unpriced (below).
+            Some(t @ ("priority" | "priority_on_demand")) if provider == "anthropic" => {
+                Ok(match self.factor(provider, model, d, Some(t), None) {
+                    Some(f) => (f, None),
+                    None => (
+                        Decimal::ONE,
+                        Some(format!("{t} tier has no list price: rated at standard list")),
+                    ),
+                })
+            }
+            Some(t) => self
+                .factor(provider, model, d, Some(t), None)
+                .map(|f| (f, None))
+                .ok_or_else(|| {
+                    format!(
+                        "no list price for service tier {t} of {model_raw} on {d} (add a [[prices.modifier]] with service_tier = \"{t}\", or a [[prices.model]] row for the tier)"
+                    )
+                }),
+        }
     }
 
     /// The rate the provider's list amounts imply for a model the book lacks: the key with
@@ -646,19 +757,19 @@ impl PriceBook {
             .or_else(|| self.learned.get(&key(None, None, None)))?;
         let web = self.unit_price_of(provider, "web_search_request", d);
         Some((|| {
-            let web = web.ok_or_else(|| format!("no web search price on {d}"))?;
-            let mut per_token = [0i128; 5];
+            let mut per_token = [None; N_CLASSES];
             for (t, r) in per_token.iter_mut().zip(per) {
-                *t = fixed(*r, 6).ok_or_else(|| {
+                let Some(r) = r else { continue };
+                *t = Some(fixed(*r, 6).ok_or_else(|| {
                     format!("provider-list rate {r}/MTok has more than 6 decimals")
-                })?;
+                })?);
             }
             Ok(Rate {
                 per_mtok: *per,
-                web_search: web.normalize(),
+                web_search: web.map(|w| w.normalize()),
                 per_token,
-                per_search: fixed(web, 12)
-                    .ok_or_else(|| format!("web search price {web} has more than 12 decimals"))?,
+                per_search: search_units(web)?,
+                label: format!("{model} on {d} (provider_list)"),
                 note: Some(format!(
                     "{model} is not in the price book: priced at the rate the provider's list \
                      amount implies on {d} (provider_list)"
@@ -681,6 +792,14 @@ impl PriceBook {
         self.learned = learned;
         self
     }
+}
+
+/// The price of one web search request in the lake's fixed point (`None`: no price).
+fn search_units(web: Option<Decimal>) -> Result<Option<i128>, String> {
+    web.map(|w| {
+        fixed(w, 12).ok_or_else(|| format!("web search price {w} has more than 12 decimals"))
+    })
+    .transpose()
 }
 
 /// `d × 10^scale` as an exact integer, or `None` if `d` has more fractional digits.

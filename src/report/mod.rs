@@ -134,7 +134,7 @@ pub struct Line {
     pub dims: Vec<Option<String>>,
     pub status: PricingStatus,
     /// Token classes then web search requests ([`COUNT_COLUMNS`] order).
-    pub counts: [i128; 6],
+    pub counts: [i128; crate::vocab::N_COUNTS],
     /// Exact list cost; `None` when unpriced.
     pub list_cost: Option<Money>,
 }
@@ -146,7 +146,7 @@ pub struct Report {
     pub dim_columns: Vec<&'static str>,
     pub lines: Vec<Line>,
     /// Counts over every line, priced or not.
-    pub total_counts: [i128; 6],
+    pub total_counts: [i128; crate::vocab::N_COUNTS],
     /// List cost over the priced lines.
     pub total_cost: Money,
     pub unpriced_lines: usize,
@@ -423,7 +423,7 @@ fn decode(month: Month, dims: &[Dim], f: &Frame) -> Result<Report, ReportError> 
         .map(|_| Line {
             dims: Vec::with_capacity(dim_columns.len()),
             status: PricingStatus::Priced,
-            counts: [0; 6],
+            counts: [0; crate::vocab::N_COUNTS],
             list_cost: None,
         })
         .collect();
@@ -458,7 +458,7 @@ fn decode(month: Month, dims: &[Dim], f: &Frame) -> Result<Report, ReportError> 
 /// The report of `lines` (in order): the totals, checked.
 fn from_lines(month: Month, dims: &[Dim], lines: Vec<Line>) -> Result<Report, ReportError> {
     let dim_columns = dim_columns(dims);
-    let mut total_counts = [0i128; 6];
+    let mut total_counts = [0i128; crate::vocab::N_COUNTS];
     for (k, c) in COUNT_COLUMNS.iter().enumerate() {
         for l in &lines {
             total_counts[k] = total_counts[k]

@@ -22,7 +22,7 @@ use crate::intern::{NONE, Strings};
 use crate::lake::LakeError;
 use crate::lake::io as lio;
 use crate::money::Money;
-use crate::vocab::{COUNT_COLUMNS, Month, PricingStatus};
+use crate::vocab::{COUNT_COLUMNS, Month, N_COUNTS, PricingStatus};
 
 const TEXT: [&str; 14] = [
     "bucket_width",
@@ -56,13 +56,13 @@ type Key = ([u32; GROUPS], i32, u32);
 /// Sums of one line: the six counts, the list cost (priced rows), and whether any row had one.
 #[derive(Default, Clone, Copy)]
 struct Acc {
-    counts: [i128; 6],
+    counts: [i128; N_COUNTS],
     cost: i128,
 }
 
 impl Acc {
     /// Adds counts and a cost, checked: a sum that would wrap is an error naming the column.
-    fn add(&mut self, counts: [i128; 6], cost: i128) -> Result<(), ReportError> {
+    fn add(&mut self, counts: [i128; N_COUNTS], cost: i128) -> Result<(), ReportError> {
         for (a, b) in self.counts.iter_mut().zip(counts) {
             *a = a
                 .checked_add(b)
@@ -140,6 +140,8 @@ struct SigInfo {
     slot: u32,
     rate: u32,
     safe: Option<u64>,
+    /// Bit k: count k (token class or web search) has no price at this rate.
+    absent: u8,
 }
 
 impl Part {
@@ -301,13 +303,13 @@ fn signature(
             s
         }
     };
-    let safe = rates.list[r as usize]
-        .as_ref()
-        .and_then(crate::rating::safe_count);
+    let rate = rates.list[r as usize].as_ref();
+    let safe = rate.and_then(crate::rating::safe_count);
     SigInfo {
         slot,
         rate: r,
         safe,
+        absent: rate.map_or(0, crate::rating::absent_mask),
     }
 }
 
@@ -393,15 +395,26 @@ fn pack_line(id: usize, day: i32, unpriced: bool) -> u64 {
     ((id as u64) << 33) | (u64::from(day as u32) << 1) | u64::from(unpriced)
 }
 
-/// Whether a row prices: within the rate's safe count it does; past it, it is priced alone and
-/// may not fit (UNPRICED, as rating marks it); no rate, no price.
-fn fits(info: SigInfo, row: [i64; 6], rates: &Rates) -> bool {
+/// Whether a row prices: within the rate's safe count it does, unless it has usage of a class
+/// the rate has no price for; past it, it is priced alone and may not fit (UNPRICED, as rating
+/// marks it); no rate, no price. A row counted in another unit than tokens never prices
+/// (`rating::unit_reason`).
+fn fits(info: SigInfo, row: [i64; N_COUNTS], units: i64, rates: &Rates) -> bool {
+    if units != 0 {
+        return false;
+    }
+    let mut bits = info.absent;
+    while bits != 0 {
+        if row[bits.trailing_zeros() as usize] != 0 {
+            return false;
+        }
+        bits &= bits - 1;
+    }
     match info.safe {
         Some(safe) if row.iter().all(|c| c.unsigned_abs() <= safe) => true,
         Some(_) => rates.list[info.rate as usize]
             .as_ref()
-            .and_then(|r| crate::rating::row_cost(r, row))
-            .is_some(),
+            .is_some_and(|r| crate::rating::row_cost(r, row).is_ok()),
         None => false,
     }
 }
@@ -467,8 +480,12 @@ impl Calendar {
     }
 }
 
-/// The count columns and the bucket starts of a batch.
-type BatchColumns<'a> = (Vec<&'a Int64Array>, &'a TimestampMicrosecondArray);
+/// The count columns, the quantities in another unit and the bucket starts of a batch.
+type BatchColumns<'a> = (
+    Vec<&'a Int64Array>,
+    &'a [i64],
+    &'a TimestampMicrosecondArray,
+);
 
 /// A usage batch's text columns as codes (into `text`, one buffer per column, reused from
 /// batch to batch), its count columns and its bucket starts.
@@ -491,11 +508,16 @@ fn batch_columns<'a>(
                 .ok_or_else(|| missing(path, c))
         })
         .collect::<Result<_, _>>()?;
+    let units: &[i64] = b
+        .column_by_name("unit_quantity")
+        .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(|| missing(path, "unit_quantity"))?
+        .values();
     let start = b
         .column_by_name("bucket_start")
         .and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
         .ok_or_else(|| missing(path, "bucket_start"))?;
-    Ok((counts, start))
+    Ok((counts, units, start))
 }
 
 fn part(
@@ -528,10 +550,11 @@ fn part(
     .map(|s| p.strings.intern(s.as_str()));
     let mut columns: Vec<&str> = TEXT.to_vec();
     columns.extend(COUNT_COLUMNS);
+    columns.push("unit_quantity");
     columns.push("bucket_start");
     for b in lio::read_batches_dictionary(path, &columns, &TEXT)? {
         let b = b?;
-        let (counts, start) = batch_columns(&b, path, &mut p.strings, &mut text)?;
+        let (counts, units, start) = batch_columns(&b, path, &mut p.strings, &mut text)?;
         let mut cal = Calendar {
             daily: p.strings.code_of("1d"),
             month,
@@ -550,7 +573,7 @@ fn part(
                 9..=12 if !want[j - 2] => NONE,
                 _ => text[j + 1][i],
             });
-            let row: [i64; 6] = std::array::from_fn(|k| counts[k][i]);
+            let row: [i64; N_COUNTS] = std::array::from_fn(|k| counts[k][i]);
             // Once per distinct row signature: its line slot and its rate.
             let id = sigs.id(sig, || {
                 signature(
@@ -563,7 +586,7 @@ fn part(
                     &want,
                 )
             });
-            let prices = fits(sigs.infos[id as usize], row, &rates);
+            let prices = fits(sigs.infos[id as usize], row, units[i], &rates);
             let d = if want_day { local } else { utc };
             let acc = sums.acc(id, utc, d, !prices);
             for (c, v) in acc.counts.iter_mut().zip(row) {

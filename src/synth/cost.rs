@@ -125,11 +125,13 @@ fn token_results(
                 Some(geo),
             )
             .map_err(|e| anyhow::anyhow!(e))?;
-        for (i, class) in TokenClass::ALL.iter().enumerate() {
+        // The synthetic organisation is Anthropic's: its five classes.
+        for (i, class) in TokenClass::ALL.iter().enumerate().take(t.len()) {
             if t[i] == 0 {
                 continue;
             }
-            let amount = Decimal::from(t[i]) * rate.per_mtok[i] / Decimal::from(1_000_000);
+            let per_mtok = rate.per_mtok[i].expect("synthetic Anthropic models price every class");
+            let amount = Decimal::from(t[i]) * per_mtok / Decimal::from(1_000_000);
             let tt = class.cost_report_type();
             results.push(CostResult {
                 amount: cents(amount),

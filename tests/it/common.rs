@@ -97,7 +97,8 @@ pub fn sql(data: &Path, q: &str) -> Vec<serde_json::Map<String, serde_json::Valu
         .collect()
 }
 
-pub const TOKEN_COLS: [&str; 6] = tokenledger::lake::schema::TOKEN_COLUMNS;
+pub const TOKEN_COLS: [&str; tokenledger::vocab::N_COUNTS] =
+    tokenledger::lake::schema::TOKEN_COLUMNS;
 
 /// A total read back from the lake: `None` is SQL NULL (a sum over no rows), never 0, so a
 /// lake with no rows never compares equal to one whose rows add up to zero.

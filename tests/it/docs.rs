@@ -189,5 +189,5 @@ fn the_example_config_loads_and_names_every_setting() {
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let book = String::from_utf8_lossy(&o.stdout);
-    assert!(book.contains("claude-sonnet-4-5,2.70"), "{book}");
+    assert!(book.contains("claude-sonnet-4-5,standard,2.70"), "{book}");
 }

@@ -19,8 +19,13 @@ fn month_totals(data: &Path, month: &str) -> [i64; 7] {
         data,
         &format!("WHERE strftime(bucket_start, '%Y-%m') = '{month}'"),
     );
+    // Anthropic's five classes and web search; OpenAI's cache-write classes stay zero.
+    let names = [0, 1, 2, 3, 4, tokenledger::vocab::WEB_SEARCH].map(|k| TOKEN_COLS[k]);
+    for c in TOKEN_COLS.iter().filter(|c| !names.contains(c)) {
+        assert_eq!(t[*c].value(), 0, "{c}");
+    }
     let mut out = [0; 7];
-    for (i, c) in TOKEN_COLS.iter().enumerate() {
+    for (i, c) in names.iter().enumerate() {
         out[i] = t[*c].value();
     }
     out[6] = t["usage_rows"].value();

@@ -67,6 +67,20 @@ fn zip_rows_refuses_streams_of_different_lengths() {
     );
 }
 
+/// The Parquet parts under `dir`, recursively.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Rewrites `file` without `column`, as a version before the column existed wrote it.
 fn drop_column(file: &Path, column: &str) {
     use parquet::arrow::ArrowWriter;
@@ -103,6 +117,19 @@ fn a_lake_from_an_older_version_gains_the_new_columns_once() {
     let keys = layout.provider_file(Table::ApiKeys, Provider::Anthropic);
     drop_column(&ws, "tags");
     drop_column(&keys, "expires_at");
+    // Usage parts of schema 5 had neither OpenAI's cache-write classes nor another unit.
+    let usage_parts: Vec<std::path::PathBuf> = walkdir(&data.join("usage"));
+    assert!(!usage_parts.is_empty());
+    for p in &usage_parts {
+        for c in [
+            "cache_write_30m_tokens",
+            "cache_write_12h_tokens",
+            "unit",
+            "unit_quantity",
+        ] {
+            drop_column(p, c);
+        }
+    }
     std::fs::write(layout.marker(), "tokenledger lake\n").unwrap();
     assert!(tokenledger::lake::upgrade::needed(&layout));
     // A read command upgrades it and reads the new columns as null.
@@ -119,6 +146,28 @@ fn a_lake_from_an_older_version_gains_the_new_columns_once() {
             .is_ok()
     };
     assert!(has(&ws, "tags") && has(&keys, "expires_at"));
+    assert!(usage_parts.iter().all(|p| has(p, "unit_quantity")));
+    // Counts a version did not have were zero, and read so (not null).
+    let rows = sql(
+        &data,
+        "SELECT SUM(cache_write_30m_tokens) AS w30, SUM(cache_write_12h_tokens) AS w12, \
+         SUM(unit_quantity) AS q, COUNT(unit) AS units FROM usage",
+    );
+    assert_eq!(
+        (
+            &rows[0]["w30"],
+            &rows[0]["w12"],
+            &rows[0]["q"],
+            &rows[0]["units"]
+        ),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(0),
+            &serde_json::json!(0),
+            &serde_json::json!(0)
+        ),
+        "{rows:?}"
+    );
     assert!(
         std::fs::read_to_string(layout.marker())
             .unwrap()

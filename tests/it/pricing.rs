@@ -26,7 +26,7 @@ fn rates(b: &PriceBook, model: &str, day: &str, tier: &str, ctx: &str, geo: &str
             Some(geo),
         )
         .unwrap_or_else(|e| panic!("{model}: {e}"));
-    r.per_mtok.map(|x| x.normalize().to_string())
+    std::array::from_fn(|k| r.per_mtok[k].expect("priced").normalize().to_string())
 }
 fn s(v: [&str; 5]) -> [String; 5] {
     v.map(String::from)
@@ -252,7 +252,7 @@ fn web_search_is_not_discounted() {
             Some("us"),
         )
         .unwrap();
-    assert_eq!(r.web_search, Decimal::new(1, 2));
+    assert_eq!(r.web_search, Some(Decimal::new(1, 2)));
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn priority_is_rated_at_standard_and_said_so_other_tiers_are_unpriced() {
             Some("global"),
         )
         .unwrap();
-    assert_eq!(r.per_mtok[0], Decimal::ONE);
+    assert_eq!(r.per_mtok[0], Some(Decimal::ONE));
     assert!(r.note.unwrap().contains("standard list"));
     let e = b
         .rate(
@@ -523,6 +523,7 @@ mod props {
                 cache_read: t[3],
                 output: t[4],
                 web_search_requests: t[5],
+                ..Tokens::default()
             },
             cache_write_assumed_5m: false,
             source_format: SourceFormat::AnthropicUsageApi,
@@ -737,4 +738,63 @@ fn a_model_the_book_lacks_is_priced_from_the_providers_list_amount() {
         .unwrap();
     assert_eq!(u["pricing_status"], "UNPRICED", "{a}");
     assert!(u["list_cost_usd_exact"].is_null(), "{a}");
+}
+
+/// OpenAI's book: tier rates listed per model (not a factor), a class the page marks "–"
+/// without a price (a row with such tokens is UNPRICED with the reason, one without prices),
+/// dated snapshots resolved to the alias, and the July/August 2026 cuts as dated rows.
+/// Expected figures typed from shared/reference/provider-apis.md §7.
+#[test]
+fn openai_tiers_missing_classes_snapshots_and_dated_cuts() {
+    use tokenledger::rating::row_cost;
+    let b = book();
+    let rate = |model: &str, day: &str, tier: &str| {
+        b.rate("openai", Some(model), d(day), Some(tier), None, None)
+    };
+    let per = |r: &tokenledger::pricing::Rate| {
+        r.per_mtok
+            .map(|x| x.map(|v| v.normalize().to_string()).unwrap_or("-".into()))
+    };
+    // [input, 5m, 1h, cached, output, 30m, 12h]
+    let gpt4o = rate("gpt-4o-2024-08-06", "2026-10-03", "standard").unwrap();
+    assert_eq!(per(&gpt4o), ["2.5", "-", "-", "1.25", "10", "2.5", "2.5"]);
+    let batch = rate("gpt-4o", "2026-10-03", "batch").unwrap();
+    assert_eq!(per(&batch), ["1.25", "-", "-", "-", "5", "1.25", "1.25"]);
+    // 1,000 input + 2,000 output at batch: 1000 × 1.25 + 2000 × 5 = $0.01125 (scale 12).
+    let (_, total, _) = row_cost(&batch, [1000, 0, 0, 0, 2000, 0, 0, 0]).unwrap();
+    assert_eq!(total, 11_250_000_000);
+    // A batch row with cached tokens has no price: UNPRICED with the reason.
+    let e = row_cost(&batch, [1000, 0, 0, 5, 2000, 0, 0, 0]).unwrap_err();
+    assert!(
+        e.reason().contains("cache_read tokens of gpt-4o (batch)"),
+        "{}",
+        e.reason()
+    );
+    // Flex is the batch rates for the gpt-5 family; gpt-4o has no flex row.
+    let flex = rate("gpt-5", "2026-10-03", "flex").unwrap();
+    assert_eq!(per(&flex)[0], "0.625");
+    assert!(
+        rate("gpt-4o", "2026-10-03", "flex")
+            .unwrap_err()
+            .contains("flex")
+    );
+    // gpt-5.6 cache writes at 1.25× input; the cuts as dated rows.
+    let luna = |day| per(&rate("gpt-5.6-luna", day, "standard").unwrap());
+    assert_eq!(
+        luna("2026-07-30"),
+        ["0.2", "-", "-", "0.02", "1.2", "0.25", "0.25"]
+    );
+    assert_eq!(
+        luna("2026-07-29"),
+        ["1", "-", "-", "0.1", "6", "1.25", "1.25"]
+    );
+    let sol = |day| per(&rate("gpt-5.6-sol", day, "standard").unwrap());
+    assert_eq!(sol("2026-08-21")[4], "20");
+    assert_eq!(sol("2026-08-20")[4], "30");
+    // o3 before its June 2025 cut; gpt-5-nano has no priority rate: unpriced, not standard.
+    assert_eq!(per(&rate("o3", "2025-06-09", "standard").unwrap())[0], "10");
+    assert!(rate("gpt-5-nano", "2026-10-03", "priority").is_err());
+    // No web search price for OpenAI: a row with searches is unpriced, one without prices.
+    let e = row_cost(&gpt4o, [1, 0, 0, 0, 0, 0, 0, 3]).unwrap_err();
+    assert!(e.reason().contains("web search"), "{}", e.reason());
 }

@@ -93,7 +93,7 @@ fn formats_and_dimensions() {
     let header = csv.lines().next().unwrap();
     assert_eq!(
         header,
-        "api_key_id,api_key_name,service_tier,pricing_status,uncached_input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,cache_read_tokens,output_tokens,web_search_requests,list_cost_usd,list_cost_usd_exact"
+        "api_key_id,api_key_name,service_tier,pricing_status,uncached_input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,cache_read_tokens,output_tokens,cache_write_30m_tokens,cache_write_12h_tokens,web_search_requests,list_cost_usd,list_cost_usd_exact"
     );
     assert!(
         csv.contains(",\"(Console, no key)\",standard,priced,2500,"),
@@ -103,7 +103,7 @@ fn formats_and_dimensions() {
     let mut rdr = csv::Reader::from_reader(csv.as_bytes());
     let cents: i64 = rdr
         .records()
-        .map(|r| r.unwrap()[10].replace('.', "").parse::<i64>().unwrap())
+        .map(|r| r.unwrap()[12].replace('.', "").parse::<i64>().unwrap())
         .sum();
     assert_eq!(cents, 292);
     let (_, by_day) = report_json(&data, &["--by", "day"]);

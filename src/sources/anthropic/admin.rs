@@ -304,6 +304,7 @@ fn usage_tokens(r: &mut UsageResult<'_>) -> Result<Tokens, (String, String)> {
         cache_read: count(&r.cache_read_input_tokens, TokenClass::CacheRead)?,
         output: count(&r.output_tokens, TokenClass::Output)?,
         web_search_requests: web,
+        ..Tokens::default()
     };
     Ok(tokens)
 }

@@ -529,6 +529,7 @@ fn usage_row(
             cache_read: count(usage, &["cache_read_input_tokens"])?,
             output: count(usage, &["output_tokens"])?,
             web_search_requests: count(usage, &["server_tool_use", "web_search_requests"])?,
+            ..Tokens::default()
         },
         cache_write_assumed_5m: false,
         source_format: SourceFormat::AnthropicAnalyticsUsage,

@@ -282,6 +282,7 @@ fn tokens(rec: &csv::StringRecord, cols: &Columns) -> Result<(Tokens, bool), Ref
         cache_read: count(rec, cols.cache_read, "usage_input_tokens_cache_read")?,
         output: count(rec, cols.output, "usage_output_tokens")?,
         web_search_requests: opt_count(rec, cols.web_search, "web_search_count")?,
+        ..Tokens::default()
     };
     Ok((tokens, assumed))
 }
