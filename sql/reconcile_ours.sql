@@ -28,7 +28,8 @@ SELECT
   SUM(output_tokens) AS output_tokens,
   SUM(cache_write_30m_tokens) AS cache_write_30m_tokens,
   SUM(cache_write_12h_tokens) AS cache_write_12h_tokens,
-  SUM(web_search_requests) AS web_search_requests
+  SUM(web_search_requests) AS web_search_requests,
+  SUM(unit_quantity) AS unit_quantity
 FROM rated_usage
-WHERE month = '{{month}}'
+WHERE month = '{{month}}' AND provider = '{{provider}}'
 GROUP BY utc_day, workspace_id, workspace_name, model_canonical, service_tier, pricing_status

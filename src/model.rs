@@ -87,10 +87,103 @@ pub enum SourceFormat {
     OpenAiProjects,
     /// `GET /organization/projects/{id}/api_keys` (OpenAI): the API keys.
     OpenAiProjectApiKeys,
+    /// `GET /organization/usage/{endpoint}` pages (OpenAI), one format per endpoint: each
+    /// endpoint's pages restate only that endpoint's usage ([`Lane`]).
+    OpenAiUsage(OpenAiEndpoint),
+}
+
+/// The endpoints of OpenAI's organization Usage API (`/organization/usage/{name}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpenAiEndpoint {
+    Completions,
+    Embeddings,
+    Moderations,
+    Images,
+    AudioSpeeches,
+    AudioTranscriptions,
+    VectorStores,
+    CodeInterpreterSessions,
+    FileSearchCalls,
+    WebSearchCalls,
+}
+
+impl OpenAiEndpoint {
+    pub const ALL: [OpenAiEndpoint; 10] = [
+        Self::Completions,
+        Self::Embeddings,
+        Self::Moderations,
+        Self::Images,
+        Self::AudioSpeeches,
+        Self::AudioTranscriptions,
+        Self::VectorStores,
+        Self::CodeInterpreterSessions,
+        Self::FileSearchCalls,
+        Self::WebSearchCalls,
+    ];
+    /// The path segment, and the middle of its results' `object`
+    /// (`organization.usage.completions.result`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+            Self::Moderations => "moderations",
+            Self::Images => "images",
+            Self::AudioSpeeches => "audio_speeches",
+            Self::AudioTranscriptions => "audio_transcriptions",
+            Self::VectorStores => "vector_stores",
+            Self::CodeInterpreterSessions => "code_interpreter_sessions",
+            Self::FileSearchCalls => "file_search_calls",
+            Self::WebSearchCalls => "web_search_calls",
+        }
+    }
+    /// The `source_format` text.
+    pub const fn format_name(self) -> &'static str {
+        match self {
+            Self::Completions => "openai-usage-completions",
+            Self::Embeddings => "openai-usage-embeddings",
+            Self::Moderations => "openai-usage-moderations",
+            Self::Images => "openai-usage-images",
+            Self::AudioSpeeches => "openai-usage-audio-speeches",
+            Self::AudioTranscriptions => "openai-usage-audio-transcriptions",
+            Self::VectorStores => "openai-usage-vector-stores",
+            Self::CodeInterpreterSessions => "openai-usage-code-interpreter-sessions",
+            Self::FileSearchCalls => "openai-usage-file-search-calls",
+            Self::WebSearchCalls => "openai-usage-web-search-calls",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == s)
+    }
+    /// The `object` of this endpoint's results (the OpenAPI description's `Usage…Result`:
+    /// search calls say `file_searches` / `web_searches`, not the path's name).
+    pub const fn result_object(self) -> &'static str {
+        match self {
+            Self::Completions => "organization.usage.completions.result",
+            Self::Embeddings => "organization.usage.embeddings.result",
+            Self::Moderations => "organization.usage.moderations.result",
+            Self::Images => "organization.usage.images.result",
+            Self::AudioSpeeches => "organization.usage.audio_speeches.result",
+            Self::AudioTranscriptions => "organization.usage.audio_transcriptions.result",
+            Self::VectorStores => "organization.usage.vector_stores.result",
+            Self::CodeInterpreterSessions => "organization.usage.code_interpreter_sessions.result",
+            Self::FileSearchCalls => "organization.usage.file_searches.result",
+            Self::WebSearchCalls => "organization.usage.web_searches.result",
+        }
+    }
+}
+
+/// Where a coverage interval lives: its family (which decides precedence) and a scope within
+/// the family. Intervals of one lane restate each other; lanes of one family never touch (an
+/// OpenAI embeddings page restates embeddings, not completions). Scope 0 is everything but
+/// OpenAI's usage endpoints, which are 1 + their index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lane {
+    pub family: SourceFamily,
+    pub scope: u8,
 }
 
 impl SourceFormat {
-    pub const ALL: [SourceFormat; 15] = [
+    pub const ALL: [SourceFormat; 25] = [
         Self::AnthropicUsageApi,
         Self::AnthropicCostApi,
         Self::AnthropicAnalyticsCost,
@@ -106,6 +199,16 @@ impl SourceFormat {
         Self::OpenAiCosts,
         Self::OpenAiProjects,
         Self::OpenAiProjectApiKeys,
+        Self::OpenAiUsage(OpenAiEndpoint::Completions),
+        Self::OpenAiUsage(OpenAiEndpoint::Embeddings),
+        Self::OpenAiUsage(OpenAiEndpoint::Moderations),
+        Self::OpenAiUsage(OpenAiEndpoint::Images),
+        Self::OpenAiUsage(OpenAiEndpoint::AudioSpeeches),
+        Self::OpenAiUsage(OpenAiEndpoint::AudioTranscriptions),
+        Self::OpenAiUsage(OpenAiEndpoint::VectorStores),
+        Self::OpenAiUsage(OpenAiEndpoint::CodeInterpreterSessions),
+        Self::OpenAiUsage(OpenAiEndpoint::FileSearchCalls),
+        Self::OpenAiUsage(OpenAiEndpoint::WebSearchCalls),
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -124,6 +227,7 @@ impl SourceFormat {
             Self::OpenAiCosts => "openai-costs",
             Self::OpenAiProjects => "openai-projects",
             Self::OpenAiProjectApiKeys => "openai-project-api-keys",
+            Self::OpenAiUsage(e) => e.format_name(),
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -141,9 +245,10 @@ impl SourceFormat {
             | Self::AnthropicConsoleCostCsv
             | Self::AnthropicWorkspaces
             | Self::AnthropicApiKeys => Some(Provider::Anthropic),
-            Self::OpenAiCosts | Self::OpenAiProjects | Self::OpenAiProjectApiKeys => {
-                Some(Provider::OpenAi)
-            }
+            Self::OpenAiCosts
+            | Self::OpenAiProjects
+            | Self::OpenAiProjectApiKeys
+            | Self::OpenAiUsage(_) => Some(Provider::OpenAi),
             Self::CreditLotsCsv
             | Self::BalanceSnapshotsCsv
             | Self::StripeInvoice
@@ -153,9 +258,10 @@ impl SourceFormat {
     /// Precedence family for usage rows; `None` for non-usage formats.
     pub fn family(self) -> Option<SourceFamily> {
         match self {
-            Self::AnthropicUsageApi | Self::AnthropicCostApi | Self::OpenAiCosts => {
-                Some(SourceFamily::Api)
-            }
+            Self::AnthropicUsageApi
+            | Self::AnthropicCostApi
+            | Self::OpenAiCosts
+            | Self::OpenAiUsage(_) => Some(SourceFamily::Api),
             Self::AnthropicAnalyticsUsage | Self::AnthropicAnalyticsCost => {
                 Some(SourceFamily::Analytics)
             }
@@ -163,6 +269,22 @@ impl SourceFormat {
                 Some(SourceFamily::Export)
             }
             _ => None,
+        }
+    }
+    /// The coverage lane of this format's rows (`Api` for a format without a family).
+    pub fn lane(self) -> Lane {
+        let scope = match self {
+            Self::OpenAiUsage(e) => {
+                1 + OpenAiEndpoint::ALL
+                    .iter()
+                    .position(|x| *x == e)
+                    .expect("every endpoint is in ALL") as u8
+            }
+            _ => 0,
+        };
+        Lane {
+            family: self.family().unwrap_or(SourceFamily::Api),
+            scope,
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::lake::batch::Coverage;
-use crate::model::SourceFamily;
+use crate::model::{Lane, SourceFamily};
 
 /// The owner of an interval: a file of an ingest.
 pub(super) type Owner = (String, String); // (ingest_id, source_file)
@@ -14,8 +14,8 @@ pub(super) type Owner = (String, String); // (ingest_id, source_file)
 /// Effective coverage of one (group, month), indexed for overlap queries.
 #[derive(Default)]
 pub(super) struct Effective {
-    /// family → start → (end, owner index)
-    pub(super) by_start: BTreeMap<SourceFamily, BTreeMap<i64, Vec<(i64, usize)>>>,
+    /// lane → start → (end, owner index)
+    pub(super) by_start: BTreeMap<Lane, BTreeMap<i64, Vec<(i64, usize)>>>,
     pub(super) owners: Vec<Owner>,
     pub(super) owner_idx: HashMap<Owner, usize>,
     pub(super) formats: HashMap<usize, String>,
@@ -33,7 +33,7 @@ impl Effective {
         self.formats.insert(i, format.to_string());
         i
     }
-    pub(super) fn insert(&mut self, fam: SourceFamily, s: i64, e: i64, owner: usize) {
+    pub(super) fn insert(&mut self, fam: Lane, s: i64, e: i64, owner: usize) {
         // The widest interval ever inserted bounds how far back an overlap query must look.
         self.widest = self.widest.max(e - s);
         self.by_start
@@ -43,7 +43,7 @@ impl Effective {
             .or_default()
             .push((e, owner));
     }
-    pub(super) fn overlapping(&self, fam: SourceFamily, s: i64, e: i64) -> Vec<(i64, i64, usize)> {
+    pub(super) fn overlapping(&self, fam: Lane, s: i64, e: i64) -> Vec<(i64, i64, usize)> {
         let mut out = Vec::new();
         if let Some(m) = self.by_start.get(&fam) {
             for (&os, v) in m.range(s - self.widest + 1..e) {
@@ -56,7 +56,7 @@ impl Effective {
         }
         out
     }
-    pub(super) fn remove(&mut self, fam: SourceFamily, s: i64, e: i64) {
+    pub(super) fn remove(&mut self, fam: Lane, s: i64, e: i64) {
         if let Some(m) = self.by_start.get_mut(&fam)
             && let Some(v) = m.get_mut(&s)
         {
@@ -66,7 +66,7 @@ impl Effective {
             }
         }
     }
-    pub(super) fn lookup(&self) -> HashMap<(SourceFamily, i64, i64), usize> {
+    pub(super) fn lookup(&self) -> HashMap<(Lane, i64, i64), usize> {
         let mut out = HashMap::new();
         for (&fam, m) in &self.by_start {
             for (&s, v) in m {
@@ -85,7 +85,7 @@ impl Effective {
                     let (ing, file) = &self.owners[o];
                     out.push(Coverage {
                         provider,
-                        family: fam,
+                        family: fam.family,
                         start_us: s,
                         end_us: e,
                         source_format: self.formats[&o].clone(),
@@ -99,15 +99,15 @@ impl Effective {
     }
 }
 
-/// An interval a new file claims: (file sequence number, family, start µs, end µs).
-pub(super) type Claim = (usize, SourceFamily, i64, i64);
+/// An interval a new file claims: (file sequence number, lane, start µs, end µs).
+pub(super) type Claim = (usize, Lane, i64, i64);
 
 /// A bucket of a new file that could not be applied: it covers only part of an older,
 /// coarser bucket of the same family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Rejection {
     pub seq: usize,
-    pub family: SourceFamily,
+    pub family: Lane,
     pub start: i64,
     pub end: i64,
     pub overlapped: (i64, i64),
@@ -163,9 +163,13 @@ pub(super) fn claim(
         };
         for &(_, fam, s, e) in mine {
             // A family that outranks this one owns (part of) the interval: kept, not counted.
+            let lane = |family| Lane {
+                family,
+                scope: fam.scope,
+            };
             if let Some(winner) = prec
-                .above(fam)
-                .find(|&f| !eff.overlapping(f, s, e).is_empty())
+                .above(fam.family)
+                .find(|&f| !eff.overlapping(lane(f), s, e).is_empty())
             {
                 out.yielded.push(Yield {
                     seq,
@@ -196,9 +200,9 @@ pub(super) fn claim(
             }
             // A family it outranks gives the interval up whole (either ingest order gives the
             // same lake: that family's later files yield to this one, above).
-            for f in prec.below(fam) {
-                for (os, oe, _) in eff.overlapping(f, s, e) {
-                    eff.remove(f, os, oe);
+            for f in prec.below(fam.family) {
+                for (os, oe, _) in eff.overlapping(lane(f), s, e) {
+                    eff.remove(lane(f), os, oe);
                     if !out.took.contains(&(seq, f)) {
                         out.took.push((seq, f));
                     }

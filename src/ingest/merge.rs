@@ -94,8 +94,11 @@ fn claim_month(
         for c in batch::coverage_rows(&b)? {
             // The family follows the format (lakes before 0.5 filed Analytics queries as `api`).
             let fam = SourceFormat::parse(&c.source_format)
-                .and_then(|f| f.family())
-                .unwrap_or(c.family);
+                .map(SourceFormat::lane)
+                .unwrap_or(crate::model::Lane {
+                    family: c.family,
+                    scope: 0,
+                });
             let o = eff.owner((c.ingest_id, c.source_file), &c.source_format);
             eff.insert(fam, c.start_us, c.end_us, o);
         }
@@ -137,7 +140,7 @@ fn claim_month(
 /// interval. Rows come in long runs of one file, so the last file's owner is remembered.
 struct Ownership<'a> {
     eff: &'a Effective,
-    lookup: HashMap<(SourceFamily, i64, i64), usize>,
+    lookup: HashMap<(crate::model::Lane, i64, i64), usize>,
     rejected: &'a HashSet<Claim>,
     seq_of_file: &'a HashMap<String, usize>,
     last: Option<(String, String, Option<usize>, Option<usize>)>,
@@ -178,8 +181,11 @@ impl Ownership<'_> {
         let mut keep = Vec::with_capacity(b.num_rows());
         for r in 0..b.num_rows() {
             let fam = SourceFormat::parse(fmt.value(r))
-                .and_then(|f| f.family())
-                .unwrap_or(SourceFamily::Api);
+                .map(SourceFormat::lane)
+                .unwrap_or(crate::model::Lane {
+                    family: SourceFamily::Api,
+                    scope: 0,
+                });
             let (i, f) = (ing.value(r), file.value(r));
             if !self.last.as_ref().is_some_and(|l| l.0 == i && l.1 == f) {
                 let key = (i.to_string(), f.to_string());

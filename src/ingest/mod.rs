@@ -398,12 +398,22 @@ impl Group {
         match format {
             SourceFormat::AnthropicUsageApi
             | SourceFormat::AnthropicAnalyticsUsage
-            | SourceFormat::AnthropicConsoleUsageCsv => Some(Group::Usage),
+            | SourceFormat::AnthropicConsoleUsageCsv
+            | SourceFormat::OpenAiUsage(_) => Some(Group::Usage),
             SourceFormat::AnthropicCostApi
             | SourceFormat::AnthropicAnalyticsCost
             | SourceFormat::AnthropicConsoleCostCsv
             | SourceFormat::OpenAiCosts => Some(Group::Cost),
-            _ => None,
+            // Named one by one (no wildcard): a new format with rows must be placed here, or
+            // the compiler says so (its rows would otherwise be parsed and never written).
+            SourceFormat::AnthropicWorkspaces
+            | SourceFormat::AnthropicApiKeys
+            | SourceFormat::CreditLotsCsv
+            | SourceFormat::BalanceSnapshotsCsv
+            | SourceFormat::StripeInvoice
+            | SourceFormat::InvoiceCsv
+            | SourceFormat::OpenAiProjects
+            | SourceFormat::OpenAiProjectApiKeys => None,
         }
     }
 }
@@ -413,14 +423,14 @@ impl Group {
 struct ParsedFile {
     rows_read: u64,
     rows_quarantined: u64,
-    coverage: Vec<(SourceFamily, i64, i64)>,
+    coverage: Vec<(crate::model::Lane, i64, i64)>,
     error: Option<FileError>,
     notes: Vec<String>,
 }
 
 /// The intervals of the rows staged in one part, with their row counts: a new part whose every
 /// interval its own file owns after the claims is moved into place as it is, not read back.
-pub(super) type PartIntervals = Vec<(SourceFamily, i64, i64, u64)>;
+pub(super) type PartIntervals = Vec<(crate::model::Lane, i64, i64, u64)>;
 
 /// A staged part of one new file, and the intervals of its rows.
 #[derive(Debug, Clone)]
@@ -442,7 +452,7 @@ impl NewPart {
 fn note_interval(
     intervals: &mut BTreeMap<String, PartIntervals>,
     month: &str,
-    (fam, start, end): (SourceFamily, i64, i64),
+    (fam, start, end): (crate::model::Lane, i64, i64),
 ) {
     if !intervals.contains_key(month) {
         intervals.insert(month.to_string(), Vec::new());
@@ -604,7 +614,7 @@ impl Sink for WorkerSink<'_> {
             self.ingest_id,
         );
         let full = b.len() >= BATCH_ROWS;
-        let fam = row.source_format.family().unwrap_or(SourceFamily::Api);
+        let fam = row.source_format.lane();
         let (start, end) = row.bucket_micros();
         note_interval(&mut self.usage_intervals, m, (fam, start, end));
         if full {
@@ -628,7 +638,7 @@ impl Sink for WorkerSink<'_> {
             return;
         }
         let full = b.len() >= BATCH_ROWS;
-        let fam = row.source_format.family().unwrap_or(SourceFamily::Api);
+        let fam = row.source_format.lane();
         let interval = (
             fam,
             batch::micros(row.bucket_start),
@@ -669,9 +679,13 @@ impl Sink for WorkerSink<'_> {
         }
     }
     fn coverage(&mut self, family: SourceFamily, start: DateTime<Utc>, end: DateTime<Utc>) {
+        let lane = crate::model::Lane {
+            family,
+            scope: self.format.lane().scope,
+        };
         self.parsed
             .coverage
-            .push((family, start.timestamp_micros(), end.timestamp_micros()));
+            .push((lane, start.timestamp_micros(), end.timestamp_micros()));
     }
     fn note(&mut self, note: String) {
         self.parsed.notes.push(note);

@@ -598,6 +598,7 @@ pub fn reconcile_lines(r: &crate::reconcile::Reconciliation, format: OutputForma
     };
     Grid {
         columns: [
+            "provider",
             "day",
             "workspace_id",
             "workspace_name",
@@ -616,6 +617,7 @@ pub fn reconcile_lines(r: &crate::reconcile::Reconciliation, format: OutputForma
             .iter()
             .map(|l| {
                 vec![
+                    Cell::Text(l.provider.into()),
                     Cell::Text(l.day.clone()),
                     opt_text(&l.workspace_id),
                     opt_text(&l.workspace_name),
@@ -650,12 +652,16 @@ pub fn reconcile_workspaces(r: &crate::reconcile::Reconciliation) -> Grid {
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let mut row = vec![opt_text(&w.workspace_id), opt_text(&w.workspace_name)];
+            let mut row = vec![
+                Cell::Text(w.provider.into()),
+                opt_text(&w.workspace_id),
+                opt_text(&w.workspace_name),
+            ];
             row.extend(cents.iter().map(|c| Cell::Dec(c[i], 2)));
             row
         })
         .collect();
-    let mut footer = vec![Cell::Text("TOTAL".into()), Cell::Null];
+    let mut footer = vec![Cell::Text("TOTAL".into()), Cell::Null, Cell::Null];
     footer.extend(
         [
             r.ours_usd,
@@ -668,6 +674,7 @@ pub fn reconcile_workspaces(r: &crate::reconcile::Reconciliation) -> Grid {
     );
     Grid {
         columns: [
+            "provider",
             "workspace_id",
             "workspace_name",
             "ours_usd",
@@ -923,10 +930,12 @@ pub fn standing_text(s: &crate::report::Standing, total: Option<Money>) -> Strin
 /// The reconciliation as text: JSON is the whole typed result; CSV the differences; a table
 /// the headline, the differences and the per-workspace totals.
 /// The coarse days of a reconciliation per grain, as ranges of consecutive days.
-fn coarse_grains(r: &crate::reconcile::Reconciliation) -> Vec<(&'static str, String)> {
-    let mut by: std::collections::BTreeMap<&'static str, Vec<&str>> = Default::default();
-    for (day, grain) in &r.coarse_days {
-        by.entry(grain).or_default().push(day);
+fn coarse_grains(r: &crate::reconcile::Reconciliation) -> Vec<((&str, &str), String)> {
+    let mut by: std::collections::BTreeMap<(&str, &str), Vec<&str>> = Default::default();
+    for (provider, days) in &r.coarse_days {
+        for (day, grain) in days {
+            by.entry((provider, grain)).or_default().push(day);
+        }
     }
     by.into_iter()
         .map(|(g, days)| {
@@ -938,6 +947,27 @@ fn coarse_grains(r: &crate::reconcile::Reconciliation) -> Vec<(&'static str, Str
             (g, text)
         })
         .collect()
+}
+
+/// The notes on days compared at a coarser grain than the charge, per provider and grain.
+fn coarse_notes(r: &crate::reconcile::Reconciliation, width: Option<usize>) -> String {
+    let mut out = String::new();
+    for ((provider, grain), days) in coarse_grains(r) {
+        let note = if provider == crate::vocab::Provider::OpenAi.as_str() {
+            format!(
+                "note: OpenAI's Costs API of {days} is compared per {grain} (charge `all \
+                 charges`); its line items are kept in cost.description\n"
+            )
+        } else {
+            format!(
+                "note: the {provider} cost report of {days} is not grouped by \
+                 description: compared per {grain} (charge `all charges`); export it \
+                 with group_by[]=description to name the cause of a difference\n"
+            )
+        };
+        out.push_str(&wrap_prose(&note, width));
+    }
+    out
 }
 
 pub fn reconcile_text(
@@ -975,23 +1005,25 @@ pub fn reconcile_text(
                     width,
                 ));
             }
-            for (grain, days) in coarse_grains(r) {
-                out.push_str(&wrap_prose(
-                    &format!(
-                        "note: the cost report of {days} is not grouped by description: compared \
-                         per {grain} (charge `all charges`); export it with \
-                         group_by[]=description to name the cause of a difference\n"
-                    ),
-                    width,
-                ));
-            }
+            out.push_str(&coarse_notes(r, width));
+            // One provider: its name is the headline's, the first column to give up.
+            let single = r.providers.len() < 2;
+            let optional = |cols: &[&'static str]| -> Vec<&'static str> {
+                let mut v = cols.to_vec();
+                if single {
+                    v.insert(0, "provider");
+                } else {
+                    v.push("provider");
+                }
+                v
+            };
             if !r.lines.is_empty() {
                 out.push('\n');
                 out.push_str(&render_grid(
                     &lines,
                     format,
                     width,
-                    &["workspace_id", "provider_usd", "status", "ours_usd"],
+                    &optional(&["workspace_id", "provider_usd", "status", "ours_usd"]),
                 ));
             }
             out.push('\n');
@@ -999,7 +1031,7 @@ pub fn reconcile_text(
                 &reconcile_workspaces(r),
                 format,
                 width,
-                &["workspace_id"],
+                &optional(&["workspace_id"]),
             ));
             if r.tie_outs.is_empty() {
                 out.push_str("\n(no invoice for this month: nothing to tie out)\n");

@@ -68,6 +68,9 @@ pub enum Part {
     MissingDay,
     /// The provider's amount is after a negotiated discount; its `list_amount` says how much.
     Discount,
+    /// OpenAI's long-context surcharge (a whole request over 272K input tokens at 2× input,
+    /// 1.5× output on gpt-5.4, gpt-5.5, gpt-5.6): the usage API cannot show it.
+    LongContext,
     Unexplained,
 }
 
@@ -81,15 +84,17 @@ impl Part {
             Part::MissingDay => "+ days one side has no export for",
             Part::Rounding => "+ rounding: lines matched within the tolerance",
             Part::Discount => "+ discount: the provider's amount after its negotiated discount",
+            Part::LongContext => "+ long context: OpenAI's surcharge on requests over 272K tokens",
             Part::Unexplained => "+ unexplained: our list cost vs the cost report",
         }
     }
-    pub const ALL: [Part; 7] = [
+    pub const ALL: [Part; 8] = [
         Part::OnlyInCostReport,
         Part::PriorityTier,
         Part::Unpriced,
         Part::MissingDay,
         Part::Discount,
+        Part::LongContext,
         Part::Rounding,
         Part::Unexplained,
     ];
@@ -106,6 +111,7 @@ pub struct DayParts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
+    pub provider: &'static str,
     pub day: String,
     pub workspace_id: Option<String>,
     pub workspace_name: Option<String>,
@@ -140,6 +146,7 @@ pub struct PriceDrift {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkspaceTotal {
+    pub provider: &'static str,
     pub workspace_id: Option<String>,
     pub workspace_name: Option<String>,
     pub ours_usd: Money,
@@ -160,21 +167,24 @@ pub struct Reconciliation {
     pub difference_usd: Money,
     pub unexplained_usd: Money,
     pub per_workspace: Vec<WorkspaceTotal>,
+    /// The providers reconciled (those with a cost report in the month), each on its own.
+    pub providers: Vec<&'static str>,
     /// Days whose cost report was not grouped by description, and the grain they were
-    /// compared at (`day × workspace` or `day`).
-    pub coarse_days: BTreeMap<String, &'static str>,
+    /// compared at (`day × workspace` or `day`), per provider.
+    pub coarse_days: BTreeMap<&'static str, BTreeMap<String, &'static str>>,
     /// Models and charges whose list price differs from the provider's (`list_amount`).
     pub price_drift: Vec<PriceDrift>,
     /// Every line that did not match (matched lines are only counted).
     pub lines: Vec<Line>,
     /// The three-way tie-out of each invoice whose period starts in the month.
     pub tie_outs: Vec<tieout::TieOut>,
-    /// Per UTC day (`YYYY-MM-DD`): totals and the parts of the difference (for the tie-out).
+    /// Per provider and UTC day (`YYYY-MM-DD`): totals and the parts of the difference (for
+    /// the tie-out of that provider's invoices).
     #[serde(skip)]
-    pub days: BTreeMap<String, DayParts>,
-    /// UTC days each side covers: [usage, cost report].
+    pub days: BTreeMap<(Provider, String), DayParts>,
+    /// (provider, UTC day) each side covers: [usage, cost report].
     #[serde(skip)]
-    pub covered: [BTreeSet<String>; 2],
+    pub covered: [BTreeSet<(Provider, String)>; 2],
 }
 
 impl Reconciliation {
@@ -244,23 +254,53 @@ struct Acc {
     provider: Money,
     /// The provider's list price of the line, where its export has one (Analytics).
     provider_list: Option<Money>,
+    /// The most OpenAI's long-context surcharge could add to our cost of the line.
+    long_context: Money,
     workspace_name: Option<String>,
 }
 
-/// Whether the provider's cost report covers any day of `month`.
+/// OpenAI models whose requests over 272K input tokens are billed whole at 2× input (and
+/// cached input) and 1.5× output (`../shared/reference/provider-apis.md` §7): gpt-5.4,
+/// gpt-5.5 and the gpt-5.6 family.
+fn openai_long_context(model: &str) -> bool {
+    matches!(model, "gpt-5.4" | "gpt-5.5") || model.starts_with("gpt-5.6")
+}
+
+/// The most the long-context surcharge adds to a charge of list cost `v`: input (cached and
+/// cache writes too) doubles, output is 1.5×.
+fn surcharge(charge: &str, v: Money) -> Money {
+    if charge == TokenClass::Output.cost_report_type() {
+        Money::from_units(v.units() / 2)
+    } else {
+        v
+    }
+}
+
+/// Whether any provider's cost report covers a day of `month`.
 pub fn has_cost_report(layout: &Snapshot, month: &str) -> Result<bool, ReconcileError> {
-    // OpenAI's Costs API is loaded but reconciled only once OpenAI usage is read (#26).
+    Ok(!cost_report_providers(layout, month)?.is_empty())
+}
+
+/// The providers whose cost report covers a day of `month`: each is reconciled on its own.
+fn cost_report_providers(layout: &Layout, month: &str) -> Result<Vec<Provider>, ReconcileError> {
     Ok(layout
         .providers(Table::CostCoverage)?
         .into_iter()
-        .filter(|p| *p == crate::vocab::Provider::Anthropic)
-        .any(|p| layout.month_file(Table::CostCoverage, p, month).exists()))
+        .filter(|p| layout.month_file(Table::CostCoverage, *p, month).exists())
+        .collect())
 }
 
 /// Our side, once per rated part: the sums are added up here, so memory follows a part.
-fn ours(layout: &Layout, month: &str, acc: &mut BTreeMap<Key, Acc>) -> Result<(), ReconcileError> {
+fn ours(
+    layout: &Layout,
+    (month, provider): (&str, Provider),
+    acc: &mut BTreeMap<Key, Acc>,
+) -> Result<(), ReconcileError> {
     let mut parts = Vec::new();
     for p in layout.providers(Table::UsagePricing)? {
+        if p != provider {
+            continue;
+        }
         parts.extend(
             layout
                 .month_parts(Table::UsagePricing, p, month)
@@ -273,65 +313,99 @@ fn ours(layout: &Layout, month: &str, acc: &mut BTreeMap<Key, Acc>) -> Result<()
     for part in &parts {
         let mut s = Sql::new();
         s.rated_parts(layout, std::slice::from_ref(part))?;
-        let f = s.run(&OURS_SQL.replace("{{month}}", month))?;
-        let (day, ws, wsn, model, tier, status) = (
-            f.text("day")?,
-            f.text("workspace_id")?,
-            f.text("workspace_name")?,
-            f.text("model")?,
-            f.text("service_tier")?,
-            f.text("pricing_status")?,
-        );
-        let (tokens, searches) = (f.count("tokens")?, f.count("web_search_requests")?);
-        let class_units: Vec<Vec<Option<i128>>> = charges()
-            .map(|(_, charge)| {
-                let column = TokenClass::ALL
-                    .iter()
-                    .find(|c| c.cost_report_type() == charge)
-                    .map_or("web_search_requests", |c| c.column());
-                f.count(column)
-            })
-            .collect::<Result<_, _>>()?;
-        let costs: Vec<Vec<Option<Money>>> = charges()
-            .map(|(c, _)| f.money(c))
-            .collect::<Result<_, _>>()?;
-        for i in 0..f.height() {
-            let s = status[i].clone().unwrap_or_default();
-            let priced = PricingStatus::parse(&s)
-                .ok_or(ReconcileError::Status(s))?
-                .has_cost();
-            let is_priority = matches!(tier[i].as_deref(), Some("priority" | "priority_on_demand"));
-            for (k, (_, charge)) in charges().enumerate() {
-                let web = charge == "web_search";
-                let m = if web { None } else { model[i].clone() };
-                let e = acc
-                    .entry((
-                        day[i].clone().unwrap_or_default(),
-                        ws[i].clone(),
-                        m,
-                        charge.into(),
-                    ))
-                    .or_default();
-                e.workspace_name = wsn[i].clone();
-                if priced {
-                    let v = costs[k][i].ok_or(ReconcileError::Status("priced, no cost".into()))?;
-                    add(&mut e.ours, v, "rated_usage cost")?;
-                    if !is_priority {
-                        e.units = e
-                            .units
-                            .checked_add(class_units[k][i].unwrap_or(0))
-                            .ok_or(ReconcileError::Overflow("token counts"))?;
-                    }
-                    if is_priority {
-                        add(&mut e.priority, v, "rated_usage cost")?;
-                    }
-                } else {
-                    let units = if web { searches[i] } else { tokens[i] }.unwrap_or(0);
-                    e.unpriced_units = e
-                        .unpriced_units
-                        .checked_add(units)
-                        .ok_or(ReconcileError::Overflow("unpriced token counts"))?;
+        let f = s.run(
+            &OURS_SQL
+                .replace("{{month}}", month)
+                .replace("{{provider}}", provider.as_str()),
+        )?;
+        add_ours(&f, provider, acc)?;
+    }
+    Ok(())
+}
+
+/// The count column of each charge ([`charges`] order), as read from `f`.
+fn units_per_charge(f: &Frame) -> Result<Vec<Vec<Option<i128>>>, ReconcileError> {
+    Ok(charges()
+        .map(|(_, charge)| {
+            let column = TokenClass::ALL
+                .iter()
+                .find(|c| c.cost_report_type() == charge)
+                .map_or("web_search_requests", |c| c.column());
+            f.count(column)
+        })
+        .collect::<Result<_, _>>()?)
+}
+
+/// Adds one rated part's sums (`sql/reconcile_ours.sql`) to `acc`.
+fn add_ours(
+    f: &Frame,
+    provider: Provider,
+    acc: &mut BTreeMap<Key, Acc>,
+) -> Result<(), ReconcileError> {
+    let (day, ws, wsn, model, tier, status) = (
+        f.text("day")?,
+        f.text("workspace_id")?,
+        f.text("workspace_name")?,
+        f.text("model")?,
+        f.text("service_tier")?,
+        f.text("pricing_status")?,
+    );
+    let (tokens, searches) = (f.count("tokens")?, f.count("web_search_requests")?);
+    let other_units = f.count("unit_quantity")?;
+    let class_units = units_per_charge(f)?;
+    let costs: Vec<Vec<Option<Money>>> = charges()
+        .map(|(c, _)| f.money(c))
+        .collect::<Result<_, _>>()?;
+    for i in 0..f.height() {
+        let s = status[i].clone().unwrap_or_default();
+        let priced = PricingStatus::parse(&s)
+            .ok_or(ReconcileError::Status(s))?
+            .has_cost();
+        let is_priority = matches!(tier[i].as_deref(), Some("priority" | "priority_on_demand"));
+        for (k, (_, charge)) in charges().enumerate() {
+            let web = charge == "web_search";
+            let m = if web { None } else { model[i].clone() };
+            let e = acc
+                .entry((
+                    day[i].clone().unwrap_or_default(),
+                    ws[i].clone(),
+                    m,
+                    charge.into(),
+                ))
+                .or_default();
+            e.workspace_name = wsn[i].clone();
+            if priced {
+                let v = costs[k][i].ok_or(ReconcileError::Status("priced, no cost".into()))?;
+                add(&mut e.ours, v, "rated_usage cost")?;
+                if provider == Provider::OpenAi
+                    && model[i].as_deref().is_some_and(openai_long_context)
+                {
+                    add(
+                        &mut e.long_context,
+                        surcharge(charge, v),
+                        "long-context bound",
+                    )?;
                 }
+                if !is_priority {
+                    e.units = e
+                        .units
+                        .checked_add(class_units[k][i].unwrap_or(0))
+                        .ok_or(ReconcileError::Overflow("token counts"))?;
+                }
+                if is_priority {
+                    add(&mut e.priority, v, "rated_usage cost")?;
+                }
+            } else {
+                // Usage in another unit (OpenAI images, …) is unpriced usage too.
+                let units = if web {
+                    searches[i].unwrap_or(0)
+                } else {
+                    tokens[i].unwrap_or(0) + other_units[i].unwrap_or(0)
+                };
+                e.unpriced_units = e
+                    .unpriced_units
+                    .checked_add(units)
+                    .ok_or(ReconcileError::Overflow("unpriced token counts"))?;
             }
         }
     }
@@ -349,7 +423,7 @@ pub const ALL_CHARGES: &str = "all charges";
 /// others into `coarse`).
 fn provider(
     layout: &Layout,
-    month: &str,
+    (month, provider): (&str, Provider),
     acc: &mut BTreeMap<Key, Acc>,
     coarse: &mut Coarse,
 ) -> Result<(), ReconcileError> {
@@ -357,7 +431,11 @@ fn provider(
     if !s.table(layout, Table::Cost)? {
         return Ok(());
     }
-    let f: Frame = s.run(&PROVIDER_SQL.replace("{{month}}", month))?;
+    let f: Frame = s.run(
+        &PROVIDER_SQL
+            .replace("{{month}}", month)
+            .replace("{{provider}}", provider.as_str()),
+    )?;
     let (day, ws, wsn) = (
         utc_days(&f)?,
         f.text("workspace_id")?,
@@ -439,6 +517,7 @@ fn collapse(
             add(&mut e.ours, a.ours, "rated_usage cost")?;
             add(&mut e.priority, a.priority, "rated_usage cost")?;
             add(&mut e.provider, a.provider, "cost.amount")?;
+            add(&mut e.long_context, a.long_context, "long-context bound")?;
             e.unpriced_units = e
                 .unpriced_units
                 .checked_add(a.unpriced_units)
@@ -530,7 +609,11 @@ fn utc_days(f: &Frame) -> Result<Vec<Option<String>>, ReconcileError> {
 }
 
 /// UTC days of the month each side has data for (coverage, not rows).
-fn covered_days(layout: &Layout, month: &str) -> Result<[BTreeSet<String>; 2], ReconcileError> {
+fn covered_days(
+    layout: &Layout,
+    month: &str,
+    provider: Provider,
+) -> Result<[BTreeSet<String>; 2], ReconcileError> {
     let sides = query::statements(COVERAGE_SQL);
     let mut out = [BTreeSet::new(), BTreeSet::new()];
     for ((i, table), sql) in [Table::UsageCoverage, Table::CostCoverage]
@@ -540,7 +623,10 @@ fn covered_days(layout: &Layout, month: &str) -> Result<[BTreeSet<String>; 2], R
     {
         let mut s = Sql::new();
         if s.table(layout, table)? {
-            let f = s.run(&sql.replace("{{month}}", month))?;
+            let f = s.run(
+                &sql.replace("{{month}}", month)
+                    .replace("{{provider}}", provider.as_str()),
+            )?;
             out[i].extend(utc_days(&f)?.into_iter().flatten());
         }
     }
@@ -550,6 +636,7 @@ fn covered_days(layout: &Layout, month: &str) -> Result<[BTreeSet<String>; 2], R
 /// What the reconciler knows besides the two sides: the days each covers, and the price book
 /// (code execution's rate, to say how many container-hours a charge is).
 struct Context<'a> {
+    provider: Provider,
     tolerance: Money,
     covered: [BTreeSet<String>; 2],
     book: &'a PriceBook,
@@ -581,16 +668,49 @@ fn classify_coarse(
     if a.unpriced_units == 0 && priority_explains(a, diff, cx)? {
         return explained(Part::PriorityTier, PRIORITY_CAUSE.into());
     }
+    if a.unpriced_units > 0 && diff < Money::ZERO {
+        return explained(
+            Part::Unpriced,
+            "usage with no list price here (an unpriced model or unit) that the provider billed"
+                .into(),
+        );
+    }
     if no_usage_export(day, a, cx) {
         return explained(Part::MissingDay, NO_USAGE_CAUSE.into());
     }
+    if a.unpriced_units == 0 && diff < Money::ZERO {
+        // provider − ours > 0: within what the long-context surcharge can add?
+        let over = sub(a.provider, a.ours)?;
+        let most = a.long_context.checked_add(cx.tolerance);
+        if a.long_context != Money::ZERO && most.is_some_and(|m| over <= m) {
+            return explained(
+                Part::LongContext,
+                format!(
+                    "long context: OpenAI bills a whole request over 272K input tokens at 2× \
+                     input and 1.5× output (gpt-5.4, gpt-5.5, gpt-5.6); the usage API does not \
+                     report prompt sizes, so it shows only here: ${} over our list, within the \
+                     ${} such requests could add",
+                    over.usd(),
+                    a.long_context.usd()
+                ),
+            );
+        }
+    }
+    let how = match cx.provider {
+        Provider::Anthropic => {
+            "export or pull it with group_by[]=description (and workspace_id) to name the causes"
+        }
+        Provider::OpenAi => {
+            "OpenAI's Costs API is compared per day × project (its line items are kept in \
+             `cost.description`)"
+        }
+    };
     Ok((
         Status::Unexplained,
         Part::Unexplained,
-        "the cost report of this day is not grouped by description, so only its total \
-         compares; export or pull it with group_by[]=description (and workspace_id) to name the \
-         causes"
-            .into(),
+        format!(
+            "the cost report of this day is not grouped by charge, so only its total compares; {how}"
+        ),
     ))
 }
 
@@ -685,8 +805,13 @@ fn only_in_cost_report(charge: &str, day: &str, amount: Money, book: &PriceBook)
 }
 
 impl WorkspaceTotal {
-    fn new(workspace_id: Option<String>, workspace_name: Option<String>) -> Self {
+    fn new(
+        provider: Provider,
+        workspace_id: Option<String>,
+        workspace_name: Option<String>,
+    ) -> Self {
         WorkspaceTotal {
+            provider: provider.as_str(),
             workspace_id,
             workspace_name,
             ours_usd: Money::ZERO,
@@ -710,6 +835,7 @@ impl Reconciliation {
             difference_usd: Money::ZERO,
             unexplained_usd: Money::ZERO,
             per_workspace: Vec::new(),
+            providers: Vec::new(),
             coarse_days: BTreeMap::new(),
             price_drift: Vec::new(),
             lines: Vec::new(),
@@ -731,13 +857,13 @@ impl Reconciliation {
         let diff = sub(a.ours, a.provider)?;
         let w = per_ws
             .entry(key.1.clone())
-            .or_insert_with(|| WorkspaceTotal::new(key.1.clone(), name.clone()));
+            .or_insert_with(|| WorkspaceTotal::new(cx.provider, key.1.clone(), name.clone()));
         add(&mut w.ours_usd, a.ours, "rated_usage cost")?;
         add(&mut w.provider_usd, a.provider, "cost.amount")?;
         add(&mut self.ours_usd, a.ours, "rated_usage cost")?;
         add(&mut self.provider_usd, a.provider, "cost.amount")?;
         let (status, part, cause) = classify(&key, &a, diff, cx)?;
-        let day = self.days.entry(key.0.clone()).or_default();
+        let day = self.days.entry((cx.provider, key.0.clone())).or_default();
         add(&mut day.ours, a.ours, "rated_usage cost")?;
         add(&mut day.provider, a.provider, "cost.amount")?;
         let p = day.parts.entry(part).or_default();
@@ -756,6 +882,7 @@ impl Reconciliation {
         }
         let (day, workspace_id, model, charge) = key;
         self.lines.push(Line {
+            provider: cx.provider.as_str(),
             day,
             workspace_id,
             workspace_name: name,
@@ -772,29 +899,49 @@ impl Reconciliation {
 }
 
 /// Reconciles one month: every line that does not match within `tolerance`, with its cause.
+/// Each provider with a cost report in the month is reconciled on its own (its usage against
+/// its cost report, its days, its causes); the totals are their sums.
 pub fn reconcile(
     layout: &Snapshot,
     month: Month,
     tolerance: Money,
     book: &PriceBook,
 ) -> Result<Reconciliation, ReconcileError> {
+    let mut r = Reconciliation::new(month, tolerance);
+    for provider in cost_report_providers(layout, &month.key())? {
+        reconcile_provider(layout, provider, &mut r, book)?;
+    }
+    r.difference_usd = sub(r.ours_usd, r.provider_usd)?;
+    Ok(r)
+}
+
+/// One provider's lines, totals and days, added to `r`.
+fn reconcile_provider(
+    layout: &Snapshot,
+    provider: Provider,
+    r: &mut Reconciliation,
+    book: &PriceBook,
+) -> Result<(), ReconcileError> {
     let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
-    let key = month.key();
-    ours(layout, &key, &mut acc)?;
+    let key = r.month.key();
+    ours(layout, (&key, provider), &mut acc)?;
     let mut coarse = Coarse::new();
-    provider(layout, &key, &mut acc, &mut coarse)?;
-    let drift = price_drift(&acc, tolerance)?;
+    self::provider(layout, (&key, provider), &mut acc, &mut coarse)?;
+    let drift = price_drift(&acc, r.tolerance_usd)?;
     let coarse_days = collapse(&mut acc, coarse)?;
     let cx = Context {
-        tolerance,
-        covered: covered_days(layout, &key)?,
+        provider,
+        tolerance: r.tolerance_usd,
+        covered: covered_days(layout, &key, provider)?,
         book,
     };
     // Names from the latest workspace list (a list ingested after the data still names it).
     let names = workspace_names(layout)?;
-    let mut r = Reconciliation::new(month, tolerance);
-    r.coarse_days = coarse_days;
-    r.price_drift = drift;
+    r.providers.push(provider.as_str());
+    if !coarse_days.is_empty() {
+        r.coarse_days.insert(provider.as_str(), coarse_days);
+    }
+    r.price_drift.extend(drift);
     let mut per_ws: BTreeMap<Option<String>, WorkspaceTotal> = BTreeMap::new();
     for (key, a) in acc {
         if a.ours == Money::ZERO && a.provider == Money::ZERO && a.unpriced_units == 0 {
@@ -807,13 +954,14 @@ pub fn reconcile(
             .or(a.workspace_name.clone());
         r.add_line(&mut per_ws, key, a, name, &cx)?;
     }
-    r.difference_usd = sub(r.ours_usd, r.provider_usd)?;
     for w in per_ws.values_mut() {
         w.difference_usd = sub(w.ours_usd, w.provider_usd)?;
     }
-    r.per_workspace = per_ws.into_values().collect();
-    r.covered = cx.covered;
-    Ok(r)
+    r.per_workspace.extend(per_ws.into_values());
+    for (i, days) in cx.covered.into_iter().enumerate() {
+        r.covered[i].extend(days.into_iter().map(|d| (provider, d)));
+    }
+    Ok(())
 }
 
 fn workspace_names(layout: &Layout) -> Result<HashMap<String, String>, ReconcileError> {

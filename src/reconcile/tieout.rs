@@ -106,15 +106,19 @@ fn period_sums(inv: &Invoice, recs: &[&Reconciliation]) -> PeriodSums {
         in_period.extend(
             r.days
                 .iter()
-                .filter(|(d, _)| days.binary_search(d).is_ok())
-                .map(|(d, p)| (d.as_str(), p)),
+                .filter(|((p, d), _)| *p == inv.provider && days.binary_search(d).is_ok())
+                .map(|((_, d), p)| (d.as_str(), p)),
         );
     }
     let mut notes = Vec::new();
     for (i, side) in ["usage export", "cost report"].iter().enumerate() {
         let missing = days
             .iter()
-            .filter(|d| !recs.iter().any(|r| r.covered[i].contains(*d)))
+            .filter(|d| {
+                !recs
+                    .iter()
+                    .any(|r| r.covered[i].contains(&(inv.provider, (*d).clone())))
+            })
             .count();
         if missing > 0 {
             notes.push(format!(

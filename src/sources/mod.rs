@@ -218,7 +218,7 @@ pub(crate) struct Markers {
     found: u32,
 }
 
-const MARKERS: [&[u8]; 22] = [
+const MARKERS: [&[u8]; 32] = [
     b"\"tokenledger_query\":",
     b"\"starting_at\":",
     b"\"results\":",
@@ -241,6 +241,17 @@ const MARKERS: [&[u8]; 22] = [
     b"\"object\":\"organization.project\"",
     b"\"object\":\"organization.project.api_key\"",
     b"\"object\":\"bucket\"",
+    // OpenAI's usage results, one per endpoint (`OpenAiEndpoint::result_object`).
+    b"\"object\":\"organization.usage.completions.result\"",
+    b"\"object\":\"organization.usage.embeddings.result\"",
+    b"\"object\":\"organization.usage.moderations.result\"",
+    b"\"object\":\"organization.usage.images.result\"",
+    b"\"object\":\"organization.usage.audio_speeches.result\"",
+    b"\"object\":\"organization.usage.audio_transcriptions.result\"",
+    b"\"object\":\"organization.usage.vector_stores.result\"",
+    b"\"object\":\"organization.usage.code_interpreter_sessions.result\"",
+    b"\"object\":\"organization.usage.file_searches.result\"",
+    b"\"object\":\"organization.usage.web_searches.result\"",
 ];
 
 impl Markers {
@@ -469,6 +480,7 @@ fn parse_raw_bytes(
         SourceFormat::OpenAiCosts => openai::costs::parse(bytes, limits, sink),
         SourceFormat::OpenAiProjects => openai::parse_projects(bytes, sink),
         SourceFormat::OpenAiProjectApiKeys => openai::parse_project_api_keys(bytes, sink),
+        SourceFormat::OpenAiUsage(e) => openai::usage::parse(bytes, e, limits, sink),
     }
 }
 
@@ -504,7 +516,8 @@ fn parse_raw_reader<R: BufRead>(
         | SourceFormat::InvoiceCsv
         | SourceFormat::OpenAiCosts
         | SourceFormat::OpenAiProjects
-        | SourceFormat::OpenAiProjectApiKeys => {
+        | SourceFormat::OpenAiProjectApiKeys
+        | SourceFormat::OpenAiUsage(_) => {
             let mut bytes = Vec::new();
             reader
                 .take(IN_MEMORY_LIMIT + 1)

@@ -206,6 +206,8 @@ fn analyst_sql_takes_params_lists_tables_and_writes_parquet_duckdb_reads_exactly
             q.to_str().unwrap(),
             "--param",
             "month=2026-10",
+            "--param",
+            "provider=anthropic",
             "--format",
             "csv",
         ],

@@ -147,6 +147,7 @@ fn fill(sql: &str, dims: &str) -> String {
     sql.replace("{{month_before}}", "2026-09")
         .replace("{{month_after}}", "2026-11")
         .replace("{{month}}", MONTH)
+        .replace("{{provider}}", "anthropic")
         .replace("{{order}}", dims)
         .replace("{{dims}}", dims)
         .replace(

@@ -153,7 +153,8 @@ fn bad_openai_costs_are_quarantined_and_never_doubled() {
     assert_eq!(c, 3, "{s}");
     assert_refused(&s, "a bucket repeated");
 
-    // Beside the Anthropic sample: Anthropic's reconciliation is what it is alone.
+    // Beside the Anthropic sample: each provider is reconciled on its own, Anthropic's as it is
+    // alone (its workspaces and days untouched by OpenAI's), OpenAI's Costs days beside it.
     let mixed = tmp.path().join("mixed");
     ingest_ok(
         &mixed,
@@ -164,30 +165,224 @@ fn bad_openai_costs_are_quarantined_and_never_doubled() {
         &["reconcile", "--month", "2026-10", "--format", "json"],
     );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["provider_usd"], "2.195012500000", "{r}");
+    let provider_of = |p: &str| -> Decimal {
+        r["per_workspace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["provider"] == p)
+            .map(|w| Decimal::from_str(w["provider_usd"].as_str().unwrap()).unwrap())
+            .sum()
+    };
+    assert_eq!(
+        provider_of("anthropic").to_string(),
+        "2.195012500000",
+        "{r}"
+    );
+    // The Costs page's total by hand (fixtures/README.md): $1.960335518128.
+    assert_eq!(provider_of("openai").to_string(), "1.960335518128", "{r}");
+    assert_eq!(r["provider_usd"], "4.155348018128", "{r}");
+    assert_eq!(r["providers"], serde_json::json!(["anthropic", "openai"]));
 }
 
-/// OpenAI Usage API pages (fixtures/openai-usage, every endpoint) are recognised as OpenAI's
-/// and refused whole with the reason until OpenAI usage is read — never mistaken for another
-/// format or loaded as an empty day.
+/// Every endpoint's Usage API page loads with `provider = openai`, recognised by content. The
+/// completions classes split without double counting (new field set: the uncached count as
+/// sent, cache writes 30m/12h; old field set: uncached = input − cached), the tier from `batch`
+/// and `service_tier`, other units kept as `unit`/`unit_quantity` and UNPRICED with the
+/// reason (never $0). Costs by hand in fixtures/README.md ("A hand-computed OpenAI month").
 #[test]
-fn usage_pages_are_recognised_and_refused_until_openai_usage_is_read() {
+fn usage_pages_of_every_endpoint_load_split_and_price_as_by_hand() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (c, s) = ingest(&data, &[&fixtures().join("openai-usage")]);
+    let s = ingest_ok(
+        &data,
+        &[&fixtures().join("openai-usage"), &fixtures().join("openai")],
+    );
+    let formats: std::collections::BTreeSet<&str> = s["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["format"].as_str().unwrap())
+        .filter(|f| f.starts_with("openai-usage-"))
+        .collect();
+    assert_eq!(
+        formats.len(),
+        10,
+        "every endpoint its own format: {formats:?}"
+    );
+    let rows = sql(
+        &data,
+        "SELECT model, service_tier, uncached_input_tokens AS u, cache_read_tokens AS r, \
+         cache_write_30m_tokens AS w30, cache_write_12h_tokens AS w12, output_tokens AS o, \
+         web_search_requests AS web, unit, unit_quantity AS q, pricing_status AS st, \
+         CAST(list_cost AS VARCHAR) AS cost, workspace_name AS ws, provider \
+         FROM rated_usage ORDER BY source_format, bucket_start, source_row",
+    );
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let v = |k: &str| match &r[k] {
+                serde_json::Value::Null => "-".to_string(),
+                serde_json::Value::String(s) => s.clone(),
+                x => x.to_string(),
+            };
+            assert_eq!(v("provider"), "openai");
+            [
+                "model",
+                "service_tier",
+                "u",
+                "r",
+                "w30",
+                "w12",
+                "o",
+                "web",
+                "unit",
+                "q",
+                "st",
+                "cost",
+                "ws",
+            ]
+            .map(v)
+            .join(" ")
+        })
+        .collect();
+    let want = [
+        "tts-1 - 0 0 0 0 0 0 characters 45000 UNPRICED - Support Assistant",
+        "whisper-1 - 0 0 0 0 0 0 seconds 3600 UNPRICED - Support Assistant",
+        "- - 0 0 0 0 0 0 sessions 7 UNPRICED - Search Ranking",
+        // Old field set: uncached = 24000 − 4000.
+        "gpt-4o-2024-08-06 standard 20000 4000 0 0 3000 0 - 0 priced 0.085000000000 Search Ranking",
+        // New field set: 480000 = 120000 cached + 30000 + 10000 writes + 320000 uncached.
+        "gpt-5.4-2026-03-05 standard 320000 120000 30000 10000 30000 0 - 0 priced 1.380000000000 Search Ranking",
+        "gpt-5.4-mini standard 28000 172000 0 0 9000 0 - 0 priced 0.074400000000 Support Assistant",
+        "gpt-5.4-2026-03-05 flex 600000 0 0 0 20000 0 - 0 priced 0.900000000000 Search Ranking",
+        "gpt-5.4-2026-03-05 batch 100000 0 0 0 5000 0 - 0 priced 0.162500000000 Search Ranking",
+        "text-embedding-3-small - 1200000 0 0 0 0 0 - 0 UNPRICED - Support Assistant",
+        "- - 0 0 0 0 0 0 file_search_calls 40 UNPRICED - Search Ranking",
+        "gpt-image-1 - 0 0 0 0 0 0 images 12 UNPRICED - Support Assistant",
+        "omni-moderation-latest - 5400 0 0 0 0 0 - 0 UNPRICED - Support Assistant",
+        "- - 0 0 0 0 0 0 bytes 1073741824 UNPRICED - Search Ranking",
+        "gpt-5.4-mini - 0 0 0 0 0 25 - 0 UNPRICED - Support Assistant",
+    ];
+    assert_eq!(got, want, "{got:#?}");
+    // The reasons say why, per row; no UNPRICED row has a cost.
+    let reasons = sql(
+        &data,
+        "SELECT pricing_note FROM rated_usage WHERE pricing_status = 'UNPRICED' ORDER BY 1",
+    );
+    let text: Vec<&str> = reasons
+        .iter()
+        .map(|r| r["pricing_note"].as_str().unwrap())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("12 images: the price book has no per-unit")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("no list price for model text-embedding-3-small")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("no web search price for gpt-5.4-mini")),
+        "{text:?}"
+    );
+    // Ingesting again changes nothing.
+    let again = ingest_ok(
+        &data,
+        &[&fixtures().join("openai-usage"), &fixtures().join("openai")],
+    );
+    all_unchanged(&again);
+}
+
+/// Hostile Usage API input: a float token count, an unknown `object`, an identity that does not
+/// hold, a partial bucket (OpenAI's last bucket ends at the request time) are quarantined with
+/// field and reason, the rest loads; a bucket repeated in one page refuses the page whole.
+#[test]
+fn bad_usage_pages_are_quarantined_and_never_doubled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let text = std::fs::read_to_string(
+        fixtures().join("openai-usage/completions-2026-10-new-fields.json"),
+    )
+    .unwrap();
+    let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut bad = page.clone();
+    let results = bad["data"][0]["results"].as_array_mut().unwrap();
+    let mut float = results[1].clone();
+    float["output_tokens"] = serde_json::json!(9000.5);
+    float["model"] = serde_json::json!("gpt-5.4-nano");
+    let mut unknown = results[1].clone();
+    unknown["object"] = serde_json::json!("organization.usage.completions.summary");
+    let mut identity = results[1].clone();
+    identity["input_uncached_tokens"] = serde_json::json!(27999);
+    identity["model"] = serde_json::json!("gpt-5-mini");
+    results.extend([float, unknown, identity]);
+    let mut partial = bad["data"][1].clone();
+    partial["start_time"] = serde_json::json!(1_790_985_600);
+    partial["end_time"] = serde_json::json!(1_791_000_000);
+    bad["data"].as_array_mut().unwrap().push(partial);
+    let f = tmp.path().join("bad-page.json");
+    std::fs::write(&f, serde_json::to_vec_pretty(&bad).unwrap()).unwrap();
+    let (c, s) = ingest(&data, &[&f]);
+    assert_eq!(c, 3, "quarantined rows set the exit code: {s}");
+    let q = sql(
+        &data,
+        "SELECT location, field, reason FROM quarantine ORDER BY location",
+    );
+    let seen: Vec<(String, String)> = q
+        .iter()
+        .map(|r| {
+            (
+                r["location"].as_str().unwrap().to_string(),
+                r["field"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "data[0].results[2]".to_string(),
+                "output_tokens".to_string()
+            ),
+            ("data[0].results[3]".to_string(), "object".to_string()),
+            ("data[0].results[4]".to_string(), "input_tokens".to_string()),
+            ("data[2]".to_string(), "end_time".to_string()),
+        ],
+        "{q:?}"
+    );
+    assert!(
+        q[3]["reason"].as_str().unwrap().contains("partial bucket"),
+        "{q:?}"
+    );
+    // The good rows of the page loaded, once.
+    let n = sql(&data, "SELECT COUNT(*) AS n FROM usage");
+    assert_eq!(n[0]["n"], 4, "{n:?}");
+    // Results of another endpoint in one page: the page is refused whole, never guessed.
+    let mut mixed = page.clone();
+    let mut other = mixed["data"][0]["results"][1].clone();
+    other["object"] = serde_json::json!("organization.usage.embeddings.result");
+    mixed["data"][0]["results"]
+        .as_array_mut()
+        .unwrap()
+        .push(other);
+    let f3 = tmp.path().join("mixed.json");
+    std::fs::write(&f3, serde_json::to_vec(&mixed).unwrap()).unwrap();
+    let (c, s) = ingest(&tmp.path().join("data3"), &[&f3]);
     assert_eq!(c, 3, "{s}");
-    let files = s["files"].as_array().unwrap();
-    assert_eq!(files.len(), 11, "{s}");
-    for f in files {
-        assert_eq!(f["status"], "quarantined", "{f}");
-        assert!(
-            f["error"]
-                .as_str()
-                .unwrap()
-                .contains("an OpenAI organization Usage API page"),
-            "{f}"
-        );
-    }
+    assert_refused(&s, "several endpoints");
+    // A bucket twice in one page: which is right cannot be told, the page is refused whole.
+    let mut twice = page.clone();
+    let first = twice["data"][0].clone();
+    twice["data"].as_array_mut().unwrap().push(first);
+    let f2 = tmp.path().join("twice.json");
+    std::fs::write(&f2, serde_json::to_vec(&twice).unwrap()).unwrap();
+    let (c, s) = ingest(&tmp.path().join("data2"), &[&f2]);
+    assert_eq!(c, 3, "{s}");
+    assert_refused(&s, "appears twice in one page");
 }
 
 /// A project list item of another `object`, or without an id, is quarantined with the reason;

@@ -290,7 +290,7 @@ fn a_cost_report_not_grouped_by_description_reconciles_at_its_grain() {
         } else {
             "day"
         };
-        assert_eq!(r["coarse_days"]["2026-10-01"], grain, "{file}");
+        assert_eq!(r["coarse_days"]["anthropic"]["2026-10-01"], grain, "{file}");
         let o = tl(&data, &["reconcile", "--month", "2026-10"]);
         let text = String::from_utf8_lossy(&o.stdout).replace("\n  ", " ");
         assert!(
@@ -597,7 +597,10 @@ fn a_console_cost_csv_is_a_provider_side_figure_at_the_day_and_workspace_grain()
     for k in ["provider_usd", "ours_usd", "per_workspace", "lines"] {
         assert_eq!(from_csv[k], from_api[k], "{k}");
     }
-    assert_eq!(from_csv["coarse_days"]["2026-10-01"], "day × workspace");
+    assert_eq!(
+        from_csv["coarse_days"]["anthropic"]["2026-10-01"],
+        "day × workspace"
+    );
     let ids = sql(
         &csv_lake,
         "SELECT DISTINCT workspace_id, workspace_name FROM cost ORDER BY workspace_name",

@@ -4,19 +4,20 @@
 //! Projects are the workspaces, project keys the API keys, `provider = openai`.
 //!
 //! Owns: recognising them from content ([`detect_json`]: the `object` values every OpenAI
-//! response carries) and parsing each into canonical rows. The Usage API pages are not read
-//! yet (said when one is given). Must not: touch the lake, or read another provider's format.
+//! response carries) and parsing each into canonical rows, the Usage API pages per endpoint
+//! ([`usage`]). Must not: touch the lake, or read another provider's format.
 //!
 //! These files are small (a page per month of daily cost buckets, a list per organisation):
 //! they are read whole, every number through [`crate::sources::numbers::quote_all_numbers`] so
 //! that a dollar amount keeps the digits OpenAI wrote.
 
 pub mod costs;
+pub mod usage;
 
 use chrono::{DateTime, Utc};
 
 use super::{Detected, FileError, Markers, Quarantined, Sink, excerpt};
-use crate::model::{ApiKey, SourceFormat, Workspace};
+use crate::model::{ApiKey, OpenAiEndpoint, SourceFormat, Workspace};
 use crate::vocab::Provider;
 
 /// A JSON response of OpenAI's, from the `object` values seen; `None`: not OpenAI's.
@@ -31,11 +32,24 @@ pub(super) fn detect_json(m: &Markers) -> Option<Result<Detected, FileError>> {
     if has("object=organization.project") {
         return Some(Ok(Detected::Format(SourceFormat::OpenAiProjects)));
     }
+    let endpoints: Vec<OpenAiEndpoint> = OpenAiEndpoint::ALL
+        .into_iter()
+        .filter(|e| has(&format!("object={}", e.result_object())))
+        .collect();
+    match endpoints[..] {
+        [e] => return Some(Ok(Detected::Format(SourceFormat::OpenAiUsage(e)))),
+        [_, _, ..] => {
+            return Some(Err(FileError::new(
+                "an OpenAI Usage API page with the results of several endpoints: one page is \
+                 one endpoint's; save each endpoint's pages in their own files",
+            )));
+        }
+        [] => {}
+    }
     if has("object=bucket") {
         return Some(Err(FileError::new(
-            "an OpenAI organization Usage API page (or a Costs page of empty buckets only): \
-             tokenledger reads the Costs API and the project lists so far; an empty Costs page \
-             does not say which endpoint it is, so it restates nothing",
+            "an OpenAI Usage or Costs API page of empty buckets only: it does not say which \
+             endpoint it is, so it restates nothing (tokenledger pull names the endpoint)",
         )));
     }
     None
