@@ -640,6 +640,10 @@ pub struct SynthArgs {
     /// Do not write the provider's cost report (written by default, at list prices).
     #[arg(long)]
     pub no_cost_report: bool,
+    /// Also write an OpenAI organisation (projects, keys, every Usage API endpoint and the
+    /// Costs API) under openai/.
+    #[arg(long)]
+    pub openai: bool,
     /// Inject anomalies: `traps` (tiny noisy keys, steady growth, a month-end batch job: nothing
     /// should alert) or `all` (traps plus labelled spikes, an overnight burst, a new key and a
     /// new model on an old key, listed in <out>-labels.csv beside the exports).
@@ -662,6 +666,11 @@ impl From<SynthArgs> for synth::SynthOptions {
             console_csv: a.console_csv,
             no_cost_report: a.no_cost_report,
             anomalies: a.anomalies,
+            openai: if a.openai {
+                synth::openai::Part::Full
+            } else {
+                synth::openai::Part::None
+            },
         }
     }
 }

@@ -34,19 +34,20 @@ org = "6000"
 name = "Search"
 cost_center = "CC-100"
 recipients = ["search-leads@example.com"]
-workspaces = ["Search"]
+# Anthropic workspaces and OpenAI projects alike, by name or id.
+workspaces = ["Search", "Search Ranking"]
 
 [[team]]
 name = "Support"
 cost_center = "CC-200"
 recipients = ["support-leads@example.com"]
-workspaces = ["Support Bot"]
+workspaces = ["Support Bot", "proj_SynthSupportDesk000000002"]
 
 [[team]]
 name = "Data"
 cost_center = "CC-300"
 recipients = ["data-eng@example.com"]
-workspaces = ["Data Platform"]
+workspaces = ["Data Platform", "Research Lab"]
 
 [[team]]
 name = "Growth"
@@ -80,6 +81,8 @@ pub fn prepare(dir: &Path, quiet: bool) -> Result<Demo> {
         console_csv: false,
         no_cost_report: false,
         anomalies: crate::synth::Injection::All,
+        // Completions only: every OpenAI line of the demo has a list price.
+        openai: crate::synth::openai::Part::Tokens,
     })?;
     let config = dir.join("tokenledger.toml");
     crate::lake::io::write_file_atomic(&config, CONFIG.as_bytes())

@@ -18,6 +18,7 @@ use crate::model::{BucketWidth, day_start};
 mod cost;
 mod inject;
 mod ledger;
+pub mod openai;
 use cost::write_cost_report;
 pub use inject::{Injection, labels_path};
 
@@ -45,6 +46,9 @@ pub struct SynthOptions {
     pub no_cost_report: bool,
     /// Anomalies and traps to inject (labels in `labels.csv`).
     pub anomalies: Injection,
+    /// Also an OpenAI organisation (`openai/`: projects, keys, Usage API pages, the Costs
+    /// API), daily, over the same months.
+    pub openai: openai::Part,
 }
 
 const WORKSPACE_NAMES: &[&str] = &[
@@ -338,6 +342,12 @@ pub fn generate(a: &SynthOptions) -> Result<String> {
         invoices = ledger::write_invoices(a, &charges)?;
     }
     ledger::write_credits(a, start, end)?;
+    let openai_files = if a.openai != openai::Part::None {
+        let book = crate::pricing::PriceBook::load(&[])?;
+        openai::write(&a.out, (a.seed, a.openai), (start, end), &book)?
+    } else {
+        0
+    };
     let csvs = if a.console_csv {
         write_console_csvs(a, &org, &usage.daily)?
     } else {
@@ -353,6 +363,11 @@ pub fn generate(a: &SynthOptions) -> Result<String> {
         ));
     }
     extras.push_str(", credits.csv");
+    if openai_files > 0 {
+        extras.push_str(&format!(
+            ", an OpenAI organisation ({openai_files} files in openai/)"
+        ));
+    }
     Ok(format!(
         "wrote {} workspaces, {} keys, {} usage rows in {} page(s) of {} buckets ({:.1} MiB){extras} to {}",
         org.workspaces.len(),

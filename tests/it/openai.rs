@@ -411,3 +411,134 @@ fn a_bad_project_list_item_is_quarantined_and_the_rest_load() {
     assert_eq!(q[0]["field"], "id", "{q:?}");
     assert_eq!(q[1]["field"], "object", "{q:?}");
 }
+
+/// $/MTok rates typed from `../shared/reference/provider-apis.md` §7 for the models and tiers
+/// the generated organisation uses (September and October 2026: after the gpt-5.6-luna cut):
+/// (uncached input, cached input, cache write, output). Models before gpt-5.6 write at the
+/// input rate, gpt-5.6 at 1.25× input; flex is the batch rates of the gpt-5 family.
+fn reference_rate(model: &str, tier: &str) -> [&'static str; 4] {
+    match (model, tier) {
+        ("gpt-5.4", "standard") => ["2.5", "0.25", "2.5", "15"],
+        ("gpt-5.4", "flex") => ["1.25", "0.13", "1.25", "7.5"],
+        ("gpt-5.4-mini", "standard") => ["0.75", "0.075", "0.75", "4.5"],
+        ("gpt-5.4-mini", "priority") => ["1.5", "0.15", "1.5", "9"],
+        ("gpt-5.6-luna", "standard") => ["0.20", "0.02", "0.25", "1.20"],
+        ("gpt-4o", "batch") => ["1.25", "-", "1.25", "5"],
+        other => panic!("no reference rate typed for {other:?}"),
+    }
+}
+
+/// Done-when of #26: a generated OpenAI organisation (usage of every endpoint, the Costs API)
+/// priced by tokenledger equals an independent pricing of the same usage pages — read here
+/// from the JSON, split into classes by the identity, priced with the reference table above —
+/// per project × model × month, to the unit (1e-12 $). And the Costs API reconciles with
+/// explained causes only: unpriced usage the provider billed, and the one planted long-context
+/// day.
+#[test]
+fn a_generated_openai_organisation_prices_as_the_reference_table_and_reconciles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = synth(
+        tmp.path(),
+        &[
+            "--months", "2", "--start", "2026-09", "--width", "1d", "--openai",
+        ],
+    );
+    let data = tmp.path().join("data");
+    ingest_ok(&data, &[&exports.join("openai")]);
+    let units = |rate: &str, n: u64| -> i128 {
+        // $/MTok → 1e-12 $ per token is × 10⁶; exact for ≤ 6 decimals.
+        let d = Decimal::from_str(rate).unwrap() * Decimal::from(1_000_000);
+        assert!(d.fract().is_zero());
+        d.trunc().mantissa() / 10i128.pow(d.trunc().scale()) * i128::from(n)
+    };
+    for month in ["2026-09", "2026-10"] {
+        let text =
+            std::fs::read_to_string(exports.join(format!("openai/usage-completions-{month}.json")))
+                .unwrap();
+        let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut want: std::collections::BTreeMap<(String, String), i128> = Default::default();
+        for bucket in page["data"].as_array().unwrap() {
+            for r in bucket["results"].as_array().unwrap() {
+                let n = |k: &str| r[k].as_u64().unwrap_or(0);
+                let raw = r["model"].as_str().unwrap();
+                // Dated snapshots (gpt-5.4-2026-03-05) are their alias.
+                let model = match raw.rsplitn(4, '-').collect::<Vec<_>>()[..] {
+                    [d, m, y, head] if y.len() == 4 && m.len() == 2 && d.len() == 2 => head,
+                    _ => raw,
+                };
+                let tier = match (r["batch"].as_bool(), r["service_tier"].as_str()) {
+                    (Some(true), _) => "batch",
+                    (_, Some("default")) => "standard",
+                    (_, Some(t)) => t,
+                    _ => "standard",
+                };
+                let [input, cached, write, output] = reference_rate(model, tier);
+                let writes = n("input_cache_write_30m_tokens") + n("input_cache_write_12h_tokens");
+                let uncached = n("input_tokens") - n("input_cached_tokens") - writes;
+                let mut cost = units(input, uncached)
+                    + units(write, writes)
+                    + units(output, n("output_tokens"));
+                if n("input_cached_tokens") > 0 {
+                    cost += units(cached, n("input_cached_tokens"));
+                }
+                *want
+                    .entry((r["project_id"].as_str().unwrap().into(), model.into()))
+                    .or_default() += cost;
+            }
+        }
+        let o = tl(
+            &data,
+            &[
+                "report",
+                "--month",
+                month,
+                "--by",
+                "workspace,model",
+                "--format",
+                "json",
+            ],
+        );
+        let lines: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut got: std::collections::BTreeMap<(String, String), i128> = Default::default();
+        for l in lines.as_array().unwrap() {
+            if l["pricing_status"] != "priced" {
+                continue; // embeddings, images, …: UNPRICED (no price in the reference)
+            }
+            let exact = Decimal::from_str(l["list_cost_usd_exact"].as_str().unwrap()).unwrap();
+            let key = (
+                l["workspace_id"].as_str().unwrap().to_string(),
+                l["model"].as_str().unwrap().to_string(),
+            );
+            got.insert(
+                key,
+                (exact * Decimal::from(1_000_000_000_000i64))
+                    .trunc()
+                    .mantissa(),
+            );
+        }
+        assert_eq!(got, want, "{month}");
+        assert!(want.len() >= 10, "{month}: {want:?}");
+    }
+    // The Costs API: every OpenAI line matched or explained; one long-context day.
+    let o = tl(
+        &data,
+        &["reconcile", "--month", "2026-10", "--format", "json"],
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["lines_unexplained"], 0, "{r}");
+    let long: Vec<&serde_json::Value> = r["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["cause"].as_str().unwrap().starts_with("long context"))
+        .collect();
+    assert_eq!(long.len(), 1, "{long:?}");
+    assert_eq!(
+        (&long[0]["day"], &long[0]["workspace_name"]),
+        (
+            &serde_json::json!("2026-10-15"),
+            &serde_json::json!("Search Ranking")
+        )
+    );
+    assert!(r["lines_matched"].as_u64().unwrap() >= 28, "{r}");
+}
