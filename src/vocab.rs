@@ -261,6 +261,13 @@ impl Provider {
     pub fn parse(s: &str) -> Option<Provider> {
         Provider::ALL.into_iter().find(|p| p.as_str() == s)
     }
+    /// The name people read (mail, HTML).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "Anthropic",
+            Provider::OpenAi => "OpenAI",
+        }
+    }
 }
 
 impl std::fmt::Display for Provider {

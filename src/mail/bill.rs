@@ -22,6 +22,8 @@ use crate::vocab::{Month, PricingStatus};
 /// One workspace × model line of a team.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Line {
+    /// The provider (`anthropic`, `openai`).
+    pub provider: String,
     pub workspace_id: Option<String>,
     pub workspace_name: String,
     pub model: String,
@@ -59,6 +61,17 @@ pub struct TeamBill {
     /// total: the shared pool and usage of no known actor or product are in neither.
     pub people: Vec<(String, Money)>,
     pub products: Vec<(String, Money)>,
+    /// The team's total per provider: its own lines, and its shared share split as the pool
+    /// is (exact, and cents that foot to the team's cents).
+    pub providers: Vec<ProviderTotal>,
+}
+
+/// One provider's part of a total.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderTotal {
+    pub provider: String,
+    pub list_cost: Money,
+    pub cents: i128,
 }
 
 /// How many people and products a team's mail lists.
@@ -130,6 +143,7 @@ impl TeamBill {
             previous_cents: None,
             people: Vec::new(),
             products: Vec::new(),
+            providers: Vec::new(),
         }
     }
     /// Cents per workspace (by name), from the line cents: foots to the team's cents with the
@@ -173,6 +187,8 @@ pub struct Bill {
     /// Models the price book lacks, priced at the rate the provider's list amount implies
     /// (`provider_list`; in the figures, and the mail says so).
     pub provider_list: Vec<String>,
+    /// The total per provider (cents that foot to the bill's).
+    pub providers: Vec<ProviderTotal>,
 }
 
 impl Bill {
@@ -205,7 +221,7 @@ impl Bill {
     }
 }
 
-/// The reports a bill is made of (dims in these orders): team × workspace × model, team ×
+/// The reports a bill is made of (dims in these orders): team × workspace × model × provider, team ×
 /// workspace × API key, team × workspace × day × model.
 pub struct Reports<'a> {
     pub by_line: &'a Report,
@@ -278,6 +294,7 @@ pub fn bill(
             .unwrap_or(bills.len() - 1)
     };
     let mut shared_units = 0i128;
+    let mut pool: BTreeMap<String, i128> = BTreeMap::new();
     let mut shared_names: Vec<String> = Vec::new();
     for l in &r.by_line.lines {
         let Some(cost) = l.list_cost else { continue };
@@ -286,8 +303,10 @@ pub fn bill(
         let workspace_name = dim(l, 2)
             .or(workspace_id.clone())
             .unwrap_or_else(|| "Default".into());
+        let provider = dim(l, 4).unwrap_or_default();
         if team == UNALLOCATED && is_shared(shared, &workspace_id, &workspace_name) {
             shared_units += cost.units();
+            *pool.entry(provider).or_default() += cost.units();
             if !shared_names.contains(&workspace_name) {
                 shared_names.push(workspace_name);
             }
@@ -295,6 +314,7 @@ pub fn bill(
         }
         let i = index(&team, &bills);
         bills[i].lines.push(Line {
+            provider,
             workspace_id,
             workspace_name,
             model: dim(l, 3).unwrap_or_else(|| "(no model)".into()),
@@ -324,6 +344,7 @@ pub fn bill(
     from_list.sort();
     from_list.dedup();
     out.provider_list = from_list;
+    split_by_provider(&mut out, &pool);
     shared_names.sort();
     out.shared = (shared_units != 0).then(|| SharedPool {
         workspaces: shared_names,
@@ -472,7 +493,43 @@ fn round_bills(
         cents,
         unpriced_lines,
         provider_list: Vec::new(),
+        providers: Vec::new(),
     }
+}
+
+/// Exact per-provider amounts with cents allocated to foot to `cents`.
+fn provider_totals(units: BTreeMap<String, i128>, cents: i128) -> Vec<ProviderTotal> {
+    let got = allocate_cents_to(&units.values().copied().collect::<Vec<_>>(), cents);
+    units
+        .into_iter()
+        .zip(got)
+        .map(|((provider, u), cents)| ProviderTotal {
+            provider,
+            list_cost: Money::from_units(u),
+            cents,
+        })
+        .collect()
+}
+
+/// Each team's and the bill's total per provider: own lines by their provider, a team's share
+/// of the shared pool split as the pool is (the pool's own lines by provider).
+fn split_by_provider(out: &mut Bill, pool: &BTreeMap<String, i128>) {
+    let (names, weights): (Vec<&String>, Vec<i128>) = pool.iter().map(|(k, v)| (k, *v)).unzip();
+    let mut all = pool.clone();
+    for t in &mut out.teams {
+        let mut own: BTreeMap<String, i128> = BTreeMap::new();
+        for l in &t.lines {
+            *own.entry(l.provider.clone()).or_default() += l.list_cost.units();
+            *all.entry(l.provider.clone()).or_default() += l.list_cost.units();
+        }
+        if let Some((share, _)) = t.shared {
+            for (n, p) in names.iter().zip(prorate(share.units(), &weights)) {
+                *own.entry((*n).clone()).or_default() += p;
+            }
+        }
+        t.providers = provider_totals(own, t.cents);
+    }
+    out.providers = provider_totals(all, out.cents);
 }
 
 /// `report --by team` as the bill charges it: per team its own usage (`share_of` empty) and,

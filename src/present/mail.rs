@@ -137,6 +137,17 @@ fn status(close: Close) -> Value {
     }
 }
 
+/// Provider subtotals as the templates show them (the provider's name people read).
+fn providers_value(v: &[crate::mail::bill::ProviderTotal]) -> Vec<Value> {
+    v.iter()
+        .map(|p| {
+            let name = crate::vocab::Provider::parse(&p.provider)
+                .map_or(p.provider.as_str(), |x| x.label());
+            json!({"name": name, "amount": usd(p.cents), "exact": p.list_cost.to_string()})
+        })
+        .collect()
+}
+
 fn team_value(bill: &Bill, t: &TeamBill) -> Value {
     let workspaces: Vec<Value> = t
         .by_workspace()
@@ -177,6 +188,7 @@ fn team_value(bill: &Bill, t: &TeamBill) -> Value {
         "workspaces": workspaces,
         "models": models,
         "keys": keys,
+        "providers": providers_value(&t.providers),
         "shared": t.shared.map(|s| usd(s.1)),
         "shared_label": bill.shared_label(t),
     })
@@ -379,6 +391,7 @@ pub fn finance_mail(
         "status": status(close),
         "total": usd(bill.cents),
         "teams": teams,
+        "providers": providers_value(&bill.providers),
         "tie_outs": tie_outs,
         "reconciliation": reconciliation,
         "credits": credits,

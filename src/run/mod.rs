@@ -497,7 +497,13 @@ fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Repo
         tz: settings.timezone,
     };
     Ok([
-        report::report(l, month, &[Dim::Team, Dim::Workspace, Dim::Model], t, &p)?,
+        report::report(
+            l,
+            month,
+            &[Dim::Team, Dim::Workspace, Dim::Model, Dim::Provider],
+            t,
+            &p,
+        )?,
         report::report(
             l,
             month,

@@ -542,3 +542,72 @@ fn a_generated_openai_organisation_prices_as_the_reference_table_and_reconciles(
     );
     assert!(r["lines_matched"].as_u64().unwrap() >= 28, "{r}");
 }
+
+/// Done-when of #26: Anthropic and OpenAI data in one lake give one report whose provider
+/// subtotals equal each provider's report alone, to the unit, line for line.
+#[test]
+fn one_lake_of_both_providers_reports_each_as_it_is_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exports = synth(
+        tmp.path(),
+        &[
+            "--months", "1", "--start", "2026-10", "--width", "1h", "--openai",
+        ],
+    );
+    // Anthropic's files alone: the exports without the openai/ folder.
+    let openai = tmp.path().join("openai-only");
+    std::fs::rename(exports.join("openai"), &openai).unwrap();
+    let (both, anthropic, alone) = (
+        tmp.path().join("both"),
+        tmp.path().join("anthropic"),
+        tmp.path().join("openai"),
+    );
+    ingest_ok(&both, &[&exports, &openai]);
+    ingest_ok(&anthropic, &[&exports]);
+    ingest_ok(&alone, &[&openai]);
+    let lines = |data: &std::path::Path, by: &str| -> Vec<serde_json::Value> {
+        let o = tl(
+            data,
+            &[
+                "report", "--month", "2026-10", "--by", by, "--format", "json",
+            ],
+        );
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)))
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let exact = |rows: &[serde_json::Value], provider: &str| -> Decimal {
+        rows.iter()
+            .filter(|r| r["provider"] == provider && r["pricing_status"] != "UNPRICED")
+            .map(|r| Decimal::from_str(r["list_cost_usd_exact"].as_str().unwrap()).unwrap())
+            .sum()
+    };
+    let one = lines(&both, "provider,workspace,model");
+    for (data, p) in [(&anthropic, "anthropic"), (&alone, "openai")] {
+        let own = lines(data, "provider,workspace,model");
+        assert_eq!(exact(&one, p), exact(&own, p), "{p}");
+        assert!(exact(&own, p) > Decimal::ZERO, "{p}");
+        // The same lines, exact amounts and counts; the cents are each table's own rounding
+        // (largest remainder to foot to that table's total), so they are not compared.
+        let unrounded = |r: &serde_json::Value| {
+            let mut r = r.clone();
+            r.as_object_mut().unwrap().remove("list_cost_usd");
+            r
+        };
+        let mine: Vec<serde_json::Value> = one
+            .iter()
+            .filter(|r| r["provider"] == p)
+            .map(unrounded)
+            .collect();
+        assert_eq!(
+            mine,
+            own.iter().map(unrounded).collect::<Vec<_>>(),
+            "{p}: the same lines"
+        );
+    }
+    let total = |rows: &[serde_json::Value]| exact(rows, "anthropic") + exact(rows, "openai");
+    let by_provider = lines(&both, "provider");
+    assert_eq!(total(&by_provider), total(&one));
+}

@@ -828,3 +828,89 @@ fn growth_levels_make_new_alerts_only_when_an_amount_grows_materially() {
         "doubled: alerted again"
     );
 }
+
+/// #26: the demo's Anthropic and OpenAI usage in one chargeback. The finance mail and every
+/// team mail that has both show a subtotal per provider that foots to the total to the cent;
+/// the finance mail's Anthropic subtotal is the invoice tie-out's "our list cost" (Anthropic's
+/// own); the CLI's `report --by provider` says the same cents.
+#[test]
+fn both_providers_in_one_chargeback_with_a_subtotal_each() {
+    let (_guard, demo) = demo();
+    let o = demo_cmd(
+        &demo,
+        &[
+            "report", "--month", "2026-10", "--by", "provider", "--format", "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let cli: Vec<(String, i128)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["provider"].as_str().unwrap().to_string(),
+                cents(&r["list_cost_usd"]),
+            )
+        })
+        .collect();
+    assert_eq!(cli.len(), 2, "{cli:?}");
+    let finance = finance_eml(&demo);
+    let mail = parse_eml(&finance);
+    let text = mail["text"].as_str().unwrap();
+    let section = text
+        .split("By provider (USD)\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a provider section:\n{text}"));
+    let lines: Vec<&str> = section.lines().take(3).collect();
+    let amount = |l: &str| -> i128 {
+        let v = l.rsplit_once(": ").unwrap().1.replace(',', "");
+        (v.parse::<rust_decimal::Decimal>().unwrap() * rust_decimal::Decimal::ONE_HUNDRED)
+            .try_into()
+            .unwrap()
+    };
+    assert!(
+        lines[0].trim_start().starts_with("Anthropic: "),
+        "{lines:?}"
+    );
+    assert!(lines[1].trim_start().starts_with("OpenAI: "), "{lines:?}");
+    assert!(lines[2].trim_start().starts_with("Total: "), "{lines:?}");
+    assert_eq!(
+        amount(lines[0]) + amount(lines[1]),
+        amount(lines[2]),
+        "{lines:?}"
+    );
+    assert_eq!((amount(lines[0]), amount(lines[1])), (cli[0].1, cli[1].1));
+    let tie = text
+        .lines()
+        .find(|l| l.contains("our list cost of the period"))
+        .unwrap();
+    assert_eq!(
+        amount(tie),
+        amount(lines[0]),
+        "Anthropic's invoice ties to Anthropic's cost"
+    );
+    // Search owns an Anthropic workspace and an OpenAI project: its mail says both.
+    let team = std::fs::read_dir(demo.join("data/outbox/2026-10"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("team-search")
+        })
+        .unwrap();
+    let team_mail = parse_eml(&team);
+    let t = team_mail["text"].as_str().unwrap();
+    let section = t
+        .split("By provider (USD)\n")
+        .nth(1)
+        .expect("Search's provider section");
+    let l: Vec<&str> = section.lines().take(3).collect();
+    assert_eq!(amount(l[0]) + amount(l[1]), amount(l[2]), "{l:?}");
+    let html = std::fs::read_to_string(demo.join("chargeback-2026-10.html")).unwrap();
+    assert!(
+        html.contains("<h3>By provider (USD)</h3>"),
+        "the HTML report too"
+    );
+}
