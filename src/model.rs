@@ -433,7 +433,19 @@ pub struct Tokens {
     /// sessions, file search calls): the unit's name and the quantity.
     pub unit: Option<&'static str>,
     pub unit_quantity: u64,
+    /// OpenAI's per-modality detail, where reported: audio input and output tokens, image
+    /// input and output tokens ([`MODALITY_COLUMNS`] order). Parts of the classes above, never
+    /// added to them; a row with audio tokens is UNPRICED (the book has no audio rates).
+    pub modality: [u64; 4],
 }
+
+/// The usage columns of [`Tokens::modality`].
+pub const MODALITY_COLUMNS: [&str; 4] = [
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "output_image_tokens",
+];
 
 impl Tokens {
     /// The counts in the lake's column order ([`crate::vocab::COUNT_COLUMNS`]).

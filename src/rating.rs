@@ -33,10 +33,19 @@ pub use crate::lake::schema::{COST_COLUMNS, RATE_COLUMNS};
 use crate::money::MAX_UNITS;
 use crate::vocab::{N_COUNTS, PricingStatus, WEB_SEARCH};
 
+/// What a row with audio tokens is unpriced for ([`unit_reason`]).
+pub const AUDIO: &str = "audio tokens";
+
 /// Why a row counted in another unit than tokens is UNPRICED: the book prices tokens and web
 /// searches; OpenAI's reference gives no per-unit list price for images, characters, audio
 /// seconds, vector-store bytes, code-interpreter sessions or file-search calls.
 pub fn unit_reason(unit: &str, quantity: i64) -> String {
+    if unit == AUDIO {
+        return format!(
+            "{quantity} audio tokens: the price book has no audio rate (OpenAI bills audio tokens \
+             at their own rates); counted as usage, never $0"
+        );
+    }
     format!(
         "{quantity} {unit}: the price book has no per-unit list price for {unit} (tokens and \
          web searches only); counted as usage, never $0"
@@ -50,9 +59,11 @@ pub fn schema() -> SchemaRef {
 
 /// The usage columns pricing reads: the row's kind and day, its counts, and its key (which the
 /// pricing part repeats). The dimensions that do not change a price are never read.
-const READS: [&str; 12] = [
+const READS: [&str; 14] = [
     "unit",
     "unit_quantity",
+    "input_audio_tokens",
+    "output_audio_tokens",
     "bucket_start",
     "bucket_width",
     "provider",
@@ -577,6 +588,10 @@ pub fn rate_batch(
         .collect::<Result<_, _>>()?;
     let unit = str_col(b, "unit")?;
     let quantity = i64_col(b, "unit_quantity")?;
+    let audio = [
+        i64_col(b, "input_audio_tokens")?,
+        i64_col(b, "output_audio_tokens")?,
+    ];
     let mut p = Priced::new(n);
     // The model's alias, once per run of equal model ids (rows repeat a few hundred models).
     let mut canon: Option<(String, String)> = None;
@@ -593,7 +608,11 @@ pub fn rate_batch(
             None => p.canon.append_null(),
         }
         let (t, c, g) = (opt(tier, i), opt(ctx, i), opt(geo, i));
-        let units = opt(unit, i).map(|u| (u, quantity.value(i)));
+        let heard = audio[0].value(i).saturating_add(audio[1].value(i));
+        let units = match opt(unit, i) {
+            Some(u) => Some((u, quantity.value(i))),
+            None => (heard != 0).then_some((AUDIO, heard)),
+        };
         match cache.get(provider.value(i), m, day, t, c, g) {
             Ok(rate) => p.priced(rate, std::array::from_fn(|k| tokens[k].value(i)), units),
             Err(_) if units.is_some_and(|u| u.1 != 0) => {

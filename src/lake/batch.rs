@@ -68,6 +68,7 @@ pub struct UsageBuilder {
     assumed: BooleanBuilder,
     unit: StringBuilder,
     unit_quantity: Int64Builder,
+    modality: [Int64Builder; 4],
     source_format: StringBuilder,
     source_file: StringBuilder,
     source_row: Int64Builder,
@@ -98,6 +99,7 @@ impl UsageBuilder {
             assumed: BooleanBuilder::with_capacity(rows),
             unit: StringBuilder::new(),
             unit_quantity: Int64Builder::with_capacity(rows),
+            modality: std::array::from_fn(|_| Int64Builder::with_capacity(rows)),
             source_format: text(19),
             source_file: text(source_file_len),
             source_row: Int64Builder::with_capacity(rows),
@@ -147,6 +149,9 @@ impl UsageBuilder {
         self.assumed.append_value(r.cache_write_assumed_5m);
         self.unit.append_option(t.unit);
         self.unit_quantity.append_value(t.unit_quantity as i64);
+        for (b, v) in self.modality.iter_mut().zip(t.modality) {
+            b.append_value(v as i64);
+        }
         self.source_format.append_value(r.source_format.as_str());
         self.source_file.append_value(source_file);
         self.source_row.append_value(r.source_row as i64);
@@ -173,6 +178,11 @@ impl UsageBuilder {
         cols.push(Arc::new(self.assumed.finish()));
         cols.push(Arc::new(self.unit.finish()));
         cols.push(Arc::new(self.unit_quantity.finish()));
+        cols.extend(
+            self.modality
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
         cols.push(Arc::new(self.source_format.finish()));
         cols.push(Arc::new(self.source_file.finish()));
         cols.push(Arc::new(self.source_row.finish()));

@@ -79,6 +79,8 @@ pub fn usage() -> SchemaRef {
     // Usage in another unit than tokens (OpenAI images, characters, …): its name and quantity.
     f.push(s("unit", true));
     f.push(i("unit_quantity"));
+    // OpenAI's modality detail (parts of the token classes, not added to them).
+    f.extend(crate::model::MODALITY_COLUMNS.iter().map(|c| i(c)));
     f.extend(lineage());
     Arc::new(Schema::new(f))
 }

@@ -83,10 +83,14 @@ pub fn mark(layout: &Layout) -> Result<()> {
 }
 
 /// Count columns added after schema 1 that are not nullable: filled with 0 on upgrade.
-const ZERO_FILLED: [&str; 3] = [
+const ZERO_FILLED: [&str; 7] = [
     "cache_write_30m_tokens",
     "cache_write_12h_tokens",
     "unit_quantity",
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "output_image_tokens",
 ];
 
 /// `b` with the columns of `want` it lacks, null (a lacking column must be nullable).

@@ -480,12 +480,9 @@ impl Calendar {
     }
 }
 
-/// The count columns, the quantities in another unit and the bucket starts of a batch.
-type BatchColumns<'a> = (
-    Vec<&'a Int64Array>,
-    &'a [i64],
-    &'a TimestampMicrosecondArray,
-);
+/// The count columns, what makes a row unpriced whatever its rate (a quantity in another
+/// unit, audio tokens: `rating::unit_reason`; 0 for none) and the bucket starts of a batch.
+type BatchColumns<'a> = (Vec<&'a Int64Array>, Vec<i64>, &'a TimestampMicrosecondArray);
 
 /// A usage batch's text columns as codes (into `text`, one buffer per column, reused from
 /// batch to batch), its count columns and its bucket starts.
@@ -508,11 +505,19 @@ fn batch_columns<'a>(
                 .ok_or_else(|| missing(path, c))
         })
         .collect::<Result<_, _>>()?;
-    let units: &[i64] = b
-        .column_by_name("unit_quantity")
-        .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
-        .ok_or_else(|| missing(path, "unit_quantity"))?
-        .values();
+    let int = |c: &'static str| {
+        b.column_by_name(c)
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(|| missing(path, c))
+    };
+    let (q, ai, ao) = (
+        int("unit_quantity")?,
+        int("input_audio_tokens")?,
+        int("output_audio_tokens")?,
+    );
+    let units: Vec<i64> = (0..b.num_rows())
+        .map(|i| q.value(i) | ai.value(i) | ao.value(i))
+        .collect();
     let start = b
         .column_by_name("bucket_start")
         .and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
@@ -550,7 +555,7 @@ fn part(
     .map(|s| p.strings.intern(s.as_str()));
     let mut columns: Vec<&str> = TEXT.to_vec();
     columns.extend(COUNT_COLUMNS);
-    columns.push("unit_quantity");
+    columns.extend(["unit_quantity", "input_audio_tokens", "output_audio_tokens"]);
     columns.push("bucket_start");
     for b in lio::read_batches_dictionary(path, &columns, &TEXT)? {
         let b = b?;

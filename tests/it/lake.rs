@@ -126,6 +126,10 @@ fn a_lake_from_an_older_version_gains_the_new_columns_once() {
             "cache_write_12h_tokens",
             "unit",
             "unit_quantity",
+            "input_audio_tokens",
+            "output_audio_tokens",
+            "input_image_tokens",
+            "output_image_tokens",
         ] {
             drop_column(p, c);
         }
@@ -151,7 +155,8 @@ fn a_lake_from_an_older_version_gains_the_new_columns_once() {
     let rows = sql(
         &data,
         "SELECT SUM(cache_write_30m_tokens) AS w30, SUM(cache_write_12h_tokens) AS w12, \
-         SUM(unit_quantity) AS q, COUNT(unit) AS units FROM usage",
+         SUM(unit_quantity + input_audio_tokens + output_image_tokens) AS q, COUNT(unit) AS units \
+         FROM usage",
     );
     assert_eq!(
         (

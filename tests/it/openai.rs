@@ -320,6 +320,18 @@ fn bad_usage_pages_are_quarantined_and_never_doubled() {
     identity["input_uncached_tokens"] = serde_json::json!(27999);
     identity["model"] = serde_json::json!("gpt-5-mini");
     results.extend([float, unknown, identity]);
+    // An audio model's row: its audio tokens are kept beside the classes, and it is UNPRICED
+    // (no audio rate in the book), never priced at the text rates.
+    let mut audio = results[1].clone();
+    audio["model"] = serde_json::json!("gpt-5.4-mini");
+    audio["service_tier"] = serde_json::json!("priority");
+    audio["input_audio_tokens"] = serde_json::json!(500);
+    audio["output_audio_tokens"] = serde_json::json!(700);
+    let bad_rows = 3;
+    bad["data"][0]["results"]
+        .as_array_mut()
+        .unwrap()
+        .insert(2 + bad_rows, audio);
     let mut partial = bad["data"][1].clone();
     partial["start_time"] = serde_json::json!(1_790_985_600);
     partial["end_time"] = serde_json::json!(1_791_000_000);
@@ -360,7 +372,30 @@ fn bad_usage_pages_are_quarantined_and_never_doubled() {
     );
     // The good rows of the page loaded, once.
     let n = sql(&data, "SELECT COUNT(*) AS n FROM usage");
-    assert_eq!(n[0]["n"], 4, "{n:?}");
+    assert_eq!(n[0]["n"], 5, "{n:?}");
+    assert_eq!(code(&tl(&data, &["rate"])), 3, "UNPRICED rows are a review");
+    let a = sql(
+        &data,
+        "SELECT input_audio_tokens AS ai, output_audio_tokens AS ao, pricing_status AS st, \
+         pricing_note AS why, list_cost FROM rated_usage WHERE input_audio_tokens > 0",
+    );
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        (&a[0]["ai"], &a[0]["ao"], &a[0]["st"]),
+        (
+            &serde_json::json!(500),
+            &serde_json::json!(700),
+            &serde_json::json!("UNPRICED")
+        )
+    );
+    assert!(
+        a[0]["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("1200 audio tokens"),
+        "{a:?}"
+    );
+    assert!(a[0]["list_cost"].is_null(), "never $0: {a:?}");
     // Results of another endpoint in one page: the page is refused whole, never guessed.
     let mut mixed = page.clone();
     let mut other = mixed["data"][0]["results"][1].clone();

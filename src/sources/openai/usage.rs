@@ -11,7 +11,8 @@
 //! `input_cached_tokens`). Cache writes are `input_cache_write_30m_tokens` and `…_12h_tokens`;
 //! a response with only the undivided `input_cache_write_tokens` books them as 30-minute writes
 //! (the book prices both alike: no separate price is published). Per-modality splits
-//! (`input_audio_tokens`, …) are parts of those same tokens and are not counted again.
+//! (`input_audio_tokens`, `output_audio_tokens`, `input_image_tokens`, `output_image_tokens`)
+//! are parts of those same tokens: kept in their own columns, never added to the classes.
 //!
 //! Other units are usage too, in `unit` / `unit_quantity`: images, characters (audio
 //! speeches), seconds (transcriptions), bytes (vector stores), sessions (code interpreter),
@@ -103,12 +104,17 @@ fn completion_tokens(r: &serde_json::Value) -> Result<Tokens, Refusal> {
             )
         })?,
     };
+    let mut modality = [0u64; 4];
+    for (m, c) in modality.iter_mut().zip(crate::model::MODALITY_COLUMNS) {
+        *m = count(r, c)?.unwrap_or(0);
+    }
     Ok(Tokens {
         uncached_input: uncached,
         cache_read: cached,
         cache_write_30m: w30,
         cache_write_12h: w12,
         output: count(r, "output_tokens")?.unwrap_or(0),
+        modality,
         ..Tokens::default()
     })
 }
