@@ -413,7 +413,9 @@ fn add_ours(
 }
 
 /// Cost rows of a page not grouped by description, per UTC day: (workspace id, name, amount).
-type Coarse = BTreeMap<String, Vec<(Option<String>, Option<String>, Money)>>;
+/// OpenAI's rows keep the model their line item names (`gpt-4o-2024-08-06, input` →
+/// `gpt-4o`): its days are compared per day × project × model.
+type Coarse = BTreeMap<String, Vec<(Option<String>, Option<String>, Option<String>, Money)>>;
 
 /// The charge of a line compared at a coarser grain than the charge: the cost report of that
 /// day was not grouped by description.
@@ -451,10 +453,13 @@ fn provider(
         let a = amount[i].ok_or(ReconcileError::Status("cost row without amount".into()))?;
         let Some(ct) = cost_type[i].clone() else {
             // Not grouped by description: compared at the grain it has (see `collapse`).
+            let m = (provider == Provider::OpenAi)
+                .then(|| model[i].as_deref().map(canonical_model))
+                .flatten();
             coarse
                 .entry(day[i].clone().unwrap_or_default())
                 .or_default()
-                .push((ws[i].clone(), wsn[i].clone(), a));
+                .push((ws[i].clone(), wsn[i].clone(), m, a));
             continue;
         };
         let (charge, m) = match ct.as_str() {
@@ -492,15 +497,19 @@ fn collapse(
     let mut grains = BTreeMap::new();
     for (day, rows) in coarse {
         let by_workspace = rows.iter().any(|r| r.0.is_some());
+        // OpenAI's line items name a model (not a charge): compared per model too.
+        let by_model = rows.iter().any(|r| r.2.is_some());
         grains.insert(
             day.clone(),
-            if by_workspace {
-                "day × workspace"
-            } else {
-                "day"
+            match (by_workspace, by_model) {
+                (true, true) => "day × workspace × model",
+                (true, false) => "day × workspace",
+                (false, true) => "day × model",
+                (false, false) => "day",
             },
         );
         let whole = |ws: &Option<String>| if by_workspace { ws.clone() } else { None };
+        let per_model = |m: &Option<String>| if by_model { m.clone() } else { None };
         let name = |n: Option<String>| {
             if by_workspace {
                 n
@@ -512,7 +521,12 @@ fn collapse(
         for k in mine {
             let a = acc.remove(&k).unwrap_or_default();
             let e = acc
-                .entry((day.clone(), whole(&k.1), None, ALL_CHARGES.into()))
+                .entry((
+                    day.clone(),
+                    whole(&k.1),
+                    per_model(&k.2),
+                    ALL_CHARGES.into(),
+                ))
                 .or_default();
             add(&mut e.ours, a.ours, "rated_usage cost")?;
             add(&mut e.priority, a.priority, "rated_usage cost")?;
@@ -524,9 +538,9 @@ fn collapse(
                 .ok_or(ReconcileError::Overflow("unpriced token counts"))?;
             e.workspace_name = name(a.workspace_name).or(e.workspace_name.take());
         }
-        for (ws, n, amount) in rows {
+        for (ws, n, m, amount) in rows {
             let e = acc
-                .entry((day.clone(), whole(&ws), None, ALL_CHARGES.into()))
+                .entry((day.clone(), whole(&ws), per_model(&m), ALL_CHARGES.into()))
                 .or_default();
             add(&mut e.provider, amount, "cost.amount")?;
             if e.workspace_name.is_none() {
@@ -668,7 +682,8 @@ fn classify_coarse(
     if a.unpriced_units == 0 && priority_explains(a, diff, cx)? {
         return explained(Part::PriorityTier, PRIORITY_CAUSE.into());
     }
-    if a.unpriced_units > 0 && diff < Money::ZERO {
+    // Unpriced usage has no cost here: the provider's amount may be anything at or above ours.
+    if a.unpriced_units > 0 && diff <= cx.tolerance {
         return explained(
             Part::Unpriced,
             "usage with no list price here (an unpriced model or unit) that the provider billed"
@@ -701,7 +716,8 @@ fn classify_coarse(
             "export or pull it with group_by[]=description (and workspace_id) to name the causes"
         }
         Provider::OpenAi => {
-            "OpenAI's Costs API is compared per day × project (its line items are kept in \
+            "OpenAI's Costs API is compared per day × project × model (the model its line item \
+             names; the line items are kept in \
              `cost.description`)"
         }
     };
