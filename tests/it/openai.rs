@@ -576,6 +576,55 @@ fn a_generated_openai_organisation_prices_as_the_reference_table_and_reconciles(
         )
     );
     assert!(r["lines_matched"].as_u64().unwrap() >= 28, "{r}");
+    // OpenAI's October invoice through the same ledger: its charge is the Costs API's total
+    // (rounded to the cent, as an invoice line is), plus tax; it ties out against OpenAI's
+    // days, with the Costs-vs-usage parts (unpriced usage, long context) named.
+    let provider = Decimal::from_str(r["provider_usd"].as_str().unwrap()).unwrap();
+    let invoice = tmp.path().join("openai-invoice-2026-10.csv");
+    std::fs::write(
+        &invoice,
+        format!(
+            "invoice_number,provider,currency,period_start,period_end,line_kind,description,amount_usd\n\
+             OAI-2026-10,openai,USD,2026-10-01,2026-11-01,charge,API usage,{}\n\
+             OAI-2026-10,openai,USD,2026-10-01,2026-11-01,tax,Sales tax,12.34\n",
+            provider.round_dp(2)
+        ),
+    )
+    .unwrap();
+    ingest_ok(&data, &[&invoice]);
+    let o = tl(
+        &data,
+        &[
+            "reconcile",
+            "--month",
+            "2026-10",
+            "--tie-out",
+            "--format",
+            "json",
+        ],
+    );
+    let ties: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tie = &ties[0];
+    assert_eq!(tie["invoice_number"], "OAI-2026-10", "{ties}");
+    assert_eq!(
+        (&tie["provider"], &tie["needs_review"]),
+        (&serde_json::json!("openai"), &serde_json::json!(false)),
+        "{tie}"
+    );
+    let step = |prefix: &str| -> i64 {
+        tie["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["step"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {tie}"))["amount_cents"]
+            .as_i64()
+            .unwrap()
+    };
+    assert!(
+        step("+ long context") > 0 && step("+ usage with no list price") > 0,
+        "{tie}"
+    );
 }
 
 /// Done-when of #26: Anthropic and OpenAI data in one lake give one report whose provider

@@ -141,10 +141,7 @@ pub fn parse(bytes: &[u8], limits: &Limits, sink: &mut dyn Sink) -> Result<(), F
                 continue;
             }
         };
-        let results = match bucket.get("results") {
-            Some(serde_json::Value::Array(a)) => a,
-            _ => return Err(FileError::new(format!("{at}: a bucket without results[]"))),
-        };
+        let results = super::bucket_results(bucket, &at)?;
         sink.coverage(SourceFamily::Api, s, e);
         for (i, r) in results.iter().enumerate() {
             ordinal += 1;

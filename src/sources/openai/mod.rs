@@ -118,6 +118,18 @@ fn each_item<T>(
     }
 }
 
+/// `results[]` of the bucket at `at`; a bucket without it fails the page (what it restates
+/// cannot be told).
+fn bucket_results<'a>(
+    bucket: &'a serde_json::Value,
+    at: &str,
+) -> Result<&'a Vec<serde_json::Value>, FileError> {
+    match bucket.get("results") {
+        Some(serde_json::Value::Array(a)) => Ok(a),
+        _ => Err(FileError::new(format!("{at}: a bucket without results[]"))),
+    }
+}
+
 /// Quarantines the JSON item at `location` with the (field, reason) it was refused for.
 fn refuse(
     sink: &mut dyn Sink,

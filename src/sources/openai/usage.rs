@@ -261,10 +261,7 @@ pub fn parse(
                 e.to_rfc3339()
             )));
         }
-        let results = match bucket.get("results") {
-            Some(serde_json::Value::Array(a)) => a,
-            _ => return Err(FileError::new(format!("{at}: a bucket without results[]"))),
-        };
+        let results = super::bucket_results(bucket, &at)?;
         sink.coverage(SourceFamily::Api, s, e);
         for (i, r) in results.iter().enumerate() {
             ordinal += 1;
