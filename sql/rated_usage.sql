@@ -70,6 +70,8 @@ SELECT
   p.cost_cache_write_30m,
   p.cost_cache_write_12h,
   p.cost_web_search,
+  p.rate_unit,
+  p.cost_unit,
   p.list_cost,
   p.price_book,
   p.utc_day,

@@ -342,6 +342,61 @@ fn money_builder(n: usize) -> Decimal128Builder {
         .expect("valid decimal type")
 }
 
+/// What a usage row has besides tokens: a quantity in another unit with its price per unit
+/// (lake units) where the book has one, or, unpriced, the unit and quantity (audio tokens
+/// count here: the book has no audio rate).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Units<'a> {
+    pub priced: Option<(i128, i64)>,
+    pub unpriced: Option<(&'a str, i64)>,
+}
+
+impl<'a> Units<'a> {
+    /// The units of a row of `provider` on `day`: `unit` and its quantity, and its audio tokens.
+    pub fn of(
+        book: &PriceBook,
+        (provider, day): (&str, chrono::NaiveDate),
+        unit: Option<(&'a str, i64)>,
+        audio: i64,
+    ) -> Units<'a> {
+        if audio != 0 {
+            return Units {
+                priced: None,
+                unpriced: Some((AUDIO, audio)),
+            };
+        }
+        match unit.filter(|u| u.1 != 0) {
+            Some((u, n)) => match book.usage_unit_price(provider, u, day) {
+                Some(per) => Units {
+                    priced: Some((per, n)),
+                    unpriced: None,
+                },
+                None => Units {
+                    priced: None,
+                    unpriced: Some((u, n)),
+                },
+            },
+            None => Units::default(),
+        }
+    }
+}
+
+/// The token part of a row's cost ([`row_cost`]; all zero without a rate, which only a row of
+/// priced units alone may lack), or why the row is UNPRICED.
+pub fn priced_row(
+    rate: Option<&Rate>,
+    counts: [i64; N_COUNTS],
+    units: &Units,
+) -> Result<RowCost, String> {
+    if let Some((unit, n)) = units.unpriced {
+        return Err(unit_reason(unit, n));
+    }
+    match rate {
+        Some(r) => row_cost(r, counts).map_err(|e| e.reason().to_string()),
+        None => Ok(([0; N_COUNTS], 0, [None; N_COUNTS])),
+    }
+}
+
 /// Why a row whose cost does not fit the lake is UNPRICED.
 pub const TOO_LARGE: &str = "the cost of this row at the rate in force does not fit the lake's money \
      columns (DECIMAL(28,12)): check the token counts and the price override";
@@ -453,6 +508,8 @@ struct Priced {
     note: StringBuilder,
     rates: Vec<Decimal128Builder>,
     costs: Vec<Decimal128Builder>,
+    /// Per unit of `usage.unit`, and its cost (null where the row has no such usage).
+    unit: [Decimal128Builder; 2],
     total: Decimal128Builder,
 }
 
@@ -464,32 +521,60 @@ impl Priced {
             note: StringBuilder::new(),
             rates: (0..N_COUNTS).map(|_| money_builder(n)).collect(),
             costs: (0..N_COUNTS).map(|_| money_builder(n)).collect(),
+            unit: [money_builder(n), money_builder(n)],
             total: money_builder(n),
         }
     }
     /// A priced row: `counts` in [`lschema::TOKEN_COLUMNS`] order. A cost beyond the lake's
     /// money columns (a count near `INT64` at an absurd override price) makes the row UNPRICED
     /// with the reason, never a wrapped or truncated amount.
-    fn priced(&mut self, rate: &Rate, counts: [i64; N_COUNTS], units: Option<(&str, i64)>) {
-        if let Some((unit, n)) = units.filter(|u| u.1 != 0) {
-            return self.unpriced(&unit_reason(unit, n));
-        }
-        let (costs, total, per_mtok) = match row_cost(rate, counts) {
+    fn priced(&mut self, rate: Option<&Rate>, counts: [i64; N_COUNTS], units: &Units) {
+        let (costs, total, per_mtok) = match priced_row(rate, counts, units) {
             Ok(c) => c,
-            Err(e) => return self.unpriced(e.reason()),
+            Err(reason) => return self.unpriced(&reason),
         };
-        let status = if rate.provider_list {
+        let (total, unit) = match units.priced {
+            Some((per, n)) => match per.checked_mul(i128::from(n)).and_then(|c| {
+                Some(c)
+                    .filter(|c| c.abs() <= MAX_UNITS)
+                    .zip(total.checked_add(c))
+            }) {
+                Some((c, t)) if t.abs() <= MAX_UNITS => (t, Some((per, c))),
+                _ => return self.unpriced(TOO_LARGE),
+            },
+            None => (total, None),
+        };
+        let rate = rate.filter(|_| counts.iter().any(|c| *c != 0));
+        let status = if rate.is_some_and(|r| r.provider_list) {
             PricingStatus::ProviderList
         } else {
             PricingStatus::Priced
         };
         self.status.append_value(status.as_str());
-        self.note.append_option(rate.note.as_deref());
+        self.note
+            .append_option(rate.and_then(|r| r.note.as_deref()));
         for k in 0..N_COUNTS {
             self.costs[k].append_value(costs[k]);
             self.rates[k].append_option(per_mtok[k]);
         }
+        self.unit[0].append_option(unit.map(|u| u.0));
+        self.unit[1].append_option(unit.map(|u| u.1));
         self.total.append_value(total);
+    }
+    /// One row at the rate its kind has (or why it has none).
+    fn row(&mut self, rate: &Result<Rate, String>, counts: [i64; N_COUNTS], units: &Units) {
+        match rate {
+            Ok(rate) => self.priced(Some(rate), counts, units),
+            // A row of units alone needs no token rate.
+            Err(_) if units.priced.is_some() && counts.iter().all(|c| *c == 0) => {
+                self.priced(None, counts, units)
+            }
+            Err(_) if units.unpriced.is_some() => {
+                let (u, n) = units.unpriced.expect("checked");
+                self.unpriced(&unit_reason(u, n))
+            }
+            Err(reason) => self.unpriced(reason),
+        }
     }
     /// No price in force: null cost and rates (never $0), and the reason.
     fn unpriced(&mut self, reason: &str) {
@@ -499,6 +584,7 @@ impl Priced {
             self.costs[k].append_null();
             self.rates[k].append_null();
         }
+        self.unit.iter_mut().for_each(|b| b.append_null());
         self.total.append_null();
     }
     fn finish(mut self, cols: &mut Vec<ArrayRef>) {
@@ -507,6 +593,9 @@ impl Priced {
         cols.push(Arc::new(self.note.finish()));
         for r in self.rates.iter_mut().chain(self.costs.iter_mut()) {
             cols.push(Arc::new(r.finish()));
+        }
+        for u in &mut self.unit {
+            cols.push(Arc::new(u.finish()));
         }
         cols.push(Arc::new(self.total.finish()));
     }
@@ -609,18 +698,18 @@ pub fn rate_batch(
         }
         let (t, c, g) = (opt(tier, i), opt(ctx, i), opt(geo, i));
         let heard = audio[0].value(i).saturating_add(audio[1].value(i));
-        let units = match opt(unit, i) {
-            Some(u) => Some((u, quantity.value(i))),
-            None => (heard != 0).then_some((AUDIO, heard)),
-        };
-        match cache.get(provider.value(i), m, day, t, c, g) {
-            Ok(rate) => p.priced(rate, std::array::from_fn(|k| tokens[k].value(i)), units),
-            Err(_) if units.is_some_and(|u| u.1 != 0) => {
-                let (u, n) = units.expect("checked");
-                p.unpriced(&unit_reason(u, n))
-            }
-            Err(reason) => p.unpriced(reason),
-        }
+        let units = Units::of(
+            cache.book(),
+            (provider.value(i), day),
+            opt(unit, i).map(|u| (u, quantity.value(i))),
+            heard,
+        );
+        let counts = std::array::from_fn(|k| tokens[k].value(i));
+        p.row(
+            cache.get(provider.value(i), m, day, t, c, g),
+            counts,
+            &units,
+        );
     }
     // The row's key (and provider, a partition key repeated in every file), as in usage.
     let mut cols: Vec<ArrayRef> = ["provider"]

@@ -215,6 +215,9 @@ pub fn usage_pricing() -> SchemaRef {
     ];
     f.extend(RATE_COLUMNS.iter().map(|c| money_null(c)));
     f.extend(COST_COLUMNS.iter().map(|c| money_null(c)));
+    // Usage in another unit (`usage.unit`), priced per unit where the book has a price.
+    f.push(money_null("rate_unit"));
+    f.push(money_null("cost_unit"));
     f.push(money_null("list_cost"));
     f.push(s("price_book", false));
     // The calendar: which day and month a row belongs to, so no query converts a timestamp

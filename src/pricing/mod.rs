@@ -150,7 +150,8 @@ pub struct ModifierRow {
 pub struct UnitPriceRow {
     #[serde(default = "anthropic")]
     pub provider: String,
-    /// `web_search_request` or `code_execution_hour`.
+    /// `web_search_request`, `code_execution_hour`, or a unit OpenAI's usage counts in
+    /// ([`UNIT_KINDS`]: per image, character, second, session or file search call).
     pub kind: String,
     #[serde(deserialize_with = "exact::decimal")]
     pub price: Decimal,
@@ -363,6 +364,16 @@ fn openai_snapshot(id: &str) -> Option<&str> {
     dated.then(|| &id[..n - 11])
 }
 
+/// The usage units (`usage.unit`) a `[[unit_price]]` may price, per one unit. Vector-store
+/// `bytes` are a level per bucket, not a flow, so they have no per-unit price here.
+pub const UNIT_KINDS: [&str; 5] = [
+    "images",
+    "characters",
+    "seconds",
+    "sessions",
+    "file_search_calls",
+];
+
 /// `claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`; `…-latest` → the alias too.
 /// `gpt-4o-2024-08-06` → `gpt-4o` too.
 pub fn canonical_model(id: &str) -> String {
@@ -511,12 +522,15 @@ impl PriceBook {
     fn add_unit_prices(&mut self, f: &BookFile, origin: &Origin) -> Result<(), PriceError> {
         let o = origin.label();
         for r in &f.unit_price {
-            if r.kind != "web_search_request" && r.kind != "code_execution_hour" {
+            let known = ["web_search_request", "code_execution_hour"];
+            if !known.contains(&r.kind.as_str()) && !UNIT_KINDS.contains(&r.kind.as_str()) {
                 return Err(PriceError::Invalid {
                     origin: o,
                     message: format!(
-                        "unknown unit_price kind {:?} (web_search_request or code_execution_hour)",
-                        r.kind
+                        "unknown unit_price kind {:?} (web_search_request, code_execution_hour, \
+                         or a usage unit: {})",
+                        r.kind,
+                        UNIT_KINDS.join(", ")
                     ),
                 });
             }
@@ -614,6 +628,16 @@ impl PriceBook {
         d: NaiveDate,
     ) -> Option<Decimal> {
         self.unit_price_of(provider.as_str(), kind, d)
+    }
+
+    /// The price of one unit of a usage `unit` in the lake's fixed point (scale 12), when the
+    /// book has one on `d` ([`UNIT_KINDS`]).
+    pub fn usage_unit_price(&self, provider: &str, unit: &str, d: NaiveDate) -> Option<i128> {
+        if !UNIT_KINDS.contains(&unit) {
+            return None;
+        }
+        self.unit_price_of(provider, unit, d)
+            .and_then(|p| fixed(p, 12))
     }
 
     /// [`PriceBook::unit_price`] by the provider's name as the book and the lake write it.
@@ -820,6 +844,10 @@ pub struct RateCache<'a> {
 }
 
 impl<'a> RateCache<'a> {
+    /// The book the rates come from.
+    pub fn book(&self) -> &'a PriceBook {
+        self.book
+    }
     pub fn new(book: &'a PriceBook) -> Self {
         Self {
             book,

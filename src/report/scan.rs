@@ -58,9 +58,22 @@ type Key = ([u32; GROUPS], i32, u32);
 struct Acc {
     counts: [i128; N_COUNTS],
     cost: i128,
+    /// Priced usage in another unit (`cost_unit`), summed row by row.
+    extra: i128,
 }
 
 impl Acc {
+    /// Adds one usage row: its counts and the cost of its priced units.
+    fn add_row(&mut self, row: [i64; N_COUNTS], extra: i128) -> Result<(), ReportError> {
+        for (c, v) in self.counts.iter_mut().zip(row) {
+            *c += i128::from(v);
+        }
+        self.extra = self
+            .extra
+            .checked_add(extra)
+            .ok_or_else(|| ReportError::Overflow("rated_usage.cost_unit".into()))?;
+        Ok(())
+    }
     /// Adds counts and a cost, checked: a sum that would wrap is an error naming the column.
     fn add(&mut self, counts: [i128; N_COUNTS], cost: i128) -> Result<(), ReportError> {
         for (a, b) in self.counts.iter_mut().zip(counts) {
@@ -163,8 +176,10 @@ impl Part {
             let rate = &rates.list[info.rate as usize];
             let cost = match (unpriced, rate) {
                 (false, Some(r)) => crate::rating::sum_cost(r, acc.counts)
+                    .and_then(|c| c.checked_add(acc.extra))
                     .ok_or_else(|| ReportError::Overflow("rated_usage.list_cost".into()))?,
-                _ => 0,
+                (false, None) => acc.extra,
+                (true, _) => 0,
             };
             let st = match (unpriced, rate) {
                 (true, _) => status[1],
@@ -397,12 +412,9 @@ fn pack_line(id: usize, day: i32, unpriced: bool) -> u64 {
 
 /// Whether a row prices: within the rate's safe count it does, unless it has usage of a class
 /// the rate has no price for; past it, it is priced alone and may not fit (UNPRICED, as rating
-/// marks it); no rate, no price. A row counted in another unit than tokens never prices
-/// (`rating::unit_reason`).
-fn fits(info: SigInfo, row: [i64; N_COUNTS], units: i64, rates: &Rates) -> bool {
-    if units != 0 {
-        return false;
-    }
+/// marks it); no rate, no price. Rows with usage in another unit or audio tokens are decided by
+/// [`Others::price`].
+fn fits(info: SigInfo, row: [i64; N_COUNTS], rates: &Rates) -> bool {
     let mut bits = info.absent;
     while bits != 0 {
         if row[bits.trailing_zeros() as usize] != 0 {
@@ -480,9 +492,53 @@ impl Calendar {
     }
 }
 
-/// The count columns, what makes a row unpriced whatever its rate (a quantity in another
-/// unit, audio tokens: `rating::unit_reason`; 0 for none) and the bucket starts of a batch.
-type BatchColumns<'a> = (Vec<&'a Int64Array>, Vec<i64>, &'a TimestampMicrosecondArray);
+/// The count columns, what a row has besides tokens, and the bucket starts of a batch.
+type BatchColumns<'a> = (
+    Vec<&'a Int64Array>,
+    Others<'a>,
+    &'a TimestampMicrosecondArray,
+);
+
+/// A batch's usage in another unit (`unit`, `unit_quantity`) and its audio tokens: rare rows,
+/// priced one by one as rating prices them ([`crate::rating::Units`]).
+struct Others<'a> {
+    unit: &'a arrow::array::StringArray,
+    quantity: &'a Int64Array,
+    audio: [&'a Int64Array; 2],
+}
+
+impl Others<'_> {
+    /// Whether row `i` has any (every count is non-negative).
+    fn any(&self, i: usize) -> bool {
+        (self.quantity.value(i) | self.audio[0].value(i) | self.audio[1].value(i)) != 0
+    }
+    /// Whether row `i` prices, and the cost of its units (lake units), as rating decides:
+    /// units with a price in force price without a token rate when the row has no tokens.
+    fn price(
+        &self,
+        i: usize,
+        (provider, day): (Option<&str>, i32),
+        (info, row, rates): (SigInfo, [i64; N_COUNTS], &Rates),
+        book: &crate::pricing::PriceBook,
+    ) -> (bool, i128) {
+        let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date")
+            + chrono::TimeDelta::days(i64::from(day));
+        let unit = arrow::array::Array::is_valid(self.unit, i)
+            .then(|| (self.unit.value(i), self.quantity.value(i)));
+        let audio = self.audio[0]
+            .value(i)
+            .saturating_add(self.audio[1].value(i));
+        let u = crate::rating::Units::of(book, (provider.unwrap_or(""), date), unit, audio);
+        let Some((per, n)) = u.priced else {
+            return (false, 0);
+        };
+        let tokens_price = row.iter().all(|c| *c == 0) || fits(info, row, rates);
+        match per.checked_mul(i128::from(n)) {
+            Some(c) if tokens_price && c.abs() <= crate::money::MAX_UNITS => (true, c),
+            _ => (false, 0),
+        }
+    }
+}
 
 /// A usage batch's text columns as codes (into `text`, one buffer per column, reused from
 /// batch to batch), its count columns and its bucket starts.
@@ -510,19 +566,34 @@ fn batch_columns<'a>(
             .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
             .ok_or_else(|| missing(path, c))
     };
-    let (q, ai, ao) = (
-        int("unit_quantity")?,
-        int("input_audio_tokens")?,
-        int("output_audio_tokens")?,
-    );
-    let units: Vec<i64> = (0..b.num_rows())
-        .map(|i| q.value(i) | ai.value(i) | ao.value(i))
-        .collect();
+    let units = Others {
+        unit: b
+            .column_by_name("unit")
+            .and_then(|a| a.as_any().downcast_ref::<arrow::array::StringArray>())
+            .ok_or_else(|| missing(path, "unit"))?,
+        quantity: int("unit_quantity")?,
+        audio: [int("input_audio_tokens")?, int("output_audio_tokens")?],
+    };
     let start = b
         .column_by_name("bucket_start")
         .and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
         .ok_or_else(|| missing(path, "bucket_start"))?;
     Ok((counts, units, start))
+}
+
+/// The columns a part's scan reads: the signature's text, the counts, what a row has besides
+/// tokens, the bucket start.
+fn projected() -> Vec<&'static str> {
+    let mut columns: Vec<&str> = TEXT.to_vec();
+    columns.extend(COUNT_COLUMNS);
+    columns.extend([
+        "unit",
+        "unit_quantity",
+        "input_audio_tokens",
+        "output_audio_tokens",
+        "bucket_start",
+    ]);
+    columns
 }
 
 fn part(
@@ -553,11 +624,7 @@ fn part(
         PricingStatus::ProviderList,
     ]
     .map(|s| p.strings.intern(s.as_str()));
-    let mut columns: Vec<&str> = TEXT.to_vec();
-    columns.extend(COUNT_COLUMNS);
-    columns.extend(["unit_quantity", "input_audio_tokens", "output_audio_tokens"]);
-    columns.push("bucket_start");
-    for b in lio::read_batches_dictionary(path, &columns, &TEXT)? {
+    for b in lio::read_batches_dictionary(path, &projected(), &TEXT)? {
         let b = b?;
         let (counts, units, start) = batch_columns(&b, path, &mut p.strings, &mut text)?;
         let mut cal = Calendar {
@@ -591,12 +658,16 @@ fn part(
                     &want,
                 )
             });
-            let prices = fits(sigs.infos[id as usize], row, units[i], &rates);
+            let info = sigs.infos[id as usize];
+            let (prices, extra) = match units.any(i) {
+                false => (fits(info, row, &rates), 0),
+                true => {
+                    let provider = p.strings.get(sig[0]);
+                    units.price(i, (provider, utc), (info, row, &rates), pricing.book)
+                }
+            };
             let d = if want_day { local } else { utc };
-            let acc = sums.acc(id, utc, d, !prices);
-            for (c, v) in acc.counts.iter_mut().zip(row) {
-                *c += i128::from(v);
-            }
+            sums.acc(id, utc, d, !prices).add_row(row, extra)?;
         }
     }
     let packed = sums.packed(&sigs.utc, want_day);

@@ -695,3 +695,101 @@ fn one_lake_of_both_providers_reports_each_as_it_is_alone() {
     let by_provider = lines(&both, "provider");
     assert_eq!(total(&by_provider), total(&one));
 }
+
+/// Usage in another unit is priced per unit where a price exists (an override here: the
+/// reference has none), the same in `rated_usage` and in the report's scan; a unit
+/// without a price stays UNPRICED with the reason.
+#[test]
+fn a_unit_with_a_price_is_priced_per_unit_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("tokenledger.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n\n[[prices.unit_price]]\nprovider = \"openai\"\nkind = \"images\"\nprice = \"0.04\"\n\n[[prices.unit_price]]\nprovider = \"openai\"\nkind = \"characters\"\nprice = \"0.000015\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = binary()
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            code(&o),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            stderr(&o),
+        )
+    };
+    let (c, _, e) = run(&["ingest", fixtures().join("openai-usage").to_str().unwrap()]);
+    assert_eq!(c, 0, "{e}");
+    let (_, out, e) = run(&[
+        "sql",
+        "SELECT unit, unit_quantity AS q, pricing_status AS st, CAST(rate_unit AS VARCHAR) AS per, \
+         CAST(cost_unit AS VARCHAR) AS cost, CAST(list_cost AS VARCHAR) AS list FROM rated_usage \
+         WHERE unit IS NOT NULL ORDER BY unit",
+        "--format",
+        "json",
+    ]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|x| panic!("{x}: {e}"));
+    let got: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            ["unit", "q", "st", "per", "cost", "list"]
+                .map(|k| match &r[k] {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => "-".into(),
+                    x => x.to_string(),
+                })
+                .join(" ")
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "bytes 1073741824 UNPRICED - - -",
+            // 45,000 characters × $0.000015 = $0.675; 12 images × $0.04 = $0.48.
+            "characters 45000 priced 0.000015000000 0.675000000000 0.675000000000",
+            "file_search_calls 40 UNPRICED - - -",
+            "images 12 priced 0.040000000000 0.480000000000 0.480000000000",
+            "seconds 3600 UNPRICED - - -",
+            "sessions 7 UNPRICED - - -",
+        ],
+        "{got:#?}"
+    );
+    // The report's scan prices them the same (tts-1 and gpt-image-1 have no token rate).
+    let (_, out, e) = run(&[
+        "report", "--month", "2026-10", "--by", "model", "--format", "json",
+    ]);
+    let lines: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|x| panic!("{x}: {e}"));
+    let of = |m: &str| -> Vec<(String, String)> {
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["model"] == m)
+            .map(|l| {
+                (
+                    l["pricing_status"].as_str().unwrap().to_string(),
+                    l["list_cost_usd_exact"].as_str().unwrap_or("-").to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        of("gpt-image-1"),
+        [("priced".to_string(), "0.480000000000".to_string())]
+    );
+    assert_eq!(
+        of("tts-1"),
+        [("priced".to_string(), "0.675000000000".to_string())]
+    );
+    assert_eq!(of("whisper-1")[0].0, "UNPRICED");
+}
