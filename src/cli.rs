@@ -104,11 +104,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(a) => cmd_run(s, a.json),
         Command::Ingest(a) => {
             let summary = or_fail!(run::ingest(s, a.paths, a.format), s);
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-            }
+            json_out(a.json, &summary)?;
             say(s, present::ingest_summary(&summary).trim_end());
             Ok(exit_code(&run::ingest_reviews(&summary)))
+        }
+        Command::Pull(a) => {
+            let out = or_fail!(run::pull::pull(s, a.provider, (a.from, a.to)), s);
+            json_out(a.json, &out)?;
+            say(s, present::pull_text(&out.pull, &out.ingest));
+            Ok(exit_code(&out.reviews()))
         }
         Command::Usage(a) => print_table(s, a.format, run::usage(s, a.month), "no usage rows"),
         Command::Sql(a) => cmd_sql(s, a),
@@ -133,6 +137,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(crate::exit::OK)
         }
     }
+}
+
+/// `value` as JSON on stdout, when `--json`.
+fn json_out(json: bool, value: &impl serde::Serialize) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    }
+    Ok(())
 }
 
 /// A line on stderr for a person; nothing under `-q` (errors only).
@@ -220,14 +232,7 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
         );
         return Ok(crate::exit::OK);
     }
-    let text = match (a.query, &a.file) {
-        (Some(q), _) => q,
-        (None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
-        }
-        (None, None) => unreachable!("clap requires one"),
-    };
-    let text = or_fail!(run::fill_params(&text, &a.param), s);
+    let text = or_fail!(run::sql_text(a.query, a.file.as_deref(), &a.param), s);
     match output {
         SqlOutput::Parquet(out) => {
             let rows = run::sql_to_parquet(s, &text, &out).context("query failed")?;
@@ -242,8 +247,7 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
 }
 
 fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
-    let day = a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let day = (!a.all).then_some(day);
+    let day = (!a.all).then(|| a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive()));
     print!(
         "{}",
         present::book_text(&s.book, day, a.format, s.render.width)
@@ -255,9 +259,7 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
     let months: Vec<String> = a.month.iter().map(|m| m.key()).collect();
     let rated = run::rate(s, &months)?;
     say_recovered(s, &rated.snapshot.recovered);
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&rated.summary)?);
-    }
+    json_out(a.json, &rated.summary)?;
     say(
         s,
         present::rate_summary(&rated.summary, &rated.summary.price_book),
@@ -271,9 +273,7 @@ fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
         run::mail(s, a.month, &tpl, (a.dry_run, a.resend, a.idle_month)),
         s
     );
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    }
+    json_out(a.json, &out)?;
     say(
         s,
         present::mail::outcome_text(&out, s.data_dir()).trim_end(),

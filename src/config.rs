@@ -129,17 +129,52 @@ fn money<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<crate::money::
 #[serde(deny_unknown_fields)]
 pub struct ProvidersConfig {
     #[serde(default)]
-    pub anthropic: AnthropicConfig,
+    pub anthropic: ProviderConfig,
+    #[serde(default)]
+    pub openai: ProviderConfig,
 }
 
-/// `[providers.anthropic]`.
+/// `[providers.anthropic]` and `[providers.openai]`: what `tokenledger pull` needs of a
+/// provider (a provider is pulled by `run` when its table sets `since`), and Anthropic's
+/// default workspace id.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AnthropicConfig {
-    /// The default workspace's tagged id as the Analytics API reports it (the legacy reports
-    /// and the Console call that workspace null / `Default`): rows with this id are ingested as
-    /// the default workspace, so both families charge it to the same team. Set it before the
-    /// first Analytics ingest; rows ingested before keep the id they had.
+pub struct ProviderConfig {
+    /// The API's base URL (default the public API; `TOKENLEDGER_<PROVIDER>_BASE_URL` wins).
+    /// HTTPS, but to a loopback host.
+    pub base_url: Option<String>,
+    /// The environment variable holding the admin key (default `ANTHROPIC_ADMIN_KEY` /
+    /// `OPENAI_ADMIN_KEY`).
+    pub admin_key_env: Option<String>,
+    /// A file holding the admin key (e.g. systemd's `$CREDENTIALS_DIRECTORY/…`); wins over
+    /// the variable.
+    pub admin_key_file: Option<PathBuf>,
+    /// The first day ever pulled (`YYYY-MM-DD`, UTC).
+    pub since: Option<chrono::NaiveDate>,
+    /// Days before the last complete day pulled again every night (default 3; 30 for the
+    /// Analytics API, whose data is not final for about 30 days).
+    pub restate_days: Option<u32>,
+    /// Usage bucket width: `1d`, `1h` (default) or `1m`.
+    pub bucket_width: Option<String>,
+    /// Also pull the Usage & Cost Analytics API (Anthropic; default false while it is beta).
+    pub analytics: Option<bool>,
+    /// Windows fetched at once (default 2).
+    pub concurrency: Option<usize>,
+    /// Seconds one request may take, body included (default 60).
+    pub timeout_secs: Option<u64>,
+    /// Retries of one request after the first attempt (default 4).
+    pub max_retries: Option<u32>,
+    /// A `retry-after` longer than this many seconds means: give up until the next run
+    /// (default 120).
+    pub max_wait_secs: Option<u64>,
+    /// Days pulled pages stay in `landing/` after they were ingested (default 35: the
+    /// Analytics API's 30-day restatement and a month close; raise it to keep an audit trail,
+    /// at the cost of hashing them on every ingest).
+    pub keep_days: Option<u32>,
+    /// Anthropic only: the default workspace's tagged id as the Analytics API reports it (the
+    /// legacy reports and the Console call that workspace null / `Default`): rows with this id
+    /// are ingested as the default workspace, so both families charge it to the same team. Set
+    /// it before the first Analytics ingest; rows ingested before keep the id they had.
     pub default_workspace_id: Option<String>,
 }
 

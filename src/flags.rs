@@ -60,6 +60,21 @@ Examples:
   tokenledger -q run                                  # cron: silent, the exit code says it all
   tokenledger run --json | jq .reviews";
 
+const PULL_RULES: &str = "\
+Providers are pulled when their [providers.anthropic] / [providers.openai] table sets `since`
+(or with --provider and --from). The admin key comes from ANTHROPIC_ADMIN_KEY / OPENAI_ADMIN_KEY
+(or `admin_key_env`, `admin_key_file`), never from the command line.
+Each night: from the last complete day minus `restate_days` (default 3; 30 for the Analytics
+API), or from the first window that did not land; to the last whole bucket. A window lands in
+DATA_DIR/landing/ only when every page of it arrived; a window that failed leaves the data
+before it in force, is named (exit 3) and is fetched again next time. Pulling twice changes
+nothing; a day the provider restated replaces that day.
+
+Examples:
+  tokenledger pull
+  tokenledger pull --provider openai --from 2026-01-01 --to 2026-03-31 --json
+  TOKENLEDGER_ANTHROPIC_BASE_URL=http://127.0.0.1:8080 tokenledger pull --provider anthropic";
+
 const TIE_OUT_RULES: &str = "\
 The tie-out (each invoice whose period starts in the month): our list cost of the invoice period
 (rated usage, UTC days) → + parts only the cost report has (code execution, session usage),
@@ -170,6 +185,10 @@ tokenledger ingest page.json --format anthropic-usage-api --json\n  \
 tokenledger ingest fixtures/broken && tokenledger quarantine   # exit 3: see what was refused"
     )]
     Ingest(IngestArgs),
+    /// Fetch usage, cost, workspaces and keys from the providers' Admin APIs into the landing
+    /// directory, then ingest them (what `run` does first for each configured provider).
+    #[command(after_help = PULL_RULES)]
+    Pull(PullArgs),
     /// Token totals per month, workspace and model (the query in sql/usage_totals.sql).
     #[command(
         after_help = "Months are the lake's UTC month partitions, as the provider counts them \
@@ -182,7 +201,7 @@ tokenledger usage --month 2026-10 --format csv > usage.csv"
     /// Run SQL over the lake (polars SQL). Tables: usage, cost, rated_usage (a view: usage
     /// joined with usage_pricing), workspaces, api_keys, teams, usage_coverage, cost_coverage,
     /// ingest_log, quarantine, credit_lots, balance_snapshots, invoices, invoice_lines,
-    /// anomaly_acks, mail_log, alert_log.
+    /// anomaly_acks, mail_log, alert_log, pull_log.
     #[command(after_help = SQL_HELP)]
     Sql(SqlArgs),
     /// List quarantined input: file, row/line, field and reason.
@@ -357,6 +376,33 @@ pub struct MailArgs {
     /// Print the deliveries as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Only this provider (default: every provider whose table sets `since`).
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<crate::vocab::Provider>,
+    /// First day to pull (YYYY-MM-DD, UTC; default: where the last pull left off).
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day to pull, inclusive (YYYY-MM-DD, UTC; default: up to the last whole bucket).
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Print what was pulled and ingested as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: IngestCommon,
+}
+
+fn parse_provider(s: &str) -> Result<crate::vocab::Provider, String> {
+    crate::vocab::Provider::parse(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not a provider; use {}",
+            crate::vocab::Provider::ALL.map(|p| p.as_str()).join(" or ")
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -689,6 +735,7 @@ impl Cli {
         let (inputs, common) = match &self.command {
             Command::Run(a) => (a.inputs.clone(), Some(&a.common)),
             Command::Ingest(a) => (Vec::new(), Some(&a.common)),
+            Command::Pull(a) => (Vec::new(), Some(&a.common)),
             _ => (Vec::new(), None),
         };
         Flags {

@@ -32,6 +32,7 @@ pub mod money;
 pub mod par;
 pub mod present;
 pub mod pricing;
+pub mod pull;
 pub mod query;
 pub mod rating;
 pub mod reconcile;

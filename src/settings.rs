@@ -83,6 +83,8 @@ pub struct Settings {
     pub precedence: crate::model::Precedence,
     /// `[providers.anthropic] default_workspace_id`.
     pub anthropic_default_workspace: Option<String>,
+    /// What `pull` would fetch from each provider (`run` pulls those with a `since`).
+    pub pulls: Vec<crate::pull::ProviderPull>,
     /// Reconciliation tolerance per line.
     pub tolerance: Money,
     pub jobs: usize,
@@ -193,6 +195,7 @@ impl Settings {
             limits: config.ingest.limits(today),
             precedence: precedence(&config, config_path.as_deref())?,
             anthropic_default_workspace: config.providers.anthropic.default_workspace_id.clone(),
+            pulls: pulls(&config, config_path.as_deref())?,
             tolerance: flags
                 .tolerance
                 .or(config.reconcile.tolerance)
@@ -224,6 +227,79 @@ impl Settings {
     pub fn data_dir(&self) -> &Path {
         &self.layout.root
     }
+}
+
+/// Each provider's `[providers.*]` pull settings over the defaults (`provider-apis.md` §1, §5:
+/// the public base URLs and the SDKs' key variables); `TOKENLEDGER_<PROVIDER>_BASE_URL` wins
+/// over `base_url`, which must be HTTPS but to a loopback host.
+fn pulls(
+    config: &Config,
+    config_path: Option<&Path>,
+) -> Result<Vec<crate::pull::ProviderPull>, ConfigError> {
+    use crate::vocab::Provider;
+    let bad = |what: String| ConfigError::Value {
+        path: config_path.map_or_else(|| "tokenledger.toml".into(), Path::to_path_buf),
+        what,
+    };
+    let mut out = Vec::new();
+    for p in Provider::ALL {
+        let (c, base, env) = match p {
+            Provider::Anthropic => (
+                &config.providers.anthropic,
+                "https://api.anthropic.com",
+                "ANTHROPIC_ADMIN_KEY",
+            ),
+            Provider::OpenAi => (
+                &config.providers.openai,
+                "https://api.openai.com",
+                "OPENAI_ADMIN_KEY",
+            ),
+        };
+        let table = format!("[providers.{}]", p.as_str());
+        if p == Provider::OpenAi && c.default_workspace_id.is_some() {
+            return Err(bad(format!("{table} default_workspace_id: Anthropic only")));
+        }
+        let var = format!("TOKENLEDGER_{}_BASE_URL", p.as_str().to_ascii_uppercase());
+        let base_url = std::env::var(&var)
+            .ok()
+            .or_else(|| c.base_url.clone())
+            .unwrap_or_else(|| base.to_string());
+        crate::pull::http::check_base_url(&base_url)
+            .map_err(|e| bad(format!("{table} base_url (or {var}): {e}")))?;
+        let width = c.bucket_width.as_deref().unwrap_or("1h");
+        let width = crate::model::BucketWidth::parse(width)
+            .ok_or_else(|| bad(format!("{table} bucket_width {width:?}: use 1d, 1h or 1m")))?;
+        let key = match (&c.admin_key_file, &c.admin_key_env) {
+            (Some(f), _) => {
+                crate::pull::http::KeyOrigin::File(match config_path.and_then(Path::parent) {
+                    Some(dir) if f.is_relative() => dir.join(f),
+                    _ => f.clone(),
+                })
+            }
+            (None, v) => crate::pull::http::KeyOrigin::Env(v.clone().unwrap_or_else(|| env.into())),
+        };
+        let d = crate::pull::http::Retry::default();
+        out.push(crate::pull::ProviderPull {
+            provider: p,
+            base_url,
+            key,
+            since: c.since,
+            restate_days: c.restate_days.unwrap_or(3),
+            width,
+            analytics: c.analytics.unwrap_or(false) && p == Provider::Anthropic,
+            concurrency: c.concurrency.unwrap_or(2).clamp(1, 16),
+            timeout: std::time::Duration::from_secs(c.timeout_secs.unwrap_or(60).max(1)),
+            retry: crate::pull::http::Retry {
+                max_retries: c.max_retries.unwrap_or(d.max_retries),
+                max_wait: c
+                    .max_wait_secs
+                    .map_or(d.max_wait, std::time::Duration::from_secs),
+                ..d
+            },
+            keep_days: c.keep_days.unwrap_or(35),
+        });
+    }
+    Ok(out)
 }
 
 /// What the credits ledger is asked, as of `as_of`: `[credits]` over the defaults.

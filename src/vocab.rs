@@ -339,6 +339,14 @@ pub enum Review {
     StaleData { tables: usize },
     /// The provider's list price differs from the price book's (`reconcile` price drift).
     PriceDrift { month: String, findings: usize },
+    /// A window `pull` could not fetch whole: the data before it stays in force; fetched
+    /// again by the next pull.
+    PullIncomplete {
+        provider: Provider,
+        endpoint: String,
+        range: String,
+        reason: String,
+    },
 }
 
 impl Review {
@@ -358,6 +366,15 @@ impl Review {
             Review::PriceDrift { month, findings } => {
                 Some(format!("review:price_drift:{month}:{findings}"))
             }
+            Review::PullIncomplete {
+                provider,
+                endpoint,
+                range,
+                ..
+            } => Some(format!(
+                "review:pull_incomplete:{}:{endpoint}:{range}",
+                provider.as_str()
+            )),
             Review::InvoiceUnexplained { invoice } => {
                 Some(format!("review:invoice_unexplained:{invoice}"))
             }

@@ -260,7 +260,25 @@ fn read_once_format(path: &Path, forced: Option<SourceFormat>) -> Option<SourceF
 }
 
 /// Which report a page of empty buckets is, from its file name or folder (`usage`/`cost`).
-fn empty_page_hint(path: &Path) -> Option<SourceFormat> {
+fn empty_page_hint(path: &Path, detected: crate::sources::Detected) -> Option<SourceFormat> {
+    use crate::sources::Detected;
+    let openai = detected == Detected::EmptyOpenAiPage;
+    // A folder named after the format, as `tokenledger pull` lands pages
+    // (`landing/<provider>/<pull>/<format>/<window>/p00001.json`).
+    let page_format = |f: SourceFormat| match f {
+        SourceFormat::OpenAiUsage(_) | SourceFormat::OpenAiCosts => openai,
+        SourceFormat::AnthropicUsageApi | SourceFormat::AnthropicCostApi => !openai,
+        _ => false,
+    };
+    let named = path
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .filter_map(|a| a.file_name())
+        .find_map(|n| SourceFormat::parse(&n.to_string_lossy()).filter(|&f| page_format(f)));
+    if named.is_some() || openai {
+        return named;
+    }
     let names = [path.file_name(), path.parent().and_then(Path::file_name)];
     names.into_iter().flatten().find_map(|n| {
         let n = n.to_string_lossy().to_ascii_lowercase();

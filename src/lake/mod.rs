@@ -65,11 +65,13 @@ pub enum Table {
     AlertLog,
     /// The `[[team]]` map of the config, so analysts' SQL assigns cost to teams as reports do.
     Teams,
+    /// What `tokenledger pull` fetched: one row per endpoint × window × attempt night.
+    PullLog,
 }
 
 impl Table {
     /// Every table of the lake, in layout order (`sql --tables`, upgrades).
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 18] = [
         Table::Usage,
         Table::UsageCoverage,
         Table::Cost,
@@ -87,6 +89,7 @@ impl Table {
         Table::MailLog,
         Table::AlertLog,
         Table::Teams,
+        Table::PullLog,
     ];
     pub const fn dir_name(self) -> &'static str {
         match self {
@@ -107,6 +110,7 @@ impl Table {
             Table::MailLog => "mail_log",
             Table::AlertLog => "alert_log",
             Table::Teams => "teams",
+            Table::PullLog => "pull_log",
         }
     }
     /// Month-partitioned tables (`provider=…/month=…`); the others are `provider=…` or flat.

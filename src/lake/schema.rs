@@ -291,6 +291,29 @@ pub fn teams() -> SchemaRef {
     ]))
 }
 
+/// What `tokenledger pull` fetched: one row per provider × endpoint × window it tried. A
+/// window is `complete` only when every page of it was fetched and landed; the next pull
+/// starts at the first window that is not.
+pub fn pull_log() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        s("pull_id", false),
+        s("provider", false),
+        s("endpoint", false),
+        t("range_start", false),
+        t("range_end", false),
+        s("status", false),
+        i("pages"),
+        i("bytes"),
+        i("requests"),
+        i("retries"),
+        s("content_hash", true),
+        s("landing_path", true),
+        s("error", true),
+        t("started_at", false),
+        t("finished_at", false),
+    ]))
+}
+
 // ---- the buyer's ledger tables (one file each; lineage without source_format) ----------
 
 fn day(name: &str, nullable: bool) -> Field {
@@ -380,6 +403,7 @@ pub fn of(t: Table) -> SchemaRef {
         Table::MailLog => mail_log(),
         Table::AlertLog => alert_log(),
         Table::Teams => teams(),
+        Table::PullLog => pull_log(),
     }
 }
 

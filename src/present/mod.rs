@@ -1042,6 +1042,43 @@ pub fn reconcile_text(
     })
 }
 
+/// What a pull did, in lines: the totals, then each window that did not land (provider,
+/// endpoint, range, reason), fetched again next time.
+pub fn pull_summary(p: &crate::pull::PullOutcome) -> String {
+    let mut out = format!(
+        "pull {}: {} of {} window(s) landed; {} request(s) ({} retried), {} page(s), {:.1} MiB in {:.1} s",
+        p.pull_id,
+        p.landed,
+        p.windows,
+        p.requests,
+        p.retries,
+        p.pages,
+        p.bytes as f64 / 1048576.0,
+        p.seconds
+    );
+    if p.pruned > 0 {
+        out.push_str(&format!("; {} old pull folder(s) pruned", p.pruned));
+    }
+    out.push('\n');
+    for i in &p.incomplete {
+        out.push_str(&format!(
+            "  NOT PULLED {} {} {}: {} (the data before stays; fetched again next time)\n",
+            i.provider.as_str(),
+            i.endpoint,
+            i.range,
+            i.reason
+        ));
+    }
+    out
+}
+
+/// What `tokenledger pull` says: the pull, then the ingest of what landed.
+pub fn pull_text(p: &crate::pull::PullOutcome, ingest: &crate::ingest::IngestSummary) -> String {
+    format!("{}{}", pull_summary(p), ingest_summary(ingest))
+        .trim_end()
+        .to_string()
+}
+
 /// `run --json`: every stage's outcome, the reasons to look and the exit code.
 pub fn run_json(
     o: &crate::run::RunOutcome,
@@ -1069,6 +1106,7 @@ pub fn run_json(
         })
         .collect();
     serde_json::json!({
+        "pull": o.pull,
         "ingest": o.ingest,
         "rate": {"summary": o.rated, "price_book": o.price_book},
         "months": months,
@@ -1113,6 +1151,14 @@ pub fn run_stages(
     data_dir: &std::path::Path,
 ) -> Vec<(&'static str, String)> {
     let mut s: Vec<(&'static str, String)> = Vec::new();
+    for line in o.pull.iter().flat_map(|p| {
+        pull_summary(p)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    }) {
+        s.push(("pull", line));
+    }
     s.push(("freshness", freshness_line(&o.freshness, &o.stale)));
     for m in &o.months {
         let rec = match &m.reconciliation {

@@ -7,6 +7,7 @@
 //! Must not: parse flags, print, or choose exit codes (that is `cli`), or do a stage's work.
 
 pub mod demo;
+pub mod pull;
 
 use std::path::{Path, PathBuf};
 
@@ -182,6 +183,21 @@ pub fn tables() -> crate::grid::Grid {
 /// a usage error.
 pub fn fill_params(text: &str, params: &[String]) -> Result<String, RunError> {
     crate::query::fill_params(text, params).map_err(RunError::Usage)
+}
+
+/// The SQL of `tokenledger sql`: the query given, or the file's text, with `--param`s filled.
+pub fn sql_text(
+    query: Option<String>,
+    file: Option<&Path>,
+    params: &[String],
+) -> Result<String, RunError> {
+    let text = match (query, file) {
+        (Some(q), _) => q,
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| RunError::Usage(format!("cannot read {}: {e}", f.display())))?,
+        (None, None) => return Err(RunError::Usage("give a query or --file".into())),
+    };
+    fill_params(&text, params)
 }
 
 /// `tokenledger synth`: a synthetic organisation's exports; what was written.
@@ -693,6 +709,8 @@ pub struct MonthOutcome {
 /// What the nightly run did.
 #[derive(Debug)]
 pub struct RunOutcome {
+    /// The pull stage (`None`: no provider configured to pull).
+    pub pull: Option<crate::pull::PullOutcome>,
     pub ingest: IngestSummary,
     pub rated: RateSummary,
     pub price_book: String,
@@ -725,7 +743,8 @@ pub const ALERT_DAYS: i64 = 7;
 impl RunOutcome {
     /// Every reason to look, from every stage.
     pub fn reviews(&self) -> Vec<Review> {
-        let mut out = ingest_reviews(&self.ingest);
+        let mut out: Vec<Review> = self.pull.iter().flat_map(pull::pull_reviews).collect();
+        out.extend(ingest_reviews(&self.ingest));
         for m in &self.months {
             out.extend(m.report.reviews());
             out.extend(m.reconciliation.iter().flat_map(|r| r.reviews()));
@@ -820,23 +839,7 @@ fn tied_reconciliation(
 /// (the latest month's chargeback mail once it is final; corrections when restated) → the
 /// alert digest (anomalies, credit findings, undelivered mail; each finding once).
 pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunOutcome, RunError> {
-    // The configured inputs, and the pages pulled into the landing directory.
-    let mut inputs = settings.inputs.clone();
-    let landing = settings.layout.landing();
-    if landing.is_dir() {
-        inputs.push(landing);
-    }
-    if inputs.is_empty() {
-        return Err(RunError::Usage(
-            "no inputs: pass --inputs DIR... or set `inputs = [\"…\"]` in tokenledger.toml".into(),
-        ));
-    }
-    let (opts, walked) = ingest_plan(settings, inputs, None)?;
-    // One exclusive view for the whole night: no other run commits between the first report
-    // and the month close, so the finance mail pairs a tie-out and a bill of the same lake.
-    let writer = Snapshot::create(&settings.layout, settings.wait_for_lock)?;
-    let ingest = ingest::ingest(&writer, &opts, walked)?;
-    settings.forget_learned();
+    let (writer, pulled, ingest) = pull::tonight(settings)?;
     let rated = rate_under(settings, &writer, &[])?;
     let to_report = months_to_report(&writer, &rated)?;
     let months = to_report
@@ -876,6 +879,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         &stale,
     )?;
     let mut out = RunOutcome {
+        pull: pulled,
         credits,
         recovered: writer.recovered.clone(),
         ingest,

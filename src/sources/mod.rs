@@ -148,6 +148,10 @@ pub enum Detected {
     /// An Admin API report page whose buckets are all empty (a quiet day): it could be a usage
     /// or a cost report, and only a hint (`--format`, the file's name or folder) can tell.
     EmptyReportPage,
+    /// An OpenAI Usage or Costs API page whose buckets are all empty: any of eleven
+    /// endpoints; only its folder (named after the format, as `tokenledger pull` writes it) or
+    /// `--format` can tell which.
+    EmptyOpenAiPage,
 }
 
 /// A short description of content tokenledger does not recognise: its type, never its text
@@ -308,7 +312,7 @@ pub fn detect_file(path: &Path) -> std::io::Result<Result<Detected, FileError>> 
     (&mut f).take(PEEK as u64).read_to_end(&mut buf)?;
     let first = detect(&buf);
     let undecided = match &first {
-        Ok(Detected::EmptyReportPage) => true,
+        Ok(Detected::EmptyReportPage | Detected::EmptyOpenAiPage) => true,
         Ok(Detected::Format(_)) => false,
         Err(e) => e.reason.starts_with("JSON"),
     };

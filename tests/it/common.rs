@@ -13,7 +13,7 @@ pub fn fixtures() -> PathBuf {
 /// What the binary reads from the environment: the runner's values must not reach a test
 /// (a `TOKENLEDGER_LOG_FORMAT=json` or `COLUMNS=80` in the shell would change the stderr and
 /// the tables dozens of tests read); a test that wants one sets it.
-pub const BINARY_ENV: [&str; 8] = [
+pub const BINARY_ENV: [&str; 17] = [
     "TOKENLEDGER_DATA_DIR",
     "TOKENLEDGER_CONFIG",
     "TOKENLEDGER_LOG_FORMAT",
@@ -22,6 +22,15 @@ pub const BINARY_ENV: [&str; 8] = [
     "NO_COLOR",
     "COLUMNS",
     "MALLOC_ARENA_MAX",
+    "ANTHROPIC_ADMIN_KEY",
+    "OPENAI_ADMIN_KEY",
+    "TOKENLEDGER_ANTHROPIC_BASE_URL",
+    "TOKENLEDGER_OPENAI_BASE_URL",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
 ];
 
 /// The binary with none of the runner's [`BINARY_ENV`].

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (links polars once). Each module is one capability.
 
 mod anomalies;
+mod apiserver;
 mod architecture;
 mod common;
 mod crash;
@@ -17,6 +18,7 @@ mod mail;
 mod money;
 mod openai;
 mod pricing;
+mod pull;
 mod quarantine;
 mod reading;
 mod reconcile;

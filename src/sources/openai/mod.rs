@@ -47,10 +47,7 @@ pub(super) fn detect_json(m: &Markers) -> Option<Result<Detected, FileError>> {
         [] => {}
     }
     if has("object=bucket") {
-        return Some(Err(FileError::new(
-            "an OpenAI Usage or Costs API page of empty buckets only: it does not say which \
-             endpoint it is, so it restates nothing (tokenledger pull names the endpoint)",
-        )));
+        return Some(Ok(Detected::EmptyOpenAiPage));
     }
     None
 }
