@@ -36,6 +36,7 @@ use crate::model::{
     self, ApiKey, CostRow, LedgerItem, Precedence, SourceFamily, SourceFormat, UsageRow, Workspace,
 };
 use crate::sources::{FileError, Limits, Quarantined, Sink, mask_secrets};
+use crate::vocab::Provider;
 
 mod coverage;
 mod ledger;
@@ -263,19 +264,7 @@ fn read_once_format(path: &Path, forced: Option<SourceFormat>) -> Option<SourceF
 fn empty_page_hint(path: &Path, detected: crate::sources::Detected) -> Option<SourceFormat> {
     use crate::sources::Detected;
     let openai = detected == Detected::EmptyOpenAiPage;
-    // A folder named after the format, as `tokenledger pull` lands pages
-    // (`landing/<provider>/<pull>/<format>/<window>/p00001.json`).
-    let page_format = |f: SourceFormat| match f {
-        SourceFormat::OpenAiUsage(_) | SourceFormat::OpenAiCosts => openai,
-        SourceFormat::AnthropicUsageApi | SourceFormat::AnthropicCostApi => !openai,
-        _ => false,
-    };
-    let named = path
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .filter_map(|a| a.file_name())
-        .find_map(|n| SourceFormat::parse(&n.to_string_lossy()).filter(|&f| page_format(f)));
+    let named = folder_format(path).filter(|f| openai == (f.provider() == Some(Provider::OpenAi)));
     if named.is_some() || openai {
         return named;
     }
@@ -288,6 +277,26 @@ fn empty_page_hint(path: &Path, detected: crate::sources::Detected) -> Option<So
             _ => None,
         }
     })
+}
+
+/// The report format a page's folder is named after, as `tokenledger pull` lands pages
+/// (`landing/<provider>/<pull>/<format>/<window>/p00001.json`). Pages of empty buckets of two
+/// endpoints are the same bytes: the folder tells them apart, and ingest counts them apart.
+pub(super) fn folder_format(path: &Path) -> Option<SourceFormat> {
+    let page_format = |f: &SourceFormat| {
+        matches!(
+            f,
+            SourceFormat::OpenAiUsage(_)
+                | SourceFormat::OpenAiCosts
+                | SourceFormat::AnthropicUsageApi
+                | SourceFormat::AnthropicCostApi
+        )
+    };
+    path.ancestors()
+        .skip(1)
+        .take(2)
+        .filter_map(|a| a.file_name())
+        .find_map(|n| SourceFormat::parse(&n.to_string_lossy()).filter(page_format))
 }
 
 fn hash_file(path: &Path) -> Result<(String, u64), IngestError> {

@@ -193,11 +193,15 @@ impl<'a> Ingest<'a> {
                 }
                 Ok((hash, size)) => {
                     s.content_hash = hash.clone();
-                    if self.is_known(&hash) {
+                    // Read as the format its folder names: the same bytes in another format's
+                    // folder (a quiet day of another endpoint) are another file.
+                    let named = super::folder_format(path).map(|f| f.as_str());
+                    let seen = named.map_or_else(|| hash.clone(), |f| format!("{hash} {f}"));
+                    if self.is_known(&hash) && named.is_none_or(|f| self.known_as(&hash, f)) {
                         s.status = FileStatus::Unchanged;
                         s.format = self.logged_format(&hash);
                         self.summaries.push(s);
-                    } else if !self.seen_now.insert(hash.clone()) {
+                    } else if !self.seen_now.insert(seen) {
                         s.status = FileStatus::Duplicate;
                         self.summaries.push(s);
                     } else {
@@ -225,6 +229,13 @@ impl<'a> Ingest<'a> {
             format,
             read_once,
         });
+    }
+
+    /// Whether a file with this content was ingested before as `format`.
+    fn known_as(&self, hash: &str, format: &str) -> bool {
+        self.log
+            .iter()
+            .any(|r| r.content_hash == hash && r.source_format.as_deref() == Some(format))
     }
 
     /// Whether a file with this content was ingested before and is not to be read again.

@@ -239,10 +239,10 @@ pub fn anthropic(width: BucketWidth, analytics: bool) -> Vec<Endpoint> {
             BucketWidth::Day,
             &[
                 "workspace_id",
-                "api_key_id",
                 "model",
                 "service_tier",
                 "context_window",
+                "inference_geo",
                 "cost_type",
                 "token_type",
             ],
@@ -252,7 +252,10 @@ pub fn anthropic(width: BucketWidth, analytics: bool) -> Vec<Endpoint> {
 }
 
 /// An Analytics query: rows paged (`limit` 1000), time-ordered so a page is stable, at most
-/// 31 days (24 h of `1m`) per query.
+/// 31 days (24 h of `1m`) per query. At most five dimensions count (`cost_type`/`token_type`
+/// do not): usage by workspace, key, model, tier and context window (so `inference_geo` is not
+/// grouped: such rows are priced at the global rate; the legacy report has every dimension),
+/// cost by workspace, model, tier, context window and geo (the cost table has no key).
 fn analytics_query(
     format: SourceFormat,
     path: &str,

@@ -70,6 +70,8 @@ pub struct Data {
     pub lists: HashMap<String, Vec<Value>>,
     /// Fewer buckets per page than asked (0: as asked), so windows take several pages.
     pub page_cap: usize,
+    /// Analytics rows per route (flat items, `limit` rows per page).
+    pub rows: HashMap<String, Vec<Value>>,
 }
 
 pub struct Server {
@@ -441,6 +443,9 @@ fn answer(req: &Request, d: &Data, looping: bool) -> (u16, Vec<u8>) {
         }
         return (200, body.to_string().into_bytes());
     }
+    if let Some(rows) = d.rows.get(&req.path) {
+        return analytics(req, rows);
+    }
     let Some(buckets) = d.buckets.get(&req.path) else {
         return (
             404,
@@ -525,4 +530,38 @@ fn empty_bucket(openai: bool, s: i64, e: i64) -> Value {
             .to_string()
     };
     json!({"starting_at": t(s), "ending_at": t(e), "results": []})
+}
+
+/// An Analytics page: the rows whose bucket starts in the range, `limit` per page, as of a
+/// refresh after the range.
+fn analytics(req: &Request, rows: &[Value]) -> (u16, Vec<u8>) {
+    let t = |k: &str| {
+        req.get(k)
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.timestamp())
+    };
+    let (Some(s), Some(e)) = (t("starting_at"), t("ending_at")) else {
+        return (
+            400,
+            error_body("invalid_request_error", "starting_at and ending_at"),
+        );
+    };
+    let inside: Vec<&Value> = rows
+        .iter()
+        .filter(|r| (s..e).contains(&bucket_start(r)))
+        .collect();
+    let offset: usize = req
+        .get("page")
+        .and_then(|p| p.strip_prefix("page_"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = req.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
+    let page: Vec<&Value> = inside.iter().skip(offset).take(limit).copied().collect();
+    let more = offset + page.len() < inside.len();
+    let refreshed = DateTime::<Utc>::from_timestamp(e + 3 * 3600, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let body = json!({"data": page, "has_more": more, "next_page": more.then(|| format!("page_{}", offset + page.len())), "data_refreshed_at": refreshed});
+    (200, body.to_string().into_bytes())
 }
