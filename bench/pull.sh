@@ -5,6 +5,7 @@
 # then the same pull again (nothing new: every page unchanged).
 #   bench/pull.sh                 # 3 months
 #   MONTHS=12 bench/pull.sh
+#   ROWS_PER_BUCKET=200 bench/pull.sh   # a denser organisation (synth's default is a small one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tokenledger-target}"
@@ -13,7 +14,8 @@ BIN="$CARGO_TARGET_DIR/release/tokenledger"
 WORK="${WORK:-/tmp/tokenledger-pull-bench}"
 MONTHS="${MONTHS:-3}"
 rm -rf "$WORK" && mkdir -p "$WORK"
-"$BIN" -q synth --out "$WORK/exports" --start 2026-08 --months "$MONTHS" --width 1h --openai
+"$BIN" -q synth --out "$WORK/exports" --start 2026-08 --months "$MONTHS" --width 1h --openai \
+  ${ROWS_PER_BUCKET:+--rows-per-bucket "$ROWS_PER_BUCKET"}
 export ANTHROPIC_ADMIN_KEY="sk-ant-admin01-bench" OPENAI_ADMIN_KEY="sk-admin-bench"
 SERVE_SECONDS=1800 timeout 1900 python3 bench/apiserver.py "$WORK/exports" "$WORK/port" &
 SERVER=$!

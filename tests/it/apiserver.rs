@@ -35,6 +35,10 @@ pub enum Fault {
     Slow(Duration),
     /// A normal page, but `has_more` with the same `next_page` every time.
     CursorLoop,
+    /// A normal page, but `has_more` with a new cursor every time, to no end.
+    Endless,
+    /// 200 with this body (not JSON: a proxy's error page).
+    Body(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -373,11 +377,12 @@ fn serve(
                 r.fault.clone()
             })
     };
-    let (code, body) = answer(
-        &req,
-        &data.lock().unwrap(),
-        matches!(fault, Some(Fault::CursorLoop)),
-    );
+    let looping = match fault {
+        Some(Fault::CursorLoop) => Some("page_loop".to_string()),
+        Some(Fault::Endless) => Some(format!("page_endless_{id}")),
+        _ => None,
+    };
+    let (code, body) = answer(&req, &data.lock().unwrap(), looping);
     match fault {
         Some(Fault::Status(c, headers)) => {
             let b = error_body("api_error", &format!("injected {c}"));
@@ -397,13 +402,14 @@ fn serve(
             std::thread::sleep(d);
             respond(&mut conn, code, &[], &body, id);
         }
-        Some(Fault::CursorLoop) | None => respond(&mut conn, code, &[], &body, id),
+        Some(Fault::Body(text)) => respond(&mut conn, 200, &[], text.as_bytes(), id),
+        Some(Fault::CursorLoop | Fault::Endless) | None => respond(&mut conn, code, &[], &body, id),
     }
     Some(())
 }
 
 /// The page a request asks for, from the data.
-fn answer(req: &Request, d: &Data, looping: bool) -> (u16, Vec<u8>) {
+fn answer(req: &Request, d: &Data, looping: Option<String>) -> (u16, Vec<u8>) {
     let openai = req.path.starts_with("/v1/organization/");
     let key_list =
         req.path.starts_with("/v1/organization/projects/") && req.path.ends_with("/api_keys");
@@ -506,12 +512,8 @@ fn answer(req: &Request, d: &Data, looping: bool) -> (u16, Vec<u8>) {
                 .unwrap_or_else(|| empty_bucket(openai, t, t + width))
         })
         .collect();
-    let has_more = looping || offset + page.len() < starts.len();
-    let next = if looping {
-        Some("page_loop".to_string())
-    } else {
-        has_more.then(|| format!("page_{}", offset + page.len()))
-    };
+    let has_more = looping.is_some() || offset + page.len() < starts.len();
+    let next = looping.or_else(|| has_more.then(|| format!("page_{}", offset + page.len())));
     let mut body = json!({"data": page, "has_more": has_more, "next_page": next});
     if openai {
         body["object"] = json!("page");

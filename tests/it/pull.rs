@@ -161,6 +161,17 @@ fn a_pull_through_every_fault_lands_what_ingesting_the_pages_does_and_twice_chan
         Rule::new("usage_report", 1, Fault::DropMidBody),
         Rule::new("workspaces", 1, Fault::Slow(slow)),
         Rule::new("usage/images", 1, Fault::Status(409, vec![])),
+        Rule::new(
+            "usage/audio_speeches",
+            1,
+            Fault::Body("<html>502 Bad Gateway</html>"),
+        ),
+        Rule::new(
+            "usage/moderations",
+            1,
+            Fault::Status(400, vec![("x-should-retry", "true".into())]),
+        ),
+        Rule::new("usage/vector_stores", 1, Fault::Status(408, vec![])),
         Rule {
             with_cursor: true,
             ..Rule::new("usage_report", 1, Fault::Status(410, vec![]))
@@ -249,6 +260,16 @@ fn a_window_that_cannot_be_fetched_is_named_keeps_the_data_before_and_lands_next
         50,
         Fault::Status(429, vec![("retry-after", "3600".into())]),
     ));
+    server.fault(Rule::new("workspaces", 50, Fault::Status(400, vec![])));
+    server.fault(Rule::new(
+        "api_keys",
+        50,
+        Fault::Status(500, vec![("x-should-retry", "false".into())]),
+    ));
+    server.fault(Rule {
+        query: Some("starting_at=2026-10-29T00:00:00Z"),
+        ..Rule::new("usage_report", 500, Fault::Endless)
+    });
     let second = pull(&data, &cfg, &server, &args, (ANTHROPIC_KEY, OPENAI_KEY));
     assert_eq!(
         code(&second),
@@ -282,6 +303,32 @@ fn a_window_that_cannot_be_fetched_is_named_keeps_the_data_before_and_lands_next
             .any(|m| m.starts_with("anthropic-cost-api") && m.contains("more than the cap")),
         "{missing:?}"
     );
+    // A 400 says the API's message and request-id; x-should-retry: false is not retried; a
+    // cursor that never ends stops at the most pages the window can hold (3 days of hours).
+    let said = |start: &str, what: &str| {
+        missing
+            .iter()
+            .any(|m| m.starts_with(start) && m.contains(what))
+    };
+    assert!(
+        said(
+            "anthropic-workspaces the whole list",
+            "HTTP 400: injected 400 (request-id req_test_"
+        ),
+        "{missing:?}"
+    );
+    assert!(
+        said("anthropic-api-keys", "HTTP 500: injected 500"),
+        "{missing:?}"
+    );
+    assert!(
+        said(
+            "anthropic-usage-api 2026-10-29T00:00Z",
+            "more than 73 page(s)"
+        ),
+        "{missing:?}"
+    );
+    assert_eq!(missing.len(), 5, "{missing:?}");
     let err = stderr(&second);
     assert!(
         err.contains("NOT PULLED anthropic anthropic-usage-api 2026-10-08T00:00Z"),
