@@ -279,6 +279,24 @@ fn empty_page_hint(path: &Path, detected: crate::sources::Detected) -> Option<So
     })
 }
 
+/// Why a page of empty buckets with no hint loads nothing, and how to give the hint.
+fn empty_page_error(d: crate::sources::Detected) -> &'static str {
+    match d {
+        crate::sources::Detected::EmptyOpenAiPage => {
+            "an OpenAI Usage or Costs API page whose buckets are all empty does not say which \
+             endpoint it is: nothing loaded, nothing restated. To restate those days to zero, \
+             pass --format openai-usage-<endpoint> (or openai-costs), or put it in a folder \
+             named so (as tokenledger pull does)"
+        }
+        _ => {
+            "a report page whose buckets are all empty (a quiet day?) cannot tell a usage report \
+             from a cost report: nothing loaded, nothing restated. To restate those days to \
+             zero, pass --format anthropic-usage-api (or anthropic-cost-api), or put 'usage' or \
+             'cost' in the file or folder name"
+        }
+    }
+}
+
 /// The report format a page's folder is named after, as `tokenledger pull` lands pages
 /// (`landing/<provider>/<pull>/<format>/<window>/p00001.json`). Pages of empty buckets of two
 /// endpoints are the same bytes: the folder tells them apart, and ingest counts them apart.

@@ -332,32 +332,16 @@ impl<'a> Ingest<'a> {
             Ok(d @ (Detected::EmptyReportPage | Detected::EmptyOpenAiPage)) => {
                 match empty_page_hint(path, d) {
                     Some(f) => {
+                        let f_name = f.as_str();
                         s.notes.push(format!(
-                        "a page of empty buckets, read as {} because its name or folder says so: \
-                         those periods are restated to zero",
-                        f.as_str()
-                    ));
+                            "a page of empty buckets, read as {f_name} because its name or \
+                             folder says so: those periods are restated to zero"
+                        ));
                         Ok(f)
                     }
                     None => {
                         s.status = FileStatus::EmptyAmbiguous;
-                        s.error = Some(match d {
-                        Detected::EmptyOpenAiPage => {
-                            "an OpenAI Usage or Costs API page whose buckets are all empty does \
-                             not say which endpoint it is: nothing loaded, nothing restated. To \
-                             restate those days to zero, pass --format openai-usage-<endpoint> \
-                             (or openai-costs), or put it in a folder named so (as tokenledger \
-                             pull does)"
-                        }
-                        _ => {
-                            "a report page whose buckets are all empty (a quiet day?) cannot \
-                             tell a usage report from a cost report: nothing loaded, nothing \
-                             restated. To restate those days to zero, pass --format \
-                             anthropic-usage-api (or anthropic-cost-api), or put 'usage' or \
-                             'cost' in the file or folder name"
-                        }
-                    }
-                    .into());
+                        s.error = Some(super::empty_page_error(d).into());
                         self.summaries.push(s);
                         return;
                     }

@@ -1151,13 +1151,8 @@ pub fn run_stages(
     data_dir: &std::path::Path,
 ) -> Vec<(&'static str, String)> {
     let mut s: Vec<(&'static str, String)> = Vec::new();
-    for line in o.pull.iter().flat_map(|p| {
-        pull_summary(p)
-            .lines()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    }) {
-        s.push(("pull", line));
+    if let Some(p) = &o.pull {
+        s.extend(pull_summary(p).lines().map(|l| ("pull", l.to_string())));
     }
     s.push(("freshness", freshness_line(&o.freshness, &o.stale)));
     for m in &o.months {

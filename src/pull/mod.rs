@@ -61,6 +61,9 @@ pub struct PullRequest {
 /// The Analytics API's data is not final for about 30 days (`provider-apis.md` §1).
 pub const ANALYTICS_RESTATE_DAYS: u32 = 30;
 
+/// The Analytics API's first day (`starting_at` ≥ 2026-01-01, `provider-apis.md` §3).
+const ANALYTICS_FIRST_DAY: NaiveDate = NaiveDate::from_ymd_opt(2026, 1, 1).expect("a date");
+
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
     #[error("{provider}: {message}")]
@@ -276,6 +279,13 @@ fn range(
                     .into(),
             ));
         }
+    };
+    // The Analytics API answers from 2026-01-01 and for the last 365 days only.
+    let from = match ep.landing {
+        Landing::Query => from
+            .max(midnight(ANALYTICS_FIRST_DAY))
+            .max(midnight(req.now.date_naive() - chrono::Days::new(364))),
+        Landing::Pages => from,
     };
     Ok((from, to.max(from)))
 }

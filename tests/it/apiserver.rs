@@ -116,22 +116,18 @@ fn route(f: SourceFormat) -> Option<String> {
     })
 }
 
-fn bucket_start(b: &Value) -> i64 {
-    if let Some(s) = b.get("starting_at").and_then(Value::as_str) {
-        return DateTime::parse_from_rfc3339(s).unwrap().timestamp();
-    }
-    b.get("start_time")
-        .and_then(Value::as_i64)
-        .expect("a bucket start")
+/// A bucket's `(start, end)` in Unix seconds: Anthropic's RFC 3339 `starting_at`/`ending_at`
+/// or OpenAI's `start_time`/`end_time`.
+fn bucket_times(b: &Value) -> (i64, i64) {
+    let at = |rfc: &str, unix: &str| match b.get(rfc).and_then(Value::as_str) {
+        Some(s) => DateTime::parse_from_rfc3339(s).unwrap().timestamp(),
+        None => b.get(unix).and_then(Value::as_i64).expect("a bucket time"),
+    };
+    (at("starting_at", "start_time"), at("ending_at", "end_time"))
 }
 
-fn bucket_end(b: &Value) -> i64 {
-    if let Some(s) = b.get("ending_at").and_then(Value::as_str) {
-        return DateTime::parse_from_rfc3339(s).unwrap().timestamp();
-    }
-    b.get("end_time")
-        .and_then(Value::as_i64)
-        .expect("a bucket end")
+fn bucket_start(b: &Value) -> i64 {
+    bucket_times(b).0
 }
 
 impl Data {
@@ -176,12 +172,9 @@ impl Data {
                 | SourceFormat::OpenAiProjectApiKeys => d.lists.entry(r).or_default().extend(items),
                 _ => {
                     for b in items {
-                        d.widths
-                            .insert(r.clone(), bucket_end(&b) - bucket_start(&b));
-                        d.buckets
-                            .entry(r.clone())
-                            .or_default()
-                            .insert(bucket_start(&b), b);
+                        let (start, end) = bucket_times(&b);
+                        d.widths.insert(r.clone(), end - start);
+                        d.buckets.entry(r.clone()).or_default().insert(start, b);
                     }
                 }
             }

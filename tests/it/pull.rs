@@ -22,6 +22,26 @@ fn org(dir: &Path) -> PathBuf {
     )
 }
 
+/// A lake of the same pages the server answers from, ingested as files (what a pull must equal).
+fn ingested_as_files(dir: &Path, exports: &Path) -> PathBuf {
+    let lake = dir.join("by-files");
+    let inputs: Vec<PathBuf> = [
+        "usage",
+        "cost",
+        "workspaces.json",
+        "api_keys.json",
+        "openai",
+    ]
+    .iter()
+    .map(|p| exports.join(p))
+    .collect();
+    ingest_ok(
+        &lake,
+        &inputs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    );
+    lake
+}
+
 fn config(dir: &Path) -> PathBuf {
     let cfg = dir.join("tokenledger.toml");
     std::fs::write(
@@ -122,22 +142,7 @@ fn assert_no_key(dir: &Path, texts: &[&[u8]]) {
 fn a_pull_through_every_fault_lands_what_ingesting_the_pages_does_and_twice_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let exports = org(dir.path());
-    // The same pages ingested as files.
-    let by_files = dir.path().join("by-files");
-    let inputs: Vec<PathBuf> = [
-        "usage",
-        "cost",
-        "workspaces.json",
-        "api_keys.json",
-        "openai",
-    ]
-    .iter()
-    .map(|p| exports.join(p))
-    .collect();
-    ingest_ok(
-        &by_files,
-        &inputs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
-    );
+    let by_files = ingested_as_files(dir.path(), &exports);
 
     let mut data = Data::from_exports(&exports);
     data.page_cap = 48; // a week of hours takes four pages: cursors are followed
@@ -582,21 +587,7 @@ fn run_pulls_each_provider_that_sets_since_then_does_the_whole_night() {
     let reviews = v["reviews"].to_string();
     assert!(!reviews.contains("pull_incomplete"), "{reviews}");
     assert_eq!(v["months"][0]["month"], "2026-10", "{}", v["months"]);
-    let by_files = dir.path().join("by-files");
-    let inputs: Vec<PathBuf> = [
-        "usage",
-        "cost",
-        "workspaces.json",
-        "api_keys.json",
-        "openai",
-    ]
-    .iter()
-    .map(|p| exports.join(p))
-    .collect();
-    ingest_ok(
-        &by_files,
-        &inputs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
-    );
+    let by_files = ingested_as_files(dir.path(), &exports);
     assert_eq!(figures(&data), figures(&by_files));
     assert_no_key(&data, &[&o.stdout, &o.stderr]);
 }
