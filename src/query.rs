@@ -659,13 +659,17 @@ pub fn usage_totals(layout: &Layout, month: Option<&str>) -> Result<Option<Frame
     if scan(layout, Table::Usage)?.is_none() {
         return Ok(None);
     }
-    // The month filter goes into the plan, so only that month's files are read.
-    let lf = context(layout)?.execute(USAGE_TOTALS_SQL)?;
-    let lf = match month {
-        Some(m) => lf.filter(col("month").eq(lit(m))),
-        None => lf,
-    };
-    Ok(Some(Frame(collect(lf)?)))
+    // Only the month's partition is read (its files, not a filter over every file).
+    let files: Vec<PathBuf> = table_files(layout, Table::Usage)?
+        .into_iter()
+        .filter(|f| month.is_none_or(|m| month_key(f).as_deref() == Some(m)))
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut ctx = SQLContext::new();
+    ctx.register(Table::Usage.dir_name(), scan_files(&files)?);
+    Ok(Some(Frame(collect(ctx.execute(USAGE_TOTALS_SQL)?)?)))
 }
 
 /// `tokenledger sql`: an analyst's query (the last statement's result).

@@ -129,7 +129,7 @@ pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
     let t1 = t0.elapsed();
     let st = &sums.strings;
     let text = |c: u32| st.get(c).map(str::to_string);
-    let name_of = |names: &HashMap<u32, u32>, c: u32| names.get(&c).and_then(|n| text(*n));
+    let name_of = |names: &scan::HashMap<u32, u32>, c: u32| names.get(&c).and_then(|n| text(*n));
     for (&(d, k, w, m), &c) in &sums.days {
         let m = text(m).unwrap_or_else(|| "(no model)".into());
         let wid = text(w).unwrap_or_else(|| "default".into());
