@@ -378,6 +378,13 @@ fn cell(av: AnyValue) -> Cell {
 /// this module.
 pub struct Sql {
     ctx: SQLContext,
+    /// What is registered: each lake file's identity (path, size, modification time, inode:
+    /// a part is never edited in place, so a new part is a new identity) and each small
+    /// table's text. With a statement, the key of its cached result; `None` once a table
+    /// without such an identity is registered (nothing is cached then).
+    key: Option<blake3::Hasher>,
+    /// `_tokenledger/cache/sql/` of the lake a table came from.
+    cache: Option<PathBuf>,
 }
 
 impl Default for Sql {
@@ -386,14 +393,60 @@ impl Default for Sql {
     }
 }
 
+/// Bumped when a cached result could differ for the same files and statement.
+const CACHE_VERSION: &str = "sql-cache-1";
+/// Results kept in `_tokenledger/cache/sql/` (the least recently used go first).
+const CACHE_KEEP: usize = 4096;
+
+/// What identifies this build: a result cached by another binary is not reused.
+fn build_identity() -> String {
+    let exe = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(|m| format!("{}:{:?}", m.len(), m.modified().ok()))
+        .unwrap_or_default();
+    format!("{CACHE_VERSION}:{}:{exe}", env!("CARGO_PKG_VERSION"))
+}
+
 impl Sql {
     pub fn new() -> Self {
+        let mut key = blake3::Hasher::new();
+        key.update(build_identity().as_bytes());
         Sql {
             ctx: SQLContext::new(),
+            key: Some(key),
+            cache: None,
         }
+    }
+    /// Adds `name` and the identity of each of `files` to the key.
+    fn key_files(&mut self, name: &str, files: &[PathBuf]) {
+        use std::os::unix::fs::MetadataExt;
+        let Some(k) = self.key.as_mut() else { return };
+        k.update(name.as_bytes());
+        for f in files {
+            match std::fs::metadata(f) {
+                Ok(m) => {
+                    let id = format!(
+                        "\0{}\0{}\0{}\0{}",
+                        f.display(),
+                        m.len(),
+                        m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                        m.ino()
+                    );
+                    k.update(id.as_bytes());
+                }
+                Err(_) => {
+                    self.key = None;
+                    return;
+                }
+            }
+        }
+    }
+    fn cache_in(&mut self, layout: &Layout) {
+        self.cache = Some(layout.internal().join("cache").join("sql"));
     }
     /// Registers Parquet files (token counts widened, see [`scan_files`]) as table `name`.
     pub fn files(&mut self, name: &str, files: &[PathBuf]) -> Result<(), QueryError> {
+        self.key_files(name, files);
         self.ctx.register(name, scan_files(files)?);
         Ok(())
     }
@@ -406,6 +459,10 @@ impl Sql {
     ) -> Result<bool, QueryError> {
         match rated_frame(layout, pricing)? {
             Some(lf) => {
+                let usage: Vec<PathBuf> = pricing.iter().map(|p| layout.usage_of(p)).collect();
+                self.key_files(RATED_USAGE, pricing);
+                self.key_files("", &usage);
+                self.cache_in(layout);
                 self.ctx.register(RATED_USAGE, lf);
                 Ok(true)
             }
@@ -420,13 +477,14 @@ impl Sql {
     }
     /// Registers a lake table when it has data; returns whether it has.
     pub fn table(&mut self, layout: &Layout, table: Table) -> Result<bool, QueryError> {
-        match scan(layout, table)? {
-            Some(lf) => {
-                self.ctx.register(table.dir_name(), lf);
-                Ok(true)
-            }
-            None => Ok(false),
+        let files = table_files(layout, table)?;
+        if files.is_empty() {
+            return Ok(false);
         }
+        self.key_files(table.dir_name(), &files);
+        self.cache_in(layout);
+        self.ctx.register(table.dir_name(), scan_files(&files)?);
+        Ok(true)
     }
     /// Registers a small table of text columns (teams, names) as `name`.
     pub fn strings(
@@ -439,17 +497,78 @@ impl Sql {
             .map(|(n, v)| Column::new((*n).into(), v.clone()))
             .collect();
         let height = columns.first().map_or(0, |c| c.1.len());
+        if let Some(k) = self.key.as_mut() {
+            k.update(format!("\0{name}\0{columns:?}").as_bytes());
+        }
         self.ctx
             .register(name, DataFrame::new(height, cols)?.lazy());
         Ok(())
     }
     /// Registers a result as table `name`.
     pub fn frame(&mut self, name: &str, f: Frame) {
+        self.key = None;
         self.ctx.register(name, f.0.lazy());
     }
-    /// Runs one statement.
+    /// Runs one statement. A result is kept in the lake's `_tokenledger/cache/sql/` under the
+    /// key of its inputs and statement, so a statement over files no commit changed since is
+    /// read back, not computed (a nightly run with nothing new re-reads no usage).
     pub fn run(&mut self, sql: &str) -> Result<Frame, QueryError> {
-        Ok(Frame(collect(self.ctx.execute(sql)?)?))
+        let cached = match (&self.key, &self.cache) {
+            (Some(k), Some(dir)) => {
+                let mut k = k.clone();
+                k.update(b"\0statement\0");
+                k.update(sql.as_bytes());
+                Some(dir.join(format!("{}.parquet", k.finalize().to_hex())))
+            }
+            _ => None,
+        };
+        if let Some(df) = cached.as_deref().and_then(read_cached) {
+            return Ok(Frame(df));
+        }
+        let mut df = collect(self.ctx.execute(sql)?)?;
+        if let Some(path) = cached {
+            write_cached(&path, &mut df);
+        }
+        Ok(Frame(df))
+    }
+}
+
+/// A cached result, if it is there and whole (touched: the least recently used go first).
+fn read_cached(path: &Path) -> Option<DataFrame> {
+    let f = std::fs::File::open(path).ok()?;
+    let df = ParquetReader::new(f).finish().ok()?;
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+    Some(df)
+}
+
+/// Keeps a result (temp file + rename; a lake we cannot write simply caches nothing), and
+/// trims the cache to [`CACHE_KEEP`] results.
+fn write_cached(path: &Path, df: &mut DataFrame) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let Ok(tmp) = tempfile::NamedTempFile::new_in(dir) else {
+        return;
+    };
+    let written = ParquetWriter::new(tmp.as_file()).finish(df).is_ok();
+    if !written || tmp.persist(path).is_err() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if files.len() > CACHE_KEEP {
+        files.sort();
+        for (_, f) in &files[..files.len() - CACHE_KEEP / 2] {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
 

@@ -342,6 +342,20 @@ pub fn report(
     teams: &[Team],
     pricing: &scan::Pricing,
 ) -> Result<Report, ReportError> {
+    Ok(reports(layout, month, &[dims], teams, pricing)?
+        .pop()
+        .expect("one grouping"))
+}
+
+/// The chargeback of `month` in several groupings, from one scan of its usage (the month
+/// close's bill needs three: a scan each read the month three times).
+pub fn reports(
+    layout: &Snapshot,
+    month: Month,
+    groupings: &[&[Dim]],
+    teams: &[Team],
+    pricing: &scan::Pricing,
+) -> Result<Vec<Report>, ReportError> {
     let files = partition_files(layout, month, Table::Usage)?;
     let rows = team_rows(teams)?;
     let (wn, kn) = query::name_frames(layout)?;
@@ -358,8 +372,12 @@ pub fn report(
         &rows,
     );
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let lines = scan::lines(&files, month, dims, &look, pricing, jobs)?;
-    from_lines(month, dims, lines)
+    let all = scan::groupings(&files, month, groupings, &look, pricing, jobs)?;
+    groupings
+        .iter()
+        .zip(all)
+        .map(|(dims, lines)| from_lines(month, dims, lines))
+        .collect()
 }
 
 /// The parts of `table` in the three UTC partitions a business month can touch, for every

@@ -677,22 +677,34 @@ fn part(
 
 /// The lines of `month` over `files`, in the order `sql/report.sql` sorts them in polars (by
 /// the dimension columns, names before ids, NULL last, then the status).
-pub fn lines(
+/// The lines of several groupings of one month from **one** scan: each part is read once,
+/// keyed by every dimension any grouping wants, then summed per grouping (costs are sums of
+/// exact per-signature costs, so any grouping of them is exact).
+pub fn groupings(
     files: &[PathBuf],
     month: Month,
-    dims: &[Dim],
+    groupings: &[&[Dim]],
     look: &Lookup,
     pricing: &Pricing,
     jobs: usize,
-) -> Result<Vec<Line>, ReportError> {
-    let parts = crate::par::map(files, jobs, |f| part(f, month, dims, look, pricing))
+) -> Result<Vec<Vec<Line>>, ReportError> {
+    let all: Vec<Dim> = groupings.iter().flat_map(|g| g.iter().copied()).collect();
+    let parts = crate::par::map(files, jobs, |f| part(f, month, &all, look, pricing))
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
+    groupings
+        .iter()
+        .map(|dims| merge_parts(&parts, dims))
+        .collect()
+}
+
+/// The parts' sums grouped by `dims`, sorted as the report orders its lines.
+fn merge_parts(parts: &[Part], dims: &[Dim]) -> Result<Vec<Line>, ReportError> {
     // Merge by text, not by code (each part has its own strings).
     let mut merged: HashMap<(Vec<Option<String>>, String), Acc> = HashMap::new();
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
     for p in parts {
-        for ((k, d, status), acc) in p.lines {
+        for (&(k, d, status), acc) in &p.lines {
             let text = |c: u32| p.strings.get(c).map(str::to_string);
             let mut dims_text: Vec<Option<String>> = Vec::new();
             for d_ in dims {

@@ -512,35 +512,21 @@ fn bill_reports(settings: &Settings, l: &Snapshot, month: Month) -> Result<[Repo
         book: &book,
         tz: settings.timezone,
     };
-    Ok([
-        report::report(
-            l,
-            month,
-            &[Dim::Team, Dim::Workspace, Dim::Model, Dim::Provider],
-            t,
-            &p,
-        )?,
-        report::report(
-            l,
-            month,
-            &[
-                Dim::Team,
-                Dim::Workspace,
-                Dim::ApiKey,
-                Dim::Product,
-                Dim::Actor,
-            ],
-            t,
-            &p,
-        )?,
-        report::report(
-            l,
-            month,
-            &[Dim::Team, Dim::Workspace, Dim::Day, Dim::Model],
-            t,
-            &p,
-        )?,
-    ])
+    let groupings: [&[Dim]; 3] = [
+        &[Dim::Team, Dim::Workspace, Dim::Model, Dim::Provider],
+        &[
+            Dim::Team,
+            Dim::Workspace,
+            Dim::ApiKey,
+            Dim::Product,
+            Dim::Actor,
+        ],
+        &[Dim::Team, Dim::Workspace, Dim::Day, Dim::Model],
+    ];
+    let reports: [Report; 3] = report::reports(l, month, &groupings, t, &p)?
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("three groupings, three reports"));
+    Ok(reports)
 }
 
 /// What the nightly run has already computed, as of the same day, for the month it closes:

@@ -543,3 +543,33 @@ fn pulled_pages_in_the_landing_dir_are_input_and_the_lake_never_is() {
     let o = tl(&data, &["run", "-q", "--as-of", "2026-11-02"]);
     assert!([0, 3].contains(&code(&o)), "{}", stderr(&o));
 }
+
+#[test]
+fn a_cached_query_result_is_read_back_until_a_commit_changes_its_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest_ok(&data, &[&fixtures().join("sample")]);
+    let cache = data.join("_tokenledger/cache/sql");
+    let count = || std::fs::read_dir(&cache).map_or(0, |d| d.count());
+    let reconcile = || {
+        let o = tl(
+            &data,
+            &["reconcile", "--month", "2026-10", "--format", "json"],
+        );
+        assert!([0, 3].contains(&code(&o)), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let first = reconcile();
+    let cached = count();
+    assert!(cached > 0, "the reconciliation's queries are cached");
+    assert_eq!(reconcile(), first, "read back: the same figures");
+    assert_eq!(count(), cached, "nothing computed again");
+    // A restated day is a new part: every statement over it is computed afresh.
+    ingest_ok(
+        &data,
+        &[&fixtures().join("formats/usage-2026-10-01-restated.json")],
+    );
+    let after = reconcile();
+    assert_ne!(after, first, "the restated day shows");
+    assert!(count() > cached);
+}
