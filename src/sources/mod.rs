@@ -342,7 +342,7 @@ pub fn detect_file(path: &Path) -> std::io::Result<Result<Detected, FileError>> 
 
 /// Files up to this size are read whole and parsed from memory (several times faster);
 /// larger ones are streamed, so memory stays bounded whatever the input size.
-pub const IN_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
+pub const IN_MEMORY_LIMIT: u64 = 128 * 1024 * 1024;
 
 /// Parses one file of a known format into `sink`, within `limits` (see [`parse_bytes`]).
 /// Files up to [`IN_MEMORY_LIMIT`] are parsed from memory; larger ones are streamed, and

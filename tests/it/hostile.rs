@@ -1124,7 +1124,7 @@ fn sql_prints_times_as_rfc3339() {
 }
 
 proptest::proptest! {
-    /// Quoting huge numbers is the same whatever the read sizes of the stream (the >64 MiB
+    /// Quoting huge numbers is the same whatever the read sizes of the stream (the >128 MiB
     /// path reads it in chunks), and leaves every other byte as it was.
     #[test]
     fn quoting_huge_numbers_does_not_depend_on_chunking(
@@ -1182,7 +1182,7 @@ proptest::proptest! {
 
 #[test]
 fn a_streamed_page_never_holds_a_string_longer_than_the_cap() {
-    // Read as a stream (the path of files over 64 MiB), a 5 MB `speed` reaches the parser as
+    // Read as a stream (the path of files over 128 MiB), a 5 MB `speed` reaches the parser as
     // its length: the row is refused with it, the good row loads.
     let mut long = row(Some(KEY), Some(WS), HAIKU, json!(7));
     long["speed"] = json!("x".repeat(5_000_000));
