@@ -11,6 +11,7 @@ Writes WORK/scale.csv and, when matplotlib is importable, WORK/scale.png.
 
 usage: bench/scale.py --bin target/release/tokenledger [--work DIR] [--steps 1,3,6,12]
        [--rows-per-bucket 900]
+       bench/scale.py --plot-only WORK/scale.csv OUT.png   # the plot again from a CSV
 """
 import argparse, csv, os, shutil, subprocess, sys, tempfile, time
 
@@ -89,7 +90,7 @@ def main():
             continue
         as_of = f"{month_of(i + 1)}-05"
         for name, args in [
-            ("rate", ["rate"]),
+            ("rate new months", ["rate"]),
             ("report", ["report", "--month", month]),
             ("usage", ["usage", "--month", month]),
             ("credits", ["credits", "--as-of", as_of]),
@@ -108,6 +109,11 @@ def main():
         w = csv.DictWriter(f, fieldnames=list(results[0]))
         w.writeheader()
         w.writerows(results)
+    plot(results, steps, os.path.join(a.work, "scale.png"))
+
+
+def plot(results, steps, out):
+    """Memory and time per command against the rows in the lake (needs matplotlib)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -117,19 +123,26 @@ def main():
         return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     for name in dict.fromkeys(r["command"] for r in results):
-        pts = [(r["rows"] / 1e6, r["peak_mib"], r["seconds"]) for r in results
-               if r["command"] == name and (name != "ingest" or r["months"] in steps)]
+        pts = [(float(r["rows"]) / 1e6, float(r["peak_mib"]), float(r["seconds"])) for r in results
+               if r["command"] == name and (name != "ingest" or int(r["months"]) in steps)]
         ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
         ax2.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=name)
     ax1.axhline(512, color="red", linestyle="--", linewidth=1)
     ax1.set(xlabel="usage rows in the lake (millions)", ylabel="peak RSS (MiB)", title="memory per command")
-    ax2.set(xlabel="usage rows in the lake (millions)", ylabel="seconds", title="time per command")
+    ax2.set(xlabel="usage rows in the lake (millions)", ylabel="seconds",
+            title="time per command (ingest: that month alone)")
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(a.work, "scale.png"), dpi=110)
-    print(f"wrote {os.path.join(a.work, 'scale.png')}")
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--plot-only":  # --plot-only CSV PNG
+        rows = list(csv.DictReader(open(sys.argv[2])))
+        for r in rows:
+            r["command"] = "rate new months" if r["command"] == "rate" else r["command"]
+        plot(rows, sorted({int(r["months"]) for r in rows if r["command"] != "ingest"}), sys.argv[3])
+        sys.exit(0)
     main()
