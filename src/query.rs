@@ -399,7 +399,7 @@ const CACHE_VERSION: &str = "sql-cache-1";
 const CACHE_KEEP: usize = 4096;
 
 /// What identifies this build: a result cached by another binary is not reused.
-fn build_identity() -> String {
+pub fn build_identity() -> String {
     let exe = std::env::current_exe()
         .and_then(std::fs::metadata)
         .map(|m| format!("{}:{:?}", m.len(), m.modified().ok()))
@@ -419,22 +419,14 @@ impl Sql {
     }
     /// Adds `name` and the identity of each of `files` to the key.
     fn key_files(&mut self, name: &str, files: &[PathBuf]) {
-        use std::os::unix::fs::MetadataExt;
         let Some(k) = self.key.as_mut() else { return };
         k.update(name.as_bytes());
         for f in files {
-            match std::fs::metadata(f) {
-                Ok(m) => {
-                    let id = format!(
-                        "\0{}\0{}\0{}\0{}",
-                        f.display(),
-                        m.len(),
-                        m.mtime_nsec() + m.mtime() * 1_000_000_000,
-                        m.ino()
-                    );
+            match file_identity(f) {
+                Some(id) => {
                     k.update(id.as_bytes());
                 }
-                Err(_) => {
+                None => {
                     self.key = None;
                     return;
                 }
@@ -531,6 +523,20 @@ impl Sql {
         }
         Ok(Frame(df))
     }
+}
+
+/// A lake file's identity: path, size, modification time and inode (a part is never edited in
+/// place, so new content is a new identity); `None` when it cannot be read.
+pub fn file_identity(f: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(f).ok()?;
+    Some(format!(
+        "\0{}\0{}\0{}\0{}",
+        f.display(),
+        m.len(),
+        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        m.ino()
+    ))
 }
 
 /// A cached result, if it is there and whole (touched: the least recently used go first).

@@ -8,6 +8,7 @@
 //! ongoing anomaly alerts on its first day only, acknowledged findings never alert); the
 //! `anomaly_acks` table. Must not: price, change usage, or round (that is `present`).
 
+pub mod cache;
 pub mod detect;
 pub mod incident;
 pub mod scan;
@@ -122,9 +123,13 @@ pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
     let t0 = std::time::Instant::now();
     let files = crate::query::table_files(layout, Table::UsagePricing)?;
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = crate::par::map(&files, jobs, |f| scan::part(f, &layout.usage_of(f), tz))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+    // A part no commit changed since the last pass is read from the cache, not scanned.
+    let dir = layout.internal().join("cache").join("anomalies");
+    let parts = crate::par::map(&files, jobs, |f| {
+        cache::part(&dir, f, &layout.usage_of(f), tz)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
     let sums = scan::merge(parts);
     let t1 = t0.elapsed();
     let st = &sums.strings;

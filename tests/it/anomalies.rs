@@ -599,3 +599,50 @@ fn the_alerting_policy_in_the_config_decides_what_alerts() {
         "no limit, no limit finding"
     );
 }
+
+#[test]
+fn the_pass_reads_unchanged_parts_from_its_cache_and_a_broken_cache_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data) = org(dir.path(), 7, "all");
+    let findings = || {
+        let o = tl(&data, &["anomalies", "--format", "json"]);
+        assert!([0, 3].contains(&code(&o)), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let first = findings();
+    assert!(
+        first.contains("\"alert\": true") || first.contains("\"alert\":true"),
+        "{first}"
+    );
+    let cache = data.join("_tokenledger/cache/anomalies");
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let parts = files();
+    assert!(!parts.is_empty(), "one cached sum per part");
+    assert_eq!(
+        findings(),
+        first,
+        "read back from the cache: the same findings"
+    );
+    assert_eq!(files(), parts, "nothing scanned again");
+    // A cache file cut short or overwritten is recomputed, never trusted.
+    std::fs::write(&parts[0], b"tokenledger anomaly sums 1\n\x05").unwrap();
+    std::fs::write(&parts[1], b"not ours").unwrap();
+    assert_eq!(findings(), first);
+    assert_eq!(
+        files(),
+        parts,
+        "the broken two were written again, under the same keys"
+    );
+    assert!(
+        std::fs::read(&parts[1])
+            .unwrap()
+            .starts_with(b"tokenledger anomaly sums 1\n")
+    );
+}
