@@ -549,9 +549,17 @@ fn read_cached(path: &Path) -> Option<DataFrame> {
     Some(df)
 }
 
-/// Keeps a result (temp file + rename; a lake we cannot write simply caches nothing), and
-/// trims the cache to [`CACHE_KEEP`] results.
+/// Keeps a result (see [`store_cached`]).
 fn write_cached(path: &Path, df: &mut DataFrame) {
+    store_cached(path, CACHE_KEEP, |f| {
+        ParquetWriter::new(f).finish(df).is_ok()
+    });
+}
+
+/// Writes a derived cache file at `path` with `write` (temp file + rename: a reader sees it
+/// whole or not at all; a lake we cannot write simply caches nothing), then trims its folder
+/// to half of `keep` files when it holds more (the least recently written go first).
+pub fn store_cached(path: &Path, keep: usize, write: impl FnOnce(&std::fs::File) -> bool) {
     let Some(dir) = path.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
@@ -559,8 +567,7 @@ fn write_cached(path: &Path, df: &mut DataFrame) {
     let Ok(tmp) = tempfile::NamedTempFile::new_in(dir) else {
         return;
     };
-    let written = ParquetWriter::new(tmp.as_file()).finish(df).is_ok();
-    if !written || tmp.persist(path).is_err() {
+    if !write(tmp.as_file()) || tmp.persist(path).is_err() {
         return;
     }
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -570,9 +577,9 @@ fn write_cached(path: &Path, df: &mut DataFrame) {
         .filter_map(|e| e.ok())
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    if files.len() > CACHE_KEEP {
+    if files.len() > keep {
         files.sort();
-        for (_, f) in &files[..files.len() - CACHE_KEEP / 2] {
+        for (_, f) in &files[..files.len() - keep / 2] {
             let _ = std::fs::remove_file(f);
         }
     }

@@ -6,7 +6,7 @@
 //! maps as fixed records). Must not: decide what a part sums to (that is `scan`), or fail the
 //! pass: an unreadable or foreign cache file is recomputed, an unwritable cache is skipped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
@@ -44,35 +44,12 @@ pub fn part(dir: &Path, pricing: &Path, usage: &Path, tz: Tz) -> Result<Sums, An
     }
     let sums = scan::part(pricing, usage, tz)?;
     if let Some(k) = key {
-        store(dir, &k, &encode(&sums));
+        let bytes = encode(&sums);
+        crate::query::store_cached(&k, KEEP, |mut f| {
+            std::io::Write::write_all(&mut f, &bytes).is_ok()
+        });
     }
     Ok(sums)
-}
-
-fn store(dir: &Path, path: &PathBuf, bytes: &[u8]) {
-    use std::io::Write;
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else {
-        return;
-    };
-    if tmp.write_all(bytes).is_err() || tmp.persist(path).is_err() {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    if files.len() > KEEP {
-        files.sort();
-        for (_, f) in &files[..files.len() - KEEP / 2] {
-            let _ = std::fs::remove_file(f);
-        }
-    }
 }
 
 fn encode(s: &Sums) -> Vec<u8> {
