@@ -237,15 +237,9 @@ pub fn anthropic(width: BucketWidth, analytics: bool) -> Vec<Endpoint> {
             SourceFormat::AnthropicAnalyticsCost,
             "/v1/organizations/analytics/cost",
             BucketWidth::Day,
-            &[
-                "workspace_id",
-                "model",
-                "service_tier",
-                "context_window",
-                "inference_geo",
-                "cost_type",
-                "token_type",
-            ],
+            // What the cost table keeps, read from the parser's own list: a dimension it has
+            // no column for would make the query refused (five count; the last two do not).
+            &crate::sources::anthropic::analytics::COST_DIMENSIONS,
         ));
     }
     out
@@ -255,7 +249,8 @@ pub fn anthropic(width: BucketWidth, analytics: bool) -> Vec<Endpoint> {
 /// 31 days (24 h of `1m`) per query. At most five dimensions count (`cost_type`/`token_type`
 /// do not): usage by workspace, key, model, tier and context window (so `inference_geo` is not
 /// grouped: such rows are priced at the global rate; the legacy report has every dimension),
-/// cost by workspace, model, tier, context window and geo (the cost table has no key).
+/// cost by every dimension the cost table keeps (workspace, model, tier, context window, geo;
+/// it has no key).
 fn analytics_query(
     format: SourceFormat,
     path: &str,

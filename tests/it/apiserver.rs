@@ -238,6 +238,13 @@ struct Request {
 }
 
 impl Request {
+    /// Where the page starts: our cursors are `page_<offset>` (any other text: the start).
+    fn offset(&self) -> usize {
+        self.get("page")
+            .and_then(|p| p.strip_prefix("page_"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
     fn get(&self, k: &str) -> Option<&str> {
         self.query
             .iter()
@@ -485,11 +492,7 @@ fn answer(req: &Request, d: &Data, looping: Option<String>) -> (u16, Vec<u8>) {
         .map(|i| s + i * width)
         .take_while(|t| *t < e)
         .collect();
-    let offset: usize = req
-        .get("page")
-        .and_then(|p| p.strip_prefix("page_"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let offset = req.offset();
     let mut limit: usize = req.get("limit").and_then(|l| l.parse().ok()).unwrap_or(7);
     if d.page_cap > 0 {
         limit = limit.min(d.page_cap);
@@ -545,11 +548,7 @@ fn analytics(req: &Request, rows: &[Value]) -> (u16, Vec<u8>) {
         .iter()
         .filter(|r| (s..e).contains(&bucket_start(r)))
         .collect();
-    let offset: usize = req
-        .get("page")
-        .and_then(|p| p.strip_prefix("page_"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let offset = req.offset();
     let limit: usize = req.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
     let page: Vec<&Value> = inside.iter().skip(offset).take(limit).copied().collect();
     let more = offset + page.len() < inside.len();

@@ -38,7 +38,7 @@ use crate::sources::{FileError, Limits, Quarantined, Sink};
 use crate::vocab::Provider;
 
 /// The dimensions a usage query may be grouped by and still load: the `usage` table's columns.
-const USAGE_DIMENSIONS: [&str; 11] = [
+pub const USAGE_DIMENSIONS: [&str; 11] = [
     "workspace_id",
     "api_key_id",
     "model",
@@ -74,8 +74,9 @@ const USAGE: Kind = Kind {
     table: "usage",
 };
 
-/// The dimensions a cost query may be grouped by and still load: the `cost` table's columns.
-const COST_DIMENSIONS: [&str; 7] = [
+/// The dimensions a cost query may be grouped by and still load: the `cost` table's columns
+/// (`tokenledger pull` asks for exactly these).
+pub const COST_DIMENSIONS: [&str; 7] = [
     "workspace_id",
     "model",
     "service_tier",
