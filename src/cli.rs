@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 
 pub use crate::flags::Cli;
 use crate::flags::{
-    AnomaliesArgs, AnomalyAction, Command, CreditsArgs, MailArgs, PricesArgs, RateArgs,
-    ReconcileArgs, ReportArgs, ReportOutput, SqlArgs, SqlOutput,
+    AnomaliesArgs, AnomalyAction, Command, CreditsArgs, ExportArgs, ExportWhat, MailArgs,
+    PricesArgs, RateArgs, ReconcileArgs, ReportArgs, ReportOutput, SqlArgs, SqlOutput,
 };
 use crate::present::{self, OutputFormat};
 use crate::run::{self, Review, RunError};
@@ -130,10 +130,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Anomalies(a) => cmd_anomalies(s, a),
         Command::Mail(a) => cmd_mail(s, a),
         Command::Demo(a) => cmd_demo(s, &a.dir),
+        Command::Export(ExportArgs {
+            what: ExportWhat::Focus(a),
+        }) => {
+            let out = or_fail!(run::export::focus(s, a.month, &a.out, a.file_format()), s);
+            json_out(a.json, &out)?;
+            say(s, present::focus_text(&out));
+            Ok(exit_code(&out.reviews()))
+        }
         Command::Completions(_) | Command::Man(_) => unreachable!("handled before the config"),
         Command::Synth(a) => {
-            let report = run::synth(&a.into())?;
-            say(s, report);
+            say(s, run::synth(&a.into())?);
             Ok(crate::exit::OK)
         }
     }
@@ -236,10 +243,8 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
     match output {
         SqlOutput::Parquet(out) => {
             let rows = run::sql_to_parquet(s, &text, &out).context("query failed")?;
-            say(
-                s,
-                format!("tokenledger: {rows} row(s) written to {}", out.display()),
-            );
+            let text = format!("tokenledger: {rows} row(s) written to {}", out.display());
+            say(s, text);
             Ok(crate::exit::OK)
         }
         SqlOutput::Grid(format) => print_table(s, format, run::sql(s, &text), ""),
@@ -248,10 +253,8 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
 
 fn cmd_prices(s: &Settings, a: PricesArgs) -> Result<i32> {
     let day = (!a.all).then(|| a.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive()));
-    print!(
-        "{}",
-        present::book_text(&s.book, day, a.format, s.render.width)
-    );
+    let text = present::book_text(&s.book, day, a.format, s.render.width);
+    print!("{text}");
     Ok(crate::exit::OK)
 }
 
@@ -260,10 +263,8 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
     let rated = run::rate(s, &months)?;
     say_recovered(s, &rated.snapshot.recovered);
     json_out(a.json, &rated.summary)?;
-    say(
-        s,
-        present::rate_summary(&rated.summary, &rated.summary.price_book),
-    );
+    let text = present::rate_summary(&rated.summary, &rated.summary.price_book);
+    say(s, text);
     Ok(exit_code(&rated.summary.reviews()))
 }
 
@@ -274,10 +275,8 @@ fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
         s
     );
     json_out(a.json, &out)?;
-    say(
-        s,
-        present::mail::outcome_text(&out, s.data_dir()).trim_end(),
-    );
+    let text = present::mail::outcome_text(&out, s.data_dir());
+    say(s, text.trim_end());
     Ok(exit_code(&out.reviews()))
 }
 

@@ -52,6 +52,32 @@ pub struct Config {
     pub anomalies: AnomaliesConfig,
     #[serde(default)]
     pub mail: MailConfig,
+    /// `[export]`: the FOCUS export.
+    #[serde(default)]
+    pub export: ExportConfig,
+}
+
+/// `[export]`: where the month close writes the FOCUS 1.4 export of a final month, and the
+/// billing account each provider's FOCUS rows name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// The month close writes `<focus_dir>/<YYYY-MM>/` when a month becomes final (relative to
+    /// the config file); unset: only `tokenledger export focus` writes one.
+    pub focus_dir: Option<PathBuf>,
+    /// `parquet` (default) or `csv`.
+    pub focus_format: Option<String>,
+    /// `[export.billing_accounts.anthropic]` `id` (your organization id) and `name`: FOCUS's
+    /// BillingAccountId/Name (default: the provider's name as the id, no name).
+    #[serde(default)]
+    pub billing_accounts: std::collections::BTreeMap<String, BillingAccount>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingAccount {
+    pub id: String,
+    pub name: Option<String>,
 }
 
 /// `[anomalies]`: what alerts (detection thresholds have defaults; amounts are strings).

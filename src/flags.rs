@@ -252,6 +252,11 @@ tokenledger report --month 2026-10 --format html --out chargeback.html"
     /// exactly once (a sent-ledger in the lake).
     #[command(after_help = MAIL_RULES)]
     Mail(MailArgs),
+    /// Export the lake in a standard format: FOCUS 1.4, the FinOps Foundation's billing format.
+    #[command(after_help = "Examples:\n  \
+tokenledger export focus --month 2026-10 --out focus/2026-10\n  \
+tokenledger export focus --month 2026-10 --out focus/2026-10 --format csv --json")]
+    Export(ExportArgs),
     /// Write a synthetic organisation's exports (deterministic for a seed).
     #[command(after_help = "Examples:\n  \
 tokenledger synth --out /tmp/org --months 2 --width 1h\n  \
@@ -621,6 +626,63 @@ impl ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub what: ExportWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// FOCUS 1.4 Cost and Usage, Invoice Detail and Billing Period of one UTC month, as any
+    /// FinOps tool loads them; each invoice's rows sum to its total to the cent.
+    #[command(after_help = FOCUS_RULES)]
+    Focus(FocusArgs),
+}
+
+const FOCUS_RULES: &str = "\
+One Cost and Usage row per UTC day x provider x workspace (project) x API key x model x tier x
+token class (or web search, or unit). ListCost is at the public price book, ContractedCost at the
+book in force (your [prices] overrides), EffectiveCost after free credit (promotional, plan
+credit) drawn, BilledCost what the invoice charges (its charges allocated to the rows it covers,
+largest remainder at the cent) or, before an invoice, what no credit paid. Credit lots bought
+for money are Purchase rows; invoice credits, discount and tax are rows of their own. Zero-cost
+rows are kept (their tokens are consumption); zero quantities are not rows. README: FOCUS export.
+Exit code 3 when some usage has no list price (its costs are 0, x_PricingStatus says UNPRICED).
+
+Examples:
+  tokenledger export focus --month 2026-10 --out focus/2026-10
+  tokenledger export focus --month 2026-10 --out focus/2026-10 --format csv
+  duckdb -c \"SELECT InvoiceId, SUM(BilledCost) FROM 'focus/2026-10/cost_and_usage.parquet' GROUP BY 1\"";
+
+#[derive(Debug, Args)]
+pub struct FocusArgs {
+    /// The month (YYYY-MM, UTC: FOCUS billing periods are UTC calendar months).
+    #[arg(long, value_parser = Month::parse)]
+    pub month: Month,
+    /// The directory the three datasets are written to (created; files replaced atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// parquet (DECIMAL money, UTC timestamps) or csv (plain digits, ISO 8601 times).
+    #[arg(long, value_parser = PossibleValuesParser::new(["parquet", "csv"]), default_value = "parquet")]
+    pub format: String,
+    /// Whether the month is over (Billing Period `Closed`) as of this day (default: today).
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// A JSON summary on stdout (files, rows, exact totals).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl FocusArgs {
+    pub fn file_format(&self) -> crate::export::write::Format {
+        match self.format.as_str() {
+            "csv" => crate::export::write::Format::Csv,
+            _ => crate::export::write::Format::Parquet,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct ReconcileArgs {
     /// The month (YYYY-MM, UTC: the provider's cost report and invoice are on UTC days).
     #[arg(long, value_parser = Month::parse)]
@@ -756,6 +818,9 @@ impl Cli {
                 Command::Mail(a) => a.as_of,
                 Command::Report(a) => a.as_of,
                 Command::Reconcile(a) => a.as_of,
+                Command::Export(ExportArgs {
+                    what: ExportWhat::Focus(a),
+                }) => a.as_of,
                 _ => None,
             },
             wide: self.wide,

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod credits;
 pub mod errors;
+pub mod export;
 pub mod flags;
 pub mod freshness;
 pub mod grid;

@@ -728,6 +728,17 @@ pub struct Invoice {
     pub lines: Vec<InvoiceLine>,
     /// Whether `lines` are all the invoice's lines (Stripe pages long line lists).
     pub lines_complete: bool,
+    /// Who issued it, as the invoice says (Stripe `account_name`: "Anthropic, PBC").
+    pub issuer_name: Option<String>,
+    /// When it was issued (Stripe `status_transitions.finalized_at`, else `created`; the CSV's
+    /// `issued_at`).
+    pub issued_at: Option<DateTime<Utc>>,
+    /// When payment is due (Stripe `due_date`; null when charged automatically).
+    pub due_at: Option<DateTime<Utc>>,
+    /// The issuer's status as sent (Stripe `open`, `paid`, `uncollectible`; the CSV's `status`).
+    pub status: Option<String>,
+    /// Stripe `collection_method`: `charge_automatically` or `send_invoice`.
+    pub collection_method: Option<String>,
     pub source_row: u64,
 }
 
@@ -757,5 +768,5 @@ impl Invoice {
 pub enum LedgerItem {
     Lot(CreditLot),
     Snapshot(BalanceSnapshot),
-    Invoice(Invoice),
+    Invoice(Box<Invoice>),
 }

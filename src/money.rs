@@ -29,7 +29,7 @@ pub const PRECISION: u8 = 28;
 pub const MAX_UNITS: i128 = 10i128.pow(PRECISION as u32) - 1;
 
 /// Fixed-point units in one cent.
-const CENT: i128 = 10i128.pow(SCALE - 2);
+pub const CENT: i128 = 10i128.pow(SCALE - 2);
 
 /// An exact amount of dollars (or of the currency's major unit), scale 12.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -232,6 +232,53 @@ pub fn allocate_cents_to(amounts: &[i128], target: i128) -> Vec<i128> {
         k += 1;
     }
     cents
+}
+
+/// Splits `target` (any fixed-point unit) over rows in proportion to `weights` (≥ 0), so the
+/// parts add up to `target` exactly: each part is the floor of its exact share, and the units
+/// left go one each to the largest remainders (ties to the earlier row). All weights zero:
+/// equal shares. Used to allocate an invoice's cents and a day's credit draw to rows.
+pub fn allocate_prorata(weights: &[i128], target: i128) -> Vec<i128> {
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let equal = weights.iter().all(|&w| w <= 0);
+    let mut w: Vec<i128> = weights
+        .iter()
+        .map(|&w| if equal { 1 } else { w.max(0) })
+        .collect();
+    // Products below stay under 10³⁶: weights beyond 10¹⁸ in total are scaled down first
+    // (the shares move by less than 10⁻¹⁸ of the target; their sum stays exact).
+    const LIMIT: i128 = 1_000_000_000_000_000_000;
+    let big: i128 = w.iter().sum();
+    if big > LIMIT {
+        let f = big / LIMIT + 1;
+        w.iter_mut().for_each(|x| *x /= f);
+        if w.iter().all(|&x| x == 0) {
+            w.iter_mut().for_each(|x| *x = 1);
+        }
+    }
+    let total: i128 = w.iter().sum();
+    let (sign, t) = (target.signum(), target.abs());
+    // t × w / total without overflow for any i128 inputs the lake holds: (q·total + r)·w.
+    let (q, r) = (t / total, t % total);
+    let mut parts: Vec<i128> = Vec::with_capacity(w.len());
+    let mut rems: Vec<(i128, usize)> = Vec::with_capacity(w.len());
+    for (i, &wi) in w.iter().enumerate() {
+        let prod = r * wi; // r < total and wi ≤ total
+        parts.push(q * wi + prod / total);
+        rems.push((prod % total, i));
+    }
+    let mut left = t - parts.iter().sum::<i128>();
+    rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, i) in rems.iter().cycle().take(rems.len() * 2) {
+        if left == 0 {
+            break;
+        }
+        parts[i] += 1;
+        left -= 1;
+    }
+    parts.iter().map(|p| p * sign).collect()
 }
 
 /// A fixed-point value of any scale in the lake's scale, exactly; `None` if that would drop

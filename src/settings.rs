@@ -108,6 +108,8 @@ pub struct Settings {
     /// What the credits ledger is asked, as of `as_of`: `[credits]` over the defaults.
     pub credits: crate::credits::Options,
     pub render: Render,
+    /// `[export]` resolved.
+    pub export: ExportSettings,
     /// `book` with the rates the lake's provider list amounts imply for models it lacks
     /// (`learned`), derived at first use and forgotten after an ingest (see [`Settings::priced_book`]).
     learned: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<PriceBook>>>>,
@@ -219,6 +221,7 @@ impl Settings {
             anomalies: anomaly_policy(&config, config_path.as_deref(), timezone)?,
             credits: credit_options(&config.credits, as_of),
             render: Render::resolve(flags.wide),
+            export: export_settings(&config, config_path.as_deref())?,
             learned: Default::default(),
             config_path,
         })
@@ -227,6 +230,58 @@ impl Settings {
     pub fn data_dir(&self) -> &Path {
         &self.layout.root
     }
+}
+
+/// `[export]`: the FOCUS export's directory, format and billing accounts.
+#[derive(Debug, Clone)]
+pub struct ExportSettings {
+    /// Where the month close writes a final month's FOCUS export (`<dir>/<YYYY-MM>/`).
+    pub focus_dir: Option<PathBuf>,
+    pub focus_format: crate::export::write::Format,
+    pub accounts: std::collections::BTreeMap<crate::vocab::Provider, crate::export::Account>,
+}
+
+fn export_settings(
+    config: &Config,
+    config_path: Option<&Path>,
+) -> Result<ExportSettings, ConfigError> {
+    use crate::export::write::Format;
+    let bad = |what: String| ConfigError::Value {
+        path: config_path.map_or_else(|| "tokenledger.toml".into(), Path::to_path_buf),
+        what,
+    };
+    let c = &config.export;
+    let focus_format = match c.focus_format.as_deref() {
+        None | Some("parquet") => Format::Parquet,
+        Some("csv") => Format::Csv,
+        Some(other) => {
+            return Err(bad(format!(
+                "[export] focus_format {other:?}: write \"parquet\" or \"csv\""
+            )));
+        }
+    };
+    let mut accounts = std::collections::BTreeMap::new();
+    for (name, a) in &c.billing_accounts {
+        let p = crate::vocab::Provider::parse(name).ok_or_else(|| {
+            bad(format!(
+                "[export.billing_accounts.{name}]: not a provider (anthropic or openai)"
+            ))
+        })?;
+        if a.id.trim().is_empty() {
+            return Err(bad(format!("[export.billing_accounts.{name}] id is empty")));
+        }
+        let account = crate::export::Account {
+            id: a.id.clone(),
+            name: a.name.clone(),
+        };
+        accounts.insert(p, account);
+    }
+    let base = config_path.and_then(Path::parent).unwrap_or(Path::new("."));
+    Ok(ExportSettings {
+        focus_dir: c.focus_dir.as_ref().map(|d| base.join(d)),
+        focus_format,
+        accounts,
+    })
 }
 
 /// Each provider's `[providers.*]` pull settings over the defaults (`provider-apis.md` §1, §5:

@@ -356,7 +356,17 @@ impl Queue {
     }
     /// Consumes up to `demand` from the pieces usable on `day`, in order; returns what no piece
     /// covered.
-    fn consume(&mut self, pieces: &mut [Piece], day: NaiveDate, mut demand: Money) -> Money {
+    fn consume(&mut self, pieces: &mut [Piece], day: NaiveDate, demand: Money) -> Money {
+        self.consume_with(pieces, day, demand, |_, _| {})
+    }
+    /// [`Queue::consume`], telling `took` each piece drawn on and how much.
+    fn consume_with(
+        &mut self,
+        pieces: &mut [Piece],
+        day: NaiveDate,
+        mut demand: Money,
+        mut took: impl FnMut(usize, Money),
+    ) -> Money {
         let mut alive_seen = false;
         for k in self.head..self.ord.len() {
             if !demand.is_positive() {
@@ -367,6 +377,9 @@ impl Queue {
                 let take = demand.min(p.left);
                 p.left = Money::from_units(p.left.units() - take.units());
                 demand = Money::from_units(demand.units() - take.units());
+                if take.is_positive() {
+                    took(self.ord[k], take);
+                }
             }
             let dead = !p.left.is_positive() || p.end <= day;
             if dead && !alive_seen {
@@ -377,6 +390,49 @@ impl Queue {
         }
         demand
     }
+}
+
+/// What one lot paid of one UTC day's list cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Draw {
+    pub lot_id: String,
+    pub kind: CreditKind,
+    pub amount: Money,
+}
+
+/// Each UTC day's draws on each provider's lots, in the ledger's order, over the days `daily`
+/// holds up to `through` (real data only: no estimated days). The same consumption as
+/// [`compute`]: a day's draws depend only on the days before it.
+pub fn draws(
+    lots: &[CreditLot],
+    daily: &BTreeMap<(Provider, NaiveDate), Money>,
+    through: NaiveDate,
+) -> BTreeMap<(Provider, NaiveDate), Vec<Draw>> {
+    let mut out: BTreeMap<(Provider, NaiveDate), Vec<Draw>> = BTreeMap::new();
+    let mut providers: Vec<Provider> = lots.iter().map(|l| l.provider).collect();
+    providers.sort();
+    providers.dedup();
+    for p in providers {
+        let mine: Vec<CreditLot> = lots.iter().filter(|l| l.provider == p).cloned().collect();
+        let mut pieces = pieces(&mine, through, through + TimeDelta::days(1));
+        let mut queue = Queue::new(&pieces, &mine);
+        let days = daily.range((p, NaiveDate::MIN)..=(p, through));
+        for (&(_, day), &cost) in days {
+            let mut drawn = Vec::new();
+            queue.consume_with(&mut pieces, day, cost, |i, m| drawn.push((i, m)));
+            let list = out.entry((p, day)).or_default();
+            for (i, amount) in drawn {
+                let lot = &mine[pieces[i].lot];
+                list.push(Draw {
+                    lot_id: lot.lot_id.clone(),
+                    kind: lot.kind,
+                    amount,
+                });
+            }
+        }
+    }
+    out.retain(|_, v| !v.is_empty());
+    out
 }
 
 /// One provider's history up to the as-of date: pieces consumed, uncovered cost, assertions.

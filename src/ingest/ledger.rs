@@ -84,10 +84,10 @@ impl Ledger {
                 }
                 LedgerItem::Invoice(invoice) => {
                     let key = (invoice.provider, invoice.number.clone());
-                    if self.invoices.get(&key).map(|x| &x.item.invoice) != Some(&invoice) {
+                    if self.invoices.get(&key).map(|x| &x.item.invoice) != Some(&*invoice) {
                         self.changed[2] = true;
                         let item = SourcedInvoice {
-                            invoice,
+                            invoice: *invoice,
                             source_format: format.as_str().to_string(),
                         };
                         self.invoices

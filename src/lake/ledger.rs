@@ -136,6 +136,11 @@ pub fn invoices_batch(rows: &[Stored<SourcedInvoice>]) -> RecordBatch {
                 it().map(|i| Some(i.lines_complete)),
             )),
             strings(rows.iter().map(|r| r.item.source_format.as_str())),
+            opt_strings(it().map(|i| i.issuer_name.as_deref())),
+            timestamps(it().map(|i| i.issued_at.map(micros))),
+            timestamps(it().map(|i| i.due_at.map(micros))),
+            opt_strings(it().map(|i| i.status.as_deref())),
+            opt_strings(it().map(|i| i.collection_method.as_deref())),
         ],
         lineage_columns(rows, |i| i.invoice.source_row),
     )
@@ -317,6 +322,15 @@ pub fn invoices_rows(
         str_col(b, "source_format")?,
         i64_col(b, "source_row")?,
     );
+    let (issuer, status, method) = (
+        str_col(b, "issuer_name")?,
+        str_col(b, "status")?,
+        str_col(b, "collection_method")?,
+    );
+    let (issued, due_at) = (ts_col(b, "issued_at")?, ts_col(b, "due_at")?);
+    let text = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
+    let time =
+        |a: &TimestampMicrosecondArray, i: usize| a.is_valid(i).then(|| from_micros(a.value(i)));
     let mut items = Vec::with_capacity(b.num_rows());
     for i in 0..b.num_rows() {
         let key = (prov.value(i).to_string(), num.value(i).to_string());
@@ -338,6 +352,11 @@ pub fn invoices_rows(
                 amount_due: dec(due, i),
                 lines,
                 lines_complete: complete.value(i),
+                issuer_name: text(issuer, i),
+                issued_at: time(issued, i),
+                due_at: time(due_at, i),
+                status: text(status, i),
+                collection_method: text(method, i),
                 source_row: row.value(i) as u64,
             },
             source_format: fmt.value(i).into(),

@@ -369,6 +369,13 @@ pub fn invoices() -> SchemaRef {
         Field::new("line_count", DataType::Int64, false),
         Field::new("lines_complete", DataType::Boolean, false),
         s("source_format", false),
+        // Schema 7: what the FOCUS Invoice Detail needs (null in older lakes and where the
+        // source does not say).
+        s("issuer_name", true),
+        t("issued_at", true),
+        t("due_at", true),
+        s("status", true),
+        s("collection_method", true),
     ])
 }
 

@@ -1079,6 +1079,30 @@ pub fn pull_text(p: &crate::pull::PullOutcome, ingest: &crate::ingest::IngestSum
         .to_string()
 }
 
+/// What `tokenledger export focus` says: each file with its rows, then the exact totals.
+pub fn focus_text(e: &crate::run::export::FocusExport) -> String {
+    let mut out = format!("FOCUS 1.4 export of {} (UTC month):\n", e.month);
+    for f in &e.files {
+        out.push_str(&format!(
+            "  {:<15} {:>9} rows  {}\n",
+            f.dataset,
+            crate::money::group_thousands(&f.rows.to_string()),
+            f.path.display()
+        ));
+    }
+    out.push_str(&format!(
+        "  ListCost {}  ContractedCost {}  EffectiveCost {}  BilledCost {} (exact sums of cost_and_usage)",
+        e.list_cost, e.contracted_cost, e.effective_cost, e.billed_cost
+    ));
+    if e.unpriced_groups > 0 {
+        out.push_str(&format!(
+            "\n  {} usage group(s) UNPRICED: their cost columns are 0 (x_PricingStatus = UNPRICED); add a [[prices.model]] override (exit code 3)",
+            e.unpriced_groups
+        ));
+    }
+    out
+}
+
 /// `run --json`: every stage's outcome, the reasons to look and the exit code.
 pub fn run_json(
     o: &crate::run::RunOutcome,
@@ -1113,6 +1137,7 @@ pub fn run_json(
         "credits": o.credits.as_ref().map(|l| serde_json::json!({"as_of": l.as_of, "findings": l.findings})),
         "anomalies": {"incidents": o.incidents},
         "chargeback": o.chargeback,
+        "focus_export": o.focus,
         "alerts": o.alerts,
         "undelivered": o.undelivered,
         "freshness": {"spans": o.freshness.spans, "stale": o.stale},

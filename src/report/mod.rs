@@ -231,7 +231,7 @@ pub fn team_rows(teams: &[Team]) -> Result<Vec<TeamRow>, ReportError> {
 /// Registers `rows` as table `teams`. polars 0.55.2 drops left rows with a null key (Console
 /// usage has no key name) when the right side of a LEFT JOIN is empty; a sentinel row of each
 /// kind that no real name can equal avoids that (the lake's table has none).
-fn register_teams(s: &mut Sql, rows: &[TeamRow]) -> Result<(), ReportError> {
+pub fn register_teams(s: &mut Sql, rows: &[TeamRow]) -> Result<(), ReportError> {
     let sentinel = |kind| TeamRow {
         kind,
         name: "\u{0}no team\u{0}".into(),

@@ -30,6 +30,9 @@ shared_workspaces = ["Default"]
 [anomalies.limits]
 org = "6000"
 
+[export]
+focus_dir = "focus"    # the month close writes focus/2026-10/, FOCUS 1.4, once October is final
+
 [[team]]
 name = "Search"
 cost_center = "CC-100"

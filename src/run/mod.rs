@@ -7,6 +7,7 @@
 //! Must not: parse flags, print, or choose exit codes (that is `cli`), or do a stage's work.
 
 pub mod demo;
+pub mod export;
 pub mod pull;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub enum RunError {
     Mail(#[from] crate::mail::MailError),
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
@@ -709,6 +712,9 @@ pub struct RunOutcome {
     /// Month close: the chargeback mail of the latest month with usage, once it is final
     /// (`None`: not final yet, or no recipients configured).
     pub chargeback: Option<crate::mail::MailOutcome>,
+    /// Month close: the FOCUS export of the closing month into `[export] focus_dir`, once it
+    /// is final (`None`: not final, or no `focus_dir`).
+    pub focus: Option<export::FocusExport>,
     /// The alert digest (`None`: no alert recipients).
     pub alerts: Option<crate::mail::alerts::AlertOutcome>,
     /// Mail still queued after this run (chargebacks and digests).
@@ -855,6 +861,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         incidents: Some(&all_incidents),
     };
     let chargeback = month_close(settings, &writer, render, closing, &known)?;
+    let focus = focus_close(settings, &writer, closing)?;
     let (freshness, stale) = freshness(settings, &writer)?;
     let (alerts, undelivered, alert_keys) = alert_digest(
         settings,
@@ -874,6 +881,7 @@ pub fn run(settings: &Settings, render: &dyn crate::mail::Render) -> Result<RunO
         months,
         incidents,
         chargeback,
+        focus,
         alerts,
         undelivered,
         freshness,
@@ -951,6 +959,28 @@ fn alert_digest(
     let out = alerts::send(writer, cfg, render, &items, settings.as_of, false)?;
     let undelivered = queued + out.undelivered;
     Ok((Some(out), undelivered, keys))
+}
+
+/// Month close, for FinOps tools: the FOCUS 1.4 export of `latest` into
+/// `focus_dir/YYYY-MM/` once the month is final (every night after: the same bytes, or the
+/// corrected figures when the provider restated the month).
+fn focus_close(
+    settings: &Settings,
+    writer: &Writer,
+    latest: Option<Month>,
+) -> Result<Option<export::FocusExport>, RunError> {
+    let (Some(month), Some(dir)) = (latest, settings.export.focus_dir.as_ref()) else {
+        return Ok(None);
+    };
+    let close = crate::vocab::Close::of(month, settings.as_of, settings.mail.grace_days);
+    if !close.is_final() {
+        return Ok(None);
+    }
+    let out = dir.join(month.key());
+    let format = settings.export.focus_format;
+    Ok(Some(export::write_focus(
+        settings, writer, month, &out, format,
+    )?))
 }
 
 /// Month close: the chargeback of `latest` (the latest month with usage) once it is final

@@ -57,6 +57,9 @@ pub const INVOICE_COLUMNS: &[&str] = &[
 /// `tax` add, `credit` (credit applied), `discount` and `balance` (customer balance applied)
 /// are zero or negative.
 pub const INVOICE_LINE_KINDS: &[&str] = &["charge", "credit", "discount", "tax", "balance"];
+/// Optional invoice CSV columns (the same on every row of an invoice when given): the issue
+/// date, the payment due date (`YYYY-MM-DD`, UTC), the issuer's status and name.
+pub const INVOICE_OPTIONAL: &[&str] = &["issued_at", "due_date", "status", "issuer"];
 
 /// Which of our CSV formats a header is, if any (by its column names, in any order).
 pub fn detect_header(first_line: &str) -> Option<crate::model::SourceFormat> {
@@ -424,7 +427,7 @@ pub fn parse_invoice_csv(
     limits: &Limits,
     sink: &mut dyn Sink,
 ) -> Result<(), FileError> {
-    let t = Table::read(bytes, (INVOICE_COLUMNS, &[]), true, sink)?;
+    let t = Table::read(bytes, (INVOICE_COLUMNS, INVOICE_OPTIONAL), true, sink)?;
     let mut by_number: BTreeMap<(String, String), Vec<(u64, &csv::StringRecord)>> = BTreeMap::new();
     for (line, rec) in &t.rows {
         let key = (
@@ -435,7 +438,7 @@ pub fn parse_invoice_csv(
     }
     for ((_, number), rows) in by_number {
         match csv_invoice(&t, &number, &rows, limits) {
-            Ok(inv) => sink.ledger(LedgerItem::Invoice(inv)),
+            Ok(inv) => sink.ledger(LedgerItem::Invoice(Box::new(inv))),
             Err((line, r)) => {
                 let rec = rows
                     .iter()
@@ -450,7 +453,14 @@ pub fn parse_invoice_csv(
 }
 
 /// What every row of one CSV invoice must agree on: provider, currency, period.
-type InvoiceHead = (Provider, String, NaiveDate, NaiveDate);
+type InvoiceHead = (Provider, String, NaiveDate, NaiveDate, Extra);
+/// The optional columns: issued, due, status, issuer.
+type Extra = (
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+    Option<String>,
+    Option<String>,
+);
 
 fn invoice_head(t: &Table, rec: &csv::StringRecord) -> Result<InvoiceHead, Refusal> {
     let currency = usd_only(t.get(rec, "currency")).map_err(|r| refuse("currency", r))?;
@@ -460,11 +470,29 @@ fn invoice_head(t: &Table, rec: &csv::StringRecord) -> Result<InvoiceHead, Refus
         let reason = format!("period_end {end} is not after period_start {start}");
         return Err(refuse("period_end", reason));
     }
-    Ok((provider(t.get(rec, "provider"))?, currency, start, end))
+    let day = |c: &str| -> Result<Option<NaiveDate>, Refusal> {
+        let v = t.get(rec, c);
+        (!v.is_empty()).then(|| utc_day(c, v)).transpose()
+    };
+    let text = |c: &str| Some(t.get(rec, c).to_string()).filter(|v| !v.is_empty());
+    let extra = (
+        day("issued_at")?,
+        day("due_date")?,
+        text("status"),
+        text("issuer"),
+    );
+    Ok((
+        provider(t.get(rec, "provider"))?,
+        currency,
+        start,
+        end,
+        extra,
+    ))
 }
 
 /// An invoice with no amounts yet.
-fn empty_invoice(number: &str, (provider, currency, start, end): InvoiceHead, row: u64) -> Invoice {
+fn empty_invoice(number: &str, head: InvoiceHead, row: u64) -> Invoice {
+    let (provider, currency, start, end, (issued, due, status, issuer)) = head;
     Invoice {
         provider,
         number: number.to_string(),
@@ -480,6 +508,11 @@ fn empty_invoice(number: &str, (provider, currency, start, end): InvoiceHead, ro
         amount_due: Decimal::ZERO,
         lines: Vec::new(),
         lines_complete: true,
+        issuer_name: issuer,
+        issued_at: issued.map(day_start),
+        due_at: due.map(day_start),
+        status,
+        collection_method: None,
         source_row: row,
     }
 }
@@ -539,7 +572,8 @@ fn csv_invoice(
         if invoice_head(t, rec).map_err(at(*line))? != head {
             let r = refuse(
                 "invoice_number",
-                "rows of one invoice disagree on provider, currency or period",
+                "rows of one invoice disagree on provider, currency, period, issue or due date, \
+                 status or issuer",
             );
             return Err((*line, r));
         }
@@ -570,11 +604,24 @@ struct StripeInvoice {
     total: i64,
     amount_due: i64,
     starting_balance: Option<i64>,
+    /// Stripe's invoice object (https://docs.stripe.com/api/invoices/object): `created`,
+    /// `status_transitions.finalized_at` (when a draft became a bill), `due_date` (null when
+    /// charged automatically), `collection_method`.
+    created: Option<i64>,
+    #[serde(default)]
+    status_transitions: Option<StripeTransitions>,
+    due_date: Option<i64>,
+    collection_method: Option<String>,
     #[serde(default)]
     total_discount_amounts: Option<Vec<StripeAmount>>,
     #[serde(default)]
     total_tax_amounts: Option<Vec<StripeAmount>>,
     lines: Option<StripeList>,
+}
+
+#[derive(Deserialize)]
+struct StripeTransitions {
+    finalized_at: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -655,7 +702,7 @@ pub fn parse_stripe(bytes: &[u8], limits: &Limits, sink: &mut dyn Sink) -> Resul
                         excerpt(&inv.number)
                     )));
                 }
-                sink.ledger(LedgerItem::Invoice(inv));
+                sink.ledger(LedgerItem::Invoice(Box::new(inv)));
             }
             Err((field, reason)) => sink.quarantine(Quarantined {
                 location,
@@ -764,6 +811,15 @@ fn stripe_invoice(v: serde_json::Value, limits: &Limits) -> Result<Invoice, Refu
         .into_iter()
         .find(|p| issuer.contains(p.as_str()))
         .unwrap_or(Provider::Anthropic);
+    let finalized = s.status_transitions.as_ref().and_then(|t| t.finalized_at);
+    let issued_at = match finalized.or(s.created) {
+        Some(t) => Some(unix("created", t)?),
+        None => None,
+    };
+    let due_at = match s.due_date {
+        Some(t) => Some(unix("due_date", t)?),
+        None => None,
+    };
     Ok(Invoice {
         provider,
         number,
@@ -779,6 +835,11 @@ fn stripe_invoice(v: serde_json::Value, limits: &Limits) -> Result<Invoice, Refu
         amount_due: cents(s.amount_due),
         lines,
         lines_complete: !list.has_more,
+        issuer_name: s.account_name.filter(|n| !n.is_empty()),
+        issued_at,
+        due_at,
+        status: s.status,
+        collection_method: s.collection_method,
         source_row: 0,
     })
 }

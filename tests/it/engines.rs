@@ -228,6 +228,7 @@ fn every_shipped_query_is_exact_on_duckdb_spark_and_tokenledger() {
         "reconcile_coverage.sql",
         "chargeback_by_charge.sql",
         "provider_list.sql",
+        "focus_usage.sql",
     ] {
         let text = fill(&shipped(f), "");
         let statements = tokenledger::query::statements(&text);

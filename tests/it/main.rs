@@ -9,6 +9,7 @@ mod credits;
 mod docs;
 mod duckdb;
 mod engines;
+mod focus;
 mod formats;
 mod hostile;
 mod ingest;

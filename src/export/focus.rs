@@ -1,0 +1,1016 @@
+//! The FOCUS 1.4 datasets of one UTC month as a pure function: usage groups, credit draws,
+//! lots and invoices in; Cost and Usage, Invoice Detail and Billing Period rows out. No IO.
+//!
+//! The rules (README "FOCUS export" says the same to users):
+//! - a Usage row is one UTC day × provider × workspace × key × model × tier × context window ×
+//!   geo × charge (a token class, web search requests, or a unit such as images); zero
+//!   quantities are not rows;
+//! - `ContractedCost` is the cost at the price book in force (overrides included, what
+//!   `report` and `rated_usage` show); `ListCost` at the public book (the embedded one plus the
+//!   provider-list rates): the two differ only where an override prices a row;
+//! - credits: each UTC day's draws on each lot (the credits ledger's order) are split over that
+//!   day's Usage rows in proportion to `ContractedCost`, exactly (largest remainder at 10⁻¹²).
+//!   A lot bought for money (`prepaid`, `auto_reload`) is a `Purchase` row in the month it was
+//!   bought (BilledCost = its amount, EffectiveCost 0: FOCUS amortises it into the usage it
+//!   pays, whose EffectiveCost keeps the drawn amount); credit that cost nothing (`promotional`,
+//!   a plan's `monthly` credit) lowers the EffectiveCost of the rows it paid;
+//! - `BilledCost`: rows an invoice covers (its provider, its period) share the invoice's charges
+//!   (subtotal − credit lines) in proportion to `ContractedCost`, largest remainder at the cent;
+//!   credit lines, the discount and the tax are rows of their own, so each invoice's rows sum to
+//!   its total exactly. Usage no invoice covers yet is billed what no credit paid.
+//!
+//! Must not: read the lake, price usage or round anything but the invoice allocation.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+use crate::credits::ledger::Draw;
+use crate::model::{CreditKind, CreditLot, Invoice, day_start};
+use crate::money::{CENT, allocate_prorata};
+use crate::vocab::{Month, Provider};
+
+/// A column's FOCUS data type, as the Parquet and CSV writers encode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// UTF-8 text.
+    Text,
+    /// `DECIMAL(38,12)`: money, unit prices and quantities.
+    Decimal,
+    /// UTC date-time (`TIMESTAMP(μs, UTC)`; ISO 8601 with `Z` in CSV).
+    Time,
+    /// JSON text.
+    Json,
+}
+
+/// The scale of every decimal column (the lake's money scale).
+pub const DECIMAL_SCALE: i8 = 12;
+pub const DECIMAL_PRECISION: u8 = 38;
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Text(String),
+    /// At [`DECIMAL_SCALE`].
+    Dec(i128),
+    /// Microseconds since the epoch, UTC.
+    Time(i64),
+}
+
+/// A dataset: named, typed columns and rows of cells in column order.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub name: &'static str,
+    pub columns: Vec<(&'static str, Kind)>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Dataset {
+    /// The index of a column.
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.0 == name)
+    }
+}
+
+/// One usage group of `sql/focus_usage.sql`, with its charges priced.
+#[derive(Debug, Clone, Default)]
+pub struct Group {
+    pub day: Option<NaiveDate>,
+    pub provider: Option<Provider>,
+    pub workspace_id: Option<String>,
+    pub workspace_name: Option<String>,
+    pub api_key_id: Option<String>,
+    pub api_key_name: Option<String>,
+    pub team: Option<String>,
+    pub cost_center: Option<String>,
+    pub model: Option<String>,
+    pub service_tier: Option<String>,
+    pub context_window: Option<String>,
+    pub inference_geo: Option<String>,
+    pub pricing_status: String,
+    /// The latest ingest that loaded a row of the group.
+    pub last_ingest_id: String,
+    pub charges: Vec<Charge>,
+}
+
+/// One non-zero charge of a group.
+#[derive(Debug, Clone, Default)]
+pub struct Charge {
+    /// `uncached_input`, `cache_read`, …, `web_search`, or the unit (`images`, …).
+    pub name: String,
+    /// What FOCUS calls the unit: `Tokens`, `Requests`, `Images`, …
+    pub unit: &'static str,
+    pub quantity: i128,
+    /// At the book in force (null: UNPRICED).
+    pub contracted_cost: Option<i128>,
+    pub contracted_unit_price: Option<i128>,
+    /// At the public book.
+    pub list_cost: Option<i128>,
+    pub list_unit_price: Option<i128>,
+}
+
+/// The billing account each provider's rows name (`[export.billing_accounts]`).
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// What the month's export is built from.
+pub struct Inputs<'a> {
+    pub month: Month,
+    pub groups: &'a [Group],
+    pub draws: &'a BTreeMap<(Provider, NaiveDate), Vec<Draw>>,
+    pub lots: &'a [CreditLot],
+    /// Invoices of the month (period starting in it), each with the ingest that loaded it.
+    pub invoices: &'a [(Invoice, String)],
+    pub accounts: &'a BTreeMap<Provider, Account>,
+    /// Per provider: the period is final (`Closed`).
+    pub closed: &'a BTreeMap<Provider, bool>,
+}
+
+/// The three datasets.
+#[derive(Debug, Clone, Default)]
+pub struct Focus {
+    pub cost_and_usage: Dataset,
+    pub invoice_detail: Dataset,
+    pub billing_period: Dataset,
+}
+
+/// The Cost and Usage columns tokenledger writes: every Mandatory one, the Conditional ones
+/// that apply to LLM API billing, the Recommended ChargeFrequency and ServiceSubcategory, and
+/// custom `x_` columns for what FOCUS 1.4 has no column for (model, token class, …).
+pub const COST_AND_USAGE: &[(&str, Kind)] = &[
+    ("BilledCost", Kind::Decimal),
+    ("BillingAccountId", Kind::Text),
+    ("BillingAccountName", Kind::Text),
+    ("BillingCurrency", Kind::Text),
+    ("BillingPeriodEnd", Kind::Time),
+    ("BillingPeriodStart", Kind::Time),
+    ("ChargeCategory", Kind::Text),
+    ("ChargeClass", Kind::Text),
+    ("ChargeDescription", Kind::Text),
+    ("ChargeFrequency", Kind::Text),
+    ("ChargePeriodEnd", Kind::Time),
+    ("ChargePeriodStart", Kind::Time),
+    ("CommitmentDiscountCategory", Kind::Text),
+    ("CommitmentDiscountId", Kind::Text),
+    ("CommitmentDiscountName", Kind::Text),
+    ("CommitmentDiscountQuantity", Kind::Decimal),
+    ("CommitmentDiscountStatus", Kind::Text),
+    ("CommitmentDiscountType", Kind::Text),
+    ("CommitmentDiscountUnit", Kind::Text),
+    ("ConsumedQuantity", Kind::Decimal),
+    ("ConsumedUnit", Kind::Text),
+    ("ContractApplied", Kind::Json),
+    ("ContractedCost", Kind::Decimal),
+    ("ContractedUnitPrice", Kind::Decimal),
+    ("EffectiveCost", Kind::Decimal),
+    ("HostProviderName", Kind::Text),
+    ("InvoiceDetailId", Kind::Text),
+    ("InvoiceId", Kind::Text),
+    ("InvoiceIssuerName", Kind::Text),
+    ("ListCost", Kind::Decimal),
+    ("ListUnitPrice", Kind::Decimal),
+    ("PricingCategory", Kind::Text),
+    ("PricingQuantity", Kind::Decimal),
+    ("PricingUnit", Kind::Text),
+    ("ResourceId", Kind::Text),
+    ("ResourceName", Kind::Text),
+    ("ResourceType", Kind::Text),
+    ("ServiceCategory", Kind::Text),
+    ("ServiceName", Kind::Text),
+    ("ServiceProviderName", Kind::Text),
+    ("ServiceSubcategory", Kind::Text),
+    ("SkuId", Kind::Text),
+    ("SkuMeter", Kind::Text),
+    ("SkuPriceDetails", Kind::Json),
+    ("SkuPriceId", Kind::Text),
+    ("SubAccountId", Kind::Text),
+    ("SubAccountName", Kind::Text),
+    ("SubAccountType", Kind::Text),
+    ("Tags", Kind::Json),
+    ("x_Model", Kind::Text),
+    ("x_TokenClass", Kind::Text),
+    ("x_ServiceTier", Kind::Text),
+    ("x_ContextWindow", Kind::Text),
+    ("x_InferenceGeo", Kind::Text),
+    ("x_PricingStatus", Kind::Text),
+];
+
+/// The Invoice Detail columns (every Mandatory one; the payment-currency ones do not apply:
+/// invoices in another currency than USD are quarantined at ingest).
+pub const INVOICE_DETAIL: &[(&str, Kind)] = &[
+    ("BilledCost", Kind::Decimal),
+    ("BillingAccountId", Kind::Text),
+    ("BillingCurrency", Kind::Text),
+    ("BillingPeriodEnd", Kind::Time),
+    ("BillingPeriodStart", Kind::Time),
+    ("ChargeCategory", Kind::Text),
+    ("InvoiceDetailCreated", Kind::Time),
+    ("InvoiceDetailDescription", Kind::Text),
+    ("InvoiceDetailGrain", Kind::Json),
+    ("InvoiceDetailId", Kind::Text),
+    ("InvoiceDetailLastUpdated", Kind::Time),
+    ("InvoiceId", Kind::Text),
+    ("InvoiceIssueDate", Kind::Time),
+    ("InvoiceIssueStatus", Kind::Text),
+    ("InvoiceIssuerName", Kind::Text),
+    ("PaymentDueDate", Kind::Time),
+    ("PaymentTerms", Kind::Text),
+    ("ReferenceInvoiceId", Kind::Text),
+];
+
+pub const BILLING_PERIOD: &[(&str, Kind)] = &[
+    ("BillingPeriodCreated", Kind::Time),
+    ("BillingPeriodEnd", Kind::Time),
+    ("BillingPeriodLastUpdated", Kind::Time),
+    ("BillingPeriodStart", Kind::Time),
+    ("BillingPeriodStatus", Kind::Text),
+    ("InvoiceIssuerName", Kind::Text),
+];
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn day_micros(d: NaiveDate) -> i64 {
+    micros(day_start(d))
+}
+
+/// The first day of `m` and of the month after.
+pub fn bounds(m: Month) -> (NaiveDate, NaiveDate) {
+    let first = |m: Month| {
+        NaiveDate::from_ymd_opt(i32::from(m.year()), u32::from(m.month()), 1)
+            .expect("a month has a first day")
+    };
+    let start = first(m);
+    let end = m.next().map_or(NaiveDate::MAX, first);
+    (start, end)
+}
+
+/// The time an ingest id names (`YYYYMMDDTHHMMSSmmmZ-xxxx`).
+pub fn ingest_time(id: &str) -> Option<DateTime<Utc>> {
+    let stamp = id.get(..19)?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%3fZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// How the issuer's name reads on its invoices when the invoice does not say.
+fn issuer(p: Provider, invoice: Option<&Invoice>) -> String {
+    invoice
+        .and_then(|i| i.issuer_name.clone())
+        .unwrap_or_else(|| p.label().to_string())
+}
+
+fn service_name(p: Provider) -> String {
+    format!("{} API", p.label())
+}
+
+fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+fn opt(s: Option<&str>) -> Value {
+    s.map_or(Value::Null, text)
+}
+
+fn dec(v: i128) -> Value {
+    Value::Dec(v)
+}
+
+fn opt_dec(v: Option<i128>) -> Value {
+    v.map_or(Value::Null, Value::Dec)
+}
+
+/// A Cost and Usage row being built (cells by column name; missing ones are null).
+#[derive(Default)]
+struct Row {
+    cells: BTreeMap<&'static str, Value>,
+}
+
+impl Row {
+    fn set(&mut self, k: &'static str, v: Value) -> &mut Self {
+        self.cells.insert(k, v);
+        self
+    }
+    fn into_cells(mut self, columns: &[(&'static str, Kind)]) -> Vec<Value> {
+        columns
+            .iter()
+            .map(|(n, _)| self.cells.remove(n).unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+/// The cells every row of a provider shares.
+fn common(row: &mut Row, p: Provider, inputs: &Inputs, period: (i64, i64)) {
+    let account = inputs.accounts.get(&p).cloned().unwrap_or_else(|| Account {
+        id: p.as_str().to_string(),
+        name: None,
+    });
+    let inv = inputs
+        .invoices
+        .iter()
+        .map(|i| &i.0)
+        .find(|i| i.provider == p);
+    row.set("BillingAccountId", text(account.id))
+        .set("BillingAccountName", opt(account.name.as_deref()))
+        .set("BillingCurrency", text("USD"))
+        .set("BillingPeriodStart", Value::Time(period.0))
+        .set("BillingPeriodEnd", Value::Time(period.1))
+        .set("HostProviderName", text(p.label()))
+        .set("ServiceProviderName", text(p.label()))
+        .set("InvoiceIssuerName", text(issuer(p, inv)))
+        .set("ServiceCategory", text("AI and Machine Learning"))
+        .set("ServiceSubcategory", text("Generative AI"))
+        .set("ServiceName", text(service_name(p)));
+}
+
+/// The words of a charge in descriptions and SKUs.
+fn meter(charge: &str) -> String {
+    match charge {
+        "uncached_input" => "Input Tokens".into(),
+        "cache_write_5m" => "Cache Write (5 min) Tokens".into(),
+        "cache_write_1h" => "Cache Write (1 h) Tokens".into(),
+        "cache_write_30m" => "Cache Write (30 min) Tokens".into(),
+        "cache_write_12h" => "Cache Write (12 h) Tokens".into(),
+        "cache_read" => "Cache Read Tokens".into(),
+        "output" => "Output Tokens".into(),
+        "web_search" => "Web Search Requests".into(),
+        other => {
+            let mut c = other.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// A usage row's share of each lot's draw that day.
+type Shares = Vec<Vec<(usize, i128)>>;
+
+/// Splits each (provider, day)'s draws over that day's charges, lot by lot, by contracted
+/// cost. `flat[i]` = (group, charge) of charge row `i`; the answer is per charge row.
+fn credit_shares(inputs: &Inputs, flat: &[(usize, usize)]) -> Shares {
+    let mut by_day: BTreeMap<(Provider, NaiveDate), Vec<usize>> = BTreeMap::new();
+    for (i, &(g, _)) in flat.iter().enumerate() {
+        let grp = &inputs.groups[g];
+        if let (Some(p), Some(d)) = (grp.provider, grp.day) {
+            by_day.entry((p, d)).or_default().push(i);
+        }
+    }
+    let mut shares: Shares = vec![Vec::new(); flat.len()];
+    for (key, rows) in by_day {
+        let Some(draws) = inputs.draws.get(&key) else {
+            continue;
+        };
+        let weights: Vec<i128> = rows
+            .iter()
+            .map(|&i| {
+                let (g, c) = flat[i];
+                inputs.groups[g].charges[c].contracted_cost.unwrap_or(0)
+            })
+            .collect();
+        if weights.iter().all(|&w| w <= 0) {
+            continue; // nothing priced that day: credits paid nothing here
+        }
+        for (lot, d) in draws.iter().enumerate() {
+            for (k, part) in allocate_prorata(&weights, d.amount.units())
+                .into_iter()
+                .enumerate()
+            {
+                if part != 0 {
+                    shares[rows[k]].push((lot, part));
+                }
+            }
+        }
+    }
+    shares
+}
+
+/// Which invoice covers a (provider, day), if any.
+fn covering(inputs: &Inputs, p: Provider, d: NaiveDate) -> Option<usize> {
+    let t = day_start(d);
+    inputs
+        .invoices
+        .iter()
+        .position(|(i, _)| i.provider == p && i.period_start <= t && t < i.period_end)
+}
+
+/// The invoice's charges that usage rows carry: subtotal minus its credit lines.
+fn usage_charges(inv: &Invoice) -> i128 {
+    let credits: i128 = inv
+        .lines
+        .iter()
+        .filter(|l| l.amount.is_sign_negative())
+        .map(|l| units(l.amount))
+        .sum();
+    units(inv.subtotal) - credits
+}
+
+fn units(d: rust_decimal::Decimal) -> i128 {
+    crate::money::Money::from_decimal(d)
+        .map(|m| m.units())
+        .unwrap_or(0)
+}
+
+/// The Invoice Detail id of a line.
+fn detail_id(inv: &Invoice, what: &str) -> String {
+    format!("{}#{what}", inv.number)
+}
+
+/// The positive lines of an invoice: the one usage rows point to when it is alone.
+fn usage_line(inv: &Invoice) -> Option<String> {
+    let mut pos = inv
+        .lines
+        .iter()
+        .filter(|l| l.amount.is_sign_positive() && !l.amount.is_zero());
+    match (pos.next(), pos.next()) {
+        (Some(l), None) => Some(detail_id(inv, &format!("line-{}", l.line_no))),
+        _ => None,
+    }
+}
+
+/// Builds the three datasets of the month.
+pub fn build(inputs: &Inputs) -> Focus {
+    let (start, end) = bounds(inputs.month);
+    let period = (day_micros(start), day_micros(end));
+    let flat: Vec<(usize, usize)> = inputs
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, grp)| (0..grp.charges.len()).map(move |c| (g, c)))
+        .collect();
+    let shares = credit_shares(inputs, &flat);
+    // Each invoice's charges over the rows it covers, in cents, by contracted cost.
+    let mut billed: Vec<Option<(usize, i128)>> = vec![None; flat.len()];
+    for (n, (inv, _)) in inputs.invoices.iter().enumerate() {
+        let rows: Vec<usize> = (0..flat.len())
+            .filter(|&i| {
+                let g = &inputs.groups[flat[i].0];
+                matches!((g.provider, g.day), (Some(p), Some(d)) if covering(inputs, p, d) == Some(n))
+            })
+            .collect();
+        let weights: Vec<i128> = rows
+            .iter()
+            .map(|&i| {
+                let (g, c) = flat[i];
+                inputs.groups[g].charges[c].contracted_cost.unwrap_or(0)
+            })
+            .collect();
+        let cents = usage_charges(inv) / CENT;
+        for (k, part) in allocate_prorata(&weights, cents).into_iter().enumerate() {
+            billed[rows[k]] = Some((n, part * CENT));
+        }
+    }
+    let mut cu = Vec::with_capacity(flat.len());
+    for (i, &(g, c)) in flat.iter().enumerate() {
+        cu.push(usage_row(
+            inputs,
+            period,
+            (&inputs.groups[g], &inputs.groups[g].charges[c]),
+            &shares[i],
+            billed[i],
+        ));
+    }
+    let mut others = Vec::new();
+    for (n, (inv, _)) in inputs.invoices.iter().enumerate() {
+        let has_rows = billed.iter().flatten().any(|(m, _)| *m == n);
+        others.extend(invoice_rows(inputs, period, inv, has_rows));
+    }
+    for lot in inputs.lots {
+        if let Some(r) = purchase_row(inputs, period, lot, (start, end)) {
+            others.push(r);
+        }
+    }
+    cu.extend(others);
+    let mut cost_and_usage = Dataset {
+        name: "cost_and_usage",
+        columns: COST_AND_USAGE.to_vec(),
+        rows: cu
+            .into_iter()
+            .map(|r| r.into_cells(COST_AND_USAGE))
+            .collect(),
+    };
+    sort_rows(&mut cost_and_usage);
+    Focus {
+        cost_and_usage,
+        invoice_detail: invoice_detail(inputs, period),
+        billing_period: billing_period(inputs, period),
+    }
+}
+
+/// A stable order: the rows' cells compared column by column (re-exports are byte-identical).
+fn sort_rows(d: &mut Dataset) {
+    let order = [
+        "ChargePeriodStart",
+        "ServiceProviderName",
+        "ChargeCategory",
+        "SubAccountId",
+        "ResourceId",
+        "SkuId",
+        "InvoiceDetailId",
+    ];
+    let idx: Vec<usize> = order.iter().filter_map(|n| d.col(n)).collect();
+    let key = |r: &Vec<Value>| -> Vec<String> {
+        idx.iter()
+            .map(|&i| match &r[i] {
+                Value::Null => String::new(),
+                Value::Text(s) => format!("~{s}"),
+                Value::Dec(v) => format!("{v:040}"),
+                Value::Time(t) => format!("{t:020}"),
+            })
+            .collect()
+    };
+    d.rows.sort_by_cached_key(|r| (key(r), format!("{r:?}")));
+}
+
+fn usage_row(
+    inputs: &Inputs,
+    period: (i64, i64),
+    (g, ch): (&Group, &Charge),
+    shares: &[(usize, i128)],
+    billed: Option<(usize, i128)>,
+) -> Row {
+    let mut row = Row::default();
+    let p = g.provider.unwrap_or(Provider::Anthropic);
+    common(&mut row, p, inputs, period);
+    let day = g.day.unwrap_or(NaiveDate::MIN);
+    let draws = g
+        .day
+        .and_then(|d| inputs.draws.get(&(p, d)))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let contracted = ch.contracted_cost.unwrap_or(0);
+    let drawn: i128 = shares.iter().map(|s| s.1).sum();
+    let free: i128 = shares
+        .iter()
+        .filter(|(l, _)| {
+            matches!(
+                draws[*l].kind,
+                CreditKind::Promotional | CreditKind::Monthly
+            )
+        })
+        .map(|s| s.1)
+        .sum();
+    let model = g.model.as_deref().unwrap_or("unknown model");
+    let tier = g.service_tier.as_deref();
+    let sku: Vec<&str> = [
+        Some(p.as_str()),
+        Some(model),
+        Some(ch.name.as_str()),
+        tier,
+        g.context_window.as_deref(),
+        g.inference_geo.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let sku = sku.join(":");
+    let description = format!(
+        "{model} {}{}",
+        meter(&ch.name).to_lowercase(),
+        tier.map(|t| format!(", {t} tier")).unwrap_or_default()
+    );
+    let mut details = BTreeMap::new();
+    details.insert("x_Model", Some(model.to_string()));
+    details.insert("x_TokenClass", Some(ch.name.clone()));
+    details.insert("x_ServiceTier", tier.map(str::to_string));
+    details.insert("x_ContextWindow", g.context_window.clone());
+    details.insert("x_InferenceGeo", g.inference_geo.clone());
+    let mut tags = BTreeMap::new();
+    if let Some(t) = &g.team {
+        tags.insert("team", t.clone());
+    }
+    if let Some(c) = &g.cost_center {
+        tags.insert("cost_center", c.clone());
+    }
+    let invoice = billed.map(|(n, _)| &inputs.invoices[n].0);
+    let correction = billed.is_some_and(|(n, _)| {
+        let (inv, loaded) = &inputs.invoices[n];
+        let row_time = ingest_time(&g.last_ingest_id);
+        g.last_ingest_id.as_str() > loaded.as_str()
+            && matches!((row_time, inv.issued_at), (Some(r), Some(i)) if r > i)
+    });
+    row.set("ChargeCategory", text("Usage"))
+        .set(
+            "ChargeClass",
+            if correction {
+                text("Correction")
+            } else {
+                Value::Null
+            },
+        )
+        .set("ChargeDescription", text(description))
+        .set("ChargeFrequency", text("Usage-Based"))
+        .set("ChargePeriodStart", Value::Time(day_micros(day)))
+        .set(
+            "ChargePeriodEnd",
+            Value::Time(day_micros(day + TimeDelta::days(1))),
+        )
+        .set("ConsumedQuantity", dec(ch.quantity * 10i128.pow(12)))
+        .set("ConsumedUnit", text(ch.unit))
+        .set("PricingQuantity", dec(ch.quantity * 10i128.pow(12)))
+        .set("PricingUnit", text(ch.unit))
+        .set("PricingCategory", text("Standard"))
+        .set("ListCost", dec(ch.list_cost.unwrap_or(0)))
+        .set("ListUnitPrice", opt_dec(ch.list_unit_price))
+        .set("ContractedCost", dec(contracted))
+        .set("ContractedUnitPrice", opt_dec(ch.contracted_unit_price))
+        .set("EffectiveCost", dec(contracted - free))
+        .set(
+            "BilledCost",
+            dec(billed.map_or(contracted - drawn, |(_, v)| v)),
+        )
+        .set("InvoiceId", opt(invoice.map(|i| i.number.as_str())))
+        .set(
+            "InvoiceDetailId",
+            opt(invoice.and_then(usage_line).as_deref()),
+        )
+        .set("ContractApplied", contract_applied(p, draws, shares))
+        .set("ResourceId", opt(g.api_key_id.as_deref()))
+        .set("ResourceName", opt(g.api_key_name.as_deref()))
+        .set(
+            "ResourceType",
+            if g.api_key_id.is_some() {
+                text("API Key")
+            } else {
+                Value::Null
+            },
+        )
+        .set("SkuId", text(sku.clone()))
+        .set("SkuMeter", text(meter(&ch.name)))
+        .set(
+            "SkuPriceId",
+            match ch.list_unit_price {
+                Some(u) => text(format!(
+                    "{sku}@{}",
+                    crate::money::fixed_text(u, 12)
+                        .trim_end_matches('0')
+                        .trim_end_matches('.')
+                )),
+                None => Value::Null,
+            },
+        )
+        .set("SkuPriceDetails", text(json_object(&details)))
+        .set("SubAccountId", opt(g.workspace_id.as_deref()))
+        .set("SubAccountName", opt(g.workspace_name.as_deref()))
+        .set(
+            "SubAccountType",
+            text(match p {
+                Provider::Anthropic => "Workspace",
+                Provider::OpenAi => "Project",
+            }),
+        )
+        .set(
+            "Tags",
+            if tags.is_empty() {
+                Value::Null
+            } else {
+                text(json_object(
+                    &tags.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                ))
+            },
+        )
+        .set("x_Model", opt(g.model.as_deref()))
+        .set("x_TokenClass", text(ch.name.clone()))
+        .set("x_ServiceTier", opt(tier))
+        .set("x_ContextWindow", opt(g.context_window.as_deref()))
+        .set("x_InferenceGeo", opt(g.inference_geo.as_deref()))
+        .set("x_PricingStatus", text(g.pricing_status.clone()));
+    row
+}
+
+/// A flat JSON object with sorted keys; null values are left out.
+fn json_object(m: &BTreeMap<&str, Option<String>>) -> String {
+    let mut o = serde_json::Map::new();
+    for (k, v) in m {
+        if let Some(v) = v {
+            o.insert((*k).to_string(), serde_json::Value::String(v.clone()));
+        }
+    }
+    serde_json::Value::Object(o).to_string()
+}
+
+/// FOCUS's ContractApplied object: the credit lots that paid the row and how much each paid
+/// (JSON numbers written from the exact decimal text).
+fn contract_applied(p: Provider, draws: &[Draw], shares: &[(usize, i128)]) -> Value {
+    if shares.is_empty() {
+        return Value::Null;
+    }
+    let elements: Vec<String> = shares
+        .iter()
+        .map(|(l, v)| {
+            format!(
+                "{{\"ContractCommitmentAppliedCost\":{},\"ContractCommitmentId\":{},\"ContractId\":{}}}",
+                trimmed(*v),
+                serde_json::Value::String(draws[*l].lot_id.clone()),
+                serde_json::Value::String(format!("{}-credits", p.as_str())),
+            )
+        })
+        .collect();
+    text(format!("{{\"Elements\":[{}]}}", elements.join(",")))
+}
+
+/// Exact decimal text of a value at scale 12 without trailing zeros (`1.5`, `0.000003`, `7`).
+pub fn trimmed(v: i128) -> String {
+    let t = crate::money::fixed_text(v, 12);
+    let t = t.trim_end_matches('0');
+    t.strip_suffix('.').unwrap_or(t).to_string()
+}
+
+/// The rows of an invoice besides the usage it covers: credit lines, discount, tax, and its
+/// charges when the lake has no usage for them.
+fn invoice_rows(inputs: &Inputs, period: (i64, i64), inv: &Invoice, has_rows: bool) -> Vec<Row> {
+    let p = inv.provider;
+    let mut out = Vec::new();
+    let mut push = |category: &str, id: String, description: String, amount: i128| {
+        let mut row = Row::default();
+        common(&mut row, p, inputs, period);
+        let (list, effective) = match category {
+            "Tax" => (amount, amount),
+            "Usage" => (0, amount),
+            _ => (0, amount),
+        };
+        row.set("ChargeCategory", text(category))
+            .set("ChargeDescription", text(description))
+            .set(
+                "ChargeFrequency",
+                text(if category == "Usage" {
+                    "Usage-Based"
+                } else {
+                    "One-Time"
+                }),
+            )
+            .set("ChargePeriodStart", Value::Time(micros(inv.period_start)))
+            .set("ChargePeriodEnd", Value::Time(micros(inv.period_end)))
+            .set("BilledCost", dec(amount))
+            .set("EffectiveCost", dec(effective))
+            .set("ListCost", dec(list))
+            .set("ContractedCost", dec(list))
+            .set("InvoiceId", text(inv.number.clone()))
+            .set("InvoiceDetailId", text(id))
+            .set("x_PricingStatus", text("invoice"));
+        out.push(row);
+    };
+    for l in &inv.lines {
+        let a = units(l.amount);
+        let desc = l
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("invoice line {}", l.line_no));
+        if a < 0 {
+            push(
+                "Credit",
+                detail_id(inv, &format!("line-{}", l.line_no)),
+                desc,
+                a,
+            );
+        } else if a > 0 && !has_rows {
+            push(
+                "Usage",
+                detail_id(inv, &format!("line-{}", l.line_no)),
+                format!("{desc} (no usage in the lake for this period)"),
+                a,
+            );
+        }
+    }
+    let rest = units(inv.subtotal) - inv.lines.iter().map(|l| units(l.amount)).sum::<i128>();
+    if rest != 0 && !has_rows {
+        push(
+            "Usage",
+            detail_id(inv, "rest"),
+            "charges on lines the invoice file did not list".into(),
+            rest,
+        );
+    }
+    if !inv.discount.is_zero() {
+        push(
+            "Adjustment",
+            detail_id(inv, "discount"),
+            "discount".into(),
+            -units(inv.discount),
+        );
+    }
+    if !inv.tax.is_zero() {
+        push("Tax", detail_id(inv, "tax"), "tax".into(), units(inv.tax));
+    }
+    out
+}
+
+/// A lot bought for money in the month: a Purchase row (amortised into the usage it pays).
+fn purchase_row(
+    inputs: &Inputs,
+    period: (i64, i64),
+    lot: &CreditLot,
+    (start, end): (NaiveDate, NaiveDate),
+) -> Option<Row> {
+    let paid = matches!(lot.kind, CreditKind::Prepaid | CreditKind::AutoReload);
+    if !paid || lot.purchased_at < start || lot.purchased_at >= end {
+        return None;
+    }
+    let amount = units(lot.amount);
+    let mut row = Row::default();
+    common(&mut row, lot.provider, inputs, period);
+    let kind = match lot.kind {
+        CreditKind::AutoReload => "auto-reload",
+        _ => "prepaid",
+    };
+    row.set("ChargeCategory", text("Purchase"))
+        .set(
+            "ChargeDescription",
+            text(format!(
+                "{} {kind} credit purchase ({})",
+                lot.provider.label(),
+                lot.lot_id
+            )),
+        )
+        .set("ChargeFrequency", text("One-Time"))
+        .set(
+            "ChargePeriodStart",
+            Value::Time(day_micros(lot.purchased_at)),
+        )
+        .set(
+            "ChargePeriodEnd",
+            Value::Time(day_micros(lot.purchased_at + TimeDelta::days(1))),
+        )
+        .set("BilledCost", dec(amount))
+        .set("EffectiveCost", dec(0))
+        .set("ListCost", dec(amount))
+        .set("ContractedCost", dec(amount))
+        .set("PricingQuantity", dec(amount))
+        .set("PricingUnit", text("Credits"))
+        .set("PricingCategory", text("Committed"))
+        .set("ListUnitPrice", dec(10i128.pow(12)))
+        .set("ContractedUnitPrice", dec(10i128.pow(12)))
+        .set("ResourceId", text(lot.lot_id.clone()))
+        .set("ResourceType", text("Credit Lot"))
+        .set(
+            "SkuId",
+            text(format!("{}:credits:{kind}", lot.provider.as_str())),
+        )
+        .set("x_PricingStatus", text("purchase"));
+    Some(row)
+}
+
+/// Invoice Detail: every line with a non-zero amount, the discount and the tax as lines of
+/// their own; `BilledCost` of an invoice's lines sums to its total.
+fn invoice_detail(inputs: &Inputs, period: (i64, i64)) -> Dataset {
+    let mut rows = Vec::new();
+    for (inv, loaded) in inputs.invoices {
+        let account = inputs
+            .accounts
+            .get(&inv.provider)
+            .map_or_else(|| inv.provider.as_str().to_string(), |a| a.id.clone());
+        let loaded_at = ingest_time(loaded).map(micros).unwrap_or(period.0);
+        let issued = inv.issued_at.map(micros);
+        let status = match inv.status.as_deref() {
+            Some("draft") => "Open",
+            Some("void") => "Voided",
+            _ => "Issued",
+        };
+        let terms = match (inv.collection_method.as_deref(), inv.due_at, inv.issued_at) {
+            (_, Some(due), Some(at)) => format!("Net {} days", (due - at).num_days().max(0)),
+            (Some("charge_automatically"), _, _) => "Charged automatically on issue".into(),
+            (_, Some(_), None) => "Due by the payment due date".into(),
+            _ => "Not stated on the invoice".into(),
+        };
+        let grain = serde_json::json!({"x_Provider": inv.provider.as_str(), "x_InvoiceNumber": inv.number, "x_StripeInvoiceId": inv.invoice_id}).to_string();
+        let mut lines: Vec<(String, &str, String, i128)> = Vec::new();
+        for l in &inv.lines {
+            let a = units(l.amount);
+            if a != 0 {
+                let category = if a < 0 { "Credit" } else { "Usage" };
+                let desc = l
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| format!("line {}", l.line_no));
+                lines.push((
+                    detail_id(inv, &format!("line-{}", l.line_no)),
+                    category,
+                    desc,
+                    a,
+                ));
+            }
+        }
+        let rest = units(inv.subtotal) - inv.lines.iter().map(|l| units(l.amount)).sum::<i128>();
+        if rest != 0 {
+            lines.push((
+                detail_id(inv, "rest"),
+                "Usage",
+                "charges on lines the invoice file did not list".into(),
+                rest,
+            ));
+        }
+        if !inv.discount.is_zero() {
+            lines.push((
+                detail_id(inv, "discount"),
+                "Adjustment",
+                "discount".into(),
+                -units(inv.discount),
+            ));
+        }
+        if !inv.tax.is_zero() {
+            lines.push((detail_id(inv, "tax"), "Tax", "tax".into(), units(inv.tax)));
+        }
+        for (id, category, desc, amount) in lines {
+            let mut r = Row::default();
+            r.set("BilledCost", dec(amount))
+                .set("BillingAccountId", text(account.clone()))
+                .set("BillingCurrency", text("USD"))
+                .set("BillingPeriodStart", Value::Time(period.0))
+                .set("BillingPeriodEnd", Value::Time(period.1))
+                .set("ChargeCategory", text(category))
+                .set(
+                    "InvoiceDetailCreated",
+                    Value::Time(issued.unwrap_or(loaded_at)),
+                )
+                .set(
+                    "InvoiceDetailLastUpdated",
+                    Value::Time(loaded_at.max(issued.unwrap_or(loaded_at))),
+                )
+                .set("InvoiceDetailDescription", text(desc))
+                .set("InvoiceDetailGrain", text(grain.clone()))
+                .set("InvoiceDetailId", text(id))
+                .set("InvoiceId", text(inv.number.clone()))
+                .set("InvoiceIssueDate", issued.map_or(Value::Null, Value::Time))
+                .set("InvoiceIssueStatus", text(status))
+                .set("InvoiceIssuerName", text(issuer(inv.provider, Some(inv))))
+                .set(
+                    "PaymentDueDate",
+                    inv.due_at.map_or(Value::Null, |d| Value::Time(micros(d))),
+                )
+                .set("PaymentTerms", text(terms.clone()))
+                // FOCUS 1.4 does not allow a null here: an invoice that corrects none refers to
+                // itself (a restated invoice replaces the old one under its number at ingest).
+                .set("ReferenceInvoiceId", text(inv.number.clone()));
+            rows.push(r.into_cells(INVOICE_DETAIL));
+        }
+    }
+    let mut d = Dataset {
+        name: "invoice_detail",
+        columns: INVOICE_DETAIL.to_vec(),
+        rows,
+    };
+    sort_rows(&mut d);
+    d
+}
+
+/// Billing Period: one row per provider with rows in the month.
+fn billing_period(inputs: &Inputs, period: (i64, i64)) -> Dataset {
+    let mut seen: BTreeMap<Provider, (Option<String>, Option<String>)> = BTreeMap::new();
+    let mut note = |p: Provider, id: &str| {
+        let e = seen.entry(p).or_default();
+        if e.0.as_deref().is_none_or(|f| id < f) {
+            e.0 = Some(id.to_string());
+        }
+        if e.1.as_deref().is_none_or(|l| id > l) {
+            e.1 = Some(id.to_string());
+        }
+    };
+    for g in inputs.groups {
+        if let Some(p) = g.provider {
+            note(p, &g.last_ingest_id);
+        }
+    }
+    for (inv, loaded) in inputs.invoices {
+        note(inv.provider, loaded);
+    }
+    let rows = seen
+        .into_iter()
+        .map(|(p, (first, last))| {
+            let t = |id: Option<String>| {
+                Value::Time(
+                    id.as_deref()
+                        .and_then(ingest_time)
+                        .map(micros)
+                        .unwrap_or(period.0),
+                )
+            };
+            let closed = inputs.closed.get(&p).copied().unwrap_or(false);
+            let inv = inputs
+                .invoices
+                .iter()
+                .map(|i| &i.0)
+                .find(|i| i.provider == p);
+            let mut r = Row::default();
+            r.set("BillingPeriodCreated", t(first))
+                .set("BillingPeriodLastUpdated", t(last))
+                .set("BillingPeriodStart", Value::Time(period.0))
+                .set("BillingPeriodEnd", Value::Time(period.1))
+                .set(
+                    "BillingPeriodStatus",
+                    text(if closed { "Closed" } else { "Open" }),
+                )
+                .set("InvoiceIssuerName", text(issuer(p, inv)));
+            r.into_cells(BILLING_PERIOD)
+        })
+        .collect();
+    Dataset {
+        name: "billing_period",
+        columns: BILLING_PERIOD.to_vec(),
+        rows,
+    }
+}
