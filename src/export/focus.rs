@@ -538,6 +538,35 @@ fn usage_row(
     let p = g.provider.unwrap_or(Provider::Anthropic);
     common(&mut row, p, inputs, period);
     let day = g.day.unwrap_or(NaiveDate::MIN);
+    let quantity = dec(ch.quantity * 10i128.pow(DECIMAL_SCALE as u32));
+    row.set("ChargeCategory", text("Usage"))
+        .set("ChargeFrequency", text("Usage-Based"))
+        .set("ChargePeriodStart", Value::Time(day_micros(day)))
+        .set(
+            "ChargePeriodEnd",
+            Value::Time(day_micros(day + TimeDelta::days(1))),
+        )
+        .set("ConsumedQuantity", quantity.clone())
+        .set("ConsumedUnit", text(ch.unit))
+        .set("PricingQuantity", quantity)
+        .set("PricingUnit", text(ch.unit))
+        .set("PricingCategory", text("Standard"));
+    money_cells(&mut row, inputs, (g, ch), shares, billed);
+    sku_cells(&mut row, p, (g, ch));
+    who_cells(&mut row, p, g);
+    row
+}
+
+/// The cost columns of a usage row: list, contracted, effective (after free credit), billed
+/// (the invoice's share, or what no credit paid), the credit lots that paid it, the invoice.
+fn money_cells(
+    row: &mut Row,
+    inputs: &Inputs,
+    (g, ch): (&Group, &Charge),
+    shares: &[(usize, i128)],
+    billed: Option<(usize, i128)>,
+) {
+    let p = g.provider.unwrap_or(Provider::Anthropic);
     let draws = g
         .day
         .and_then(|d| inputs.draws.get(&(p, d)))
@@ -555,66 +584,20 @@ fn usage_row(
         })
         .map(|s| s.1)
         .sum();
-    let model = g.model.as_deref().unwrap_or("unknown model");
-    let tier = g.service_tier.as_deref();
-    let sku: Vec<&str> = [
-        Some(p.as_str()),
-        Some(model),
-        Some(ch.name.as_str()),
-        tier,
-        g.context_window.as_deref(),
-        g.inference_geo.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let sku = sku.join(":");
-    let description = format!(
-        "{model} {}{}",
-        meter(&ch.name).to_lowercase(),
-        tier.map(|t| format!(", {t} tier")).unwrap_or_default()
-    );
-    let mut details = BTreeMap::new();
-    details.insert("x_Model", Some(model.to_string()));
-    details.insert("x_TokenClass", Some(ch.name.clone()));
-    details.insert("x_ServiceTier", tier.map(str::to_string));
-    details.insert("x_ContextWindow", g.context_window.clone());
-    details.insert("x_InferenceGeo", g.inference_geo.clone());
-    let mut tags = BTreeMap::new();
-    if let Some(t) = &g.team {
-        tags.insert("team", t.clone());
-    }
-    if let Some(c) = &g.cost_center {
-        tags.insert("cost_center", c.clone());
-    }
     let invoice = billed.map(|(n, _)| &inputs.invoices[n].0);
+    // Loaded after the invoice of its period was issued and in the lake: a restatement.
     let correction = billed.is_some_and(|(n, _)| {
         let (inv, loaded) = &inputs.invoices[n];
         let row_time = ingest_time(&g.last_ingest_id);
         g.last_ingest_id.as_str() > loaded.as_str()
             && matches!((row_time, inv.issued_at), (Some(r), Some(i)) if r > i)
     });
-    row.set("ChargeCategory", text("Usage"))
-        .set(
-            "ChargeClass",
-            if correction {
-                text("Correction")
-            } else {
-                Value::Null
-            },
-        )
-        .set("ChargeDescription", text(description))
-        .set("ChargeFrequency", text("Usage-Based"))
-        .set("ChargePeriodStart", Value::Time(day_micros(day)))
-        .set(
-            "ChargePeriodEnd",
-            Value::Time(day_micros(day + TimeDelta::days(1))),
-        )
-        .set("ConsumedQuantity", dec(ch.quantity * 10i128.pow(12)))
-        .set("ConsumedUnit", text(ch.unit))
-        .set("PricingQuantity", dec(ch.quantity * 10i128.pow(12)))
-        .set("PricingUnit", text(ch.unit))
-        .set("PricingCategory", text("Standard"))
+    let class = if correction {
+        text("Correction")
+    } else {
+        Value::Null
+    };
+    row.set("ChargeClass", class)
         .set("ListCost", dec(ch.list_cost.unwrap_or(0)))
         .set("ListUnitPrice", opt_dec(ch.list_unit_price))
         .set("ContractedCost", dec(contracted))
@@ -629,58 +612,83 @@ fn usage_row(
             "InvoiceDetailId",
             opt(invoice.and_then(usage_line).as_deref()),
         )
-        .set("ContractApplied", contract_applied(p, draws, shares))
-        .set("ResourceId", opt(g.api_key_id.as_deref()))
-        .set("ResourceName", opt(g.api_key_name.as_deref()))
-        .set(
-            "ResourceType",
-            if g.api_key_id.is_some() {
-                text("API Key")
-            } else {
-                Value::Null
-            },
-        )
-        .set("SkuId", text(sku.clone()))
+        .set("ContractApplied", contract_applied(p, draws, shares));
+}
+
+/// What was sold: the description, the SKU and its price, and the `x_` columns.
+fn sku_cells(row: &mut Row, p: Provider, (g, ch): (&Group, &Charge)) {
+    let model = g.model.as_deref().unwrap_or("unknown model");
+    let tier = g.service_tier.as_deref();
+    let (ctx, geo) = (g.context_window.as_deref(), g.inference_geo.as_deref());
+    let parts = [
+        Some(p.as_str()),
+        Some(model),
+        Some(ch.name.as_str()),
+        tier,
+        ctx,
+        geo,
+    ];
+    let sku: Vec<&str> = parts.into_iter().flatten().collect();
+    let sku = sku.join(":");
+    let description = format!(
+        "{model} {}{}",
+        meter(&ch.name).to_lowercase(),
+        tier.map(|t| format!(", {t} tier")).unwrap_or_default()
+    );
+    let details: BTreeMap<&str, Option<String>> = [
+        ("x_Model", Some(model)),
+        ("x_TokenClass", Some(ch.name.as_str())),
+        ("x_ServiceTier", tier),
+        ("x_ContextWindow", ctx),
+        ("x_InferenceGeo", geo),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.map(str::to_string)))
+    .collect();
+    let price_id = ch
+        .list_unit_price
+        .map_or(Value::Null, |u| text(format!("{sku}@{}", trimmed(u))));
+    row.set("ChargeDescription", text(description))
+        .set("SkuId", text(sku))
         .set("SkuMeter", text(meter(&ch.name)))
-        .set(
-            "SkuPriceId",
-            match ch.list_unit_price {
-                Some(u) => text(format!(
-                    "{sku}@{}",
-                    crate::money::fixed_text(u, 12)
-                        .trim_end_matches('0')
-                        .trim_end_matches('.')
-                )),
-                None => Value::Null,
-            },
-        )
+        .set("SkuPriceId", price_id)
         .set("SkuPriceDetails", text(json_object(&details)))
-        .set("SubAccountId", opt(g.workspace_id.as_deref()))
-        .set("SubAccountName", opt(g.workspace_name.as_deref()))
-        .set(
-            "SubAccountType",
-            text(match p {
-                Provider::Anthropic => "Workspace",
-                Provider::OpenAi => "Project",
-            }),
-        )
-        .set(
-            "Tags",
-            if tags.is_empty() {
-                Value::Null
-            } else {
-                text(json_object(
-                    &tags.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-                ))
-            },
-        )
         .set("x_Model", opt(g.model.as_deref()))
         .set("x_TokenClass", text(ch.name.clone()))
         .set("x_ServiceTier", opt(tier))
-        .set("x_ContextWindow", opt(g.context_window.as_deref()))
-        .set("x_InferenceGeo", opt(g.inference_geo.as_deref()))
+        .set("x_ContextWindow", opt(ctx))
+        .set("x_InferenceGeo", opt(geo))
         .set("x_PricingStatus", text(g.pricing_status.clone()));
-    row
+}
+
+/// Who used it: the API key (never a secret: its id and name), the workspace or project, the
+/// team's tags.
+fn who_cells(row: &mut Row, p: Provider, g: &Group) {
+    let tags: BTreeMap<&str, Option<String>> = [
+        ("team", g.team.clone()),
+        ("cost_center", g.cost_center.clone()),
+    ]
+    .into();
+    let tags = if tags.values().all(Option::is_none) {
+        Value::Null
+    } else {
+        text(json_object(&tags))
+    };
+    let sub_account = match p {
+        Provider::Anthropic => "Workspace",
+        Provider::OpenAi => "Project",
+    };
+    let key_type = g
+        .api_key_id
+        .as_ref()
+        .map_or(Value::Null, |_| text("API Key"));
+    row.set("ResourceId", opt(g.api_key_id.as_deref()))
+        .set("ResourceName", opt(g.api_key_name.as_deref()))
+        .set("ResourceType", key_type)
+        .set("SubAccountId", opt(g.workspace_id.as_deref()))
+        .set("SubAccountName", opt(g.workspace_name.as_deref()))
+        .set("SubAccountType", text(sub_account))
+        .set("Tags", tags);
 }
 
 /// A flat JSON object with sorted keys; null values are left out.
@@ -721,81 +729,92 @@ pub fn trimmed(v: i128) -> String {
     t.strip_suffix('.').unwrap_or(t).to_string()
 }
 
+/// One line of an invoice as FOCUS sees it.
+struct DetailLine {
+    id: String,
+    category: &'static str,
+    description: String,
+    amount: i128,
+}
+
+/// An invoice's lines with a non-zero amount: its lines (charges `Usage`, credits applied
+/// `Credit`), what its subtotal has beyond them (Stripe paged the lines), the discount
+/// (`Adjustment`) and the tax (`Tax`). They sum to the invoice's total.
+fn detail_lines(inv: &Invoice) -> Vec<DetailLine> {
+    let mut out: Vec<DetailLine> = inv
+        .lines
+        .iter()
+        .filter(|l| !l.amount.is_zero())
+        .map(|l| DetailLine {
+            id: detail_id(inv, &format!("line-{}", l.line_no)),
+            category: if l.amount.is_sign_negative() {
+                "Credit"
+            } else {
+                "Usage"
+            },
+            description: l
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("invoice line {}", l.line_no)),
+            amount: units(l.amount),
+        })
+        .collect();
+    let rest = units(inv.subtotal) - inv.lines.iter().map(|l| units(l.amount)).sum::<i128>();
+    let extra = [
+        (
+            "rest",
+            "Usage",
+            "charges on lines the invoice file did not list",
+            rest,
+        ),
+        ("discount", "Adjustment", "discount", -units(inv.discount)),
+        ("tax", "Tax", "tax", units(inv.tax)),
+    ];
+    for (what, category, description, amount) in extra {
+        if amount != 0 {
+            out.push(DetailLine {
+                id: detail_id(inv, what),
+                category,
+                description: description.into(),
+                amount,
+            });
+        }
+    }
+    out
+}
+
 /// The rows of an invoice besides the usage it covers: credit lines, discount, tax, and its
 /// charges when the lake has no usage for them.
 fn invoice_rows(inputs: &Inputs, period: (i64, i64), inv: &Invoice, has_rows: bool) -> Vec<Row> {
-    let p = inv.provider;
     let mut out = Vec::new();
-    let mut push = |category: &str, id: String, description: String, amount: i128| {
+    for l in detail_lines(inv) {
+        if l.category == "Usage" && has_rows {
+            continue; // the usage rows carry these charges
+        }
         let mut row = Row::default();
-        common(&mut row, p, inputs, period);
-        let (list, effective) = match category {
-            "Tax" => (amount, amount),
-            "Usage" => (0, amount),
-            _ => (0, amount),
+        common(&mut row, inv.provider, inputs, period);
+        // Tax is a cost at every price; credits and discounts lower only what is billed.
+        let list = if l.category == "Tax" { l.amount } else { 0 };
+        let (frequency, description) = match l.category {
+            "Usage" => (
+                "Usage-Based",
+                format!("{} (no usage in the lake for this period)", l.description),
+            ),
+            _ => ("One-Time", l.description),
         };
-        row.set("ChargeCategory", text(category))
+        row.set("ChargeCategory", text(l.category))
             .set("ChargeDescription", text(description))
-            .set(
-                "ChargeFrequency",
-                text(if category == "Usage" {
-                    "Usage-Based"
-                } else {
-                    "One-Time"
-                }),
-            )
+            .set("ChargeFrequency", text(frequency))
             .set("ChargePeriodStart", Value::Time(micros(inv.period_start)))
             .set("ChargePeriodEnd", Value::Time(micros(inv.period_end)))
-            .set("BilledCost", dec(amount))
-            .set("EffectiveCost", dec(effective))
+            .set("BilledCost", dec(l.amount))
+            .set("EffectiveCost", dec(l.amount))
             .set("ListCost", dec(list))
             .set("ContractedCost", dec(list))
             .set("InvoiceId", text(inv.number.clone()))
-            .set("InvoiceDetailId", text(id))
+            .set("InvoiceDetailId", text(l.id))
             .set("x_PricingStatus", text("invoice"));
         out.push(row);
-    };
-    for l in &inv.lines {
-        let a = units(l.amount);
-        let desc = l
-            .description
-            .clone()
-            .unwrap_or_else(|| format!("invoice line {}", l.line_no));
-        if a < 0 {
-            push(
-                "Credit",
-                detail_id(inv, &format!("line-{}", l.line_no)),
-                desc,
-                a,
-            );
-        } else if a > 0 && !has_rows {
-            push(
-                "Usage",
-                detail_id(inv, &format!("line-{}", l.line_no)),
-                format!("{desc} (no usage in the lake for this period)"),
-                a,
-            );
-        }
-    }
-    let rest = units(inv.subtotal) - inv.lines.iter().map(|l| units(l.amount)).sum::<i128>();
-    if rest != 0 && !has_rows {
-        push(
-            "Usage",
-            detail_id(inv, "rest"),
-            "charges on lines the invoice file did not list".into(),
-            rest,
-        );
-    }
-    if !inv.discount.is_zero() {
-        push(
-            "Adjustment",
-            detail_id(inv, "discount"),
-            "discount".into(),
-            -units(inv.discount),
-        );
-    }
-    if !inv.tax.is_zero() {
-        push("Tax", detail_id(inv, "tax"), "tax".into(), units(inv.tax));
     }
     out
 }
@@ -855,8 +874,17 @@ fn purchase_row(
     Some(row)
 }
 
-/// Invoice Detail: every line with a non-zero amount, the discount and the tax as lines of
-/// their own; `BilledCost` of an invoice's lines sums to its total.
+/// FOCUS's PaymentTerms from what the invoice says.
+fn payment_terms(inv: &Invoice) -> String {
+    match (inv.collection_method.as_deref(), inv.due_at, inv.issued_at) {
+        (_, Some(due), Some(at)) => format!("Net {} days", (due - at).num_days().max(0)),
+        (Some("charge_automatically"), _, _) => "Charged automatically on issue".into(),
+        (_, Some(_), None) => "Due by the payment due date".into(),
+        _ => "Not stated on the invoice".into(),
+    }
+}
+
+/// Invoice Detail: [`detail_lines`] of every invoice; each invoice's lines sum to its total.
 fn invoice_detail(inputs: &Inputs, period: (i64, i64)) -> Dataset {
     let mut rows = Vec::new();
     for (inv, loaded) in inputs.invoices {
@@ -866,63 +894,26 @@ fn invoice_detail(inputs: &Inputs, period: (i64, i64)) -> Dataset {
             .map_or_else(|| inv.provider.as_str().to_string(), |a| a.id.clone());
         let loaded_at = ingest_time(loaded).map(micros).unwrap_or(period.0);
         let issued = inv.issued_at.map(micros);
+        // Draft and void invoices are refused at ingest: what is in the lake was issued.
         let status = match inv.status.as_deref() {
             Some("draft") => "Open",
             Some("void") => "Voided",
             _ => "Issued",
         };
-        let terms = match (inv.collection_method.as_deref(), inv.due_at, inv.issued_at) {
-            (_, Some(due), Some(at)) => format!("Net {} days", (due - at).num_days().max(0)),
-            (Some("charge_automatically"), _, _) => "Charged automatically on issue".into(),
-            (_, Some(_), None) => "Due by the payment due date".into(),
-            _ => "Not stated on the invoice".into(),
-        };
-        let grain = serde_json::json!({"x_Provider": inv.provider.as_str(), "x_InvoiceNumber": inv.number, "x_StripeInvoiceId": inv.invoice_id}).to_string();
-        let mut lines: Vec<(String, &str, String, i128)> = Vec::new();
-        for l in &inv.lines {
-            let a = units(l.amount);
-            if a != 0 {
-                let category = if a < 0 { "Credit" } else { "Usage" };
-                let desc = l
-                    .description
-                    .clone()
-                    .unwrap_or_else(|| format!("line {}", l.line_no));
-                lines.push((
-                    detail_id(inv, &format!("line-{}", l.line_no)),
-                    category,
-                    desc,
-                    a,
-                ));
-            }
-        }
-        let rest = units(inv.subtotal) - inv.lines.iter().map(|l| units(l.amount)).sum::<i128>();
-        if rest != 0 {
-            lines.push((
-                detail_id(inv, "rest"),
-                "Usage",
-                "charges on lines the invoice file did not list".into(),
-                rest,
-            ));
-        }
-        if !inv.discount.is_zero() {
-            lines.push((
-                detail_id(inv, "discount"),
-                "Adjustment",
-                "discount".into(),
-                -units(inv.discount),
-            ));
-        }
-        if !inv.tax.is_zero() {
-            lines.push((detail_id(inv, "tax"), "Tax", "tax".into(), units(inv.tax)));
-        }
-        for (id, category, desc, amount) in lines {
+        let grain = serde_json::json!({
+            "x_Provider": inv.provider.as_str(),
+            "x_InvoiceNumber": inv.number,
+            "x_StripeInvoiceId": inv.invoice_id,
+        })
+        .to_string();
+        for l in detail_lines(inv) {
             let mut r = Row::default();
-            r.set("BilledCost", dec(amount))
+            r.set("BilledCost", dec(l.amount))
                 .set("BillingAccountId", text(account.clone()))
                 .set("BillingCurrency", text("USD"))
                 .set("BillingPeriodStart", Value::Time(period.0))
                 .set("BillingPeriodEnd", Value::Time(period.1))
-                .set("ChargeCategory", text(category))
+                .set("ChargeCategory", text(l.category))
                 .set(
                     "InvoiceDetailCreated",
                     Value::Time(issued.unwrap_or(loaded_at)),
@@ -931,9 +922,9 @@ fn invoice_detail(inputs: &Inputs, period: (i64, i64)) -> Dataset {
                     "InvoiceDetailLastUpdated",
                     Value::Time(loaded_at.max(issued.unwrap_or(loaded_at))),
                 )
-                .set("InvoiceDetailDescription", text(desc))
+                .set("InvoiceDetailDescription", text(l.description))
                 .set("InvoiceDetailGrain", text(grain.clone()))
-                .set("InvoiceDetailId", text(id))
+                .set("InvoiceDetailId", text(l.id))
                 .set("InvoiceId", text(inv.number.clone()))
                 .set("InvoiceIssueDate", issued.map_or(Value::Null, Value::Time))
                 .set("InvoiceIssueStatus", text(status))
@@ -942,7 +933,7 @@ fn invoice_detail(inputs: &Inputs, period: (i64, i64)) -> Dataset {
                     "PaymentDueDate",
                     inv.due_at.map_or(Value::Null, |d| Value::Time(micros(d))),
                 )
-                .set("PaymentTerms", text(terms.clone()))
+                .set("PaymentTerms", text(payment_terms(inv)))
                 // FOCUS 1.4 does not allow a null here: an invoice that corrects none refers to
                 // itself (a restated invoice replaces the old one under its number at ingest).
                 .set("ReferenceInvoiceId", text(inv.number.clone()));

@@ -177,154 +177,177 @@ const TEXT: [&str; 14] = [
     "pricing_status",
 ];
 
+/// The columns of `sql/focus_usage.sql`'s result.
+struct Columns {
+    text: BTreeMap<&'static str, Vec<Option<String>>>,
+    /// Token classes, then web search requests, then the unit quantity.
+    counts: Vec<Vec<Option<i128>>>,
+    costs: Vec<Vec<Option<Money>>>,
+}
+
 fn groups_of(f: &Frame, req: &Request) -> Result<Vec<focus::Group>, ExportError> {
     let mut text = BTreeMap::new();
     for c in TEXT.into_iter().chain(["last_ingest_id"]) {
         text.insert(c, f.text(c)?);
     }
-    let counts: Vec<Vec<Option<i128>>> = TokenClass::ALL
-        .iter()
-        .map(|c| f.count(c.column()))
-        .chain([f.count("web_search_requests"), f.count("unit_quantity")])
-        .collect::<Result<_, _>>()?;
-    let costs: Vec<Vec<Option<Money>>> = TokenClass::ALL
-        .iter()
-        .map(|c| f.money(c.cost_column()))
-        .chain([f.money("cost_web_search"), f.money("cost_unit")])
-        .collect::<Result<_, _>>()?;
-    let mut book = RateCache::new(req.book);
-    let mut list = RateCache::new(req.list_book);
-    let same_book = req.book.fingerprint == req.list_book.fingerprint;
+    let cols = Columns {
+        text,
+        counts: TokenClass::ALL
+            .iter()
+            .map(|c| f.count(c.column()))
+            .chain([f.count("web_search_requests"), f.count("unit_quantity")])
+            .collect::<Result<_, _>>()?,
+        costs: TokenClass::ALL
+            .iter()
+            .map(|c| f.money(c.cost_column()))
+            .chain([f.money("cost_web_search"), f.money("cost_unit")])
+            .collect::<Result<_, _>>()?,
+    };
+    let mut books = Books {
+        in_force: RateCache::new(req.book),
+        public: RateCache::new(req.list_book),
+        same: req.book.fingerprint == req.list_book.fingerprint,
+    };
     let mut out = Vec::with_capacity(f.height());
     for i in 0..f.height() {
-        let t = |c: &str| text[c][i].clone();
-        let day =
-            match t("utc_day") {
-                Some(d) => Some(NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|e| {
-                    ExportError::Value {
-                        what: "utc_day",
-                        value: d.clone(),
-                        why: e.to_string(),
-                    }
-                })?),
-                None => None,
-            };
-        let provider = match t("provider") {
-            Some(p) => Some(Provider::parse(&p).ok_or_else(|| ExportError::Value {
-                what: "provider",
-                value: p.clone(),
-                why: "not a provider tokenledger knows".into(),
-            })?),
-            None => None,
-        };
-        let mut g = focus::Group {
-            day,
-            provider,
-            workspace_id: t("workspace_id"),
-            workspace_name: t("workspace_name"),
-            api_key_id: t("api_key_id"),
-            api_key_name: t("api_key_name"),
-            team: t("team"),
-            cost_center: t("cost_center"),
-            model: t("model"),
-            service_tier: t("service_tier"),
-            context_window: t("context_window"),
-            inference_geo: t("inference_geo"),
-            pricing_status: t("pricing_status").unwrap_or_default(),
-            last_ingest_id: t("last_ingest_id").unwrap_or_default(),
-            charges: Vec::new(),
-        };
-        let key = (
-            provider.map(Provider::as_str).unwrap_or_default(),
-            g.model.clone(),
-            day.unwrap_or(NaiveDate::MIN),
-            g.service_tier.clone(),
-            g.context_window.clone(),
-            g.inference_geo.clone(),
-        );
-        let rate = |c: &mut RateCache| -> Option<crate::pricing::Rate> {
-            c.get(
-                key.0,
-                key.1.as_deref(),
-                key.2,
-                key.3.as_deref(),
-                key.4.as_deref(),
-                key.5.as_deref(),
-            )
-            .as_ref()
-            .ok()
-            .cloned()
-        };
-        let (in_force, public) = (
-            rate(&mut book),
-            if same_book { None } else { rate(&mut list) },
-        );
-        let priced = g.pricing_status != "UNPRICED";
-        for k in 0..N_CLASSES + 2 {
-            let qty = counts[k][i].unwrap_or(0);
-            if qty == 0 {
-                continue;
-            }
-            let cost = costs[k][i].map(Money::units).filter(|_| priced);
-            let (name, unit, per) = match k {
-                k if k < N_CLASSES => {
-                    let c = TokenClass::ALL[k];
-                    let name = c.cost_column().trim_start_matches("cost_").to_string();
-                    let per =
-                        |r: &Option<crate::pricing::Rate>| r.as_ref().and_then(|r| r.per_token[k]);
-                    (name, "Tokens", (per(&in_force), per(&public)))
-                }
-                k if k == N_CLASSES => {
-                    let per =
-                        |r: &Option<crate::pricing::Rate>| r.as_ref().and_then(|r| r.per_search);
-                    (
-                        "web_search".to_string(),
-                        "Requests",
-                        (per(&in_force), per(&public)),
-                    )
-                }
-                _ => {
-                    let u = t("unit").unwrap_or_default();
-                    let d = day.unwrap_or(NaiveDate::MIN);
-                    let per_in = req.book.usage_unit_price(key.0, &u, d);
-                    let per_pub = if same_book {
-                        None
-                    } else {
-                        req.list_book.usage_unit_price(key.0, &u, d)
-                    };
-                    let unit = unit_name(&u);
-                    (u, unit, (per_in, per_pub))
-                }
-            };
-            // The unit price is shown where it explains the cost exactly.
-            let contracted_unit = per.0.filter(|p| cost == p.checked_mul(qty));
-            let (list_cost, list_unit) = if same_book || !priced {
-                (cost, contracted_unit)
-            } else {
-                match per.1 {
-                    Some(p) => (p.checked_mul(qty), Some(p)),
-                    // The public book does not price it (a model only an override prices):
-                    // the price in force is the only list price there is.
-                    None => (cost, contracted_unit),
-                }
-            };
-            g.charges.push(focus::Charge {
-                name,
-                unit,
-                quantity: qty,
-                contracted_cost: cost,
-                contracted_unit_price: contracted_unit,
-                list_cost,
-                list_unit_price: list_unit,
-            });
-        }
+        let mut g = group_head(&cols, i)?;
+        g.charges = charges(&cols, i, &g, &mut books);
         out.push(g);
     }
     Ok(out)
 }
 
+/// A group's text columns, parsed.
+fn group_head(cols: &Columns, i: usize) -> Result<focus::Group, ExportError> {
+    let t = |c: &str| cols.text[c][i].clone();
+    let bad =
+        |what: &'static str, value: String, why: String| ExportError::Value { what, value, why };
+    let day = match t("utc_day") {
+        Some(d) => Some(
+            NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .map_err(|e| bad("utc_day", d.clone(), e.to_string()))?,
+        ),
+        None => None,
+    };
+    let provider = match t("provider") {
+        Some(p) => Some(Provider::parse(&p).ok_or_else(|| {
+            bad(
+                "provider",
+                p.clone(),
+                "not a provider tokenledger knows".into(),
+            )
+        })?),
+        None => None,
+    };
+    Ok(focus::Group {
+        day,
+        provider,
+        workspace_id: t("workspace_id"),
+        workspace_name: t("workspace_name"),
+        api_key_id: t("api_key_id"),
+        api_key_name: t("api_key_name"),
+        team: t("team"),
+        cost_center: t("cost_center"),
+        model: t("model"),
+        service_tier: t("service_tier"),
+        context_window: t("context_window"),
+        inference_geo: t("inference_geo"),
+        pricing_status: t("pricing_status").unwrap_or_default(),
+        last_ingest_id: t("last_ingest_id").unwrap_or_default(),
+        charges: Vec::new(),
+    })
+}
+
+/// The two books a charge is priced at, each with its memo of rates.
+struct Books<'a> {
+    in_force: RateCache<'a>,
+    public: RateCache<'a>,
+    /// No override: the public book is the book in force.
+    same: bool,
+}
+
+/// The per-unit price of charge `k` (a token class, web search, or the row's unit) at a book.
+fn unit_price(
+    book: &mut RateCache,
+    g: &focus::Group,
+    k: usize,
+    unit: Option<&str>,
+) -> Option<i128> {
+    let p = g.provider.map(Provider::as_str).unwrap_or_default();
+    let day = g.day.unwrap_or(NaiveDate::MIN);
+    if k > N_CLASSES {
+        return book
+            .book()
+            .usage_unit_price(p, unit.unwrap_or_default(), day);
+    }
+    let (tier, ctx, geo) = (
+        g.service_tier.as_deref(),
+        g.context_window.as_deref(),
+        g.inference_geo.as_deref(),
+    );
+    let rate = book
+        .get(p, g.model.as_deref(), day, tier, ctx, geo)
+        .as_ref()
+        .ok()?;
+    if k == N_CLASSES {
+        rate.per_search
+    } else {
+        rate.per_token[k]
+    }
+}
+
+/// The non-zero charges of row `i`: quantity, cost in force (the rated sum), and each book's
+/// unit price where it explains the cost exactly.
+fn charges(cols: &Columns, i: usize, g: &focus::Group, books: &mut Books) -> Vec<focus::Charge> {
+    let unit = cols.text["unit"][i].clone();
+    let priced = g.pricing_status != "UNPRICED";
+    let mut out = Vec::new();
+    for k in 0..N_CLASSES + 2 {
+        let qty = cols.counts[k][i].unwrap_or(0);
+        if qty == 0 {
+            continue;
+        }
+        let cost = cols.costs[k][i].map(Money::units).filter(|_| priced);
+        let (name, unit_name) = match k {
+            k if k < N_CLASSES => {
+                let c = TokenClass::ALL[k].cost_column();
+                (c.trim_start_matches("cost_").to_string(), "Tokens")
+            }
+            k if k == N_CLASSES => ("web_search".to_string(), "Requests"),
+            _ => {
+                let u = unit.clone().unwrap_or_default();
+                let name = unit_label(&u);
+                (u, name)
+            }
+        };
+        let in_force = unit_price(&mut books.in_force, g, k, unit.as_deref());
+        let contracted_unit = in_force.filter(|p| cost == p.checked_mul(qty));
+        let public = if books.same || !priced {
+            None
+        } else {
+            unit_price(&mut books.public, g, k, unit.as_deref())
+        };
+        // Without an override, or where the public book does not price it (a model only an
+        // override prices), the price in force is the only list price there is.
+        let (list_cost, list_unit) = match public {
+            Some(p) => (p.checked_mul(qty), Some(p)),
+            None => (cost, contracted_unit),
+        };
+        out.push(focus::Charge {
+            name,
+            unit: unit_name,
+            quantity: qty,
+            contracted_cost: cost,
+            contracted_unit_price: contracted_unit,
+            list_cost,
+            list_unit_price: list_unit,
+        });
+    }
+    out
+}
+
 /// FOCUS's unit of a usage unit (`images` → `Images`).
-fn unit_name(u: &str) -> &'static str {
+fn unit_label(u: &str) -> &'static str {
     match u {
         "images" => "Images",
         "characters" => "Characters",

@@ -164,6 +164,13 @@ pub fn write(d: &Dataset, dir: &Path, format: Format) -> Result<PathBuf, ExportE
         Format::Csv => csv_bytes(d, &mut f).map_err(io)?,
     }
     tmp.as_file().sync_all().map_err(io)?;
+    // A temporary file is private (0600); an export is for other tools and people to read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(tmp.path(), mode).map_err(io)?;
+    }
     tmp.persist(&path).map_err(|e| io(e.error))?;
     Ok(path)
 }
