@@ -299,6 +299,12 @@ fn the_demo_month_exports_to_focus_1_4_and_ties_to_the_invoice_the_report_and_th
             "a purchase is amortised into usage: {r:?}"
         );
     }
+    // The demo's month close wrote the same export into [export] focus_dir, byte for byte.
+    assert_eq!(
+        files(&demo.join("focus/2026-10")),
+        files(&tmp.path().join("parquet")),
+        "the month close's export is the command's"
+    );
     // The checker itself fails on a wrong value (a test that can fail).
     let broken = tmp.path().join("broken");
     std::fs::create_dir_all(&broken).unwrap();
@@ -385,4 +391,37 @@ fn a_stripe_invoice_with_credit_discount_and_tax_ties_to_the_cent_and_an_overrid
     assert_eq!(period.len(), 1);
     assert_eq!(period[0]["BillingPeriodStart"], "2026-10-01T00:00:00Z");
     assert_eq!(period[0]["BillingPeriodEnd"], "2026-11-01T00:00:00Z");
+    assert_eq!(period[0]["BillingPeriodStatus"], "Closed");
+    assert!(
+        rows.iter().all(|r| r["ChargeClass"].is_empty()),
+        "nothing restated yet"
+    );
+
+    // The provider restates 1 October after the invoice was issued and loaded: those rows are
+    // corrections, the other days are not, and the invoice still ties to the cent.
+    let o = tlc(
+        &cfg,
+        &[
+            "-q",
+            "ingest",
+            fixtures()
+                .join("formats/usage-2026-10-01-restated.json")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert!(matches!(code(&o), 0 | 3), "ingest: {}", stderr(&o));
+    let again = tmp.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let (_, rows) = assert_export_holds(&cfg, &again, "2026-10");
+    let usage: Vec<_> = rows
+        .iter()
+        .filter(|r| r["ChargeCategory"] == "Usage")
+        .collect();
+    for r in &usage {
+        let first_day = r["ChargePeriodStart"] == "2026-10-01T00:00:00Z";
+        let class = if first_day { "Correction" } else { "" };
+        assert_eq!(r["ChargeClass"], class, "{r:?}");
+    }
+    assert!(usage.iter().any(|r| r["ChargeClass"] == "Correction"));
 }
