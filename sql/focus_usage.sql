@@ -7,7 +7,37 @@
 -- at the public book, credits drawn and the invoice's billed cost are added there.
 -- Placeholder: `month` (YYYY-MM, UTC). Names from the latest workspace and key lists; teams as
 -- in sql/report.sql (a key's team wins over its workspace's, an id over a name). Portable SQL.
-WITH team_keys AS (
+WITH agg AS (
+  -- The month's rows summed first (millions of rows → thousands), so the joins below touch
+  -- only the sums.
+  SELECT
+    utc_day, provider, workspace_id, workspace_name, api_key_id, api_key_name, model_canonical,
+    service_tier, context_window, inference_geo, unit, pricing_status,
+    MAX(ingest_id) AS last_ingest_id,
+    SUM(uncached_input_tokens) AS uncached_input_tokens,
+    SUM(cache_write_5m_tokens) AS cache_write_5m_tokens,
+    SUM(cache_write_1h_tokens) AS cache_write_1h_tokens,
+    SUM(cache_read_tokens) AS cache_read_tokens,
+    SUM(output_tokens) AS output_tokens,
+    SUM(cache_write_30m_tokens) AS cache_write_30m_tokens,
+    SUM(cache_write_12h_tokens) AS cache_write_12h_tokens,
+    SUM(web_search_requests) AS web_search_requests,
+    SUM(unit_quantity) AS unit_quantity,
+    SUM(cost_uncached_input) AS cost_uncached_input,
+    SUM(cost_cache_write_5m) AS cost_cache_write_5m,
+    SUM(cost_cache_write_1h) AS cost_cache_write_1h,
+    SUM(cost_cache_read) AS cost_cache_read,
+    SUM(cost_output) AS cost_output,
+    SUM(cost_cache_write_30m) AS cost_cache_write_30m,
+    SUM(cost_cache_write_12h) AS cost_cache_write_12h,
+    SUM(cost_web_search) AS cost_web_search,
+    SUM(cost_unit) AS cost_unit
+  FROM rated_usage
+  WHERE month = '{{month}}'
+  GROUP BY utc_day, provider, workspace_id, workspace_name, api_key_id, api_key_name, model_canonical,
+    service_tier, context_window, inference_geo, unit, pricing_status
+),
+team_keys AS (
   SELECT name, team, cost_center FROM teams WHERE kind = 'api_key'
 ),
 team_workspaces AS (
@@ -15,13 +45,12 @@ team_workspaces AS (
 ),
 named AS (
   SELECT
-    r.*,
-    COALESCE(wn.workspace_name, r.workspace_name) AS ws_name,
-    COALESCE(kn.api_key_name, r.api_key_name) AS key_name
-  FROM rated_usage r
-  LEFT JOIN workspaces wn ON r.workspace_id = wn.workspace_id
-  LEFT JOIN api_keys kn ON r.api_key_id = kn.api_key_id
-  WHERE r.month = '{{month}}'
+    a.*,
+    COALESCE(wn.workspace_name, a.workspace_name) AS ws_name,
+    COALESCE(kn.api_key_name, a.api_key_name) AS key_name
+  FROM agg a
+  LEFT JOIN workspaces wn ON a.workspace_id = wn.workspace_id
+  LEFT JOIN api_keys kn ON a.api_key_id = kn.api_key_id
 ),
 teamed AS (
   SELECT
@@ -34,6 +63,7 @@ teamed AS (
   LEFT JOIN team_workspaces twi ON n.workspace_id = twi.name
   LEFT JOIN team_workspaces tw ON n.ws_name = tw.name
 )
+-- Summed again: rows stored under an older name of the same workspace or key are one group.
 SELECT
   utc_day,
   provider,
@@ -49,7 +79,7 @@ SELECT
   inference_geo,
   unit,
   pricing_status,
-  MAX(ingest_id) AS last_ingest_id,
+  MAX(last_ingest_id) AS last_ingest_id,
   SUM(uncached_input_tokens) AS uncached_input_tokens,
   SUM(cache_write_5m_tokens) AS cache_write_5m_tokens,
   SUM(cache_write_1h_tokens) AS cache_write_1h_tokens,

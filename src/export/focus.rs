@@ -285,22 +285,30 @@ fn opt_dec(v: Option<i128>) -> Value {
     v.map_or(Value::Null, Value::Dec)
 }
 
-/// A Cost and Usage row being built (cells by column name; missing ones are null).
-#[derive(Default)]
+/// A row being built: its cells in column order (unset ones are null).
 struct Row {
-    cells: BTreeMap<&'static str, Value>,
+    columns: &'static [(&'static str, Kind)],
+    cells: Vec<Value>,
 }
 
 impl Row {
+    fn new(columns: &'static [(&'static str, Kind)]) -> Self {
+        Row {
+            columns,
+            cells: vec![Value::Null; columns.len()],
+        }
+    }
     fn set(&mut self, k: &'static str, v: Value) -> &mut Self {
-        self.cells.insert(k, v);
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c.0 == k)
+            .unwrap_or_else(|| panic!("{k} is not a column of this dataset"));
+        self.cells[i] = v;
         self
     }
-    fn into_cells(mut self, columns: &[(&'static str, Kind)]) -> Vec<Value> {
-        columns
-            .iter()
-            .map(|(n, _)| self.cells.remove(n).unwrap_or(Value::Null))
-            .collect()
+    fn into_cells(self) -> Vec<Value> {
+        self.cells
     }
 }
 
@@ -489,10 +497,7 @@ pub fn build(inputs: &Inputs) -> Focus {
     let mut cost_and_usage = Dataset {
         name: "cost_and_usage",
         columns: COST_AND_USAGE.to_vec(),
-        rows: cu
-            .into_iter()
-            .map(|r| r.into_cells(COST_AND_USAGE))
-            .collect(),
+        rows: cu.into_iter().map(Row::into_cells).collect(),
     };
     sort_rows(&mut cost_and_usage);
     Focus {
@@ -514,17 +519,30 @@ fn sort_rows(d: &mut Dataset) {
         "InvoiceDetailId",
     ];
     let idx: Vec<usize> = order.iter().filter_map(|n| d.col(n)).collect();
-    let key = |r: &Vec<Value>| -> Vec<String> {
-        idx.iter()
-            .map(|&i| match &r[i] {
-                Value::Null => String::new(),
-                Value::Text(s) => format!("~{s}"),
-                Value::Dec(v) => format!("{v:040}"),
-                Value::Time(t) => format!("{t:020}"),
-            })
-            .collect()
+    // Nulls first, then by value; the key columns first, every cell after (a total order, so
+    // the same rows always come out in the same order).
+    let cmp = |a: &Value, b: &Value| -> std::cmp::Ordering {
+        let rank = |v: &Value| match v {
+            Value::Null => 0,
+            Value::Text(_) => 1,
+            Value::Dec(_) => 2,
+            Value::Time(_) => 3,
+        };
+        match (a, b) {
+            (Value::Text(x), Value::Text(y)) => x.cmp(y),
+            (Value::Dec(x), Value::Dec(y)) => x.cmp(y),
+            (Value::Time(x), Value::Time(y)) => x.cmp(y),
+            _ => rank(a).cmp(&rank(b)),
+        }
     };
-    d.rows.sort_by_cached_key(|r| (key(r), format!("{r:?}")));
+    d.rows.sort_by(|a, b| {
+        idx.iter()
+            .copied()
+            .chain(0..a.len())
+            .map(|i| cmp(&a[i], &b[i]))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
 }
 
 fn usage_row(
@@ -534,7 +552,7 @@ fn usage_row(
     shares: &[(usize, i128)],
     billed: Option<(usize, i128)>,
 ) -> Row {
-    let mut row = Row::default();
+    let mut row = Row::new(COST_AND_USAGE);
     let p = g.provider.unwrap_or(Provider::Anthropic);
     common(&mut row, p, inputs, period);
     let day = g.day.unwrap_or(NaiveDate::MIN);
@@ -791,7 +809,7 @@ fn invoice_rows(inputs: &Inputs, period: (i64, i64), inv: &Invoice, has_rows: bo
         if l.category == "Usage" && has_rows {
             continue; // the usage rows carry these charges
         }
-        let mut row = Row::default();
+        let mut row = Row::new(COST_AND_USAGE);
         common(&mut row, inv.provider, inputs, period);
         // Tax is a cost at every price; credits and discounts lower only what is billed.
         let list = if l.category == "Tax" { l.amount } else { 0 };
@@ -831,7 +849,7 @@ fn purchase_row(
         return None;
     }
     let amount = units(lot.amount);
-    let mut row = Row::default();
+    let mut row = Row::new(COST_AND_USAGE);
     common(&mut row, lot.provider, inputs, period);
     let kind = match lot.kind {
         CreditKind::AutoReload => "auto-reload",
@@ -907,7 +925,7 @@ fn invoice_detail(inputs: &Inputs, period: (i64, i64)) -> Dataset {
         })
         .to_string();
         for l in detail_lines(inv) {
-            let mut r = Row::default();
+            let mut r = Row::new(INVOICE_DETAIL);
             r.set("BilledCost", dec(l.amount))
                 .set("BillingAccountId", text(account.clone()))
                 .set("BillingCurrency", text("USD"))
@@ -937,7 +955,7 @@ fn invoice_detail(inputs: &Inputs, period: (i64, i64)) -> Dataset {
                 // FOCUS 1.4 does not allow a null here: an invoice that corrects none refers to
                 // itself (a restated invoice replaces the old one under its number at ingest).
                 .set("ReferenceInvoiceId", text(inv.number.clone()));
-            rows.push(r.into_cells(INVOICE_DETAIL));
+            rows.push(r.into_cells());
         }
     }
     let mut d = Dataset {
@@ -986,7 +1004,7 @@ fn billing_period(inputs: &Inputs, period: (i64, i64)) -> Dataset {
                 .iter()
                 .map(|i| &i.0)
                 .find(|i| i.provider == p);
-            let mut r = Row::default();
+            let mut r = Row::new(BILLING_PERIOD);
             r.set("BillingPeriodCreated", t(first))
                 .set("BillingPeriodLastUpdated", t(last))
                 .set("BillingPeriodStart", Value::Time(period.0))
@@ -996,7 +1014,7 @@ fn billing_period(inputs: &Inputs, period: (i64, i64)) -> Dataset {
                     text(if closed { "Closed" } else { "Open" }),
                 )
                 .set("InvoiceIssuerName", text(issuer(p, inv)));
-            r.into_cells(BILLING_PERIOD)
+            r.into_cells()
         })
         .collect();
     Dataset {

@@ -131,7 +131,8 @@ pub fn next_steps(d: &Demo, html: &Path) -> String {
          Look at:\n  \
          {data}/outbox/{MONTH}/       the October chargeback mail: one .eml per team, one for finance\n  \
          {data}/outbox/alerts-{AS_OF}/ the alert digest (anomalies, credits)\n  \
-         {}   the same chargeback as one HTML page\n\
+         {}   the same chargeback as one HTML page\n  \
+         {}/{MONTH}/           October in FOCUS 1.4 (Cost and Usage, Invoice Detail, Billing Period)\n\
          Try next:\n  \
          tokenledger --config {c} report --month {MONTH} --by team\n  \
          tokenledger --config {c} anomalies --alerts\n  \
@@ -140,6 +141,12 @@ pub fn next_steps(d: &Demo, html: &Path) -> String {
          tokenledger --config {c} sql \"SELECT model_canonical, SUM(list_cost) FROM rated_usage GROUP BY 1\"\n\
          Re-running the demo changes nothing: every file is known by its content hash, every mail by the sent-ledger.\n",
         d.synth,
-        html.display()
+        html.display(),
+        d.settings
+            .export
+            .focus_dir
+            .as_deref()
+            .unwrap_or(Path::new("focus"))
+            .display()
     )
 }
