@@ -43,13 +43,15 @@ pub enum ExportError {
         value: String,
         why: String,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error(
+        "cannot write {path} (the export's directory must be one tokenledger can create files in)"
+    )]
     Io {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write {path} as Parquet: {source}")]
+    #[error("cannot write {path} as Parquet")]
     Parquet {
         path: std::path::PathBuf,
         #[source]

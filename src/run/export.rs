@@ -120,5 +120,10 @@ pub fn focus(
     format: Format,
 ) -> Result<FocusExport, RunError> {
     let rated = rate(settings, &[month.key()])?;
+    // A month no usage export covers is refused (exit 2), never exported as $0 of spend.
+    let f = crate::freshness::freshness(&rated.snapshot, settings.as_of)?;
+    if !f.usage_covers(month, chrono_tz::UTC) {
+        return Err(RunError::Usage(f.no_usage_sentence(month)));
+    }
     write_focus(settings, &rated.snapshot, month, dir, format)
 }

@@ -299,6 +299,26 @@ fn the_demo_month_exports_to_focus_1_4_and_ties_to_the_invoice_the_report_and_th
             "a purchase is amortised into usage: {r:?}"
         );
     }
+    // A month no usage covers is refused, never exported as $0 of spend.
+    let none = tmp.path().join("none");
+    let o = tlc(
+        &cfg,
+        &[
+            "export",
+            "focus",
+            "--month",
+            "2025-01",
+            "--out",
+            none.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no usage export covers 2025-01"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!none.exists());
     // The demo's month close wrote the same export into [export] focus_dir, byte for byte.
     assert_eq!(
         files(&demo.join("focus/2026-10")),
