@@ -1,4 +1,5 @@
--- FOCUS 1.4 export, the usage side: one row per UTC day × provider × workspace (project) ×
+-- FOCUS 1.4 export, the usage side (`src/export/scan.rs` computes the same in one Arrow pass;
+-- a test checks both agree): one row per UTC day × provider × workspace (project) ×
 -- API key × model × tier × context window × inference geo × unit, with each token class's
 -- count and cost at the price book in force (overrides included: FOCUS's ContractedCost).
 -- `tokenledger export focus --month M` runs it over the rated parts of the UTC `month`
@@ -56,7 +57,13 @@ teamed AS (
   SELECT
     n.*,
     COALESCE(tki.team, tk.team, twi.team, tw.team) AS team,
-    COALESCE(tki.cost_center, tk.cost_center, twi.cost_center, tw.cost_center) AS cost_center
+    -- The cost center of the team that matched, not the first one of any match.
+    CASE
+      WHEN tki.team IS NOT NULL THEN tki.cost_center
+      WHEN tk.team IS NOT NULL THEN tk.cost_center
+      WHEN twi.team IS NOT NULL THEN twi.cost_center
+      ELSE tw.cost_center
+    END AS cost_center
   FROM named n
   LEFT JOIN team_keys tki ON n.api_key_id = tki.name
   LEFT JOIN team_keys tk ON n.key_name = tk.name

@@ -74,7 +74,7 @@ impl Dataset {
 }
 
 /// One usage group of `sql/focus_usage.sql`, with its charges priced.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Group {
     pub day: Option<NaiveDate>,
     pub provider: Option<Provider>,
@@ -95,7 +95,7 @@ pub struct Group {
 }
 
 /// One non-zero charge of a group.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Charge {
     /// `uncached_input`, `cache_read`, …, `web_search`, or the unit (`images`, …).
     pub name: String,

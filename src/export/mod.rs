@@ -1,14 +1,16 @@
 //! Exports of the lake in other people's formats: FOCUS 1.4 (the FinOps Foundation's open
 //! billing format) Cost and Usage, Invoice Detail and Billing Period of one UTC month.
 //!
-//! Owns: reading what an export needs under one snapshot (`sql/focus_usage.sql` over the
-//! month's rated parts, the credits ledger's daily draws, the invoices), pricing each charge
+//! Owns: reading what an export needs under one snapshot (the month's usage groups from one
+//! Arrow pass, `scan.rs`, the same as `sql/focus_usage.sql` over the month's rated parts; the
+//! credits ledger's daily draws; the invoices), pricing each charge
 //! at the public book beside the book in force (`focus.rs` builds the rows, pure) and writing
 //! the datasets as Parquet or CSV, atomically and byte-for-byte reproducibly (`write.rs`).
 //! Must not: write the lake, decide a rate (it asks `pricing`), or round anything but an
 //! invoice's cents (allocated so each invoice's rows sum to its total).
 
 pub mod focus;
+pub mod scan;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -75,7 +77,7 @@ pub struct Request<'a> {
 /// The three datasets of `req.month`, with how many usage rows were UNPRICED.
 pub fn focus(view: &Snapshot, req: &Request) -> Result<(Focus, usize), ExportError> {
     let month = req.month;
-    let groups = usage_groups(view, req)?;
+    let groups = priced_groups(view, req)?;
     let unpriced = groups
         .iter()
         .filter(|g| g.pricing_status == "UNPRICED")
@@ -133,9 +135,19 @@ fn month_invoices(
     Ok(out)
 }
 
-/// The usage groups of the month's UTC partition (every provider), each charge priced.
-fn usage_groups(view: &Snapshot, req: &Request) -> Result<Vec<focus::Group>, ExportError> {
-    let month = req.month.key();
+/// One usage group before pricing: its named head (no charges yet), its unit, and the sums in
+/// [`scan::COUNTS`] / [`scan::COSTS`] order (a cost is `None` when no row had one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageGroup {
+    pub head: focus::Group,
+    pub unit: Option<String>,
+    pub counts: [i128; 9],
+    pub costs: [Option<i128>; 9],
+}
+
+/// The pricing parts of the month's UTC partition, every provider.
+fn month_parts(view: &Snapshot, month: Month) -> Result<Vec<std::path::PathBuf>, ExportError> {
+    let month = month.key();
     let mut parts = Vec::new();
     for p in view.providers(Table::UsagePricing)? {
         parts.extend(
@@ -146,19 +158,151 @@ fn usage_groups(view: &Snapshot, req: &Request) -> Result<Vec<focus::Group>, Exp
                 })?,
         );
     }
-    if parts.is_empty() {
-        return Ok(Vec::new());
+    Ok(parts)
+}
+
+/// The month's usage groups by one Arrow pass over its parts (`scan.rs`), named and assigned
+/// to teams as `sql/focus_usage.sql` does, in a stable order.
+pub fn usage_groups(
+    view: &Snapshot,
+    month: Month,
+    teams: &[crate::config::Team],
+) -> Result<Vec<UsageGroup>, ExportError> {
+    let mut g = scan::Groups::default();
+    for p in month_parts(view, month)? {
+        let usage = view.usage_of(&p);
+        if usage.is_file() {
+            scan::part(&mut g, &p, &usage)?;
+        }
     }
+    let (ws_names, key_names) = latest_names(view)?;
+    let rows = crate::report::team_rows(teams)?;
+    let team_of = |kind: &str, v: Option<&str>| {
+        v.and_then(|v| rows.iter().find(|r| r.kind == kind && r.name == v))
+    };
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a day");
+    let mut merged: BTreeMap<Vec<Option<String>>, (UsageGroup, u32)> = BTreeMap::new();
+    for ((k, day), sums) in g.groups {
+        let t = |j: usize| g.strings.get(k[j]).map(str::to_string);
+        let (ws, key) = (t(1), t(3));
+        let ws_name = ws.as_ref().and_then(|w| ws_names.get(w).cloned()).or(t(2));
+        let key_name = key
+            .as_ref()
+            .and_then(|k| key_names.get(k).cloned())
+            .or(t(4));
+        let team = team_of("api_key", key.as_deref())
+            .or_else(|| team_of("api_key", key_name.as_deref()))
+            .or_else(|| team_of("workspace", ws.as_deref()))
+            .or_else(|| team_of("workspace", ws_name.as_deref()));
+        let day = (day != i32::MIN).then(|| epoch + chrono::TimeDelta::days(day.into()));
+        let text = [
+            day.map(|d| d.to_string()),
+            t(0),
+            ws,
+            ws_name,
+            key,
+            key_name,
+            team.map(|r| r.team.clone()),
+            team.and_then(|r| r.cost_center.clone()),
+            t(9),
+            t(5),
+            t(6),
+            t(7),
+            t(8),
+            t(10),
+        ];
+        let entry = match merged.entry(text.to_vec()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let head = group_head(&Columns::one(&text, String::new()), 0)?;
+                let unit = text[12].clone();
+                let (counts, costs) = ([0; 9], [None; 9]);
+                let group = UsageGroup {
+                    head,
+                    unit,
+                    counts,
+                    costs,
+                };
+                e.insert((group, NONE_INGEST))
+            }
+        };
+        add_sums(entry, &sums, &g.strings);
+    }
+    Ok(merged.into_values().map(|(g, _)| g).collect())
+}
+
+/// Adds a scanned group's sums to the named group it falls in (as SQL's SUM: a cost is null
+/// only when every row's was).
+fn add_sums(
+    (group, last): &mut (UsageGroup, u32),
+    sums: &scan::Sums,
+    strings: &crate::intern::Strings,
+) {
+    for j in 0..9 {
+        group.counts[j] += sums.counts[j];
+        group.costs[j] = match (group.costs[j], sums.costs[j]) {
+            (a, None) => a,
+            (None, b) => b,
+            (Some(a), Some(b)) => Some(a + b),
+        };
+    }
+    let ingest = strings.get(sums.last_ingest).unwrap_or_default();
+    if *last == NONE_INGEST || ingest > group.head.last_ingest_id.as_str() {
+        group.head.last_ingest_id = ingest.to_string();
+        *last = sums.last_ingest;
+    }
+}
+
+/// Workspace id → name and API key id → name from the latest lists.
+type Names = BTreeMap<String, String>;
+
+fn latest_names(view: &Snapshot) -> Result<(Names, Names), ExportError> {
+    let (wn, kn) = crate::query::name_frames(view)?;
+    let names = |f: &Frame, id: &str, name: &str| -> Result<Names, ExportError> {
+        let (ids, names) = (f.text(id)?, f.text(name)?);
+        Ok(ids
+            .into_iter()
+            .zip(names)
+            .filter_map(|(i, n)| Some((i?, n?)))
+            .collect())
+    };
+    Ok((
+        names(&wn, "workspace_id", "workspace_name")?,
+        names(&kn, "api_key_id", "api_key_name")?,
+    ))
+}
+
+/// No ingest seen yet.
+const NONE_INGEST: u32 = crate::intern::NONE;
+
+/// The month's usage groups through `sql/focus_usage.sql` (what analysts run; a test checks
+/// it gives what [`usage_groups`] gives).
+pub fn usage_groups_sql(
+    view: &Snapshot,
+    month: Month,
+    teams: &[crate::config::Team],
+) -> Result<Vec<UsageGroup>, ExportError> {
+    let parts = month_parts(view, month)?;
     let mut s = Sql::new();
-    if !s.rated_parts(view, &parts)? {
+    if parts.is_empty() || !s.rated_parts(view, &parts)? {
         return Ok(Vec::new());
     }
-    crate::report::register_teams(&mut s, &crate::report::team_rows(req.teams)?)?;
+    crate::report::register_teams(&mut s, &crate::report::team_rows(teams)?)?;
     let (wn, kn) = crate::query::name_frames(view)?;
     s.frame("workspaces", wn);
     s.frame("api_keys", kn);
-    let f = s.run(&USAGE_SQL.replace("{{month}}", &month))?;
-    groups_of(&f, req)
+    let f = s.run(&USAGE_SQL.replace("{{month}}", &month.key()))?;
+    let cols = Columns::of(&f)?;
+    let mut out = Vec::with_capacity(f.height());
+    for i in 0..f.height() {
+        out.push(UsageGroup {
+            head: group_head(&cols, i)?,
+            unit: cols.text["unit"][i].clone(),
+            counts: std::array::from_fn(|k| cols.counts[k][i].unwrap_or(0)),
+            costs: std::array::from_fn(|k| cols.costs[k][i].map(Money::units)),
+        });
+    }
+    Ok(out)
 }
 
 /// The text columns of a group, by name.
@@ -187,36 +331,56 @@ struct Columns {
     costs: Vec<Vec<Option<Money>>>,
 }
 
-fn groups_of(f: &Frame, req: &Request) -> Result<Vec<focus::Group>, ExportError> {
-    let mut text = BTreeMap::new();
-    for c in TEXT.into_iter().chain(["last_ingest_id"]) {
-        text.insert(c, f.text(c)?);
+impl Columns {
+    fn of(f: &Frame) -> Result<Columns, ExportError> {
+        let mut text = BTreeMap::new();
+        for c in TEXT.into_iter().chain(["last_ingest_id"]) {
+            text.insert(c, f.text(c)?);
+        }
+        Ok(Columns {
+            text,
+            counts: scan::COUNTS
+                .iter()
+                .map(|c| f.count(c))
+                .collect::<Result<_, _>>()?,
+            costs: scan::COSTS
+                .iter()
+                .map(|c| f.money(c))
+                .collect::<Result<_, _>>()?,
+        })
     }
-    let cols = Columns {
-        text,
-        counts: TokenClass::ALL
+    /// One row of text (in [`TEXT`] order) and its last ingest id, for [`group_head`].
+    fn one(text: &[Option<String>; 14], last_ingest: String) -> Columns {
+        let mut m: BTreeMap<&'static str, Vec<Option<String>>> = TEXT
             .iter()
-            .map(|c| f.count(c.column()))
-            .chain([f.count("web_search_requests"), f.count("unit_quantity")])
-            .collect::<Result<_, _>>()?,
-        costs: TokenClass::ALL
-            .iter()
-            .map(|c| f.money(c.cost_column()))
-            .chain([f.money("cost_web_search"), f.money("cost_unit")])
-            .collect::<Result<_, _>>()?,
-    };
+            .zip(text)
+            .map(|(k, v)| (*k, vec![v.clone()]))
+            .collect();
+        m.insert("last_ingest_id", vec![Some(last_ingest)]);
+        Columns {
+            text: m,
+            counts: Vec::new(),
+            costs: Vec::new(),
+        }
+    }
+}
+
+/// The month's groups, each charge priced at both books.
+fn priced_groups(view: &Snapshot, req: &Request) -> Result<Vec<focus::Group>, ExportError> {
+    let groups = usage_groups(view, req.month, req.teams)?;
     let mut books = Books {
         in_force: RateCache::new(req.book),
         public: RateCache::new(req.list_book),
         same: req.book.fingerprint == req.list_book.fingerprint,
     };
-    let mut out = Vec::with_capacity(f.height());
-    for i in 0..f.height() {
-        let mut g = group_head(&cols, i)?;
-        g.charges = charges(&cols, i, &g, &mut books);
-        out.push(g);
-    }
-    Ok(out)
+    Ok(groups
+        .into_iter()
+        .map(|u| {
+            let mut g = u.head.clone();
+            g.charges = charges(&u, &mut books);
+            g
+        })
+        .collect())
 }
 
 /// A group's text columns, parsed.
@@ -298,18 +462,19 @@ fn unit_price(
     }
 }
 
-/// The non-zero charges of row `i`: quantity, cost in force (the rated sum), and each book's
+/// The non-zero charges of a group: quantity, cost in force (the rated sum), and each book's
 /// unit price where it explains the cost exactly.
-fn charges(cols: &Columns, i: usize, g: &focus::Group, books: &mut Books) -> Vec<focus::Charge> {
-    let unit = cols.text["unit"][i].clone();
+fn charges(u: &UsageGroup, books: &mut Books) -> Vec<focus::Charge> {
+    let g = &u.head;
+    let unit = u.unit.clone();
     let priced = g.pricing_status != "UNPRICED";
     let mut out = Vec::new();
     for k in 0..N_CLASSES + 2 {
-        let qty = cols.counts[k][i].unwrap_or(0);
+        let qty = u.counts[k];
         if qty == 0 {
             continue;
         }
-        let cost = cols.costs[k][i].map(Money::units).filter(|_| priced);
+        let cost = u.costs[k].filter(|_| priced);
         let (name, unit_name) = match k {
             k if k < N_CLASSES => {
                 let c = TokenClass::ALL[k].cost_column();

@@ -445,3 +445,49 @@ fn a_stripe_invoice_with_credit_discount_and_tax_ties_to_the_cent_and_an_overrid
     }
     assert!(usage.iter().any(|r| r["ChargeClass"] == "Correction"));
 }
+
+#[test]
+fn the_arrow_pass_and_the_shipped_sql_give_the_same_usage_groups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    let o = binary()
+        .args(["-q", "demo", "--dir"])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "demo: {}", stderr(&o));
+    let (config, _) =
+        tokenledger::config::Config::load(Some(&demo.join("tokenledger.toml"))).unwrap();
+    let layout = tokenledger::lake::Layout::new(demo.join("data"));
+    let snap = tokenledger::lake::Snapshot::read(&layout).unwrap();
+    let key = |g: &tokenledger::export::UsageGroup| format!("{g:?}");
+    let mut groups = 0;
+    for month in ["2026-08", "2026-09", "2026-10"] {
+        let m = tokenledger::vocab::Month::parse(month).unwrap();
+        let mut fast = tokenledger::export::usage_groups(&snap, m, &config.teams).unwrap();
+        // polars plans SQL recursively: a debug build needs more than a test thread's stack.
+        let mut sql = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .stack_size(64 << 20)
+                .spawn_scoped(s, || {
+                    tokenledger::export::usage_groups_sql(&snap, m, &config.teams).unwrap()
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+        fast.sort_by_key(key);
+        sql.sort_by_key(key);
+        assert_eq!(fast.len(), sql.len(), "{month}");
+        for (a, b) in fast.iter().zip(&sql) {
+            assert_eq!(a, b, "{month}");
+        }
+        // Teams and cost centers are resolved, both providers are there.
+        assert!(
+            fast.iter()
+                .any(|g| g.head.team.is_some() && g.head.cost_center.is_some())
+        );
+        groups += fast.len();
+    }
+    assert!(groups > 1000, "a test of something: {groups} groups");
+}
