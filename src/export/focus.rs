@@ -468,9 +468,15 @@ pub fn build(inputs: &Inputs) -> Focus {
                 inputs.groups[g].charges[c].contracted_cost.unwrap_or(0)
             })
             .collect();
-        let cents = usage_charges(inv) / CENT;
-        for (k, part) in allocate_prorata(&weights, cents).into_iter().enumerate() {
-            billed[rows[k]] = Some((n, part * CENT));
+        // In whole cents (an invoice's amounts are); a total with a fraction of a cent (an
+        // invoice CSV may say so) is split in units of 10⁻¹² instead: the sum stays exact.
+        let total = usage_charges(inv);
+        let step = if total % CENT == 0 { CENT } else { 1 };
+        for (k, part) in allocate_prorata(&weights, total / step)
+            .into_iter()
+            .enumerate()
+        {
+            billed[rows[k]] = Some((n, part * step));
         }
     }
     let mut cu = Vec::with_capacity(flat.len());

@@ -270,16 +270,22 @@ fn assert_export_holds(
     (qp, rows)
 }
 
-#[test]
-fn the_demo_month_exports_to_focus_1_4_and_ties_to_the_invoice_the_report_and_the_credits() {
-    let tmp = tempfile::tempdir().unwrap();
-    let demo = tmp.path().join("demo");
+/// `tokenledger demo` into `dir/demo` (its lake, config and month close's export).
+fn demo(dir: &Path) -> PathBuf {
+    let demo = dir.join("demo");
     let o = binary()
         .args(["-q", "demo", "--dir"])
         .arg(&demo)
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "demo: {}", stderr(&o));
+    demo
+}
+
+#[test]
+fn the_demo_month_exports_to_focus_1_4_and_ties_to_the_invoice_the_report_and_the_credits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = demo(tmp.path());
     let cfg = demo.join("tokenledger.toml");
     let (q, rows) = assert_export_holds(&cfg, tmp.path(), "2026-10");
     // No override in the demo: ListCost of the usage is the report's list total.
@@ -449,13 +455,7 @@ fn a_stripe_invoice_with_credit_discount_and_tax_ties_to_the_cent_and_an_overrid
 #[test]
 fn the_arrow_pass_and_the_shipped_sql_give_the_same_usage_groups() {
     let tmp = tempfile::tempdir().unwrap();
-    let demo = tmp.path().join("demo");
-    let o = binary()
-        .args(["-q", "demo", "--dir"])
-        .arg(&demo)
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "demo: {}", stderr(&o));
+    let demo = demo(tmp.path());
     let (config, _) =
         tokenledger::config::Config::load(Some(&demo.join("tokenledger.toml"))).unwrap();
     let layout = tokenledger::lake::Layout::new(demo.join("data"));

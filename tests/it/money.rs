@@ -69,3 +69,41 @@ fn shared_cost_is_prorated_exactly_even_with_huge_weights() {
     );
     assert_eq!(prorate(7, &[0, 0]), vec![0, 0], "no spend: nothing shared");
 }
+
+#[test]
+fn a_prorata_split_adds_up_to_its_target_and_follows_the_weights() {
+    use tokenledger::money::allocate_prorata;
+    // Exact shares stay exact; the cent left goes to the largest remainder, ties to the first.
+    assert_eq!(allocate_prorata(&[1, 1, 2], 400), vec![100, 100, 200]);
+    assert_eq!(allocate_prorata(&[1, 1, 1], 100), vec![34, 33, 33]);
+    assert_eq!(allocate_prorata(&[1, 1, 1], -100), vec![-34, -33, -33]);
+    // No weight at all: equal shares; a zero weight gets nothing while others weigh.
+    assert_eq!(allocate_prorata(&[0, 0], 3), vec![2, 1]);
+    assert_eq!(allocate_prorata(&[0, 5], 3), vec![0, 3]);
+    assert!(allocate_prorata(&[], 3).is_empty());
+}
+
+proptest! {
+    #[test]
+    fn prorata_parts_sum_exactly_and_stay_within_a_unit_of_their_share(
+        weights in proptest::collection::vec(0i128..1_000_000_000_000_000, 1..40),
+        big in 0i128..1_000_000_000_000_000_000_000_000,
+        target in -10_000_000_000_000_000i128..10_000_000_000_000_000,
+    ) {
+        let parts = tokenledger::money::allocate_prorata(&weights, target);
+        prop_assert_eq!(parts.iter().sum::<i128>(), target);
+        let total: i128 = weights.iter().sum();
+        if total > 0 {
+            for (p, w) in parts.iter().zip(&weights) {
+                // |part − target·w/total| < 1, in exact integer arithmetic.
+                let diff = p * total - target * w;
+                prop_assert!(diff.abs() < total, "part {} weight {} of {}", p, w, total);
+            }
+        }
+        // Weights beyond 10¹⁸ in total are scaled first: the sum stays exact.
+        let mut heavy = weights.clone();
+        heavy.push(big);
+        let parts = tokenledger::money::allocate_prorata(&heavy, target);
+        prop_assert_eq!(parts.iter().sum::<i128>(), target);
+    }
+}
