@@ -14,6 +14,7 @@ WITH agg AS (
   SELECT
     utc_day, provider, workspace_id, workspace_name, api_key_id, api_key_name, model_canonical,
     service_tier, context_window, inference_geo, unit, pricing_status,
+    MIN(ingest_id) AS first_ingest_id,
     MAX(ingest_id) AS last_ingest_id,
     SUM(uncached_input_tokens) AS uncached_input_tokens,
     SUM(cache_write_5m_tokens) AS cache_write_5m_tokens,
@@ -86,6 +87,7 @@ SELECT
   inference_geo,
   unit,
   pricing_status,
+  MIN(first_ingest_id) AS first_ingest_id,
   MAX(last_ingest_id) AS last_ingest_id,
   SUM(uncached_input_tokens) AS uncached_input_tokens,
   SUM(cache_write_5m_tokens) AS cache_write_5m_tokens,

@@ -89,7 +89,8 @@ pub struct Group {
     pub context_window: Option<String>,
     pub inference_geo: Option<String>,
     pub pricing_status: String,
-    /// The latest ingest that loaded a row of the group.
+    /// The earliest and the latest ingest that loaded a row of the group.
+    pub first_ingest_id: String,
     pub last_ingest_id: String,
     pub charges: Vec<Charge>,
 }
@@ -987,6 +988,7 @@ fn billing_period(inputs: &Inputs, period: (i64, i64)) -> Dataset {
     };
     for g in inputs.groups {
         if let Some(p) = g.provider {
+            note(p, &g.first_ingest_id);
             note(p, &g.last_ingest_id);
         }
     }

@@ -246,9 +246,15 @@ fn add_sums(
             (Some(a), Some(b)) => Some(a + b),
         };
     }
-    let ingest = strings.get(sums.last_ingest).unwrap_or_default();
-    if *last == NONE_INGEST || ingest > group.head.last_ingest_id.as_str() {
-        group.head.last_ingest_id = ingest.to_string();
+    let (first, latest) = (
+        strings.get(sums.first_ingest).unwrap_or_default(),
+        strings.get(sums.last_ingest).unwrap_or_default(),
+    );
+    if *last == NONE_INGEST || first < group.head.first_ingest_id.as_str() {
+        group.head.first_ingest_id = first.to_string();
+    }
+    if *last == NONE_INGEST || latest > group.head.last_ingest_id.as_str() {
+        group.head.last_ingest_id = latest.to_string();
         *last = sums.last_ingest;
     }
 }
@@ -334,7 +340,10 @@ struct Columns {
 impl Columns {
     fn of(f: &Frame) -> Result<Columns, ExportError> {
         let mut text = BTreeMap::new();
-        for c in TEXT.into_iter().chain(["last_ingest_id"]) {
+        for c in TEXT
+            .into_iter()
+            .chain(["first_ingest_id", "last_ingest_id"])
+        {
             text.insert(c, f.text(c)?);
         }
         Ok(Columns {
@@ -356,6 +365,7 @@ impl Columns {
             .zip(text)
             .map(|(k, v)| (*k, vec![v.clone()]))
             .collect();
+        m.insert("first_ingest_id", vec![Some(last_ingest.clone())]);
         m.insert("last_ingest_id", vec![Some(last_ingest)]);
         Columns {
             text: m,
@@ -419,6 +429,7 @@ fn group_head(cols: &Columns, i: usize) -> Result<focus::Group, ExportError> {
         context_window: t("context_window"),
         inference_geo: t("inference_geo"),
         pricing_status: t("pricing_status").unwrap_or_default(),
+        first_ingest_id: t("first_ingest_id").unwrap_or_default(),
         last_ingest_id: t("last_ingest_id").unwrap_or_default(),
         charges: Vec::new(),
     })

@@ -67,7 +67,8 @@ pub struct Sums {
     pub counts: [i128; 9],
     /// `None` once a row of the group had no cost (UNPRICED).
     pub costs: [Option<i128>; 9],
-    /// The latest ingest id (code).
+    /// The earliest and the latest ingest id (codes).
+    pub first_ingest: u32,
     pub last_ingest: u32,
 }
 
@@ -145,20 +146,27 @@ pub fn part(g: &mut Groups, pricing: &Path, usage: &Path) -> Result<(), ExportEr
             };
             let ingest = codes[9][i];
             let fresh = || Sums {
-                costs: [Some(0); 9],
+                first_ingest: NONE,
                 last_ingest: NONE,
                 ..Sums::default()
             };
             let s = g.groups.entry((k, d)).or_insert_with(fresh);
             for j in 0..9 {
                 s.counts[j] += i128::from(counts[j].value(i));
-                s.costs[j] = match (s.costs[j], costs[j].is_null(i)) {
-                    (Some(c), false) => c.checked_add(costs[j].value(i)),
-                    _ => None,
-                };
+                // As SQL's SUM: nulls are skipped, null only when every row's is.
+                if !costs[j].is_null(i) {
+                    s.costs[j] = Some(s.costs[j].unwrap_or(0) + costs[j].value(i));
+                }
+            }
+            let text = |c: u32| g.strings.get(c);
+            // One ingest loads many rows: compare the text only when the code differs.
+            if s.first_ingest == NONE
+                || (ingest != s.first_ingest && text(ingest) < text(s.first_ingest))
+            {
+                s.first_ingest = ingest;
             }
             if s.last_ingest == NONE
-                || (ingest != s.last_ingest && g.strings.get(ingest) > g.strings.get(s.last_ingest))
+                || (ingest != s.last_ingest && text(ingest) > text(s.last_ingest))
             {
                 s.last_ingest = ingest;
             }
