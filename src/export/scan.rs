@@ -86,6 +86,22 @@ fn missing(path: &Path, column: &str) -> ExportError {
     })
 }
 
+/// The columns `names` of a batch, each as the array type `T`.
+fn typed<'a, T: 'static>(
+    b: &'a arrow::record_batch::RecordBatch,
+    names: &[&str],
+    path: &Path,
+) -> Result<Vec<&'a T>, ExportError> {
+    names
+        .iter()
+        .map(|c| {
+            b.column_by_name(c)
+                .and_then(|a| a.as_any().downcast_ref::<T>())
+                .ok_or_else(|| missing(path, c))
+        })
+        .collect()
+}
+
 /// Adds one pricing part (beside its usage part) to `g`.
 // Row `i` is read across a dozen columns at once: an index, not an iterator, says so.
 #[allow(clippy::needless_range_loop)]
@@ -120,22 +136,8 @@ pub fn part(g: &mut Groups, pricing: &Path, usage: &Path) -> Result<(), ExportEr
             .column_by_name("utc_day")
             .and_then(|c| c.as_primitive_opt::<Date32Type>())
             .ok_or_else(|| missing(pricing, "utc_day"))?;
-        let counts: Vec<&Int64Array> = COUNTS
-            .iter()
-            .map(|c| {
-                u.column_by_name(c)
-                    .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
-                    .ok_or_else(|| missing(usage, c))
-            })
-            .collect::<Result<_, _>>()?;
-        let costs: Vec<&Decimal128Array> = COSTS
-            .iter()
-            .map(|c| {
-                p.column_by_name(c)
-                    .and_then(|a| a.as_any().downcast_ref::<Decimal128Array>())
-                    .ok_or_else(|| missing(pricing, c))
-            })
-            .collect::<Result<_, _>>()?;
+        let counts: Vec<&Int64Array> = typed(&u, &COUNTS, usage)?;
+        let costs: Vec<&Decimal128Array> = typed(&p, &COSTS, pricing)?;
         for i in 0..u.num_rows() {
             // provider, ws, ws name, key, key name, tier, ctx, geo, unit | model, status
             let k: [u32; 11] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11].map(|j| codes[j][i]);
