@@ -158,11 +158,8 @@ fn at(us: i64) -> DateTime<Utc> {
 }
 
 fn month_bounds(m: Month, tz: chrono_tz::Tz) -> (i64, i64) {
-    let first = NaiveDate::from_ymd_opt(m.year().into(), m.month().into(), 1).expect("a month");
-    let next = m
-        .next()
-        .and_then(|n| NaiveDate::from_ymd_opt(n.year().into(), n.month().into(), 1))
-        .unwrap_or(first);
+    let first = m.first_day();
+    let next = m.next().map_or(first, Month::first_day);
     // Local midnight; a midnight that a DST change skips starts at the earliest valid instant.
     let us = |d: NaiveDate| {
         let local = d.and_hms_opt(0, 0, 0).expect("midnight");

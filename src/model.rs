@@ -629,6 +629,23 @@ pub fn month_key(t: DateTime<Utc>) -> String {
     t.format("%Y-%m").to_string()
 }
 
+/// An ingest id (`20261207T031500123Z-9f3a`: the ingest's UTC start to the millisecond, then a
+/// random suffix): sortable by time, unique enough for one data dir (which is locked).
+pub fn ingest_id(now: DateTime<Utc>, suffix: u16) -> String {
+    format!("{}-{suffix:04x}", now.format(INGEST_ID_TIME))
+}
+
+/// The time part of an ingest id.
+const INGEST_ID_TIME: &str = "%Y%m%dT%H%M%S%3fZ";
+
+/// When the ingest of an id started (`None`: not an ingest id).
+pub fn ingest_id_time(id: &str) -> Option<DateTime<Utc>> {
+    let stamp = id.get(..19)?;
+    chrono::NaiveDateTime::parse_from_str(stamp, INGEST_ID_TIME)
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 pub fn day_start(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
 }

@@ -86,6 +86,15 @@ impl Month {
             .map(Month::key)
             .collect()
     }
+    /// Its first day.
+    pub fn first_day(self) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(self.year.into(), self.month.into(), 1)
+            .expect("a month has a first day")
+    }
+    /// The first day of the month after (its exclusive end; after 9999-12, `NaiveDate::MAX`).
+    pub fn end_day(self) -> chrono::NaiveDate {
+        self.next().map_or(chrono::NaiveDate::MAX, Month::first_day)
+    }
     /// The month of a day.
     pub fn of(d: chrono::NaiveDate) -> Option<Month> {
         use chrono::Datelike;

@@ -240,25 +240,6 @@ fn day_micros(d: NaiveDate) -> i64 {
     micros(day_start(d))
 }
 
-/// The first day of `m` and of the month after.
-pub fn bounds(m: Month) -> (NaiveDate, NaiveDate) {
-    let first = |m: Month| {
-        NaiveDate::from_ymd_opt(i32::from(m.year()), u32::from(m.month()), 1)
-            .expect("a month has a first day")
-    };
-    let start = first(m);
-    let end = m.next().map_or(NaiveDate::MAX, first);
-    (start, end)
-}
-
-/// The time an ingest id names (`YYYYMMDDTHHMMSSmmmZ-xxxx`).
-pub fn ingest_time(id: &str) -> Option<DateTime<Utc>> {
-    let stamp = id.get(..19)?;
-    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%3fZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
 /// How the issuer's name reads on its invoices when the invoice does not say.
 fn issuer(p: Provider, invoice: Option<&Invoice>) -> String {
     invoice
@@ -419,10 +400,12 @@ fn usage_charges(inv: &Invoice) -> i128 {
     units(inv.subtotal) - credits
 }
 
+/// A lake amount in lake units. Every decimal the lake holds is `DECIMAL(28,12)` (checked when
+/// written), so this cannot fail: never a silent 0.
 fn units(d: rust_decimal::Decimal) -> i128 {
     crate::money::Money::from_decimal(d)
-        .map(|m| m.units())
-        .unwrap_or(0)
+        .expect("the lake's amounts are DECIMAL(28,12)")
+        .units()
 }
 
 /// The Invoice Detail id of a line.
@@ -444,7 +427,7 @@ fn usage_line(inv: &Invoice) -> Option<String> {
 
 /// Builds the three datasets of the month.
 pub fn build(inputs: &Inputs) -> Focus {
-    let (start, end) = bounds(inputs.month);
+    let (start, end) = (inputs.month.first_day(), inputs.month.end_day());
     let period = (day_micros(start), day_micros(end));
     let flat: Vec<(usize, usize)> = inputs
         .groups
@@ -613,7 +596,7 @@ fn money_cells(
     // Loaded after the invoice of its period was issued and in the lake: a restatement.
     let correction = billed.is_some_and(|(n, _)| {
         let (inv, loaded) = &inputs.invoices[n];
-        let row_time = ingest_time(&g.last_ingest_id);
+        let row_time = crate::model::ingest_id_time(&g.last_ingest_id);
         g.last_ingest_id.as_str() > loaded.as_str()
             && matches!((row_time, inv.issued_at), (Some(r), Some(i)) if r > i)
     });
@@ -917,7 +900,9 @@ fn invoice_detail(inputs: &Inputs, period: (i64, i64)) -> Dataset {
             .accounts
             .get(&inv.provider)
             .map_or_else(|| inv.provider.as_str().to_string(), |a| a.id.clone());
-        let loaded_at = ingest_time(loaded).map(micros).unwrap_or(period.0);
+        let loaded_at = crate::model::ingest_id_time(loaded)
+            .map(micros)
+            .unwrap_or(period.0);
         let issued = inv.issued_at.map(micros);
         // Draft and void invoices are refused at ingest: what is in the lake was issued.
         let status = match inv.status.as_deref() {
@@ -1001,7 +986,7 @@ fn billing_period(inputs: &Inputs, period: (i64, i64)) -> Dataset {
             let t = |id: Option<String>| {
                 Value::Time(
                     id.as_deref()
-                        .and_then(ingest_time)
+                        .and_then(crate::model::ingest_id_time)
                         .map(micros)
                         .unwrap_or(period.0),
                 )

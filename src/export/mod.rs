@@ -83,7 +83,7 @@ pub fn focus(view: &Snapshot, req: &Request) -> Result<(Focus, usize), ExportErr
         .filter(|g| g.pricing_status == "UNPRICED")
         .count();
     let inputs = crate::credits::inputs(view)?;
-    let (start, end) = focus::bounds(month);
+    let end = month.end_day();
     let draws = ledger::draws(&inputs.lots, &inputs.daily, end.pred_opt().unwrap_or(end));
     let invoices = month_invoices(view, month)?;
     let fresh = crate::freshness::freshness(view, req.as_of)?;
@@ -99,17 +99,11 @@ pub fn focus(view: &Snapshot, req: &Request) -> Result<(Focus, usize), ExportErr
         let invoiced = invoices.iter().any(|i| i.0.provider == p);
         closed.insert(p, req.as_of >= end && (covered || invoiced));
     }
-    let lots: Vec<_> = inputs
-        .lots
-        .iter()
-        .filter(|l| l.purchased_at >= start && l.purchased_at < end)
-        .cloned()
-        .collect();
     let built = focus::build(&focus::Inputs {
         month,
         groups: &groups,
         draws: &draws,
-        lots: &lots,
+        lots: &inputs.lots,
         invoices: &invoices,
         accounts: req.accounts,
         closed: &closed,
@@ -214,7 +208,12 @@ pub fn usage_groups(
         let entry = match merged.entry(text.to_vec()) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
-                let head = group_head(&Columns::one(&text, String::new()), 0)?;
+                let at = |c: &str| {
+                    TEXT.iter()
+                        .position(|n| *n == c)
+                        .and_then(|k| text[k].clone())
+                };
+                let head = group_head(at)?;
                 let unit = text[12].clone();
                 let (counts, costs) = ([0; 9], [None; 9]);
                 let group = UsageGroup {
@@ -302,7 +301,7 @@ pub fn usage_groups_sql(
     let mut out = Vec::with_capacity(f.height());
     for i in 0..f.height() {
         out.push(UsageGroup {
-            head: group_head(&cols, i)?,
+            head: group_head(|c| cols.text[c][i].clone())?,
             unit: cols.text["unit"][i].clone(),
             counts: std::array::from_fn(|k| cols.counts[k][i].unwrap_or(0)),
             costs: std::array::from_fn(|k| cols.costs[k][i].map(Money::units)),
@@ -358,21 +357,6 @@ impl Columns {
                 .collect::<Result<_, _>>()?,
         })
     }
-    /// One row of text (in [`TEXT`] order) and its last ingest id, for [`group_head`].
-    fn one(text: &[Option<String>; 14], last_ingest: String) -> Columns {
-        let mut m: BTreeMap<&'static str, Vec<Option<String>>> = TEXT
-            .iter()
-            .zip(text)
-            .map(|(k, v)| (*k, vec![v.clone()]))
-            .collect();
-        m.insert("first_ingest_id", vec![Some(last_ingest.clone())]);
-        m.insert("last_ingest_id", vec![Some(last_ingest)]);
-        Columns {
-            text: m,
-            counts: Vec::new(),
-            costs: Vec::new(),
-        }
-    }
 }
 
 /// The month's groups, each charge priced at both books.
@@ -393,9 +377,8 @@ fn priced_groups(view: &Snapshot, req: &Request) -> Result<Vec<focus::Group>, Ex
         .collect())
 }
 
-/// A group's text columns, parsed.
-fn group_head(cols: &Columns, i: usize) -> Result<focus::Group, ExportError> {
-    let t = |c: &str| cols.text[c][i].clone();
+/// A group's text columns (`t`: a column's value by name), parsed.
+fn group_head(t: impl Fn(&str) -> Option<String>) -> Result<focus::Group, ExportError> {
     let bad =
         |what: &'static str, value: String, why: String| ExportError::Value { what, value, why };
     let day = match t("utc_day") {

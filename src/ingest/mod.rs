@@ -219,13 +219,7 @@ pub fn source_name(path: &Path) -> String {
 
 /// A new ingest id: sortable by time, unique enough for one data dir (which is locked).
 pub fn new_ingest_id(now: DateTime<Utc>) -> String {
-    format!(
-        "{}-{:04x}",
-        now.format("%Y%m%dT%H%M%S%.3fZ")
-            .to_string()
-            .replace('.', ""),
-        fastrand::u16(..)
-    )
+    crate::model::ingest_id(now, fastrand::u16(..))
 }
 
 /// A file's BLAKE3 content hash (hex) and size in bytes, or why it could not be read.

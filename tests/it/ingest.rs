@@ -573,3 +573,18 @@ fn a_cached_query_result_is_read_back_until_a_commit_changes_its_files() {
     assert_ne!(after, first, "the restated day shows");
     assert!(count() > cached);
 }
+
+#[test]
+fn an_ingest_id_says_when_its_ingest_started_to_the_millisecond() {
+    use chrono::TimeZone;
+    let t = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 3, 15, 0).unwrap()
+        + chrono::TimeDelta::microseconds(123_456);
+    let id = tokenledger::model::ingest_id(t, 0x9f3a);
+    assert_eq!(id, "20261207T031500123Z-9f3a");
+    let back = tokenledger::model::ingest_id_time(&id).unwrap();
+    assert_eq!(back, t - chrono::TimeDelta::microseconds(456));
+    assert_eq!(tokenledger::model::ingest_id_time("not-an-id"), None);
+    // Ids sort as their times do (the export's "loaded after the invoice" relies on it).
+    let later = tokenledger::model::ingest_id(t + chrono::TimeDelta::seconds(1), 0);
+    assert!(later > id);
+}
