@@ -47,6 +47,7 @@ SELECT
   u.output_audio_tokens,
   u.input_image_tokens,
   u.output_image_tokens,
+  u.requests,
   u.source_format,
   u.source_file,
   u.source_row,

@@ -127,6 +127,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Report(a) => cmd_report(s, a),
         Command::Reconcile(a) => cmd_reconcile(s, a),
         Command::Credits(a) => cmd_credits(s, a),
+        Command::Limits(a) => {
+            let (l, rated) = or_fail!(run::limits(s, a.days), s);
+            say_recovered(s, &rated.snapshot.recovered);
+            print!(
+                "{}",
+                present::limits::limits_text(&l, a.format, s.render.width)?
+            );
+            Ok(exit_code(&l.reviews()))
+        }
         Command::Anomalies(a) => cmd_anomalies(s, a),
         Command::Mail(a) => cmd_mail(s, a),
         Command::Demo(a) => cmd_demo(s, &a.dir),
@@ -233,10 +242,8 @@ fn cmd_sql(s: &Settings, a: SqlArgs) -> Result<i32> {
             SqlOutput::Grid(f) => f,
             SqlOutput::Parquet(_) => OutputFormat::Table,
         };
-        print!(
-            "{}",
-            present::render_grid(&run::tables(), format, s.render.width, &[])
-        );
+        let tables = present::render_grid(&run::tables(), format, s.render.width, &[]);
+        print!("{tables}");
         return Ok(crate::exit::OK);
     }
     let text = or_fail!(run::sql_text(a.query, a.file.as_deref(), &a.param), s);
@@ -263,17 +270,15 @@ fn cmd_rate(s: &Settings, a: RateArgs) -> Result<i32> {
     let rated = run::rate(s, &months)?;
     say_recovered(s, &rated.snapshot.recovered);
     json_out(a.json, &rated.summary)?;
-    let text = present::rate_summary(&rated.summary, &rated.summary.price_book);
-    say(s, text);
+    let summary = &rated.summary;
+    say(s, present::rate_summary(summary, &summary.price_book));
     Ok(exit_code(&rated.summary.reviews()))
 }
 
 fn cmd_mail(s: &Settings, a: MailArgs) -> Result<i32> {
     let tpl = templates_or_exit!(s);
-    let out = or_fail!(
-        run::mail(s, a.month, &tpl, (a.dry_run, a.resend, a.idle_month)),
-        s
-    );
+    let how = (a.dry_run, a.resend, a.idle_month);
+    let out = or_fail!(run::mail(s, a.month, &tpl, how), s);
     json_out(a.json, &out)?;
     let text = present::mail::outcome_text(&out, s.data_dir());
     say(s, text.trim_end());
@@ -291,10 +296,8 @@ fn cmd_report(s: &Settings, a: ReportArgs) -> Result<i32> {
             let tpl = templates_or_exit!(s);
             let close = run::html_report(s, a.month, &path, &tpl)?;
             let (m, c, p) = (a.month, close.as_str(), path.display());
-            say(
-                s,
-                format!("tokenledger: wrote the {m} chargeback ({c}) to {p}"),
-            );
+            let said = format!("tokenledger: wrote the {m} chargeback ({c}) to {p}");
+            say(s, said);
             return Ok(crate::exit::OK);
         }
     };
@@ -339,10 +342,8 @@ fn cmd_credits(s: &Settings, a: CreditsArgs) -> Result<i32> {
 fn cmd_anomalies(s: &Settings, a: AnomaliesArgs) -> Result<i32> {
     if let Some(AnomalyAction::Ack { id, note }) = a.action {
         let row = or_fail!(run::ack_anomaly(s, &id, &note), s);
-        say(
-            s,
-            format!("acknowledged {id}: {} ({note})", row.finding.sentence),
-        );
+        let said = format!("acknowledged {id}: {} ({note})", row.finding.sentence);
+        say(s, said);
         return Ok(crate::exit::OK);
     }
     let w = s.render.width;

@@ -55,6 +55,10 @@ pub struct Config {
     /// `[export]`: the FOCUS export.
     #[serde(default)]
     pub export: ExportConfig,
+    /// `[limits.<provider>]`: the usage tier, the monthly spend cap, rate limits per model
+    /// class and per workspace, over the dated default table (`src/limits/anthropic.toml`).
+    #[serde(default)]
+    pub limits: std::collections::BTreeMap<String, crate::limits::table::Overrides>,
 }
 
 /// `[export]`: where the month close writes the FOCUS 1.4 export of a final month, and the
@@ -103,6 +107,10 @@ pub struct AnomaliesConfig {
     /// An incident (or a credit lot's amount at risk) alerted before is alerted again, as an
     /// update, each time its amount reaches another multiple of this factor ("2": doubled).
     pub regrow_factor: Option<String>,
+    /// A minute at or above this percentage of a rate limit is a finding (default 80).
+    pub rate_limit_pct: Option<u32>,
+    /// Rate-limit headroom looks at this many days of data, ending with the newest (default 7).
+    pub rate_limit_days: Option<u32>,
 }
 
 /// `[credits]`: when the ledger's findings fire, and the auto-reload configured at the provider

@@ -248,6 +248,10 @@ tokenledger report --month 2026-10 --format html --out chargeback.html"
     /// The credit ledger: every lot's consumption, expiry and money at risk; balance, burn, runway.
     #[command(after_help = CREDITS_RULES)]
     Credits(CreditsArgs),
+    /// Limits before they bite: rate-limit headroom per model class and workspace from the
+    /// minute series, and the day each monthly limit or spend cap is reached.
+    #[command(after_help = LIMITS_RULES)]
+    Limits(LimitsArgs),
     /// Mail the month's chargeback: one message per team recipient, one finance summary;
     /// exactly once (a sent-ledger in the lake).
     #[command(after_help = MAIL_RULES)]
@@ -567,6 +571,33 @@ pub enum AnomalyAction {
     },
 }
 
+const LIMITS_RULES: &str = "\
+Rate limits are per model class (all models of a class share them), in input tokens (uncached \
+input and cache writes; cache reads do not count for current models), output tokens and requests \
+per minute. The limits come from a dated built-in table (the output names it and its date) under \
+[limits.<provider>] in tokenledger.toml: tier, spend_cap_usd, rate.\"<class>\" and \
+workspaces.\"<workspace>\".\"<class>\" (rpm, itpm, otpm). Hourly or daily data gives only a lower \
+bound of the busiest minute (said, never guessed). Batch and 1M-context requests have limits \
+of their own and are left out.\n\
+Monthly limits ([anomalies.limits]) and the tier's spend cap: the month to date, the burn (the \
+median of the last 7 days) and the day the limit is reached at that burn, with a range.\n\
+Exit code 3 when a minute reached the threshold ([anomalies] rate_limit_pct, default 80) or a \
+monthly limit is projected to 90 % or more.\n\n\
+Examples:\n  \
+tokenledger limits\n  \
+tokenledger limits --days 31 --format json\n  \
+tokenledger limits --format csv > headroom.csv";
+
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    /// Days of data to look at, ending with the newest bucket (default: [anomalies]
+    /// rate_limit_days, 7).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub days: Option<u32>,
+    #[arg(long, value_parser = output_format(), default_value = "table")]
+    pub format: OutputFormat,
+}
+
 #[derive(Debug, Args)]
 pub struct CreditsArgs {
     /// The day the ledger is drawn up at (YYYY-MM-DD, UTC; its usage included). Default: today.
@@ -757,6 +788,11 @@ pub struct SynthArgs {
     /// new model on an old key, listed in <out>-labels.csv beside the exports).
     #[arg(long, default_value = "none", value_parser = PossibleValuesParser::new(["none", "traps", "all"]).map(|s| synth::Injection::parse(&s).expect("a listed value")))]
     pub anomalies: synth::Injection,
+    /// Instead of the organisation: a minute series for rate-limit headroom (Analytics API
+    /// usage queries, one per day, in --width 1m or 1h buckets; --workspaces ×
+    /// --keys-per-workspace × 3 model classes rows per bucket).
+    #[arg(long)]
+    pub analytics_minutes: bool,
 }
 
 impl From<SynthArgs> for synth::SynthOptions {
@@ -779,6 +815,7 @@ impl From<SynthArgs> for synth::SynthOptions {
             } else {
                 synth::openai::Part::None
             },
+            analytics_minutes: a.analytics_minutes,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod intern;
 pub mod lake;
 pub mod learned;
+pub mod limits;
 pub mod log;
 pub mod mail;
 pub mod model;

@@ -437,6 +437,10 @@ pub struct Tokens {
     /// input and output tokens ([`MODALITY_COLUMNS`] order). Parts of the classes above, never
     /// added to them; a row with audio tokens is UNPRICED (the book has no audio rates).
     pub modality: [u64; 4],
+    /// Model requests in the bucket where the source counts them (the Analytics API's
+    /// `requests`, OpenAI's `num_model_requests`); `None` where it does not (the legacy usage
+    /// report, the Console CSV): requests per minute are then unknown, never 0.
+    pub requests: Option<u64>,
 }
 
 /// The usage columns of [`Tokens::modality`].

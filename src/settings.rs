@@ -456,6 +456,23 @@ fn anomaly_policy(
         let m = Money::from_decimal(d).map_err(|e| bad(format!("[anomalies.limits] {k}: {e}")))?;
         p.limits.insert(k.clone(), m);
     }
+    p.rates = crate::limits::RateTable::load(&config.limits).map_err(|e| bad(e.to_string()))?;
+    if let Some(pct) = c.rate_limit_pct {
+        if !(1..=100).contains(&pct) {
+            return Err(bad(format!(
+                "[anomalies] rate_limit_pct = {pct}: a percentage from 1 to 100"
+            )));
+        }
+        p.headroom.threshold_pct = pct;
+    }
+    if let Some(d) = c.rate_limit_days {
+        if !(1..=31).contains(&d) {
+            return Err(bad(format!(
+                "[anomalies] rate_limit_days = {d}: from 1 to 31 days"
+            )));
+        }
+        p.headroom.days = d;
+    }
     Ok(p)
 }
 

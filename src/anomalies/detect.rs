@@ -13,9 +13,12 @@
 //! - `burst`: three or more hours at 8× the key's usual level for that hour of the same kind of
 //!   day (the larger of the median and the mean over the 28 days before) and at least twice its
 //!   busy level (the 90th percentile of all its hours then), together at least the floor.
-//! - `limit`: month-to-date spend of a workspace or the organisation crossing 50/75/90% of a
-//!   configured monthly limit, with the month-end projection (month-to-date ÷ days elapsed × days
-//!   in the month).
+//! - `limit`: a configured monthly limit of a workspace or the organisation, or a provider's
+//!   monthly spend cap: the first day the month-end projection (month to date + the median of
+//!   the last 7 days' spend × the days left) reaches 90 % of it, the day the month to date
+//!   reaches 90 %, and the day it is reached, each with the projected day it is reached and a
+//!   range (at the second highest and second lowest of those 7 days).
+//! - `rate_limit`: a minute near a rate limit (from `limits::headroom`; not money).
 //!
 //! Statistics use floats (scores); money (actual, expected, impact) stays exact `Money`.
 //!
@@ -62,6 +65,8 @@ pub enum Kind {
     Reactivated,
     Burst,
     Limit,
+    /// A minute near a rate limit (`limits::headroom`): not money, its score the percent.
+    RateLimit,
 }
 
 impl Kind {
@@ -73,6 +78,7 @@ impl Kind {
             Kind::Reactivated => "reactivated",
             Kind::Burst => "burst",
             Kind::Limit => "limit",
+            Kind::RateLimit => "rate_limit",
         }
     }
 }
@@ -576,7 +582,45 @@ pub fn bursts(
     out
 }
 
-/// Month-to-date spend crossing 50/75/90% of `limit` (one finding per threshold crossed).
+/// The burn behind a projection: the median of the last [`BURN_DAYS`] days' spend (days
+/// without spend count as $0; only days since the series began), with the second lowest and
+/// second highest of them as the range (one outlier each side is ignored).
+pub const BURN_DAYS: i64 = 7;
+
+/// (median, low, high) daily burn over the [`BURN_DAYS`] days ending with `day`.
+pub fn burn(s: &Series, day: NaiveDate) -> (Money, Money, Money) {
+    let first = s.days.keys().next().copied().unwrap_or(day);
+    let mut v: Vec<Money> = (0..BURN_DAYS)
+        .map(|k| day - TimeDelta::days(k))
+        .filter(|d| *d >= first)
+        .map(|d| s.days.get(&d).copied().unwrap_or(Money::ZERO))
+        .collect();
+    let mut sorted = v.clone();
+    sorted.sort();
+    let n = sorted.len();
+    let (lo, hi) = if n >= 5 {
+        (sorted[1], sorted[n - 2])
+    } else {
+        (sorted[0], sorted[n - 1])
+    };
+    (median(&mut v), lo, hi)
+}
+
+/// The day `remaining` is used up at `per_day` from the day after `day` (`None`: no burn).
+pub fn reach_day(day: NaiveDate, remaining: i128, per_day: Money) -> Option<NaiveDate> {
+    if remaining <= 0 {
+        return Some(day);
+    }
+    let b = per_day.units();
+    (b > 0).then(|| day + TimeDelta::days(((remaining + b - 1) / b) as i64))
+}
+
+/// A monthly limit (a configured one, or the tier's spend cap): the first day the month-end
+/// projection (month to date + the median burn × the days left) reaches 90 % of it, the day
+/// the month to date reaches 90 %, and the day it reaches the limit — each a finding once a
+/// month, saying the projected day the limit is reached and its range (at the second highest
+/// and second lowest burn of the last [`BURN_DAYS`] days). A month that stays under 90 % at
+/// its pace says nothing.
 pub fn limits(scope: Scope, id: &str, s: &Series, limit: Money, th: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut months: BTreeMap<(i32, u32), Vec<(NaiveDate, Money)>> = BTreeMap::new();
@@ -587,54 +631,147 @@ pub fn limits(scope: Scope, id: &str, s: &Series, limit: Money, th: &Thresholds)
             .push((*d, *m));
     }
     let name = s.name.clone().unwrap_or_else(|| id.to_string());
+    let who = match (scope, id) {
+        (Scope::Org, "org") => "The organisation".to_string(),
+        (Scope::Org, _) => name.clone(),
+        _ => format!("{} {name}", scope_word(scope)),
+    };
+    let what = if scope == Scope::Org && id != "org" {
+        "monthly spend cap"
+    } else {
+        "monthly limit"
+    };
+    let l = limit.units().max(1);
     for ((y, mo), days) in months {
         let mut mtd = 0i128;
-        let mut crossed = 0;
-        let month_days = NaiveDate::from_ymd_opt(y, mo, 1)
+        // Stages reached this month: 1 projected ≥ 90 %, 2 month to date ≥ 90 %, 3 reached.
+        let mut stage = 0;
+        let month_end = NaiveDate::from_ymd_opt(y, mo, 1)
             .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
-            .map_or(30, |n| (n - TimeDelta::days(1)).day()) as i128;
+            .map(|n| n - TimeDelta::days(1));
+        let Some(month_end) = month_end else { continue };
         for (d, m) in days {
             mtd += m.units();
-            let pct = mtd * 100 / limit.units().max(1);
-            let level = [90, 75, 50].into_iter().find(|l| pct >= *l as i128);
-            if let Some(l) = level.filter(|l| *l > crossed) {
-                crossed = l;
-                let projected = Money::from_units(mtd)
-                    .checked_mul(month_days)
-                    .unwrap_or(Money::ZERO)
-                    .div_round(d.day() as i128);
-                let sentence = format!(
-                    "{}: ${} spent by {d}, {l}% of its ${} monthly limit; ${} projected by month end",
-                    if scope == Scope::Org {
-                        "the organisation".to_string()
-                    } else {
-                        format!("{} {name}", scope_word(scope))
-                    },
-                    Money::from_units(mtd).usd(),
-                    limit.usd(),
-                    projected.usd()
-                );
-                let mut x = plain(
-                    (scope, id, s),
-                    d,
-                    Kind::Limit,
-                    Money::from_units(mtd),
-                    sentence,
-                    th,
-                );
-                x.expected_usd = limit;
-                x.impact_usd = sub(projected, limit);
-                x.score = l as f64;
-                x.severity = if l >= 90 {
-                    Severity::High
-                } else if l >= 75 {
-                    Severity::Medium
-                } else {
-                    Severity::Low
-                };
-                out.push(x);
+            let (med, lo, hi) = burn(s, d);
+            let left = (month_end - d).num_days() as i128;
+            let projected = mtd + med.units() * left;
+            let now: u8 = if mtd >= l {
+                3
+            } else if mtd * 10 >= l * 9 {
+                2
+            } else if projected * 10 >= l * 9 {
+                1
+            } else {
+                0
+            };
+            if now <= stage {
+                continue;
             }
+            stage = now;
+            let at = reach_day(d, l - mtd, med);
+            let sentence = limit_sentence(
+                (&who, what, limit),
+                (d, month_end, now),
+                (mtd, projected),
+                (med, lo, hi),
+            );
+            let mut x = plain(
+                (scope, id, s),
+                d,
+                Kind::Limit,
+                Money::from_units(mtd),
+                sentence,
+                th,
+            );
+            x.expected_usd = limit;
+            x.impact_usd = Money::from_units(projected - l);
+            x.score = (projected * 100 / l) as f64;
+            x.driver = at.map(|a| a.to_string());
+            x.severity = match now {
+                1 if projected < l => Severity::Medium,
+                _ => Severity::High,
+            };
+            out.push(x);
         }
     }
     out
+}
+
+/// What a limit finding says: who, the limit, the projected day and its range (at the high and
+/// low burn), the month to date, the burn and the month-end projection.
+fn limit_sentence(
+    (who, what, limit): (&str, &str, Money),
+    (d, month_end, stage): (NaiveDate, NaiveDate, u8),
+    (mtd, projected): (i128, i128),
+    (med, lo, hi): (Money, Money, Money),
+) -> String {
+    let l = limit.units().max(1);
+    let reach = |b: Money| reach_day(d, l - mtd, b).filter(|x| *x <= month_end);
+    let day = |x: NaiveDate| x.format("%b %-d").to_string();
+    let head = match (stage, reach(med), reach(hi)) {
+        (3, ..) => format!("{who} reached its ${} {what} on {d}", limit.usd()),
+        (_, Some(a), Some(e)) => format!(
+            "{who} reaches its ${} {what} around {} ({}–{})",
+            limit.usd(),
+            day(a),
+            day(e),
+            reach(lo).map_or("after month end".into(), day)
+        ),
+        _ => format!(
+            "{who} is on course for {}% of its ${} {what} by month end",
+            projected * 100 / l,
+            limit.usd()
+        ),
+    };
+    format!(
+        "{head}: ${} spent by {d} ({}%), burning ${}/day (median of the last {BURN_DAYS} days; \
+         ${}–${}); ${} projected by month end",
+        Money::from_units(mtd).usd(),
+        mtd * 100 / l,
+        med.usd(),
+        lo.usd(),
+        hi.usd(),
+        Money::from_units(projected).usd()
+    )
+}
+
+/// A rate limit passed (from `limits::headroom`): the organisation's class is scoped as a
+/// model (its id the class), a workspace's own limit as the workspace; the driver names the
+/// class and the limit, so each limit of each class is a finding of its own.
+pub fn rate_limit(p: &crate::limits::Passing) -> Finding {
+    let pct = (p.peak as f64 * 1000.0 / p.limit.max(1) as f64).round() / 10.0;
+    let (scope, scope_id, scope_name) = match &p.workspace_id {
+        Some(w) => (
+            Scope::Workspace,
+            w.clone(),
+            p.workspace_name.clone().or(Some(w.clone())),
+        ),
+        None => (
+            Scope::Model,
+            format!("{}|{}", p.provider, p.class),
+            Some(p.class.clone()),
+        ),
+    };
+    Finding {
+        date: p.day,
+        scope,
+        scope_id,
+        scope_name,
+        api_key_id: None,
+        kind: Kind::RateLimit,
+        actual_usd: Money::ZERO,
+        expected_usd: Money::ZERO,
+        impact_usd: Money::ZERO,
+        impact_pct: None,
+        score: pct,
+        severity: if pct >= 100.0 {
+            Severity::High
+        } else if pct >= 90.0 {
+            Severity::Medium
+        } else {
+            Severity::Low
+        },
+        driver: Some(format!("{} {}", p.class, p.metric.as_str())),
+        sentence: p.sentence.clone(),
+    }
 }

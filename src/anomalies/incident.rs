@@ -10,6 +10,9 @@
 //!   by the key); a model or organisation finding joins the incident its driving workspace's
 //!   finding joined that day; anything else is an incident of its own scope;
 //! - limit crossings are one incident per scope and month;
+//! - a rate limit's findings (one class and limit, organisation or workspace), less than
+//!   [`super::ONGOING_DAYS`] apart, are one incident; it alerts again once a minute passed the
+//!   limit itself (not only the threshold);
 //! - running cost: the cause's spend over the incident's days (first to last, every day
 //!   included; a limit incident: the month to date at its latest crossing);
 //! - an incident alerts when one of its findings alerts; it alerts again, as an update, each
@@ -77,13 +80,15 @@ pub fn incidents(
         })
         .flatten()
         .collect();
+    // Spend anomalies only: limits and rate limits make incidents of their own.
+    let spend = |r: &&Row| !matches!(r.finding.kind, Kind::Limit | Kind::RateLimit);
     let by = |scope: Scope| rows.iter().filter(move |r| r.finding.scope == scope);
-    for r in by(Scope::ApiKey).filter(|r| r.finding.kind != Kind::Limit) {
+    for r in by(Scope::ApiKey).filter(spend) {
         b.join((Scope::ApiKey, r.finding.scope_id.clone()), r);
     }
     // Which incident a workspace (by name) joined on a day.
     let mut ws_day: BTreeMap<(String, NaiveDate), usize> = BTreeMap::new();
-    for r in by(Scope::Workspace).filter(|r| r.finding.kind != Kind::Limit) {
+    for r in by(Scope::Workspace).filter(spend) {
         let f = &r.finding;
         let cause = match f.driver.as_deref().and_then(|d| key_of.get(d)) {
             Some(key) => (Scope::ApiKey, (*key).to_string()),
@@ -94,9 +99,10 @@ pub fn incidents(
             ws_day.insert((n.clone(), f.date), i);
         }
     }
-    for r in rows.iter().filter(|r| {
-        matches!(r.finding.scope, Scope::Model | Scope::Org) && r.finding.kind != Kind::Limit
-    }) {
+    for r in rows
+        .iter()
+        .filter(|r| matches!(r.finding.scope, Scope::Model | Scope::Org) && spend(r))
+    {
         let f = &r.finding;
         match f
             .driver
@@ -115,6 +121,7 @@ pub fn incidents(
         .map(|g| finish(g, rows, series, data_end, regrow_factor))
         .collect();
     out.extend(limit_incidents(rows));
+    out.extend(rate_incidents(rows, data_end));
     out.sort_by(|a, b| (a.first, &a.scope_id).cmp(&(b.first, &b.scope_id)));
     out
 }
@@ -289,6 +296,71 @@ fn limit_incidents(rows: &[Row]) -> Vec<Incident> {
             }
         })
         .collect()
+}
+
+/// One incident per class and limit (of the organisation or a workspace) and run of days less
+/// than [`ONGOING_DAYS`] apart: the busiest minute's finding says it.
+fn rate_incidents(rows: &[Row], data_end: Option<NaiveDate>) -> Vec<Incident> {
+    let mut by: BTreeMap<(Scope, String, Option<String>), Vec<&Row>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.finding.kind == Kind::RateLimit) {
+        let f = &r.finding;
+        by.entry((f.scope, f.scope_id.clone(), f.driver.clone()))
+            .or_default()
+            .push(r);
+    }
+    let mut out = Vec::new();
+    for ((scope, scope_id, _), rs) in by {
+        let mut runs: Vec<Vec<&Row>> = Vec::new();
+        for r in rs {
+            match runs.last_mut() {
+                Some(run)
+                    if (r.finding.date - run[run.len() - 1].finding.date).num_days()
+                        < ONGOING_DAYS =>
+                {
+                    run.push(r)
+                }
+                _ => runs.push(vec![r]),
+            }
+        }
+        for run in runs {
+            let (first, last) = (run[0], run[run.len() - 1]);
+            let worst = run
+                .iter()
+                .max_by(|a, b| a.finding.score.total_cmp(&b.finding.score))
+                .unwrap_or(&last);
+            out.push(Incident {
+                id: incident_id(
+                    scope,
+                    &format!("{scope_id}|{:?}", first.finding.driver),
+                    first.finding.date,
+                ),
+                scope,
+                scope_name: last
+                    .finding
+                    .scope_name
+                    .clone()
+                    .unwrap_or_else(|| scope_id.clone()),
+                scope_id: scope_id.clone(),
+                kinds: vec![Kind::RateLimit],
+                first: first.finding.date,
+                last: last.finding.date,
+                running_usd: Money::ZERO,
+                first_day_usd: Money::ZERO,
+                members: run.iter().map(|r| r.id.clone()).collect(),
+                alert: run.iter().any(|r| r.alert),
+                alerting: run.iter().find(|r| r.alert).map(|r| r.id.clone()),
+                status: if Some(last.finding.date) == data_end {
+                    "ongoing"
+                } else {
+                    "ended"
+                },
+                // Passing the limit itself is news of its own.
+                level: u32::from(run.iter().any(|r| r.finding.score >= 100.0)),
+                sentence: worst.finding.sentence.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn incident_id(scope: Scope, id: &str, first: NaiveDate) -> String {

@@ -1,5 +1,6 @@
-//! Anomalies: key spikes, new keys, new models on a key, reactivated keys, overnight bursts and
-//! spend limits, each explained in dollars; then alerting, which decides what is worth a
+//! Anomalies: key spikes, new keys, new models on a key, reactivated keys, overnight bursts,
+//! spend limits and spend caps (each explained in dollars, with the day a limit is reached), and
+//! minutes near a rate limit (from `limits`); then alerting, which decides what is worth a
 //! person's attention, once.
 //!
 //! Owns: building the daily series per API key, workspace, model and the organisation and the
@@ -17,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::{StringArray, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
-use chrono::{NaiveDate, Timelike, Utc};
+use chrono::{Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -58,6 +59,10 @@ pub struct Policy {
     /// An incident alerts again each time its running cost reaches another multiple of this
     /// of its first day's cost (default 2).
     pub regrow_factor: rust_decimal::Decimal,
+    /// The rate limits and spend caps in force (`[limits.<provider>]` over the dated table).
+    pub rates: crate::limits::RateTable,
+    /// The window and threshold of rate-limit headroom findings.
+    pub headroom: crate::limits::Window,
 }
 
 impl Default for Policy {
@@ -69,7 +74,24 @@ impl Default for Policy {
             limits: BTreeMap::new(),
             timezone: Tz::UTC,
             regrow_factor: rust_decimal::Decimal::TWO,
+            rates: crate::limits::RateTable::default(),
+            headroom: crate::limits::Window::default(),
         }
+    }
+}
+
+impl Policy {
+    /// The configured monthly limit of a series: `org`, or a workspace by id or name.
+    pub fn limit_of(&self, scope: Scope, id: &str, s: &Series) -> Option<Money> {
+        match scope {
+            Scope::Org => self.limits.get("org"),
+            Scope::Workspace => self
+                .limits
+                .get(id)
+                .or(s.name.as_ref().and_then(|n| self.limits.get(n))),
+            _ => None,
+        }
+        .copied()
     }
 }
 
@@ -92,6 +114,10 @@ pub struct Inputs {
     /// Per key: (day, hour) → cost.
     pub hours: BTreeMap<String, BTreeMap<(NaiveDate, u32), Money>>,
     pub first_day: Option<NaiveDate>,
+    /// Per provider: its daily spend (for its monthly spend cap).
+    pub providers: BTreeMap<crate::vocab::Provider, Series>,
+    /// The rate limits passed in the recent window (`limits::headroom`).
+    pub rate_limits: Vec<crate::limits::Passing>,
 }
 
 fn add(series: &mut Series, day: NaiveDate, driver: &str, cost: i128) {
@@ -130,6 +156,18 @@ pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
     })
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;
+    // Each part is one provider's (its partition): its days make the provider's series.
+    for (f, p) in files.iter().zip(&parts) {
+        let Some(provider) = provider_of(f) else {
+            continue;
+        };
+        let e = inp.providers.entry(provider).or_default();
+        e.name = Some(format!("{} spend", provider.label()));
+        for (&(d, ..), &c) in &p.days {
+            let v = e.days.entry(d).or_default();
+            *v = Money::from_units(v.units() + c);
+        }
+    }
     let sums = scan::merge(parts);
     let t1 = t0.elapsed();
     let st = &sums.strings;
@@ -183,6 +221,13 @@ pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
     Ok(inp)
 }
 
+/// The provider of a lake file, from its `provider=` partition directory.
+fn provider_of(f: &std::path::Path) -> Option<crate::vocab::Provider> {
+    f.ancestors()
+        .filter_map(|a| a.file_name()?.to_str()?.strip_prefix("provider="))
+        .find_map(crate::vocab::Provider::parse)
+}
+
 /// Every finding of every scope, by date.
 pub fn detect_all(inp: &Inputs, policy: &Policy) -> Vec<Finding> {
     let th = &policy.thresholds;
@@ -201,18 +246,17 @@ pub fn detect_all(inp: &Inputs, policy: &Policy) -> Vec<Finding> {
                 th,
             ));
         }
-        let limit = match scope {
-            Scope::Org => policy.limits.get("org"),
-            Scope::Workspace => policy
-                .limits
-                .get(id)
-                .or(s.name.as_ref().and_then(|n| policy.limits.get(n))),
-            _ => None,
-        };
-        if let Some(l) = limit {
-            out.extend(detect::limits(*scope, id, s, *l, th));
+        if let Some(l) = policy.limit_of(*scope, id, s) {
+            out.extend(detect::limits(*scope, id, s, l, th));
         }
     }
+    // The tier's monthly spend cap, per provider (it counts that provider's spend only).
+    for (p, s) in &inp.providers {
+        if let Some(cap) = policy.rates.providers.get(p).and_then(|r| r.spend_cap) {
+            out.extend(detect::limits(Scope::Org, p.as_str(), s, cap, th));
+        }
+    }
+    out.extend(inp.rate_limits.iter().map(detect::rate_limit));
     out.sort_by(|a, b| {
         (a.date, a.scope, &a.scope_id, a.kind).cmp(&(b.date, b.scope, &b.scope_id, b.kind))
     });
@@ -221,13 +265,17 @@ pub fn detect_all(inp: &Inputs, policy: &Policy) -> Vec<Finding> {
 
 /// The stable id of a finding: what, where, when.
 pub fn finding_id(f: &Finding) -> String {
-    let key = format!(
+    let mut key = format!(
         "{}|{}|{}|{}",
         f.kind.as_str(),
         f.scope.as_str(),
         f.scope_id,
         f.date
     );
+    // One class's limit of one day (others' ids stay as they were).
+    if f.kind == Kind::RateLimit {
+        key.push_str(&format!("|{}", f.driver.as_deref().unwrap_or("")));
+    }
     blake3::hash(key.as_bytes()).to_hex()[..12].to_string()
 }
 
@@ -242,25 +290,32 @@ pub fn alerting(
     policy: &Policy,
     acks: &BTreeMap<String, String>,
 ) -> Vec<Row> {
-    // A limit crossing (50/75/90%) happens once a month per level and always matters.
+    // A limit's stage (projected, 90 %, reached) happens once a month and always matters; a
+    // rate limit is not money: both pass on severity alone.
+    let limit = |f: &Finding| matches!(f.kind, Kind::Limit | Kind::RateLimit);
     let passes = |f: &Finding| {
-        f.severity >= policy.min_severity
-            && (f.kind == Kind::Limit || f.impact_usd >= policy.min_impact_usd)
+        f.severity >= policy.min_severity && (limit(f) || f.impact_usd >= policy.min_impact_usd)
     };
-    let passing: BTreeSet<(Scope, &str, NaiveDate)> = findings
+    // Spend anomalies of one scope are one anomaly going on whatever their kind; a rate limit
+    // only with the same class and limit.
+    let key = |f: &Finding| {
+        let driver = (f.kind == Kind::RateLimit).then_some(f.driver.as_deref());
+        (
+            f.kind == Kind::RateLimit,
+            f.scope,
+            f.scope_id.clone(),
+            driver.flatten().map(str::to_string),
+        )
+    };
+    let passing: BTreeSet<(_, NaiveDate)> = findings
         .iter()
         .filter(|f| f.kind != Kind::Limit && passes(f))
-        .map(|f| (f.scope, f.scope_id.as_str(), f.date))
+        .map(|f| (key(f), f.date))
         .collect();
     let ongoing = |f: &Finding| {
         f.kind != Kind::Limit
-            && (1..=ONGOING_DAYS).any(|k| {
-                passing.contains(&(
-                    f.scope,
-                    f.scope_id.as_str(),
-                    f.date - chrono::TimeDelta::days(k),
-                ))
-            })
+            && (1..=ONGOING_DAYS)
+                .any(|k| passing.contains(&(key(f), f.date - chrono::TimeDelta::days(k))))
     };
     let marks: Vec<(bool, bool)> = findings.iter().map(|f| (passes(f), ongoing(f))).collect();
     findings
@@ -282,7 +337,12 @@ pub fn alerting(
 /// Every finding, with its alerting, and the inputs it came from.
 fn scan_all(layout: &Snapshot, policy: &Policy) -> Result<(Vec<Row>, Inputs), AnomalyError> {
     let t = std::time::Instant::now();
-    let inp = inputs(layout, policy.timezone)?;
+    let mut inp = inputs(layout, policy.timezone)?;
+    if let Some(h) =
+        crate::limits::headroom(layout, &policy.rates, policy.timezone, &policy.headroom)?
+    {
+        inp.rate_limits = h.passing;
+    }
     let read = t.elapsed();
     let rows = alerting(detect_all(&inp, policy), policy, &acks(layout)?);
     tracing::debug!(
@@ -395,4 +455,68 @@ pub fn alerted_key_days(rows: &[Row]) -> BTreeSet<(NaiveDate, String)> {
         .filter(|r| r.alert && r.finding.scope == Scope::ApiKey)
         .map(|r| (r.finding.date, r.finding.scope_id.clone()))
         .collect()
+}
+
+// ---- where each monthly limit stands ---------------------------------------------------------
+
+/// A monthly limit (configured, or a provider's spend cap) and where its latest month stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct Standing {
+    pub scope: Scope,
+    pub scope_id: String,
+    pub name: String,
+    /// `limit` (configured in `[anomalies.limits]`) or `spend_cap` (the provider's tier).
+    pub kind: &'static str,
+    pub limit_usd: Money,
+    /// The series' last day and its month to date.
+    pub as_of: NaiveDate,
+    pub month_to_date_usd: Money,
+    /// The median, second lowest and second highest daily spend of the last 7 days.
+    pub burn_usd: (Money, Money, Money),
+    pub projected_month_end_usd: Money,
+    /// The day the limit is reached at the median burn (earliest, at the high burn; latest,
+    /// at the low burn); `None`: not by month end at that pace.
+    pub reached_around: Option<NaiveDate>,
+    pub range: (Option<NaiveDate>, Option<NaiveDate>),
+}
+
+/// Where every monthly limit and spend cap stands at the end of the data.
+pub fn standings(layout: &Snapshot, policy: &Policy) -> Result<Vec<Standing>, AnomalyError> {
+    let inp = inputs(layout, policy.timezone)?;
+    let mut out = Vec::new();
+    let mut one = |scope: Scope, id: &str, s: &Series, limit: Money, kind: &'static str| {
+        let Some((&d, _)) = s.days.iter().next_back() else {
+            return;
+        };
+        let first = d.with_day(1).unwrap_or(d);
+        let mtd: i128 = s.days.range(first..=d).map(|(_, m)| m.units()).sum();
+        let (med, lo, hi) = detect::burn(s, d);
+        let end = crate::vocab::Month::of(d).map_or(d, |m| m.end_day());
+        let left = (end - d).num_days() as i128;
+        let reach = |b: Money| detect::reach_day(d, limit.units() - mtd, b).filter(|x| *x <= end);
+        out.push(Standing {
+            scope,
+            scope_id: id.to_string(),
+            name: s.name.clone().unwrap_or_else(|| id.to_string()),
+            kind,
+            limit_usd: limit,
+            as_of: d,
+            month_to_date_usd: Money::from_units(mtd),
+            burn_usd: (med, lo, hi),
+            projected_month_end_usd: Money::from_units(mtd + med.units() * left),
+            reached_around: reach(med),
+            range: (reach(hi), reach(lo)),
+        });
+    };
+    for ((scope, id), s) in &inp.series {
+        if let Some(l) = policy.limit_of(*scope, id, s) {
+            one(*scope, id, s, l, "limit");
+        }
+    }
+    for (p, s) in &inp.providers {
+        if let Some(cap) = policy.rates.providers.get(p).and_then(|r| r.spend_cap) {
+            one(Scope::Org, p.as_str(), s, cap, "spend_cap");
+        }
+    }
+    Ok(out)
 }

@@ -69,6 +69,7 @@ pub struct UsageBuilder {
     unit: StringBuilder,
     unit_quantity: Int64Builder,
     modality: [Int64Builder; 4],
+    requests: Int64Builder,
     source_format: StringBuilder,
     source_file: StringBuilder,
     source_row: Int64Builder,
@@ -100,6 +101,7 @@ impl UsageBuilder {
             unit: StringBuilder::new(),
             unit_quantity: Int64Builder::with_capacity(rows),
             modality: std::array::from_fn(|_| Int64Builder::with_capacity(rows)),
+            requests: Int64Builder::with_capacity(rows),
             source_format: text(19),
             source_file: text(source_file_len),
             source_row: Int64Builder::with_capacity(rows),
@@ -152,6 +154,7 @@ impl UsageBuilder {
         for (b, v) in self.modality.iter_mut().zip(t.modality) {
             b.append_value(v as i64);
         }
+        self.requests.append_option(t.requests.map(|n| n as i64));
         self.source_format.append_value(r.source_format.as_str());
         self.source_file.append_value(source_file);
         self.source_row.append_value(r.source_row as i64);
@@ -183,6 +186,7 @@ impl UsageBuilder {
                 .iter_mut()
                 .map(|b| Arc::new(b.finish()) as ArrayRef),
         );
+        cols.push(Arc::new(self.requests.finish()));
         cols.push(Arc::new(self.source_format.finish()));
         cols.push(Arc::new(self.source_file.finish()));
         cols.push(Arc::new(self.source_row.finish()));

@@ -34,7 +34,7 @@ pub const MONEY_PRECISION: u8 = crate::money::PRECISION;
 pub const LANDING_DIR: &str = "landing";
 
 /// Bumped whenever a table's schema changes; written into every file's key-value metadata.
-pub const SCHEMA_VERSION: &str = "7";
+pub const SCHEMA_VERSION: &str = "8";
 
 /// The tables of the lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -81,6 +81,8 @@ pub fn usage() -> SchemaRef {
     f.push(i("unit_quantity"));
     // OpenAI's modality detail (parts of the token classes, not added to them).
     f.extend(crate::model::MODALITY_COLUMNS.iter().map(|c| i(c)));
+    // Model requests where the source counts them (schema 8); null where it does not.
+    f.push(Field::new("requests", DataType::Int64, true));
     f.extend(lineage());
     Arc::new(Schema::new(f))
 }

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 pub mod anomalies;
 pub mod chart;
 pub mod credits;
+pub mod limits;
 pub mod mail;
 pub mod tieout;
 

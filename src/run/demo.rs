@@ -86,6 +86,7 @@ pub fn prepare(dir: &Path, quiet: bool) -> Result<Demo> {
         anomalies: crate::synth::Injection::All,
         // Completions only: every OpenAI line of the demo has a list price.
         openai: crate::synth::openai::Part::Tokens,
+        analytics_minutes: false,
     })?;
     let config = dir.join("tokenledger.toml");
     crate::lake::io::write_file_atomic(&config, CONFIG.as_bytes())

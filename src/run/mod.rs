@@ -1011,3 +1011,44 @@ fn month_close(
         known,
     )?))
 }
+
+/// What `tokenledger limits` shows: the rate-limit headroom of the recent window and where each
+/// monthly limit and spend cap stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Limits {
+    /// `None`: the lake has no usage.
+    pub headroom: Option<crate::limits::Headroom>,
+    pub spend: Vec<crate::anomalies::Standing>,
+}
+
+impl Limits {
+    /// A minute passed the threshold, or a monthly limit is projected to 90 % or more: exit 3.
+    pub fn reviews(&self) -> Vec<Review> {
+        let near = self.headroom.as_ref().map_or(0, |h| h.passing.len())
+            + self
+                .spend
+                .iter()
+                .filter(|s| {
+                    s.projected_month_end_usd.units() * 10 >= s.limit_usd.units() * 9
+                        || s.month_to_date_usd.units() * 10 >= s.limit_usd.units() * 9
+                })
+                .count();
+        if near == 0 {
+            return Vec::new();
+        }
+        vec![Review::Anomalies { alerts: near }]
+    }
+}
+
+/// The headroom of the last `days` days of data (default `[anomalies] rate_limit_days`) and the
+/// standing of every monthly limit (every month rated first).
+pub fn limits(settings: &Settings, days: Option<u32>) -> Result<(Limits, Rated), RunError> {
+    let rated = rate(settings, &[])?;
+    let policy = &settings.anomalies;
+    let mut window = policy.headroom.clone();
+    window.days = days.unwrap_or(window.days);
+    let headroom =
+        crate::limits::headroom(&rated.snapshot, &policy.rates, policy.timezone, &window)?;
+    let spend = crate::anomalies::standings(&rated.snapshot, policy)?;
+    Ok((Limits { headroom, spend }, rated))
+}

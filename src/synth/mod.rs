@@ -18,6 +18,7 @@ use crate::model::{BucketWidth, day_start};
 mod cost;
 mod inject;
 mod ledger;
+pub mod minutes;
 pub mod openai;
 use cost::write_cost_report;
 pub use inject::{Injection, labels_path};
@@ -49,6 +50,9 @@ pub struct SynthOptions {
     /// Also an OpenAI organisation (`openai/`: projects, keys, Usage API pages, the Costs
     /// API), daily, over the same months.
     pub openai: openai::Part,
+    /// Instead: a minute series for rate-limit headroom (`minutes`), Analytics API usage
+    /// queries in `width` buckets (`1m` or `1h`), one per day of the months.
+    pub analytics_minutes: bool,
 }
 
 const WORKSPACE_NAMES: &[&str] = &[
@@ -321,6 +325,9 @@ fn merge_streams(streams: Vec<Stream>) -> Vec<Stream> {
 
 /// Writes the synthetic exports; returns a one-paragraph report of what was written.
 pub fn generate(a: &SynthOptions) -> Result<String> {
+    if a.analytics_minutes {
+        return minutes::generate(a);
+    }
     let (width, start, end) = span(a)?;
     let mut rng = fastrand::Rng::with_seed(a.seed);
     let mut org = build_org(a, &mut rng);

@@ -298,31 +298,70 @@ fn new_keys_new_models_and_reactivated_keys() {
 }
 
 #[test]
-fn a_monthly_limit_is_reported_at_50_75_and_90_percent_with_a_projection() {
+fn a_limit_reached_on_day_23_is_reported_from_the_first_night_its_projection_crosses_90_percent() {
     let th = Thresholds::default();
-    // $100 a day against $2,000 for October (31 days): 50% on day 10 ($1,000), 75% on day 15,
-    // 90% on day 18 ($1,800, projected 1800 × 31 / 18 = $3,100).
-    let s = series("2026-10-01", "2026-10-31", |_, _| 100);
-    let f = detect::limits(Scope::Workspace, "w", &s, usd(2000), &th);
-    let got: Vec<(NaiveDate, f64)> = f.iter().map(|x| (x.date, x.score)).collect();
-    assert_eq!(
-        got,
-        vec![
-            (d("2026-10-10"), 50.0),
-            (d("2026-10-15"), 75.0),
-            (d("2026-10-18"), 90.0)
-        ]
-    );
-    assert_eq!(
-        f[2].impact_usd,
-        usd(1100),
-        "projected $3,100 − the $2,000 limit"
+    // September at $50 a day, October at $50 a day until the 10th, then $150 a day. The
+    // workspace limit of $2,450 is reached on October 23 ($500 + 13 × $150).
+    let s = series("2026-09-01", "2026-10-31", |day, _| {
+        if day >= d("2026-10-11") { 150 } else { 50 }
+    });
+    let limit = usd(2450);
+    let truth = s
+        .days
+        .range(d("2026-10-01")..)
+        .scan(0i128, |mtd, (day, m)| {
+            *mtd += m.units();
+            Some((*day, *mtd))
+        })
+        .find(|(_, mtd)| *mtd >= limit.units())
+        .map(|(day, _)| day)
+        .unwrap();
+    assert_eq!(truth, d("2026-10-23"));
+    let f: Vec<_> = detect::limits(Scope::Workspace, "w", &s, limit, &th)
+        .into_iter()
+        .filter(|x| x.date >= d("2026-10-01"))
+        .collect();
+    // The burn (the median of the last 7 days) turns to $150 on the 14th, the first night the
+    // month-end projection ($1,100 + 17 × $150 = $3,650) passes 90 % of the limit; before it,
+    // $1,550 (63 %) was projected every night and nothing was said.
+    let first = &f[0];
+    assert_eq!(first.date, d("2026-10-14"), "{f:#?}");
+    let around: NaiveDate = first.driver.as_deref().unwrap().parse().unwrap();
+    assert!(
+        (around - truth).num_days().abs() <= 1,
+        "projected {around}, reached {truth}"
     );
     assert!(
-        f[2].sentence.contains("$3,100.00 projected"),
+        first.sentence.contains(
+            "workspace k reaches its $2,450.00 monthly limit around Oct 23 (Oct 23–after month end)"
+        ) && first.sentence.contains("burning $150.00/day"),
         "{}",
-        f[2].sentence
+        first.sentence
     );
+    // Then the month to date at 90 % ($2,300 on the 22nd) and the limit reached on the 23rd.
+    let rest: Vec<(NaiveDate, &str)> = f[1..]
+        .iter()
+        .map(|x| (x.date, x.sentence.split(':').next().unwrap()))
+        .collect();
+    assert_eq!(
+        rest,
+        vec![
+            (
+                d("2026-10-22"),
+                "workspace k reaches its $2,450.00 monthly limit around Oct 23 (Oct 23–Oct 23)"
+            ),
+            (
+                d("2026-10-23"),
+                "workspace k reached its $2,450.00 monthly limit on 2026-10-23"
+            ),
+        ]
+    );
+    // A flat month at 63 % or at 85 % of its limit says nothing, nor does September.
+    for limit in [2450, 1830] {
+        let flat = series("2026-09-01", "2026-10-31", |_, _| 50);
+        let f = detect::limits(Scope::Workspace, "w", &flat, usd(limit), &th);
+        assert!(f.is_empty(), "${limit}: {f:#?}");
+    }
 }
 
 #[test]
@@ -557,33 +596,31 @@ fn the_alerting_policy_in_the_config_decides_what_alerts() {
     assert!(repeats > 0, "no ongoing anomaly in the organisation");
 
     // [anomalies.limits]: an organisation limit of $5,000 a month (about ten days of this
-    // organisation's spend) is crossed at 50, 75 and 90% on three days of every month; each
-    // crossing alerts even when no other finding is big enough to. (A day that crosses two
-    // levels at once reports the higher only.)
+    // organisation's spend) is projected to be passed early in every month, then reaches 90 %
+    // and then itself: at most three findings a month, in that order, each alerting even when
+    // no other finding is big enough to.
     let rows = findings_with(
         &data,
         tmp.path(),
         "[anomalies]\nmin_impact_usd = \"1000000\"\n[anomalies.limits]\norg = \"5000\"\n",
     );
     let limits: Vec<&serde_json::Value> = rows.iter().filter(|r| r["kind"] == "limit").collect();
-    let mut all_three = 0;
+    let mut reached = 0;
     for month in ["2026-06", "2026-07", "2026-08"] {
-        // Levels crossed in the month, in date order: rising, each once, ending at 90%.
-        let levels: Vec<i64> = limits
+        let texts: Vec<&str> = limits
             .iter()
             .filter(|r| r["date"].as_str().unwrap().starts_with(month))
-            .map(|r| r["score"].as_f64().unwrap() as i64)
+            .map(|r| r["sentence"].as_str().unwrap())
             .collect();
         assert!(
-            levels.windows(2).all(|w| w[0] < w[1]) && levels.last() == Some(&90),
-            "{month}: {levels:?} of the limit"
+            (1..=3).contains(&texts.len())
+                && texts[0]
+                    .starts_with("The organisation reaches its $5,000.00 monthly limit around"),
+            "{month}: {texts:?}"
         );
-        all_three += usize::from(levels == [50, 75, 90]);
+        reached += usize::from(texts.last().unwrap().contains("reached its $5,000.00"));
     }
-    assert!(
-        all_three >= 2,
-        "most months cross 50, 75 and 90% on three days: {limits:?}"
-    );
+    assert!(reached >= 2, "most months reach the limit: {limits:?}");
     assert!(
         limits
             .iter()

@@ -15,6 +15,7 @@ mod hostile;
 mod ingest;
 mod lake;
 mod ledger;
+mod limits;
 mod mail;
 mod money;
 mod openai;

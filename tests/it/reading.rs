@@ -727,7 +727,7 @@ fn the_words_around_the_figures_read_plainly() {
         "it ties: no zero unexplained rows:\n{tie}"
     );
     assert!(
-        html.contains("$5,491.16 spent by 2026-10-10"),
+        html.contains("$6,277.68 spent by 2026-10-12"),
         "separators in sentences"
     );
     assert!(

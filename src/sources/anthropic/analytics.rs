@@ -530,6 +530,12 @@ fn usage_row(
             cache_read: count(usage, &["cache_read_input_tokens"])?,
             output: count(usage, &["output_tokens"])?,
             web_search_requests: count(usage, &["server_tool_use", "web_search_requests"])?,
+            // `requests` is an int or null (provider-apis.md §3): null stays unknown.
+            requests: usage
+                .get("requests")
+                .filter(|v| !v.is_null())
+                .map(|_| count(usage, &["requests"]))
+                .transpose()?,
             ..Tokens::default()
         },
         cache_write_assumed_5m: false,

@@ -119,8 +119,16 @@ fn completion_tokens(r: &serde_json::Value) -> Result<Tokens, Refusal> {
     })
 }
 
-/// The counts of one result of `endpoint`.
+/// The counts of one result of `endpoint`, with its `num_model_requests` where the endpoint
+/// reports it (provider-apis.md §5).
 fn tokens(r: &serde_json::Value, endpoint: OpenAiEndpoint) -> Result<Tokens, Refusal> {
+    Ok(Tokens {
+        requests: count(r, "num_model_requests")?,
+        ..endpoint_tokens(r, endpoint)?
+    })
+}
+
+fn endpoint_tokens(r: &serde_json::Value, endpoint: OpenAiEndpoint) -> Result<Tokens, Refusal> {
     use OpenAiEndpoint as E;
     let unit = |name: &'static str, key: &str| -> Result<Tokens, Refusal> {
         Ok(Tokens {
