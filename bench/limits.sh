@@ -17,7 +17,7 @@ if [ ! -d "$WORK/in" ]; then
 fi
 if [ ! -d "$WORK/data" ]; then
   /usr/bin/time -f "%e %M" -o "$WORK/time" "$BIN" -q --data-dir "$WORK/data" ingest "$WORK/in"
-  read -r secs kib < "$WORK/time"
+  read -r secs kib < <(tail -1 "$WORK/time")
   printf 'ingest of the minute queries: %.1f s, peak RSS %d MiB\n' "$secs" $((kib / 1024))
   "$BIN" -q --data-dir "$WORK/data" rate
 fi
@@ -26,7 +26,7 @@ echo "$ROWS usage rows in 1-minute buckets"
 for i in 1 2 3; do
   /usr/bin/time -f "%e %M" -o "$WORK/time" "$BIN" -vv --data-dir "$WORK/data" limits --days 31 \
     --format json > "$WORK/limits.json" 2> "$WORK/limits.err" || [ $? -eq 3 ]
-  read -r secs kib < "$WORK/time"
+  read -r secs kib < <(tail -1 "$WORK/time")
   pass=$(grep -o 'limits: scan [0-9.]* s ([0-9]* part(s), [0-9]* minute cells), headroom [0-9.]* s' "$WORK/limits.err" | head -1)
   printf 'run %d: `limits --days 31` %.2f s wall, peak RSS %d MiB; %s\n' "$i" "$secs" $((kib / 1024)) "$pass"
 done

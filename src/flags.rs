@@ -99,8 +99,12 @@ organisation, and per hour for keys with hourly or minute buckets (sql/anomaly_b
   new_model_on_key  an established key spends >= $20 on a model it never used
   reactivated       a key spends >= $20 after more than 14 days without spend
   burst             two or more hours >= 8x the key's median for that hour of day (14 days before)
-  limit             month-to-date spend of a workspace or the org crossing 50/75/90% of
-                    [anomalies.limits], with the month-end projection
+  limit             a workspace's or the org's [anomalies.limits], or a provider's monthly spend
+                    cap ([limits.<provider>]): the first night the month-end projection (the
+                    median of the last 7 days' spend) reaches 90%, then 90% spent, then reached;
+                    each says the day it is reached, with a range
+  rate_limit        a minute at [anomalies] rate_limit_pct (80%) of a rate limit of a model class
+                    (tokenledger limits shows the headroom); not money: alerts on severity alone
 Alerting (what the nightly run mails): impact >= [anomalies] min_impact_usd (default $50) and
 severity >= min_severity; an anomaly lasting several days alerts on its first day only; an
 acknowledged finding (anomalies ack ID --note ...) is kept, shown as acked, and never alerts.

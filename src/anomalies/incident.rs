@@ -9,7 +9,7 @@
 //! - a workspace finding whose driver is a key joins that key's incident (or starts one caused
 //!   by the key); a model or organisation finding joins the incident its driving workspace's
 //!   finding joined that day; anything else is an incident of its own scope;
-//! - limit crossings are one incident per scope and month;
+//! - a limit's stages (projected to 90 %, 90 % spent, reached) are one incident per scope and month;
 //! - a rate limit's findings (one class and limit, organisation or workspace), less than
 //!   [`super::ONGOING_DAYS`] apart, are one incident; it alerts again once a minute passed the
 //!   limit itself (not only the threshold);
@@ -290,7 +290,7 @@ fn limit_incidents(rows: &[Row]) -> Vec<Incident> {
                 alert: rs.iter().any(|r| r.alert),
                 alerting: rs.iter().find(|r| r.alert).map(|r| r.id.clone()),
                 status: "month to date",
-                // Each crossing (50/75/90 %) is news of its own.
+                // Each stage (projected to 90 %, 90 % spent, reached) is news of its own.
                 level: rs.len() as u32 - 1,
                 sentence: last.finding.sentence.clone(),
             }

@@ -22,7 +22,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::scan::{Cell, Sums};
+use super::scan::{Cell, HashMap, Sums};
 use super::table::{Limit, RateTable};
 use crate::intern::NONE;
 use crate::vocab::Provider;
@@ -152,11 +152,56 @@ pub struct Headroom {
     pub notes: Vec<String>,
 }
 
-/// One series' cells: minute → cell and (start, width in minutes) → cell.
+/// One series' cells: (minute, cell) by minute, and (start, width in minutes) → cell.
 #[derive(Default)]
 struct Series {
-    minutes: BTreeMap<i64, Cell>,
+    minutes: Vec<(i64, Cell)>,
     coarse: BTreeMap<(i64, u32), Cell>,
+}
+
+const QUARTER_US: i64 = 900_000_000;
+
+/// The business-zone day, weekday and hour of every quarter hour of the window, computed once
+/// (every zone's offset is a multiple of 15 minutes), so a series of minutes converts no time.
+struct Clock {
+    tz: Tz,
+    first: i64,
+    quarters: Vec<(NaiveDate, u32, u32)>,
+}
+
+impl Clock {
+    fn new(from: i64, to: i64, tz: Tz) -> Clock {
+        let first = from - from.rem_euclid(QUARTER_US);
+        let n = ((to - first).max(0) / QUARTER_US + 1) as usize;
+        let quarters = (0..n)
+            .map(|q| Self::convert(tz, first + q as i64 * QUARTER_US))
+            .collect();
+        Clock {
+            tz,
+            first,
+            quarters,
+        }
+    }
+    fn convert(tz: Tz, us: i64) -> (NaiveDate, u32, u32) {
+        let l = utc(us).with_timezone(&tz);
+        (l.date_naive(), l.weekday().num_days_from_monday(), l.hour())
+    }
+    /// (day, weekday from Monday = 0, hour) of `us` in the business zone.
+    fn at(&self, us: i64) -> (NaiveDate, u32, u32) {
+        let q = (us - self.first).div_euclid(QUARTER_US);
+        match usize::try_from(q).ok().and_then(|q| self.quarters.get(q)) {
+            Some(v) => *v,
+            None => Self::convert(self.tz, us),
+        }
+    }
+    /// Minutes of the window per (weekday, hour).
+    fn minutes_per_hour_of_week(&self) -> BTreeMap<(u32, u32), u64> {
+        let mut out = BTreeMap::new();
+        for (_, wd, h) in &self.quarters {
+            *out.entry((*wd, *h)).or_default() += 15;
+        }
+        out
+    }
 }
 
 /// Computes the headroom of the window `[from, to)` from `sums`.
@@ -169,7 +214,8 @@ pub fn headroom(
 ) -> Headroom {
     let st = &sums.strings;
     let series = series_of(sums);
-    let hours = hours_of_week(from, to, tz);
+    let clock = Clock::new(from, to, tz);
+    let hours = clock.minutes_per_hour_of_week();
     let mut out = Headroom {
         from: utc(from),
         to: utc(to),
@@ -217,8 +263,8 @@ pub fn headroom(
             workspace_name: wname,
             limits_from,
             stats: Vec::new(),
-            busiest_hour: busiest(s, &hours, tz),
-            coarse_days: coarse_days(s, tz),
+            busiest_hour: busiest(s, &hours, &clock),
+            coarse_days: coarse_days(s, &clock),
         };
         for m in Metric::ALL {
             g.stats
@@ -229,7 +275,7 @@ pub fn headroom(
             for stat in &g.stats {
                 if let Some(l) = stat.limit {
                     out.passing
-                        .extend(passing(&g, s, stat.metric, l, threshold_pct, tz));
+                        .extend(passing(&g, s, stat.metric, l, threshold_pct, &clock));
                 }
             }
         }
@@ -244,19 +290,24 @@ pub fn headroom(
 /// (class, workspace or NONE for the organisation) → its cells: each workspace's, and their
 /// sum for the organisation.
 fn series_of(sums: &Sums) -> BTreeMap<(u32, u32), Series> {
-    let mut series: BTreeMap<(u32, u32), Series> = BTreeMap::new();
+    let mut minutes: HashMap<(u32, u32), Vec<(i64, Cell)>> = HashMap::default();
     for (&(c, w, at), cell) in &sums.minutes {
         for key in [(c, w), (c, NONE)] {
-            add(
-                series
-                    .entry(key)
-                    .or_default()
-                    .minutes
-                    .entry(at)
-                    .or_default(),
-                cell,
-            );
+            minutes.entry(key).or_default().push((at, *cell));
         }
+    }
+    let mut series: BTreeMap<(u32, u32), Series> = BTreeMap::new();
+    for (key, mut v) in minutes {
+        // By minute, the workspaces' cells of one minute summed (the organisation's series).
+        v.sort_unstable_by_key(|x| x.0);
+        let mut out: Vec<(i64, Cell)> = Vec::with_capacity(v.len());
+        for (at, c) in v {
+            match out.last_mut() {
+                Some(last) if last.0 == at => add(&mut last.1, &c),
+                _ => out.push((at, c)),
+            }
+        }
+        series.entry(key).or_default().minutes = out;
     }
     for (&(c, w, at, m), cell) in &sums.coarse {
         for key in [(c, w), (c, NONE)] {
@@ -317,21 +368,7 @@ fn stat(s: &Series, m: Metric, limit: Option<u64>) -> Stat {
     }
 }
 
-/// Every (weekday, hour) of `[from, to)` in `tz` → how many such hours the window has.
-fn hours_of_week(from: i64, to: i64, tz: Tz) -> BTreeMap<(u32, u32), u64> {
-    let mut out = BTreeMap::new();
-    let hour = 3_600_000_000i64;
-    let mut t = from - from.rem_euclid(hour);
-    while t < to {
-        let l = utc(t).with_timezone(&tz);
-        *out.entry((l.weekday().num_days_from_monday(), l.hour()))
-            .or_default() += 1;
-        t += hour;
-    }
-    out
-}
-
-fn busiest(s: &Series, hours: &BTreeMap<(u32, u32), u64>, tz: Tz) -> Option<BusyHour> {
+fn busiest(s: &Series, minutes: &BTreeMap<(u32, u32), u64>, clock: &Clock) -> Option<BusyHour> {
     let mut sums: BTreeMap<(u32, u32), u64> = BTreeMap::new();
     let cells = s.minutes.iter().map(|(at, c)| (*at, c.input)).chain(
         s.coarse
@@ -340,14 +377,12 @@ fn busiest(s: &Series, hours: &BTreeMap<(u32, u32), u64>, tz: Tz) -> Option<Busy
             .map(|((at, _), c)| (*at, c.input)),
     );
     for (at, v) in cells {
-        let l = utc(at).with_timezone(&tz);
-        *sums
-            .entry((l.weekday().num_days_from_monday(), l.hour()))
-            .or_default() += v;
+        let (_, wd, h) = clock.at(at);
+        *sums.entry((wd, h)).or_default() += v;
     }
     let ((wd, h), mean) = sums
         .iter()
-        .map(|(k, v)| (*k, v / (hours.get(k).copied().unwrap_or(1).max(1) * 60)))
+        .map(|(k, v)| (*k, v / minutes.get(k).copied().unwrap_or(60).max(1)))
         .max_by_key(|(k, v)| (*v, std::cmp::Reverse(*k)))?;
     let weekday = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][wd as usize].to_string();
     Some(BusyHour {
@@ -358,9 +393,9 @@ fn busiest(s: &Series, hours: &BTreeMap<(u32, u32), u64>, tz: Tz) -> Option<Busy
 }
 
 /// Business days whose data is only hourly or daily (no minute of them).
-fn coarse_days(s: &Series, tz: Tz) -> usize {
-    let day = |at: i64| utc(at).with_timezone(&tz).date_naive();
-    let fine: BTreeSet<NaiveDate> = s.minutes.keys().map(|at| day(*at)).collect();
+fn coarse_days(s: &Series, clock: &Clock) -> usize {
+    let day = |at: i64| clock.at(at).0;
+    let fine: BTreeSet<NaiveDate> = s.minutes.iter().map(|(at, _)| day(*at)).collect();
     s.coarse
         .keys()
         .map(|(at, _)| day(*at))
@@ -378,7 +413,7 @@ fn series_name(g: &Group) -> String {
 
 /// The days on which `m` reached `pct` % of `limit`: the day's busiest such minute (or lower
 /// bound) each.
-fn passing(g: &Group, s: &Series, m: Metric, limit: u64, pct: u32, tz: Tz) -> Vec<Passing> {
+fn passing(g: &Group, s: &Series, m: Metric, limit: u64, pct: u32, clock: &Clock) -> Vec<Passing> {
     let reached = |v: u64| u128::from(v) * 100 >= u128::from(limit) * u128::from(pct);
     let mut best: BTreeMap<NaiveDate, (u64, i64, bool)> = BTreeMap::new();
     let minutes = s
@@ -393,8 +428,7 @@ fn passing(g: &Group, s: &Series, m: Metric, limit: u64, pct: u32, tz: Tz) -> Ve
         if !reached(v) {
             continue;
         }
-        let day = utc(at).with_timezone(&tz).date_naive();
-        let e = best.entry(day).or_insert((v, at, lower));
+        let e = best.entry(clock.at(at).0).or_insert((v, at, lower));
         if v > e.0 {
             *e = (v, at, lower);
         }
@@ -402,7 +436,7 @@ fn passing(g: &Group, s: &Series, m: Metric, limit: u64, pct: u32, tz: Tz) -> Ve
     let stat = g.stats.iter().find(|x| x.metric == m);
     best.into_iter()
         .map(|(day, (v, at, lower))| {
-            let when = utc(at).with_timezone(&tz).format("%Y-%m-%d %H:%M %Z");
+            let when = utc(at).with_timezone(&clock.tz).format("%Y-%m-%d %H:%M %Z");
             let p = (v as f64 * 1000.0 / limit as f64).round() / 10.0;
             let mut sentence = if lower {
                 format!(

@@ -152,7 +152,12 @@ pub fn incidents_text(
             Cell::Text(i.scope.as_str().into()),
             Cell::Text(i.scope_name.clone()),
             Cell::Text(kinds.join(",")),
-            usd(i.running_usd, format),
+            // A rate limit is not money: no running cost.
+            if i.kinds == [crate::anomalies::Kind::RateLimit] {
+                Cell::Null
+            } else {
+                usd(i.running_usd, format)
+            },
             Cell::Int(i.members.len() as i128),
             Cell::Text(i.status.into()),
             Cell::Text(if i.alert { "yes" } else { "no" }.into()),

@@ -537,10 +537,11 @@ pub fn alert_text(a: &Alert) -> (&'static str, String) {
             },
             format!(
                 "{}{}",
-                if *update {
-                    format!("grew to ${}: ", i.running_usd.usd())
-                } else {
-                    String::new()
+                match (update, i.kinds.as_slice()) {
+                    (false, _) => String::new(),
+                    (true, [crate::anomalies::Kind::RateLimit]) => "passed the limit: ".into(),
+                    (true, [crate::anomalies::Kind::Limit]) => "now: ".into(),
+                    (true, _) => format!("grew to ${}: ", i.running_usd.usd()),
                 },
                 incident_text(i)
             ),
