@@ -235,27 +235,7 @@ pub fn headroom(
         let Some(provider) = Provider::parse(provider) else {
             continue;
         };
-        let rates = table.providers.get(&provider);
-        let org = rates.and_then(|r| r.org.get(class)).copied();
-        let (wid, wname) = if *w == NONE {
-            (None, None)
-        } else {
-            let id = st.get(*w).map(str::to_string);
-            let name = sums
-                .ws_names
-                .get(w)
-                .and_then(|n| st.get(*n))
-                .map(str::to_string);
-            (id.or(Some("default".into())), name)
-        };
-        let own = wid.as_ref().and_then(|id| {
-            rates.and_then(|r| r.workspace(id, wname.as_deref().unwrap_or(id), class))
-        });
-        let (limit, limits_from) = match (w, own, org) {
-            (_, Some(l), _) if *w != NONE => (Some(l), "workspace"),
-            (_, _, Some(l)) => (Some(l), "organisation"),
-            _ => (None, "none"),
-        };
+        let ((wid, wname), (limit, limits_from)) = who_and_limit(sums, table, provider, class, *w);
         let mut g = Group {
             provider,
             class: class.to_string(),
@@ -285,6 +265,41 @@ pub fn headroom(
     out.passing
         .sort_by(|a, b| (a.day, a.metric, &a.class).cmp(&(b.day, b.metric, &b.class)));
     out
+}
+
+type Who = (Option<String>, Option<String>);
+
+/// A series' workspace (id, name; `None` for the organisation) and the limits it is compared
+/// with: the workspace's own where configured, else the organisation's.
+fn who_and_limit(
+    sums: &Sums,
+    table: &RateTable,
+    provider: Provider,
+    class: &str,
+    w: u32,
+) -> (Who, (Option<Limit>, &'static str)) {
+    let st = &sums.strings;
+    let rates = table.providers.get(&provider);
+    let org = rates.and_then(|r| r.org.get(class)).copied();
+    if w == NONE {
+        return (
+            (None, None),
+            org.map_or((None, "none"), |l| (Some(l), "organisation")),
+        );
+    }
+    let id = st.get(w).unwrap_or("default").to_string();
+    let name = sums
+        .ws_names
+        .get(&w)
+        .and_then(|n| st.get(*n))
+        .map(str::to_string);
+    let own = rates.and_then(|r| r.workspace(&id, name.as_deref().unwrap_or(&id), class));
+    let limit = match (own, org) {
+        (Some(l), _) => (Some(l), "workspace"),
+        (None, Some(l)) => (Some(l), "organisation"),
+        (None, None) => (None, "none"),
+    };
+    ((Some(id), name), limit)
 }
 
 /// (class, workspace or NONE for the organisation) → its cells: each workspace's, and their

@@ -175,6 +175,9 @@ pub fn part(
     };
     let (batch, long) = (s.strings.intern("batch"), s.strings.intern("200k-1M"));
     let widths = [("1m", 1u32), ("1h", 60), ("1d", 1440)].map(|(w, m)| (s.strings.intern(w), m));
+    // A null workspace id (the legacy reports' default workspace) is a workspace, not the
+    // organisation (NONE): named as the anomaly series name it.
+    let default_ws = s.strings.intern("default");
     let mut text: [Vec<u32>; 6] = Default::default();
     for b in lio::read_batches_dictionary(path, &columns, &TEXT)? {
         let b = b?;
@@ -219,10 +222,8 @@ pub fn part(
             if reads_count {
                 cell.input += read.value(i) as u64;
             }
-            let (dims, kinds) = (
-                (class, ws[i], ws_name[i], at),
-                (tier[i], context[i], width[i]),
-            );
+            let w = if ws[i] == NONE { default_ws } else { ws[i] };
+            let (dims, kinds) = ((class, w, ws_name[i], at), (tier[i], context[i], width[i]));
             book(&mut s, dims, kinds, (batch, long, &widths), cell);
         }
     }
@@ -246,7 +247,7 @@ fn book(
         return;
     }
     s.last_start = Some(s.last_start.map_or(at, |x| x.max(at)));
-    if ws != NONE || ws_name != NONE {
+    if ws_name != NONE {
         s.ws_names.insert(ws, ws_name);
     }
     match widths.iter().find(|w| w.0 == width).map_or(1440, |w| w.1) {

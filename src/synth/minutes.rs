@@ -27,7 +27,7 @@ pub struct Counts {
 pub struct MinutePlan {
     pub start: NaiveDate,
     pub days: u32,
-    /// (workspace id, keys in it).
+    /// (workspace id — empty: the default workspace, sent as null — and the keys in it).
     pub workspaces: Vec<(String, usize)>,
     /// (model, mean input tokens per minute of one row at the day's peak).
     pub models: Vec<(String, u64)>,
@@ -74,7 +74,9 @@ fn item(
     json!({
         "starting_at": ts(start),
         "ending_at": ts(start + width),
-        "group": {"workspace_id": ws, "api_key_id": key, "model": model},
+        // An empty id stands for the default workspace as the legacy reports send it: null.
+        "group": {"workspace_id": if ws.is_empty() { serde_json::Value::Null } else { json!(ws) },
+                  "api_key_id": key, "model": model},
         "usage": {
             "uncached_input_tokens": c.input,
             "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},

@@ -17,14 +17,19 @@ fn planted_minute() -> DateTime<Utc> {
     "2026-11-03T14:07:00Z".parse().unwrap()
 }
 
-/// Two days, two workspaces (three keys), three model classes; on Sonnet one planted minute of
-/// 1.5 M extra input tokens (the organisation's Sonnet minutes are otherwise under 12 % of the
+/// Two days, three workspaces (four keys), three model classes; on Sonnet one planted minute of
+/// 1.5 M extra input tokens (the organisation's Sonnet minutes are otherwise under 15 % of the
 /// 2 M ITPM of the default table's tier 4).
 fn plan(width: &'static str) -> MinutePlan {
     MinutePlan {
         start: NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
         days: 2,
-        workspaces: vec![("wrkspc_search".into(), 2), ("wrkspc_data".into(), 1)],
+        workspaces: vec![
+            ("wrkspc_search".into(), 2),
+            ("wrkspc_data".into(), 1),
+            // The default workspace with a null id: a workspace, not the organisation.
+            (String::new(), 1),
+        ],
         models: vec![
             (SONNET.into(), 60_000),
             ("claude-haiku-4-5-20251001".into(), 100_000),
@@ -123,7 +128,10 @@ fn a_planted_near_limit_minute_is_one_finding_with_its_model_minute_and_peak() {
         p["at"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap(),
         at
     );
-    assert_eq!(p["peak"], peak, "cache reads are not counted");
+    assert_eq!(
+        p["peak"], peak,
+        "the organisation's minute: each workspace once (the null-id default too), no cache reads"
+    );
     assert_eq!(p["limit"], 2_000_000);
     assert_eq!(p["lower_bound"], false);
 
