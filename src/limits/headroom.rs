@@ -119,6 +119,8 @@ pub struct Group {
     pub busiest_hour: Option<BusyHour>,
     /// Days of the window whose data is only hourly or daily.
     pub coarse_days: usize,
+    /// Which table the limits are from, in a few words.
+    pub limits_label: String,
 }
 
 /// A limit passed on one day (one per series, day and limit).
@@ -245,6 +247,13 @@ pub fn headroom(
             stats: Vec::new(),
             busiest_hour: busiest(s, &hours, &clock),
             coarse_days: coarse_days(s, &clock),
+            limits_label: match limits_from {
+                "workspace" => "the workspace's own, tokenledger.toml".into(),
+                _ => table
+                    .providers
+                    .get(&provider)
+                    .map_or_else(String::new, |r| r.label.clone()),
+            },
         };
         for m in Metric::ALL {
             g.stats
@@ -456,21 +465,23 @@ fn passing(g: &Group, s: &Series, m: Metric, limit: u64, pct: u32, clock: &Clock
             let mut sentence = if lower {
                 format!(
                     "{}: at least {} {} per minute in the bucket from {when} (hourly or daily data: \
-                     its mean per minute, a lower bound), {p}% of the {} {} limit",
+                     its mean per minute, a lower bound), {p}% of the {} {} limit ({})",
                     series_name(g),
                     thousands(v),
                     m.words(),
                     thousands(limit),
-                    m.as_str()
+                    m.as_str(),
+                    g.limits_label
                 )
             } else {
                 format!(
-                    "{}: {} {} in the minute {when}, {p}% of the {} {} limit",
+                    "{}: {} {} in the minute {when}, {p}% of the {} {} limit ({})",
                     series_name(g),
                     thousands(v),
                     m.words(),
                     thousands(limit),
-                    m.as_str()
+                    m.as_str(),
+                    g.limits_label
                 )
             };
             if let Some(p99) = stat.and_then(|s| s.p99) {

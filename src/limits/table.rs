@@ -100,6 +100,9 @@ struct ClassLimit {
 pub struct Rates {
     /// Where the numbers come from, for every output that shows them.
     pub source: String,
+    /// The same in a few words, for a finding's sentence ("built-in table read 2026-12-07,
+    /// tier-4 assumed").
+    pub label: String,
     pub tier: Option<String>,
     /// The monthly spend cap (HTTP 429 until the 1st once reached).
     pub spend_cap: Option<Money>,
@@ -174,6 +177,7 @@ impl RateTable {
             })?;
             let base = t.providers.remove(&provider).unwrap_or_else(|| Rates {
                 source: "tokenledger.toml".into(),
+                label: "tokenledger.toml".into(),
                 ..Rates::default()
             });
             if o.tier.is_some() && provider != Provider::Anthropic {
@@ -213,6 +217,11 @@ impl RateTable {
             source: format!(
                 "built-in table ({}, read {}), {name}{assumed}",
                 f.source, f.read_on
+            ),
+            label: format!(
+                "built-in table read {}, {name}{}",
+                f.read_on,
+                if tier.is_none() { " assumed" } else { "" }
             ),
             tier: Some(name),
             spend_cap: match &row.spend_cap_usd {
@@ -255,8 +264,13 @@ fn apply(provider: &str, mut base: Rates, o: &Overrides) -> Result<Rates, TableE
             base.workspaces.insert((ws.clone(), class.clone()), *l);
         }
     }
-    if !(o.rate.is_empty() && o.workspaces.is_empty() && o.spend_cap_usd.is_none()) {
+    if !(o.rate.is_empty() && o.workspaces.is_empty() && o.spend_cap_usd.is_none())
+        && base.source != "tokenledger.toml"
+    {
         base.source = format!("{} + tokenledger.toml", base.source);
+        if !o.rate.is_empty() {
+            base.label = format!("{} + tokenledger.toml", base.label);
+        }
     }
     Ok(base)
 }

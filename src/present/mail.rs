@@ -530,10 +530,14 @@ pub fn alert_text(a: &Alert) -> (&'static str, String) {
             incident: i,
             update,
         } => (
-            if *update {
-                "incident update"
-            } else {
-                "incident"
+            {
+                use crate::anomalies::Kind;
+                match (i.kinds.as_slice(), update) {
+                    ([Kind::RateLimit], _) => "rate limit",
+                    ([Kind::Limit], _) => "spend limit",
+                    (_, true) => "incident update",
+                    (_, false) => "incident",
+                }
             },
             format!(
                 "{}{}",

@@ -163,7 +163,10 @@ fn a_planted_near_limit_minute_is_one_finding_with_its_model_minute_and_peak() {
         p["sentence"]
             .as_str()
             .unwrap()
-            .contains("in the minute 2026-11-03 14:07 UTC"),
+            .contains("in the minute 2026-11-03 14:07 UTC")
+            && p["sentence"].as_str().unwrap().contains(
+                "of the 2,000,000 ITPM limit (built-in table read 2026-12-07, tier-4 assumed)"
+            ),
         "{}",
         p["sentence"]
     );
@@ -240,7 +243,12 @@ fn the_spend_cap_is_a_finding_with_its_day_in_the_nightly_digest() {
         ),
     )
     .unwrap();
-    let o = tl_cfg(&data, &cfg, &["run", "--json", "-q"]);
+    // The night after the data: the digest carries what is new within a week before it.
+    let o = tl_cfg(
+        &data,
+        &cfg,
+        &["run", "--json", "-q", "--as-of", "2026-11-04"],
+    );
     assert!([3, 4].contains(&code(&o)), "{}", stderr(&o));
     let (_, v) = limits_json(&data, Some(&cfg));
     let cap = v["spend"]
@@ -252,9 +260,15 @@ fn the_spend_cap_is_a_finding_with_its_day_in_the_nightly_digest() {
     assert_eq!(cap["name"], "Anthropic spend");
     assert_eq!(cap["as_of"], "2026-11-03");
     let _ = &cap["limit_usd"];
-    // The digest names the rate limit and the spend cap's projected day.
+    // The digest (not the month's finance mail) names the rate limit and the spend cap's
+    // projected day.
     let mut eml = String::new();
-    for e in walk(&data.join("outbox")) {
+    let digests: Vec<PathBuf> = walk(&data.join("outbox"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/alerts-"))
+        .collect();
+    assert_eq!(digests.len(), 1, "one digest: {digests:?}");
+    for e in digests {
         eml.push_str(&std::fs::read_to_string(e).unwrap());
     }
     let flat = eml.replace("=\r\n", "").replace("=\n", "");
@@ -262,6 +276,24 @@ fn the_spend_cap_is_a_finding_with_its_day_in_the_nightly_digest() {
     assert!(
         flat.contains("Anthropic spend reaches its $")
             && flat.contains("monthly spend cap around Nov 2"),
+        "{flat}"
+    );
+    // When November is final, the finance mail lists both among the month's alerts.
+    let o = tl_cfg(
+        &data,
+        &cfg,
+        &["run", "--json", "-q", "--as-of", "2026-12-04"],
+    );
+    assert!([0, 3, 4].contains(&code(&o)), "{}", stderr(&o));
+    let finance: Vec<PathBuf> = walk(&data.join("outbox/2026-11"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/finance--"))
+        .collect();
+    assert_eq!(finance.len(), 1, "{finance:?}");
+    let text = std::fs::read_to_string(&finance[0]).unwrap();
+    let flat = text.replace("=\r\n", "").replace("=\n", "");
+    assert!(
+        flat.contains("Claude Sonnet 4.x (organisation)") && flat.contains("monthly spend cap"),
         "{flat}"
     );
     let around: NaiveDate = cap["reached_around"].as_str().unwrap().parse().unwrap();
