@@ -474,8 +474,8 @@ pub struct Standing {
     /// The median, second lowest and second highest daily spend of the last 7 days.
     pub burn_usd: (Money, Money, Money),
     pub projected_month_end_usd: Money,
-    /// The day the limit is reached at the median burn (earliest, at the high burn; latest,
-    /// at the low burn); `None`: not by month end at that pace.
+    /// The day the limit was reached, or is at the median burn (earliest, at the high burn;
+    /// latest, at the low burn); `None`: not by month end at that pace.
     pub reached_around: Option<NaiveDate>,
     pub range: (Option<NaiveDate>, Option<NaiveDate>),
 }
@@ -494,6 +494,16 @@ pub fn standings(layout: &Snapshot, policy: &Policy) -> Result<Vec<Standing>, An
         let end = crate::vocab::Month::of(d).map_or(d, |m| m.end_day());
         let left = (end - d).num_days() as i128;
         let reach = |b: Money| detect::reach_day(d, limit.units() - mtd, b).filter(|x| *x <= end);
+        // Already reached: the day it was.
+        let reached = s
+            .days
+            .range(first..=d)
+            .scan(0i128, |sum, (day, m)| {
+                *sum += m.units();
+                Some((*day, *sum))
+            })
+            .find(|(_, sum)| *sum >= limit.units())
+            .map(|(day, _)| day);
         out.push(Standing {
             scope,
             scope_id: id.to_string(),
@@ -504,8 +514,11 @@ pub fn standings(layout: &Snapshot, policy: &Policy) -> Result<Vec<Standing>, An
             month_to_date_usd: Money::from_units(mtd),
             burn_usd: (med, lo, hi),
             projected_month_end_usd: Money::from_units(mtd + med.units() * left),
-            reached_around: reach(med),
-            range: (reach(hi), reach(lo)),
+            reached_around: reached.or_else(|| reach(med)),
+            range: match reached {
+                Some(r) => (Some(r), Some(r)),
+                None => (reach(hi), reach(lo)),
+            },
         });
     };
     for ((scope, id), s) in &inp.series {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::grid::{Cell, Grid};
 use crate::limits::headroom::{Group, Stat, thousands};
-use crate::present::{OutputFormat, render_grid};
+use crate::present::{OutputFormat, render_grid, wrap_prose};
 use crate::run::Limits;
 
 fn count(v: Option<u64>) -> Cell {
@@ -102,10 +102,10 @@ fn spend_grid(l: &Limits, format: OutputFormat) -> Grid {
             "name",
             "kind",
             "as_of",
-            "month_to_date_usd",
+            "spent_usd",
             "limit_usd",
-            "burn_per_day_usd",
-            "projected_month_end_usd",
+            "burn_usd_a_day",
+            "month_end_usd",
             "reached_around",
             "earliest",
             "latest",
@@ -144,21 +144,22 @@ pub fn limits_text(
         OutputFormat::Csv => return Ok(render_grid(&headroom_grid(l, false), format, width, &[])),
         OutputFormat::Table => {}
     }
-    let mut out = String::new();
     let Some(h) = &l.headroom else {
-        out.push_str("no usage in the lake: no rate-limit headroom to show\n");
-        return Ok(out);
+        return Ok("no usage in the lake: no rate-limit headroom to show\n".into());
     };
+    // Prose is wrapped to the terminal; the tables fit themselves.
+    let mut head = String::new();
     let _ = writeln!(
-        out,
+        head,
         "Rate-limit headroom, {} – {} UTC (a finding at {}% of a limit):",
         h.from.format("%Y-%m-%d %H:%M"),
         h.to.format("%Y-%m-%d %H:%M"),
         h.threshold_pct
     );
     for (p, src) in &h.sources {
-        let _ = writeln!(out, "  {p} limits: {src}");
+        let _ = writeln!(head, "{p} limits: {src}");
     }
+    let mut out = wrap_prose(&head, width);
     out.push_str(&render_grid(
         &headroom_grid(l, true),
         format,
@@ -171,17 +172,23 @@ pub fn limits_text(
             "p99_minute",
         ],
     ));
+    let mut prose = String::new();
     if h.passing.is_empty() {
-        out.push_str("No minute reached the threshold.\n");
+        prose.push_str("No minute reached the threshold.\n");
     }
     for p in &h.passing {
-        let _ = writeln!(out, "NEAR LIMIT {}", p.sentence);
+        let _ = writeln!(prose, "NEAR LIMIT {}", p.sentence);
     }
     for n in &h.notes {
-        let _ = writeln!(out, "note: {n}");
+        let _ = writeln!(prose, "note: {n}");
     }
+    out.push_str(&wrap_prose(&prose, width));
     if !l.spend.is_empty() {
-        out.push_str("\nMonthly limits and spend caps (burn: the median of the last 7 days):\n");
+        out.push_str(&wrap_prose(
+            "\nMonthly limits and spend caps (spent: the month to date; burn: the median of the \
+             last 7 days; month end: spent + burn × the days left):\n",
+            width,
+        ));
         out.push_str(&render_grid(
             &spend_grid(l, format),
             format,

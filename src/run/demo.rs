@@ -138,6 +138,7 @@ pub fn next_steps(d: &Demo, html: &Path) -> String {
          tokenledger --config {c} report --month {MONTH} --by team\n  \
          tokenledger --config {c} anomalies --alerts\n  \
          tokenledger --config {c} credits --as-of {AS_OF}\n  \
+         tokenledger --config {c} limits\n  \
          tokenledger --config {c} reconcile --month {MONTH} --tie-out\n  \
          tokenledger --config {c} sql \"SELECT model_canonical, SUM(list_cost) FROM rated_usage GROUP BY 1\"\n\
          Re-running the demo changes nothing: every file is known by its content hash, every mail by the sent-ledger.\n",

@@ -960,6 +960,7 @@ fn the_demo_runs_the_whole_job_writes_mail_and_html_and_changes_nothing_when_rer
         &["reconcile", "--month", "2026-10", "--tie-out"],
         &["credits", "--as-of", "2026-11-04"],
         &["anomalies"],
+        &["limits"],
         &["usage"],
         &["prices"],
         &["sql", "--tables"],
