@@ -75,6 +75,12 @@ impl Strings {
         }
         Some(())
     }
+    /// A map from `other`'s codes to codes in `self` (interning what is new; `NONE` stays
+    /// `NONE`), to merge sums coded against another `Strings`.
+    pub fn recode(&mut self, other: &Strings) -> impl Fn(u32) -> u32 + use<> {
+        let map: Vec<u32> = other.values.iter().map(|v| self.intern(v)).collect();
+        move |c| if c == NONE { NONE } else { map[c as usize] }
+    }
     /// The code of `v`, if it was interned.
     pub fn code_of(&self, v: &str) -> Option<u32> {
         self.index.get(v).copied()

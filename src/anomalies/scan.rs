@@ -143,13 +143,7 @@ pub fn merge(parts: Vec<Sums>) -> Sums {
         return Sums::default();
     };
     for p in it {
-        let recode: Vec<u32> = p
-            .strings
-            .values
-            .iter()
-            .map(|v| all.strings.intern(v))
-            .collect();
-        let rc = |c: u32| if c == NONE { NONE } else { recode[c as usize] };
+        let rc = all.strings.recode(&p.strings);
         for ((d, k, w, m), c) in p.days {
             *all.days.entry((d, rc(k), rc(w), rc(m))).or_default() += c;
         }

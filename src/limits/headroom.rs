@@ -462,28 +462,23 @@ fn passing(g: &Group, s: &Series, m: Metric, limit: u64, pct: u32, clock: &Clock
         .map(|(day, (v, at, lower))| {
             let when = utc(at).with_timezone(&clock.tz).format("%Y-%m-%d %H:%M %Z");
             let p = (v as f64 * 1000.0 / limit as f64).round() / 10.0;
-            let mut sentence = if lower {
+            let count = if lower {
                 format!(
-                    "{}: at least {} {} per minute in the bucket from {when} (hourly or daily data: \
-                     its mean per minute, a lower bound), {p}% of the {} {} limit ({})",
-                    series_name(g),
+                    "at least {} {} per minute in the bucket from {when} (hourly or daily data: \
+                     its mean per minute, a lower bound)",
                     thousands(v),
-                    m.words(),
-                    thousands(limit),
-                    m.as_str(),
-                    g.limits_label
+                    m.words()
                 )
             } else {
-                format!(
-                    "{}: {} {} in the minute {when}, {p}% of the {} {} limit ({})",
-                    series_name(g),
-                    thousands(v),
-                    m.words(),
-                    thousands(limit),
-                    m.as_str(),
-                    g.limits_label
-                )
+                format!("{} {} in the minute {when}", thousands(v), m.words())
             };
+            let mut sentence = format!(
+                "{}: {count}, {p}% of the {} {} limit ({})",
+                series_name(g),
+                thousands(limit),
+                m.as_str(),
+                g.limits_label
+            );
             if let Some(p99) = stat.and_then(|s| s.p99) {
                 sentence.push_str(&format!("; p99 minute {}", thousands(p99)));
             }
