@@ -456,7 +456,13 @@ fn anomaly_policy(
         let m = Money::from_decimal(d).map_err(|e| bad(format!("[anomalies.limits] {k}: {e}")))?;
         p.limits.insert(k.clone(), m);
     }
-    p.rates = crate::limits::RateTable::load(&config.limits).map_err(|e| bad(e.to_string()))?;
+    // A rate-limits file is relative to the config file, as every path in it.
+    let base = config_path.and_then(Path::parent).unwrap_or(Path::new("."));
+    let mut limits = config.limits.clone();
+    for o in limits.values_mut() {
+        o.rate_limits_file = o.rate_limits_file.as_ref().map(|f| base.join(f));
+    }
+    p.rates = crate::limits::RateTable::load(&limits).map_err(|e| bad(e.to_string()))?;
     if let Some(pct) = c.rate_limit_pct {
         if !(1..=100).contains(&pct) {
             return Err(bad(format!(

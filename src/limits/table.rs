@@ -53,6 +53,11 @@ pub struct Class {
 pub struct Overrides {
     /// A tier of the default table (`tier-1` … `tier-4`, `invoiced`).
     pub tier: Option<String>,
+    /// The organisation's real limits: the body of the Admin API's
+    /// `GET /v1/organizations/rate_limits` saved to a file (relative to the config file). Its
+    /// model groups are the classes and their limits win over the table's; the config's `rate`
+    /// wins over both.
+    pub rate_limits_file: Option<std::path::PathBuf>,
     /// The monthly spend cap in dollars ("5000"), over the tier's; "0" or "none": no cap.
     pub spend_cap_usd: Option<String>,
     /// Classes of its own (a provider the default table lacks, or a class it does not know).
@@ -180,6 +185,14 @@ impl RateTable {
                 label: "tokenledger.toml".into(),
                 ..Rates::default()
             });
+            if o.rate_limits_file.is_some() && provider != Provider::Anthropic {
+                return Err(TableError {
+                    provider: name.clone(),
+                    message: "rate_limits_file: the file is the Anthropic Admin API's; set this \
+                              provider's limits in [limits.<provider>.rate.\"<class>\"]"
+                        .into(),
+                });
+            }
             if o.tier.is_some() && provider != Provider::Anthropic {
                 return Err(TableError {
                     provider: name.clone(),
@@ -239,8 +252,121 @@ impl RateTable {
     }
 }
 
+/// The Admin API's rate limits (`GET /v1/organizations/rate_limits`, anthropic SDK 2.10.0
+/// `resources/beta/organization/rate_limits.py`; provider-apis.md §9): `{data:[{type:
+/// "rate_limit", id, group:{type:"model_group", id, display_name}, limits:[{type, value}],
+/// models:[…]}], next_page}`. Unknown fields are ignored (the API grows).
+#[derive(Debug, Deserialize)]
+struct ApiLimits {
+    data: Vec<ApiGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiGroup {
+    group: ApiGroupName,
+    #[serde(default)]
+    limits: Vec<ApiLimit>,
+    #[serde(default)]
+    models: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiGroupName {
+    #[serde(rename = "type")]
+    kind: String,
+    display_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiLimit {
+    #[serde(rename = "type")]
+    kind: String,
+    value: u64,
+}
+
+/// The model groups of an Admin API rate-limits body as classes and their limits (other group
+/// types — batch, files, token counting, web search — are not per-minute token limits).
+fn api_classes(bytes: &[u8]) -> Result<Vec<(Class, Limit)>, String> {
+    let body: ApiLimits = serde_json::from_slice(bytes).map_err(|e| {
+        format!("not the Admin API's rate limits ({{data:[{{group, limits, models}}]}}): {e}")
+    })?;
+    let mut out = Vec::new();
+    for g in body
+        .data
+        .into_iter()
+        .filter(|g| g.group.kind == "model_group")
+    {
+        let mut limit = Limit::default();
+        for l in &g.limits {
+            match l.kind.as_str() {
+                "requests_per_minute" => limit.rpm = Some(l.value),
+                "input_tokens_per_minute" => limit.itpm = Some(l.value),
+                "output_tokens_per_minute" => limit.otpm = Some(l.value),
+                _ => {}
+            }
+        }
+        let mut models: Vec<String> = g
+            .models
+            .iter()
+            .map(|m| crate::pricing::canonical_model(m))
+            .collect();
+        models.sort();
+        models.dedup();
+        let class = Class {
+            name: g.group.display_name,
+            models,
+            cache_reads_count: false,
+        };
+        out.push((class, limit));
+    }
+    Ok(out)
+}
+
+/// `base` under the Admin API's limits in `path`: its classes replace the table's (by name, or
+/// any model they share), its limits win; the source names the file and its date.
+fn with_api_file(
+    provider: &str,
+    mut base: Rates,
+    path: &std::path::Path,
+) -> Result<Rates, TableError> {
+    let err = |m: String| TableError {
+        provider: provider.into(),
+        message: format!("rate_limits_file {}: {m}", path.display()),
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(format!("{e}")))?;
+    let classes = api_classes(&bytes).map_err(err)?;
+    if classes.is_empty() {
+        return Err(err(
+            "no model_group in data[]: nothing to compare with".into()
+        ));
+    }
+    let day = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .date_naive()
+                .to_string()
+        })
+        .unwrap_or_default();
+    for (c, l) in classes {
+        base.classes
+            .retain(|x| x.name != c.name && !x.models.iter().any(|m| c.models.contains(m)));
+        base.org.insert(c.name.clone(), l);
+        base.classes.insert(0, c);
+    }
+    base.source = format!(
+        "the Admin API's rate limits in {} (saved {day})",
+        path.display()
+    );
+    base.label = format!("Admin API limits saved {day}");
+    Ok(base)
+}
+
 /// `o` over `base`.
 fn apply(provider: &str, mut base: Rates, o: &Overrides) -> Result<Rates, TableError> {
+    if let Some(f) = &o.rate_limits_file {
+        base = with_api_file(provider, base, f)?;
+    }
     if let Some(s) = &o.spend_cap_usd {
         base.spend_cap = money(provider, "spend_cap_usd", s)?;
     }

@@ -99,9 +99,8 @@ fn a_planted_near_limit_minute_is_one_finding_with_its_model_minute_and_peak() {
     let h = &v["headroom"];
     assert_eq!(rc, 3, "a minute passed the threshold: exit 3");
     assert!(
-        h["sources"]["Anthropic"]
+        h["sources"]["anthropic"]
             .as_str()
-            .or(h["sources"]["anthropic"].as_str())
             .is_some_and(|s| s.contains("read 2026-12-07") && s.contains("tier-4, assumed")),
         "the table used is named with its date: {}",
         h["sources"]
@@ -317,4 +316,65 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The organisation's real limits, saved from the Admin API (`GET /v1/organizations/rate_limits`,
+/// `fixtures/limits/admin-rate-limits.json`): its model groups replace the table's classes and
+/// numbers — the planted minute is now over the 1.5 M ITPM of the file — and every output says
+/// which limits it used.
+#[test]
+fn the_admin_apis_rate_limits_win_over_the_built_in_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, truth) = lake(dir.path(), "1m");
+    let cfg = dir.path().join("tokenledger.toml");
+    std::fs::copy(
+        crate::common::fixtures().join("limits/admin-rate-limits.json"),
+        dir.path().join("rate-limits.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        &cfg,
+        "[limits.anthropic]\nrate_limits_file = \"rate-limits.json\"\n",
+    )
+    .unwrap();
+    let (rc, v) = limits_json(&data, Some(&cfg));
+    assert_eq!(rc, 3);
+    let h = &v["headroom"];
+    assert!(
+        h["sources"]["anthropic"]
+            .as_str()
+            .unwrap()
+            .starts_with("the Admin API's rate limits in "),
+        "{}",
+        h["sources"]
+    );
+    let passing = h["passing"].as_array().unwrap();
+    assert_eq!(passing.len(), 1, "{passing:#?}");
+    let peak = org_minutes(&truth, SONNET)
+        .iter()
+        .map(|(_, c)| c.input)
+        .max()
+        .unwrap();
+    assert_eq!(passing[0]["peak"], peak);
+    assert_eq!(passing[0]["limit"], 1_500_000, "the file's Sonnet 4.x ITPM");
+    assert!(
+        passing[0]["sentence"]
+            .as_str()
+            .unwrap()
+            .contains("ITPM limit (Admin API limits saved "),
+        "{}",
+        passing[0]["sentence"]
+    );
+    // The file's Haiku group and the table's Opus class (the file does not list it).
+    assert_eq!(stat(h, "Claude Haiku 4.5", "otpm")["limit"], 600_000);
+    assert_eq!(stat(h, "Claude Opus 4.x", "itpm")["limit"], 2_000_000);
+    // A file that is not the API's is a usage error naming it.
+    std::fs::write(dir.path().join("rate-limits.json"), "{\"data\": 3}").unwrap();
+    let o = tl_cfg(&data, &cfg, &["limits"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("rate_limits_file") && stderr(&o).contains("rate-limits.json"),
+        "{}",
+        stderr(&o)
+    );
 }
