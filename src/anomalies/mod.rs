@@ -158,7 +158,7 @@ pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
     .collect::<Result<Vec<_>, _>>()?;
     // Each part is one provider's (its partition): its days make the provider's series.
     for (f, p) in files.iter().zip(&parts) {
-        let Some(provider) = provider_of(f) else {
+        let Some(provider) = Layout::provider_of(f) else {
             continue;
         };
         let e = inp.providers.entry(provider).or_default();
@@ -219,13 +219,6 @@ pub fn inputs(layout: &Layout, tz: Tz) -> Result<Inputs, AnomalyError> {
         (t0.elapsed() - t1).as_secs_f64()
     );
     Ok(inp)
-}
-
-/// The provider of a lake file, from its `provider=` partition directory.
-fn provider_of(f: &std::path::Path) -> Option<crate::vocab::Provider> {
-    f.ancestors()
-        .filter_map(|a| a.file_name()?.to_str()?.strip_prefix("provider="))
-        .find_map(crate::vocab::Provider::parse)
 }
 
 /// Every finding of every scope, by date.

@@ -195,6 +195,12 @@ impl Layout {
             .join(name(month))
             .join(name(Some(pricing_part)))
     }
+    /// The provider of a part, from its `provider=` partition directory.
+    pub fn provider_of(part: &Path) -> Option<Provider> {
+        part.ancestors()
+            .filter_map(|a| a.file_name()?.to_str()?.strip_prefix("provider="))
+            .find_map(Provider::parse)
+    }
     /// The single file of a month partition of a small table (coverage).
     pub fn month_file(&self, t: Table, provider: Provider, month: &str) -> PathBuf {
         self.table_dir(t)

@@ -17,7 +17,7 @@ pub use table::{Limit, RateTable};
 
 use chrono_tz::Tz;
 
-use crate::lake::{LakeError, Layout, Table};
+use crate::lake::{LakeError, Layout};
 
 /// What a headroom pass looks at.
 #[derive(Debug, Clone)]
@@ -39,23 +39,6 @@ impl Default for Window {
 
 const DAY_US: i64 = 86_400_000_000;
 
-/// The end of the newest usage bucket in the lake (µs), from the parts' footers.
-fn data_end(layout: &Layout) -> Result<Option<i64>, LakeError> {
-    let mut end = None;
-    for (p, month) in layout.partitions(Table::Usage)? {
-        let dir = layout.month_dir(Table::Usage, p, &month);
-        for e in std::fs::read_dir(&dir).map_err(crate::lake::error::io_err(&dir))? {
-            let f = e.map_err(crate::lake::error::io_err(&dir))?.path();
-            if f.extension().is_some_and(|x| x == "parquet")
-                && let Some((_, hi)) = crate::lake::io::time_span(&f)?
-            {
-                end = Some(end.map_or(hi, |x: i64| x.max(hi)));
-            }
-        }
-    }
-    Ok(end)
-}
-
 /// The headroom of the last `w.days` days of data (`None`: the lake has no usage).
 pub fn headroom(
     layout: &Layout,
@@ -64,11 +47,13 @@ pub fn headroom(
     w: &Window,
 ) -> Result<Option<Headroom>, LakeError> {
     let t = std::time::Instant::now();
-    let Some(to) = data_end(layout)? else {
+    // The window ends with the newest bucket in the lake (the parts' footers say where).
+    let spans = scan::spans(layout)?;
+    let Some(to) = spans.iter().filter_map(|(.., s)| s.map(|x| x.1)).max() else {
         return Ok(None);
     };
     let from = to - i64::from(w.days.max(1)) * DAY_US;
-    let parts = scan::parts(layout, from, to)?;
+    let parts = scan::parts(spans, from, to);
     let sums = scan::window(&parts, table, (from, to))?;
     let read = t.elapsed();
     let h = headroom::headroom(&sums, table, tz, w.threshold_pct, (from, to));

@@ -85,13 +85,12 @@ fn missing(path: &Path, column: &str) -> LakeError {
     }
 }
 
-/// The usage parts of `providers` whose rows may reach into `[from, to)` (µs), by the footer's
-/// statistics (a part without them is read).
-pub fn parts(
-    layout: &crate::lake::Layout,
-    from: i64,
-    to: i64,
-) -> Result<Vec<(Provider, PathBuf)>, LakeError> {
+/// A usage part, its provider and the span of its buckets from the footer's statistics
+/// (`None`: no statistics; such a part is always read).
+pub type Span = (Provider, PathBuf, Option<(i64, i64)>);
+
+/// Every usage part of the lake with its span (footers only: no row is read).
+pub fn spans(layout: &crate::lake::Layout) -> Result<Vec<Span>, LakeError> {
     use crate::lake::Table;
     let mut out = Vec::new();
     for (p, month) in layout.partitions(Table::Usage)? {
@@ -103,13 +102,20 @@ pub fn parts(
             .collect();
         files.sort();
         for f in files {
-            match lio::time_span(&f)? {
-                Some((lo, hi)) if hi <= from || lo >= to => {}
-                _ => out.push((p, f)),
-            }
+            let span = lio::time_span(&f)?;
+            out.push((p, f, span));
         }
     }
     Ok(out)
+}
+
+/// The parts of `spans` whose rows may reach into `[from, to)` (µs).
+pub fn parts(spans: Vec<Span>, from: i64, to: i64) -> Vec<(Provider, PathBuf)> {
+    spans
+        .into_iter()
+        .filter(|(.., span)| span.is_none_or(|(lo, hi)| hi > from && lo < to))
+        .map(|(p, f, _)| (p, f))
+        .collect()
 }
 
 /// Sums every part of `parts` over `[from, to)` (µs), in parallel, into one [`Sums`].
