@@ -615,21 +615,74 @@ pub fn reach_day(day: NaiveDate, remaining: i128, per_day: Money) -> Option<Naiv
     (b > 0).then(|| day + TimeDelta::days(((remaining + b - 1) / b) as i64))
 }
 
+/// Where a monthly limit stands on a day of its month: what the findings say and what
+/// `tokenledger limits` shows, computed in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Projection {
+    pub day: NaiveDate,
+    pub month_end: NaiveDate,
+    pub limit: Money,
+    /// The month to date through `day`.
+    pub spent: Money,
+    /// The median, second lowest and second highest spend of the last [`BURN_DAYS`] days.
+    pub burn: (Money, Money, Money),
+    /// `spent` + the median burn × the days left in the month.
+    pub month_end_total: Money,
+}
+
+impl Projection {
+    /// The projection of `limit` on `day`, with `spent` the month to date through it.
+    pub fn on(s: &Series, day: NaiveDate, spent: Money, limit: Money) -> Projection {
+        let month_end = crate::vocab::Month::of(day).map_or(day, |m| m.end_day());
+        let burn = burn(s, day);
+        let left = (month_end - day).num_days() as i128;
+        Projection {
+            day,
+            month_end,
+            limit,
+            spent,
+            burn,
+            month_end_total: Money::from_units(spent.units() + burn.0.units() * left),
+        }
+    }
+    /// The day the limit is reached at `per_day` from `day` on (`day` itself when it is),
+    /// if within the month.
+    pub fn reached_at(&self, per_day: Money) -> Option<NaiveDate> {
+        reach_day(self.day, self.limit.units() - self.spent.units(), per_day)
+            .filter(|x| *x <= self.month_end)
+    }
+    /// (around, earliest, latest): at the median, the high and the low burn.
+    pub fn reach(&self) -> (Option<NaiveDate>, Option<NaiveDate>, Option<NaiveDate>) {
+        let (med, lo, hi) = self.burn;
+        (
+            self.reached_at(med),
+            self.reached_at(hi),
+            self.reached_at(lo),
+        )
+    }
+    /// 1: projected to 90 % or more, 2: 90 % spent, 3: reached; 0: none of them.
+    fn stage(&self) -> u8 {
+        let (l, spent) = (self.limit.units().max(1), self.spent.units());
+        if spent >= l {
+            3
+        } else if spent * 10 >= l * 9 {
+            2
+        } else if self.month_end_total.units() * 10 >= l * 9 {
+            1
+        } else {
+            0
+        }
+    }
+}
+
 /// A monthly limit (a configured one, or the tier's spend cap): the first day the month-end
 /// projection (month to date + the median burn × the days left) reaches 90 % of it, the day
-/// the month to date reaches 90 %, and the day it reaches the limit — each a finding once a
+/// the month to date reaches 90 %, and the day it is reached — each a finding once a
 /// month, saying the projected day the limit is reached and its range (at the second highest
 /// and second lowest burn of the last [`BURN_DAYS`] days). A month that stays under 90 % at
 /// its pace says nothing.
 pub fn limits(scope: Scope, id: &str, s: &Series, limit: Money, th: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut months: BTreeMap<(i32, u32), Vec<(NaiveDate, Money)>> = BTreeMap::new();
-    for (d, m) in &s.days {
-        months
-            .entry((d.year(), d.month()))
-            .or_default()
-            .push((*d, *m));
-    }
     let name = s.name.clone().unwrap_or_else(|| id.to_string());
     let who = match (scope, id) {
         (Scope::Org, "org") => "The organisation".to_string(),
@@ -642,96 +695,74 @@ pub fn limits(scope: Scope, id: &str, s: &Series, limit: Money, th: &Thresholds)
         "monthly limit"
     };
     let l = limit.units().max(1);
-    for ((y, mo), days) in months {
-        let mut mtd = 0i128;
-        // Stages reached this month: 1 projected ≥ 90 %, 2 month to date ≥ 90 %, 3 reached.
-        let mut stage = 0;
-        let month_end = NaiveDate::from_ymd_opt(y, mo, 1)
-            .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
-            .map(|n| n - TimeDelta::days(1));
-        let Some(month_end) = month_end else { continue };
-        for (d, m) in days {
-            mtd += m.units();
-            let (med, lo, hi) = burn(s, d);
-            let left = (month_end - d).num_days() as i128;
-            let projected = mtd + med.units() * left;
-            let now: u8 = if mtd >= l {
-                3
-            } else if mtd * 10 >= l * 9 {
-                2
-            } else if projected * 10 >= l * 9 {
-                1
-            } else {
-                0
-            };
-            if now <= stage {
-                continue;
-            }
-            stage = now;
-            let at = reach_day(d, l - mtd, med);
-            let sentence = limit_sentence(
-                (&who, what, limit),
-                (d, month_end, now),
-                (mtd, projected),
-                (med, lo, hi),
-            );
-            let mut x = plain(
-                (scope, id, s),
-                d,
-                Kind::Limit,
-                Money::from_units(mtd),
-                sentence,
-                th,
-            );
-            x.expected_usd = limit;
-            x.impact_usd = Money::from_units(projected - l);
-            x.score = (projected * 100 / l) as f64;
-            x.driver = at.map(|a| a.to_string());
-            x.severity = match now {
-                1 if projected < l => Severity::Medium,
-                _ => Severity::High,
-            };
-            out.push(x);
+    // The month walked, the stage it reached so far and its month to date.
+    let (mut month, mut reached, mut spent) = (None, 0u8, 0i128);
+    for (&d, m) in &s.days {
+        let first = d.with_day(1).unwrap_or(d);
+        if month != Some(first) {
+            (month, reached, spent) = (Some(first), 0, 0);
         }
+        spent += m.units();
+        let p = Projection::on(s, d, Money::from_units(spent), limit);
+        let now = p.stage();
+        if now <= reached {
+            continue;
+        }
+        reached = now;
+        let projected = p.month_end_total.units();
+        let mut x = plain(
+            (scope, id, s),
+            d,
+            Kind::Limit,
+            p.spent,
+            limit_sentence(&who, what, &p, now),
+            th,
+        );
+        x.expected_usd = limit;
+        x.impact_usd = Money::from_units(projected - l);
+        x.score = (projected * 100 / l) as f64;
+        x.driver = p.reached_at(p.burn.0).map(|a| a.to_string());
+        x.severity = match now {
+            1 if projected < l => Severity::Medium,
+            _ => Severity::High,
+        };
+        out.push(x);
     }
     out
 }
 
 /// What a limit finding says: who, the limit, the projected day and its range (at the high and
 /// low burn), the month to date, the burn and the month-end projection.
-fn limit_sentence(
-    (who, what, limit): (&str, &str, Money),
-    (d, month_end, stage): (NaiveDate, NaiveDate, u8),
-    (mtd, projected): (i128, i128),
-    (med, lo, hi): (Money, Money, Money),
-) -> String {
+fn limit_sentence(who: &str, what: &str, p: &Projection, stage: u8) -> String {
+    let (limit, d) = (p.limit, p.day);
     let l = limit.units().max(1);
-    let reach = |b: Money| reach_day(d, l - mtd, b).filter(|x| *x <= month_end);
     let day = |x: NaiveDate| x.format("%b %-d").to_string();
-    let head = match (stage, reach(med), reach(hi)) {
+    let (around, early, late) = p.reach();
+    let head = match (stage, around, early) {
         (3, ..) => format!("{who} reached its ${} {what} on {d}", limit.usd()),
         (_, Some(a), Some(e)) => format!(
             "{who} reaches its ${} {what} around {} ({}–{})",
             limit.usd(),
             day(a),
             day(e),
-            reach(lo).map_or("after month end".into(), day)
+            late.map_or("after month end".into(), day)
         ),
         _ => format!(
             "{who} is on course for {}% of its ${} {what} by month end",
-            projected * 100 / l,
+            p.month_end_total.units() * 100 / l,
             limit.usd()
         ),
     };
+    let (med, lo, hi) = p.burn;
     format!(
         "{head}: ${} spent by {d} ({}%), burning ${}/day (median of the last {BURN_DAYS} days; \
          ${}–${}); ${} projected by month end",
-        Money::from_units(mtd).usd(),
-        mtd * 100 / l,
+        p.spent.usd(),
+        p.spent.units() * 100 / l,
         med.usd(),
         lo.usd(),
         hi.usd(),
-        Money::from_units(projected).usd()
+        p.month_end_total.usd()
     )
 }
 

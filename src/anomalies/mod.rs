@@ -239,15 +239,9 @@ pub fn detect_all(inp: &Inputs, policy: &Policy) -> Vec<Finding> {
                 th,
             ));
         }
-        if let Some(l) = policy.limit_of(*scope, id, s) {
-            out.extend(detect::limits(*scope, id, s, l, th));
-        }
     }
-    // The tier's monthly spend cap, per provider (it counts that provider's spend only).
-    for (p, s) in &inp.providers {
-        if let Some(cap) = policy.rates.providers.get(p).and_then(|r| r.spend_cap) {
-            out.extend(detect::limits(Scope::Org, p.as_str(), s, cap, th));
-        }
+    for (scope, id, s, limit, _) in monthly_limits(inp, policy) {
+        out.extend(detect::limits(scope, id, s, limit, th));
     }
     out.extend(inp.rate_limits.iter().map(detect::rate_limit));
     out.sort_by(|a, b| {
@@ -477,16 +471,13 @@ pub struct Standing {
 pub fn standings(layout: &Snapshot, policy: &Policy) -> Result<Vec<Standing>, AnomalyError> {
     let inp = inputs(layout, policy.timezone)?;
     let mut out = Vec::new();
-    let mut one = |scope: Scope, id: &str, s: &Series, limit: Money, kind: &'static str| {
+    for (scope, id, s, limit, kind) in monthly_limits(&inp, policy) {
         let Some((&d, _)) = s.days.iter().next_back() else {
-            return;
+            continue;
         };
         let first = d.with_day(1).unwrap_or(d);
-        let mtd: i128 = s.days.range(first..=d).map(|(_, m)| m.units()).sum();
-        let (med, lo, hi) = detect::burn(s, d);
-        let end = crate::vocab::Month::of(d).map_or(d, |m| m.end_day());
-        let left = (end - d).num_days() as i128;
-        let reach = |b: Money| detect::reach_day(d, limit.units() - mtd, b).filter(|x| *x <= end);
+        let spent: i128 = s.days.range(first..=d).map(|(_, m)| m.units()).sum();
+        let p = detect::Projection::on(s, d, Money::from_units(spent), limit);
         // Already reached: the day it was.
         let reached = s
             .days
@@ -497,6 +488,7 @@ pub fn standings(layout: &Snapshot, policy: &Policy) -> Result<Vec<Standing>, An
             })
             .find(|(_, sum)| *sum >= limit.units())
             .map(|(day, _)| day);
+        let (around, early, late) = p.reach();
         out.push(Standing {
             scope,
             scope_id: id.to_string(),
@@ -504,25 +496,33 @@ pub fn standings(layout: &Snapshot, policy: &Policy) -> Result<Vec<Standing>, An
             kind,
             limit_usd: limit,
             as_of: d,
-            month_to_date_usd: Money::from_units(mtd),
-            burn_usd: (med, lo, hi),
-            projected_month_end_usd: Money::from_units(mtd + med.units() * left),
-            reached_around: reached.or_else(|| reach(med)),
+            month_to_date_usd: p.spent,
+            burn_usd: p.burn,
+            projected_month_end_usd: p.month_end_total,
+            reached_around: reached.or(around),
             range: match reached {
                 Some(r) => (Some(r), Some(r)),
-                None => (reach(hi), reach(lo)),
+                None => (early, late),
             },
         });
-    };
-    for ((scope, id), s) in &inp.series {
-        if let Some(l) = policy.limit_of(*scope, id, s) {
-            one(*scope, id, s, l, "limit");
-        }
-    }
-    for (p, s) in &inp.providers {
-        if let Some(cap) = policy.rates.providers.get(p).and_then(|r| r.spend_cap) {
-            one(Scope::Org, p.as_str(), s, cap, "spend_cap");
-        }
     }
     Ok(out)
+}
+
+/// Every monthly limit in force and the series it watches: `[anomalies.limits]` (the
+/// organisation, workspaces: kind `limit`) and each provider's spend cap (`spend_cap`, over
+/// that provider's spend only).
+fn monthly_limits<'a>(
+    inp: &'a Inputs,
+    policy: &Policy,
+) -> Vec<(Scope, &'a str, &'a Series, Money, &'static str)> {
+    let configured = inp.series.iter().filter_map(|((scope, id), s)| {
+        let l = policy.limit_of(*scope, id, s)?;
+        Some((*scope, id.as_str(), s, l, "limit"))
+    });
+    let caps = inp.providers.iter().filter_map(|(p, s)| {
+        let cap = policy.rates.providers.get(p)?.spend_cap?;
+        Some((Scope::Org, p.as_str(), s, cap, "spend_cap"))
+    });
+    configured.chain(caps).collect()
 }
