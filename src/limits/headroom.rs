@@ -507,17 +507,9 @@ fn passing(g: &Group, s: &Series, m: Metric, limit: u64, pct: u32, clock: &Clock
         .collect()
 }
 
-/// `1234567` → `1,234,567`.
+/// `1234567` → `1,234,567` (the project's one grouping rule, `money::group_thousands`).
 pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    crate::money::group_thousands(&n.to_string())
 }
 
 fn notes(out: &mut Headroom, sums: &Sums, series: &BTreeMap<(u32, u32), Series>) {

@@ -3,9 +3,8 @@
 //!
 //! Must not: detect, alert or read the lake; it renders what `anomalies` returned.
 
-use super::{Cell, Grid, OutputFormat, render_grid};
+use super::{Cell, Grid, OutputFormat, money_cell as usd, render_grid};
 use crate::anomalies::Row;
-use crate::money::{self, Money};
 
 pub const COLUMNS: [&str; 17] = [
     "id",
@@ -41,14 +40,6 @@ const OPTIONAL: [&str; 11] = [
     "scope",
     "severity",
 ];
-
-fn usd(m: Money, format: OutputFormat) -> Cell {
-    if format == OutputFormat::Table {
-        Cell::Dec(m.round_cents(), 2)
-    } else {
-        Cell::Dec(m.units(), money::SCALE as usize)
-    }
-}
 
 fn text(s: &Option<String>) -> Cell {
     s.as_ref().map_or(Cell::Null, |s| Cell::Text(s.clone()))

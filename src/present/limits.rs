@@ -89,13 +89,7 @@ fn headroom_grid(l: &Limits, table: bool) -> Grid {
 }
 
 fn spend_grid(l: &Limits, format: OutputFormat) -> Grid {
-    let usd = |m: crate::money::Money| {
-        if format == OutputFormat::Table {
-            Cell::Dec(m.round_cents(), 2)
-        } else {
-            Cell::Dec(m.units(), crate::money::SCALE as usize)
-        }
-    };
+    let usd = |m| crate::present::money_cell(m, format);
     let day = |d: Option<chrono::NaiveDate>| d.map_or(Cell::Null, |d| Cell::Text(d.to_string()));
     let mut g = Grid {
         columns: [

@@ -462,6 +462,14 @@ fn exact(m: Money) -> Cell {
     Cell::Dec(m.units(), money::SCALE as usize)
 }
 
+/// Money in a grid: to the cent in a table, every digit in CSV and JSON.
+pub fn money_cell(m: Money, format: OutputFormat) -> Cell {
+    match format {
+        OutputFormat::Table => Cell::Dec(m.round_cents(), 2),
+        _ => exact(m),
+    }
+}
+
 /// The cents of the priced lines: largest remainder over the lines; when the first column is
 /// the team, top down like the bill (the total's cents to the teams, then each team's to its
 /// lines), so a team's lines show the cents its mail shows.
@@ -593,10 +601,7 @@ fn charge_label(charge: &str, format: OutputFormat) -> String {
 pub fn reconcile_lines(r: &crate::reconcile::Reconciliation, format: OutputFormat) -> Grid {
     // A table shows each line to the cent (the status says whether it matched within the
     // tolerance); CSV and JSON carry every digit.
-    let money_cell = |m: Money| match format {
-        OutputFormat::Table => Cell::Dec(m.round_cents(), 2),
-        _ => exact(m),
-    };
+    let money_cell = |m: Money| money_cell(m, format);
     Grid {
         columns: [
             "provider",
