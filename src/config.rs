@@ -59,6 +59,19 @@ pub struct Config {
     /// class and per workspace, over the dated default table (`src/limits/anthropic.toml`).
     #[serde(default)]
     pub limits: std::collections::BTreeMap<String, crate::limits::table::Overrides>,
+    /// `[lake]`: how the lake is kept.
+    #[serde(default)]
+    pub lake: LakeConfig,
+}
+
+/// `[lake]`: `delta = true` makes every table a Delta Lake table (a `_delta_log` per table,
+/// committed with each change; an existing lake is adopted on the next command). Preview: off
+/// by default while the Delta mode settles (see the README); once a lake is Delta it stays so.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    #[serde(default)]
+    pub delta: bool,
 }
 
 /// `[export]`: where the month close writes the FOCUS 1.4 export of a final month, and the

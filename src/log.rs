@@ -97,6 +97,18 @@ pub fn init(verbosity: i8, format: LogFormat) {
         format == LogFormat::Json,
         std::sync::atomic::Ordering::Relaxed,
     );
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Our events at the chosen level; the libraries' (delta_kernel narrates every snapshot
+    // and commit at INFO) only when they warn, or with -vv.
+    let others = match verbosity {
+        i8::MIN..=-1 => Level::ERROR,
+        0 | 1 => Level::WARN,
+        _ => Level::TRACE,
+    };
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_target("tokenledger", level)
+        .with_default(others);
     let b = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level);
@@ -106,11 +118,16 @@ pub fn init(verbosity: i8, format: LogFormat) {
             .with_current_span(false)
             .with_span_list(false)
             .with_target(false)
+            .finish()
+            .with(targets)
             .try_init(),
         LogFormat::Human => {
             let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 && std::io::stderr().is_terminal();
-            b.event_format(Human { color }).try_init()
+            b.event_format(Human { color })
+                .finish()
+                .with(targets)
+                .try_init()
         }
     };
 }

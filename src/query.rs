@@ -73,6 +73,10 @@ pub fn table_files_in(layout: &Layout, dir: &str) -> Result<Vec<PathBuf>, QueryE
                 source,
             })?;
             let p = e.path();
+            // `_delta_log` (its checkpoints are Parquet too) and other `_…` entries hold no rows.
+            if e.file_name().to_string_lossy().starts_with('_') {
+                continue;
+            }
             if p.is_dir() {
                 walk(&p, out)?;
             } else if p.extension().is_some_and(|x| x == "parquet")

@@ -191,7 +191,7 @@ impl Settings {
         let timezone = config.timezone.unwrap_or(chrono_tz::UTC);
         let as_of = flags.as_of.unwrap_or(today);
         Ok(Settings {
-            layout: Layout::new(data_dir),
+            layout: Layout::new(data_dir).with_delta(config.lake.delta),
             inputs,
             teams: config.teams.clone(),
             limits: config.ingest.limits(today),

@@ -93,6 +93,11 @@ pub enum LakeError {
         usage.display(), pricing.display()
     )]
     RowsDiffer { usage: PathBuf, pricing: PathBuf },
+    #[error("table {table}: its Delta log could not be read or committed")]
+    Delta {
+        table: &'static str,
+        source: Box<delta_kernel::KernelError>,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, LakeError>;

@@ -346,6 +346,26 @@ pub fn time_span(path: &Path) -> Result<Option<(i64, i64)>> {
     Ok(span)
 }
 
+/// Test hook: `TOKENLEDGER_CRASH_AT=<point>` aborts the process at that point, the same as a
+/// `kill -9` there. Points: `staged`, `mid-stage`, `committed`, `mid-apply` (any commit), `delta-committed` (after a
+/// table's Delta commit, before the next table's),
+/// `rate-staged` (rating), `mail-delivered` (a message accepted, not yet in the sent-ledger),
+/// `mail-recorded` (after its ledger row), `alert-delivered` (a digest accepted, not recorded).
+pub fn crash_point(point: &str) {
+    if std::env::var("TOKENLEDGER_CRASH_AT").is_ok_and(|v| v == point) {
+        eprintln!("tokenledger: simulated crash at {point}");
+        std::process::abort();
+    }
+}
+
+/// The number of rows of a Parquet file, from its footer.
+pub fn row_count(path: &Path) -> Result<i64> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = File::open(path).map_err(io_err(path))?;
+    let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
+    Ok(reader.metadata().file_metadata().num_rows())
+}
+
 /// Reads a whole (small) Parquet file.
 pub fn read_all(path: &Path) -> Result<Vec<RecordBatch>> {
     read_batches(path)?.collect()

@@ -8,6 +8,7 @@
 //! polars (that is `query`). arrow-rs owns the files; polars only reads them.
 
 pub mod batch;
+pub mod delta;
 pub mod error;
 pub mod io;
 pub mod ledger;
@@ -130,6 +131,8 @@ impl Table {
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub root: PathBuf,
+    /// `[lake] delta = true`: commit every change to the tables' Delta logs too.
+    delta: bool,
 }
 
 impl Layout {
@@ -140,7 +143,23 @@ impl Layout {
         let root = root.into();
         Self {
             root: std::path::absolute(&root).unwrap_or(root),
+            delta: false,
         }
+    }
+    /// The same lake, with its tables kept as Delta tables when `on` (see [`delta`]).
+    pub fn with_delta(mut self, on: bool) -> Self {
+        self.delta = on;
+        self
+    }
+    /// Whether changes are committed to the tables' Delta logs: configured, or the lake
+    /// became Delta before (its marker `_tokenledger/delta`), so no change ever bypasses a
+    /// log a Delta reader trusts.
+    pub fn is_delta(&self) -> bool {
+        self.delta || self.delta_marker().is_file()
+    }
+    /// Written when the lake's tables first became Delta tables.
+    pub fn delta_marker(&self) -> PathBuf {
+        self.internal().join("delta")
     }
     pub fn table_dir(&self, t: Table) -> PathBuf {
         self.root.join(t.dir_name())
@@ -177,12 +196,16 @@ impl Layout {
         out.sort();
         Ok(out)
     }
-    /// The pricing part that mirrors a usage part (same name, `usage_pricing` partition).
+    /// The pricing part that mirrors a usage part (same logical name, `usage_pricing`
+    /// partition): the file in place, or the logical path when there is none.
     pub fn pricing_mirror(&self, usage_part: &Path, provider: Provider, month: &str) -> PathBuf {
-        self.month_dir(Table::UsagePricing, provider, month)
-            .join(usage_part.file_name().expect("a part has a name"))
+        current(
+            &self
+                .month_dir(Table::UsagePricing, provider, month)
+                .join(logical_name(usage_part)),
+        )
     }
-    /// The usage part a pricing part mirrors (same partition, same name).
+    /// The usage part a pricing part mirrors (same partition, same logical name).
     pub fn usage_of(&self, pricing_part: &Path) -> PathBuf {
         // `usage_pricing/provider=P/month=M/NAME` → `usage/provider=P/month=M/NAME`.
         let month = pricing_part.parent();
@@ -190,10 +213,18 @@ impl Layout {
         fn name(p: Option<&Path>) -> &std::ffi::OsStr {
             p.and_then(Path::file_name).unwrap_or_default()
         }
-        self.table_dir(Table::Usage)
-            .join(name(provider))
-            .join(name(month))
-            .join(name(Some(pricing_part)))
+        current(
+            &self
+                .table_dir(Table::Usage)
+                .join(name(provider))
+                .join(name(month))
+                .join(logical_name(pricing_part)),
+        )
+    }
+    /// Every data file of a table (all partitions), sorted; the Delta log, temp files and
+    /// anything not `*.parquet` are not data files.
+    pub fn data_files(&self, t: Table) -> Result<Vec<PathBuf>, LakeError> {
+        data_files(self, t)
     }
     /// The provider of a part, from its `provider=` partition directory.
     pub fn provider_of(part: &Path) -> Option<Provider> {
@@ -203,23 +234,29 @@ impl Layout {
     }
     /// The single file of a month partition of a small table (coverage).
     pub fn month_file(&self, t: Table, provider: Provider, month: &str) -> PathBuf {
-        self.table_dir(t)
-            .join(format!("provider={provider}"))
-            .join(format!("month={month}"))
-            .join("part-0.parquet")
+        current(
+            &self
+                .table_dir(t)
+                .join(format!("provider={provider}"))
+                .join(format!("month={month}"))
+                .join("part-0.parquet"),
+        )
     }
     /// The single file of a per-provider table (workspaces, api_keys).
     pub fn provider_file(&self, t: Table, provider: Provider) -> PathBuf {
-        self.table_dir(t)
-            .join(format!("provider={provider}"))
-            .join("part-0.parquet")
+        current(
+            &self
+                .table_dir(t)
+                .join(format!("provider={provider}"))
+                .join("part-0.parquet"),
+        )
     }
     /// The single file of a flat table (the ledger tables: lots, snapshots, invoices).
     pub fn table_file(&self, t: Table) -> PathBuf {
-        self.table_dir(t).join("part-0.parquet")
+        current(&self.table_dir(t).join("part-0.parquet"))
     }
     pub fn ingest_log_file(&self) -> PathBuf {
-        self.table_dir(Table::IngestLog).join("part-0.parquet")
+        current(&self.table_dir(Table::IngestLog).join("part-0.parquet"))
     }
     /// Quarantine is append-only: files of an ingest are never rewritten. This one holds the
     /// ingest's file-level records; the parse workers' row records are `quarantine_part`s.
@@ -328,6 +365,72 @@ impl Layout {
         out.sort();
         Ok(out)
     }
+}
+
+/// A data file's logical name: what readers and writers call it (`part-0.parquet`, a usage
+/// part's name). A replacement is written under a new physical name, `<stem>~<txn>.parquet`
+/// (Delta requires data files never to be overwritten, and a Delta reader of an older version
+/// still reads the old file), so the name before `~` is the logical one.
+pub fn logical_name(file: &Path) -> String {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.split_once('~') {
+        Some((stem, _)) => format!("{stem}.parquet"),
+        None => name,
+    }
+}
+
+/// The file in place for a logical path (the last by name if a crashed commit left two;
+/// recovery removes the older), or the logical path itself when there is none.
+pub fn current(logical: &Path) -> PathBuf {
+    let want = logical_name(logical);
+    let dir = logical.parent().unwrap_or(Path::new(""));
+    let mut found: Option<PathBuf> = None;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("part-")
+                && name.ends_with(".parquet")
+                && logical_name(Path::new(&name)) == want
+                && found.as_ref().is_none_or(|f| e.path() > *f)
+            {
+                found = Some(e.path());
+            }
+        }
+    }
+    found.unwrap_or_else(|| logical.to_path_buf())
+}
+
+/// Every data file of a table (see [`Layout::data_files`]).
+fn data_files(layout: &Layout, t: Table) -> Result<Vec<PathBuf>, LakeError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LakeError> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(error::io_err(dir)(e)),
+        };
+        for e in rd {
+            let e = e.map_err(error::io_err(dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            // `_delta_log` and other engines' `_…`/`.…` entries are not data.
+            if name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, out)?;
+            } else if name.ends_with(".parquet") {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(&layout.table_dir(t), &mut out)?;
+    out.sort();
+    Ok(out)
 }
 
 /// Relative form of a lake path for messages and lineage.

@@ -23,16 +23,7 @@ use super::error::{LakeError, Result, io_err};
 use super::io::{StagedFile, create_dir_all, fsync_dir};
 use super::{Layout, Table};
 
-/// Test hook: `TOKENLEDGER_CRASH_AT=<point>` aborts the process at that point, the same as a
-/// `kill -9` there. Points: `staged`, `mid-stage`, `committed`, `mid-apply` (any commit),
-/// `rate-staged` (rating), `mail-delivered` (a message accepted, not yet in the sent-ledger),
-/// `mail-recorded` (after its ledger row), `alert-delivered` (a digest accepted, not recorded).
-pub fn crash_point(point: &str) {
-    if std::env::var("TOKENLEDGER_CRASH_AT").is_ok_and(|v| v == point) {
-        eprintln!("tokenledger: simulated crash at {point}");
-        std::process::abort();
-    }
-}
+pub use super::io::crash_point;
 
 /// Held for the whole command; released on drop (and by the OS if the process dies).
 /// `None` inside: a read-only lake, which nobody can write, so nothing needs locking.
@@ -202,6 +193,13 @@ impl Journal {
                 crash_point("mid-apply");
             }
         }
+        // The Delta commits, table by table: after the data files are in place, before the
+        // replaced ones are deleted (a Delta reader of the version before still reads them).
+        if layout.is_delta() {
+            let targets: Vec<PathBuf> = self.renames.iter().map(|(_, to)| abs(to)).collect();
+            let removes: Vec<PathBuf> = self.removes.iter().map(abs).collect();
+            super::delta::commit_all(layout, &targets, &removes)?;
+        }
         for p in &self.removes {
             let p = &abs(p);
             match std::fs::remove_file(p) {
@@ -326,7 +324,9 @@ impl Snapshot {
         must_exist(layout)?;
         // An older lake is upgraded once, like a journal is finished; a lake this process
         // cannot write (an archive) is read as it is.
-        if super::upgrade::needed(layout) {
+        if super::upgrade::needed(layout)
+            || (layout.is_delta() && super::delta::adoption_needed(layout))
+        {
             match Self::create(layout, true) {
                 Ok(_) | Err(LakeError::Io { .. }) => {}
                 Err(e) => return Err(e),
@@ -365,6 +365,17 @@ impl Snapshot {
             super::upgrade::mark(layout)?;
         } else if super::upgrade::needed(layout) {
             writer.upgrade()?;
+        }
+        if layout.is_delta() {
+            let adopted = super::delta::adopt(layout)?;
+            if !adopted.is_empty() {
+                tracing::info!(
+                    stage = "lake",
+                    tables = adopted.len(),
+                    "made {} table(s) of the lake Delta tables",
+                    adopted.len()
+                );
+            }
         }
         Ok(writer)
     }
@@ -502,11 +513,33 @@ impl WriteTxn<'_> {
     }
     /// The commit point: every rename and removal is in the lake after this returns, even if
     /// the process dies on the next instruction. An empty transaction only cleans its staging.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
         if self.is_empty() {
             let _ = std::fs::remove_dir_all(&self.staging);
             return Ok(());
         }
+        if self.layout.is_delta() {
+            self.name_targets();
+        }
         self.journal.commit(self.layout)
+    }
+    /// Gives every target a physical name no file of the lake ever had, and removes the file
+    /// it replaces: a data file is never overwritten (Delta's rule; readers of an older
+    /// version still read it). A name that holds this transaction's id (an ingest's parts) is
+    /// new already; any other becomes `<stem>~<id>.parquet` ([`super::logical_name`]).
+    fn name_targets(&mut self) {
+        let id = self.journal.ingest_id.clone();
+        for (_, target) in &mut self.journal.renames {
+            let logical = super::logical_name(target);
+            let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
+            let old = super::current(&dir.join(&logical));
+            if old.exists() && !self.journal.removes.contains(&old) {
+                self.journal.removes.push(old);
+            }
+            if !logical.contains(&id) {
+                let stem = logical.strip_suffix(".parquet").unwrap_or(&logical);
+                *target = dir.join(format!("{stem}~{id}.parquet"));
+            }
+        }
     }
 }

@@ -39,6 +39,18 @@ def value(v):
     return v
 
 
+def data_glob(d):
+    """The table's data files, at their partition depth: a `**` glob would also read the
+    Parquet checkpoints under `_delta_log/`."""
+    import glob
+
+    if glob.glob(f"{d}/provider=*/month=*"):
+        return f"{d}/provider=*/month=*/*.parquet"
+    if glob.glob(f"{d}/provider=*"):
+        return f"{d}/provider=*/*.parquet"
+    return f"{d}/*.parquet"
+
+
 def run_duckdb(lake, jobs):
     import duckdb
 
@@ -47,7 +59,7 @@ def run_duckdb(lake, jobs):
     c.execute("SET TimeZone = 'UTC'")
     for name, d in tables(lake):
         c.execute(
-            f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{d}/**/*.parquet', "
+            f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{data_glob(d)}', "
             "hive_partitioning = true, hive_types_autocast = false)"
         )
     out = {}

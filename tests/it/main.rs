@@ -6,6 +6,7 @@ mod architecture;
 mod common;
 mod crash;
 mod credits;
+mod delta;
 mod docs;
 mod duckdb;
 mod engines;

@@ -1,0 +1,420 @@
+//! Delta Lake: every table of the lake is a Delta table, so Spark, Databricks, Athena, Trino
+//! and DuckDB's delta extension read it all-or-nothing, as tokenledger wrote it.
+//!
+//! tokenledger keeps writing the Parquet files itself (`schema`'s schemas and writer settings);
+//! this module only commits them to each table's `_delta_log` with `delta_kernel` (add and
+//! remove actions, a checkpoint every [`CHECKPOINT_EVERY`] versions), and reads a table's file
+//! list back. A commit is one put-if-absent of the next version file: atomic per table. Delta
+//! has no multi-table transaction, so the journal ([`super::txn`]) commits its tables one by
+//! one, in [`super::Table::ALL`] order, and finishes the rest after a crash.
+//!
+//! Statistics: each add carries `numRecords` only. No min/max is written, so no decimal bound
+//! is ever rounded (a float bound of a `DECIMAL(28,12)` could make a reader skip a file
+//! wrongly); the Parquet footers hold the exact statistics.
+//!
+//! Owns: the Delta schema of a table (its Arrow schema + partition columns), its partition
+//! columns, commits, adopting an existing table (the migration), the file list of a snapshot.
+//! Must not: write or read data files' rows, decide which files a change adds or removes
+//! (the journal says), or be called without the lake's exclusive lock for a commit.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Int64Array, StructArray};
+use arrow::datatypes::{DataType as ArrowType, Field};
+use delta_kernel::committer::FileSystemCommitter;
+use delta_kernel::engine::arrow_conversion::TryFromArrow;
+use delta_kernel::engine::arrow_data::ArrowEngineData;
+use delta_kernel::engine_data::FilteredEngineData;
+use delta_kernel::expressions::Scalar;
+use delta_kernel::schema::{DataType, StructField, StructType};
+use delta_kernel::transaction::create_table::create_table;
+use delta_kernel::transaction::data_layout::DataLayout;
+use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
+use delta_kernel::{FileMeta, Snapshot};
+use delta_kernel_default_engine::executor::tokio::TokioBackgroundExecutor;
+use delta_kernel_default_engine::parquet::DataFileMetadata;
+use delta_kernel_default_engine::storage::store_from_url;
+use delta_kernel_default_engine::{DefaultEngine, DefaultEngineBuilder, build_add_file_metadata};
+use url::Url;
+
+use super::error::{LakeError, Result, io_err};
+use super::{Layout, Table};
+
+/// A checkpoint every this many versions (Delta's default `checkpointInterval`), so a reader
+/// replays at most this many JSON commits after the last checkpoint.
+pub const CHECKPOINT_EVERY: u64 = 10;
+
+/// The log directory of a Delta table (the shipped globs and `tokenledger sql` skip it).
+pub const LOG_DIR: &str = "_delta_log";
+
+/// What commits say wrote them.
+const ENGINE_INFO: &str = concat!("tokenledger/", env!("CARGO_PKG_VERSION"));
+
+type Kernel = DefaultEngine<TokioBackgroundExecutor>;
+
+fn kernel_err(table: Table) -> impl FnOnce(delta_kernel::KernelError) -> LakeError {
+    move |source| LakeError::Delta {
+        table: table.dir_name(),
+        source: Box::new(source),
+    }
+}
+
+/// The partition columns of a table's directories, in path order.
+pub fn partition_columns(table: Table) -> &'static [&'static str] {
+    if table.monthly() {
+        &["provider", "month"]
+    } else if matches!(table, Table::Workspaces | Table::ApiKeys) {
+        &["provider"]
+    } else {
+        &[]
+    }
+}
+
+/// The Delta schema: the table's Arrow columns (those that are also partition keys left
+/// out), then the partition columns as strings, as Spark and DuckDB see them from the paths.
+pub fn schema(table: Table) -> Result<StructType> {
+    let parts = partition_columns(table);
+    let arrow = super::schema::of(table);
+    let kept: Vec<Field> = arrow
+        .fields()
+        .iter()
+        .filter(|f| !parts.contains(&f.name().as_str()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let data = StructType::try_from_arrow(&arrow::datatypes::Schema::new(kept))
+        .map_err(|e| kernel_err(table)(delta_kernel::KernelError::generic(e.to_string())))?;
+    let fields = data
+        .fields()
+        .cloned()
+        .chain(
+            parts
+                .iter()
+                .map(|p| StructField::nullable(*p, DataType::STRING)),
+        )
+        .collect::<Vec<_>>();
+    StructType::try_new(fields).map_err(kernel_err(table))
+}
+
+fn table_url(layout: &Layout, table: Table) -> Result<Url> {
+    let dir = layout.table_dir(table);
+    Url::from_directory_path(&dir).map_err(|()| {
+        kernel_err(table)(delta_kernel::KernelError::generic(format!(
+            "{} is not an absolute path",
+            dir.display()
+        )))
+    })
+}
+
+fn kernel(url: &Url, table: Table) -> Result<Kernel> {
+    let store = store_from_url(url).map_err(kernel_err(table))?;
+    Ok(DefaultEngineBuilder::new(store).build())
+}
+
+/// Whether the table has a Delta log (its first commit exists).
+pub fn exists(layout: &Layout, table: Table) -> bool {
+    layout
+        .table_dir(table)
+        .join(LOG_DIR)
+        .join(format!("{:020}.json", 0))
+        .is_file()
+}
+
+/// The path of a data file relative to its table's directory, as the log spells it.
+fn relative(layout: &Layout, table: Table, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(layout.table_dir(table)).ok()?;
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Some(parts.join("/"))
+}
+
+/// The table a lake file belongs to (its first directory under the data dir).
+pub fn table_of(layout: &Layout, file: &Path) -> Option<Table> {
+    let rel = file.strip_prefix(&layout.root).unwrap_or(file);
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    Table::ALL.into_iter().find(|t| t.dir_name() == first)
+}
+
+/// The files of a table's latest Delta version (paths relative to the table's directory), and
+/// that version; `None` when the table has no log yet.
+pub fn files(layout: &Layout, table: Table) -> Result<Option<(u64, Vec<String>)>> {
+    if !exists(layout, table) {
+        return Ok(None);
+    }
+    let url = table_url(layout, table)?;
+    let engine = kernel(&url, table)?;
+    let snap = Snapshot::builder_for(url.as_str())
+        .build(&engine)
+        .map_err(kernel_err(table))?;
+    let mut out = Vec::new();
+    for_each_file(&engine, &snap, table, |_, path, selected| {
+        if selected {
+            out.push(path.to_string());
+        }
+        true
+    })?;
+    out.sort();
+    Ok(Some((snap.version(), out)))
+}
+
+/// Calls `f(row, path, selected)` for every row of every scan-metadata batch of `snap`; `f`
+/// says whether the row stays selected. Returns the batches with their new selections.
+fn for_each_file(
+    engine: &Kernel,
+    snap: &Arc<Snapshot>,
+    table: Table,
+    mut f: impl FnMut(usize, &str, bool) -> bool,
+) -> Result<Vec<FilteredEngineData>> {
+    let scan = Arc::clone(snap)
+        .scan_builder()
+        .build()
+        .map_err(kernel_err(table))?;
+    let mut out = Vec::new();
+    for sm in scan.scan_metadata(engine).map_err(kernel_err(table))? {
+        let sm = sm.map_err(kernel_err(table))?;
+        let (data, selection) = sm.scan_files.into_parts();
+        let data = ArrowEngineData::try_from_engine_data(data).map_err(kernel_err(table))?;
+        let batch = data.record_batch();
+        let paths = batch
+            .column_by_name("path")
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| {
+                kernel_err(table)(delta_kernel::KernelError::generic(
+                    "scan files without a path",
+                ))
+            })?;
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            // Rows past the selection vector are selected (the kernel's convention).
+            let selected = selection.get(i).copied().unwrap_or(true) && paths.is_valid(i);
+            keep.push(f(i, paths.value(i), selected) && selected);
+        }
+        let batch = batch.clone();
+        out.push(
+            FilteredEngineData::try_new(Box::new(ArrowEngineData::new(batch)), keep)
+                .map_err(kernel_err(table))?,
+        );
+    }
+    Ok(out)
+}
+
+/// The add action of one data file: its partition values from its path, its size and time,
+/// and `numRecords` from its footer.
+fn add_action(
+    txn_state: &Arc<delta_kernel::transaction::WriteState>,
+    table: Table,
+    file: &Path,
+    rel: &str,
+) -> Result<Box<dyn delta_kernel::EngineData>> {
+    let mut values: HashMap<String, Scalar> = HashMap::new();
+    for seg in rel.split('/') {
+        if let Some((k, v)) = seg.split_once('=')
+            && partition_columns(table).contains(&k)
+        {
+            values.insert(k.to_string(), Scalar::String(v.to_string()));
+        }
+    }
+    let mut builder = txn_state.write_context_builder();
+    if !partition_columns(table).is_empty() {
+        builder = builder.with_partition_values(values);
+    }
+    let context = builder.build().map_err(kernel_err(table))?;
+    let meta = std::fs::metadata(file).map_err(io_err(file))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    let rows = super::io::row_count(file)?;
+    let stats = StructArray::try_new(
+        vec![Field::new("numRecords", ArrowType::Int64, true)].into(),
+        vec![Arc::new(Int64Array::from(vec![rows])) as Arc<dyn Array>],
+        None,
+    )
+    .map_err(|e| kernel_err(table)(delta_kernel::KernelError::generic(e.to_string())))?;
+    let location = Url::from_file_path(file).map_err(|()| {
+        kernel_err(table)(delta_kernel::KernelError::generic(format!(
+            "{} is not an absolute path",
+            file.display()
+        )))
+    })?;
+    let data = DataFileMetadata::new(
+        FileMeta {
+            location,
+            last_modified: modified,
+            size: meta.len(),
+        },
+        stats,
+    );
+    build_add_file_metadata(data, &context).map_err(kernel_err(table))
+}
+
+/// Commits to `table`'s log: `adds` (data files now in place) and `removes` (files the
+/// change replaced or deleted), as one version. Idempotent: what the latest version already
+/// holds is not committed again, so a journal finished twice commits once. Creates the table
+/// (version 0, with every file in `adds`) when it has no log. Returns whether it committed.
+pub fn commit(
+    layout: &Layout,
+    table: Table,
+    adds: &[PathBuf],
+    removes: &[PathBuf],
+) -> Result<bool> {
+    let url = table_url(layout, table)?;
+    let engine = kernel(&url, table)?;
+    let adds: Vec<(String, &PathBuf)> = adds
+        .iter()
+        .filter_map(|p| relative(layout, table, p).map(|r| (r, p)))
+        .collect();
+    let removes: HashSet<String> = removes
+        .iter()
+        .filter_map(|p| relative(layout, table, p))
+        .collect();
+    if !exists(layout, table) {
+        if adds.is_empty() {
+            return Ok(false);
+        }
+        let mut builder = create_table(url.as_str(), Arc::new(schema(table)?), ENGINE_INFO, true);
+        let parts = partition_columns(table);
+        if !parts.is_empty() {
+            builder = builder.with_data_layout(DataLayout::partitioned(parts.iter()));
+        }
+        let mut txn = builder
+            .build(&engine, Box::new(FileSystemCommitter::new()))
+            .map_err(kernel_err(table))?;
+        let state = txn.write_state().map_err(kernel_err(table))?;
+        for (rel, file) in &adds {
+            txn.add_files(add_action(&state, table, file, rel)?);
+        }
+        return finish(
+            &engine,
+            table,
+            txn.commit(&engine).map_err(kernel_err(table))?,
+        );
+    }
+    let snap = Snapshot::builder_for(url.as_str())
+        .build(&engine)
+        .map_err(kernel_err(table))?;
+    let mut present = HashSet::new();
+    let removal = for_each_file(&engine, &snap, table, |_, path, selected| {
+        if selected {
+            present.insert(path.to_string());
+        }
+        removes.contains(path)
+    })?;
+    let new: Vec<&(String, &PathBuf)> = adds.iter().filter(|(r, _)| !present.contains(r)).collect();
+    let gone = removes.iter().any(|r| present.contains(r));
+    if new.is_empty() && !gone {
+        return Ok(false);
+    }
+    let mut txn = snap
+        .clone()
+        .update_table(UpdateTableOperation::Write, ENGINE_INFO, true)
+        .build(&engine, Box::new(FileSystemCommitter::new()))
+        .map_err(kernel_err(table))?;
+    let state = txn.write_state().map_err(kernel_err(table))?;
+    for (rel, file) in new {
+        txn.add_files(add_action(&state, table, file, rel)?);
+    }
+    if gone {
+        for batch in removal {
+            if batch.selection_vector().iter().any(|s| *s) {
+                txn.remove_files(batch);
+            }
+        }
+    }
+    finish(
+        &engine,
+        table,
+        txn.commit(&engine).map_err(kernel_err(table))?,
+    )
+}
+
+/// A committed version, checkpointed every [`CHECKPOINT_EVERY`]; a conflict (another writer
+/// without our lock) is an error, never retried over.
+fn finish<S>(engine: &Kernel, table: Table, result: CommitResult<S>) -> Result<bool> {
+    match result {
+        CommitResult::Committed(done) => {
+            let version = done.commit_version();
+            if version > 0
+                && version % CHECKPOINT_EVERY == 0
+                && let Some(snap) = done.post_commit_snapshot()
+            {
+                snap.checkpoint(engine, None).map_err(kernel_err(table))?;
+            }
+            Ok(true)
+        }
+        CommitResult::Conflicted(c) => Err(kernel_err(table)(delta_kernel::KernelError::generic(
+            format!(
+                "version {} was written by someone else: another writer without tokenledger's \
+                 lock changed the table",
+                c.conflict_version()
+            ),
+        ))),
+        CommitResult::Retryable(_) => Err(kernel_err(table)(delta_kernel::KernelError::generic(
+            "the commit could not be written (an I/O error); run the command again",
+        ))),
+    }
+}
+
+/// Commits what a journal changed, table by table in [`Table::ALL`] order: `adds` are the
+/// renames' targets, `removes` the journal's removals. Files outside the tables (landing,
+/// internal) are not Delta's.
+pub fn commit_all(layout: &Layout, adds: &[PathBuf], removes: &[PathBuf]) -> Result<usize> {
+    let mut by_table: BTreeMap<Table, (Vec<PathBuf>, Vec<PathBuf>)> = BTreeMap::new();
+    for p in adds {
+        if let Some(t) = table_of(layout, p) {
+            by_table.entry(t).or_default().0.push(p.clone());
+        }
+    }
+    for p in removes {
+        if let Some(t) = table_of(layout, p) {
+            by_table.entry(t).or_default().1.push(p.clone());
+        }
+    }
+    let mut n = 0;
+    for (t, (a, r)) in &by_table {
+        if commit(layout, *t, a, r)? {
+            n += 1;
+            super::io::crash_point("delta-committed");
+        }
+    }
+    Ok(n)
+}
+
+/// Makes every table that has files but no log a Delta table holding exactly its files (the
+/// migration of a lake written before Delta; a table is created with one put-if-absent, so a
+/// killed adoption leaves each table with its whole log or none). Returns the tables adopted.
+pub fn adopt(layout: &Layout) -> Result<Vec<Table>> {
+    let mut out = Vec::new();
+    let marker = layout.delta_marker();
+    if !marker.is_file() {
+        super::io::write_file_atomic(&marker, b"tokenledger lake: Delta tables\n")
+            .map_err(io_err(&marker))?;
+    }
+    for t in Table::ALL {
+        if exists(layout, t) {
+            continue;
+        }
+        let files = super::data_files(layout, t)?;
+        if files.is_empty() {
+            continue;
+        }
+        if commit(layout, t, &files, &[])? {
+            out.push(t);
+            super::io::crash_point("delta-committed");
+        }
+    }
+    Ok(out)
+}
+
+/// Whether some table has files but no Delta log yet.
+pub fn adoption_needed(layout: &Layout) -> bool {
+    Table::ALL.into_iter().any(|t| {
+        !exists(layout, t) && layout.table_dir(t).is_dir() && {
+            super::data_files(layout, t).is_ok_and(|f| !f.is_empty())
+        }
+    })
+}

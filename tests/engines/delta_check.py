@@ -1,0 +1,80 @@
+"""Reads every table of a tokenledger lake as a Delta table with the `deltalake` package
+(delta-rs, from PyPI) and prints, as JSON, what a Delta reader sees of each: its version, its
+data files, its row count, the sum of every money (decimal) column to the last digit, and the
+sum of every token column.
+
+    python3 delta_check.py DATA_DIR
+
+Tables without a `_delta_log` are left out. Used by tests/it/delta.rs."""
+
+import json
+import os
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+
+def table_state(path):
+    dt = DeltaTable(path)
+    root = os.path.abspath(path)
+    files = sorted(
+        os.path.relpath(u[len("file://"):] if u.startswith("file://") else u, root)
+        for u in dt.file_uris()
+    )
+    t = dt.to_pyarrow_table()
+    sums = {}
+    for f in t.schema:
+        if pa.types.is_decimal(f.type) or (pa.types.is_integer(f.type) and f.name.endswith("_tokens")):
+            s = pc.sum(t[f.name]).as_py()
+            sums[f.name] = None if s is None else format(s, "f") if not isinstance(s, int) else str(s)
+    partitions = sorted({c for c in dt.metadata().partition_columns})
+    return {
+        "version": dt.version(),
+        "files": files,
+        "rows": t.num_rows,
+        "sums": sums,
+        "partition_columns": partitions,
+        "columns": [f.name for f in t.schema],
+    }
+
+
+def plain_state(path, columns):
+    """The same sums from the table's folders read as plain Parquet by DuckDB (the globs the
+    README gives: the partition depth, never `_delta_log/`)."""
+    import glob
+
+    import duckdb
+
+    if glob.glob(f"{path}/provider=*/month=*"):
+        g = f"{path}/provider=*/month=*/*.parquet"
+    elif glob.glob(f"{path}/provider=*"):
+        g = f"{path}/provider=*/*.parquet"
+    else:
+        g = f"{path}/*.parquet"
+    if not glob.glob(g):
+        return {"rows": 0, "sums": {c: None for c in columns}}
+    c = duckdb.connect()
+    rel = f"read_parquet('{g}', hive_partitioning = true, hive_types_autocast = false)"
+    n = c.execute(f"SELECT COUNT(*) FROM {rel}").fetchone()[0]
+    sums = {}
+    for col in columns:
+        v = c.execute(f'SELECT SUM("{col}") FROM {rel}').fetchone()[0]
+        sums[col] = None if v is None else str(v) if isinstance(v, int) else format(v, "f")
+    return {"rows": n, "sums": sums}
+
+
+def main():
+    data = sys.argv[1]
+    out = {}
+    for name in sorted(os.listdir(data)):
+        d = os.path.join(data, name)
+        if os.path.isdir(os.path.join(d, "_delta_log")):
+            out[name] = table_state(d)
+            out[name]["plain"] = plain_state(d, list(out[name]["sums"]))
+    json.dump(out, sys.stdout, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
