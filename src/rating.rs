@@ -239,7 +239,11 @@ pub fn ensure_rated(
         let rated = layout
             .month_parts(Table::UsagePricing, p, &m)
             .map_err(lio::io_err(&layout.root))?;
-        let mirrored = |r: &PathBuf| usage.iter().any(|u| u.file_name() == r.file_name());
+        // By logical name: a re-rated mirror is `<usage part's stem>~<rating>.parquet` in the
+        // Delta mode (a data file is never overwritten there).
+        let names: std::collections::HashSet<String> =
+            usage.iter().map(|u| crate::lake::logical_name(u)).collect();
+        let mirrored = |r: &PathBuf| names.contains(&crate::lake::logical_name(r));
         for r in rated.into_iter().filter(|r| !mirrored(r)) {
             txn.remove(r);
         }

@@ -191,7 +191,7 @@ impl Settings {
         let timezone = config.timezone.unwrap_or(chrono_tz::UTC);
         let as_of = flags.as_of.unwrap_or(today);
         Ok(Settings {
-            layout: Layout::new(data_dir).with_delta(config.lake.delta),
+            layout: Layout::new(data_dir).with_delta(lake_delta(&config, config_path.as_deref())?),
             inputs,
             teams: config.teams.clone(),
             limits: config.ingest.limits(today),
@@ -493,4 +493,18 @@ fn price_book(config: &Config, config_path: Option<&Path>) -> Result<PriceBook, 
         overrides.push((f.display().to_string(), PriceBook::read_file(f)?));
     }
     PriceBook::load(&overrides)
+}
+
+/// The Delta mode: `TOKENLEDGER_LAKE_DELTA` (`1`/`true`, `0`/`false`) over `[lake] delta`.
+fn lake_delta(config: &Config, config_path: Option<&Path>) -> Result<bool, ConfigError> {
+    const VAR: &str = "TOKENLEDGER_LAKE_DELTA";
+    match std::env::var(VAR).ok().as_deref() {
+        None | Some("") => Ok(config.lake.delta),
+        Some("1" | "true") => Ok(true),
+        Some("0" | "false") => Ok(false),
+        Some(other) => Err(ConfigError::Value {
+            path: config_path.map_or_else(|| "tokenledger.toml".into(), Path::to_path_buf),
+            what: format!("[lake] delta (or {VAR}={other:?}): expected 1, true, 0 or false"),
+        }),
+    }
 }

@@ -33,7 +33,7 @@ use delta_kernel::transaction::create_table::create_table;
 use delta_kernel::transaction::data_layout::DataLayout;
 use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
 use delta_kernel::{FileMeta, Snapshot};
-use delta_kernel_default_engine::executor::tokio::TokioBackgroundExecutor;
+use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
 use delta_kernel_default_engine::parquet::DataFileMetadata;
 use delta_kernel_default_engine::storage::store_from_url;
 use delta_kernel_default_engine::{DefaultEngine, DefaultEngineBuilder, build_add_file_metadata};
@@ -52,7 +52,7 @@ pub const LOG_DIR: &str = "_delta_log";
 /// What commits say wrote them.
 const ENGINE_INFO: &str = concat!("tokenledger/", env!("CARGO_PKG_VERSION"));
 
-type Kernel = DefaultEngine<TokioBackgroundExecutor>;
+type Kernel = DefaultEngine<TokioMultiThreadExecutor>;
 
 fn kernel_err(table: Table) -> impl FnOnce(delta_kernel::KernelError) -> LakeError {
     move |source| LakeError::Delta {
@@ -107,9 +107,16 @@ fn table_url(layout: &Layout, table: Table) -> Result<Url> {
     })
 }
 
+/// The kernel's default engine on a multi-threaded runtime of its own: writing a checkpoint
+/// deadlocks on the single background thread of its default executor (the kernel's docs say
+/// as much), so every table gets the executor a checkpoint needs.
 fn kernel(url: &Url, table: Table) -> Result<Kernel> {
     let store = store_from_url(url).map_err(kernel_err(table))?;
-    Ok(DefaultEngineBuilder::new(store).build())
+    let executor =
+        TokioMultiThreadExecutor::new_owned_runtime(Some(2), None).map_err(kernel_err(table))?;
+    Ok(DefaultEngineBuilder::new(store)
+        .with_task_executor(Arc::new(executor))
+        .build())
 }
 
 /// Whether the table has a Delta log (its first commit exists).

@@ -132,8 +132,14 @@ fn sigkill_at_random_moments_then_rerun() {
         }
         // Whatever point it reached, the lake is empty (before) or complete (after), and
         // that is checked after every kill. "Before" is a lake with no manifest and no parts.
-        let committed = data.join("ingest_log/part-0.parquet").exists()
-            || data.join("_tokenledger/journal.json").exists();
+        // (The manifest's file is `part-0~<ingest>.parquet` in the Delta mode.)
+        let manifest = std::fs::read_dir(data.join("ingest_log")).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("part-0") && n.ends_with(".parquet")
+            })
+        });
+        let committed = manifest || data.join("_tokenledger/journal.json").exists();
         if committed {
             let (t, _) = lake_state(&data);
             assert!(

@@ -68,6 +68,9 @@ fn dl_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Out
     let cfg = delta_config(data);
     let mut env = env.to_vec();
     env.push(("TOKENLEDGER_CONFIG", &cfg));
+    // The environment wins over the config: a runner's TOKENLEDGER_LAKE_DELTA=0 must not
+    // turn this test's mode off.
+    env.push(("TOKENLEDGER_LAKE_DELTA", "1"));
     tl_env(data, args, &env)
 }
 
@@ -84,6 +87,19 @@ fn dl_ingest(data: &Path, paths: &[&Path]) -> i32 {
         .collect();
     args.extend(owned.iter().map(String::as_str));
     code(&dl(data, &args))
+}
+
+/// Every regular file under `dir`.
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk_files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 /// A table's content as a reader sees it: rows and sums (file names and versions differ
@@ -107,11 +123,29 @@ fn every_table_is_a_delta_table_that_matches_the_parquet_files() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let more = synth(
         tmp.path().join("more").as_path(),
-        &["--width", "1d", "--months", "1", "--seed", "6"],
+        &["--width", "1d", "--months", "3", "--seed", "6"],
     );
-    assert_eq!(dl_ingest(&data, &[&more]), 0);
+    // More commits than a checkpoint interval: each export file in its own ingest (a
+    // checkpoint is written at version 10 and read back by delta-rs below).
+    let mut files: Vec<_> = walk_files(&more);
+    files.sort();
+    for f in &files {
+        // 3: the synthetic month reaching past today is quarantined, a commit all the same.
+        let c = dl_ingest(&data, &[f]);
+        assert!(c == 0 || c == 3, "{}: exit {c}", f.display());
+    }
     let o = dl(&data, &["rate", "-q"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let log = data.join("ingest_log/_delta_log");
+    assert!(
+        log.join(format!("{:020}.checkpoint.parquet", 10)).is_file(),
+        "a checkpoint at version 10: {:?}",
+        std::fs::read_dir(&log)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>()
+    );
 
     let delta = delta_state(&data);
     for t in [
@@ -179,6 +213,24 @@ fn every_table_is_a_delta_table_that_matches_the_parquet_files() {
         tokens["output_tokens"].0,
         "output tokens through Delta = tokenledger's"
     );
+    // Statistics are exact or absent: each add says how many rows it holds (what delta-rs
+    // read above) and gives no min/max, so no decimal bound is ever rounded.
+    let first = std::fs::read_to_string(
+        data.join("usage_pricing/_delta_log")
+            .join(format!("{:020}.json", 0)),
+    )
+    .unwrap();
+    let mut adds = 0;
+    for line in first.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if let Some(add) = v.get("add") {
+            let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+            assert!(stats["numRecords"].as_u64().unwrap() > 0, "{stats}");
+            assert!(stats.get("minValues").is_none() && stats.get("maxValues").is_none());
+            adds += 1;
+        }
+    }
+    assert!(adds > 0, "usage_pricing's first version adds its parts");
     // The replaced single files (coverage, ingest log) left the log and the folders.
     for dir in ["ingest_log", "workspaces/provider=anthropic"] {
         let files = plain_files(&data.join(dir));
@@ -246,10 +298,13 @@ fn a_killed_ingest_leaves_each_delta_table_before_or_after() {
 fn a_lake_written_before_delta_becomes_delta_on_its_first_command() {
     let tmp = tempfile::tempdir().unwrap();
     // A lake as earlier versions (and the mode off) write it: Parquet folders, no log.
+    let off = [("TOKENLEDGER_LAKE_DELTA", "0")];
     let plain = |name: &str| {
         let data = tmp.path().join(name);
-        ingest_ok(&data, &[&fixtures().join("sample")]);
-        let o = tl(&data, &["rate", "-q"]);
+        let sample = fixtures().join("sample");
+        let o = tl_env(&data, &["ingest", "-q", sample.to_str().unwrap()], &off);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let o = tl_env(&data, &["rate", "-q"], &off);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert!(
             delta_state(&data).is_empty(),
@@ -289,9 +344,9 @@ fn a_lake_written_before_delta_becomes_delta_on_its_first_command() {
             "{name}: the same files, not rewritten"
         );
     }
-    // Idempotent: a second command commits nothing; and the lake stays Delta without the
-    // config (its marker), so no later change bypasses the logs.
-    let o = tl(&data, &q);
+    // Idempotent: a second command commits nothing; and the lake stays Delta with the mode
+    // turned off (its marker), so no later change bypasses the logs.
+    let o = tl_env(&data, &q, &off);
     assert_eq!(code(&o), 0);
     for (name, t) in &delta_state(&data) {
         assert_eq!(t["version"], 0, "{name}: adopted once");

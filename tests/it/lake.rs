@@ -149,6 +149,11 @@ fn a_lake_from_an_older_version_gains_the_new_columns_once() {
             .field_with_name(c)
             .is_ok()
     };
+    // The files in place now (in the Delta mode an upgraded file has a new name: a data file
+    // is never overwritten there).
+    let ws = layout.provider_file(Table::Workspaces, Provider::Anthropic);
+    let keys = layout.provider_file(Table::ApiKeys, Provider::Anthropic);
+    let usage_parts: Vec<std::path::PathBuf> = walkdir(&data.join("usage"));
     assert!(has(&ws, "tags") && has(&keys, "expires_at"));
     assert!(usage_parts.iter().all(|p| has(p, "unit_quantity")));
     // Counts a version did not have were zero, and read so (not null).

@@ -765,7 +765,10 @@ fn whole_rows_priced_by_an_older_version_are_removed_and_never_shadow_the_view()
     let before = total(&data);
     // A `rated_usage/` table as versions before usage_pricing wrote it (any Parquet will do).
     let pricing = snapshot(&data.join("usage_pricing"));
-    let (part, _) = pricing.iter().next().expect("a pricing part");
+    let (part, _) = pricing
+        .iter()
+        .find(|(p, _)| p.ends_with(".parquet") && !p.starts_with("_delta_log"))
+        .expect("a pricing part");
     let legacy = data.join("rated_usage").join(part);
     std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
     std::fs::copy(data.join("usage_pricing").join(part), &legacy).unwrap();
