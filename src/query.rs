@@ -54,43 +54,17 @@ pub fn table_files(layout: &Layout, table: Table) -> Result<Vec<PathBuf>, QueryE
     table_files_in(layout, table.dir_name())
 }
 
-/// The Parquet files under a table directory of the lake (e.g. a derived table).
+/// The Parquet files under a table directory of the lake (e.g. a derived table), as
+/// [`crate::lake::parquet_files`] finds them (never `_delta_log/`, never temp files).
 pub fn table_files_in(layout: &Layout, dir: &str) -> Result<Vec<PathBuf>, QueryError> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), QueryError> {
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(QueryError::Io {
-                    path: dir.into(),
-                    source: e,
-                });
-            }
-        };
-        for e in rd {
-            let e = e.map_err(|source| QueryError::Io {
-                path: dir.into(),
-                source,
-            })?;
-            let p = e.path();
-            // `_delta_log` (its checkpoints are Parquet too) and other `_…` entries hold no rows.
-            if e.file_name().to_string_lossy().starts_with('_') {
-                continue;
-            }
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p.extension().is_some_and(|x| x == "parquet")
-                && !e.file_name().to_string_lossy().starts_with('.')
-            {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(&layout.root.join(dir), &mut out)?;
-    out.sort();
-    Ok(out)
+    let dir = layout.root.join(dir);
+    crate::lake::parquet_files(&dir).map_err(|e| match e {
+        crate::lake::LakeError::Io { path, source } => QueryError::Io { path, source },
+        other => QueryError::Io {
+            path: dir.clone(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// A lazy scan of one table, or `None` when it has no files yet.

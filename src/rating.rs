@@ -263,26 +263,7 @@ pub fn ensure_rated(
 /// The files of `rated_usage/`, where versions before `usage_pricing` stored priced rows whole
 /// (dimensions included). The name is now the view's: a stale copy must not shadow it.
 fn legacy_parts(layout: &Layout) -> Result<Vec<PathBuf>, LakeError> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<(), LakeError> {
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(lio::io_err(dir)(e)),
-        };
-        for e in rd {
-            let e = e.map_err(lio::io_err(dir))?;
-            let t = e.file_type().map_err(lio::io_err(dir))?;
-            if t.is_dir() {
-                walk(&e.path(), out)?;
-            } else if t.is_file() && e.file_name().to_string_lossy().ends_with(".parquet") {
-                out.push(e.path());
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(&layout.root.join(LEGACY_DIR), &mut out)?;
-    Ok(out)
+    crate::lake::parquet_files(&layout.root.join(LEGACY_DIR))
 }
 
 /// Where versions before `usage_pricing` kept whole priced rows.

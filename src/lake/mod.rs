@@ -405,6 +405,13 @@ pub fn current(logical: &Path) -> PathBuf {
 
 /// Every data file of a table (see [`Layout::data_files`]).
 fn data_files(layout: &Layout, t: Table) -> Result<Vec<PathBuf>, LakeError> {
+    parquet_files(&layout.table_dir(t))
+}
+
+/// The `*.parquet` files under `dir` (none when it does not exist), sorted; entries named
+/// `_…` (`_delta_log`, whose checkpoints are Parquet too) or `.…` (temp files) are not data.
+/// The one folder walk of the lake: tables, derived tables, the legacy `rated_usage/`.
+pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LakeError> {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
@@ -414,7 +421,6 @@ fn data_files(layout: &Layout, t: Table) -> Result<Vec<PathBuf>, LakeError> {
         for e in rd {
             let e = e.map_err(error::io_err(dir))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            // `_delta_log` and other engines' `_…`/`.…` entries are not data.
             if name.starts_with('_') || name.starts_with('.') {
                 continue;
             }
@@ -428,7 +434,7 @@ fn data_files(layout: &Layout, t: Table) -> Result<Vec<PathBuf>, LakeError> {
         Ok(())
     }
     let mut out = Vec::new();
-    walk(&layout.table_dir(t), &mut out)?;
+    walk(dir, &mut out)?;
     out.sort();
     Ok(out)
 }
