@@ -72,6 +72,9 @@ pub struct Config {
 pub struct LakeConfig {
     #[serde(default)]
     pub delta: bool,
+    /// The local working copy of a lake on object storage (`data_dir = "s3://…"`); default
+    /// `$XDG_CACHE_HOME/tokenledger/<scheme>/<bucket>/<prefix>`.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `[export]`: where the month close writes the FOCUS 1.4 export of a final month, and the
@@ -371,7 +374,15 @@ impl Config {
         let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         cfg.inputs = cfg.inputs.into_iter().map(rel).collect();
         cfg.price_file = cfg.price_file.map(rel);
-        cfg.data_dir = cfg.data_dir.map(rel);
+        // `s3://…`, `gs://…`, `az://…`: object storage, not a path to resolve.
+        cfg.data_dir =
+            cfg.data_dir.map(
+                |d| match d.to_str().and_then(crate::lake::remote::is_remote) {
+                    Some(_) => d,
+                    None => rel(d),
+                },
+            );
+        cfg.lake.cache_dir = cfg.lake.cache_dir.take().map(rel);
         cfg.mail.templates = cfg.mail.templates.map(rel);
         if let Some(smtp) = cfg.mail.smtp.as_mut() {
             smtp.password_file = smtp.password_file.take().map(rel);

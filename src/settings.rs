@@ -191,7 +191,7 @@ impl Settings {
         let timezone = config.timezone.unwrap_or(chrono_tz::UTC);
         let as_of = flags.as_of.unwrap_or(today);
         Ok(Settings {
-            layout: Layout::new(data_dir).with_delta(lake_delta(&config, config_path.as_deref())?),
+            layout: layout(data_dir, &config, config_path.as_deref())?,
             inputs,
             teams: config.teams.clone(),
             limits: config.ingest.limits(today),
@@ -493,6 +493,40 @@ fn price_book(config: &Config, config_path: Option<&Path>) -> Result<PriceBook, 
         overrides.push((f.display().to_string(), PriceBook::read_file(f)?));
     }
     PriceBook::load(&overrides)
+}
+
+/// The lake: a local directory, or object storage (`s3://…`, `gs://…`, `az://…`) worked on in
+/// a local copy (`TOKENLEDGER_LAKE_CACHE`, else `[lake] cache_dir`, else the user's cache dir).
+fn layout(
+    data_dir: PathBuf,
+    config: &Config,
+    config_path: Option<&Path>,
+) -> Result<Layout, ConfigError> {
+    match data_dir.to_str().and_then(crate::lake::remote::is_remote) {
+        Some(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            // Never echoed: the message names the URL without them.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            Err(ConfigError::Value {
+                path: config_path.map_or_else(|| "tokenledger.toml".into(), Path::to_path_buf),
+                what: format!(
+                    "data_dir {url}: credentials in the URL are refused (they would be in every \
+                     message); give them in the environment (AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*) or \
+                     an instance role"
+                ),
+            })
+        }
+        Some(url) => {
+            let cache = std::env::var_os("TOKENLEDGER_LAKE_CACHE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| config.lake.cache_dir.clone())
+                .unwrap_or_else(|| crate::lake::remote::default_cache_dir(&url));
+            Ok(Layout::remote(cache, url))
+        }
+        None => Ok(Layout::new(data_dir).with_delta(lake_delta(config, config_path)?)),
+    }
 }
 
 /// The Delta mode: `TOKENLEDGER_LAKE_DELTA` (`1`/`true`, `0`/`false`) over `[lake] delta`.

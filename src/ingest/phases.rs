@@ -873,7 +873,7 @@ impl<'a> Ingest<'a> {
         }
         IngestSummary {
             ingest_id: self.ingest_id,
-            data_dir: self.layout.root.display().to_string(),
+            data_dir: self.layout.location(),
             recovered,
             rows_quarantined: self.summaries.iter().map(|s| s.rows_quarantined).sum(),
             files: self.summaries,

@@ -98,6 +98,11 @@ pub fn schema(table: Table) -> Result<StructType> {
 }
 
 fn table_url(layout: &Layout, table: Table) -> Result<Url> {
+    if let Some(root) = layout.remote_url() {
+        return root
+            .join(&format!("{}/", table.dir_name()))
+            .map_err(|e| kernel_err(table)(delta_kernel::KernelError::generic(e.to_string())));
+    }
     let dir = layout.table_dir(table);
     Url::from_directory_path(&dir).map_err(|()| {
         kernel_err(table)(delta_kernel::KernelError::generic(format!(
@@ -107,25 +112,31 @@ fn table_url(layout: &Layout, table: Table) -> Result<Url> {
     })
 }
 
-/// The kernel's default engine on a multi-threaded runtime of its own: writing a checkpoint
+/// The kernel's default engine on the process's multi-threaded runtime: writing a checkpoint
 /// deadlocks on the single background thread of its default executor (the kernel's docs say
-/// as much), so every table gets the executor a checkpoint needs.
+/// as much). Local tables through the kernel's own store; buckets through
+/// [`super::remote::store`] (credentials from the environment).
 fn kernel(url: &Url, table: Table) -> Result<Kernel> {
-    let store = store_from_url(url).map_err(kernel_err(table))?;
-    let executor =
-        TokioMultiThreadExecutor::new_owned_runtime(Some(2), None).map_err(kernel_err(table))?;
+    let store = if url.scheme() == "file" {
+        store_from_url(url).map_err(kernel_err(table))?
+    } else {
+        super::remote::store(url)?
+    };
     Ok(DefaultEngineBuilder::new(store)
-        .with_task_executor(Arc::new(executor))
+        .with_task_executor(super::remote::executor()?)
         .build())
 }
 
-/// Whether the table has a Delta log (its first commit exists).
-pub fn exists(layout: &Layout, table: Table) -> bool {
-    layout
-        .table_dir(table)
-        .join(LOG_DIR)
-        .join(format!("{:020}.json", 0))
-        .is_file()
+/// Whether the table has a Delta log (its first commit exists): in the bucket for a remote
+/// lake.
+pub fn exists(layout: &Layout, table: Table) -> Result<bool> {
+    let first = format!("{}/{LOG_DIR}/{:020}.json", table.dir_name(), 0);
+    match layout.remote_url() {
+        // A table the working copy holds a version of has a log (logs are never deleted).
+        Some(_) if super::remote::pins(layout).contains_key(table.dir_name()) => Ok(true),
+        Some(url) => super::remote::Remote::open(url)?.exists(&first),
+        None => Ok(layout.root.join(first).is_file()),
+    }
 }
 
 /// The path of a data file relative to its table's directory, as the log spells it.
@@ -148,7 +159,7 @@ pub fn table_of(layout: &Layout, file: &Path) -> Option<Table> {
 /// The files of a table's latest Delta version (paths relative to the table's directory), and
 /// that version; `None` when the table has no log yet.
 pub fn files(layout: &Layout, table: Table) -> Result<Option<(u64, Vec<String>)>> {
-    if !exists(layout, table) {
+    if !exists(layout, table)? {
         return Ok(None);
     }
     let url = table_url(layout, table)?;
@@ -213,6 +224,7 @@ fn for_each_file(
 fn add_action(
     txn_state: &Arc<delta_kernel::transaction::WriteState>,
     table: Table,
+    url: &Url,
     file: &Path,
     rel: &str,
 ) -> Result<Box<dyn delta_kernel::EngineData>> {
@@ -242,12 +254,9 @@ fn add_action(
         None,
     )
     .map_err(|e| kernel_err(table)(delta_kernel::KernelError::generic(e.to_string())))?;
-    let location = Url::from_file_path(file).map_err(|()| {
-        kernel_err(table)(delta_kernel::KernelError::generic(format!(
-            "{} is not an absolute path",
-            file.display()
-        )))
-    })?;
+    let location = url
+        .join(rel)
+        .map_err(|e| kernel_err(table)(delta_kernel::KernelError::generic(e.to_string())))?;
     let data = DataFileMetadata::new(
         FileMeta {
             location,
@@ -259,16 +268,28 @@ fn add_action(
     build_add_file_metadata(data, &context).map_err(kernel_err(table))
 }
 
-/// Commits to `table`'s log: `adds` (data files now in place) and `removes` (files the
-/// change replaced or deleted), as one version. Idempotent: what the latest version already
-/// holds is not committed again, so a journal finished twice commits once. Creates the table
-/// (version 0, with every file in `adds`) when it has no log. Returns whether it committed.
-pub fn commit(
+/// A table's change, checked against its log and ready to commit ([`prepare`], [`execute`]).
+pub struct Prepared<'a> {
+    table: Table,
+    url: Url,
+    engine: Kernel,
+    /// New files (relative path, local file) the log does not hold yet.
+    new: Vec<(String, &'a PathBuf)>,
+    /// `None`: the table has no log yet (created with `new`). Else the version the change
+    /// follows and the scan batches selecting what it removes (none when nothing to remove).
+    base: Option<(Arc<Snapshot>, Vec<FilteredEngineData>, bool)>,
+}
+
+/// Checks `table`'s change against its log: what the newest version already holds is left
+/// out (a journal finished twice commits once), and on a remote lake the change must follow
+/// the version the working copy holds ([`super::remote::pins`]), else
+/// [`LakeError::RemoteConflict`]. `None`: nothing left to commit.
+pub fn prepare<'a>(
     layout: &Layout,
     table: Table,
-    adds: &[PathBuf],
+    adds: &'a [PathBuf],
     removes: &[PathBuf],
-) -> Result<bool> {
+) -> Result<Option<Prepared<'a>>> {
     let url = table_url(layout, table)?;
     let engine = kernel(&url, table)?;
     let adds: Vec<(String, &PathBuf)> = adds
@@ -279,27 +300,14 @@ pub fn commit(
         .iter()
         .filter_map(|p| relative(layout, table, p))
         .collect();
-    if !exists(layout, table) {
-        if adds.is_empty() {
-            return Ok(false);
-        }
-        let mut builder = create_table(url.as_str(), Arc::new(schema(table)?), ENGINE_INFO, true);
-        let parts = partition_columns(table);
-        if !parts.is_empty() {
-            builder = builder.with_data_layout(DataLayout::partitioned(parts.iter()));
-        }
-        let mut txn = builder
-            .build(&engine, Box::new(FileSystemCommitter::new()))
-            .map_err(kernel_err(table))?;
-        let state = txn.write_state().map_err(kernel_err(table))?;
-        for (rel, file) in &adds {
-            txn.add_files(add_action(&state, table, file, rel)?);
-        }
-        return finish(
-            &engine,
+    if !exists(layout, table)? {
+        return Ok((!adds.is_empty()).then_some(Prepared {
             table,
-            txn.commit(&engine).map_err(kernel_err(table))?,
-        );
+            url,
+            engine,
+            new: adds,
+            base: None,
+        }));
     }
     let snap = Snapshot::builder_for(url.as_str())
         .build(&engine)
@@ -311,37 +319,143 @@ pub fn commit(
         }
         removes.contains(path)
     })?;
-    let new: Vec<&(String, &PathBuf)> = adds.iter().filter(|(r, _)| !present.contains(r)).collect();
+    let new: Vec<(String, &PathBuf)> = adds
+        .into_iter()
+        .filter(|(r, _)| !present.contains(r))
+        .collect();
     let gone = removes.iter().any(|r| present.contains(r));
     if new.is_empty() && !gone {
-        return Ok(false);
+        return Ok(None);
     }
-    let mut txn = snap
-        .clone()
-        .update_table(UpdateTableOperation::Write, ENGINE_INFO, true)
-        .build(&engine, Box::new(FileSystemCommitter::new()))
-        .map_err(kernel_err(table))?;
-    let state = txn.write_state().map_err(kernel_err(table))?;
-    for (rel, file) in new {
-        txn.add_files(add_action(&state, table, file, rel)?);
+    if layout.remote_url().is_some()
+        && let Some(p) = super::remote::pins(layout).get(table.dir_name()).copied()
+        && p != snap.version()
+    {
+        return Err(conflict(layout, table, p, snap.version()));
     }
-    if gone {
-        for batch in removal {
-            if batch.selection_vector().iter().any(|s| *s) {
-                txn.remove_files(batch);
-            }
-        }
-    }
-    finish(
-        &engine,
+    Ok(Some(Prepared {
         table,
-        txn.commit(&engine).map_err(kernel_err(table))?,
-    )
+        url,
+        engine,
+        new,
+        base: Some((snap, removal, gone)),
+    }))
 }
 
-/// A committed version, checkpointed every [`CHECKPOINT_EVERY`]; a conflict (another writer
-/// without our lock) is an error, never retried over.
-fn finish<S>(engine: &Kernel, table: Table, result: CommitResult<S>) -> Result<bool> {
+/// Commits a prepared change as one version (creating the table when it has no log) and
+/// returns that version. A remote lake: the new files are uploaded first.
+pub fn execute(layout: &Layout, p: Prepared<'_>) -> Result<u64> {
+    let Prepared {
+        table,
+        url,
+        engine,
+        new,
+        base,
+    } = p;
+    if let Some(url) = layout.remote_url() {
+        let remote = super::remote::Remote::open(url)?;
+        for (rel, file) in &new {
+            remote.upload(file, &format!("{}/{rel}", table.dir_name()))?;
+        }
+    }
+    match base {
+        None => {
+            let mut builder =
+                create_table(url.as_str(), Arc::new(schema(table)?), ENGINE_INFO, true);
+            let parts = partition_columns(table);
+            if !parts.is_empty() {
+                builder = builder.with_data_layout(DataLayout::partitioned(parts.iter()));
+            }
+            let mut txn = builder
+                .build(&engine, Box::new(FileSystemCommitter::new()))
+                .map_err(kernel_err(table))?;
+            let state = txn.write_state().map_err(kernel_err(table))?;
+            for (rel, file) in &new {
+                txn.add_files(add_action(&state, table, &url, file, rel)?);
+            }
+            let result = txn.commit(&engine).map_err(kernel_err(table))?;
+            finish(&engine, layout, table, None, result)
+        }
+        Some((snap, removal, gone)) => {
+            let read = snap.version();
+            let mut txn = snap
+                .update_table(UpdateTableOperation::Write, ENGINE_INFO, true)
+                .build(&engine, Box::new(FileSystemCommitter::new()))
+                .map_err(kernel_err(table))?;
+            let state = txn.write_state().map_err(kernel_err(table))?;
+            for (rel, file) in &new {
+                txn.add_files(add_action(&state, table, &url, file, rel)?);
+            }
+            if gone {
+                for batch in removal {
+                    if batch.selection_vector().iter().any(|s| *s) {
+                        txn.remove_files(batch);
+                    }
+                }
+            }
+            let result = txn.commit(&engine).map_err(kernel_err(table))?;
+            finish(&engine, layout, table, Some(read), result)
+        }
+    }
+}
+
+/// After a table's commit (or finding it done): a remote lake deletes the removed files from
+/// the bucket (plain-Parquet readers of the bucket see what they see on disk) and records the
+/// version the working copy now holds.
+fn settle(layout: &Layout, table: Table, removes: &[PathBuf], version: Option<u64>) -> Result<()> {
+    let Some(url) = layout.remote_url() else {
+        return Ok(());
+    };
+    let remote = super::remote::Remote::open(url)?;
+    for p in removes {
+        if let Some(rel) = relative(layout, table, p) {
+            remote.delete(&format!("{}/{rel}", table.dir_name()))?;
+        }
+    }
+    if let Some(v) = version {
+        super::remote::pin(layout, table, v)?;
+    }
+    Ok(())
+}
+
+/// Commits to `table`'s log: `adds` (data files now in place) and `removes` (files the
+/// change replaced or deleted), as one version ([`prepare`] then [`execute`]). Idempotent.
+/// Returns whether it committed.
+pub fn commit(
+    layout: &Layout,
+    table: Table,
+    adds: &[PathBuf],
+    removes: &[PathBuf],
+) -> Result<bool> {
+    let version = match prepare(layout, table, adds, removes)? {
+        Some(p) => Some(execute(layout, p)?),
+        None => None,
+    };
+    settle(layout, table, removes, version)?;
+    Ok(version.is_some())
+}
+
+fn conflict(layout: &Layout, table: Table, pinned: u64, found: u64) -> LakeError {
+    LakeError::RemoteConflict {
+        table: table.dir_name(),
+        url: layout
+            .remote_url()
+            .map(|u| format!("{u}{}", table.dir_name()))
+            .unwrap_or_default(),
+        pinned,
+        found,
+    }
+}
+
+/// The version committed, checkpointed every [`CHECKPOINT_EVERY`]; a conflict (another writer
+/// without our lock, or another machine on a remote lake) is an error, never retried over.
+fn finish<S>(
+    engine: &Kernel,
+    layout: &Layout,
+    table: Table,
+    read: Option<u64>,
+    result: CommitResult<S>,
+) -> Result<u64> {
     match result {
         CommitResult::Committed(done) => {
             let version = done.commit_version();
@@ -351,8 +465,14 @@ fn finish<S>(engine: &Kernel, table: Table, result: CommitResult<S>) -> Result<b
             {
                 snap.checkpoint(engine, None).map_err(kernel_err(table))?;
             }
-            Ok(true)
+            Ok(version)
         }
+        CommitResult::Conflicted(c) if layout.remote_url().is_some() => Err(conflict(
+            layout,
+            table,
+            read.unwrap_or_default(),
+            c.conflict_version(),
+        )),
         CommitResult::Conflicted(c) => Err(kernel_err(table)(delta_kernel::KernelError::generic(
             format!(
                 "version {} was written by someone else: another writer without tokenledger's \
@@ -381,9 +501,20 @@ pub fn commit_all(layout: &Layout, adds: &[PathBuf], removes: &[PathBuf]) -> Res
             by_table.entry(t).or_default().1.push(p.clone());
         }
     }
-    let mut n = 0;
+    // Every table is checked before any is committed: a change that conflicts with another
+    // machine's commits is refused whole, not after some of its tables landed.
+    let mut prepared = Vec::new();
     for (t, (a, r)) in &by_table {
-        if commit(layout, *t, a, r)? {
+        prepared.push((*t, prepare(layout, *t, a, r)?, r));
+    }
+    let mut n = 0;
+    for (t, p, r) in prepared {
+        let version = match p {
+            Some(p) => Some(execute(layout, p)?),
+            None => None,
+        };
+        settle(layout, t, r, version)?;
+        if version.is_some() {
             n += 1;
             super::io::crash_point("delta-committed");
         }
@@ -402,7 +533,7 @@ pub fn adopt(layout: &Layout) -> Result<Vec<Table>> {
             .map_err(io_err(&marker))?;
     }
     for t in Table::ALL {
-        if exists(layout, t) {
+        if exists(layout, t)? {
             continue;
         }
         let files = super::data_files(layout, t)?;
@@ -420,8 +551,8 @@ pub fn adopt(layout: &Layout) -> Result<Vec<Table>> {
 /// Whether some table has files but no Delta log yet.
 pub fn adoption_needed(layout: &Layout) -> bool {
     Table::ALL.into_iter().any(|t| {
-        !exists(layout, t) && layout.table_dir(t).is_dir() && {
-            super::data_files(layout, t).is_ok_and(|f| !f.is_empty())
-        }
+        layout.table_dir(t).is_dir()
+            && super::data_files(layout, t).is_ok_and(|f| !f.is_empty())
+            && !exists(layout, t).unwrap_or(true)
     })
 }

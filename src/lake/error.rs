@@ -56,10 +56,9 @@ pub enum LakeError {
     /// A read command pointed at a directory no ingest ever made a lake of (a typo in
     /// `--data-dir`): said, never answered with an empty lake's zeros.
     #[error(
-        "no lake at {} (run `tokenledger ingest` or `tokenledger run` first, or check --data-dir / data_dir)",
-        root.display()
+        "no lake at {root} (run `tokenledger ingest` or `tokenledger run` first, or check --data-dir / data_dir)"
     )]
-    NoLake { root: PathBuf },
+    NoLake { root: String },
     #[error(
         "another tokenledger run holds the lock on {} ({holder}); retry later or drop --no-wait",
         root.display()
@@ -97,6 +96,21 @@ pub enum LakeError {
     Delta {
         table: &'static str,
         source: Box<delta_kernel::KernelError>,
+    },
+    /// The object storage of a remote lake: what failed, with the store's own words.
+    #[error("{url}: {what}")]
+    Remote { url: String, what: String },
+    /// Another machine committed to a table of a remote lake after this command read it.
+    #[error(
+        "table {table}: version {found} of {url} was committed by another run after this one \
+         read version {pinned}; this run's changes were dropped, nothing was counted twice. \
+         Run the command again (and run one writer per lake at a time)"
+    )]
+    RemoteConflict {
+        table: &'static str,
+        url: String,
+        pinned: u64,
+        found: u64,
     },
 }
 

@@ -12,7 +12,9 @@ pub mod delta;
 pub mod error;
 pub mod io;
 pub mod ledger;
+pub mod remote;
 pub mod schema;
+pub mod sync;
 pub mod teams;
 pub mod txn;
 pub mod upgrade;
@@ -133,6 +135,9 @@ pub struct Layout {
     pub root: PathBuf,
     /// `[lake] delta = true`: commit every change to the tables' Delta logs too.
     delta: bool,
+    /// A lake on object storage (`data_dir = "s3://…"`): `root` is its local working copy and
+    /// the tables are committed to, and refreshed from, this URL (see [`remote`]).
+    remote: Option<url::Url>,
 }
 
 impl Layout {
@@ -144,7 +149,27 @@ impl Layout {
         Self {
             root: std::path::absolute(&root).unwrap_or(root),
             delta: false,
+            remote: None,
         }
+    }
+    /// The lake at `url` on object storage, worked on in the local directory `root`; its
+    /// tables are always Delta tables (the log is what makes a bucket's commits atomic).
+    pub fn remote(root: impl Into<PathBuf>, url: url::Url) -> Self {
+        let mut l = Self::new(root).with_delta(true);
+        l.remote = Some(remote::root_url(&url));
+        l
+    }
+    /// Where the lake is, as its user named it: the bucket URL of a remote lake, else the
+    /// directory (for summaries: `ingest --json`'s `data_dir`).
+    pub fn location(&self) -> String {
+        match &self.remote {
+            Some(u) => u.to_string(),
+            None => self.root.display().to_string(),
+        }
+    }
+    /// The object-storage URL of a remote lake (`None`: the lake is the local directory).
+    pub fn remote_url(&self) -> Option<&url::Url> {
+        self.remote.as_ref()
     }
     /// The same lake, with its tables kept as Delta tables when `on` (see [`delta`]).
     pub fn with_delta(mut self, on: bool) -> Self {
@@ -155,7 +180,7 @@ impl Layout {
     /// became Delta before (its marker `_tokenledger/delta`), so no change ever bypasses a
     /// log a Delta reader trusts.
     pub fn is_delta(&self) -> bool {
-        self.delta || self.delta_marker().is_file()
+        self.delta || self.remote.is_some() || self.delta_marker().is_file()
     }
     /// Written when the lake's tables first became Delta tables.
     pub fn delta_marker(&self) -> PathBuf {

@@ -198,7 +198,15 @@ impl Journal {
         if layout.is_delta() {
             let targets: Vec<PathBuf> = self.renames.iter().map(|(_, to)| abs(to)).collect();
             let removes: Vec<PathBuf> = self.removes.iter().map(abs).collect();
-            super::delta::commit_all(layout, &targets, &removes)?;
+            if let Err(e) = super::delta::commit_all(layout, &targets, &removes) {
+                if matches!(e, LakeError::RemoteConflict { .. }) {
+                    // Another machine's commit won: this change can never be committed on top
+                    // of it. Dropped here; the next command's refresh makes the working copy
+                    // the bucket's again (the files renamed above are in no version).
+                    self.discard(layout);
+                }
+                return Err(e);
+            }
         }
         for p in &self.removes {
             let p = &abs(p);
@@ -221,12 +229,20 @@ impl Journal {
         for d in &dirs {
             fsync_dir(d)?;
         }
+        super::sync::push_meta(layout)?;
         let jp = layout.journal();
         std::fs::remove_file(&jp).map_err(io_err(&jp))?;
         fsync_dir(&layout.internal())?;
         let staging = layout.staging(&self.ingest_id);
         let _ = std::fs::remove_dir_all(staging);
         Ok(())
+    }
+
+    /// Forgets a change that can no longer be committed (a remote conflict).
+    fn discard(&self, layout: &Layout) {
+        let _ = std::fs::remove_file(layout.journal());
+        let _ = std::fs::remove_dir_all(layout.staging(&self.ingest_id));
+        super::remote::forget(layout);
     }
 }
 
@@ -295,7 +311,7 @@ fn must_exist(layout: &Layout) -> Result<()> {
         Ok(())
     } else {
         Err(LakeError::NoLake {
-            root: layout.root.clone(),
+            root: layout.location(),
         })
     }
 }
@@ -321,6 +337,14 @@ impl Snapshot {
     /// A reader's view. Only a committed-but-unapplied journal concerns readers (staging is
     /// invisible to them); it is completed under the exclusive lock before reading.
     pub fn read(layout: &Layout) -> Result<Snapshot> {
+        let mut recovered = None;
+        if layout.remote_url().is_some() {
+            // The working copy becomes the bucket's newest versions first (a fresh machine's
+            // is empty: the lake is in the bucket).
+            let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
+            recovered = recover(layout)?;
+            super::sync::refresh(layout)?;
+        }
         must_exist(layout)?;
         // An older lake is upgraded once, like a journal is finished; a lake this process
         // cannot write (an archive) is read as it is.
@@ -332,10 +356,9 @@ impl Snapshot {
                 Err(e) => return Err(e),
             }
         }
-        let mut recovered = None;
         if layout.journal().exists() {
             let _w = LakeLock::acquire(layout, LockMode::Exclusive, true)?;
-            recovered = recover(layout)?;
+            recovered = recover(layout)?.or(recovered);
         }
         Ok(Snapshot {
             _lock: LakeLock::acquire(layout, LockMode::Shared, true)?,
@@ -346,16 +369,27 @@ impl Snapshot {
     /// A writer's view: the exclusive lock, after recovery. Reading under it after writing
     /// leaves no gap in which another writer could commit.
     pub fn write(layout: &Layout, wait: bool) -> Result<Writer> {
-        must_exist(layout)?;
-        Self::create(layout, wait)
+        if layout.remote_url().is_none() {
+            must_exist(layout)?;
+        }
+        Self::create_inner(layout, wait, false)
     }
     /// A writer's view of a lake that may not exist yet: ingest and the nightly run make one
     /// (the marker is written under the lock, so it exists before anything is committed). A
     /// lake written by an older version is upgraded first ([`super::upgrade`]).
     pub fn create(layout: &Layout, wait: bool) -> Result<Writer> {
+        Self::create_inner(layout, wait, true)
+    }
+    fn create_inner(layout: &Layout, wait: bool, make: bool) -> Result<Writer> {
         let lock = LakeLock::acquire(layout, LockMode::Exclusive, wait)?;
         let recovered = recover(layout)?;
+        super::sync::refresh(layout)?;
         let fresh = !layout.exists();
+        if fresh && !make {
+            return Err(LakeError::NoLake {
+                root: layout.location(),
+            });
+        }
         let writer = Writer(Snapshot {
             _lock: lock,
             layout: layout.clone(),
@@ -369,6 +403,7 @@ impl Snapshot {
         if layout.is_delta() {
             let adopted = super::delta::adopt(layout)?;
             if !adopted.is_empty() {
+                super::sync::push_meta(layout)?;
                 tracing::info!(
                     stage = "lake",
                     tables = adopted.len(),

@@ -13,8 +13,9 @@ pub fn fixtures() -> PathBuf {
 /// What the binary reads from the environment: the runner's values must not reach a test
 /// (a `TOKENLEDGER_LOG_FORMAT=json` or `COLUMNS=80` in the shell would change the stderr and
 /// the tables dozens of tests read); a test that wants one sets it.
-pub const BINARY_ENV: [&str; 17] = [
+pub const BINARY_ENV: [&str; 18] = [
     "TOKENLEDGER_DATA_DIR",
+    "TOKENLEDGER_LAKE_CACHE",
     "TOKENLEDGER_CONFIG",
     "TOKENLEDGER_LOG_FORMAT",
     "TOKENLEDGER_CRASH_AT",
@@ -54,11 +55,100 @@ pub fn tl(data: &Path, args: &[&str]) -> Output {
 
 pub fn tl_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = binary();
-    c.arg("--data-dir").arg(data).args(args);
+    on_lake(&mut c, data);
+    c.args(args);
     for (k, v) in env {
         c.env(k, v);
     }
     c.output().expect("run tokenledger")
+}
+
+/// The binary on the lake `data` ([`on_lake`]), for a test that builds its own command.
+pub fn lake_cmd(data: &Path) -> Command {
+    let mut c = binary();
+    on_lake(&mut c, data);
+    c
+}
+
+/// `--data-dir DATA`; in the suite's bucket pass (`TOKENLEDGER_TEST_S3=1`) the lake is
+/// `s3://tl-suite/<hash of DATA>` instead, on an S3 server on loopback (moto, one per test
+/// process), and DATA is its working copy: every command reads what the bucket's Delta logs
+/// hold (a file that did not reach the bucket is deleted from DATA by the next command), and
+/// what a test inspects on disk is there as on a local lake.
+pub fn on_lake(c: &mut Command, data: &Path) {
+    let Some(port) = suite_s3().filter(|_| !DISK_ONLY.get()) else {
+        c.arg("--data-dir").arg(data);
+        return;
+    };
+    if data.to_string_lossy().contains("://") {
+        c.arg("--data-dir").arg(data);
+        return;
+    }
+    let abs = std::path::absolute(data).unwrap();
+    let key = blake3::hash(abs.to_string_lossy().as_bytes()).to_hex();
+    c.arg("--data-dir")
+        .arg(format!("s3://tl-suite/{}", &key[..24]))
+        .env("TOKENLEDGER_LAKE_CACHE", &abs)
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true");
+}
+
+thread_local! {
+    static DISK_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Keeps this test's lakes on disk in the bucket pass too (each test runs on its own thread):
+/// for a test of the on-disk form itself (the Delta logs in the folders, a mistyped path) or
+/// one that sets up its own bucket and compares with a lake on disk.
+pub fn disk_only() {
+    DISK_ONLY.set(true);
+}
+
+/// moto's S3 server on a free loopback port with `bucket` (`tests/engines/s3_server.py`): it
+/// serves until its stdin closes (the test process that started it exited, however it died)
+/// or `secs` pass. → (the `timeout` process wrapping it, the port).
+pub fn s3_server(bucket: &str, secs: u32) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = Command::new("timeout")
+        .arg(secs.to_string())
+        .arg("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engines/s3_server.py"))
+        .arg(bucket)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 tests/engines/s3_server.py (pip install 'moto[server]')");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("s3_server.py printed no port: {line:?}"));
+    (child, port)
+}
+
+/// A table's content as a Delta reader sees it (`tests/engines/delta_check.py`): rows and
+/// exact sums (file names and versions differ between two lakes that hold the same rows).
+pub fn content(t: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    (t["rows"].clone(), t["sums"].clone())
+}
+
+/// The port of the suite's S3 server when `TOKENLEDGER_TEST_S3` is set (started on first
+/// use; it serves until this process exits and closes its stdin, or 60 minutes pass).
+fn suite_s3() -> Option<u16> {
+    use std::sync::OnceLock;
+    static SERVER: OnceLock<Option<(std::process::Child, u16)>> = OnceLock::new();
+    if std::env::var_os("TOKENLEDGER_TEST_S3").is_none_or(|v| v.is_empty() || v == "0") {
+        return None;
+    }
+    let server = SERVER.get_or_init(|| Some(s3_server("tl-suite", 3600)));
+    server.as_ref().map(|(_, p)| *p)
 }
 
 pub fn code(o: &Output) -> i32 {

@@ -107,14 +107,8 @@ fn sigkill_at_random_moments_then_rerun() {
     let mut landed = 0;
     for (i, frac) in [10u32, 35, 60, 90].into_iter().enumerate() {
         let data = tmp.path().join(format!("k{i}"));
-        let mut child = binary()
-            .args([
-                "--data-dir",
-                data.to_str().unwrap(),
-                "ingest",
-                "-q",
-                exports.to_str().unwrap(),
-            ])
+        let mut child = lake_cmd(&data)
+            .args(["ingest", "-q", exports.to_str().unwrap()])
             .spawn()
             .unwrap();
         std::thread::sleep(full * frac / 100);

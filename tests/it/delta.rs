@@ -102,14 +102,10 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// A table's content as a reader sees it: rows and sums (file names and versions differ
-/// between two lakes that hold the same rows).
-fn content(t: &Value) -> (Value, Value) {
-    (t["rows"].clone(), t["sums"].clone())
-}
-
 #[test]
 fn every_table_is_a_delta_table_that_matches_the_parquet_files() {
+    // The Delta mode on disk: its logs in the folders (a bucket: tests/it/remote.rs).
+    disk_only();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let exports = synth(
@@ -240,6 +236,8 @@ fn every_table_is_a_delta_table_that_matches_the_parquet_files() {
 
 #[test]
 fn a_killed_ingest_leaves_each_delta_table_before_or_after() {
+    // The Delta mode on disk: its logs in the folders (a bucket: tests/it/remote.rs).
+    disk_only();
     let tmp = tempfile::tempdir().unwrap();
     let exports = synth(
         tmp.path(),
@@ -296,6 +294,8 @@ fn a_killed_ingest_leaves_each_delta_table_before_or_after() {
 
 #[test]
 fn a_lake_written_before_delta_becomes_delta_on_its_first_command() {
+    // The Delta mode on disk: its logs in the folders (a bucket: tests/it/remote.rs).
+    disk_only();
     let tmp = tempfile::tempdir().unwrap();
     // A lake as earlier versions (and the mode off) write it: Parquet folders, no log.
     let off = [("TOKENLEDGER_LAKE_DELTA", "0")];

@@ -84,10 +84,12 @@ fn the_readme_starts_with_the_two_commands_and_ci_runs_the_second_literally() {
     let [demo, tests] = readme_commands();
     assert_eq!(demo, "cargo run --release -- demo");
     let (install, test) = tests.split_once(" && ").expect("install && test");
-    // Every test, then every test again with the lake kept as Delta tables.
+    // Every test, then every test again with the lake kept as Delta tables, then with the
+    // lake in an S3 bucket on loopback.
     assert_eq!(
         test,
-        "cargo test --locked && TOKENLEDGER_LAKE_DELTA=1 cargo test --locked"
+        "cargo test --locked && TOKENLEDGER_LAKE_DELTA=1 cargo test --locked \
+         && TOKENLEDGER_TEST_S3=1 cargo test --locked"
     );
     let ci =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run")).unwrap();

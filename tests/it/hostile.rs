@@ -54,14 +54,10 @@ const HAIKU: &str = "claude-haiku-4-5-20251001";
 
 /// The binary, killed if it runs longer than `secs` (a hang fails the test, never the suite).
 fn tl_limited(data: &Path, args: &[&str], secs: u32) -> Output {
-    let o = scrubbed("timeout")
-        .arg(secs.to_string())
-        .arg(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run tokenledger");
+    let mut c = scrubbed("timeout");
+    c.arg(secs.to_string()).arg(BIN);
+    on_lake(&mut c, data);
+    let o = c.args(args).output().expect("run tokenledger");
     assert_ne!(code(&o), 124, "timed out after {secs} s: {args:?}");
     o
 }

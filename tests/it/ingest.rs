@@ -365,8 +365,8 @@ fn a_second_writer_waits_or_fails_clearly() {
     // Without --no-wait it waits, says so, and goes ahead once the lock is free; under -q
     // (errors only, for cron) it waits without a word.
     let waiter = |quiet: bool| {
-        let mut c = binary();
-        c.args(["--data-dir", data.to_str().unwrap(), "ingest"]);
+        let mut c = lake_cmd(&data);
+        c.arg("ingest");
         if quiet {
             c.arg("-q");
         }

@@ -25,6 +25,7 @@ mod pull;
 mod quarantine;
 mod reading;
 mod reconcile;
+mod remote;
 mod report;
 mod settings;
 mod timezone;

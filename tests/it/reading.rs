@@ -8,6 +8,8 @@ use crate::common::*;
 /// no trace there — no lock file, no `teams` table.
 #[test]
 fn a_wrong_data_dir_is_said_not_read_as_zero() {
+    // A mistyped directory on disk (a bucket lake says its URL: tests/it/remote.rs).
+    disk_only();
     let tmp = tempfile::tempdir().unwrap();
     let typo = tmp.path().join("dta");
     let commands: [&[&str]; 8] = [
@@ -104,9 +106,7 @@ fn stale_data_is_a_finding_and_never_zero_burn() {
     .unwrap();
     let (sample, ledger) = (fixtures().join("sample"), fixtures().join("ledger"));
     let run = |as_of: &str| {
-        binary()
-            .arg("--data-dir")
-            .arg(&data)
+        lake_cmd(&data)
             .arg("--config")
             .arg(&cfg)
             .args(["run", "--json", "--as-of", as_of, "--inputs"])
@@ -459,9 +459,7 @@ fn a_growing_incident_is_alerted_again_as_an_update() {
     }
     let run = |page: &str, days: &[(String, Vec<(&str, u64)>)], as_of: &str| {
         daily_page(&inbox.join(page), days);
-        let o = binary()
-            .arg("--data-dir")
-            .arg(&data)
+        let o = lake_cmd(&data)
             .arg("--config")
             .arg(&cfg)
             .args(["run", "--as-of", as_of, "--inputs"])
@@ -498,9 +496,7 @@ fn a_growing_incident_is_alerted_again_as_an_update() {
         "{night2}"
     );
     // The same night again: nothing new to say.
-    let o = binary()
-        .arg("--data-dir")
-        .arg(&data)
+    let o = lake_cmd(&data)
         .arg("--config")
         .arg(&cfg)
         .args(["run", "--as-of", "2026-10-20", "--inputs"])
@@ -523,9 +519,7 @@ fn cron_tells_new_findings_from_standing_ones_and_json_logs_are_json() {
     let data = tmp.path().join("data");
     let (sample, ledger) = (fixtures().join("sample"), fixtures().join("ledger"));
     let run = |extra: &[&str]| {
-        binary()
-            .arg("--data-dir")
-            .arg(&data)
+        lake_cmd(&data)
             .args(extra)
             .args(["run", "--json", "--as-of", "2026-11-10", "--inputs"])
             .arg(&sample)

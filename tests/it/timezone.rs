@@ -11,9 +11,7 @@ use crate::common::*;
 
 /// Runs tokenledger on `data` with `cfg`; (exit code, stdout, stderr).
 fn with(data: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = binary()
-        .arg("--data-dir")
-        .arg(data)
+    let o = lake_cmd(data)
         .arg("--config")
         .arg(cfg)
         .args(args)
