@@ -354,9 +354,11 @@ pub fn execute(layout: &Layout, p: Prepared<'_>) -> Result<u64> {
     } = p;
     if let Some(url) = layout.remote_url() {
         let remote = super::remote::Remote::open(url)?;
-        for (rel, file) in &new {
-            remote.upload(file, &format!("{}/{rel}", table.dir_name()))?;
-        }
+        let files: Vec<(PathBuf, String)> = new
+            .iter()
+            .map(|(rel, file)| ((*file).clone(), format!("{}/{rel}", table.dir_name())))
+            .collect();
+        remote.upload_all(&files)?;
     }
     match base {
         None => {

@@ -33,11 +33,15 @@ use delta_kernel::object_store::path::Path as ObjectPath;
 use delta_kernel::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use delta_kernel_default_engine::executor::TaskExecutor;
 use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
 use super::error::{LakeError, Result, io_err};
 use super::{Layout, Table};
+
+/// Uploads and downloads in flight at once (object stores serve many requests in parallel;
+/// one at a time, a new machine's first download of a lake would take minutes).
+pub const TRANSFERS: usize = 8;
 
 /// The URL schemes a data dir may have to live on object storage.
 pub const SCHEMES: [&str; 5] = ["s3", "s3a", "gs", "az", "abfss"];
@@ -185,25 +189,64 @@ impl Remote {
         }
     }
 
-    /// Uploads a local file to `rel` (whole: lake files are tens of MB at most).
-    pub fn upload(&self, file: &Path, rel: &str) -> Result<()> {
-        let bytes = std::fs::read(file).map_err(io_err(file))?;
-        let (store, key) = (Arc::clone(&self.store), self.key(rel)?);
-        self.run(async move { store.put(&key, PutPayload::from(bytes)).await })
-            .map_err(|e| self.err(rel, e))?;
-        Ok(())
+    /// Uploads local files, each to its `rel`, [`TRANSFERS`] at a time (lake files are tens of
+    /// MB at most: each is read whole).
+    pub fn upload_all(&self, files: &[(PathBuf, String)]) -> Result<()> {
+        let mut jobs = Vec::with_capacity(files.len());
+        for (file, rel) in files {
+            jobs.push((self.key(rel)?, file.clone(), rel.clone()));
+        }
+        let store = Arc::clone(&self.store);
+        let done = self.exec.block_on(async move {
+            futures::stream::iter(jobs.into_iter().map(|(key, file, rel)| {
+                let store = Arc::clone(&store);
+                async move {
+                    let bytes = match std::fs::read(&file) {
+                        Ok(b) => b,
+                        Err(e) => return Err((rel, format!("{}: {e}", file.display()))),
+                    };
+                    store
+                        .put(&key, PutPayload::from(bytes))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| (rel, e.to_string()))
+                }
+            }))
+            .buffer_unordered(TRANSFERS)
+            .try_collect::<Vec<()>>()
+            .await
+        });
+        done.map(|_| ()).map_err(|(rel, e)| self.err(&rel, e))
     }
 
-    /// Downloads `rel` to a local file, atomically (temp file + rename).
-    pub fn download(&self, rel: &str, file: &Path) -> Result<()> {
-        let (store, key) = (Arc::clone(&self.store), self.key(rel)?);
-        let bytes = self
-            .run(async move { store.get(&key).await?.bytes().await })
-            .map_err(|e| self.err(rel, e))?;
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    /// Downloads objects, each `rel` to its local file (atomically: temp file + rename),
+    /// [`TRANSFERS`] at a time.
+    pub fn download_all(&self, files: &[(String, PathBuf)]) -> Result<()> {
+        let mut jobs = Vec::with_capacity(files.len());
+        for (rel, file) in files {
+            jobs.push((self.key(rel)?, rel.clone(), file.clone()));
         }
-        super::io::write_file_atomic(file, &bytes).map_err(io_err(file))
+        let store = Arc::clone(&self.store);
+        let done = self.exec.block_on(async move {
+            futures::stream::iter(jobs.into_iter().map(|(key, rel, file)| {
+                let store = Arc::clone(&store);
+                async move {
+                    let bytes = async { store.get(&key).await?.bytes().await }
+                        .await
+                        .map_err(|e| (rel.clone(), e.to_string()))?;
+                    if let Some(dir) = file.parent() {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| (rel.clone(), format!("{}: {e}", dir.display())))?;
+                    }
+                    super::io::write_file_atomic(&file, &bytes)
+                        .map_err(|e| (rel.clone(), format!("{}: {e}", file.display())))
+                }
+            }))
+            .buffer_unordered(TRANSFERS)
+            .try_collect::<Vec<()>>()
+            .await
+        });
+        done.map(|_| ()).map_err(|(rel, e)| self.err(&rel, e))
     }
 
     /// Deletes an object; one already gone is fine (a re-applied journal).

@@ -28,14 +28,16 @@ pub fn refresh(layout: &Layout) -> Result<usize> {
         return Ok(0);
     };
     let remote = Remote::open(url)?;
+    let mut meta = Vec::new();
     for f in meta_files(layout) {
         if let Some(rel) = rel_of(layout, &f)
             && !f.is_file()
             && remote.exists(&rel)?
         {
-            remote.download(&rel, &f)?;
+            meta.push((rel, f));
         }
     }
+    remote.download_all(&meta)?;
     let mut downloaded = 0;
     let held = pins(layout);
     for t in Table::ALL {
@@ -62,13 +64,13 @@ pub fn refresh(layout: &Layout) -> Result<usize> {
                 std::fs::remove_file(f).map_err(io_err(f))?;
             }
         }
-        for rel in &files {
-            let f = dir.join(rel);
-            if !f.is_file() {
-                remote.download(&format!("{}/{rel}", t.dir_name()), &f)?;
-                downloaded += 1;
-            }
-        }
+        let missing: Vec<(String, PathBuf)> = files
+            .iter()
+            .map(|rel| (format!("{}/{rel}", t.dir_name()), dir.join(rel)))
+            .filter(|(_, f)| !f.is_file())
+            .collect();
+        remote.download_all(&missing)?;
+        downloaded += missing.len();
         pin(layout, t, version)?;
     }
     if downloaded > 0 {
@@ -87,26 +89,23 @@ pub fn push_meta(layout: &Layout) -> Result<()> {
         return Ok(());
     };
     let remote = Remote::open(url)?;
-    for f in meta_files(layout) {
-        if let Some(rel) = rel_of(layout, &f)
-            && f.is_file()
-        {
-            remote.upload(&f, &rel)?;
-        }
-    }
+    let mut up: Vec<(PathBuf, String)> = meta_files(layout)
+        .into_iter()
+        .filter(|f| f.is_file())
+        .filter_map(|f| rel_of(layout, &f).map(|r| (f, r)))
+        .collect();
     let landing = layout.landing();
     if landing.is_dir() {
         let there: std::collections::HashSet<String> =
             remote.list(super::LANDING_DIR)?.into_iter().collect();
-        for f in walk_files(&landing) {
-            if let Some(rel) = rel_of(layout, &f)
-                && !there.contains(&rel)
-            {
-                remote.upload(&f, &rel)?;
-            }
-        }
+        up.extend(
+            walk_files(&landing)
+                .into_iter()
+                .filter_map(|f| rel_of(layout, &f).map(|r| (f, r)))
+                .filter(|(_, r)| !there.contains(r)),
+        );
     }
-    Ok(())
+    remote.upload_all(&up)
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
