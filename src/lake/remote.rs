@@ -189,59 +189,52 @@ impl Remote {
         }
     }
 
-    /// Uploads local files, each to its `rel`, [`TRANSFERS`] at a time (lake files are tens of
-    /// MB at most: each is read whole).
+    /// Uploads local files, each to its `rel` (lake files are tens of MB at most: each is
+    /// read whole).
     pub fn upload_all(&self, files: &[(PathBuf, String)]) -> Result<()> {
+        self.in_parallel(files, |store, key, file, rel| async move {
+            let bytes = std::fs::read(&file).map_err(|e| (rel.clone(), e.to_string()))?;
+            store
+                .put(&key, PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(|e| (rel, e.to_string()))
+        })
+    }
+
+    /// Downloads objects, each `rel` to its local file (atomically: temp file + rename).
+    pub fn download_all(&self, files: &[(String, PathBuf)]) -> Result<()> {
+        let files: Vec<(PathBuf, String)> =
+            files.iter().map(|(r, f)| (f.clone(), r.clone())).collect();
+        self.in_parallel(&files, |store, key, file, rel| async move {
+            let fail = |e: String| (rel.clone(), format!("{}: {e}", file.display()));
+            let bytes = async { store.get(&key).await?.bytes().await }
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            }
+            super::io::write_file_atomic(&file, &bytes).map_err(|e| fail(e.to_string()))
+        })
+    }
+
+    /// Runs `f(store, key, local file, rel)` for each (file, rel), [`TRANSFERS`] at a time; the
+    /// first failure (its rel, its reason) is the error.
+    fn in_parallel<F, Fut>(&self, files: &[(PathBuf, String)], f: F) -> Result<()>
+    where
+        F: Fn(Arc<dyn ObjectStore>, ObjectPath, PathBuf, String) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<(), (String, String)>> + Send + 'static,
+    {
         let mut jobs = Vec::with_capacity(files.len());
         for (file, rel) in files {
             jobs.push((self.key(rel)?, file.clone(), rel.clone()));
         }
         let store = Arc::clone(&self.store);
         let done = self.exec.block_on(async move {
-            futures::stream::iter(jobs.into_iter().map(|(key, file, rel)| {
-                let store = Arc::clone(&store);
-                async move {
-                    let bytes = match std::fs::read(&file) {
-                        Ok(b) => b,
-                        Err(e) => return Err((rel, format!("{}: {e}", file.display()))),
-                    };
-                    store
-                        .put(&key, PutPayload::from(bytes))
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| (rel, e.to_string()))
-                }
-            }))
-            .buffer_unordered(TRANSFERS)
-            .try_collect::<Vec<()>>()
-            .await
-        });
-        done.map(|_| ()).map_err(|(rel, e)| self.err(&rel, e))
-    }
-
-    /// Downloads objects, each `rel` to its local file (atomically: temp file + rename),
-    /// [`TRANSFERS`] at a time.
-    pub fn download_all(&self, files: &[(String, PathBuf)]) -> Result<()> {
-        let mut jobs = Vec::with_capacity(files.len());
-        for (rel, file) in files {
-            jobs.push((self.key(rel)?, rel.clone(), file.clone()));
-        }
-        let store = Arc::clone(&self.store);
-        let done = self.exec.block_on(async move {
-            futures::stream::iter(jobs.into_iter().map(|(key, rel, file)| {
-                let store = Arc::clone(&store);
-                async move {
-                    let bytes = async { store.get(&key).await?.bytes().await }
-                        .await
-                        .map_err(|e| (rel.clone(), e.to_string()))?;
-                    if let Some(dir) = file.parent() {
-                        std::fs::create_dir_all(dir)
-                            .map_err(|e| (rel.clone(), format!("{}: {e}", dir.display())))?;
-                    }
-                    super::io::write_file_atomic(&file, &bytes)
-                        .map_err(|e| (rel.clone(), format!("{}: {e}", file.display())))
-                }
-            }))
+            futures::stream::iter(
+                jobs.into_iter()
+                    .map(move |(key, file, rel)| f(Arc::clone(&store), key, file, rel)),
+            )
             .buffer_unordered(TRANSFERS)
             .try_collect::<Vec<()>>()
             .await
