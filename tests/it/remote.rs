@@ -212,34 +212,17 @@ fn a_lake_in_a_bucket_answers_as_the_lake_on_disk_from_any_machine() {
         "machine B = the lake on disk"
     );
     let month = on_disk[0]["month"].as_str().unwrap().to_string();
-    let report = |cache: &Path| {
-        s3.ok(
-            &url,
-            cache,
-            &[
-                "report",
-                "--month",
-                &month,
-                "--by",
-                "workspace",
-                "--format",
-                "csv",
-            ],
-        )
-        .stdout
-    };
-    let local_report = tl(
-        &local,
-        &[
-            "report",
-            "--month",
-            &month,
-            "--by",
-            "workspace",
-            "--format",
-            "csv",
-        ],
-    );
+    let args = [
+        "report",
+        "--month",
+        &month,
+        "--by",
+        "workspace",
+        "--format",
+        "csv",
+    ];
+    let report = |cache: &Path| s3.ok(&url, cache, &args).stdout;
+    let local_report = tl(&local, &args);
     assert_eq!(code(&local_report), 0, "{}", stderr(&local_report));
     assert_eq!(
         report(&b),
