@@ -503,7 +503,7 @@ fn layout(
     config_path: Option<&Path>,
 ) -> Result<Layout, ConfigError> {
     match data_dir.to_str().and_then(crate::lake::remote::is_remote) {
-        Some(mut url) if !url.username().is_empty() || url.password().is_some() => {
+        Some(mut url) if crate::lake::remote::has_credentials(&url) => {
             // Never echoed: the message names the URL without them.
             let _ = url.set_username("");
             let _ = url.set_password(None);

@@ -52,6 +52,24 @@ pub fn is_remote(data_dir: &str) -> Option<Url> {
     SCHEMES.contains(&url.scheme()).then_some(url)
 }
 
+/// Whether a remote `data_dir` carries credentials (refused: they would be in every message).
+/// A password always is one; a user name too, except in Azure's own form
+/// `abfss://<filesystem>@<account>.dfs.core.windows.net/…`, where it names the filesystem
+/// (object_store's `MicrosoftAzureBuilder::with_url` documents that form).
+pub fn has_credentials(url: &Url) -> bool {
+    let azure_account = matches!(url.scheme(), "abfss" | "az")
+        && url.host_str().is_some_and(|h| {
+            [
+                ".dfs.core.windows.net",
+                ".blob.core.windows.net",
+                ".dfs.fabric.microsoft.com",
+            ]
+            .iter()
+            .any(|d| h.ends_with(d))
+        });
+    url.password().is_some() || (!url.username().is_empty() && !azure_account)
+}
+
 /// The lake's root URL, always ending in `/` (so `join` appends).
 pub fn root_url(url: &Url) -> Url {
     let mut u = url.clone();
@@ -62,7 +80,9 @@ pub fn root_url(url: &Url) -> Url {
 }
 
 /// The working copy of a remote lake when the config names none:
-/// `$XDG_CACHE_HOME/tokenledger/<scheme>/<bucket>/<prefix>` (else `~/.cache/…`).
+/// `$XDG_CACHE_HOME/tokenledger/<scheme>/<bucket>/<prefix>` (else `~/.cache/…`); for
+/// `abfss://<filesystem>@<account>…` the bucket part is `<filesystem>@<account>…`, so two
+/// filesystems of one account never share a working copy.
 pub fn default_cache_dir(url: &Url) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
@@ -72,7 +92,10 @@ pub fn default_cache_dir(url: &Url) -> PathBuf {
     let mut dir = base
         .join("tokenledger")
         .join(url.scheme())
-        .join(url.host_str().unwrap_or("_"));
+        .join(match url.username() {
+            "" => url.host_str().unwrap_or("_").to_string(),
+            fs => format!("{fs}@{}", url.host_str().unwrap_or("_")),
+        });
     for seg in url
         .path()
         .split('/')

@@ -6,6 +6,8 @@ sum of every token column.
     python3 delta_check.py DATA_DIR
     python3 delta_check.py s3://BUCKET/PREFIX   (a lake on object storage: the endpoint and
                                                  credentials from AWS_* in the environment)
+    python3 delta_check.py az://CONTAINER/PREFIX (from AZURE_STORAGE_* and, for Azurite,
+                                                 AZURITE_BLOB_STORAGE_URL)
 
 Tables without a `_delta_log` are left out. Used by tests/it/delta.rs and tests/it/remote.rs.
 In a bucket, the plain-Parquet sums are not read (DuckDB's httpfs extension downloads at
@@ -28,9 +30,12 @@ TABLES = [
 
 
 def storage_options():
+    """The store's settings as delta-rs takes them (object_store's config keys, lower case;
+    AZURITE_BLOB_STORAGE_URL is read from the environment by object_store itself)."""
     keys = ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
-            "AWS_ALLOW_HTTP"]
-    return {k: os.environ[k] for k in keys if k in os.environ}
+            "AWS_ALLOW_HTTP", "AZURE_STORAGE_USE_EMULATOR", "AZURE_STORAGE_ACCOUNT_NAME",
+            "AZURE_STORAGE_ACCOUNT_KEY"]
+    return {k.lower(): os.environ[k] for k in keys if k in os.environ}
 
 
 def table_state(path):

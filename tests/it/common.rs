@@ -111,17 +111,32 @@ pub fn disk_only() {
 /// serves until its stdin closes (the test process that started it exited, however it died)
 /// or `secs` pass. → (the `timeout` process wrapping it, the port).
 pub fn s3_server(bucket: &str, secs: u32) -> (std::process::Child, u16) {
+    server(
+        "s3_server.py",
+        &[bucket],
+        secs,
+        "pip install 'moto[server]'",
+    )
+}
+
+/// `python3 tests/engines/<script> <args>` under `timeout secs`: the child and the port it
+/// prints first; `install` says what to install when it prints none.
+fn server(script: &str, args: &[&str], secs: u32, install: &str) -> (std::process::Child, u16) {
     use std::io::BufRead;
     let mut child = Command::new("timeout")
         .arg(secs.to_string())
         .arg("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engines/s3_server.py"))
-        .arg(bucket)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/engines")
+                .join(script),
+        )
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("python3 tests/engines/s3_server.py (pip install 'moto[server]')");
+        .unwrap_or_else(|e| panic!("python3 tests/engines/{script}: {e}"));
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -129,8 +144,26 @@ pub fn s3_server(bucket: &str, secs: u32) -> (std::process::Child, u16) {
     let port = line
         .trim()
         .parse()
-        .unwrap_or_else(|_| panic!("s3_server.py printed no port: {line:?}"));
+        .unwrap_or_else(|_| panic!("{script} printed no port ({install}?): {line:?}"));
     (child, port)
+}
+
+/// Azurite (Azure Blob Storage's emulator, npm `azurite`) on a free loopback port with storage
+/// account `account` (its key `key`) and container `container`, through
+/// `tests/engines/az_server.py`: (the process, its port). Serves until this process's end
+/// closes its stdin, or `secs` pass.
+pub fn az_server(
+    account: &str,
+    key: &str,
+    container: &str,
+    secs: u32,
+) -> (std::process::Child, u16) {
+    server(
+        "az_server.py",
+        &[account, key, container],
+        secs,
+        "npm install --prefix ~/.cache/tokenledger-npm azurite@3.35.0; pip install azure-storage-blob",
+    )
 }
 
 /// A table's content as a Delta reader sees it (`tests/engines/delta_check.py`): rows and

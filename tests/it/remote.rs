@@ -1,8 +1,9 @@
-//! A lake on object storage (`data_dir = "s3://…"`), against a real S3-compatible server on
-//! loopback (moto's server mode, from PyPI, started by each test): the same answers as the lake
-//! on disk, from any machine's working copy; a Delta reader of the bucket sees each table
-//! before or after a killed run; a second machine that commits late is refused, never merged;
-//! credentials stay in the environment. The reference lakes stay on disk in the suite's bucket
+//! A lake on object storage (`data_dir = "s3://…"`, `az://…`), against real servers on
+//! loopback started by each test (moto's S3 server mode from PyPI; Azurite, Microsoft's Blob
+//! Storage emulator, from npm): the same answers as the lake on disk, from any machine's
+//! working copy; a Delta reader of the bucket sees each table before or after a killed run; a
+//! second machine that commits late is refused, never merged; credentials stay in the
+//! environment. The reference lakes stay on disk in the suite's bucket
 //! pass too (`disk_only`); the bucket lakes here are on a server of each test's own.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use crate::common::*;
 const BUCKET: &str = "tl-test";
 /// The secret the binary is given: it must appear in no file, log line or bucket object.
 const SECRET: &str = "tl-secret-4b1d9e7c2a";
+/// The Azure storage account of the Azurite tests.
+const ACCOUNT: &str = "tlaccount";
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,36 +25,99 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// moto's S3 server on a free loopback port, with the test bucket; killed on drop, and gone by
-/// itself when this process dies (it serves until its stdin closes) or after 30 minutes.
-struct S3 {
-    child: Child,
-    port: u16,
+/// Which object store a test's server speaks.
+#[derive(Clone, Copy, PartialEq)]
+enum Cloud {
+    /// moto's S3 server (PyPI `moto[server]`).
+    S3,
+    /// Azurite, Microsoft's Blob Storage emulator (npm `azurite`).
+    Azure,
 }
 
-impl S3 {
-    fn start() -> S3 {
+/// An object store on a free loopback port, with the test bucket (container); killed on drop,
+/// and gone by itself when this process dies (it serves until its stdin closes) or after 30
+/// minutes.
+struct Bucket {
+    child: Child,
+    port: u16,
+    cloud: Cloud,
+}
+
+impl Bucket {
+    fn start() -> Bucket {
         let (child, port) = s3_server(BUCKET, 1800);
-        S3 { child, port }
+        Bucket {
+            child,
+            port,
+            cloud: Cloud::S3,
+        }
     }
 
-    /// The environment a machine of the lake runs with: the endpoint and credentials (AWS's
-    /// standard variables, as on a real host) and its working copy.
+    fn azure() -> Bucket {
+        let (child, port) = az_server(ACCOUNT, &Self::azure_key(), BUCKET, 1800);
+        Bucket {
+            child,
+            port,
+            cloud: Cloud::Azure,
+        }
+    }
+
+    /// The Azure account key (base64, as Azure's are): the secret, encoded.
+    fn azure_key() -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{SECRET}-azure-account-key"))
+    }
+
+    /// The secret as the binary is given it.
+    fn secret(&self) -> String {
+        match self.cloud {
+            Cloud::S3 => SECRET.into(),
+            Cloud::Azure => Self::azure_key(),
+        }
+    }
+
+    /// The URL of the lake at `prefix` in the test bucket.
+    fn url(&self, prefix: &str) -> String {
+        match self.cloud {
+            Cloud::S3 => format!("s3://{BUCKET}/{prefix}"),
+            Cloud::Azure => format!("az://{BUCKET}/{prefix}"),
+        }
+    }
+
+    /// The same lake by the provider's other URL form (`s3a://`, Azure's
+    /// `abfss://<container>@<account>.dfs.core.windows.net/`).
+    fn other_url(&self, prefix: &str) -> String {
+        match self.cloud {
+            Cloud::S3 => format!("s3a://{BUCKET}/{prefix}"),
+            Cloud::Azure => format!("abfss://{BUCKET}@{ACCOUNT}.dfs.core.windows.net/{prefix}"),
+        }
+    }
+
+    /// The environment a machine of the lake runs with: the endpoint and credentials (the
+    /// provider's standard variables, as on a real host) and its working copy.
     fn env(&self, cache: &Path) -> Vec<(String, String)> {
-        vec![
-            (
-                "AWS_ENDPOINT_URL".into(),
-                format!("http://127.0.0.1:{}", self.port),
-            ),
-            ("AWS_ACCESS_KEY_ID".into(), "tl-test-key".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), SECRET.into()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            ("AWS_ALLOW_HTTP".into(), "true".into()),
-            (
-                "TOKENLEDGER_LAKE_CACHE".into(),
-                cache.to_string_lossy().into_owned(),
-            ),
-        ]
+        let endpoint = format!("http://127.0.0.1:{}", self.port);
+        let mut env: Vec<(String, String)> = match self.cloud {
+            Cloud::S3 => vec![
+                ("AWS_ENDPOINT_URL".into(), endpoint),
+                ("AWS_ACCESS_KEY_ID".into(), "tl-test-key".into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), SECRET.into()),
+                ("AWS_REGION".into(), "us-east-1".into()),
+                ("AWS_ALLOW_HTTP".into(), "true".into()),
+            ],
+            // object_store's emulator mode: path-style URLs at AZURITE_BLOB_STORAGE_URL.
+            Cloud::Azure => vec![
+                ("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()),
+                ("AZURITE_BLOB_STORAGE_URL".into(), endpoint),
+                ("AZURE_STORAGE_ACCOUNT_NAME".into(), ACCOUNT.into()),
+                ("AZURE_STORAGE_ACCOUNT_KEY".into(), Self::azure_key()),
+            ],
+        };
+        env.push((
+            "TOKENLEDGER_LAKE_CACHE".into(),
+            cache.to_string_lossy().into_owned(),
+        ));
+        env
     }
 
     /// tokenledger on the bucket lake `url`, from the machine whose working copy is `cache`.
@@ -67,7 +133,7 @@ impl S3 {
         let o = self.tl(url, cache, args, &[]);
         assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
         assert!(
-            !stderr(&o).contains(SECRET),
+            !stderr(&o).contains(&self.secret()),
             "the secret reached stderr: {}",
             stderr(&o)
         );
@@ -110,10 +176,24 @@ impl S3 {
 
     /// Every key under `prefix` in the bucket.
     fn keys(&self, prefix: &str) -> Vec<String> {
+        let port = self.port.to_string();
+        let key = Self::azure_key();
+        let args: Vec<&str> = match self.cloud {
+            Cloud::S3 => vec!["s3_server.py", "--list", &port, BUCKET, prefix],
+            Cloud::Azure => vec![
+                "az_server.py",
+                "--list",
+                &port,
+                ACCOUNT,
+                &key,
+                BUCKET,
+                prefix,
+            ],
+        };
         let o = Command::new("timeout")
             .args(["120", "python3"])
-            .arg(script("s3_server.py"))
-            .args(["--list", &self.port.to_string(), BUCKET, prefix])
+            .arg(script(args[0]))
+            .args(&args[1..])
             .output()
             .expect("python3");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -121,7 +201,7 @@ impl S3 {
     }
 }
 
-impl Drop for S3 {
+impl Drop for Bucket {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -130,9 +210,12 @@ impl Drop for S3 {
 
 /// A test's bucket server, its temp dir and two months of generated hourly exports in it (this
 /// test's lakes on disk stay on disk in the suite's bucket pass).
-fn setup(seed: &str) -> (S3, tempfile::TempDir, PathBuf) {
+fn setup(cloud: Cloud, seed: &str) -> (Bucket, tempfile::TempDir, PathBuf) {
     disk_only();
-    let s3 = S3::start();
+    let s3 = match cloud {
+        Cloud::S3 => Bucket::start(),
+        Cloud::Azure => Bucket::azure(),
+    };
     let tmp = tempfile::tempdir().unwrap();
     let exports = synth(
         tmp.path(),
@@ -152,7 +235,19 @@ fn delta_files(t: &Value) -> Vec<String> {
 
 #[test]
 fn a_lake_in_a_bucket_answers_as_the_lake_on_disk_from_any_machine() {
-    let (s3, tmp, exports) = setup("5");
+    answers_as_the_lake_on_disk(Cloud::S3);
+}
+
+#[test]
+fn a_lake_in_an_azure_container_answers_as_the_lake_on_disk_from_any_machine() {
+    answers_as_the_lake_on_disk(Cloud::Azure);
+}
+
+/// The same books and chargeback from machine A that wrote the lake and machine B that never
+/// saw it (by the store's other URL form), Delta readers of the bucket see the tables of the
+/// lake on disk, the bucket holds exactly their Delta files, and no credential leaks.
+fn answers_as_the_lake_on_disk(cloud: Cloud) {
+    let (s3, tmp, exports) = setup(cloud, "5");
     let sample = fixtures().join("sample");
     let (sample_s, exports_s) = (sample.to_str().unwrap(), exports.to_str().unwrap());
 
@@ -160,7 +255,7 @@ fn a_lake_in_a_bucket_answers_as_the_lake_on_disk_from_any_machine() {
     let local = tmp.path().join("local");
     let on_disk = books_on_disk(&local, &[&sample, &exports]);
 
-    let url = format!("s3://{BUCKET}/books");
+    let url = s3.url("books");
     // A prefix no lake was ever written to is said, with its URL, never read as zero.
     let o = s3.tl(
         &url,
@@ -177,8 +272,12 @@ fn a_lake_in_a_bucket_answers_as_the_lake_on_disk_from_any_machine() {
 
     // Credentials belong in the environment: a URL holding some is refused without echoing
     // them.
+    let with_credentials = match cloud {
+        Cloud::S3 => format!("s3://AKIATEST:hunter2-secret@{BUCKET}/books"),
+        Cloud::Azure => format!("az://{ACCOUNT}:hunter2-secret@{BUCKET}/books"),
+    };
     let o = s3.tl(
-        "s3://AKIATEST:hunter2-secret@tl-test/books",
+        &with_credentials,
         &tmp.path().join("nobody"),
         &["sql", "SELECT 1 AS x"],
         &[],
@@ -203,11 +302,13 @@ fn a_lake_in_a_bucket_answers_as_the_lake_on_disk_from_any_machine() {
         "machine A = the lake on disk"
     );
 
-    // Machine B has never seen the lake: its empty working copy is filled from the bucket.
+    // Machine B has never seen the lake: its empty working copy is filled from the bucket,
+    // which it names by the store's other URL form.
     let b = tmp.path().join("machine-b");
     assert!(!b.exists());
+    let url_b = s3.other_url("books");
     assert_eq!(
-        s3.sql(&url, &b, BOOKS),
+        s3.sql(&url_b, &b, BOOKS),
         on_disk,
         "machine B = the lake on disk"
     );
@@ -221,15 +322,14 @@ fn a_lake_in_a_bucket_answers_as_the_lake_on_disk_from_any_machine() {
         "--format",
         "csv",
     ];
-    let report = |cache: &Path| s3.ok(&url, cache, &args).stdout;
     let local_report = tl(&local, &args);
     assert_eq!(code(&local_report), 0, "{}", stderr(&local_report));
     assert_eq!(
-        report(&b),
+        s3.ok(&url_b, &b, &args).stdout,
         local_report.stdout,
         "the chargeback, to the cent"
     );
-    assert_eq!(report(&a), local_report.stdout);
+    assert_eq!(s3.ok(&url, &a, &args).stdout, local_report.stdout);
 
     // A Delta reader of the bucket (delta-rs) sees every table with the rows and exact sums
     // of the lake on disk; the bucket holds exactly the files of each table's newest version
@@ -278,7 +378,8 @@ fn a_lake_in_a_bucket_answers_as_the_lake_on_disk_from_any_machine() {
         for (path, _) in snapshot(cache) {
             let bytes = std::fs::read(cache.join(&path)).unwrap();
             assert!(
-                !String::from_utf8_lossy(&bytes).contains(SECRET),
+                !String::from_utf8_lossy(&bytes).contains(SECRET)
+                    && !String::from_utf8_lossy(&bytes).contains(&s3.secret()),
                 "{path} holds the secret"
             );
         }
@@ -316,10 +417,20 @@ fn books_on_disk(data: &Path, inputs: &[&Path]) -> Value {
 
 #[test]
 fn a_machine_that_comes_back_after_another_committed_is_refused_then_counts_once() {
+    comes_back_after_another_committed(Bucket::start());
+}
+
+/// The store honours put-if-absent (the one thing a Delta commit needs of it): Azure's
+/// `If-None-Match: *`, as S3's.
+#[test]
+fn in_an_azure_container_too_a_late_machine_is_refused_then_counts_once() {
+    comes_back_after_another_committed(Bucket::azure());
+}
+
+fn comes_back_after_another_committed(s3: Bucket) {
     disk_only();
-    let s3 = S3::start();
     let tmp = tempfile::tempdir().unwrap();
-    let url = format!("s3://{BUCKET}/race");
+    let url = s3.url("race");
     let sample = fixtures().join("sample");
     let first = synth(
         tmp.path().join("one").as_path(),
@@ -369,10 +480,10 @@ fn a_machine_that_comes_back_after_another_committed_is_refused_then_counts_once
 
 #[test]
 fn a_killed_run_leaves_each_table_in_the_bucket_before_or_after() {
-    let (s3, tmp, exports) = setup("21");
+    let (s3, tmp, exports) = setup(Cloud::S3, "21");
     let sample = fixtures().join("sample");
     for point in ["staged", "committed", "mid-apply", "delta-committed"] {
-        let url = format!("s3://{BUCKET}/kill-{point}");
+        let url = s3.url(&format!("kill-{point}"));
         let cache = tmp.path().join(point);
         s3.ok(&url, &cache, &["ingest", "-q", sample.to_str().unwrap()]);
         let before = s3.delta_state(&url);
@@ -404,15 +515,8 @@ fn a_killed_run_leaves_each_table_in_the_bucket_before_or_after() {
             );
         }
         for (name, t) in &after {
-            let prefix = format!("kill-{point}/{name}/");
-            let keys: Vec<String> = s3
-                .keys(&prefix)
-                .into_iter()
-                .filter(|k| !k.contains("/_delta_log/"))
-                .map(|k| k.trim_start_matches(&prefix).to_string())
-                .collect();
             assert_eq!(
-                keys,
+                s3.data_keys(&format!("kill-{point}/{name}")),
                 delta_files(t),
                 "{point}: {name}: objects = Delta files"
             );
@@ -423,7 +527,7 @@ fn a_killed_run_leaves_each_table_in_the_bucket_before_or_after() {
 #[test]
 fn a_lake_on_disk_moves_into_a_bucket_without_being_rewritten() {
     disk_only();
-    let s3 = S3::start();
+    let s3 = Bucket::start();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let sample = fixtures().join("sample");
@@ -432,7 +536,7 @@ fn a_lake_on_disk_moves_into_a_bucket_without_being_rewritten() {
     let files_before = snapshot(&data);
     // The lake's directory becomes the working copy of a bucket lake: its first command
     // commits every table's files in place to the bucket (nothing recomputed).
-    let url = format!("s3://{BUCKET}/moved");
+    let url = s3.url("moved");
     let got = s3.sql(&url, &data, BOOKS);
     assert_eq!(got, want, "the same books through the bucket");
     for (path, hash) in &files_before {
