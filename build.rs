@@ -5,8 +5,8 @@
 //! data (vtables, string tables); the dynamic loader reads them all at every start, so their
 //! pages count in every command's resident memory. Ours holds ~211,000 of them (5.1 MB of
 //! `.rela.dyn`; 4.2 MB before the Delta kernel and object_store came in); packed they take
-//! 58 KB, and the chargeback's peak RSS drops from 82 to 73 MiB, `--version` from 14.6 to
-//! 8.9 MiB (`bench/delta.sh`; figures in the README). Arch Linux puts the same flag in its
+//! 58 KB, and the chargeback's peak RSS drops from 72.9 to 68.0 MiB (page cache dropped first;
+//! `bench/compare.py`), `--version` from 13.2 to 8.2 MiB (figures in the README). Arch Linux puts the same flag in its
 //! default LDFLAGS (its RFC 0023).
 //!
 //! A binary linked so needs glibc 2.36 or newer (the linker adds a `GLIBC_ABI_DT_RELR` version
