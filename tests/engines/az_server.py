@@ -24,6 +24,8 @@ import sys
 import tempfile
 import threading
 
+from lifetime import announce_and_wait
+
 
 def azurite():
     found = shutil.which("azurite-blob")
@@ -63,15 +65,7 @@ def serve(account, key, container):
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     try:
         client(port, account, key).create_container(container)
-        print(port, flush=True)
-        done = threading.Event()
-
-        def watch_stdin():
-            sys.stdin.read()
-            done.set()
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
-        done.wait(timeout=1800)
+        announce_and_wait(port)
     finally:
         proc.kill()
         proc.wait()

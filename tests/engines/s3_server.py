@@ -13,7 +13,8 @@ Also, `python3 s3_server.py --list PORT BUCKET PREFIX` prints every key under PR
 import json
 import logging
 import sys
-import threading
+
+from lifetime import announce_and_wait
 
 
 def serve(buckets):
@@ -26,15 +27,7 @@ def serve(buckets):
     s3 = client(port)
     for b in buckets:
         s3.create_bucket(Bucket=b)
-    print(port, flush=True)
-    done = threading.Event()
-
-    def watch_stdin():
-        sys.stdin.read()
-        done.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    done.wait(timeout=1800)
+    announce_and_wait(port)
     server.stop()
 
 
