@@ -216,7 +216,8 @@ impl Remote {
     /// read whole).
     pub fn upload_all(&self, files: &[(PathBuf, String)]) -> Result<()> {
         self.in_parallel(files, |store, key, file, rel| async move {
-            let bytes = std::fs::read(&file).map_err(|e| (rel.clone(), e.to_string()))?;
+            let bytes = std::fs::read(&file)
+                .map_err(|e| (rel.clone(), format!("{}: {e}", file.display())))?;
             store
                 .put(&key, PutPayload::from(bytes))
                 .await
